@@ -1,0 +1,39 @@
+# Two entry points for users: `make demo` and `make test`. Everything they
+# need is installed by `make setup`, which is idempotent.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Pinned CPU build: a bare `torch` (or an open range) would pull several GB of
+# CUDA wheels on a CPU machine. A GPU user whose base interpreter already has
+# torch keeps it (the venv then sees the system site-packages).
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup test lint demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	  if $(PYTHON) -c "import torch" >/dev/null 2>&1; then \
+	    echo "Found torch in $(PYTHON); the venv will reuse it."; \
+	    $(PYTHON) -m venv --system-site-packages $(VENV); \
+	  else \
+	    $(PYTHON) -m venv $(VENV); \
+	  fi; \
+	fi
+	@$(PY) -c "import torch" >/dev/null 2>&1 || $(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[dev]"
+	@touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+test: setup lint
+	$(VENV)/bin/python -m pytest tests -q
+
+demo: setup
+	$(VENV)/bin/behaviorsft demo
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache build *.egg-info src/*.egg-info

@@ -1,0 +1,3 @@
+"""behaviorsft."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,617 @@
+"""JSONL records on disk: validated reads, crash-safe appends, resume, manifests, HF export.
+
+Every arrow of the pipeline is a file written here. The rules:
+
+* One record per line, UTF-8, ``\\n``-terminated, written with a single
+  ``os.write`` on an ``O_APPEND`` descriptor, so a killed process leaves at
+  worst one torn last line and never an interleaved one.
+* A torn last line (no trailing newline, not parseable) is dropped with a
+  warning when read, and cut off when the file is reopened for appending;
+  every complete line before it is kept.
+* Any other bad line is reported as ``file:line: field: problem``.
+* A folder of outputs carries a ``manifest.json`` (counts, versions, seeds,
+  sources, skipped records and why), rewritten atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from behaviorsft import __version__
+from behaviorsft.records import RECORD_TYPES, SCHEMA_VERSION, Record
+
+R = TypeVar("R", bound=BaseModel)
+
+MANIFEST_NAME = "manifest.json"
+
+
+# --------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """One problem with one line of a records file."""
+
+    path: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.field}: {self.message}"
+
+
+class RecordFileError(ValueError):
+    """A records file has bad lines; ``errors`` lists every one."""
+
+    def __init__(self, errors: list[RecordError]) -> None:
+        self.errors = errors
+        head = "\n".join(str(e) for e in errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"{len(errors)} problem(s):\n{head}{more}")
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "<record>"
+
+
+def validation_errors(path: str, line: int, exc: ValidationError) -> list[RecordError]:
+    """Turn a pydantic ValidationError into one RecordError per problem."""
+    out = []
+    for err in exc.errors(include_url=False):
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        out.append(RecordError(path, line, _field_path(tuple(err["loc"])), msg))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult(Generic[R]):
+    """Everything read from one file: good records, problems, and a torn tail if any."""
+
+    records: list[R] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # line number of each record
+    torn_tail: RecordError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every complete line was valid (a torn tail is only a warning)."""
+        return not self.errors
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield (line number, raw bytes without newline, has_newline)."""
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            has_nl = raw.endswith(b"\n")
+            yield n, raw.rstrip(b"\r\n"), has_nl
+
+
+def scan_jsonl(
+    path: str | os.PathLike[str],
+    model: type[R] | None = None,
+    *,
+    key: str | None = "id",
+) -> Iterator[tuple[int, R | dict[str, Any] | None, list[RecordError], bool]]:
+    """Stream a JSONL file line by line, validating each line independently.
+
+    Yields ``(line, record_or_None, errors, torn)`` for every non-blank line;
+    ``torn`` marks a last line that was cut off by a crash. With ``model`` the
+    record is an instance of it, else the parsed dict. Duplicate ``key`` values
+    are reported on the later line.
+    """
+    p = Path(path)
+    name = str(path)
+    seen: dict[Any, int] = {}
+    if p.stat().st_size == 0:
+        return
+    it = _raw_lines(p)
+    prev = next(it, None)
+    while prev is not None:
+        nxt = next(it, None)
+        n, raw, has_nl = prev
+        prev = nxt
+        if not raw.strip():
+            continue
+        is_last = nxt is None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield (
+                n,
+                None,
+                [RecordError(name, n, "<line>", f"not valid UTF-8 ({exc.reason})")],
+                False,
+            )
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            torn = is_last and not has_nl
+            msg = (
+                "torn last line (no newline, incomplete JSON): dropped"
+                if torn
+                else f"malformed JSON: {exc.msg} at column {exc.colno}"
+            )
+            yield n, None, [RecordError(name, n, "<line>", msg)], torn
+            continue
+        if not isinstance(obj, dict):
+            kind = type(obj).__name__
+            yield (
+                n,
+                None,
+                [RecordError(name, n, "<record>", f"expected a JSON object, got {kind}")],
+                False,
+            )
+            continue
+        errors: list[RecordError] = []
+        if key is not None and key in obj:
+            k = obj[key]
+            if isinstance(k, (str, int)) and k in seen:
+                errors.append(
+                    RecordError(name, n, key, f"duplicate {key} {k!r} (first on line {seen[k]})")
+                )
+            elif isinstance(k, (str, int)):
+                seen[k] = n
+        record: Any = obj
+        if model is not None:
+            try:
+                record = model.model_validate(obj)
+            except ValidationError as exc:
+                errors.extend(validation_errors(name, n, exc))
+                record = None
+        yield n, (None if errors else record), errors, False
+
+
+def load_records(
+    path: str | os.PathLike[str], model: type[R], *, key: str | None = "id"
+) -> LoadResult[R]:
+    """Read every valid record of ``path`` and collect every problem; never raises on content."""
+    result: LoadResult[R] = LoadResult()
+    for n, rec, errors, torn in scan_jsonl(path, model, key=key):
+        if torn:
+            result.torn_tail = errors[0]
+        elif errors:
+            result.errors.extend(errors)
+        else:
+            result.records.append(rec)  # type: ignore[arg-type]
+            result.lines.append(n)
+    return result
+
+
+def read_jsonl(path: str | os.PathLike[str], model: type[R], *, key: str | None = "id") -> list[R]:
+    """Read all records; raise RecordFileError listing every bad line if any.
+
+    A torn last line is not an error here: it is what a crash leaves, and
+    the writer cuts it off on the next append.
+    """
+    result = load_records(path, model, key=key)
+    if result.errors:
+        raise RecordFileError(result.errors)
+    return result.records
+
+
+def iter_records(path: str | os.PathLike[str], model: type[R]) -> Iterator[R]:
+    """Stream valid records without holding the file in memory; raise on the first bad line."""
+    for _, rec, errors, torn in scan_jsonl(path, model, key=None):
+        if errors and not torn:
+            raise RecordFileError(errors)
+        if rec is not None:
+            yield rec  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------
+
+
+def repair_tail(path: str | os.PathLike[str]) -> int:
+    """Make ``path`` end at a complete line; return the number of bytes cut off.
+
+    A last line without a newline is kept (a newline is added) if it parses as
+    JSON, and cut off otherwise: it is the torn write of a killed process.
+    """
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        return 0
+    with open(p, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        # Walk back to the previous newline in blocks; a line is rarely huge.
+        pos, block = size, 65536
+        tail_start = 0
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                tail_start = start + i + 1
+                break
+            pos = start
+        fh.seek(tail_start)
+        tail = fh.read()
+        try:
+            json.loads(tail.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            fh.truncate(tail_start)
+            return size - tail_start
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"\n")
+        return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+class JsonlWriter:
+    """Append records to a JSONL file, crash-safely, skipping ids already written.
+
+    >>> with JsonlWriter("tasks.jsonl") as w:          # doctest: +SKIP
+    ...     for task in build():
+    ...         if task.id not in w:
+    ...             w.write(task)
+
+    Opening repairs a torn last line and loads the ids already on disk, so a
+    re-run after a crash resumes where it stopped. One writer per file at a
+    time. ``durable=True`` also fsyncs after every record (survives power loss,
+    not only a killed process; slower).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: str = "id",
+        durable: bool = False,
+        fresh: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.durable = durable
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh and self.path.exists():
+            self.path.unlink()
+        self.dropped_bytes = repair_tail(self.path)
+        self._ids: set[Any] = set()
+        if self.path.exists():
+            for _, obj, _, _ in scan_jsonl(self.path, None, key=None):
+                if isinstance(obj, dict) and key in obj:
+                    self._ids.add(obj[key])
+        self.existing = len(self._ids)
+        self.written = 0
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def write(self, record: BaseModel | dict[str, Any]) -> bool:
+        """Append one record; return False (and write nothing) if its id is already there."""
+        if isinstance(record, BaseModel):
+            rid = getattr(record, self.key, None)
+            line = record.model_dump_json()
+        else:
+            rid = record.get(self.key)
+            line = json.dumps(record, ensure_ascii=False)
+        if rid is not None and rid in self._ids:
+            return False
+        if "\n" in line:  # json never emits raw newlines; guard custom dicts anyway
+            raise ValueError("a JSONL record must serialise to one line")
+        _write_all(self._fd, (line + "\n").encode("utf-8"))
+        if self.durable:
+            os.fsync(self._fd)
+        if rid is not None:
+            self._ids.add(rid)
+        self.written += 1
+        return True
+
+    def write_many(self, records: Iterable[BaseModel | dict[str, Any]]) -> int:
+        """Append several records; return how many were new."""
+        return sum(self.write(r) for r in records)
+
+    def close(self) -> None:
+        """Close the file (fsyncs it first)."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[BaseModel | dict[str, Any]]) -> int:
+    """Write ``records`` to a new file atomically (temp file + rename); return the count."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            for r in records:
+                fh.write(
+                    r.model_dump_json()
+                    if isinstance(r, BaseModel)
+                    else json.dumps(r, ensure_ascii=False)
+                )
+                fh.write("\n")
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+# --------------------------------------------------------------------------
+# Manifests
+# --------------------------------------------------------------------------
+
+
+class SourceInfo(BaseModel):
+    """A source that contributed records, with its licence."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Source id.")
+    licence: str = Field(description="Licence of the source.")
+    attribution: str = Field("", description="Attribution the licence asks for.")
+    count: int = Field(0, ge=0, description="Records from this source.")
+
+
+class Skipped(BaseModel):
+    """A record that was not produced, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    where: str = Field(description="Where it came from: 'file:line', an id, or an entry name.")
+    reason: str = Field(description="Why it was skipped.")
+
+
+class FileInfo(BaseModel):
+    """One output file of a folder."""
+
+    model_config = ConfigDict(extra="forbid")
+    record_type: str = Field(description="'case', 'conversation', 'task', 'prediction', ...")
+    count: int = Field(ge=0, description="Valid records in the file.")
+    sha256: str | None = Field(None, description="Content hash, when computed.")
+
+
+class Manifest(BaseModel):
+    """What a folder of outputs holds and how it was made."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: str = Field(SCHEMA_VERSION, description="Records schema version.")
+    behaviorsft_version: str = Field(__version__, description="Package version that wrote it.")
+    stage: str = Field(description="Pipeline stage, e.g. 'build', 'eval', 'train'.")
+    created_at: datetime = Field(description="First written (UTC).")
+    updated_at: datetime = Field(description="Last written (UTC).")
+    command: list[str] = Field(default_factory=list, description="Command line that made it.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Resolved configuration.")
+    seeds: list[int] = Field(default_factory=list, description="Random seeds used.")
+    sources: list[SourceInfo] = Field(default_factory=list, description="Contributing sources.")
+    files: dict[str, FileInfo] = Field(default_factory=dict, description="Output files.")
+    counts: dict[str, int] = Field(default_factory=dict, description="Any other counts.")
+    skipped: list[Skipped] = Field(default_factory=list, description="Skipped records.")
+    versions: dict[str, str] = Field(default_factory=dict, description="Python and packages.")
+    notes: list[str] = Field(default_factory=list, description="Human-readable remarks.")
+
+
+# Packages whose versions change results; read from metadata, never imported.
+_VERSIONED = ("pydantic", "numpy", "torch", "transformers", "peft", "trl", "datasets", "openai")
+
+
+def environment_versions() -> dict[str, str]:
+    """Python, platform and key package versions (missing packages are left out)."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in _VERSIONED:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_manifest(stage: str, **fields: Any) -> Manifest:
+    """A manifest stamped with the time, the command line and the environment."""
+    now = _now()
+    base: dict[str, Any] = {
+        "stage": stage,
+        "created_at": now,
+        "updated_at": now,
+        "command": list(sys.argv),
+        "versions": environment_versions(),
+    }
+    base.update(fields)
+    return Manifest(**base)
+
+
+def write_manifest(folder: str | os.PathLike[str], manifest: Manifest) -> Path:
+    """Write ``folder/manifest.json`` atomically; return its path."""
+    d = Path(folder)
+    d.mkdir(parents=True, exist_ok=True)
+    manifest.updated_at = _now()
+    target = d / MANIFEST_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(manifest.model_dump_json(indent=2))
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> Manifest | None:
+    """Read ``folder/manifest.json``; None if there is none."""
+    p = Path(folder) / MANIFEST_NAME
+    if not p.exists():
+        return None
+    try:
+        return Manifest.model_validate_json(p.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        errs = "; ".join(str(e) for e in validation_errors(str(p), 1, exc))
+        raise ValueError(f"{p}: not a valid manifest: {errs}") from exc
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Record types of files
+# --------------------------------------------------------------------------
+
+# Default file names of each record type inside an output folder.
+DEFAULT_FILES: dict[str, str] = {
+    "case": "cases.jsonl",
+    "conversation": "conversations.jsonl",
+    "task": "tasks.jsonl",
+    "prediction": "predictions.jsonl",
+    "judgement": "judgements.jsonl",
+}
+
+# The field that only that record type has, to recognise a file by its content.
+_SIGNATURE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("criterion", "judgement"),
+    ("raw_output", "prediction"),
+    ("options", "task"),
+    ("turns", "conversation"),
+    ("source", "case"),
+)
+
+
+def detect_record_type(path: str | os.PathLike[str]) -> str | None:
+    """Guess a file's record type: from its folder's manifest, its name, or its first record."""
+    p = Path(path)
+    manifest_path = p.parent / MANIFEST_NAME
+    if manifest_path.exists():
+        try:
+            info = json.loads(manifest_path.read_text(encoding="utf-8")).get("files", {})
+            if isinstance(info, dict) and isinstance(info.get(p.name), dict):
+                rtype = info[p.name].get("record_type")
+                if rtype in RECORD_TYPES:
+                    return rtype
+        except (OSError, ValueError):
+            pass  # a broken manifest is reported by `validate` itself, not here
+    for rtype, fname in DEFAULT_FILES.items():
+        if p.name == fname or p.name.endswith("." + fname) or p.stem == rtype + "s":
+            return rtype
+    for _, obj, errs, _ in scan_jsonl(p, None, key=None):
+        if errs or not isinstance(obj, dict):
+            continue
+        for fld, rtype in _SIGNATURE_FIELDS:
+            if fld in obj:
+                return rtype
+        break
+    return None
+
+
+def model_for(record_type: str) -> type[Record]:
+    """The record class for a type name; the error lists the valid names."""
+    try:
+        return RECORD_TYPES[record_type]
+    except KeyError:
+        raise ValueError(
+            f"unknown record type {record_type!r}; choose one of {sorted(RECORD_TYPES)}"
+        ) from None
+
+
+# --------------------------------------------------------------------------
+# Hugging Face datasets
+# --------------------------------------------------------------------------
+
+
+def to_hf_dataset(path: str | os.PathLike[str], model: type[Record]) -> Any:
+    """Load a records file into a ``datasets.Dataset`` (validated first; raises on bad lines)."""
+    import datasets  # heavy: imported only here
+
+    rows = [r.model_dump(mode="json") for r in read_jsonl(path, model)]
+    return datasets.Dataset.from_list(rows)
+
+
+def export_hf(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    record_type: str | None = None,
+    fmt: str = "parquet",
+) -> list[Path]:
+    """Export a records file to Parquet files or a ``save_to_disk`` folder.
+
+    Tasks with assigned splits become one split each (``train``/``val``/``test``),
+    loadable with ``datasets.load_dataset("parquet", data_dir=out)`` or
+    ``datasets.load_from_disk(out)``. Returns the paths written.
+    """
+    import datasets
+
+    if fmt not in {"parquet", "arrow"}:
+        raise ValueError(f"unknown format {fmt!r}; use 'parquet' or 'arrow'")
+    rtype = record_type or detect_record_type(path)
+    if rtype is None:
+        raise ValueError(f"{path}: cannot tell the record type; pass record_type")
+    ds = to_hf_dataset(path, model_for(rtype))
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    splits: dict[str, Any]
+    if rtype == "task" and len(ds) and all(s is not None for s in ds["split"]):
+        splits = {s: ds.filter(lambda r, s=s: r["split"] == s) for s in sorted(set(ds["split"]))}
+    else:
+        splits = {"train": ds}
+    written: list[Path] = []
+    if fmt == "arrow":
+        datasets.DatasetDict(splits).save_to_disk(str(out_dir))
+        written.append(out_dir)
+    else:
+        for name, part in splits.items():
+            target = out_dir / f"{name}.parquet"
+            part.to_parquet(str(target))
+            written.append(target)
+    return written
