@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -70,6 +71,11 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "<record>"
 
 
+# Cross-field checks in records.py start their message with the field they are
+# about ("answer: 'E' is not one of the options"); lift it into the field slot.
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.DOTALL)
+
+
 def validation_errors(path: str, line: int, exc: ValidationError) -> list[RecordError]:
     """Turn a pydantic ValidationError into one RecordError per problem."""
     out = []
@@ -77,7 +83,13 @@ def validation_errors(path: str, line: int, exc: ValidationError) -> list[Record
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        out.append(RecordError(path, line, _field_path(tuple(err["loc"])), msg))
+        where = _field_path(tuple(err["loc"]))
+        m = _FIELD_PREFIX.match(msg)
+        if m:
+            inner = m.group(1)
+            where = inner if where == "<record>" else f"{where}.{inner}"
+            msg = m.group(2)
+        out.append(RecordError(path, line, where, msg))
     return out
 
 
@@ -569,6 +581,10 @@ def model_for(record_type: str) -> type[Record]:
 # --------------------------------------------------------------------------
 
 
+# Hugging Face names the validation split "validation"; our records say "val".
+_HF_SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+
+
 def to_hf_dataset(path: str | os.PathLike[str], model: type[Record]) -> Any:
     """Load a records file into a ``datasets.Dataset`` (validated first; raises on bad lines)."""
     import datasets  # heavy: imported only here
@@ -586,9 +602,11 @@ def export_hf(
 ) -> list[Path]:
     """Export a records file to Parquet files or a ``save_to_disk`` folder.
 
-    Tasks with assigned splits become one split each (``train``/``val``/``test``),
-    loadable with ``datasets.load_dataset("parquet", data_dir=out)`` or
-    ``datasets.load_from_disk(out)``. Returns the paths written.
+    Tasks whose splits are all assigned become one split each (``train``,
+    ``validation``, ``test``), loadable with
+    ``datasets.load_dataset("parquet", data_dir=out)`` or
+    ``datasets.load_from_disk(out)``; anything else is one ``train`` split.
+    Returns the paths written.
     """
     import datasets
 
@@ -597,14 +615,16 @@ def export_hf(
     rtype = record_type or detect_record_type(path)
     if rtype is None:
         raise ValueError(f"{path}: cannot tell the record type; pass record_type")
-    ds = to_hf_dataset(path, model_for(rtype))
+    rows = [r.model_dump(mode="json") for r in read_jsonl(path, model_for(rtype))]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    if rtype == "task" and rows and all(r["split"] is not None for r in rows):
+        for r in rows:
+            groups.setdefault(_HF_SPLIT_NAMES[r["split"]], []).append(r)
+    else:
+        groups["train"] = rows
+    splits = {name: datasets.Dataset.from_list(part) for name, part in groups.items()}
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    splits: dict[str, Any]
-    if rtype == "task" and len(ds) and all(s is not None for s in ds["split"]):
-        splits = {s: ds.filter(lambda r, s=s: r["split"] == s) for s in sorted(set(ds["split"]))}
-    else:
-        splits = {"train": ds}
     written: list[Path] = []
     if fmt == "arrow":
         datasets.DatasetDict(splits).save_to_disk(str(out_dir))
