@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from tests.conftest import make_task_dict
 
 from behaviorsft.records import (
     Attachment,
@@ -22,6 +21,7 @@ from behaviorsft.records import (
     Task,
 )
 from behaviorsft.store import validation_errors
+from tests.conftest import make_task_dict
 
 
 def fields_of(exc: ValidationError) -> set[str]:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import make_task_dict
 
 from behaviorsft.records import Case, Task
 from behaviorsft.store import (
@@ -32,6 +31,7 @@ from behaviorsft.store import (
     write_jsonl,
     write_manifest,
 )
+from tests.conftest import make_task_dict
 
 REPO = Path(__file__).resolve().parents[1]
 

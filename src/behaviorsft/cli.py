@@ -1,3 +1,273 @@
-import typer
+"""The `behaviorsft` command line: one subcommand per pipeline stage."""
 
-app = typer.Typer()
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from behaviorsft import __version__
+from behaviorsft import taxonomy as tx
+from behaviorsft.records import RECORD_TYPES
+from behaviorsft.store import (
+    DEFAULT_FILES,
+    MANIFEST_NAME,
+    FileInfo,
+    LoadResult,
+    detect_record_type,
+    export_hf,
+    load_records,
+    model_for,
+    new_manifest,
+    read_manifest,
+    write_jsonl,
+    write_manifest,
+)
+
+HELP = """\
+Build, evaluate and train clinical LLM agents across the reactive-proactive spectrum
+(BehaviorBench / BehaviorSFT).
+
+Pipeline (every arrow is a JSONL file plus a manifest.json):
+
+\b
+  sources -> cases -> conversations -> tasks -> splits
+  splits -> eval runs -> metrics -> reports
+  splits -> SFT data -> train (BehaviorSFT | General SFT) -> adapter
+
+Available now: validate, export-hf, taxonomy, schema, demo.
+The build, eval, judge and train stages arrive with their own commands.
+"""
+
+app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None, add_completion=False)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"behaviorsft {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Clinical agents that know when to act."""
+
+
+def _jsonl_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.jsonl")))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise typer.BadParameter(f"{p}: no such file or directory", param_hint="PATH")
+    return files
+
+
+def _check(path: Path, record_type: str | None) -> tuple[str | None, LoadResult]:
+    rtype = record_type or detect_record_type(path)
+    if rtype is None:
+        return None, LoadResult()
+    return rtype, load_records(path, model_for(rtype))
+
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(..., help="Records files, or folders of *.jsonl files."),
+    record_type: str | None = typer.Option(
+        None,
+        "--type",
+        "-t",
+        help=f"Record type of every file: one of {', '.join(RECORD_TYPES)}. "
+        "Default: from the folder's manifest, the file name, or the first record.",
+    ),
+    max_errors: int = typer.Option(
+        200, help="Print at most this many problems per file (all are counted)."
+    ),
+) -> None:
+    """Check records files; print `file:line: field: problem` for every bad line.
+
+    Read-only: nothing is changed. Exit code 1 if any line is bad.
+    """
+    if record_type is not None and record_type not in RECORD_TYPES:
+        raise typer.BadParameter(f"choose one of {', '.join(RECORD_TYPES)}", param_hint="--type")
+    bad_files = 0
+    for folder in {p for p in paths if p.is_dir()}:
+        if (folder / MANIFEST_NAME).exists():
+            try:
+                read_manifest(folder)
+            except ValueError as exc:
+                err_console.print(str(exc), markup=False)
+                bad_files += 1
+    for f in _jsonl_files(paths):
+        rtype, res = _check(f, record_type)
+        if rtype is None:
+            err_console.print(f"{f}: cannot tell the record type; pass --type", markup=False)
+            bad_files += 1
+            continue
+        for e in res.errors[:max_errors]:
+            err_console.print(str(e), markup=False, soft_wrap=True)
+        if len(res.errors) > max_errors:
+            err_console.print(f"{f}: ... {len(res.errors) - max_errors} more problems")
+        bad_lines = len({e.line for e in res.errors})
+        torn = " (torn last line ignored)" if res.torn_tail else ""
+        status = "[green]ok[/]" if res.ok else f"[red]{bad_lines} bad line(s)[/]"
+        console.print(
+            f"{f}: {len(res.records)} valid {rtype} record(s), {status}{torn}", soft_wrap=True
+        )
+        bad_files += not res.ok
+    if bad_files:
+        raise typer.Exit(code=1)
+
+
+@app.command("export-hf")
+def export_hf_cmd(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="A records file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    record_type: str | None = typer.Option(None, "--type", "-t", help="Record type."),
+    fmt: str = typer.Option("parquet", "--format", help="'parquet' or 'arrow' (save_to_disk)."),
+) -> None:
+    """Export a records file as a Hugging Face dataset (tasks split into train/validation/test)."""
+    written = export_hf(path, out, record_type=record_type, fmt=fmt)
+    for w in written:
+        console.print(f"wrote {w}")
+
+
+@app.command()
+def taxonomy(
+    autonomy: bool = typer.Option(False, help="Also print the six autonomy levels."),
+) -> None:
+    """Print the 13 task types, score bins and behaviour tokens."""
+    t = Table(title="BehaviorBench task types")
+    for col in ("category", "task type", "binary token", "what it asks"):
+        t.add_column(col)
+    for ttype in tx.TABLE_ORDER:
+        cat = tx.TASK_CATEGORY[ttype]
+        token = (
+            "by score (>= 0.5 proactive)"
+            if cat is tx.Category.BALANCED
+            else (tx.behavior_token(ttype, 0.5))
+        )
+        t.add_row(cat.value, ttype.value, token, tx.TASK_DESCRIPTIONS[ttype])
+    console.print(t)
+    b = Table(title="Behaviour score -> label")
+    for col in ("score", "5-class", "3-class", "binary", "fine token"):
+        b.add_column(col)
+    for label in tx.BehaviorLabel:
+        low, high = tx.score_range(label)
+        bracket = "]" if high == 1.0 else ")"
+        b.add_row(
+            f"[{low:.1f}, {high:.1f}{bracket}",
+            label.value,
+            tx.three_class(label),
+            tx.binary(label),
+            tx.FINE_BEHAVIOR_TOKENS[label],
+        )
+    console.print(b, markup=False)
+    if autonomy:
+        a = Table(title="Autonomy levels (paper Table 10)")
+        for col in ("level", "name", "agent", "clinician"):
+            a.add_column(col)
+        for lv in tx.AUTONOMY_LEVELS:
+            a.add_row(str(lv.level), lv.name, lv.agent_role, lv.clinician_role)
+        console.print(a)
+
+
+@app.command()
+def schema(
+    record_type: str = typer.Argument(..., help=f"One of {', '.join(RECORD_TYPES)}."),
+) -> None:
+    """Print the JSON schema of a record type."""
+    try:
+        model = model_for(record_type)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="RECORD_TYPE") from None
+    print(json.dumps(model.model_json_schema(), indent=2))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Output folder."),
+    fresh: bool = typer.Option(False, help="Delete the output folder first."),
+) -> None:
+    """Run what the toolkit can do end to end today, offline.
+
+    This is the foundation demo: shared records, taxonomy, crash-safe JSONL store,
+    validation and Hugging Face export, on one hand-written example case. The full
+    demo (synthesise cases, build BehaviorBench, train BehaviorSFT and General SFT,
+    evaluate, report) replaces it once those stages exist.
+    """
+    from behaviorsft.examples import example_case, example_conversation, example_tasks
+
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    console.rule("behaviorsft demo (foundation stage only)")
+    console.print(
+        "Runs today: records, taxonomy, JSONL store, validation, HF export.\n"
+        "Not yet implemented: case synthesis, benchmark building, evaluation, training."
+    )
+    bench = out / "example_bench"
+    records = {
+        "case": [example_case()],
+        "conversation": [example_conversation()],
+        "task": example_tasks(),
+    }
+    manifest = read_manifest(bench) or new_manifest(
+        "example", notes=["hand-written example; not a benchmark"]
+    )
+    for rtype, items in records.items():
+        name = DEFAULT_FILES[rtype]
+        manifest.files[name] = FileInfo(record_type=rtype, count=write_jsonl(bench / name, items))
+    write_manifest(bench, manifest)
+    console.print(f"\n[bold]1. Wrote[/] {bench}/ (cases, conversations, tasks, manifest.json)")
+
+    t = Table(title="Example tasks")
+    for col in ("task type", "category", "score", "label", "token", "answer", "control"):
+        t.add_column(col, overflow="fold")
+    for task in records["task"]:
+        t.add_row(
+            task.task_type.value,
+            task.category.value,
+            f"{task.behavior_score:.2f}",
+            task.behavior_label.value,
+            task.behavior_token,
+            task.answer,
+            "yes" if task.restraint_control else "",
+        )
+    console.print(t, markup=False)
+
+    broken = out / "deliberately_broken_tasks.jsonl"
+    good = [task.model_dump_json() for task in records["task"]]
+    bad_answer = json.loads(good[0]) | {"id": "bad-answer", "answer": "F"}
+    bad_score = json.loads(good[1]) | {"id": "bad-score", "behavior_score": 1.7}
+    lines = [good[0], json.dumps(bad_answer), "{oops", json.dumps(bad_score), good[2]]
+    broken.write_text("\n".join(lines) + "\n" + good[3][:40], encoding="utf-8")
+    res = load_records(broken, model_for("task"))
+    console.print(f"\n[bold]2. Validating a damaged file[/] {broken}:")
+    for e in res.errors:
+        console.print(f"   {e}", markup=False, soft_wrap=True)
+    if res.torn_tail:
+        console.print(f"   {res.torn_tail}", markup=False, soft_wrap=True)
+    console.print(
+        f"   -> {len(res.records)} good records kept, {len(res.errors)} problems reported"
+    )
+
+    hf = export_hf(bench / "tasks.jsonl", out / "hf_tasks")
+    console.print(f"\n[bold]3. Hugging Face export[/]: {', '.join(str(p) for p in hf)}")
+    console.print(f"   load with datasets.load_dataset('parquet', data_dir='{out / 'hf_tasks'}')\n")
+    console.rule("done")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Source material for synthetic cases: the packaged clinical knowledge base and its loader."""

@@ -1,0 +1,83 @@
+"""The command line, driven as a user would (typer's runner, real files)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from behaviorsft.cli import app
+from behaviorsft.records import Task
+from behaviorsft.store import read_jsonl, write_jsonl
+from tests.conftest import make_task_dict
+
+runner = CliRunner()
+
+
+def test_help_lists_stages():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("validate", "export-hf", "taxonomy", "schema", "demo"):
+        assert cmd in res.output
+    assert "sources -> cases -> conversations -> tasks" in res.output
+
+
+def test_validate_good_file(tmp_path):
+    p = tmp_path / "tasks.jsonl"
+    write_jsonl(p, [Task.model_validate(make_task_dict(id=f"t{i}")) for i in range(3)])
+    res = runner.invoke(app, ["validate", str(p)])
+    assert res.exit_code == 0, res.output
+    assert "3 valid task record(s), ok" in res.output
+
+
+def test_validate_reports_every_bad_line_and_leaves_file_alone(tmp_path):
+    p = tmp_path / "mine.jsonl"
+    good = json.dumps(make_task_dict(id="g1"))
+    lines = [good, json.dumps(make_task_dict(id="b1", answer="E")), "{", good.replace("g1", "g2")]
+    p.write_text("\n".join(lines) + "\n")
+    before = p.read_bytes()
+    res = runner.invoke(app, ["validate", str(p), "--type", "task"])
+    assert res.exit_code == 1
+    assert f"{p}:2: answer: 'E' is not one of the options" in res.output
+    assert f"{p}:3: <line>: malformed JSON" in res.output
+    assert "2 valid task record(s), 2 bad line(s)" in res.output.replace("\n", " ")
+    assert p.read_bytes() == before
+
+
+def test_validate_unknown_type_and_missing_path(tmp_path):
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\n')
+    res = runner.invoke(app, ["validate", str(p)])
+    assert res.exit_code == 1
+    assert "cannot tell the record type" in res.output
+    res = runner.invoke(app, ["validate", str(p), "--type", "banana"])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["validate", str(tmp_path / "nope.jsonl")])
+    assert res.exit_code == 2
+    assert "no such file" in res.output
+
+
+def test_schema_and_taxonomy():
+    res = runner.invoke(app, ["schema", "task"])
+    assert res.exit_code == 0
+    schema = json.loads(res.output)
+    assert schema["properties"]["behavior_score"]["maximum"] == 1.0
+    assert runner.invoke(app, ["schema", "nope"]).exit_code == 2
+    res = runner.invoke(app, ["taxonomy", "--autonomy"])
+    assert res.exit_code == 0
+    assert "fact_retrieval" in res.output
+    assert "Conditional Automation" in res.output
+
+
+def test_demo_writes_valid_outputs_and_is_rerunnable(tmp_path):
+    out = tmp_path / "demo"
+    for _ in range(2):  # the second run overwrites in place
+        res = runner.invoke(app, ["demo", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+    tasks = read_jsonl(out / "example_bench" / "tasks.jsonl", Task)
+    assert len(tasks) == 4
+    assert (out / "example_bench" / "manifest.json").exists()
+    assert (out / "hf_tasks" / "test.parquet").exists()
+    assert "2 good records kept, 3 problems reported" in res.output
+    ok = runner.invoke(app, ["validate", str(out / "example_bench")])
+    assert ok.exit_code == 0, ok.output
