@@ -27,10 +27,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy src
 
+# pytest exits 5 when it collects nothing: say so plainly (make would only say "Error 5").
 test: setup lint
-	$(VENV)/bin/python -m pytest tests -q
+	@$(VENV)/bin/python -m pytest tests -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing" >&2; fi; \
+	exit $$rc
 
 demo: setup
 	$(VENV)/bin/behaviorsft demo

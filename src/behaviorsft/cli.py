@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -218,7 +219,7 @@ def demo(
         "Not yet implemented: case synthesis, benchmark building, evaluation, training."
     )
     bench = out / "example_bench"
-    records = {
+    records: dict[str, list[Any]] = {
         "case": [example_case()],
         "conversation": [example_conversation()],
         "task": example_tasks(),

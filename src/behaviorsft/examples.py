@@ -117,7 +117,7 @@ def example_conversation() -> Conversation:
             "rows": [["WBC", "16.2 10^3/uL", "4.0-11.0"], ["BUN", "24 mg/dL", "7-20"]],
         }
     ]
-    return Conversation(case_id="example:cap-001", turns=data)
+    return Conversation.model_validate({"case_id": "example:cap-001", "turns": data})
 
 
 def _task(**fields: object) -> Task:

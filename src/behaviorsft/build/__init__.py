@@ -1,0 +1,1 @@
+"""Building BehaviorBench: splits, quality audit, statistics (and, later, task generators)."""

@@ -1,0 +1,128 @@
+"""Splits by case and the shortcut audit, on hand-made tasks with hand-computed numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from behaviorsft.build.audit import (
+    audit,
+    find_duplicates,
+    find_leaks,
+    longest_option_hit,
+    option_only_hits,
+    overlap_option_hit,
+)
+from behaviorsft.build.splits import PAPER_PROPORTIONS, assign_splits, split_sizes
+from behaviorsft.records import Split, Task
+from tests.conftest import make_task_dict
+
+
+def mk(tid: str, question: str, options: list[str], answer: str, **kw) -> Task:
+    return Task.model_validate(
+        make_task_dict(
+            id=tid,
+            question=question,
+            options=[{"label": "ABCDEF"[i], "text": t} for i, t in enumerate(options)],
+            answer=answer,
+            option_permutation=None,
+            **kw,
+        )
+    )
+
+
+def test_split_sizes_by_hand():
+    assert split_sizes(10, (0.8, 0.1, 0.1)) == (8, 1, 1)
+    assert split_sizes(7, (0.5, 0.25, 0.25)) == (4, 2, 1) or split_sizes(7, (0.5, 0.25, 0.25)) == (
+        3,
+        2,
+        2,
+    )
+    assert sum(split_sizes(7, (0.5, 0.25, 0.25))) == 7
+    # Paper proportions on 100 cases: 86.2 / 1.4 / 12.4 -> 86 / 1 / 13 (largest remainder).
+    assert split_sizes(100, PAPER_PROPORTIONS) == (86, 1, 13)
+    # Tiny: every non-empty split still gets a case.
+    assert split_sizes(3, PAPER_PROPORTIONS) == (1, 1, 1)
+    with pytest.raises(ValueError, match="three non-negative"):
+        split_sizes(5, (1.0, -0.1, 0.1))
+
+
+def test_assign_splits_is_by_case_seeded_and_order_free():
+    ids = [f"c{i}" for i in range(50)]
+    a = assign_splits(ids, seed=3)
+    b = assign_splits(list(reversed(ids)) + ids[:5], seed=3)  # order and repeats don't matter
+    assert a == b
+    assert assign_splits(ids, seed=4) != a
+    counts = {s: sum(v is s for v in a.values()) for s in Split}
+    assert counts == dict(zip(Split, split_sizes(50, PAPER_PROPORTIONS), strict=True))
+
+
+def test_longest_and_overlap_by_hand():
+    t = mk("t", "Which drug treats the infection?", ["aa", "bbbb", "cccc", "d"], "B")
+    assert longest_option_hit(t) == 0.5  # B and C tie at 4 characters
+    t2 = mk("t2", "Which drug treats the infection?", ["a drug", "treats infection", "x", "y"], "B")
+    assert overlap_option_hit(t2) == 1.0  # B shares {treats, infection}; A shares {drug}
+    t3 = mk("t3", "Which drug treats the infection?", ["p", "q", "r", "s"], "D")
+    assert overlap_option_hit(t3) == 0.25  # no overlap anywhere: four-way tie
+
+
+def test_duplicates_and_leaks():
+    a = mk("a", "What is the potassium?", ["3.1", "4.0", "5.5", "6.2"], "C")
+    b = mk("b", "what is  the POTASSIUM?", ["6.2", "5.5", "4.0", "3.1"], "B")
+    c = mk(
+        "c", "Is aspirin with warfarin safe here?", ["aspirin with warfarin", "x", "y", "z"], "A"
+    )
+    assert find_duplicates([a, b, c]) == [["a", "b"]]
+    assert find_leaks([a, b, c]) == ["c"]
+
+
+def test_audit_flags_a_longest_option_bias():
+    # Answer is always the long option: a biased benchmark.
+    biased = [
+        mk(
+            f"b{i}",
+            f"Question {i}?",
+            [f"w{i}", f"a much longer correct option {i}", "x1", "y1"],
+            "B",
+            case_id=f"c{i}",
+        )
+        for i in range(20)
+    ]
+    rep = audit(biased, option_only=False)
+    overall = rep.shortcuts[-1]
+    assert overall.task_type == "overall"
+    assert overall.chance == 0.25
+    assert overall.longest == 1.0
+    assert overall.top_letter == 1.0
+    assert not overall.passes
+    assert not rep.passes
+    assert rep.answer_letters == {"B": 20}
+
+
+def test_audit_passes_a_balanced_set():
+    opts = [["alpha one", "beta two", "gamma three", "delta four"]] * 4
+    tasks = [
+        mk(f"t{i}", f"Pick item number {i}?", opts[i], "ABCD"[i], case_id=f"c{i}") for i in range(4)
+    ]
+    rep = audit(tasks, option_only=False)
+    row = rep.shortcuts[-1]
+    # All options have 9-11 characters: "gamma three" (11) is uniquely longest -> hit only on C.
+    assert row.longest == 0.25
+    assert row.overlap == 0.25  # no option shares a content word with any question
+    assert row.passes
+
+
+def test_option_only_classifier_finds_a_textual_tell():
+    # The answer always contains "correct"; an options-only model must find it out of fold.
+    tasks = [
+        mk(
+            f"t{i}",
+            f"Q{i}?",
+            [f"option {i} plain", f"correct choice {i}", f"other {i} text", f"more {i} words"],
+            "B",
+            case_id=f"c{i}",
+        )
+        for i in range(40)
+    ]
+    hits = option_only_hits(tasks, folds=5, seed=0)
+    assert len(hits) == 40
+    assert sum(hits) / 40 > 0.9
