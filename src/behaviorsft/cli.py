@@ -197,6 +197,108 @@ def schema(
     print(json.dumps(model.model_json_schema(), indent=2))
 
 
+def _bench_file(bench: Path, rtype: str) -> Path:
+    path = bench / DEFAULT_FILES[rtype]
+    if not path.exists():
+        raise typer.BadParameter(f"{path}: not found (is {bench} a benchmark folder?)")
+    return path
+
+
+@app.command("audit")
+def audit_cmd(
+    bench: Path = typer.Argument(..., exists=True, file_okay=False, help="Benchmark folder."),
+    option_only: bool = typer.Option(
+        True, help="Also fit the options-only classifier (slower on large benchmarks)."
+    ),
+    strict: bool = typer.Option(False, help="Exit 1 if a target is missed."),
+) -> None:
+    """Audit tasks: duplicates, answer leakage, and shortcut baselines against chance.
+
+    Writes BENCH/audit.json. Target: longest-option and question-overlap heuristics
+    within chance + 5 points on every task type.
+    """
+    from behaviorsft.build.audit import audit
+    from behaviorsft.records import Task
+    from behaviorsft.store import read_jsonl
+
+    tasks = read_jsonl(_bench_file(bench, "task"), Task)
+    with console.status(f"auditing {len(tasks)} tasks"):
+        report = audit(tasks, option_only=option_only)
+    (bench / "audit.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    t = Table(title=f"Shortcut baselines, accuracy (target: <= chance + {report.margin:.0%})")
+    for col in ("task type", "n", "chance", "longest", "overlap", "options-only", "top letter", ""):
+        t.add_column(col)
+    for r in report.shortcuts:
+        oo = "-" if r.option_only is None else f"{r.option_only:.3f}"
+        t.add_row(
+            r.task_type,
+            str(r.n),
+            f"{r.chance:.3f}",
+            f"{r.longest:.3f}",
+            f"{r.overlap:.3f}",
+            oo,
+            f"{r.top_letter:.3f}",
+            "ok" if r.passes else "MISSED",
+        )
+    console.print(t, markup=False)
+    console.print(
+        f"duplicate groups: {len(report.duplicate_groups)}   leaked answers: {len(report.leaked)}"
+        f"   answer letters: {report.answer_letters}",
+        markup=False,
+    )
+    console.print(
+        f"audit {'passed' if report.passes else 'found problems'}: {bench / 'audit.json'}"
+    )
+    if strict and not report.passes:
+        raise typer.Exit(code=1)
+
+
+@app.command("stats")
+def stats_cmd(
+    bench: Path = typer.Argument(..., exists=True, file_okay=False, help="Benchmark folder."),
+    figures: Path | None = typer.Option(None, help="Write the Appendix C figures (PNG) here."),
+) -> None:
+    """Describe a benchmark (paper Appendix C): conversations, task types, scores, labels."""
+    from behaviorsft.build.stats import (
+        PAPER_CONVERSATION_AVERAGES,
+        conversation_stats,
+        task_stats,
+        write_figures,
+    )
+
+    conv_path = bench / DEFAULT_FILES["conversation"]
+    convs = conversation_stats(conv_path) if conv_path.exists() else None
+    tasks = task_stats(_bench_file(bench, "task"))
+    summary = {
+        "conversations": convs.model_dump(exclude={"turns", "characters"}) if convs else None,
+        "tasks": tasks.model_dump(exclude={"scores"}),
+    }
+    (bench / "stats.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if convs:
+        t = Table(title=f"Conversations (n={convs.n})")
+        for col in ("per conversation", "ours", "paper (Table 5)"):
+            t.add_column(col)
+        paper = PAPER_CONVERSATION_AVERAGES
+        t.add_row("turns", f"{convs.mean_turns:.1f}", f"{paper['turns']}")
+        t.add_row("characters", f"{convs.mean_characters:.1f}", f"{paper['characters']}")
+        t.add_row("participants", f"{convs.mean_participants:.1f}", f"{paper['participants']}")
+        console.print(t)
+    t = Table(title=f"Tasks (n={tasks.n})")
+    t.add_column("task type")
+    t.add_column("count", justify="right")
+    for name, n in tasks.by_type.items():
+        t.add_row(name, str(n))
+    console.print(t)
+    console.print(
+        f"labels: {tasks.by_label}\ncomplexity: {tasks.by_complexity}\nsplits: {tasks.by_split}\n"
+        f"restraint controls: {tasks.restraint_controls}   perturbations: {tasks.perturbations}",
+        markup=False,
+    )
+    if figures is not None:
+        for p in write_figures(convs, tasks, figures):
+            console.print(f"wrote {p}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Output folder."),

@@ -126,3 +126,8 @@ def test_option_only_classifier_finds_a_textual_tell():
     hits = option_only_hits(tasks, folds=5, seed=0)
     assert len(hits) == 40
     assert sum(hits) / 40 > 0.9
+
+
+def test_option_only_with_one_case_falls_back_to_chance():
+    t = mk("solo", "Q?", ["a", "b", "c", "d"], "A", case_id="only")
+    assert option_only_hits([t, t.model_copy(update={"id": "solo2"})]) == [0.25, 0.25]

@@ -134,7 +134,7 @@ def option_only_hits(tasks: Sequence[Task], folds: int = 5, seed: int = 0) -> li
     for f in range(folds):
         train_rows = fold[task_of_arr] != f
         test_tasks = np.flatnonzero(fold == f)
-        if not len(test_tasks) or y[train_rows].min() == y[train_rows].max():
+        if not len(test_tasks) or len(set(y[train_rows].tolist())) < 2:
             continue
         vec_w = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         vec_c = TfidfVectorizer(
