@@ -81,3 +81,26 @@ def test_demo_writes_valid_outputs_and_is_rerunnable(tmp_path):
     assert "2 good records kept, 3 problems reported" in res.output
     ok = runner.invoke(app, ["validate", str(out / "example_bench")])
     assert ok.exit_code == 0, ok.output
+
+
+def test_cases_import_keeps_good_entries_lists_bad_ones_and_resumes(tmp_path):
+    src = tmp_path / "reports.jsonl"
+    src.write_text(
+        '{"id": "r1", "text": "# History\\nFever and cough for two days."}\n'
+        "{broken\n"
+        '{"id": "r2", "text": "# History\\nChest pain at rest."}\n'
+    )
+    out = tmp_path / "out" / "cases.jsonl"
+    args = ["cases", "import", str(src), "--source", "text", "--out", str(out), "--licence", "CC0"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert f"{src}:2:" in res.output
+    assert "2 new case(s)" in res.output
+    manifest = json.loads((out.parent / "manifest.json").read_text())
+    assert manifest["files"]["cases.jsonl"]["count"] == 2
+    assert manifest["skipped"][0]["where"] == f"{src}:2"
+    assert manifest["sources"][0]["licence"] == "CC0"
+    again = runner.invoke(app, [*args, "--strict"])
+    assert again.exit_code == 1  # the bad line is still bad
+    assert "0 new case(s)" in again.output
+    assert len(out.read_text().splitlines()) == 2

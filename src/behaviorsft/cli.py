@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -195,6 +196,83 @@ def schema(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="RECORD_TYPE") from None
     print(json.dumps(model.model_json_schema(), indent=2))
+
+
+cases_app = typer.Typer(help="Make Case records: import open clinical data or your own reports.")
+app.add_typer(cases_app, name="cases")
+
+
+@cases_app.command("import")
+def cases_import(
+    paths: list[Path] = typer.Argument(..., help="Files or folders to import."),
+    source: str = typer.Option(
+        ..., "--source", "-s", help="fhir, mediq, medec, aci-bench, mts-dialog or text."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Cases file to write (JSONL)."),
+    licence: str | None = typer.Option(None, help="Licence of your own 'text' reports."),
+    attribution: str | None = typer.Option(None, help="Attribution for 'text' reports."),
+    strict: bool = typer.Option(False, help="Exit 1 if any entry could not be imported."),
+) -> None:
+    """Import cases (and dialogues, for aci-bench and mts-dialog) into JSONL.
+
+    Bad entries are reported as `file:line: field: problem`, listed in the
+    manifest and skipped; every good entry is kept. Re-running appends only
+    cases whose id is not yet in the output (resume after a crash).
+    """
+    from behaviorsft.sources.base import SOURCE_LICENCES, import_paths
+    from behaviorsft.store import JsonlWriter, Skipped, SourceInfo
+
+    try:
+        items = import_paths(source, paths, licence=licence, attribution=attribution)
+        first = next(items, None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    conv_path = out.with_name(DEFAULT_FILES["conversation"])
+    manifest = read_manifest(out.parent) or new_manifest("cases-import")
+    n_cases = n_convs = 0
+    skipped: list[Skipped] = []
+    with JsonlWriter(out) as cw, JsonlWriter(conv_path, key="case_id") as vw:
+        with console.status(f"importing {source}") as status:
+            stream = itertools.chain([first] if first is not None else [], items)
+            for i, got in enumerate(stream, start=1):
+                if got.error is not None:
+                    err_console.print(str(got.error), markup=False, soft_wrap=True)
+                    skipped.append(
+                        Skipped(
+                            where=f"{got.error.path}:{got.error.line}", reason=got.error.message
+                        )
+                    )
+                    continue
+                if got.case is not None:
+                    n_cases += cw.write(got.case)
+                if got.conversation is not None:
+                    n_convs += vw.write(got.conversation)
+                if i % 200 == 0:
+                    status.update(f"importing {source}: {i} entries")
+        total_cases, total_convs = len(cw), len(vw)
+    if total_convs == 0 and conv_path.exists() and conv_path.stat().st_size == 0:
+        conv_path.unlink()
+    lic = SOURCE_LICENCES[source]
+    manifest.sources = [s for s in manifest.sources if s.name != source] + [
+        SourceInfo(
+            name=source,
+            licence=licence or lic.licence,
+            attribution=attribution or lic.attribution,
+            count=n_cases,
+        )
+    ]
+    manifest.files[out.name] = FileInfo(record_type="case", count=total_cases)
+    if total_convs:
+        manifest.files[conv_path.name] = FileInfo(record_type="conversation", count=total_convs)
+    manifest.skipped.extend(skipped)
+    write_manifest(out.parent, manifest)
+    console.print(
+        f"{source}: {n_cases} new case(s), {n_convs} new conversation(s), "
+        f"{len(skipped)} skipped -> {out} ({total_cases} cases in all)",
+        soft_wrap=True,
+    )
+    if strict and skipped:
+        raise typer.Exit(code=1)
 
 
 def _bench_file(bench: Path, rtype: str) -> Path:
