@@ -1,1 +1,1 @@
-"""Source material for synthetic cases: the packaged clinical knowledge base and its loader."""
+"""Source material for synthetic cases: dataset importers and the clinical knowledge base."""
