@@ -41,8 +41,7 @@ Pipeline (every arrow is a JSONL file plus a manifest.json):
   splits -> eval runs -> metrics -> reports
   splits -> SFT data -> train (BehaviorSFT | General SFT) -> adapter
 
-Available now: validate, export-hf, taxonomy, schema, demo.
-The build, eval, judge and train stages arrive with their own commands.
+Stages: cases synth|import -> build -> audit / stats -> (eval, train: see --help).
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None, add_completion=False)
@@ -275,6 +274,173 @@ def cases_import(
         raise typer.Exit(code=1)
 
 
+def _progress() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@cases_app.command("synth")
+def cases_synth(
+    n: int = typer.Option(..., "--n", min=1, help="Number of cases."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives byte-identical output."),
+    out: Path = typer.Option(..., "--out", "-o", help="Cases file to write (JSONL)."),
+    fresh: bool = typer.Option(False, help="Start over instead of resuming."),
+) -> None:
+    """Synthesize internal-medicine cases from the shipped clinical knowledge base.
+
+    Case i of a seed depends only on (seed, i), so a re-run resumes where a
+    crash stopped and --n can be raised later to extend a file.
+    """
+    from behaviorsft.sources.kb import load_kb
+    from behaviorsft.sources.synthetic import ATTRIBUTION, LICENCE, synthesize_case
+    from behaviorsft.store import JsonlWriter, SourceInfo
+
+    kb = load_kb()
+    manifest = (None if fresh else read_manifest(out.parent)) or new_manifest("cases-synth")
+    with JsonlWriter(out, fresh=fresh) as w, _progress() as prog:
+        bar = prog.add_task("synthesizing cases", total=n)
+        for i in range(n):
+            cid = f"synthetic:{seed}-{i:06d}"
+            if cid not in w:
+                w.write(synthesize_case(i, seed=seed, kb=kb))
+            prog.advance(bar)
+        total, new = len(w), w.written
+    manifest.seeds = sorted({*manifest.seeds, seed})
+    manifest.config.update({"n": n, "seed": seed})
+    manifest.sources = [s for s in manifest.sources if s.name != "synthetic"] + [
+        SourceInfo(name="synthetic", licence=LICENCE, attribution=ATTRIBUTION, count=total)
+    ]
+    manifest.files[out.name] = FileInfo(record_type="case", count=total)
+    write_manifest(out.parent, manifest)
+    console.print(f"synthetic: {new} new case(s) -> {out} ({total} in all, seed {seed})")
+
+
+@app.command("build")
+def build_cmd(
+    cases: Path = typer.Option(..., "--cases", help="Cases JSONL (from `cases synth/import`)."),
+    out: Path = typer.Option(..., "--out", "-o", help="BENCH folder to write."),
+    seed: int = typer.Option(0, help="Seed for renders, options, shuffles and splits."),
+    types: list[str] | None = typer.Option(
+        None, "--types", help="Only these task types (repeatable); default all 13."
+    ),
+    proportions: str = typer.Option(
+        "", help="Split proportions 'train,val,test' (default: the paper's 6776/110/977)."
+    ),
+    workers: int | None = typer.Option(None, help="Worker processes (default: CPU count)."),
+    fresh: bool = typer.Option(False, help="Start over instead of resuming."),
+) -> None:
+    """Build a BENCH folder: conversations, tasks of all 13 types, splits, manifest.
+
+    Resumable: a re-run (after a crash, even SIGKILL) finishes the missing
+    cases without duplicating any task. Bad case lines are reported as
+    file:line: field: problem and listed in the manifest.
+    """
+    from behaviorsft.build.pipeline import build_bench
+    from behaviorsft.build.splits import PAPER_PROPORTIONS
+    from behaviorsft.store import Skipped
+
+    if not cases.exists():
+        raise typer.BadParameter(f"{cases}: no such file", param_hint="--cases")
+    valid = {t.value for t in tx.TaskType}
+    for t in types or []:
+        if t not in valid:
+            raise typer.BadParameter(
+                f"unknown task type {t!r}; choose from {', '.join(sorted(valid))}",
+                param_hint="--types",
+            )
+    props = PAPER_PROPORTIONS
+    if proportions:
+        try:
+            a, b, c = (float(x) for x in proportions.split(","))
+            props = (a, b, c)
+        except ValueError:
+            raise typer.BadParameter(
+                "expected three numbers 'train,val,test'", param_hint="--proportions"
+            ) from None
+    with _progress() as prog:
+        bar = prog.add_task("building tasks", total=None)
+
+        def tick(done: int, total: int) -> None:
+            prog.update(bar, completed=done, total=total)
+
+        report = build_bench(
+            cases,
+            out,
+            seed=seed,
+            types=types or None,
+            proportions=props,
+            workers=workers,
+            fresh=fresh,
+            progress=tick,
+        )
+    for e in report.errors:
+        err_console.print(str(e), markup=False, soft_wrap=True)
+    manifest = (None if fresh else read_manifest(out)) or new_manifest("build")
+    manifest.seeds = [seed]
+    manifest.config = {
+        "cases": str(cases),
+        "seed": seed,
+        "types": types or "all",
+        "proportions": list(props),
+        "generator": "programmatic",
+    }
+    for name, rtype, count in (
+        (DEFAULT_FILES["case"], "case", report.cases),
+        (DEFAULT_FILES["conversation"], "conversation", report.cases),
+        (DEFAULT_FILES["task"], "task", report.tasks),
+    ):
+        manifest.files[name] = FileInfo(record_type=rtype, count=count)
+    manifest.counts = {
+        **{f"split.{k}": v for k, v in report.splits.items()},
+        **{f"restraint_controls.{k}": v for k, v in report.controls.items() if v},
+        **{f"perturbed.{k}": v for k, v in report.perturbed.items() if v},
+        **{f"{s}.{t}": n for s, by in report.by_source_type.items() for t, n in by.items()},
+    }
+    manifest.skipped = [
+        Skipped(where=f"{e.path}:{e.line}", reason=e.message) for e in report.errors
+    ]
+    write_manifest(out, manifest)
+    table = Table(title=f"Tasks per type and source ({report.tasks} in all)")
+    sources = sorted(report.by_source_type)
+    table.add_column("task type")
+    for src in sources:
+        table.add_column(src, justify="right")
+    table.add_column("controls", justify="right")
+    table.add_column("perturbed", justify="right")
+    for ttype in tx.TABLE_ORDER:
+        row = [str(report.by_source_type[s].get(ttype.value, 0)) for s in sources]
+        table.add_row(
+            ttype.value,
+            *row,
+            str(report.controls.get(ttype.value, 0)),
+            str(report.perturbed.get(ttype.value, 0)),
+        )
+    console.print(table)
+    resumed = (
+        f", resumed after {report.resumed_from} finished case(s)" if report.resumed_from else ""
+    )
+    console.print(
+        f"{out}: {report.cases} cases, {report.tasks} tasks ({report.new_tasks} new{resumed}); "
+        f"splits {report.splits}; {len(report.errors)} bad case line(s) skipped"
+    )
+
+
 def _bench_file(bench: Path, rtype: str) -> Path:
     path = bench / DEFAULT_FILES[rtype]
     if not path.exists():
@@ -452,3 +618,4 @@ def demo(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+

@@ -348,6 +348,19 @@ class JsonlWriter:
         self.written += 1
         return True
 
+    def write_line(self, record_id: Any, line: str) -> bool:
+        """Append one already-serialised record (e.g. made in a worker process)."""
+        if record_id in self._ids:
+            return False
+        if "\n" in line:
+            raise ValueError("a JSONL record must serialise to one line")
+        _write_all(self._fd, (line + "\n").encode("utf-8"))
+        if self.durable:
+            os.fsync(self._fd)
+        self._ids.add(record_id)
+        self.written += 1
+        return True
+
     def write_many(self, records: Iterable[BaseModel | dict[str, Any]]) -> int:
         """Append several records; return how many were new."""
         return sum(self.write(r) for r in records)

@@ -207,9 +207,18 @@ def _mean(xs: Sequence[float]) -> float:
 
 def find_duplicates(tasks: Sequence[Task]) -> list[list[str]]:
     """Groups (size >= 2) of tasks with the same normalised question and option set."""
-    groups: dict[tuple[str, frozenset[str]], list[str]] = defaultdict(list)
+    # Same case, same context, same question and option set: the same item twice.
+    # (Different patients may share a question wording; their contexts differ.)
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for t in tasks:
-        key = (_normalise(t.question), frozenset(_normalise(o.text) for o in t.options))
+        key = (
+            t.case_id,
+            str(t.context.turn_start),
+            str(t.context.turn_end),
+            _normalise(t.context.excerpt or ""),
+            _normalise(t.question),
+            *sorted(_normalise(o.text) for o in t.options),
+        )
         groups[key].append(t.id)
     return [ids for ids in groups.values() if len(ids) > 1]
 

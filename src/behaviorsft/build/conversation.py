@@ -1,0 +1,445 @@
+"""Render a structured Case as a multi-turn, multi-clinician conversation.
+
+Synthetic (knowledge-base) cases get a full admission: triage, history taken
+by the emergency physician, observations and lab panels as tables, radiology,
+the attending's differential, the plan, a pharmacist's check, a consultant, a
+family member, day-1 repeat bloods, the standard-of-care items documented and
+the next steps. Other cases (MediQ facts, FHIR records, text reports, MEDEC
+notes) are narrated from whatever they hold: presentation, sections, facts,
+findings tables, medicines, allergies and timeline.
+
+Wording varies by a seeded choice among phrasings; turn indices are stable.
+Alongside the conversation the renderer returns *anchors*: which turn holds
+which fact (allergy, vitals, labs, imaging, plan, ...), so the task
+generators can point a question at the right turn range.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
+from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.synthetic import fmt_value, kb_condition_id, medication_text
+
+SURNAMES = (
+    "Okafor",
+    "Lindqvist",
+    "Haddad",
+    "Moreau",
+    "Tanaka",
+    "Osei",
+    "Kowalski",
+    "Silva",
+    "Nguyen",
+    "Petrov",
+    "Mensah",
+    "Rossi",
+    "Fischer",
+    "Kaur",
+    "Ibrahim",
+    "Novak",
+    "Costa",
+    "Reyes",
+    "Achterberg",
+    "Dubois",
+    "Yilmaz",
+    "Larsen",
+    "Chen",
+    "Adeyemi",
+    "Murphy",
+    "Santos",
+    "Weber",
+    "Kim",
+    "Banerjee",
+    "Horvath",
+)
+RELATIVES = ("daughter", "son", "wife", "husband", "sister", "partner")
+SPECIALTY = {
+    "cardiovascular": "cardiology",
+    "respiratory": "respiratory medicine",
+    "infectious": "infectious diseases",
+    "endocrine_metabolic": "endocrinology",
+    "renal_electrolyte": "nephrology",
+    "gastrointestinal_hepatic": "gastroenterology",
+    "neurological": "neurology",
+    "musculoskeletal": "rheumatology",
+    "allergy_immunology": "immunology",
+    "toxicology_substance": "addiction medicine",
+}
+
+
+# Most recent timeline events narrated for sources with long histories (FHIR).
+TIMELINE_SHOWN = 16
+
+
+@dataclass
+class Rendered:
+    """A conversation plus where each kind of fact was said."""
+
+    conversation: Conversation
+    anchors: dict[str, int] = field(default_factory=dict)
+    # finding (name, day) -> turn index of the table that shows it
+    finding_turns: dict[tuple[str, float | None], int] = field(default_factory=dict)
+
+
+class _Builder:
+    def __init__(self, case: Case, rng: random.Random) -> None:
+        self.case = case
+        self.rng = rng
+        self.turns: list[Turn] = []
+        self.anchors: dict[str, int] = {}
+        self.finding_turns: dict[tuple[str, float | None], int] = {}
+        names = list(SURNAMES)
+        rng.shuffle(names)
+        self._names = iter(names)
+        self.people: dict[str, tuple[str, str]] = {}
+
+    def person(self, key: str, title: str, role: str) -> tuple[str, str]:
+        if key not in self.people:
+            self.people[key] = (f"{title} {next(self._names)}".strip(), role)
+        return self.people[key]
+
+    def say(
+        self,
+        who: tuple[str, str],
+        *variants: str,
+        anchor: str | None = None,
+        attachments: list[Attachment] | None = None,
+    ) -> int:
+        text = self.rng.choice(variants) if len(variants) > 1 else variants[0]
+        idx = len(self.turns)
+        self.turns.append(
+            Turn(index=idx, speaker=who[0], role=who[1], text=text, attachments=attachments or [])
+        )
+        if anchor is not None:
+            self.anchors.setdefault(anchor, idx)
+        return idx
+
+    def table(self, title: str, findings: list[Finding]) -> Attachment:
+        rows = []
+        for f in findings:
+            value = f.value_text if f.value is None else _value(f)
+            ref = ""
+            if f.reference_range is not None and f.reference_range.low is not None:
+                ref = f"{f.reference_range.low:g}-{f.reference_range.high:g}"
+            rows.append([f.name, value or "", f.unit or "", ref])
+        return Attachment(
+            kind="table", title=title, columns=["Test", "Result", "Unit", "Reference"], rows=rows
+        )
+
+    def done(self) -> Rendered:
+        return Rendered(
+            conversation=Conversation(case_id=self.case.id, turns=self.turns),
+            anchors=self.anchors,
+            finding_turns=self.finding_turns,
+        )
+
+
+def _value(f: Finding) -> str:
+    if f.value is None:
+        return f.value_text or ""
+    decimals = 0 if float(f.value).is_integer() else len(repr(f.value).split(".")[1])
+    return fmt_value(f.value, min(decimals, 4))
+
+
+# Studies a radiologist reports; the rest (ECG, endoscopy, microscopy) the treating team does.
+def _is_radiology(modality: str) -> bool:
+    m = modality.lower() + " "
+    return any(w in m for w in ("x-ray", "ct ", "mri", "ultrasound", "scintigraphy", "angiograph"))
+
+
+def _join(items: list[str]) -> str:
+    if not items:
+        return ""
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def render(case: Case, kb: KnowledgeBase, *, seed: int = 0) -> Rendered:
+    """The conversation for ``case`` (deterministic in case id and seed)."""
+    rng = random.Random(f"behaviorsft-render:{seed}:{case.id}")
+    cond_id = kb_condition_id(case)
+    if cond_id is not None and cond_id in kb.conditions:
+        return _render_kb(case, kb, cond_id, rng)
+    return _render_generic(case, rng)
+
+
+def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) -> Rendered:
+    cond = kb.condition(cond_id)
+    b = _Builder(case, rng)
+    age = int(case.demographics.age_years or 0)
+    sex = case.demographics.sex
+    patient = ("Patient", "patient")
+    triage = b.person("triage", "Nurse", "triage nurse")
+    edp = b.person("edp", "Dr.", "emergency physician")
+    resident = b.person("resident", "Dr.", "medical resident")
+    attending = b.person("attending", "Dr.", "attending physician")
+    radiologist = b.person("radiologist", "Dr.", "radiologist")
+    pharmacist = b.person("pharmacist", "", "clinical pharmacist")
+    consultant = b.person(
+        "consultant", "Dr.", f"{SPECIALTY.get(cond.system, 'internal medicine')} consultant"
+    )
+    ward = b.person("ward", "Nurse", "ward nurse")
+    relative = (f"Patient's {rng.choice(RELATIVES)}", "family member")
+
+    symptoms = [f[len("Reports ") : -1] for f in case.facts if f.startswith("Reports ")]
+    risks = [f[len("History: ") : -1] for f in case.facts if f.startswith("History: ")]
+    onset = -int(case.timeline[0].day or -1) if case.timeline else 1
+    vitals = [f for f in case.findings if f.kind == "vital"]
+    labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0]
+    labs1 = [f for f in case.findings if f.kind == "lab" and f.day == 1]
+    exam = [f.value_text or "" for f in case.findings if f.kind == "exam"]
+    imaging = next(f for f in case.findings if f.kind == "imaging")
+    home = [m for m in case.medications if m.indication != cond.name]
+    plan = [m for m in case.medications if m.indication == cond.name]
+
+    b.say(
+        triage,
+        f"Triage handover: {age}-year-old {sex}, {case.presentation[0].lower()}"
+        f"{case.presentation[1:]}",
+        f"New arrival, {age}-year-old {sex}. Complaint: {case.presentation}",
+        anchor="triage",
+    )
+    b.say(
+        edp,
+        "Hello, I'm one of the emergency doctors. What brought you in today?",
+        "Good morning. Can you tell me what has been going on?",
+    )
+    b.say(
+        patient,
+        f"For about {onset} day{'s' if onset > 1 else ''} I've had {_join(symptoms[:2])}.",
+        f"It started {onset} day{'s' if onset > 1 else ''} ago: {_join(symptoms[:2])}.",
+        anchor="symptoms",
+    )
+    b.say(edp, "Anything else you've noticed?", "Any other symptoms at all?")
+    b.say(
+        patient,
+        f"Yes, also {_join(symptoms[2:])}." if symptoms[2:] else "No, that's about it.",
+        anchor="symptoms_more",
+    )
+    b.say(
+        edp,
+        "Do you have any medical conditions we should know about?",
+        "What about your past medical history?",
+    )
+    b.say(
+        patient,
+        f"The doctors have mentioned {_join(risks)}." if risks else "Nothing major.",
+        anchor="history",
+    )
+    b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
+    b.say(
+        patient,
+        f"I take {_join([medication_text(m) for m in home])}."
+        if home
+        else "None, I don't take anything regularly.",
+        anchor="home_meds",
+    )
+    b.say(edp, "Are you allergic to any medicines?", "Any drug allergies?")
+    if case.allergies:
+        a = case.allergies[0]
+        b.say(
+            patient,
+            f"Yes, {a.substance.lower()}: I had {a.reaction} once.",
+            f"{a.substance}. It gave me {a.reaction}.",
+            anchor="allergy",
+        )
+    else:
+        b.say(patient, "No, none that I know of.", "Not that I'm aware of.", anchor="allergy")
+    idx = b.say(
+        triage,
+        "Observations at triage are in the chart.",
+        "First set of observations below.",
+        anchor="vitals",
+        attachments=[b.table("Triage observations", vitals)],
+    )
+    for f in vitals:
+        b.finding_turns[(f.name, f.day)] = idx
+    b.say(
+        edp, f"On examination: {_join(exam)}.", f"Examination shows {_join(exam)}.", anchor="exam"
+    )
+    b.say(
+        edp,
+        f"Let's send admission bloods and request: {imaging.name}.",
+        f"Bloods please, and I'd like this study: {imaging.name}.",
+        anchor="orders",
+    )
+    by_panel: dict[str, list[Finding]] = defaultdict(list)
+    for f in labs0:
+        lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+        by_panel[lab.panel if lab else "other"].append(f)
+    tables = [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
+    idx = b.say(
+        resident,
+        "Admission bloods are back.",
+        "The first results are in.",
+        anchor="labs",
+        attachments=tables,
+    )
+    for f in labs0:
+        b.finding_turns[(f.name, f.day)] = idx
+    abnormal = [
+        f"{f.name.lower()} {_value(f)}"
+        for f in labs0
+        if f.value is not None
+        and f.reference_range is not None
+        and f.reference_range.low is not None
+        and f.reference_range.high is not None
+        and not f.reference_range.low <= f.value <= f.reference_range.high
+    ]
+    b.say(
+        resident,
+        f"Outside the reference range: {_join(abnormal[:4])}."
+        if abnormal
+        else "Nothing outside the reference ranges.",
+        anchor="labs_comment",
+    )
+    b.say(
+        radiologist,
+        f"{imaging.name}: {imaging.value_text}.",
+        f"I've reported the {imaging.name.lower()}: {imaging.value_text}.",
+        anchor="imaging",
+    )
+    diffs = cond.differentials[:2]
+    b.say(
+        attending,
+        " ".join(
+            [f"{cond.name} fits best."]
+            + [f"{d.name} is less likely given {d.argues_against}." for d in diffs]
+        ),
+        anchor="ddx",
+    )
+    if diffs:
+        b.say(resident, f"What would make you reconsider {diffs[0].name.lower()}?")
+        b.say(
+            attending,
+            f"{diffs[0].favoured_by[0].upper()}{diffs[0].favoured_by[1:]}.",
+            anchor="ddx_discriminator",
+        )
+    b.say(
+        attending,
+        f"Working diagnosis: {cond.name}.",
+        f"So our working diagnosis is {cond.name.lower()}.",
+        anchor="diagnosis",
+    )
+    actions = cond.treatments.actions[:2]
+    b.say(
+        attending,
+        "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",
+        anchor="plan",
+    )
+    if case.allergies:
+        a = case.allergies[0]
+        check = f"I've checked the plan against the {a.substance.lower()} allergy; no clash."
+    else:
+        check = "No allergies recorded; doses checked against renal function."
+    b.say(pharmacist, check, anchor="pharmacist")
+    b.say(consultant, f"From our side: {cond.next_actions[0]}.", anchor="consultant")
+    b.say(
+        ward,
+        f"First dose of {plan[0].name.lower()} given." if plan else "Plan started.",
+        anchor="first_dose",
+    )
+    b.say(relative, "Is this serious? What happens now?", "Can you tell us what's going on?")
+    b.say(
+        attending,
+        f"We think this is {cond.name.lower()}; treatment has started and we'll "
+        "review progress daily.",
+        anchor="family",
+    )
+    if labs1:
+        idx = b.say(
+            resident,
+            "Day 1: repeat bloods.",
+            "Day 1 results are back.",
+            anchor="repeat_lab",
+            attachments=[b.table("Repeat (day 1)", labs1)],
+        )
+        for f in labs1:
+            b.finding_turns[(f.name, f.day)] = idx
+        f1 = labs1[0]
+        f0 = next((f for f in labs0 if f.name == f1.name), None)
+        if f0 is not None:
+            b.say(
+                attending, f"{f1.name} {_value(f0)} on day 0, {_value(f1)} today.", anchor="trend"
+            )
+    b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
+    care = cond.standard_of_care
+    b.anchors["care"] = len(b.turns)
+    for item in care:
+        b.say(resident, f"Documented: {item.item}.", f"Done and recorded: {item.item}.")
+    b.say(
+        attending,
+        "Day 2 plan: " + "; ".join(cond.next_actions[1:3] or cond.next_actions) + ".",
+        anchor="next_steps",
+    )
+    b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
+    return b.done()
+
+
+def _render_generic(case: Case, rng: random.Random) -> Rendered:
+    b = _Builder(case, rng)
+    doctor = b.person("doctor", "Dr.", "physician")
+    colleague = b.person("colleague", "Dr.", "medical resident")
+    nurse = b.person("nurse", "Nurse", "nurse")
+    speakers = [doctor, colleague]
+    if case.presentation:
+        b.say(doctor, f"Summary: {case.presentation}", anchor="presentation")
+    for i, sec in enumerate(case.sections):
+        if sec.title in ("MEDEC error annotation", "Source question", "FHIR import notes"):
+            continue  # annotations and source questions are ground truth, not context
+        if sec.title == "Sentences":
+            for line in sec.text.splitlines():
+                text = line.split(" ", 1)[1] if " " in line else line
+                if text.strip():
+                    b.say(speakers[len(b.turns) % 2], text.strip())
+            continue
+        b.say(
+            speakers[i % 2], f"{sec.title}: {sec.text.strip()}" if sec.text.strip() else sec.title
+        )
+    for fact in case.facts:
+        b.say(speakers[len(b.turns) % 2], fact)
+    if case.allergies:
+        b.say(
+            nurse,
+            "Allergies: "
+            + "; ".join(
+                f"{a.substance}{f' ({a.reaction})' if a.reaction else ''}" for a in case.allergies
+            )
+            + ".",
+            anchor="allergy",
+        )
+    if case.medications:
+        b.say(
+            nurse,
+            "Medicines: " + "; ".join(medication_text(m) for m in case.medications[:15]) + ".",
+            anchor="meds",
+        )
+    numeric = [f for f in case.findings if f.value is not None]
+    # Most recent dates first, a few tables only: a Synthea record spans decades.
+    by_date: dict[str, list[Finding]] = defaultdict(list)
+    for f in numeric:
+        by_date[f.time.date().isoformat() if f.time else f"day {f.day}"].append(f)
+    shown_dates = sorted(by_date)[-3:]
+    names = [f.name for d in shown_dates for f in by_date[d][:20]]
+    for date in shown_dates:
+        fs = by_date[date][:20]
+        idx = b.say(nurse, f"Results from {date}.", attachments=[b.table(date, fs)])
+        for f in fs:
+            # Only results shown once can be asked about without ambiguity.
+            if names.count(f.name) == 1:
+                b.finding_turns[(f.name, f.day)] = idx
+    for ev in case.timeline[-TIMELINE_SHOWN:]:
+        when = (
+            ev.time.date().isoformat()
+            if ev.time
+            else (f"day {ev.day:g}" if ev.day is not None else "")
+        )
+        b.say(colleague, f"{when}: {ev.text}" if when else ev.text)
+    if not b.turns:
+        b.say(doctor, "No case details were recorded.")
+    return b.done()

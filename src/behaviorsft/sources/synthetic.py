@@ -1,0 +1,349 @@
+"""Seeded synthetic internal-medicine cases drawn from the clinical knowledge base.
+
+Each case is one KB condition made concrete: a patient of the condition's age
+and sex mix, presenting symptoms sampled by their frequency, vitals and labs
+sampled inside the condition's typical ranges (and normal ones from the
+reference intervals), the condition's imaging finding, a treatment plan from its
+first-line drugs with the KB doses (skipping drugs the patient is allergic to),
+and a day-by-day timeline. The ground truth every task is built from is thus
+known by construction.
+
+Determinism: case ``i`` of seed ``s`` depends only on ``(s, i)`` and the KB
+(``random.Random`` seeded with a string is stable across processes and
+platforms), so the same seed gives byte-identical output and cases can be made
+in any order or in parallel.
+
+The KB records its link on the case: a ``Condition`` with
+``code_system == KB_CODE_SYSTEM`` and ``code`` the KB condition id.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from behaviorsft import __version__
+from behaviorsft.records import (
+    Allergy,
+    Case,
+    Condition,
+    Demographics,
+    Event,
+    Finding,
+    Medication,
+    ReferenceRange,
+    Section,
+    Source,
+)
+from behaviorsft.sources.kb import Condition as KBCondition
+from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, load_kb
+
+KB_CODE_SYSTEM = "behaviorsft-kb"
+LOINC = "http://loinc.org"
+SOURCE_NAME = "synthetic"
+LICENCE = "Apache-2.0"
+ATTRIBUTION = (
+    f"behaviorsft {__version__} synthetic generator (knowledge base in behaviorsft/data/kb)"
+)
+
+# Vitals charted for every patient; a condition's own ranges override the normal ones.
+VITALS = ("temperature", "heart_rate", "respiratory_rate", "sbp", "dbp", "spo2")
+# Labs drawn for every patient on top of the condition's own panel.
+BASE_LABS = ("sodium", "potassium", "creatinine", "hemoglobin", "wbc", "platelets", "glucose")
+
+# Allergy reactions, most to least severe; anaphylaxis makes a re-challenge dangerous.
+REACTIONS = ("anaphylaxis", "angioedema", "hives", "rash")
+
+# Chronic medicines a patient may already take (KB ids), with an indication.
+HOME_MEDS: dict[str, tuple[float, str, str, str]] = {
+    # id: (amount, unit, frequency, indication); usual oral maintenance doses (labels)
+    "atorvastatin": (40, "mg", "once daily", "hypercholesterolaemia"),
+    "metoprolol": (25, "mg", "twice daily", "hypertension"),
+    "lisinopril": (10, "mg", "once daily", "hypertension"),
+    "metformin": (500, "mg", "twice daily", "type 2 diabetes"),
+    "pantoprazole": (40, "mg", "once daily", "reflux"),
+    "aspirin": (81, "mg", "once daily", "secondary prevention"),
+}
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """Knobs of the generator (defaults give the documented mix)."""
+
+    allergy_rate: float = 0.6  # share of patients with a recorded drug allergy
+    max_home_meds: int = 3
+
+
+def _round(value: float, decimals: int) -> float:
+    return round(value, decimals) if decimals else float(round(value))
+
+
+def fmt_value(value: float, decimals: int) -> str:
+    """A lab value as a clinician writes it (no trailing '.0' for integers)."""
+    return f"{value:.{decimals}f}" if decimals else str(round(value))
+
+
+def _sample_numeric(rng: random.Random, finding: LabFinding | None, lab: Lab, sex: str) -> float:
+    if finding is not None and finding.range is not None:
+        lo, hi = finding.range.low, finding.range.high
+    else:
+        ref = lab.reference(sex)  # type: ignore[arg-type]
+        # Stay inside the middle of the normal interval so "normal" is unambiguous.
+        span = ref.high - ref.low
+        lo, hi = ref.low + 0.2 * span, ref.high - 0.2 * span
+    if lab.bounds is not None:
+        lo, hi = max(lo, lab.bounds.low), min(hi, lab.bounds.high)
+    return _round(rng.uniform(lo, hi), lab.decimals)
+
+
+def _finding(lab: Lab, *, value: float | None, text: str | None, day: float, sex: str) -> Finding:
+    ref = None
+    if lab.kind == "quantitative":
+        r = lab.reference(sex)  # type: ignore[arg-type]
+        ref = ReferenceRange(low=r.low, high=r.high)
+    return Finding(
+        name=lab.name,
+        kind="vital" if lab.panel == "vitals" else "lab",
+        value=value,
+        value_text=text,
+        unit=lab.unit,
+        reference_range=ref,
+        day=day,
+        code_system=LOINC if lab.loinc else None,
+        code=lab.loinc,
+    )
+
+
+def kb_condition_id(case: Case) -> str | None:
+    """The KB condition a synthetic case was drawn from (None for other sources)."""
+    for cond in case.conditions:
+        if cond.code_system == KB_CODE_SYSTEM and cond.code:
+            return cond.code
+    return None
+
+
+def medication(
+    drug: Drug, condition_id: str, indication: str, dose: Dose | None = None
+) -> Medication:
+    """A KB drug at its dose for ``condition_id`` (or ``dose``) as a Medication record."""
+    d = dose if dose is not None else drug.dose_for(condition_id)
+    return Medication(
+        name=drug.name,
+        dose=f"{d.amount:g} {d.unit}",
+        dose_value=d.amount,
+        dose_unit=d.unit,
+        route=d.route,
+        frequency=d.frequency,
+        drug_class=drug.drug_class,
+        indication=indication,
+    )
+
+
+def medication_text(med: Medication) -> str:
+    """'Ceftriaxone 1 g IV q24h'."""
+    return " ".join(x for x in (med.name, med.dose, med.route, med.frequency) if x)
+
+
+def allergy_name(kb: KnowledgeBase, group_id: str) -> str:
+    """Display name of an allergy group without its parenthetical gloss."""
+    return kb.allergy_groups[group_id].name.split(" (")[0]
+
+
+def allergy_group_of(kb: KnowledgeBase, substance: str) -> str | None:
+    """The KB allergy group a recorded substance names, if any."""
+    for gid in kb.allergy_groups:
+        if allergy_name(kb, gid).lower() == substance.lower():
+            return gid
+    return None
+
+
+def allergy_candidates(kb: KnowledgeBase, cond: KBCondition) -> list[str]:
+    """Allergy groups of the condition's treatment drugs (so an allergy clash is possible)."""
+    groups: list[str] = []
+    for td in cond.treatments.drugs:
+        for g in kb.drug(td.drug).allergy_groups:
+            if g not in groups and g != "beta_lactams":
+                groups.append(g)
+    return groups
+
+
+def synthesize_case(
+    index: int,
+    *,
+    seed: int = 0,
+    kb: KnowledgeBase | None = None,
+    options: SynthOptions = SynthOptions(),
+) -> Case:
+    """Case number ``index`` of the stream for ``seed`` (deterministic)."""
+    kb = kb or load_kb()
+    rng = random.Random(f"behaviorsft-synth:{seed}:{index}")
+    cond_ids = sorted(kb.conditions)
+    # Round-robin over conditions (shuffled once per seed) keeps every condition
+    # equally represented at any N.
+    order = list(cond_ids)
+    random.Random(f"behaviorsft-synth-order:{seed}").shuffle(order)
+    cond = kb.condition(order[index % len(order)])
+
+    sex = "female" if rng.random() < cond.sex_weights.female else "male"
+    age = rng.randint(int(cond.age.low), int(cond.age.high))
+    symptoms = [s.name for s in cond.symptoms if rng.random() < s.frequency]
+    if len(symptoms) < 2:
+        by_freq = sorted(cond.symptoms, key=lambda s: -s.frequency)
+        symptoms = list(dict.fromkeys(symptoms + [s.name for s in by_freq]))[:2]
+    onset_days = rng.randint(1, 4)
+    risks = rng.sample(cond.risk_factors, k=min(len(cond.risk_factors), rng.randint(1, 2)))
+
+    # Allergy first: the treatment plan must respect it.
+    allergies: list[Allergy] = []
+    allergy_group: str | None = None
+    candidates = allergy_candidates(kb, cond)
+    if rng.random() < options.allergy_rate:
+        pool = candidates or [g for g in sorted(kb.allergy_groups) if g != "beta_lactams"]
+        allergy_group = rng.choice(pool)
+        reaction = rng.choice(REACTIONS)
+        allergies.append(
+            Allergy(
+                substance=allergy_name(kb, allergy_group),
+                reaction=reaction,
+                severity="severe" if reaction in ("anaphylaxis", "angioedema") else "mild",
+            )
+        )
+
+    findings: list[Finding] = []
+    for vid in VITALS:
+        lab = kb.lab(vid)
+        findings.append(
+            _finding(
+                lab,
+                value=_sample_numeric(rng, cond.vitals.get(vid), lab, sex),
+                text=None,
+                day=0,
+                sex=sex,
+            )
+        )
+    lab_ids = list(dict.fromkeys([*BASE_LABS, *cond.labs, *cond.normal_labs]))
+    for lid in lab_ids:
+        lab = kb.lab(lid)
+        lf = cond.labs.get(lid)
+        if lab.kind == "qualitative":
+            pool = lf.values if lf is not None and lf.values else lab.normal_values
+            findings.append(_finding(lab, value=None, text=rng.choice(pool), day=0, sex=sex))
+        else:
+            findings.append(
+                _finding(lab, value=_sample_numeric(rng, lf, lab, sex), text=None, day=0, sex=sex)
+            )
+    exam = rng.sample(cond.exam, k=min(2, len(cond.exam)))
+    for e in exam:
+        findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
+    imaging = cond.imaging[0]
+    findings.append(
+        Finding(name=imaging.modality, kind="imaging", value_text=imaging.finding, day=0)
+    )
+
+    # Day-1 repeat of the most deranged numeric condition lab, moving towards normal.
+    repeat: Finding | None = None
+    for lid, lf in cond.labs.items():
+        lab = kb.lab(lid)
+        if lab.kind != "quantitative" or lf.range is None:
+            continue
+        first = next(f for f in findings if f.name == lab.name)
+        ref = lab.reference(sex)  # type: ignore[arg-type]
+        target = ref.high if first.value is not None and first.value > ref.high else ref.low
+        assert first.value is not None
+        value = _round(first.value + (target - first.value) * rng.uniform(0.35, 0.65), lab.decimals)
+        if value != first.value:
+            repeat = _finding(lab, value=value, text=None, day=1, sex=sex)
+            findings.append(repeat)
+            break
+
+    meds: list[Medication] = []
+    home = sorted(HOME_MEDS)
+    for did in rng.sample(home, k=rng.randint(0, options.max_home_meds)):
+        drug = kb.drug(did)
+        if allergy_group in drug.allergy_groups:
+            continue
+        amount, unit, freq, why = HOME_MEDS[did]
+        home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
+        meds.append(medication(drug, cond.id, why, home_dose))
+    plan: list[Medication] = []
+    for td in cond.treatments.drugs:
+        if td.role != "first_line":
+            continue
+        drug = kb.drug(td.drug)
+        if allergy_group is not None and allergy_group in drug.allergy_groups:
+            continue
+        plan.append(medication(drug, cond.id, cond.name, td.dose))
+    if not plan:  # every first-line drug clashes with the allergy: use an alternative
+        for td in cond.treatments.drugs:
+            drug = kb.drug(td.drug)
+            if allergy_group is None or allergy_group not in drug.allergy_groups:
+                plan.append(medication(drug, cond.id, cond.name, td.dose))
+                break
+    meds.extend(plan)
+
+    timeline = [
+        Event(day=-onset_days, kind="symptom", text=f"{symptoms[0].capitalize()} began."),
+        Event(day=0, kind="presentation", text="Presented to the emergency department."),
+        Event(day=0, kind="vitals", text="Triage observations recorded."),
+        Event(day=0, kind="lab", text="Admission bloods drawn."),
+        Event(day=0, kind="imaging", text=f"{imaging.modality} performed."),
+        Event(day=0, kind="diagnosis", text=f"Working diagnosis: {cond.name}."),
+    ]
+    if plan:
+        timeline.append(Event(day=0, kind="medication", text=f"{plan[0].name} started."))
+    if repeat is not None:
+        timeline.append(Event(day=1, kind="lab", text=f"Repeat {repeat.name} checked."))
+    timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
+
+    presentation = (
+        f"{onset_days} day{'s' if onset_days > 1 else ''} of "
+        + (", ".join(symptoms[:-1]) + f" and {symptoms[-1]}" if len(symptoms) > 1 else symptoms[0])
+        + "."
+    )
+    sections = [
+        Section(title="History of presenting illness", text=presentation),
+        Section(title="Past history", text="; ".join(risks) + "."),
+        Section(title="Examination", text="; ".join(exam) + "."),
+    ]
+    facts = [
+        f"Age {age} years, {sex}.",
+        *(f"Reports {s}." for s in symptoms),
+        *(f"History: {r}." for r in risks),
+        *(f"Allergy: {a.substance} ({a.reaction})." for a in allergies),
+        f"Final diagnosis: {cond.name}.",
+    ]
+    return Case(
+        id=f"synthetic:{seed}-{index:06d}",
+        source=Source(
+            name=SOURCE_NAME,
+            licence=LICENCE,
+            attribution=ATTRIBUTION,
+            record_id=f"{seed}-{index}",
+        ),
+        demographics=Demographics(age_years=age, sex=sex),
+        presentation=presentation,
+        sections=sections,
+        timeline=timeline,
+        findings=findings,
+        medications=meds,
+        allergies=allergies,
+        conditions=[
+            Condition(name=cond.name, status="active", code_system=KB_CODE_SYSTEM, code=cond.id),
+            *(
+                Condition(name=cond.name, status="active", code_system="ICD-10-CM", code=c)
+                for c in cond.icd10[:1]
+            ),
+        ],
+        facts=facts,
+        final_diagnosis=cond.name,
+    )
+
+
+def synthesize_cases(
+    n: int, *, seed: int = 0, start: int = 0, kb: KnowledgeBase | None = None
+) -> Iterator[Case]:
+    """Cases ``start .. n-1`` of the stream for ``seed``."""
+    kb = kb or load_kb()
+    for i in range(start, n):
+        yield synthesize_case(i, seed=seed, kb=kb)
