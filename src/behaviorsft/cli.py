@@ -619,3 +619,15 @@ def demo(
 if __name__ == "__main__":  # pragma: no cover
     app()
 
+
+def _register_stage_commands() -> None:
+    # Each stage keeps its commands in its own module; they import their heavy
+    # dependencies lazily, so `behaviorsft --help` stays fast.
+    from behaviorsft.cli_eval import register as register_eval
+    from behaviorsft.cli_models import register as register_models
+
+    register_eval(app)
+    register_models(app)
+
+
+_register_stage_commands()

@@ -1,0 +1,698 @@
+"""Run a model over a bench split and write a RUN folder.
+
+A RUN folder::
+
+    RUN/
+      config.json         the resolved EvalConfig (never an API key)
+      predictions.jsonl   one Prediction per (task, seed), id '<task_id>@<seed>'
+      metrics.json        evaluate.metrics.score_run(...) of those predictions
+      manifest.json       counts, seeds, versions, command line
+
+Resuming: rerunning the same command reuses every prediction that has an
+answer and asks again only for rows that are missing or that failed (rows
+with ``error``). Before appending, the file is rewritten without its error
+rows (atomically), so each id appears once and the last attempt is what is
+kept. A run is only resumed with the options that made it: a different model,
+strategy, bench, split or sampling setting is refused, naming the option.
+
+Failures: a backend returns a Generation with ``error`` for a call that
+failed after its own retries; the runner asks again up to ``retries`` more
+times, then records the row with ``error`` set. Such rows are never scored. An
+exception raised by the backend (a bug or a crash, not a transient fault)
+stops the run; what was written so far is kept and the next run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from behaviorsft import __version__
+from behaviorsft.bench import Bench, load_bench
+from behaviorsft.evaluate.metrics import score_run
+from behaviorsft.models.base import (
+    ChoiceRequest,
+    ChoiceScores,
+    Generation,
+    GenerationRequest,
+    Model,
+)
+from behaviorsft.prompts import (
+    FEW_SHOT_K,
+    LABEL_STRATEGIES,
+    STRATEGIES,
+    build_messages,
+    letters_of,
+    parse_answer,
+    parse_behavior_label,
+    parse_behavior_token,
+    select_few_shot,
+)
+from behaviorsft.records import ChatMessage, Prediction, Task
+from behaviorsft.store import (
+    FileInfo,
+    JsonlWriter,
+    RecordFileError,
+    load_records,
+    new_manifest,
+    read_manifest,
+    write_jsonl,
+    write_manifest,
+)
+from behaviorsft.taxonomy import BEHAVIOR_TOKENS, PROACTIVE_TOKEN, REACTIVE_TOKEN, TABLE_ORDER
+
+CONFIG_FILE = "config.json"
+PREDICTIONS_FILE = "predictions.jsonl"
+METRICS_FILE = "metrics.json"
+
+BEHAVIOR_MODES = ("auto", "reactive", "proactive")
+SCORING_MODES = ("generate", "choice")
+FORCED_TOKENS = {"reactive": REACTIVE_TOKEN, "proactive": PROACTIVE_TOKEN}
+# In choice scoring the letter is scored where the answer format puts it.
+CHOICE_PREFIX = "<answer>"
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class EvalConfig:
+    """Everything that decides what an evaluation run computes; written to config.json."""
+
+    bench: str = field(metadata=_help("BENCH folder (tasks.jsonl + conversations.jsonl)."))
+    model: str = field(metadata=_help("Model as provider/model[:adapter], e.g. hf/path:adapter."))
+    out: str = field(metadata=_help("RUN folder to write (resumed if it exists)."))
+    strategy: str = field(
+        default="zero_shot", metadata=_help(f"Prompting strategy: {', '.join(STRATEGIES)}.")
+    )
+    split: str = field(default="test", metadata=_help("Split to evaluate: train, val, test, all."))
+    seeds: list[int] = field(
+        default_factory=lambda: [0],
+        metadata=_help("Seeds; each gives one answer per task (sampling and few-shot picks)."),
+    )
+    limit: int | None = field(
+        default=None,
+        metadata=_help("Evaluate only N tasks, taken round-robin over task types."),
+    )
+    behavior: str = field(
+        default="auto",
+        metadata=_help(
+            "auto: the model picks its behaviour token; reactive/proactive: force it "
+            "(behaviorsft strategy only)."
+        ),
+    )
+    scoring: str = field(
+        default="generate",
+        metadata=_help(
+            "generate: parse the answer from generated text; choice: take the most likely "
+            "option letter from next-token scores (backends with choice scoring)."
+        ),
+    )
+    max_new_tokens: int = field(default=512, metadata=_help("Generation length limit."))
+    temperature: float = field(default=0.0, metadata=_help("Sampling temperature (0: greedy)."))
+    few_shot_k: int = field(default=FEW_SHOT_K, metadata=_help("Examples for few_shot."))
+    chunk_size: int = field(
+        default=64, metadata=_help("Requests per backend call; results are saved after each.")
+    )
+    retries: int = field(
+        default=1, metadata=_help("Extra attempts for calls that failed, before recording errors.")
+    )
+    base_url: str | None = field(
+        default=None, metadata=_help("Server URL for openai-compatible/ models.")
+    )
+    cache_dir: str | None = field(default=None, metadata=_help("Response cache of HTTP backends."))
+    model_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_help("Extra backend options (e.g. dtype, concurrency).")
+    )
+    n_bootstrap: int = field(default=1000, metadata=_help("Bootstrap resamples for the 95% CIs."))
+    label: str | None = field(
+        default=None, metadata=_help("Column name in reports (default: model + strategy).")
+    )
+
+    def validate(self) -> None:
+        """Check option values and combinations; the error names the option and the fix."""
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"--strategy {self.strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}"
+            )
+        if self.behavior not in BEHAVIOR_MODES:
+            raise ValueError(f"--behavior must be one of {', '.join(BEHAVIOR_MODES)}")
+        if self.behavior != "auto" and self.strategy != "behaviorsft":
+            raise ValueError(
+                "--behavior reactive|proactive forces a behaviour token and needs "
+                "--strategy behaviorsft"
+            )
+        if self.scoring not in SCORING_MODES:
+            raise ValueError(f"--scoring must be one of {', '.join(SCORING_MODES)}")
+        if not self.seeds:
+            raise ValueError("--seeds needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"--seeds has duplicates: {self.seeds}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("--limit must be at least 1")
+        if self.chunk_size < 1 or self.retries < 0 or self.few_shot_k < 0:
+            raise ValueError("--chunk-size must be >= 1, --retries and --few-shot-k >= 0")
+        if self.n_bootstrap < 0:
+            raise ValueError("--bootstrap must be >= 0")
+
+    @property
+    def display_label(self) -> str:
+        """The report column name of this run."""
+        if self.label:
+            return self.label
+        forced = f" [{self.behavior}]" if self.behavior != "auto" else ""
+        return f"{self.model} {self.strategy}{forced}"
+
+
+# Options that change what a resumed run would compute; they must match config.json.
+_RESUME_KEYS = (
+    "bench",
+    "model",
+    "strategy",
+    "split",
+    "behavior",
+    "scoring",
+    "max_new_tokens",
+    "temperature",
+    "few_shot_k",
+)
+# Option names that could hold a secret are never written to disk.
+_SECRET = re.compile(r"(api[_-]?key|secret|password|token)$", re.IGNORECASE)
+
+
+def config_dict(config: EvalConfig) -> dict[str, Any]:
+    """The config as written to config.json (secret-looking model options removed)."""
+    data = asdict(config)
+    data["model_options"] = {
+        k: v for k, v in config.model_options.items() if not _SECRET.search(str(k))
+    }
+    return data
+
+
+def config_help() -> dict[str, str]:
+    """Help text of every EvalConfig field (for docs and the CLI)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(EvalConfig)}
+
+
+def read_config(run: str | Path) -> EvalConfig:
+    """The EvalConfig a RUN folder was made with."""
+    path = Path(run) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{run}: not a RUN folder (no {CONFIG_FILE})")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(EvalConfig)}
+    return EvalConfig(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_resume(config: EvalConfig, out: Path) -> None:
+    path = out / CONFIG_FILE
+    if not path.exists():
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    new = config_dict(config)
+    changed = [k for k in _RESUME_KEYS if k in old and old[k] != new[k]]
+    if changed:
+        diffs = "; ".join(f"{k}: {old[k]!r} in {path}, {new[k]!r} now" for k in changed)
+        raise ValueError(
+            f"{out} holds a run made with other options ({diffs}). "
+            "Use a new --out, or rerun with the same options to resume."
+        )
+
+
+# --------------------------------------------------------------------------
+# Tasks and requests
+# --------------------------------------------------------------------------
+
+
+def select_tasks(tasks: Sequence[Task], limit: int | None) -> list[Task]:
+    """The first ``limit`` tasks taken round-robin over task types (file order within a type).
+
+    A small ``--limit`` thus still covers every task type instead of the
+    first few cases of one.
+    """
+    rank: dict[str, int] = {}
+    keyed = []
+    for t in tasks:
+        r = rank.get(t.task_type.value, 0)
+        rank[t.task_type.value] = r + 1
+        keyed.append((r, TABLE_ORDER.index(t.task_type), t))
+    ordered = [t for _, _, t in sorted(keyed, key=lambda x: (x[0], x[1]))]
+    return ordered if limit is None else ordered[:limit]
+
+
+def prediction_id(task: Task, seed: int) -> str:
+    """Id of the prediction for ``task`` at ``seed``."""
+    return f"{task.id}@{seed}"
+
+
+@dataclass
+class _Job:
+    """One (task, seed) to answer, with its prompt."""
+
+    task: Task
+    seed: int
+    messages: list[ChatMessage]
+
+    @property
+    def id(self) -> str:
+        return prediction_id(self.task, self.seed)
+
+
+def build_jobs(
+    bench: Bench, tasks: Sequence[Task], seeds: Sequence[int], config: EvalConfig
+) -> list[_Job]:
+    """Prompts for every (task, seed) pair, seeds outermost."""
+    pool = bench.split("train") if config.strategy == "few_shot" else []
+    if config.strategy == "few_shot" and config.few_shot_k and not pool:
+        raise ValueError(
+            f"{bench.path}: few_shot takes its examples from the train split, which is empty; "
+            "assign splits or use --few-shot-k 0"
+        )
+    jobs = []
+    for seed in seeds:
+        for task in tasks:
+            examples = []
+            if config.strategy == "few_shot" and config.few_shot_k:
+                picked = select_few_shot(task, pool, k=config.few_shot_k, seed=seed)
+                examples = [(ex, bench.context_text(ex)) for ex in picked]
+            messages = build_messages(
+                task, bench.context_text(task), config.strategy, examples=examples
+            )
+            jobs.append(_Job(task, seed, messages))
+    return jobs
+
+
+def _p_proactive(probs: dict[str, float] | None) -> float | None:
+    """P(<proactive>) renormalised over the two behaviour tokens."""
+    if not probs:
+        return None
+    pro, rea = probs.get(PROACTIVE_TOKEN), probs.get(REACTIVE_TOKEN)
+    if pro is None or rea is None or not math.isfinite(pro + rea) or pro + rea <= 0:
+        return None
+    return min(1.0, max(0.0, pro / (pro + rea)))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def prediction_from_generation(
+    job: _Job, gen: Generation, config: EvalConfig, model_name: str, p_proactive: float | None
+) -> Prediction:
+    """The Prediction record of one generated answer (or of its failure)."""
+    base: dict[str, Any] = {
+        "id": job.id,
+        "task_id": job.task.id,
+        "model": model_name,
+        "strategy": config.strategy,
+        "seed": job.seed,
+        "messages": job.messages,
+        "usage": gen.usage,
+        "latency_s": gen.latency_s,
+        "created_at": _now(),
+    }
+    if gen.error is not None or gen.text is None:
+        return Prediction(**base, error=gen.error or "backend returned no text")
+    letter = parse_answer(gen.text, letters_of(job.task))
+    label = parse_behavior_label(gen.text) if config.strategy in LABEL_STRATEGIES else None
+    return Prediction(
+        **base,
+        raw_output=gen.text,
+        parsed_answer=letter,
+        valid=letter is not None,
+        correct=letter == job.task.answer if letter is not None else False,
+        behavior_token=parse_behavior_token(gen.text),
+        behavior_label=label,
+        p_proactive=p_proactive,
+    )
+
+
+def format_choice_scores(logprobs: dict[str, float]) -> str:
+    """Readable letter distribution for ``raw_output``: ``'A=0.100 B=0.700 ...'``."""
+    return " ".join(f"{k}={math.exp(v):.3f}" for k, v in sorted(logprobs.items()))
+
+
+def prediction_from_choice(
+    job: _Job, scores: ChoiceScores, config: EvalConfig, model_name: str
+) -> Prediction:
+    """The Prediction record of one choice-scored task (or of its failure)."""
+    base: dict[str, Any] = {
+        "id": job.id,
+        "task_id": job.task.id,
+        "model": model_name,
+        "strategy": config.strategy,
+        "seed": job.seed,
+        "messages": job.messages,
+        "latency_s": scores.latency_s,
+        "created_at": _now(),
+    }
+    if scores.error is not None or not scores.logprobs:
+        return Prediction(**base, error=scores.error or "backend returned no scores")
+    letter = scores.best
+    return Prediction(
+        **base,
+        raw_output=format_choice_scores(scores.logprobs),
+        parsed_answer=letter,
+        valid=letter is not None,
+        correct=letter == job.task.answer,
+    )
+
+
+# --------------------------------------------------------------------------
+# Calling the model
+# --------------------------------------------------------------------------
+
+Progress = Callable[[int], None]
+
+
+def _retrying(
+    call: Callable[[list[int]], list[Any]],
+    n: int,
+    failed: Callable[[Any], bool],
+    retries: int,
+) -> list[Any]:
+    """Results for items 0..n-1; failed items are asked again, up to ``retries`` times."""
+    results: list[Any] = [None] * n
+    todo = list(range(n))
+    for _attempt in range(retries + 1):
+        if not todo:
+            break
+        for i, res in zip(todo, call(todo), strict=True):
+            results[i] = res
+        todo = [i for i in todo if failed(results[i])]
+    return results
+
+
+def _generate_chunk(
+    model: Model, jobs: Sequence[_Job], config: EvalConfig, progress: Progress | None
+) -> list[Prediction]:
+    prefix = FORCED_TOKENS.get(config.behavior, "")
+    track = BEHAVIOR_TOKENS if config.strategy == "behaviorsft" else ()
+    requests = [
+        GenerationRequest(
+            messages=tuple(j.messages),
+            key=j.id,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            seed=j.seed,
+            assistant_prefix=prefix,
+            # Forced: the token is given, P(<proactive>) comes from a separate probe below.
+            track_tokens=() if prefix else track,
+        )
+        for j in jobs
+    ]
+    if prefix and track:
+        # The token-forcing ablation still records what the model would have chosen:
+        # one extra 1-token request per task, without the prefix.
+        requests += [
+            GenerationRequest(
+                messages=tuple(j.messages),
+                key=f"{j.id}:p_proactive",
+                max_new_tokens=1,
+                temperature=0.0,
+                seed=j.seed,
+                track_tokens=track,
+            )
+            for j in jobs
+        ]
+
+    def call(idx: list[int]) -> list[Generation]:
+        return model.generate([requests[i] for i in idx], progress=progress)
+
+    gens = _retrying(call, len(requests), lambda g: g.error is not None, config.retries)
+    out = []
+    for i, job in enumerate(jobs):
+        gen = gens[i]
+        probs = gens[len(jobs) + i].token_probs if len(gens) > len(jobs) else gen.token_probs
+        out.append(prediction_from_generation(job, gen, config, model.name, _p_proactive(probs)))
+    return out
+
+
+def _score_chunk(
+    model: Model, jobs: Sequence[_Job], config: EvalConfig, progress: Progress | None
+) -> list[Prediction]:
+    prefix = FORCED_TOKENS.get(config.behavior, "")
+    requests = [
+        ChoiceRequest(
+            messages=tuple(j.messages),
+            letters=letters_of(j.task),
+            key=j.id,
+            assistant_prefix=f"{prefix} {CHOICE_PREFIX}" if prefix else CHOICE_PREFIX,
+        )
+        for j in jobs
+    ]
+
+    def call(idx: list[int]) -> list[ChoiceScores]:
+        return model.score_choices([requests[i] for i in idx], progress=progress)
+
+    scores = _retrying(call, len(requests), lambda s: s.error is not None, config.retries)
+    return [
+        prediction_from_choice(j, s, config, model.name) for j, s in zip(jobs, scores, strict=True)
+    ]
+
+
+def _chunks(items: Sequence[_Job], size: int) -> Iterator[Sequence[_Job]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What ``run_eval`` did."""
+
+    out: Path
+    metrics: dict[str, Any]
+    requested: int  # (task, seed) pairs in this evaluation
+    reused: int  # answered rows found on disk
+    generated: int  # rows written by this call (answers and errors)
+    errors: int  # rows still failed after this call
+
+
+def _drop_error_rows(path: Path) -> tuple[list[Prediction], int]:
+    """Keep answered rows; rewrite the file without error rows. Returns (kept, dropped)."""
+    if not path.exists():
+        return [], 0
+    result = load_records(path, Prediction)
+    if result.errors:
+        raise RecordFileError(result.errors)
+    kept = [p for p in result.records if p.error is None]
+    dropped = len(result.records) - len(kept)
+    if dropped or result.torn_tail is not None:
+        write_jsonl(path, kept)
+    return kept, dropped
+
+
+def load_predictions(run: str | Path) -> list[Prediction]:
+    """Every prediction of a RUN folder (raises listing bad lines)."""
+    path = Path(run) / PREDICTIONS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{run}: no {PREDICTIONS_FILE}; is it a RUN folder?")
+    result = load_records(path, Prediction)
+    if result.errors:
+        raise RecordFileError(result.errors)
+    return result.records
+
+
+def write_run_outputs(
+    out: Path,
+    config: dict[str, Any],
+    predictions: Sequence[Prediction],
+    metrics: dict[str, Any],
+    *,
+    stage: str,
+    notes: Sequence[str] = (),
+) -> None:
+    """metrics.json and manifest.json of a RUN folder (config.json is written by the caller)."""
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    old = read_manifest(out) if (out / "manifest.json").exists() else None
+    manifest = new_manifest(
+        stage,
+        config=config,
+        seeds=sorted({p.seed for p in predictions}),
+        files={PREDICTIONS_FILE: FileInfo(record_type="prediction", count=len(predictions))},
+        counts={k: v for k, v in metrics.get("counts", {}).items() if isinstance(v, int)},
+        notes=list(notes),
+    )
+    if old is not None:
+        manifest.created_at = old.created_at
+    write_manifest(out, manifest)
+
+
+def run_eval(
+    config: EvalConfig,
+    *,
+    model: Model | None = None,
+    show_progress: bool = True,
+) -> RunResult:
+    """Evaluate ``config.model`` on the bench and write the RUN folder; resume if it exists.
+
+    ``model`` overrides loading ``config.model`` (tests and notebooks pass an
+    object implementing the Model protocol).
+    """
+    config.validate()
+    config.bench = str(Path(config.bench).resolve())
+    bench = load_bench(config.bench)
+    split_tasks = bench.split(config.split)
+    if not split_tasks:
+        present = sorted({t.split.value if t.split else "none" for t in bench.tasks})
+        raise ValueError(
+            f"{config.bench}: no tasks in split {config.split!r} (splits present: {present})"
+        )
+    tasks = select_tasks(split_tasks, config.limit)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(config, out)
+    (out / CONFIG_FILE).write_text(
+        json.dumps(config_dict(config), indent=2) + "\n", encoding="utf-8"
+    )
+
+    pred_path = out / PREDICTIONS_FILE
+    _drop_error_rows(pred_path)
+    jobs = build_jobs(bench, tasks, config.seeds, config)
+    wanted = {j.id for j in jobs}
+    generated = 0
+    with JsonlWriter(pred_path) as writer:
+        todo = [j for j in jobs if j.id not in writer]
+        reused = len(jobs) - len(todo)
+        if todo:
+            generated = _answer(config, model, todo, writer, show_progress)
+    predictions = [p for p in load_predictions(out) if p.id in wanted]
+    metrics = score_run(
+        {t.id: t for t in tasks},
+        predictions,
+        strategy=config.strategy,
+        n_bootstrap=config.n_bootstrap,
+    )
+    metrics["label"] = config.display_label
+    metrics["model"] = config.model
+    write_run_outputs(
+        out,
+        config_dict(config),
+        predictions,
+        metrics,
+        stage="eval",
+        notes=[f"behaviorsft {__version__}"],
+    )
+    return RunResult(
+        out=out,
+        metrics=metrics,
+        requested=len(jobs),
+        reused=reused,
+        generated=generated,
+        errors=metrics["counts"]["errors"],
+    )
+
+
+def _answer(
+    config: EvalConfig,
+    model: Model | None,
+    todo: Sequence[_Job],
+    writer: JsonlWriter,
+    show_progress: bool,
+) -> int:
+    own_model = model is None
+    if model is None:
+        # Imported here so that evaluation code (and its tests) does not pull in backends.
+        from behaviorsft.models import load_model
+
+        model = load_model(
+            config.model,
+            base_url=config.base_url,
+            cache_dir=config.cache_dir,
+            **config.model_options,
+        )
+    if config.scoring == "choice" and not model.supports_choice_scoring:
+        raise ValueError(
+            f"{config.model}: this backend cannot score choices; use --scoring generate "
+            "(choice scoring needs next-token logits, e.g. an hf/ model)"
+        )
+    step = _score_chunk if config.scoring == "choice" else _generate_chunk
+    # Forced behaviour with behaviorsft sends one extra probe request per task.
+    per_job = 2 if (config.scoring == "generate" and config.behavior != "auto") else 1
+    written = 0
+    try:
+        with _ProgressBar(show_progress, len(todo) * per_job, config) as bar:
+            for chunk in _chunks(todo, config.chunk_size):
+                bar.start_chunk(len(chunk) * per_job)
+                for pred in step(model, chunk, config, bar.report):
+                    writer.write(pred)
+                    written += 1
+                bar.chunk_done()
+    finally:
+        if own_model:
+            model.close()
+    return written
+
+
+class _ProgressBar:
+    """A rich progress bar over requests, or nothing when disabled.
+
+    Backends report finished requests through ``report``; retries may report
+    more than a chunk holds and a backend may report nothing, so the bar is
+    clamped to each chunk's size and topped up when the chunk is done.
+    """
+
+    def __init__(self, enabled: bool, total: int, config: EvalConfig) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.description = f"{config.model} {config.strategy}"
+        self._progress: Any = None
+        self._bar: Any = None
+        self._in_chunk = 0
+        self._chunk_size = 0
+
+    def __enter__(self) -> _ProgressBar:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            self._progress.start()
+            self._bar = self._progress.add_task(self.description, total=self.total)
+        return self
+
+    def _advance(self, n: int) -> None:
+        if self._progress is not None and n > 0:
+            self._progress.advance(self._bar, n)
+
+    def start_chunk(self, size: int) -> None:
+        """A chunk of ``size`` requests is about to be sent."""
+        self._in_chunk = 0
+        self._chunk_size = size
+
+    def report(self, n: int) -> None:
+        """Called by the backend with the number of requests just finished."""
+        step = min(n, max(0, self._chunk_size - self._in_chunk))
+        self._in_chunk += step
+        self._advance(step)
+
+    def chunk_done(self) -> None:
+        """Top the bar up to the end of the chunk (for backends that report nothing)."""
+        self._advance(self._chunk_size - self._in_chunk)
+        self._in_chunk = self._chunk_size
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -1,0 +1,122 @@
+"""The runner against a real local HTTP server through the openai-compatible backend.
+
+One task's requests always get HTTP 500: after the backend's and the runner's
+retries the row is recorded as an error (not a wrong answer), and once the
+server recovers, rerunning the command sends exactly that one request again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from behaviorsft.evaluate.runner import EvalConfig, load_predictions, run_eval
+from tests.evaluate.conftest import bench_tasks, write_bench
+
+BROKEN = "for fact_retrieval test 0"  # option text of one task in the bench
+
+
+class ChatServer:
+    """Answers '<answer>B</answer>' to every chat completion, except BROKEN ones (500)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.broken = True
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                user = body["messages"][-1]["content"]
+                with server.lock:
+                    server.bodies.append(body)
+                    fail = server.broken and BROKEN in user
+                if fail:
+                    payload, status = b'{"error": {"message": "overloaded"}}', 500
+                else:
+                    status = 200
+                    payload = json.dumps(
+                        {
+                            "id": "c1",
+                            "object": "chat.completion",
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {
+                                        "role": "assistant",
+                                        "content": "<answer>B</answer>",
+                                    },
+                                    "finish_reason": "stop",
+                                }
+                            ],
+                            "usage": {
+                                "prompt_tokens": 7,
+                                "completion_tokens": 4,
+                                "total_tokens": 11,
+                            },
+                        }
+                    ).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    pytest.importorskip("behaviorsft.models.openai_compat")
+    srv = ChatServer()
+    srv.thread.start()
+    try:
+        yield srv
+    finally:
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+
+
+def test_http_failures_become_error_rows_and_are_retried_on_rerun(
+    chat_server: ChatServer, tmp_path: Path
+) -> None:
+    bench = write_bench(tmp_path / "bench", bench_tasks(1, 0))
+    config = EvalConfig(
+        bench=str(bench),
+        model="openai-compatible/tiny-chat",
+        out=str(tmp_path / "run"),
+        base_url=chat_server.base_url,
+        retries=1,
+        n_bootstrap=0,
+        model_options={"max_retries": 1, "backoff_base_s": 0.01, "timeout_s": 5.0},
+    )
+    first = run_eval(config, show_progress=False)
+    broken = [b for b in chat_server.bodies if BROKEN in b["messages"][-1]["content"]]
+    assert len(broken) == 4  # (1 + backend retry) x (1 + runner retry)
+    assert first.errors == 1 and first.metrics["counts"]["scored"] == 12
+    rows = {p.task_id: p for p in load_predictions(tmp_path / "run")}
+    failed = rows["fact_retrieval-test-0"]
+    assert failed.error and "500" in failed.error and failed.correct is None
+    ok = rows["timeline_sequence-test-0"]
+    assert ok.parsed_answer == "B" and ok.usage.completion_tokens == 4
+
+    chat_server.broken = False
+    chat_server.bodies.clear()
+    second = run_eval(config, show_progress=False)
+    assert (
+        len(chat_server.bodies) == 1 and BROKEN in chat_server.bodies[0]["messages"][-1]["content"]
+    )
+    assert second.errors == 0 and second.metrics["counts"]["scored"] == 13
