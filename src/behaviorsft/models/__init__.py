@@ -1,0 +1,136 @@
+"""Model backends behind one narrow interface (see :mod:`behaviorsft.models.base`).
+
+A model is named ``provider/model``::
+
+    openai/gpt-4o-mini                       the OpenAI API (key from $OPENAI_API_KEY)
+    openai-compatible/<name>                 any OpenAI-compatible server; needs base_url
+    hf/<hub-id-or-path>[:<adapter-path>]     local transformers, optional PEFT adapter
+    vllm/<hub-id-or-path>[:<adapter-path>]   vLLM offline engine (extra ``[vllm]``)
+
+The backend is chosen by the provider prefix only, never by a substring of the
+model name, and each backend's heavy imports happen only when it is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from behaviorsft.models.base import (
+    ChoiceRequest,
+    ChoiceScores,
+    Generation,
+    GenerationRequest,
+    MissingExtraError,
+    Model,
+    ProgressCallback,
+)
+
+__all__ = [
+    "PROVIDERS",
+    "ChoiceRequest",
+    "ChoiceScores",
+    "Generation",
+    "GenerationRequest",
+    "MissingExtraError",
+    "Model",
+    "ModelSpec",
+    "ProgressCallback",
+    "load_model",
+    "parse_model_spec",
+]
+
+PROVIDERS: tuple[str, ...] = ("openai", "openai-compatible", "hf", "vllm")
+# Only local-weight providers take an adapter after ':'. API model names may
+# contain ':' themselves (OpenAI fine-tunes 'ft:gpt-4o-mini:org::id', Ollama
+# tags 'llama3.1:8b'), so for them the whole rest is the name.
+_ADAPTER_PROVIDERS = ("hf", "vllm")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model name: ``provider/name[:adapter]``."""
+
+    provider: str
+    name: str
+    adapter: str | None = None
+
+    def __str__(self) -> str:
+        tail = f":{self.adapter}" if self.adapter else ""
+        return f"{self.provider}/{self.name}{tail}"
+
+
+def _split_adapter(rest: str) -> tuple[str, str | None]:
+    # Split on the last ':' that is not a Windows drive letter ('C:\\models\\x').
+    start = 2 if _WINDOWS_DRIVE.match(rest) else 0
+    idx = rest.rfind(":", start)
+    if idx == -1:
+        return rest, None
+    name, adapter = rest[:idx], rest[idx + 1 :]
+    if not name or not adapter:
+        raise ValueError(
+            f"model {rest!r}: expected '<id-or-path>:<adapter-path>' with both parts non-empty"
+        )
+    return name, adapter
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """Parse ``provider/model[:adapter]``; unknown providers list the valid ones."""
+    spec = spec.strip()
+    provider, sep, rest = spec.partition("/")
+    if not sep or not rest:
+        raise ValueError(
+            f"model {spec!r}: expected 'provider/model', e.g. 'hf/Qwen/Qwen2.5-0.5B-Instruct' "
+            f"or 'openai/gpt-4o-mini'; providers: {', '.join(PROVIDERS)}"
+        )
+    if provider not in PROVIDERS:
+        raise ValueError(
+            f"model {spec!r}: unknown provider {provider!r}; "
+            f"use one of: {', '.join(p + '/' for p in PROVIDERS)}"
+        )
+    if provider in _ADAPTER_PROVIDERS:
+        name, adapter = _split_adapter(rest)
+        return ModelSpec(provider, name, adapter)
+    return ModelSpec(provider, rest, None)
+
+
+def load_model(
+    spec: str,
+    *,
+    base_url: str | None = None,
+    cache_dir: str | Path | None = None,
+    **options: Any,
+) -> Model:
+    """Build the backend named by ``spec``.
+
+    ``base_url`` is for the HTTP providers (required for ``openai-compatible/``);
+    ``cache_dir`` holds their response cache (no cache when None). ``options``
+    go to the backend's constructor (e.g. ``concurrency``, ``max_retries``,
+    ``api_key_env`` for HTTP; ``dtype``, ``device``, ``batch_size`` for ``hf``);
+    an option the backend does not know raises TypeError naming it.
+    """
+    parsed = parse_model_spec(spec)
+    if parsed.provider in ("openai", "openai-compatible"):
+        from behaviorsft.models.openai_compat import OpenAICompatModel
+
+        return OpenAICompatModel(
+            parsed.name,
+            provider="openai" if parsed.provider == "openai" else "openai-compatible",
+            base_url=base_url,
+            cache_dir=cache_dir,
+            **options,
+        )
+    if base_url is not None:
+        raise ValueError(
+            f"model {spec!r}: --base-url only applies to openai/ and openai-compatible/ models"
+        )
+    if parsed.provider == "hf":
+        from behaviorsft.models.hf import HFModel
+
+        return HFModel(parsed.name, adapter=parsed.adapter, **options)
+    from behaviorsft.models.vllm_backend import VLLMModel
+
+    return VLLMModel(parsed.name, adapter=parsed.adapter, **options)
