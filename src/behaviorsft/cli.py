@@ -625,9 +625,11 @@ def _register_stage_commands() -> None:
     # dependencies lazily, so `behaviorsft --help` stays fast.
     from behaviorsft.cli_eval import register as register_eval
     from behaviorsft.cli_models import register as register_models
+    from behaviorsft.cli_train import register as register_train
 
     register_eval(app)
     register_models(app)
+    register_train(app)
 
 
 _register_stage_commands()
