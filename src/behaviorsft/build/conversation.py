@@ -121,7 +121,7 @@ class _Builder:
     def table(self, title: str, findings: list[Finding]) -> Attachment:
         rows = []
         for f in findings:
-            value = f.value_text if f.value is None else _value(f)
+            value = f.value_text if f.value is None else format_finding_value(f)
             ref = ""
             if f.reference_range is not None and f.reference_range.low is not None:
                 ref = f"{f.reference_range.low:g}-{f.reference_range.high:g}"
@@ -138,7 +138,8 @@ class _Builder:
         )
 
 
-def _value(f: Finding) -> str:
+def format_finding_value(f: Finding) -> str:
+    """A finding's value as shown in tables and questions (its own precision, up to 4 dp)."""
     if f.value is None:
         return f.value_text or ""
     decimals = 0 if float(f.value).is_integer() else len(repr(f.value).split(".")[1])
@@ -283,7 +284,7 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     for f in labs0:
         b.finding_turns[(f.name, f.day)] = idx
     abnormal = [
-        f"{f.name.lower()} {_value(f)}"
+        f"{f.name.lower()} {format_finding_value(f)}"
         for f in labs0
         if f.value is not None
         and f.reference_range is not None
@@ -365,7 +366,9 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
         f0 = next((f for f in labs0 if f.name == f1.name), None)
         if f0 is not None:
             b.say(
-                attending, f"{f1.name} {_value(f0)} on day 0, {_value(f1)} today.", anchor="trend"
+                attending,
+                f"{f1.name} {format_finding_value(f0)} on day 0, {format_finding_value(f1)} today.",
+                anchor="trend",
             )
     b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
     care = cond.standard_of_care

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from behaviorsft.bench import CASES_FILE, CONVERSATIONS_FILE, TASKS_FILE
-from behaviorsft.build.conversation import render
+from behaviorsft.build.conversation import Rendered, render
 from behaviorsft.build.splits import PAPER_PROPORTIONS, assign_splits
 from behaviorsft.build.tasks import SOURCE_TYPES, case_tasks
 from behaviorsft.records import Case, Conversation, Split, TaskType
@@ -84,9 +84,8 @@ def _one(
             conversation = Conversation.model_validate(conv_obj)
         except ValidationError as exc:
             return {"errors": validation_errors(path, line, exc)}
-        rendered = render(case, _KB, seed=_OPTS["seed"])
-        rendered.conversation = conversation
-        rendered.anchors, rendered.finding_turns = {}, {}
+        # A real dialogue (ACI-Bench, MTS-Dialog) is used as is: nothing to render, no anchors.
+        rendered = Rendered(conversation=conversation)
     else:
         rendered = render(case, _KB, seed=_OPTS["seed"])
     tasks = case_tasks(

@@ -38,7 +38,7 @@ from typing import TypeVar
 
 from behaviorsft import __version__
 from behaviorsft.bench import format_turn
-from behaviorsft.build.conversation import TIMELINE_SHOWN, Rendered
+from behaviorsft.build.conversation import TIMELINE_SHOWN, Rendered, format_finding_value
 from behaviorsft.records import (
     OPTION_LETTERS,
     Case,
@@ -296,9 +296,7 @@ def _sample(rng: random.Random, items: list[_T], k: int) -> list[_T]:
 
 
 def _value_text(f: Finding) -> str:
-    from behaviorsft.build.conversation import _value
-
-    return f"{_value(f)} {f.unit}" if f.unit else _value(f)
+    return f"{format_finding_value(f)} {f.unit}" if f.unit else format_finding_value(f)
 
 
 def _decimals(v: float) -> int:
@@ -504,13 +502,11 @@ def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
     imaging = next((f for f in ctx.case.findings if f.kind == "imaging"), None)
     if a is None or b is None or imaging is None:
         return
-    pools = kb_pools(ctx.kb)
     correct = f"Towards {ctx.cond.name.lower()}, given {imaging.value_text}"
     pool = [f"Towards {d.name.lower()}, given {d.favoured_by}" for d in ctx.cond.differentials]
     other = [c for c in ctx.kb.conditions.values() if c.id != ctx.cond.id]
     for c in other:
         pool.append(f"Towards {c.name.lower()}, given {c.imaging[0].finding}")
-    del pools
     yield Draft(
         task_type=T.REASONING_DIFFERENTIAL_EVOLUTION,
         key="e0",
@@ -973,7 +969,7 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
             question=question,
             correct=NO_CONFLICT_DATA,
             correct_is_fixed=True,
-            pool=pool + [correct.replace(bad_text, _value_text(f))][:0],
+            pool=pool,
             rationale=f"The note repeats {f.name} {_value_text(f)} exactly as turn {turn}.",
             turn_start=0,
             turn_end=min(ctx.n_turns - 1, turn + 2),
