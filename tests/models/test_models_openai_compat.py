@@ -205,6 +205,7 @@ def test_retries_are_bounded(server: FakeServer) -> None:
     gen = _model(server, max_retries=2).generate([_req("a")])[0]
     assert gen.text is None and gen.error is not None
     assert "HTTP 502" in gen.error and "3 attempts" in gen.error
+    assert not gen.final  # transient: a later run may succeed
     assert len(server.requests) == 3
 
 
@@ -241,6 +242,7 @@ def test_400_is_not_retried(server: FakeServer) -> None:
     gen = _model(server).generate([_req("a")])[0]
     assert gen.text is None and gen.error is not None
     assert "HTTP 400" in gen.error and "max_tokens is too large" in gen.error
+    assert gen.final  # callers must not ask again
     assert len(server.requests) == 1
 
 

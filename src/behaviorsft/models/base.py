@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from behaviorsft.records import ChatMessage, Usage
 
@@ -42,6 +42,10 @@ class GenerationRequest:
     each listed token at the first generated position (e.g. P(``<proactive>``));
     backends that cannot measure it leave ``Generation.token_probs`` as None.
     ``key`` identifies the request in caches and logs.
+    ``response_format`` asks an HTTP endpoint for structured output, e.g.
+    ``{"type": "json_schema", "json_schema": {...}}``; backends that cannot
+    honour it ignore it, so a prompt using it must also describe the JSON it
+    wants in text. None (the default) adds nothing to the request.
     """
 
     messages: tuple[ChatMessage, ...]
@@ -53,6 +57,9 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     assistant_prefix: str = ""
     track_tokens: tuple[str, ...] = ()
+    # Excluded from the hash: a dict is unhashable, and two requests that differ
+    # only here are still told apart by equality.
+    response_format: dict[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass
@@ -61,6 +68,9 @@ class Generation:
 
     Exactly one of ``text`` and ``error`` is set. ``error`` means the
     infrastructure failed (after retries); it is never a model's wrong answer.
+    ``final`` marks an error that asking again cannot fix (the server refused
+    the request itself, e.g. a prompt longer than the model's context), so
+    callers do not spend retries on it.
     """
 
     text: str | None
@@ -69,6 +79,7 @@ class Generation:
     latency_s: float | None = None
     token_probs: dict[str, float] | None = None
     cached: bool = False
+    final: bool = False
 
 
 @dataclass(frozen=True)

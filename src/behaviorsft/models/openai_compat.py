@@ -77,7 +77,16 @@ T = TypeVar("T")
 
 
 class _Fatal(Exception):
-    """A request that will not succeed: its message becomes ``Generation.error``."""
+    """A request that will not succeed: its message becomes ``Generation.error``.
+
+    ``final``: the server refused the request itself (a non-transient 4xx), so a
+    later attempt with the same request fails the same way; False when we only
+    ran out of retries for a transient fault.
+    """
+
+    def __init__(self, reason: str, *, final: bool = False) -> None:
+        super().__init__(reason)
+        self.final = final
 
 
 class _Transient(Exception):
@@ -200,6 +209,14 @@ def _parse_completion(resp: httpx.Response, latency_s: float) -> _Reply:
     )
 
 
+def _rejects_response_format(error: str) -> bool:
+    """Whether a fatal HTTP error says the endpoint does not take ``response_format``."""
+    low = error.lower()
+    return low.startswith(("http 400", "http 422")) and (
+        "response_format" in low or "json_schema" in low
+    )
+
+
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
@@ -300,12 +317,25 @@ class _CacheDB:
                 self._conn = None
 
 
+# Connections per httpx client. httpcore's pool scans all its connections for
+# every queued request, so one client with 64+ connections spends more CPU
+# than the requests take (measured by benchmarks/bench_llm_pipeline.py); several
+# small pools, used in turn, keep that cost flat as concurrency grows.
+POOL_SHARD = 8
+
+
 @dataclass
 class _LoopState:
-    """HTTP client and concurrency bound of one event loop (neither may cross loops)."""
+    """HTTP clients and concurrency bound of one event loop (neither may cross loops)."""
 
-    client: httpx.AsyncClient
+    clients: list[httpx.AsyncClient]
     semaphore: asyncio.Semaphore
+    turn: int = 0
+
+    def client(self) -> httpx.AsyncClient:
+        """The next client, in turn."""
+        self.turn = (self.turn + 1) % len(self.clients)
+        return self.clients[self.turn]
 
 
 class OpenAICompatModel:
@@ -324,7 +354,10 @@ class OpenAICompatModel:
     ``top_logprobs`` (top-k asked for when tokens are tracked); ``extra_body``
     (merged into every request body, e.g. ``{"chat_template_kwargs": ...}``;
     a None value removes that field, e.g. ``{"seed": None}``);
-    ``on_retry`` (callback before each backoff sleep).
+    ``on_retry`` (callback before each backoff sleep); ``json_schema``
+    (send a request's ``response_format``; False for endpoints that reject it.
+    An endpoint that answers 400/422 naming ``response_format`` is detected and
+    the request re-sent without it, so this is rarely needed).
     """
 
     supports_choice_scoring = False
@@ -347,6 +380,7 @@ class OpenAICompatModel:
         top_logprobs: int = 20,
         extra_body: dict[str, Any] | None = None,
         on_retry: RetryCallback | None = None,
+        json_schema: bool = True,
     ) -> None:
         if provider not in ("openai", "openai-compatible"):
             raise ValueError(f"provider {provider!r}: expected 'openai' or 'openai-compatible'")
@@ -386,6 +420,10 @@ class OpenAICompatModel:
         self.top_logprobs = top_logprobs
         self.extra_body = dict(extra_body or {})
         self.on_retry = on_retry
+        self.json_schema = json_schema
+        # Flipped off when the endpoint rejects response_format; the cache key
+        # still hashes the intended body, so a re-run finds those replies.
+        self._response_format_ok = True
         self._key_env = api_key_env or (DEFAULT_KEY_ENV if provider == "openai" else None)
         self._api_key = os.environ.get(self._key_env) if self._key_env else None
         if self._key_env and not self._api_key and (provider == "openai" or api_key_env):
@@ -439,6 +477,8 @@ class OpenAICompatModel:
                 # vLLM / SGLang: render the last assistant message open-ended.
                 body["continue_final_message"] = True
                 body["add_generation_prompt"] = False
+        if req.response_format is not None and self.json_schema:
+            body["response_format"] = req.response_format
         for key, value in self.extra_body.items():
             # None removes a field a server rejects (e.g. {"seed": None}).
             if value is None:
@@ -503,7 +543,8 @@ class OpenAICompatModel:
         loop = asyncio.get_running_loop()
         state = self._loops.pop(loop, None)
         if state is not None:
-            await state.client.aclose()
+            for client in state.clients:
+                await client.aclose()
 
     def close(self) -> None:
         """Close the cache. (The sync :meth:`generate` closes its HTTP client itself.)"""
@@ -517,12 +558,17 @@ class OpenAICompatModel:
         state = self._loops.get(loop)
         if state is None:
             headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            shards = -(-self.concurrency // POOL_SHARD)
+            per_shard = -(-self.concurrency // shards)
             state = _LoopState(
-                client=httpx.AsyncClient(
-                    headers=headers,
-                    timeout=httpx.Timeout(self.timeout_s),
-                    limits=httpx.Limits(max_connections=self.concurrency),
-                ),
+                clients=[
+                    httpx.AsyncClient(
+                        headers=headers,
+                        timeout=httpx.Timeout(self.timeout_s),
+                        limits=httpx.Limits(max_connections=per_shard),
+                    )
+                    for _ in range(shards)
+                ],
                 semaphore=asyncio.Semaphore(self.concurrency),
             )
             self._loops[loop] = state
@@ -534,10 +580,29 @@ class OpenAICompatModel:
             hit = await asyncio.to_thread(self._cache.get, key)
             if hit is not None:
                 return self._to_generation(req, hit, cached=True)
+        send = body
+        if not self._response_format_ok and "response_format" in body:
+            send = {k: v for k, v in body.items() if k != "response_format"}
         try:
-            reply = await self._post_with_retries(body, req.key or key[:12])
+            reply = await self._post_with_retries(send, req.key or key[:12])
         except _Fatal as e:
-            return Generation(text=None, error=self._redact(str(e)))
+            if send is body and "response_format" in body and _rejects_response_format(str(e)):
+                # Structured output is an optional extra: the prompt also asks
+                # for JSON in text, so fall back instead of failing the batch.
+                if self._response_format_ok:
+                    log.warning(
+                        "%s rejects response_format (%s); sending JSON-in-text requests",
+                        self.endpoint,
+                        str(e)[:200],
+                    )
+                self._response_format_ok = False
+                send = {k: v for k, v in body.items() if k != "response_format"}
+                try:
+                    reply = await self._post_with_retries(send, req.key or key[:12])
+                except _Fatal as e2:
+                    return Generation(text=None, error=self._redact(str(e2)), final=e2.final)
+            else:
+                return Generation(text=None, error=self._redact(str(e)), final=e.final)
         if reply.content is None and reply.finish_reason == "content_filter":
             return Generation(text=None, error="the provider's content filter withheld the reply")
         if self._cache is not None:
@@ -564,7 +629,7 @@ class OpenAICompatModel:
         while True:
             try:
                 async with state.semaphore:
-                    return await self._post_once(state.client, body)
+                    return await self._post_once(state.client(), body)
             except _Transient as fault:
                 if attempt >= self.max_retries:
                     raise _Fatal(f"{fault} (gave up after {attempt + 1} attempts)") from None
@@ -601,7 +666,7 @@ class OpenAICompatModel:
             return _parse_completion(resp, latency)
         if code in RETRYABLE_STATUS or code >= 500:
             raise _Transient(f"HTTP {code}", _parse_retry_after(resp.headers))
-        raise _Fatal(self._describe_http_error(resp))
+        raise _Fatal(self._describe_http_error(resp), final=True)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float | None:
         """Backoff before attempt ``attempt + 1``: full jitter, or the server's Retry-After."""

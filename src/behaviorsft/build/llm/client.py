@@ -1,0 +1,236 @@
+"""Structured LLM calls: ask, validate with pydantic, re-ask with the error, account for usage.
+
+One call of :meth:`StructuredClient.call` is one logical question to the model:
+
+1. the prompt is rendered and sent through the shared HTTP client
+   (:class:`behaviorsft.models.openai_compat.OpenAICompatModel`: bounded
+   concurrency, retries with backoff for 429/5xx/timeouts, on-disk cache), with
+   the endpoint's JSON-schema mode when it has one;
+2. the reply's JSON object is read (code fences and prose around it are
+   tolerated) and validated against the prompt's pydantic schema, with a
+   context (the source text, the number of turns) for cross-field checks;
+3. on a validation failure the model is re-asked, at most ``max_reasks``
+   times, with its previous reply and the validation errors appended to the
+   conversation; an optional ``check`` (a soft rule such as "the answer must not
+   be the longest option") is re-asked the same way;
+4. what still fails is returned with its reason, never raised: the stage
+   records it as a failed item.
+
+Every HTTP reply's token usage is summed into the result (re-asks included,
+replies served from the cache included, since they were paid once), so a
+stage record carries exactly what it cost and totals computed from the stage
+files count each paid call once, however often a run was resumed.
+
+Why not ``instructor``: it wraps the ``openai`` SDK client, and our HTTP
+client deliberately is not the SDK (see ``models/openai_compat.py``); the
+re-ask loop it would give us is the twenty lines of :meth:`StructuredClient.call`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from behaviorsft.build.llm.prompts import Prompt
+from behaviorsft.models.base import GenerationRequest
+from behaviorsft.models.openai_compat import OpenAICompatModel
+from behaviorsft.records import ChatMessage
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_MAX_REASKS = 2
+# Replies that are a refusal rather than an attempt at JSON.
+_REFUSAL = re.compile(
+    r"\b(i('| a)?m sorry|i can(no|')t|i cannot|i am unable|i'm unable|unable to (help|assist|"
+    r"comply)|can't (help|assist)|not able to (help|assist))\b",
+    re.IGNORECASE,
+)
+
+
+class Prices(BaseModel):
+    """What tokens cost, in US dollars per million tokens (0: unknown / free)."""
+
+    input_per_m: float = Field(0.0, ge=0, description="USD per 1M prompt tokens.")
+    output_per_m: float = Field(0.0, ge=0, description="USD per 1M completion tokens.")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Dollar cost of the given token counts."""
+        return (prompt_tokens * self.input_per_m + completion_tokens * self.output_per_m) / 1e6
+
+    @property
+    def known(self) -> bool:
+        """True when at least one price was given."""
+        return self.input_per_m > 0 or self.output_per_m > 0
+
+
+class CallInfo(BaseModel):
+    """What one structured call took: attempts, tokens, cache use, and how it ended."""
+
+    prompt_id: str = Field(description="Prompt name and version, e.g. 'summary/v1'.")
+    attempts: int = Field(0, ge=0, description="Replies obtained (1 + re-asks).")
+    requests: int = Field(0, ge=0, description="Replies that came over HTTP (not the cache).")
+    cached: int = Field(0, ge=0, description="Replies served from the on-disk cache.")
+    prompt_tokens: int = Field(0, ge=0, description="Prompt tokens of all replies.")
+    completion_tokens: int = Field(0, ge=0, description="Completion tokens of all replies.")
+    error: str | None = Field(None, description="Why no valid answer was obtained, if so.")
+    check_failed: str | None = Field(
+        None, description="A soft check that still failed after the re-asks (answer kept)."
+    )
+
+
+@dataclass
+class CallResult(Generic[M]):
+    """A validated answer (or None) and what it took."""
+
+    value: M | None
+    info: CallInfo
+    raw: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+
+def extract_json(text: str) -> Any:
+    """The JSON object in a reply: the whole text, else inside a code fence, else first {..last }.
+
+    Raises ValueError with a message fit to send back to the model.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("the reply was empty; answer with the JSON object")
+    candidates = [stripped]
+    fence = re.search(r"```(?:json)?\s*(.*?)```", stripped, re.DOTALL)
+    if fence:
+        candidates.append(fence.group(1).strip())
+    lo, hi = stripped.find("{"), stripped.rfind("}")
+    if lo != -1 and hi > lo:
+        candidates.append(stripped[lo : hi + 1])
+    last_error = ""
+    for cand in candidates:
+        try:
+            return json.loads(cand)
+        except json.JSONDecodeError as exc:
+            last_error = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if lo == -1:
+        raise ValueError("the reply contains no JSON object; answer with the JSON object only")
+    raise ValueError(f"the reply is not valid JSON ({last_error}); it may have been cut off")
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """Pydantic errors as short lines ``path: message`` (what the model is told to fix)."""
+    lines = []
+    for err in exc.errors(include_url=False)[:20]:
+        where = ".".join(str(p) for p in err["loc"]) or "(object)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"- {where}: {msg}")
+    return "\n".join(lines)
+
+
+def _reask_message(problem: str) -> ChatMessage:
+    return ChatMessage(
+        role="user",
+        content="Your reply could not be used:\n"
+        + problem
+        + "\nReply again with the corrected JSON object only.",
+    )
+
+
+@dataclass
+class StructuredClient:
+    """Validated JSON answers from an OpenAI-compatible model, with usage accounting.
+
+    ``json_mode``: send ``response_format`` (JSON schema) with each request;
+    the HTTP client drops it by itself for endpoints that reject it.
+    """
+
+    model: OpenAICompatModel
+    max_reasks: int = DEFAULT_MAX_REASKS
+    json_mode: bool = True
+    seed: int = 0
+    temperature: float = 0.0
+    on_reply: Callable[[bool], None] | None = None
+
+    async def call(
+        self,
+        prompt: Prompt[M],
+        values: dict[str, Any],
+        *,
+        key: str,
+        context: dict[str, Any] | None = None,
+        check: Callable[[M], str | None] | None = None,
+    ) -> CallResult[M]:
+        """Ask ``prompt`` with ``values``; validate, re-ask on failure, never raise for the model.
+
+        ``key`` names the call in logs. ``context`` goes to the schema's
+        validators. ``check`` returns a problem text (re-asked like a
+        validation error) or None; if it still fails after the re-asks, the
+        last valid answer is returned with ``info.check_failed`` set.
+        """
+        messages = list(prompt.render(**values))
+        info = CallInfo(prompt_id=prompt.id)
+        fallback: M | None = None
+        last_check: str | None = None
+        raw: str | None = None
+        for attempt in range(self.max_reasks + 1):
+            req = GenerationRequest(
+                messages=tuple(messages),
+                key=f"{key}#{attempt}" if attempt else key,
+                max_new_tokens=prompt.max_new_tokens,
+                temperature=self.temperature,
+                seed=self.seed,
+                response_format=prompt.response_format() if self.json_mode else None,
+            )
+            gen = (await self.model.agenerate([req]))[0]
+            if gen.error is not None or gen.text is None:
+                # The HTTP client already retried transient faults: this is final.
+                info.error = f"request failed: {gen.error}"
+                break
+            info.attempts += 1
+            if gen.cached:
+                info.cached += 1
+            else:
+                info.requests += 1
+            if self.on_reply is not None:
+                self.on_reply(gen.cached)
+            info.prompt_tokens += gen.usage.prompt_tokens or 0
+            info.completion_tokens += gen.usage.completion_tokens or 0
+            raw = gen.text
+            problem, value = self._validate(prompt, gen.text, context)
+            if value is not None and check is not None:
+                fallback = value
+                last_check = check(value)
+                problem = last_check
+            if problem is None:
+                info.error = None
+                return CallResult(value, info, raw)
+            info.error = problem
+            messages += [ChatMessage(role="assistant", content=gen.text), _reask_message(problem)]
+        if fallback is not None:
+            info.error, info.check_failed = None, last_check
+            return CallResult(fallback, info, raw)
+        if info.error and info.attempts:
+            info.error = f"no valid answer after {info.attempts} replies: {info.error}"
+        return CallResult(None, info, raw)
+
+    @staticmethod
+    def _validate(
+        prompt: Prompt[M], text: str, context: dict[str, Any] | None
+    ) -> tuple[str | None, M | None]:
+        try:
+            data = extract_json(text)
+        except ValueError as exc:
+            if "{" not in text and _REFUSAL.search(text):
+                return f"the model refused: {' '.join(text.split())[:200]}", None
+            return str(exc), None
+        if not isinstance(data, dict):
+            return "the reply must be a JSON object ({...}), not a list or a value", None
+        try:
+            return None, prompt.schema.model_validate(data, context=context or {})
+        except ValidationError as exc:
+            return "the JSON does not match the schema:\n" + format_validation_error(exc), None
