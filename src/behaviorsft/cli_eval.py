@@ -103,6 +103,12 @@ def register(app: typer.Typer) -> None:
         cache_dir: Path | None = typer.Option(
             None, "--cache-dir", help="Response cache folder (HTTP backends)."
         ),
+        api_key_env: str | None = typer.Option(
+            None,
+            "--api-key-env",
+            help="Environment variable holding the API key (default: OPENAI_API_KEY for "
+            "openai/, none for openai-compatible/). The key itself is never a flag.",
+        ),
         option: list[str] = typer.Option(
             [], "--option", help="Backend option KEY=VALUE (repeatable), e.g. dtype=float32."
         ),
@@ -130,7 +136,8 @@ def register(app: typer.Typer) -> None:
             retries=retries,
             base_url=base_url,
             cache_dir=str(cache_dir) if cache_dir else None,
-            model_options=_model_options(option),
+            model_options=_model_options(option)
+            | ({"api_key_env": api_key_env} if api_key_env else {}),
             n_bootstrap=bootstrap,
             label=label,
         )

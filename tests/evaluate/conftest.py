@@ -90,6 +90,7 @@ class ScriptedModel:
 
     ``fail`` maps a request key to how many times its call fails before it
     succeeds (an infrastructure fault, reported as ``Generation.error``);
+    keys in ``final`` always fail with an error marked final (a refused request);
     ``p_proactive`` is returned for tracked behaviour tokens; ``choice``
     gives letter probabilities for choice scoring.
     """
@@ -102,6 +103,7 @@ class ScriptedModel:
         fail: dict[str, int] | None = None,
         p_proactive: float = 0.8,
         choice: Callable[[ChoiceRequest], dict[str, float]] | None = None,
+        final: set[str] | None = None,
     ) -> None:
         self.name = name
         self.supports_choice_scoring = choice is not None
@@ -109,6 +111,7 @@ class ScriptedModel:
         self.fail = dict(fail or {})
         self.p_proactive = p_proactive
         self.choice = choice
+        self.final = set(final or ())
         self.requests: list[GenerationRequest] = []
         self.choice_requests: list[ChoiceRequest] = []
         self.closed = False
@@ -119,6 +122,9 @@ class ScriptedModel:
         out = []
         for r in requests:
             self.requests.append(r)
+            if r.key in self.final:
+                out.append(Generation(text=None, error="HTTP 400: prompt too long", final=True))
+                continue
             if self.fail.get(r.key, 0) > 0:
                 self.fail[r.key] -= 1
                 out.append(Generation(text=None, error="HTTP 503 after 3 attempts"))

@@ -27,6 +27,7 @@ class ChatServer:
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.auth: list[str | None] = []
         self.broken = True
         self.lock = threading.Lock()
         server = self
@@ -40,6 +41,7 @@ class ChatServer:
                 user = body["messages"][-1]["content"]
                 with server.lock:
                     server.bodies.append(body)
+                    server.auth.append(self.headers.get("Authorization"))
                     fail = server.broken and BROKEN in user
                 if fail:
                     payload, status = b'{"error": {"message": "overloaded"}}', 500
@@ -120,3 +122,25 @@ def test_http_failures_become_error_rows_and_are_retried_on_rerun(
         len(chat_server.bodies) == 1 and BROKEN in chat_server.bodies[0]["messages"][-1]["content"]
     )
     assert second.errors == 0 and second.metrics["counts"]["scored"] == 13
+
+
+def test_cli_api_key_env_sends_the_key_and_never_stores_it(
+    chat_server: ChatServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from behaviorsft.cli import app
+
+    chat_server.broken = False
+    monkeypatch.setenv("MY_ENDPOINT_KEY", "sk-local-test-123")
+    bench = write_bench(tmp_path / "bench", bench_tasks(1, 0))
+    out = tmp_path / "run"
+    args = ["eval", "--bench", str(bench), "--model", "openai-compatible/tiny-chat"]
+    args += ["--base-url", chat_server.base_url, "--out", str(out), "--limit", "3"]
+    res = CliRunner().invoke(app, [*args, "--api-key-env", "MY_ENDPOINT_KEY"])
+    assert res.exit_code == 0, res.output
+    assert chat_server.auth == ["Bearer sk-local-test-123"] * 3
+    for path in out.iterdir():
+        assert "sk-local-test-123" not in path.read_text(encoding="utf-8")
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["model_options"] == {"api_key_env": "MY_ENDPOINT_KEY"}

@@ -112,6 +112,22 @@ def test_failures_are_recorded_not_scored_and_retried_on_resume(
     assert all(p.error is None for p in rows)
 
 
+def test_final_errors_are_not_retried(small_bench: Path, tmp_path: Path, scripted) -> None:
+    key = "fact_retrieval-test-0@0"
+    model = scripted(
+        lambda r: "<answer>A</answer>", final={key}, fail={"ddx_reasoning-test-0@0": 1}
+    )
+    run = run_eval(
+        _config(small_bench, tmp_path / "run", retries=3), model=model, show_progress=False
+    )
+    keys = [r.key for r in model.requests]
+    assert keys.count(key) == 1  # refused by the server: asking again cannot help
+    assert keys.count("ddx_reasoning-test-0@0") == 2  # transient: retried, then healed
+    assert run.errors == 1
+    (row,) = [p for p in load_predictions(tmp_path / "run") if p.error]
+    assert row.id == key and "prompt too long" in row.error
+
+
 def test_a_crash_keeps_finished_chunks_and_the_rerun_finishes(
     small_bench: Path, tmp_path: Path, scripted
 ) -> None:

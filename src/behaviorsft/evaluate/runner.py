@@ -35,6 +35,7 @@ from typing import Any
 
 from behaviorsft import __version__
 from behaviorsft.bench import Bench, load_bench
+from behaviorsft.evaluate.baselines import BASELINES, baseline_answer, describe
 from behaviorsft.evaluate.metrics import score_run
 from behaviorsft.models.base import (
     ChoiceRequest,
@@ -161,12 +162,15 @@ class EvalConfig:
             raise ValueError("--chunk-size must be >= 1, --retries and --few-shot-k >= 0")
         if self.n_bootstrap < 0:
             raise ValueError("--bootstrap must be >= 0")
+        baseline_kind(self.model)  # an unknown baseline/ name fails here, before any work
 
     @property
     def display_label(self) -> str:
         """The report column name of this run."""
         if self.label:
             return self.label
+        if baseline_kind(self.model) is not None:
+            return self.model  # no prompt: the strategy means nothing here
         forced = f" [{self.behavior}]" if self.behavior != "auto" else ""
         return f"{self.model} {self.strategy}{forced}"
 
@@ -365,6 +369,36 @@ def prediction_from_choice(
     )
 
 
+def baseline_kind(model: str) -> str | None:
+    """``'random'`` for ``baseline/random`` (checked against BASELINES); None for models."""
+    provider, _, kind = model.partition("/")
+    if provider != "baseline":
+        return None
+    if kind not in BASELINES:
+        raise ValueError(
+            f"--model {model}: unknown baseline; choose one of "
+            + ", ".join(f"baseline/{k}" for k in BASELINES)
+        )
+    return kind
+
+
+def prediction_from_baseline(job: _Job, kind: str, config: EvalConfig) -> Prediction:
+    """The Prediction of a shortcut baseline (no prompt is sent anywhere)."""
+    letter = baseline_answer(job.task, kind, job.seed)
+    return Prediction(
+        id=job.id,
+        task_id=job.task.id,
+        model=config.model,
+        strategy=config.strategy,
+        seed=job.seed,
+        raw_output=describe(kind),
+        parsed_answer=letter,
+        valid=True,
+        correct=letter == job.task.answer,
+        created_at=_now(),
+    )
+
+
 # --------------------------------------------------------------------------
 # Calling the model
 # --------------------------------------------------------------------------
@@ -426,7 +460,10 @@ def _generate_chunk(
     def call(idx: list[int]) -> list[Generation]:
         return model.generate([requests[i] for i in idx], progress=progress)
 
-    gens = _retrying(call, len(requests), lambda g: g.error is not None, config.retries)
+    # A final error (e.g. the prompt exceeds the context) would fail the same way again.
+    gens = _retrying(
+        call, len(requests), lambda g: g.error is not None and not g.final, config.retries
+    )
     out = []
     for i, job in enumerate(jobs):
         gen = gens[i]
@@ -602,6 +639,15 @@ def _answer(
     writer: JsonlWriter,
     show_progress: bool,
 ) -> int:
+    kind = baseline_kind(config.model)
+    if kind is not None:
+        # No model: the answer is a function of the task (see evaluate/baselines.py).
+        with _ProgressBar(show_progress, len(todo), config) as bar:
+            bar.start_chunk(len(todo))
+            for job in todo:
+                writer.write(prediction_from_baseline(job, kind, config))
+                bar.report(1)
+        return len(todo)
     own_model = model is None
     if model is None:
         # Imported here so that evaluation code (and its tests) does not pull in backends.
