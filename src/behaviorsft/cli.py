@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from behaviorsft import __version__
 from behaviorsft import taxonomy as tx
+from behaviorsft.demo import DemoConfig, run_demo
 from behaviorsft.records import RECORD_TYPES
 from behaviorsft.store import (
     DEFAULT_FILES,
@@ -26,7 +26,6 @@ from behaviorsft.store import (
     model_for,
     new_manifest,
     read_manifest,
-    write_jsonl,
     write_manifest,
 )
 
@@ -344,6 +343,19 @@ def build_cmd(
     ),
     workers: int | None = typer.Option(None, help="Worker processes (default: CPU count)."),
     fresh: bool = typer.Option(False, help="Start over instead of resuming."),
+    generator: str = typer.Option(
+        "programmatic",
+        "--generator",
+        help="programmatic (offline, ground truth by construction) or llm (the paper's "
+        "LLM-driven construction; see `behaviorsft build-llm --help` for all its options).",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="llm: openai/<model> or openai-compatible/<model>."
+    ),
+    base_url: str | None = typer.Option(None, "--base-url", help="llm: endpoint API root."),
+    concurrency: int = typer.Option(32, min=1, help="llm: requests in flight."),
+    max_cases: int | None = typer.Option(None, "--max-cases", min=1, help="llm: first N cases."),
+    verify: str = typer.Option("drop", "--verify", help="llm: drop, flag or off."),
 ) -> None:
     """Build a BENCH folder: conversations, tasks of all 13 types, splits, manifest.
 
@@ -351,6 +363,28 @@ def build_cmd(
     cases without duplicating any task. Bad case lines are reported as
     file:line: field: problem and listed in the manifest.
     """
+    if generator == "llm":
+        from behaviorsft.cli_build_llm import run_build_llm
+
+        if not model:
+            raise typer.BadParameter("--generator llm needs --model", param_hint="--model")
+        run_build_llm(
+            cases,
+            out,
+            model=model,
+            base_url=base_url,
+            concurrency=concurrency,
+            types=types,
+            max_cases=max_cases,
+            verify=verify,
+            seed=seed,
+            fresh=fresh,
+        )
+        return
+    if generator != "programmatic":
+        raise typer.BadParameter(
+            f"{generator!r}: choose programmatic or llm", param_hint="--generator"
+        )
     from behaviorsft.build.pipeline import build_bench
     from behaviorsft.build.splits import PAPER_PROPORTIONS
     from behaviorsft.store import Skipped
@@ -546,74 +580,62 @@ def stats_cmd(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Output folder."),
-    fresh: bool = typer.Option(False, help="Delete the output folder first."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Base model to train instead of the tiny random one: a Hugging Face id or path "
+        "(GPU), e.g. Qwen/Qwen2.5-7B-Instruct; or an API model to evaluate only, e.g. "
+        "openai/gpt-4o-mini or openai-compatible/NAME with --base-url.",
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="Server URL for openai-compatible/ models."
+    ),
+    n_cases: int = typer.Option(
+        DemoConfig.cases, "--cases", min=10, help="Synthetic cases to build from."
+    ),
+    eval_limit: int = typer.Option(
+        DemoConfig.eval_limit,
+        "--eval-limit",
+        min=0,
+        help="Test tasks per evaluated run, round-robin over types (0: the whole split).",
+    ),
+    steps: int = typer.Option(
+        DemoConfig.tiny_steps, "--steps", min=1, help="LoRA training steps of the tiny model."
+    ),
+    pretrain_epochs: int = typer.Option(
+        DemoConfig.pretrain_epochs, "--pretrain-epochs", min=1, help="Tiny model pretraining."
+    ),
+    seed: int = typer.Option(0, help="Seed for cases, tasks and splits."),
+    workers: int | None = typer.Option(None, help="Build processes (default: CPU count)."),
+    option: list[str] = typer.Option(
+        [], "--option", help="Backend option key=value for the evaluated model (repeatable)."
+    ),
+    fresh: bool = typer.Option(False, help="Delete the output folder and start over."),
 ) -> None:
-    """Run what the toolkit can do end to end today, offline.
+    """Run the whole pipeline end to end, offline: cases -> BehaviorBench -> audit ->
+    BehaviorSFT and General SFT training -> evaluation -> report (Table 2, radar plot).
 
-    This is the foundation demo: shared records, taxonomy, crash-safe JSONL store,
-    validation and Hugging Face export, on one hand-written example case. The full
-    demo (synthesise cases, build BehaviorBench, train BehaviorSFT and General SFT,
-    evaluate, report) replaces it once those stages exist.
+    A second run resumes where the first stopped (finished steps are reused).
+    Without --model the base model is a tiny random transformer built on the
+    spot, so the scores only show that the pipeline runs.
     """
-    from behaviorsft.examples import example_case, example_conversation, example_tasks
+    from behaviorsft.cli_eval import _model_options
 
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    console.rule("behaviorsft demo (foundation stage only)")
-    console.print(
-        "Runs today: records, taxonomy, JSONL store, validation, HF export.\n"
-        "Not yet implemented: case synthesis, benchmark building, evaluation, training."
+    config = DemoConfig(
+        out=str(out),
+        cases=n_cases,
+        seed=seed,
+        model=model,
+        base_url=base_url,
+        eval_limit=eval_limit or None,
+        tiny_steps=steps,
+        pretrain_epochs=pretrain_epochs,
+        workers=workers,
+        model_options=_model_options(option),
     )
-    bench = out / "example_bench"
-    records: dict[str, list[Any]] = {
-        "case": [example_case()],
-        "conversation": [example_conversation()],
-        "task": example_tasks(),
-    }
-    manifest = read_manifest(bench) or new_manifest(
-        "example", notes=["hand-written example; not a benchmark"]
-    )
-    for rtype, items in records.items():
-        name = DEFAULT_FILES[rtype]
-        manifest.files[name] = FileInfo(record_type=rtype, count=write_jsonl(bench / name, items))
-    write_manifest(bench, manifest)
-    console.print(f"\n[bold]1. Wrote[/] {bench}/ (cases, conversations, tasks, manifest.json)")
-
-    t = Table(title="Example tasks")
-    for col in ("task type", "category", "score", "label", "token", "answer", "control"):
-        t.add_column(col, overflow="fold")
-    for task in records["task"]:
-        t.add_row(
-            task.task_type.value,
-            task.category.value,
-            f"{task.behavior_score:.2f}",
-            task.behavior_label.value,
-            task.behavior_token,
-            task.answer,
-            "yes" if task.restraint_control else "",
-        )
-    console.print(t, markup=False)
-
-    broken = out / "deliberately_broken_tasks.jsonl"
-    good = [task.model_dump_json() for task in records["task"]]
-    bad_answer = json.loads(good[0]) | {"id": "bad-answer", "answer": "F"}
-    bad_score = json.loads(good[1]) | {"id": "bad-score", "behavior_score": 1.7}
-    lines = [good[0], json.dumps(bad_answer), "{oops", json.dumps(bad_score), good[2]]
-    broken.write_text("\n".join(lines) + "\n" + good[3][:40], encoding="utf-8")
-    res = load_records(broken, model_for("task"))
-    console.print(f"\n[bold]2. Validating a damaged file[/] {broken}:")
-    for e in res.errors:
-        console.print(f"   {e}", markup=False, soft_wrap=True)
-    if res.torn_tail:
-        console.print(f"   {res.torn_tail}", markup=False, soft_wrap=True)
-    console.print(
-        f"   -> {len(res.records)} good records kept, {len(res.errors)} problems reported"
-    )
-
-    hf = export_hf(bench / "tasks.jsonl", out / "hf_tasks")
-    console.print(f"\n[bold]3. Hugging Face export[/]: {', '.join(str(p) for p in hf)}")
-    console.print(f"   load with datasets.load_dataset('parquet', data_dir='{out / 'hf_tasks'}')\n")
-    console.rule("done")
+    if config.kind == "api" and model and model.startswith("openai-compatible/") and not base_url:
+        raise typer.BadParameter("openai-compatible/ models need --base-url", param_hint="--model")
+    run_demo(config, fresh=fresh, console=console)
 
 
 if __name__ == "__main__":  # pragma: no cover
@@ -623,11 +645,15 @@ if __name__ == "__main__":  # pragma: no cover
 def _register_stage_commands() -> None:
     # Each stage keeps its commands in its own module; they import their heavy
     # dependencies lazily, so `behaviorsft --help` stays fast.
+    from behaviorsft.cli_build_llm import register as register_build_llm
     from behaviorsft.cli_eval import register as register_eval
+    from behaviorsft.cli_judge import register as register_judge
     from behaviorsft.cli_models import register as register_models
     from behaviorsft.cli_train import register as register_train
 
+    register_build_llm(app)
     register_eval(app)
+    register_judge(app)
     register_models(app)
     register_train(app)
 

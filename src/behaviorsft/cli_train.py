@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
         bench: Path = typer.Option(..., "--bench", help="BENCH folder with train/val splits."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (adapter, checkpoints)."),
         config: Path | None = typer.Option(
-            None, "--config", "-c", help="YAML recipe, e.g. configs/paper.yaml."
+            None,
+            "--config",
+            "-c",
+            help="YAML recipe, e.g. configs/paper.yaml ('paper': the copy shipped in the package).",
         ),
         resume: bool = typer.Option(
             False, "--resume", help="Continue from the last checkpoint in --out."

@@ -11,7 +11,7 @@ exactly like a hub model does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -113,3 +113,67 @@ def build_tiny_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)  # type: ignore[attr-defined]
     return out
+
+
+def pretrain_tiny_model(
+    model_dir: str | os.PathLike[str],
+    texts: Iterable[str],
+    *,
+    epochs: int = 8,
+    block_size: int = 512,
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> list[float]:
+    """Language-model ``texts`` with all weights for a few epochs; save in place.
+
+    A random model fine-tuned with LoRA cannot learn much: its embeddings and
+    output head stay frozen at a scale where every next-token distribution is
+    nearly uniform. A short full-parameter pass over in-domain text stands in
+    for the pretraining a real base model has, so that the LoRA stage after it
+    has something to adapt. ``progress(step, total, loss)`` is called per step.
+    Returns the mean loss of each epoch.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(tokenizer(text)["input_ids"])
+        stream.append(tokenizer.eos_token_id)
+    n_blocks = len(stream) // block_size
+    if n_blocks == 0:
+        raise ValueError(f"pretraining needs at least {block_size} tokens, got {len(stream)}")
+    blocks = torch.tensor(stream[: n_blocks * block_size]).view(n_blocks, block_size)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    per_epoch = -(-n_blocks // batch_size)
+    total = epochs * per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=learning_rate, total_steps=total, pct_start=0.1
+    )
+    model.train()
+    losses: list[float] = []
+    step = 0
+    for _ in range(epochs):
+        order = torch.randperm(n_blocks, generator=gen)
+        epoch_loss = 0.0
+        for start in range(0, n_blocks, batch_size):
+            batch = blocks[order[start : start + batch_size]]
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            epoch_loss += float(loss.detach())
+            if progress is not None:
+                progress(step, total, float(loss.detach()))
+        losses.append(epoch_loss / per_epoch)
+    model.save_pretrained(path)
+    return losses

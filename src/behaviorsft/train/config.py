@@ -27,6 +27,9 @@ import yaml
 
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 
+# The paper's recipe (Appendix G), shipped as package data; configs/paper.yaml links to it.
+PAPER_CONFIG = Path(__file__).resolve().parent.parent / "data" / "configs" / "paper.yaml"
+
 # Set by ``train`` itself; a user value would break checkpoint selection or the
 # loss mask, so these keys are refused with the reason.
 RESERVED_TRAINER_KEYS: dict[str, str] = {
@@ -238,8 +241,15 @@ def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Defaults, then the YAML file, then the overrides (later wins)."""
+    """Defaults, then the YAML file, then the overrides (later wins).
+
+    ``path="paper"`` names the paper's recipe shipped inside the package
+    (:data:`PAPER_CONFIG`, the same file as the repository's configs/paper.yaml),
+    so it works from a pip install too.
+    """
     config = TrainConfig()
+    if path is not None and str(path) == "paper" and not Path("paper").exists():
+        path = PAPER_CONFIG
     if path is not None:
         apply_overrides(config, load_yaml(path), where=str(path))
     if overrides:

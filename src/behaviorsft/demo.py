@@ -1,0 +1,436 @@
+"""``behaviorsft demo``: the whole pipeline, end to end, offline.
+
+synthesize cases -> build BehaviorBench -> audit -> dataset statistics and
+figures -> (build a tiny base model) -> train BehaviorSFT and General SFT
+adapters -> evaluate the shortcut baselines and both adapters on the test
+split -> report (Table 2 layout, radar plot).
+
+Every step is the library call behind the matching CLI command, so the demo
+is also a worked example of the commands a user runs one by one. Each step
+skips or resumes finished work: cases, tasks and predictions are appended
+JSONL files that resume where they stopped, a finished adapter is reused and
+an interrupted training resumes from its last checkpoint. ``fresh`` deletes
+the output folder first.
+
+With no ``model`` the base model is a small random transformer built on the
+spot (no weights can be downloaded offline); its numbers show that the
+pipeline runs, not what BehaviorSFT achieves. ``model`` names a real base
+model (Hugging Face id or path: trained with the paper's recipe, on a GPU)
+or an API model (``openai/...``, ``openai-compatible/...``: evaluated only,
+nothing to train).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+API_PROVIDERS = ("openai/", "openai-compatible/")
+TINY_NOTE = (
+    "No pretrained weights can be downloaded here, so this demo trains a tiny random "
+    "transformer (2 layers, hidden size 64) built on the spot. Its scores show that every "
+    "stage runs end to end; they say nothing about what BehaviorSFT does for a real model. "
+    "For that, run on a GPU: behaviorsft demo --model Qwen/Qwen2.5-7B-Instruct"
+)
+
+
+@dataclass
+class DemoConfig:
+    """What the demo does; written to OUT/demo_config.json."""
+
+    out: str = "demo_out"
+    cases: int = 160
+    seed: int = 0
+    # None: tiny random model; an HF id/path: train on it; openai/...: evaluate it only.
+    model: str | None = None
+    base_url: str | None = None
+    # Test tasks evaluated per run, round-robin over task types (None: the whole split).
+    eval_limit: int | None = 260
+    # Training length of the tiny model (a real model follows the paper recipe instead).
+    tiny_steps: int = 64
+    pretrain_epochs: int = 3
+    eval_max_new_tokens: int = 96
+    workers: int | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """'tiny', 'hf' or 'api'."""
+        if self.model is None:
+            return "tiny"
+        if self.model.startswith(API_PROVIDERS):
+            return "api"
+        return "hf"
+
+    @property
+    def base_model(self) -> str:
+        """HF id or path of the base model to train (hf/ prefix accepted and dropped)."""
+        if self.model is None:
+            return str(Path(self.out) / "tiny-base-model")
+        return self.model.removeprefix("hf/")
+
+
+@dataclass
+class DemoResult:
+    """Paths and timings of a finished demo."""
+
+    out: Path
+    report: Path
+    runs: dict[str, Path]
+    adapters: dict[str, Path]
+    seconds: dict[str, float]
+
+
+class _Steps:
+    """Numbered step headers and per-step wall times (kept in OUT/demo_timings.json)."""
+
+    def __init__(self, console: Console, out: Path, total: int) -> None:
+        self.console = console
+        self.path = out / "demo_timings.json"
+        self.total = total
+        self.n = 0
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str, what: str) -> Iterator[None]:
+        self.n += 1
+        self.console.rule(f"[bold]{self.n}/{self.total} {what}")
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 1)
+        self.console.print(f"[dim]{name}: {self.seconds[name]:.1f} s[/]")
+        self.path.write_text(json.dumps(self.seconds, indent=2) + "\n", encoding="utf-8")
+
+
+def tokenizer_corpus(bench: Path, limit: int = 200) -> list[str]:
+    """Prompts and targets of the first train tasks: what the tiny tokenizer learns from.
+
+    A tokenizer fitted to the benchmark keeps prompts at a few hundred tokens
+    rather than thousands of bytes, which is what makes CPU training fast.
+    """
+    from behaviorsft.bench import load_bench
+    from behaviorsft.prompts import behaviorsft_target, build_messages
+
+    bench_ = load_bench(bench)
+    texts: list[str] = []
+    for task in bench_.split("train")[:limit]:
+        messages = build_messages(task, bench_.context_text(task), "behaviorsft")
+        texts.extend(m.content for m in messages)
+        texts.append(behaviorsft_target(task, mode="behavior"))
+    return texts
+
+
+def _train_config(config: DemoConfig, bench: Path, mode: str, out: Path) -> Any:
+    from behaviorsft.train.config import PAPER_CONFIG, load_config
+
+    base = {"mode": mode, "model": config.base_model, "bench": str(bench), "output_dir": str(out)}
+    if config.kind == "tiny":
+        # A random 2-layer model needs a far higher learning rate and a larger
+        # LoRA than a pretrained 7B model; the paper recipe would not move it.
+        overrides = {
+            **base,
+            "lora_r": 32,
+            "lora_alpha": 64,
+            "precision": "fp32",
+            "effective_batch_size": 8,
+            "per_device_train_batch_size": 8,
+            "per_device_eval_batch_size": 8,
+            # Less padding: attention on CPU pays for every pad token.
+            "train_sampling_strategy": "group_by_length",
+            "max_steps": config.tiny_steps,
+            "learning_rate": 3e-3,
+            "warmup_steps": 0.05,
+            "eval_strategy": "steps",
+            "eval_steps": max(1, config.tiny_steps // 2),
+            "save_steps": max(1, config.tiny_steps // 2),
+            "logging_steps": 10,
+            "gradient_checkpointing": False,
+            "max_length": 4096,
+            "val_limit": 26,
+            "val_batch_size": 26,
+            "val_max_new_tokens": config.eval_max_new_tokens,
+            "dataloader_num_workers": 0,
+        }
+        return load_config(PAPER_CONFIG, overrides)
+    # A real model: the paper's recipe, with evaluations frequent enough for a
+    # demo-sized train split (the paper's 100-step interval would never fire).
+    return load_config(
+        PAPER_CONFIG,
+        {**base, "eval_steps": 10, "save_steps": 10, "val_limit": 64},
+    )
+
+
+def _adapter_done(out: Path) -> bool:
+    return (out / "adapter_config.json").exists() and (out / "manifest.json").exists()
+
+
+def _has_checkpoint(out: Path) -> bool:
+    return any(out.glob("checkpoint-*"))
+
+
+def _eval(
+    config: DemoConfig,
+    bench: Path,
+    model: str,
+    out: Path,
+    *,
+    strategy: str,
+    label: str,
+    options: dict[str, Any] | None = None,
+) -> Path:
+    from behaviorsft.evaluate.runner import EvalConfig, run_eval
+
+    run_eval(
+        EvalConfig(
+            bench=str(bench),
+            model=model,
+            out=str(out),
+            strategy=strategy,
+            split="test",
+            limit=config.eval_limit,
+            max_new_tokens=config.eval_max_new_tokens,
+            base_url=config.base_url if model.startswith(API_PROVIDERS) else None,
+            cache_dir=str(Path(config.out) / "cache") if model.startswith(API_PROVIDERS) else None,
+            model_options=options or {},
+            label=label,
+            chunk_size=64,
+        )
+    )
+    return out
+
+
+def run_demo(
+    config: DemoConfig,
+    *,
+    fresh: bool = False,
+    console: Console | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Run (or finish) the demo into ``config.out``; see the module docstring."""
+    from behaviorsft import cli
+    from behaviorsft.evaluate.report import write_report
+
+    console = console or Console()
+    out = Path(config.out)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo_config.json").write_text(
+        json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8"
+    )
+    bench = out / "bench"
+    cases = out / "cases" / "cases.jsonl"
+    train = config.kind != "api"
+    steps = _Steps(console, out, total=8 if train else 6)
+
+    console.rule("[bold]behaviorsft demo")
+    if config.kind == "tiny":
+        console.print(TINY_NOTE, markup=False)
+    elif config.kind == "hf":
+        console.print(f"Base model {config.base_model}: trained with the paper's recipe.")
+    else:
+        console.print(f"API model {config.model}: evaluated only (nothing to train).")
+
+    def mark(name: str) -> None:
+        if on_step is not None:
+            on_step(name)
+
+    with steps.step("cases", f"synthesize {config.cases} cases from the knowledge base"):
+        cli.cases_synth(n=config.cases, seed=config.seed, out=cases, fresh=False)
+    mark("cases")
+    with steps.step("build", "build BehaviorBench: conversations, 13 task types, splits"):
+        cli.build_cmd(
+            cases=cases,
+            out=bench,
+            seed=config.seed,
+            types=None,
+            proportions="",
+            workers=config.workers,
+            fresh=False,
+            generator="programmatic",
+        )
+    mark("build")
+    with steps.step("audit", "audit: shortcuts, duplicates, leaks; dataset statistics"):
+        cli.audit_cmd(bench=bench, option_only=True, strict=False)
+        cli.stats_cmd(bench=bench, figures=out / "report" / "dataset")
+    mark("audit")
+
+    adapters: dict[str, Path] = {}
+    if train:
+        with steps.step("base", "base model"):
+            if config.kind == "tiny":
+                _tiny_base(config, bench, console)
+            else:
+                console.print(f"using {config.base_model} (downloaded by transformers if needed)")
+        mark("base")
+        for mode, name in (("behavior", "behaviorsft"), ("general", "general-sft")):
+            dest = out / "adapters" / name
+            title = "BehaviorSFT" if mode == "behavior" else "General SFT"
+            with steps.step(f"train-{name}", f"train {title} (LoRA) -> {dest}"):
+                adapters[name] = _train(config, bench, mode, dest, console)
+            mark(f"train-{name}")
+
+    runs: dict[str, Path] = {}
+    with steps.step("eval", "evaluate on the test split"):
+        for kind in ("random", "longest"):
+            runs[f"baseline-{kind}"] = _eval(
+                config,
+                bench,
+                f"baseline/{kind}",
+                out / "runs" / f"baseline-{kind}",
+                strategy="zero_shot",
+                label=f"{kind} option",
+            )
+        hf_options = {"batch_size": 32, **config.model_options} if train else {}
+        for name, path in adapters.items():
+            runs[name] = _eval(
+                config,
+                bench,
+                f"hf/{config.base_model}:{path}",
+                out / "runs" / name,
+                strategy="behaviorsft",
+                label="BehaviorSFT" if name == "behaviorsft" else "General SFT",
+                options=hf_options,
+            )
+        if config.kind == "api":
+            for strategy in ("zero_shot", "explicit"):
+                runs[strategy] = _eval(
+                    config,
+                    bench,
+                    str(config.model),
+                    out / "runs" / f"api-{strategy}",
+                    strategy=strategy,
+                    label=f"{config.model} {strategy}",
+                    options=config.model_options,
+                )
+    mark("eval")
+
+    with steps.step("report", "report: Table 2 layout, radar plot, dataset figures"):
+        written = write_report(list(runs.values()), out / "report")
+        table = (out / "report" / "table2.md").read_text(encoding="utf-8")
+        summary = (out / "report" / "summary.md").read_text(encoding="utf-8")
+    mark("report")
+
+    console.rule("[bold]Macro F1 per task type on the test split (Table 2 layout)")
+    console.print(table, markup=False)
+    console.print(summary, markup=False)
+    _print_files(console, out, written, adapters, steps.seconds)
+    if config.kind == "tiny":
+        console.print(TINY_NOTE, markup=False)
+    return DemoResult(
+        out=out,
+        report=written["report"],
+        runs=runs,
+        adapters=adapters,
+        seconds=steps.seconds,
+    )
+
+
+def pretraining_corpus(bench: Path) -> list[str]:
+    """In-domain text for the tiny model's pretraining: train-split material only.
+
+    The train cases' conversations, and each train task as plain question,
+    options, rationale and answer (the General SFT format, with no behaviour
+    token: the tokens stay new to the base model, as they are to a real one).
+    Nothing from the val or test split is used.
+    """
+    from behaviorsft.bench import format_turns, load_bench
+
+    bench_ = load_bench(bench)
+    train = bench_.split("train")
+    case_ids = sorted({t.case_id for t in train})
+    texts = [format_turns(bench_.conversations[c]) for c in case_ids if c in bench_.conversations]
+    for task in train:
+        options = "\n".join(f"{o.label}. {o.text}" for o in task.options)
+        texts.append(
+            f"{task.question}\n{options}\n{task.rationale} <answer>{task.answer}</answer>"
+        )
+    return texts
+
+
+def _tiny_base(config: DemoConfig, bench: Path, console: Console) -> None:
+    from behaviorsft import cli
+    from behaviorsft.tiny import build_tiny_model, pretrain_tiny_model
+
+    dest = Path(config.base_model)
+    if (dest / "pretrained.json").exists():
+        console.print(f"reusing {dest}")
+        return
+    build_tiny_model(
+        dest,
+        arch="qwen2",
+        tie_word_embeddings=True,
+        texts=tokenizer_corpus(bench),
+        vocab_size=4096,
+        spare_rows=8,
+    )
+    console.print(f"built a random Qwen2-architecture model + ChatML tokenizer in {dest}")
+    texts = pretraining_corpus(bench)
+    with cli._progress() as prog:
+        bar = prog.add_task("pretraining the tiny model", total=None)
+
+        def tick(step: int, total: int, loss: float) -> None:
+            desc = f"pretraining, loss {loss:.2f}"
+            prog.update(bar, completed=step, total=total, description=desc)
+
+        losses = pretrain_tiny_model(dest, texts, epochs=config.pretrain_epochs, progress=tick)
+    (dest / "pretrained.json").write_text(
+        json.dumps({"texts": len(texts), "epoch_losses": losses}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    console.print(
+        f"pretrained on {len(texts)} train-split texts: loss {losses[0]:.2f} -> {losses[-1]:.2f}"
+    )
+
+
+def _train(config: DemoConfig, bench: Path, mode: str, dest: Path, console: Console) -> Path:
+    from behaviorsft.train.trainer import train
+
+    if _adapter_done(dest):
+        console.print(f"reusing the finished adapter in {dest}")
+        return dest
+    resume = _has_checkpoint(dest)
+    if resume:
+        console.print(f"resuming from the last checkpoint in {dest}")
+    result = train(
+        _train_config(config, bench, mode, dest),
+        resume=resume,
+        log=lambda s: console.print(s, markup=False),
+    )
+    metric = "-" if result.best_metric is None else f"{result.best_metric:.3f}"
+    best = result.best_checkpoint.name if result.best_checkpoint else "-"
+    console.print(
+        f"{result.global_step} steps; best checkpoint {best} (val accuracy {metric})",
+        markup=False,
+    )
+    return dest
+
+
+def _print_files(
+    console: Console,
+    out: Path,
+    written: dict[str, Path],
+    adapters: dict[str, Path],
+    seconds: dict[str, float],
+) -> None:
+    t = Table(title="What the demo wrote")
+    t.add_column("what")
+    t.add_column("where", overflow="fold")
+    t.add_row("benchmark", str(out / "bench"))
+    t.add_row("audit", str(out / "bench" / "audit.json"))
+    t.add_row("dataset figures", str(out / "report" / "dataset"))
+    for name, path in adapters.items():
+        t.add_row(f"adapter: {name}", str(path))
+    t.add_row("report", str(written["report"]))
+    t.add_row("radar plot", str(written["radar"]))
+    t.add_row("timings", f"{sum(seconds.values()):.0f} s in all ({out / 'demo_timings.json'})")
+    console.print(t)

@@ -1,0 +1,166 @@
+"""`behaviorsft demo` end to end at a reduced size: tiny model path and API model path."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from behaviorsft.cli import app
+from behaviorsft.demo import DemoConfig, run_demo
+from behaviorsft.evaluate.runner import load_predictions
+from behaviorsft.taxonomy import TABLE_ORDER
+
+SMALL = dict(cases=12, tiny_steps=2, pretrain_epochs=1, eval_limit=26, eval_max_new_tokens=16)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    buf = io.StringIO()
+    return Console(file=buf, width=200), buf
+
+
+def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "demo_out"
+    config = DemoConfig(out=str(out), **SMALL)
+    console, buf = _console()
+    result = run_demo(config, console=console)
+    log = buf.getvalue()
+
+    # Everything the issue asks to find in demo_out/.
+    for name in ("behaviorsft", "general-sft"):
+        adapter = out / "adapters" / name
+        assert (adapter / "adapter_config.json").exists()
+        assert (adapter / "manifest.json").exists()
+    assert (out / "bench" / "audit.json").exists()
+    assert sorted(p.name for p in (out / "report" / "dataset").glob("*.png"))
+    radar = out / "report" / "figure5_radar.png"
+    assert radar.stat().st_size > 0
+    table = (out / "report" / "table2.md").read_text(encoding="utf-8")
+    header = next(line for line in table.splitlines() if line.startswith("| Category"))
+    assert [c.strip() for c in header.strip("|").split("|")][2:] == [
+        "random option",
+        "longest option",
+        "BehaviorSFT",
+        "General SFT",
+    ]
+    for ttype in TABLE_ORDER:
+        assert ttype.value[:12] in table
+    assert "Table 2" in log and "No pretrained weights" in log
+
+    # The baselines answered every selected test task; the models were really run.
+    rnd = load_predictions(result.runs["baseline-random"])
+    assert len(rnd) == SMALL["eval_limit"] and all(p.valid for p in rnd)
+    sft = load_predictions(result.runs["behaviorsft"])
+    assert len(sft) == SMALL["eval_limit"]
+    assert all(p.raw_output is not None and p.model.startswith("hf/") for p in sft)
+    timings = json.loads((out / "demo_timings.json").read_text(encoding="utf-8"))
+    assert set(timings) >= {"cases", "build", "audit", "base", "eval", "report"}
+
+    # A second run reuses everything: no retraining, no new predictions.
+    stamps = {
+        name: (out / "adapters" / name / "adapter_model.safetensors").stat().st_mtime_ns
+        for name in ("behaviorsft", "general-sft")
+    }
+    console2, buf2 = _console()
+    run_demo(config, console=console2)
+    log2 = buf2.getvalue()
+    assert log2.count("reusing the finished adapter") == 2
+    assert "reusing" in log2 and "pretraining" not in log2
+    for name, stamp in stamps.items():
+        assert (out / "adapters" / name / "adapter_model.safetensors").stat().st_mtime_ns == stamp
+    assert len(load_predictions(result.runs["behaviorsft"])) == SMALL["eval_limit"]
+
+
+class _ScriptedServer:
+    """Chat completions on 127.0.0.1 that always answer B, counting requests."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                json.loads(self.rfile.read(length))
+                owner.requests += 1
+                body = json.dumps(
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": "scripted",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": "<answer>B</answer>"},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_api_model_demo_evaluates_without_training(tmp_path: Path) -> None:
+    server = _ScriptedServer()
+    try:
+        out = tmp_path / "demo_api"
+        args = ["demo", "--out", str(out), "--cases", "12", "--eval-limit", "13"]
+        args += ["--model", "openai-compatible/scripted", "--base-url", server.url]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert not (out / "adapters").exists()  # nothing to train for an API model
+        for strategy in ("zero_shot", "explicit"):
+            preds = load_predictions(out / "runs" / f"api-{strategy}")
+            assert len(preds) == 13
+            assert {p.parsed_answer for p in preds} == {"B"}
+        assert server.requests == 26
+        table = (out / "report" / "table2.md").read_text(encoding="utf-8")
+        assert "openai-compatible/scripted zero_shot" in table
+        # Resumed: nothing is asked twice.
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert server.requests == 26
+    finally:
+        server.close()
+
+
+def test_openai_compatible_demo_needs_base_url(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path / "d"), "--model", "openai-compatible/x"]
+    )
+    assert res.exit_code != 0
+    assert "--base-url" in res.output
