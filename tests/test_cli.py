@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from behaviorsft.cli import app
 from behaviorsft.records import Task
-from behaviorsft.store import read_jsonl, write_jsonl
+from behaviorsft.store import write_jsonl
 from tests.conftest import make_task_dict
 
 runner = CliRunner()
@@ -67,20 +67,6 @@ def test_schema_and_taxonomy():
     assert res.exit_code == 0
     assert "fact_retrieval" in res.output
     assert "Conditional Automation" in res.output
-
-
-def test_demo_writes_valid_outputs_and_is_rerunnable(tmp_path):
-    out = tmp_path / "demo"
-    for _ in range(2):  # the second run overwrites in place
-        res = runner.invoke(app, ["demo", "--out", str(out)])
-        assert res.exit_code == 0, res.output
-    tasks = read_jsonl(out / "example_bench" / "tasks.jsonl", Task)
-    assert len(tasks) == 4
-    assert (out / "example_bench" / "manifest.json").exists()
-    assert (out / "hf_tasks" / "test.parquet").exists()
-    assert "2 good records kept, 3 problems reported" in res.output
-    ok = runner.invoke(app, ["validate", str(out / "example_bench")])
-    assert ok.exit_code == 0, ok.output
 
 
 def test_cases_import_keeps_good_entries_lists_bad_ones_and_resumes(tmp_path):
