@@ -297,7 +297,8 @@ def run_demo(
                 bench,
                 f"hf/{config.base_model}:{path}",
                 out / "runs" / name,
-                strategy="behaviorsft",
+                # Each adapter is asked with the prompt it was trained on.
+                strategy="behaviorsft" if name == "behaviorsft" else "general_sft",
                 label="BehaviorSFT" if name == "behaviorsft" else "General SFT",
                 options=hf_options,
             )

@@ -143,6 +143,29 @@ BEHAVIORSFT = _template(
     "letters",
 )
 
+# The same format with the finer inventory (one token per 5-class label), for
+# models trained with ``inventory: fine``: the prompt must name the tokens the
+# model was trained to emit.
+BEHAVIORSFT_FINE = _template(
+    "behaviorsft_fine",
+    "Start your reply with the behaviour token that fits the situation, from the most "
+    "reactive to the most proactive: "
+    + ", ".join(FINE_BEHAVIOR_TOKENS[label] for label in BehaviorLabel)
+    + ". Then give a brief rationale, and finish with "
+    + ANSWER_FORMAT
+    + ".",
+    "letters",
+)
+
+# The General SFT baseline: the same reply without any behavioural guidance
+# (the paper's "general supervised fine-tuning without specific behavioral
+# guidance"), so its prompt does not mention behaviour tokens either.
+GENERAL_SFT = _template(
+    "general_sft",
+    "Give a brief rationale, and finish with " + ANSWER_FORMAT + ".",
+    "letters",
+)
+
 # Output steps of the behaviour-classification variants (Table 3).
 LABEL_LIST = ", ".join(label.value for label in BehaviorLabel)
 BEHAVIOR_STEPS: dict[str, str] = {
@@ -178,8 +201,13 @@ STRATEGIES: tuple[str, ...] = (
     "cot",
     "explicit",
     "behaviorsft",
+    "behaviorsft_fine",
+    "general_sft",
     *BC_VARIANTS,
 )
+
+# Strategies whose reply starts with a behaviour token.
+TOKEN_STRATEGIES: frozenset[str] = frozenset({"behaviorsft", "behaviorsft_fine"})
 
 # Strategies whose reply carries a behaviour label (scored in Table 3).
 LABEL_STRATEGIES: frozenset[str] = frozenset(BC_VARIANTS)
@@ -229,6 +257,10 @@ def instruction(task: Task, strategy: str) -> str:
         )
     if strategy == "behaviorsft":
         return BEHAVIORSFT.render(letters=letters)
+    if strategy == "behaviorsft_fine":
+        return BEHAVIORSFT_FINE.render(letters=letters)
+    if strategy == "general_sft":
+        return GENERAL_SFT.render(letters=letters)
     if strategy in BC_VARIANTS:
         steps = "\n".join(
             f"{i}. {BEHAVIOR_STEPS[step].format(letters=letters)}"
@@ -276,6 +308,19 @@ def build_messages(
         messages.append(ChatMessage(role="assistant", content=few_shot_reply(ex_task)))
     messages.append(ChatMessage(role="user", content=user_message(task, context, strategy)))
     return messages
+
+
+def training_strategy(mode: Literal["behavior", "general"], inventory: TokenInventory) -> str:
+    """The strategy whose prompt a model is trained with, and evaluated with afterwards.
+
+    BehaviorSFT: ``behaviorsft`` (``behaviorsft_fine`` with the fine inventory);
+    General SFT: ``general_sft``, which asks for the same reply without a token.
+    """
+    if mode == "general":
+        return "general_sft"
+    if mode != "behavior":
+        raise ValueError(f"unknown training mode {mode!r}; use 'behavior' or 'general'")
+    return "behaviorsft_fine" if inventory == "fine" else "behaviorsft"
 
 
 def select_few_shot(

@@ -44,8 +44,14 @@ def test_general_mode_drops_the_token(small_bench):
     behavior, _ = prepare_split(bench, "train", mode="behavior")
     general, report = prepare_split(bench, "train", mode="general")
     assert report.tokens == {}
+    by_id = {t.id: t for t in bench.tasks}
     for b, g in zip(behavior, general, strict=True):
-        assert b.prompt == g.prompt
+        task = by_id[g.id]
+        # No behavioural guidance anywhere: the prompt does not ask for a token either.
+        expected = build_messages(task, bench.context_text(task), "general_sft")
+        assert g.prompt == [{"role": m.role, "content": m.content} for m in expected]
+        assert "<reactive>" not in g.prompt[-1]["content"]
+        assert b.prompt[:-1] == g.prompt[:-1]  # same system message
         assert g.token is None
         assert b.target == f"{b.token} {g.target}"
 
@@ -60,6 +66,10 @@ def test_fine_inventory_uses_the_label_tokens(small_bench):
         "<highly_proactive>",
     }
     assert sum(report.tokens.values()) == len(examples)
+    # The prompt names the tokens the model is trained to emit, not the binary pair.
+    instruction = examples[0].prompt[-1]["content"]
+    assert "<highly_reactive>" in instruction and "<primarily_proactive>" in instruction
+    assert "<proactive>" not in instruction
 
 
 @pytest.mark.parametrize(

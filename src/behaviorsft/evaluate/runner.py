@@ -145,7 +145,7 @@ class EvalConfig:
             )
         if self.behavior not in BEHAVIOR_MODES:
             raise ValueError(f"--behavior must be one of {', '.join(BEHAVIOR_MODES)}")
-        if self.behavior != "auto" and self.strategy != "behaviorsft":
+        if self.behavior != "auto" and self.strategy != "behaviorsft":  # binary tokens only
             raise ValueError(
                 "--behavior reactive|proactive forces a behaviour token and needs "
                 "--strategy behaviorsft"

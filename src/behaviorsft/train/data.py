@@ -31,13 +31,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from behaviorsft.bench import Bench
-from behaviorsft.prompts import behaviorsft_target, build_messages, parse_behavior_token
+from behaviorsft.prompts import (
+    behaviorsft_target,
+    build_messages,
+    parse_behavior_token,
+    training_strategy,
+)
 from behaviorsft.records import Task
 from behaviorsft.store import write_jsonl
 from behaviorsft.taxonomy import TokenInventory, all_tokens
 
 Mode = Literal["behavior", "general"]
-STRATEGY = "behaviorsft"  # the evaluation strategy whose prompt is the training prompt
 
 BAD_DATA_REASONS: dict[str, str] = {
     "empty_completion": "the target is empty",
@@ -169,7 +173,8 @@ def check_target(target: str, rationale: str, mode: Mode, inventory: TokenInvent
 
 def example_for(task: Task, context: str, mode: Mode, inventory: TokenInventory) -> SFTExample:
     """The SFT example of one task (no checks)."""
-    messages = build_messages(task, context, STRATEGY)
+    # The training prompt is the evaluation prompt of the matching strategy.
+    messages = build_messages(task, context, training_strategy(mode, inventory))
     target = behaviorsft_target(task, mode=mode, inventory=inventory)
     return SFTExample(
         id=task.id,
