@@ -70,8 +70,8 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     sft = load_predictions(result.runs["behaviorsft"])
     assert len(sft) == SMALL["eval_limit"]
     assert all(p.raw_output is not None and p.model.startswith("hf/") for p in sft)
-    timings = json.loads((out / "demo_timings.json").read_text(encoding="utf-8"))
-    assert set(timings) >= {"cases", "build", "audit", "base", "eval", "report"}
+    (timings,) = json.loads((out / "demo_timings.json").read_text(encoding="utf-8"))
+    assert set(timings["seconds"]) >= {"cases", "build", "audit", "base", "eval", "report"}
 
     # A second run reuses everything: no retraining, no new predictions.
     stamps = {
@@ -86,6 +86,8 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     for name, stamp in stamps.items():
         assert (out / "adapters" / name / "adapter_model.safetensors").stat().st_mtime_ns == stamp
     assert len(load_predictions(result.runs["behaviorsft"])) == SMALL["eval_limit"]
+    runs = json.loads((out / "demo_timings.json").read_text(encoding="utf-8"))
+    assert len(runs) == 2 and runs[0]["seconds"] == timings["seconds"]  # first run kept
 
 
 class _ScriptedServer:

@@ -91,7 +91,11 @@ class DemoResult:
 
 
 class _Steps:
-    """Numbered step headers and per-step wall times (kept in OUT/demo_timings.json)."""
+    """Numbered step headers and per-step wall times.
+
+    OUT/demo_timings.json keeps one entry per run, so the times of the first,
+    full run are not overwritten by those of a resumed one.
+    """
 
     def __init__(self, console: Console, out: Path, total: int) -> None:
         self.console = console
@@ -99,6 +103,14 @@ class _Steps:
         self.total = total
         self.n = 0
         self.seconds: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        if self.path.exists():
+            try:
+                old = json.loads(self.path.read_text(encoding="utf-8"))
+                self.history = old if isinstance(old, list) else []
+            except json.JSONDecodeError:
+                self.history = []
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
     @contextmanager
     def step(self, name: str, what: str) -> Iterator[None]:
@@ -108,7 +120,9 @@ class _Steps:
         yield
         self.seconds[name] = round(time.perf_counter() - start, 1)
         self.console.print(f"[dim]{name}: {self.seconds[name]:.1f} s[/]")
-        self.path.write_text(json.dumps(self.seconds, indent=2) + "\n", encoding="utf-8")
+        entry = {"started": self.started, "seconds": self.seconds}
+        runs = [*self.history, entry]
+        self.path.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
 
 
 def tokenizer_corpus(bench: Path, limit: int = 200) -> list[str]:
