@@ -14,15 +14,20 @@ Prints:
 
     python benchmarks/bench_llm_pipeline.py [--requests 2000] [--concurrency 64] [--latency 0.1]
 
-Measured on the 2-core dev box (server and client share the two cores): with
-one httpx client of 64 connections, efficiency 0.14 and ~11 ms client CPU per
-request; httpcore's pool scans every connection for every queued request
-(quadratic in the pool size). The client now spreads requests over pools of
-``POOL_SHARD`` (8) connections: efficiency 0.62 and 1.7 ms client CPU per
-request (0.60 / 1.8 ms with pools of 16, 0.63 / 1.5 ms with pools of 4). The
-0.8 target is still missed; what is left is spread over JSON, pydantic
-validation and the on-disk cache in the client, and the Python test server
-competing for the same two cores.
+The server is the tests' scripted server (same replies, same ``_respond``)
+in its own process. By default it is served over asyncio, with keep-alive
+connections and the latency as an ``asyncio.sleep``, as a real inference
+server behaves; ``--threaded-server`` uses the tests' thread-per-connection
+transport, whose own CPU (64 threads sleeping and parsing under the GIL)
+competes with the client for the same two cores.
+
+Measured on the 2-core dev box, 2,000 requests at concurrency 64:
+
+* asyncio server: efficiency 0.86, 1.6 ms client CPU per request;
+* threaded server: efficiency 0.62, 1.7 ms client CPU per request;
+* before the client spread its requests over pools of ``POOL_SHARD`` (8)
+  connections, one httpx pool of 64: efficiency 0.14 and ~11 ms client CPU
+  per request (httpcore scans every connection for every queued request).
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _start_server(latency: float, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_server(
+    latency: float, folder: Path, threaded: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     port_file = folder / "port"
     proc = subprocess.Popen(
         [
@@ -48,6 +55,7 @@ def _start_server(latency: float, folder: Path) -> tuple[subprocess.Popen[bytes]
             str(latency),
             "--port-file",
             str(port_file),
+            *(["--threaded"] if threaded else []),
         ],
         cwd=REPO,
     )
@@ -106,11 +114,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument(
+        "--threaded-server",
+        action="store_true",
+        help="serve with the tests' thread-per-connection server instead of the asyncio one",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "src"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        proc, base_url = _start_server(args.latency, folder)
+        proc, base_url = _start_server(args.latency, folder, args.threaded_server)
         try:
             wall, cpu, ok = asyncio.run(
                 _run(base_url, args.requests, args.concurrency, folder / "cache")
@@ -121,7 +134,8 @@ def main() -> None:
     ideal = args.requests * args.latency / args.concurrency
     print(
         f"requests: {args.requests} ({ok} validated), concurrency {args.concurrency}, "
-        f"server latency {args.latency * 1000:.0f} ms"
+        f"server latency {args.latency * 1000:.0f} ms, "
+        f"{'threaded' if args.threaded_server else 'asyncio'} scripted server"
     )
     print(f"wall: {wall:.2f} s (ideal {ideal:.2f} s)")
     print(f"efficiency: {ideal / wall:.2f} (target >= 0.8)")

@@ -440,14 +440,63 @@ def llm_server() -> Iterator[ScriptedLLM]:
         srv.stop()
 
 
+async def _serve_async(srv: ScriptedLLM, port_file: Path) -> None:  # pragma: no cover
+    """The same scripted replies (``srv._respond``) over an asyncio HTTP/1.1 server.
+
+    For the benchmark: a thread per connection, each sleeping out the injected
+    latency under the GIL, costs the server more CPU than the client under test
+    uses, on the same two cores. Here the latency is an ``asyncio.sleep`` and
+    connections are kept alive, as a real inference server does.
+    """
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                body = json.loads(await reader.readexactly(length))
+                status, headers, content, delay, _ = srv._respond(body)
+                await asyncio.sleep(delay)
+                extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}"
+                    f"Content-Length: {len(content)}\r\n\r\n".encode()
+                    + content
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionResetError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=512)
+    port_file.write_text(str(server.sockets[0].getsockname()[1]))
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:  # pragma: no cover - used by the benchmark
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--port-file", type=Path, required=True)
+    parser.add_argument(
+        "--threaded", action="store_true", help="Use the tests' thread-per-connection server."
+    )
     args = parser.parse_args()
     srv = ScriptedLLM(latency_s=args.latency)
-    args.port_file.write_text(str(srv.port))
-    srv.httpd.serve_forever(poll_interval=0.05)
+    if args.threaded:
+        args.port_file.write_text(str(srv.port))
+        srv.httpd.serve_forever(poll_interval=0.05)
+    else:
+        import asyncio
+
+        srv.httpd.server_close()  # only its reply logic is used
+        asyncio.run(_serve_async(srv, args.port_file))
 
 
 if __name__ == "__main__":
