@@ -86,6 +86,10 @@ VOCAB = (
     "ammonia",
     "procalcitonin",
 )
+# No word in common with the scripted questions ("... for this <type> item"), as
+# NO_ISSUE (the type name is in them too: no "action"): an accidental overlap would
+# hand the overlap heuristic every control.
+NO_ACTION = "Nothing more is needed now"
 NO_ISSUE = "Nothing here requires action"
 REFUSAL = "I'm sorry, but I can't help with that request."
 SCORES = {Category.REACTIVE: 0.2, Category.BALANCED: 0.5, Category.PROACTIVE: 0.85}
@@ -343,11 +347,21 @@ class ScriptedLLM:
         question = f"Per the dialogue, which statement holds for this {ttype.value} item ({case})?"
         if stage == "task":
             self._answers[question] = {"correct": correct}
+            control: dict[str, Any] = {}
+            if ttype is TaskType.PREDICTIVE_NEXT_ACTION:
+                done = f"Ward round for {case}: the planned steps are all done already."
+                control = {
+                    "no_action_option": NO_ACTION,
+                    "control_excerpt": done,
+                    "control_rationale": "Everything due has been done.",
+                }
+                self._answers[question] |= {"control_excerpt": done, "no_action": NO_ACTION}
             return {
                 "question": question,
                 "correct_option": correct,
                 "distractors": pool,
                 "missing_turn": 3 if ttype is TaskType.INTEGRITY_MISSING_TURN_INFERENCE else None,
+                **control,
                 **common,
             }
         before, after = rng.sample(VOCAB, 2)
@@ -381,6 +395,8 @@ class ScriptedLLM:
         want = known["correct"]
         if "perturbed" in known and known["perturbed"] not in user and stage == "verify":
             want = known["no_issue"]
+        if "control_excerpt" in known and known["control_excerpt"] in user:
+            want = known["no_action"]
         right = next((k for k, v in options.items() if v == want), None)
         if stage == "verify-options-only":
             hit = case in self.options_only_cases

@@ -79,14 +79,27 @@ def test_build_loads_as_bench_and_reruns_cost_nothing(llm_server: ScriptedLLM, t
     controls = [t for t in b.tasks if t.restraint_control]
     assert perturbed and controls
     assert all(t.perturbation.modified in (t.context.excerpt or "") for t in perturbed)  # type: ignore[union-attr]
-    assert all(t.answer_text == "Nothing here requires action" for t in controls)
+    assert all(
+        t.answer_text == "Nothing here requires action"
+        for t in controls
+        if t.task_type in AUGMENT_KINDS
+    )
+    # predictive_next_action has its control too: a note that everything due is done.
+    predictive = [t for t in controls if t.task_type is TaskType.PREDICTIVE_NEXT_ACTION]
+    assert predictive, "no restraint control for predictive_next_action"
+    for t in predictive:
+        assert t.answer_text == "Nothing more is needed now"
+        assert "all done already" in (t.context.excerpt or "")
+        twin = next(x for x in b.tasks if x.id == t.id[:-1] + "0")
+        assert {o.text for o in twin.options} >= {t.answer_text}  # same question, same option
+        assert twin.answer_text != t.answer_text and not twin.restraint_control
     # Summary facts point at real spans of the source text.
     summary = _jsonl(bench / "llm/summaries.jsonl")[0]
     assert all(f["end"] > f["start"] for f in summary["facts"])
     # Accounting: the manifest's tokens are exactly those the server delivered.
     assert _manifest_tokens(bench) == llm_server.usage_served
     m = read_manifest(bench)
-    assert m is not None and m.config["prompts"]["task"] == "task/v1"
+    assert m is not None and m.config["prompts"]["task"] == "task/v2"
     assert m.files["tasks.jsonl"].count == len(b.tasks) == rep.tasks
     n, before = llm_server.count, _lines(bench / "tasks.jsonl")
 
@@ -194,7 +207,10 @@ def test_audit_passes_on_llm_built_tasks(llm_server: ScriptedLLM, tmp_path: Path
     assert overall.longest <= overall.chance + 0.05
     # No textual tell in the free-form options: a classifier on the option texts alone
     # stays near chance. (Augmented types share a fixed "no issue" option that is the
-    # answer of every restraint control; that is by design and left out here.)
+    # answer of every restraint control; that is by design and left out here.) Caveat: the
+    # scripted server's phrases are not free of tells themselves: with 48 cases this
+    # classifier reaches about 0.30-0.36 on these types, so the bound is only meaningful at
+    # this size.
     free = [t for t in tasks if t.task_type not in AUGMENT_KINDS]
     row = audit(free, option_only=True).shortcuts[-1]
     assert row.option_only is not None and row.option_only <= row.chance + 0.1

@@ -368,7 +368,11 @@ TYPE_GUIDANCE: dict[TaskType, str] = {
     "it will be hidden. Ask what it most likely said, from the turns before and after. The "
     "correct option paraphrases the hidden turn.",
     TaskType.PREDICTIVE_NEXT_ACTION: "Stop the context before an action the team takes; ask for "
-    "the most appropriate next clinical action. The correct option is the action taken.",
+    "the most appropriate next clinical action. The correct option is the action taken. Also "
+    "write the restraint control of the same question: no_action_option (that no further "
+    "action is needed now), control_excerpt (a short later note stating that this action and "
+    "any other step due at that point have already been done) and control_rationale (why, "
+    "after that note, no further action is the right answer).",
 }
 
 
@@ -392,6 +396,16 @@ class TaskDraftOut(Answer):
     missing_turn: int | None = Field(
         None, description="integrity_missing_turn_inference only: the turn to hide."
     )
+    no_action_option: str | None = Field(
+        None, description="predictive_next_action only: the option that no action is needed."
+    )
+    control_excerpt: str | None = Field(
+        None,
+        description="predictive_next_action only: a later note saying every due step is done.",
+    )
+    control_rationale: str | None = Field(
+        None, description="predictive_next_action only: why no action is right after that note."
+    )
 
     @field_validator("distractors")
     @classmethod
@@ -413,6 +427,19 @@ class TaskDraftOut(Answer):
         if len(norm.split()) >= 3 and norm in " ".join(self.question.lower().split()):
             raise ValueError("question: it contains the correct option word for word")
         n = _ctx(info, "n_turns")
+        if ttype is TaskType.PREDICTIVE_NEXT_ACTION:
+            # The restraint control (as in the programmatic builder): same question, a
+            # note saying everything due is done, and "no action" as the right answer.
+            for name in ("no_action_option", "control_excerpt", "control_rationale"):
+                if not (getattr(self, name) or "").strip():
+                    raise ValueError(f"{name}: required for predictive_next_action")
+            no_action = " ".join((self.no_action_option or "").lower().split())
+            if no_action == norm or any(
+                " ".join(d.lower().split()) == no_action for d in self.distractors
+            ):
+                raise ValueError(
+                    "no_action_option: must differ from the correct option and the distractors"
+                )
         if ttype is TaskType.INTEGRITY_MISSING_TURN_INFERENCE:
             if self.missing_turn is None:
                 raise ValueError("missing_turn: required for integrity_missing_turn_inference")
@@ -426,7 +453,7 @@ class TaskDraftOut(Answer):
 
 TASK = Prompt(
     name="task",
-    version=1,
+    version=2,  # 2: restraint-control fields for predictive_next_action
     system=(
         "You write one multiple-choice benchmark task that tests a clinical agent on a "
         "conversation. Write the question, the correct option, several wrong options, a "

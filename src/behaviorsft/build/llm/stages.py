@@ -560,10 +560,11 @@ def tasks_from_draft(
             start, end = max(0, k - MISSING_TURN_BEFORE), k - 1
             after = conversation.turns[k + 1 : k + 3]
             excerpt = "\n\n".join([f"[Turn {k} is missing]", *(format_turn(t) for t in after)])
+        no_action = d.no_action_option if ttype is TaskType.PREDICTIVE_NEXT_ACTION else None
         make(
             base_id + "0",
             d.correct_option,
-            [],
+            [no_action] if no_action else [],
             d.distractors,
             {
                 "question": d.question,
@@ -573,6 +574,23 @@ def tasks_from_draft(
                 "complexity": d.complexity,
             },
         )
+        if no_action and d.control_excerpt and is_control(record.case_id, ttype):
+            # Same question and options, plus a note that everything due is done:
+            # the right answer is restraint (the programmatic builder's control).
+            make(
+                base_id + "c",
+                no_action,
+                [d.correct_option],
+                d.distractors,
+                {
+                    "question": d.question,
+                    "context": {"turn_start": start, "turn_end": end, "excerpt": d.control_excerpt},
+                    "rationale": d.control_rationale or "",
+                    "behavior_score": round(max(0.0, d.behavior_score - CONTROL_SCORE_DROP), 2),
+                    "complexity": d.complexity,
+                    "restraint_control": True,
+                },
+            )
         return out
 
     a = AugmentOut.model_validate(record.draft)
