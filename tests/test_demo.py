@@ -166,3 +166,11 @@ def test_openai_compatible_demo_needs_base_url(tmp_path: Path) -> None:
     )
     assert res.exit_code != 0
     assert "--base-url" in res.output
+
+
+def test_demo_refuses_models_it_cannot_train_or_call(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path / "d"), "--model", "vllm/Qwen/Qwen2.5-7B-Instruct"]
+    )
+    assert res.exit_code != 0
+    assert "trains an HF model" in res.output

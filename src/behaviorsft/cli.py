@@ -633,7 +633,11 @@ def demo(
         workers=workers,
         model_options=_model_options(option),
     )
-    if config.kind == "api" and model and model.startswith("openai-compatible/") and not base_url:
+    try:
+        kind = config.kind
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
+    if kind == "api" and model and model.startswith("openai-compatible/") and not base_url:
         raise typer.BadParameter("openai-compatible/ models need --base-url", param_hint="--model")
     run_demo(config, fresh=fresh, console=console)
 

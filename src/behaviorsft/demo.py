@@ -69,6 +69,12 @@ class DemoConfig:
             return "tiny"
         if self.model.startswith(API_PROVIDERS):
             return "api"
+        if self.model.startswith(("vllm/", "baseline/")):
+            raise ValueError(
+                f"--model {self.model}: the demo trains an HF model (an id or a path, e.g. "
+                "Qwen/Qwen2.5-7B-Instruct) or evaluates an API model (openai/..., "
+                "openai-compatible/...); the baselines are always evaluated"
+            )
         return "hf"
 
     @property
