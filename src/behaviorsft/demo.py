@@ -228,6 +228,24 @@ def _eval(
     return out
 
 
+def _quiet_libraries() -> None:
+    """Keep the demo's output to its own progress: no per-file bars, no upstream notices.
+
+    The dataset-preparation and weight-loading bars of datasets/transformers
+    and deprecation notices raised inside transformers itself say nothing a
+    demo user can act on; the training progress bar stays.
+    """
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+    warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator is found.*")
+
+
 def run_demo(
     config: DemoConfig,
     *,
@@ -240,6 +258,7 @@ def run_demo(
     from behaviorsft.evaluate.report import write_report
 
     console = console or Console()
+    _quiet_libraries()
     out = Path(config.out)
     if fresh and out.exists():
         shutil.rmtree(out)

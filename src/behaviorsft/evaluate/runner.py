@@ -693,7 +693,7 @@ class _ProgressBar:
     def __init__(self, enabled: bool, total: int, config: EvalConfig) -> None:
         self.enabled = enabled
         self.total = total
-        self.description = f"{config.model} {config.strategy}"
+        self.description = config.display_label
         self._progress: Any = None
         self._bar: Any = None
         self._in_chunk = 0
