@@ -156,6 +156,13 @@ def test_api_model_demo_evaluates_without_training(tmp_path: Path) -> None:
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 0, res.output
         assert server.requests == 26
+        assert "differ from the last run" not in res.output
+        # Changed options are named, and only the new work is done.
+        args[args.index("--eval-limit") + 1] = "14"
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert "eval_limit differ from the last run" in " ".join(res.output.split())
+        assert server.requests == 28
     finally:
         server.close()
 

@@ -263,9 +263,16 @@ def run_demo(
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo_config.json").write_text(
-        json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8"
-    )
+    config_path = out / "demo_config.json"
+    previous = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else None
+    if previous is not None and previous != asdict(config):
+        changed = sorted(k for k, v in asdict(config).items() if previous.get(k) != v)
+        console.print(
+            f"[yellow]note:[/] {', '.join(changed)} differ from the last run in {out}; finished "
+            "steps (cases, tasks, adapters, predictions) are reused as they are. Use --fresh "
+            "to start over with the new options."
+        )
+    config_path.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
     bench = out / "bench"
     cases = out / "cases" / "cases.jsonl"
     train = config.kind != "api"
