@@ -29,10 +29,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from behaviorsft.bench import Bench
 
 API_PROVIDERS = ("openai/", "openai-compatible/")
 TINY_NOTE = (
@@ -131,19 +134,17 @@ class _Steps:
         self.path.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
 
 
-def tokenizer_corpus(bench: Path, limit: int = 200) -> list[str]:
+def tokenizer_corpus(bench: Bench, limit: int = 200) -> list[str]:
     """Prompts and targets of the first train tasks: what the tiny tokenizer learns from.
 
     A tokenizer fitted to the benchmark keeps prompts at a few hundred tokens
     rather than thousands of bytes, which is what makes CPU training fast.
     """
-    from behaviorsft.bench import load_bench
     from behaviorsft.prompts import behaviorsft_target, build_messages
 
-    bench_ = load_bench(bench)
     texts: list[str] = []
-    for task in bench_.split("train")[:limit]:
-        messages = build_messages(task, bench_.context_text(task), "behaviorsft")
+    for task in bench.split("train")[:limit]:
+        messages = build_messages(task, bench.context_text(task), "behaviorsft")
         texts.extend(m.content for m in messages)
         texts.append(behaviorsft_target(task, mode="behavior"))
     return texts
@@ -382,7 +383,7 @@ def run_demo(
     )
 
 
-def pretraining_corpus(bench: Path) -> list[str]:
+def pretraining_corpus(bench: Bench) -> list[str]:
     """In-domain text for the tiny model's pretraining: train-split material only.
 
     The train cases' conversations, and each train task as plain question,
@@ -390,12 +391,11 @@ def pretraining_corpus(bench: Path) -> list[str]:
     token: the tokens stay new to the base model, as they are to a real one).
     Nothing from the val or test split is used.
     """
-    from behaviorsft.bench import format_turns, load_bench
+    from behaviorsft.bench import format_turns
 
-    bench_ = load_bench(bench)
-    train = bench_.split("train")
+    train = bench.split("train")
     case_ids = sorted({t.case_id for t in train})
-    texts = [format_turns(bench_.conversations[c]) for c in case_ids if c in bench_.conversations]
+    texts = [format_turns(bench.conversations[c]) for c in case_ids if c in bench.conversations]
     for task in train:
         options = "\n".join(f"{o.label}. {o.text}" for o in task.options)
         texts.append(
@@ -406,22 +406,24 @@ def pretraining_corpus(bench: Path) -> list[str]:
 
 def _tiny_base(config: DemoConfig, bench: Path, console: Console) -> None:
     from behaviorsft import cli
+    from behaviorsft.bench import load_bench
     from behaviorsft.tiny import build_tiny_model, pretrain_tiny_model
 
     dest = Path(config.base_model)
     if (dest / "pretrained.json").exists():
         console.print(f"reusing {dest}")
         return
+    loaded = load_bench(bench)  # read once, for both corpora
     build_tiny_model(
         dest,
         arch="qwen2",
         tie_word_embeddings=True,
-        texts=tokenizer_corpus(bench),
+        texts=tokenizer_corpus(loaded),
         vocab_size=4096,
         spare_rows=8,
     )
     console.print(f"built a random Qwen2-architecture model + ChatML tokenizer in {dest}")
-    texts = pretraining_corpus(bench)
+    texts = pretraining_corpus(loaded)
     with cli._progress() as prog:
         bar = prog.add_task("pretraining the tiny model", total=None)
 

@@ -273,6 +273,9 @@ def build_jobs(
     bench: Bench, tasks: Sequence[Task], seeds: Sequence[int], config: EvalConfig
 ) -> list[_Job]:
     """Prompts for every (task, seed) pair, seeds outermost."""
+    if baseline_kind(config.model) is not None:
+        # A baseline reads the task, never a prompt: none is built.
+        return [_Job(task, seed, []) for seed in seeds for task in tasks]
     pool = bench.split("train") if config.strategy == "few_shot" else []
     if config.strategy == "few_shot" and config.few_shot_k and not pool:
         raise ValueError(
@@ -701,20 +704,9 @@ class _ProgressBar:
 
     def __enter__(self) -> _ProgressBar:
         if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+            from behaviorsft.progress import make_progress
 
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-            )
+            self._progress = make_progress()
             self._progress.start()
             self._bar = self._progress.add_task(self.description, total=self.total)
         return self
