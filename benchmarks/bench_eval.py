@@ -1,9 +1,13 @@
 """Evaluation throughput: our hf backend vs lm-evaluation-harness on the same tasks.
 
-One run, side by side, same tiny random model, same tasks, same prompt:
+One run, side by side, same tiny random model, same tasks, same prompt. The
+tasks are the first 500 of the test split of a bench built from synthesized
+cases (``--source synthetic``: one-off tasks over short random records):
 
-* ours, choice scoring: ``HFModel.score_choices`` (one forward pass per task,
-  next-token log-probabilities of the option letters after ``<answer>``);
+* ours, choice scoring: ``HFModel.score_choices`` (next-token log-probabilities
+  of the option letters after ``<answer>``; a prompt prefix shared by several
+  tasks, such as the record they ask about, runs once);
+* ours, choice scoring with ``prefix_sharing=False`` (one full forward per task);
 * ours, generate: ``HFModel.generate`` (greedy, ``--max-new-tokens`` tokens);
 * lm-eval's ``hf`` model on the task folder written by ``export_lm_eval``
   (``multiple_choice``: log-likelihood of each letter after the same prompt).
@@ -37,9 +41,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 WARMUP = 8
-MODES = ("choice", "generate", "lm_eval")
+MODES = ("choice", "choice_flat", "generate", "lm_eval")
 LABELS = {
     "choice": "ours: hf choice scoring",
+    "choice_flat": "ours: choice, no prefix sharing",
     "generate": "ours: hf generate",
     "lm_eval": "lm-eval hf, multiple_choice",
 }
@@ -140,15 +145,56 @@ def synthetic_bench(folder: Path, n_tasks: int, seed: int = 0) -> None:
     write_jsonl(folder / "conversations.jsonl", convs)
 
 
-def setup(work: Path, n_tasks: int, spare_rows: int) -> None:
+def builder_bench(folder: Path, n_tasks: int, seed: int = 0) -> list[str]:
+    """The first ``n_tasks`` test-split tasks of a bench built from synthesized cases.
+
+    This is the layout a user evaluates: many tasks per conversation, each
+    showing the record from its first turn up to some turn. Cases are added
+    until the test split (split by case, the paper's proportions) has enough
+    tasks. Returns train-split conversation texts for the tiny tokenizer.
+    """
+    from behaviorsft.bench import format_turns, load_bench
+    from behaviorsft.build.pipeline import build_bench
+    from behaviorsft.sources.synthetic import synthesize_cases
+    from behaviorsft.store import write_jsonl
+
+    full = folder / "full"
+    n_cases = max(8, n_tasks // 2)
+    while True:
+        cases = list(synthesize_cases(n_cases, seed=seed))
+        write_jsonl(full / "cases.jsonl", cases)
+        build_bench(full / "cases.jsonl", full / "bench", seed=seed, workers=1)
+        bench = load_bench(full / "bench")
+        test = bench.split("test")
+        if len(test) >= n_tasks:
+            break
+        n_cases *= 2
+    tasks = test[:n_tasks]
+    needed = {t.case_id for t in tasks}
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "tasks.jsonl", tasks)
+    write_jsonl(
+        folder / "conversations.jsonl",
+        [c for cid, c in bench.conversations.items() if cid in needed],
+    )
+    train_cases = {t.case_id for t in bench.split("train")}
+    return [format_turns(c) for cid, c in bench.conversations.items() if cid in train_cases]
+
+
+def setup(work: Path, n_tasks: int, spare_rows: int, source: str) -> None:
     from behaviorsft.bench import load_bench
     from behaviorsft.export.lm_eval import export_lm_eval
     from behaviorsft.tiny import build_tiny_model
 
-    # Defaults: qwen2, hidden 64, 2 layers, a small BPE vocabulary (~400 tokens); spare_rows
-    # grows the embedding and output matrices the way real checkpoints are padded.
-    build_tiny_model(work / "model", spare_rows=spare_rows)
-    synthetic_bench(work / "bench", n_tasks)
+    if source == "builder":
+        texts: list[str] | None = builder_bench(work / "bench", n_tasks)
+    else:
+        synthetic_bench(work / "bench", n_tasks)
+        texts = None  # the stock tiny tokenizer (~400 tokens)
+    # Defaults: qwen2, hidden 64, 2 layers, a byte-level BPE vocabulary trained on
+    # the texts (up to 1,024 tokens); spare_rows grows the embedding and output
+    # matrices the way real checkpoints are padded.
+    build_tiny_model(work / "model", texts=texts, spare_rows=spare_rows)
     export_lm_eval(
         load_bench(work / "bench"),
         work / "lm_eval_task",
@@ -179,8 +225,13 @@ def run_ours(work: Path, mode: str, batch_size: int, max_new_tokens: int) -> dic
     from behaviorsft.prompts import letters_of, parse_answer
 
     tasks, messages = _our_requests(work)
-    model = load_model(f"hf/{work / 'model'}", batch_size=batch_size, dtype="float32")
-    if mode == "choice":
+    model = load_model(
+        f"hf/{work / 'model'}",
+        batch_size=batch_size,
+        dtype="float32",
+        prefix_sharing=mode != "choice_flat",
+    )
+    if mode in ("choice", "choice_flat"):
         reqs: list[Any] = [
             ChoiceRequest(
                 messages=m, letters=letters_of(t), key=t.id, assistant_prefix=DEFAULT_PREFIX
@@ -199,14 +250,16 @@ def run_ours(work: Path, mode: str, batch_size: int, max_new_tokens: int) -> dic
     t0 = time.perf_counter()
     out = call(reqs)
     seconds = time.perf_counter() - t0
-    if mode == "choice":
+    if mode in ("choice", "choice_flat"):
         letters = {t.id: s.best for t, s in zip(tasks, out, strict=True)}
     else:
         letters = {
             t.id: parse_answer(g.text, letters_of(t)) for t, g in zip(tasks, out, strict=True)
         }
     errors = sum(1 for o in out if o.error)
-    return _result(tasks, letters, seconds, rss_before, errors)
+    result = _result(tasks, letters, seconds, rss_before, errors)
+    result["prefix_stats"] = getattr(model, "last_prefix_stats", None)
+    return result
 
 
 def run_lm_eval(work: Path, batch_size: int) -> dict[str, Any]:
@@ -282,6 +335,15 @@ def main() -> None:
         help="torch threads in every mode (default 1: on a shared machine, waiting for "
         "descheduled OpenMP threads otherwise dominates a tiny model's timings)",
     )
+    parser.add_argument(
+        "--source",
+        choices=("builder", "synthetic"),
+        default="builder",
+        help="builder (default): test-split tasks of a bench built from synthesized cases, "
+        "several per conversation as in BehaviorBench; synthetic: 500 one-off tasks with "
+        "short random 8-turn records and the stock ~400-token tokenizer (the figure "
+        "measured before prefix sharing)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="Keep files here.")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -301,9 +363,9 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        setup(work, args.tasks, args.spare_rows)
+        setup(work, args.tasks, args.spare_rows, args.source)
         took = time.perf_counter() - t0
-        print(f"setup (tiny model, {args.tasks} tasks, lm-eval export): {took:.1f}s")
+        print(f"setup ({args.source} bench, tiny model, lm-eval export): {took:.1f}s")
         results: dict[str, dict[str, Any]] = {}
         for mode in MODES:
             cmd = [
@@ -337,6 +399,13 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         f"torch threads {args.threads}; output head rows {args.head_rows}; "
         f"batch size {args.batch_size}; generate: greedy, {args.max_new_tokens} new tokens"
     )
+    stats = results["choice"].get("prefix_stats") or {}
+    if stats:
+        n = results["choice"]["n"]
+        print(
+            f"prompts: {args.source} bench, {stats['prompt_tokens'] / n:.0f} tokens on average; "
+            f"prefix sharing leaves {100 * stats['tokens_saved']:.1f}% of prompt tokens unrun"
+        )
     widths = {"tasks": 6, "seconds": 8, "tasks/s": 8, "acc": 6, "RSS before": 11, "peak RSS": 9}
     head = f"{'mode':<30} " + " ".join(f"{c:>{w}}" for c, w in widths.items())
     print(head)
@@ -349,18 +418,23 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
             f"{r['accuracy']:>6.3f} {r['rss_before_mib']:>7.0f} MiB {r['peak_rss_mib']:>5.0f} MiB"
         )
     ratio = results["choice"]["tasks_per_s"] / results["lm_eval"]["tasks_per_s"]
+    flat_ratio = results["choice_flat"]["tasks_per_s"] / results["lm_eval"]["tasks_per_s"]
     gen_ratio = results["generate"]["tasks_per_s"] / results["lm_eval"]["tasks_per_s"]
     ours, theirs = results["choice"]["letters"], results["lm_eval"]["letters"]
     n_same = sum(ours[k] == theirs.get(k) for k in ours)
     same = n_same / len(ours)
+    flat = results["choice_flat"]["letters"]
+    n_flat = sum(ours[k] == flat.get(k) for k in ours)
     verdict = "ok" if ratio >= 2 else "MISSED"
     print(f"\nchoice scoring / lm-eval throughput: {ratio:.2f}x (target >= 2x): {verdict}")
+    print(f"choice, no prefix sharing / lm-eval:  {flat_ratio:.2f}x")
     print(f"generate / lm-eval throughput:       {gen_ratio:.2f}x")
     verdict = "ok" if same >= 0.99 else "MISSED"
     print(
         f"identical predicted letters, choice scoring vs lm-eval: {same:.4f} "
         f"({n_same}/{len(ours)}; target >= 0.99): {verdict}"
     )
+    print(f"identical letters, with vs without prefix sharing: {n_flat}/{len(ours)}")
 
 
 if __name__ == "__main__":

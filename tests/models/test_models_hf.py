@@ -364,3 +364,126 @@ def test_choice_scoring_fallback_paths_agree(tiny_path: Path) -> None:
         for e, g in zip(expected, got, strict=True):
             assert e is not None and g is not None
             assert g == pytest.approx(e, abs=1e-5)
+
+
+# --------------------------------------------------------------------------
+# Prefix sharing in choice scoring
+# --------------------------------------------------------------------------
+
+TURNS = [
+    "[0] Nurse Larsen (triage nurse): New arrival, 75-year-old man with epigastric pain.",
+    "[1] Dr. Costa (emergency physician): What brought you in today?",
+    "[2] Patient (patient): Two days of pain radiating to the back, and vomiting.",
+    "[3] Dr. Costa (emergency physician): Which medicines do you take regularly?",
+    "[4] Patient (patient): Metformin 500 mg twice daily.",
+    "[5] Dr. Costa (emergency physician): Any drug allergies?",
+    "[6] Patient (patient): Penicillin, it gave me a rash.",
+    "[7] Nurse Larsen (triage nurse): Heart rate 108/min, temperature 37.9 C.",
+]
+
+
+def _record_requests() -> list[ChoiceRequest]:
+    """Questions about one conversation at three points, plus prompts about nothing shared."""
+    reqs = []
+    for end in (3, 5, 8):
+        record = "\n\n".join(TURNS[:end])
+        for q in ("What is the next step?", "Which value is missing?", "Any allergy?"):
+            text = f"Clinical record:\n{record}\n\nQuestion:\n{q}\n\nOptions:\nA) B) C) D)"
+            reqs.append(
+                ChoiceRequest(
+                    messages=_messages(text),
+                    letters=("A", "B", "C", "D"),
+                    key=f"{end}:{q}",
+                    assistant_prefix="<answer>",
+                )
+            )
+    reqs += [ChoiceRequest(messages=_messages(p), letters=("A", "B", "C")) for p in PROMPTS]
+    return reqs
+
+
+def _assert_same_scores(got: list[Any], expected: list[Any], atol: float = 1e-5) -> None:
+    for g, e in zip(got, expected, strict=True):
+        assert g.error is None and e.error is None
+        assert g.logprobs == pytest.approx(e.logprobs, abs=atol)
+
+
+def test_prefix_sharing_scores_like_whole_prompts(tiny_path: Path) -> None:
+    reqs = _record_requests()
+    whole = load_model(f"hf/{tiny_path}", batch_size=2, prefix_sharing=False)
+    shared = load_model(f"hf/{tiny_path}", batch_size=2)
+    assert isinstance(shared, HFModel) and shared.prefix_sharing
+    expected = whole.score_choices(reqs)
+    got = shared.score_choices(reqs)
+    _assert_same_scores(got, expected)
+    assert shared._prefix_checked and shared.prefix_sharing
+    stats = shared.last_prefix_stats
+    assert stats is not None and stats["tokens_saved"] > 0.4
+    assert all(s.latency_s is not None and s.latency_s > 0 for s in got)
+    # the order of requests does not matter
+    again = shared.score_choices(list(reversed(reqs)))
+    _assert_same_scores(list(reversed(again)), expected)
+
+
+def test_prefix_sharing_with_a_lora_adapter(lora_pair: tuple[Path, Path, Any]) -> None:
+    base_path, adapter, _ = lora_pair
+    reqs = _record_requests()
+    whole = load_model(f"hf/{base_path}:{adapter}", batch_size=3, prefix_sharing=False)
+    shared = load_model(f"hf/{base_path}:{adapter}", batch_size=3)
+    _assert_same_scores(shared.score_choices(reqs), whole.score_choices(reqs))
+
+
+def test_prefix_sharing_turns_itself_off_when_a_cache_does_not_continue(
+    tiny_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model whose cached prefix scores differently (simulated) is scored whole, correctly."""
+    reqs = _record_requests()
+    expected = load_model(f"hf/{tiny_path}", prefix_sharing=False).score_choices(reqs)
+    model = load_model(f"hf/{tiny_path}", batch_size=2)
+    assert isinstance(model, HFModel)
+    real_extend = model._extend
+    model._extend = lambda kv, segment: real_extend(kv, segment[::-1])  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="behaviorsft.models.hf"):
+        got = model.score_choices(reqs)
+    assert not model.prefix_sharing
+    assert (
+        "prefix sharing turned off" in caplog.text
+        and "differs from the whole prompt" in caplog.text
+    )
+    _assert_same_scores(got, expected)
+
+
+def test_a_failure_midway_scores_the_rest_whole(
+    tiny_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    reqs = _record_requests()
+    expected = load_model(f"hf/{tiny_path}", prefix_sharing=False).score_choices(reqs)
+    model = load_model(f"hf/{tiny_path}", batch_size=2)
+    assert isinstance(model, HFModel)
+    real_new_cache = model._new_cache
+    calls = {"n": 0}
+
+    def flaky(kv: Any, batch: int) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("simulated cache failure")
+        return real_new_cache(kv, batch)
+
+    model._new_cache = flaky  # type: ignore[method-assign]
+    done: list[int] = []
+    with caplog.at_level("WARNING", logger="behaviorsft.models.hf"):
+        got = model.score_choices(reqs, progress=done.append)
+    assert calls["n"] == 5 and not model.prefix_sharing
+    assert "simulated cache failure" in caplog.text
+    assert sum(done) == len(reqs)  # progress counts each request once
+    _assert_same_scores(got, expected)
+
+
+def test_sliding_window_models_score_whole_prompts() -> None:
+    from transformers import Qwen2Config
+
+    from behaviorsft.models.hf import _prefix_sharing_unsupported
+
+    assert _prefix_sharing_unsupported(Qwen2Config()) is None
+    windowed = Qwen2Config(use_sliding_window=True, sliding_window=16, max_window_layers=0)
+    reason = _prefix_sharing_unsupported(windowed)
+    assert reason is not None and "sliding_attention" in reason

@@ -102,6 +102,28 @@ def resolve_dtype(torch: Any, dtype: str, device: str) -> Any:
     return torch.float32
 
 
+_KV = list[tuple[Any, Any]]  # per layer: keys and values of one cached prefix
+
+
+class _PrefixMismatch(RuntimeError):
+    """Scores from a cached prefix differ from scores of the whole prompt."""
+
+
+def _prefix_sharing_unsupported(config: Any) -> str | None:
+    """Why a model's cache cannot continue a shared prefix exactly (None: it can)."""
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    kinds = set(getattr(text, "layer_types", None) or [])
+    if kinds - {"full_attention"}:
+        return f"layer types {sorted(kinds)} (only full attention continues a cache exactly)"
+    if (
+        not kinds
+        and getattr(text, "sliding_window", None)
+        and getattr(text, "use_sliding_window", True)
+    ):
+        return "sliding-window attention"
+    return None
+
+
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -112,8 +134,10 @@ class HFModel:
 
     Options: ``dtype`` (auto|float32|bfloat16|float16), ``device`` (auto, or a
     torch device string), ``batch_size`` (requests per forward pass),
-    ``trust_remote_code``, ``attn_implementation`` (e.g. ``sdpa``), and
-    ``chat_template`` (a Jinja template that replaces the tokenizer's).
+    ``trust_remote_code``, ``attn_implementation`` (e.g. ``sdpa``),
+    ``chat_template`` (a Jinja template that replaces the tokenizer's), and
+    ``prefix_sharing`` (default on: choice scoring runs a prompt prefix shared
+    by several tasks once; see :mod:`behaviorsft.models.prefix`).
     """
 
     supports_choice_scoring = True
@@ -129,6 +153,7 @@ class HFModel:
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
         chat_template: str | None = None,
+        prefix_sharing: bool = True,
     ) -> None:
         torch, transformers = _import_torch_transformers()
         if batch_size < 1:
@@ -184,6 +209,12 @@ class HFModel:
         self._drop_ids = self._stop_ids | {tokenizer.pad_token_id}
         self._letter_cache: dict[str, int] = {}
         self._single_cache: dict[str, int | None] = {}
+        why_not = _prefix_sharing_unsupported(base.config)
+        if prefix_sharing and why_not:
+            log.info("%s: choice scoring without prefix sharing: %s", self.name, why_not)
+        self.prefix_sharing = prefix_sharing and why_not is None
+        self._prefix_checked = False
+        self.last_prefix_stats: dict[str, float] | None = None
 
     @staticmethod
     def _load_adapter(base: Any, adapter: str) -> Any:
@@ -249,7 +280,7 @@ class HFModel:
             mask[row, width - len(seq) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _last_logits(self, seqs: list[list[int]]) -> Any:
+    def _last_logits(self, seqs: list[list[int]], past: Any = None) -> Any:
         """Next-token logits after each sequence, from one batched forward pass.
 
         Sequences are padded on the *right* and no attention mask is passed: a
@@ -258,6 +289,10 @@ class HFModel:
         attention kernel keeps its fast causal path (a padding mask forces a
         dense one, about twice as slow). Only each row's last real position
         goes through the output head.
+
+        ``past`` is a key/value cache of a prefix shared by every row (batch
+        size ``len(seqs)``); ``seqs`` then hold only the tokens after it, and
+        positions continue from the prefix's length.
         """
         torch = self._torch
         width = max(len(s) for s in seqs)
@@ -267,23 +302,161 @@ class HFModel:
         ids = ids.to(self.device)
         last = torch.tensor([len(s) - 1 for s in seqs], device=self.device)
         rows = torch.arange(len(seqs), device=self.device)
+        # Without a prefix nothing is cached: building a cache of the whole
+        # batch's keys and values would only cost copies.
+        cache: dict[str, Any] = {"use_cache": False}
+        if past is not None:
+            cache = {
+                "past_key_values": past,
+                "use_cache": True,
+                "attention_mask": self._suffix_mask(past.get_seq_length(), width),
+            }
         if self._keep_mode == "per_row":
             try:  # (batch, 1) positions: newer transformers keep one position per row
-                logits = self.model(input_ids=ids, logits_to_keep=last[:, None]).logits
+                logits = self.model(input_ids=ids, logits_to_keep=last[:, None], **cache).logits
                 if logits.shape[:2] == (len(seqs), 1):
                     return logits[:, 0, :]
             except torch.cuda.OutOfMemoryError:
                 raise
             except (TypeError, ValueError, IndexError, RuntimeError):
+                if past is not None:
+                    raise  # the shared-prefix path falls back as a whole
                 pass  # an older transformers: per-row positions are not understood
             self._keep_mode = "shared"  # fall back for good, once
         if self._keep_mode == "shared":
             # A 1D tensor keeps the same positions for every row: keep the
             # distinct last positions and pick each row's own.
             keep, which = torch.unique(last, return_inverse=True)
-            logits = self.model(input_ids=ids, logits_to_keep=keep).logits
+            logits = self.model(input_ids=ids, logits_to_keep=keep, **cache).logits
             return logits[rows, which]
-        return self.model(input_ids=ids).logits[rows, last]
+        return self.model(input_ids=ids, **cache).logits[rows, last]
+
+    # ------------------------------------------------------------------ shared prefixes
+
+    def _suffix_mask(self, prefix: int, width: int) -> Any:
+        """Additive mask of ``width`` new tokens after ``prefix`` cached ones, one for all rows.
+
+        Each new token sees the whole prefix and the new tokens up to itself.
+        Built here as a (1, 1, width, prefix + width) float mask because the
+        boolean mask transformers would build is converted to this on every
+        layer by the CPU attention kernel, and costs as much as the attention.
+        """
+        torch = self._torch
+        dtype = self.model.dtype if hasattr(self.model, "dtype") else self.dtype
+        allowed = torch.ones((width, prefix + width), dtype=torch.bool, device=self.device)
+        allowed = allowed.tril(diagonal=prefix)
+        mask = torch.zeros((width, prefix + width), dtype=dtype, device=self.device)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        return mask[None, None]
+
+    def _new_cache(self, kv: _KV | None, batch: int) -> Any:
+        """A key/value cache holding ``kv`` (one prefix) repeated for ``batch`` rows."""
+        from transformers import DynamicCache
+
+        data = None
+        if kv is not None:
+            data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv]
+        try:
+            return DynamicCache(ddp_cache_data=data, config=self._base.config)
+        except TypeError:  # transformers < 4.56: no config argument
+            if data is None:
+                return DynamicCache()
+            return DynamicCache.from_legacy_cache(tuple(data))  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _cache_tensors(cache: Any) -> _KV:
+        if hasattr(cache, "layers"):
+            return [(layer.keys, layer.values) for layer in cache.layers]
+        return list(zip(cache.key_cache, cache.value_cache, strict=True))  # transformers < 4.56
+
+    def _extend(self, kv: _KV | None, segment: list[int]) -> _KV:
+        """The cache of a prefix: ``kv`` (or nothing) followed by ``segment``."""
+        torch = self._torch
+        cache = self._new_cache(kv, 1)
+        ids = torch.tensor([segment], dtype=torch.long, device=self.device)
+        extra: dict[str, Any] = {} if self._keep_mode == "all" else {"logits_to_keep": 1}
+        if kv is not None:
+            extra["attention_mask"] = self._suffix_mask(kv[0][0].shape[-2], len(segment))
+        self.model(input_ids=ids, past_key_values=cache, use_cache=True, **extra)
+        return self._cache_tensors(cache)
+
+    def _check_prefix_path(self, seq: list[int], cut: int) -> None:
+        """Once per model: a prompt split at ``cut`` must score like the whole prompt.
+
+        Guards against architectures whose cache does not continue a prefix
+        exactly (remote code, sliding or recurrent layers the config does not
+        declare). Raises ``_PrefixMismatch`` when the two disagree.
+        """
+        torch = self._torch
+        whole = torch.log_softmax(self._last_logits([seq]).float(), dim=-1)
+        kv = self._extend(None, seq[:cut])
+        split = self._last_logits([seq[cut:]], past=self._new_cache(kv, 1)).float()
+        split = torch.log_softmax(split, dim=-1)
+        if self.dtype == torch.float32:  # the same arithmetic in another order
+            gap = float((whole - split).abs().max())
+            ok = gap <= 1e-3
+        else:  # half precision rounds differently along the two paths: compare probabilities
+            gap = float((whole.exp() - split.exp()).abs().max())
+            ok = gap <= 2e-2
+        if not ok:
+            raise _PrefixMismatch(
+                f"a prompt scored from a cached prefix differs from the whole prompt by {gap:.3g}"
+            )
+        self._prefix_checked = True
+
+    def _score_shared(
+        self,
+        todo: list[int],
+        encoded: list[list[int]],
+        requests: Sequence[ChoiceRequest],
+        results: list[ChoiceScores | None],
+        progress: ProgressCallback | None,
+    ) -> None:
+        """Score ``todo`` along a prefix tree: every shared prefix runs once."""
+        from behaviorsft.models.prefix import batches, plan_prefix_tree, tokens_saved
+
+        seqs = [encoded[i] for i in todo]
+        root, _, _ = plan_prefix_tree(seqs, batch_size=self.batch_size)
+        lengths = [len(s) for s in seqs]
+        self.last_prefix_stats = {
+            "prompt_tokens": float(sum(lengths)),
+            "tokens_saved": tokens_saved(root, seqs),
+        }
+        torch = self._torch
+        if root.children and not self._prefix_checked:
+            node = root.children[0]
+            while not node.leaves:
+                node = node.children[0]
+            with torch.inference_mode():
+                self._check_prefix_path(seqs[node.leaves[0]], node.end)
+
+        def under(node: Any) -> int:
+            return len(node.leaves) + sum(under(c) for c in node.children)
+
+        def run(node: Any, kv: _KV | None, inherited: float) -> None:
+            if node.end > node.start:
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    kv = self._extend(kv, seqs[node.item][node.start : node.end])
+                inherited += (time.perf_counter() - t0) / under(node)
+            for chunk in batches(node.leaves, lengths, self.batch_size):
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    if kv is None:
+                        last = self._last_logits([seqs[i] for i in chunk])
+                    else:
+                        past = self._new_cache(kv, len(chunk))
+                        last = self._last_logits([seqs[i][node.end :] for i in chunk], past=past)
+                share = (time.perf_counter() - t0) / len(chunk) + inherited
+                self._store([todo[i] for i in chunk], last.float(), requests, results, share)
+                if progress is not None:
+                    progress(len(chunk))
+            for child in node.children:
+                run(child, kv, inherited)
+
+        run(root, None, 0.0)
+
+    # ------------------------------------------------------------------ tokens
 
     def single_token_id(self, text: str) -> int | None:
         """The id of ``text`` if it is exactly one token (an added token or one BPE piece)."""
@@ -480,24 +653,50 @@ class HFModel:
                     progress(1)
             else:
                 todo.append(i)
+        if self.prefix_sharing and len(todo) > 1:
+            try:
+                self._score_shared(todo, encoded, requests, results, progress)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as e:  # any failure: score the rest plainly
+                log.warning(
+                    "%s: prefix sharing turned off, scoring whole prompts instead: %s: %s",
+                    self.name,
+                    type(e).__name__,
+                    e,
+                )
+                self.prefix_sharing = False
+            todo = [i for i in todo if results[i] is None]
         todo.sort(key=lambda i: len(encoded[i]), reverse=True)
         for chunk in _chunks(todo, self.batch_size):
             t0 = time.perf_counter()
             with torch.inference_mode():
                 last = self._last_logits([encoded[i] for i in chunk]).float()
             share = (time.perf_counter() - t0) / len(chunk)
-            for row, i in enumerate(chunk):
-                letters = requests[i].letters
-                idx = torch.tensor([self.letter_id(x) for x in letters], device=last.device)
-                logprobs = torch.log_softmax(last[row].index_select(0, idx), dim=-1).tolist()
-                results[i] = ChoiceScores(
-                    logprobs=dict(zip(letters, logprobs, strict=True)), latency_s=share
-                )
+            self._store(chunk, last, requests, results, share)
             if progress is not None:
                 progress(len(chunk))
         return [
             r if r is not None else ChoiceScores(logprobs=None, error="not scored") for r in results
         ]
+
+    def _store(
+        self,
+        chunk: list[int],
+        last: Any,
+        requests: Sequence[ChoiceRequest],
+        results: list[ChoiceScores | None],
+        latency_s: float,
+    ) -> None:
+        """Letter log-probabilities of ``chunk`` from its rows of next-token logits."""
+        torch = self._torch
+        for row, i in enumerate(chunk):
+            letters = requests[i].letters
+            idx = torch.tensor([self.letter_id(x) for x in letters], device=last.device)
+            logprobs = torch.log_softmax(last[row].index_select(0, idx), dim=-1).tolist()
+            results[i] = ChoiceScores(
+                logprobs=dict(zip(letters, logprobs, strict=True)), latency_s=latency_s
+            )
 
     def close(self) -> None:
         """Drop the weights and free accelerator memory."""
