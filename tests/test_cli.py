@@ -22,6 +22,23 @@ def test_help_lists_stages():
     assert "sources -> cases -> conversations -> tasks" in res.output
 
 
+def test_python_dash_m_sees_every_command():
+    """`accelerate launch -m behaviorsft.cli train ...` runs the module as __main__."""
+    import subprocess
+    import sys
+
+    for cmd in ("train", "merge", "eval", "judge", "build-llm", "validate"):
+        done = subprocess.run(
+            [sys.executable, "-m", "behaviorsft.cli", cmd, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"{cmd}: {done.stdout[-500:]} {done.stderr[-500:]}"
+        assert "Usage:" in done.stdout
+
+
 def test_validate_good_file(tmp_path):
     p = tmp_path / "tasks.jsonl"
     write_jsonl(p, [Task.model_validate(make_task_dict(id=f"t{i}")) for i in range(3)])

@@ -627,10 +627,6 @@ def demo(
     run_demo(config, fresh=fresh, console=console)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
 def _register_stage_commands() -> None:
     # Each stage keeps its commands in its own module; they import their heavy
     # dependencies lazily, so `behaviorsft --help` stays fast.
@@ -648,3 +644,9 @@ def _register_stage_commands() -> None:
 
 
 _register_stage_commands()
+
+
+# After the registration above: `python -m behaviorsft.cli train ...` (the form
+# `accelerate launch -m` needs) must see every command.
+if __name__ == "__main__":  # pragma: no cover
+    app()
