@@ -432,14 +432,20 @@ def test_prefix_sharing_with_a_lora_adapter(lora_pair: tuple[Path, Path, Any]) -
     _assert_same_scores(shared.score_choices(reqs), whole.score_choices(reqs))
 
 
+def _expected_and_sharing_model(tiny_path: Path) -> tuple[list[Any], list[Any], HFModel]:
+    """The record requests, their whole-prompt scores, and a fresh model that shares prefixes."""
+    reqs = _record_requests()
+    expected = load_model(f"hf/{tiny_path}", prefix_sharing=False).score_choices(reqs)
+    model = load_model(f"hf/{tiny_path}", batch_size=2)
+    assert isinstance(model, HFModel) and model.prefix_sharing
+    return reqs, expected, model
+
+
 def test_prefix_sharing_turns_itself_off_when_a_cache_does_not_continue(
     tiny_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A model whose cached prefix scores differently (simulated) is scored whole, correctly."""
-    reqs = _record_requests()
-    expected = load_model(f"hf/{tiny_path}", prefix_sharing=False).score_choices(reqs)
-    model = load_model(f"hf/{tiny_path}", batch_size=2)
-    assert isinstance(model, HFModel)
+    reqs, expected, model = _expected_and_sharing_model(tiny_path)
     real_extend = model._extend
     model._extend = lambda kv, segment: real_extend(kv, segment[::-1])  # type: ignore[method-assign]
     with caplog.at_level("WARNING", logger="behaviorsft.models.hf"):
@@ -455,10 +461,7 @@ def test_prefix_sharing_turns_itself_off_when_a_cache_does_not_continue(
 def test_a_failure_midway_scores_the_rest_whole(
     tiny_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reqs = _record_requests()
-    expected = load_model(f"hf/{tiny_path}", prefix_sharing=False).score_choices(reqs)
-    model = load_model(f"hf/{tiny_path}", batch_size=2)
-    assert isinstance(model, HFModel)
+    reqs, expected, model = _expected_and_sharing_model(tiny_path)
     real_new_cache = model._new_cache
     calls = {"n": 0}
 
