@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 
 import pytest
 
-from behaviorsft.build.audit import audit
+from behaviorsft.bench import load_bench
+from behaviorsft.build.audit import audit, option_only_hits
 from behaviorsft.build.conversation import render
+from behaviorsft.build.pipeline import build_bench
 from behaviorsft.build.tasks import (
     BASE_SCORE,
+    MEETS_STANDARD,
     NO_ACTION,
+    NO_CONFLICT_REPORT,
     NOTHING_MISSING,
     PROCEED,
+    STOP_ALLERGY,
+    _canonical_dose,
     case_tasks,
+    flag_report,
     pick_distractors,
 )
 from behaviorsft.records import PerturbationKind
 from behaviorsft.sources.kb import load_kb
-from behaviorsft.sources.synthetic import synthesize_cases
+from behaviorsft.sources.synthetic import allergy_group_of, kb_condition_id, synthesize_cases
+from behaviorsft.store import write_jsonl
 from behaviorsft.taxonomy import Category, TaskType
 
 
@@ -94,6 +103,7 @@ def test_injected_errors_and_restraint_controls(tasks):
                 usual = t.answer_text.rsplit("usual dose is ", 1)[1]
                 amount, unit = usual.split(" ", 1)
                 assert f"{float(amount) * 10:g} {unit}" in t.context.excerpt
+                assert f" {usual} " in f" {t.perturbation.original} "  # the plan's dose
             else:
                 assert "allergic" in t.answer_text
     omission = [t for t in tasks if t.task_type is TaskType.OMISSION_DETECTION]
@@ -153,3 +163,138 @@ def test_pick_distractors_spreads_the_answer_length_rank():
         assert len(picked) == 4 and len(set(picked)) == 4
         longest += all(len(p) <= 20 for p in picked)
     assert 0.12 < longest / 2000 < 0.28  # about 1 in 5, as for a uniform guess
+
+
+# ----------------------------------------------------------------------------- option-only shortcut
+# A right answer must not be recognisable from the option texts alone: the option that
+# raises the issue is offered (wrongly) on restraint controls too, and the "no issue"
+# option on perturbed items, so which one is right depends on the record.
+
+T = TaskType
+EEC = T.EXPLICIT_ERROR_CORRECTION
+IC = T.INTERPRETATION_CONFLICT
+_QUERY = re.compile(r"^Query the ordered dose: the usual dose is (\S+) (.+)$")
+_FLAG = re.compile(r"^Flag the mismatch with the examination \((.+)\); recheck the study$")
+
+
+def _template(ttype: TaskType, text: str) -> str:
+    """An option with the drug, dose and finding names normalised away."""
+    if text in (NO_CONFLICT_REPORT, PROCEED):
+        return "no issue"
+    if ttype is IC:
+        return "flag" if _FLAG.match(text) else "other"
+    return "stop" if text == STOP_ALLERGY else "query" if _QUERY.match(text) else "other"
+
+
+def _signature(t) -> tuple[tuple[str, int], ...]:
+    c = Counter(_template(t.task_type, o.text) for o in t.options)
+    del c["other"]  # order changes / report handling: wrong on every item
+    return tuple(sorted(c.items()))
+
+
+def test_items_and_controls_offer_the_same_option_templates(tasks):
+    for ttype in (IC, EEC):
+        of_type = [t for t in tasks if t.task_type is ttype]
+        main = Counter(_signature(t) for t in of_type if not t.restraint_control)
+        ctrl = Counter(_signature(t) for t in of_type if t.restraint_control)
+        assert len(ctrl) and len(main)
+        if ttype is IC:
+            assert set(main) == set(ctrl) == {(("flag", 2), ("no issue", 1))}
+        else:
+            full = (("no issue", 1), ("query", 2), ("stop", 1))
+            # The stop is left out only when the ordered drug merely cross-reacts (rare).
+            assert set(main) | set(ctrl) <= {full, (("no issue", 1), ("query", 2))}
+            assert main[full] / sum(main.values()) > 0.95
+            assert ctrl[full] / sum(ctrl.values()) > 0.95
+        # The issue-raising template is right on items, wrong (a false alarm) on controls.
+        for t in of_type:
+            right = _template(ttype, t.answer_text)
+            assert (right == "no issue") == t.restraint_control, t.id
+
+
+def test_false_alarms_are_wrong_for_the_record(kb, built):
+    """Each added wrong option contradicts the record; the right one stays unique."""
+    for case, _, ts in built:
+        cond = kb.conditions[kb_condition_id(case)]
+        exam = [f.value_text for f in case.findings if f.kind == "exam"]
+        unsafe = set()
+        for a in case.allergies:
+            group = allergy_group_of(kb, a.substance)
+            if group:
+                found = kb.drugs_in_allergy_group(group, include_cross_reactive=True)
+                unsafe |= {d.name.lower() for d in found}
+        for t in ts:
+            texts = [o.text for o in t.options]
+            if t.task_type is IC:
+                flagged = [_FLAG.match(x)[1] for x in texts if _FLAG.match(x)]
+                # the right flag names this examination's finding, the decoy one it lacks
+                assert flagged.count(exam[0]) == 1 and len(set(flagged) - set(exam)) == 1
+                if not t.restraint_control:
+                    assert t.answer_text == flag_report(exam[0])
+            elif t.task_type is EEC:
+                order = t.context.excerpt.split("New order: ", 1)[1]
+                queried = [(float(q[1]), q[2]) for x in texts if (q := _QUERY.match(x))]
+                doses = {_canonical_dose(*q) for q in queried}
+                assert len(queried) == 2 and len(doses) == 2
+                tenfold = t.perturbation is not None and "Tenfold" in t.perturbation.description
+                if tenfold:
+                    # the right query quotes the plan's dose; the other neither it nor the order
+                    q = _QUERY.match(t.answer_text)
+                    usual = (float(q[1]), q[2])
+                    assert f"{usual[0] * 10:g} {usual[1]} " in order
+                    wrong = doses - {_canonical_dose(*usual)}
+                    assert wrong and wrong.isdisjoint({_canonical_dose(usual[0] * 10, usual[1])})
+                    amount = usual[0] * 10
+                else:
+                    # the order gives the usual dose: the query quoting it is a false alarm
+                    as_ordered = [x for x in queried if f" {x[0]:g} {x[1]} " in f" {order}"]
+                    assert len(as_ordered) == 1
+                    amount = as_ordered[0][0]
+                drug = order.split(f" {amount:g} ")[0].lower()
+                # an allergy stop is right exactly on the allergy item, a false alarm elsewhere
+                allergy_item = drug in unsafe and not tenfold and not t.restraint_control
+                assert (t.answer_text == STOP_ALLERGY) == allergy_item, t.id
+                if STOP_ALLERGY in texts and t.answer_text != STOP_ALLERGY:
+                    assert drug not in unsafe, t.id
+            elif t.task_type in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE):
+                done = t.context.excerpt.split("Not done")[0].lower()
+                own = {i.item.lower() for i in cond.standard_of_care}
+                named = {
+                    re.sub(r"^no: | is required \(.*\)$", "", x.lower())
+                    for x in texts
+                    if x not in (NOTHING_MISSING, MEETS_STANDARD)
+                }
+                right = {t.perturbation.original.lower()} if t.perturbation else set()
+                wrong_own = (named & own) - right
+                # one of the condition's own items is offered and is wrong: it is on the list
+                assert len(wrong_own) == 1, t.id
+                assert all(x in done for x in wrong_own), t.id
+            elif t.task_type is T.PREDICTIVE_NEXT_ACTION and t.restraint_control:
+                own = {a.lower() for a in cond.next_actions}
+                offered = {x.lower() for x in texts} & own
+                assert len(offered) == 1 and all(x in t.context.excerpt.lower() for x in offered)
+
+
+def test_option_only_classifier_stays_near_chance(tmp_path, kb):
+    """Regression: the options-only classifier on a small bench (60 cases, ~1,300 tasks).
+
+    Measured at 60 cases over six case seeds (0-5): interpretation_conflict 0.31-0.42 and
+    explicit_error_correction 0.22-0.30 with the shared option templates, against
+    0.84-0.88 and 0.76-0.80 before (when the issue-raising option was offered only where
+    it was right); at 240 cases 0.27-0.35 and 0.26-0.31. A 60-case bench is noisy (the
+    classifier has few cases per condition to learn from), so the bound, 0.60, sits
+    between the two ranges with a wide margin on both sides.
+    """
+    cases = tmp_path / "cases.jsonl"
+    write_jsonl(cases, synthesize_cases(60, seed=0, kb=kb))
+    build_bench(cases, tmp_path / "bench", workers=1)
+    tasks = load_bench(tmp_path / "bench").tasks
+    hits = option_only_hits(tasks)
+    by_type: dict[TaskType, list[float]] = defaultdict(list)
+    for t, h in zip(tasks, hits, strict=True):
+        by_type[t.task_type].append(h)
+    for ttype in (IC, EEC):
+        mean = sum(by_type[ttype]) / len(by_type[ttype])
+        print(ttype.value, f"options-only={mean:.3f} n={len(by_type[ttype])}")
+        assert mean < 0.60, (ttype, mean)
+    assert sum(hits) / len(hits) < 0.35  # 0.24-0.26 measured; 0.39-0.42 before

@@ -50,6 +50,7 @@ from behaviorsft.records import (
     Split,
     Task,
 )
+from behaviorsft.sources.kb import CareItem as KBCareItem
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.medec import medec_annotation
@@ -140,6 +141,11 @@ class Draft:
     safety_critical: bool = False
     complexity: Complexity | None = None
     n_options: int = DEFAULT_OPTIONS
+    # Pick the distractors' lengths around the answer or any fixed option, at random: where
+    # fixed options look like the answer (a decoy flag), lengths chosen around the answer
+    # alone would leave it in the middle of the length ranking and the look-alikes at
+    # the ends, a pattern an options-only reader can learn.
+    anchor_any: bool = False
 
 
 @lru_cache(maxsize=1 << 17)
@@ -196,7 +202,11 @@ def finalise(draft: Draft, ctx: Ctx) -> Task | None:
     n = draft.n_options
     fixed = [f for f in draft.fixed if _norm(f) != _norm(draft.correct)]
     k = n - 1 - len(fixed)
-    wrong = pick_distractors(draft.correct, draft.pool, k, ctx.rng, fixed)
+    if draft.anchor_any and fixed:
+        anchor = ctx.rng.choice([draft.correct, *fixed])
+        wrong = pick_distractors(anchor, draft.pool, k, ctx.rng, [draft.correct, *fixed])
+    else:
+        wrong = pick_distractors(draft.correct, draft.pool, k, ctx.rng, fixed)
     if len(wrong) + len(fixed) + 1 < 4:
         return None  # not enough distinct options: skip rather than pad
     canonical = [draft.correct, *fixed, *wrong]
@@ -251,6 +261,8 @@ def kb_pools(kb: KnowledgeBase) -> dict[str, list[str]]:
     pools = {
         "names": [c.name for c in conds],
         "against": [d.argues_against for c in conds for d in c.differentials],
+        # What argued against the two differentials a conversation discusses (askable).
+        "asked_against": [d.argues_against for c in conds for d in c.differentials[:2]],
         "favoured": [d.favoured_by for c in conds for d in c.differentials],
         "next": [a for c in conds for a in c.next_actions],
         "care": [i.item for c in conds for i in c.standard_of_care],
@@ -317,6 +329,38 @@ def _alt_values(f: Finding, rng: random.Random) -> list[str]:
     return out
 
 
+def _near_values(f: Finding, rng: random.Random, k: int) -> list[str]:
+    """``k`` other values of ``f``'s test, close to it, the true one at a random rank.
+
+    Scaled values (half, double) are often implausible for the test (an SpO2 of
+    150 %), so a reader of the options alone could pick the plausible one; values
+    close to the truth are as plausible as it is, and how many lie below it is drawn
+    uniformly so "the middle value" is no shortcut either.
+    """
+    assert f.value is not None
+    d = _decimals(f.value)
+    res = 10.0**-d
+    # A step of 1.5 % of the value, or (with a reference range) the geometric mean of that
+    # and a tenth of the range: a pH moves in hundredths, a troponin of 5000 in tens.
+    step = abs(f.value) * 0.015
+    ref = f.reference_range
+    if ref is not None and ref.low is not None and ref.high is not None and ref.high > ref.low:
+        step = (step * (ref.high - ref.low) / 10) ** 0.5
+    step = max(res, round(step, d))
+    cap = 100.0 if f.unit == "%" else float("inf")
+    reach = k + k // 2 + 1  # at most this many steps away
+    below = [f.value - step * j for j in range(1, reach + 1) if f.value - step * j > 0]
+    above = [f.value + step * j for j in range(1, reach + 1) if f.value + step * j <= cap]
+    n_below = min(len(below), max(k - len(above), rng.randint(0, k)))
+    n_above = min(len(above), k - n_below)
+    # Random gaps between the chosen steps, so the spacing does not mark the true value.
+    values = [below[i] for i in sorted(rng.sample(range(len(below)), n_below))] + [
+        above[i] for i in sorted(rng.sample(range(len(above)), n_above))
+    ]
+    texts = [f"{v:.{d}f}" if d else str(round(v)) for v in values]
+    return [f"{t} {f.unit}" if f.unit else t for t in texts]
+
+
 # ----------------------------------------------------------------------------- reactive
 
 
@@ -347,6 +391,8 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
             for g in ctx.case.findings
             if g.name == f.name and g is not f and g.value is not None
         ]
+        n_options = ctx.rng.choice((4, 5))
+        k = n_options - 1
         yield Draft(
             task_type=T.FACT_RETRIEVAL,
             key=f"f{i}",
@@ -357,11 +403,12 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
                 )
             ),
             correct=_value_text(f),
-            pool=others + _alt_values(f, ctx.rng),
+            # The same test on another day first (the hardest wrong answer), then close values.
+            pool=(others[:k] + [v for v in _near_values(f, ctx.rng, k) if v not in others])[:k],
             rationale=f"Turn {turn} reports {f.name} {_value_text(f)} {when}.",
             turn_start=0,
             turn_end=min(ctx.n_turns - 1, turn + 2),
-            n_options=ctx.rng.choice((4, 5)),
+            n_options=n_options,
         )
 
 
@@ -411,7 +458,6 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
         return ", ".join(str(p + 1) for p in order)
 
     correct_order = [labels[i] for i in range(4)]
-    pool = []
     perms = [
         [a, b, c, d]
         for a in range(4)
@@ -420,9 +466,13 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
         for d in range(4)
         if len({a, b, c, d}) == 4
     ]
-    for p in perms:
-        if p != correct_order:
-            pool.append(seq(p))
+    # Exactly the distractors shown, drawn uniformly: every order has the same length, and
+    # pick_distractors would break that tie alphabetically, so the wrong orders would
+    # tend to start with "1, 2" and the right one would stand out.
+    pool = [
+        seq(p)
+        for p in ctx.rng.sample([p for p in perms if p != correct_order], DEFAULT_OPTIONS - 1)
+    ]
     yield Draft(
         task_type=T.TIMELINE_SEQUENCE,
         key="t0",
@@ -448,7 +498,9 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     pool = (
         own
         + [d.favoured_by]
-        + _unrelated(_sample(ctx.rng, pools["against"] + pools["favoured"], 60), [d.argues_against])
+        # Other conditions' answers to this same question: each such text is right in its
+        # own cases, so "an argument against" read without the record points nowhere.
+        + _unrelated(_sample(ctx.rng, pools["asked_against"], 60), [d.argues_against])
     )
     end = ctx.anchor("ddx_discriminator") or ctx.anchor("ddx")
     assert end is not None
@@ -521,6 +573,23 @@ def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
     )
 
 
+def _lay(role: str) -> bool:
+    """Whether a speaker talks as a lay person (patient, relative) rather than as staff."""
+    return role in ("patient", "family member", "relative", "caregiver")
+
+
+def _speaker_phrase(speaker: str) -> str:
+    """'Patient's husband' -> 'husband of the patient'.
+
+    The question names the speaker; a possessive would share the word "s" with every
+    option that says "what's" or "that's" (relatives' turns), a free point for the
+    question-overlap shortcut. ("most probably" rather than "most likely" for the same
+    reason: the attending's differential says "less likely".)
+    """
+    m = re.fullmatch(r"(\w+)'s (\w+)", speaker)
+    return f"{m[2]} of the {m[1].lower()}" if m else speaker
+
+
 def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     turns = ctx.rendered.conversation.turns
     if len(turns) < 6:
@@ -530,32 +599,45 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     ]
     if ctx.cond is not None:
         by_role = [
-            [t for t in eligible if t.role == "patient"],
-            [t for t in eligible if t.role != "patient"],
+            [t for t in eligible if _lay(t.role)],
+            [t for t in eligible if not _lay(t.role)],
         ]
         picks = [ctx.rng.choice(g) for g in by_role if g]
     else:
         picks = _sample(ctx.rng, eligible, 1)
+    k = DEFAULT_OPTIONS - 1
     for i, t in enumerate(picks):
         start = max(0, t.index - 8)
         after = turns[t.index + 1 : t.index + 3]
         visible = {_norm(x.text) for x in turns[start : t.index + 3]}
-        pool = [
-            x.text
-            for x in turns
-            if x.index != t.index
-            and _norm(x.text) not in visible
-            and not x.attachments
-            and len(x.text) <= 400
-        ]
-        same_role = [p for p in pool if any(x.text == p and x.role == t.role for x in turns)]
+        # Wrong turns come from those that could themselves be asked for, so no kind of
+        # turn (a closing "thanks", say) is only ever a distractor; short transcripts
+        # (imported notes) fall back to any turn not shown.
+        candidates = [x for x in eligible if x.index != t.index and _norm(x.text) not in visible]
+        if len(candidates) < k:
+            candidates = [
+                x
+                for x in turns
+                if x.index != t.index
+                and _norm(x.text) not in visible
+                and not x.attachments
+                and len(x.text) <= 400
+            ]
+        # Half the wrong turns in the patient's voice and half in the clinicians',
+        # whoever is missing: otherwise "the one turn that sounds like the patient" is
+        # the answer whenever the patient's turn is the one asked for.
+        lay = [x.text for x in candidates if _lay(x.role)]
+        staff = [x.text for x in candidates if not _lay(x.role)]
+        n_lay = min(len(lay), max(k // 2, k - len(staff)))
+        wrong = pick_distractors(t.text, lay, n_lay, ctx.rng, [])
+        wrong += pick_distractors(t.text, staff, k - len(wrong), ctx.rng, wrong)
         yield Draft(
             task_type=T.INTEGRITY_MISSING_TURN_INFERENCE,
             key=f"m{i}",
-            question=f"Turn {t.index} ({t.speaker}) is missing from the transcript. "
-            "What did it most likely say?",
+            question=f"Turn {t.index} ({_speaker_phrase(t.speaker)}) is missing from the "
+            "transcript. What did it most probably say?",
             correct=t.text,
-            pool=same_role + pool if len(same_role) >= 4 else pool,
+            pool=wrong,
             rationale=f"Turn {t.index} read: {t.text!r}; the surrounding turns lead into and "
             "follow from it.",
             turn_start=start,
@@ -572,12 +654,25 @@ NO_ACTION = "No new action is needed now; continue the current plan"
 
 
 def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
+    """The next guideline step after treatment starts; the control has every step done.
+
+    The control also offers one of this condition's steps (wrong: the update lists it
+    as done), and wrong options on both come from other conditions' steps of the same
+    standing (their steps after the first, the ones that can be asked for), so a step's
+    name alone does not say whether it is due.
+    """
     if ctx.cond is None or ctx.anchor("family") is None:
         return
     cond = ctx.cond
     own = cond.next_actions + cond.treatments.actions + [i.item for i in cond.standard_of_care]
     others = _unrelated(
-        [a for c in ctx.kb.conditions.values() if c.id != cond.id for a in c.next_actions], own
+        [
+            a
+            for c in ctx.kb.conditions.values()
+            if c.id != cond.id
+            for a in (c.next_actions[1:] or c.next_actions)
+        ],
+        own,
     )
     end = ctx.anchor("family")
     assert end is not None
@@ -604,6 +699,7 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             correct=NO_ACTION,
             correct_is_fixed=True,
             pool=[_cap(o) for o in others],
+            fixed=[_cap(ctx.rng.choice(candidates))],  # false alarm: already done
             rationale="Every step the guideline lists at this point is already done; "
             "further action would be unnecessary.",
             turn_start=0,
@@ -616,7 +712,19 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
 PROCEED = "Proceed: the order is appropriate as written"
 
 
-def _order_options(drug: str, usual: str) -> list[str]:
+# The issue options name no drug: the new order names one, and a drug name inside
+# "stop"/"query" would let a reader of the options alone learn which drugs tend to be
+# stopped (allergy-group drugs) and which queried (first-line drugs). The stop is about
+# as long as a dose query, so being the longest option does not single it out.
+STOP_ALLERGY = "Stop: the drug is in a group the patient is allergic to"
+
+
+def query_dose(usual: str) -> str:
+    """The dose-query option of explicit_error_correction, quoting a usual dose."""
+    return f"Query the ordered dose: the usual dose is {usual}"
+
+
+def _order_options(drug: str) -> list[str]:
     return [
         f"Halve the {drug} dose because of the renal function",
         f"Switch {drug} to the oral route before the first dose",
@@ -625,14 +733,81 @@ def _order_options(drug: str, usual: str) -> list[str]:
         f"Delay {drug} until the culture results return",
         f"Give {drug} as ordered but double the monitoring",
         f"Add a second agent to {drug} for broader cover",
-        f"Query the {drug} dose: the usual dose is {usual}",
-        f"Stop: {drug} belongs to a group the patient is allergic to",
         f"Give {drug} as ordered and recheck the renal function in the morning",
         f"Give {drug} as ordered, then review the whole regimen with the pharmacist",
     ]
 
 
+def _unsafe_drugs(ctx: Ctx) -> set[str]:
+    """Lower-cased names of drugs the recorded allergies rule out, cross-reactive ones included."""
+    out: set[str] = set()
+    for a in ctx.case.allergies:
+        group = allergy_group_of(ctx.kb, a.substance)
+        if group is not None:
+            out |= {
+                d.name.lower()
+                for d in ctx.kb.drugs_in_allergy_group(group, include_cross_reactive=True)
+            }
+    return out
+
+
+_FIRST_LINE: dict[int, list[list[tuple[float, str]]]] = {}
+
+
+def _first_line_doses(kb: KnowledgeBase) -> list[list[tuple[float, str]]]:
+    """Per condition, (amount, unit) of its first-line drugs at their dose (cached per KB)."""
+    cached = _FIRST_LINE.get(id(kb))
+    if cached is None:
+        cached = []
+        for cid, cond in sorted(kb.conditions.items()):
+            doses = [
+                td.dose or kb.drug(td.drug).dose_for(cid)
+                for td in cond.treatments.drugs
+                if td.role == "first_line"
+            ]
+            if doses:
+                cached.append([(d.amount, d.unit) for d in doses])
+        _FIRST_LINE[id(kb)] = cached
+    return cached
+
+
+def _wrong_usual(ctx: Ctx, amount: float, unit: str) -> str:
+    """A dose that is neither the usual ``amount unit`` nor ten times it.
+
+    Drawn the way the tenfold item draws the drug it orders (a condition, then one of
+    its first-line drugs), so a false "usual dose" carries the same numbers and units
+    as a true one and only the record tells them apart.
+    """
+    ruled_out = {_canonical_dose(amount, unit), _canonical_dose(amount * 10, unit)}
+    by_condition = _first_line_doses(ctx.kb)
+    for _ in range(20):
+        a, u = ctx.rng.choice(ctx.rng.choice(by_condition))
+        if _canonical_dose(a, u) not in ruled_out:
+            return f"{a:g} {u}"
+    return f"{amount * 2:g} {unit}"
+
+
+# Unit prefixes the KB doses use, to compare "1 g" with "1000 mg" (or "mg/kg" with "g/kg").
+_DOSE_SCALE = {"mcg": ("mg", 0.001), "mg": ("mg", 1.0), "g": ("mg", 1000.0)}
+_DOSE_SCALE |= {"mL": ("mL", 1.0), "L": ("mL", 1000.0)}
+
+
+def _canonical_dose(amount: float, unit: str) -> tuple[float, str]:
+    """``(amount, unit)`` in milligrams or millilitres where the unit allows it."""
+    head, sep, tail = unit.partition("/")
+    base, factor = _DOSE_SCALE.get(head, (head, 1.0))
+    return round(amount * factor, 6), base + sep + tail
+
+
 def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
+    """New orders with an allergy clash or a tenfold dose, and correct orders as controls.
+
+    Every item offers the same four kinds of option: "proceed", an allergy stop, a dose
+    query quoting the ordered drug's usual dose and one quoting a wrong "usual" dose
+    (plus other order changes, always wrong). Which one is right depends on the order
+    and the record, not on which templates are present; the stop and the queries name
+    no drug, so a drug's name gives nothing away either.
+    """
     if ctx.cond is None or ctx.anchor("plan") is None:
         return
     cond, kb = ctx.cond, ctx.kb
@@ -640,7 +815,10 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     end = ctx.n_turns - 1
     plan = [m for m in ctx.case.medications if m.indication == cond.name and m.dose_value]
     group = allergy_group_of(kb, ctx.case.allergies[0].substance) if ctx.case.allergies else None
-    question = "Review the new order in the last note. What is the right response?"
+    unsafe = _unsafe_drugs(ctx)
+    # "prescription", not "order": "proceed: the order is ..." would otherwise be the one option
+    # sharing a word with the question, a free hit for the overlap shortcut on controls.
+    question = "Review the new prescription in the last note. What is the right response?"
     # (a) allergy clash: a drug from the recorded allergy group
     if group is not None:
         in_group = [d for d in kb.drugs_in_allergy_group(group)]
@@ -652,15 +830,23 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             usual = f"{dose.amount:g} {dose.unit}"
             a = ctx.case.allergies[0]
             order = f"{drug.name} {dose.amount:g} {dose.unit} {dose.route} {dose.frequency}"
+            name = drug.name.lower()
             yield Draft(
                 task_type=T.EXPLICIT_ERROR_CORRECTION,
                 key="x0",
                 question=question,
-                correct=f"Stop: {drug.name.lower()} belongs to a group the patient is allergic to",
-                pool=[o for o in _order_options(drug.name.lower(), usual) if "allergic" not in o],
-                fixed=[PROCEED],
+                anchor_any=True,
+                correct=STOP_ALLERGY,
+                pool=_order_options(name),
+                # Both dose queries are wrong: the order gives the usual dose.
+                fixed=[
+                    PROCEED,
+                    query_dose(usual),
+                    query_dose(_wrong_usual(ctx, dose.amount, dose.unit)),
+                ],
                 rationale=f"The patient reported {a.reaction} to {a.substance.lower()} (turn "
-                f"{ctx.anchor('allergy')}); {drug.name} is in that group.",
+                f"{ctx.anchor('allergy')}); {drug.name} is in that group. The dose ordered is "
+                f"the usual {usual}.",
                 turn_start=0,
                 turn_end=end,
                 excerpt=f"{attending}: New order: {order}.",
@@ -677,17 +863,25 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     # (b) tenfold dose
     if plan:
         m = ctx.rng.choice(plan)
-        assert m.dose_value is not None
+        assert m.dose_value is not None and m.dose_unit is not None
+        name = m.name.lower()
         usual = f"{m.dose_value:g} {m.dose_unit}"
         wrong = f"{m.dose_value * 10:g} {m.dose_unit}"
         order = f"{m.name} {wrong} {m.route} {m.frequency}"
+        # False alarms shared by the item and its control: an allergy stop (the drug is in
+        # no group the patient is allergic to; left out when it merely cross-reacts, as
+        # the stop would then be arguable) and a dose query quoting a dose that is not
+        # the usual one.
+        no_clash = [STOP_ALLERGY] if name not in unsafe else []
+        not_usual = query_dose(_wrong_usual(ctx, m.dose_value, m.dose_unit))
         yield Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
             key="x1",
             question=question,
-            correct=f"Query the {m.name.lower()} dose: the usual dose is {usual}",
-            pool=[o for o in _order_options(m.name.lower(), usual) if "usual" not in o],
-            fixed=[PROCEED],
+            anchor_any=True,
+            correct=query_dose(usual),
+            pool=_order_options(name),
+            fixed=[PROCEED, *no_clash, not_usual],
             rationale=f"{wrong} is ten times the usual {usual} ({medication_text(m)} in turn "
             f"{ctx.anchor('plan')}).",
             turn_start=0,
@@ -708,9 +902,12 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 task_type=T.EXPLICIT_ERROR_CORRECTION,
                 key="xc",
                 question=question,
+                anchor_any=True,
                 correct=PROCEED,
                 correct_is_fixed=True,
-                pool=_order_options(m.name.lower(), usual),
+                pool=_order_options(name),
+                # False alarms: the dose ordered is the usual one and no allergy applies.
+                fixed=[*no_clash, query_dose(usual), not_usual],
                 rationale=f"{order} matches the plan, the usual dose and the allergy record.",
                 turn_start=0,
                 turn_end=end,
@@ -723,16 +920,30 @@ NOTHING_MISSING = "Nothing: every necessary order is already done"
 
 
 def gen_omission(ctx: Ctx) -> Iterator[Draft]:
+    """A handover checklist missing one required item; the control lists every item.
+
+    Both offer "nothing outstanding", an item of this condition that the checklist
+    does list (wrong: it is done) and other conditions' items of the same kinds, so
+    neither the item's name nor its kind says whether it is the missing one.
+    """
     if ctx.cond is None or ctx.anchor("care") is None:
         return
     cond = ctx.cond
-    items = [i.item for i in cond.standard_of_care if i.kind in ("lab", "vital", "diagnostic")]
+    kinds: tuple[str, ...] = ("lab", "vital", "diagnostic")
+    items = [i.item for i in cond.standard_of_care if i.kind in kinds]
     if len(items) < 2:
+        kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
         items = [i.item for i in cond.standard_of_care]
     if len(items) < 2:
         return
     others = _unrelated(
-        [i.item for c in ctx.kb.conditions.values() if c.id != cond.id for i in c.standard_of_care],
+        [
+            i.item
+            for c in ctx.kb.conditions.values()
+            if c.id != cond.id
+            for i in c.standard_of_care
+            if i.kind in kinds
+        ],
         [i.item for i in cond.standard_of_care],
     )
     end = (ctx.anchor("care") or 1) - 1
@@ -745,9 +956,10 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         question=question,
         correct=_cap(missing),
         pool=[_cap(o) for o in others],
-        fixed=[NOTHING_MISSING],
+        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(listed))],  # the latter is on the list
         rationale=f"For {cond.name} the standard of care requires: {missing}; it appears "
-        "nowhere in the record or the checklist.",
+        "nowhere in the record or the checklist. The other items offered are either done "
+        "(on the checklist) or not required for this condition.",
         turn_start=0,
         turn_end=end,
         excerpt="Handover checklist, done: " + "; ".join(listed) + ".",
@@ -767,6 +979,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             correct=NOTHING_MISSING,
             correct_is_fixed=True,
             pool=[_cap(o) for o in others],
+            fixed=[_cap(ctx.rng.choice(items))],  # false alarm: it is on the checklist
             rationale=f"Every item the standard of care for {cond.name} requires is on the "
             "checklist.",
             turn_start=0,
@@ -779,34 +992,57 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
 MEETS_STANDARD = "Yes: this meets the standard of care"
 
 
+def _required(item: KBCareItem) -> str:
+    return f"No: {item.item} is required ({item.source})"
+
+
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
+    """A note declining a required item; the control documents every item.
+
+    Both offer "meets the standard", a requirement of this condition that the note
+    documents (wrong: it was done) and other conditions' requirements of the same
+    kinds, so the requirement's name and kind do not point at the answer.
+    """
     if ctx.cond is None or ctx.anchor("care") is None:
         return
     cond = ctx.cond
-    items = [i for i in cond.standard_of_care if i.kind in ("documentation", "action", "drug")]
-    items = items or list(cond.standard_of_care)
+    kinds: tuple[str, ...] = ("documentation", "action", "drug")
+    items = [i for i in cond.standard_of_care if i.kind in kinds]
+    if not items:
+        kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
+        items = list(cond.standard_of_care)
     if not items:
         return
-    others = [i for c in ctx.kb.conditions.values() if c.id != cond.id for i in c.standard_of_care]
+    others = [
+        i
+        for c in ctx.kb.conditions.values()
+        if c.id != cond.id
+        for i in c.standard_of_care
+        if i.kind in kinds
+    ]
     unrelated = set(_unrelated([i.item for i in others], [i.item for i in cond.standard_of_care]))
-    pool = [f"No: {i.item} is required ({i.source})" for i in others if i.item in unrelated]
+    pool = [_required(i) for i in others if i.item in unrelated]
     end = (ctx.anchor("care") or 1) - 1
     question = "Does the management described in the note follow accepted guidance?"
     item = ctx.rng.choice(items)
-    done = [i.item for i in cond.standard_of_care if i is not item]
+    done = [i for i in cond.standard_of_care if i is not item]
+    # A documented requirement: same kind as the declined one where the condition has one.
+    decoys = [i for i in done if i.kind in kinds] or done
     note = (
         "Team note: "
-        + ("; ".join(done) + ". " if done else "")
+        + ("; ".join(i.item for i in done) + ". " if done else "")
         + (f"Not done, not felt necessary: {item.item}.")
     )
     yield Draft(
         task_type=T.STANDARD_OF_CARE,
         key="s0",
         question=question,
-        correct=f"No: {item.item} is required ({item.source})",
+        correct=_required(item),
         pool=pool,
-        fixed=[MEETS_STANDARD],
-        rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it.",
+        fixed=[MEETS_STANDARD, *(_required(d) for d in _sample(ctx.rng, decoys, 1))],
+        rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it. "
+        "The other requirements offered are documented in the note or belong to other "
+        "conditions.",
         turn_start=0,
         turn_end=end,
         excerpt=note,
@@ -826,6 +1062,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             correct=MEETS_STANDARD,
             correct_is_fixed=True,
             pool=pool,
+            fixed=[_required(ctx.rng.choice(items))],  # false alarm: it is documented
             rationale=f"All items the guidance requires for {cond.name} are documented.",
             turn_start=0,
             turn_end=end,
@@ -837,37 +1074,56 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
 NO_CONFLICT_REPORT = "No conflict: the report fits the examination"
 
 
+def flag_report(exam: str) -> str:
+    """The 'raise the issue' option of interpretation_conflict, naming an examination finding."""
+    return f"Flag the mismatch with the examination ({exam}); recheck the study"
+
+
 def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     if ctx.cond is None or ctx.anchor("imaging") is None:
         return
     cond = ctx.cond
     imaging = cond.imaging[0]
-    exam = next((f.value_text for f in ctx.case.findings if f.kind == "exam"), None)
-    if exam is None:
+    found = [f.value_text for f in ctx.case.findings if f.kind == "exam" and f.value_text]
+    if not found:
         return
+    exam = found[0]
+    # A typical finding of the same condition that this examination did NOT find: a flag
+    # naming it is wrong on every item (the examination never said so), yet it reads like
+    # the right flag, so "the option that flags something" gives nothing away.
+    unfound = [e for e in cond.exam if e not in found] or [
+        e for c in ctx.kb.conditions.values() if c.id != cond.id for e in c.exam
+    ]
+    decoy = ctx.rng.choice(unfound)
     end = (ctx.anchor("imaging") or 1) - 1
     question = "How should the team handle the report in the last note?"
+    # Wrong either way; each names the real or the decoy finding at random, so counting
+    # which finding recurs across the options does not point at the right flag.
+    e1, e2, e3, e4, e5 = (ctx.rng.choice((exam, decoy)) for _ in range(5))
     pool = [
-        f"Accept the report over the examination ({exam}) and stop treatment",
-        f"Ignore the report: the examination ({exam}) alone decides",
-        f"Repeat the admission bloods, then decide between report and {exam}",
+        f"Accept the report over the examination ({e1}) and stop treatment",
+        f"Ignore the report: the examination ({e2}) alone decides",
+        f"Repeat the admission bloods, then decide between report and {e3}",
         f"Accept the report and discharge with follow-up for {cond.name.lower()}",
         f"Treat the report as confirming {cond.name.lower()} and continue",
-        f"Start treatment for the report's finding and stop the plan for {exam}",
-        f"Repeat the examination ({exam}) tomorrow and act on the report until then",
+        f"Start treatment for the report's finding and stop the plan for {e4}",
+        f"Repeat the examination ({e5}) tomorrow and act on the report until then",
         f"Document the report, keep the current plan and re-image only if {exam} worsens",
     ]
-    flag = f"Flag the mismatch with the examination ({exam}); recheck the study"
+    flag = flag_report(exam)
+    # Main item and control offer the same three: the real flag, the decoy flag and
+    # "no conflict"; only the report decides which one is right.
     yield Draft(
         task_type=T.INTERPRETATION_CONFLICT,
         key="i0",
         question=question,
+        anchor_any=True,
         correct=flag,
         pool=pool,
-        fixed=[NO_CONFLICT_REPORT],
+        fixed=[NO_CONFLICT_REPORT, flag_report(decoy)],
         rationale=f"The examination found {exam}, but the report says "
         f"{imaging.contradicting_finding}; the two cannot both be right, so the discrepancy "
-        "must be raised before acting on either.",
+        f"must be raised before acting on either. The examination did not record {decoy}.",
         turn_start=0,
         turn_end=end,
         excerpt=f"{imaging.modality} report: {imaging.contradicting_finding}.",
@@ -884,10 +1140,13 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
             task_type=T.INTERPRETATION_CONFLICT,
             key="ic",
             question=question,
+            anchor_any=True,
             correct=NO_CONFLICT_REPORT,
             correct_is_fixed=True,
-            pool=pool + [flag],
-            rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}).",
+            pool=pool,
+            fixed=[flag, flag_report(decoy)],  # false alarms: nothing contradicts
+            rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
+            f"flagging a mismatch would be a false alarm (and {decoy} was not found).",
             turn_start=0,
             turn_end=end,
             excerpt=f"{imaging.modality} report: {imaging.finding}.",
