@@ -31,8 +31,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TypeVar
 
@@ -146,6 +146,38 @@ class Draft:
     # alone would leave it in the middle of the length ranking and the look-alikes at
     # the ends, a pattern an options-only reader can learn.
     anchor_any: bool = False
+
+
+def control_of(
+    main: Draft,
+    *,
+    key: str,
+    correct: str,
+    rationale: str,
+    excerpt: str | None,
+    fixed: Sequence[str] = (),
+    pool: list[str] | None = None,
+) -> Draft:
+    """The restraint control of ``main``: the same question and record span, nothing wrong.
+
+    ``correct`` is the fixed "no issue" option; ``fixed`` holds the issue options that
+    are now false alarms; the distractor pool is ``main``'s unless given. The control
+    has no perturbation and is neither safety-critical nor graded for complexity.
+    """
+    return replace(
+        main,
+        key=key,
+        correct=correct,
+        correct_is_fixed=True,
+        pool=main.pool if pool is None else pool,
+        fixed=list(fixed),
+        rationale=rationale,
+        excerpt=excerpt,
+        perturbation=None,
+        safety_critical=False,
+        complexity=None,
+        restraint_control=True,
+    )
 
 
 @lru_cache(maxsize=1 << 17)
@@ -677,8 +709,9 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
     end = ctx.anchor("family")
     assert end is not None
     candidates = cond.next_actions[1:] or cond.next_actions
+    main = None
     for i, action in enumerate(_sample(ctx.rng, candidates, 2)):
-        yield Draft(
+        main = Draft(
             task_type=T.PREDICTIVE_NEXT_ACTION,
             key=f"p{i}",
             question="Given everything so far, what should the team do next?",
@@ -690,22 +723,17 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             turn_start=0,
             turn_end=end,
         )
-    if ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
+        yield main
+    if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
         done = "; ".join(cond.next_actions)
-        yield Draft(
-            task_type=T.PREDICTIVE_NEXT_ACTION,
+        yield control_of(
+            main,
             key="pc",
-            question="Given everything so far, what should the team do next?",
             correct=NO_ACTION,
-            correct_is_fixed=True,
-            pool=[_cap(o) for o in others],
             fixed=[_cap(ctx.rng.choice(candidates))],  # false alarm: already done
             rationale="Every step the guideline lists at this point is already done; "
             "further action would be unnecessary.",
-            turn_start=0,
-            turn_end=end,
             excerpt=f"Ward round update: done already: {done}.",
-            restraint_control=True,
         )
 
 
@@ -874,7 +902,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
         # the usual one.
         no_clash = [STOP_ALLERGY] if name not in unsafe else []
         not_usual = query_dose(_wrong_usual(ctx, m.dose_value, m.dose_unit))
-        yield Draft(
+        main = Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
             key="x1",
             question=question,
@@ -896,23 +924,17 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             ),
             safety_critical=True,
         )
+        yield main
         if ctx.is_control(T.EXPLICIT_ERROR_CORRECTION):
             order = medication_text(m)
-            yield Draft(
-                task_type=T.EXPLICIT_ERROR_CORRECTION,
+            yield control_of(
+                main,
                 key="xc",
-                question=question,
-                anchor_any=True,
                 correct=PROCEED,
-                correct_is_fixed=True,
-                pool=_order_options(name),
                 # False alarms: the dose ordered is the usual one and no allergy applies.
                 fixed=[*no_clash, query_dose(usual), not_usual],
                 rationale=f"{order} matches the plan, the usual dose and the allergy record.",
-                turn_start=0,
-                turn_end=end,
                 excerpt=f"{attending}: New order: {order}.",
-                restraint_control=True,
             )
 
 
@@ -950,7 +972,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     question = "Before handover, which required item is still outstanding?"
     missing = ctx.rng.choice(items)
     listed = [i for i in items if i != missing]
-    yield Draft(
+    main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
         question=question,
@@ -971,21 +993,16 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             description=f"Required item left out: {missing}.",
         ),
     )
+    yield main
     if ctx.is_control(T.OMISSION_DETECTION):
-        yield Draft(
-            task_type=T.OMISSION_DETECTION,
+        yield control_of(
+            main,
             key="oc",
-            question=question,
             correct=NOTHING_MISSING,
-            correct_is_fixed=True,
-            pool=[_cap(o) for o in others],
             fixed=[_cap(ctx.rng.choice(items))],  # false alarm: it is on the checklist
             rationale=f"Every item the standard of care for {cond.name} requires is on the "
             "checklist.",
-            turn_start=0,
-            turn_end=end,
             excerpt="Handover checklist, done: " + "; ".join(items) + ".",
-            restraint_control=True,
         )
 
 
@@ -1033,7 +1050,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         + ("; ".join(i.item for i in done) + ". " if done else "")
         + (f"Not done, not felt necessary: {item.item}.")
     )
-    yield Draft(
+    main = Draft(
         task_type=T.STANDARD_OF_CARE,
         key="s0",
         question=question,
@@ -1054,20 +1071,15 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             description=f"Deviation from {item.source}.",
         ),
     )
+    yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
-        yield Draft(
-            task_type=T.STANDARD_OF_CARE,
+        yield control_of(
+            main,
             key="sc",
-            question=question,
             correct=MEETS_STANDARD,
-            correct_is_fixed=True,
-            pool=pool,
             fixed=[_required(ctx.rng.choice(items))],  # false alarm: it is documented
             rationale=f"All items the guidance requires for {cond.name} are documented.",
-            turn_start=0,
-            turn_end=end,
             excerpt="Team note: " + "; ".join(i.item for i in cond.standard_of_care) + ".",
-            restraint_control=True,
         )
 
 
@@ -1113,7 +1125,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     flag = flag_report(exam)
     # Main item and control offer the same three: the real flag, the decoy flag and
     # "no conflict"; only the report decides which one is right.
-    yield Draft(
+    main = Draft(
         task_type=T.INTERPRETATION_CONFLICT,
         key="i0",
         question=question,
@@ -1135,22 +1147,16 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
             description="Imaging report contradicts the examination.",
         ),
     )
+    yield main
     if ctx.is_control(T.INTERPRETATION_CONFLICT):
-        yield Draft(
-            task_type=T.INTERPRETATION_CONFLICT,
+        yield control_of(
+            main,
             key="ic",
-            question=question,
-            anchor_any=True,
             correct=NO_CONFLICT_REPORT,
-            correct_is_fixed=True,
-            pool=pool,
             fixed=[flag, flag_report(decoy)],  # false alarms: nothing contradicts
             rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
             f"flagging a mismatch would be a false alarm (and {decoy} was not found).",
-            turn_start=0,
-            turn_end=end,
             excerpt=f"{imaging.modality} report: {imaging.finding}.",
-            restraint_control=True,
         )
 
 
@@ -1200,7 +1206,7 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     pool.append(f"Act on {bad_text}, the {name} value in the note, and recheck it tomorrow")
     correct = f"Flag the {name} mismatch ({_value_text(f)} vs {bad_text}); verify or repeat"
     question = "Two records of the same sample are shown above. What should happen next?"
-    yield Draft(
+    main = Draft(
         task_type=T.DATA_CONFLICT_RESOLUTION,
         key="c0",
         question=question,
@@ -1221,19 +1227,14 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
         ),
         complexity=Complexity.ADVANCED,
     )
+    yield main
     if ctx.is_control(T.DATA_CONFLICT_RESOLUTION):
-        yield Draft(
-            task_type=T.DATA_CONFLICT_RESOLUTION,
+        yield control_of(
+            main,
             key="cc",
-            question=question,
             correct=NO_CONFLICT_DATA,
-            correct_is_fixed=True,
-            pool=pool,
             rationale=f"The note repeats {f.name} {_value_text(f)} exactly as turn {turn}.",
-            turn_start=0,
-            turn_end=min(ctx.n_turns - 1, turn + 2),
             excerpt=f"Note ({when}): {f.name} {_value_text(f)} on this sample.",
-            restraint_control=True,
         )
 
 
@@ -1248,7 +1249,7 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
     others = [c.name for c in ctx.kb.conditions.values() if c.id != cond.id]
     question = "Check the discharge summary against the case. Is its diagnosis right?"
     pool = [f"No: the findings point to {o.lower()}" for o in others]
-    yield Draft(
+    main = Draft(
         task_type=T.CONSISTENCY_CHECK,
         key="k0",
         question=question,
@@ -1268,19 +1269,15 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
             description="Summary states a diagnosis the findings argue against.",
         ),
     )
+    yield main
     if ctx.is_control(T.CONSISTENCY_CHECK):
-        yield Draft(
-            task_type=T.CONSISTENCY_CHECK,
+        yield control_of(
+            main,
             key="kc",
-            question=question,
             correct=CONSISTENT,
-            correct_is_fixed=True,
             pool=pool,
             rationale=f"The summary's diagnosis, {cond.name}, is the one the record supports.",
-            turn_start=0,
-            turn_end=ctx.n_turns - 1,
             excerpt=f"Discharge summary: final diagnosis {cond.name}.",
-            restraint_control=True,
         )
 
 
