@@ -14,7 +14,9 @@ Two ways to answer a multiple-choice task:
 * ``score_choices``: one forward pass per task, the next-token logits at the
   last prompt position restricted to the option letters and renormalised with
   a log-softmax over them. This reads the model's preference among the letters
-  without parsing free text, in a single step.
+  without parsing free text, in a single step. Prompt prefixes that several
+  tasks share (the record they ask about) run once and are reused from a
+  key/value cache (``prefix_sharing``, on by default).
 
 A request's prompt is the tokenizer's chat template with the generation prompt,
 followed by ``assistant_prefix``. Without a chat template (base models) the
@@ -319,9 +321,10 @@ class HFModel:
             except torch.cuda.OutOfMemoryError:
                 raise
             except (TypeError, ValueError, IndexError, RuntimeError):
+                # An older transformers does not understand per-row positions. With a
+                # shared prefix, the caller falls back to whole prompts instead.
                 if past is not None:
-                    raise  # the shared-prefix path falls back as a whole
-                pass  # an older transformers: per-row positions are not understood
+                    raise
             self._keep_mode = "shared"  # fall back for good, once
         if self._keep_mode == "shared":
             # A 1D tensor keeps the same positions for every row: keep the
@@ -635,7 +638,11 @@ class HFModel:
     def score_choices(
         self, requests: Sequence[ChoiceRequest], *, progress: ProgressCallback | None = None
     ) -> list[ChoiceScores]:
-        """Log-probabilities of the option letters as the next token, one forward per task."""
+        """Log-probabilities of the option letters as the next token.
+
+        One forward pass per task, except that prompt prefixes several tasks share
+        run once when ``prefix_sharing`` is on (see :mod:`behaviorsft.models.prefix`).
+        """
         torch = self._torch
         results: list[ChoiceScores | None] = [None] * len(requests)
         for i, req in enumerate(requests):
