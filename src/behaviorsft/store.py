@@ -460,6 +460,25 @@ class Manifest(BaseModel):
 _VERSIONED = ("pydantic", "numpy", "torch", "transformers", "peft", "trl", "datasets", "openai")
 
 
+def changed_options(
+    path: str | os.PathLike[str], new: dict[str, Any], keys: Iterable[str]
+) -> str | None:
+    """How the saved config at ``path`` differs from ``new`` on ``keys`` (None: it does not).
+
+    For resumable stages: a folder written with other options must not be
+    resumed silently. Keys missing from the saved file (older versions) are
+    not compared. Returns ``"key: old in PATH, new now; ..."``.
+    """
+    file = Path(path)
+    if not file.exists():
+        return None
+    old = json.loads(file.read_text(encoding="utf-8"))
+    changed = [k for k in keys if k in old and old[k] != new[k]]
+    if not changed:
+        return None
+    return "; ".join(f"{k}: {old[k]!r} in {file}, {new[k]!r} now" for k in changed)
+
+
 def environment_versions() -> dict[str, str]:
     """Python, platform and key package versions (missing packages are left out)."""
     out = {"python": platform.python_version(), "platform": platform.platform()}

@@ -60,6 +60,7 @@ from behaviorsft.store import (
     FileInfo,
     JsonlWriter,
     RecordFileError,
+    changed_options,
     load_records,
     new_manifest,
     read_manifest,
@@ -216,14 +217,8 @@ def read_config(run: str | Path) -> EvalConfig:
 
 
 def _check_resume(config: EvalConfig, out: Path) -> None:
-    path = out / CONFIG_FILE
-    if not path.exists():
-        return
-    old = json.loads(path.read_text(encoding="utf-8"))
-    new = config_dict(config)
-    changed = [k for k in _RESUME_KEYS if k in old and old[k] != new[k]]
-    if changed:
-        diffs = "; ".join(f"{k}: {old[k]!r} in {path}, {new[k]!r} now" for k in changed)
+    diffs = changed_options(out / CONFIG_FILE, config_dict(config), _RESUME_KEYS)
+    if diffs:
         raise ValueError(
             f"{out} holds a run made with other options ({diffs}). "
             "Use a new --out, or rerun with the same options to resume."

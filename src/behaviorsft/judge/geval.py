@@ -68,6 +68,7 @@ from behaviorsft.store import (
     FileInfo,
     JsonlWriter,
     RecordFileError,
+    changed_options,
     load_records,
     new_manifest,
     read_manifest,
@@ -199,14 +200,8 @@ def config_help() -> dict[str, str]:
 
 
 def _check_resume(config: JudgeConfig, out: Path) -> None:
-    path = out / CONFIG_FILE
-    if not path.exists():
-        return
-    old = json.loads(path.read_text(encoding="utf-8"))
-    new = config_dict(config)
-    changed = [k for k in _RESUME_KEYS if k in old and old[k] != new[k]]
-    if changed:
-        diffs = "; ".join(f"{k}: {old[k]!r} in {path}, {new[k]!r} now" for k in changed)
+    diffs = changed_options(out / CONFIG_FILE, config_dict(config), _RESUME_KEYS)
+    if diffs:
         raise ValueError(
             f"{out} holds judgements made with other options ({diffs}). "
             "Use a new --out, add --fresh to start over, or rerun with the same options."
