@@ -292,3 +292,50 @@ def test_export_hf_parquet_by_split(tmp_path):
     assert datasets.load_from_disk(str(tmp_path / "arrow"))["test"]["id"] == ["x0"]
     with pytest.raises(ValueError, match="unknown format"):
         export_hf(src, tmp_path / "z", fmt="csv")
+
+
+def test_folder_lock_refuses_a_second_writer_and_frees_on_exit(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from behaviorsft.store import FolderBusyError, FolderLock
+
+    out = tmp_path / "run"
+    with FolderLock(out):
+        # Another process gets a clear error at once, naming the holder.
+        code = textwrap.dedent(
+            f"""
+            from behaviorsft.store import FolderBusyError, FolderLock
+            try:
+                FolderLock({str(out)!r}).acquire()
+            except FolderBusyError as e:
+                print("BUSY", e)
+            else:
+                print("GOT")
+            """
+        )
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert res.stdout.startswith("BUSY"), res.stdout + res.stderr
+        assert f"pid {os.getpid()}" in res.stdout
+    # Released: the next writer gets it, in this process or another.
+    with FolderLock(out):
+        pass
+    # A killed holder leaves the lock file but not the lock.
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from behaviorsft.store import FolderLock; import time; "
+            f"FolderLock({str(out)!r}).acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "held"
+    with pytest.raises(FolderBusyError):
+        FolderLock(out).acquire()
+    proc.kill()
+    proc.wait()
+    with FolderLock(out):
+        pass
