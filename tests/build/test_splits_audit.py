@@ -11,6 +11,8 @@ from behaviorsft.build.audit import (
     longest_option_hit,
     option_only_hits,
     overlap_option_hit,
+    record_match_hit,
+    words,
 )
 from behaviorsft.build.splits import PAPER_PROPORTIONS, assign_splits, split_sizes
 from behaviorsft.records import Split, Task
@@ -63,6 +65,29 @@ def test_longest_and_overlap_by_hand():
     assert overlap_option_hit(t2) == 1.0  # B shares {treats, infection}; A shares {drug}
     t3 = mk("t3", "Which drug treats the infection?", ["p", "q", "r", "s"], "D")
     assert overlap_option_hit(t3) == 0.25  # no overlap anywhere: four-way tie
+
+
+def test_record_match_by_hand():
+    record = words("Potassium 5.9 mmol/L on admission; furosemide started. Creatinine 140.")
+    t = mk(
+        "t",
+        "What was the potassium on admission?",
+        ["5.9 mmol/L", "3.2 mmol/L", "4.4 mmol/L", "furosemide started"],
+        "A",
+    )
+    # Shares of own words in the record: A 2/2, B 1/2 ("mmol"+"l" both in), ... compute:
+    # words() splits "mmol/L" into {mmol, l}: A {5, 9, mmol, l} -> 4/4; B {3, 2, mmol, l} -> 2/4;
+    # C {4, mmol, l} -> 2/3; D {furosemide, started} -> 2/2: A and D tie at the top.
+    assert record_match_hit(t, record) == 0.5
+    assert record_match_hit(t, record, most=False) == 0.0  # B is the least quoted
+    omission = mk(
+        "o",
+        "Which test is still missing?",
+        ["potassium", "creatinine", "troponin", "furosemide"],
+        "C",
+    )
+    assert record_match_hit(omission, record, most=False) == 1.0
+    assert record_match_hit(omission, record) == 0.0
 
 
 def test_duplicates_and_leaks():

@@ -89,6 +89,26 @@ def overlap_option_hit(task: Task) -> float:
     return _expected_hit([len(q & words(o.text)) for o in task.options], _answer_index(task))
 
 
+def record_match_hit(task: Task, record_words: set[str], *, most: bool = True) -> float:
+    """Expected accuracy of picking the option most (or least) quoted by the record.
+
+    Each option's score is the share of its content words, less the question's
+    words, that occur anywhere in the record the task shows (conversation turns
+    and excerpt, as ``record_words``). ``most=True`` picks the best-quoted option,
+    the shortcut of an item whose answer is copied from the record while its
+    distractors are invented; ``most=False`` picks the least-quoted one, the
+    shortcut of an item whose answer is the one thing the record lacks. Options
+    with no content word of their own score 0.5 (no evidence either way).
+    """
+    q = words(task.question)
+    scores = []
+    for o in task.options:
+        own = words(o.text) - q
+        share = len(own & record_words) / len(own) if own else 0.5
+        scores.append(share if most else -share)
+    return _expected_hit(scores, _answer_index(task))
+
+
 def chance(task: Task) -> float:
     """Accuracy of a uniform guess."""
     return 1.0 / len(task.options)
