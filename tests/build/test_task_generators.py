@@ -19,11 +19,11 @@ from behaviorsft.build.tasks import (
     NOTHING_MISSING,
     PROCEED,
     STOP_ALLERGY,
-    _canonical_dose,
     case_tasks,
     flag_report,
     pick_distractors,
 )
+from behaviorsft.build.tasks.errors import _canonical_dose
 from behaviorsft.records import PerturbationKind
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import allergy_group_of, kb_condition_id, synthesize_cases
@@ -123,9 +123,14 @@ def test_every_proactive_type_has_controls_at_the_documented_ratio(tasks):
     for ttype in TaskType:
         of_type = [t for t in tasks if t.task_type is ttype]
         controls = sum(t.restraint_control for t in of_type)
-        if ttype.value in {"fact_retrieval", "timeline_sequence", "ddx_reasoning",
-                           "treatment_decision", "reasoning_differential_evolution",
-                           "integrity_missing_turn_inference"}:
+        if ttype.value in {
+            "fact_retrieval",
+            "timeline_sequence",
+            "ddx_reasoning",
+            "treatment_decision",
+            "reasoning_differential_evolution",
+            "integrity_missing_turn_inference",
+        }:
             assert controls == 0
         else:
             assert of_type[0].category is Category.PROACTIVE
@@ -144,8 +149,10 @@ def test_scores_follow_the_documented_rule(tasks):
 def test_audit_targets_met_on_generated_items(tasks):
     report = audit(tasks, option_only=False)
     for row in report.shortcuts:
-        print(row.task_type, f"chance={row.chance:.3f} longest={row.longest:.3f} "
-              f"overlap={row.overlap:.3f}")
+        print(
+            row.task_type,
+            f"chance={row.chance:.3f} longest={row.longest:.3f} overlap={row.overlap:.3f}",
+        )
         assert row.longest <= row.chance + 0.05, row
         assert row.overlap <= row.chance + 0.05, row
     assert not report.duplicate_groups and not report.leaked

@@ -1,0 +1,164 @@
+"""Proactive: omission_detection (handover checklist) and standard_of_care (team note)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from behaviorsft.build.tasks.common import (
+    Ctx,
+    Draft,
+    _cap,
+    _sample,
+    _unrelated,
+    control_of,
+)
+from behaviorsft.records import Perturbation, PerturbationKind
+from behaviorsft.sources.kb import CareItem as KBCareItem
+from behaviorsft.taxonomy import TaskType
+
+T = TaskType
+
+
+NOTHING_MISSING = "Nothing: every necessary order is already done"
+
+
+def gen_omission(ctx: Ctx) -> Iterator[Draft]:
+    """A handover checklist missing one required item; the control lists every item.
+
+    Both offer "nothing outstanding", an item of this condition that the checklist
+    does list (wrong: it is done) and other conditions' items of the same kinds, so
+    neither the item's name nor its kind says whether it is the missing one.
+    """
+    if ctx.cond is None or ctx.anchor("care") is None:
+        return
+    cond = ctx.cond
+    kinds: tuple[str, ...] = ("lab", "vital", "diagnostic")
+    items = [i.item for i in cond.standard_of_care if i.kind in kinds]
+    if len(items) < 2:
+        kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
+        items = [i.item for i in cond.standard_of_care]
+    if len(items) < 2:
+        return
+    others = _unrelated(
+        [
+            i.item
+            for c in ctx.kb.conditions.values()
+            if c.id != cond.id
+            for i in c.standard_of_care
+            if i.kind in kinds
+        ],
+        [i.item for i in cond.standard_of_care],
+    )
+    end = (ctx.anchor("care") or 1) - 1
+    question = "Before handover, which required item is still outstanding?"
+    missing = ctx.rng.choice(items)
+    listed = [i for i in items if i != missing]
+    main = Draft(
+        task_type=T.OMISSION_DETECTION,
+        key="o0",
+        question=question,
+        correct=_cap(missing),
+        pool=[_cap(o) for o in others],
+        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(listed))],  # the latter is on the list
+        rationale=f"For {cond.name} the standard of care requires: {missing}; it appears "
+        "nowhere in the record or the checklist. The other items offered are either done "
+        "(on the checklist) or not required for this condition.",
+        turn_start=0,
+        turn_end=end,
+        excerpt="Handover checklist, done: " + "; ".join(listed) + ".",
+        perturbation=Perturbation(
+            kind=PerturbationKind.OMISSION,
+            location="context.excerpt",
+            original=missing,
+            modified=None,
+            description=f"Required item left out: {missing}.",
+        ),
+    )
+    yield main
+    if ctx.is_control(T.OMISSION_DETECTION):
+        yield control_of(
+            main,
+            key="oc",
+            correct=NOTHING_MISSING,
+            fixed=[_cap(ctx.rng.choice(items))],  # false alarm: it is on the checklist
+            rationale=f"Every item the standard of care for {cond.name} requires is on the "
+            "checklist.",
+            excerpt="Handover checklist, done: " + "; ".join(items) + ".",
+        )
+
+
+MEETS_STANDARD = "Yes: this meets the standard of care"
+
+
+def _required(item: KBCareItem) -> str:
+    return f"No: {item.item} is required ({item.source})"
+
+
+def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
+    """A note declining a required item; the control documents every item.
+
+    Both offer "meets the standard", a requirement of this condition that the note
+    documents (wrong: it was done) and other conditions' requirements of the same
+    kinds, so the requirement's name and kind do not point at the answer.
+    """
+    if ctx.cond is None or ctx.anchor("care") is None:
+        return
+    cond = ctx.cond
+    kinds: tuple[str, ...] = ("documentation", "action", "drug")
+    items = [i for i in cond.standard_of_care if i.kind in kinds]
+    if not items:
+        kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
+        items = list(cond.standard_of_care)
+    if not items:
+        return
+    others = [
+        i
+        for c in ctx.kb.conditions.values()
+        if c.id != cond.id
+        for i in c.standard_of_care
+        if i.kind in kinds
+    ]
+    unrelated = set(_unrelated([i.item for i in others], [i.item for i in cond.standard_of_care]))
+    pool = [_required(i) for i in others if i.item in unrelated]
+    end = (ctx.anchor("care") or 1) - 1
+    question = "Does the management described in the note follow accepted guidance?"
+    item = ctx.rng.choice(items)
+    done = [i for i in cond.standard_of_care if i is not item]
+    # A documented requirement: same kind as the declined one where the condition has one.
+    decoys = [i for i in done if i.kind in kinds] or done
+    note = (
+        "Team note: "
+        + ("; ".join(i.item for i in done) + ". " if done else "")
+        + (f"Not done, not felt necessary: {item.item}.")
+    )
+    main = Draft(
+        task_type=T.STANDARD_OF_CARE,
+        key="s0",
+        question=question,
+        correct=_required(item),
+        pool=pool,
+        fixed=[MEETS_STANDARD, *(_required(d) for d in _sample(ctx.rng, decoys, 1))],
+        rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it. "
+        "The other requirements offered are documented in the note or belong to other "
+        "conditions.",
+        turn_start=0,
+        turn_end=end,
+        excerpt=note,
+        perturbation=Perturbation(
+            kind=PerturbationKind.DEVIATION,
+            location="context.excerpt",
+            original=item.item,
+            modified=f"Not done, not felt necessary: {item.item}",
+            description=f"Deviation from {item.source}.",
+        ),
+    )
+    yield main
+    if ctx.is_control(T.STANDARD_OF_CARE):
+        yield control_of(
+            main,
+            key="sc",
+            correct=MEETS_STANDARD,
+            fixed=[_required(ctx.rng.choice(items))],  # false alarm: it is documented
+            rationale=f"All items the guidance requires for {cond.name} are documented.",
+            excerpt="Team note: " + "; ".join(i.item for i in cond.standard_of_care) + ".",
+        )

@@ -1,0 +1,101 @@
+"""Items read from imported sources: MEDEC error sentences and MediQ (MedQA) questions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from behaviorsft.build.tasks.common import (
+    Ctx,
+    Draft,
+)
+from behaviorsft.records import Perturbation, PerturbationKind
+from behaviorsft.sources.medec import medec_annotation
+from behaviorsft.taxonomy import TaskType
+
+T = TaskType
+
+
+NO_ERROR = "No sentence contains a clinical error"
+_MEDQA = re.compile(
+    r"Question:\s*(?P<q>.+?)\nOptions:\n(?P<opts>(?:[A-F]\.\s.*\n?)+)Answer:\s*(?P<a>[A-F])", re.S
+)
+
+
+def gen_medec(ctx: Ctx) -> Iterator[Draft]:
+    ann = medec_annotation(ctx.case)
+    if ann is None:
+        return
+    turns = ctx.rendered.conversation.turns
+    question = "Does any sentence of this note contain a clinical error? If so, which one?"
+    quoted = [f'"{t.text}"' for t in turns]
+    if ann.error_flag and ann.error_sentence:
+        err = next((t for t in turns if t.text.strip() == ann.error_sentence.strip()), None)
+        if err is None:
+            return
+        yield Draft(
+            task_type=T.EXPLICIT_ERROR_CORRECTION,
+            key="x0",
+            question=question,
+            correct=f'"{err.text}"',
+            pool=[q for q in quoted if q != f'"{err.text}"'],
+            fixed=[NO_ERROR],
+            rationale=f"Turn {err.index} is wrong ({ann.error_type}); it should read: "
+            f"{ann.corrected_sentence}",
+            turn_start=0,
+            turn_end=len(turns) - 1,
+            perturbation=Perturbation(
+                kind=PerturbationKind.ERROR,
+                location=f"turn {err.index}",
+                original=ann.corrected_sentence,
+                modified=ann.error_sentence,
+                description=f"MEDEC annotated error ({ann.error_type}).",
+            ),
+        )
+    elif not ann.error_flag:
+        yield Draft(
+            task_type=T.EXPLICIT_ERROR_CORRECTION,
+            key="xc",
+            question=question,
+            correct=NO_ERROR,
+            correct_is_fixed=True,
+            pool=quoted,
+            rationale="MEDEC annotates this note as error-free.",
+            turn_start=0,
+            turn_end=len(turns) - 1,
+            restraint_control=True,
+        )
+
+
+def gen_mediq(ctx: Ctx) -> Iterator[Draft]:
+    sec = next((s for s in ctx.case.sections if s.title == "Source question"), None)
+    if sec is None:
+        return
+    m = _MEDQA.search(sec.text)
+    if m is None:
+        return
+    q = " ".join(m["q"].split())
+    opts = dict(
+        (line[0], line[3:].strip()) for line in m["opts"].strip().splitlines() if line[1:3] == ". "
+    )
+    if not 4 <= len(opts) <= 6 or m["a"] not in opts:
+        return
+    low = q.lower()
+    if re.search(r"next (best )?step|most appropriate (next|initial)|best initial", low):
+        ttype = T.PREDICTIVE_NEXT_ACTION
+    elif re.search(r"most likely (diagnosis|cause)|diagnosis", low):
+        ttype = T.DDX_REASONING
+    else:
+        return
+    correct = opts[m["a"]]
+    yield Draft(
+        task_type=ttype,
+        key="q0",
+        question=q,
+        correct=correct,
+        pool=[v for k, v in opts.items() if k != m["a"]],
+        rationale=f"Answer given by the source (MedQA via MediQ): {correct}.",
+        turn_start=0,
+        turn_end=ctx.n_turns - 1,
+        n_options=len(opts),
+    )
