@@ -291,6 +291,19 @@ def test_a_directory_as_cases_gives_a_message(tmp_path):
     assert "no such file" in res.output
 
 
+def test_a_corrupt_manifest_is_reported_before_any_work(tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    _synth(cases, 3)
+    out = tmp_path / "bench"
+    assert _build(cases, out).exit_code == 0
+    (out / "manifest.json").write_text("{not json")
+    res = _build(cases, out)
+    assert res.exit_code == ExitCode.INPUT_ERROR, res.output
+    assert "manifest.json" in res.output and "--fresh" in res.output
+    assert "Traceback" not in res.output
+    assert _build(cases, out, "--fresh").exit_code == ExitCode.OK
+
+
 # -- item 12: --fresh removes what the old build left; file modes --------------------------
 
 

@@ -227,12 +227,22 @@ def _scan_input(src: Path, *, strict: bool) -> _Input:
             f"{src} is a directory, not a cases file: pass the JSONL file inside it "
             f"(e.g. {src / CASES_FILE})"
         )
-    rtype = detect_record_type(src)
+    try:
+        rtype = detect_record_type(src)
+    except OSError as exc:
+        raise BuildInputError(f"{src}: cannot read it: {exc.strerror or exc}") from None
     if rtype is not None and rtype != "case":
         raise BuildInputError(
             f"{src} is a {rtype}s file, not a cases file: pass the cases JSONL written by "
             "`behaviorsft cases synth` or `cases import`"
         )
+    try:
+        return _scan_lines(src, strict=strict)
+    except OSError as exc:
+        raise BuildInputError(f"{src}: cannot read it: {exc.strerror or exc}") from None
+
+
+def _scan_lines(src: Path, *, strict: bool) -> _Input:
     got = _Input([], {}, [], set())
     seen_valid = False
     for line, obj, errors, _ in scan_jsonl(src, None, key="id"):
