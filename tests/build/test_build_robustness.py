@@ -229,6 +229,33 @@ def test_cases_inside_the_bench_folder_are_built(tmp_path):
     assert (bench / "tasks.jsonl").read_bytes() == (clean / "tasks.jsonl").read_bytes()
 
 
+def test_a_cases_file_in_the_bench_folder_keeps_its_own_dialogues_across_fresh(tmp_path):
+    # A source's own dialogue (as `cases import --source aci-bench` writes beside its cases)
+    # for one case, in the bench folder: used as is, and never deleted by --fresh.
+    src = tmp_path / "src"
+    _synth(src / "mine.jsonl", 5)
+    assert _build(src / "mine.jsonl", tmp_path / "ref").exit_code == 0
+    conv = json.loads(_lines(tmp_path / "ref" / "conversations.jsonl")[0])
+    conv["turns"] = conv["turns"][:4]
+    conv["turns"][1]["text"] = "An edited line of a recorded dialogue."
+    (src / "conversations.jsonl").write_text(json.dumps(conv) + "\n")
+    bench = tmp_path / "B"
+    bench.mkdir()
+    for name in ("mine.jsonl", "conversations.jsonl"):
+        (bench / name).write_bytes((src / name).read_bytes())
+    clean = tmp_path / "clean"
+    assert _build(src / "mine.jsonl", clean, "--seed", "1").exit_code == 0
+    assert _build(bench / "mine.jsonl", bench).exit_code == 0
+    res = _build(bench / "mine.jsonl", bench, "--seed", "1", "--fresh")
+    assert res.exit_code == ExitCode.OK, res.output
+    for name in ("tasks.jsonl", "cases.jsonl"):
+        assert (bench / name).read_bytes() == (clean / name).read_bytes(), name
+    # The input dialogue keeps its own bytes (its file is the output too), so compare records.
+    convs = [json.loads(x) for x in _lines(bench / "conversations.jsonl")]
+    assert convs == [json.loads(x) for x in _lines(clean / "conversations.jsonl")]
+    assert convs[0]["turns"][1]["text"] == "An edited line of a recorded dialogue."
+
+
 def test_resume_that_would_move_a_small_sample_split_is_refused(tmp_path):
     # 10 cases at the paper's 1.4% val: the small-sample rule puts one in val (and one in
     # test); with 14 it picks other cases, so resuming would leave a case in the wrong split.

@@ -8,11 +8,13 @@ conversation are complete, so a re-run after a crash (even SIGKILL) skips
 finished cases, regenerates the interrupted one (output is deterministic per
 case) and drops the task lines already written by id: no duplicate, no gap.
 
-When the cases file *is* ``BENCH/cases.jsonl`` (cases written into the bench
-folder), it is input and stays as it is; ``BENCH/.behaviorsft.built`` (one
-``{"id", "rendered"}`` line per finished case, written after its tasks and
-before its conversation) marks progress instead, and a case is finished when
-it is listed there and has its conversation.
+When the cases file lies in the bench folder itself, ``BENCH/conversations.jsonl``
+is both the source's own dialogues (input) and the rendered ones (output), and
+when it *is* ``BENCH/cases.jsonl`` that file is input and stays as it is. Then
+``BENCH/.behaviorsft.built`` (one ``{"id", "rendered"}`` line per case, written
+after its tasks and before its conversation) tells the two kinds of
+conversation apart and marks progress: a case is finished when it is listed
+there, has its conversation and (unless in place) its line in cases.jsonl.
 
 Around that: the input is checked before anything is written (a tasks file,
 an empty file or one without a valid case is refused); the folder is locked
@@ -96,7 +98,7 @@ class BuildReport:
     new_tasks: int = 0
     resumed_from: int = 0
     total: int = 0  # cases (lines with an id) in the input
-    in_place: bool = False
+    in_place: bool = False  # the cases file is the bench's own cases.jsonl
     by_source_type: dict[str, dict[str, int]] = field(default_factory=dict)
     controls: dict[str, int] = field(default_factory=dict)
     perturbed: dict[str, int] = field(default_factory=dict)
@@ -298,20 +300,20 @@ def _atomic_write_lines(path: Path, lines: list[bytes]) -> None:
     os.replace(tmp, path)
 
 
-def _clear(dest: Path, *, in_place: bool) -> None:
+def _clear(dest: Path, *, shared: bool, in_place: bool) -> None:
     """``--fresh``: remove what earlier builds and audit/stats wrote (never the input)."""
-    for name in (TASKS_FILE, *DOWNSTREAM):
+    for name in (TASKS_FILE, *DOWNSTREAM, *([] if in_place else [CASES_FILE])):
         target = dest / name
         if target.is_dir():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
     marker = dest / BUILT_MARKER
-    if not in_place:
-        for name in (CASES_FILE, CONVERSATIONS_FILE, MANIFEST_NAME, BUILT_MARKER):
+    if not shared:
+        for name in (CONVERSATIONS_FILE, MANIFEST_NAME, BUILT_MARKER):
             (dest / name).unlink(missing_ok=True)
         return
-    # In place: conversations.jsonl may hold the source's own dialogues; drop only ours.
+    # Cases in this folder: conversations.jsonl may hold the source's own dialogues; drop ours.
     rendered = {
         obj["id"]
         for _, obj, _, _ in (scan_jsonl(marker, None, key=None) if marker.exists() else [])
@@ -347,7 +349,7 @@ def _check_resume(dest: Path, config: dict[str, Any]) -> None:
         )
 
 
-def _start_manifest(dest: Path, config: dict[str, Any], *, fresh: bool, in_place: bool) -> Any:
+def _start_manifest(dest: Path, config: dict[str, Any], *, fresh: bool, shared: bool) -> Any:
     """Record the options before the first record is written (so a killed build is checked)."""
     try:
         old = read_manifest(dest)
@@ -356,7 +358,7 @@ def _start_manifest(dest: Path, config: dict[str, Any], *, fresh: bool, in_place
     manifest = new_manifest("build")
     if old is not None and not (fresh and old.stage == "build"):
         manifest = old
-    elif old is not None and in_place:
+    elif old is not None and shared:
         manifest.sources = old.sources  # what `cases synth/import` recorded of the input
     manifest.stage = "build"
     manifest.seeds = [config["seed"]]
@@ -395,10 +397,10 @@ def build_bench(
     scanned = _scan_input(src, strict=strict)
     config = build_config(src, seed=seed, types=types, proportions=proportions)
     with FolderLock(dest):
-        own_cases = dest / CASES_FILE
-        in_place = own_cases.exists() and os.path.samefile(src, own_cases)
+        shared = os.path.samefile(src.parent, dest)
+        in_place = shared and src.name == CASES_FILE
         if fresh:
-            _clear(dest, in_place=in_place)
+            _clear(dest, shared=shared, in_place=in_place)
         else:
             _check_resume(dest, config)
         ids = [cid for _, cid in scanned.entries]
@@ -417,8 +419,8 @@ def build_bench(
                     "cases a split that would stay empty takes the case nearest to it, and the "
                     "cases added since change that choice. Re-run with --fresh"
                 )
-        manifest = _start_manifest(dest, config, fresh=fresh, in_place=in_place)
-        report = _run(src, dest, scanned, splits, in_place, seed, types, workers, progress)
+        manifest = _start_manifest(dest, config, fresh=fresh, shared=shared)
+        report = _run(src, dest, scanned, splits, shared, in_place, seed, types, workers, progress)
         report.notes.extend(
             f"{cid}: in split {splits[cid].value} by the small-sample rule (its hash says "
             f"{by_hash[cid].value})"
@@ -434,6 +436,7 @@ def _run(
     dest: Path,
     scanned: _Input,
     splits: dict[str, Split],
+    shared: bool,
     in_place: bool,
     seed: int,
     types: list[str] | None,
@@ -444,12 +447,12 @@ def _run(
     report.errors.extend(scanned.errors)
     task_w = JsonlWriter(dest / TASKS_FILE)
     conv_w = JsonlWriter(dest / CONVERSATIONS_FILE, key="case_id")
-    # The writer whose lines mark finished cases: BENCH/cases.jsonl, or the marker in place.
-    done_w = JsonlWriter(dest / (BUILT_MARKER if in_place else CASES_FILE))
-    if in_place:
+    case_w = None if in_place else JsonlWriter(dest / CASES_FILE)
+    mark_w = JsonlWriter(dest / BUILT_MARKER) if shared else None
+    if mark_w is not None:
         rendered = {
             obj["id"]
-            for _, obj, _, _ in scan_jsonl(done_w.path, None, key=None)
+            for _, obj, _, _ in scan_jsonl(mark_w.path, None, key=None)
             if isinstance(obj, dict) and obj.get("rendered")
         }
         conversations = _read_conversations(dest / CONVERSATIONS_FILE, exclude=rendered)
@@ -457,7 +460,9 @@ def _run(
         conversations = _read_conversations(src.with_name(CONVERSATIONS_FILE))
 
     def finished(cid: str) -> bool:
-        return cid in done_w and (not in_place or cid in conv_w)
+        if mark_w is not None and (cid not in mark_w or cid not in conv_w):
+            return False
+        return case_w is None or cid in case_w
 
     todo = [
         (line, cid)
@@ -496,28 +501,24 @@ def _run(
                 cid = res["case_id"]
                 for tid, line in res["tasks"]:
                     report.new_tasks += task_w.write_line(tid, line)
-                if in_place:
-                    mark = json.dumps({"id": cid, "rendered": res["rendered"]})
-                    report.new_cases += done_w.write_line(cid, mark)
-                    conv_w.write_line(cid, res["conversation"])
-                else:
-                    conv_w.write_line(cid, res["conversation"])
-                    report.new_cases += done_w.write_line(cid, res["case"])
+                if mark_w is not None:
+                    mark_w.write_line(cid, json.dumps({"id": cid, "rendered": res["rendered"]}))
+                conv_w.write_line(cid, res["conversation"])
+                if case_w is not None:
+                    case_w.write_line(cid, res["case"])
+                report.new_cases += 1
             if progress is not None:
                 progress(done, report.total)
         if pool is not None:
             pool.close()
             pool.join()
     finally:
-        for w in (task_w, conv_w, done_w):
-            w.close()
+        for w in (task_w, conv_w, case_w, mark_w):
+            if w is not None:
+                w.close()
     report.errors.sort(key=lambda e: e.line)
-    # In place, the marker is read back; otherwise BENCH/cases.jsonl counts (as before).
-    report.cases = (
-        sum(finished(cid) for cid in {cid for _, cid in scanned.entries})
-        if in_place
-        else len(done_w)
-    )
+    # In place, the marker tells; otherwise BENCH/cases.jsonl counts (as before).
+    report.cases = len(case_w) if case_w is not None else sum(finished(cid) for cid in set(splits))
     return report
 
 
@@ -575,4 +576,11 @@ def _count(tasks_path: Path, source_of: dict[str, str], report: BuildReport) -> 
     report.splits = dict(splits)
 
 
-__all__ = ["SOURCE_TYPES", "BuildReport", "build_bench"]
+__all__ = [
+    "SOURCE_TYPES",
+    "BuildInputError",
+    "BuildRefused",
+    "BuildReport",
+    "build_bench",
+    "build_config",
+]
