@@ -316,6 +316,11 @@ def test_a_directory_as_cases_gives_a_message(tmp_path):
     res = _build(tmp_path / "nope.jsonl", tmp_path / "bench")
     assert res.exit_code == ExitCode.INPUT_ERROR
     assert "no such file" in res.output
+    cases = tmp_path / "cases.jsonl"
+    _synth(cases, 1)
+    res = _build(cases, cases)  # --out names a file
+    assert res.exit_code == ExitCode.INPUT_ERROR
+    assert "needs a folder" in res.output and "Traceback" not in res.output
 
 
 def test_a_corrupt_manifest_is_reported_before_any_work(tmp_path):

@@ -394,6 +394,8 @@ def build_bench(
     """
     src = Path(cases_path)
     dest = Path(out)
+    if dest.exists() and not dest.is_dir():
+        raise BuildInputError(f"{dest} is a file; --out needs a folder (new or a bench)")
     scanned = _scan_input(src, strict=strict)
     config = build_config(src, seed=seed, types=types, proportions=proportions)
     with FolderLock(dest):
