@@ -327,7 +327,14 @@ def build_cmd(
         "", help="Split proportions 'train,val,test' (default: the paper's 6776/110/977)."
     ),
     workers: int | None = typer.Option(None, help="Worker processes (default: CPU count)."),
-    fresh: bool = typer.Option(False, help="Start over instead of resuming."),
+    fresh: bool = typer.Option(
+        False, help="Start over: remove what an earlier build, audit and stats wrote here."
+    ),
+    strict: bool = typer.Option(
+        False,
+        help="Any bad case line is an input error (exit 2, nothing built); so is a case "
+        "that fails to build (the others are kept).",
+    ),
     generator: str = typer.Option(
         "programmatic",
         "--generator",
@@ -345,8 +352,12 @@ def build_cmd(
     """Build a BENCH folder: conversations, tasks of all 13 types, splits, manifest.
 
     Resumable: a re-run (after a crash, even SIGKILL) finishes the missing
-    cases without duplicating any task. Bad case lines are reported as
-    file:line: field: problem and listed in the manifest.
+    cases without duplicating any task; a re-run with other --seed, --types or
+    --proportions is refused (exit 4; --fresh starts over). Bad case lines and
+    cases that fail are reported as file:line: field: problem, listed under
+    `skipped` in the manifest, and the rest is built (exit 3). One build per
+    folder at a time (a second one exits 5). The cases file may be the
+    folder's own cases.jsonl.
     """
     if generator == "llm":
         from behaviorsft.cli_build_llm import run_build_llm
@@ -370,12 +381,11 @@ def build_cmd(
         raise typer.BadParameter(
             f"{generator!r}: choose programmatic or llm", param_hint="--generator"
         )
-    from behaviorsft.build.pipeline import build_bench
-    from behaviorsft.build.splits import PAPER_PROPORTIONS
-    from behaviorsft.store import Skipped
+    from behaviorsft.build.pipeline import BuildInputError, BuildRefused, build_bench
+    from behaviorsft.build.splits import PAPER_PROPORTIONS, split_of
+    from behaviorsft.exit_codes import ExitCode, exit_with
+    from behaviorsft.store import FolderBusyError
 
-    if not cases.exists():
-        raise typer.BadParameter(f"{cases}: no such file", param_hint="--cases")
     valid = {t.value for t in tx.TaskType}
     for t in types or []:
         if t not in valid:
@@ -388,53 +398,46 @@ def build_cmd(
         try:
             a, b, c = (float(x) for x in proportions.split(","))
             props = (a, b, c)
+            split_of("check", proportions=props)
         except ValueError:
             raise typer.BadParameter(
-                "expected three numbers 'train,val,test'", param_hint="--proportions"
+                "expected three non-negative numbers 'train,val,test' (not all 0)",
+                param_hint="--proportions",
             ) from None
+    failure: tuple[ExitCode, str, list[Any]] | None = None
     with _progress() as prog:
-        bar = prog.add_task("building tasks", total=None)
+        bar = None
 
         def tick(done: int, total: int) -> None:
+            nonlocal bar
+            if bar is None:  # only once the input is checked and the folder locked
+                bar = prog.add_task("building tasks", total=total)
             prog.update(bar, completed=done, total=total)
 
-        report = build_bench(
-            cases,
-            out,
-            seed=seed,
-            types=types or None,
-            proportions=props,
-            workers=workers,
-            fresh=fresh,
-            progress=tick,
-        )
-    for e in report.errors:
-        err_console.print(str(e), markup=False, soft_wrap=True)
-    manifest = (None if fresh else read_manifest(out)) or new_manifest("build")
-    manifest.seeds = [seed]
-    manifest.config = {
-        "cases": str(cases),
-        "seed": seed,
-        "types": types or "all",
-        "proportions": list(props),
-        "generator": "programmatic",
-    }
-    for name, rtype, count in (
-        (DEFAULT_FILES["case"], "case", report.cases),
-        (DEFAULT_FILES["conversation"], "conversation", report.cases),
-        (DEFAULT_FILES["task"], "task", report.tasks),
-    ):
-        manifest.files[name] = FileInfo(record_type=rtype, count=count)
-    manifest.counts = {
-        **{f"split.{k}": v for k, v in report.splits.items()},
-        **{f"restraint_controls.{k}": v for k, v in report.controls.items() if v},
-        **{f"perturbed.{k}": v for k, v in report.perturbed.items() if v},
-        **{f"{s}.{t}": n for s, by in report.by_source_type.items() for t, n in by.items()},
-    }
-    manifest.skipped = [
-        Skipped(where=f"{e.path}:{e.line}", reason=e.message) for e in report.errors
-    ]
-    write_manifest(out, manifest)
+        try:
+            report = build_bench(
+                cases,
+                out,
+                seed=seed,
+                types=types or None,
+                proportions=props,
+                workers=workers,
+                fresh=fresh,
+                strict=strict,
+                progress=tick,
+            )
+        except BuildInputError as exc:
+            failure = (ExitCode.INPUT_ERROR, str(exc), exc.errors)
+        except BuildRefused as exc:
+            failure = (ExitCode.REFUSED, str(exc), [])
+        except FolderBusyError as exc:
+            failure = (ExitCode.BUSY, str(exc), [])
+    if failure is not None:
+        code, message, errors = failure
+        _print_errors(errors)
+        err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+        raise exit_with(code)
+    _print_errors(report.skipped, where=out / MANIFEST_NAME)
     table = Table(title=f"Tasks per type and source ({report.tasks} in all)")
     sources = sorted(report.by_source_type)
     table.add_column("task type")
@@ -456,8 +459,35 @@ def build_cmd(
     )
     console.print(
         f"{out}: {report.cases} cases, {report.tasks} tasks ({report.new_tasks} new{resumed}); "
-        f"splits {report.splits}; {len(report.errors)} bad case line(s) skipped"
+        f"splits {report.splits}",
+        soft_wrap=True,
     )
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    if report.skipped:
+        err_console.print(
+            f"{len(report.skipped)} case(s) skipped ({len(report.errors)} bad line(s), "
+            f"{len(report.failed)} failed to build): see the messages above and `skipped` in "
+            f"{out / MANIFEST_NAME}; every other case was built",
+            markup=False,
+            soft_wrap=True,
+        )
+        if strict:
+            err_console.print("--strict: exiting with an input error", markup=False)
+            raise exit_with(ExitCode.INPUT_ERROR)
+        raise exit_with(ExitCode.PARTIAL)
+
+
+_MAX_PRINTED = 50
+
+
+def _print_errors(errors: list[Any], where: Path | None = None) -> None:
+    """Print problems as file:line: field: problem, at most _MAX_PRINTED of them."""
+    for e in errors[:_MAX_PRINTED]:
+        err_console.print(str(e), markup=False, soft_wrap=True)
+    if len(errors) > _MAX_PRINTED:
+        rest = f" (all listed in {where})" if where else ""
+        err_console.print(f"... and {len(errors) - _MAX_PRINTED} more{rest}", markup=False)
 
 
 def _bench_file(bench: Path, rtype: str) -> Path:

@@ -303,6 +303,7 @@ def run_demo(
             proportions="",
             workers=config.workers,
             fresh=False,
+            strict=False,
             generator="programmatic",
         )
     mark("build")

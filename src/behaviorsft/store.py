@@ -443,12 +443,24 @@ class JsonlWriter:
         self.close()
 
 
+def _umask_mode() -> int:
+    """The mode ``open()`` gives a new file (0o666 less the umask); mkstemp's is 0o600."""
+    try:  # Linux: read it without changing it (os.umask is process-wide, not thread-safe)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            mask = next(int(ln.split()[1], 8) for ln in fh if ln.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[BaseModel | dict[str, Any]]) -> int:
     """Write ``records`` to a new file atomically (temp file + rename); return the count."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    os.fchmod(fd, _umask_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             for r in records:
@@ -525,18 +537,27 @@ _VERSIONED = ("pydantic", "numpy", "torch", "transformers", "peft", "trl", "data
 
 
 def changed_options(
-    path: str | os.PathLike[str], new: dict[str, Any], keys: Iterable[str]
+    path: str | os.PathLike[str],
+    new: dict[str, Any],
+    keys: Iterable[str],
+    *,
+    section: str | None = None,
 ) -> str | None:
     """How the saved config at ``path`` differs from ``new`` on ``keys`` (None: it does not).
 
     For resumable stages: a folder written with other options must not be
     resumed silently. Keys missing from the saved file (older versions) are
-    not compared. Returns ``"key: old in PATH, new now; ..."``.
+    not compared. ``section``: the options are under this key of the file
+    (``"config"`` of a manifest). Returns ``"key: old in PATH, new now; ..."``.
     """
     file = Path(path)
     if not file.exists():
         return None
     old = json.loads(file.read_text(encoding="utf-8"))
+    if section is not None:
+        old = old.get(section) if isinstance(old, dict) else None
+        if not isinstance(old, dict):
+            return None
     changed = [k for k in keys if k in old and old[k] != new[k]]
     if not changed:
         return None
@@ -579,6 +600,7 @@ def write_manifest(folder: str | os.PathLike[str], manifest: Manifest) -> Path:
     manifest.updated_at = _now()
     target = d / MANIFEST_NAME
     fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=d)
+    os.fchmod(fd, _umask_mode())
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(manifest.model_dump_json(indent=2))

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from behaviorsft.bench import load_bench
 from behaviorsft.build.pipeline import build_bench
 from behaviorsft.cli import app
+from behaviorsft.exit_codes import ExitCode
 from behaviorsft.records import Split, Task, TaskType
 from behaviorsft.store import read_manifest, to_hf_dataset
 
@@ -74,7 +75,7 @@ def test_bad_case_lines_are_reported_and_the_rest_built(tmp_path):
     cases.write_text("\n".join(lines) + "\n")
     res = runner.invoke(app, ["build", "--cases", str(cases), "--out", str(tmp_path / "bench"),
                               "--workers", "1"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == ExitCode.PARTIAL, res.output  # finished, but cases were skipped
     assert f"{cases}:3: demographics.age_years" in res.output
     assert f"{cases}:5:" in res.output
     assert len(load_bench(tmp_path / "bench").conversations) == 5

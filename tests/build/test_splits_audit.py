@@ -14,7 +14,7 @@ from behaviorsft.build.audit import (
     record_match_hit,
     words,
 )
-from behaviorsft.build.splits import PAPER_PROPORTIONS, assign_splits, split_sizes
+from behaviorsft.build.splits import PAPER_PROPORTIONS, assign_splits, split_of
 from behaviorsft.records import Split, Task
 from tests.conftest import make_task_dict
 
@@ -32,30 +32,37 @@ def mk(tid: str, question: str, options: list[str], answer: str, **kw) -> Task:
     )
 
 
-def test_split_sizes_by_hand():
-    assert split_sizes(10, (0.8, 0.1, 0.1)) == (8, 1, 1)
-    assert split_sizes(7, (0.5, 0.25, 0.25)) == (4, 2, 1) or split_sizes(7, (0.5, 0.25, 0.25)) == (
-        3,
-        2,
-        2,
-    )
-    assert sum(split_sizes(7, (0.5, 0.25, 0.25))) == 7
-    # Paper proportions on 100 cases: 86.2 / 1.4 / 12.4 -> 86 / 1 / 13 (largest remainder).
-    assert split_sizes(100, PAPER_PROPORTIONS) == (86, 1, 13)
-    # Tiny: every non-empty split still gets a case.
-    assert split_sizes(3, PAPER_PROPORTIONS) == (1, 1, 1)
+def test_a_case_split_depends_only_on_its_id_and_the_seed():
+    props = (0.6, 0.2, 0.2)
+    ids = [f"c{i}" for i in range(200)]
+    few = assign_splits(ids[:60], seed=3, proportions=props)
+    many = assign_splits(ids, seed=3, proportions=props)
+    assert few == {cid: many[cid] for cid in ids[:60]}  # adding cases moves none
+    assert all(many[cid] is split_of(cid, seed=3, proportions=props) for cid in ids)
+    assert assign_splits(list(reversed(ids)) + ids[:5], seed=3, proportions=props) == many
+    assert assign_splits(ids, seed=4, proportions=props) != many
+
+
+def test_split_proportions_hold_at_scale():
+    ids = [f"case-{i}" for i in range(20_000)]
+    counts = {s: 0 for s in Split}
+    for s in assign_splits(ids, seed=0).values():
+        counts[s] += 1
+    expected = [20_000 * p for p in PAPER_PROPORTIONS]
+    for got, want in zip(counts.values(), expected, strict=True):
+        assert abs(got - want) < 4 * (want * (1 - want / 20_000)) ** 0.5  # 4 binomial sds
+    assert split_of("x", seed=0, proportions=(1.0, 0.0, 0.0)) is Split.TRAIN
     with pytest.raises(ValueError, match="three non-negative"):
-        split_sizes(5, (1.0, -0.1, 0.1))
+        split_of("x", seed=0, proportions=(1.0, -0.1, 0.1))
 
 
-def test_assign_splits_is_by_case_seeded_and_order_free():
-    ids = [f"c{i}" for i in range(50)]
-    a = assign_splits(ids, seed=3)
-    b = assign_splits(list(reversed(ids)) + ids[:5], seed=3)  # order and repeats don't matter
-    assert a == b
-    assert assign_splits(ids, seed=4) != a
-    counts = {s: sum(v is s for v in a.values()) for s in Split}
-    assert counts == dict(zip(Split, split_sizes(50, PAPER_PROPORTIONS), strict=True))
+def test_small_samples_still_get_every_wanted_split():
+    # 1.4% val: three or twelve cases would rarely draw one by hash alone.
+    for n in (3, 12):
+        got = assign_splits([f"synthetic:0-{i:06d}" for i in range(n)], seed=0)
+        assert set(got.values()) == set(Split), n
+    got = assign_splits(["a", "b"], seed=0, proportions=(1.0, 0.0, 0.0))
+    assert set(got.values()) == {Split.TRAIN}
 
 
 def test_longest_and_overlap_by_hand():

@@ -194,7 +194,8 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0]
     labs1 = [f for f in case.findings if f.kind == "lab" and f.day == 1]
     exam = [f.value_text or "" for f in case.findings if f.kind == "exam"]
-    imaging = next(f for f in case.findings if f.kind == "imaging")
+    # A case may lack the imaging finding (a user's edit): render it without the study.
+    imaging = next((f for f in case.findings if f.kind == "imaging"), None)
     home = [m for m in case.medications if m.indication != cond.name]
     plan = [m for m in case.medications if m.indication == cond.name]
 
@@ -265,8 +266,10 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     )
     b.say(
         edp,
-        f"Let's send admission bloods and request: {imaging.name}.",
-        f"Bloods please, and I'd like this study: {imaging.name}.",
+        f"Let's send admission bloods and request: {imaging.name}."
+        if imaging
+        else "Let's send admission bloods.",
+        f"Bloods please, and I'd like this study: {imaging.name}." if imaging else "Bloods please.",
         anchor="orders",
     )
     by_panel: dict[str, list[Finding]] = defaultdict(list)
@@ -299,12 +302,13 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
         else "Nothing outside the reference ranges.",
         anchor="labs_comment",
     )
-    b.say(
-        radiologist,
-        f"{imaging.name}: {imaging.value_text}.",
-        f"I've reported the {imaging.name.lower()}: {imaging.value_text}.",
-        anchor="imaging",
-    )
+    if imaging is not None:
+        b.say(
+            radiologist,
+            f"{imaging.name}: {imaging.value_text}.",
+            f"I've reported the {imaging.name.lower()}: {imaging.value_text}.",
+            anchor="imaging",
+        )
     diffs = cond.differentials[:2]
     b.say(
         attending,
