@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from behaviorsft.bench import CASES_FILE, CONVERSATIONS_FILE, TASKS_FILE
-from behaviorsft.build.llm.client import CallInfo, Prices, StructuredClient
+from behaviorsft.build.llm.client import FORMATS, CallInfo, Prices, StructuredClient
 from behaviorsft.build.llm.prompts import AUGMENT_KINDS, prompt_versions
 from behaviorsft.build.llm.stages import (
     CaseOutcome,
@@ -95,8 +95,11 @@ class LLMBuildReport:
     failed: int = 0
     tasks: int = 0
     dropped: int = 0
-    requests: int = 0
+    requests: int = 0  # HTTP requests this run: answered, failed and retried ones
+    failed_requests: int = 0  # ... of which got no answer (each retry counts)
     cache_hits: int = 0
+    response_format: str = "json_schema"  # the structured-output format that was used
+    format_fallbacks: list[str] = field(default_factory=list)  # why it is not json_schema
     resumed_from: int = 0
     input_errors: list[RecordError] = field(default_factory=list)
     failures: list[Skipped] = field(default_factory=list)
@@ -366,7 +369,20 @@ def build_llm_bench(
     selected = all_cases[:max_cases] if max_cases is not None else all_cases
     splits = assign_splits([c.id for c in selected], seed=seed, proportions=proportions)
 
-    options = {"concurrency": concurrency, **(model_options or {})}
+    report = LLMBuildReport(input_errors=input_errors)
+
+    def failed_request() -> None:
+        report.requests += 1
+        report.failed_requests += 1
+
+    user_on_retry = (model_options or {}).get("on_retry")
+
+    def on_retry(label: str, attempt: int, reason: str, delay: float) -> None:
+        failed_request()  # the attempt that is about to be retried was a request too
+        if user_on_retry is not None:
+            user_on_retry(label, attempt, reason, delay)
+
+    options = {"concurrency": concurrency, **(model_options or {}), "on_retry": on_retry}
     llm = _http_model(model, base_url, cache, api_key_env, json_schema, options)
     checker = (
         _http_model(
@@ -375,7 +391,6 @@ def build_llm_bench(
         if verifier_model
         else llm
     )
-    report = LLMBuildReport(input_errors=input_errors)
 
     def on_reply(cached: bool) -> None:
         if cached:
@@ -383,8 +398,12 @@ def build_llm_bench(
         else:
             report.requests += 1
 
-    client = StructuredClient(llm, max_reasks=max_reasks, seed=seed, on_reply=on_reply)
-    verifier = StructuredClient(checker, max_reasks=max_reasks, seed=seed, on_reply=on_reply)
+    client = StructuredClient(
+        llm, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
+    )
+    verifier = StructuredClient(
+        checker, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
+    )
 
     writers = _Writers(dest, fresh)
     try:
@@ -441,6 +460,12 @@ def build_llm_bench(
         if checker is not llm:
             checker.close()
 
+    if json_schema:
+        ladders = [client.ladder] + ([verifier.ladder] if checker is not llm else [])
+        report.response_format = FORMATS[max(ladder.level for ladder in ladders)]
+        report.format_fallbacks = [f for ladder in ladders for f in ladder.fallbacks]
+    else:
+        report.response_format = "text"
     _summarise_run(dest, selected, report, prices or Prices())
     _write_manifest(
         dest,
@@ -605,7 +630,12 @@ def _summarise_run(
     usage_doc = {
         "prices_usd_per_1m": prices.model_dump(),
         "stages": report.usage,
-        "this_run": {"requests": report.requests, "cache_hits": report.cache_hits},
+        "this_run": {
+            "requests": report.requests,
+            "failed_requests": report.failed_requests,
+            "cache_hits": report.cache_hits,
+            "response_format": report.response_format,
+        },
     }
     (llm / USAGE).write_text(json.dumps(usage_doc, indent=2) + "\n", encoding="utf-8")
 
@@ -628,6 +658,7 @@ def _write_manifest(
         # Manifest counts are integers: cost in micro-dollars (llm/usage.json has USD floats).
         counts[f"usage.{stage}.cost_micro_usd"] = round(row["cost_usd"] * 1e6)
     counts["run.requests"] = report.requests
+    counts["run.failed_requests"] = report.failed_requests
     counts["run.cache_hits"] = report.cache_hits
     manifest.counts = counts
     manifest.skipped = [
@@ -644,5 +675,6 @@ def _write_manifest(
         f"tokens: {int(total.get('prompt_tokens', 0))} prompt + "
         f"{int(total.get('completion_tokens', 0))} completion; cost "
         f"${total.get('cost_usd', 0.0):.4f} (see llm/usage.json)",
+        *(f"response_format fallback: {f}" for f in report.format_fallbacks),
     ]
     write_manifest(dest, manifest)

@@ -1,0 +1,84 @@
+"""`build --generator llm` against servers that reject structured output, or fail outright."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from behaviorsft.cli import app
+from behaviorsft.exit_codes import ExitCode
+from behaviorsft.models.openai_compat import OpenAICompatModel
+from tests.build_llm.conftest import ScriptedLLM, write_text_cases
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `build` has no backoff option; retries here must not sleep the default seconds.
+    monkeypatch.setattr(OpenAICompatModel, "_delay", lambda self, attempt, retry_after: 0.0)
+
+
+def _build(server: ScriptedLLM, tmp_path: Path, n: int = 2) -> tuple[int, str, Path]:
+    cases = write_text_cases(tmp_path / "reports.jsonl", n)
+    bench = tmp_path / "bench"
+    args = [
+        "build",
+        "--generator",
+        "llm",
+        "--cases",
+        str(cases),
+        "--out",
+        str(bench),
+        "--model",
+        "openai-compatible/scripted",
+        "--base-url",
+        server.base_url,
+        "--concurrency",
+        "4",
+        "--types",
+        "fact_retrieval",
+        "--verify",
+        "off",
+    ]
+    result = CliRunner().invoke(app, args)
+    return result.exit_code, result.output, bench
+
+
+def _reported_requests(output: str) -> int:
+    m = re.search(r"this run: (\d+) requests", output)
+    assert m, output
+    return int(m.group(1))
+
+
+def test_llama_cpp_python_server_falls_back_to_json_object(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    llm_server.llama_cpp_python = True
+    rc, output, bench = _build(llm_server, tmp_path)
+    assert rc == ExitCode.OK, output
+    assert "2 cases completed, 0 failed" in output
+    formats = [(b.get("response_format") or {}).get("type") for b in llm_server.requests]
+    # One structured request is rejected (with the client's retries), then json_object for
+    # every later request of the run: the fallback is remembered, not re-learnt per case.
+    assert formats[0] == "json_schema"
+    first_other = next(i for i, f in enumerate(formats) if f != "json_schema")
+    assert set(formats[first_other:]) == {"json_object"}
+    assert "json_object" in output  # the user is told which format was used
+    # Every request the server saw is counted, the rejected ones included.
+    assert _reported_requests(output) == llm_server.count
+    tasks = [json.loads(x) for x in (bench / "tasks.jsonl").read_text().splitlines()]
+    assert tasks and {t["task_type"] for t in tasks} == {"fact_retrieval"}
+
+
+def test_server_failing_every_request_exits_partial_and_counts_every_request(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    llm_server.inject("summary", "500", times=10_000)
+    rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.PARTIAL, output
+    assert "0 cases completed, 2 failed" in output
+    assert llm_server.count > 0
+    assert _reported_requests(output) == llm_server.count
