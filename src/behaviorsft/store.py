@@ -5,9 +5,12 @@ Every arrow of the pipeline is a file written here. The rules:
 * One record per line, UTF-8, ``\\n``-terminated, written with a single
   ``os.write`` on an ``O_APPEND`` descriptor, so a killed process leaves at
   worst one torn last line and never an interleaved one.
-* A torn last line (no trailing newline, not parseable) is dropped with a
-  warning when read, and cut off when the file is reopened for appending;
-  every complete line before it is kept.
+* A torn last line (no trailing newline, not parseable, possibly cut inside
+  a multi-byte character) is dropped with a ``TornLineWarning`` naming file,
+  line and bytes when read, and cut off (with the same warning) when a file
+  this tool wrote is reopened for appending; every complete line before it is
+  kept. A file the tool did not write (``owned=False``) is never cut: its
+  unfinished last line is an error for the user to fix.
 * Any other bad line is reported as ``file:line: field: problem``.
 * A folder of outputs carries a ``manifest.json`` (counts, versions, seeds,
   sources, skipped records and why), rewritten atomically.
@@ -22,6 +25,7 @@ import platform
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +69,38 @@ class RecordFileError(ValueError):
         head = "\n".join(str(e) for e in errors[:20])
         more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
         super().__init__(f"{len(errors)} problem(s):\n{head}{more}")
+
+
+class TornLineWarning(UserWarning):
+    """A torn last line was dropped (read) or cut off (reopened for append)."""
+
+
+class UserFileTailError(ValueError):
+    """A file this tool did not write ends in an unfinished line; it is not cut."""
+
+
+class ManifestError(ValueError):
+    """A ``manifest.json`` cannot be read or is not a valid manifest."""
+
+
+@dataclass(frozen=True)
+class TornTail:
+    """A last line without its newline that is not a complete record."""
+
+    path: str
+    line: int
+    size: int  # bytes
+
+    def describe(self, action: str) -> str:
+        return (
+            f"{self.path}:{self.line}: torn last line ({self.size} bytes, no newline, "
+            f"incomplete JSON) {action}"
+        )
+
+
+def warn_torn(tail: TornTail, action: str = "dropped") -> None:
+    """Tell the user (stderr, through ``warnings``) that a torn line was dropped or cut."""
+    warnings.warn(tail.describe(action), TornLineWarning, stacklevel=3)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -148,9 +184,13 @@ def scan_jsonl(
         if not raw.strip():
             continue
         is_last = nxt is None
+        torn_msg = f"torn last line ({len(raw)} bytes, no newline, incomplete JSON): dropped"
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            if is_last and not has_nl:  # cut inside a multi-byte character
+                yield n, None, [RecordError(name, n, "<line>", torn_msg)], True
+                continue
             yield (
                 n,
                 None,
@@ -162,11 +202,7 @@ def scan_jsonl(
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             torn = is_last and not has_nl
-            msg = (
-                "torn last line (no newline, incomplete JSON): dropped"
-                if torn
-                else f"malformed JSON: {exc.msg} at column {exc.colno}"
-            )
+            msg = torn_msg if torn else f"malformed JSON: {exc.msg} at column {exc.colno}"
             yield n, None, [RecordError(name, n, "<line>", msg)], torn
             continue
         if not isinstance(obj, dict):
@@ -197,14 +233,28 @@ def scan_jsonl(
         yield n, (None if errors else record), errors, False
 
 
+def _torn_tail(path: str | os.PathLike[str], line: int) -> TornTail:
+    p = Path(path)
+    with open(p, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = _last_line_start(fh, size)
+    return TornTail(str(path), line, size - start)
+
+
 def load_records(
-    path: str | os.PathLike[str], model: type[R], *, key: str | None = "id"
+    path: str | os.PathLike[str], model: type[R], *, key: str | None = "id", warn: bool = True
 ) -> LoadResult[R]:
-    """Read every valid record of ``path`` and collect every problem; never raises on content."""
+    """Read every valid record of ``path`` and collect every problem; never raises on content.
+
+    A torn last line is dropped with a ``TornLineWarning`` (unless ``warn`` is
+    False: the caller reports ``torn_tail`` itself).
+    """
     result: LoadResult[R] = LoadResult()
     for n, rec, errors, torn in scan_jsonl(path, model, key=key):
         if torn:
             result.torn_tail = errors[0]
+            if warn:
+                warn_torn(_torn_tail(path, n))
         elif errors:
             result.errors.extend(errors)
         else:
@@ -227,8 +277,11 @@ def read_jsonl(path: str | os.PathLike[str], model: type[R], *, key: str | None 
 
 def iter_records(path: str | os.PathLike[str], model: type[R]) -> Iterator[R]:
     """Stream valid records without holding the file in memory; raise on the first bad line."""
-    for _, rec, errors, torn in scan_jsonl(path, model, key=None):
-        if errors and not torn:
+    for n, rec, errors, torn in scan_jsonl(path, model, key=None):
+        if torn:
+            warn_torn(_torn_tail(path, n))
+            continue
+        if errors:
             raise RecordFileError(errors)
         if rec is not None:
             yield rec  # type: ignore[misc]
@@ -303,42 +356,71 @@ class FolderLock:
         self.release()
 
 
-def repair_tail(path: str | os.PathLike[str]) -> int:
-    """Make ``path`` end at a complete line; return the number of bytes cut off.
+def _last_line_start(fh: Any, size: int) -> int:
+    """Offset of the first byte after the last newline before ``size`` (0 if none)."""
+    pos, block = size, 65536
+    while pos > 0:
+        start = max(0, pos - block)
+        fh.seek(start)
+        chunk = fh.read(pos - start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
 
-    A last line without a newline is kept (a newline is added) if it parses as
-    JSON, and cut off otherwise: it is the torn write of a killed process.
-    """
+
+def check_tail(path: str | os.PathLike[str]) -> TornTail | None:
+    """The torn last line of ``path`` (no newline, not complete JSON), or None; reads only."""
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
-        return 0
-    with open(p, "rb+") as fh:
+        return None
+    with open(p, "rb") as fh:
         size = fh.seek(0, os.SEEK_END)
         fh.seek(size - 1)
         if fh.read(1) == b"\n":
-            return 0
-        # Walk back to the previous newline in blocks; a line is rarely huge.
-        pos, block = size, 65536
-        tail_start = 0
-        while pos > 0:
-            start = max(0, pos - block)
-            fh.seek(start)
-            chunk = fh.read(pos - start)
-            i = chunk.rfind(b"\n")
-            if i >= 0:
-                tail_start = start + i + 1
-                break
-            pos = start
+            return None
+        tail_start = _last_line_start(fh, size)
+        fh.seek(0)
+        line = fh.read(tail_start).count(b"\n") + 1 if tail_start else 1
         fh.seek(tail_start)
         tail = fh.read()
-        try:
-            json.loads(tail.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            fh.truncate(tail_start)
-            return size - tail_start
-        fh.seek(0, os.SEEK_END)
-        fh.write(b"\n")
-        return 0
+    try:
+        json.loads(tail.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return TornTail(str(path), line, size - tail_start)
+    return None
+
+
+def repair_tail(path: str | os.PathLike[str], *, owned: bool = True) -> int:
+    """Make ``path`` end at a complete line; return the number of bytes cut off.
+
+    A last line without a newline is kept (a newline is added) if it parses as
+    JSON. Otherwise it is the torn write of a killed process: cut off, with a
+    ``TornLineWarning`` naming file, line and bytes, when this tool wrote the
+    file (``owned``); a file it did not write is never cut: ``UserFileTailError``.
+    """
+    p = Path(path)
+    tail = check_tail(p)
+    if tail is not None:
+        if not owned:
+            raise UserFileTailError(
+                f"{tail.path}:{tail.line}: the last line ({tail.size} bytes) has no newline and "
+                "is not complete JSON; this file was not written by behaviorsft, so it is not "
+                "cut: finish or delete that line, or write to another file"
+            )
+        size = p.stat().st_size
+        with open(p, "rb+") as fh:
+            fh.truncate(size - tail.size)
+        warn_torn(tail, "cut off (left by an interrupted write)")
+        return tail.size
+    if p.exists() and p.stat().st_size > 0:
+        with open(p, "rb+") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.seek(0, os.SEEK_END)
+                fh.write(b"\n")
+    return 0
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -357,9 +439,12 @@ class JsonlWriter:
     ...             w.write(task)
 
     Opening repairs a torn last line and loads the ids already on disk, so a
-    re-run after a crash resumes where it stopped. One writer per file at a
-    time. ``durable=True`` also fsyncs after every record (survives power loss,
-    not only a killed process; slower).
+    re-run after a crash resumes where it stopped; ``dropped`` says what was cut
+    (a ``TornLineWarning`` says it too). ``owned=False`` is for a file this tool
+    did not write (a user's file given as output): its unfinished last line is
+    never cut (``UserFileTailError``). One writer per file at a time.
+    ``durable=True`` also fsyncs after every record (survives power loss, not
+    only a killed process; slower).
     """
 
     def __init__(
@@ -369,14 +454,17 @@ class JsonlWriter:
         key: str = "id",
         durable: bool = False,
         fresh: bool = False,
+        owned: bool = True,
     ) -> None:
         self.path = Path(path)
         self.key = key
         self.durable = durable
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh and self.path.exists():
             self.path.unlink()
-        self.dropped_bytes = repair_tail(self.path)
+        self.dropped = check_tail(self.path)
+        repair_tail(self.path, owned=owned)  # raises before anything is created or changed
+        self.dropped_bytes = self.dropped.size if self.dropped is not None else 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._ids: set[Any] = set()
         if self.path.exists():
             for _, obj, _, _ in scan_jsonl(self.path, None, key=None):
@@ -593,15 +681,25 @@ def write_manifest(folder: str | os.PathLike[str], manifest: Manifest) -> Path:
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> Manifest | None:
-    """Read ``folder/manifest.json``; None if there is none."""
+    """Read ``folder/manifest.json``; None if there is none.
+
+    Raises ``ManifestError`` (a ValueError) with one line naming the file when
+    it is not readable JSON or not a valid manifest.
+    """
     p = Path(folder) / MANIFEST_NAME
     if not p.exists():
         return None
     try:
         return Manifest.model_validate_json(p.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        errs = "; ".join(str(e) for e in validation_errors(str(p), 1, exc))
-        raise ValueError(f"{p}: not a valid manifest: {errs}") from exc
+        errs = "; ".join(
+            f"{e.field}: {e.message}" for e in validation_errors(str(p), 1, exc)[:5]
+        )
+        raise ManifestError(
+            f"{p}: not a valid manifest ({errs}); move it away or fix it, then re-run"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{p}: cannot read the manifest ({exc})") from None
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
