@@ -692,9 +692,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> Manifest | None:
     try:
         return Manifest.model_validate_json(p.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        errs = "; ".join(
-            f"{e.field}: {e.message}" for e in validation_errors(str(p), 1, exc)[:5]
-        )
+        errs = "; ".join(f"{e.field}: {e.message}" for e in validation_errors(str(p), 1, exc)[:5])
         raise ManifestError(
             f"{p}: not a valid manifest ({errs}); move it away or fix it, then re-run"
         ) from None
@@ -724,18 +722,89 @@ DEFAULT_FILES: dict[str, str] = {
     "judgement": "judgements.jsonl",
 }
 
-# The field that only that record type has, to recognise a file by its content.
-_SIGNATURE_FIELDS: tuple[tuple[str, str], ...] = (
-    ("criterion", "judgement"),
-    ("raw_output", "prediction"),
-    ("options", "task"),
-    ("turns", "conversation"),
-    ("source", "case"),
-)
+# Top-level fields that tell the record types apart (and free-text case reports,
+# which `cases import --source text` and the LLM builder read: {"id", "text"}).
+_SIGNATURES: dict[str, frozenset[str]] = {
+    "judgement": frozenset({"criterion", "prediction_id", "judge_model"}),
+    "prediction": frozenset({"raw_output", "parsed_answer", "strategy", "p_proactive"}),
+    "task": frozenset({"options", "answer", "task_type", "question", "behavior_score"}),
+    "conversation": frozenset({"turns", "participants"}),
+    "case": frozenset({"source", "presentation", "sections", "findings", "demographics"}),
+    "report": frozenset({"text"}),
+}
+# What each kind is called in messages ("a tasks file").
+KIND_NAMES: dict[str, str] = {
+    "case": "cases",
+    "conversation": "conversations",
+    "task": "tasks",
+    "prediction": "predictions",
+    "judgement": "judgements",
+    "report": "free-text reports ({id, text})",
+}
+_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+_SNIFF_LINES = 50
+
+
+def _line_kind(raw: bytes) -> str | None:
+    """The kind one line looks like: by its top-level keys, or any keys if it is broken."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        keys = {m.decode() for m in _KEY.findall(raw)}  # a broken line still names its fields
+        top = False
+    else:
+        if not isinstance(obj, dict):
+            return None
+        keys, top = set(obj), True
+    scores = {
+        kind: len(keys & sig)
+        for kind, sig in _SIGNATURES.items()
+        if kind != "report" or top  # "text" is nested in many records
+    }
+    best = max(scores.values(), default=0)
+    winners = [k for k, v in scores.items() if v == best]
+    if best == 0 or len(winners) > 1:
+        return None
+    return winners[0]
+
+
+def sniff_record_type(path: str | os.PathLike[str], max_lines: int = _SNIFF_LINES) -> str | None:
+    """What a file holds, from the fields of its first ``max_lines`` non-blank lines.
+
+    Broken lines count too (their field names are read from the raw text), so
+    a file with some bad lines is still recognised. Returns a record type, or
+    ``"report"`` for free-text case reports, or None when the lines do not tell.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return None
+    votes: dict[str, int] = {}
+    seen = 0
+    with open(p, "rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            kind = _line_kind(raw.strip())
+            if kind is not None:
+                votes[kind] = votes.get(kind, 0) + 1
+            seen += 1
+            if seen >= max_lines:
+                break
+    if not votes:
+        return None
+    ranked = sorted(votes.items(), key=lambda kv: -kv[1])
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
 
 
 def detect_record_type(path: str | os.PathLike[str]) -> str | None:
-    """Guess a file's record type: from its folder's manifest, its name, or its first record."""
+    """Guess a file's record type: its folder's manifest, else its content, else its name.
+
+    The content is read from several lines, broken ones included (see
+    :func:`sniff_record_type`), so a ``cases.jsonl`` that holds tasks is a
+    tasks file. Returns a key of ``RECORD_TYPES`` or None.
+    """
     p = Path(path)
     manifest_path = p.parent / MANIFEST_NAME
     if manifest_path.exists():
@@ -745,19 +814,46 @@ def detect_record_type(path: str | os.PathLike[str]) -> str | None:
                 rtype = info[p.name].get("record_type")
                 if rtype in RECORD_TYPES:
                     return rtype
-        except (OSError, ValueError):
-            pass  # a broken manifest is reported by `validate` itself, not here
+        except (OSError, ValueError, AttributeError):
+            pass  # a broken manifest is reported by the commands that need it, not here
+    sniffed = sniff_record_type(p)
+    if sniffed in RECORD_TYPES:
+        return sniffed
     for rtype, fname in DEFAULT_FILES.items():
         if p.name == fname or p.name.endswith("." + fname) or p.stem == rtype + "s":
             return rtype
-    for _, obj, errs, _ in scan_jsonl(p, None, key=None):
-        if errs or not isinstance(obj, dict):
-            continue
-        for fld, rtype in _SIGNATURE_FIELDS:
-            if fld in obj:
-                return rtype
-        break
     return None
+
+
+def kind_problem(path: str | os.PathLike[str], expected: str) -> str | None:
+    """A one-line message when ``path`` is not a file of the ``expected`` kind, else None.
+
+    ``expected`` is a record type or ``"report"``. Checks that the file exists,
+    is a file, is not empty, and that its content (when it tells) is that kind:
+    ``"X is a tasks file, not a cases file"``.
+    """
+    p = Path(path)
+    want = KIND_NAMES.get(expected, expected)
+    if not p.exists():
+        return f"{p}: no such file"
+    if p.is_dir():
+        return f"{p}: is a folder, not a {want} file"
+    if p.stat().st_size == 0 or not any(line.strip() for line in _head_lines(p)):
+        return f"{p}: is empty (no {want} records)"
+    got = sniff_record_type(p)
+    if got is not None and got != expected:
+        return f"{p} is a {KIND_NAMES.get(got, got)} file, not a {want} file"
+    return None
+
+
+def _head_lines(p: Path, n: int = _SNIFF_LINES) -> list[bytes]:
+    out: list[bytes] = []
+    with open(p, "rb") as fh:
+        for raw in fh:
+            out.append(raw)
+            if len(out) >= n:
+                break
+    return out
 
 
 def model_for(record_type: str) -> type[Record]:
@@ -808,7 +904,10 @@ def export_hf(
         raise ValueError(f"unknown format {fmt!r}; use 'parquet' or 'arrow'")
     rtype = record_type or detect_record_type(path)
     if rtype is None:
-        raise ValueError(f"{path}: cannot tell the record type; pass record_type")
+        raise ValueError(
+            f"{path}: cannot tell the record type; pass record_type "
+            f"(one of {', '.join(RECORD_TYPES)})"
+        )
     rows = [r.model_dump(mode="json") for r in read_jsonl(path, model_for(rtype))]
     groups: dict[str, list[dict[str, Any]]] = {}
     if rtype == "task" and rows and all(r["split"] is not None for r in rows):
