@@ -26,6 +26,7 @@ from behaviorsft.store import (
     MANIFEST_NAME,
     FileInfo,
     FolderBusyError,
+    FolderLock,
     LoadResult,
     ManifestError,
     RecordError,
@@ -472,8 +473,7 @@ def cases_import(
     cases whose id is not yet in the output (resume after a crash). Exit 2
     when an input is missing or nothing could be imported.
     """
-    from behaviorsft.sources.base import SOURCE_LICENCES, import_paths
-    from behaviorsft.store import JsonlWriter, Skipped, SourceInfo
+    from behaviorsft.sources.base import import_paths
 
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -502,6 +502,30 @@ def cases_import(
         first = next(items, None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    lock = FolderLock(out.parent).acquire()  # a second writer of this folder stops here
+    try:
+        _import_into(
+            out, conv_path, manifest, source, first, items, paths, licence, attribution, strict
+        )
+    finally:
+        lock.release()
+
+
+def _import_into(
+    out: Path,
+    conv_path: Path,
+    manifest: Any,
+    source: str,
+    first: Any,
+    items: Any,
+    paths: list[Path],
+    licence: str | None,
+    attribution: str | None,
+    strict: bool,
+) -> None:
+    from behaviorsft.sources.base import SOURCE_LICENCES
+    from behaviorsft.store import JsonlWriter, Skipped, SourceInfo
+
     n_cases = n_convs = 0
     skipped: list[Skipped] = []
     cw = JsonlWriter(out, owned=_owns(out, manifest, "case"))
@@ -614,7 +638,11 @@ def cases_synth(
             )
     kb = load_kb()
     manifest = (None if fresh else existing) or new_manifest("cases-synth")
-    with JsonlWriter(out, fresh=fresh, owned=owned) as w, _progress() as prog:
+    with (
+        FolderLock(out.parent),
+        JsonlWriter(out, fresh=fresh, owned=owned) as w,
+        _progress() as prog,
+    ):
         # Registered before the first write: a killed run's torn line is then ours to cut.
         manifest.files.setdefault(out.name, FileInfo(record_type="case", count=len(w)))
         write_manifest(out.parent, manifest)
@@ -785,6 +813,11 @@ def build_cmd(
     )
 
 
+def _record_problems(path: Path, model: Any, key: str) -> list[RecordError]:
+    """Every bad line of ``path`` (streamed: records are validated, not kept)."""
+    return [e for _, _, errs, torn in scan_jsonl(path, model, key=key) if not torn for e in errs]
+
+
 def _bench_file(bench: Path, rtype: str) -> Path:
     path = bench / DEFAULT_FILES[rtype]
     if not path.exists():
@@ -853,10 +886,18 @@ def stats_cmd(
         task_stats,
         write_figures,
     )
+    from behaviorsft.records import Conversation, Task
 
     conv_path = bench / DEFAULT_FILES["conversation"]
+    task_path = _bench_file(bench, "task")
+    # Every bad line of both files is listed (and nothing written) before any counting.
+    errors = _record_problems(task_path, Task, "id")
+    if conv_path.exists():
+        errors += _record_problems(conv_path, Conversation, "case_id")
+    if errors:
+        raise RecordFileError(errors)
     convs = conversation_stats(conv_path) if conv_path.exists() else None
-    tasks = task_stats(_bench_file(bench, "task"))
+    tasks = task_stats(task_path)
     summary = {
         "conversations": convs.model_dump(exclude={"turns", "characters"}) if convs else None,
         "tasks": tasks.model_dump(exclude={"scores"}),

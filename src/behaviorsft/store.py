@@ -202,7 +202,9 @@ def scan_jsonl(
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             torn = is_last and not has_nl
-            msg = torn_msg if torn else f"malformed JSON: {exc.msg} at column {exc.colno}"
+            # json's own messages may end in "at" ("Unterminated string starting at").
+            where = "column" if exc.msg.endswith(" at") else "at column"
+            msg = torn_msg if torn else f"malformed JSON: {exc.msg} {where} {exc.colno}"
             yield n, None, [RecordError(name, n, "<line>", msg)], torn
             continue
         if not isinstance(obj, dict):
