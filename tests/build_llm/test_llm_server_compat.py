@@ -82,3 +82,13 @@ def test_server_failing_every_request_exits_partial_and_counts_every_request(
     assert "0 cases completed, 2 failed" in output
     assert llm_server.count > 0
     assert _reported_requests(output) == llm_server.count
+
+
+def test_corrupt_manifest_stops_before_any_request(llm_server: ScriptedLLM, tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "manifest.json").write_text('{"stage": ')
+    rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.INPUT_ERROR, output
+    assert str(bench / "manifest.json") in output and "Traceback" not in output
+    assert llm_server.count == 0

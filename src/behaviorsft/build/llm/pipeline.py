@@ -363,6 +363,8 @@ def build_llm_bench(
         raise ValueError(f"verify: {verify!r}; use one of {', '.join(VERIFY_POLICIES)}")
     wanted = [TaskType(t) for t in types] if types else list(TaskType)
     dest = Path(out)
+    if not fresh:
+        read_manifest(dest)  # a corrupt manifest stops the run here, not after every request
     dest.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else dest / LLM_DIR / "cache"
     all_cases, input_errors = load_input_cases(cases)
