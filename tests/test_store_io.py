@@ -94,3 +94,19 @@ def test_a_file_not_written_by_this_tool_is_never_cut(tmp_path: Path) -> None:
     with JsonlWriter(q, owned=False) as w:
         assert w.dropped is None and w.existing == 2
     assert q.read_text().endswith("\n") and len(read_jsonl(q, Task)) == 2
+
+
+@pytest.mark.parametrize("rtype", ["case", "conversation", "task", "prediction", "judgement"])
+def test_every_record_type_is_recognised_by_its_fields(tmp_path: Path, rtype: str) -> None:
+    from behaviorsft.records import RECORD_TYPES
+    from behaviorsft.store import detect_record_type, sniff_record_type
+
+    fields = {k: None for k in RECORD_TYPES[rtype].model_fields}
+    line = json.dumps(fields)
+    p = tmp_path / "records.jsonl"  # a name that tells nothing
+    p.write_text(f"{line}\n{line[: len(line) // 2]}\n{line}\n")  # one broken line among them
+    assert sniff_record_type(p) == rtype
+    assert detect_record_type(p) == rtype
+    reports = tmp_path / "reports.jsonl"
+    reports.write_text('{"id": "r1", "text": "A 50-year-old man."}\n')
+    assert sniff_record_type(reports) == "report" and detect_record_type(reports) is None
