@@ -108,8 +108,8 @@ def run_build_llm(
         err_console.print(f"... and {len(report.failures) - 50} more (see manifest.json)")
     for note in report.format_fallbacks:
         err_console.print(
-            f"note: the endpoint rejected response_format {note}; the run used "
-            f"{report.response_format} (replies parsed and validated as usual)",
+            f"note: the endpoint {note} for the rest of the run (replies are parsed and "
+            "validated as usual)",
             markup=False,
             soft_wrap=True,
         )

@@ -175,7 +175,7 @@ class FormatLadder:
     level: int = 0
     confirmed: bool = False
     failed_ladders: int = 0
-    fallbacks: list[str] = field(default_factory=list)  # "json_schema -> json_object: why"
+    fallbacks: list[str] = field(default_factory=list)  # "rejected ... (why); using ..."
     _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -194,8 +194,9 @@ class FormatLadder:
     def step_down(self, to: int, reason: str) -> None:
         if to <= self.level:
             return
-        note = f"{FORMATS[self.level]} -> {FORMATS[to]}: {' '.join(reason.split())[:300]}"
-        log.warning("endpoint rejects response_format %s", note)
+        why = " ".join(reason.split())[:300]
+        note = f"rejected response_format {FORMATS[self.level]} ({why}); using {FORMATS[to]}"
+        log.info("endpoint %s", note)
         self.fallbacks.append(note)
         self.level = to
 

@@ -677,6 +677,6 @@ def _write_manifest(
         f"tokens: {int(total.get('prompt_tokens', 0))} prompt + "
         f"{int(total.get('completion_tokens', 0))} completion; cost "
         f"${total.get('cost_usd', 0.0):.4f} (see llm/usage.json)",
-        *(f"response_format fallback: {f}" for f in report.format_fallbacks),
+        *(f"the endpoint {f}" for f in report.format_fallbacks),
     ]
     write_manifest(dest, manifest)
