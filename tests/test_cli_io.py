@@ -190,6 +190,20 @@ def test_export_hf_bad_line_and_bad_format_are_messages(tmp_path: Path) -> None:
     assert not (tmp_path / "hf").exists()
 
 
+def test_stats_and_export_of_empty_or_wrong_kind_files_are_input_errors(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "tasks.jsonl").write_text("")
+    res = runner.invoke(app, ["stats", str(bench)])
+    assert res.exit_code == ExitCode.INPUT_ERROR and "empty" in res.output, res.output
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text("\n".join(_task_lines(2)) + "\n")
+    res = runner.invoke(app, ["export-hf", str(tasks), "-o", str(tmp_path / "hf"), "-t", "case"])
+    assert res.exit_code == ExitCode.INPUT_ERROR, res.output
+    assert "is a tasks file, not a cases file" in res.output
+    assert not (tmp_path / "hf").exists()
+
+
 def test_export_hf_unknown_type_hint_names_the_flag(tmp_path: Path) -> None:
     p = tmp_path / "stuff.jsonl"
     p.write_text('{"a": 1}\n')

@@ -350,8 +350,9 @@ def export_hf_cmd(
             f"pass --type (one of {', '.join(RECORD_TYPES)})",
             param_hint="--type",
         )
-    if not any(scan_jsonl(path, None, key=None)):
-        err_console.print(f"error: {path}: empty (no records to export)", markup=False)
+    problem = kind_problem(path, rtype)  # empty, or another kind than --type says
+    if problem is not None:
+        err_console.print(f"error: {problem}", markup=False, soft_wrap=True)
         raise exit_with(ExitCode.INPUT_ERROR)
     written = export_hf(path, out, record_type=rtype, fmt=fmt)
     for w in written:
@@ -890,6 +891,11 @@ def stats_cmd(
 
     conv_path = bench / DEFAULT_FILES["conversation"]
     task_path = _bench_file(bench, "task")
+    for path, kind in ((task_path, "task"), (conv_path, "conversation")):
+        problem = kind_problem(path, kind) if path.exists() else None
+        if problem is not None:  # empty, or another kind of file under this name
+            err_console.print(f"error: {problem}", markup=False, soft_wrap=True)
+            raise exit_with(ExitCode.INPUT_ERROR)
     # Every bad line of both files is listed (and nothing written) before any counting.
     errors = _record_problems(task_path, Task, "id")
     if conv_path.exists():
