@@ -339,8 +339,8 @@ def export_hf_cmd(
             f"{record_type!r}: choose one of {', '.join(RECORD_TYPES)}", param_hint="--type"
         )
     if not path.exists() or path.is_dir():
-        problem = "no such file" if not path.exists() else "is a folder, not a records file"
-        raise typer.BadParameter(f"{path}: {problem}", param_hint="PATH")
+        what = "no such file" if not path.exists() else "is a folder, not a records file"
+        raise typer.BadParameter(f"{path}: {what}", param_hint="PATH")
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out}: exists and is not a folder", param_hint="--out")
     rtype = record_type or detect_record_type(path)
