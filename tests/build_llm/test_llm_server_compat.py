@@ -92,3 +92,14 @@ def test_corrupt_manifest_stops_before_any_request(llm_server: ScriptedLLM, tmp_
     assert rc == ExitCode.INPUT_ERROR, output
     assert str(bench / "manifest.json") in output and "Traceback" not in output
     assert llm_server.count == 0
+
+
+def test_rate_limits_do_not_drop_structured_output(llm_server: ScriptedLLM, tmp_path: Path) -> None:
+    # The first case's summary is refused with 429 until the client gives up (7 attempts).
+    llm_server.inject("summary", "429", case_id="text:case-000", times=7)
+    rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.PARTIAL, output  # that case failed, with its reason
+    formats = {(b.get("response_format") or {}).get("type") for b in llm_server.requests}
+    assert formats == {"json_schema"}
+    assert "note:" not in output
+    assert _reported_requests(output) == llm_server.count

@@ -153,8 +153,10 @@ def _reask_message(problem: str) -> ChatMessage:
 FORMATS: tuple[str, ...] = ("json_schema", "json_object", "text")
 # An error that says the endpoint did not take the response_format it was sent.
 _FORMAT_REJECTED = re.compile(r"response_format|json_schema|json_object", re.IGNORECASE)
-# An HTTP status error (a refused connection or a timeout is not the format's fault).
-_HTTP_ERROR = re.compile(r"\bHTTP [45]\d\d\b")
+# The statuses servers reject a request body with (llama-cpp-python: 500; others 400/422).
+# Not 429/502/503/504 (rate limits, a busy or restarting server), nor a refused
+# connection or a timeout: no response format would fix those.
+_HTTP_ERROR = re.compile(r"\bHTTP (400|415|422|500|501)\b")
 # Full ladders (every format failed) after which an endpoint is taken to be broken,
 # not picky: later requests stop trying other formats.
 _MAX_FAILED_LADDERS = 2
@@ -165,8 +167,8 @@ class FormatLadder:
     """Which ``response_format`` an endpoint takes, learnt once per run and shared.
 
     Until a request succeeds, one request at a time probes: it is sent with
-    ``json_schema``; if that fails with an HTTP 4xx/5xx (or any error naming
-    the response format), the same request is sent with ``json_object``, then
+    ``json_schema``; if that fails with HTTP 400/415/422/500/501 (or any error
+    naming the response format), the same request is sent with ``json_object``, then
     without ``response_format``. The first format that gets an answer is kept
     for every later request of the run. Once a format has worked, only an
     error that names the response format moves further down.
