@@ -111,6 +111,7 @@ def test_cases_import_of_a_tasks_file_or_an_empty_file_says_so(tmp_path: Path) -
     res = runner.invoke(app, ["cases", "import", str(tasks), "--source", "text", "--out", str(out)])
     assert res.exit_code == ExitCode.INPUT_ERROR, res.output
     assert "is a tasks file" in res.output
+    assert not out.exists() and not (out.parent / "manifest.json").exists()
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     res = runner.invoke(app, ["cases", "import", str(empty), "--source", "text", "--out", str(out)])

@@ -512,6 +512,22 @@ def cases_import(
         lock.release()
 
 
+def _nothing_imported(paths: list[Path], source: str, seen: int) -> None:
+    hint = ""
+    if len(paths) == 1 and paths[0].is_file():
+        looks = sniff_record_type(paths[0])
+        if looks is not None and looks != "report" and source == "text":
+            hint = f"; {paths[0]} is a {KIND_NAMES[looks]} file, not free-text reports" + (
+                " (it needs no import: use it as it is)" if looks == "case" else ""
+            )
+    what = "no entries found" if seen == 0 else "no entry could be imported"
+    err_console.print(
+        f"error: {what} in {', '.join(map(str, paths))} as {source}{hint}; nothing was written",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 def _import_into(
     out: Path,
     conv_path: Path,
@@ -529,6 +545,7 @@ def _import_into(
 
     n_cases = n_convs = 0
     skipped: list[Skipped] = []
+    had_out, had_manifest = out.exists(), (out.parent / MANIFEST_NAME).exists()
     cw = JsonlWriter(out, owned=_owns(out, manifest, "case"))
     try:
         vw = JsonlWriter(conv_path, key="case_id", owned=_owns(conv_path, manifest, "conversation"))
@@ -559,6 +576,13 @@ def _import_into(
         total_cases, total_convs = len(cw), len(vw)
     if total_convs == 0 and conv_path.exists() and conv_path.stat().st_size == 0:
         conv_path.unlink()
+    if total_cases == 0 and total_convs == 0:  # nothing imported: leave nothing behind
+        _nothing_imported(paths, source, n_cases + n_convs + len(skipped))
+        if not had_out:
+            out.unlink(missing_ok=True)
+        if not had_manifest:
+            (out.parent / MANIFEST_NAME).unlink(missing_ok=True)
+        raise exit_with(ExitCode.INPUT_ERROR)
     lic = SOURCE_LICENCES[source]
     by_source = _count_by_source(out)
     previous = {s.name: s for s in manifest.sources}
@@ -581,22 +605,6 @@ def _import_into(
         f"{len(skipped)} skipped -> {out} ({total_cases} cases in all)",
         soft_wrap=True,
     )
-    seen = n_cases + n_convs + len(skipped)
-    if first is None or (total_cases == 0 and total_convs == 0):
-        hint = ""
-        if len(paths) == 1 and paths[0].is_file():
-            looks = sniff_record_type(paths[0])
-            if looks is not None and looks != "report" and source == "text":
-                hint = f"; {paths[0]} is a {KIND_NAMES[looks]} file, not free-text reports" + (
-                    " (it needs no import: use it as it is)" if looks == "case" else ""
-                )
-        what = "no entries found" if seen == 0 else "no entry could be imported"
-        err_console.print(
-            f"error: {what} in {', '.join(map(str, paths))} as {source}{hint}",
-            markup=False,
-            soft_wrap=True,
-        )
-        raise exit_with(ExitCode.INPUT_ERROR)
     if strict and skipped:
         raise exit_with(ExitCode.PARTIAL)
 
