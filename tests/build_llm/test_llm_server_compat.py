@@ -103,3 +103,31 @@ def test_rate_limits_do_not_drop_structured_output(llm_server: ScriptedLLM, tmp_
     assert formats == {"json_schema"}
     assert "note:" not in output
     assert _reported_requests(output) == llm_server.count
+
+
+def test_cases_that_are_the_benchs_own_output_are_refused_untouched(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    cases = write_text_cases(bench / "cases.jsonl", 2)  # the file the builder writes
+    before = cases.read_bytes()
+    result = CliRunner().invoke(
+        app,
+        [
+            "build-llm",
+            "--cases",
+            str(cases),
+            "--out",
+            str(bench),
+            "--model",
+            "openai-compatible/scripted",
+            "--base-url",
+            llm_server.base_url,
+            "--fresh",
+        ],
+    )
+    assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+    assert "cases" in result.output and "output" in result.output
+    assert cases.read_bytes() == before
+    assert llm_server.count == 0

@@ -363,6 +363,7 @@ def build_llm_bench(
         raise ValueError(f"verify: {verify!r}; use one of {', '.join(VERIFY_POLICIES)}")
     wanted = [TaskType(t) for t in types] if types else list(TaskType)
     dest = Path(out)
+    _check_input_is_not_output(Path(cases), dest)
     if not fresh:
         read_manifest(dest)  # a corrupt manifest stops the run here, not after every request
     dest.mkdir(parents=True, exist_ok=True)
@@ -494,6 +495,19 @@ def build_llm_bench(
         },
     )
     return report
+
+
+def _check_input_is_not_output(cases: Path, dest: Path) -> None:
+    """Refuse an input that is (or holds) a file this build writes: it would be overwritten."""
+    src = cases.resolve()
+    outputs = [dest / CASES_FILE, dest / CONVERSATIONS_FILE, dest / TASKS_FILE, dest / LLM_DIR]
+    for target in (t.resolve() for t in outputs):
+        if src == target or target in src.parents or (src.is_dir() and src in target.parents):
+            raise ValueError(
+                f"--cases {cases} is (or holds) {target}, which this build writes into "
+                f"{dest}; an input is never overwritten: keep the cases outside the output "
+                "folder (e.g. cases/cases.jsonl) or choose another --out"
+            )
 
 
 def _http_model(
