@@ -131,3 +131,33 @@ def test_cases_that_are_the_benchs_own_output_are_refused_untouched(
     assert "cases" in result.output and "output" in result.output
     assert cases.read_bytes() == before
     assert llm_server.count == 0
+
+
+def test_wrong_kind_or_empty_cases_are_input_errors(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    from behaviorsft.records import Task
+    from tests.conftest import make_task_dict
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(Task.model_validate(make_task_dict()).model_dump_json() + "\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for path, says in ((tasks, "is a tasks file"), (empty, "empty")):
+        result = CliRunner().invoke(
+            app,
+            [
+                "build-llm",
+                "--cases",
+                str(path),
+                "--out",
+                str(tmp_path / "bench"),
+                "--model",
+                "openai-compatible/scripted",
+                "--base-url",
+                llm_server.base_url,
+            ],
+        )
+        assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+        assert says in result.output
+    assert llm_server.count == 0

@@ -59,6 +59,7 @@ from behaviorsft.models import load_model
 from behaviorsft.models.openai_compat import OpenAICompatModel
 from behaviorsft.records import Case, Split, Task
 from behaviorsft.store import (
+    KIND_NAMES,
     FileInfo,
     JsonlWriter,
     RecordError,
@@ -66,6 +67,7 @@ from behaviorsft.store import (
     new_manifest,
     read_manifest,
     scan_jsonl,
+    sniff_record_type,
     validation_errors,
     write_manifest,
 )
@@ -120,6 +122,14 @@ def load_input_cases(path: str | os.PathLike[str]) -> tuple[list[Case], list[Rec
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder")
+    if p.is_file() and p.stat().st_size == 0:
+        raise ValueError(f"{p}: is empty (no cases or case reports)")
+    kind = sniff_record_type(p) if p.is_file() else None
+    if kind is not None and kind not in ("case", "report"):
+        raise ValueError(
+            f"{p} is a {KIND_NAMES[kind]} file, not cases or case reports "
+            "(give the output of `cases import`/`cases synth`, or report files)"
+        )
     if p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson") and _looks_like_cases(p):
         cases: list[Case] = []
         errors: list[RecordError] = []
@@ -151,9 +161,7 @@ def load_input_cases(path: str | os.PathLike[str]) -> tuple[list[Case], list[Rec
 
 
 def _looks_like_cases(path: Path) -> bool:
-    for _, obj, _, _ in scan_jsonl(path, None, key=None):
-        return isinstance(obj, dict) and "source" in obj and "id" in obj
-    return False
+    return sniff_record_type(path) == "case"
 
 
 # ----------------------------------------------------------------------------- state on disk
@@ -369,6 +377,12 @@ def build_llm_bench(
     dest.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else dest / LLM_DIR / "cache"
     all_cases, input_errors = load_input_cases(cases)
+    if not all_cases:
+        listed = "".join(f"\n{e}" for e in input_errors[:20])
+        raise ValueError(
+            f"{cases}: no usable case in it ({len(input_errors)} bad line(s)); nothing to build"
+            + listed
+        )
     selected = all_cases[:max_cases] if max_cases is not None else all_cases
     splits = assign_splits([c.id for c in selected], seed=seed, proportions=proportions)
 
