@@ -157,6 +157,10 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
             yield n, raw.rstrip(b"\r\n"), has_nl
 
 
+def _torn_message(raw: bytes) -> str:
+    return f"torn last line ({len(raw)} bytes, no newline, incomplete JSON): dropped"
+
+
 def scan_jsonl(
     path: str | os.PathLike[str],
     model: type[R] | None = None,
@@ -184,12 +188,11 @@ def scan_jsonl(
         if not raw.strip():
             continue
         is_last = nxt is None
-        torn_msg = f"torn last line ({len(raw)} bytes, no newline, incomplete JSON): dropped"
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             if is_last and not has_nl:  # cut inside a multi-byte character
-                yield n, None, [RecordError(name, n, "<line>", torn_msg)], True
+                yield n, None, [RecordError(name, n, "<line>", _torn_message(raw))], True
                 continue
             yield (
                 n,
@@ -204,7 +207,7 @@ def scan_jsonl(
             torn = is_last and not has_nl
             # json's own messages may end in "at" ("Unterminated string starting at").
             where = "column" if exc.msg.endswith(" at") else "at column"
-            msg = torn_msg if torn else f"malformed JSON: {exc.msg} {where} {exc.colno}"
+            msg = _torn_message(raw) if torn else f"malformed JSON: {exc.msg} {where} {exc.colno}"
             yield n, None, [RecordError(name, n, "<line>", msg)], torn
             continue
         if not isinstance(obj, dict):
@@ -383,10 +386,14 @@ def check_tail(path: str | os.PathLike[str]) -> TornTail | None:
         if fh.read(1) == b"\n":
             return None
         tail_start = _last_line_start(fh, size)
-        fh.seek(0)
-        line = fh.read(tail_start).count(b"\n") + 1 if tail_start else 1
         fh.seek(tail_start)
         tail = fh.read()
+        fh.seek(0)
+        line, left = 1, tail_start
+        while left > 0:  # the tail's line number, counted in blocks
+            chunk = fh.read(min(left, 1 << 20))
+            line += chunk.count(b"\n")
+            left -= len(chunk)
     try:
         json.loads(tail.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
