@@ -33,6 +33,7 @@ re-ask loop it would give us is the twenty lines of :meth:`StructuredClient.call
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import re
@@ -167,11 +168,12 @@ class FormatLadder:
     """Which ``response_format`` an endpoint takes, learnt once per run and shared.
 
     Until a request succeeds, one request at a time probes: it is sent with
-    ``json_schema``; if that fails with HTTP 400/415/422/500/501 (or any error
-    naming the response format), the same request is sent with ``json_object``, then
-    without ``response_format``. The first format that gets an answer is kept
-    for every later request of the run. Once a format has worked, only an
-    error that names the response format moves further down.
+    ``json_schema`` (with at most one retry); if that fails with HTTP
+    400/415/422/500/501 (or any error naming the response format), the same
+    request is sent with ``json_object``, then without ``response_format``.
+    The first format that gets an answer is kept for every later request of
+    the run. Once a format has worked, only an error that names the response
+    format moves further down.
     """
 
     level: int = 0
@@ -247,7 +249,12 @@ class StructuredClient:
         return None
 
     async def _send(
-        self, prompt: Prompt[Any], messages: list[ChatMessage], key: str, level: int
+        self,
+        prompt: Prompt[Any],
+        messages: list[ChatMessage],
+        key: str,
+        level: int,
+        model: OpenAICompatModel | None = None,
     ) -> Any:
         req = GenerationRequest(
             messages=tuple(messages),
@@ -257,10 +264,16 @@ class StructuredClient:
             seed=self.seed,
             response_format=self._response_format(prompt, level) if self.json_mode else None,
         )
-        gen = (await self.model.agenerate([req]))[0]
+        gen = (await (model or self.model).agenerate([req]))[0]
         if (gen.error is not None or gen.text is None) and self.on_failure is not None:
             self.on_failure()
         return gen
+
+    def _quick_model(self) -> OpenAICompatModel:
+        """The same client (endpoint, connections, cache, callbacks) with at most one retry."""
+        quick = copy.copy(self.model)
+        quick.max_retries = min(self.model.max_retries, 1)
+        return quick
 
     async def _ask(self, prompt: Prompt[Any], messages: list[ChatMessage], key: str) -> Any:
         """One request, in the best response format the endpoint is known (or found) to take."""
@@ -286,7 +299,14 @@ class StructuredClient:
     ) -> Any:
         first = None
         for level in range(ladder.level, len(FORMATS)):
-            gen = await self._send(prompt, messages, key, level)
+            # The first try of json_schema gets one retry, not the client's full backoff:
+            # a server that rejects it (llama-cpp-python: HTTP 500, which is retried)
+            # then costs two requests and no wait, once per run. The other formats
+            # get every retry, so a passing fault at start costs at most json_schema.
+            quick = level == 0 and ladder.failed_ladders == 0
+            gen = await self._send(
+                prompt, messages, key, level, self._quick_model() if quick else None
+            )
             if gen.error is None and gen.text is not None:
                 if level != ladder.level:
                     ladder.step_down(level, (first.error if first is not None else "") or "")
