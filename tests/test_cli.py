@@ -54,7 +54,7 @@ def test_validate_reports_every_bad_line_and_leaves_file_alone(tmp_path):
     p.write_text("\n".join(lines) + "\n")
     before = p.read_bytes()
     res = runner.invoke(app, ["validate", str(p), "--type", "task"])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # ExitCode.INPUT_ERROR
     assert f"{p}:2: answer: 'E' is not one of the options" in res.output
     assert f"{p}:3: <line>: malformed JSON" in res.output
     assert "2 valid task record(s), 2 bad line(s)" in res.output.replace("\n", " ")
@@ -65,7 +65,7 @@ def test_validate_unknown_type_and_missing_path(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text('{"a": 1}\n')
     res = runner.invoke(app, ["validate", str(p)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "cannot tell the record type" in res.output
     res = runner.invoke(app, ["validate", str(p), "--type", "banana"])
     assert res.exit_code == 2
@@ -104,6 +104,6 @@ def test_cases_import_keeps_good_entries_lists_bad_ones_and_resumes(tmp_path):
     assert manifest["skipped"][0]["where"] == f"{src}:2"
     assert manifest["sources"][0]["licence"] == "CC0"
     again = runner.invoke(app, [*args, "--strict"])
-    assert again.exit_code == 1  # the bad line is still bad
+    assert again.exit_code == 3  # ExitCode.PARTIAL: the bad line is still bad
     assert "0 new case(s)" in again.output
     assert len(out.read_text().splitlines()) == 2

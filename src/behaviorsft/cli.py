@@ -4,28 +4,44 @@ from __future__ import annotations
 
 import itertools
 import json
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperArgument, TyperGroup, TyperOption
+from typer.exceptions import TyperException
 
 from behaviorsft import __version__
 from behaviorsft import taxonomy as tx
 from behaviorsft.demo import DemoConfig, run_demo
+from behaviorsft.exit_codes import ExitCode, exit_with
 from behaviorsft.records import RECORD_TYPES
 from behaviorsft.store import (
     DEFAULT_FILES,
+    KIND_NAMES,
     MANIFEST_NAME,
     FileInfo,
+    FolderBusyError,
+    FolderLock,
     LoadResult,
+    ManifestError,
+    RecordError,
+    RecordFileError,
+    TornLineWarning,
+    UserFileTailError,
     detect_record_type,
     export_hf,
+    kind_problem,
     load_records,
     model_for,
     new_manifest,
     read_manifest,
+    scan_jsonl,
+    sniff_record_type,
     write_manifest,
 )
 
@@ -43,9 +59,128 @@ Pipeline (every arrow is a JSONL file plus a manifest.json):
 Stages: cases synth|import -> build -> audit / stats -> (eval, train: see --help).
 """
 
-app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 console = Console()
 err_console = Console(stderr=True)
+
+# Problems with what the user gave (files, folders, records): a one-line message
+# (or the list of bad lines) and exit 2, never a traceback.
+_INPUT_ERRORS = (
+    RecordFileError,
+    ManifestError,
+    UserFileTailError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
+# Errors a message can state better than a traceback (shown at most this many lines).
+_MAX_LISTED = 200
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    err_console.print(f"warning: {message}", markup=False, soft_wrap=True, highlight=False)
+
+
+def report_input_error(exc: BaseException) -> None:
+    """Print an input problem as one line, or as ``file:line: field: problem`` lines."""
+    if isinstance(exc, RecordFileError):
+        for e in exc.errors[:_MAX_LISTED]:
+            err_console.print(str(e), markup=False, soft_wrap=True, highlight=False)
+        more = len(exc.errors) - _MAX_LISTED
+        if more > 0:
+            err_console.print(f"... and {more} more", markup=False)
+        files = sorted({e.path for e in exc.errors})
+        err_console.print(
+            f"error: {len(exc.errors)} bad line(s) in {', '.join(files)}; nothing was written "
+            "from them (see `behaviorsft validate`)",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        text = str(exc)
+    err_console.print(f"error: {text}", markup=False, soft_wrap=True, highlight=False)
+
+
+def _readable_metavars(command: Any) -> None:
+    """Give every parameter of every command a plain metavar: ``PATH...``, ``TYPE``, ``INTEGER``.
+
+    Without this the help shows typer's ``{paths}...`` and ``<list[str]>``.
+    """
+    bare = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "Path": "PATH", "bool": "BOOLEAN"}
+    for sub in getattr(command, "commands", {}).values():
+        _readable_metavars(sub)
+    for param in getattr(command, "params", []):
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        if isinstance(param, TyperArgument):
+            name = param.name.upper() + ("..." if param.nargs != 1 else "")
+            param.metavar = name
+            usage = name if param.required else f"[{name}]"
+            pieces: Any = lambda ctx, usage=usage: [usage]  # noqa: E731
+            no_type: Any = lambda ctx: None  # noqa: E731
+            param.get_usage_pieces = pieces  # type: ignore[method-assign]
+            param.display_type_rich = no_type  # type: ignore[method-assign]
+        elif isinstance(param, TyperOption):
+            # e.g. "<int>", "<list[str]>", "<a|b>" (the context is not used for these)
+            label = param.display_type(None)  # type: ignore[arg-type]
+            inner = label.strip("<>").removesuffix(" range")  # "<int range>" for min=/max=
+            if inner.startswith("list["):
+                long = max(param.opts, key=len).lstrip("-")
+                param.metavar = long.removesuffix("s").upper().replace("-", "_")
+            elif inner.isidentifier():
+                param.metavar = bare.get(inner, inner.upper())  # path, file, directory
+            elif "|" in inner:
+                param.metavar = f"[{inner}]"
+
+
+class GuardedGroup(TyperGroup):
+    """The top-level command group: exit codes and messages for every command, in one place.
+
+    Known input problems (bad records, a missing input, a corrupt manifest, a
+    user file that would have to be cut) print one line, or the list of bad
+    lines, and exit 2; a busy output folder exits 5; anything unexpected prints
+    a short message and the traceback and exits 1. ``TornLineWarning``s are
+    printed to stderr as ``warning: file:line: ...``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _readable_metavars(self)
+
+    def invoke(self, ctx: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TornLineWarning)
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except (typer.Exit, typer.Abort, TyperException, KeyboardInterrupt):
+                raise
+            except FolderBusyError as exc:
+                err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+                raise exit_with(ExitCode.BUSY) from None
+            except _INPUT_ERRORS as exc:
+                report_input_error(exc)
+                raise exit_with(ExitCode.INPUT_ERROR) from None
+            except Exception as exc:
+                err_console.print(traceback.format_exc(), markup=False, highlight=False)
+                err_console.print(
+                    f"internal error: {type(exc).__name__}: {exc}\n"
+                    "This is a bug in behaviorsft; please report it with the traceback above.",
+                    markup=False,
+                    soft_wrap=True,
+                )
+                raise exit_with(ExitCode.INTERNAL) from None
+
+
+app = typer.Typer(
+    cls=GuardedGroup,
+    help=HELP,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
+)
 
 
 def _version(value: bool) -> None:
@@ -64,14 +199,24 @@ def main(
 
 
 def _jsonl_files(paths: list[Path]) -> list[Path]:
+    """The files to check: each file given, and every *.jsonl under each folder given.
+
+    A missing path, or a folder without any *.jsonl file, is an input error.
+    """
     files: list[Path] = []
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise typer.BadParameter(
+            "; ".join(f"{p}: no such file or directory" for p in missing), param_hint="PATHS"
+        )
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(p.rglob("*.jsonl")))
-        elif p.exists():
-            files.append(p)
+            found = sorted(p.rglob("*.jsonl"))
+            if not found:
+                raise typer.BadParameter(f"{p}: folder has no *.jsonl files", param_hint="PATHS")
+            files.extend(found)
         else:
-            raise typer.BadParameter(f"{p}: no such file or directory", param_hint="PATH")
+            files.append(p)
     return files
 
 
@@ -79,7 +224,20 @@ def _check(path: Path, record_type: str | None) -> tuple[str | None, LoadResult]
     rtype = record_type or detect_record_type(path)
     if rtype is None:
         return None, LoadResult()
-    return rtype, load_records(path, model_for(rtype))
+    return rtype, load_records(path, model_for(rtype), warn=False)
+
+
+def _untyped_problems(path: Path) -> tuple[int, list[RecordError]]:
+    """JSON-level problems of a file whose record type is unknown: (good lines, errors)."""
+    good, errors = 0, []
+    for _, obj, errs, torn in scan_jsonl(path, None, key=None):
+        if torn:
+            continue
+        if errs:
+            errors.extend(errs)
+        elif obj is not None:
+            good += 1
+    return good, errors
 
 
 @app.command()
@@ -90,7 +248,7 @@ def validate(
         "--type",
         "-t",
         help=f"Record type of every file: one of {', '.join(RECORD_TYPES)}. "
-        "Default: from the folder's manifest, the file name, or the first record.",
+        "Default: from the folder's manifest, the records' fields, or the file name.",
     ),
     max_errors: int = typer.Option(
         200, help="Print at most this many problems per file (all are counted)."
@@ -98,7 +256,8 @@ def validate(
 ) -> None:
     """Check records files; print `file:line: field: problem` for every bad line.
 
-    Read-only: nothing is changed. Exit code 1 if any line is bad.
+    Read-only: nothing is changed. Exit code 2 if any line is bad, a file is
+    empty or of unknown type, or a path has nothing to check.
     """
     if record_type is not None and record_type not in RECORD_TYPES:
         raise typer.BadParameter(f"choose one of {', '.join(RECORD_TYPES)}", param_hint="--type")
@@ -107,41 +266,97 @@ def validate(
         if (folder / MANIFEST_NAME).exists():
             try:
                 read_manifest(folder)
-            except ValueError as exc:
-                err_console.print(str(exc), markup=False)
+            except ManifestError as exc:
+                err_console.print(str(exc), markup=False, soft_wrap=True)
                 bad_files += 1
     for f in _jsonl_files(paths):
-        rtype, res = _check(f, record_type)
-        if rtype is None:
-            err_console.print(f"{f}: cannot tell the record type; pass --type", markup=False)
+        if f.stat().st_size == 0 or not any(scan_jsonl(f, None, key=None)):
+            err_console.print(f"{f}: empty (no records)", markup=False, soft_wrap=True)
             bad_files += 1
             continue
+        rtype, res = _check(f, record_type)
+        if rtype is None:
+            good, errors = _untyped_problems(f)
+            for e in errors[:max_errors]:
+                err_console.print(str(e), markup=False, soft_wrap=True)
+            what = sniff_record_type(f)
+            kind = f" (its lines look like {KIND_NAMES[what]})" if what else ""
+            err_console.print(
+                f"{f}: {good} JSON record(s), {len({e.line for e in errors})} broken line(s); "
+                f"cannot tell the record type{kind}, so fields were not checked: pass --type "
+                f"(one of {', '.join(RECORD_TYPES)})",
+                markup=False,
+                soft_wrap=True,
+            )
+            bad_files += 1
+            continue
+        looks = sniff_record_type(f)
+        if record_type is not None and looks is not None and looks != record_type:
+            err_console.print(
+                f"{f} looks like a {KIND_NAMES[looks]} file, not a {KIND_NAMES[record_type]} "
+                "file (--type)",
+                markup=False,
+                soft_wrap=True,
+            )
         for e in res.errors[:max_errors]:
             err_console.print(str(e), markup=False, soft_wrap=True)
         if len(res.errors) > max_errors:
             err_console.print(f"{f}: ... {len(res.errors) - max_errors} more problems")
         bad_lines = len({e.line for e in res.errors})
-        torn = " (torn last line ignored)" if res.torn_tail else ""
+        torn = ""
+        if res.torn_tail is not None:
+            torn = f" (torn last line {res.torn_tail.line} ignored)"
         status = "[green]ok[/]" if res.ok else f"[red]{bad_lines} bad line(s)[/]"
         console.print(
             f"{f}: {len(res.records)} valid {rtype} record(s), {status}{torn}", soft_wrap=True
         )
         bad_files += not res.ok
     if bad_files:
-        raise typer.Exit(code=1)
+        raise exit_with(ExitCode.INPUT_ERROR)
+
+
+EXPORT_FORMATS = ("parquet", "arrow")
 
 
 @app.command("export-hf")
 def export_hf_cmd(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="A records file."),
+    path: Path = typer.Argument(..., help="A records file."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    record_type: str | None = typer.Option(None, "--type", "-t", help="Record type."),
-    fmt: str = typer.Option("parquet", "--format", help="'parquet' or 'arrow' (save_to_disk)."),
+    record_type: str | None = typer.Option(
+        None, "--type", "-t", help=f"Record type: one of {', '.join(RECORD_TYPES)}."
+    ),
+    fmt: str = typer.Option(
+        "parquet", "--format", help="parquet (one file per split) or arrow (save_to_disk)."
+    ),
 ) -> None:
     """Export a records file as a Hugging Face dataset (tasks split into train/validation/test)."""
-    written = export_hf(path, out, record_type=record_type, fmt=fmt)
+    if fmt not in EXPORT_FORMATS:
+        raise typer.BadParameter(
+            f"{fmt!r}: choose one of {', '.join(EXPORT_FORMATS)}", param_hint="--format"
+        )
+    if record_type is not None and record_type not in RECORD_TYPES:
+        raise typer.BadParameter(
+            f"{record_type!r}: choose one of {', '.join(RECORD_TYPES)}", param_hint="--type"
+        )
+    if not path.exists() or path.is_dir():
+        what = "no such file" if not path.exists() else "is a folder, not a records file"
+        raise typer.BadParameter(f"{path}: {what}", param_hint="PATH")
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out}: exists and is not a folder", param_hint="--out")
+    rtype = record_type or detect_record_type(path)
+    if rtype is None:
+        raise typer.BadParameter(
+            f"{path}: cannot tell the record type from its manifest, fields or name; "
+            f"pass --type (one of {', '.join(RECORD_TYPES)})",
+            param_hint="--type",
+        )
+    problem = kind_problem(path, rtype)  # empty, or another kind than --type says
+    if problem is not None:
+        err_console.print(f"error: {problem}", markup=False, soft_wrap=True)
+        raise exit_with(ExitCode.INPUT_ERROR)
+    written = export_hf(path, out, record_type=rtype, fmt=fmt)
     for w in written:
-        console.print(f"wrote {w}")
+        console.print(f"wrote {w}", soft_wrap=True)
 
 
 @app.command()
@@ -200,6 +415,47 @@ cases_app = typer.Typer(help="Make Case records: import open clinical data or yo
 app.add_typer(cases_app, name="cases")
 
 
+def _owns(out: Path, manifest: Any, record_type: str) -> bool:
+    """Whether ``out`` is this tool's to repair: new, empty, or listed in its folder's manifest."""
+    if not out.exists() or out.stat().st_size == 0:
+        return True
+    info = manifest.files.get(out.name) if manifest is not None else None
+    return info is not None and info.record_type == record_type
+
+
+def _inside(path: Path, inputs: list[Path]) -> Path | None:
+    """The input that ``path`` is, or lies inside, if any."""
+    target = path.resolve()
+    for p in inputs:
+        src = p.resolve()
+        if target == src or (src.is_dir() and src in target.parents):
+            return p
+    return None
+
+
+def _merge_skipped(old: list[Any], new: list[Any], inputs: list[Path]) -> list[Any]:
+    """This run's skipped entries replace those of the same input files (no duplicates)."""
+    roots = [str(p) for p in inputs]
+    kept = [s for s in old if not any(s.where.startswith(r) for r in roots)]
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for s in [*kept, *new]:
+        if (s.where, s.reason) not in seen:
+            seen.add((s.where, s.reason))
+            out.append(s)
+    return out
+
+
+def _count_by_source(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, obj, errs, _ in scan_jsonl(path, None, key=None):
+        if not errs and isinstance(obj, dict) and isinstance(obj.get("source"), dict):
+            name = obj["source"].get("name")
+            if isinstance(name, str):
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 @cases_app.command("import")
 def cases_import(
     paths: list[Path] = typer.Argument(..., help="Files or folders to import."),
@@ -209,27 +465,97 @@ def cases_import(
     out: Path = typer.Option(..., "--out", "-o", help="Cases file to write (JSONL)."),
     licence: str | None = typer.Option(None, help="Licence of your own 'text' reports."),
     attribution: str | None = typer.Option(None, help="Attribution for 'text' reports."),
-    strict: bool = typer.Option(False, help="Exit 1 if any entry could not be imported."),
+    strict: bool = typer.Option(False, help="Exit 3 if any entry could not be imported."),
 ) -> None:
     """Import cases (and dialogues, for aci-bench and mts-dialog) into JSONL.
 
     Bad entries are reported as `file:line: field: problem`, listed in the
     manifest and skipped; every good entry is kept. Re-running appends only
-    cases whose id is not yet in the output (resume after a crash).
+    cases whose id is not yet in the output (resume after a crash). Exit 2
+    when an input is missing or nothing could be imported.
     """
-    from behaviorsft.sources.base import SOURCE_LICENCES, import_paths
-    from behaviorsft.store import JsonlWriter, Skipped, SourceInfo
+    from behaviorsft.sources.base import import_paths
 
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise typer.BadParameter(
+            "; ".join(f"{p}: no such file or directory" for p in missing), param_hint="PATHS"
+        )
+    clash = _inside(out, paths)
+    if clash is not None:
+        raise typer.BadParameter(
+            f"{out} is (inside) the input {clash}; an input is never written to: "
+            "choose another --out",
+            param_hint="--out",
+        )
+    if out.is_dir():
+        raise typer.BadParameter(f"{out}: is a folder; give a file, e.g. {out}/cases.jsonl")
+    conv_path = out.with_name(DEFAULT_FILES["conversation"])
+    # Read (and so check) the manifest before any work, and a kind of --out that is wrong.
+    manifest = read_manifest(out.parent) or new_manifest("cases-import")
+    for target, kind in ((out, "case"), (conv_path, "conversation")):
+        if target.exists() and target.stat().st_size > 0:
+            wrong = kind_problem(target, kind)
+            if wrong is not None and " is a " in wrong:
+                raise typer.BadParameter(f"{wrong}; choose another --out", param_hint="--out")
     try:
         items = import_paths(source, paths, licence=licence, attribution=attribution)
         first = next(items, None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    conv_path = out.with_name(DEFAULT_FILES["conversation"])
-    manifest = read_manifest(out.parent) or new_manifest("cases-import")
+    lock = FolderLock(out.parent).acquire()  # a second writer of this folder stops here
+    try:
+        _import_into(
+            out, conv_path, manifest, source, first, items, paths, licence, attribution, strict
+        )
+    finally:
+        lock.release()
+
+
+def _nothing_imported(paths: list[Path], source: str, seen: int) -> None:
+    hint = ""
+    if len(paths) == 1 and paths[0].is_file():
+        looks = sniff_record_type(paths[0])
+        if looks is not None and looks != "report" and source == "text":
+            hint = f"; {paths[0]} is a {KIND_NAMES[looks]} file, not free-text reports" + (
+                " (it needs no import: use it as it is)" if looks == "case" else ""
+            )
+    what = "no entries found" if seen == 0 else "no entry could be imported"
+    err_console.print(
+        f"error: {what} in {', '.join(map(str, paths))} as {source}{hint}; nothing was written",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _import_into(
+    out: Path,
+    conv_path: Path,
+    manifest: Any,
+    source: str,
+    first: Any,
+    items: Any,
+    paths: list[Path],
+    licence: str | None,
+    attribution: str | None,
+    strict: bool,
+) -> None:
+    from behaviorsft.sources.base import SOURCE_LICENCES
+    from behaviorsft.store import JsonlWriter, Skipped, SourceInfo
+
     n_cases = n_convs = 0
     skipped: list[Skipped] = []
-    with JsonlWriter(out) as cw, JsonlWriter(conv_path, key="case_id") as vw:
+    had_out, had_manifest = out.exists(), (out.parent / MANIFEST_NAME).exists()
+    cw = JsonlWriter(out, owned=_owns(out, manifest, "case"))
+    try:
+        vw = JsonlWriter(conv_path, key="case_id", owned=_owns(conv_path, manifest, "conversation"))
+    except BaseException:
+        cw.close()
+        raise
+    with cw, vw:
+        # Registered before the first write: a killed run's torn line is then ours to cut.
+        manifest.files.setdefault(out.name, FileInfo(record_type="case", count=len(cw)))
+        write_manifest(out.parent, manifest)
         with console.status(f"importing {source}") as status:
             stream = itertools.chain([first] if first is not None else [], items)
             for i, got in enumerate(stream, start=1):
@@ -250,19 +576,29 @@ def cases_import(
         total_cases, total_convs = len(cw), len(vw)
     if total_convs == 0 and conv_path.exists() and conv_path.stat().st_size == 0:
         conv_path.unlink()
+    if total_cases == 0 and total_convs == 0:  # nothing imported: leave nothing behind
+        _nothing_imported(paths, source, n_cases + n_convs + len(skipped))
+        if not had_out:
+            out.unlink(missing_ok=True)
+        if not had_manifest:
+            (out.parent / MANIFEST_NAME).unlink(missing_ok=True)
+        raise exit_with(ExitCode.INPUT_ERROR)
     lic = SOURCE_LICENCES[source]
+    by_source = _count_by_source(out)
+    previous = {s.name: s for s in manifest.sources}
     manifest.sources = [s for s in manifest.sources if s.name != source] + [
         SourceInfo(
             name=source,
-            licence=licence or lic.licence,
-            attribution=attribution or lic.attribution,
-            count=n_cases,
+            licence=licence or (previous[source].licence if source in previous else lic.licence),
+            attribution=attribution
+            or (previous[source].attribution if source in previous else lic.attribution),
+            count=by_source.get(source, 0),
         )
     ]
     manifest.files[out.name] = FileInfo(record_type="case", count=total_cases)
     if total_convs:
         manifest.files[conv_path.name] = FileInfo(record_type="conversation", count=total_convs)
-    manifest.skipped.extend(skipped)
+    manifest.skipped = _merge_skipped(manifest.skipped, skipped, paths)
     write_manifest(out.parent, manifest)
     console.print(
         f"{source}: {n_cases} new case(s), {n_convs} new conversation(s), "
@@ -270,7 +606,7 @@ def cases_import(
         soft_wrap=True,
     )
     if strict and skipped:
-        raise typer.Exit(code=1)
+        raise exit_with(ExitCode.PARTIAL)
 
 
 def _progress() -> Any:
@@ -295,9 +631,30 @@ def cases_synth(
     from behaviorsft.sources.synthetic import ATTRIBUTION, LICENCE, synthesize_case
     from behaviorsft.store import JsonlWriter, SourceInfo
 
+    if out.is_dir():
+        raise typer.BadParameter(f"{out}: is a folder; give a file, e.g. {out}/cases.jsonl")
+    existing = read_manifest(out.parent)  # checked before any work, even with --fresh
+    owned = _owns(out, existing, "case")
+    if out.exists() and out.stat().st_size > 0:
+        wrong = kind_problem(out, "case")
+        if wrong is not None and " is a " in wrong:
+            raise typer.BadParameter(f"{wrong}; choose another --out", param_hint="--out")
+        if fresh and not owned:
+            raise typer.BadParameter(
+                f"{out} was not written by behaviorsft (not in {out.parent / MANIFEST_NAME}); "
+                "--fresh does not delete it: choose another --out",
+                param_hint="--fresh",
+            )
     kb = load_kb()
-    manifest = (None if fresh else read_manifest(out.parent)) or new_manifest("cases-synth")
-    with JsonlWriter(out, fresh=fresh) as w, _progress() as prog:
+    manifest = (None if fresh else existing) or new_manifest("cases-synth")
+    with (
+        FolderLock(out.parent),
+        JsonlWriter(out, fresh=fresh, owned=owned) as w,
+        _progress() as prog,
+    ):
+        # Registered before the first write: a killed run's torn line is then ours to cut.
+        manifest.files.setdefault(out.name, FileInfo(record_type="case", count=len(w)))
+        write_manifest(out.parent, manifest)
         bar = prog.add_task("synthesizing cases", total=n)
         for i in range(n):
             cid = f"synthetic:{seed}-{i:06d}"
@@ -308,7 +665,12 @@ def cases_synth(
     manifest.seeds = sorted({*manifest.seeds, seed})
     manifest.config.update({"n": n, "seed": seed})
     manifest.sources = [s for s in manifest.sources if s.name != "synthetic"] + [
-        SourceInfo(name="synthetic", licence=LICENCE, attribution=ATTRIBUTION, count=total)
+        SourceInfo(
+            name="synthetic",
+            licence=LICENCE,
+            attribution=ATTRIBUTION,
+            count=_count_by_source(out).get("synthetic", 0),
+        )
     ]
     manifest.files[out.name] = FileInfo(record_type="case", count=total)
     write_manifest(out.parent, manifest)
@@ -490,6 +852,11 @@ def _print_errors(errors: list[Any], where: Path | None = None) -> None:
         err_console.print(f"... and {len(errors) - _MAX_PRINTED} more{rest}", markup=False)
 
 
+def _record_problems(path: Path, model: Any, key: str) -> list[RecordError]:
+    """Every bad line of ``path`` (streamed: records are validated, not kept)."""
+    return [e for _, _, errs, torn in scan_jsonl(path, model, key=key) if not torn for e in errs]
+
+
 def _bench_file(bench: Path, rtype: str) -> Path:
     path = bench / DEFAULT_FILES[rtype]
     if not path.exists():
@@ -558,10 +925,23 @@ def stats_cmd(
         task_stats,
         write_figures,
     )
+    from behaviorsft.records import Conversation, Task
 
     conv_path = bench / DEFAULT_FILES["conversation"]
+    task_path = _bench_file(bench, "task")
+    for path, kind in ((task_path, "task"), (conv_path, "conversation")):
+        problem = kind_problem(path, kind) if path.exists() else None
+        if problem is not None:  # empty, or another kind of file under this name
+            err_console.print(f"error: {problem}", markup=False, soft_wrap=True)
+            raise exit_with(ExitCode.INPUT_ERROR)
+    # Every bad line of both files is listed (and nothing written) before any counting.
+    errors = _record_problems(task_path, Task, "id")
+    if conv_path.exists():
+        errors += _record_problems(conv_path, Conversation, "case_id")
+    if errors:
+        raise RecordFileError(errors)
     convs = conversation_stats(conv_path) if conv_path.exists() else None
-    tasks = task_stats(_bench_file(bench, "task"))
+    tasks = task_stats(task_path)
     summary = {
         "conversations": convs.model_dump(exclude={"turns", "characters"}) if convs else None,
         "tasks": tasks.model_dump(exclude={"scores"}),

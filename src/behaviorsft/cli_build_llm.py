@@ -12,6 +12,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from behaviorsft.exit_codes import ExitCode, exit_with
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -97,23 +99,40 @@ def run_build_llm(
             )
     except ValueError as exc:  # configuration errors name their fix
         err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        raise exit_with(ExitCode.INPUT_ERROR) from None
     for e in report.input_errors:
         err_console.print(str(e), markup=False, soft_wrap=True)
     for f in report.failures[:50]:
         err_console.print(f"failed: {f.where}: {f.reason}", markup=False, soft_wrap=True)
     if len(report.failures) > 50:
         err_console.print(f"... and {len(report.failures) - 50} more (see manifest.json)")
+    for note in report.format_fallbacks:
+        err_console.print(
+            f"note: the endpoint {note} for the rest of the run (replies are parsed and "
+            "validated as usual)",
+            markup=False,
+            soft_wrap=True,
+        )
     total = report.usage.get("total", {})
+    failed_requests = f" ({report.failed_requests} failed)" if report.failed_requests else ""
     console.print(
         f"{report.completed} cases completed, {report.failed} failed; {report.tasks} tasks "
-        f"({report.dropped} dropped by verification); this run: {report.requests} requests, "
-        f"{report.cache_hits} from cache; tokens {int(total.get('prompt_tokens', 0))} in / "
+        f"({report.dropped} dropped by verification); this run: {report.requests} requests"
+        f"{failed_requests}, {report.cache_hits} from cache; "
+        f"tokens {int(total.get('prompt_tokens', 0))} in / "
         f"{int(total.get('completion_tokens', 0))} out, ${total.get('cost_usd', 0.0):.4f}; "
         f"wrote {out}",
         markup=False,
         soft_wrap=True,
     )
+    if report.failed or report.input_errors:
+        err_console.print(
+            f"{report.failed} case(s) failed, {len(report.input_errors)} bad input line(s); "
+            "they are listed in the manifest (re-run with --retry-failed to ask again)",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise exit_with(ExitCode.PARTIAL)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,9 +5,12 @@ Every arrow of the pipeline is a file written here. The rules:
 * One record per line, UTF-8, ``\\n``-terminated, written with a single
   ``os.write`` on an ``O_APPEND`` descriptor, so a killed process leaves at
   worst one torn last line and never an interleaved one.
-* A torn last line (no trailing newline, not parseable) is dropped with a
-  warning when read, and cut off when the file is reopened for appending;
-  every complete line before it is kept.
+* A torn last line (no trailing newline, not parseable, possibly cut inside
+  a multi-byte character) is dropped with a ``TornLineWarning`` naming file,
+  line and bytes when read, and cut off (with the same warning) when a file
+  this tool wrote is reopened for appending; every complete line before it is
+  kept. A file the tool did not write (``owned=False``) is never cut: its
+  unfinished last line is an error for the user to fix.
 * Any other bad line is reported as ``file:line: field: problem``.
 * A folder of outputs carries a ``manifest.json`` (counts, versions, seeds,
   sources, skipped records and why), rewritten atomically.
@@ -22,6 +25,7 @@ import platform
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +69,38 @@ class RecordFileError(ValueError):
         head = "\n".join(str(e) for e in errors[:20])
         more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
         super().__init__(f"{len(errors)} problem(s):\n{head}{more}")
+
+
+class TornLineWarning(UserWarning):
+    """A torn last line was dropped (read) or cut off (reopened for append)."""
+
+
+class UserFileTailError(ValueError):
+    """A file this tool did not write ends in an unfinished line; it is not cut."""
+
+
+class ManifestError(ValueError):
+    """A ``manifest.json`` cannot be read or is not a valid manifest."""
+
+
+@dataclass(frozen=True)
+class TornTail:
+    """A last line without its newline that is not a complete record."""
+
+    path: str
+    line: int
+    size: int  # bytes
+
+    def describe(self, action: str) -> str:
+        return (
+            f"{self.path}:{self.line}: torn last line ({self.size} bytes, no newline, "
+            f"incomplete JSON) {action}"
+        )
+
+
+def warn_torn(tail: TornTail, action: str = "dropped") -> None:
+    """Tell the user (stderr, through ``warnings``) that a torn line was dropped or cut."""
+    warnings.warn(tail.describe(action), TornLineWarning, stacklevel=3)
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -121,6 +157,10 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
             yield n, raw.rstrip(b"\r\n"), has_nl
 
 
+def _torn_message(raw: bytes) -> str:
+    return f"torn last line ({len(raw)} bytes, no newline, incomplete JSON): dropped"
+
+
 def scan_jsonl(
     path: str | os.PathLike[str],
     model: type[R] | None = None,
@@ -151,6 +191,9 @@ def scan_jsonl(
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
+            if is_last and not has_nl:  # cut inside a multi-byte character
+                yield n, None, [RecordError(name, n, "<line>", _torn_message(raw))], True
+                continue
             yield (
                 n,
                 None,
@@ -162,11 +205,9 @@ def scan_jsonl(
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             torn = is_last and not has_nl
-            msg = (
-                "torn last line (no newline, incomplete JSON): dropped"
-                if torn
-                else f"malformed JSON: {exc.msg} at column {exc.colno}"
-            )
+            # json's own messages may end in "at" ("Unterminated string starting at").
+            where = "column" if exc.msg.endswith(" at") else "at column"
+            msg = _torn_message(raw) if torn else f"malformed JSON: {exc.msg} {where} {exc.colno}"
             yield n, None, [RecordError(name, n, "<line>", msg)], torn
             continue
         if not isinstance(obj, dict):
@@ -197,14 +238,28 @@ def scan_jsonl(
         yield n, (None if errors else record), errors, False
 
 
+def _torn_tail(path: str | os.PathLike[str], line: int) -> TornTail:
+    p = Path(path)
+    with open(p, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = _last_line_start(fh, size)
+    return TornTail(str(path), line, size - start)
+
+
 def load_records(
-    path: str | os.PathLike[str], model: type[R], *, key: str | None = "id"
+    path: str | os.PathLike[str], model: type[R], *, key: str | None = "id", warn: bool = True
 ) -> LoadResult[R]:
-    """Read every valid record of ``path`` and collect every problem; never raises on content."""
+    """Read every valid record of ``path`` and collect every problem; never raises on content.
+
+    A torn last line is dropped with a ``TornLineWarning`` (unless ``warn`` is
+    False: the caller reports ``torn_tail`` itself).
+    """
     result: LoadResult[R] = LoadResult()
     for n, rec, errors, torn in scan_jsonl(path, model, key=key):
         if torn:
             result.torn_tail = errors[0]
+            if warn:
+                warn_torn(_torn_tail(path, n))
         elif errors:
             result.errors.extend(errors)
         else:
@@ -227,8 +282,11 @@ def read_jsonl(path: str | os.PathLike[str], model: type[R], *, key: str | None 
 
 def iter_records(path: str | os.PathLike[str], model: type[R]) -> Iterator[R]:
     """Stream valid records without holding the file in memory; raise on the first bad line."""
-    for _, rec, errors, torn in scan_jsonl(path, model, key=None):
-        if errors and not torn:
+    for n, rec, errors, torn in scan_jsonl(path, model, key=None):
+        if torn:
+            warn_torn(_torn_tail(path, n))
+            continue
+        if errors:
             raise RecordFileError(errors)
         if rec is not None:
             yield rec  # type: ignore[misc]
@@ -303,42 +361,75 @@ class FolderLock:
         self.release()
 
 
-def repair_tail(path: str | os.PathLike[str]) -> int:
-    """Make ``path`` end at a complete line; return the number of bytes cut off.
+def _last_line_start(fh: Any, size: int) -> int:
+    """Offset of the first byte after the last newline before ``size`` (0 if none)."""
+    pos, block = size, 65536
+    while pos > 0:
+        start = max(0, pos - block)
+        fh.seek(start)
+        chunk = fh.read(pos - start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
 
-    A last line without a newline is kept (a newline is added) if it parses as
-    JSON, and cut off otherwise: it is the torn write of a killed process.
-    """
+
+def check_tail(path: str | os.PathLike[str]) -> TornTail | None:
+    """The torn last line of ``path`` (no newline, not complete JSON), or None; reads only."""
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:
-        return 0
-    with open(p, "rb+") as fh:
+        return None
+    with open(p, "rb") as fh:
         size = fh.seek(0, os.SEEK_END)
         fh.seek(size - 1)
         if fh.read(1) == b"\n":
-            return 0
-        # Walk back to the previous newline in blocks; a line is rarely huge.
-        pos, block = size, 65536
-        tail_start = 0
-        while pos > 0:
-            start = max(0, pos - block)
-            fh.seek(start)
-            chunk = fh.read(pos - start)
-            i = chunk.rfind(b"\n")
-            if i >= 0:
-                tail_start = start + i + 1
-                break
-            pos = start
+            return None
+        tail_start = _last_line_start(fh, size)
         fh.seek(tail_start)
         tail = fh.read()
-        try:
-            json.loads(tail.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            fh.truncate(tail_start)
-            return size - tail_start
-        fh.seek(0, os.SEEK_END)
-        fh.write(b"\n")
-        return 0
+        fh.seek(0)
+        line, left = 1, tail_start
+        while left > 0:  # the tail's line number, counted in blocks
+            chunk = fh.read(min(left, 1 << 20))
+            line += chunk.count(b"\n")
+            left -= len(chunk)
+    try:
+        json.loads(tail.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return TornTail(str(path), line, size - tail_start)
+    return None
+
+
+def repair_tail(path: str | os.PathLike[str], *, owned: bool = True) -> int:
+    """Make ``path`` end at a complete line; return the number of bytes cut off.
+
+    A last line without a newline is kept (a newline is added) if it parses as
+    JSON. Otherwise it is the torn write of a killed process: cut off, with a
+    ``TornLineWarning`` naming file, line and bytes, when this tool wrote the
+    file (``owned``); a file it did not write is never cut: ``UserFileTailError``.
+    """
+    p = Path(path)
+    tail = check_tail(p)
+    if tail is not None:
+        if not owned:
+            raise UserFileTailError(
+                f"{tail.path}:{tail.line}: the last line ({tail.size} bytes) has no newline and "
+                "is not complete JSON; this file was not written by behaviorsft, so it is not "
+                "cut: finish or delete that line, or write to another file"
+            )
+        size = p.stat().st_size
+        with open(p, "rb+") as fh:
+            fh.truncate(size - tail.size)
+        warn_torn(tail, "cut off (left by an interrupted write)")
+        return tail.size
+    if p.exists() and p.stat().st_size > 0:
+        with open(p, "rb+") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.seek(0, os.SEEK_END)
+                fh.write(b"\n")
+    return 0
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -357,9 +448,12 @@ class JsonlWriter:
     ...             w.write(task)
 
     Opening repairs a torn last line and loads the ids already on disk, so a
-    re-run after a crash resumes where it stopped. One writer per file at a
-    time. ``durable=True`` also fsyncs after every record (survives power loss,
-    not only a killed process; slower).
+    re-run after a crash resumes where it stopped; ``dropped`` says what was cut
+    (a ``TornLineWarning`` says it too). ``owned=False`` is for a file this tool
+    did not write (a user's file given as output): its unfinished last line is
+    never cut (``UserFileTailError``). One writer per file at a time.
+    ``durable=True`` also fsyncs after every record (survives power loss, not
+    only a killed process; slower).
     """
 
     def __init__(
@@ -369,14 +463,17 @@ class JsonlWriter:
         key: str = "id",
         durable: bool = False,
         fresh: bool = False,
+        owned: bool = True,
     ) -> None:
         self.path = Path(path)
         self.key = key
         self.durable = durable
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if fresh and self.path.exists():
             self.path.unlink()
-        self.dropped_bytes = repair_tail(self.path)
+        self.dropped = check_tail(self.path)
+        repair_tail(self.path, owned=owned)  # raises before anything is created or changed
+        self.dropped_bytes = self.dropped.size if self.dropped is not None else 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._ids: set[Any] = set()
         if self.path.exists():
             for _, obj, _, _ in scan_jsonl(self.path, None, key=None):
@@ -615,15 +712,23 @@ def write_manifest(folder: str | os.PathLike[str], manifest: Manifest) -> Path:
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> Manifest | None:
-    """Read ``folder/manifest.json``; None if there is none."""
+    """Read ``folder/manifest.json``; None if there is none.
+
+    Raises ``ManifestError`` (a ValueError) with one line naming the file when
+    it is not readable JSON or not a valid manifest.
+    """
     p = Path(folder) / MANIFEST_NAME
     if not p.exists():
         return None
     try:
         return Manifest.model_validate_json(p.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        errs = "; ".join(str(e) for e in validation_errors(str(p), 1, exc))
-        raise ValueError(f"{p}: not a valid manifest: {errs}") from exc
+        errs = "; ".join(f"{e.field}: {e.message}" for e in validation_errors(str(p), 1, exc)[:5])
+        raise ManifestError(
+            f"{p}: not a valid manifest ({errs}); move it away or fix it, then re-run"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{p}: cannot read the manifest ({exc})") from None
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -648,18 +753,89 @@ DEFAULT_FILES: dict[str, str] = {
     "judgement": "judgements.jsonl",
 }
 
-# The field that only that record type has, to recognise a file by its content.
-_SIGNATURE_FIELDS: tuple[tuple[str, str], ...] = (
-    ("criterion", "judgement"),
-    ("raw_output", "prediction"),
-    ("options", "task"),
-    ("turns", "conversation"),
-    ("source", "case"),
-)
+# Top-level fields that tell the record types apart (and free-text case reports,
+# which `cases import --source text` and the LLM builder read: {"id", "text"}).
+_SIGNATURES: dict[str, frozenset[str]] = {
+    "judgement": frozenset({"criterion", "prediction_id", "judge_model"}),
+    "prediction": frozenset({"raw_output", "parsed_answer", "strategy", "p_proactive"}),
+    "task": frozenset({"options", "answer", "task_type", "question", "behavior_score"}),
+    "conversation": frozenset({"turns", "participants"}),
+    "case": frozenset({"source", "presentation", "sections", "findings", "demographics"}),
+    "report": frozenset({"text"}),
+}
+# What each kind is called in messages ("a tasks file").
+KIND_NAMES: dict[str, str] = {
+    "case": "cases",
+    "conversation": "conversations",
+    "task": "tasks",
+    "prediction": "predictions",
+    "judgement": "judgements",
+    "report": "free-text reports ({id, text})",
+}
+_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+_SNIFF_LINES = 50
+
+
+def _line_kind(raw: bytes) -> str | None:
+    """The kind one line looks like: by its top-level keys, or any keys if it is broken."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        keys = {m.decode() for m in _KEY.findall(raw)}  # a broken line still names its fields
+        top = False
+    else:
+        if not isinstance(obj, dict):
+            return None
+        keys, top = set(obj), True
+    scores = {
+        kind: len(keys & sig)
+        for kind, sig in _SIGNATURES.items()
+        if kind != "report" or top  # "text" is nested in many records
+    }
+    best = max(scores.values(), default=0)
+    winners = [k for k, v in scores.items() if v == best]
+    if best == 0 or len(winners) > 1:
+        return None
+    return winners[0]
+
+
+def sniff_record_type(path: str | os.PathLike[str], max_lines: int = _SNIFF_LINES) -> str | None:
+    """What a file holds, from the fields of its first ``max_lines`` non-blank lines.
+
+    Broken lines count too (their field names are read from the raw text), so
+    a file with some bad lines is still recognised. Returns a record type, or
+    ``"report"`` for free-text case reports, or None when the lines do not tell.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return None
+    votes: dict[str, int] = {}
+    seen = 0
+    with open(p, "rb") as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            kind = _line_kind(raw.strip())
+            if kind is not None:
+                votes[kind] = votes.get(kind, 0) + 1
+            seen += 1
+            if seen >= max_lines:
+                break
+    if not votes:
+        return None
+    ranked = sorted(votes.items(), key=lambda kv: -kv[1])
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
 
 
 def detect_record_type(path: str | os.PathLike[str]) -> str | None:
-    """Guess a file's record type: from its folder's manifest, its name, or its first record."""
+    """Guess a file's record type: its folder's manifest, else its content, else its name.
+
+    The content is read from several lines, broken ones included (see
+    :func:`sniff_record_type`), so a ``cases.jsonl`` that holds tasks is a
+    tasks file. Returns a key of ``RECORD_TYPES`` or None.
+    """
     p = Path(path)
     manifest_path = p.parent / MANIFEST_NAME
     if manifest_path.exists():
@@ -669,19 +845,46 @@ def detect_record_type(path: str | os.PathLike[str]) -> str | None:
                 rtype = info[p.name].get("record_type")
                 if rtype in RECORD_TYPES:
                     return rtype
-        except (OSError, ValueError):
-            pass  # a broken manifest is reported by `validate` itself, not here
+        except (OSError, ValueError, AttributeError):
+            pass  # a broken manifest is reported by the commands that need it, not here
+    sniffed = sniff_record_type(p)
+    if sniffed in RECORD_TYPES:
+        return sniffed
     for rtype, fname in DEFAULT_FILES.items():
         if p.name == fname or p.name.endswith("." + fname) or p.stem == rtype + "s":
             return rtype
-    for _, obj, errs, _ in scan_jsonl(p, None, key=None):
-        if errs or not isinstance(obj, dict):
-            continue
-        for fld, rtype in _SIGNATURE_FIELDS:
-            if fld in obj:
-                return rtype
-        break
     return None
+
+
+def kind_problem(path: str | os.PathLike[str], expected: str) -> str | None:
+    """A one-line message when ``path`` is not a file of the ``expected`` kind, else None.
+
+    ``expected`` is a record type or ``"report"``. Checks that the file exists,
+    is a file, is not empty, and that its content (when it tells) is that kind:
+    ``"X is a tasks file, not a cases file"``.
+    """
+    p = Path(path)
+    want = KIND_NAMES.get(expected, expected)
+    if not p.exists():
+        return f"{p}: no such file"
+    if p.is_dir():
+        return f"{p}: is a folder, not a {want} file"
+    if p.stat().st_size == 0 or not any(line.strip() for line in _head_lines(p)):
+        return f"{p}: is empty (no {want} records)"
+    got = sniff_record_type(p)
+    if got is not None and got != expected:
+        return f"{p} is a {KIND_NAMES.get(got, got)} file, not a {want} file"
+    return None
+
+
+def _head_lines(p: Path, n: int = _SNIFF_LINES) -> list[bytes]:
+    out: list[bytes] = []
+    with open(p, "rb") as fh:
+        for raw in fh:
+            out.append(raw)
+            if len(out) >= n:
+                break
+    return out
 
 
 def model_for(record_type: str) -> type[Record]:
@@ -732,7 +935,10 @@ def export_hf(
         raise ValueError(f"unknown format {fmt!r}; use 'parquet' or 'arrow'")
     rtype = record_type or detect_record_type(path)
     if rtype is None:
-        raise ValueError(f"{path}: cannot tell the record type; pass record_type")
+        raise ValueError(
+            f"{path}: cannot tell the record type; pass record_type "
+            f"(one of {', '.join(RECORD_TYPES)})"
+        )
     rows = [r.model_dump(mode="json") for r in read_jsonl(path, model_for(rtype))]
     groups: dict[str, list[dict[str, Any]]] = {}
     if rtype == "task" and rows and all(r["split"] is not None for r in rows):

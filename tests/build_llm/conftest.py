@@ -9,8 +9,11 @@ it wrote so that the blind verifier can answer correctly. It counts every
 request and the tokens of every reply it delivered, and can inject faults per
 stage and case: 429 with Retry-After, 500, a hang past the client's timeout,
 truncated JSON, schema-invalid JSON, a refusal, a 400 rejecting
-``response_format``; and it can hold every request after the N-th unanswered
-(to kill a client mid-run).
+``response_format``. With ``llama_cpp_python`` set it behaves as
+llama-cpp-python's server (0.3.x) does: any request whose ``response_format``
+is ``json_schema`` gets HTTP 500 with that server's validation message
+(``json_object`` and plain requests are answered). It can also hold every
+request after the N-th unanswered (to kill a client mid-run).
 
 Run as a script it serves until killed (used by benchmarks/bench_llm_pipeline.py)::
 
@@ -152,6 +155,7 @@ class ScriptedLLM:
         self.flag_cases: set[str] = set()  # the fact check flags a turn of these
         self.never_fix_length = False  # re-asked drafts keep the longest answer
         self.hold_after: int | None = None  # requests after this many are never answered
+        self.llama_cpp_python = False  # reject response_format json_schema with HTTP 500
         self._answers: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         server = self
@@ -227,6 +231,15 @@ class ScriptedLLM:
             if self.hold_after is not None and len(self.requests) > self.hold_after:
                 return 0, {}, b"", 0.0, None
             fault = self._take_fault(stage, case, body)
+        rf = body.get("response_format")
+        if self.llama_cpp_python and isinstance(rf, dict) and rf.get("type") == "json_schema":
+            # What llama-cpp-python 0.3.x answers (its pydantic error, wrapped as a 500).
+            detail = (
+                "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+                "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}]"
+            )
+            msg = json.dumps({"error": {"message": detail, "type": "internal_server_error"}})
+            return 500, {}, msg.encode(), 0.0, 0
         if fault == "429":
             return 429, {"Retry-After": "1"}, b'{"error": {"message": "rate limited"}}', 0.0, 0
         if fault == "500":

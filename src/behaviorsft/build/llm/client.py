@@ -5,7 +5,11 @@ One call of :meth:`StructuredClient.call` is one logical question to the model:
 1. the prompt is rendered and sent through the shared HTTP client
    (:class:`behaviorsft.models.openai_compat.OpenAICompatModel`: bounded
    concurrency, retries with backoff for 429/5xx/timeouts, on-disk cache), with
-   the endpoint's JSON-schema mode when it has one;
+   the endpoint's JSON-schema mode when it has one. Structured output is an
+   extra, never a requirement: an endpoint that rejects ``json_schema`` (with
+   any status: llama-cpp-python answers 500) is asked with ``json_object``,
+   then in plain text, and the format that worked is kept for the rest of the
+   run (see :class:`FormatLadder`);
 2. the reply's JSON object is read (code fences and prose around it are
    tolerated) and validated against the prompt's pydantic schema, with a
    context (the source text, the number of turns) for cross-field checks;
@@ -28,10 +32,14 @@ re-ask loop it would give us is the twenty lines of :meth:`StructuredClient.call
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
+import logging
 import re
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
@@ -42,6 +50,7 @@ from behaviorsft.models.openai_compat import OpenAICompatModel
 from behaviorsft.records import ChatMessage
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REASKS = 2
 # Replies that are a refusal rather than an attempt at JSON.
@@ -141,12 +150,82 @@ def _reask_message(problem: str) -> ChatMessage:
     )
 
 
+# Structured-output formats, most to least structured; "text" sends no response_format.
+FORMATS: tuple[str, ...] = ("json_schema", "json_object", "text")
+# An error that says the endpoint did not take the response_format it was sent.
+_FORMAT_REJECTED = re.compile(r"response_format|json_schema|json_object", re.IGNORECASE)
+# The statuses servers reject a request body with (llama-cpp-python: 500; others 400/422).
+# Not 429/502/503/504 (rate limits, a busy or restarting server), nor a refused
+# connection or a timeout: no response format would fix those.
+_HTTP_ERROR = re.compile(r"\bHTTP (400|415|422|500|501)\b")
+# Full ladders (every format failed) after which an endpoint is taken to be broken,
+# not picky: later requests stop trying other formats.
+_MAX_FAILED_LADDERS = 2
+
+
+@dataclass
+class FormatLadder:
+    """Which ``response_format`` an endpoint takes, learnt once per run and shared.
+
+    Until a request succeeds, one request at a time probes: it is sent with
+    ``json_schema`` (with at most one retry); if that fails with HTTP
+    400/415/422/500/501 (or any error naming the response format), the same
+    request is sent with ``json_object``, then without ``response_format``.
+    The first format that gets an answer is kept for every later request of
+    the run. Once a format has worked, only an error that names the response
+    format moves further down.
+    """
+
+    level: int = 0
+    confirmed: bool = False
+    failed_ladders: int = 0
+    fallbacks: list[str] = field(default_factory=list)  # "rejected ... (why); using ..."
+    _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+
+    @property
+    def format(self) -> str:
+        return FORMATS[self.level]
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lk = self._locks.get(loop)
+        if lk is None:
+            lk = self._locks[loop] = asyncio.Lock()
+        return lk
+
+    def step_down(self, to: int, reason: str) -> None:
+        if to <= self.level:
+            return
+        why = " ".join(reason.split())[:300]
+        note = f"rejected response_format {FORMATS[self.level]} ({why}); using {FORMATS[to]}"
+        log.info("endpoint %s", note)
+        self.fallbacks.append(note)
+        self.level = to
+
+
+# One ladder per HTTP client (one endpoint and model), for all structured clients using it.
+_LADDERS: weakref.WeakKeyDictionary[OpenAICompatModel, FormatLadder] = weakref.WeakKeyDictionary()
+
+
+def format_ladder(model: OpenAICompatModel) -> FormatLadder:
+    """The response-format ladder of ``model`` (created on first use)."""
+    ladder = _LADDERS.get(model)
+    if ladder is None:
+        ladder = _LADDERS[model] = FormatLadder()
+    return ladder
+
+
 @dataclass
 class StructuredClient:
     """Validated JSON answers from an OpenAI-compatible model, with usage accounting.
 
-    ``json_mode``: send ``response_format`` (JSON schema) with each request;
-    the HTTP client drops it by itself for endpoints that reject it.
+    ``json_mode``: send ``response_format`` (JSON schema) with each request,
+    falling back to ``json_object`` and plain text for endpoints that reject
+    it (:class:`FormatLadder`). ``on_reply(cached)`` is called for each reply,
+    ``on_failure()`` for each request that ended in an error (its last
+    attempt; the HTTP client's ``on_retry`` sees the earlier ones).
     """
 
     model: OpenAICompatModel
@@ -155,6 +234,92 @@ class StructuredClient:
     seed: int = 0
     temperature: float = 0.0
     on_reply: Callable[[bool], None] | None = None
+    on_failure: Callable[[], None] | None = None
+
+    @property
+    def ladder(self) -> FormatLadder:
+        return format_ladder(self.model)
+
+    def _response_format(self, prompt: Prompt[Any], level: int) -> dict[str, Any] | None:
+        fmt = FORMATS[level]
+        if fmt == "json_schema":
+            return prompt.response_format()
+        if fmt == "json_object":
+            return {"type": "json_object"}
+        return None
+
+    async def _send(
+        self,
+        prompt: Prompt[Any],
+        messages: list[ChatMessage],
+        key: str,
+        level: int,
+        model: OpenAICompatModel | None = None,
+    ) -> Any:
+        req = GenerationRequest(
+            messages=tuple(messages),
+            key=key,
+            max_new_tokens=prompt.max_new_tokens,
+            temperature=self.temperature,
+            seed=self.seed,
+            response_format=self._response_format(prompt, level) if self.json_mode else None,
+        )
+        gen = (await (model or self.model).agenerate([req]))[0]
+        if (gen.error is not None or gen.text is None) and self.on_failure is not None:
+            self.on_failure()
+        return gen
+
+    def _quick_model(self) -> OpenAICompatModel:
+        """The same client (endpoint, connections, cache, callbacks) with at most one retry."""
+        quick = copy.copy(self.model)
+        quick.max_retries = min(self.model.max_retries, 1)
+        return quick
+
+    async def _ask(self, prompt: Prompt[Any], messages: list[ChatMessage], key: str) -> Any:
+        """One request, in the best response format the endpoint is known (or found) to take."""
+        ladder = self.ladder
+        if not self.json_mode or not self.model.json_schema:
+            return await self._send(prompt, messages, key, len(FORMATS) - 1)
+        if not ladder.confirmed:
+            async with ladder.lock():
+                if not ladder.confirmed:
+                    return await self._probe(prompt, messages, key, ladder)
+        gen = await self._send(prompt, messages, key, ladder.level)
+        while (
+            gen.error is not None
+            and ladder.level < len(FORMATS) - 1
+            and _FORMAT_REJECTED.search(gen.error)
+        ):
+            ladder.step_down(ladder.level + 1, gen.error)
+            gen = await self._send(prompt, messages, key, ladder.level)
+        return gen
+
+    async def _probe(
+        self, prompt: Prompt[Any], messages: list[ChatMessage], key: str, ladder: FormatLadder
+    ) -> Any:
+        first = None
+        for level in range(ladder.level, len(FORMATS)):
+            # The first try of json_schema gets one retry, not the client's full backoff:
+            # a server that rejects it (llama-cpp-python: HTTP 500, which is retried)
+            # then costs two requests and no wait, once per run. The other formats
+            # get every retry, so a passing fault at start costs at most json_schema.
+            quick = level == 0 and ladder.failed_ladders == 0
+            gen = await self._send(
+                prompt, messages, key, level, self._quick_model() if quick else None
+            )
+            if gen.error is None and gen.text is not None:
+                if level != ladder.level:
+                    ladder.step_down(level, (first.error if first is not None else "") or "")
+                ladder.confirmed = True
+                return gen
+            first = first or gen
+            err = gen.error or ""
+            if not (_HTTP_ERROR.search(err) or _FORMAT_REJECTED.search(err)):
+                break  # a refused connection or a timeout: no format would help
+        ladder.failed_ladders += 1
+        if ladder.failed_ladders >= _MAX_FAILED_LADDERS:
+            ladder.confirmed = True  # broken, not picky: stop multiplying failed requests
+        return first
 
     async def call(
         self,
@@ -178,15 +343,7 @@ class StructuredClient:
         last_check: str | None = None
         raw: str | None = None
         for attempt in range(self.max_reasks + 1):
-            req = GenerationRequest(
-                messages=tuple(messages),
-                key=f"{key}#{attempt}" if attempt else key,
-                max_new_tokens=prompt.max_new_tokens,
-                temperature=self.temperature,
-                seed=self.seed,
-                response_format=prompt.response_format() if self.json_mode else None,
-            )
-            gen = (await self.model.agenerate([req]))[0]
+            gen = await self._ask(prompt, messages, f"{key}#{attempt}" if attempt else key)
             if gen.error is not None or gen.text is None:
                 # The HTTP client already retried transient faults: this is final.
                 info.error = f"request failed: {gen.error}"

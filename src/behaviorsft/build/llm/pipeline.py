@@ -39,7 +39,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from behaviorsft.bench import CASES_FILE, CONVERSATIONS_FILE, TASKS_FILE
-from behaviorsft.build.llm.client import CallInfo, Prices, StructuredClient
+from behaviorsft.build.llm.client import FORMATS, CallInfo, Prices, StructuredClient
 from behaviorsft.build.llm.prompts import AUGMENT_KINDS, prompt_versions
 from behaviorsft.build.llm.stages import (
     CaseOutcome,
@@ -59,6 +59,7 @@ from behaviorsft.models import load_model
 from behaviorsft.models.openai_compat import OpenAICompatModel
 from behaviorsft.records import Case, Split, Task
 from behaviorsft.store import (
+    KIND_NAMES,
     FileInfo,
     JsonlWriter,
     RecordError,
@@ -66,6 +67,7 @@ from behaviorsft.store import (
     new_manifest,
     read_manifest,
     scan_jsonl,
+    sniff_record_type,
     validation_errors,
     write_manifest,
 )
@@ -95,8 +97,11 @@ class LLMBuildReport:
     failed: int = 0
     tasks: int = 0
     dropped: int = 0
-    requests: int = 0
+    requests: int = 0  # HTTP requests this run: answered, failed and retried ones
+    failed_requests: int = 0  # ... of which got no answer (each retry counts)
     cache_hits: int = 0
+    response_format: str = "json_schema"  # the structured-output format that was used
+    format_fallbacks: list[str] = field(default_factory=list)  # why it is not json_schema
     resumed_from: int = 0
     input_errors: list[RecordError] = field(default_factory=list)
     failures: list[Skipped] = field(default_factory=list)
@@ -117,6 +122,14 @@ def load_input_cases(path: str | os.PathLike[str]) -> tuple[list[Case], list[Rec
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder")
+    if p.is_file() and p.stat().st_size == 0:
+        raise ValueError(f"{p}: is empty (no cases or case reports)")
+    kind = sniff_record_type(p) if p.is_file() else None
+    if kind is not None and kind not in ("case", "report"):
+        raise ValueError(
+            f"{p} is a {KIND_NAMES[kind]} file, not cases or case reports "
+            "(give the output of `cases import`/`cases synth`, or report files)"
+        )
     if p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson") and _looks_like_cases(p):
         cases: list[Case] = []
         errors: list[RecordError] = []
@@ -148,9 +161,7 @@ def load_input_cases(path: str | os.PathLike[str]) -> tuple[list[Case], list[Rec
 
 
 def _looks_like_cases(path: Path) -> bool:
-    for _, obj, _, _ in scan_jsonl(path, None, key=None):
-        return isinstance(obj, dict) and "source" in obj and "id" in obj
-    return False
+    return sniff_record_type(path) == "case"
 
 
 # ----------------------------------------------------------------------------- state on disk
@@ -360,13 +371,35 @@ def build_llm_bench(
         raise ValueError(f"verify: {verify!r}; use one of {', '.join(VERIFY_POLICIES)}")
     wanted = [TaskType(t) for t in types] if types else list(TaskType)
     dest = Path(out)
+    _check_input_is_not_output(Path(cases), dest)
+    if not fresh:
+        read_manifest(dest)  # a corrupt manifest stops the run here, not after every request
     dest.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else dest / LLM_DIR / "cache"
     all_cases, input_errors = load_input_cases(cases)
+    if not all_cases:
+        listed = "".join(f"\n{e}" for e in input_errors[:20])
+        raise ValueError(
+            f"{cases}: no usable case in it ({len(input_errors)} bad line(s)); nothing to build"
+            + listed
+        )
     selected = all_cases[:max_cases] if max_cases is not None else all_cases
     splits = assign_splits([c.id for c in selected], seed=seed, proportions=proportions)
 
-    options = {"concurrency": concurrency, **(model_options or {})}
+    report = LLMBuildReport(input_errors=input_errors)
+
+    def failed_request() -> None:
+        report.requests += 1
+        report.failed_requests += 1
+
+    user_on_retry = (model_options or {}).get("on_retry")
+
+    def on_retry(label: str, attempt: int, reason: str, delay: float) -> None:
+        failed_request()  # the attempt that is about to be retried was a request too
+        if user_on_retry is not None:
+            user_on_retry(label, attempt, reason, delay)
+
+    options = {"concurrency": concurrency, **(model_options or {}), "on_retry": on_retry}
     llm = _http_model(model, base_url, cache, api_key_env, json_schema, options)
     checker = (
         _http_model(
@@ -375,7 +408,6 @@ def build_llm_bench(
         if verifier_model
         else llm
     )
-    report = LLMBuildReport(input_errors=input_errors)
 
     def on_reply(cached: bool) -> None:
         if cached:
@@ -383,8 +415,12 @@ def build_llm_bench(
         else:
             report.requests += 1
 
-    client = StructuredClient(llm, max_reasks=max_reasks, seed=seed, on_reply=on_reply)
-    verifier = StructuredClient(checker, max_reasks=max_reasks, seed=seed, on_reply=on_reply)
+    client = StructuredClient(
+        llm, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
+    )
+    verifier = StructuredClient(
+        checker, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
+    )
 
     writers = _Writers(dest, fresh)
     try:
@@ -441,6 +477,12 @@ def build_llm_bench(
         if checker is not llm:
             checker.close()
 
+    if json_schema:
+        ladders = [client.ladder] + ([verifier.ladder] if checker is not llm else [])
+        report.response_format = FORMATS[max(ladder.level for ladder in ladders)]
+        report.format_fallbacks = [f for ladder in ladders for f in ladder.fallbacks]
+    else:
+        report.response_format = "text"
     _summarise_run(dest, selected, report, prices or Prices())
     _write_manifest(
         dest,
@@ -467,6 +509,19 @@ def build_llm_bench(
         },
     )
     return report
+
+
+def _check_input_is_not_output(cases: Path, dest: Path) -> None:
+    """Refuse an input that is (or holds) a file this build writes: it would be overwritten."""
+    src = cases.resolve()
+    outputs = [dest / CASES_FILE, dest / CONVERSATIONS_FILE, dest / TASKS_FILE, dest / LLM_DIR]
+    for target in (t.resolve() for t in outputs):
+        if src == target or target in src.parents or (src.is_dir() and src in target.parents):
+            raise ValueError(
+                f"--cases {cases} is (or holds) {target}, which this build writes into "
+                f"{dest}; an input is never overwritten: keep the cases outside the output "
+                "folder (e.g. cases/cases.jsonl) or choose another --out"
+            )
 
 
 def _http_model(
@@ -605,7 +660,12 @@ def _summarise_run(
     usage_doc = {
         "prices_usd_per_1m": prices.model_dump(),
         "stages": report.usage,
-        "this_run": {"requests": report.requests, "cache_hits": report.cache_hits},
+        "this_run": {
+            "requests": report.requests,
+            "failed_requests": report.failed_requests,
+            "cache_hits": report.cache_hits,
+            "response_format": report.response_format,
+        },
     }
     (llm / USAGE).write_text(json.dumps(usage_doc, indent=2) + "\n", encoding="utf-8")
 
@@ -628,6 +688,7 @@ def _write_manifest(
         # Manifest counts are integers: cost in micro-dollars (llm/usage.json has USD floats).
         counts[f"usage.{stage}.cost_micro_usd"] = round(row["cost_usd"] * 1e6)
     counts["run.requests"] = report.requests
+    counts["run.failed_requests"] = report.failed_requests
     counts["run.cache_hits"] = report.cache_hits
     manifest.counts = counts
     manifest.skipped = [
@@ -644,5 +705,6 @@ def _write_manifest(
         f"tokens: {int(total.get('prompt_tokens', 0))} prompt + "
         f"{int(total.get('completion_tokens', 0))} completion; cost "
         f"${total.get('cost_usd', 0.0):.4f} (see llm/usage.json)",
+        *(f"the endpoint {f}" for f in report.format_fallbacks),
     ]
     write_manifest(dest, manifest)

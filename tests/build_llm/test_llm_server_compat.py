@@ -1,0 +1,163 @@
+"""`build --generator llm` against servers that reject structured output, or fail outright."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from behaviorsft.cli import app
+from behaviorsft.exit_codes import ExitCode
+from behaviorsft.models.openai_compat import OpenAICompatModel
+from tests.build_llm.conftest import ScriptedLLM, write_text_cases
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `build` has no backoff option; retries here must not sleep the default seconds.
+    monkeypatch.setattr(OpenAICompatModel, "_delay", lambda self, attempt, retry_after: 0.0)
+
+
+def _build(server: ScriptedLLM, tmp_path: Path, n: int = 2) -> tuple[int, str, Path]:
+    cases = write_text_cases(tmp_path / "reports.jsonl", n)
+    bench = tmp_path / "bench"
+    args = [
+        "build",
+        "--generator",
+        "llm",
+        "--cases",
+        str(cases),
+        "--out",
+        str(bench),
+        "--model",
+        "openai-compatible/scripted",
+        "--base-url",
+        server.base_url,
+        "--concurrency",
+        "4",
+        "--types",
+        "fact_retrieval",
+        "--verify",
+        "off",
+    ]
+    result = CliRunner().invoke(app, args)
+    return result.exit_code, result.output, bench
+
+
+def _reported_requests(output: str) -> int:
+    m = re.search(r"this run: (\d+) requests", output)
+    assert m, output
+    return int(m.group(1))
+
+
+def test_llama_cpp_python_server_falls_back_to_json_object(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    llm_server.llama_cpp_python = True
+    rc, output, bench = _build(llm_server, tmp_path)
+    assert rc == ExitCode.OK, output
+    assert "2 cases completed, 0 failed" in output
+    formats = [(b.get("response_format") or {}).get("type") for b in llm_server.requests]
+    # One structured request is rejected, then json_object for every later request of
+    # the run: the fallback is remembered, not re-learnt per case.
+    # The rejected format costs two requests (one retry, not the client's full backoff).
+    assert formats[:3] == ["json_schema", "json_schema", "json_object"]
+    assert set(formats[2:]) == {"json_object"}
+    assert "json_object" in output  # the user is told which format was used
+    # Every request the server saw is counted, the rejected ones included.
+    assert _reported_requests(output) == llm_server.count
+    tasks = [json.loads(x) for x in (bench / "tasks.jsonl").read_text().splitlines()]
+    assert tasks and {t["task_type"] for t in tasks} == {"fact_retrieval"}
+
+
+def test_server_failing_every_request_exits_partial_and_counts_every_request(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    llm_server.inject("summary", "500", times=10_000)
+    rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.PARTIAL, output
+    assert "0 cases completed, 2 failed" in output
+    assert llm_server.count > 0
+    assert _reported_requests(output) == llm_server.count
+
+
+def test_corrupt_manifest_stops_before_any_request(llm_server: ScriptedLLM, tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "manifest.json").write_text('{"stage": ')
+    rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.INPUT_ERROR, output
+    assert str(bench / "manifest.json") in output and "Traceback" not in output
+    assert llm_server.count == 0
+
+
+def test_rate_limits_do_not_drop_structured_output(llm_server: ScriptedLLM, tmp_path: Path) -> None:
+    # The first case's summary is refused with 429 until the client gives up (7 attempts).
+    llm_server.inject("summary", "429", case_id="text:case-000", times=7)
+    rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.PARTIAL, output  # that case failed, with its reason
+    formats = {(b.get("response_format") or {}).get("type") for b in llm_server.requests}
+    assert formats == {"json_schema"}
+    assert "note:" not in output
+    assert _reported_requests(output) == llm_server.count
+
+
+def test_cases_that_are_the_benchs_own_output_are_refused_untouched(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    cases = write_text_cases(bench / "cases.jsonl", 2)  # the file the builder writes
+    before = cases.read_bytes()
+    result = CliRunner().invoke(
+        app,
+        [
+            "build-llm",
+            "--cases",
+            str(cases),
+            "--out",
+            str(bench),
+            "--model",
+            "openai-compatible/scripted",
+            "--base-url",
+            llm_server.base_url,
+            "--fresh",
+        ],
+    )
+    assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+    assert "cases" in result.output and "output" in result.output
+    assert cases.read_bytes() == before
+    assert llm_server.count == 0
+
+
+def test_wrong_kind_or_empty_cases_are_input_errors(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    from behaviorsft.records import Task
+    from tests.conftest import make_task_dict
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(Task.model_validate(make_task_dict()).model_dump_json() + "\n")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for path, says in ((tasks, "is a tasks file"), (empty, "empty")):
+        result = CliRunner().invoke(
+            app,
+            [
+                "build-llm",
+                "--cases",
+                str(path),
+                "--out",
+                str(tmp_path / "bench"),
+                "--model",
+                "openai-compatible/scripted",
+                "--base-url",
+                llm_server.base_url,
+            ],
+        )
+        assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+        assert says in result.output
+    assert llm_server.count == 0
