@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from behaviorsft.bench import CONVERSATIONS_FILE, TASKS_FILE, load_bench
-from behaviorsft.evaluate.runner import load_predictions, read_config
+from behaviorsft.evaluate.runner import SPLITS, load_predictions, read_config
 from behaviorsft.records import Prediction, Task
 from behaviorsft.store import new_manifest, write_jsonl, write_manifest
 from behaviorsft.taxonomy import TABLE_ORDER, Category, TaskType, category_of
@@ -161,6 +161,8 @@ def build_hard(
     """Write the Hard BENCH folder at ``out``; return its composition report."""
     if rule not in FAIL_RULES:
         raise ValueError(f"--fail-rule must be one of {', '.join(FAIL_RULES)}")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"--split {split!r} is unknown; choose one of {', '.join(SPLITS)}")
     if min_failing_models < 1:
         raise ValueError("--min-failing-models must be at least 1")
     source = load_bench(bench)

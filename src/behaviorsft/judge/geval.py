@@ -32,6 +32,7 @@ import asyncio
 import json
 import re
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -42,6 +43,7 @@ from behaviorsft import __version__
 from behaviorsft.bench import load_bench
 from behaviorsft.evaluate.runner import (
     _SECRET,
+    ResumeRefusedError,
     load_predictions,
     read_config,
     select_tasks,
@@ -61,15 +63,16 @@ from behaviorsft.judge.criteria import (
     steps_prompt,
     weighted_score,
 )
-from behaviorsft.models import parse_model_spec
+from behaviorsft.models import check_model_spec, parse_model_spec
 from behaviorsft.models.base import Generation, GenerationRequest, Model
 from behaviorsft.records import ChatMessage, Criterion, Judgement, Prediction, Task
 from behaviorsft.store import (
     FileInfo,
+    FolderLock,
     JsonlWriter,
     RecordFileError,
     changed_options,
-    load_records,
+    load_records_deduped,
     new_manifest,
     read_manifest,
     write_jsonl,
@@ -163,7 +166,7 @@ class JudgeConfig:
             raise ValueError("--concurrency must be at least 1")
         if self.n_bootstrap < 0:
             raise ValueError("--bootstrap must be >= 0")
-        parse_model_spec(self.judge)  # a malformed name fails before any file is written
+        check_model_spec(self.judge)  # a malformed name fails before any file is written
         self.criteria = [c.value for c in self.criterion_list]
 
     @property
@@ -202,7 +205,7 @@ def config_help() -> dict[str, str]:
 def _check_resume(config: JudgeConfig, out: Path) -> None:
     diffs = changed_options(out / CONFIG_FILE, config_dict(config), _RESUME_KEYS)
     if diffs:
-        raise ValueError(
+        raise ResumeRefusedError(
             f"{out} holds judgements made with other options ({diffs}). "
             "Use a new --out, add --fresh to start over, or rerun with the same options."
         )
@@ -592,24 +595,42 @@ class JudgeResult:
     report: dict[str, Path] = field(default_factory=dict)
 
 
-def _drop_unscored(path: Path) -> None:
-    """Rewrite a judgements file without its unscored rows, so they are judged again."""
-    if not path.exists():
-        return
-    result = load_records(path, Judgement)
+def _load_deduped(path: Path) -> tuple[list[Judgement], list[tuple[int, int]], bool]:
+    """(judgements, dropped exact duplicates as (line, first line), had a torn tail)."""
+    result, dups = load_records_deduped(path, Judgement)
     if result.errors:
         raise RecordFileError(result.errors)
-    kept = [j for j in result.records if j.error is None]
-    if len(kept) != len(result.records) or result.torn_tail is not None:
+    return result.records, dups, result.torn_tail is not None
+
+
+def _duplicates_note(path: Path, dups: Sequence[tuple[int, int]]) -> str:
+    where = ", ".join(f"line {n} (= line {first})" for n, first in dups[:5])
+    more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+    return f"{path}: dropped {len(dups)} exact duplicate line(s): {where}{more}"
+
+
+def _drop_unscored(path: Path) -> None:
+    """Rewrite a judgements file without its unscored rows (and exact duplicates)."""
+    if not path.exists():
+        return
+    rows, dups, torn = _load_deduped(path)
+    if dups:
+        warnings.warn(_duplicates_note(path, dups), UserWarning, stacklevel=2)
+    kept = [j for j in rows if j.error is None]
+    if len(kept) != len(rows) or dups or torn:
         write_jsonl(path, kept)
 
 
 def load_judgements(path: str | Path) -> list[Judgement]:
-    """Every judgement of a judgements.jsonl (raises listing bad lines)."""
-    result = load_records(Path(path), Judgement)
-    if result.errors:
-        raise RecordFileError(result.errors)
-    return result.records
+    """Every judgement of a judgements.jsonl (raises listing bad lines).
+
+    Exact duplicate lines are dropped with a ``UserWarning``; differing
+    duplicates are an error naming both lines.
+    """
+    rows, dups, _ = _load_deduped(Path(path))
+    if dups:
+        warnings.warn(_duplicates_note(Path(path), dups), UserWarning, stacklevel=2)
+    return rows
 
 
 def _fresh(out: Path) -> None:
@@ -633,9 +654,16 @@ def run_judge(
     object implementing the Model protocol).
     """
     config.validate()
-    criteria = config.criterion_list
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # One writer per JUDGED folder: a second one fails at once (FolderBusyError).
+    with FolderLock(out):
+        return _run_judge_locked(config, out, model, fresh, show_progress)
+
+
+def _run_judge_locked(
+    config: JudgeConfig, out: Path, model: Model | None, fresh: bool, show_progress: bool
+) -> JudgeResult:
+    criteria = config.criterion_list
     if fresh:
         # Everything goes, not only these runs' files: one folder, one judge setup.
         _fresh(out)

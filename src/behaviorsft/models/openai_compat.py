@@ -76,6 +76,15 @@ RetryCallback = Callable[[str, int, str, float], None]
 T = TypeVar("T")
 
 
+class EndpointUnreachableError(ConnectionError):
+    """Nothing answers at the endpoint: the first requests were refused or found no host.
+
+    Raised instead of retrying for minutes, so a wrong ``--base-url`` or a server
+    that is not running is reported at once. After the endpoint has answered
+    once, a refused connection is a transient fault and retried like others.
+    """
+
+
 class _Fatal(Exception):
     """A request that will not succeed: its message becomes ``Generation.error``.
 
