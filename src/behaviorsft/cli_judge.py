@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from behaviorsft.cli_eval import _fail, _input_errors, _model_options, _show_warnings
+from behaviorsft.cli_eval import _fail, _input_errors, _model_options, _show_warnings, _warn
 from behaviorsft.exit_codes import ExitCode, exit_with
 from behaviorsft.judge.criteria import ALL_CRITERIA, parse_criteria
 from behaviorsft.judge.geval import METHODS
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
                 n_bootstrap=bootstrap,
             )
             with _show_warnings():
-                result = run_judge(config, fresh=fresh, show_progress=progress)
+                result = run_judge(config, fresh=fresh, show_progress=progress, warn=_warn)
         except _input_errors() as exc:
             raise _fail(exc) from None
         console.print(

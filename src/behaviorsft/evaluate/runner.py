@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import re
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -756,7 +757,7 @@ def run_eval(
             for name in _RUN_FILES:
                 (out / name).unlink(missing_ok=True)
         new_run = not (out / CONFIG_FILE).exists()
-        result = _run_locked(config, out, bench.path, tasks, jobs, model, show_progress, note)
+        result = _run_locked(config, out, tasks, jobs, model, show_progress, note, warn or _no_warn)
         result.notes = notes
         return result
     except BaseException:
@@ -775,15 +776,19 @@ def run_eval(
         lock.release()
 
 
+def _no_warn(message: str) -> None:
+    pass
+
+
 def _run_locked(
     config: EvalConfig,
     out: Path,
-    bench_path: Path,
     tasks: Sequence[Task],
     jobs: Sequence[_Job],
     model: Model | None,
     show_progress: bool,
     note: Warn,
+    warn: Warn,
 ) -> RunResult:
     _check_resume(config, out)
     pred_path = out / PREDICTIONS_FILE
@@ -798,7 +803,7 @@ def _run_locked(
         if pending:
             # Loaded before config.json is written: a model that cannot be loaded
             # leaves nothing behind.
-            model = _load(config)
+            model = _load(config, warn)
             own_model = True
     try:
         (out / CONFIG_FILE).write_text(
@@ -842,15 +847,55 @@ def _run_locked(
     )
 
 
-def _load(config: EvalConfig) -> Model:
-    # Imported here so that evaluation code (and its tests) does not pull in backends.
-    from behaviorsft.models import load_model
+class RetryReporter:
+    """Says what an HTTP backend is doing while it retries, without flooding the terminal.
 
+    The first retry for each kind of fault (``HTTP 429``, ``timed out`` ...) is
+    reported at once; later ones of that kind at most every ``every_s`` seconds,
+    with how many were left unreported in between.
+    """
+
+    def __init__(self, warn: Warn, max_retries: int, every_s: float = 5.0) -> None:
+        self.warn = warn
+        self.max_retries = max_retries
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def __call__(self, key: str, attempt: int, reason: str, delay_s: float) -> None:
+        kind = reason.split(":")[0].split("(")[0].strip()
+        now = time.monotonic()
+        if now - self._last.get(kind, -math.inf) < self.every_s:
+            self._quiet[kind] = self._quiet.get(kind, 0) + 1
+            return
+        quiet = self._quiet.pop(kind, 0)
+        also = f" ({quiet} more such retries since the last message)" if quiet else ""
+        self._last[kind] = now
+        self.warn(
+            f"{reason} for request {key}; attempt {attempt + 1} of {self.max_retries + 1}, "
+            f"waiting {delay_s:.1f}s{also}"
+        )
+
+
+_HTTP_PROVIDERS = ("openai", "openai-compatible")
+
+
+def _load(config: EvalConfig, warn: Warn) -> Model:
+    # Imported here so that evaluation code (and its tests) does not pull in backends.
+    from behaviorsft.models import load_model, parse_model_spec
+
+    options = dict(config.model_options)
+    if parse_model_spec(config.model).provider in _HTTP_PROVIDERS:
+        # A server that is not there is reported at once, not after minutes of retries;
+        # retries and a lowered concurrency are said as they happen.
+        options.setdefault("fail_fast", True)
+        options.setdefault("on_notice", warn)
+        options.setdefault("on_retry", RetryReporter(warn, int(options.get("max_retries", 5))))
     model = load_model(
         config.model,
         base_url=config.base_url,
         cache_dir=config.cache_dir,
-        **config.model_options,
+        **options,
     )
     if config.scoring == "choice" and not model.supports_choice_scoring:
         model.close()

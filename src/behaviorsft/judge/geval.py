@@ -33,7 +33,7 @@ import json
 import re
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -647,8 +647,11 @@ def run_judge(
     model: Model | None = None,
     fresh: bool = False,
     show_progress: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> JudgeResult:
     """Judge every prediction of ``config.runs``; write the JUDGED folder; resume if it exists.
+
+    ``warn`` is called with what the HTTP client is doing while it retries.
 
     ``model`` overrides loading ``config.judge`` (a notebook may pass any
     object implementing the Model protocol).
@@ -657,11 +660,16 @@ def run_judge(
     out = Path(config.out)
     # One writer per JUDGED folder: a second one fails at once (FolderBusyError).
     with FolderLock(out):
-        return _run_judge_locked(config, out, model, fresh, show_progress)
+        return _run_judge_locked(config, out, model, fresh, show_progress, warn)
 
 
 def _run_judge_locked(
-    config: JudgeConfig, out: Path, model: Model | None, fresh: bool, show_progress: bool
+    config: JudgeConfig,
+    out: Path,
+    model: Model | None,
+    fresh: bool,
+    show_progress: bool,
+    warn: Callable[[str], None] | None,
 ) -> JudgeResult:
     criteria = config.criterion_list
     if fresh:
@@ -710,7 +718,7 @@ def _run_judge_locked(
         if items:
             # Loaded only when there is work: a finished folder re-reports without a key.
             own_model = model is None
-            judge_model = model if model is not None else _load_judge(config)
+            judge_model = model if model is not None else _load_judge(config, warn)
             caller = _Caller(judge_model)
             try:
                 _run_async(caller, config, out, criteria, items, writers, counts, show_progress)
@@ -748,13 +756,21 @@ def _run_judge_locked(
     )
 
 
-def _load_judge(config: JudgeConfig) -> Model:
+def _load_judge(config: JudgeConfig, warn: Callable[[str], None] | None = None) -> Model:
+    from behaviorsft.evaluate.runner import RetryReporter
     from behaviorsft.models import load_model
 
     options = dict(config.model_options)
     # Only the HTTP client takes a concurrency; local backends batch themselves.
     if parse_model_spec(config.judge).provider in ("openai", "openai-compatible"):
         options.setdefault("concurrency", config.concurrency)
+        # A judge endpoint that is not there stops the run at once; retries and a
+        # lowered concurrency (a one-slot server at --concurrency 8) are said as they happen.
+        options.setdefault("fail_fast", True)
+        if warn is not None:
+            options.setdefault("on_notice", warn)
+            max_retries = int(options.get("max_retries", 5))
+            options.setdefault("on_retry", RetryReporter(warn, max_retries))
     return load_model(config.judge, base_url=config.base_url, cache_dir=config.cache_dir, **options)
 
 
