@@ -266,3 +266,19 @@ def test_unknown_choices_list_the_valid_ones(small_bench: Path, tmp_path: Path) 
         "hard", "--bench", small_bench, "--runs", run, "--out", tmp_path / "h", "--split", "foo"
     )
     assert code == ExitCode.INPUT_ERROR and "train, val, test, all" in stderr
+
+
+def test_judge_refuses_predictions_whose_task_changed(tmp_path: Path) -> None:
+    tasks = [t for t in bench_tasks(1, 0) if t.answer != "D"]
+    bench = write_bench(tmp_path / "bench", tasks)
+    run = tmp_path / "run"
+    args = ["eval", "--bench", bench, "--model", "baseline/random", "--out", run, "--no-progress"]
+    assert _cli(*args)[0] == ExitCode.OK
+    write_bench(bench, _rebuilt(tasks, [tasks[1].id]))
+    code, _, stderr = _cli(
+        "judge", run, "--out", tmp_path / "j", "--judge", "openai-compatible/j",
+        "--base-url", "http://127.0.0.1:9/v1", "--no-progress",
+    )  # fmt: skip
+    assert code == ExitCode.INPUT_ERROR
+    assert "1 prediction(s)" in stderr and "changed" in stderr and "behaviorsft eval" in stderr
+    assert not (tmp_path / "j" / "config.json").exists()
