@@ -282,3 +282,15 @@ def test_judge_refuses_predictions_whose_task_changed(tmp_path: Path) -> None:
     assert code == ExitCode.INPUT_ERROR
     assert "1 prediction(s)" in stderr and "changed" in stderr and "behaviorsft eval" in stderr
     assert not (tmp_path / "j" / "config.json").exists()
+
+
+def test_other_options_exit_4_and_fresh_starts_over(small_bench: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["eval", "--bench", small_bench, "--out", out, "--no-progress", "--bootstrap", "0"]
+    assert _cli(*args, "--model", "baseline/random", "--limit", "4")[0] == ExitCode.OK
+    code, _, stderr = _cli(*args, "--model", "baseline/longest", "--limit", "4")
+    assert code == ExitCode.REFUSED and "--fresh" in stderr
+    code, _, stderr = _cli(*args, "--model", "baseline/longest", "--limit", "4", "--fresh")
+    assert code == ExitCode.OK, stderr
+    rows = load_predictions(out)
+    assert len(rows) == 4 and {p.model for p in rows} == {"baseline/longest"}

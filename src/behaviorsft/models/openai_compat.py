@@ -225,6 +225,17 @@ def _parse_completion(resp: httpx.Response, latency_s: float) -> _Reply:
     )
 
 
+def _connect_detail(exc: BaseException) -> str:
+    """The operating system's reason for a failed connection ('Connection refused'), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and (seen.errno or seen.strerror):
+            # asyncio words a refused connection 'Connect call failed (host, port)'
+            return os.strerror(seen.errno) if seen.errno and seen.errno > 0 else seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
+
+
 def _rejects_response_format(error: str) -> bool:
     """Whether a fatal HTTP error says the endpoint does not take ``response_format``."""
     low = error.lower()
@@ -745,8 +756,7 @@ class OpenAICompatModel:
         except httpx.TimeoutException:
             raise _Transient(f"timed out after {self.timeout_s:g}s", kind="timeout") from None
         except httpx.ConnectError as e:
-            detail = str(e) or type(e).__name__
-            raise _Transient(f"connection error ({detail})", kind="connect") from None
+            raise _Transient(f"connection error ({_connect_detail(e)})", kind="connect") from None
         except httpx.TransportError as e:
             raise _Transient(f"connection error ({type(e).__name__})") from None
         self._answered = True
