@@ -294,3 +294,16 @@ def test_other_options_exit_4_and_fresh_starts_over(small_bench: Path, tmp_path:
     assert code == ExitCode.OK, stderr
     rows = load_predictions(out)
     assert len(rows) == 4 and {p.model for p in rows} == {"baseline/longest"}
+
+
+def test_out_pointing_at_another_stages_folder_is_refused_untouched(tmp_path: Path) -> None:
+    from behaviorsft.store import new_manifest, write_manifest
+
+    bench = write_bench(tmp_path / "bench", bench_tasks(1, 0))
+    write_manifest(bench, new_manifest("build"))
+    before = {p.name: p.read_bytes() for p in bench.iterdir()}
+    code, _, stderr = _cli(
+        "eval", "--bench", bench, "--model", "baseline/random", "--out", bench, "--no-progress"
+    )
+    assert code == ExitCode.INPUT_ERROR and "outputs of `build`" in stderr
+    assert {p.name: p.read_bytes() for p in bench.iterdir()} == before

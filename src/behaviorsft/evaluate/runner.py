@@ -710,6 +710,19 @@ def _coverage_notes(
 _RUN_FILES = (CONFIG_FILE, PREDICTIONS_FILE, METRICS_FILE, "manifest.json")
 
 
+def _check_not_other_output(out: Path) -> None:
+    """Refuse an --out that holds another stage's outputs (e.g. the BENCH folder itself)."""
+    try:
+        manifest = read_manifest(out)
+    except ValueError:
+        manifest = None  # a broken manifest: not ours to judge here
+    if manifest is not None and manifest.stage != "eval":
+        raise ValueError(
+            f"--out {out} holds the outputs of `{manifest.stage}` (its manifest.json), not a "
+            "RUN folder; give a new or existing RUN folder"
+        )
+
+
 def run_eval(
     config: EvalConfig,
     *,
@@ -749,23 +762,26 @@ def run_eval(
             warn(msg)
 
     out = Path(config.out)
+    _check_not_other_output(out)
     existed = out.exists()
     lock = FolderLock(out).acquire()
-    new_run = True
+    had: set[str] = set()
     try:
         if fresh:
             for name in _RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-        new_run = not (out / CONFIG_FILE).exists()
+        had = {name for name in _RUN_FILES if (out / name).exists()}
         result = _run_locked(config, out, tasks, jobs, model, show_progress, note, warn or _no_warn)
         result.notes = notes
         return result
     except BaseException:
         pred_path = out / PREDICTIONS_FILE
-        if new_run and not (pred_path.exists() and pred_path.stat().st_size > 0):
-            # Nothing was answered: leave no half-made RUN folder behind.
+        if not (pred_path.exists() and pred_path.stat().st_size > 0):
+            # Nothing was answered: remove what this call created (a config.json
+            # that would refuse the corrected command), and a folder it made.
             for name in _RUN_FILES:
-                (out / name).unlink(missing_ok=True)
+                if name not in had:
+                    (out / name).unlink(missing_ok=True)
             if not existed:
                 (out / LOCK_NAME).unlink(missing_ok=True)
                 lock.release()
