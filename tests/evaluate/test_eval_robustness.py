@@ -307,3 +307,19 @@ def test_out_pointing_at_another_stages_folder_is_refused_untouched(tmp_path: Pa
     )
     assert code == ExitCode.INPUT_ERROR and "outputs of `build`" in stderr
     assert {p.name: p.read_bytes() for p in bench.iterdir()} == before
+
+
+def test_hard_and_ensemble_refuse_predictions_whose_task_changed(tmp_path: Path) -> None:
+    tasks = [t for t in bench_tasks(1, 0) if t.answer != "D"]
+    bench = write_bench(tmp_path / "bench", tasks)
+    runs = []
+    for kind in ("random", "longest"):
+        run = tmp_path / kind
+        args = ["eval", "--bench", bench, "--model", f"baseline/{kind}", "--out", run]
+        assert _cli(*args, "--no-progress", "--bootstrap", "0")[0] == ExitCode.OK
+        runs.append(run)
+    write_bench(bench, _rebuilt(tasks, [tasks[2].id]))
+    code, _, stderr = _cli("ensemble", *runs, "--out", tmp_path / "ens", "--bootstrap", "0")
+    assert code == ExitCode.INPUT_ERROR and "changed since" in stderr
+    code, _, stderr = _cli("hard", "--bench", bench, "--runs", *runs, "--out", tmp_path / "h")
+    assert code == ExitCode.INPUT_ERROR and "changed since" in stderr

@@ -650,6 +650,32 @@ def load_predictions(run: str | Path) -> list[Prediction]:
     return rows
 
 
+def check_task_fingerprints(
+    run: str | Path, bench: Bench, config: EvalConfig, predictions: Sequence[Prediction]
+) -> None:
+    """Refuse predictions made on a task that has changed since (the bench was rebuilt).
+
+    For the commands that read a RUN with the bench as it is now (``judge``,
+    ``hard``, ``ensemble``): an answer given to an older version of a task
+    would be judged, or counted right or wrong, against another question.
+    Predictions without a fingerprint (older versions) cannot be checked.
+    """
+    by_id = {t.id: t for t in bench.tasks}
+    checkable = [p for p in predictions if p.task_fingerprint is not None and p.task_id in by_id]
+    if not checkable:
+        return
+    tasks = [by_id[tid] for tid in dict.fromkeys(p.task_id for p in checkable)]
+    seeds = sorted({p.seed for p in checkable})
+    now = {j.id: j.fingerprint for j in build_jobs(bench, tasks, seeds, config)}
+    stale = [p.id for p in checkable if p.id in now and now[p.id] != p.task_fingerprint]
+    if stale:
+        raise ValueError(
+            f"{run}: {len(stale)} prediction(s) (e.g. {stale[0]!r}) were made on a task that "
+            f"has changed since in {bench.path} (the bench was rebuilt); run "
+            f"`behaviorsft eval` with the same options on {run} first: it asks those again"
+        )
+
+
 def write_run_outputs(
     out: Path,
     config: dict[str, Any],

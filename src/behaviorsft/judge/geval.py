@@ -40,12 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from behaviorsft import __version__
-from behaviorsft.bench import Bench, load_bench
+from behaviorsft.bench import load_bench
 from behaviorsft.evaluate.runner import (
     _SECRET,
-    EvalConfig,
     ResumeRefusedError,
-    build_jobs,
+    check_task_fingerprints,
     load_predictions,
     read_config,
     select_tasks,
@@ -263,31 +262,6 @@ class RunInput:
     without_reply: int  # predictions that failed at eval time: nothing to judge
 
 
-def _check_fingerprints(
-    run: Path, bench: Bench, eval_config: EvalConfig, predictions: Sequence[Prediction]
-) -> None:
-    """Refuse predictions made on a task that has changed since (the bench was rebuilt).
-
-    The judge shows the judge model the bench's task as it is now; an answer
-    given to an older version of it would be judged against the wrong question.
-    Predictions without a fingerprint (older versions) cannot be checked.
-    """
-    checkable = [p for p in predictions if p.task_fingerprint is not None]
-    if not checkable:
-        return
-    by_id = {t.id: t for t in bench.tasks}
-    tasks = [by_id[tid] for tid in dict.fromkeys(p.task_id for p in checkable)]
-    seeds = sorted({p.seed for p in checkable})
-    now = {j.id: j.fingerprint for j in build_jobs(bench, tasks, seeds, eval_config)}
-    stale = [p.id for p in checkable if p.id in now and now[p.id] != p.task_fingerprint]
-    if stale:
-        raise ValueError(
-            f"{run}: {len(stale)} prediction(s) (e.g. {stale[0]!r}) were made on a task that "
-            f"has changed since in {eval_config.bench} (the bench was rebuilt); run "
-            f"`behaviorsft eval` with the same options on {run} first: it asks those again"
-        )
-
-
 def load_run_input(run: str | Path, limit: int | None, entries: list[RunEntry]) -> RunInput:
     """Read a RUN folder, reload its bench, and find (or assign) its name in JUDGED."""
     path = Path(run).resolve()
@@ -314,7 +288,7 @@ def load_run_input(run: str | Path, limit: int | None, entries: list[RunEntry]) 
             f"{path}/predictions.jsonl: {len(unknown)} task ids are not in {bench_path} "
             f"(e.g. {unknown[0]!r}); was the bench rebuilt after the run?"
         )
-    _check_fingerprints(path, bench, eval_config, predictions)
+    check_task_fingerprints(path, bench, eval_config, predictions)
     answered = [p for p in predictions if p.error is None and p.raw_output is not None]
     answered_tasks = [tasks[tid] for tid in dict.fromkeys(p.task_id for p in answered)]
     chosen = {t.id for t in select_tasks(answered_tasks, limit)}

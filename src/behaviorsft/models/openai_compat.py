@@ -231,7 +231,9 @@ def _connect_detail(exc: BaseException) -> str:
     while seen is not None:
         if isinstance(seen, OSError) and (seen.errno or seen.strerror):
             # asyncio words a refused connection 'Connect call failed (host, port)'
-            return os.strerror(seen.errno) if seen.errno and seen.errno > 0 else seen.strerror
+            if seen.errno and seen.errno > 0:
+                return os.strerror(seen.errno)
+            return str(seen.strerror)
         seen = seen.__cause__ or seen.__context__
     return str(exc) or type(exc).__name__
 
