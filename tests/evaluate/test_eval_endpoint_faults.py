@@ -208,3 +208,4 @@ def test_judge_against_nothing_listening_stops_at_once(bench: Path, tmp_path: Pa
     )  # fmt: skip
     assert res.exit_code == ExitCode.INPUT_ERROR, res.output
     assert f"nothing answers at {base_url}" in res.stderr
+    assert not (tmp_path / "j").exists()  # the corrected command starts cleanly

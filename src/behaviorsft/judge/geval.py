@@ -29,6 +29,7 @@ never given a default score.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -68,6 +69,7 @@ from behaviorsft.models import check_model_spec, parse_model_spec
 from behaviorsft.models.base import Generation, GenerationRequest, Model
 from behaviorsft.records import ChatMessage, Criterion, Judgement, Prediction, Task
 from behaviorsft.store import (
+    LOCK_NAME,
     FileInfo,
     FolderLock,
     JsonlWriter,
@@ -660,9 +662,38 @@ def run_judge(
     """
     config.validate()
     out = Path(config.out)
+    existed = out.exists()
     # One writer per JUDGED folder: a second one fails at once (FolderBusyError).
-    with FolderLock(out):
+    lock = FolderLock(out).acquire()
+    had: set[str] = set()
+    try:
+        had = {name for name in _OWN_FILES if (out / name).exists()}
         return _run_judge_locked(config, out, model, fresh, show_progress, warn)
+    except BaseException:
+        if not any(p.stat().st_size > 0 for p in out.glob(f"{RUNS_DIR}/*/{JUDGEMENTS_FILE}")):
+            # Nothing was judged (e.g. the endpoint does not answer): remove what this
+            # call created, so the corrected command is not refused as another setup.
+            for name in _OWN_FILES:
+                if name not in had:
+                    (out / name).unlink(missing_ok=True)
+            for folder in sorted(out.glob(f"{RUNS_DIR}/*"), reverse=True):
+                with contextlib.suppress(OSError):
+                    (folder / JUDGEMENTS_FILE).unlink(missing_ok=True)
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                (out / RUNS_DIR).rmdir()
+            if not existed:
+                (out / LOCK_NAME).unlink(missing_ok=True)
+                lock.release()
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
+# Files of a JUDGED folder that a failed first call removes again.
+_OWN_FILES = (CONFIG_FILE, STEPS_FILE, RUNS_FILE, "manifest.json")
 
 
 def _run_judge_locked(
