@@ -8,13 +8,17 @@ in the docs, as well as repeated (``--seeds 0 --seeds 1``) or comma-separated.
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from behaviorsft.evaluate.runner import BEHAVIOR_MODES, SCORING_MODES, EvalConfig
+from behaviorsft.evaluate.runner import BEHAVIOR_MODES, SCORING_MODES, SPLITS, EvalConfig
+from behaviorsft.exit_codes import ExitCode, exit_with
 from behaviorsft.prompts import STRATEGIES
 
 console = Console()
@@ -55,9 +59,53 @@ def _model_options(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _fail(exc: Exception) -> typer.Exit:
+def _exit_code(exc: BaseException) -> ExitCode:
+    """The documented exit code of an error that stops a command (see exit_codes.py)."""
+    from behaviorsft.evaluate.runner import ResumeRefusedError
+    from behaviorsft.store import FolderBusyError
+
+    if isinstance(exc, FolderBusyError):
+        return ExitCode.BUSY
+    if isinstance(exc, ResumeRefusedError):
+        return ExitCode.REFUSED
+    return ExitCode.INPUT_ERROR
+
+
+def _fail(exc: BaseException) -> BaseException:
     err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
-    return typer.Exit(code=2)
+    return exit_with(_exit_code(exc))
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"warning: {message}", markup=False, soft_wrap=True)
+
+
+@contextmanager
+def _show_warnings() -> Iterator[None]:
+    """Print the library's ``warnings.warn`` messages as one plain line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                _warn(str(w.message))
+
+
+# Errors that are the user's input, not a bug: reported in one line, exit 2 (or 4, 5).
+def _input_errors() -> tuple[type[BaseException], ...]:
+    from behaviorsft.models.openai_compat import EndpointUnreachableError
+    from behaviorsft.store import FolderBusyError, RecordFileError
+
+    return (
+        ValueError,
+        FileNotFoundError,
+        ImportError,
+        TypeError,
+        RecordFileError,
+        FolderBusyError,
+        EndpointUnreachableError,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +122,7 @@ def register(app: typer.Typer) -> None:
         strategy: str = typer.Option(
             "zero_shot", "--strategy", help=f"One of: {', '.join(STRATEGIES)}."
         ),
-        split: str = typer.Option("test", "--split", help="train, val, test or all."),
+        split: str = typer.Option("test", "--split", help=f"One of: {', '.join(SPLITS)}."),
         seeds: list[str] = typer.Option(
             ["0"], "--seeds", help="Seeds, e.g. --seeds 0 1 2; metrics give mean ± std."
         ),
@@ -114,9 +162,17 @@ def register(app: typer.Typer) -> None:
         ),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (0: none)."),
         label: str | None = typer.Option(None, "--label", help="Column name in reports."),
+        fresh: bool = typer.Option(
+            False, "--fresh", help="Discard what RUN holds (predictions, metrics) and start over."
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
     ) -> None:
-        """Evaluate a model on a bench split; write predictions, metrics and config to RUN."""
+        """Evaluate a model on a bench split; write predictions, metrics and config to RUN.
+
+        Exit codes: 0 all rows answered; 2 bad options or input, or an endpoint that
+        refuses connections (nothing is written); 3 some rows failed (recorded, rerun
+        to retry); 4 RUN was made with other options; 5 another process writes RUN.
+        """
         from behaviorsft.evaluate.runner import run_eval
 
         config = EvalConfig(
@@ -142,8 +198,9 @@ def register(app: typer.Typer) -> None:
             label=label,
         )
         try:
-            result = run_eval(config, show_progress=progress)
-        except (ValueError, FileNotFoundError, ImportError, TypeError) as exc:
+            with _show_warnings():
+                result = run_eval(config, show_progress=progress, fresh=fresh, warn=_warn)
+        except _input_errors() as exc:
             raise _fail(exc) from None
         overall = result.metrics["mean"].get("overall", {})
         f1 = overall.get("macro_f1")
@@ -156,9 +213,11 @@ def register(app: typer.Typer) -> None:
         )
         if result.errors:
             err_console.print(
-                f"{result.errors} row(s) failed and are not scored; rerun the same command "
-                "to retry them."
+                f"{result.errors} row(s) failed and are not scored (see their 'error' in "
+                f"{result.out / 'predictions.jsonl'}); rerun the same command to retry them.",
+                soft_wrap=True,
             )
+            raise exit_with(ExitCode.PARTIAL)
 
     @app.command("ensemble")
     def ensemble_cmd(
@@ -174,8 +233,9 @@ def register(app: typer.Typer) -> None:
         from behaviorsft.evaluate.ensemble import run_ensemble
 
         try:
-            metrics = run_ensemble(runs, out, bench=bench, label=label, n_bootstrap=bootstrap)
-        except (ValueError, FileNotFoundError) as exc:
+            with _show_warnings():
+                metrics = run_ensemble(runs, out, bench=bench, label=label, n_bootstrap=bootstrap)
+        except _input_errors() as exc:
             raise _fail(exc) from None
         f1 = metrics["mean"].get("overall", {}).get("macro_f1")
         console.print(
@@ -198,7 +258,9 @@ def register(app: typer.Typer) -> None:
         size: int | None = typer.Option(
             None, "--size", help="Keep this many, spread over types like the source split."
         ),
-        split: str | None = typer.Option(None, "--split", help="Default: the runs' split."),
+        split: str | None = typer.Option(
+            None, "--split", help=f"One of: {', '.join(SPLITS)}. Default: the runs' split."
+        ),
         seed: int = typer.Option(0, "--seed", help="Tie-break seed when --size trims."),
     ) -> None:
         """Build BehaviorBench-Hard from several models' runs and print its composition."""
@@ -209,17 +271,18 @@ def register(app: typer.Typer) -> None:
         if missing:
             raise _fail(FileNotFoundError(f"not RUN folders: {', '.join(missing)}"))
         try:
-            report = build_hard(
-                bench,
-                all_runs,
-                out,
-                split=split,
-                min_failing_models=min_failing_models,
-                rule=fail_rule,
-                size=size,
-                seed=seed,
-            )
-        except (ValueError, FileNotFoundError) as exc:
+            with _show_warnings():
+                report = build_hard(
+                    bench,
+                    all_runs,
+                    out,
+                    split=split,
+                    min_failing_models=min_failing_models,
+                    rule=fail_rule,
+                    size=size,
+                    seed=seed,
+                )
+        except _input_errors() as exc:
             raise _fail(exc) from None
         comp = report["hard"]
         shares = ", ".join(
@@ -244,8 +307,9 @@ def register(app: typer.Typer) -> None:
         from behaviorsft.evaluate.report import write_report
 
         try:
-            written = write_report(runs, out, hard=hard)
-        except (ValueError, FileNotFoundError) as exc:
+            with _show_warnings():
+                written = write_report(runs, out, hard=hard, warn=_warn)
+        except _input_errors() as exc:
             raise _fail(exc) from None
         for name, path in written.items():
             console.print(f"{name}: {path}")

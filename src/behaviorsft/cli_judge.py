@@ -10,10 +10,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from behaviorsft.cli_eval import _fail, _model_options
+from behaviorsft.cli_eval import _fail, _input_errors, _model_options, _show_warnings, _warn
+from behaviorsft.exit_codes import ExitCode, exit_with
 from behaviorsft.judge.criteria import ALL_CRITERIA, parse_criteria
 from behaviorsft.judge.geval import METHODS
-from behaviorsft.store import RecordFileError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -69,7 +69,12 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (0: none)."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
     ) -> None:
-        """Score every answer of the RUNs with G-Eval; write judgements, aggregates, figures."""
+        """Score every answer of the RUNs with G-Eval; write judgements, aggregates, figures.
+
+        Exit codes: 0 every item scored; 2 bad options or input, or a judge endpoint that
+        refuses connections; 3 some items are unscored (recorded, rerun to retry); 4 the
+        JUDGED folder was made with other options; 5 another process writes it.
+        """
         from behaviorsft.judge.geval import JudgeConfig, run_judge
 
         try:
@@ -90,8 +95,9 @@ def register(app: typer.Typer) -> None:
                 model_options=_model_options(option),
                 n_bootstrap=bootstrap,
             )
-            result = run_judge(config, fresh=fresh, show_progress=progress)
-        except (ValueError, FileNotFoundError, ImportError, TypeError, RecordFileError) as exc:
+            with _show_warnings():
+                result = run_judge(config, fresh=fresh, show_progress=progress, warn=_warn)
+        except _input_errors() as exc:
             raise _fail(exc) from None
         console.print(
             f"{result.out}: {result.items} judgements ({result.reused} reused, {result.judged} "
@@ -107,6 +113,7 @@ def register(app: typer.Typer) -> None:
                 "rerun the same command to retry them.",
                 soft_wrap=True,
             )
+            raise exit_with(ExitCode.PARTIAL)
 
     @app.command("judge-report")
     def judge_report_cmd(
@@ -118,8 +125,9 @@ def register(app: typer.Typer) -> None:
         from behaviorsft.judge.aggregate import write_judge_report
 
         try:
-            written = write_judge_report(judged, out, n_bootstrap=bootstrap)
-        except (ValueError, FileNotFoundError, RecordFileError) as exc:
+            with _show_warnings():
+                written = write_judge_report(judged, out, n_bootstrap=bootstrap)
+        except _input_errors() as exc:
             raise _fail(exc) from None
         for name, path in written.items():
             console.print(f"{name}: {path}", soft_wrap=True)
@@ -136,8 +144,9 @@ def register(app: typer.Typer) -> None:
         from behaviorsft.judge.agreement import write_agreement
 
         try:
-            written = write_agreement(judged, human, out)
-        except (ValueError, FileNotFoundError, RecordFileError) as exc:
+            with _show_warnings():
+                written = write_agreement(judged, human, out)
+        except _input_errors() as exc:
             raise _fail(exc) from None
         console.print(written["markdown"].read_text(encoding="utf-8"), markup=False, soft_wrap=True)
         for name, path in written.items():

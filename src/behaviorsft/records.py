@@ -548,6 +548,11 @@ class Prediction(Record):
     latency_s: float | None = Field(None, ge=0, description="Wall time of the call, seconds.")
     error: str | None = Field(None, description="Why no answer could be obtained, if so.")
     created_at: datetime | None = Field(None, description="When the prediction was made.")
+    task_fingerprint: str | None = Field(
+        None,
+        description="Hash of the task content the answer was given to (question, record, "
+        "options, answer, ...); a resumed run asks again when the bench's task differs.",
+    )
 
     @model_validator(mode="before")
     @classmethod

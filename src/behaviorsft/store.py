@@ -292,6 +292,60 @@ def iter_records(path: str | os.PathLike[str], model: type[R]) -> Iterator[R]:
             yield rec  # type: ignore[misc]
 
 
+def load_records_deduped(
+    path: str | os.PathLike[str],
+    model: type[R],
+    *,
+    key: str = "id",
+    ignore: Iterable[str] = (),
+) -> tuple[LoadResult[R], list[tuple[int, int]]]:
+    """:func:`load_records`, dropping exact duplicates instead of reporting them.
+
+    A line whose ``key`` repeats an earlier line's and whose content is the same
+    (fields in ``ignore``, such as timestamps, are not compared) is left out and
+    listed as ``(line, first_line)``: two writers that raced on one file leave
+    such pairs. A repeat with other content stays an error naming both lines and
+    the fields that differ, since only a person can tell which one is right.
+    """
+    skip = set(ignore)
+    name = str(path)
+    result: LoadResult[R] = LoadResult()
+    dropped: list[tuple[int, int]] = []
+    first: dict[Any, tuple[int, dict[str, Any]]] = {}
+    for n, rec, errors, torn in scan_jsonl(path, model, key=None):
+        if torn:
+            result.torn_tail = errors[0]
+            continue
+        if errors or rec is None:
+            result.errors.extend(errors)
+            continue
+        data = rec.model_dump(mode="json") if isinstance(rec, BaseModel) else dict(rec)
+        k = data.get(key)
+        hashable = isinstance(k, (str, int))
+        if hashable and k in first:
+            n0, d0 = first[k]
+            fields_ = set(data) | set(d0)
+            diff = sorted(f for f in fields_ if f not in skip and data.get(f) != d0.get(f))
+            if diff:
+                result.errors.append(
+                    RecordError(
+                        name,
+                        n,
+                        key,
+                        f"duplicate {key} {k!r} (first on line {n0}) with different content "
+                        f"({', '.join(diff)}); keep one of the two lines and delete the other",
+                    )
+                )
+            else:
+                dropped.append((n, n0))
+            continue
+        if hashable:
+            first[k] = (n, data)
+        result.records.append(rec)  # type: ignore[arg-type]
+        result.lines.append(n)
+    return result, dropped
+
+
 # --------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def test_ensemble_hard_and_report(small_bench: Path, tmp_path: Path, scripted) -
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
     assert header[:3] == ["Category", "Task", "m/one zero_shot"]
-    assert len(body) == 13 + 3 + 1 + 2
+    assert len(body) == 13 + 3 + 1 + 2 + 1  # types, category avgs, overall, acc/invalid, n
     fact = next(r for r in body if r[1] == "fact_retrieval")
     one = json.loads((runs[0] / "metrics.json").read_text())
     expected = 100 * one["mean"]["per_type"]["fact_retrieval"]["macro_f1"]
@@ -232,7 +232,8 @@ def test_ensemble_hard_and_report(small_bench: Path, tmp_path: Path, scripted) -
     assert f"| reactive | Avg. | {100 * acc:.1f} ± 0.0 |" in accuracy_md
     summary = (rep / "summary.md").read_text()
     overall = 100 * one["mean"]["overall"]["macro_f1"]
-    assert f"| m/one zero_shot | {overall:.1f} ± 0.0 |" in summary
+    n_one = one["counts"]["tasks"]
+    assert f"| m/one zero_shot | {n_one} | {overall:.1f} ± 0.0 |" in summary
     # Table 4, Hard Overall: 10 types are hard; m/one is right on one of them
     # (omission_detection: F1 1.0, the rest 0.0) -> 0.1; m/two on none -> 0.0
     table4 = json.loads((rep / "report.json").read_text())["tables"]["table4"]

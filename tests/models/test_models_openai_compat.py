@@ -406,3 +406,48 @@ def test_choice_scoring_is_not_offered(server: FakeServer) -> None:
     assert model.supports_choice_scoring is False
     with pytest.raises(NotImplementedError, match="hf/"):
         model.score_choices([])
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_fail_fast_raises_at_once_when_nothing_listens() -> None:
+    from behaviorsft.models.openai_compat import EndpointUnreachableError
+
+    retries: list[str] = []
+    base_url = f"http://127.0.0.1:{_closed_port()}/v1"
+    model = load_model(
+        "openai-compatible/x",
+        base_url=base_url,
+        max_retries=5,
+        backoff_base_s=10.0,
+        fail_fast=True,
+        on_retry=lambda k, n, why, d: retries.append(why),
+    )
+    with pytest.raises(EndpointUnreachableError, match=f"nothing answers at {base_url}"):
+        model.generate([_req("a"), _req("b")])
+    assert retries == []  # no backoff was waited for
+
+
+def test_fail_fast_retries_once_the_endpoint_has_answered(server: FakeServer) -> None:
+    model = _model(server, fail_fast=True, max_retries=1)
+    assert model.generate([_req("a")])[0].text == "echo: a"
+    server.httpd.shutdown()
+    server.httpd.server_close()  # the server goes away mid-run: a transient fault now
+    gen = model.generate([_req("b")])[0]
+    assert gen.text is None and gen.error is not None and "connection error" in gen.error
+
+
+def test_timeouts_lower_the_concurrency_once_per_level(server: FakeServer) -> None:
+    notices: list[str] = []
+    server.script.extend([Reply(delay_s=1.0)] * 4)  # the first 4 requests time out
+    model = _model(server, concurrency=4, timeout_s=0.3, on_notice=notices.append)
+    gens = model.generate([_req(f"t{i}") for i in range(4)])
+    assert [g.text for g in gens] == [f"echo: t{i}" for i in range(4)]
+    # four requests timed out together at concurrency 4: lowered once, not four times
+    assert model.concurrency_now == 2
+    assert len(notices) == 1 and "lowering concurrency from 4 to 2" in notices[0]
+    assert "concurrency" in notices[0] and "timeout_s" in notices[0]

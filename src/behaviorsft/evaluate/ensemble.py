@@ -28,6 +28,7 @@ from behaviorsft.evaluate.metrics import score_run
 from behaviorsft.evaluate.runner import (
     CONFIG_FILE,
     PREDICTIONS_FILE,
+    check_task_fingerprints,
     load_predictions,
     read_config,
     write_run_outputs,
@@ -132,9 +133,12 @@ def run_ensemble(
     splits = {c.split for c in configs}
     members = [c.display_label for c in configs]
     member_preds = [load_predictions(r) for r in runs]
+    loaded = load_bench(bench)
+    for run, member, run_preds in zip(runs, configs, member_preds, strict=True):
+        check_task_fingerprints(run, loaded, member, run_preds)
     name = "ensemble/" + "+".join(c.model for c in configs)
     preds = ensemble_predictions(members, member_preds, name=name)
-    tasks = {t.id: t for t in load_bench(bench).tasks}
+    tasks = {t.id: t for t in loaded.tasks}
     metrics = score_run(tasks, preds, strategy="ensemble", n_bootstrap=n_bootstrap)
     metrics["label"] = label or f"Ensemble ({len(runs)})"
     metrics["model"] = name

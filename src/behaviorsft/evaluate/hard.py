@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from behaviorsft.bench import CONVERSATIONS_FILE, TASKS_FILE, load_bench
-from behaviorsft.evaluate.runner import load_predictions, read_config
+from behaviorsft.evaluate.runner import (
+    SPLITS,
+    check_task_fingerprints,
+    load_predictions,
+    read_config,
+)
 from behaviorsft.records import Prediction, Task
 from behaviorsft.store import new_manifest, write_jsonl, write_manifest
 from behaviorsft.taxonomy import TABLE_ORDER, Category, TaskType, category_of
@@ -161,6 +166,8 @@ def build_hard(
     """Write the Hard BENCH folder at ``out``; return its composition report."""
     if rule not in FAIL_RULES:
         raise ValueError(f"--fail-rule must be one of {', '.join(FAIL_RULES)}")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"--split {split!r} is unknown; choose one of {', '.join(SPLITS)}")
     if min_failing_models < 1:
         raise ValueError("--min-failing-models must be at least 1")
     source = load_bench(bench)
@@ -175,6 +182,8 @@ def build_hard(
             f"--min-failing-models is {min_failing_models}: no task could qualify"
         )
     pairs = [(c.model, load_predictions(r)) for c, r in zip(configs, runs, strict=True)]
+    for (_, preds), config, run in zip(pairs, configs, runs, strict=True):
+        check_task_fingerprints(run, source, config, preds)
     failing = failing_models(by_id, pairs, rule=rule)
     hard = select_hard(pool, failing, min_failing_models=min_failing_models, size=size, seed=seed)
     out_dir = Path(out)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ RUN_COLOURS = (
     "#7f7f7f",
     "#000000",
 )
+N_ROW = "n (tasks scored)"
 AVG_NOTE = (
     "Avg. of a category is the unweighted mean of its task types' Macro F1; the overall "
     "Avg. is the unweighted mean over all task types (not over the three category "
@@ -81,6 +82,12 @@ class RunView:
     @property
     def std(self) -> dict[str, Any]:
         return self.metrics.get("std", {})
+
+    @property
+    def n_tasks(self) -> int | None:
+        """Tasks scored in this run (its column's n)."""
+        n = _get(self.metrics, "counts", "tasks")
+        return n if isinstance(n, int) else None
 
 
 def load_run_view(path: str | Path) -> RunView:
@@ -128,17 +135,20 @@ def fmt_cell(mean: float | None, std: float | None = None) -> str:
 
 @dataclass
 class Cell:
-    """One number of a table, as fractions; rendered as %."""
+    """One number of a table, as fractions rendered as %, or a count (``n``)."""
 
     mean: float | None
     std: float | None = None
     ci: list[float] | None = None
+    n: int | None = None
 
     def text(self) -> str:
+        if self.mean is None and self.n is not None:
+            return str(self.n)
         return fmt_cell(self.mean, self.std)
 
     def as_json(self) -> dict[str, Any]:
-        return {"mean": self.mean, "std": self.std, "ci95": self.ci}
+        return {"mean": self.mean, "std": self.std, "ci95": self.ci, "n": self.n}
 
 
 @dataclass
@@ -176,7 +186,7 @@ class Table:
                 for c in cells:
                     low, high = c.ci if c.ci else (None, None)
                     row += [
-                        _round(_pct(c.mean)),
+                        c.n if c.mean is None and c.n is not None else _round(_pct(c.mean)),
                         _round(_pct(c.std)),
                         _round(_pct(low)),
                         _round(_pct(high)),
@@ -262,6 +272,7 @@ def table2(views: Sequence[RunView], metric: str = "macro_f1") -> Table:
                     ],
                 )
             )
+    rows.append((["overall", N_ROW], [Cell(None, n=v.n_tasks) for v in views]))
     title = (
         "Table 2: Macro F1 (%) per task type"
         if metric == "macro_f1"
@@ -285,10 +296,10 @@ def summary_table(views: Sequence[RunView]) -> Table:
         cells.append(
             Cell(_get(v.mean, "overall", "invalid_rate"), _get(v.std, "overall", "invalid_rate"))
         )
-        rows.append(([label], cells))
+        rows.append(([label, _count(v.n_tasks)], cells))
     return Table(
         "Summary (Table 9 layout): Macro F1 (%)",
-        ["Run"],
+        ["Run", "n"],
         ["Overall", "Reactive", "Balanced", "Proactive", "Invalid"],
         rows,
     )
@@ -463,13 +474,38 @@ def radar_png(views: Sequence[RunView], path: str | Path) -> Path:
 # --------------------------------------------------------------------------
 
 
+def n_mismatch(views: Sequence[RunView]) -> str | None:
+    """A warning when the columns were scored on different numbers of tasks."""
+    if len({v.n_tasks for v in views}) <= 1:
+        return None
+    each = ", ".join(
+        f"{label}: {_count(v.n_tasks)}"
+        for v, label in zip(views, _unique_labels(views), strict=True)
+    )
+    return (
+        f"the columns were scored on different numbers of tasks ({each}); their numbers are "
+        "not directly comparable (see the row n (tasks scored))"
+    )
+
+
 def write_report(
-    runs: Sequence[str | Path], out: str | Path, *, hard: str | Path | None = None
+    runs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    hard: str | Path | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
-    """Write every table (Markdown, CSV), report.md, report.json and the radar PNG."""
+    """Write every table (Markdown, CSV), report.md, report.json and the radar PNG.
+
+    ``warn`` is called when the columns cover different numbers of tasks (the
+    warning is also written at the top of report.md).
+    """
     if not runs:
         raise ValueError("give at least one RUN folder")
     views = [load_run_view(r) for r in runs]
+    mismatch = n_mismatch(views)
+    if mismatch is not None and warn is not None:
+        warn(mismatch)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     tables: dict[str, Table] = {
@@ -498,7 +534,9 @@ def write_report(
         for v, label in zip(views, _unique_labels(views), strict=True)
     )
     report_md = "\n".join(
-        ["# Evaluation report", "", "Runs:", "", runs_md, ""]
+        ["# Evaluation report", ""]
+        + ([f"**Warning:** {mismatch}.", ""] if mismatch else [])
+        + ["Runs:", "", runs_md, ""]
         + [t.markdown() for t in tables.values()]
         + ["![Macro F1 per task type](figure5_radar.png)", ""]
     )

@@ -24,9 +24,13 @@ stops the run; what was written so far is kept and the next run resumes.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import re
+import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -57,11 +61,13 @@ from behaviorsft.prompts import (
 )
 from behaviorsft.records import ChatMessage, Prediction, Task
 from behaviorsft.store import (
+    LOCK_NAME,
     FileInfo,
+    FolderLock,
     JsonlWriter,
     RecordFileError,
     changed_options,
-    load_records,
+    load_records_deduped,
     new_manifest,
     read_manifest,
     write_jsonl,
@@ -73,6 +79,7 @@ CONFIG_FILE = "config.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
 
+SPLITS = ("train", "val", "test", "all")
 BEHAVIOR_MODES = ("auto", "reactive", "proactive")
 SCORING_MODES = ("generate", "choice")
 FORCED_TOKENS = {"reactive": REACTIVE_TOKEN, "proactive": PROACTIVE_TOKEN}
@@ -138,8 +145,11 @@ class EvalConfig:
         default=None, metadata=_help("Column name in reports (default: model + strategy).")
     )
 
-    def validate(self) -> None:
-        """Check option values and combinations; the error names the option and the fix."""
+    def validate(self, *, check_model: bool = True) -> None:
+        """Check option values and combinations; the error names the option and the fix.
+
+        ``check_model=False`` skips the model name (a caller passing its own model).
+        """
         if self.strategy not in STRATEGIES:
             raise ValueError(
                 f"--strategy {self.strategy!r} is unknown; choose one of {', '.join(STRATEGIES)}"
@@ -153,6 +163,10 @@ class EvalConfig:
             )
         if self.scoring not in SCORING_MODES:
             raise ValueError(f"--scoring must be one of {', '.join(SCORING_MODES)}")
+        if self.split not in SPLITS:
+            raise ValueError(
+                f"--split {self.split!r} is unknown; choose one of {', '.join(SPLITS)}"
+            )
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -163,7 +177,12 @@ class EvalConfig:
             raise ValueError("--chunk-size must be >= 1, --retries and --few-shot-k >= 0")
         if self.n_bootstrap < 0:
             raise ValueError("--bootstrap must be >= 0")
-        baseline_kind(self.model)  # an unknown baseline/ name fails here, before any work
+        # A typo in the model fails here, before anything is written: an unknown
+        # baseline/ or provider, or a local folder that does not exist.
+        if baseline_kind(self.model) is None and check_model:
+            from behaviorsft.models import check_model_spec
+
+            check_model_spec(self.model)
 
     @property
     def display_label(self) -> str:
@@ -216,12 +235,17 @@ def read_config(run: str | Path) -> EvalConfig:
     return EvalConfig(**{k: v for k, v in data.items() if k in known})
 
 
+class ResumeRefusedError(ValueError):
+    """An existing output folder was made with other options (exit code REFUSED)."""
+
+
 def _check_resume(config: EvalConfig, out: Path) -> None:
     diffs = changed_options(out / CONFIG_FILE, config_dict(config), _RESUME_KEYS)
     if diffs:
-        raise ValueError(
+        raise ResumeRefusedError(
             f"{out} holds a run made with other options ({diffs}). "
-            "Use a new --out, or rerun with the same options to resume."
+            "Use a new --out, rerun with the same options to resume, or add --fresh to "
+            "discard it."
         )
 
 
@@ -251,13 +275,39 @@ def prediction_id(task: Task, seed: int) -> str:
     return f"{task.id}@{seed}"
 
 
+# Task fields that neither reach the model nor decide the score: a rebuilt bench
+# may change them without making an old answer stale.
+_NOT_FINGERPRINTED = {"split", "generator", "option_permutation"}
+
+
+def task_fingerprint(task: Task, context: str, examples: Sequence[tuple[Task, str]] = ()) -> str:
+    """Hash of what the model is shown about ``task`` and what its answer is scored against.
+
+    Covers the task's content (question, options, answer, type, behaviour
+    annotation, perturbation, ...), the record text before the question and,
+    for few-shot prompts, the solved examples. Stored with each prediction, so
+    a resumed run notices a task that changed under the same id.
+    """
+
+    def content(t: Task, ctx: str) -> dict[str, Any]:
+        return {"task": t.model_dump(mode="json", exclude=_NOT_FINGERPRINTED), "context": ctx}
+
+    blob = json.dumps(
+        {**content(task, context), "examples": [content(t, c) for t, c in examples]},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
 @dataclass
 class _Job:
-    """One (task, seed) to answer, with its prompt."""
+    """One (task, seed) to answer, with its prompt and the task's fingerprint."""
 
     task: Task
     seed: int
     messages: list[ChatMessage]
+    fingerprint: str = ""
 
     @property
     def id(self) -> str:
@@ -270,7 +320,8 @@ def build_jobs(
     """Prompts for every (task, seed) pair, seeds outermost."""
     if baseline_kind(config.model) is not None:
         # A baseline reads the task, never a prompt: none is built.
-        return [_Job(task, seed, []) for seed in seeds for task in tasks]
+        prints = {t.id: task_fingerprint(t, bench.context_text(t)) for t in tasks}
+        return [_Job(task, seed, [], prints[task.id]) for seed in seeds for task in tasks]
     pool = bench.split("train") if config.strategy == "few_shot" else []
     if config.strategy == "few_shot" and config.few_shot_k and not pool:
         raise ValueError(
@@ -284,10 +335,9 @@ def build_jobs(
             if config.strategy == "few_shot" and config.few_shot_k:
                 picked = select_few_shot(task, pool, k=config.few_shot_k, seed=seed)
                 examples = [(ex, bench.context_text(ex)) for ex in picked]
-            messages = build_messages(
-                task, bench.context_text(task), config.strategy, examples=examples
-            )
-            jobs.append(_Job(task, seed, messages))
+            context = bench.context_text(task)
+            messages = build_messages(task, context, config.strategy, examples=examples)
+            jobs.append(_Job(task, seed, messages, task_fingerprint(task, context, examples)))
     return jobs
 
 
@@ -319,6 +369,7 @@ def prediction_from_generation(
         "usage": gen.usage,
         "latency_s": gen.latency_s,
         "created_at": _now(),
+        "task_fingerprint": job.fingerprint or None,
     }
     if gen.error is not None or gen.text is None:
         return Prediction(**base, error=gen.error or "backend returned no text")
@@ -354,6 +405,7 @@ def prediction_from_choice(
         "messages": job.messages,
         "latency_s": scores.latency_s,
         "created_at": _now(),
+        "task_fingerprint": job.fingerprint or None,
     }
     if scores.error is not None or not scores.logprobs:
         return Prediction(**base, error=scores.error or "backend returned no scores")
@@ -394,6 +446,7 @@ def prediction_from_baseline(job: _Job, kind: str, config: EvalConfig) -> Predic
         valid=True,
         correct=letter == job.task.answer,
         created_at=_now(),
+        task_fingerprint=job.fingerprint or None,
     )
 
 
@@ -513,31 +566,114 @@ class RunResult:
     reused: int  # answered rows found on disk
     generated: int  # rows written by this call (answers and errors)
     errors: int  # rows still failed after this call
+    stale: int = 0  # rows dropped because their task changed since they were made
+    notes: list[str] = field(default_factory=list)  # warnings the caller should show
 
 
-def _drop_error_rows(path: Path) -> tuple[list[Prediction], int]:
-    """Keep answered rows; rewrite the file without error rows. Returns (kept, dropped)."""
-    if not path.exists():
-        return [], 0
-    result = load_records(path, Prediction)
+Warn = Callable[[str], None]
+
+# Prediction fields that differ between two answers to the same request made at
+# different times; two lines that differ only here are exact duplicates.
+_BOOKKEEPING = ("created_at", "latency_s", "usage")
+
+
+def _load_deduped(path: Path) -> tuple[list[Prediction], list[tuple[int, int]], bool]:
+    """(predictions, dropped exact duplicates as (line, first line), had a torn tail)."""
+    result, dups = load_records_deduped(path, Prediction, ignore=_BOOKKEEPING)
     if result.errors:
         raise RecordFileError(result.errors)
-    kept = [p for p in result.records if p.error is None]
-    dropped = len(result.records) - len(kept)
-    if dropped or result.torn_tail is not None:
+    return result.records, dups, result.torn_tail is not None
+
+
+def _duplicates_note(path: Path, dups: Sequence[tuple[int, int]]) -> str:
+    where = ", ".join(f"line {n} (= line {first})" for n, first in dups[:5])
+    more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+    return (
+        f"{path}: dropped {len(dups)} exact duplicate line(s): {where}{more}; each repeats an "
+        "earlier line's id and answer (two runs wrote to this folder at once)"
+    )
+
+
+def _prepare_predictions(path: Path, fingerprints: dict[str, str], warn: Warn) -> int:
+    """Make the predictions file ready to resume; return how many rows were stale.
+
+    Rewrites the file (atomically) without error rows, exact duplicates and
+    rows whose task changed since they were made, so each of those ids is
+    asked again and appears once.
+    """
+    if not path.exists():
+        return 0
+    rows, dups, torn = _load_deduped(path)
+    if dups:
+        warn(_duplicates_note(path, dups))
+    kept: list[Prediction] = []
+    stale = unchecked = failed = 0
+    for p in rows:
+        want = fingerprints.get(p.id)
+        if p.error is not None:
+            failed += 1
+        elif want is not None and p.task_fingerprint is not None and p.task_fingerprint != want:
+            stale += 1
+        else:
+            unchecked += want is not None and p.task_fingerprint is None
+            kept.append(p)
+    if failed or stale or dups or torn:
         write_jsonl(path, kept)
-    return kept, dropped
+    if stale:
+        warn(
+            f"{stale} prediction(s) in {path} were made on a task whose content has changed "
+            "since (the bench was rebuilt): they are asked again. Use --fresh to redo the "
+            "whole run."
+        )
+    if unchecked:
+        warn(
+            f"{unchecked} prediction(s) in {path} were made by an older version without task "
+            "fingerprints, so they cannot be checked against the bench; if it was rebuilt "
+            "since, rerun with --fresh"
+        )
+    return stale
 
 
 def load_predictions(run: str | Path) -> list[Prediction]:
-    """Every prediction of a RUN folder (raises listing bad lines)."""
+    """Every prediction of a RUN folder (raises listing bad lines).
+
+    Exact duplicate lines (same id and answer, as two concurrent runs leave)
+    are dropped with a ``UserWarning``; duplicates that differ are an error
+    naming both lines.
+    """
     path = Path(run) / PREDICTIONS_FILE
     if not path.exists():
         raise FileNotFoundError(f"{run}: no {PREDICTIONS_FILE}; is it a RUN folder?")
-    result = load_records(path, Prediction)
-    if result.errors:
-        raise RecordFileError(result.errors)
-    return result.records
+    rows, dups, _ = _load_deduped(path)
+    if dups:
+        warnings.warn(_duplicates_note(path, dups), UserWarning, stacklevel=2)
+    return rows
+
+
+def check_task_fingerprints(
+    run: str | Path, bench: Bench, config: EvalConfig, predictions: Sequence[Prediction]
+) -> None:
+    """Refuse predictions made on a task that has changed since (the bench was rebuilt).
+
+    For the commands that read a RUN with the bench as it is now (``judge``,
+    ``hard``, ``ensemble``): an answer given to an older version of a task
+    would be judged, or counted right or wrong, against another question.
+    Predictions without a fingerprint (older versions) cannot be checked.
+    """
+    by_id = {t.id: t for t in bench.tasks}
+    checkable = [p for p in predictions if p.task_fingerprint is not None and p.task_id in by_id]
+    if not checkable:
+        return
+    tasks = [by_id[tid] for tid in dict.fromkeys(p.task_id for p in checkable)]
+    seeds = sorted({p.seed for p in checkable})
+    now = {j.id: j.fingerprint for j in build_jobs(bench, tasks, seeds, config)}
+    stale = [p.id for p in checkable if p.id in now and now[p.id] != p.task_fingerprint]
+    if stale:
+        raise ValueError(
+            f"{run}: {len(stale)} prediction(s) (e.g. {stale[0]!r}) were made on a task that "
+            f"has changed since in {bench.path} (the bench was rebuilt); run "
+            f"`behaviorsft eval` with the same options on {run} first: it asks those again"
+        )
 
 
 def write_run_outputs(
@@ -565,18 +701,75 @@ def write_run_outputs(
     write_manifest(out, manifest)
 
 
+def _previous_coverage(out: Path) -> tuple[int, list[int]] | None:
+    """(tasks, seeds) the RUN folder's metrics.json covered before this call, if readable."""
+    try:
+        old = json.loads((out / METRICS_FILE).read_text(encoding="utf-8"))
+        return int(old["counts"]["tasks"]), [int(s) for s in old.get("seeds", [])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _coverage_notes(
+    before: tuple[int, list[int]] | None, metrics: dict[str, Any], config: EvalConfig
+) -> list[str]:
+    """Say so when metrics.json now covers fewer tasks or seeds than it did."""
+    if before is None:
+        return []
+    notes = []
+    tasks, seeds = metrics["counts"]["tasks"], metrics["seeds"]
+    if tasks < before[0]:
+        why = f" (--limit {config.limit})" if config.limit is not None else ""
+        notes.append(
+            f"metrics.json now covers {tasks} tasks (it covered {before[0]}){why}; the other "
+            "predictions are kept in predictions.jsonl: rerun with the earlier options to "
+            "score them all again"
+        )
+    if set(seeds) < set(before[1]):
+        notes.append(
+            f"metrics.json now covers seeds {seeds} (it covered {before[1]}); the other seeds' "
+            "predictions are kept"
+        )
+    return notes
+
+
+_RUN_FILES = (CONFIG_FILE, PREDICTIONS_FILE, METRICS_FILE, "manifest.json")
+
+
+def _check_not_other_output(out: Path) -> None:
+    """Refuse an --out that holds another stage's outputs (e.g. the BENCH folder itself)."""
+    try:
+        manifest = read_manifest(out)
+    except ValueError:
+        manifest = None  # a broken manifest: not ours to judge here
+    if manifest is not None and manifest.stage != "eval":
+        raise ValueError(
+            f"--out {out} holds the outputs of `{manifest.stage}` (its manifest.json), not a "
+            "RUN folder; give a new or existing RUN folder"
+        )
+
+
 def run_eval(
     config: EvalConfig,
     *,
     model: Model | None = None,
     show_progress: bool = True,
+    fresh: bool = False,
+    warn: Warn | None = None,
 ) -> RunResult:
     """Evaluate ``config.model`` on the bench and write the RUN folder; resume if it exists.
 
     ``model`` overrides loading ``config.model`` (tests and notebooks pass an
-    object implementing the Model protocol).
+    object implementing the Model protocol). ``fresh`` discards what the RUN
+    folder holds first. ``warn`` is called with each warning as it arises (they
+    are also returned in ``RunResult.notes``).
+
+    Everything is checked before anything is written: a bad option or model
+    name leaves no trace, and a new RUN folder whose model could not be loaded
+    (or whose endpoint does not answer) is removed again. The folder is locked
+    while the run writes (``FolderBusyError`` for a second writer).
     """
-    config.validate()
+    config.validate(check_model=model is None)
     config.bench = str(Path(config.bench).resolve())
     bench = load_bench(config.bench)
     split_tasks = bench.split(config.split)
@@ -586,23 +779,86 @@ def run_eval(
             f"{config.bench}: no tasks in split {config.split!r} (splits present: {present})"
         )
     tasks = select_tasks(split_tasks, config.limit)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_resume(config, out)
-    (out / CONFIG_FILE).write_text(
-        json.dumps(config_dict(config), indent=2) + "\n", encoding="utf-8"
-    )
-
-    pred_path = out / PREDICTIONS_FILE
-    _drop_error_rows(pred_path)
     jobs = build_jobs(bench, tasks, config.seeds, config)
+    notes: list[str] = []
+
+    def note(msg: str) -> None:
+        notes.append(msg)
+        if warn is not None:
+            warn(msg)
+
+    out = Path(config.out)
+    _check_not_other_output(out)
+    existed = out.exists()
+    lock = FolderLock(out).acquire()
+    had: set[str] = set()
+    try:
+        if fresh:
+            for name in _RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        had = {name for name in _RUN_FILES if (out / name).exists()}
+        result = _run_locked(config, out, tasks, jobs, model, show_progress, note, warn or _no_warn)
+        result.notes = notes
+        return result
+    except BaseException:
+        pred_path = out / PREDICTIONS_FILE
+        if not (pred_path.exists() and pred_path.stat().st_size > 0):
+            # Nothing was answered: remove what this call created (a config.json
+            # that would refuse the corrected command), and a folder it made.
+            for name in _RUN_FILES:
+                if name not in had:
+                    (out / name).unlink(missing_ok=True)
+            if not existed:
+                (out / LOCK_NAME).unlink(missing_ok=True)
+                lock.release()
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
+def _no_warn(message: str) -> None:
+    pass
+
+
+def _run_locked(
+    config: EvalConfig,
+    out: Path,
+    tasks: Sequence[Task],
+    jobs: Sequence[_Job],
+    model: Model | None,
+    show_progress: bool,
+    note: Warn,
+    warn: Warn,
+) -> RunResult:
+    _check_resume(config, out)
+    pred_path = out / PREDICTIONS_FILE
+    before = _previous_coverage(out)
+    stale = _prepare_predictions(pred_path, {j.id: j.fingerprint for j in jobs}, note)
     wanted = {j.id for j in jobs}
     generated = 0
-    with JsonlWriter(pred_path) as writer:
-        todo = [j for j in jobs if j.id not in writer]
-        reused = len(jobs) - len(todo)
-        if todo:
-            generated = _answer(config, model, todo, writer, show_progress)
+    own_model = False
+    if baseline_kind(config.model) is None and model is None:
+        with JsonlWriter(pred_path) as probe:
+            pending = any(j.id not in probe for j in jobs)
+        if pending:
+            # Loaded before config.json is written: a model that cannot be loaded
+            # leaves nothing behind.
+            model = _load(config, warn)
+            own_model = True
+    try:
+        (out / CONFIG_FILE).write_text(
+            json.dumps(config_dict(config), indent=2) + "\n", encoding="utf-8"
+        )
+        with JsonlWriter(pred_path) as writer:
+            todo = [j for j in jobs if j.id not in writer]
+            reused = len(jobs) - len(todo)
+            if todo:
+                generated = _answer(config, model, todo, writer, show_progress)
+    finally:
+        if own_model and model is not None:
+            model.close()
     predictions = [p for p in load_predictions(out) if p.id in wanted]
     metrics = score_run(
         {t.id: t for t in tasks},
@@ -612,6 +868,8 @@ def run_eval(
     )
     metrics["label"] = config.display_label
     metrics["model"] = config.model
+    for msg in _coverage_notes(before, metrics, config):
+        note(msg)
     write_run_outputs(
         out,
         config_dict(config),
@@ -627,7 +885,67 @@ def run_eval(
         reused=reused,
         generated=generated,
         errors=metrics["counts"]["errors"],
+        stale=stale,
     )
+
+
+class RetryReporter:
+    """Says what an HTTP backend is doing while it retries, without flooding the terminal.
+
+    The first retry for each kind of fault (``HTTP 429``, ``timed out`` ...) is
+    reported at once; later ones of that kind at most every ``every_s`` seconds,
+    with how many were left unreported in between.
+    """
+
+    def __init__(self, warn: Warn, max_retries: int, every_s: float = 5.0) -> None:
+        self.warn = warn
+        self.max_retries = max_retries
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def __call__(self, key: str, attempt: int, reason: str, delay_s: float) -> None:
+        kind = reason.split(":")[0].split("(")[0].strip()
+        now = time.monotonic()
+        if now - self._last.get(kind, -math.inf) < self.every_s:
+            self._quiet[kind] = self._quiet.get(kind, 0) + 1
+            return
+        quiet = self._quiet.pop(kind, 0)
+        also = f" ({quiet} more such retries since the last message)" if quiet else ""
+        self._last[kind] = now
+        self.warn(
+            f"{reason} for request {key}; attempt {attempt + 1} of {self.max_retries + 1}, "
+            f"waiting {delay_s:.1f}s{also}"
+        )
+
+
+_HTTP_PROVIDERS = ("openai", "openai-compatible")
+
+
+def _load(config: EvalConfig, warn: Warn) -> Model:
+    # Imported here so that evaluation code (and its tests) does not pull in backends.
+    from behaviorsft.models import load_model, parse_model_spec
+
+    options = dict(config.model_options)
+    if parse_model_spec(config.model).provider in _HTTP_PROVIDERS:
+        # A server that is not there is reported at once, not after minutes of retries;
+        # retries and a lowered concurrency are said as they happen.
+        options.setdefault("fail_fast", True)
+        options.setdefault("on_notice", warn)
+        options.setdefault("on_retry", RetryReporter(warn, int(options.get("max_retries", 5))))
+    model = load_model(
+        config.model,
+        base_url=config.base_url,
+        cache_dir=config.cache_dir,
+        **options,
+    )
+    if config.scoring == "choice" and not model.supports_choice_scoring:
+        model.close()
+        raise ValueError(
+            f"{config.model}: this backend cannot score choices; use --scoring generate "
+            "(choice scoring needs next-token logits, e.g. an hf/ model)"
+        )
+    return model
 
 
 def _answer(
@@ -646,17 +964,7 @@ def _answer(
                 writer.write(prediction_from_baseline(job, kind, config))
                 bar.report(1)
         return len(todo)
-    own_model = model is None
-    if model is None:
-        # Imported here so that evaluation code (and its tests) does not pull in backends.
-        from behaviorsft.models import load_model
-
-        model = load_model(
-            config.model,
-            base_url=config.base_url,
-            cache_dir=config.cache_dir,
-            **config.model_options,
-        )
+    assert model is not None
     if config.scoring == "choice" and not model.supports_choice_scoring:
         raise ValueError(
             f"{config.model}: this backend cannot score choices; use --scoring generate "
@@ -666,17 +974,13 @@ def _answer(
     # Forced behaviour with behaviorsft sends one extra probe request per task.
     per_job = 2 if (config.scoring == "generate" and config.behavior != "auto") else 1
     written = 0
-    try:
-        with _ProgressBar(show_progress, len(todo) * per_job, config) as bar:
-            for chunk in _chunks(todo, config.chunk_size):
-                bar.start_chunk(len(chunk) * per_job)
-                for pred in step(model, chunk, config, bar.report):
-                    writer.write(pred)
-                    written += 1
-                bar.chunk_done()
-    finally:
-        if own_model:
-            model.close()
+    with _ProgressBar(show_progress, len(todo) * per_job, config) as bar:
+        for chunk in _chunks(todo, config.chunk_size):
+            bar.start_chunk(len(chunk) * per_job)
+            for pred in step(model, chunk, config, bar.report):
+                writer.write(pred)
+                written += 1
+            bar.chunk_done()
     return written
 
 

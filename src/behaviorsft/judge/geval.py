@@ -29,10 +29,12 @@ never given a default score.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +44,8 @@ from behaviorsft import __version__
 from behaviorsft.bench import load_bench
 from behaviorsft.evaluate.runner import (
     _SECRET,
+    ResumeRefusedError,
+    check_task_fingerprints,
     load_predictions,
     read_config,
     select_tasks,
@@ -61,15 +65,17 @@ from behaviorsft.judge.criteria import (
     steps_prompt,
     weighted_score,
 )
-from behaviorsft.models import parse_model_spec
+from behaviorsft.models import check_model_spec, parse_model_spec
 from behaviorsft.models.base import Generation, GenerationRequest, Model
 from behaviorsft.records import ChatMessage, Criterion, Judgement, Prediction, Task
 from behaviorsft.store import (
+    LOCK_NAME,
     FileInfo,
+    FolderLock,
     JsonlWriter,
     RecordFileError,
     changed_options,
-    load_records,
+    load_records_deduped,
     new_manifest,
     read_manifest,
     write_jsonl,
@@ -163,7 +169,7 @@ class JudgeConfig:
             raise ValueError("--concurrency must be at least 1")
         if self.n_bootstrap < 0:
             raise ValueError("--bootstrap must be >= 0")
-        parse_model_spec(self.judge)  # a malformed name fails before any file is written
+        check_model_spec(self.judge)  # a malformed name fails before any file is written
         self.criteria = [c.value for c in self.criterion_list]
 
     @property
@@ -202,7 +208,7 @@ def config_help() -> dict[str, str]:
 def _check_resume(config: JudgeConfig, out: Path) -> None:
     diffs = changed_options(out / CONFIG_FILE, config_dict(config), _RESUME_KEYS)
     if diffs:
-        raise ValueError(
+        raise ResumeRefusedError(
             f"{out} holds judgements made with other options ({diffs}). "
             "Use a new --out, add --fresh to start over, or rerun with the same options."
         )
@@ -284,6 +290,7 @@ def load_run_input(run: str | Path, limit: int | None, entries: list[RunEntry]) 
             f"{path}/predictions.jsonl: {len(unknown)} task ids are not in {bench_path} "
             f"(e.g. {unknown[0]!r}); was the bench rebuilt after the run?"
         )
+    check_task_fingerprints(path, bench, eval_config, predictions)
     answered = [p for p in predictions if p.error is None and p.raw_output is not None]
     answered_tasks = [tasks[tid] for tid in dict.fromkeys(p.task_id for p in answered)]
     chosen = {t.id for t in select_tasks(answered_tasks, limit)}
@@ -592,24 +599,42 @@ class JudgeResult:
     report: dict[str, Path] = field(default_factory=dict)
 
 
-def _drop_unscored(path: Path) -> None:
-    """Rewrite a judgements file without its unscored rows, so they are judged again."""
-    if not path.exists():
-        return
-    result = load_records(path, Judgement)
+def _load_deduped(path: Path) -> tuple[list[Judgement], list[tuple[int, int]], bool]:
+    """(judgements, dropped exact duplicates as (line, first line), had a torn tail)."""
+    result, dups = load_records_deduped(path, Judgement)
     if result.errors:
         raise RecordFileError(result.errors)
-    kept = [j for j in result.records if j.error is None]
-    if len(kept) != len(result.records) or result.torn_tail is not None:
+    return result.records, dups, result.torn_tail is not None
+
+
+def _duplicates_note(path: Path, dups: Sequence[tuple[int, int]]) -> str:
+    where = ", ".join(f"line {n} (= line {first})" for n, first in dups[:5])
+    more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+    return f"{path}: dropped {len(dups)} exact duplicate line(s): {where}{more}"
+
+
+def _drop_unscored(path: Path) -> None:
+    """Rewrite a judgements file without its unscored rows (and exact duplicates)."""
+    if not path.exists():
+        return
+    rows, dups, torn = _load_deduped(path)
+    if dups:
+        warnings.warn(_duplicates_note(path, dups), UserWarning, stacklevel=2)
+    kept = [j for j in rows if j.error is None]
+    if len(kept) != len(rows) or dups or torn:
         write_jsonl(path, kept)
 
 
 def load_judgements(path: str | Path) -> list[Judgement]:
-    """Every judgement of a judgements.jsonl (raises listing bad lines)."""
-    result = load_records(Path(path), Judgement)
-    if result.errors:
-        raise RecordFileError(result.errors)
-    return result.records
+    """Every judgement of a judgements.jsonl (raises listing bad lines).
+
+    Exact duplicate lines are dropped with a ``UserWarning``; differing
+    duplicates are an error naming both lines.
+    """
+    rows, dups, _ = _load_deduped(Path(path))
+    if dups:
+        warnings.warn(_duplicates_note(Path(path), dups), UserWarning, stacklevel=2)
+    return rows
 
 
 def _fresh(out: Path) -> None:
@@ -626,16 +651,60 @@ def run_judge(
     model: Model | None = None,
     fresh: bool = False,
     show_progress: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> JudgeResult:
     """Judge every prediction of ``config.runs``; write the JUDGED folder; resume if it exists.
+
+    ``warn`` is called with what the HTTP client is doing while it retries.
 
     ``model`` overrides loading ``config.judge`` (a notebook may pass any
     object implementing the Model protocol).
     """
     config.validate()
-    criteria = config.criterion_list
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    existed = out.exists()
+    # One writer per JUDGED folder: a second one fails at once (FolderBusyError).
+    lock = FolderLock(out).acquire()
+    had: set[str] = set()
+    try:
+        had = {name for name in _OWN_FILES if (out / name).exists()}
+        return _run_judge_locked(config, out, model, fresh, show_progress, warn)
+    except BaseException:
+        if not any(p.stat().st_size > 0 for p in out.glob(f"{RUNS_DIR}/*/{JUDGEMENTS_FILE}")):
+            # Nothing was judged (e.g. the endpoint does not answer): remove what this
+            # call created, so the corrected command is not refused as another setup.
+            for name in _OWN_FILES:
+                if name not in had:
+                    (out / name).unlink(missing_ok=True)
+            for folder in sorted(out.glob(f"{RUNS_DIR}/*"), reverse=True):
+                with contextlib.suppress(OSError):
+                    (folder / JUDGEMENTS_FILE).unlink(missing_ok=True)
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                (out / RUNS_DIR).rmdir()
+            if not existed:
+                (out / LOCK_NAME).unlink(missing_ok=True)
+                lock.release()
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+        raise
+    finally:
+        lock.release()
+
+
+# Files of a JUDGED folder that a failed first call removes again.
+_OWN_FILES = (CONFIG_FILE, STEPS_FILE, RUNS_FILE, "manifest.json")
+
+
+def _run_judge_locked(
+    config: JudgeConfig,
+    out: Path,
+    model: Model | None,
+    fresh: bool,
+    show_progress: bool,
+    warn: Callable[[str], None] | None,
+) -> JudgeResult:
+    criteria = config.criterion_list
     if fresh:
         # Everything goes, not only these runs' files: one folder, one judge setup.
         _fresh(out)
@@ -682,7 +751,7 @@ def run_judge(
         if items:
             # Loaded only when there is work: a finished folder re-reports without a key.
             own_model = model is None
-            judge_model = model if model is not None else _load_judge(config)
+            judge_model = model if model is not None else _load_judge(config, warn)
             caller = _Caller(judge_model)
             try:
                 _run_async(caller, config, out, criteria, items, writers, counts, show_progress)
@@ -720,13 +789,21 @@ def run_judge(
     )
 
 
-def _load_judge(config: JudgeConfig) -> Model:
+def _load_judge(config: JudgeConfig, warn: Callable[[str], None] | None = None) -> Model:
+    from behaviorsft.evaluate.runner import RetryReporter
     from behaviorsft.models import load_model
 
     options = dict(config.model_options)
     # Only the HTTP client takes a concurrency; local backends batch themselves.
     if parse_model_spec(config.judge).provider in ("openai", "openai-compatible"):
         options.setdefault("concurrency", config.concurrency)
+        # A judge endpoint that is not there stops the run at once; retries and a
+        # lowered concurrency (a one-slot server at --concurrency 8) are said as they happen.
+        options.setdefault("fail_fast", True)
+        if warn is not None:
+            options.setdefault("on_notice", warn)
+            max_retries = int(options.get("max_retries", 5))
+            options.setdefault("on_retry", RetryReporter(warn, max_retries))
     return load_model(config.judge, base_url=config.base_url, cache_dir=config.cache_dir, **options)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "Model",
     "ModelSpec",
     "ProgressCallback",
+    "check_model_spec",
     "load_model",
     "parse_model_spec",
 ]
@@ -95,6 +96,37 @@ def parse_model_spec(spec: str) -> ModelSpec:
         name, adapter = _split_adapter(rest)
         return ModelSpec(provider, name, adapter)
     return ModelSpec(provider, rest, None)
+
+
+def _looks_local(name: str) -> bool:
+    """Whether a model or adapter name can only be a local path (not a hub id 'org/name')."""
+    return (
+        name.startswith(("/", ".", "~", "\\"))
+        or bool(_WINDOWS_DRIVE.match(name))
+        or name.count("/") >= 2
+        or "\\" in name
+    )
+
+
+def check_model_spec(spec: str) -> ModelSpec:
+    """Parse ``spec`` and check what can be checked without loading anything.
+
+    For ``hf/`` and ``vllm/`` a name or adapter that can only be a local path
+    (``./ckpt``, ``/models/x``, ``runs/a/final``) must be an existing folder;
+    ``org/name`` may be a hub id and is left to the backend. Raises ValueError
+    with a one-line message.
+    """
+    parsed = parse_model_spec(spec)
+    if parsed.provider in _ADAPTER_PROVIDERS:
+        for what, name in (("model", parsed.name), ("adapter", parsed.adapter)):
+            if name is None:
+                continue
+            path = Path(name).expanduser()
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"model {spec!r}: {what} {name}: not a folder")
+            if not path.exists() and _looks_local(name):
+                raise ValueError(f"model {spec!r}: {what} {name}: no such folder")
+    return parsed
 
 
 def load_model(

@@ -72,8 +72,19 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 PrefillMode = Literal["continue_final_message", "assistant_message"]
 RetryCallback = Callable[[str, int, str, float], None]
 """``on_retry(request_key, attempt, reason, delay_s)``: called before each backoff sleep."""
+NoticeCallback = Callable[[str], None]
+"""``on_notice(message)``: called when the client changes how it sends (concurrency lowered)."""
 
 T = TypeVar("T")
+
+
+class EndpointUnreachableError(ConnectionError):
+    """Nothing answers at the endpoint: the first requests were refused or found no host.
+
+    Raised instead of retrying for minutes, so a wrong ``--base-url`` or a server
+    that is not running is reported at once. After the endpoint has answered
+    once, a refused connection is a transient fault and retried like others.
+    """
 
 
 class _Fatal(Exception):
@@ -90,11 +101,16 @@ class _Fatal(Exception):
 
 
 class _Transient(Exception):
-    """A fault worth another attempt; ``retry_after`` is the server's wish, if any."""
+    """A fault worth another attempt; ``retry_after`` is the server's wish, if any.
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    ``kind``: ``"timeout"`` (no reply in time), ``"connect"`` (no connection could
+    be made: refused, no such host) or ``""`` (anything else).
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, kind: str = "") -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.kind = kind
 
 
 @dataclass
@@ -207,6 +223,19 @@ def _parse_completion(resp: httpx.Response, latency_s: float) -> _Reply:
         top_logprobs=_first_top_logprobs(choice.get("logprobs")),
         latency_s=latency_s,
     )
+
+
+def _connect_detail(exc: BaseException) -> str:
+    """The operating system's reason for a failed connection ('Connection refused'), if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and (seen.errno or seen.strerror):
+            # asyncio words a refused connection 'Connect call failed (host, port)'
+            if seen.errno and seen.errno > 0:
+                return os.strerror(seen.errno)
+            return str(seen.strerror)
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
 
 
 def _rejects_response_format(error: str) -> bool:
@@ -324,12 +353,31 @@ class _CacheDB:
 POOL_SHARD = 8
 
 
+class _Limiter:
+    """At most ``limit()`` requests in flight; the limit may drop while requests wait."""
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._active = 0
+        self._cond = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._active < self._limit())
+            self._active += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+
 @dataclass
 class _LoopState:
     """HTTP clients and concurrency bound of one event loop (neither may cross loops)."""
 
     clients: list[httpx.AsyncClient]
-    semaphore: asyncio.Semaphore
+    semaphore: _Limiter
     turn: int = 0
 
     def client(self) -> httpx.AsyncClient:
@@ -357,7 +405,13 @@ class OpenAICompatModel:
     ``on_retry`` (callback before each backoff sleep); ``json_schema``
     (send a request's ``response_format``; False for endpoints that reject it.
     An endpoint that answers 400/422 naming ``response_format`` is detected and
-    the request re-sent without it, so this is rarely needed).
+    the request re-sent without it, so this is rarely needed); ``fail_fast``
+    (raise :class:`EndpointUnreachableError` when no connection can be made
+    before the endpoint has ever answered, instead of retrying: a wrong URL or
+    a server that is not running); ``adaptive_concurrency`` (halve the requests
+    in flight when requests time out, down to 1: a server that handles fewer
+    requests at once than we send queues the rest past the timeout);
+    ``on_notice`` (callback with a message when the concurrency is lowered).
     """
 
     supports_choice_scoring = False
@@ -381,6 +435,9 @@ class OpenAICompatModel:
         extra_body: dict[str, Any] | None = None,
         on_retry: RetryCallback | None = None,
         json_schema: bool = True,
+        fail_fast: bool = False,
+        adaptive_concurrency: bool = True,
+        on_notice: NoticeCallback | None = None,
     ) -> None:
         if provider not in ("openai", "openai-compatible"):
             raise ValueError(f"provider {provider!r}: expected 'openai' or 'openai-compatible'")
@@ -421,6 +478,12 @@ class OpenAICompatModel:
         self.extra_body = dict(extra_body or {})
         self.on_retry = on_retry
         self.json_schema = json_schema
+        self.fail_fast = fail_fast
+        self.adaptive_concurrency = adaptive_concurrency
+        self.on_notice = on_notice
+        # Requests in flight now: starts at `concurrency`, halved on timeouts.
+        self.concurrency_now = concurrency
+        self._answered = False  # the endpoint has sent at least one HTTP response
         # Flipped off when the endpoint rejects response_format; the cache key
         # still hashes the intended body, so a re-run finds those replies.
         self._response_format_ok = True
@@ -569,7 +632,7 @@ class OpenAICompatModel:
                     )
                     for _ in range(shards)
                 ],
-                semaphore=asyncio.Semaphore(self.concurrency),
+                semaphore=_Limiter(lambda: self.concurrency_now),
             )
             self._loops[loop] = state
         return state
@@ -627,12 +690,27 @@ class OpenAICompatModel:
         state = self._state()
         attempt = 0
         while True:
+            started_at = self.concurrency_now
             try:
                 async with state.semaphore:
                     return await self._post_once(state.client(), body)
             except _Transient as fault:
+                if fault.kind == "connect" and self.fail_fast and not self._answered:
+                    raise EndpointUnreachableError(
+                        f"nothing answers at {self.base_url} ({fault}); is the server running, "
+                        "and is --base-url right (host, port, and the API root, usually /v1)?"
+                    ) from None
+                if fault.kind == "timeout":
+                    self._lower_concurrency(started_at)
                 if attempt >= self.max_retries:
-                    raise _Fatal(f"{fault} (gave up after {attempt + 1} attempts)") from None
+                    hint = ""
+                    if fault.kind == "timeout":
+                        hint = (
+                            f"; the server took longer than timeout_s={self.timeout_s:g}s: "
+                            "raise timeout_s, or lower the concurrency to what the server "
+                            "handles at once"
+                        )
+                    raise _Fatal(f"{fault} (gave up after {attempt + 1} attempts){hint}") from None
                 delay = self._delay(attempt, fault.retry_after)
                 if delay is None:
                     raise _Fatal(
@@ -652,14 +730,38 @@ class OpenAICompatModel:
                 await asyncio.sleep(delay)
                 attempt += 1
 
+    def _lower_concurrency(self, started_at: int) -> None:
+        """Halve the requests in flight after a timeout (once per level, down to 1)."""
+        if not self.adaptive_concurrency or started_at != self.concurrency_now:
+            return  # already lowered since this request started
+        if self.concurrency_now <= 1:
+            return
+        new = max(1, self.concurrency_now // 2)
+        message = (
+            f"{self.endpoint}: requests time out after {self.timeout_s:g}s with "
+            f"{self.concurrency_now} in flight; lowering concurrency from "
+            f"{self.concurrency_now} to {new}. A server that handles fewer requests at once "
+            "queues the rest: set the concurrency to what it serves in parallel (eval: "
+            "--option concurrency=N, judge: --concurrency N), or raise the per-request "
+            "limit (--option timeout_s=S) if single replies are slow."
+        )
+        self.concurrency_now = new
+        if self.on_notice is not None:
+            self.on_notice(message)
+        else:
+            log.warning("%s", message)
+
     async def _post_once(self, client: httpx.AsyncClient, body: dict[str, Any]) -> _Reply:
         t0 = time.perf_counter()
         try:
             resp = await client.post(self.endpoint, json=body)
         except httpx.TimeoutException:
-            raise _Transient(f"timed out after {self.timeout_s:g}s") from None
+            raise _Transient(f"timed out after {self.timeout_s:g}s", kind="timeout") from None
+        except httpx.ConnectError as e:
+            raise _Transient(f"connection error ({_connect_detail(e)})", kind="connect") from None
         except httpx.TransportError as e:
             raise _Transient(f"connection error ({type(e).__name__})") from None
+        self._answered = True
         latency = time.perf_counter() - t0
         code = resp.status_code
         if code == 200:
@@ -700,14 +802,10 @@ class OpenAICompatModel:
         detail = " ".join(detail.split())[:500]
         hint = ""
         if code == 404:
-            hint = (
-                " (check the model name and that base_url ends with the API root, "
-                "usually '/v1')"
-            )
+            hint = " (check the model name and that base_url ends with the API root, usually '/v1')"
         return f"HTTP {code} from {self.endpoint}: {detail or resp.reason_phrase}{hint}"
 
     def _redact(self, text: str) -> str:
         if self._api_key:
             text = text.replace(self._api_key, "[redacted]")
         return text
-
