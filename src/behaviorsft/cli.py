@@ -663,7 +663,12 @@ def cases_synth(
             prog.advance(bar)
         total, new = len(w), w.written
     manifest.seeds = sorted({*manifest.seeds, seed})
-    manifest.config.update({"n": n, "seed": seed})
+    if manifest.stage == "cases-synth":
+        manifest.config.update({"n": n, "seed": seed})
+    else:
+        # Cases kept in another stage's folder (a bench): its options (the build's own
+        # seed among them) stay as they are, or its next resume would look changed.
+        manifest.config["cases_synth"] = {"n": n, "seed": seed}
     manifest.sources = [s for s in manifest.sources if s.name != "synthetic"] + [
         SourceInfo(
             name="synthetic",

@@ -229,6 +229,22 @@ def test_cases_inside_the_bench_folder_are_built(tmp_path):
     assert (bench / "tasks.jsonl").read_bytes() == (clean / "tasks.jsonl").read_bytes()
 
 
+def test_synthesizing_more_cases_in_the_bench_folder_keeps_the_build_options(tmp_path):
+    # The cases' seed and the build's seed are different options of different stages:
+    # extending the cases in place must not make the next resume look like a changed build.
+    props = ("--proportions", "0.6,0.2,0.2")
+    bench = tmp_path / "B"
+    inside = bench / "cases.jsonl"
+    _synth(inside, 10, seed=3)
+    assert _build(inside, bench, *props).exit_code == ExitCode.OK
+    _synth(inside, 14, seed=3)
+    manifest = read_manifest(bench)
+    assert manifest is not None and manifest.config["seed"] == 0  # the build's seed
+    res = _build(inside, bench, *props)
+    assert res.exit_code == ExitCode.OK, res.output
+    assert len(_case_ids(bench)) == 14
+
+
 def test_a_cases_file_in_the_bench_folder_keeps_its_own_dialogues_across_fresh(tmp_path):
     # A source's own dialogue (as `cases import --source aci-bench` writes beside its cases)
     # for one case, in the bench folder: used as is, and never deleted by --fresh.
