@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +412,9 @@ def build_cmd(
     for e in report.errors:
         err_console.print(str(e), markup=False, soft_wrap=True)
     manifest = (None if fresh else read_manifest(out)) or new_manifest("build")
+    # Verified-key drops accumulate over resumed runs (each run counts the cases it built).
+    dropped = Counter({k: v for k, v in manifest.counts.items() if k.startswith("dropped.")})
+    dropped.update({f"dropped.{k}": v for k, v in report.dropped.items()})
     manifest.seeds = [seed]
     manifest.config = {
         "cases": str(cases),
@@ -430,6 +434,7 @@ def build_cmd(
         **{f"restraint_controls.{k}": v for k, v in report.controls.items() if v},
         **{f"perturbed.{k}": v for k, v in report.perturbed.items() if v},
         **{f"{s}.{t}": n for s, by in report.by_source_type.items() for t, n in by.items()},
+        **dict(sorted(dropped.items())),
     }
     manifest.skipped = [
         Skipped(where=f"{e.path}:{e.line}", reason=e.message) for e in report.errors

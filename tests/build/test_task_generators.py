@@ -11,6 +11,7 @@ from behaviorsft.bench import load_bench
 from behaviorsft.build.audit import audit, option_only_hits
 from behaviorsft.build.conversation import render
 from behaviorsft.build.pipeline import build_bench
+from behaviorsft.build.record_index import split_condition
 from behaviorsft.build.tasks import (
     BASE_SCORE,
     MEETS_STANDARD,
@@ -53,8 +54,9 @@ def tasks(built):
 def test_all_13_types_and_about_21_tasks_per_case(tasks, built):
     counts = Counter(t.task_type for t in tasks)
     assert set(counts) == set(TaskType)
-    # the paper has 142,496 tasks from 6,876 cases (20.7 per case)
-    assert len(tasks) / len(built) >= 20.7
+    # the paper has 142,496 tasks from 6,876 cases (20.7 per case); items whose key the
+    # record cannot verify are left out (omission, standard of care, conflicts, next action)
+    assert len(tasks) / len(built) >= 18.5
 
 
 def test_generation_is_deterministic(kb, built):
@@ -135,8 +137,11 @@ def test_every_proactive_type_has_controls_at_the_documented_ratio(tasks):
         else:
             assert of_type[0].category is Category.PROACTIVE
             cases = len({t.case_id for t in of_type})
-            # one control per CONTROL_EVERY (= 2) cases, by a hash of the case id
-            assert 0.35 < controls / cases < 0.65, (ttype, controls, cases)
+            # one control per CONTROL_EVERY (= 2) cases, by a hash of the case id; a checklist
+            # or note control ("nothing outstanding") only where every required item is in
+            # the record, so fewer of those
+            low = 0.05 if ttype in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE) else 0.35
+            assert low < controls / cases < 0.65, (ttype, controls, cases)
 
 
 def test_scores_follow_the_documented_rule(tasks):
@@ -265,7 +270,9 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                     assert drug not in unsafe, t.id
             elif t.task_type in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE):
                 done = t.context.excerpt.split("Not done")[0].lower()
+                # an item is listed without a condition that does not hold ("INR")
                 own = {i.item.lower() for i in cond.standard_of_care}
+                own |= {split_condition(i.item)[0].lower() for i in cond.standard_of_care}
                 named = {
                     re.sub(r"^no: | is required \(.*\)$", "", x.lower())
                     for x in texts

@@ -57,6 +57,9 @@ class BuildReport:
     perturbed: dict[str, int] = field(default_factory=dict)
     splits: dict[str, int] = field(default_factory=dict)
     errors: list[RecordError] = field(default_factory=list)
+    # Items the generators left out because their key could not be verified against the
+    # record, by "<task type>: <reason>" (cases built by this run).
+    dropped: Counter[str] = field(default_factory=Counter)
 
 
 # Worker state (set once per process by the initializer).
@@ -88,6 +91,7 @@ def _one(
         rendered = Rendered(conversation=conversation)
     else:
         rendered = render(case, _KB, seed=_OPTS["seed"])
+    dropped: Counter[str] = Counter()
     tasks = case_tasks(
         case,
         rendered,
@@ -95,8 +99,10 @@ def _one(
         seed=_OPTS["seed"],
         split=Split(split) if split else None,
         types=_OPTS["types"],
+        dropped=dropped,
     )
     return {
+        "dropped": dict(dropped),
         "case_id": case.id,
         "case": case.model_dump_json(),
         "conversation": rendered.conversation.model_dump_json(),
@@ -189,6 +195,7 @@ def build_bench(
                 continue
             for tid, line in res["tasks"]:
                 report.new_tasks += task_w.write_line(tid, line)
+            report.dropped.update(res["dropped"])
             conv_w.write_line(res["case_id"], res["conversation"])
             report.new_cases += case_w.write_line(res["case_id"], res["case"])
             done += 1
