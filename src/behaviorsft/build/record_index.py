@@ -423,6 +423,13 @@ _CONDITION = re.compile(
     r"with systemic|with documented)\b[^;]*)",
     re.I,
 )
+# Qualifiers inside an item that restrict whom it applies to ("low-risk patients",
+# "recurrent episodes", "anterior-circulation stroke").
+_QUALIFIER = re.compile(
+    r"\b(?:low|high|intermediate-high|intermediate)-risk\b|\brecurrent\b|\bunexplained\b|"
+    r"\bunprovoked\b|\banterior-circulation\b|\beligible\b|\bprovoked\b",
+    re.I,
+)
 # "in patients on warfarin", "for people on insulin", "in patients taking beta-blockers"
 _ON_DRUG = re.compile(
     r"^(?:in|for) (?:patients|people|those) (?:on|taking|receiving) (?P<what>.+?)"
@@ -449,7 +456,8 @@ def split_condition(item: str) -> tuple[str, str | None]:
     """
     m = _CONDITION.search(item)
     if m is None or m.start() == 0:
-        return item, None
+        q = _QUALIFIER.search(item)  # "discharge low-risk patients ...": the whole item
+        return item, (q[0] if q else None)
     core = item[: m.start()].rstrip(" ,(")
     if core.count("(") > core.count(")"):  # the clause began inside a parenthesis
         core = core[: core.rindex("(")].rstrip(" ,")
