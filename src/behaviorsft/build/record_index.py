@@ -283,8 +283,10 @@ class RecordIndex:
         ids = {c.id}
         if c.kind == "test":
             ids |= self.lexicon.covering.get(c.id, set())
-        elif c.kind == "group":
+        elif c.kind == "group":  # a member, or another group covering a member ("U&E")
             ids |= set(c.members)
+            for m in c.members:
+                ids |= self.lexicon.covering.get(m, set())
         elif c.kind == "family":
             ids |= {f"drug:{d}" for d in c.members}
         out: list[Ref] = []
@@ -483,6 +485,8 @@ def condition_holds(clause: str, idx: RecordIndex) -> bool | None:
     m = _WITH.match(clause.strip())
     words = m["what"] if m is not None else re.sub(r"^\w+\s+", "", clause.strip())
     if _JUDGEMENT.search(clause):
+        # "if X is suspected": only the record ruling X out settles it
+        words = _JUDGEMENT.sub(" ", words)
         return False if idx.negated(words) and not idx.phrase_refs(words, affirmed=True) else None
     if idx.phrase_refs(words, affirmed=True):
         return True
