@@ -242,10 +242,11 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
             if t.task_type is IC:
                 flagged = [_FLAG.match(x)[1] for x in texts if _FLAG.match(x)]
                 # the right flag names a finding of this examination that the report
-                # genuinely contradicts (conflicts.yaml), the decoy one it lacks
-                real = [x for x in flagged if x in exam]
-                assert len(real) == 1 and len(set(flagged) - set(exam)) == 1
-                assert real[0] in conflict_pairs(kb)[cond.id].exam
+                # genuinely contradicts (conflicts.yaml); the decoy flag names one it
+                # does not contradict, or one the examination lacks
+                genuine = conflict_pairs(kb)[cond.id].exam
+                real = [x for x in flagged if x in exam and x in genuine]
+                assert len(real) == 1 and len(set(flagged)) == 2
                 if not t.restraint_control:
                     assert t.answer_text == flag_report(real[0])
             elif t.task_type is EEC:
@@ -285,8 +286,10 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 }
                 right = {t.perturbation.original.lower()} if t.perturbation else set()
                 wrong_own = (named & own) - right
-                # one of the condition's own items is offered and is wrong: it is on the list
-                assert len(wrong_own) == 1, t.id
+                # the condition's own items offered as wrong are on the list (one on a
+                # checklist; up to three a note documents)
+                many = 3 if t.task_type is T.STANDARD_OF_CARE and not t.restraint_control else 1
+                assert 1 <= len(wrong_own) <= many, t.id
                 assert all(x in done for x in wrong_own), t.id
             elif t.task_type is T.PREDICTIVE_NEXT_ACTION and t.restraint_control:
                 own = {a.lower() for a in cond.next_actions}

@@ -21,6 +21,7 @@ from behaviorsft.build.tasks.common import (
     _alt_values,
     _decimals,
     _value_text,
+    _words,
     control_of,
 )
 from behaviorsft.records import Perturbation, PerturbationKind
@@ -104,13 +105,25 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.INTERPRETATION_CONFLICT, "examination has no finding the report contradicts")
         return
     exam = genuine[0]
-    # A typical finding of the same condition that this examination did NOT find: a flag
-    # naming it is wrong on every item (the examination never said so), yet it reads like
-    # the right flag, so "the option that flags something" gives nothing away.
+    # The decoy flag names another finding of this examination that the report does not
+    # contradict (not in the pair, sharing no word with the report): it is in the record
+    # like the right one, so "the flag that quotes the record" gives nothing away, and
+    # only knowing which findings the report contradicts tells them apart. Failing that, a
+    # typical finding of the condition that this examination did NOT find.
+    report_words = _words(imaging.contradicting_finding)
+    compatible = [e for e in found if e not in pair.exam and not (_words(e) & report_words)]
     unfound = [e for e in cond.exam if e not in found] or [
         e for c in ctx.kb.conditions.values() if c.id != cond.id for e in c.exam
     ]
-    decoy = ctx.rng.choice(unfound)
+    # Longer or shorter than the right finding at random, so the flags' lengths say nothing.
+    longer = ctx.rng.random() < 0.5
+    sided = [e for e in compatible + unfound if (len(e) > len(exam)) == longer]
+    decoy = ctx.rng.choice([e for e in sided if e in compatible] or sided or unfound)
+    decoy_note = (
+        f"{decoy}, also found, does not contradict the report"
+        if decoy in compatible
+        else f"the examination did not record {decoy}"
+    )
     end = (ctx.anchor("imaging") or 1) - 1
     question = "How should the team handle the report in the last note?"
     # Wrong either way; each names the real or the decoy finding at random, so counting
@@ -139,7 +152,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         fixed=[NO_CONFLICT_REPORT, flag_report(decoy)],
         rationale=f"The examination found {exam}, but the report says "
         f"{imaging.contradicting_finding}. {pair.justification} The discrepancy must be "
-        f"raised before acting on either. The examination did not record {decoy}.",
+        f"raised before acting on either; {decoy_note}.",
         turn_start=0,
         turn_end=end,
         excerpt=f"{imaging.modality} report: {imaging.contradicting_finding}.",
@@ -159,7 +172,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
             correct=NO_CONFLICT_REPORT,
             fixed=[flag, flag_report(decoy)],  # false alarms: nothing contradicts
             rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
-            f"flagging a mismatch would be a false alarm (and {decoy} was not found).",
+            f"flagging a mismatch would be a false alarm ({decoy_note}).",
             excerpt=f"{imaging.modality} report: {imaging.finding}.",
         )
 

@@ -267,7 +267,9 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         question=question,
         correct=_required(item),
         pool=pool,
-        fixed=[MEETS_STANDARD, *(_required(d.as_done) for d in _sample(ctx.rng, decoys, 1))],
+        # Up to three requirements the note documents (wrong: they were done): the note
+        # quotes them as it quotes the declined one, so matching the note points nowhere.
+        fixed=[MEETS_STANDARD, *(_required(d.as_done) for d in _sample(ctx.rng, decoys, 3))],
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
         "the note or belong to other conditions.",
