@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import yaml
 
@@ -41,6 +42,7 @@ EXCERPT_ROLE = "note"  # the role of the excerpt in ``Ref`` (it has no speaker)
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=1 << 16)
 def tokens(text: str) -> tuple[str, ...]:
     """Lower-case word tokens with a plural "s" removed ("Cultures" -> "culture")."""
     out = []
@@ -81,6 +83,7 @@ class Lexicon:
     covering: dict[str, set[str]] = field(default_factory=dict)
     # lab display name -> test concept id (how a Finding maps to a test)
     by_lab_name: dict[str, str] = field(default_factory=dict)
+    _found: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def add(self, concept: Concept, names: Iterable[str]) -> None:
         self.concepts.setdefault(concept.id, concept)
@@ -91,7 +94,15 @@ class Lexicon:
                 self.max_len = max(self.max_len, len(key))
 
     def find(self, text: str) -> list[str]:
-        """Concept ids named in ``text``, longest match first, left to right."""
+        """Concept ids named in ``text``, longest match first, left to right (cached)."""
+        hit = self._found.get(text)
+        if hit is None:
+            if len(self._found) > 1 << 16:
+                self._found.clear()
+            hit = self._found[text] = self._find(text)
+        return hit
+
+    def _find(self, text: str) -> list[str]:
         toks = tokens(text)
         out: list[str] = []
         i = 0
@@ -191,6 +202,11 @@ _NEGATION = re.compile(
 _HEDGE = re.compile(r"\b(if|when|unless|whether|once|consider|suspected)\b", re.I)
 
 
+def _split(text: str) -> list[str]:
+    """Sentences (and semicolon-separated clauses) of ``text``."""
+    return re.split(r"(?<=[.;!?])\s+", text)
+
+
 def _stance(sentence: str) -> str:
     """'negated', 'hedged' (only raised as a possibility) or 'affirmed'."""
     if _HEDGE.search(sentence):
@@ -224,6 +240,10 @@ class RecordIndex:
     # sentence that reports it (not a request, plan, recommendation or possibility)
     done_hits: dict[str, list[Ref]] = field(default_factory=dict)
     texts: list[tuple[Ref, str]] = field(default_factory=list)
+    # every sentence of the record with its token set, for phrase matching
+    sentences: list[tuple[Ref, str, frozenset[str]]] = field(default_factory=list)
+    # results generators derive from this record, kept for reuse (e.g. checked items)
+    memo: dict[object, object] = field(default_factory=dict, repr=False)
     roles: dict[int, str] = field(default_factory=dict)
 
     @classmethod
@@ -255,7 +275,9 @@ class RecordIndex:
     def _add(self, ref: Ref, text: str, *, reported: bool | None) -> None:
         """Index ``text``; ``reported``: it shows results (True), never (False), per sentence."""
         self.texts.append((ref, text))
-        for sentence in re.split(r"(?<=[.;!?])\s+", text) if reported is None else [text]:
+        for sentence in _split(text):
+            self.sentences.append((ref, sentence, frozenset(tokens(sentence))))
+        for sentence in _split(text) if reported is None else [text]:
             shows = reported if reported is not None else _reports(sentence)
             for cid in self.lexicon.find(sentence):
                 for table in (self.hits, self.done_hits) if shows else (self.hits,):
@@ -362,12 +384,7 @@ class RecordIndex:
         want = {t for t in tokens(phrase) if t not in _STOP}
         if not want:
             return []
-        out: list[tuple[Ref, str]] = []
-        for ref, text in self.texts:
-            for sentence in re.split(r"(?<=[.;!?])\s+", text):
-                if want <= set(tokens(sentence)):
-                    out.append((ref, sentence))
-        return out
+        return [(ref, sentence) for ref, sentence, toks in self.sentences if want <= toks]
 
     # ------------------------------------------------------------------ who and when
 

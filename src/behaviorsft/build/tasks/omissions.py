@@ -106,7 +106,12 @@ def check_item(item: KBCareItem, idx: RecordIndex) -> CheckedItem:
 
 def _verdicts(ctx: Ctx, items: list[KBCareItem], end: int) -> list[CheckedItem]:
     idx = ctx.index(turn_end=end)
-    return [check_item(i, idx) for i in items]
+    key = ("care items", tuple(i.item for i in items))
+    if key not in idx.memo:  # omission and standard of care check the same items
+        idx.memo[key] = [check_item(i, idx) for i in items]
+    out = idx.memo[key]
+    assert isinstance(out, list)
+    return out
 
 
 def _key_reason(c: CheckedItem) -> str | None:
