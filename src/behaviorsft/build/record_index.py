@@ -184,8 +184,8 @@ def lexicon(kb: KnowledgeBase) -> Lexicon:
         ids = frozenset(d.id for d in kb.drugs_in_allergy_group(gid))
         label = group.name.split(" (")[0]
         lex.add(Concept(f"family:{gid}", "family", ids, label), [label, gid.replace("_", " ")])
-    for cls, ids in by_class.items():
-        lex.add(Concept(f"family:class:{cls}", "family", frozenset(ids), cls), [cls])
+    for cls, members in by_class.items():
+        lex.add(Concept(f"family:class:{cls}", "family", frozenset(members), cls), [cls])
     _LEXICONS[id(kb)] = lex
     return lex
 
