@@ -280,7 +280,7 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 own = {i.item.lower() for i in cond.standard_of_care}
                 own |= {split_condition(i.item)[0].lower() for i in cond.standard_of_care}
                 named = {
-                    re.sub(r"^no: | is required \(.*\)$", "", x.lower())
+                    re.sub(r"^no: | is required( \(.*\))?$", "", x.lower())
                     for x in texts
                     if x not in (NOTHING_MISSING, MEETS_STANDARD)
                 }

@@ -33,6 +33,7 @@ from behaviorsft.build.tasks.common import (
 )
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
+from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -217,7 +218,20 @@ MEETS_STANDARD = "Yes: this meets the standard of care"
 
 
 def _required(item: KBCareItem) -> str:
-    return f"No: {item.item} is required ({item.source})"
+    return f"No: {item.item} is required"
+
+
+def _documented(ctx: Ctx, cond: KBCondition, decoys: list[CheckedItem], end: int) -> list[str]:
+    """Up to three "No: X is required" options whose X the record documents (all wrong).
+
+    Requirements the note lists as done first, then the plan's own actions (the plan
+    turn states them), so that the options the record quotes are not only the answer.
+    """
+    out = [_required(d.as_done) for d in _sample(ctx.rng, decoys, 3)]
+    idx = ctx.index(turn_end=end)
+    actions = [a for a in cond.treatments.actions[:2] if idx.phrase_refs(a)]
+    out += [f"No: {a} is required" for a in _sample(ctx.rng, actions, 3 - len(out))]
+    return out
 
 
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
@@ -274,7 +288,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         pool=pool,
         # Up to three requirements the note documents (wrong: they were done): the note
         # quotes them as it quotes the declined one, so matching the note points nowhere.
-        fixed=[MEETS_STANDARD, *(_required(d.as_done) for d in _sample(ctx.rng, decoys, 3))],
+        fixed=[MEETS_STANDARD, *_documented(ctx, cond, decoys, end)],
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
         "the note or belong to other conditions.",
