@@ -59,6 +59,7 @@ def _turns() -> list[Turn]:
             "attending physician",
             "Plan: hold anticoagulants; give vitamin K antagonist reversal.",
         ),
+        t(8, "gastroenterology consultant", "From our side: colonoscopy once settled."),
     ]
 
 
@@ -105,6 +106,9 @@ def test_who_said_what_and_when(kb):
     idx = RecordIndex.build(_case([]), _turns(), kb, excerpt="Checklist, done: INR.")
     assert idx.turns_by_role("radiologist") == [5]
     assert idx.turns_by_role("attending physician") == [6, 7]
+    assert [r.turn for r in idx.consults()] == [8]
+    assert idx.mentions("colonoscopy")[0].role == "gastroenterology consultant"
+    assert not idx.shows_done(idx.concept("colonoscopy"))  # recommended, not done
     refs = idx.mentions("INR")
     assert [r.turn for r in refs] == [4, None] and refs[1].role == "note"
     assert refs[0].role == "medical resident"

@@ -392,6 +392,14 @@ class RecordIndex:
         """Indices of the shown turns spoken by ``role`` (e.g. 'radiologist'), in order."""
         return [i for i, r in sorted(self.roles.items()) if r == role]
 
+    def consults(self) -> list[Ref]:
+        """The shown turns spoken by a consultant (any specialty), in order."""
+        return [
+            r
+            for r in dict.fromkeys(ref for ref, _ in self.texts)
+            if r.turn is not None and r.role.endswith("consultant")
+        ]
+
     def findings(self, name: str) -> list[Finding]:
         """The case's findings of the test ``name`` names (all days), in case order."""
         c = self.concept(name)
