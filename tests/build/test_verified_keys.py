@@ -271,3 +271,22 @@ def test_build_counts_why_items_were_dropped(tmp_path, kb):
     assert report.dropped["omission_detection: candidate item present in record"] > 0
     assert report.dropped["predictive_next_action: candidate condition not documented"] > 0
     assert any(k.startswith("interpretation_conflict: ") for k in report.dropped)
+
+
+def test_manifest_lists_drops_and_keeps_them_over_a_resume(tmp_path, kb):
+    from typer.testing import CliRunner
+
+    from behaviorsft.cli import app
+    from behaviorsft.store import read_manifest
+
+    cases = tmp_path / "cases.jsonl"
+    bench = tmp_path / "bench"
+    write_jsonl(cases, list(synthesize_cases(12, seed=SEED, kb=kb)))
+    args = ["build", "--cases", str(cases), "-o", str(bench), "--seed", "7", "--workers", "1"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    first = read_manifest(bench).counts
+    key = "dropped.omission_detection: candidate item present in record"
+    assert first[key] > 0
+    # a finished build re-run builds nothing new and keeps the counts
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert read_manifest(bench).counts[key] == first[key]
