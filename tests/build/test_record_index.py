@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from behaviorsft.build.record_index import (
+    NEGATIVE,
     RecordIndex,
     condition_holds,
     split_condition,
@@ -177,3 +178,23 @@ def test_condition_holds_only_when_the_record_shows_it(kb):
 def test_tokens_drop_plurals_and_punctuation():
     assert tokens("Blood Cultures (x2)") == ("blood", "culture", "x2")
     assert tokens("glass") == ("glass",)
+
+
+def test_a_hypothetical_answer_is_not_a_result(kb):
+    turns = [
+        Turn(index=0, speaker="R", role="medical resident", text="What would make you reconsider?"),
+        Turn(index=1, speaker="A", role="attending physician", text="A normal TEE."),
+        Turn(index=2, speaker="A", role="attending physician", text="Plan: ICU admission."),
+    ]
+    idx = RecordIndex.build(_case([]), turns, kb)
+    tee = idx.concept("transoesophageal echocardiogram")
+    assert idx.has(tee) and not idx.shows_done(tee)
+    # "ICU" and "intensive care unit" are one place
+    assert [r.turn for r in idx.mentions("admission to an intensive care unit")] == [2]
+
+
+def test_recommendations_against_something_are_recognised():
+    assert NEGATIVE.search("no test of cure after treatment")
+    assert NEGATIVE.search("dexamethasone not given to patients who do not need oxygen")
+    assert NEGATIVE.search("Do not use nitrofurantoin for pyelonephritis")
+    assert not NEGATIVE.search("serum lipase (or amylase)")

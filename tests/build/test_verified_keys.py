@@ -193,6 +193,15 @@ def test_no_conditional_key_whose_condition_fails(kb, built):
                 }
 
 
+def test_no_key_is_a_recommendation_against_something(built):
+    against = re.compile(r"^(no|avoid|do not)\b|\bnot given\b", re.I)
+    for ttype in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE, T.PREDICTIVE_NEXT_ACTION):
+        for _, _, t in _of(built, ttype, main=ttype is not T.PREDICTIVE_NEXT_ACTION):
+            if not t.restraint_control:
+                key = re.sub(r"^No: | is required$", "", t.answer_text)
+                assert not against.search(key), t.id
+
+
 def test_named_next_action_keys_are_gone(built):
     # 7-000082: the attending calls necrotising infection unlikely (turn 17)
     for key in ("p0", "p1"):

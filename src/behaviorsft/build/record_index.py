@@ -202,6 +202,14 @@ _NEGATION = re.compile(
 _HEDGE = re.compile(r"\b(if|when|unless|whether|once|consider|suspected)\b", re.I)
 
 
+# A question whose answer describes what *would* be found, not what was.
+_HYPOTHETICAL = re.compile(r"\b(would|could|might)\b[^?]*\?\s*$", re.I)
+
+# A recommendation *against* something ("no test of cure", "dexamethasone not given to
+# patients who do not need oxygen", "avoid NSAIDs"): it cannot be missing, declined or due.
+NEGATIVE = re.compile(r"^(no|avoid|do not|don't|never)\b|\bnot (given|used|needed|routine)\b", re.I)
+
+
 def _split(text: str) -> list[str]:
     """Sentences (and semicolon-separated clauses) of ``text``."""
     return re.split(r"(?<=[.;!?])\s+", text)
@@ -260,14 +268,17 @@ class RecordIndex:
         """Index ``turns[turn_start..turn_end]`` (all when ``turn_end`` is None) and ``excerpt``."""
         idx = cls(case=case, lexicon=lexicon(kb), kb=kb)
         last = len(turns) - 1 if turn_end is None else turn_end
+        asked = ""
         for t in turns:
             if turn_start <= t.index <= last:
                 ref = Ref(t.index, t.role, t.speaker)
                 idx.roles[t.index] = t.role
-                idx._add(ref, t.text, reported=None)
+                # the answer to "what would make you reconsider X?" is hypothetical
+                idx._add(ref, t.text, reported=False if _HYPOTHETICAL.search(asked) else None)
                 for a in t.attachments:
                     for row in a.rows:
                         idx._add(ref, " ".join(row), reported=True)
+            asked = t.text
         if excerpt:
             idx._add(Ref(None, EXCERPT_ROLE, ""), excerpt, reported=False)
         return idx

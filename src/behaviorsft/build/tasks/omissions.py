@@ -22,7 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from behaviorsft.build.record_index import Concept, RecordIndex, condition_holds, split_condition
+from behaviorsft.build.record_index import (
+    NEGATIVE,
+    Concept,
+    RecordIndex,
+    condition_holds,
+    split_condition,
+)
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -117,6 +123,8 @@ def _verdicts(ctx: Ctx, items: list[KBCareItem], end: int) -> list[CheckedItem]:
 
 def _key_reason(c: CheckedItem) -> str | None:
     """Why ``c`` cannot be the missing item, or None when it can."""
+    if NEGATIVE.search(c.item.item):
+        return "is a recommendation against something"
     if not c.absent:
         return "item present in record"
     if c.holds is False:

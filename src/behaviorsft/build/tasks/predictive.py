@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from behaviorsft.build.record_index import RecordIndex, condition_holds, split_condition
+from behaviorsft.build.record_index import NEGATIVE, RecordIndex, condition_holds, split_condition
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -30,6 +30,8 @@ NO_ACTION = "No new action is needed now; continue the current plan"
 
 def _not_due(action: str, idx: RecordIndex) -> str | None:
     """Why ``action`` is not a verified next step for the record ``idx``, or None if it is."""
+    if NEGATIVE.search(action):
+        return "is a recommendation against something"
     core, clause = split_condition(action)
     if clause is not None:
         holds = condition_holds(clause, idx)
