@@ -465,7 +465,7 @@ _CONDITION = re.compile(
 # "recurrent episodes", "anterior-circulation stroke").
 _QUALIFIER = re.compile(
     r"\b(?:low|high|intermediate-high|intermediate)-risk\b|\brecurrent\b|\bunexplained\b|"
-    r"\bunprovoked\b|\banterior-circulation\b|\beligible\b|\bprovoked\b",
+    r"\bunprovoked\b|\banterior-circulation\b|\beligible\b|\bprovoked\b|\brecurrences?\b",
     re.I,
 )
 # "in patients on warfarin", "for people on insulin", "in patients taking beta-blockers"
