@@ -126,7 +126,8 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
             uniq[key] = text
             texts.add(text)
     if len(uniq) < 4:
-        ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 events at distinct times")
+        if len(events) >= 4:  # enough events, but they tie
+            ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 events at distinct times")
         return
     chosen = sorted(ctx.rng.sample(sorted(uniq), 4))
     labels = list(range(4))
