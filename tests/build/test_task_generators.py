@@ -11,6 +11,7 @@ from behaviorsft.bench import load_bench
 from behaviorsft.build.audit import audit, option_only_hits
 from behaviorsft.build.conversation import render
 from behaviorsft.build.pipeline import build_bench
+from behaviorsft.build.record_index import split_condition
 from behaviorsft.build.tasks import (
     BASE_SCORE,
     MEETS_STANDARD,
@@ -23,6 +24,7 @@ from behaviorsft.build.tasks import (
     flag_report,
     pick_distractors,
 )
+from behaviorsft.build.tasks.conflicts import conflict_pairs
 from behaviorsft.build.tasks.errors import _canonical_dose
 from behaviorsft.records import PerturbationKind
 from behaviorsft.sources.kb import load_kb
@@ -53,8 +55,10 @@ def tasks(built):
 def test_all_13_types_and_about_21_tasks_per_case(tasks, built):
     counts = Counter(t.task_type for t in tasks)
     assert set(counts) == set(TaskType)
-    # the paper has 142,496 tasks from 6,876 cases (20.7 per case)
-    assert len(tasks) / len(built) >= 20.7
+    # the paper has 142,496 tasks from 6,876 cases (20.7 per case); items whose key the
+    # record cannot verify are left out (omission, standard of care, next action, and
+    # interpretation conflicts, built only for the 14 conditions with a genuine pair)
+    assert len(tasks) / len(built) >= 17.0
 
 
 def test_generation_is_deterministic(kb, built):
@@ -135,8 +139,11 @@ def test_every_proactive_type_has_controls_at_the_documented_ratio(tasks):
         else:
             assert of_type[0].category is Category.PROACTIVE
             cases = len({t.case_id for t in of_type})
-            # one control per CONTROL_EVERY (= 2) cases, by a hash of the case id
-            assert 0.35 < controls / cases < 0.65, (ttype, controls, cases)
+            # one control per CONTROL_EVERY (= 2) cases, by a hash of the case id; a checklist
+            # or note control ("nothing outstanding") only where every required item is in
+            # the record, so fewer of those
+            low = 0.05 if ttype in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE) else 0.35
+            assert low < controls / cases < 0.65, (ttype, controls, cases)
 
 
 def test_scores_follow_the_documented_rule(tasks):
@@ -234,10 +241,14 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
             texts = [o.text for o in t.options]
             if t.task_type is IC:
                 flagged = [_FLAG.match(x)[1] for x in texts if _FLAG.match(x)]
-                # the right flag names this examination's finding, the decoy one it lacks
-                assert flagged.count(exam[0]) == 1 and len(set(flagged) - set(exam)) == 1
+                # the right flag names a finding of this examination that the report
+                # genuinely contradicts (conflicts.yaml); the decoy flag names one it
+                # does not contradict, or one the examination lacks
+                genuine = conflict_pairs(kb)[cond.id].exam
+                real = [x for x in flagged if x in exam and x in genuine]
+                assert len(real) == 1 and len(set(flagged)) == 2
                 if not t.restraint_control:
-                    assert t.answer_text == flag_report(exam[0])
+                    assert t.answer_text == flag_report(real[0])
             elif t.task_type is EEC:
                 order = t.context.excerpt.split("New order: ", 1)[1]
                 queried = [(float(q[1]), q[2]) for x in texts if (q := _QUERY.match(x))]
@@ -265,16 +276,20 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                     assert drug not in unsafe, t.id
             elif t.task_type in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE):
                 done = t.context.excerpt.split("Not done")[0].lower()
+                # an item is listed without a condition that does not hold ("INR")
                 own = {i.item.lower() for i in cond.standard_of_care}
+                own |= {split_condition(i.item)[0].lower() for i in cond.standard_of_care}
                 named = {
-                    re.sub(r"^no: | is required \(.*\)$", "", x.lower())
+                    re.sub(r"^no: | is required( \(.*\))?$", "", x.lower())
                     for x in texts
                     if x not in (NOTHING_MISSING, MEETS_STANDARD)
                 }
                 right = {t.perturbation.original.lower()} if t.perturbation else set()
                 wrong_own = (named & own) - right
-                # one of the condition's own items is offered and is wrong: it is on the list
-                assert len(wrong_own) == 1, t.id
+                # the condition's own items offered as wrong are on the list (one on a
+                # checklist; up to three a note documents)
+                many = 3 if t.task_type is T.STANDARD_OF_CARE and not t.restraint_control else 1
+                assert 1 <= len(wrong_own) <= many, t.id
                 assert all(x in done for x in wrong_own), t.id
             elif t.task_type is T.PREDICTIVE_NEXT_ACTION and t.restraint_control:
                 own = {a.lower() for a in cond.next_actions}

@@ -106,6 +106,9 @@ class BuildReport:
     errors: list[RecordError] = field(default_factory=list)  # bad case lines
     failed: list[RecordError] = field(default_factory=list)  # valid cases that raised
     notes: list[str] = field(default_factory=list)
+    # Items the generators left out because their key could not be verified against the
+    # record, by "<task type>: <reason>" (cases built by this run).
+    dropped: Counter[str] = field(default_factory=Counter)
 
     @property
     def skipped(self) -> list[RecordError]:
@@ -181,6 +184,7 @@ def _build_case(
         rendered = Rendered(conversation=conversation)
     else:
         rendered = render(case, _KB, seed=_OPTS["seed"])
+    dropped: Counter[str] = Counter()
     tasks = case_tasks(
         case,
         rendered,
@@ -188,8 +192,10 @@ def _build_case(
         seed=_OPTS["seed"],
         split=Split(split) if split else None,
         types=_OPTS["types"],
+        dropped=dropped,
     )
     return {
+        "dropped": dict(dropped),
         "case_id": case.id,
         "case": case.model_dump_json(),
         "conversation": rendered.conversation.model_dump_json(),
@@ -503,6 +509,7 @@ def _run(
                 cid = res["case_id"]
                 for tid, line in res["tasks"]:
                     report.new_tasks += task_w.write_line(tid, line)
+                report.dropped.update(res["dropped"])
                 if mark_w is not None:
                     mark_w.write_line(cid, json.dumps({"id": cid, "rendered": res["rendered"]}))
                 conv_w.write_line(cid, res["conversation"])
@@ -532,11 +539,15 @@ def _finish_manifest(dest: Path, manifest: Any, report: BuildReport) -> None:
     }
     for name, (rtype, count) in files.items():
         manifest.files[name] = FileInfo(record_type=rtype, count=count)
+    # Verified-key drops accumulate over resumed runs (each run counts the cases it built).
+    dropped = Counter({k: v for k, v in manifest.counts.items() if k.startswith("dropped.")})
+    dropped.update({f"dropped.{k}": v for k, v in report.dropped.items()})
     manifest.counts = {
         **{f"split.{k}": v for k, v in report.splits.items()},
         **{f"restraint_controls.{k}": v for k, v in report.controls.items() if v},
         **{f"perturbed.{k}": v for k, v in report.perturbed.items() if v},
         **{f"{s}.{t}": n for s, by in report.by_source_type.items() for t, n in by.items()},
+        **dict(sorted(dropped.items())),
     }
     manifest.skipped = [
         Skipped(where=f"{e.path}:{e.line}", reason=f"{e.field}: {e.message}")

@@ -23,12 +23,14 @@ for the types with one perturbed item per case.
 import hashlib
 import random
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TypeVar
 
 from behaviorsft.build.conversation import Rendered, format_finding_value
+from behaviorsft.build.record_index import RecordIndex
 from behaviorsft.records import (
     OPTION_LETTERS,
     Case,
@@ -77,6 +79,11 @@ class Ctx:
     rng: random.Random
     generator: Generator
     split: Split | None = None
+    # Why items were not emitted: "<task type>: <reason>" -> count (see ``drop``).
+    dropped: Counter[str] = field(default_factory=Counter)
+    _indexes: dict[tuple[int | None, str | None], RecordIndex] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def n_turns(self) -> int:
@@ -84,6 +91,23 @@ class Ctx:
 
     def anchor(self, name: str) -> int | None:
         return self.rendered.anchors.get(name)
+
+    def index(self, turn_end: int | None = None, excerpt: str | None = None) -> RecordIndex:
+        """The record a task shows (turns 0..``turn_end`` plus ``excerpt``), indexed (cached)."""
+        key = (turn_end, excerpt)
+        if key not in self._indexes:
+            self._indexes[key] = RecordIndex.build(
+                self.case,
+                self.rendered.conversation.turns,
+                self.kb,
+                turn_end=turn_end,
+                excerpt=excerpt,
+            )
+        return self._indexes[key]
+
+    def drop(self, task_type: TaskType, reason: str, n: int = 1) -> None:
+        """Count an item left out because its key could not be verified (build manifest)."""
+        self.dropped[f"{task_type.value}: {reason}"] += n
 
     def is_control(self, task_type: TaskType) -> bool:
         """Whether this case carries the restraint control of ``task_type``."""

@@ -1,8 +1,19 @@
-"""Proactive: interpretation_conflict, data_conflict_resolution and consistency_check."""
+"""Proactive: interpretation_conflict, data_conflict_resolution and consistency_check.
+
+interpretation_conflict is built only from examination-report pairs that genuinely
+conflict: each is listed, with its justification, in ``data/kb/conflicts.yaml``
+(``conflict_pairs``), and an item needs the case's examination to include one of the
+findings its pair names. Conditions without a listed pair, and cases whose examination
+found none of its findings, are left out and counted (``Ctx.drop``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from behaviorsft.build.tasks.common import (
     Ctx,
@@ -10,12 +21,63 @@ from behaviorsft.build.tasks.common import (
     _alt_values,
     _decimals,
     _value_text,
+    _words,
     control_of,
 )
 from behaviorsft.records import Perturbation, PerturbationKind
+from behaviorsft.sources.kb import KnowledgeBase, default_kb_root
 from behaviorsft.taxonomy import Complexity, TaskType
 
 T = TaskType
+
+
+class ConflictPair(BaseModel):
+    """Examination findings a condition's contradicting report conflicts with, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exam: list[str] = Field(min_length=1, description="Examination findings it contradicts.")
+    justification: str = Field(min_length=1, description="Why both cannot be right.")
+
+
+CONFLICTS_FILE = "conflicts.yaml"
+
+
+@lru_cache(maxsize=1)
+def _read_pairs() -> dict[str, ConflictPair]:
+    path = default_kb_root() / CONFLICTS_FILE
+    with path.open("r", encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    out: dict[str, ConflictPair] = {}
+    for cid, entry in (doc.get("conflicts") or {}).items():
+        try:
+            out[cid] = ConflictPair.model_validate(entry)
+        except ValidationError as exc:
+            raise ValueError(f"{CONFLICTS_FILE}: {cid}: {exc}") from None
+    return out
+
+
+def conflict_pairs(kb: KnowledgeBase) -> dict[str, ConflictPair]:
+    """The genuine examination-report conflicts, by condition id, checked against ``kb``.
+
+    Raises ValueError naming the file, entry and problem when an entry names an unknown
+    condition or an examination finding the condition does not list.
+    """
+    pairs = _read_pairs()
+    problems = []
+    for cid, pair in pairs.items():
+        cond = kb.conditions.get(cid)
+        if cond is None:
+            problems.append(f"{CONFLICTS_FILE}: {cid}: unknown condition id")
+            continue
+        problems += [
+            f"{CONFLICTS_FILE}: {cid}: exam: {e!r} is not in conditions/{cid}.yaml exam"
+            for e in pair.exam
+            if e not in cond.exam
+        ]
+    if problems:
+        raise ValueError("\n".join(problems))
+    return pairs
 
 
 NO_CONFLICT_REPORT = "No conflict: the report fits the examination"
@@ -34,14 +96,34 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     found = [f.value_text for f in ctx.case.findings if f.kind == "exam" and f.value_text]
     if not found:
         return
-    exam = found[0]
-    # A typical finding of the same condition that this examination did NOT find: a flag
-    # naming it is wrong on every item (the examination never said so), yet it reads like
-    # the right flag, so "the option that flags something" gives nothing away.
+    pair = conflict_pairs(ctx.kb).get(cond.id)
+    if pair is None:
+        ctx.drop(T.INTERPRETATION_CONFLICT, "no genuine exam-report conflict for the condition")
+        return
+    genuine = [e for e in found if e in pair.exam]
+    if not genuine:
+        ctx.drop(T.INTERPRETATION_CONFLICT, "examination has no finding the report contradicts")
+        return
+    exam = genuine[0]
+    # The decoy flag names another finding of this examination that the report does not
+    # contradict (not in the pair, sharing no word with the report): it is in the record
+    # like the right one, so "the flag that quotes the record" gives nothing away, and
+    # only knowing which findings the report contradicts tells them apart. Failing that, a
+    # typical finding of the condition that this examination did NOT find.
+    report_words = _words(imaging.contradicting_finding)
+    compatible = [e for e in found if e not in pair.exam and not (_words(e) & report_words)]
     unfound = [e for e in cond.exam if e not in found] or [
         e for c in ctx.kb.conditions.values() if c.id != cond.id for e in c.exam
     ]
-    decoy = ctx.rng.choice(unfound)
+    # Longer or shorter than the right finding at random, so the flags' lengths say nothing.
+    longer = ctx.rng.random() < 0.5
+    sided = [e for e in compatible + unfound if (len(e) > len(exam)) == longer]
+    decoy = ctx.rng.choice([e for e in sided if e in compatible] or sided or unfound)
+    decoy_note = (
+        f"{decoy}, also found, does not contradict the report"
+        if decoy in compatible
+        else f"the examination did not record {decoy}"
+    )
     end = (ctx.anchor("imaging") or 1) - 1
     question = "How should the team handle the report in the last note?"
     # Wrong either way; each names the real or the decoy finding at random, so counting
@@ -69,8 +151,8 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         pool=pool,
         fixed=[NO_CONFLICT_REPORT, flag_report(decoy)],
         rationale=f"The examination found {exam}, but the report says "
-        f"{imaging.contradicting_finding}; the two cannot both be right, so the discrepancy "
-        f"must be raised before acting on either. The examination did not record {decoy}.",
+        f"{imaging.contradicting_finding}. {pair.justification} The discrepancy must be "
+        f"raised before acting on either; {decoy_note}.",
         turn_start=0,
         turn_end=end,
         excerpt=f"{imaging.modality} report: {imaging.contradicting_finding}.",
@@ -90,7 +172,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
             correct=NO_CONFLICT_REPORT,
             fixed=[flag, flag_report(decoy)],  # false alarms: nothing contradicts
             rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
-            f"flagging a mismatch would be a false alarm (and {decoy} was not found).",
+            f"flagging a mismatch would be a false alarm ({decoy_note}).",
             excerpt=f"{imaging.modality} report: {imaging.finding}.",
         )
 

@@ -1,9 +1,34 @@
-"""Proactive: omission_detection (handover checklist) and standard_of_care (team note)."""
+"""Proactive: omission_detection (handover checklist) and standard_of_care (team note).
+
+Both build on the condition's standard-of-care items, and both are verified against the
+record the task shows (``RecordIndex``) before they are emitted:
+
+* the omitted (or declined) item is absent from that record under every name: none of the
+  tests, procedures or drugs it names appears in any shown turn, table or the excerpt;
+* a conditional item ("INR in patients on warfarin", "blood cultures if septic") is a key
+  only when its condition holds in this record; otherwise it is not required here;
+* an item listed as done names only things the record shows (a "blood count" only with a
+  blood count in a table); a conditional item is listed without its condition, and an
+  item naming nothing the record could show (a score documented, an isolation order) is
+  listed on the note's word;
+* the restraint control ("nothing outstanding", "meets the standard") is emitted only when
+  every required item is listed as done.
+
+An item that fails a check is not emitted; ``Ctx.drop`` counts why.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+from behaviorsft.build.record_index import (
+    NEGATIVE,
+    Concept,
+    RecordIndex,
+    condition_holds,
+    split_condition,
+)
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -14,9 +39,99 @@ from behaviorsft.build.tasks.common import (
 )
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
+from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
+
+
+@dataclass(frozen=True)
+class CheckedItem:
+    """A standard-of-care item checked against one record."""
+
+    item: KBCareItem
+    core: str  # the item without its applicability clause
+    clause: str | None
+    holds: bool | None  # whether the clause holds here (True when there is none)
+    named: tuple[Concept, ...]  # tests, procedures (and for drug items, drugs) it names
+    present: tuple[Concept, ...]  # those the record names anywhere (even as a request)
+    shown: tuple[Concept, ...]  # those the record shows done (results, reports, medicines)
+    mentioned: bool  # one sentence of the record holds all its words
+
+    @property
+    def absent(self) -> bool:
+        """Nothing the item names is in the record, under any name."""
+        return not self.present and not self.mentioned
+
+    @property
+    def required(self) -> bool:
+        """The item applies to this patient: unconditional, or its condition holds."""
+        return self.holds is True
+
+    @property
+    def listable(self) -> bool:
+        """It may be listed as done: all it names is shown done, or it names nothing checkable."""
+        return len(self.shown) == len(self.named)
+
+    @property
+    def done_text(self) -> str:
+        """How a note lists it as done (a condition that does not hold is left out)."""
+        return self.item.item if self.holds is True else self.core
+
+    @property
+    def as_done(self) -> KBCareItem:
+        """The item as a note lists it done."""
+        return self.item.model_copy(update={"item": self.done_text})
+
+
+def check_item(item: KBCareItem, idx: RecordIndex) -> CheckedItem:
+    """``item`` against the record ``idx`` indexes."""
+    core, clause = split_condition(item.item)
+    kinds = {"test", "group", "procedure"}
+    if item.kind == "drug":
+        kinds |= {"drug", "family"}
+    named = [c for c in idx.entities(core) if c.kind in kinds]
+    if item.ref is not None:
+        for cid in (f"test:{item.ref}", f"drug:{item.ref}"):
+            c = idx.lexicon.concepts.get(cid)
+            if c is not None and c.kind in kinds and c not in named:
+                named.append(c)
+    drugs = [c for c in named if c.kind in ("drug", "family")]
+    present = [c for c in named if idx.has(c)]
+    shown = [c for c in named if (idx.takes(c) if c in drugs else idx.shows_done(c))]
+    return CheckedItem(
+        item=item,
+        core=core,
+        clause=clause,
+        holds=True if clause is None else condition_holds(clause, idx),
+        named=tuple(named),
+        present=tuple(present),
+        shown=tuple(shown),
+        mentioned=bool(idx.phrase_refs(core)),
+    )
+
+
+def _verdicts(ctx: Ctx, items: list[KBCareItem], end: int) -> list[CheckedItem]:
+    idx = ctx.index(turn_end=end)
+    key = ("care items", tuple(i.item for i in items))
+    if key not in idx.memo:  # omission and standard of care check the same items
+        idx.memo[key] = [check_item(i, idx) for i in items]
+    out = idx.memo[key]
+    assert isinstance(out, list)
+    return out
+
+
+def _key_reason(c: CheckedItem) -> str | None:
+    """Why ``c`` cannot be the missing item, or None when it can."""
+    if NEGATIVE.search(c.item.item):
+        return "is a recommendation against something"
+    if not c.absent:
+        return "item present in record"
+    if c.holds is False:
+        return "condition not met"
+    if c.holds is None:
+        return "condition not verifiable"
+    return None
 
 
 NOTHING_MISSING = "Nothing: every necessary order is already done"
@@ -32,12 +147,21 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if ctx.cond is None or ctx.anchor("care") is None:
         return
     cond = ctx.cond
+    end = (ctx.anchor("care") or 1) - 1
+    checked = _verdicts(ctx, list(cond.standard_of_care), end)
+    # Prefer a test or study as the missing item; documentation items only when none verifies.
     kinds: tuple[str, ...] = ("lab", "vital", "diagnostic")
-    items = [i.item for i in cond.standard_of_care if i.kind in kinds]
-    if len(items) < 2:
+    keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
+    if not keys:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
-        items = [i.item for i in cond.standard_of_care]
-    if len(items) < 2:
+        keys = [c for c in checked if _key_reason(c) is None]
+    for c in checked:
+        reason = _key_reason(c)
+        if reason is not None:
+            ctx.drop(T.OMISSION_DETECTION, f"candidate {reason}")
+    listable = [c for c in checked if c.listable and c.holds is not False]
+    if not keys:
+        ctx.drop(T.OMISSION_DETECTION, "no verified missing item")
         return
     others = _unrelated(
         [
@@ -49,41 +173,52 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         ],
         [i.item for i in cond.standard_of_care],
     )
-    end = (ctx.anchor("care") or 1) - 1
     question = "Before handover, which required item is still outstanding?"
-    missing = ctx.rng.choice(items)
-    listed = [i for i in items if i != missing]
+    missing = ctx.rng.choice(keys)
+    listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
+        c for c in listable if c is not missing
+    ]
+    if not listed:
+        ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
+        return
+    done = [c.done_text for c in listed]
     main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
         question=question,
-        correct=_cap(missing),
+        correct=_cap(missing.item.item),
         pool=[_cap(o) for o in others],
-        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(listed))],  # the latter is on the list
-        rationale=f"For {cond.name} the standard of care requires: {missing}; it appears "
-        "nowhere in the record or the checklist. The other items offered are either done "
-        "(on the checklist) or not required for this condition.",
+        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(done))],  # the latter is on the list
+        rationale=f"For {cond.name} the standard of care requires: {missing.item.item}; it "
+        "appears nowhere in the record or the checklist. The other items offered are either "
+        "done (on the checklist) or not required for this condition.",
         turn_start=0,
         turn_end=end,
-        excerpt="Handover checklist, done: " + "; ".join(listed) + ".",
+        excerpt="Handover checklist, done: " + "; ".join(done) + ".",
         perturbation=Perturbation(
             kind=PerturbationKind.OMISSION,
             location="context.excerpt",
-            original=missing,
+            original=missing.item.item,
             modified=None,
-            description=f"Required item left out: {missing}.",
+            description=f"Required item left out: {missing.item.item}.",
         ),
     )
     yield main
     if ctx.is_control(T.OMISSION_DETECTION):
+        # Every item that applies here must be on the list for "nothing outstanding" to be
+        # right; an item whose condition the record cannot settle leaves it open.
+        if any(c.holds is not False and not c.listable for c in checked):
+            ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
+            return
+        all_done = [c.done_text for c in checked if c.holds is not False]
         yield control_of(
             main,
             key="oc",
             correct=NOTHING_MISSING,
-            fixed=[_cap(ctx.rng.choice(items))],  # false alarm: it is on the checklist
+            fixed=[_cap(ctx.rng.choice(all_done))],  # false alarm: it is on the checklist
             rationale=f"Every item the standard of care for {cond.name} requires is on the "
-            "checklist.",
-            excerpt="Handover checklist, done: " + "; ".join(items) + ".",
+            "checklist, and the tests it lists are in the record.",
+            excerpt="Handover checklist, done: " + "; ".join(all_done) + ".",
         )
 
 
@@ -91,7 +226,20 @@ MEETS_STANDARD = "Yes: this meets the standard of care"
 
 
 def _required(item: KBCareItem) -> str:
-    return f"No: {item.item} is required ({item.source})"
+    return f"No: {item.item} is required"
+
+
+def _documented(ctx: Ctx, cond: KBCondition, decoys: list[CheckedItem], end: int) -> list[str]:
+    """Up to three "No: X is required" options whose X the record documents (all wrong).
+
+    Requirements the note lists as done first, then the plan's own actions (the plan
+    turn states them), so that the options the record quotes are not only the answer.
+    """
+    out = [_required(d.as_done) for d in _sample(ctx.rng, decoys, 3)]
+    idx = ctx.index(turn_end=end)
+    actions = [a for a in cond.treatments.actions[:2] if idx.phrase_refs(a)]
+    out += [f"No: {a} is required" for a in _sample(ctx.rng, actions, 3 - len(out))]
+    return out
 
 
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
@@ -99,17 +247,26 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
 
     Both offer "meets the standard", a requirement of this condition that the note
     documents (wrong: it was done) and other conditions' requirements of the same
-    kinds, so the requirement's name and kind do not point at the answer.
+    kinds, so the requirement's name and kind do not point at the answer. The declined
+    item is verified absent from the record and required for this patient; the items the
+    note documents are verified as for omission_detection.
     """
     if ctx.cond is None or ctx.anchor("care") is None:
         return
     cond = ctx.cond
+    end = (ctx.anchor("care") or 1) - 1
+    checked = _verdicts(ctx, list(cond.standard_of_care), end)
     kinds: tuple[str, ...] = ("documentation", "action", "drug")
-    items = [i for i in cond.standard_of_care if i.kind in kinds]
-    if not items:
+    keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
+    if not keys:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
-        items = list(cond.standard_of_care)
-    if not items:
+        keys = [c for c in checked if _key_reason(c) is None]
+    for c in checked:
+        reason = _key_reason(c)
+        if reason is not None:
+            ctx.drop(T.STANDARD_OF_CARE, f"candidate {reason}")
+    if not keys:
+        ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return
     others = [
         i
@@ -120,15 +277,15 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     ]
     unrelated = set(_unrelated([i.item for i in others], [i.item for i in cond.standard_of_care]))
     pool = [_required(i) for i in others if i.item in unrelated]
-    end = (ctx.anchor("care") or 1) - 1
     question = "Does the management described in the note follow accepted guidance?"
-    item = ctx.rng.choice(items)
-    done = [i for i in cond.standard_of_care if i is not item]
+    declined = ctx.rng.choice(keys)
+    item = declined.item
+    done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
     # A documented requirement: same kind as the declined one where the condition has one.
-    decoys = [i for i in done if i.kind in kinds] or done
+    decoys = [c for c in done if c.item.kind in kinds] or done
     note = (
         "Team note: "
-        + ("; ".join(i.item for i in done) + ". " if done else "")
+        + ("; ".join(c.done_text for c in done) + ". " if done else "")
         + (f"Not done, not felt necessary: {item.item}.")
     )
     main = Draft(
@@ -137,10 +294,12 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         question=question,
         correct=_required(item),
         pool=pool,
-        fixed=[MEETS_STANDARD, *(_required(d) for d in _sample(ctx.rng, decoys, 1))],
-        rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it. "
-        "The other requirements offered are documented in the note or belong to other "
-        "conditions.",
+        # Up to three requirements the note documents (wrong: they were done): the note
+        # quotes them as it quotes the declined one, so matching the note points nowhere.
+        fixed=[MEETS_STANDARD, *_documented(ctx, cond, decoys, end)],
+        rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
+        "and the record does not show it. The other requirements offered are documented in "
+        "the note or belong to other conditions.",
         turn_start=0,
         turn_end=end,
         excerpt=note,
@@ -154,11 +313,15 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     )
     yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
+        required = [c for c in checked if c.holds is not False]
+        if not required or any(not c.listable for c in required):
+            ctx.drop(T.STANDARD_OF_CARE, "control: a required item is not in the record")
+            return
         yield control_of(
             main,
             key="sc",
             correct=MEETS_STANDARD,
-            fixed=[_required(ctx.rng.choice(items))],  # false alarm: it is documented
+            fixed=[_required(ctx.rng.choice(required).as_done)],  # false alarm: it is documented
             rationale=f"All items the guidance requires for {cond.name} are documented.",
-            excerpt="Team note: " + "; ".join(i.item for i in cond.standard_of_care) + ".",
+            excerpt="Team note: " + "; ".join(c.done_text for c in required) + ".",
         )

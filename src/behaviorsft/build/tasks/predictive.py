@@ -1,9 +1,17 @@
-"""Proactive: predictive_next_action (the next guideline step, or none)."""
+"""Proactive: predictive_next_action (the next guideline step, or none).
+
+A step is a key only when the record the task shows makes it due: a conditional step
+("surgical review if necrotising infection is suspected", "ICU for high-flow oxygen
+failure") only when the record documents its condition, never when the record rules it out
+(the attending calls it unlikely) or is silent; a step the record already reports is not
+"next". Steps that fail are left out and counted (``Ctx.drop``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from behaviorsft.build.record_index import NEGATIVE, RecordIndex, condition_holds, split_condition
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -18,6 +26,22 @@ T = TaskType
 
 
 NO_ACTION = "No new action is needed now; continue the current plan"
+
+
+def _not_due(action: str, idx: RecordIndex) -> str | None:
+    """Why ``action`` is not a verified next step for the record ``idx``, or None if it is."""
+    if NEGATIVE.search(action):
+        return "is a recommendation against something"
+    core, clause = split_condition(action)
+    if clause is not None:
+        holds = condition_holds(clause, idx)
+        if holds is False:
+            return "condition ruled out in record"
+        if holds is None:
+            return "condition not documented"
+    if idx.phrase_refs(core, affirmed=True):
+        return "already in record"
+    return None
 
 
 def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
@@ -44,8 +68,19 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
     end = ctx.anchor("family")
     assert end is not None
     candidates = cond.next_actions[1:] or cond.next_actions
+    idx = ctx.index(turn_end=end)
+    due = []
+    for action in candidates:
+        reason = _not_due(action, idx)
+        if reason is None:
+            due.append(action)
+        else:
+            ctx.drop(T.PREDICTIVE_NEXT_ACTION, f"candidate {reason}")
+    if not due:
+        ctx.drop(T.PREDICTIVE_NEXT_ACTION, "no verified next action")
+        return
     main = None
-    for i, action in enumerate(_sample(ctx.rng, candidates, 2)):
+    for i, action in enumerate(_sample(ctx.rng, due, 2)):
         main = Draft(
             task_type=T.PREDICTIVE_NEXT_ACTION,
             key=f"p{i}",
@@ -65,7 +100,7 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             main,
             key="pc",
             correct=NO_ACTION,
-            fixed=[_cap(ctx.rng.choice(candidates))],  # false alarm: already done
+            fixed=[_cap(ctx.rng.choice(due))],  # false alarm: already done
             rationale="Every step the guideline lists at this point is already done; "
             "further action would be unnecessary.",
             excerpt=f"Ward round update: done already: {done}.",

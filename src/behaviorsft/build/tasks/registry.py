@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from behaviorsft import __version__
@@ -74,8 +75,13 @@ def case_tasks(
     seed: int = 0,
     split: Split | None = None,
     types: set[TaskType] | None = None,
+    dropped: Counter[str] | None = None,
 ) -> list[Task]:
-    """All tasks of the requested types that ``case`` supports (deterministic)."""
+    """All tasks of the requested types that ``case`` supports (deterministic).
+
+    ``dropped``, when given, is incremented with why items were left out unverified
+    ("omission_detection: item present in record" -> n).
+    """
     cond_id = kb_condition_id(case)
     ctx = Ctx(
         case=case,
@@ -95,4 +101,6 @@ def case_tasks(
             task = finalise(draft, ctx)
             if task is not None:
                 out.append(task)
+    if dropped is not None:
+        dropped.update(ctx.dropped)
     return out

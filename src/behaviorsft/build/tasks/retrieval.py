@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 from behaviorsft.build.conversation import TIMELINE_SHOWN
 from behaviorsft.build.tasks.common import (
@@ -80,27 +81,53 @@ _EVENT_ANCHORS = {
 }
 
 
+# Order of a synthetic case's same-day events in its workflow; kinds that share a rank
+# (triage and its observations; bloods and the study ordered with them) happen together,
+# so at most one of them is offered.
+_WITHIN_DAY = {
+    "symptom": 0,
+    "presentation": 1,
+    "vitals": 1,
+    "lab": 2,
+    "imaging": 2,
+    "diagnosis": 3,
+    "medication": 4,
+    "review": 5,
+}
+
+
 def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
-    events: list[tuple[float, str]] = []  # (order key, text)
+    """Four narrated events in the order they *happened* (event time, not mention).
+
+    Synthetic cases order by the event's day (symptom onset days before presentation
+    comes first even though the patient mentions it after triage), then by the workflow
+    rank within a day; imported timelines by the date the conversation shows. Events
+    that tie at that resolution are never offered together: one per tie is kept.
+    """
+    events: list[tuple[tuple[float, int], str]] = []  # (order key, text)
     if ctx.cond is not None:
         for ev in ctx.case.timeline:
             name = _EVENT_ANCHORS.get((ev.kind, ev.day)) or _EVENT_ANCHORS.get((ev.kind, None))
             turn = ctx.anchor(name) if name else None
-            if turn is not None:
-                events.append((turn, ev.text.rstrip(".")))
+            if turn is not None and ev.day is not None:
+                events.append(((ev.day, _WITHIN_DAY.get(ev.kind, 9)), ev.text.rstrip(".")))
     else:
-        # Timeline events narrated in the conversation, ordered by their absolute time.
+        # Timeline events narrated in the conversation, ordered by the date it shows.
         shown = ctx.case.timeline[-TIMELINE_SHOWN:]
         events = [
-            (ev.time.timestamp(), f"{ev.text.rstrip('.')}") for ev in shown if ev.time is not None
+            ((ev.time.date().toordinal(), 0), ev.text.rstrip("."))
+            for ev in shown
+            if ev.time is not None
         ]
-    uniq: dict[float, str] = {}
+    uniq: dict[tuple[float, int], str] = {}
     texts: set[str] = set()
-    for key, text in sorted(events):
+    for key, text in events:  # case order: the first event of a tie is kept
         if key not in uniq and text not in texts:
             uniq[key] = text
             texts.add(text)
     if len(uniq) < 4:
+        if len(events) >= 4:  # enough events, but they tie
+            ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 events at distinct times")
         return
     chosen = sorted(ctx.rng.sample(sorted(uniq), 4))
     labels = list(range(4))
@@ -135,9 +162,15 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
         + " ".join(f"({i + 1}) {t}." for i, t in enumerate(listing)),
         correct=seq(correct_order),
         pool=pool,
-        rationale="The conversation gives the events in this order: "
-        + "; ".join(uniq[k] for k in chosen)
+        rationale="In the order they happened: "
+        + "; ".join(f"{uniq[k]} ({_when(k, ctx.cond is not None)})" for k in chosen)
         + ".",
         turn_start=0,
         turn_end=ctx.n_turns - 1,
     )
+
+
+def _when(key: tuple[float, int], synthetic: bool) -> str:
+    if not synthetic:
+        return date.fromordinal(int(key[0])).isoformat()
+    return f"day {key[0]:g}"
