@@ -29,6 +29,11 @@ Rules (see docs/building.md, "Clinical linter"):
                              indication in the history (a 22-year-old on atorvastatin)
 ``history-contradiction``    the diagnosis contradicts the history ("native valve"
                              endocarditis with a prosthetic valve)
+``history-implausible``      a history item impossible for the patient's sex or age
+                             (pregnancy in a man or a 70-year-old; "female sex" in a man)
+``value-contradiction``      a clinician calls a result low, normal or raised (or below or
+                             above a number) while the record's value says otherwise
+                             ("normal BUN" with BUN 23, reference 6-20)
 
 Severity: ``error`` is a contradiction a clinician would reject the record for;
 ``warning`` is implausible but possible. Both count as findings.
@@ -59,6 +64,8 @@ RULES: dict[str, tuple[Severity, str]] = {
     "duplicate-therapy": ("error", "interchangeable or same-family drugs given together"),
     "age-implausible-drug": ("warning", "preventive drug implausible for age, no indication"),
     "history-contradiction": ("error", "diagnosis contradicts the recorded history"),
+    "history-implausible": ("error", "history item impossible for the patient's sex or age"),
+    "value-contradiction": ("error", "a result described against its recorded value"),
 }
 
 
@@ -114,6 +121,15 @@ CONTRADICTIONS: tuple[tuple[str, str], ...] = (
     ("first episode", "previous episode"),
 )
 
+# History wording that only fits one sex, or an age range: (pattern, sex, max age).
+SEX_AGE_HISTORY: tuple[tuple[re.Pattern[str], str | None, int | None], ...] = (
+    (re.compile(r"\bfemale sex\b", re.I), "female", None),
+    (re.compile(r"(?<!fe)\bmale sex\b", re.I), "male", None),
+    (re.compile(r"\b(pregnan\w*|postpartum)\b", re.I), "female", 55),
+    (re.compile(r"\bmultiparity\b", re.I), "female", None),
+    (re.compile(r"\bprostat\w*", re.I), "male", None),
+)
+
 # Studies a radiologist does not report (the rest of imaging is theirs).
 NOT_RADIOLOGY = (
     "endoscopy",
@@ -152,6 +168,14 @@ EXTRA_TESTS: dict[str, tuple[str, ...]] = {
     "lumbar puncture": ("lumbar puncture", "csf"),
 }
 
+# "low procalcitonin", "normal BUN", "raised troponin"; "urine sodium below 20".
+_DESCRIBED = re.compile(
+    r"\b(low|near-normal|normal|high|raised|elevated)\s+([A-Za-z][\w-]*(?:\s[\w-]+)?)"
+)
+_COMPARED = re.compile(
+    r"\b([A-Za-z][\w-]*(?:\s[\w-]+){0,2})\s+(below|under|above|over|<|>)\s+(\d+(?:\.\d+)?)"
+)
+
 # A sentence is a claim about a result when it argues from it or records it as done.
 _CLAIM = re.compile(
     r"\b(given|in view of|because of|on the basis of|as shown by|argues? against|"
@@ -183,7 +207,7 @@ _ONSET = re.compile(
 )
 _ABNORMAL_LIST = re.compile(r"^(outside the reference range|abnormal results?)\s*:\s*(.*)$", re.I)
 _NOTHING_ABNORMAL = re.compile(r"nothing outside the reference ranges?", re.I)
-_SENTENCE = re.compile(r"(?<=[.;!?])\s+")
+_SENTENCE = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bvs\.)(?<=[.;!?])\s+")
 _REPORT = re.compile(r"^[^:]{3,80}:\s")
 _NOT_REPORT = re.compile(r"^(plan|documented|done and recorded|day \d+ plan|from our side)\b", re.I)
 _REPEAT = re.compile(
@@ -207,6 +231,7 @@ class _Lexicon:
     tests: list[tuple[str, re.Pattern[str], tuple[re.Pattern[str], ...]]]
     qualitative_normal: dict[str, set[str]]  # lab name (lower) -> normal values
     lab_bases: set[str]  # lab names without their parenthetical gloss, lower case
+    lab_aliases: dict[str, str]  # "bun", "blood urea nitrogen", "alt" -> table name (lower)
     drug_by_name: dict[str, str]
     choices: dict[str, dict[str, str]]  # condition name -> drug id -> choice label
     roles: dict[str, dict[str, str]]  # condition name -> drug id -> role
@@ -278,10 +303,24 @@ def _build_lexicon(kb: KnowledgeBase) -> _Lexicon:
         tests=tests,
         qualitative_normal=qual,
         lab_bases={lab.name.lower().split(" (")[0] for lab in kb.labs.values()},
+        lab_aliases=_lab_aliases(kb),
         drug_by_name=drug_by_name,
         choices=choices,
         roles=roles,
     )
+
+
+def _lab_aliases(kb: KnowledgeBase) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    for lab in kb.labs.values():
+        if lab.kind != "quantitative" or lab.panel == "vitals":
+            continue
+        name = lab.name.lower()
+        forms = {name, name.split(" (")[0], lab.id.replace("_", " ")}
+        forms |= {g.lower() for g in re.findall(r"\(([^)]+)\)", lab.name) if len(g) <= 6}
+        for form in forms:
+            aliases.setdefault(form, name)
+    return aliases
 
 
 def allergy_groups_of(kb: KnowledgeBase, substance: str) -> set[str]:
@@ -465,7 +504,9 @@ def _case_facts(kb: KnowledgeBase, case: dict[str, Any]) -> _Facts:
         and "presenting" not in str(s.get("title", "")).lower()
     )
     history += " " + " ".join(
-        str(f) for f in case.get("facts") or [] if str(f).startswith("History")
+        str(f).removeprefix("History:").strip()
+        for f in case.get("facts") or []
+        if str(f).startswith("History")
     )
     findings = case.get("findings") or []
     shown = {str(f.get("name", "")).lower() for f in findings}
@@ -585,6 +626,20 @@ def _check_case_text(where: _Where, case: dict[str, Any], facts: _Facts) -> None
         [str(case.get("final_diagnosis") or "")]
         + [str(c.get("name", "")) for c in case.get("conditions") or []]
     ).lower()
+    demo = case.get("demographics") or {}
+    sex, age = demo.get("sex"), _num(demo.get("age_years"))
+    items = dict.fromkeys(i.strip() for i in re.split(r"[;.]\s*|, (?!or\b)", facts.history))
+    for item in items:
+        # An item is possible when one of its alternatives ("oestrogen therapy or
+        # pregnancy") is possible for this patient.
+        for pattern, only_sex, max_age in SEX_AGE_HISTORY:
+            m = pattern.search(item)
+            if m is None or any(not pattern.search(alt) for alt in item.split(" or ")):
+                continue
+            if only_sex is not None and sex in ("female", "male") and sex != only_sex:
+                where.add("history-implausible", f"'{item.strip()}' in the history of a {sex}")
+            elif max_age is not None and age is not None and age > max_age:
+                where.add("history-implausible", f"'{item.strip()}' in the history at age {age:g}")
     for said_dx, said_hx in CONTRADICTIONS:
         if said_dx in diagnosis and said_hx in facts.history:
             where.add(
@@ -735,14 +790,89 @@ def _check_results(
                 )
 
 
+def _table_values(turns: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
+    """First (admission) value and reference of every numeric table row, by name."""
+    values: dict[str, tuple[float, float, float]] = {}
+    for t in turns:
+        for a in t.get("attachments") or []:
+            for row in a.get("rows") or []:
+                if len(row) < 4 or str(row[0]).lower() in values:
+                    continue
+                value = _num(row[1])
+                ref = re.match(r"^\s*(-?[\d.]+)\s*-\s*(-?[\d.]+)\s*$", str(row[3]))
+                if value is not None and ref is not None:
+                    values[str(row[0]).lower()] = (
+                        value,
+                        float(ref.group(1)),
+                        float(ref.group(2)),
+                    )
+    return values
+
+
+def _check_values(
+    lex: _Lexicon,
+    where: _Where,
+    idx: int | None,
+    role: str,
+    text: str,
+    values: dict[str, tuple[float, float, float]],
+) -> None:
+    if not values:
+        return
+    for sent in _sentences(text):
+        if _HYPOTHETICAL.search(sent):
+            continue
+        for m in _DESCRIBED.finditer(sent):
+            word, target = m.group(1).lower(), m.group(2).lower()
+            name = lex.lab_aliases.get(target) or lex.lab_aliases.get(target.split()[0])
+            if name is None or name not in values:
+                continue
+            value, low, high = values[name]
+            wrong = (
+                (word == "normal" and not low <= value <= high)
+                or (word == "near-normal" and not low / 1.5 - 1e-9 <= value <= high * 1.5 + 1e-9)
+                or (word == "low" and value > high)
+                or (word in ("high", "raised", "elevated") and value <= high)
+            )
+            if wrong:
+                where.add(
+                    "value-contradiction",
+                    f"{role} says '{m.group(0)}' but {name} is {value:g} "
+                    f"(reference {low:g}-{high:g}): '{sent[:90]}'",
+                    idx,
+                )
+        for m in _COMPARED.finditer(sent):
+            words = m.group(1).lower().split()
+            name = next(
+                (
+                    lex.lab_aliases[" ".join(words[i:])]
+                    for i in range(len(words))
+                    if " ".join(words[i:]) in lex.lab_aliases
+                ),
+                None,
+            )
+            if name is None or name not in values:
+                continue
+            value, limit = values[name][0], float(m.group(3))
+            below = m.group(2) in ("below", "under", "<")
+            if (below and value >= limit) or (not below and value <= limit):
+                where.add(
+                    "value-contradiction",
+                    f"{role} says '{m.group(0)}' but {name} is {value:g}: '{sent[:90]}'",
+                    idx,
+                )
+
+
 def _lint_conversation(
     kb: KnowledgeBase, where: _Where, conv: dict[str, Any], facts: _Facts | None
 ) -> None:
     lex = _lexicon(kb)
     turns = conv.get("turns") or []
     shown = _shown(turns, facts)
+    values = _table_values(turns)
     table: list[list[Any]] = []
     planned: list[str] = []
+    asked_hypothetical = False
     for t in turns:
         idx = t.get("index")
         role = str(t.get("role", "")).lower()
@@ -752,6 +882,11 @@ def _lint_conversation(
         problem = _duration_conflict(text)
         if problem:
             where.add("duration-conflict", problem, idx)
+        # The answer to "What would make you reconsider X?" describes another patient.
+        hypothetical, asked_hypothetical = (
+            asked_hypothetical,
+            text.rstrip().endswith("?") and _HYPOTHETICAL.search(text) is not None,
+        )
         if role in LAY_ROLES:
             continue
         if facts is not None and facts.allergies:
@@ -766,7 +901,9 @@ def _lint_conversation(
             table = [r for a in attachments for r in a.get("rows") or []]
         elif table:
             _check_abnormal_list(lex, where, idx, text, table)
-        _check_results(kb, where, idx, role, text, shown)
+        if not hypothetical:
+            _check_results(kb, where, idx, role, text, shown)
+            _check_values(lex, where, idx, role, text, values)
 
 
 # --------------------------------------------------------------------------- entry points

@@ -176,6 +176,18 @@ def symptom_min_days(symptom: str) -> float:
     return days
 
 
+def risk_fits(risk: str, sex: str, age: int) -> bool:
+    """Whether a history item is possible for this sex and age."""
+    r = risk.lower()
+    if re.search(r"\bfemale sex\b", r):
+        return sex == "female"
+    if re.search(r"(?<!fe)\bmale sex\b|\bprostat", r):
+        return sex == "male"
+    if re.search(r"\b(pregnan|postpartum|multiparity)", r):
+        return sex == "female" and (age <= 50 or "oestrogen" in r or "multiparity" in r)
+    return True
+
+
 def onset_phrase(days: int) -> str:
     """'3 days', '1 day', '3 weeks' (whole weeks from two weeks on)."""
     if days >= 14 and days % 7 == 0:
@@ -256,7 +268,9 @@ def synthesize_case(
         onset_days = 7 * rng.randint(int(-(-floor // 7)), int(-(-floor // 7)) + 2)
     else:
         onset_days = rng.randint(max(1, int(-(-floor // 1))), 4)
-    risks = rng.sample(cond.risk_factors, k=min(len(cond.risk_factors), rng.randint(1, 2)))
+    # Only history this patient can have: no pregnancy in a man or a 70-year-old.
+    possible = [r for r in cond.risk_factors if risk_fits(r, sex, age)] or cond.risk_factors[:1]
+    risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
 
     # Allergy first: the treatment plan must respect it.
     allergies: list[Allergy] = []
