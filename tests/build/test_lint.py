@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from behaviorsft.build.conversation import render
-from behaviorsft.build.lint import RULES, LintFinding, counts_by_rule, lint_bench
+from behaviorsft.build.lint import RULES, LintFinding, counts_by_rule, lint_bench, lint_records
 from behaviorsft.build.pipeline import build_bench
 from behaviorsft.cli import app
 from behaviorsft.sources.kb import load_kb
@@ -386,3 +386,44 @@ def test_lint_command_exit_codes(tmp_path):
 def test_every_rule_is_counted():
     counts = counts_by_rule([])
     assert set(counts) == set(RULES) and not any(counts.values())
+
+
+@pytest.mark.parametrize("end", ["low", "high"])
+def test_kb_ranges_agree_with_the_differential_arguments_at_both_ends(end):
+    """Every value the generator can draw backs what the attending says against the
+    differentials it names ("urine sodium below 20" cannot meet a drawn 20)."""
+    problems = []
+    for cond in KB.conditions.values():
+        rows = []
+        for lab_id, lf in cond.labs.items():
+            lab = KB.lab(lab_id)
+            if lf.range is None or lab.kind != "quantitative":
+                continue
+            bounds = lab.bounds
+            lo = max(lf.range.low, bounds.low) if bounds else lf.range.low
+            hi = min(lf.range.high, bounds.high) if bounds else lf.range.high
+            ref = lab.reference("male")
+            value = lo if end == "low" else hi
+            rows.append([lab.name, f"{value:g}", lab.unit or "", f"{ref.low:g}-{ref.high:g}"])
+        turns = [
+            {
+                "index": 0,
+                "speaker": "Dr. A",
+                "role": "medical resident",
+                "text": "Bloods.",
+                "attachments": [{"kind": "table", "title": "t", "columns": [], "rows": rows}],
+            },
+            {
+                "index": 1,
+                "speaker": "Dr. B",
+                "role": "attending physician",
+                "attachments": [],
+                "text": " ".join(
+                    f"{d.name} is less likely given {d.argues_against}."
+                    for d in cond.differentials[:2]
+                ),
+            },
+        ]
+        findings = lint_records([], [(1, {"case_id": cond.id, "turns": turns})], kb=KB)
+        problems += [f"{cond.id}: {f.message}" for f in findings if f.rule == "value-contradiction"]
+    assert problems == []
