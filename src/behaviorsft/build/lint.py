@@ -172,6 +172,8 @@ EXTRA_TESTS: dict[str, tuple[str, ...]] = {
 _DESCRIBED = re.compile(
     r"\b(low|near-normal|normal|high|raised|elevated)\s+([A-Za-z][\w-]*(?:\s[\w-]+)?)"
 )
+_DESCRIBED_WORDS = ("low ", "normal ", "high ", "raised ", "elevated ")
+_COMPARED_WORDS = (" below ", " under ", " above ", " over ", " < ", " > ")
 _COMPARED = re.compile(
     r"\b([A-Za-z][\w-]*(?:\s[\w-]+){0,2})\s+(below|under|above|over|<|>)\s+(\d+(?:\.\d+)?)"
 )
@@ -343,16 +345,26 @@ def clashing_terms(kb: KnowledgeBase, groups: set[str], text: str) -> list[str]:
     """Drug names or group words in ``text`` that belong to one of ``groups``."""
     if not groups:
         return []
-    lex = _lexicon(kb)
-    hits: list[str] = []
-    for did, pattern, dgroups in lex.drugs:
-        if (dgroups & groups or f"drug:{did}" in groups) and (m := pattern.search(text)):
-            hits.append(m.group(0))
-    for gid in groups:
-        group_pattern = lex.groups.get(gid)
-        if group_pattern is not None and (m := group_pattern.search(text)):
-            hits.append(m.group(0))
-    return hits
+    pattern = _clash_pattern(kb, frozenset(groups))
+    return [m.group(0) for m in pattern.finditer(text)] if pattern is not None else []
+
+
+_CLASH_PATTERNS: dict[tuple[int, frozenset[str]], re.Pattern[str] | None] = {}
+
+
+def _clash_pattern(kb: KnowledgeBase, groups: frozenset[str]) -> re.Pattern[str] | None:
+    """One pattern for every drug name and group word of ``groups`` (built once per set)."""
+    key = (id(kb), groups)
+    if key not in _CLASH_PATTERNS:
+        lex = _lexicon(kb)
+        parts = [
+            pattern.pattern
+            for did, pattern, dgroups in lex.drugs
+            if dgroups & groups or f"drug:{did}" in groups
+        ]
+        parts += [lex.groups[g].pattern for g in sorted(groups) if g in lex.groups]
+        _CLASH_PATTERNS[key] = re.compile("|".join(parts), re.I) if parts else None
+    return _CLASH_PATTERNS[key]
 
 
 def unshown_tests(kb: KnowledgeBase, text: str, shown: str) -> list[str]:
@@ -709,12 +721,17 @@ def _check_bp_text(where: _Where, idx: int | None, t: dict[str, Any]) -> None:
 
 
 def _check_allergy(
-    kb: KnowledgeBase, where: _Where, idx: int | None, role: str, text: str, facts: _Facts
+    kb: KnowledgeBase,
+    where: _Where,
+    idx: int | None,
+    role: str,
+    sentences: list[str],
+    facts: _Facts,
 ) -> list[str]:
     """Flag clinical statements naming the allergic group; return the planned clashes."""
     planned: list[str] = []
     groups = ", ".join(sorted(g.removeprefix("drug:") for g in facts.allergies))
-    for sent in _sentences(text):
+    for sent in sentences:
         if _NEGATED_USE.search(sent):
             continue  # "avoid penicillins", "allergic to ...", "instead of ..."
         hits = sorted(set(clashing_terms(kb, facts.allergies, sent)))
@@ -768,10 +785,15 @@ def _check_abnormal_list(
 
 
 def _check_results(
-    kb: KnowledgeBase, where: _Where, idx: int | None, role: str, text: str, shown: _Shown
+    kb: KnowledgeBase,
+    where: _Where,
+    idx: int | None,
+    role: str,
+    sentences: list[str],
+    shown: _Shown,
 ) -> None:
     lex = _lexicon(kb)
-    for sent in _sentences(text):
+    for sent in sentences:
         if not _CLAIM.search(sent) or _HYPOTHETICAL.search(sent):
             continue
         for test in unshown_tests(kb, sent, shown.text):
@@ -814,15 +836,18 @@ def _check_values(
     where: _Where,
     idx: int | None,
     role: str,
-    text: str,
+    sentences: list[str],
     values: dict[str, tuple[float, float, float]],
 ) -> None:
     if not values:
         return
-    for sent in _sentences(text):
-        if _HYPOTHETICAL.search(sent):
-            continue
-        for m in _DESCRIBED.finditer(sent):
+    for sent in sentences:
+        low_sent = sent.lower()
+        described = any(w in low_sent for w in _DESCRIBED_WORDS)
+        compared = any(w in low_sent for w in _COMPARED_WORDS)
+        if not (described or compared) or _HYPOTHETICAL.search(sent):
+            continue  # (a substring test first: these regexes are the linter's slowest)
+        for m in _DESCRIBED.finditer(sent) if described else ():
             word, target = m.group(1).lower(), m.group(2).lower()
             name = lex.lab_aliases.get(target) or lex.lab_aliases.get(target.split()[0])
             if name is None or name not in values:
@@ -841,7 +866,7 @@ def _check_values(
                     f"(reference {low:g}-{high:g}): '{sent[:90]}'",
                     idx,
                 )
-        for m in _COMPARED.finditer(sent):
+        for m in _COMPARED.finditer(sent) if compared else ():
             words = m.group(1).lower().split()
             name = next(
                 (
@@ -889,8 +914,9 @@ def _lint_conversation(
         )
         if role in LAY_ROLES:
             continue
+        sentences = _sentences(text)
         if facts is not None and facts.allergies:
-            planned += _check_allergy(kb, where, idx, role, text, facts)
+            planned += _check_allergy(kb, where, idx, role, sentences, facts)
             if "pharmacist" in role:
                 _check_pharmacist(kb, where, idx, text, facts, planned)
         if role == "radiologist":
@@ -902,8 +928,8 @@ def _lint_conversation(
         elif table:
             _check_abnormal_list(lex, where, idx, text, table)
         if not hypothetical:
-            _check_results(kb, where, idx, role, text, shown)
-            _check_values(lex, where, idx, role, text, values)
+            _check_results(kb, where, idx, role, sentences, shown)
+            _check_values(lex, where, idx, role, sentences, values)
 
 
 # --------------------------------------------------------------------------- entry points
