@@ -427,3 +427,16 @@ def test_kb_ranges_agree_with_the_differential_arguments_at_both_ends(end):
         findings = lint_records([], [(1, {"case_id": cond.id, "turns": turns})], kb=KB)
         problems += [f"{cond.id}: {f.message}" for f in findings if f.rule == "value-contradiction"]
     assert problems == []
+
+
+def test_family_history_is_not_the_patients(tmp_path):
+    case, conv = _record("influenza")
+    case["demographics"]["sex"] = "female"
+    case["sections"][1]["text"] = "father: prostate cancer."
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+def test_a_past_procedure_named_as_the_subject_is_not_a_cited_result(tmp_path):
+    case, conv = _record("lower_gi_bleed")
+    _say(conv, "physician", "She had a colonoscopy last year because of anaemia.")
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []

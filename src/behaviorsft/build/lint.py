@@ -130,6 +130,12 @@ SEX_AGE_HISTORY: tuple[tuple[re.Pattern[str], str | None, int | None], ...] = (
     (re.compile(r"\bprostat\w*", re.I), "male", None),
 )
 
+_RELATIVE = re.compile(
+    r"\b(father|mother|brother|sister|son|daughter|aunt|uncle|grand\w*|family|wife|husband|"
+    r"sibling|parent\w*|relative\w*|cousin)\b",
+    re.I,
+)
+
 # Studies a radiologist does not report (the rest of imaging is theirs).
 NOT_RADIOLOGY = (
     "endoscopy",
@@ -513,7 +519,9 @@ def _case_facts(kb: KnowledgeBase, case: dict[str, Any]) -> _Facts:
         str(s.get("text", ""))
         for s in case.get("sections") or []
         if "history" in str(s.get("title", "")).lower()
-        and "presenting" not in str(s.get("title", "")).lower()
+        and not any(
+            w in str(s.get("title", "")).lower() for w in ("presenting", "family", "social")
+        )
     )
     history += " " + " ".join(
         str(f).removeprefix("History:").strip()
@@ -644,6 +652,8 @@ def _check_case_text(where: _Where, case: dict[str, Any], facts: _Facts) -> None
     for item in items:
         # An item is possible when one of its alternatives ("oestrogen therapy or
         # pregnancy") is possible for this patient.
+        if _RELATIVE.search(item):
+            continue  # family history: the relative's sex and age, not the patient's
         for pattern, only_sex, max_age in SEX_AGE_HISTORY:
             m = pattern.search(item)
             if m is None or any(not pattern.search(alt) for alt in item.split(" or ")):
@@ -794,9 +804,12 @@ def _check_results(
 ) -> None:
     lex = _lexicon(kb)
     for sent in sentences:
-        if not _CLAIM.search(sent) or _HYPOTHETICAL.search(sent):
+        claim = _CLAIM.search(sent)
+        if claim is None or _HYPOTHETICAL.search(sent):
             continue
-        for test in unshown_tests(kb, sent, shown.text):
+        # The evidence follows "given" / "Documented:"; a test named before it is the
+        # subject ("she had a colonoscopy because of ..."), not a cited result.
+        for test in unshown_tests(kb, sent[claim.start() :], shown.text):
             where.add(
                 "result-not-shown",
                 f"{role} cites {test} but the record shows no such result: '{sent[:100]}'",
