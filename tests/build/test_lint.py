@@ -440,3 +440,24 @@ def test_a_past_procedure_named_as_the_subject_is_not_a_cited_result(tmp_path):
     case, conv = _record("lower_gi_bleed")
     _say(conv, "physician", "She had a colonoscopy last year because of anaemia.")
     assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+def test_potassium_chloride_started_with_potassium_above_5(tmp_path):
+    case, conv = _record("dka")
+    _set_finding(case, "Potassium", 5.7)
+    case["medications"].append(
+        {"name": "Potassium chloride", "indication": case["final_diagnosis"], "frequency": "q1h"}
+    )
+    for t in conv["turns"]:  # keep the table and the resident's list in step with the case
+        for a in t["attachments"]:
+            for r in a["rows"]:
+                if r[0] == "Potassium" and "day 0" in a["title"]:
+                    r[1] = "5.7"
+        if t["text"].startswith("Outside the reference range"):
+            t["text"] = t["text"].rstrip(".") + ", potassium 5.7."
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "drug-contraindicated")
+    assert "Potassium 5.7 (> 5)" in hits[0].message
+    # The same medicine taken long-term is the team's to hold, not a contraindicated start.
+    case["medications"][-1]["indication"] = "hypokalaemia"
+    (tmp_path / "b").mkdir()
+    assert lint_bench(_bench(tmp_path / "b", (case, conv))) == []

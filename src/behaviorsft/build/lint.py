@@ -20,6 +20,10 @@ Rules (see docs/building.md, "Clinical linter"):
                              ("2 days of cough for more than 2-3 weeks")
 ``abnormal-list-incomplete`` a list of abnormal results that omits an abnormal value in the
                              table it comments on (or calls a normal value abnormal)
+``drug-contraindicated``     a drug started for this admission despite an absolute KB
+                             contraindication the record meets (a condition, or a lab or
+                             vital threshold: alteplase with BP 200/112, potassium chloride
+                             with potassium 5.7)
 ``drug-interaction``         two of the patient's medicines with a contraindicated or major
                              KB interaction
 ``duplicate-therapy``        two medicines the KB marks as interchangeable choices for one
@@ -48,7 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from behaviorsft.sources.kb import KnowledgeBase, load_kb
+from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
+
+# The code system synthetic cases link their KB condition with (sources/synthetic.py).
+KB_CODES = "behaviorsft-kb"
 
 Severity = Literal["error", "warning"]
 
@@ -60,6 +67,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "role-scope": ("error", "a role reports outside its scope"),
     "duration-conflict": ("error", "incompatible durations in one statement"),
     "abnormal-list-incomplete": ("error", "a list of abnormal results omits or adds values"),
+    "drug-contraindicated": ("error", "drug started despite an absolute contraindication"),
     "drug-interaction": ("error", "contraindicated or major KB drug interaction"),
     "duplicate-therapy": ("error", "interchangeable or same-family drugs given together"),
     "age-implausible-drug": ("warning", "preventive drug implausible for age, no indication"),
@@ -587,6 +595,7 @@ def _check_case_drugs(
                 f"{m.get('name')} at age {age:g} with no indication in the history (usual from "
                 f"{rule[0]}; recorded indication: {m.get('indication') or 'none'})",
             )
+    _check_contraindications(kb, where, case, ids)
     lex = _lexicon(kb)
     for i, (a, ma) in enumerate(ids):
         for b, mb in ids[i + 1 :]:
@@ -621,6 +630,44 @@ def _check_case_drugs(
                     "duplicate-therapy",
                     f"{ma.get('name')} and {mb.get('name')} are both a {family}",
                 )
+
+
+def _check_contraindications(
+    kb: KnowledgeBase,
+    where: _Where,
+    case: dict[str, Any],
+    ids: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Drugs started for this admission's diagnosis against absolute KB contraindications."""
+    conditions = {
+        str(c.get("code")) for c in case.get("conditions") or [] if c.get("code_system") == KB_CODES
+    }
+    lab_ids = {lab.name.lower(): lab.id for lab in kb.labs.values()}
+    values: dict[str, float] = {}
+    for f in case.get("findings") or []:
+        lid, value = lab_ids.get(str(f.get("name", "")).lower()), _num(f.get("value"))
+        if lid is not None and value is not None and lid not in values and not f.get("day"):
+            values[lid] = value
+    for did, m in ids:
+        if not m.get("indication") or m.get("indication") != case.get("final_diagnosis"):
+            continue  # long-term medicines: holding them is the team's next step
+        for ci in kb.drugs[did].contraindications:
+            if ci.severity != "absolute":
+                continue
+            if ci.condition is not None and ci.condition in conditions:
+                why = f"the diagnosis ({ci.condition})"
+            elif ci.lab is not None and ci.op is not None and ci.value is not None:
+                v = values.get(ci.lab)
+                if v is None or not compare(v, ci.op, ci.value):
+                    continue
+                why = f"{kb.lab(ci.lab).name} {v:g} ({ci.op} {ci.value:g})"
+            else:
+                continue
+            where.add(
+                "drug-contraindicated",
+                f"{m.get('name')} is started despite {why}: {ci.note or 'absolute'}",
+            )
+            break
 
 
 def _dose_exempt(effect: str, ma: dict[str, Any], mb: dict[str, Any]) -> bool:

@@ -38,7 +38,7 @@ from behaviorsft.records import (
     Source,
 )
 from behaviorsft.sources.kb import Condition as KBCondition
-from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, load_kb
+from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
 
 KB_CODE_SYSTEM = "behaviorsft-kb"
 LOINC = "http://loinc.org"
@@ -195,6 +195,21 @@ def onset_phrase(days: int) -> str:
     return f"{days} day{'s' if days != 1 else ''}"
 
 
+def contraindicated(drug: Drug, condition_id: str, values: dict[str, float]) -> bool:
+    """Whether an absolute KB contraindication of ``drug`` holds: this condition, or a
+    lab/vital (by KB id) past its threshold."""
+    for ci in drug.contraindications:
+        if ci.severity != "absolute":
+            continue
+        if ci.condition == condition_id:
+            return True
+        if ci.lab is not None and ci.op is not None and ci.value is not None:
+            v = values.get(ci.lab)
+            if v is not None and compare(v, ci.op, ci.value):
+                return True
+    return False
+
+
 def clashes_with_plan(kb: KnowledgeBase, drug_id: str, plan_ids: list[str]) -> bool:
     """Whether a home medicine would interact badly with, or duplicate, the plan's drugs."""
     drug = kb.drug(drug_id)
@@ -343,12 +358,18 @@ def synthesize_case(
     plan: list[Medication] = []
     plan_ids: list[str] = []
     chosen: set[str] = set()  # interchangeable choices already filled (one drug each)
+    lab_order = [*VITALS, *lab_ids]  # findings start with these, in this order
+    day0 = {
+        lid: f.value for lid, f in zip(lab_order, findings, strict=False) if f.value is not None
+    }
     for td in cond.treatments.drugs:
         if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
             continue
         drug = kb.drug(td.drug)
         if allergy_group is not None and allergy_group in drug.allergy_groups:
             continue
+        if contraindicated(drug, cond.id, day0):
+            continue  # e.g. potassium chloride with potassium above 5.0
         plan.append(medication(drug, cond.id, cond.name, td.dose))
         plan_ids.append(drug.id)
         if td.choice is not None:
@@ -356,7 +377,9 @@ def synthesize_case(
     if not plan:  # every first-line drug clashes with the allergy: use an alternative
         for td in cond.treatments.drugs:
             drug = kb.drug(td.drug)
-            if allergy_group is None or allergy_group not in drug.allergy_groups:
+            if (
+                allergy_group is None or allergy_group not in drug.allergy_groups
+            ) and not contraindicated(drug, cond.id, day0):
                 plan.append(medication(drug, cond.id, cond.name, td.dose))
                 plan_ids.append(drug.id)
                 break
