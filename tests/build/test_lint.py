@@ -461,3 +461,11 @@ def test_potassium_chloride_started_with_potassium_above_5(tmp_path):
     case["medications"][-1]["indication"] = "hypokalaemia"
     (tmp_path / "b").mkdir()
     assert lint_bench(_bench(tmp_path / "b", (case, conv))) == []
+
+
+def test_a_statement_that_presumes_a_drug_never_given(tmp_path):
+    case, conv = _record("ischemic_stroke")
+    case["medications"] = [m for m in case["medications"] if m["name"] != "Alteplase"]
+    turn = _say(conv, "attending physician", "Keep BP below 180/105 for 24 h after alteplase.")
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "drug-not-in-record")
+    assert [f.turn for f in hits] == [turn] and "alteplase" in hits[0].message

@@ -20,7 +20,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from behaviorsft.build.lint import allergy_groups_of, clashing_terms, unshown_tests
+from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.synthetic import (
@@ -227,9 +227,12 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     onset = -int(case.timeline[0].day or -1) if case.timeline else 1
     allergic = set().union(*(allergy_groups_of(kb, a.substance) for a in case.allergies))
 
+    given = " ".join(m.name for m in case.medications)
+
     def safe(text: str) -> bool:
-        # Nothing of the patient's allergy group is planned, given or cited as given.
-        return not clashing_terms(kb, allergic, text)
+        # Nothing of the patient's allergy group is planned, given or cited as given, and
+        # nothing presumes a drug this patient never got ("after alteplase").
+        return not clashing_terms(kb, allergic, text) and not absent_drugs(kb, text, given)
 
     vitals = [f for f in case.findings if f.kind == "vital"]
     labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0]

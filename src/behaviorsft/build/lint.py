@@ -24,6 +24,9 @@ Rules (see docs/building.md, "Clinical linter"):
                              contraindication the record meets (a condition, or a lab or
                              vital threshold: alteplase with BP 200/112, potassium chloride
                              with potassium 5.7)
+``drug-not-in-record``      a statement presumes a drug the record never gives ("keep BP
+                             below 180/105 after alteplase", "INR in patients on warfarin"
+                             recorded as done) while no such medicine is recorded
 ``drug-interaction``         two of the patient's medicines with a contraindicated or major
                              KB interaction
 ``duplicate-therapy``        two medicines the KB marks as interchangeable choices for one
@@ -68,6 +71,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "duration-conflict": ("error", "incompatible durations in one statement"),
     "abnormal-list-incomplete": ("error", "a list of abnormal results omits or adds values"),
     "drug-contraindicated": ("error", "drug started despite an absolute contraindication"),
+    "drug-not-in-record": ("error", "a statement presumes a drug the record never gives"),
     "drug-interaction": ("error", "contraindicated or major KB drug interaction"),
     "duplicate-therapy": ("error", "interchangeable or same-family drugs given together"),
     "age-implausible-drug": ("warning", "preventive drug implausible for age, no indication"),
@@ -379,6 +383,24 @@ def _clash_pattern(kb: KnowledgeBase, groups: frozenset[str]) -> re.Pattern[str]
         parts += [lex.groups[g].pattern for g in sorted(groups) if g in lex.groups]
         _CLASH_PATTERNS[key] = re.compile("|".join(parts), re.I) if parts else None
     return _CLASH_PATTERNS[key]
+
+
+_PRESUMES = re.compile(
+    r"\b(after|given|started|first dose of|responding to|patients on|while on)\s+$", re.I
+)
+
+
+def absent_drugs(kb: KnowledgeBase, text: str, medications: str) -> list[str]:
+    """KB drugs ``text`` presumes were given ("after alteplase", "patients on warfarin")
+    that ``medications`` (the record's medicine names) does not hold."""
+    meds = medications.lower()
+    out = []
+    for _did, pattern, _groups in _lexicon(kb).drugs:
+        for m in pattern.finditer(text):
+            before = text[max(0, m.start() - 25) : m.start()]
+            if _PRESUMES.search(before) and m.group(0).lower() not in meds:
+                out.append(m.group(0))
+    return out
 
 
 def unshown_tests(kb: KnowledgeBase, text: str, shown: str) -> list[str]:
@@ -979,6 +1001,14 @@ def _lint_conversation(
             planned += _check_allergy(kb, where, idx, role, sentences, facts)
             if "pharmacist" in role:
                 _check_pharmacist(kb, where, idx, text, facts, planned)
+        if facts is not None:
+            meds = " ".join(str(m.get("name", "")) for m in facts.medications)
+            for drug in absent_drugs(kb, text, meds):
+                where.add(
+                    "drug-not-in-record",
+                    f"{role} presumes {drug}, which the record never gives: '{text[:90]}'",
+                    idx,
+                )
         if role == "radiologist":
             term = next((w for w in NOT_RADIOLOGY if _words(w).search(text)), None)
             if term is not None:
