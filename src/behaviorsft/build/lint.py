@@ -245,6 +245,7 @@ def _words(term: str) -> re.Pattern[str]:
 @dataclass
 class _Lexicon:
     drugs: list[tuple[str, re.Pattern[str], set[str]]]  # (drug id, name pattern, groups)
+    any_drug: re.Pattern[str]  # every drug name at once
     groups: dict[str, re.Pattern[str]]  # group id -> pattern for its class word
     group_children: dict[str, set[str]]
     # key, pattern for any alias, one pattern per alias
@@ -318,6 +319,7 @@ def _build_lexicon(kb: KnowledgeBase) -> _Lexicon:
         roles[c.name] = {td.drug: td.role for td in c.treatments.drugs}
     return _Lexicon(
         drugs=drugs,
+        any_drug=re.compile("|".join(p.pattern for _d, p, _g in drugs), re.I),
         groups=groups,
         group_children=children,
         tests=tests,
@@ -385,6 +387,7 @@ def _clash_pattern(kb: KnowledgeBase, groups: frozenset[str]) -> re.Pattern[str]
     return _CLASH_PATTERNS[key]
 
 
+_PRESUME_WORDS = ("after ", "given ", "started ", "first dose of ", "responding to ", " on ")
 _PRESUMES = re.compile(
     r"\b(after|given|started|first dose of|responding to|patients on|while on)\s+$", re.I
 )
@@ -393,13 +396,15 @@ _PRESUMES = re.compile(
 def absent_drugs(kb: KnowledgeBase, text: str, medications: str) -> list[str]:
     """KB drugs ``text`` presumes were given ("after alteplase", "patients on warfarin")
     that ``medications`` (the record's medicine names) does not hold."""
+    low = text.lower()
+    if not any(w in low for w in _PRESUME_WORDS):
+        return []  # (a substring test first: most statements presume nothing)
     meds = medications.lower()
     out = []
-    for _did, pattern, _groups in _lexicon(kb).drugs:
-        for m in pattern.finditer(text):
-            before = text[max(0, m.start() - 25) : m.start()]
-            if _PRESUMES.search(before) and m.group(0).lower() not in meds:
-                out.append(m.group(0))
+    for m in _lexicon(kb).any_drug.finditer(text):
+        before = text[max(0, m.start() - 25) : m.start()]
+        if _PRESUMES.search(before) and m.group(0).lower() not in meds:
+            out.append(m.group(0))
     return out
 
 
