@@ -469,3 +469,10 @@ def test_a_statement_that_presumes_a_drug_never_given(tmp_path):
     turn = _say(conv, "attending physician", "Keep BP below 180/105 for 24 h after alteplase.")
     hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "drug-not-in-record")
     assert [f.turn for f in hits] == [turn] and "alteplase" in hits[0].message
+
+
+def test_a_drug_the_narrative_says_was_given_is_in_the_record(tmp_path):
+    case, conv = _record("anaphylaxis")
+    _say(conv, "medical resident", "Patient was given diphenhydramine.")
+    _say(conv, "attending physician", "Itch settled after diphenhydramine.")
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []

@@ -387,10 +387,11 @@ def _clash_pattern(kb: KnowledgeBase, groups: frozenset[str]) -> re.Pattern[str]
     return _CLASH_PATTERNS[key]
 
 
-_PRESUME_WORDS = ("after ", "given ", "started ", "first dose of ", "responding to ", " on ")
-_PRESUMES = re.compile(
-    r"\b(after|given|started|first dose of|responding to|patients on|while on)\s+$", re.I
-)
+# "after alteplase", "responding to ceftriaxone", "patients on warfarin" presume an earlier
+# dose; "given", "started", "I take" state one (and so are evidence, not presumption).
+_PRESUME_WORDS = ("after ", "responding to ", " on ")
+_PRESUMES = re.compile(r"\b(after|responding to|patients on|while on)\s+$", re.I)
+_GIVES = re.compile(r"\b(given|started|first dose|i take|takes|taking|prescribed)\b", re.I)
 
 
 def absent_drugs(kb: KnowledgeBase, text: str, medications: str) -> list[str]:
@@ -982,6 +983,11 @@ def _lint_conversation(
     turns = conv.get("turns") or []
     shown = _shown(turns, facts)
     values = _table_values(turns)
+    # What the record gives: its medicines, and every statement that a drug was given.
+    given = " ".join(str(m.get("name", "")) for m in (facts.medications if facts else []))
+    given += " " + " ".join(
+        str(t.get("text", "")) for t in turns if _GIVES.search(str(t.get("text", "")))
+    )
     table: list[list[Any]] = []
     planned: list[str] = []
     asked_hypothetical = False
@@ -1007,7 +1013,7 @@ def _lint_conversation(
             if "pharmacist" in role:
                 _check_pharmacist(kb, where, idx, text, facts, planned)
         if facts is not None:
-            meds = " ".join(str(m.get("name", "")) for m in facts.medications)
+            meds = given
             for drug in absent_drugs(kb, text, meds):
                 where.add(
                     "drug-not-in-record",
