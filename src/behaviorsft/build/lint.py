@@ -24,7 +24,7 @@ Rules (see docs/building.md, "Clinical linter"):
                              contraindication the record meets (a condition, or a lab or
                              vital threshold: alteplase with BP 200/112, potassium chloride
                              with potassium 5.7)
-``drug-not-in-record``      a statement presumes a drug the record never gives ("keep BP
+``drug-not-in-record``       a statement presumes a drug the record never gives ("keep BP
                              below 180/105 after alteplase", "INR in patients on warfarin"
                              recorded as done) while no such medicine is recorded
 ``drug-interaction``         two of the patient's medicines with a contraindicated or major
@@ -462,8 +462,8 @@ def _duration_conflict(text: str) -> str | None:
     if onset is None:
         return None
     days = float(onset.group(1)) * _UNIT_DAYS[onset.group(2).lower()]
-    for lo, hi, said in _durations(text[onset.end() :]):
-        del hi  # a shorter duration is a later symptom within the history: no conflict
+    # Only a longer stated duration conflicts: a shorter one is a later symptom.
+    for lo, _hi, said in _durations(text[onset.end() :]):
         if lo > days * 1.5 + 1:
             return f"onset '{onset.group(0).strip()}' contradicts '{said}'"
     return None
@@ -508,6 +508,11 @@ def _says(text: str, phrase: str) -> bool:
             return True
         start = text.find(phrase, start + 1)
     return False
+
+
+def drug_family(drug_class: str) -> str | None:
+    """The pharmacological family (``FAMILIES``) a KB drug class belongs to, if any."""
+    return _family(drug_class)
 
 
 def _family(drug_class: str) -> str | None:

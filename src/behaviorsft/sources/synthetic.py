@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from behaviorsft import __version__
+from behaviorsft.build.lint import drug_family
 from behaviorsft.records import (
     Allergy,
     Case,
@@ -221,26 +222,10 @@ def clashes_with_plan(kb: KnowledgeBase, drug_id: str, plan_ids: list[str]) -> b
             for i in kb.interactions_between(drug_id, pid)
         ):
             return True
-        if _family(drug.drug_class) is not None and _family(drug.drug_class) == _family(
-            kb.drug(pid).drug_class
-        ):
+        family = drug_family(drug.drug_class)
+        if family is not None and family == drug_family(kb.drug(pid).drug_class):
             return True
     return False
-
-
-def _family(drug_class: str) -> str | None:
-    dc = drug_class.lower()
-    for word in (
-        "beta-blocker",
-        "statin",
-        "p2y12",
-        "ace inhibitor",
-        "benzodiazepine",
-        "proton pump",
-    ):
-        if word in dc:
-            return word
-    return None
 
 
 def allergy_candidates(kb: KnowledgeBase, cond: KBCondition) -> list[str]:
