@@ -918,6 +918,62 @@ def audit_cmd(
         raise typer.Exit(code=1)
 
 
+@app.command("lint")
+def lint_cmd(
+    bench: Path = typer.Argument(
+        ...,
+        exists=True,
+        file_okay=False,
+        help="Benchmark folder (cases.jsonl, conversations.jsonl).",
+    ),
+    cases: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Cases file when BENCH has no cases.jsonl."
+    ),
+    strict: bool = typer.Option(False, help="Exit 3 (PARTIAL) when there is any finding."),
+    show: int = typer.Option(50, min=0, help="Findings listed in the table (all go to --json)."),
+    json_out: Path | None = typer.Option(
+        None, "--json", dir_okay=False, help="Write every finding here as JSON lines."
+    ),
+) -> None:
+    """Clinical linter: incoherent records in BENCH's cases and conversations.
+
+    Lists each finding as file:line (#turn), record, rule, severity and message, then the
+    count per rule. Exit codes: 0 = done (no finding, or findings without --strict);
+    2 = nothing to lint; 3 = findings with --strict. Rules: docs/building.md.
+    """
+    from behaviorsft.build.lint import RULES, counts_by_rule, lint_bench
+    from behaviorsft.exit_codes import ExitCode, exit_with
+
+    if cases is None and not any(
+        (bench / n).is_file() for n in ("cases.jsonl", "conversations.jsonl")
+    ):
+        console.print(f"{bench}: no cases.jsonl or conversations.jsonl to lint", markup=False)
+        raise exit_with(ExitCode.INPUT_ERROR)
+    with console.status(f"linting {bench}"):
+        findings = lint_bench(bench, cases=cases)
+    if json_out is not None:
+        with json_out.open("w", encoding="utf-8") as fh:
+            for f in findings:
+                fh.write(json.dumps(f.__dict__, ensure_ascii=False) + "\n")
+    if findings and show:
+        t = Table(title=f"Findings (first {min(show, len(findings))} of {len(findings)})")
+        for col in ("where", "record", "rule", "severity", "message"):
+            t.add_column(col, overflow="fold")
+        for f in findings[:show]:
+            t.add_row(f.location, f.record_id, f.rule, f.severity, f.message)
+        console.print(t, markup=False)
+    counts = counts_by_rule(findings)
+    t = Table(title="Findings per rule")
+    for col in ("rule", "severity", "findings", "checks"):
+        t.add_column(col)
+    for rule, n in counts.items():
+        t.add_row(rule, RULES[rule][0], str(n), RULES[rule][1])
+    console.print(t, markup=False)
+    console.print(f"lint: {len(findings)} finding(s) in {bench}", markup=False)
+    if strict and findings:
+        raise exit_with(ExitCode.PARTIAL)
+
+
 @app.command("stats")
 def stats_cmd(
     bench: Path = typer.Argument(..., exists=True, file_okay=False, help="Benchmark folder."),

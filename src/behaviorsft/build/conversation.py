@@ -20,9 +20,15 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.synthetic import fmt_value, kb_condition_id, medication_text
+from behaviorsft.sources.synthetic import (
+    fmt_value,
+    kb_condition_id,
+    medication_text,
+    onset_phrase,
+)
 
 SURNAMES = (
     "Okafor",
@@ -152,6 +158,35 @@ def _is_radiology(modality: str) -> bool:
     return any(w in m for w in ("x-ray", "ct ", "mri", "ultrasound", "scintigraphy", "angiograph"))
 
 
+# Who reports a study that is not radiology: (key, title, role) by a word of its name.
+REPORTERS = (
+    ("endoscop", ("endoscopist", "Dr.", "endoscopist")),
+    ("colonoscop", ("endoscopist", "Dr.", "endoscopist")),
+    ("echocardiogra", ("echo", "Dr.", "cardiologist")),
+    ("microscop", ("lab", "", "laboratory scientist")),
+    ("fluid analysis", ("lab", "", "laboratory scientist")),
+)
+
+
+def _abnormal(kb: KnowledgeBase, f: Finding) -> bool:
+    """Outside its reference range, or a qualitative result the KB does not call normal."""
+    if f.value is not None:
+        r = f.reference_range
+        return (
+            r is not None
+            and r.low is not None
+            and r.high is not None
+            and not r.low <= f.value <= r.high
+        )
+    lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+    return (
+        lab is not None
+        and lab.kind == "qualitative"
+        and bool(f.value_text)
+        and f.value_text not in lab.normal_values
+    )
+
+
 def _join(items: list[str]) -> str:
     if not items:
         return ""
@@ -190,6 +225,15 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     symptoms = [f[len("Reports ") : -1] for f in case.facts if f.startswith("Reports ")]
     risks = [f[len("History: ") : -1] for f in case.facts if f.startswith("History: ")]
     onset = -int(case.timeline[0].day or -1) if case.timeline else 1
+    allergic = set().union(*(allergy_groups_of(kb, a.substance) for a in case.allergies))
+
+    given = " ".join(m.name for m in case.medications)
+
+    def safe(text: str) -> bool:
+        # Nothing of the patient's allergy group is planned, given or cited as given, and
+        # nothing presumes a drug this patient never got ("after alteplase").
+        return not clashing_terms(kb, allergic, text) and not absent_drugs(kb, text, given)
+
     vitals = [f for f in case.findings if f.kind == "vital"]
     labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0]
     labs1 = [f for f in case.findings if f.kind == "lab" and f.day == 1]
@@ -213,8 +257,8 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     )
     b.say(
         patient,
-        f"For about {onset} day{'s' if onset > 1 else ''} I've had {_join(symptoms[:2])}.",
-        f"It started {onset} day{'s' if onset > 1 else ''} ago: {_join(symptoms[:2])}.",
+        f"For about {onset_phrase(onset)} I've had {_join(symptoms[:2])}.",
+        f"It started {onset_phrase(onset)} ago: {_join(symptoms[:2])}.",
         anchor="symptoms",
     )
     b.say(edp, "Anything else you've noticed?", "Any other symptoms at all?")
@@ -286,25 +330,23 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     )
     for f in labs0:
         b.finding_turns[(f.name, f.day)] = idx
-    abnormal = [
-        f"{f.name.lower()} {format_finding_value(f)}"
-        for f in labs0
-        if f.value is not None
-        and f.reference_range is not None
-        and f.reference_range.low is not None
-        and f.reference_range.high is not None
-        and not f.reference_range.low <= f.value <= f.reference_range.high
-    ]
+    abnormal = [f"{f.name.lower()} {format_finding_value(f)}" for f in labs0 if _abnormal(kb, f)]
     b.say(
         resident,
-        f"Outside the reference range: {_join(abnormal[:4])}."
+        f"Outside the reference range: {_join(abnormal)}."
         if abnormal
         else "Nothing outside the reference ranges.",
         anchor="labs_comment",
     )
     if imaging is not None:
+        reporter = radiologist
+        if not _is_radiology(imaging.name):
+            study = imaging.name.lower()
+            who = next((r for w, r in REPORTERS if w in study), None)
+            # An ECG (or anything else at the bedside) is read by the doctor who ordered it.
+            reporter = b.person(*who) if who is not None else edp
         b.say(
-            radiologist,
+            reporter,
             f"{imaging.name}: {imaging.value_text}.",
             f"I've reported the {imaging.name.lower()}: {imaging.value_text}.",
             anchor="imaging",
@@ -331,7 +373,7 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
         f"So our working diagnosis is {cond.name.lower()}.",
         anchor="diagnosis",
     )
-    actions = cond.treatments.actions[:2]
+    actions = [a for a in cond.treatments.actions if safe(a)][:2]
     b.say(
         attending,
         "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",
@@ -343,7 +385,8 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     else:
         check = "No allergies recorded; doses checked against renal function."
     b.say(pharmacist, check, anchor="pharmacist")
-    b.say(consultant, f"From our side: {cond.next_actions[0]}.", anchor="consultant")
+    advice = next((a for a in cond.next_actions if safe(a)), "we agree with the plan")
+    b.say(consultant, f"From our side: {advice}.", anchor="consultant")
     b.say(
         ward,
         f"First dose of {plan[0].name.lower()} given." if plan else "Plan started.",
@@ -375,13 +418,22 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
                 anchor="trend",
             )
     b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
-    care = cond.standard_of_care
+    # Only what this record can back is recorded as done: no test whose result it never
+    # shows, nothing of the patient's allergy group.
+    shown = " ".join(
+        [f.name.lower() for f in case.findings]
+        + ([imaging.name.lower(), imaging.value_text or ""] if imaging is not None else [])
+    )
+    care = [
+        i for i in cond.standard_of_care if safe(i.item) and not unshown_tests(kb, i.item, shown)
+    ]
     b.anchors["care"] = len(b.turns)
     for item in care:
         b.say(resident, f"Documented: {item.item}.", f"Done and recorded: {item.item}.")
+    steps = [a for a in cond.next_actions if safe(a)]
     b.say(
         attending,
-        "Day 2 plan: " + "; ".join(cond.next_actions[1:3] or cond.next_actions) + ".",
+        "Day 2 plan: " + "; ".join(steps[1:3] or steps or ["continue the current plan"]) + ".",
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")

@@ -509,6 +509,12 @@ class TreatmentDrug(_Model):
         description="Place in therapy."
     )
     dose: Dose | None = Field(default=None, description="Condition-specific dose, if any.")
+    choice: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="Drugs of one condition sharing a choice label are interchangeable: a "
+        "plan uses one of them, never two.",
+    )
     note: str | None = Field(default=None, description="When/how to use it here.")
 
 

@@ -20,10 +20,12 @@ The KB records its link on the case: a ``Condition`` with
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from behaviorsft import __version__
+from behaviorsft.build.lint import drug_family
 from behaviorsft.records import (
     Allergy,
     Case,
@@ -37,7 +39,7 @@ from behaviorsft.records import (
     Source,
 )
 from behaviorsft.sources.kb import Condition as KBCondition
-from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, load_kb
+from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
 
 KB_CODE_SYSTEM = "behaviorsft-kb"
 LOINC = "http://loinc.org"
@@ -55,16 +57,24 @@ BASE_LABS = ("sodium", "potassium", "creatinine", "hemoglobin", "wbc", "platelet
 # Allergy reactions, most to least severe; anaphylaxis makes a re-challenge dangerous.
 REACTIONS = ("anaphylaxis", "angioedema", "hives", "rash")
 
-# Chronic medicines a patient may already take (KB ids), with an indication.
-HOME_MEDS: dict[str, tuple[float, str, str, str]] = {
-    # id: (amount, unit, frequency, indication); usual oral maintenance doses (labels)
-    "atorvastatin": (40, "mg", "once daily", "hypercholesterolaemia"),
-    "metoprolol": (25, "mg", "twice daily", "hypertension"),
-    "lisinopril": (10, "mg", "once daily", "hypertension"),
-    "metformin": (500, "mg", "twice daily", "type 2 diabetes"),
-    "pantoprazole": (40, "mg", "once daily", "reflux"),
-    "aspirin": (81, "mg", "once daily", "secondary prevention"),
+# Chronic medicines a patient may already take (KB ids), with an indication and the
+# youngest age at which that long-term indication is usual (statin and aspirin primary
+# prevention from 40, USPSTF 2022; hypertension and type 2 diabetes are uncommon below 30).
+HOME_MEDS: dict[str, tuple[float, str, str, str, int]] = {
+    # id: (amount, unit, frequency, indication, min age); usual oral maintenance doses (labels)
+    "atorvastatin": (40, "mg", "once daily", "hypercholesterolaemia", 40),
+    "metoprolol": (25, "mg", "twice daily", "hypertension", 30),
+    "lisinopril": (10, "mg", "once daily", "hypertension", 30),
+    "metformin": (500, "mg", "twice daily", "type 2 diabetes", 30),
+    "pantoprazole": (40, "mg", "once daily", "reflux", 18),
+    "aspirin": (81, "mg", "once daily", "secondary prevention", 40),
 }
+
+# Narrowest pulse pressure generated (mmHg): diastolic stays this far below systolic.
+MIN_PULSE_PRESSURE = 20
+
+_DURATION_DAYS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 30}
+_DURATION = re.compile(r"(\d+)(?:\s*-\s*(\d+))?\s*(hour|day|week|month)s?\b")
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,66 @@ def allergy_group_of(kb: KnowledgeBase, substance: str) -> str | None:
     return None
 
 
+def symptom_min_days(symptom: str) -> float:
+    """The shortest history a symptom's own wording implies ('cough for more than 2-3 weeks'
+    -> 14 days; 'pain for more than 6 hours' -> 0.25); 0 when it states no duration."""
+    days = 0.0
+    for m in _DURATION.finditer(symptom):
+        days = max(days, float(m.group(1)) * _DURATION_DAYS[m.group(3)])
+    return days
+
+
+def risk_fits(risk: str, sex: str, age: int) -> bool:
+    """Whether a history item is possible for this sex and age."""
+    r = risk.lower()
+    if re.search(r"\bfemale sex\b", r):
+        return sex == "female"
+    if re.search(r"(?<!fe)\bmale sex\b|\bprostat", r):
+        return sex == "male"
+    if re.search(r"\b(pregnan|postpartum|multiparity)", r):
+        return sex == "female" and (age <= 50 or "oestrogen" in r or "multiparity" in r)
+    return True
+
+
+def onset_phrase(days: int) -> str:
+    """'3 days', '1 day', '3 weeks' (whole weeks from two weeks on)."""
+    if days >= 14 and days % 7 == 0:
+        return f"{days // 7} weeks"
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def contraindicated(drug: Drug, condition_id: str, values: dict[str, float]) -> bool:
+    """Whether an absolute KB contraindication of ``drug`` holds: this condition, or a
+    lab/vital (by KB id) past its threshold."""
+    for ci in drug.contraindications:
+        if ci.severity != "absolute":
+            continue
+        if ci.condition == condition_id:
+            return True
+        if ci.lab is not None and ci.op is not None and ci.value is not None:
+            v = values.get(ci.lab)
+            if v is not None and compare(v, ci.op, ci.value):
+                return True
+    return False
+
+
+def clashes_with_plan(kb: KnowledgeBase, drug_id: str, plan_ids: list[str]) -> bool:
+    """Whether a home medicine would interact badly with, or duplicate, the plan's drugs."""
+    drug = kb.drug(drug_id)
+    for pid in plan_ids:
+        if pid == drug_id:
+            return True
+        if any(
+            i.severity in ("contraindicated", "major")
+            for i in kb.interactions_between(drug_id, pid)
+        ):
+            return True
+        family = drug_family(drug.drug_class)
+        if family is not None and family == drug_family(kb.drug(pid).drug_class):
+            return True
+    return False
+
+
 def allergy_candidates(kb: KnowledgeBase, cond: KBCondition) -> list[str]:
     """Allergy groups of the condition's treatment drugs (so an allergy clash is possible)."""
     groups: list[str] = []
@@ -191,8 +261,16 @@ def synthesize_case(
     if len(symptoms) < 2:
         by_freq = sorted(cond.symptoms, key=lambda s: -s.frequency)
         symptoms = list(dict.fromkeys(symptoms + [s.name for s in by_freq]))[:2]
-    onset_days = rng.randint(1, 4)
-    risks = rng.sample(cond.risk_factors, k=min(len(cond.risk_factors), rng.randint(1, 2)))
+    # The history is at least as long as any symptom's own wording says ("cough for more
+    # than 2-3 weeks" cannot have begun 2 days ago).
+    floor = max((symptom_min_days(s) for s in symptoms), default=0.0)
+    if floor >= 7:
+        onset_days = 7 * rng.randint(int(-(-floor // 7)), int(-(-floor // 7)) + 2)
+    else:
+        onset_days = rng.randint(max(1, int(-(-floor // 1))), 4)
+    # Only history this patient can have: no pregnancy in a man or a 70-year-old.
+    possible = [r for r in cond.risk_factors if risk_fits(r, sex, age)] or cond.risk_factors[:1]
+    risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
 
     # Allergy first: the treatment plan must respect it.
     allergies: list[Allergy] = []
@@ -211,17 +289,19 @@ def synthesize_case(
         )
 
     findings: list[Finding] = []
+    vitals: dict[str, float] = {}
     for vid in VITALS:
         lab = kb.lab(vid)
-        findings.append(
-            _finding(
-                lab,
-                value=_sample_numeric(rng, cond.vitals.get(vid), lab, sex),
-                text=None,
-                day=0,
-                sex=sex,
-            )
-        )
+        value = _sample_numeric(rng, cond.vitals.get(vid), lab, sex)
+        if vid == "dbp" and value > vitals["sbp"] - MIN_PULSE_PRESSURE:
+            # Diastolic below systolic: keep its own range where it can, else a narrow
+            # (but physiological) pulse pressure under a low systolic.
+            bounds = lab.bounds
+            high = vitals["sbp"] - MIN_PULSE_PRESSURE
+            low = max(bounds.low if bounds else 0.0, vitals["sbp"] * 0.5)
+            value = _round(rng.uniform(min(low, high), high), lab.decimals)
+        vitals[vid] = value
+        findings.append(_finding(lab, value=value, text=None, day=0, sex=sex))
     lab_ids = list(dict.fromkeys([*BASE_LABS, *cond.labs, *cond.normal_labs]))
     for lid in lab_ids:
         lab = kb.lab(lid)
@@ -259,27 +339,44 @@ def synthesize_case(
 
     meds: list[Medication] = []
     home = sorted(HOME_MEDS)
-    for did in rng.sample(home, k=rng.randint(0, options.max_home_meds)):
-        drug = kb.drug(did)
-        if allergy_group in drug.allergy_groups:
-            continue
-        amount, unit, freq, why = HOME_MEDS[did]
-        home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
-        meds.append(medication(drug, cond.id, why, home_dose))
+    home_pick = rng.sample(home, k=rng.randint(0, options.max_home_meds))
     plan: list[Medication] = []
+    plan_ids: list[str] = []
+    chosen: set[str] = set()  # interchangeable choices already filled (one drug each)
+    lab_order = [*VITALS, *lab_ids]  # findings start with these, in this order
+    day0 = {
+        lid: f.value for lid, f in zip(lab_order, findings, strict=False) if f.value is not None
+    }
     for td in cond.treatments.drugs:
-        if td.role != "first_line":
+        if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
             continue
         drug = kb.drug(td.drug)
         if allergy_group is not None and allergy_group in drug.allergy_groups:
             continue
+        if contraindicated(drug, cond.id, day0):
+            continue  # e.g. potassium chloride with potassium above 5.0
         plan.append(medication(drug, cond.id, cond.name, td.dose))
+        plan_ids.append(drug.id)
+        if td.choice is not None:
+            chosen.add(td.choice)
     if not plan:  # every first-line drug clashes with the allergy: use an alternative
         for td in cond.treatments.drugs:
             drug = kb.drug(td.drug)
-            if allergy_group is None or allergy_group not in drug.allergy_groups:
+            if (
+                allergy_group is None or allergy_group not in drug.allergy_groups
+            ) and not contraindicated(drug, cond.id, day0):
                 plan.append(medication(drug, cond.id, cond.name, td.dose))
+                plan_ids.append(drug.id)
                 break
+    for did in home_pick:
+        drug = kb.drug(did)
+        amount, unit, freq, why, min_age = HOME_MEDS[did]
+        if allergy_group in drug.allergy_groups or age < min_age:
+            continue
+        if clashes_with_plan(kb, did, plan_ids):
+            continue  # the admission plan replaces it (or it would interact)
+        home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
+        meds.append(medication(drug, cond.id, why, home_dose))
     meds.extend(plan)
 
     timeline = [
@@ -297,7 +394,7 @@ def synthesize_case(
     timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
 
     presentation = (
-        f"{onset_days} day{'s' if onset_days > 1 else ''} of "
+        f"{onset_phrase(onset_days)} of "
         + (", ".join(symptoms[:-1]) + f" and {symptoms[-1]}" if len(symptoms) > 1 else symptoms[0])
         + "."
     )

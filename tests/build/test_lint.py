@@ -1,0 +1,478 @@
+"""Clinical linter: one regression per defect class, a clean record, and a clean build.
+
+Each defect is planted in an otherwise coherent synthetic record (case + conversation)
+with the wording the issue-16 review found ("66/71", "responding to cephalosporin", a
+radiologist reporting endoscopy, "2 days of cough for more than 2-3 weeks", ...), and the
+linter must report it with the right rule, file:line and turn, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from behaviorsft.build.conversation import render
+from behaviorsft.build.lint import RULES, LintFinding, counts_by_rule, lint_bench, lint_records
+from behaviorsft.build.pipeline import build_bench
+from behaviorsft.cli import app
+from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.synthetic import synthesize_case, synthesize_cases
+
+runner = CliRunner()
+KB = load_kb()
+
+
+def _record(condition: str, seed: int = 7) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A coherent synthetic case of ``condition`` and its conversation, as JSON dicts."""
+    for i in range(200):
+        case = synthesize_case(i, seed=seed, kb=KB)
+        if case.conditions[0].code == condition:
+            conv = render(case, KB, seed=seed).conversation
+            return case.model_dump(mode="json"), conv.model_dump(mode="json")
+    raise AssertionError(f"no {condition} case in the first 200")
+
+
+def _bench(tmp_path: Path, *records: tuple[dict[str, Any], dict[str, Any]]) -> Path:
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    with (folder / "cases.jsonl").open("w") as fh:
+        for case, _ in records:
+            fh.write(json.dumps(case) + "\n")
+    with (folder / "conversations.jsonl").open("w") as fh:
+        for _, conv in records:
+            fh.write(json.dumps(conv) + "\n")
+    return folder
+
+
+def _say(conv: dict[str, Any], role: str, text: str, attachments: Any = ()) -> int:
+    """Append a turn; returns its index."""
+    idx = len(conv["turns"])
+    conv["turns"].append(
+        {
+            "index": idx,
+            "speaker": f"Dr. {role.title()}",
+            "role": role,
+            "text": text,
+            "attachments": list(attachments),
+        }
+    )
+    return idx
+
+
+def _table(*rows: list[str]) -> dict[str, Any]:
+    return {
+        "kind": "table",
+        "title": "BMP (day 0)",
+        "columns": ["Test", "Result", "Unit", "Reference"],
+        "rows": [list(r) for r in rows],
+    }
+
+
+def _only(findings: list[LintFinding], rule: str) -> list[LintFinding]:
+    others = [f for f in findings if f.rule != rule]
+    assert not others, [f"{f.rule}: {f.message}" for f in others]
+    hits = [f for f in findings if f.rule == rule]
+    assert hits, f"no {rule} finding"
+    return hits
+
+
+def _drop_from_record(case: dict[str, Any], conv: dict[str, Any], phrase: str) -> None:
+    """Remove every table row and report clause that mentions ``phrase``."""
+    case["findings"] = [
+        {**f, "value_text": (f["value_text"] or "").split("; " + phrase)[0] or None}
+        for f in case["findings"]
+        if phrase.lower() not in f["name"].lower()
+    ]
+    for t in conv["turns"]:
+        t["text"] = t["text"].replace("; " + phrase, "")
+        for a in t["attachments"]:
+            a["rows"] = [r for r in a["rows"] if phrase.lower() not in r[0].lower()]
+
+
+def _set_row(conv: dict[str, Any], name: str, value: str) -> None:
+    for t in conv["turns"]:
+        for a in t["attachments"]:
+            for r in a["rows"]:
+                if r[0] == name:
+                    r[1] = value
+                    return
+    raise AssertionError(name)
+
+
+def _set_finding(case: dict[str, Any], name: str, value: float) -> None:
+    for f in case["findings"]:
+        if f["name"] == name and f["day"] == 0:
+            f["value"] = value
+            return
+    raise AssertionError(name)
+
+
+# --------------------------------------------------------------------------- clean
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "alcohol_withdrawal",
+        "spontaneous_bacterial_peritonitis",
+        "uncomplicated_cystitis",
+        "infective_endocarditis",
+        "pulmonary_tuberculosis",
+        "upper_gi_bleed",
+        "nstemi",
+    ],
+)
+def test_a_generated_record_is_clean(tmp_path, condition):
+    assert lint_bench(_bench(tmp_path, _record(condition))) == []
+
+
+def test_a_120_case_synthetic_build_has_no_finding(tmp_path):
+    cases = tmp_path / "cases.jsonl"
+    with cases.open("w") as fh:
+        for case in synthesize_cases(120, seed=7, kb=KB):
+            fh.write(case.model_dump_json() + "\n")
+    build_bench(cases, tmp_path / "bench", seed=7, workers=1)
+    findings = lint_bench(tmp_path / "bench")
+    assert [f"{f.location} {f.rule}: {f.message}" for f in findings] == []
+
+
+# --------------------------------------------------------------------------- one per class
+
+
+def test_diastolic_above_systolic_66_71(tmp_path):
+    case, conv = _record("sepsis")
+    _set_finding(case, "Systolic blood pressure", 66)
+    _set_finding(case, "Diastolic blood pressure", 71)
+    turn = _say(conv, "ward nurse", "BP 66/71 mmHg, repeat in 15 minutes.")
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "bp-inverted")
+    assert {(Path(f.file).name, f.line, f.turn) for f in hits} == {
+        ("cases.jsonl", 1, None),
+        ("conversations.jsonl", 1, turn),
+    }
+    assert all(f.record_id == case["id"] and f.severity == "error" for f in hits)
+
+
+def test_benzodiazepine_plan_in_a_benzodiazepine_allergy_and_no_clash(tmp_path):
+    case, conv = _record("alcohol_withdrawal")
+    case["allergies"] = [{"substance": "Benzodiazepines", "reaction": "rash"}]
+    plan = _say(conv, "attending physician", "Plan: symptom-triggered benzodiazepine dosing.")
+    check = _say(
+        conv, "clinical pharmacist", "Checked against the benzodiazepines allergy; no clash."
+    )
+    findings = lint_bench(_bench(tmp_path, (case, conv)))
+    assert {(f.rule, f.turn) for f in findings} == {
+        ("allergy-clash", plan),
+        ("allergy-check-false", check),
+    }
+
+
+def test_responding_to_cephalosporin_with_a_cephalosporin_allergy(tmp_path):
+    case, conv = _record("spontaneous_bacterial_peritonitis")
+    case["allergies"] = [{"substance": "Cephalosporins", "reaction": "hives"}]
+    case["medications"] = [m for m in case["medications"] if m["name"] != "Ceftriaxone"]
+    turn = _say(
+        conv,
+        "attending physician",
+        "Secondary bacterial peritonitis is less likely given monomicrobial gram-negative "
+        "infection responding to cephalosporin.",
+    )
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "allergy-clash")
+    assert [f.turn for f in hits] == [turn] and "cephalosporin" in hits[0].message
+
+
+def test_a_drug_given_to_an_allergic_patient_is_flagged_in_the_case(tmp_path):
+    case, conv = _record("community_acquired_pneumonia")
+    case["allergies"] = [{"substance": "Macrolides", "reaction": "anaphylaxis"}]
+    case["medications"].append({"name": "Azithromycin", "indication": "x"})
+    findings = lint_bench(_bench(tmp_path, (case, conv)))
+    assert any(
+        f.rule == "allergy-clash" and f.line == 1 and f.turn is None and "Azithromycin" in f.message
+        for f in findings
+    )
+
+
+def test_avoiding_the_allergic_group_is_not_a_clash(tmp_path):
+    case, conv = _record("alcohol_withdrawal")
+    case["allergies"] = [{"substance": "Benzodiazepines", "reaction": "rash"}]
+    _say(conv, "attending physician", "Avoid benzodiazepines given the allergy.")
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+@pytest.mark.parametrize(
+    ("condition", "text", "test"),
+    [
+        ("hyperkalemia", "Documented: repeat potassium on a non-haemolysed sample.", "potassium"),
+        ("acute_gout", "Septic arthritis is less likely given negative Gram stain.", "Gram stain"),
+        ("covid19_pneumonia", "Influenza is less likely given negative influenza NAAT.", "NAAT"),
+        ("aki", "Obstruction is less likely given a small post-void residual.", "post-void"),
+    ],
+)
+def test_a_cited_result_the_record_never_shows(tmp_path, condition, text, test):
+    case, conv = _record(condition)
+    # The record must not show it (as before the generator fixes): drop it from the record.
+    hidden = {
+        "covid19_pneumonia": "Influenza",
+        "acute_gout": "no organisms on Gram stain",
+        "aki": "small post-void residual on bladder scan",
+    }
+    if condition in hidden:
+        _drop_from_record(case, conv, hidden[condition])
+    if condition == "hyperkalemia":
+        for t in conv["turns"]:
+            t["attachments"] = [a for a in t["attachments"] if "Repeat" not in a["title"]]
+        case["findings"] = [f for f in case["findings"] if f["day"] == 0]
+    turn = _say(conv, "attending physician", text)
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "result-not-shown")
+    mine = [f for f in hits if f.turn == turn]
+    assert mine and test.lower() in mine[0].message.lower()
+
+
+def test_a_result_the_record_shows_may_be_cited(tmp_path):
+    case, conv = _record("aki")
+    _say(
+        conv,
+        "attending physician",
+        "Obstruction is less likely given no hydronephrosis on ultrasound.",
+    )
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Upper endoscopy: duodenal ulcer with a visible vessel.",
+        "I've reported the urine microscopy: pyuria and bacteriuria.",
+    ],
+)
+def test_a_radiologist_reporting_endoscopy_or_microscopy(tmp_path, text):
+    case, conv = _record("upper_gi_bleed")
+    turn = _say(conv, "radiologist", text)
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "role-scope")
+    assert [f.turn for f in hits] == [turn]
+
+
+def test_two_days_of_cough_for_more_than_two_to_three_weeks(tmp_path):
+    case, conv = _record("pulmonary_tuberculosis")
+    case["presentation"] = "2 days of cough for more than 2-3 weeks and fever."
+    turn = _say(conv, "patient", "It started 2 days ago: cough for more than 2-3 weeks and fever.")
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "duration-conflict")
+    assert {(Path(f.file).name, f.turn) for f in hits} == {
+        ("cases.jsonl", None),
+        ("conversations.jsonl", turn),
+    }
+
+
+def test_a_list_of_abnormal_results_that_omits_one(tmp_path):
+    case, conv = _record("hyperkalemia")
+    _say(
+        conv,
+        "medical resident",
+        "Extra bloods.",
+        [_table(["Potassium", "6.4", "mmol/L", "3.5-5"], ["Sodium", "140", "mmol/L", "135-145"])],
+    )
+    turn = _say(conv, "medical resident", "Outside the reference range: sodium 140.")
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "abnormal-list-incomplete")
+    assert [f.turn for f in hits] == [turn, turn]
+    assert {m.split()[0] for m in (f.message for f in hits)} == {"omits", "lists"}
+
+
+def test_nitrofurantoin_with_co_trimoxazole(tmp_path):
+    case, conv = _record("uncomplicated_cystitis")
+    cystitis = case["final_diagnosis"]
+    case["medications"] = [
+        {"name": "Nitrofurantoin (monohydrate/macrocrystals)", "indication": cystitis},
+        {"name": "Trimethoprim-sulfamethoxazole", "indication": cystitis},
+    ]
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "duplicate-therapy")
+    assert "alternative choices" in hits[0].message and hits[0].turn is None
+
+
+def test_diltiazem_with_metoprolol_is_a_contraindicated_interaction(tmp_path):
+    case, conv = _record("atrial_fibrillation_rvr")
+    case["medications"] = [
+        {"name": "Diltiazem", "indication": "rate control"},
+        {"name": "Metoprolol tartrate", "indication": "hypertension"},
+    ]
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "drug-interaction")
+    assert "contraindicated" in hits[0].message
+
+
+def test_an_aspirin_loading_dose_with_ticagrelor_is_not_the_maintenance_interaction(tmp_path):
+    case, conv = _record("nstemi")
+    names = {m["name"]: m["frequency"] for m in case["medications"]}
+    assert names.get("Aspirin") == "once" and "Ticagrelor" in names
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
+    for m in case["medications"]:
+        if m["name"] == "Aspirin":
+            m["frequency"] = "once daily"  # 162-325 mg daily maintenance: the KB's warning
+    (tmp_path / "b").mkdir()
+    hits = _only(lint_bench(_bench(tmp_path / "b", (case, conv))), "drug-interaction")
+    assert "Ticagrelor" in hits[0].message
+
+
+def test_a_22_year_old_on_atorvastatin(tmp_path):
+    case, conv = _record("influenza")
+    case["demographics"]["age_years"] = 22
+    case["medications"].append(
+        {"name": "Atorvastatin", "indication": "hypercholesterolaemia", "frequency": "once daily"}
+    )
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "age-implausible-drug")
+    assert hits[0].severity == "warning" and "22" in hits[0].message
+
+
+def test_native_valve_endocarditis_with_a_prosthetic_valve(tmp_path):
+    case, conv = _record("infective_endocarditis")
+    case["sections"][1]["text"] = "prosthetic valve or cardiac device."
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "history-contradiction")
+    assert "native valve" in hits[0].message
+
+
+def test_pregnancy_in_a_man(tmp_path):
+    case, conv = _record("influenza")
+    case["demographics"]["sex"] = "male"
+    case["sections"][1]["text"] = "pregnancy or up to 2 weeks postpartum."
+    _only(lint_bench(_bench(tmp_path, (case, conv))), "history-implausible")
+
+
+def test_normal_bun_with_a_raised_bun(tmp_path):
+    case, conv = _record("lower_gi_bleed")
+    _set_row(conv, "Blood urea nitrogen", "23")  # reference 6-20
+    for t in conv["turns"]:
+        if t["text"].startswith("Outside the reference range"):
+            t["text"] = t["text"].rstrip(".") + ", blood urea nitrogen 23."
+    turn = _say(conv, "attending physician", "Upper GI bleeding is less likely given a normal BUN.")
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "value-contradiction")
+    # The attending's own differential turn says "normal BUN" too: both are reported.
+    assert turn in [f.turn for f in hits]
+    assert all("blood urea nitrogen is 23" in f.message for f in hits)
+
+
+def test_the_answer_to_a_what_would_question_is_hypothetical(tmp_path):
+    case, conv = _record("lower_gi_bleed")
+    _say(conv, "medical resident", "What would make you reconsider an upper source?")
+    _say(conv, "attending physician", "A raised BUN and a positive Gram stain.")
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+# --------------------------------------------------------------------------- command
+
+
+def test_lint_command_exit_codes(tmp_path):
+    case, conv = _record("sepsis")
+    clean = _bench(tmp_path, (case, conv))
+    res = runner.invoke(app, ["lint", str(clean), "--strict"])
+    assert res.exit_code == 0, res.output
+    assert "0 finding(s)" in res.output
+    case["presentation"] = "2 days of cough for more than 2-3 weeks."
+    dirty = tmp_path / "dirty"
+    dirty.mkdir()
+    (dirty / "cases.jsonl").write_text(json.dumps(case) + "\n")
+    out = tmp_path / "findings.jsonl"
+    res = runner.invoke(app, ["lint", str(dirty), "--json", str(out)])
+    assert res.exit_code == 0, res.output  # findings without --strict: reported, exit 0
+    assert "duration-conflict" in res.output
+    assert json.loads(out.read_text().splitlines()[0])["line"] == 1
+    res = runner.invoke(app, ["lint", str(dirty), "--strict"])
+    assert res.exit_code == 3, res.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runner.invoke(app, ["lint", str(empty)]).exit_code == 2
+
+
+def test_every_rule_is_counted():
+    counts = counts_by_rule([])
+    assert set(counts) == set(RULES) and not any(counts.values())
+
+
+@pytest.mark.parametrize("end", ["low", "high"])
+def test_kb_ranges_agree_with_the_differential_arguments_at_both_ends(end):
+    """Every value the generator can draw backs what the attending says against the
+    differentials it names ("urine sodium below 20" cannot meet a drawn 20)."""
+    problems = []
+    for cond in KB.conditions.values():
+        rows = []
+        for lab_id, lf in cond.labs.items():
+            lab = KB.lab(lab_id)
+            if lf.range is None or lab.kind != "quantitative":
+                continue
+            bounds = lab.bounds
+            lo = max(lf.range.low, bounds.low) if bounds else lf.range.low
+            hi = min(lf.range.high, bounds.high) if bounds else lf.range.high
+            ref = lab.reference("male")
+            value = lo if end == "low" else hi
+            rows.append([lab.name, f"{value:g}", lab.unit or "", f"{ref.low:g}-{ref.high:g}"])
+        turns = [
+            {
+                "index": 0,
+                "speaker": "Dr. A",
+                "role": "medical resident",
+                "text": "Bloods.",
+                "attachments": [{"kind": "table", "title": "t", "columns": [], "rows": rows}],
+            },
+            {
+                "index": 1,
+                "speaker": "Dr. B",
+                "role": "attending physician",
+                "attachments": [],
+                "text": " ".join(
+                    f"{d.name} is less likely given {d.argues_against}."
+                    for d in cond.differentials[:2]
+                ),
+            },
+        ]
+        findings = lint_records([], [(1, {"case_id": cond.id, "turns": turns})], kb=KB)
+        problems += [f"{cond.id}: {f.message}" for f in findings if f.rule == "value-contradiction"]
+    assert problems == []
+
+
+def test_family_history_is_not_the_patients(tmp_path):
+    case, conv = _record("influenza")
+    case["demographics"]["sex"] = "female"
+    case["sections"][1]["text"] = "father: prostate cancer."
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+def test_a_past_procedure_named_as_the_subject_is_not_a_cited_result(tmp_path):
+    case, conv = _record("lower_gi_bleed")
+    _say(conv, "physician", "She had a colonoscopy last year because of anaemia.")
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+def test_potassium_chloride_started_with_potassium_above_5(tmp_path):
+    case, conv = _record("dka")
+    _set_finding(case, "Potassium", 5.7)
+    case["medications"].append(
+        {"name": "Potassium chloride", "indication": case["final_diagnosis"], "frequency": "q1h"}
+    )
+    for t in conv["turns"]:  # keep the table and the resident's list in step with the case
+        for a in t["attachments"]:
+            for r in a["rows"]:
+                if r[0] == "Potassium" and "day 0" in a["title"]:
+                    r[1] = "5.7"
+        if t["text"].startswith("Outside the reference range"):
+            t["text"] = t["text"].rstrip(".") + ", potassium 5.7."
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "drug-contraindicated")
+    assert "Potassium 5.7 (> 5)" in hits[0].message
+    # The same medicine taken long-term is the team's to hold, not a contraindicated start.
+    case["medications"][-1]["indication"] = "hypokalaemia"
+    (tmp_path / "b").mkdir()
+    assert lint_bench(_bench(tmp_path / "b", (case, conv))) == []
+
+
+def test_a_statement_that_presumes_a_drug_never_given(tmp_path):
+    case, conv = _record("ischemic_stroke")
+    case["medications"] = [m for m in case["medications"] if m["name"] != "Alteplase"]
+    turn = _say(conv, "attending physician", "Keep BP below 180/105 for 24 h after alteplase.")
+    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "drug-not-in-record")
+    assert [f.turn for f in hits] == [turn] and "alteplase" in hits[0].message
+
+
+def test_a_drug_the_narrative_says_was_given_is_in_the_record(tmp_path):
+    case, conv = _record("anaphylaxis")
+    _say(conv, "medical resident", "Patient was given diphenhydramine.")
+    _say(conv, "attending physician", "Itch settled after diphenhydramine.")
+    assert lint_bench(_bench(tmp_path, (case, conv))) == []
