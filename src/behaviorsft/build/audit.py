@@ -468,6 +468,9 @@ def _option_only(
     opt_ids = np.frombuffer(c.opt_ids, dtype=np.int32)
     n_opts = np.diff(opt_start)
     answers = np.frombuffer(c.answer, dtype=np.int8).astype(np.int64)
+    stage = "options-only classifier"
+    if progress:
+        progress(stage, 0, folds + 1)
     # Features of each distinct option text, computed once: word 1-2-grams and character
     # 3-5-grams (vocabulary and idf from the option texts only; no label is used).
     blocks = []
@@ -486,9 +489,9 @@ def _option_only(
     lengths = np.array([len(t) for t in c.options.text], dtype=np.int64)[opt_ids]
     task_of_row = np.repeat(np.arange(n), n_opts)
     order = np.lexsort((np.arange(len(opt_ids)), lengths, task_of_row))
-    rank = np.empty(len(opt_ids), dtype=np.float64)
-    rank[order] = np.arange(len(opt_ids)) - opt_start[task_of_row[order]]
-    rank /= np.maximum(1, n_opts - 1)[task_of_row]
+    position = np.empty(len(opt_ids), dtype=np.int64)
+    position[order] = np.arange(len(opt_ids)) - opt_start[task_of_row[order]]
+    rank = position / np.maximum(1, n_opts - 1)[task_of_row]
     is_answer = np.zeros(len(opt_ids), dtype=np.int64)
     is_answer[opt_start[:-1] + answers] = 1
     rng = np.random.default_rng(seed)
@@ -502,7 +505,7 @@ def _option_only(
 
     for f in range(folds):
         if progress:
-            progress("options-only classifier", f, folds)
+            progress(stage, f + 1, folds + 1)
         test_tasks = np.flatnonzero(fold == f)
         train_tasks = np.flatnonzero(fold != f)
         if not len(test_tasks) or not len(train_tasks):
@@ -510,17 +513,24 @@ def _option_only(
         if max_train_tasks is not None and len(train_tasks) > max_train_tasks:
             train_tasks = np.sort(rng.choice(train_tasks, max_train_tasks, replace=False))
         train_rows = rows(train_tasks)
-        y = is_answer[train_rows]
-        if y.min() == y.max():
+        if is_answer[train_rows].min() == is_answer[train_rows].max():
             continue
+        # Options recur (the same text at the same length rank, right or wrong): fit on
+        # the distinct rows, each weighted by its count (the same loss, fewer rows).
+        key = (
+            (opt_ids[train_rows].astype(np.int64) * 8 + position[train_rows]) * 8
+            + n_opts[task_of_row[train_rows]]
+        ) * 2 + is_answer[train_rows]
+        _, first, weight = np.unique(key, return_index=True, return_counts=True)
+        train_rows = train_rows[first]
         x_train = hstack(
             [per_text[opt_ids[train_rows]], csr_matrix(rank[train_rows].reshape(-1, 1))]
         ).tocsr()
-        clf = LogisticRegression(max_iter=1000, C=1.0)
         # One BLAS thread: L-BFGS makes many tiny BLAS calls, and a multi-threaded
         # OpenBLAS on a busy machine made the fit 10x slower for the same result.
+        clf = LogisticRegression(max_iter=1000, C=1.0)
         with threadpool_limits(1):
-            clf.fit(x_train, y)
+            clf.fit(x_train, is_answer[train_rows], sample_weight=weight.astype(np.float64))
         # Decision value of a held-out option = its text's part (computed once per
         # distinct text) + its length rank's part; the top value is the classifier's pick.
         w = clf.coef_[0]
@@ -531,7 +541,7 @@ def _option_only(
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         hits[test_tasks] = _segments_hit(scores, starts, counts, answers[test_tasks])
     if progress:
-        progress("options-only classifier", folds, folds)
+        progress(stage, folds + 1, folds + 1)
     return hits
 
 
