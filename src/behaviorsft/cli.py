@@ -620,7 +620,7 @@ def audit_cmd(
         typer.Option(
             min=0, help="Semantic baselines on a seeded sample of this many cases; 0: all."
         ),
-    ] = 500,
+    ] = 200,
     lint: Annotated[
         bool,
         typer.Option("--lint/--no-lint", help="Also run the clinical linter, when installed."),

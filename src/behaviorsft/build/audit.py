@@ -41,7 +41,7 @@ SHORTCUT_MARGIN = 0.05
 OPTION_ONLY_FOLDS = 5
 MAX_TRAIN_TASKS = 10_000
 # Semantic baseline: a seeded sample of at most this many cases (None: all).
-SEMANTIC_CASES = 500
+SEMANTIC_CASES = 200
 
 # The baselines every type must keep within chance + margin (ShortcutRow field names).
 GATED_BASELINES = (
