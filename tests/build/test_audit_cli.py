@@ -265,3 +265,15 @@ def test_semantic_baseline_picks_the_option_closest_to_the_record(tmp_path):
     assert "Semantic baselines" in res.output
     saved = json.loads((bench / "audit.json").read_text())["shortcuts"][-1]
     assert saved["semantic"] == 1.0
+
+
+def test_torn_last_line_is_a_warning_and_the_rest_is_audited(tmp_path):
+    bench = balanced_bench(tmp_path / "bench")
+    with open(bench / "tasks.jsonl", "a") as fh:
+        fh.write('{"id": "torn", "case_id": "c9", "question": "Wh')  # a crash mid-append
+    res = runner.invoke(app, ["audit", str(bench)])
+    assert res.exit_code == 0, res.output
+    assert f"warning: {bench / 'tasks.jsonl'}:5: <line>: torn last line" in res.output
+    report = json.loads((bench / "audit.json").read_text())
+    assert report["n_tasks"] == 4
+    assert report["notes"] and "torn" in report["notes"][0]
