@@ -7,7 +7,7 @@ import json
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -869,53 +869,241 @@ def _bench_file(bench: Path, rtype: str) -> Path:
     return path
 
 
+# Short task-type names for the audit table on a narrow terminal (listed under it).
+_AUDIT_SHORT_NAMES = {
+    "timeline_sequence": "timeline",
+    "ddx_reasoning": "ddx",
+    "treatment_decision": "treatment",
+    "reasoning_differential_evolution": "ddx_evolution",
+    "integrity_missing_turn_inference": "missing_turn",
+    "predictive_next_action": "next_action",
+    "explicit_error_correction": "error_correction",
+    "omission_detection": "omission",
+    "interpretation_conflict": "interp_conflict",
+    "data_conflict_resolution": "data_conflict",
+    "consistency_check": "consistency",
+}
+# Gated baselines in table order: (ShortcutRow field, column header).
+_AUDIT_COLUMNS = (
+    ("longest", "long"),
+    ("overlap", "q-ovl"),
+    ("option_only", "opts"),
+    ("record_most", "rec+"),
+    ("record_fewest", "rec-"),
+    ("top_letter", "top"),
+)
+
+
+def audit_tables(report: Any, width: int) -> tuple[list[Any], list[str]]:
+    """The audit's tables for a console ``width`` columns wide, and lines to print below.
+
+    Values are accuracies in percent; ``!`` marks one above chance + margin.
+    Task types keep their full names when they fit, else get short names that
+    are listed below the table.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    def pct(value: float | None, chance: float, missed: bool | None = None) -> str:
+        if value is None:
+            return "-"
+        if missed is None:
+            missed = value > chance + report.margin + 1e-12
+        return f"{100 * value:.1f}{'!' if missed else ''}"
+
+    def build(short: bool) -> Any:
+        t = Table(
+            title=f"Shortcut baselines, accuracy % (target: <= chance + {100 * report.margin:.0f})",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            padding=(0, 0),
+        )
+        t.add_column("task type", no_wrap=True)
+        t.add_column("n", justify="right")
+        t.add_column("chance", justify="right")
+        for _, head in _AUDIT_COLUMNS:
+            t.add_column(head, justify="right")
+        t.add_column("", no_wrap=True)
+        for r in report.shortcuts:
+            name = _AUDIT_SHORT_NAMES.get(r.task_type, r.task_type) if short else r.task_type
+            t.add_row(
+                name,
+                str(r.n),
+                f"{100 * r.chance:.1f}",
+                *(pct(getattr(r, f), r.chance, f in r.missed) for f, _ in _AUDIT_COLUMNS),
+                "ok" if r.passes else "MISS",
+            )
+        return t
+
+    measure = Console(width=10_000)
+    table = build(short=False)
+    short = Measurement.get(measure, measure.options, table).maximum > width
+    if short:
+        table = build(short=True)
+    tables = [table]
+    below = [
+        "long: longest option; q-ovl: most words shared with the question; opts: options-only "
+        "classifier; rec+/rec-: option the record quotes most/least; top: most common letter "
+        "(held out); ! above target"
+    ]
+    if short:
+        used = [r.task_type for r in report.shortcuts if r.task_type in _AUDIT_SHORT_NAMES]
+        below.append("short names: " + ", ".join(f"{_AUDIT_SHORT_NAMES[n]} = {n}" for n in used))
+    if any(r.semantic_n for r in report.shortcuts):
+        sem = Table(
+            title="Semantic baselines (informative), accuracy %",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            padding=(0, 0),
+        )
+        for col in ("task type", "n", "chance", "record", "question"):
+            sem.add_column(col, justify="left" if col == "task type" else "right", no_wrap=True)
+        for r in report.shortcuts:
+            if r.semantic_n:
+                name = _AUDIT_SHORT_NAMES.get(r.task_type, r.task_type) if short else r.task_type
+                sem.add_row(
+                    name,
+                    str(r.semantic_n),
+                    f"{100 * r.chance:.1f}",
+                    pct(r.semantic, r.chance),
+                    pct(r.semantic_question, r.chance),
+                )
+        tables.append(sem)
+        below.append(
+            "semantic: option most similar to the record (or the question), all-MiniLM-L6-v2"
+        )
+    return tables, below
+
+
+def _lint_findings(bench: Path) -> tuple[list[dict[str, Any]] | None, str]:
+    """Run the clinical linter over the bench: (findings, or None when it cannot, a note)."""
+    import dataclasses
+
+    from behaviorsft.build.lint import lint_bench
+
+    try:
+        findings = lint_bench(bench)
+    except FileNotFoundError as exc:  # a bench built without cases or conversations
+        return None, f"lint: skipped ({exc})"
+    found = [dataclasses.asdict(f) for f in findings]
+    return found, f"lint: {len(found)} finding(s)"
+
+
 @app.command("audit")
 def audit_cmd(
     bench: Path = typer.Argument(..., exists=True, file_okay=False, help="Benchmark folder."),
     option_only: bool = typer.Option(
-        True, help="Also fit the options-only classifier (slower on large benchmarks)."
+        True, help="Also fit the options-only classifier (a few seconds more)."
     ),
-    strict: bool = typer.Option(False, help="Exit 1 if a target is missed."),
+    strict: bool = typer.Option(
+        False, help="Exit 3 if any target is missed (shortcut, duplicate, leak, lint finding)."
+    ),
+    semantic: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the semantic baselines (sentence embeddings; needs "
+            "pip install 'behaviorsft[semantic]'). Informative: they do not fail the audit."
+        ),
+    ] = False,
+    semantic_cases: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Semantic baselines on a seeded sample of this many cases; 0: all."
+        ),
+    ] = 200,
+    lint: Annotated[
+        bool,
+        typer.Option("--lint/--no-lint", help="Also run the clinical linter, when installed."),
+    ] = True,
 ) -> None:
     """Audit tasks: duplicates, answer leakage, and shortcut baselines against chance.
 
-    Writes BENCH/audit.json. Target: longest-option and question-overlap heuristics
-    within chance + 5 points on every task type.
+    Writes BENCH/audit.json. Target: every shortcut baseline (longest option, question
+    overlap, options-only classifier, record match both ways, most common letter)
+    within chance + 5 points on every task type. Exit codes: 0 done (also when a
+    target is missed, unless --strict), 2 bad or empty input (every bad line is
+    listed as file:line: field: problem), 3 with --strict when a target is missed.
     """
-    from behaviorsft.build.audit import audit
-    from behaviorsft.records import Task
-    from behaviorsft.store import read_jsonl
+    from behaviorsft.build.audit import EmptyBenchError, audit_bench
+    from behaviorsft.exit_codes import ExitCode, exit_with
+    from behaviorsft.store import RecordFileError
 
-    tasks = read_jsonl(_bench_file(bench, "task"), Task)
-    with console.status(f"auditing {len(tasks)} tasks"):
-        report = audit(tasks, option_only=option_only)
-    (bench / "audit.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    t = Table(title=f"Shortcut baselines, accuracy (target: <= chance + {report.margin:.0%})")
-    for col in ("task type", "n", "chance", "longest", "overlap", "options-only", "top letter", ""):
-        t.add_column(col)
-    for r in report.shortcuts:
-        oo = "-" if r.option_only is None else f"{r.option_only:.3f}"
-        t.add_row(
-            r.task_type,
-            str(r.n),
-            f"{r.chance:.3f}",
-            f"{r.longest:.3f}",
-            f"{r.overlap:.3f}",
-            oo,
-            f"{r.top_letter:.3f}",
-            "ok" if r.passes else "MISSED",
+    encoder = None
+    if semantic:
+        from behaviorsft.build.semantic import Encoder, SemanticUnavailable
+
+        try:
+            with console.status("loading the embedding model"):
+                encoder = Encoder()
+        except SemanticUnavailable as exc:
+            err_console.print(f"audit --semantic: {exc}", markup=False, soft_wrap=True)
+            raise exit_with(ExitCode.INPUT_ERROR) from None
+    try:
+        with _progress() as prog:
+            bars: dict[str, Any] = {}
+
+            def tick(stage: str, done: int, total: int | None) -> None:
+                if stage not in bars:
+                    bars[stage] = prog.add_task(stage, total=total)
+                prog.update(bars[stage], completed=done, total=total)
+
+            report = audit_bench(
+                bench,
+                option_only=option_only,
+                encoder=encoder,
+                semantic_cases=semantic_cases or None,
+                progress=tick,
+            )
+    except (FileNotFoundError, EmptyBenchError) as exc:
+        err_console.print(f"audit: {exc}", markup=False, soft_wrap=True)
+        raise exit_with(ExitCode.INPUT_ERROR) from None
+    except RecordFileError as exc:
+        shown = 200
+        for e in exc.errors[:shown]:
+            err_console.print(str(e), markup=False, soft_wrap=True)
+        if len(exc.errors) > shown:
+            err_console.print(f"... {len(exc.errors) - shown} more problems", markup=False)
+        lines = len({(e.path, e.line) for e in exc.errors})
+        err_console.print(
+            f"audit: {lines} bad line(s); nothing audited (fix them, see `behaviorsft validate`)",
+            markup=False,
+            soft_wrap=True,
         )
-    console.print(t, markup=False)
+        raise exit_with(ExitCode.INPUT_ERROR) from None
+    for note in report.notes:
+        err_console.print(f"warning: {note}", markup=False, soft_wrap=True)
+    lint_note = ""
+    if lint:
+        findings, lint_note = _lint_findings(bench)
+        if findings is not None:
+            report.lint = findings
+    (bench / "audit.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tables, below = audit_tables(report, console.width)
+    for t in tables:
+        console.print(t, markup=False)
+    for line in below:
+        console.print(line, markup=False, highlight=False)
     console.print(
         f"duplicate groups: {len(report.duplicate_groups)}   leaked answers: {len(report.leaked)}"
         f"   answer letters: {report.answer_letters}",
         markup=False,
     )
-    console.print(
-        f"audit {'passed' if report.passes else 'found problems'}: {bench / 'audit.json'}"
-    )
+    if report.no_record:
+        console.print(
+            f"{report.no_record} task(s) show no record (no turns found, no excerpt): "
+            "record match is chance for them",
+            markup=False,
+        )
+    if lint_note:
+        console.print(lint_note, markup=False)
+    missed = sorted({m for r in report.shortcuts for m in r.missed})
+    verdict = "passed" if report.passes else "found problems"
+    if missed:
+        verdict += f" (above target: {', '.join(missed)})"
+    console.print(f"audit {verdict}: {bench / 'audit.json'}", markup=False, soft_wrap=True)
     if strict and not report.passes:
-        raise typer.Exit(code=1)
+        raise exit_with(ExitCode.PARTIAL)
 
 
 @app.command("lint")

@@ -15,7 +15,7 @@ from behaviorsft.build.audit import (
     words,
 )
 from behaviorsft.build.splits import PAPER_PROPORTIONS, assign_splits, split_of
-from behaviorsft.records import Split, Task
+from behaviorsft.records import Conversation, Split, Task, TaskContext
 from tests.conftest import make_task_dict
 
 
@@ -163,3 +163,141 @@ def test_option_only_classifier_finds_a_textual_tell():
 def test_option_only_with_one_case_falls_back_to_chance():
     t = mk("solo", "Q?", ["a", "b", "c", "d"], "A", case_id="only")
     assert option_only_hits([t, t.model_copy(update={"id": "solo2"})]) == [0.25, 0.25]
+
+
+def conv(case_id: str, texts: list[str]) -> Conversation:
+    turns = [
+        {"index": i, "speaker": "Dr Vale", "role": "attending", "text": x}
+        for i, x in enumerate(texts)
+    ]
+    return Conversation.model_validate({"case_id": case_id, "turns": turns})
+
+
+def quoting_tasks(n: int, *, answer_quoted: bool) -> tuple[list[Task], list[Conversation]]:
+    """n cases; the record quotes the answer and no distractor (or every distractor, not it)."""
+    tasks, convs = [], []
+    for i in range(n):
+        opts = [f"alpha{i} result", f"beta{i} result", f"gamma{i} result", f"delta{i} result"]
+        right = i % 4
+        quoted = [opts[right]] if answer_quoted else [o for j, o in enumerate(opts) if j != right]
+        convs.append(conv(f"c{i}", ["Ward round.", *(f"We saw {q}." for q in quoted)]))
+        tasks.append(
+            mk(
+                f"t{i}",
+                "Which one?",
+                opts,
+                "ABCD"[right],
+                case_id=f"c{i}",
+                context={"turn_start": 0, "turn_end": len(quoted)},
+            )
+        )
+    return tasks, convs
+
+
+def test_record_match_both_ways_is_scored_per_type_and_gates_passes():
+    tasks, convs = quoting_tasks(12, answer_quoted=True)
+    row = audit(tasks, conversations=convs, option_only=False).shortcuts[-1]
+    # Every option shares "result" (1 of 2 own words); only the answer's other word is quoted.
+    assert row.record_most == 1.0
+    assert row.record_fewest == 0.0
+    assert "record_most" in row.missed and not row.passes
+    # Without conversations the record-match baselines are not computed (and do not gate).
+    plain = audit(tasks, option_only=False).shortcuts[-1]
+    assert plain.record_most is None and plain.record_fewest is None
+    assert "record_most" not in plain.missed
+
+    omitted, convs2 = quoting_tasks(12, answer_quoted=False)
+    row2 = audit(omitted, conversations={c.case_id: c for c in convs2}, option_only=False)
+    assert row2.shortcuts[-1].record_fewest == 1.0
+    assert row2.shortcuts[-1].missed == ["record_fewest"]
+
+
+def test_record_match_sees_only_the_turns_the_task_shows_plus_its_excerpt():
+    tasks, convs = quoting_tasks(8, answer_quoted=True)
+    # Show only turn 0 ("Ward round."): the quoting turn is outside the task's context.
+    hidden = [
+        t.model_copy(update={"context": TaskContext(turn_start=0, turn_end=0)}) for t in tasks
+    ]
+    rep = audit(hidden, conversations=convs, option_only=False)
+    assert rep.shortcuts[-1].record_most == 0.25  # four-way tie everywhere: chance
+    assert rep.no_record == 0
+    # An excerpt is part of the record too.
+    with_excerpt = [
+        t.model_copy(
+            update={"context": TaskContext(turn_start=0, turn_end=0, excerpt=t.answer_text)}
+        )
+        for t in tasks
+    ]
+    assert audit(with_excerpt, conversations=[], option_only=False).shortcuts[-1].record_most == 1.0
+
+
+def test_passes_needs_every_gated_baseline_within_target():
+    # Balanced options, no record bias; only the letter is a giveaway: always "A".
+    tasks = [
+        mk(
+            f"t{i}",
+            f"Pick {i}?",
+            [f"p{i} one", f"q{i} two", f"r{i} six", f"s{i} ten"],
+            "A",
+            case_id=f"c{i}",
+        )
+        for i in range(20)
+    ]
+    row = audit(tasks, option_only=False).shortcuts[-1]
+    assert row.top_letter == 1.0
+    assert row.missed == ["top_letter"]
+    assert not row.passes
+    # The options-only classifier gates too when it runs: the answer, at any letter,
+    # is the option that says "right" (all options have the same length).
+    tell = []
+    for i in range(40):
+        opts = [f"plain {i}", f"other {i}", f"extra {i}"]
+        opts.insert(i % 4, f"right {i}")
+        tell.append(mk(f"u{i}", f"Q{i}?", opts, "ABCD"[i % 4], case_id=f"k{i}"))
+    row = audit(tell, option_only=True).shortcuts[-1]
+    assert row.option_only is not None and row.option_only > 0.9
+    assert row.missed == ["option_only"]
+
+
+def test_top_letter_is_held_out_so_balanced_letters_score_chance():
+    # Letters A-D in turn over 40 cases: in-sample the top letter would score 0.25 by a
+    # tie; held out, every fold's training letters are again balanced -> still 0.25.
+    tasks = [
+        mk(
+            f"t{i}",
+            f"Pick {i}?",
+            [f"p{i} one", f"q{i} two", f"r{i} six", f"s{i} ten"],
+            "ABCD"[i % 4],
+            case_id=f"c{i}",
+        )
+        for i in range(40)
+    ]
+    assert audit(tasks, option_only=False).shortcuts[-1].top_letter <= 0.25 + 0.05
+
+
+def test_audit_bench_streams_the_same_report_as_the_in_memory_audit(tmp_path):
+    from behaviorsft.bench import load_bench
+    from behaviorsft.build.audit import audit_bench
+    from behaviorsft.build.pipeline import build_bench
+    from behaviorsft.sources.kb import load_kb
+    from behaviorsft.sources.synthetic import synthesize_case
+    from behaviorsft.store import write_jsonl
+
+    kb = load_kb()
+    write_jsonl(tmp_path / "cases.jsonl", [synthesize_case(i, seed=3, kb=kb) for i in range(8)])
+    build_bench(tmp_path / "cases.jsonl", tmp_path / "bench", workers=1)
+    seen: list[str] = []
+    streamed = audit_bench(tmp_path / "bench", progress=lambda s, d, t: seen.append(s))
+    b = load_bench(tmp_path / "bench")
+    in_memory = audit(b.tasks, conversations=b.conversations)
+    assert streamed.model_dump() == in_memory.model_dump()
+    assert {"reading tasks", "record match", "options-only classifier"} <= set(seen)
+    assert all(r.record_most is not None for r in streamed.shortcuts)
+
+
+def test_empty_bench_is_an_error(tmp_path):
+    from behaviorsft.build.audit import EmptyBenchError, audit_bench
+
+    (tmp_path / "tasks.jsonl").write_text("")
+    with pytest.raises(EmptyBenchError, match="no tasks"):
+        audit_bench(tmp_path)
