@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from behaviorsft.bench import format_turns
 from behaviorsft.build.audit import words
 from behaviorsft.build.tasks.common import Ctx, _norm
+from behaviorsft.records import Conversation
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 
@@ -28,17 +29,18 @@ def shown_text(ctx: Ctx, start: int, end: int, excerpt: str | None = None) -> st
 
 
 def shown_words(ctx: Ctx, start: int, end: int, excerpt: str | None = None) -> set[str]:
-    """Content words of the record shown (cached per case, range and excerpt)."""
-    key = (ctx.case.id, start, end, excerpt)
+    """Content words of the record shown (cached per rendered conversation and range)."""
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end, excerpt)
     hit = _SHOWN.get(key)
-    if hit is None:
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
         if len(_SHOWN) > 256:
             _SHOWN.clear()
-        hit = _SHOWN[key] = words(shown_text(ctx, start, end, excerpt))
-    return hit
+        hit = _SHOWN[key] = (conv, words(shown_text(ctx, start, end, excerpt)))
+    return hit[1]
 
 
-_SHOWN: dict[tuple[str, int, int, str | None], set[str]] = {}
+_SHOWN: dict[tuple[int, int, int, str | None], tuple[Conversation, set[str]]] = {}
 
 
 def shown_values(ctx: Ctx, start: int, end: int) -> list[str]:

@@ -53,9 +53,13 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     # team cited none of them for or against a differential. Anything sharing words with
     # a discussion statement is left out, so no wrong option restates the right one.
     n_options = max(4, len(said) + 1)
+    single = _unrelated(_patient_findings(ctx), [text for _, text, _ in said])
+    # Pairs too ("drowsiness and fetor hepaticus"), as long as the discussion's statements
+    # are, so that the longest option is not usually one of those.
+    findings = single + [f"{x} and {y}" for i, x in enumerate(single) for y in single[i + 1 :]]
     pool = grounded(
         correct,
-        _unrelated(_patient_findings(ctx), [text for _, text, _ in said]),
+        findings,
         shown_words(ctx, 0, end),
         question,
         need=n_options - 1 - len(fixed),
@@ -156,15 +160,20 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         )
         for d in diffs
     ]
-    question, correct, rationale = ctx.rng.choice(asks)
     record = shown_words(ctx, 0, end)
-    extra = grounded(correct, history, record, question, need=1)[:1]
+    fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, history, record, asks[0][0], need=1)))
+    # The history item is usually the shortest option, so the answer (one of the three
+    # names) would be the longest more often than a guess: ask less often about the
+    # longest name.
+    longest = max(len(n) for n in [*names, fourth])
+    weights = [0.6 if len(c) == longest else 1.0 for _, c, _ in asks]
+    question, correct, rationale = ctx.rng.choices(asks, weights)[0]
     yield Draft(
         task_type=T.TREATMENT_DECISION,
         key="r0",
         question=question,
         correct=correct,
-        pool=[_cap(h) for h in extra],
+        pool=[fourth],
         fixed=[n for n in names if n != correct],
         rationale=rationale,
         turn_start=0,
