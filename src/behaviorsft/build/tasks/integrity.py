@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterator
 
 from behaviorsft.bench import format_turn
-from behaviorsft.build.audit import words
 from behaviorsft.build.tasks.common import (
     DEFAULT_OPTIONS,
     Ctx,
@@ -14,7 +13,7 @@ from behaviorsft.build.tasks.common import (
     _norm,
     _sample,
 )
-from behaviorsft.build.tasks.grounding import grounded, share, shown_words
+from behaviorsft.build.tasks.grounding import grounded, shown_words
 from behaviorsft.records import Turn
 from behaviorsft.taxonomy import TaskType
 
@@ -50,15 +49,18 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     if len(turns) < 6:
         return
     k = DEFAULT_OPTIONS - 1
+    k_min = 3  # four options where the role has few turns
     # Not the opening turns (a greeting, or a note's opening sentence, would otherwise
     # be an answer that is never a wrong option), nor the last two.
     eligible = [
         t for t in turns[2:-2] if len(t.text) >= 20 and not t.attachments and len(t.text) <= 400
     ]
 
-    # Eight turns before the gap; fewer in a short transcript (an imported note), so that
-    # enough turns are left unshown to serve as wrong options.
-    before = 8 if len(turns) >= 24 else 3
+    # Three turns before the gap and two after: a longer window would hide the turns of
+    # the same speaker near the gap (a patient's history, medicines and allergies come
+    # one after another) from the wrong options, so only the turns at the ends of such a
+    # run could be asked about, and the others would only ever be wrong options.
+    before = 3
 
     def window(t: Turn) -> tuple[int, str | None]:
         """First turn shown, and the excerpt (the missing marker and the two turns after)."""
@@ -71,14 +73,13 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         marker = f"[Turn {t.index} is missing]"
         return start, marker + "".join("\n\n" + format_turn(x) for x in after)
 
-    def candidates(t: Turn) -> list[Turn]:
+    def candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
+        """Unshown turns by the same role, and by others of the same kind (lay or staff)."""
         start, _ = window(t)
         visible = {_norm(x.text) for x in turns[start : t.index + 3]}
         same = [x for x in eligible if x.index != t.index and _norm(x.text) not in visible]
         by_role = [x for x in same if x.role == t.role]
-        if len(by_role) >= k:
-            return by_role
-        return by_role + [x for x in same if x.role != t.role and _lay(x.role) == _lay(t.role)]
+        return by_role, [x for x in same if x.role != t.role and _lay(x.role) == _lay(t.role)]
 
     def question(t: Turn) -> str:
         return (
@@ -87,46 +88,59 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         )
 
     def pool(t: Turn) -> list[str]:
+        """Up to k wrong turns: the same role's, the same kind's only to reach k_min."""
         start, excerpt = window(t)
         record = shown_words(ctx, start, t.index - 1, excerpt)
-        texts = [x.text for x in candidates(t)]
-        return grounded(t.text, texts, record, question(t), need=k, tolerance=_TOLERANCE)
+        by_role, same_kind = candidates(t)
+        texts = [x.text for x in by_role]
+        chosen = grounded(t.text, texts, record, question(t), need=k, tolerance=_TOLERANCE)
+        if len(chosen) < k_min:
+            more = [x.text for x in same_kind]
+            chosen += grounded(
+                t.text, more, record, question(t), need=k_min - len(chosen), tolerance=_TOLERANCE
+            )[: k_min - len(chosen)]
+        return chosen
 
-    def balanced(t: Turn) -> bool:
-        """Whether k wrong turns are quoted by the record shown about as much as ``t``."""
-        start, excerpt = window(t)
-        record = shown_words(ctx, start, t.index - 1, excerpt)
-        q = words(question(t))
-        target = share(t.text, record, q)
-        close = [p for p in pool(t) if abs(share(p, record, q) - target) <= _TOLERANCE]
-        return len(close) >= k
+    def askable(among: list[Turn]) -> list[Turn]:
+        """Turns with enough wrong options by the same role, or at worst the same kind.
 
-    # Ask about a turn whose neighbours do not quote it more than its wrong options;
-    # failing that, any turn with enough wrong options.
-    askable = [t for t in eligible if len(candidates(t)) >= k]
+        Not only those with enough by the same role: in a synthetic transcript that would
+        leave one patient turn (the first) askable, an answer of one kind every time.
+        """
+        return [t for t in among if sum(map(len, candidates(t))) >= k_min]
+
     if ctx.cond is not None:
-        good = [t for t in askable if balanced(t)]
-        groups = [
-            ([t for t in good if _lay(t.role)] or [t for t in askable if _lay(t.role)]),
-            ([t for t in good if not _lay(t.role)] or [t for t in askable if not _lay(t.role)]),
-        ]
-        picks = [ctx.rng.choice(g) for g in groups if g]
+        picks = []
+        for group in (
+            [t for t in eligible if _lay(t.role)],
+            [t for t in eligible if not _lay(t.role)],
+        ):
+            # Ask about a turn its neighbours do not quote more than its wrong options.
+            # Any askable turn, uniformly: preferring those whose wrong options the record
+            # quotes as much (``balanced``) brings record-matching to chance but makes
+            # some kinds of turn answers far more often than wrong options, which a
+            # reader of the options alone learns (measured: 0.67 against chance 0.24).
+            options = askable(group)
+            if options:
+                picks.append(ctx.rng.choice(options))
     else:
         # An imported note: any sentence, whatever its position, so that the sentences
         # asked for are not of one kind (a note's early history, say) and the wrong
         # options of another.
-        picks = _sample(ctx.rng, askable, 1)
+        picks = _sample(ctx.rng, askable(eligible), 1)
     for i, t in enumerate(picks):
         start, excerpt = window(t)
+        wrong = pool(t)
         yield Draft(
             task_type=T.INTEGRITY_MISSING_TURN_INFERENCE,
             key=f"m{i}",
             question=question(t),
             correct=t.text,
-            pool=pool(t),
+            pool=wrong,
             rationale=f"Turn {t.index} read: {t.text!r}; the surrounding turns lead into and "
             "follow from it.",
             turn_start=start,
             turn_end=t.index - 1,
             excerpt=excerpt,
+            n_options=min(DEFAULT_OPTIONS, len(wrong) + 1),
         )
