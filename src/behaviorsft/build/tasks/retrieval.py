@@ -35,6 +35,13 @@ def _when(f: Finding) -> str:
     return f"on day {f.day:g}" if f.day is not None else "in the results shown"
 
 
+def _as_recorded(text: str) -> str:
+    number, sep, unit = text.partition(" ")
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return number + sep + unit
+
+
 def _with_unit(number: str, f: Finding) -> str:
     return f"{number} {f.unit}" if f.unit else number
 
@@ -56,7 +63,7 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     ref = f.reference_range
     spread = 0.25 * abs(f.value)
     if ref is not None and ref.low is not None and ref.high is not None and ref.high > ref.low:
-        spread = ref.high - ref.low
+        spread = (ref.high - ref.low) / 2
     cap = 100.0 if f.unit == "%" else float("inf")
     # Written with the right value's precision: a test reported to one decimal place
     # should not offer a whole number (or a tenth) that only a wrong answer would have.
@@ -72,7 +79,10 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
         ):
             near.append(_with_unit(number, f))
     ctx.rng.shuffle(near)
-    invented = [v for v in _near_values(f, ctx.rng, k) if v not in others]
+    # Written as the record writes values (no trailing zero: "11", not "11.0"), since no
+    # right answer ever ends in ".0".
+    invented = [_as_recorded(v) for v in _near_values(f, ctx.rng, k)]
+    invented = [v for v in invented if v not in others]
     return others + near + invented
 
 
