@@ -140,11 +140,12 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
     names = [ctx.cond.name, *(d.name for d in diffs)]
     # A diagnosis from the history; failing that, the next differential the knowledge
     # base gives for this presentation (plausible for this patient, though not discussed).
-    history = _unrelated(_history_diagnoses(ctx, m.name), names) or [
-        d.name for d in ctx.cond.differentials[2:3]
-    ]
+    documented = _unrelated(_history_diagnoses(ctx, m.name), names)
+    history = documented or [d.name for d in ctx.cond.differentials[2:3]]
     if not history:
         return
+    record = shown_words(ctx, 0, end)
+    fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, history, record, names[0], need=1)))
     asks = [
         (
             f"The team prescribed {m.name.lower()}. For which working diagnosis?",
@@ -160,21 +161,32 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         )
         for d in diffs
     ]
-    record = shown_words(ctx, 0, end)
-    fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, history, record, asks[0][0], need=1)))
-    # The history item is usually the shortest option, so the answer (one of the three
-    # names) would be the longest more often than a guess: ask less often about the
-    # longest name.
+    if documented:
+        # The history item is the answer to a question too, so that no kind of option is
+        # only ever wrong: which condition predates the decision, rather than prompting it.
+        asks.append(
+            (
+                f"The team prescribed {m.name.lower()}. Which of these was a condition the "
+                "patient already had, rather than the reason for it?",
+                fourth,
+                f"Turn {ctx.anchor('history')}: the patient's history includes {fourth.lower()}; "
+                f"{m.name} was started for {ctx.cond.name} (turn {plan_turn}), and the "
+                "differentials were judged less likely.",
+            )
+        )
+    # The history item is usually the shortest option, so the answer would be the longest
+    # more often than a guess: ask less often about the longest option.
     longest = max(len(n) for n in [*names, fourth])
     weights = [0.6 if len(c) == longest else 1.0 for _, c, _ in asks]
     question, correct, rationale = ctx.rng.choices(asks, weights)[0]
+    options = [*names, fourth]
     yield Draft(
         task_type=T.TREATMENT_DECISION,
         key="r0",
         question=question,
         correct=correct,
-        pool=[fourth],
-        fixed=[n for n in names if n != correct],
+        pool=[o for o in options if o != correct][-1:],
+        fixed=[o for o in options if o != correct][:-1],
         rationale=rationale,
         turn_start=0,
         turn_end=end,
