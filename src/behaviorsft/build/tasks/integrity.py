@@ -61,6 +61,15 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     # one after another) from the wrong options, so only the turns at the ends of such a
     # run could be asked about, and the others would only ever be wrong options.
     before = 3
+    # Wrong options come from the turns that could themselves be asked about, so no kind
+    # of turn is only ever wrong; a short transcript (a brief imported report) has too
+    # few, so there any unshown turn after the first may serve, with one turn before.
+    wrong_from = eligible
+    if len(turns) < 12:
+        before = 1
+        wrong_from = [
+            t for t in turns[1:] if len(t.text) >= 20 and not t.attachments and len(t.text) <= 400
+        ]
 
     def window(t: Turn) -> tuple[int, str | None]:
         """First turn shown, and the excerpt (the missing marker and the two turns after)."""
@@ -77,7 +86,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         """Unshown turns by the same role, and by others of the same kind (lay or staff)."""
         start, _ = window(t)
         visible = {_norm(x.text) for x in turns[start : t.index + 3]}
-        same = [x for x in eligible if x.index != t.index and _norm(x.text) not in visible]
+        same = [x for x in wrong_from if x.index != t.index and _norm(x.text) not in visible]
         by_role = [x for x in same if x.role == t.role]
         return by_role, [x for x in same if x.role != t.role and _lay(x.role) == _lay(t.role)]
 
