@@ -62,14 +62,8 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     # run could be asked about, and the others would only ever be wrong options.
     before = 3
     # Wrong options come from the turns that could themselves be asked about, so no kind
-    # of turn is only ever wrong; a short transcript (a brief imported report) has too
-    # few, so there any unshown turn after the first may serve, with one turn before.
+    # of turn is only ever wrong (a very short transcript falls back below).
     wrong_from = eligible
-    if len(turns) < 12:
-        before = 1
-        wrong_from = [
-            t for t in turns[1:] if len(t.text) >= 20 and not t.attachments and len(t.text) <= 400
-        ]
 
     def window(t: Turn) -> tuple[int, str | None]:
         """First turn shown, and the excerpt (the missing marker and the two turns after)."""
@@ -133,6 +127,15 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             if options:
                 picks.append(ctx.rng.choice(options))
     else:
+        if not askable(eligible):
+            # A short transcript (a brief imported report): one turn before the gap, and
+            # any unshown turn after the first may serve as a wrong option.
+            before = 1
+            wrong_from = [
+                t
+                for t in turns[1:]
+                if len(t.text) >= 20 and not t.attachments and len(t.text) <= 400
+            ]
         # An imported note: any sentence, whatever its position, so that the sentences
         # asked for are not of one kind (a note's early history, say) and the wrong
         # options of another.

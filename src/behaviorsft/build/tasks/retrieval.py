@@ -129,8 +129,10 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         candidates = _value_distractors(ctx, f, end, k)
         # Each side of the true value separately, so that both can be filled with values
         # the record quotes: abnormal results have most of the record's numbers on one side.
-        below = [c for c in candidates if float(c.split()[0]) < f.value]
-        above = [c for c in candidates if float(c.split()[0]) > f.value]
+        value = f.value
+        assert value is not None
+        below = [c for c in candidates if float(c.split()[0]) < value]
+        above = [c for c in candidates if float(c.split()[0]) > value]
         pool = _balanced(
             grounded(_value_text(f), below, record, question, need=k),
             grounded(_value_text(f), above, record, question, need=k),
