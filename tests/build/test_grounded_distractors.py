@@ -245,3 +245,26 @@ def test_medec_options_are_whole_sentences(tmp_path, kb):
             body = o.text.strip('"')
             assert re.match(r"^[A-Z0-9].*[.!?:]$", body) and len(body.split()) >= 3, o.text
             assert not body.startswith("Summary:")
+
+
+@pytest.mark.shared_data
+def test_real_medec_offers_whole_sentences_and_no_error_at_guess_rate(shared_data, kb):
+    [path] = sorted((shared_data / "medec").glob("*.csv"))
+    tasks = []
+    for item in read(path):
+        assert item.error is None
+        rendered = render(item.case, kb, seed=0)
+        tasks += [
+            t
+            for t in case_tasks(item.case, rendered, kb, seed=0)
+            if t.task_type is T.EXPLICIT_ERROR_CORRECTION
+        ]
+    assert len(tasks) > 300
+    for t in tasks:
+        for o in t.options:
+            if o.text != NO_ERROR:
+                body = o.text[1:-1]  # the option quotes the sentence
+                assert re.match(r"^[A-Z0-9\"'(].*[.!?:]$", body), (t.id, o.text)
+                assert len(body.split()) >= 3, (t.id, o.text)
+    no_error = sum(t.answer_text == NO_ERROR for t in tasks) / len(tasks)
+    assert no_error <= 0.25, no_error  # it was 0.44: a reader always picking it beat chance
