@@ -9,8 +9,10 @@ Convention for the error annotation, so that the task builder can make
 ``explicit_error_correction`` tasks with a known answer (and restraint
 controls from the error-free vignettes):
 
-* section "Sentences": the ``Sentences`` column as given, one sentence per
-  line prefixed by its id ("0 A 24-year-old woman ...");
+* section "Sentences": the ``Sentences`` column, one sentence per line prefixed
+  by its id ("0 A 24-year-old woman ..."); where MEDEC split one sentence over
+  several lines ("6 Her pulse is" / "7 106/min and blood pressure is 102/73 mm" /
+  "8 Hg."), the pieces are joined on the first one's line (``join_fragments``);
 * section "MEDEC error annotation": a JSON object with ``error_flag`` (bool),
   ``error_type`` ("diagnosis", "management", "treatment", "pharmacotherapy",
   "causalOrganism"; null when there is no error), ``error_sentence_id`` (int,
@@ -23,6 +25,7 @@ Error-free vignettes (flag 0) are imported too; their annotation has
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -81,6 +84,45 @@ class MedecAnnotation(BaseModel):
             if missing:
                 raise ValueError(f"an error-flagged vignette needs {', '.join(missing)}")
         return self
+
+
+_TERMINAL = re.compile(r"[.!?:;]\s*$")
+# A line ending in one of these words stops mid-sentence ("Her pulse is", "... 102/73 mm").
+_OPEN_END = re.compile(
+    r"\b(is|are|was|were|of|and|or|with|without|to|at|in|on|by|for|from|a|an|the|mm|"
+    r"than|as|per)\s*$",
+    re.I,
+)
+
+
+def continues(previous: str, line: str) -> bool:
+    """Whether ``line`` carries on the sentence that ``previous`` left unfinished."""
+    previous, line = previous.strip(), line.strip()
+    if not previous or not line or _TERMINAL.search(previous):
+        return False
+    return bool(
+        re.match(r"[a-z(]", line)  # lower case: the sentence goes on
+        or re.fullmatch(r"\S{1,5}\.", line)  # a lone unit such as "Hg."
+        or _OPEN_END.search(previous)
+    )
+
+
+def join_fragments(lines: list[str]) -> list[tuple[int, str]]:
+    """Join the pieces of sentences split over several lines.
+
+    ``lines`` are the sentences in order; returns (index of the first piece, whole
+    sentence) for each. List lines (lab values, one per line) stay separate.
+    """
+    out: list[tuple[int, str]] = []
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if not text:
+            continue
+        if out and continues(out[-1][1], text):
+            out[-1] = (out[-1][0], f"{out[-1][1]} {text}")
+        else:
+            out.append((i, text))
+    return out
 
 
 def medec_annotation(case: Case) -> MedecAnnotation | None:
@@ -165,11 +207,22 @@ def _annotation(path: Path, line: int, row: dict[str, str]) -> MedecAnnotation |
         return error(path, line, column, first["msg"].removeprefix("Value error, "))
 
 
+def _joined(sentences: str) -> str:
+    """The Sentences column with split sentences joined (each on its first piece's id)."""
+    ids: list[str] = []
+    texts: list[str] = []
+    for line in sentences.splitlines():
+        sid, _, text = line.strip().partition(" ")
+        ids.append(sid)
+        texts.append(text)
+    return "\n".join(f"{ids[i]} {text}" for i, text in join_fragments(texts))
+
+
 def _case(
     path: Path, row: dict[str, str], rid: str, annotation: MedecAnnotation | None
 ) -> Imported:
     text = row["Text"].strip()
-    sentences = row.get("Sentences", "").replace("\r\n", "\n").strip()
+    sentences = _joined(row.get("Sentences", "").replace("\r\n", "\n").strip())
     sections = []
     if sentences:
         sections.append(Section(title=SENTENCES_TITLE, text=sentences))

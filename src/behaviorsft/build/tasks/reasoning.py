@@ -3,75 +3,194 @@ reasoning_differential_evolution."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
     _cap,
-    _sample,
     _unrelated,
-    kb_pools,
 )
+from behaviorsft.build.tasks.grounding import grounded, shown_words
 from behaviorsft.sources.synthetic import medication_text
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
 
 
+def _patient_findings(ctx: Ctx) -> list[str]:
+    """This patient's presenting symptoms and examination findings, as the record gives them."""
+    symptoms = [f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ")]
+    exam = [f.value_text for f in ctx.case.findings if f.kind == "exam" and f.value_text]
+    return symptoms + exam
+
+
 def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
+    """What the team cited against a differential, or what would make it reconsider one.
+
+    The options are what the discussion said (against each differential, and what would
+    favour the first) plus this patient's own symptoms or examination findings: every
+    option is in the record, and each kind of statement is the answer to some question,
+    so neither quoting the record nor the wording of an option points to the key.
+    """
     if ctx.cond is None or not ctx.cond.differentials or ctx.anchor("ddx") is None:
         return
     diffs = ctx.cond.differentials[:2]
-    d = ctx.rng.choice(diffs)
-    pools = kb_pools(ctx.kb)
-    own = [x.argues_against for x in diffs if x is not d]
-    pool = (
-        own
-        + [d.favoured_by]
-        # Other conditions' answers to this same question: each such text is right in its
-        # own cases, so "an argument against" read without the record points nowhere.
-        + _unrelated(_sample(ctx.rng, pools["asked_against"], 60), [d.argues_against])
-    )
-    end = ctx.anchor("ddx_discriminator") or ctx.anchor("ddx")
+    discriminator = ctx.anchor("ddx_discriminator")
+    end = discriminator or ctx.anchor("ddx")
     assert end is not None
+    said = [(f"what argued against {x.name.lower()}?", x.argues_against, x) for x in diffs]
+    if discriminator is not None:
+        x = diffs[0]
+        said.append(
+            (f"what did the attending say would favour {x.name.lower()}?", x.favoured_by, x)
+        )
+    ask, correct, d = ctx.rng.choice(said)
+    question = f"In the team's discussion, {ask}"
+    fixed = [text for _, text, _ in said if text != correct]
+    # This patient's symptoms and examination findings: the record gives them, and the
+    # team cited none of them for or against a differential. Anything sharing words with
+    # a discussion statement is left out, so no wrong option restates the right one.
+    n_options = max(4, len(said) + 1)
+    single = _unrelated(_patient_findings(ctx), [text for _, text, _ in said])
+    # Pairs too ("drowsiness and fetor hepaticus"), as long as the discussion's statements
+    # are, so that the longest option is not usually one of those.
+    findings = single + [f"{x} and {y}" for i, x in enumerate(single) for y in single[i + 1 :]]
+    pool = grounded(
+        correct,
+        findings,
+        shown_words(ctx, 0, end),
+        question,
+        need=n_options - 1 - len(fixed),
+    )
+    verb = "against" if correct == d.argues_against else "in favour of"
     yield Draft(
         task_type=T.DDX_REASONING,
         key="d0",
-        question=f"In the team's discussion, what argued against {d.name.lower()}?",
-        correct=_cap(d.argues_against),
+        question=question,
+        correct=_cap(correct),
         pool=[_cap(p) for p in pool],
-        # The hardest wrong answers: evidence *for* d, and what argued against the other one.
-        fixed=[_cap(p) for p in [d.favoured_by, *own][:2]],
-        rationale=f"Turn {ctx.anchor('ddx')}: the attending cites {d.argues_against} against "
-        f"{d.name}; {d.favoured_by} would instead favour it.",
+        fixed=[_cap(p) for p in fixed],
+        rationale=f"Turn {discriminator if verb == 'in favour of' else ctx.anchor('ddx')}: "
+        f"the attending cites {correct} {verb} {d.name}; the other options are said of "
+        "another differential or were not cited.",
         turn_start=0,
         turn_end=end,
+        n_options=n_options,
     )
 
 
+# History items that are not a diagnosis (an exposure, a drug, a demographic), so they
+# cannot stand among diagnoses as an option.
+_NOT_A_DIAGNOSIS = re.compile(
+    r"\d|\b(use|age|aged|sex|recent|previous|prior|exposure|therapy|drugs?|withdrawal|"
+    r"adherence|cessation|contact|diet|smoking|alcohol|residence|pregnancy|surgery|"
+    r"hospitali[sz]ation|travel|lines?|catheter|e\.g)\b",
+    re.I,
+)
+
+
+def _history_diagnoses(ctx: Ctx, drug: str) -> list[str]:
+    """This patient's documented history items that are diagnoses the drug does not treat."""
+    drug_ids = {d.id for d in ctx.kb.drugs.values() if d.name.lower() == drug.lower()}
+    drug_names = [d.name.lower().split(" (")[0] for d in ctx.kb.drugs.values()]
+    treats = [
+        c.name.lower()
+        for c in ctx.kb.conditions.values()
+        if any(t.drug in drug_ids for t in c.treatments.drugs)
+    ]
+    out = []
+    for fact in ctx.case.facts:
+        if not fact.startswith("History: "):
+            continue
+        item = re.sub(r" \([^)]*\)", "", fact[len("History: ") : -1])
+        low = item.lower()
+        if (
+            _NOT_A_DIAGNOSIS.search(item)
+            or any(low in t or t in low for t in treats)
+            or any(n in low for n in drug_names)
+        ):
+            continue
+        out.append(item)
+    return out
+
+
 def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
-    if ctx.cond is None or ctx.anchor("plan") is None:
+    """Connect a decision to its stated reason: the diagnosis a drug was started for, or
+    the diagnosis the attending set aside for a stated finding.
+
+    Every option is a diagnosis the record names: the working diagnosis, the two
+    differentials discussed, and one from the patient's history (never one the drug
+    treats) or, when the history has none, the next differential for this presentation.
+    The working diagnosis and each differential are each the answer to one of the
+    questions, so a diagnosis's name alone does not give the answer away.
+    """
+    if ctx.cond is None or ctx.anchor("plan") is None or ctx.anchor("ddx") is None:
         return
     plan = [m for m in ctx.case.medications if m.indication == ctx.cond.name]
-    if not plan:
+    diffs = ctx.cond.differentials[:2]
+    if not plan or len(diffs) < 2:
         return
     m = ctx.rng.choice(plan)
-    pools = kb_pools(ctx.kb)
-    diffs = [d.name for d in ctx.cond.differentials[:2]]
-    pool = diffs + [n for n in pools["names"] if n != ctx.cond.name]
     plan_turn = ctx.anchor("plan")
-    assert plan_turn is not None
+    ddx_turn = ctx.anchor("ddx")
+    assert plan_turn is not None and ddx_turn is not None
+    end = min(ctx.n_turns - 1, plan_turn + 1)
+    names = [ctx.cond.name, *(d.name for d in diffs)]
+    # A diagnosis from the history; failing that, the next differential the knowledge
+    # base gives for this presentation (plausible for this patient, though not discussed).
+    documented = _unrelated(_history_diagnoses(ctx, m.name), names)
+    history = documented or [d.name for d in ctx.cond.differentials[2:3]]
+    if not history:
+        return
+    record = shown_words(ctx, 0, end)
+    fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, history, record, names[0], need=1)))
+    asks = [
+        (
+            f"The team prescribed {m.name.lower()}. For which working diagnosis?",
+            ctx.cond.name,
+            f"Turn {ctx.anchor('diagnosis')} states the working diagnosis and turn "
+            f"{plan_turn} starts {medication_text(m)} for it.",
+        )
+    ] + [
+        (
+            f"Which diagnosis did the attending judge less likely, citing {d.argues_against}?",
+            d.name,
+            f"Turn {ddx_turn}: {d.name} is less likely given {d.argues_against}.",
+        )
+        for d in diffs
+    ]
+    if documented:
+        # The history item is the answer to a question too, so that no kind of option is
+        # only ever wrong: which condition predates the decision, rather than prompting it.
+        asks.append(
+            (
+                f"The team prescribed {m.name.lower()}. Which of these was a condition the "
+                "patient already had, rather than the reason for it?",
+                fourth,
+                f"Turn {ctx.anchor('history')}: the patient's history includes {fourth.lower()}; "
+                f"{m.name} was started for {ctx.cond.name} (turn {plan_turn}), and the "
+                "differentials were judged less likely.",
+            )
+        )
+    # The history item is usually the shortest option, so the answer would be the longest
+    # more often than a guess: ask less often about the longest option.
+    longest = max(len(n) for n in [*names, fourth])
+    weights = [0.6 if len(c) == longest else 1.0 for _, c, _ in asks]
+    question, correct, rationale = ctx.rng.choices(asks, weights)[0]
+    options = [*names, fourth]
     yield Draft(
         task_type=T.TREATMENT_DECISION,
         key="r0",
-        question=f"The team prescribed {m.name.lower()}. For which working diagnosis?",
-        correct=ctx.cond.name,
-        pool=pool,
-        rationale=f"Turn {ctx.anchor('diagnosis')} states the working diagnosis and turn "
-        f"{plan_turn} starts {medication_text(m)} for it.",
+        question=question,
+        correct=correct,
+        pool=[o for o in options if o != correct][-1:],
+        fixed=[o for o in options if o != correct][:-1],
+        rationale=rationale,
         turn_start=0,
-        turn_end=min(ctx.n_turns - 1, plan_turn + 1),
+        turn_end=end,
+        n_options=4,
     )
 
 
@@ -79,26 +198,49 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
 
 
 def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
+    """Which diagnosis should have led once the one new result came in.
+
+    Timepoint A is after the admission results (and the resident's comment on them),
+    timepoint B after the imaging report, so the report is the only new information.
+    The question lists the diagnoses in play (the working diagnosis and the first three
+    differentials the knowledge base gives for this presentation), numbered in random
+    order, and the options are the numbers: a diagnosis's name is the answer in its own
+    cases and a wrong option in others, so options naming it would let a reader of the
+    options alone learn which names tend to be right; numbers carry nothing, and
+    neither the record nor the options' wording singles one out: the findings do.
+    """
     if ctx.cond is None:
         return
-    a, b = ctx.anchor("exam"), ctx.anchor("imaging")
+    a = ctx.anchor("labs_comment") or ctx.anchor("labs")
+    b = ctx.anchor("imaging")
     imaging = next((f for f in ctx.case.findings if f.kind == "imaging"), None)
-    if a is None or b is None or imaging is None:
+    diffs = ctx.cond.differentials[:3]
+    if a is None or b is None or imaging is None or b <= a or len(diffs) < 3:
         return
-    correct = f"Towards {ctx.cond.name.lower()}, given {imaging.value_text}"
-    pool = [f"Towards {d.name.lower()}, given {d.favoured_by}" for d in ctx.cond.differentials]
-    other = [c for c in ctx.kb.conditions.values() if c.id != ctx.cond.id]
-    for c in other:
-        pool.append(f"Towards {c.name.lower()}, given {c.imaging[0].finding}")
+    names = [ctx.cond.name, *(d.name for d in diffs)]
+    order = list(range(len(names)))
+    ctx.rng.shuffle(order)  # order[i]: which name is listed as number i + 1
+    study = imaging.name.split(" (")[0]
+    listing = "; ".join(f"({i + 1}) {names[j].lower()}" for i, j in enumerate(order))
+    question = (
+        f"At turn {a} the admission results were in; turn {b} adds the {study} report. "
+        f"Of these diagnoses: {listing}, which should lead the differential after that report?"
+    )
+
+    def label(j: int) -> str:
+        return f"Diagnosis ({order.index(j) + 1})"
+
     yield Draft(
         task_type=T.REASONING_DIFFERENTIAL_EVOLUTION,
         key="e0",
-        question=f"Compare what was known after the examination (turn {a}) with what was known "
-        f"after turn {b}. Where should the differential have moved?",
-        correct=correct,
-        pool=pool,
-        rationale=f"Turn {b} adds {imaging.name}: {imaging.value_text}, which supports "
-        f"{ctx.cond.name}; the alternatives rest on findings this patient does not have.",
+        question=question,
+        correct=label(0),
+        pool=[label(j) for j in range(1, len(names))],
+        rationale=f"Turn {b} adds {imaging.name}: {imaging.value_text}. With the history, "
+        f"examination and admission results it supports {ctx.cond.name}, the team's "
+        "working diagnosis; " + ", ".join(d.name for d in diffs) + " rest on findings "
+        "this patient does not have.",
         turn_start=0,
         turn_end=b,
+        n_options=4,
     )

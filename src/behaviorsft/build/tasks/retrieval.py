@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 
-from behaviorsft.build.conversation import TIMELINE_SHOWN
+from behaviorsft.build.audit import words
+from behaviorsft.build.conversation import TIMELINE_SHOWN, format_finding_value
 from behaviorsft.build.tasks.common import (
     DEFAULT_OPTIONS,
     Ctx,
@@ -14,10 +15,86 @@ from behaviorsft.build.tasks.common import (
     _sample,
     _value_text,
 )
+from behaviorsft.build.tasks.grounding import (
+    decimals_of,
+    grounded,
+    share,
+    shown_values,
+    shown_words,
+)
 from behaviorsft.records import Finding
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
+
+
+def _when(f: Finding) -> str:
+    if f.time is not None:
+        return f"on {f.time.date().isoformat()}"
+    if f.kind == "vital" and f.day == 0:
+        return "at triage"
+    return f"on day {f.day:g}" if f.day is not None else "in the results shown"
+
+
+def _as_recorded(text: str) -> str:
+    number, sep, unit = text.partition(" ")
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return number + sep + unit
+
+
+def _with_unit(number: str, f: Finding) -> str:
+    return f"{number} {f.unit}" if f.unit else number
+
+
+def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
+    """Wrong values for ``f``, as plausible for its test and as present in the record as it.
+
+    First the same test on other days (the hardest wrong answer), then numbers the record
+    shows (other results, reference limits) that lie within the test's plausible spread of
+    the true value, then close invented values as a last resort (``grounded`` puts those
+    last, since the record does not quote them).
+    """
+    assert f.value is not None
+    others = [
+        _value_text(g)
+        for g in ctx.case.findings
+        if g.name == f.name and g is not f and g.value is not None and g.value != f.value
+    ]
+    ref = f.reference_range
+    spread = 0.25 * abs(f.value)
+    if ref is not None and ref.low is not None and ref.high is not None and ref.high > ref.low:
+        spread = (ref.high - ref.low) / 2
+    cap = 100.0 if f.unit == "%" else float("inf")
+    # Written with the right value's precision: a test reported to one decimal place
+    # should not offer a whole number (or a tenth) that only a wrong answer would have.
+    places = decimals_of(format_finding_value(f))
+    near: list[str] = []
+    for number in dict.fromkeys(shown_values(ctx, 0, end)):
+        v = float(number)
+        if (
+            decimals_of(number) == places
+            and v != f.value
+            and 0 < v <= cap
+            and abs(v - f.value) <= spread
+        ):
+            near.append(_with_unit(number, f))
+    ctx.rng.shuffle(near)
+    # Written as the record writes values (no trailing zero: "11", not "11.0"), since no
+    # right answer ever ends in ".0".
+    invented = [_as_recorded(v) for v in _near_values(f, ctx.rng, k)]
+    invented = [v for v in invented if v not in others]
+    return others + near + invented
+
+
+def _balanced(below: list[str], above: list[str], k: int, ctx: Ctx) -> list[str]:
+    """``k`` wrong values (each side in its order of preference), as many below the true
+    value as drawn uniformly from what the sides allow: else the right value sits in the
+    middle (or at one end) of the options more often than chance, which their lengths
+    give away."""
+    low, high = max(0, k - len(above)), min(k, len(below))
+    n_below = ctx.rng.randint(low, high) if low <= high else len(below)
+    return below[:n_below] + above[: k - n_below]
 
 
 def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
@@ -28,43 +105,76 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
     ]
     if not numeric:
         return
+    n_turns = ctx.n_turns
+    plans: dict[int, tuple[int, str, list[str]]] = {}  # id(finding) -> (end, question, pool)
+    n_options = {id(f): ctx.rng.choice((4, 5)) for f in numeric}
+    for f in numeric:
+        turn = ctx.rendered.finding_turns[(f.name, f.day)]
+        # Show the turns that report this test on other days too: those values are the
+        # hardest wrong answers, and only fair ones if the record shows them.
+        same = [
+            ctx.rendered.finding_turns[(g.name, g.day)]
+            for g in ctx.case.findings
+            if g.name == f.name and (g.name, g.day) in ctx.rendered.finding_turns
+        ]
+        end = min(n_turns - 1, max([turn + 2, *same]))
+        when = _when(f)
+        question = ctx.rng.choice(
+            (
+                f"What {f.name.lower()} was recorded {when}?",
+                f"According to the record, what was the {f.name.lower()} {when}?",
+            )
+        )
+        k = n_options[id(f)] - 1
+        record = shown_words(ctx, 0, end)
+        candidates = _value_distractors(ctx, f, end, k)
+        # Each side of the true value separately, so that both can be filled with values
+        # the record quotes: abnormal results have most of the record's numbers on one side.
+        value = f.value
+        assert value is not None
+        below = [c for c in candidates if float(c.split()[0]) < value]
+        above = [c for c in candidates if float(c.split()[0]) > value]
+        pool = _balanced(
+            grounded(_value_text(f), below, record, question, need=k),
+            grounded(_value_text(f), above, record, question, need=k),
+            k,
+            ctx,
+        )
+        plans[id(f)] = (end, question, pool)
+
+    def well_grounded(f: Finding) -> bool:
+        end, question, pool = plans[id(f)]
+        k = n_options[id(f)] - 1
+        record = shown_words(ctx, 0, end)
+        q = words(question)
+        target = share(_value_text(f), record, q)
+        return sum(share(p, record, q) == target for p in pool[:k]) >= k
+
+    # Ask about tests whose wrong values the record quotes as much as the right one;
+    # the others only when no such test is left.
     vitals = [f for f in numeric if f.kind == "vital"]
     labs = [f for f in numeric if f.kind != "vital"]
     picks: list[Finding] = []
     if vitals:
-        picks.append(ctx.rng.choice(vitals))
-    picks += _sample(ctx.rng, [f for f in labs if f not in picks], 3 - len(picks))
+        good = [f for f in vitals if well_grounded(f)]
+        picks.append(ctx.rng.choice(good or vitals))
+    rest = [f for f in labs if f not in picks]
+    good = [f for f in rest if well_grounded(f)]
+    picks += _sample(ctx.rng, good, 3 - len(picks))
+    picks += _sample(ctx.rng, [f for f in rest if f not in good], 3 - len(picks))
     for i, f in enumerate(picks):
         turn = ctx.rendered.finding_turns[(f.name, f.day)]
-        if f.time is not None:
-            when = f"on {f.time.date().isoformat()}"
-        elif f.kind == "vital" and f.day == 0:
-            when = "at triage"
-        else:
-            when = f"on day {f.day:g}" if f.day is not None else "in the results shown"
-        others = [
-            _value_text(g)
-            for g in ctx.case.findings
-            if g.name == f.name and g is not f and g.value is not None
-        ]
-        n_options = ctx.rng.choice((4, 5))
-        k = n_options - 1
+        end, question, pool = plans[id(f)]
         yield Draft(
             task_type=T.FACT_RETRIEVAL,
             key=f"f{i}",
-            question=ctx.rng.choice(
-                (
-                    f"What {f.name.lower()} was recorded {when}?",
-                    f"According to the record, what was the {f.name.lower()} {when}?",
-                )
-            ),
+            question=question,
             correct=_value_text(f),
-            # The same test on another day first (the hardest wrong answer), then close values.
-            pool=(others[:k] + [v for v in _near_values(f, ctx.rng, k) if v not in others])[:k],
-            rationale=f"Turn {turn} reports {f.name} {_value_text(f)} {when}.",
+            pool=pool[: n_options[id(f)] - 1],
+            rationale=f"Turn {turn} reports {f.name} {_value_text(f)} {_when(f)}.",
             turn_start=0,
-            turn_end=min(ctx.n_turns - 1, turn + 2),
-            n_options=n_options,
+            turn_end=end,
+            n_options=n_options[id(f)],
         )
 
 

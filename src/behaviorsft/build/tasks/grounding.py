@@ -1,0 +1,109 @@
+"""Grounded distractors: wrong options that the record quotes as much as the right one.
+
+A wrong option that appears nowhere in the record (another condition's finding, an
+invented value) gives the item away to anyone who picks "the option the record
+quotes"; a right option that is the only one missing from the record gives it away
+the other way. The helpers here draw candidates from the record a task shows and
+keep those whose words are as present in it as the key's, measured exactly as
+``behaviorsft.build.audit.record_match_hit`` measures it (content words of the
+option, less the question's, found anywhere in the turns shown).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from behaviorsft.bench import format_turns
+from behaviorsft.build.audit import words
+from behaviorsft.build.tasks.common import Ctx, _norm
+from behaviorsft.records import Conversation
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
+
+
+def shown_text(ctx: Ctx, start: int, end: int, excerpt: str | None = None) -> str:
+    """The record a task with this turn range (and excerpt) shows, as the audit reads it."""
+    text = format_turns(ctx.rendered.conversation, start, end)
+    return f"{text}\n\n{excerpt}" if excerpt else text
+
+
+def shown_words(ctx: Ctx, start: int, end: int, excerpt: str | None = None) -> set[str]:
+    """Content words of the record shown (cached per rendered conversation and range)."""
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end, excerpt)
+    hit = _SHOWN.get(key)
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_SHOWN) > 256:
+            _SHOWN.clear()
+        hit = _SHOWN[key] = (conv, words(shown_text(ctx, start, end, excerpt)))
+    return hit[1]
+
+
+_SHOWN: dict[tuple[int, int, int, str | None], tuple[Conversation, set[str]]] = {}
+
+
+def shown_values(ctx: Ctx, start: int, end: int) -> list[str]:
+    """Every number the turns shown state, as written: in what is said and in result cells.
+
+    Turn numbers and reference limits are left out: they are not measurements, and a
+    reference limit offered as a wrong value would be a recognisable round number.
+    """
+    out: list[str] = []
+    for turn in ctx.rendered.conversation.turns[start : end + 1]:
+        out += _NUMBER.findall(turn.text)
+        for a in turn.attachments:
+            cols = [c.lower() for c in a.columns]
+            keep = [i for i, c in enumerate(cols) if "reference" not in c and "range" not in c]
+            for row in a.rows:
+                for i in keep:
+                    if i < len(row):
+                        out += _NUMBER.findall(row[i])
+    return out
+
+
+def decimals_of(number: str) -> int:
+    """Decimal places as written ('3.50' -> 2, '12' -> 0)."""
+    return len(number.split(".", 1)[1]) if "." in number else 0
+
+
+def share(text: str, record: set[str], question: set[str]) -> float:
+    """Share of ``text``'s own content words (not the question's) found in the record.
+
+    0.5 when the text has no content word of its own, as the audit scores it.
+    """
+    own = words(text) - question
+    return len(own & record) / len(own) if own else 0.5
+
+
+def grounded(
+    correct: str,
+    candidates: Iterable[str],
+    record: set[str],
+    question: str,
+    *,
+    need: int,
+    tolerance: float = 0.0,
+) -> list[str]:
+    """Candidates quoted by the record as much as ``correct`` is, in the order given.
+
+    Distinct candidates (and none equal to ``correct``) whose share of words in the
+    record is within ``tolerance`` of the key's; if fewer than ``need`` qualify, the
+    nearest others fill up, so that an item is never short of options because of this
+    filter (the audit then shows how far it fell short).
+    """
+    q = words(question)
+    target = share(correct, record, q)
+    seen = {_norm(correct)}
+    scored: list[tuple[float, int, str]] = []
+    for i, c in enumerate(candidates):
+        n = _norm(c)
+        if not n or n in seen:
+            continue
+        seen.add(n)
+        scored.append((abs(share(c, record, q) - target), i, c))
+    close = [c for d, _, c in scored if d <= tolerance + 1e-9]
+    if len(close) >= need:
+        return close
+    rest = sorted((d, i, c) for d, i, c in scored if d > tolerance + 1e-9)
+    return close + [c for _, _, c in rest[: need - len(close)]]

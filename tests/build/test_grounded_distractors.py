@@ -1,0 +1,270 @@
+"""Distractors as grounded as the key: matching the record shown carries no signal.
+
+Regression bounds on a small synthetic build (chance + 0.10: looser than the audit's
+target of chance + 0.05 because of the sample size), and the specific defects: MEDEC
+fragments offered as options, missing-turn distractors spoken by another kind of person.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+
+import pytest
+
+from behaviorsft.bench import task_context_text
+from behaviorsft.build.audit import chance, record_match_hit, words
+from behaviorsft.build.conversation import render
+from behaviorsft.build.tasks import case_tasks
+from behaviorsft.build.tasks.integrity import _lay
+from behaviorsft.build.tasks.sources import NO_ERROR
+from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.medec import join_fragments, read
+from behaviorsft.sources.synthetic import kb_condition_id, synthesize_cases
+from behaviorsft.taxonomy import TaskType
+
+T = TaskType
+GROUNDED = (
+    T.FACT_RETRIEVAL,
+    T.DDX_REASONING,
+    T.TREATMENT_DECISION,
+    T.REASONING_DIFFERENTIAL_EVOLUTION,
+    T.INTEGRITY_MISSING_TURN_INFERENCE,
+)
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_kb()
+
+
+@pytest.fixture(scope="module")
+def built(kb):
+    out = []
+    for case in synthesize_cases(100, seed=11, kb=kb):
+        rendered = render(case, kb, seed=11)
+        tasks = [t for t in case_tasks(case, rendered, kb, seed=11) if t.task_type in GROUNDED]
+        out.append((case, rendered, tasks))
+    return out
+
+
+def _record(task, rendered) -> set[str]:
+    return words(task_context_text(task, rendered.conversation))
+
+
+# The missing turn is the one that follows from its neighbours, so the option the record
+# around the gap quotes most is often right: known gap (about chance + 0.17 on 600 cases);
+# choosing only turns whose wrong options are quoted as much removes it but lets a reader
+# of the options alone learn which kinds of turn are asked about.
+_MISSING_TURN_GAP = pytest.mark.xfail(
+    strict=True, reason="missing-turn record-match: the answer echoes its neighbours"
+)
+
+
+@pytest.mark.parametrize(
+    "ttype",
+    [
+        pytest.param(t, marks=_MISSING_TURN_GAP) if t is T.INTEGRITY_MISSING_TURN_INFERENCE else t
+        for t in GROUNDED
+    ],
+    ids=lambda t: t.value,
+)
+def test_record_match_is_near_chance_both_ways(built, ttype):
+    rows = [(t, r) for _, r, ts in built for t in ts if t.task_type is ttype]
+    assert len(rows) >= 60, len(rows)
+    ch = sum(chance(t) for t, _ in rows) / len(rows)
+    most = sum(record_match_hit(t, _record(t, r)) for t, r in rows) / len(rows)
+    fewest = sum(record_match_hit(t, _record(t, r), most=False) for t, r in rows) / len(rows)
+    assert most <= ch + 0.10, (ttype, ch, most)
+    assert fewest <= ch + 0.10, (ttype, ch, fewest)
+
+
+def test_fact_retrieval_wrong_values_are_written_as_the_record_writes_values(built):
+    n = 0
+    for case, _, ts in built:
+        for t in ts:
+            if t.task_type is not T.FACT_RETRIEVAL:
+                continue
+            number, _, unit = t.answer_text.partition(" ")
+            places = len(number.split(".")[1]) if "." in number else 0
+            name = re.match(
+                r"(?:What|According to the record, what was the) (.+?) (?:was |on |at )", t.question
+            )[1]
+            # the same test on other days is offered as the record writes it
+            same_test = {f.value for f in case.findings if f.name.lower() == name}
+            for o in t.options:
+                value, _, u = o.text.partition(" ")
+                assert u == unit, t.id
+                # no more decimals than the right value, and none a right value never has
+                # (a trailing zero: the record writes 11, not 11.0)
+                own = len(value.split(".")[1]) if "." in value else 0
+                assert float(value) in same_test or own <= places, (t.id, o.text)
+                assert not re.search(r"\.\d*0$", value), (t.id, o.text)
+                n += 1
+    assert n > 0
+
+
+def test_missing_turn_distractors_are_spoken_by_the_same_role(built):
+    same = kind = total = 0
+    for _, rendered, ts in built:
+        turns = rendered.conversation.turns
+        by_text = defaultdict(list)
+        for x in turns:
+            by_text[x.text].append(x)
+        for t in ts:
+            if t.task_type is not T.INTEGRITY_MISSING_TURN_INFERENCE:
+                continue
+            missing = turns[int(t.question.split()[1])]
+            assert missing.text == t.answer_text
+            for o in t.options:
+                if o.label == t.answer:
+                    continue
+                speakers = by_text[o.text]
+                assert speakers, (t.id, o.text)  # every wrong option is a turn of this record
+                total += 1
+                same += any(x.role == missing.role for x in speakers)
+                kind += any(_lay(x.role) == _lay(missing.role) for x in speakers)
+    assert total > 0
+    assert kind == total  # never a patient's line offered for a clinician, or the reverse
+    # The same role where the conversation has enough of its turns (a patient has five
+    # or six, mostly shown around the gap; a relative one): measured 0.3.
+    assert same / total >= 0.25, same / total
+
+
+def test_treatment_options_are_diagnoses_the_record_names(built, kb):
+    n = 0
+    for case, rendered, ts in built:
+        cond = kb.condition(kb_condition_id(case))
+        for t in ts:
+            if t.task_type is not T.TREATMENT_DECISION:
+                continue
+            record = task_context_text(t, rendered.conversation).lower()
+            names = {cond.name, *(d.name for d in cond.differentials[:3])}
+            for o in t.options:
+                assert o.text.lower() in record or o.text in names, (t.id, o.text)
+            if "already had" in t.question:  # the history item, not the reason
+                assert t.answer_text not in names and t.answer_text.lower() in record
+            elif t.question.startswith("The team prescribed"):
+                assert t.answer_text == cond.name
+            else:
+                assert t.answer_text in {d.name for d in cond.differentials[:2]}
+            n += 1
+    assert n >= 60
+
+
+def test_differential_evolution_numbers_the_candidates_and_keys_the_working_diagnosis(built, kb):
+    for case, _, ts in built:
+        cond = kb.condition(kb_condition_id(case))
+        for t in ts:
+            if t.task_type is not T.REASONING_DIFFERENTIAL_EVOLUTION:
+                continue
+            listed = dict(re.findall(r"\((\d)\) ([^;]+?)(?:;|, which)", t.question))
+            number = re.fullmatch(r"Diagnosis \((\d)\)", t.answer_text)[1]
+            assert listed[number] == cond.name.lower()
+            assert sorted(o.text for o in t.options) == [f"Diagnosis ({i})" for i in "1234"]
+
+
+def test_ddx_options_are_in_the_record(built):
+    for _, rendered, ts in built:
+        for t in ts:
+            if t.task_type is T.DDX_REASONING:
+                record = _record(t, rendered)
+                for o in t.options:
+                    assert words(o.text) <= record, (t.id, o.text)
+
+
+# ----------------------------------------------------------------------------- MEDEC
+
+
+def test_split_sentences_are_joined():
+    pieces = [
+        "Culture tests indicate Neisseria gonorrhoeae.",
+        "Her pulse is",
+        "106/min and blood pressure is 102/73 mm",
+        "Hg.",
+        "Laboratory studies show:",
+        "Hemoglobin 14.6 g/dL",
+        "Leukocyte count 11,100/mm3",
+    ]
+    assert join_fragments(pieces) == [
+        (0, "Culture tests indicate Neisseria gonorrhoeae."),
+        (1, "Her pulse is 106/min and blood pressure is 102/73 mm Hg."),
+        (4, "Laboratory studies show:"),
+        (5, "Hemoglobin 14.6 g/dL"),
+        (6, "Leukocyte count 11,100/mm3"),
+    ]
+
+
+def _medec_csv(path, rows):
+    cols = [
+        "Text ID",
+        "Text",
+        "Sentences",
+        "Error Flag",
+        "Error Type",
+        "Error Sentence ID",
+        "Error Sentence",
+        "Corrected Sentence",
+        "Corrected Text",
+    ]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        w.writerows(rows)
+
+
+def test_medec_options_are_whole_sentences(tmp_path, kb):
+    lines = [
+        "A 24-year-old woman comes to the emergency department with headaches.",
+        "During this time, she has also had recurrent dizziness and palpitations.",
+        "She has no history of major medical illness.",
+        "Her pulse is",
+        "106/min and blood pressure is 102/73 mm",
+        "Hg.",
+        "Physical examination shows facial flushing and profuse sweating.",
+        "Culture tests indicate Neisseria gonorrhoeae.",
+    ]
+    text = " ".join(lines)
+    sentences = "\n".join(f"{i} {s}" for i, s in enumerate(lines))
+    err = "Culture tests indicate Neisseria gonorrhoeae."
+    fixed = "Culture tests indicate Trichomonas vaginalis."
+    path = tmp_path / "medec.csv"
+    _medec_csv(path, [["ms-val-0", text, sentences, "1", "causalOrganism", "7", err, fixed, ""]])
+    [item] = list(read(path))
+    rendered = render(item.case, kb, seed=0)
+    assert "Hg." not in [t.text for t in rendered.conversation.turns]
+    [task] = [
+        t
+        for t in case_tasks(item.case, rendered, kb, seed=0)
+        if t.task_type is T.EXPLICIT_ERROR_CORRECTION
+    ]
+    assert task.answer_text == f'"{err}"'
+    for o in task.options:
+        if o.text != NO_ERROR:
+            body = o.text.strip('"')
+            assert re.match(r"^[A-Z0-9].*[.!?:]$", body) and len(body.split()) >= 3, o.text
+            assert not body.startswith("Summary:")
+
+
+@pytest.mark.shared_data
+def test_real_medec_offers_whole_sentences_and_no_error_at_guess_rate(shared_data, kb):
+    [path] = sorted((shared_data / "medec").glob("*.csv"))
+    tasks = []
+    for item in read(path):
+        assert item.error is None
+        rendered = render(item.case, kb, seed=0)
+        tasks += [
+            t
+            for t in case_tasks(item.case, rendered, kb, seed=0)
+            if t.task_type is T.EXPLICIT_ERROR_CORRECTION
+        ]
+    assert len(tasks) > 300
+    for t in tasks:
+        for o in t.options:
+            if o.text != NO_ERROR:
+                body = o.text[1:-1]  # the option quotes the sentence
+                assert re.match(r"^[A-Z0-9\"'(].*[.!?:]$", body), (t.id, o.text)
+                assert len(body.split()) >= 3, (t.id, o.text)
+    no_error = sum(t.answer_text == NO_ERROR for t in tasks) / len(tasks)
+    assert no_error <= 0.25, no_error  # it was 0.44: a reader always picking it beat chance
