@@ -273,14 +273,14 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
         correct=seq(correct_order),
         pool=pool,
         rationale="In the order they happened: "
-        + "; ".join(f"{uniq[k]} ({_when(k, ctx.cond is not None)})" for k in chosen)
+        + "; ".join(f"{uniq[k]} ({_event_when(k, ctx.cond is not None)})" for k in chosen)
         + ".",
         turn_start=0,
         turn_end=ctx.n_turns - 1,
     )
 
 
-def _when(key: tuple[float, int], synthetic: bool) -> str:
+def _event_when(key: tuple[float, int], synthetic: bool) -> str:
     if not synthetic:
         return date.fromordinal(int(key[0])).isoformat()
     return f"day {key[0]:g}"
