@@ -67,6 +67,9 @@ CHUNK = 32
 # Progress of an in-place build (cases file inside the bench folder); not *.jsonl,
 # so `validate BENCH/` does not take it for a records file.
 BUILT_MARKER = ".behaviorsft.built"
+# Per case: the items its generators left out and why (summed into the manifest, so a
+# build killed and resumed counts exactly what a clean build counts).
+DROPPED_FILE = ".behaviorsft.dropped.jsonl"
 # What `build` and the stages reading its output (audit, stats) leave in a bench;
 # `--fresh` removes them all.
 DOWNSTREAM = ("audit.json", "stats.json", "figures")
@@ -107,7 +110,7 @@ class BuildReport:
     failed: list[RecordError] = field(default_factory=list)  # valid cases that raised
     notes: list[str] = field(default_factory=list)
     # Items the generators left out because their key could not be verified against the
-    # record, by "<task type>: <reason>" (cases built by this run).
+    # record, by "<task type>: <reason>" (every case built in this folder, from DROPPED_FILE).
     dropped: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -308,7 +311,7 @@ def _atomic_write_lines(path: Path, lines: list[bytes]) -> None:
 
 def _clear(dest: Path, *, shared: bool, in_place: bool) -> None:
     """``--fresh``: remove what earlier builds and audit/stats wrote (never the input)."""
-    for name in (TASKS_FILE, *DOWNSTREAM, *([] if in_place else [CASES_FILE])):
+    for name in (TASKS_FILE, DROPPED_FILE, *DOWNSTREAM, *([] if in_place else [CASES_FILE])):
         target = dest / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -457,6 +460,7 @@ def _run(
     conv_w = JsonlWriter(dest / CONVERSATIONS_FILE, key="case_id")
     case_w = None if in_place else JsonlWriter(dest / CASES_FILE)
     mark_w = JsonlWriter(dest / BUILT_MARKER) if shared else None
+    drop_w = JsonlWriter(dest / DROPPED_FILE)
     if mark_w is not None:
         rendered = {
             obj["id"]
@@ -509,7 +513,8 @@ def _run(
                 cid = res["case_id"]
                 for tid, line in res["tasks"]:
                     report.new_tasks += task_w.write_line(tid, line)
-                report.dropped.update(res["dropped"])
+                # Before the writes that mark the case finished (conversation, case).
+                drop_w.write_line(cid, json.dumps({"id": cid, "dropped": res["dropped"]}))
                 if mark_w is not None:
                     mark_w.write_line(cid, json.dumps({"id": cid, "rendered": res["rendered"]}))
                 conv_w.write_line(cid, res["conversation"])
@@ -522,12 +527,16 @@ def _run(
             pool.close()
             pool.join()
     finally:
-        for w in (task_w, conv_w, case_w, mark_w):
+        for w in (task_w, conv_w, case_w, mark_w, drop_w):
             if w is not None:
                 w.close()
     report.errors.sort(key=lambda e: e.line)
     # In place, the marker tells; otherwise BENCH/cases.jsonl counts (as before).
     report.cases = len(case_w) if case_w is not None else sum(finished(cid) for cid in set(splits))
+    built = {cid for cid in splits if finished(cid)}
+    for _, obj, _, _ in scan_jsonl(drop_w.path, None, key=None):
+        if isinstance(obj, dict) and obj.get("id") in built:
+            report.dropped.update(obj.get("dropped") or {})
     return report
 
 
@@ -539,9 +548,8 @@ def _finish_manifest(dest: Path, manifest: Any, report: BuildReport) -> None:
     }
     for name, (rtype, count) in files.items():
         manifest.files[name] = FileInfo(record_type=rtype, count=count)
-    # Verified-key drops accumulate over resumed runs (each run counts the cases it built).
-    dropped = Counter({k: v for k, v in manifest.counts.items() if k.startswith("dropped.")})
-    dropped.update({f"dropped.{k}": v for k, v in report.dropped.items()})
+    # Verified-key drops of every case built so far (this run's and earlier runs').
+    dropped = {f"dropped.{k}": v for k, v in report.dropped.items()}
     manifest.counts = {
         **{f"split.{k}": v for k, v in report.splits.items()},
         **{f"restraint_controls.{k}": v for k, v in report.controls.items() if v},
