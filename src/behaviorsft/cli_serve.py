@@ -106,6 +106,10 @@ def serve_cmd(
         err_console.print(
             "warning: require_jwt is false: calls are NOT authenticated", markup=False
         )
+    if settings.torch_threads is not None and settings.model.startswith("hf/"):
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     try:
         loaded = load_model(settings.model, base_url=settings.base_url, **options)
     except (ValueError, TypeError, OSError, ImportError) as exc:

@@ -6,9 +6,11 @@ under uvicorn. The service log names patients only by their salted hash.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -153,6 +155,11 @@ def create_app(
     except ValueError:
         model_name, adapter = agent.name, None
     model_version = settings.model_version or __version__
+    # SQLite has one writer at a time: queueing writers here is fair and fast, where
+    # SQLite's own busy handler sleeps with back-off. Other databases need no lock.
+    write_lock: Any = (
+        threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    )
 
     app = FastAPI(title="behaviorsft CDS Hooks service", version=__version__)
     app.state.settings = settings
@@ -268,7 +275,7 @@ def create_app(
             record_json=case.model_dump(mode="json") if settings.store_record else None,
         )
         # The response is built; it is returned only once its audit row is committed.
-        with Session(engine) as session, session.begin():
+        with write_lock, Session(engine) as session, session.begin():
             session.add(row)
         p_text = f"{reading.p_proactive:.3f}" if reading.p_proactive is not None else "n/a"
         log.info(
@@ -306,7 +313,7 @@ def create_app(
         for row in rows:
             # One transaction per item: a replayed item is a duplicate, not a failure.
             try:
-                with Session(engine) as session, session.begin():
+                with write_lock, Session(engine) as session, session.begin():
                     dup = session.scalar(
                         select(Feedback.id).where(Feedback.dedupe_key == row.dedupe_key)
                     )

@@ -97,6 +97,12 @@ class ServeSettings(BaseModel):
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     indicator_tiers: IndicatorTiers = Field(default_factory=IndicatorTiers)
     max_new_tokens: int = Field(256, ge=1, description="Length limit of the agent's reply.")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="hf/ models on CPU: torch intra-op threads (default: torch's choice). "
+        "1 is fastest on a shared or small machine, where spinning threads compete.",
+    )
     service_url: str | None = Field(
         None,
         description="Public base URL of this service: the JWT `aud` is this plus the path "
