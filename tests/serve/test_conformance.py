@@ -189,7 +189,7 @@ def test_feedback_is_idempotent_and_linked(tmp_path: Path, keys: Keys, agent: Ag
     (row,) = _rows(client, Feedback)
     assert row.card_uuid == card and row.outcome == "overridden"
     assert row.override_code == "already-addressed" and row.override_display == "Already addressed"
-    accepted = {**item, "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}]}
+    accepted = {**item, "outcome": "accepted", "acceptedSuggestions": []}
     accepted.pop("overrideReason")
     client.post(fb, json={"feedback": [accepted]}, headers=_auth(keys, fb))
     assert len(_rows(client, Feedback)) == 2

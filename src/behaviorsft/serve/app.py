@@ -270,6 +270,7 @@ def create_app(
             card_uuid=card["uuid"] if card else None,
             indicator=card["indicator"] if card else None,
             summary=card["summary"] if card else None,
+            suggestion_uuids=[x["uuid"] for x in card.get("suggestions", [])] if card else None,
             latency_ms=latency_ms,
             error=reading.error,
             record_json=case.model_dump(mode="json") if settings.store_record else None,
@@ -339,10 +340,12 @@ def create_app(
                 card = item.get("card")
                 if not isinstance(card, str) or not card:
                     raise _HookError(400, f"{where}.card: missing")
-                known = session.scalar(
-                    select(HookCall.service_id).where(HookCall.card_uuid == card)
-                )
-                if known != service_id:
+                known = session.execute(
+                    select(HookCall.service_id, HookCall.suggestion_uuids).where(
+                        HookCall.card_uuid == card
+                    )
+                ).first()
+                if known is None or known[0] != service_id:
                     raise _HookError(404, f"{where}.card: {card} is not a card of {service_id}")
                 outcome = item.get("outcome")
                 if outcome not in OUTCOMES:
@@ -353,6 +356,17 @@ def create_app(
                 ):
                     raise _HookError(400, f"{where}.acceptedSuggestions: a list of {{'id': ...}}")
                 ids = sorted(a["id"] for a in accepted)
+                unknown = set(ids) - set(known[1] or [])
+                if unknown:
+                    raise _HookError(
+                        400,
+                        f"{where}.acceptedSuggestions: {sorted(unknown)} are not suggestions "
+                        "of this card",
+                    )
+                if outcome == "overridden" and ids:
+                    raise _HookError(
+                        400, f"{where}: an overridden card has no accepted suggestions"
+                    )
                 code = display = None
                 reason = item.get("overrideReason")
                 if reason is not None:

@@ -65,6 +65,7 @@ class HookCall(Base):
     card_uuid: Mapped[str | None] = mapped_column(String(36), unique=True)
     indicator: Mapped[str | None] = mapped_column(String(16))
     summary: Mapped[str | None] = mapped_column(String(140))
+    suggestion_uuids: Mapped[list[str] | None] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     record_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
