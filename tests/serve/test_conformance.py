@@ -355,3 +355,17 @@ def test_bad_requests_name_the_field(tmp_path: Path, keys: Keys, agent: Agent) -
         "/cds-services/nope", json=hook_request(), headers=_auth(keys, "/cds-services/nope")
     )
     assert resp.status_code == 404
+
+
+def test_a_bad_record_is_400_and_its_content_is_not_logged(
+    tmp_path: Path, keys: Keys, agent: Agent, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _client(tmp_path, keys, agent)
+    body = hook_request()
+    body["prefetch"]["patient"] = {"resourceType": "Patient", "id": "p1", "birthDate": "Zorblax-7"}
+    with caplog.at_level("INFO", logger="behaviorsft.serve"):
+        resp = client.post(ORDER, json=body, headers=_auth(keys, ORDER))
+    assert resp.status_code == 400 and "birthDate" in resp.json()["error"]
+    # Importer messages can quote record content: they go to the caller, not the log.
+    assert "birthDate" not in caplog.text and "Zorblax" not in caplog.text
+    assert "400" in caplog.text

@@ -51,9 +51,12 @@ _OVERRIDE_DISPLAY = {r["code"]: r["display"] for r in OVERRIDE_REASONS}
 
 
 class _HookError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """A refused call. ``phi``: the message may quote record content, so it is not logged."""
+
+    def __init__(self, status: int, message: str, *, phi: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.phi = phi
 
 
 class BodyLimit:
@@ -198,7 +201,8 @@ def create_app(
         try:
             return _hook(service_id, payload, t0)
         except _HookError as exc:
-            log.warning("%s: %d: %s", service_id, exc.status, exc)
+            shown = "(details returned to the caller, not logged)" if exc.phi else str(exc)
+            log.warning("%s: %d: %s", service_id, exc.status, shown)
             return _error(exc.status, str(exc))
 
     def discovery_has(service_id: str) -> bool:
@@ -236,7 +240,7 @@ def create_app(
         try:
             case = case_from_prefetch(instance, prefetch, draft)
         except RecordError as exc:
-            raise _HookError(400, f"prefetch: {exc}") from exc
+            raise _HookError(400, f"prefetch: {exc}", phi=True) from exc
         messages = build_messages(case, hook, draft)
         threshold = settings.threshold_for(service_id)
         reading = agent.read(messages, threshold=threshold, force=settings.force, key=instance)
