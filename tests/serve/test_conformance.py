@@ -369,3 +369,13 @@ def test_a_bad_record_is_400_and_its_content_is_not_logged(
     # Importer messages can quote record content: they go to the caller, not the log.
     assert "birthDate" not in caplog.text and "Zorblax" not in caplog.text
     assert "400" in caplog.text
+
+
+def test_the_record_is_stored_only_when_configured(
+    tmp_path: Path, keys: Keys, agent: Agent
+) -> None:
+    client = _client(tmp_path, keys, agent, force="reactive", store_record=True)
+    assert client.post(ORDER, json=hook_request(), headers=_auth(keys, ORDER)).status_code == 200
+    (row,) = _rows(client, HookCall)
+    assert row.record_json is not None and row.record_json["id"] == "fhir:pat-1"
+    assert [a["substance"] for a in row.record_json["allergies"]] == ["Penicillin"]
