@@ -1293,12 +1293,14 @@ def _register_stage_commands() -> None:
     from behaviorsft.cli_eval import register as register_eval
     from behaviorsft.cli_judge import register as register_judge
     from behaviorsft.cli_models import register as register_models
+    from behaviorsft.cli_serve import register as register_serve
     from behaviorsft.cli_train import register as register_train
 
     register_build_llm(app)
     register_eval(app)
     register_judge(app)
     register_models(app)
+    register_serve(app)
     register_train(app)
 
 

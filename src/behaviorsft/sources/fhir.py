@@ -204,6 +204,11 @@ def read(path: Path) -> Iterator[Imported]:
     except RecursionError:
         yield error(path, 1, "<file>", "not JSON: nested too deeply")
         return
+    yield from read_document(doc, path)
+
+
+def read_document(doc: object, path: Path) -> Iterator[Imported]:
+    """Import an already parsed Bundle (e.g. a CDS Hooks prefetch); ``path`` names its origin."""
     if not isinstance(doc, dict):
         yield error(
             path,
