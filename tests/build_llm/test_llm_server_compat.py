@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -161,3 +163,56 @@ def test_wrong_kind_or_empty_cases_are_input_errors(
         assert result.exit_code == ExitCode.INPUT_ERROR, result.output
         assert says in result.output
     assert llm_server.count == 0
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_nothing_listening_stops_the_build_at_once_and_records_no_failure(
+    llm_server: ScriptedLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: list[str] = []
+    post_once = OpenAICompatModel._post_once
+
+    async def counted(self: OpenAICompatModel, client: Any, body: dict[str, Any]) -> Any:
+        attempts.append(self.base_url)
+        return await post_once(self, client, body)
+
+    monkeypatch.setattr(OpenAICompatModel, "_post_once", counted)
+    # One case built while the server is up; then the server is not there.
+    cases = write_text_cases(tmp_path / "reports.jsonl", 6)
+    bench = tmp_path / "bench"
+    common = ["build", "--generator", "llm", "--cases", str(cases), "--out", str(bench)]
+    common += ["--model", "openai-compatible/scripted", "--concurrency", "4"]
+    common += ["--types", "fact_retrieval", "--verify", "off"]
+    up = ["--base-url", llm_server.base_url]
+    first = CliRunner().invoke(app, [*common, *up, "--max-cases", "1"])
+    assert first.exit_code == ExitCode.OK, first.output
+    tasks_before = (bench / "tasks.jsonl").read_bytes()
+    outcomes_before = (bench / "llm" / "outcomes.jsonl").read_bytes()
+    attempts.clear()
+
+    dead = f"http://127.0.0.1:{_closed_port()}/v1"
+    result = CliRunner().invoke(app, [*common, "--base-url", dead])
+    assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+    assert f"nothing answers at {dead}" in result.output
+    assert "Traceback" not in result.output
+    # Stopped at the first refused connection: no retries, not one try per case.
+    assert 1 <= len(attempts) <= 2, attempts
+    # Nothing recorded as failed; what was done before is untouched.
+    assert (bench / "tasks.jsonl").read_bytes() == tasks_before
+    assert (bench / "llm" / "outcomes.jsonl").read_bytes() == outcomes_before
+    for name in ("summaries.jsonl", "conversations.jsonl", "drafts.jsonl"):
+        path = bench / "llm" / name
+        assert not path.exists() or '"failed"' not in path.read_text(), name
+
+    # The server is back: the re-run builds the other five and keeps the first.
+    again = CliRunner().invoke(app, [*common, *up])
+    assert again.exit_code == ExitCode.OK, again.output
+    assert "6 cases completed, 0 failed" in again.output
+    outcomes = [json.loads(x) for x in (bench / "llm" / "outcomes.jsonl").read_text().splitlines()]
+    assert len(outcomes) == 6 and {o["status"] for o in outcomes} == {"completed"}
+    assert (bench / "tasks.jsonl").read_bytes().startswith(tasks_before)

@@ -400,6 +400,10 @@ def build_llm_bench(
             user_on_retry(label, attempt, reason, delay)
 
     options = {"concurrency": concurrency, **(model_options or {}), "on_retry": on_retry}
+    # A server that is not there stops the run at the first refused connection
+    # (EndpointUnreachableError), instead of every case retrying and being recorded
+    # as failed: nothing is written for it, so a re-run with the server up builds it.
+    options.setdefault("fail_fast", True)
     llm = _http_model(model, base_url, cache, api_key_env, json_schema, options)
     checker = (
         _http_model(
@@ -463,9 +467,15 @@ def build_llm_bench(
                     if progress is not None:
                         progress(counter["done"], total)
 
+            workers = [asyncio.create_task(worker()) for _ in range(slots)]
             try:
-                await asyncio.gather(*(worker() for _ in range(slots)))
+                await asyncio.gather(*workers)
             finally:
+                # One worker's error (nothing answers at the endpoint) stops the others
+                # at their next await: a stage record is only written after its reply.
+                for w in workers:
+                    w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
                 await llm.aclose()
                 if checker is not llm:
                     await checker.aclose()
