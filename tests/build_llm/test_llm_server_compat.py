@@ -216,3 +216,35 @@ def test_nothing_listening_stops_the_build_at_once_and_records_no_failure(
     outcomes = [json.loads(x) for x in (bench / "llm" / "outcomes.jsonl").read_text().splitlines()]
     assert len(outcomes) == 6 and {o["status"] for o in outcomes} == {"completed"}
     assert (bench / "tasks.jsonl").read_bytes().startswith(tasks_before)
+
+
+def test_format_rejected_after_json_schema_worked_is_told_by_the_reply_body(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    # The first request (json_schema) is answered, so the run keeps json_schema; from
+    # then on the server answers it as llama-cpp-python does: HTTP 500 whose body alone
+    # names the response format. Only that body tells it from a crash.
+    respond = llm_server._respond
+
+    def then_llama_cpp(body: dict[str, Any]) -> Any:
+        out = respond(body)
+        if out[0] == 200:
+            llm_server.llama_cpp_python = True
+        return out
+
+    llm_server._respond = then_llama_cpp  # type: ignore[method-assign]
+    rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.OK, output
+    assert "2 cases completed, 0 failed" in output
+    formats = [(b.get("response_format") or {}).get("type") for b in llm_server.requests]
+    assert formats[0] == "json_schema" and formats[-1] == "json_object"
+    assert "Input should be 'text' or 'json_object'" in output  # the note quotes the server
+    assert _reported_requests(output) == llm_server.count
+    # A 500 whose body does not name the format is a failure, not a format change.
+    llm_server.llama_cpp_python = False
+    llm_server._respond = respond  # type: ignore[method-assign]
+    llm_server.inject("summary", "500", times=10_000)
+    (tmp_path / "again").mkdir()
+    rc, output, _ = _build(llm_server, tmp_path / "again")
+    assert rc == ExitCode.PARTIAL, output
+    assert "upstream failed" in output and "json_object" not in output
