@@ -98,7 +98,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
     return ModelSpec(provider, rest, None)
 
 
-def _looks_local(name: str) -> bool:
+def looks_local(name: str) -> bool:
     """Whether a model or adapter name can only be a local path (not a hub id 'org/name')."""
     return (
         name.startswith(("/", ".", "~", "\\"))
@@ -124,7 +124,7 @@ def check_model_spec(spec: str) -> ModelSpec:
             path = Path(name).expanduser()
             if path.exists() and not path.is_dir():
                 raise ValueError(f"model {spec!r}: {what} {name}: not a folder")
-            if not path.exists() and _looks_local(name):
+            if not path.exists() and looks_local(name):
                 raise ValueError(f"model {spec!r}: {what} {name}: no such folder")
     return parsed
 
