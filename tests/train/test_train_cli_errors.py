@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,4 +35,21 @@ def test_train_input_errors_exit_2_and_write_nothing(
     assert rc == ExitCode.INPUT_ERROR, output
     assert says in output and "Traceback" not in output
     assert sum(ln.startswith("error:") for ln in output.splitlines()) == 1, output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("base", "says"),
+    [("./no-such-base", "./no-such-base: no such folder"), ("org/not-here", "org/not-here")],
+    ids=["local-base-path", "hub-id-offline"],
+)
+def test_merge_with_a_base_that_cannot_load_exits_2(tmp_path: Path, base: str, says: str) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+    out = tmp_path / "merged"
+    result = CliRunner().invoke(app, ["merge", str(adapter), "--out", str(out)])
+    assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
     assert not out.exists()
