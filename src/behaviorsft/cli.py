@@ -1298,12 +1298,13 @@ def demo(
 
 def _check_demo_model(config: Any) -> None:
     """What can be checked of the demo's model before any step: a path, backend options."""
-    from behaviorsft.models import load_model, looks_local
+    from behaviorsft.models import check_model_folder, load_model
 
     if config.kind == "hf":
-        name = config.base_model
-        if not Path(name).expanduser().exists() and looks_local(name):
-            raise typer.BadParameter(f"{name}: no such folder", param_hint="--model")
+        try:
+            check_model_folder(config.base_model)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--model") from None
     elif config.kind == "api":
         try:  # builds the HTTP client only (no request): unknown options fail here
             load_model(config.model, base_url=config.base_url, **config.model_options).close()

@@ -53,3 +53,21 @@ def test_merge_with_a_base_that_cannot_load_exits_2(tmp_path: Path, base: str, s
     assert says in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [("./no-such-model", "./no-such-model: no such folder"), ("org/not-here", "org/not-here")],
+    ids=["local-path", "hub-id-offline"],
+)
+def test_sft_data_with_a_tokenizer_that_cannot_load_exits_2(
+    small_bench: Path, tmp_path: Path, model: str, says: str
+) -> None:
+    out = tmp_path / "sft"
+    result = CliRunner().invoke(
+        app, ["sft-data", "--bench", str(small_bench), "--out", str(out), "--model", model]
+    )
+    assert result.exit_code == ExitCode.INPUT_ERROR, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not out.exists()

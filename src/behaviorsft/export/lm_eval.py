@@ -196,15 +196,14 @@ def _load_tokenizer(name: str) -> Any:
     """The tokenizer of a model folder or hub id; ValueError (one line) when it cannot load."""
     from transformers import AutoTokenizer
 
-    from behaviorsft.models import looks_local
+    from behaviorsft.models import check_model_folder, load_error_line
 
-    if not Path(name).expanduser().exists() and looks_local(name):
-        raise ValueError(f"--chat-template {name}: no such folder")
+    check_model_folder(name, "--chat-template")
     try:
         return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"--chat-template {name}: cannot load its tokenizer ({first})") from None
+        why = load_error_line(exc)
+        raise ValueError(f"--chat-template {name}: cannot load its tokenizer ({why})") from None
 
 
 def export_lm_eval(

@@ -108,6 +108,17 @@ def looks_local(name: str) -> bool:
     )
 
 
+def check_model_folder(name: str, what: str = "model") -> None:
+    """ValueError when ``name`` can only be a local path (``./x``, ``/m/x``) and is no folder."""
+    if not Path(name).expanduser().exists() and looks_local(name):
+        raise ValueError(f"{what} {name}: no such folder")
+
+
+def load_error_line(exc: BaseException) -> str:
+    """The first line of a model-loading error (transformers words them as paragraphs)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def check_model_spec(spec: str) -> ModelSpec:
     """Parse ``spec`` and check what can be checked without loading anything.
 

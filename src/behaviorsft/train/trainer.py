@@ -104,13 +104,12 @@ def _check_resume(config: TrainConfig, out: Path, resume: bool) -> None:
 
 def _check_inputs(config: TrainConfig) -> None:
     """What can be checked before anything is loaded or written: the bench and a model path."""
-    from behaviorsft.models import looks_local
+    from behaviorsft.models import check_model_folder
 
     tasks = Path(config.bench) / TASKS_FILE
     if not tasks.is_file():
         raise FileNotFoundError(f"{config.bench}: not a BENCH folder (no {TASKS_FILE})")
-    if not Path(config.model).expanduser().exists() and looks_local(config.model):
-        raise ConfigError(f"model {config.model}: no such folder")
+    check_model_folder(config.model)
 
 
 def _model_dtype(precision: str) -> Any:
@@ -125,13 +124,15 @@ def load_base(config: TrainConfig, precision: str) -> tuple[Any, Any]:
     """The tokenizer and the base model named by ``config.model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from behaviorsft.models import load_error_line
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             config.model, trust_remote_code=config.trust_remote_code
         )
     except OSError as exc:  # no such hub id, no network, not a model folder
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrainError(f"model {config.model}: cannot be loaded ({first})") from None
+        why = load_error_line(exc)
+        raise TrainError(f"model {config.model}: cannot be loaded ({why})") from None
     kwargs: dict[str, Any] = {
         "dtype": _model_dtype(precision),
         "trust_remote_code": config.trust_remote_code,
