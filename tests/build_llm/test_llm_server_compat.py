@@ -248,3 +248,17 @@ def test_format_rejected_after_json_schema_worked_is_told_by_the_reply_body(
     rc, output, _ = _build(llm_server, tmp_path / "again")
     assert rc == ExitCode.PARTIAL, output
     assert "upstream failed" in output and "json_object" not in output
+
+
+def test_second_writer_of_the_bench_stops_at_once(llm_server: ScriptedLLM, tmp_path: Path) -> None:
+    from behaviorsft.store import FolderLock
+
+    bench = tmp_path / "bench"
+    with FolderLock(bench):  # another build is writing this folder
+        rc, output, _ = _build(llm_server, tmp_path)
+    assert rc == ExitCode.BUSY, output
+    assert "Traceback" not in output and str(bench) in output
+    assert llm_server.count == 0
+    assert sorted(p.name for p in bench.iterdir()) == [".behaviorsft.lock"]
+    rc, output, _ = _build(llm_server, tmp_path)  # once it is done, this one may write
+    assert rc == ExitCode.OK, output
