@@ -52,6 +52,7 @@ def run_build_llm(
     """The body of ``build-llm`` (also run by ``build --generator llm``)."""
     from behaviorsft.build.llm.client import Prices
     from behaviorsft.build.llm.pipeline import VERIFY_POLICIES, build_llm_bench
+    from behaviorsft.build.pipeline import BuildRefused
     from behaviorsft.models.openai_compat import EndpointUnreachableError
     from behaviorsft.store import FolderBusyError
     from behaviorsft.taxonomy import TaskType
@@ -99,6 +100,9 @@ def run_build_llm(
                 max_reasks=max_reasks,
                 model_options={"timeout_s": timeout, "max_retries": max_retries},
             )
+    except BuildRefused as exc:  # an existing folder made with other options
+        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise exit_with(ExitCode.REFUSED) from None
     except FolderBusyError as exc:
         err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
         raise exit_with(ExitCode.BUSY) from None

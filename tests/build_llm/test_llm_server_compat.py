@@ -262,3 +262,31 @@ def test_second_writer_of_the_bench_stops_at_once(llm_server: ScriptedLLM, tmp_p
     assert sorted(p.name for p in bench.iterdir()) == [".behaviorsft.lock"]
     rc, output, _ = _build(llm_server, tmp_path)  # once it is done, this one may write
     assert rc == ExitCode.OK, output
+
+
+def test_resume_with_other_seed_or_types_is_refused(
+    llm_server: ScriptedLLM, tmp_path: Path
+) -> None:
+    rc, output, bench = _build(llm_server, tmp_path)
+    assert rc == ExitCode.OK, output
+    tasks = (bench / "tasks.jsonl").read_bytes()
+    manifest = (bench / "manifest.json").read_bytes()
+    sent = llm_server.count
+    common = ["build", "--generator", "llm", "--cases", str(tmp_path / "reports.jsonl")]
+    common += ["--out", str(bench), "--model", "openai-compatible/scripted"]
+    common += ["--base-url", llm_server.base_url, "--verify", "off"]
+    for changed, says in (
+        (["--types", "fact_retrieval", "--seed", "1"], "seed: 0"),
+        (["--types", "ddx_reasoning"], "types: ['fact_retrieval']"),
+    ):
+        result = CliRunner().invoke(app, [*common, *changed])
+        assert result.exit_code == ExitCode.REFUSED, result.output
+        assert says in result.output and "--fresh" in result.output
+        assert "Traceback" not in result.output
+        assert llm_server.count == sent
+        assert (bench / "tasks.jsonl").read_bytes() == tasks
+        assert (bench / "manifest.json").read_bytes() == manifest
+    again = CliRunner().invoke(
+        app, [*common, "--types", "fact_retrieval", "--seed", "1", "--fresh"]
+    )
+    assert again.exit_code == ExitCode.OK, again.output

@@ -60,11 +60,13 @@ from behaviorsft.models.openai_compat import OpenAICompatModel
 from behaviorsft.records import Case, Split, Task
 from behaviorsft.store import (
     KIND_NAMES,
+    MANIFEST_NAME,
     FileInfo,
     FolderLock,
     JsonlWriter,
     RecordError,
     Skipped,
+    changed_options,
     new_manifest,
     read_manifest,
     scan_jsonl,
@@ -372,12 +374,34 @@ def build_llm_bench(
         raise ValueError(f"verify: {verify!r}; use one of {', '.join(VERIFY_POLICIES)}")
     wanted = [TaskType(t) for t in types] if types else list(TaskType)
     dest = Path(out)
+    for spec in (model, verifier_model or model):
+        _check_http_spec(spec)
     _check_input_is_not_output(Path(cases), dest)
     if not fresh:
         read_manifest(dest)  # a corrupt manifest stops the run here, not after every request
+    config: dict[str, Any] = {
+        "generator": "llm",
+        "cases": str(cases),
+        "model": model,
+        "base_url": base_url,
+        "verifier_model": verifier_model or model,
+        "concurrency": concurrency,
+        "types": [t.value for t in wanted] if types else "all",
+        "max_cases": max_cases,
+        "verify": verify,
+        "options_only_check": options_only_check,
+        "seed": seed,
+        "json_schema": json_schema,
+        "max_reasks": max_reasks,
+        "proportions": list(proportions),
+        "prices_usd_per_1m": (prices or Prices()).model_dump(),
+        "prompts": prompt_versions(),
+    }
     # One writer per BENCH folder: a second build into it stops here (FolderBusyError)
     # instead of writing every task again.
     with FolderLock(dest):
+        if not fresh:
+            _check_resume(dest, config)
         cache = Path(cache_dir) if cache_dir is not None else dest / LLM_DIR / "cache"
         all_cases, input_errors = load_input_cases(cases)
         if not all_cases:
@@ -388,6 +412,7 @@ def build_llm_bench(
             )
         selected = all_cases[:max_cases] if max_cases is not None else all_cases
         splits = assign_splits([c.id for c in selected], seed=seed, proportions=proportions)
+        _start_manifest(dest, config, fresh=fresh, seed=seed)
 
         report = LLMBuildReport(input_errors=input_errors)
 
@@ -507,26 +532,40 @@ def build_llm_bench(
             report,
             fresh=fresh,
             seed=seed,
-            config={
-                "generator": "llm",
-                "cases": str(cases),
-                "model": model,
-                "base_url": base_url,
-                "verifier_model": verifier_model or model,
-                "concurrency": concurrency,
-                "types": [t.value for t in wanted] if types else "all",
-                "max_cases": max_cases,
-                "verify": verify,
-                "options_only_check": options_only_check,
-                "seed": seed,
-                "json_schema": json_schema,
-                "max_reasks": max_reasks,
-                "proportions": list(proportions),
-                "prices_usd_per_1m": (prices or Prices()).model_dump(),
-                "prompts": prompt_versions(),
-            },
+            config=config,
         )
         return report
+
+
+# Options whose change would mix two different builds in one folder. (``verify`` may
+# change: each run applies its own policy to the stored verification records.)
+RESUME_KEYS = ("generator", "seed", "types", "proportions", "model", "verifier_model")
+
+
+def _check_resume(dest: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume a BENCH folder built with other options (BuildRefused)."""
+    from behaviorsft.build.pipeline import BuildRefused
+
+    old = read_manifest(dest)
+    if old is None or old.stage != "build":
+        return
+    diffs = changed_options(dest / MANIFEST_NAME, config, RESUME_KEYS, section="config")
+    if diffs:
+        raise BuildRefused(
+            f"{dest} was built with other options ({diffs}); resuming would mix the two. "
+            "Re-run with the same options, or add --fresh to start over"
+        )
+
+
+def _start_manifest(dest: Path, config: dict[str, Any], *, fresh: bool, seed: int) -> None:
+    """Record the options before the first record is written, so a killed build is checked."""
+    if not fresh and read_manifest(dest) is not None:
+        return
+    manifest = new_manifest("build")
+    manifest.seeds = [seed]
+    manifest.config = config
+    manifest.notes = ["llm build started; its counts are written when a run finishes"]
+    write_manifest(dest, manifest)
 
 
 def _check_input_is_not_output(cases: Path, dest: Path) -> None:
@@ -542,6 +581,15 @@ def _check_input_is_not_output(cases: Path, dest: Path) -> None:
             )
 
 
+def _check_http_spec(spec: str) -> None:
+    if not spec.startswith(("openai/", "openai-compatible/")):
+        raise ValueError(
+            f"model {spec!r}: the LLM builder talks to an HTTP chat endpoint; use openai/<name> "
+            "or openai-compatible/<name> with --base-url (serve local weights with "
+            "`vllm serve <model>` and pass --base-url http://localhost:8000/v1)"
+        )
+
+
 def _http_model(
     spec: str,
     base_url: str | None,
@@ -550,12 +598,7 @@ def _http_model(
     json_schema: bool,
     options: dict[str, Any],
 ) -> OpenAICompatModel:
-    if not spec.startswith(("openai/", "openai-compatible/")):
-        raise ValueError(
-            f"model {spec!r}: the LLM builder talks to an HTTP chat endpoint; use openai/<name> "
-            "or openai-compatible/<name> with --base-url (serve local weights with "
-            "`vllm serve <model>` and pass --base-url http://localhost:8000/v1)"
-        )
+    _check_http_spec(spec)
     m = load_model(
         spec,
         base_url=base_url,
