@@ -278,6 +278,8 @@ def test_resume_with_other_seed_or_types_is_refused(
     for changed, says in (
         (["--types", "fact_retrieval", "--seed", "1"], "seed: 0"),
         (["--types", "ddx_reasoning"], "types: ['fact_retrieval']"),
+        # Finished cases keep the old policy's tasks: the bench would mix two policies.
+        (["--types", "fact_retrieval", "--verify", "flag"], "verify: 'off'"),
     ):
         result = CliRunner().invoke(app, [*common, *changed])
         assert result.exit_code == ExitCode.REFUSED, result.output

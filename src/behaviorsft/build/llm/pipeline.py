@@ -537,9 +537,18 @@ def build_llm_bench(
         return report
 
 
-# Options whose change would mix two different builds in one folder. (``verify`` may
-# change: each run applies its own policy to the stored verification records.)
-RESUME_KEYS = ("generator", "seed", "types", "proportions", "model", "verifier_model")
+# Options whose change would mix two different builds in one folder (the verification
+# policy too: finished cases keep the tasks the old policy kept).
+RESUME_KEYS = (
+    "generator",
+    "seed",
+    "types",
+    "proportions",
+    "model",
+    "verifier_model",
+    "verify",
+    "options_only_check",
+)
 
 
 def _check_resume(dest: Path, config: dict[str, Any]) -> None:
