@@ -183,3 +183,34 @@ def test_demo_refuses_models_it_cannot_train_or_call(tmp_path: Path) -> None:
     )
     assert res.exit_code != 0
     assert "trains an HF model" in res.output
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("extra", "says", "writes"),
+    [
+        (["--model", "./no-such-model"], "./no-such-model: no such folder", False),
+        (["--model", "openai-compatible/x", "--option", "colour=red"], "colour", False),
+        # Found at the evaluation step: the cases and bench made before it are kept.
+        (["--model", "openai-compatible/x", "--eval-limit", "2"], "nothing answers at", True),
+    ],
+    ids=["model-path", "unknown-option", "nothing-listening"],
+)
+def test_demo_input_errors_exit_2_in_one_line(
+    tmp_path: Path, extra: list[str], says: str, writes: bool
+) -> None:
+    out = tmp_path / "d"
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    args = ["demo", "--out", str(out), "--cases", "10", "--base-url", url, *extra]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert says in res.output and "Traceback" not in res.output
+    assert sum(ln.lower().startswith("error:") for ln in res.output.splitlines()) == 1, res.output
+    assert out.exists() == writes

@@ -39,7 +39,11 @@ class Bench:
         """Tasks of one split (``None`` or ``"all"``: every task)."""
         if name is None or name == "all":
             return list(self.tasks)
-        wanted = Split(name)
+        try:
+            wanted = Split(name)
+        except ValueError:
+            choices = ", ".join([*(s.value for s in Split), "all"])
+            raise ValueError(f"split {name!r}: choose one of {choices}") from None
         return [t for t in self.tasks if t.split == wanted]
 
     def conversation_for(self, task: Task) -> Conversation | None:

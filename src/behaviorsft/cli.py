@@ -1283,7 +1283,33 @@ def demo(
         raise typer.BadParameter(str(exc), param_hint="--model") from None
     if kind == "api" and model and model.startswith("openai-compatible/") and not base_url:
         raise typer.BadParameter("openai-compatible/ models need --base-url", param_hint="--model")
-    run_demo(config, fresh=fresh, console=console)
+    _check_demo_model(config)
+    from behaviorsft.models.openai_compat import EndpointUnreachableError
+    from behaviorsft.train.trainer import TrainError
+
+    try:
+        run_demo(config, fresh=fresh, console=console)
+    except (ValueError, FileNotFoundError, TrainError, EndpointUnreachableError) as exc:
+        # A step found the input wrong (a model that does not load, a server that is
+        # not there): one line; the steps finished before are kept for the re-run.
+        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise exit_with(ExitCode.INPUT_ERROR) from None
+
+
+def _check_demo_model(config: Any) -> None:
+    """What can be checked of the demo's model before any step: a path, backend options."""
+    from behaviorsft.models import check_model_folder, load_model
+
+    if config.kind == "hf":
+        try:
+            check_model_folder(config.base_model)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--model") from None
+    elif config.kind == "api":
+        try:  # builds the HTTP client only (no request): unknown options fail here
+            load_model(config.model, base_url=config.base_url, **config.model_options).close()
+        except (ValueError, TypeError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--model/--option") from None
 
 
 def _register_stage_commands() -> None:

@@ -52,6 +52,9 @@ def run_build_llm(
     """The body of ``build-llm`` (also run by ``build --generator llm``)."""
     from behaviorsft.build.llm.client import Prices
     from behaviorsft.build.llm.pipeline import VERIFY_POLICIES, build_llm_bench
+    from behaviorsft.build.pipeline import BuildRefused
+    from behaviorsft.models.openai_compat import EndpointUnreachableError
+    from behaviorsft.store import FolderBusyError
     from behaviorsft.taxonomy import TaskType
 
     if not cases.exists():
@@ -97,7 +100,15 @@ def run_build_llm(
                 max_reasks=max_reasks,
                 model_options={"timeout_s": timeout, "max_retries": max_retries},
             )
-    except ValueError as exc:  # configuration errors name their fix
+    except BuildRefused as exc:  # an existing folder made with other options
+        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise exit_with(ExitCode.REFUSED) from None
+    except FolderBusyError as exc:
+        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise exit_with(ExitCode.BUSY) from None
+    except (ValueError, EndpointUnreachableError) as exc:
+        # Configuration errors name their fix; a server that is not there stops the
+        # run before anything is recorded as failed (a re-run resumes).
         err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
         raise exit_with(ExitCode.INPUT_ERROR) from None
     for e in report.input_errors:

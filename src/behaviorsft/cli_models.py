@@ -10,6 +10,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from behaviorsft.exit_codes import ExitCode, exit_with
+
 console = Console()
 
 
@@ -51,7 +53,7 @@ def register(app: typer.Typer) -> None:
             )
         except (ValueError, FileExistsError) as e:
             console.print(f"error: {e}", style="red", markup=False, soft_wrap=True)
-            raise typer.Exit(code=1) from None
+            raise exit_with(ExitCode.INPUT_ERROR) from None
         console.print(
             f"wrote {result.n_docs} tasks ({len(result.task_types)} task types) to "
             f"{result.folder}; prompts: {result.rendering}",

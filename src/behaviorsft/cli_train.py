@@ -134,7 +134,14 @@ def register(app: typer.Typer) -> None:
             if model is not None:
                 from transformers import AutoTokenizer
 
-                tokenizer = AutoTokenizer.from_pretrained(model)
+                from behaviorsft.models import check_model_folder, load_error_line
+
+                check_model_folder(model, "--model")
+                try:
+                    tokenizer = AutoTokenizer.from_pretrained(model)
+                except OSError as exc:  # no such hub id, no network, not a model folder
+                    why = load_error_line(exc)
+                    raise ValueError(f"--model {model}: cannot load a tokenizer ({why})") from None
                 if mode == "behavior":
                     add_tokens_to_tokenizer(tokenizer, inventory)  # type: ignore[arg-type]
             examples, reports = {}, []

@@ -256,3 +256,30 @@ def test_report_table3_from_a_label_strategy(small_bench: Path, tmp_path: Path, 
     # gold balanced: 8 of 52 tasks; predicted balanced everywhere: F1 = 2*8/(8+52)
     assert f"| {100 * 16 / 60:.1f} |" in table3
     assert load_predictions(out)[0].behavior_label is not None
+
+
+def test_ensemble_refuses_a_member_twice_or_a_member_with_no_answers(
+    small_bench: Path, tmp_path: Path, scripted
+) -> None:
+    from typer.testing import CliRunner
+
+    from behaviorsft.cli import app
+    from behaviorsft.exit_codes import ExitCode
+
+    one, two, _ = _three_runs(small_bench, tmp_path, scripted)
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    (empty / "config.json").write_bytes((two / "config.json").read_bytes())
+    (empty / "predictions.jsonl").write_text("")
+    link = tmp_path / "link-to-one"
+    link.symlink_to(one)
+    for members, says in (
+        ([one, one], "given twice"),
+        ([one, two, link], "given twice"),
+        ([one, empty], "no predictions"),
+    ):
+        out = tmp_path / "ens"
+        res = CliRunner().invoke(app, ["ensemble", *map(str, members), "--out", str(out)])
+        assert res.exit_code == ExitCode.INPUT_ERROR, res.output
+        assert says in res.output and "Traceback" not in res.output
+        assert not out.exists()

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from behaviorsft.bench import load_bench
 from behaviorsft.cli_models import register
+from behaviorsft.exit_codes import ExitCode
 from behaviorsft.export.lm_eval import DEFAULT_PREFIX, DOCS_FILE, export_lm_eval
 from behaviorsft.models import load_model
 from behaviorsft.models.base import ChoiceRequest
@@ -146,7 +147,38 @@ def test_cli_export_command(bench: Path, tmp_path: Path) -> None:
     assert "wrote 12 tasks" in res.output and "--include_path" in res.output
     assert (out / "behaviorbench.yaml").exists()
     again = runner.invoke(app, ["export-lm-eval", "--bench", str(bench), "--out", str(out)])
-    assert again.exit_code == 1 and "--overwrite" in again.output
+    assert again.exit_code == ExitCode.INPUT_ERROR and "--overwrite" in again.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--split", "foo"], "train, val, test, all"),
+        (["--chat-template", "./no-such-model", "--overwrite"], "no-such-model: no such folder"),
+        (["--strategy", "cot"], "zero_shot, explicit"),
+    ],
+    ids=["split", "chat-template", "strategy"],
+)
+def test_cli_export_input_errors_exit_2_and_keep_the_old_export(
+    bench: Path, tmp_path: Path, extra: list[str], says: str
+) -> None:
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def _unused() -> None:
+        pass
+
+    out = tmp_path / "cli"
+    export_lm_eval(load_bench(bench), out)
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir())
+    res = CliRunner().invoke(
+        app, ["export-lm-eval", "--bench", str(bench), "--out", str(out), *extra]
+    )
+    assert res.exit_code == ExitCode.INPUT_ERROR, res.output
+    assert says in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output
+    assert sorted((p.name, p.read_bytes()) for p in out.iterdir()) == before
 
 
 @pytest.mark.slow

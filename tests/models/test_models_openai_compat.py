@@ -197,7 +197,47 @@ def test_500_then_success(server: FakeServer) -> None:
     gen = _model(server, on_retry=lambda k, n, why, d: reasons.append(why)).generate([_req("a")])[0]
     assert gen.text == "echo: a"
     assert len(server.requests) == 3
-    assert reasons == ["HTTP 500", "HTTP 503"]
+    assert reasons == ["HTTP 500: oops", "HTTP 503"]  # the body, when there is one
+
+
+LLAMA_CPP_500 = json.dumps(
+    {
+        "error": {
+            "message": "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+            "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}]",
+            "type": "internal_server_error",
+        }
+    }
+).encode()
+
+
+def test_5xx_error_says_what_the_server_replied(server: FakeServer) -> None:
+    # llama-cpp-python rejects a json_schema response_format with a 500: only its body
+    # tells that apart from a crash.
+    server.script.extend([Reply(500, LLAMA_CPP_500)] * 2)
+    gen = _model(server, max_retries=1).generate([_req("a")])[0]
+    assert gen.error is not None and "HTTP 500" in gen.error
+    assert "Input should be 'text' or 'json_object'" in gen.error
+    assert "2 attempts" in gen.error
+
+
+@pytest.mark.parametrize("status", [500, 400])
+def test_error_body_excerpt_is_bounded_and_holds_no_key(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    monkeypatch.setenv("MY_SERVER_KEY", SECRET)
+    body = f"upstream said: key {SECRET} was used; " + "x" * 5000
+    server.script.append(Reply(status, body.encode()))
+    gen = _model(server, max_retries=0, api_key_env="MY_SERVER_KEY").generate([_req("a")])[0]
+    assert gen.error is not None and "upstream said" in gen.error
+    assert SECRET not in gen.error and "Bearer" not in gen.error
+    assert len(gen.error) < 600
+
+
+def test_4xx_error_keeps_a_body_in_any_json_shape(server: FakeServer) -> None:
+    server.script.append(Reply(422, b'{"message": "messages: field required", "code": 17}'))
+    gen = _model(server).generate([_req("a")])[0]
+    assert gen.error is not None and "messages: field required" in gen.error
 
 
 def test_retries_are_bounded(server: FakeServer) -> None:

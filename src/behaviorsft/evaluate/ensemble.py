@@ -122,6 +122,14 @@ def run_ensemble(
     """
     if len(runs) < 2:
         raise ValueError("an ensemble needs at least two RUN folders")
+    seen: dict[Path, str | Path] = {}
+    for r in runs:
+        first = seen.setdefault(Path(r).resolve(), r)
+        if first is not r:
+            raise ValueError(
+                f"RUN {r} is given twice (also as {first}): each member votes once; "
+                "list distinct runs"
+            )
     configs = [read_config(r) for r in runs]
     benches = {str(Path(c.bench).resolve()) for c in configs}
     if bench is None:
@@ -133,6 +141,10 @@ def run_ensemble(
     splits = {c.split for c in configs}
     members = [c.display_label for c in configs]
     member_preds = [load_predictions(r) for r in runs]
+    for r, run_preds in zip(runs, member_preds, strict=True):
+        if not run_preds:
+            # It would abstain on every task: the "ensemble" would be the others alone.
+            raise ValueError(f"{r}: no predictions; run `behaviorsft eval` on it first")
     loaded = load_bench(bench)
     for run, member, run_preds in zip(runs, configs, member_preds, strict=True):
         check_task_fingerprints(run, loaded, member, run_preds)

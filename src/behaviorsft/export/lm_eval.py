@@ -192,6 +192,20 @@ letters per task type, and its unweighted mean over task types for the group.
 """
 
 
+def _load_tokenizer(name: str) -> Any:
+    """The tokenizer of a model folder or hub id; ValueError (one line) when it cannot load."""
+    from transformers import AutoTokenizer
+
+    from behaviorsft.models import check_model_folder, load_error_line
+
+    check_model_folder(name, "--chat-template")
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        why = load_error_line(exc)
+        raise ValueError(f"--chat-template {name}: cannot load its tokenizer ({why})") from None
+
+
 def export_lm_eval(
     bench: Bench,
     out: str | os.PathLike[str],
@@ -219,24 +233,23 @@ def export_lm_eval(
         counts = Counter(t.split.value if t.split else "none" for t in bench.tasks)
         raise ValueError(f"{bench.path}: no tasks in split {split!r} (splits: {dict(counts)})")
     folder = Path(out)
-    if folder.exists() and any(folder.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{folder}: not empty; pass --overwrite to replace it")
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder}: not empty; pass --overwrite to replace it")
 
+    # The tokenizer is loaded before the old export is replaced: a wrong name keeps it.
     tokenizer = None
     rendering = "plain text (no chat template)"
     if chat_template_from is not None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(chat_template_from)
+        tokenizer = _load_tokenizer(chat_template_from)
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError(
                 f"{chat_template_from}: the tokenizer has no chat template; "
                 "export without --chat-template for a plain-text prompt"
             )
         rendering = f"chat template of {chat_template_from}"
+    if folder.exists() and any(folder.iterdir()):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
 
     docs = []
     for task in tasks:

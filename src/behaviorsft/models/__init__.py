@@ -98,7 +98,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
     return ModelSpec(provider, rest, None)
 
 
-def _looks_local(name: str) -> bool:
+def looks_local(name: str) -> bool:
     """Whether a model or adapter name can only be a local path (not a hub id 'org/name')."""
     return (
         name.startswith(("/", ".", "~", "\\"))
@@ -106,6 +106,17 @@ def _looks_local(name: str) -> bool:
         or name.count("/") >= 2
         or "\\" in name
     )
+
+
+def check_model_folder(name: str, what: str = "model") -> None:
+    """ValueError when ``name`` can only be a local path (``./x``, ``/m/x``) and is no folder."""
+    if not Path(name).expanduser().exists() and looks_local(name):
+        raise ValueError(f"{what} {name}: no such folder")
+
+
+def load_error_line(exc: BaseException) -> str:
+    """The first line of a model-loading error (transformers words them as paragraphs)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def check_model_spec(spec: str) -> ModelSpec:
@@ -124,7 +135,7 @@ def check_model_spec(spec: str) -> ModelSpec:
             path = Path(name).expanduser()
             if path.exists() and not path.is_dir():
                 raise ValueError(f"model {spec!r}: {what} {name}: not a folder")
-            if not path.exists() and _looks_local(name):
+            if not path.exists() and looks_local(name):
                 raise ValueError(f"model {spec!r}: {what} {name}: no such folder")
     return parsed
 

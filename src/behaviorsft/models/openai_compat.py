@@ -22,7 +22,9 @@ Rules this module keeps:
   completion), with exponential backoff and full jitter, a bounded number of
   times; any other 4xx fails at once;
 * a request that still fails becomes a ``Generation`` with ``error`` set,
-  never an exception that loses the rest of the batch and never a fake answer.
+  never an exception that loses the rest of the batch and never a fake answer;
+  the error quotes what the server replied (at most 300 characters of the
+  reply body, on 4xx and 5xx alike), never the request or its headers.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ CACHE_VERSION = 1
 # 408 request timeout, 409 lock conflict (OpenAI documents it as retryable),
 # 425 too early, 429 rate limit; every 5xx is also transient.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+# How much of an error reply's body an error message quotes.
+ERROR_BODY_CHARS = 300
 
 PrefillMode = Literal["continue_final_message", "assistant_message"]
 RetryCallback = Callable[[str, int, str, float], None]
@@ -767,7 +771,13 @@ class OpenAICompatModel:
         if code == 200:
             return _parse_completion(resp, latency)
         if code in RETRYABLE_STATUS or code >= 500:
-            raise _Transient(f"HTTP {code}", _parse_retry_after(resp.headers))
+            # The body tells a crash from a rejected request (llama-cpp-python answers
+            # an unsupported response_format with a 500 naming it).
+            detail = self._reply_excerpt(resp)
+            raise _Transient(
+                f"HTTP {code}: {detail}" if detail else f"HTTP {code}",
+                _parse_retry_after(resp.headers),
+            )
         raise _Fatal(self._describe_http_error(resp), final=True)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float | None:
@@ -787,9 +797,26 @@ class OpenAICompatModel:
             # Providers echo (part of) a bad key in the message: never repeat it.
             where = f"${self._key_env}" if self._key_env else "--api-key-env"
             return f"HTTP {code} from {self.endpoint}: authentication failed (check {where})"
+        detail = self._reply_excerpt(resp)
+        hint = ""
+        if code == 404:
+            hint = " (check the model name and that base_url ends with the API root, usually '/v1')"
+        return f"HTTP {code} from {self.endpoint}: {detail or resp.reason_phrase}{hint}"
+
+    def _reply_excerpt(self, resp: httpx.Response) -> str:
+        """What the server said in an error reply, on one line, at most ERROR_BODY_CHARS.
+
+        The error message of a JSON body (``{"error": {"message": ...}}``,
+        ``{"detail": ...}``, ``{"message": ...}``), else the body itself. Only the
+        reply is quoted, never the request or its headers, and the key is
+        redacted in case the server echoes it.
+        """
         detail = ""
         try:
             data = resp.json()
+        except ValueError:
+            detail = resp.text
+        else:
             err = data.get("error") if isinstance(data, dict) else None
             if isinstance(err, dict):
                 detail = str(err.get("message") or err)
@@ -797,13 +824,14 @@ class OpenAICompatModel:
                 detail = str(err)
             elif isinstance(data, dict) and "detail" in data:  # FastAPI-style servers
                 detail = str(data["detail"])
-        except ValueError:
-            detail = resp.text
-        detail = " ".join(detail.split())[:500]
-        hint = ""
-        if code == 404:
-            hint = " (check the model name and that base_url ends with the API root, usually '/v1')"
-        return f"HTTP {code} from {self.endpoint}: {detail or resp.reason_phrase}{hint}"
+            elif isinstance(data, dict) and "message" in data:
+                detail = str(data["message"])
+            elif data is not None:
+                detail = resp.text
+        detail = self._redact(" ".join(detail.split()))
+        if len(detail) > ERROR_BODY_CHARS:
+            detail = detail[: ERROR_BODY_CHARS - 3] + "..."
+        return detail
 
     def _redact(self, text: str) -> str:
         if self._api_key:

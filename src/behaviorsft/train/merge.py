@@ -47,16 +47,26 @@ def load_adapter_model(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from behaviorsft.models import check_model_folder, load_error_line
+
     adapter = Path(adapter_dir)
     base_id = base or adapter_base(adapter)
+    try:
+        check_model_folder(base_id, "base model")
+    except ValueError as exc:
+        raise MergeError(f"{exc} (pass --base)") from None
     has_tokenizer = any((adapter / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))
-    tokenizer = AutoTokenizer.from_pretrained(
-        adapter if has_tokenizer else base_id, trust_remote_code=trust_remote_code
-    )
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         kwargs["dtype"] = dtype
-    model: Any = AutoModelForCausalLM.from_pretrained(base_id, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            adapter if has_tokenizer else base_id, trust_remote_code=trust_remote_code
+        )
+        model: Any = AutoModelForCausalLM.from_pretrained(base_id, **kwargs)
+    except OSError as exc:  # no such hub id, no network, not a model folder
+        why = load_error_line(exc)
+        raise MergeError(f"base model {base_id}: cannot be loaded ({why})") from None
     rows = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > rows:  # up, never down (Qwen keeps spare rows)
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from behaviorsft.bench import load_bench
+from behaviorsft.bench import TASKS_FILE, load_bench
 from behaviorsft.store import environment_versions, new_manifest, write_manifest
 from behaviorsft.train.callbacks import TrainingLogCallback, ValAccuracyCallback
 from behaviorsft.train.config import (
@@ -102,6 +102,16 @@ def _check_resume(config: TrainConfig, out: Path, resume: bool) -> None:
                 )
 
 
+def _check_inputs(config: TrainConfig) -> None:
+    """What can be checked before anything is loaded or written: the bench and a model path."""
+    from behaviorsft.models import check_model_folder
+
+    tasks = Path(config.bench) / TASKS_FILE
+    if not tasks.is_file():
+        raise FileNotFoundError(f"{config.bench}: not a BENCH folder (no {TASKS_FILE})")
+    check_model_folder(config.model)
+
+
 def _model_dtype(precision: str) -> Any:
     import torch
 
@@ -114,9 +124,15 @@ def load_base(config: TrainConfig, precision: str) -> tuple[Any, Any]:
     """The tokenizer and the base model named by ``config.model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        config.model, trust_remote_code=config.trust_remote_code
-    )
+    from behaviorsft.models import load_error_line
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            config.model, trust_remote_code=config.trust_remote_code
+        )
+    except OSError as exc:  # no such hub id, no network, not a model folder
+        why = load_error_line(exc)
+        raise TrainError(f"model {config.model}: cannot be loaded ({why})") from None
     kwargs: dict[str, Any] = {
         "dtype": _model_dtype(precision),
         "trust_remote_code": config.trust_remote_code,
@@ -277,8 +293,8 @@ def train(
     if not config.model or not config.bench or not config.output_dir:
         raise ConfigError("model, bench and output_dir must all be set")
     out = Path(config.output_dir)
+    _check_inputs(config)
     _check_resume(config, out, resume)
-    out.mkdir(parents=True, exist_ok=True)
     precision = resolve_precision(config.precision)
     n_processes = world_size()
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -288,6 +304,7 @@ def train(
             return None
 
     tokenizer, model = load_base(config, precision)
+    out.mkdir(parents=True, exist_ok=True)  # once the model loads: a wrong name writes nothing
     tokens = (
         add_behavior_tokens(model, tokenizer, config.inventory)
         if config.mode == "behavior"

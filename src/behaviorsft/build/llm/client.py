@@ -284,14 +284,18 @@ class StructuredClient:
             async with ladder.lock():
                 if not ladder.confirmed:
                     return await self._probe(prompt, messages, key, ladder)
-        gen = await self._send(prompt, messages, key, ladder.level)
+        level = ladder.level
+        gen = await self._send(prompt, messages, key, level)
         while (
             gen.error is not None
-            and ladder.level < len(FORMATS) - 1
+            and level < len(FORMATS) - 1
             and _FORMAT_REJECTED.search(gen.error)
         ):
-            ladder.step_down(ladder.level + 1, gen.error)
-            gen = await self._send(prompt, messages, key, ladder.level)
+            # One step below the format this request was sent with: requests rejected
+            # together step the ladder down once, not once each.
+            ladder.step_down(level + 1, gen.error)
+            level = max(level + 1, ladder.level)
+            gen = await self._send(prompt, messages, key, level)
         return gen
 
     async def _probe(

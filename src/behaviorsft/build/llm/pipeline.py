@@ -60,10 +60,13 @@ from behaviorsft.models.openai_compat import OpenAICompatModel
 from behaviorsft.records import Case, Split, Task
 from behaviorsft.store import (
     KIND_NAMES,
+    MANIFEST_NAME,
     FileInfo,
+    FolderLock,
     JsonlWriter,
     RecordError,
     Skipped,
+    changed_options,
     new_manifest,
     read_manifest,
     scan_jsonl,
@@ -371,144 +374,207 @@ def build_llm_bench(
         raise ValueError(f"verify: {verify!r}; use one of {', '.join(VERIFY_POLICIES)}")
     wanted = [TaskType(t) for t in types] if types else list(TaskType)
     dest = Path(out)
+    for spec in (model, verifier_model or model):
+        _check_http_spec(spec)
     _check_input_is_not_output(Path(cases), dest)
     if not fresh:
         read_manifest(dest)  # a corrupt manifest stops the run here, not after every request
-    dest.mkdir(parents=True, exist_ok=True)
-    cache = Path(cache_dir) if cache_dir is not None else dest / LLM_DIR / "cache"
-    all_cases, input_errors = load_input_cases(cases)
-    if not all_cases:
-        listed = "".join(f"\n{e}" for e in input_errors[:20])
-        raise ValueError(
-            f"{cases}: no usable case in it ({len(input_errors)} bad line(s)); nothing to build"
-            + listed
-        )
-    selected = all_cases[:max_cases] if max_cases is not None else all_cases
-    splits = assign_splits([c.id for c in selected], seed=seed, proportions=proportions)
+    config: dict[str, Any] = {
+        "generator": "llm",
+        "cases": str(cases),
+        "model": model,
+        "base_url": base_url,
+        "verifier_model": verifier_model or model,
+        "concurrency": concurrency,
+        "types": [t.value for t in wanted] if types else "all",
+        "max_cases": max_cases,
+        "verify": verify,
+        "options_only_check": options_only_check,
+        "seed": seed,
+        "json_schema": json_schema,
+        "max_reasks": max_reasks,
+        "proportions": list(proportions),
+        "prices_usd_per_1m": (prices or Prices()).model_dump(),
+        "prompts": prompt_versions(),
+    }
+    # One writer per BENCH folder: a second build into it stops here (FolderBusyError)
+    # instead of writing every task again.
+    with FolderLock(dest):
+        if not fresh:
+            _check_resume(dest, config)
+        cache = Path(cache_dir) if cache_dir is not None else dest / LLM_DIR / "cache"
+        all_cases, input_errors = load_input_cases(cases)
+        if not all_cases:
+            listed = "".join(f"\n{e}" for e in input_errors[:20])
+            raise ValueError(
+                f"{cases}: no usable case in it ({len(input_errors)} bad line(s)); nothing to build"
+                + listed
+            )
+        selected = all_cases[:max_cases] if max_cases is not None else all_cases
+        splits = assign_splits([c.id for c in selected], seed=seed, proportions=proportions)
+        _start_manifest(dest, config, fresh=fresh, seed=seed)
 
-    report = LLMBuildReport(input_errors=input_errors)
+        report = LLMBuildReport(input_errors=input_errors)
 
-    def failed_request() -> None:
-        report.requests += 1
-        report.failed_requests += 1
-
-    user_on_retry = (model_options or {}).get("on_retry")
-
-    def on_retry(label: str, attempt: int, reason: str, delay: float) -> None:
-        failed_request()  # the attempt that is about to be retried was a request too
-        if user_on_retry is not None:
-            user_on_retry(label, attempt, reason, delay)
-
-    options = {"concurrency": concurrency, **(model_options or {}), "on_retry": on_retry}
-    llm = _http_model(model, base_url, cache, api_key_env, json_schema, options)
-    checker = (
-        _http_model(
-            verifier_model, verifier_base_url or base_url, cache, api_key_env, json_schema, options
-        )
-        if verifier_model
-        else llm
-    )
-
-    def on_reply(cached: bool) -> None:
-        if cached:
-            report.cache_hits += 1
-        else:
+        def failed_request() -> None:
             report.requests += 1
+            report.failed_requests += 1
 
-    client = StructuredClient(
-        llm, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
-    )
-    verifier = StructuredClient(
-        checker, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
-    )
+        user_on_retry = (model_options or {}).get("on_retry")
 
-    writers = _Writers(dest, fresh)
-    try:
-        done = {str(i) for i in _ids(dest / LLM_DIR / OUTCOMES)}
-        llm_dir = dest / LLM_DIR
-        pending = [c for c in selected if c.id not in done]
-        report.resumed_from = len(selected) - len(pending)
-        load = _forget_failed if retry_failed else (lambda r: r)
-        run = _Run(
-            client=client,
-            verifier=verifier,
-            writers=writers,
-            types=wanted,
-            verify=verify,
-            options_only=options_only_check,
-            seed=seed,
-            splits=splits,
-            slots={cid: i for i, cid in enumerate(sorted(c.id for c in selected))},
-            summaries=load(_read_pending(llm_dir / SUMMARIES, SummaryRecord, done)),
-            conversations=load(
-                _read_pending(llm_dir / LLM_CONVERSATIONS, ConversationRecord, done)
-            ),
-            drafts=load(_read_pending(llm_dir / DRAFTS, DraftRecord, done)),
-            verification=load(_read_pending(llm_dir / VERIFICATION, VerifyRecord, done)),
+        def on_retry(label: str, attempt: int, reason: str, delay: float) -> None:
+            failed_request()  # the attempt that is about to be retried was a request too
+            if user_on_retry is not None:
+                user_on_retry(label, attempt, reason, delay)
+
+        options = {"concurrency": concurrency, **(model_options or {}), "on_retry": on_retry}
+        # A server that is not there stops the run at the first refused connection
+        # (EndpointUnreachableError), instead of every case retrying and being recorded
+        # as failed: nothing is written for it, so a re-run with the server up builds it.
+        options.setdefault("fail_fast", True)
+        llm = _http_model(model, base_url, cache, api_key_env, json_schema, options)
+        checker = (
+            _http_model(
+                verifier_model,
+                verifier_base_url or base_url,
+                cache,
+                api_key_env,
+                json_schema,
+                options,
+            )
+            if verifier_model
+            else llm
         )
-        total = len(selected)
-        counter = {"done": report.resumed_from}
 
-        async def main() -> None:
-            queue = iter(pending)
-            # Enough cases in flight to keep `concurrency` requests busy even while
-            # many cases sit in their one-call-at-a-time first stages.
-            slots = max(1, min(len(pending), 2 * concurrency))
+        def on_reply(cached: bool) -> None:
+            if cached:
+                report.cache_hits += 1
+            else:
+                report.requests += 1
 
-            async def worker() -> None:
-                for case in queue:
-                    outcome = await _build_case(run, case)
-                    writers.outcomes.write(outcome)
-                    counter["done"] += 1
-                    if progress is not None:
-                        progress(counter["done"], total)
+        client = StructuredClient(
+            llm, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
+        )
+        verifier = StructuredClient(
+            checker, max_reasks=max_reasks, seed=seed, on_reply=on_reply, on_failure=failed_request
+        )
 
-            try:
-                await asyncio.gather(*(worker() for _ in range(slots)))
-            finally:
-                await llm.aclose()
-                if checker is not llm:
-                    await checker.aclose()
+        writers = _Writers(dest, fresh)
+        try:
+            done = {str(i) for i in _ids(dest / LLM_DIR / OUTCOMES)}
+            llm_dir = dest / LLM_DIR
+            pending = [c for c in selected if c.id not in done]
+            report.resumed_from = len(selected) - len(pending)
+            load = _forget_failed if retry_failed else (lambda r: r)
+            run = _Run(
+                client=client,
+                verifier=verifier,
+                writers=writers,
+                types=wanted,
+                verify=verify,
+                options_only=options_only_check,
+                seed=seed,
+                splits=splits,
+                slots={cid: i for i, cid in enumerate(sorted(c.id for c in selected))},
+                summaries=load(_read_pending(llm_dir / SUMMARIES, SummaryRecord, done)),
+                conversations=load(
+                    _read_pending(llm_dir / LLM_CONVERSATIONS, ConversationRecord, done)
+                ),
+                drafts=load(_read_pending(llm_dir / DRAFTS, DraftRecord, done)),
+                verification=load(_read_pending(llm_dir / VERIFICATION, VerifyRecord, done)),
+            )
+            total = len(selected)
+            counter = {"done": report.resumed_from}
 
-        asyncio.run(main())
-    finally:
-        writers.close()
-        llm.close()
-        if checker is not llm:
-            checker.close()
+            async def main() -> None:
+                queue = iter(pending)
+                # Enough cases in flight to keep `concurrency` requests busy even while
+                # many cases sit in their one-call-at-a-time first stages.
+                slots = max(1, min(len(pending), 2 * concurrency))
 
-    if json_schema:
-        ladders = [client.ladder] + ([verifier.ladder] if checker is not llm else [])
-        report.response_format = FORMATS[max(ladder.level for ladder in ladders)]
-        report.format_fallbacks = [f for ladder in ladders for f in ladder.fallbacks]
-    else:
-        report.response_format = "text"
-    _summarise_run(dest, selected, report, prices or Prices())
-    _write_manifest(
-        dest,
-        report,
-        fresh=fresh,
-        seed=seed,
-        config={
-            "generator": "llm",
-            "cases": str(cases),
-            "model": model,
-            "base_url": base_url,
-            "verifier_model": verifier_model or model,
-            "concurrency": concurrency,
-            "types": [t.value for t in wanted] if types else "all",
-            "max_cases": max_cases,
-            "verify": verify,
-            "options_only_check": options_only_check,
-            "seed": seed,
-            "json_schema": json_schema,
-            "max_reasks": max_reasks,
-            "proportions": list(proportions),
-            "prices_usd_per_1m": (prices or Prices()).model_dump(),
-            "prompts": prompt_versions(),
-        },
-    )
-    return report
+                async def worker() -> None:
+                    for case in queue:
+                        outcome = await _build_case(run, case)
+                        writers.outcomes.write(outcome)
+                        counter["done"] += 1
+                        if progress is not None:
+                            progress(counter["done"], total)
+
+                workers = [asyncio.create_task(worker()) for _ in range(slots)]
+                try:
+                    await asyncio.gather(*workers)
+                finally:
+                    # One worker's error (nothing answers at the endpoint) stops the others
+                    # at their next await: a stage record is only written after its reply.
+                    for w in workers:
+                        w.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    await llm.aclose()
+                    if checker is not llm:
+                        await checker.aclose()
+
+            asyncio.run(main())
+        finally:
+            writers.close()
+            llm.close()
+            if checker is not llm:
+                checker.close()
+
+        if json_schema:
+            ladders = [client.ladder] + ([verifier.ladder] if checker is not llm else [])
+            report.response_format = FORMATS[max(ladder.level for ladder in ladders)]
+            report.format_fallbacks = [f for ladder in ladders for f in ladder.fallbacks]
+        else:
+            report.response_format = "text"
+        _summarise_run(dest, selected, report, prices or Prices())
+        _write_manifest(
+            dest,
+            report,
+            fresh=fresh,
+            seed=seed,
+            config=config,
+        )
+        return report
+
+
+# Options whose change would mix two different builds in one folder (the verification
+# policy too: finished cases keep the tasks the old policy kept).
+RESUME_KEYS = (
+    "generator",
+    "seed",
+    "types",
+    "proportions",
+    "model",
+    "verifier_model",
+    "verify",
+    "options_only_check",
+)
+
+
+def _check_resume(dest: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume a BENCH folder built with other options (BuildRefused)."""
+    from behaviorsft.build.pipeline import BuildRefused
+
+    old = read_manifest(dest)
+    if old is None or old.stage != "build":
+        return
+    diffs = changed_options(dest / MANIFEST_NAME, config, RESUME_KEYS, section="config")
+    if diffs:
+        raise BuildRefused(
+            f"{dest} was built with other options ({diffs}); resuming would mix the two. "
+            "Re-run with the same options, or add --fresh to start over"
+        )
+
+
+def _start_manifest(dest: Path, config: dict[str, Any], *, fresh: bool, seed: int) -> None:
+    """Record the options before the first record is written, so a killed build is checked."""
+    if not fresh and read_manifest(dest) is not None:
+        return
+    manifest = new_manifest("build")
+    manifest.seeds = [seed]
+    manifest.config = config
+    manifest.notes = ["llm build started; its counts are written when a run finishes"]
+    write_manifest(dest, manifest)
 
 
 def _check_input_is_not_output(cases: Path, dest: Path) -> None:
@@ -524,6 +590,15 @@ def _check_input_is_not_output(cases: Path, dest: Path) -> None:
             )
 
 
+def _check_http_spec(spec: str) -> None:
+    if not spec.startswith(("openai/", "openai-compatible/")):
+        raise ValueError(
+            f"model {spec!r}: the LLM builder talks to an HTTP chat endpoint; use openai/<name> "
+            "or openai-compatible/<name> with --base-url (serve local weights with "
+            "`vllm serve <model>` and pass --base-url http://localhost:8000/v1)"
+        )
+
+
 def _http_model(
     spec: str,
     base_url: str | None,
@@ -532,12 +607,7 @@ def _http_model(
     json_schema: bool,
     options: dict[str, Any],
 ) -> OpenAICompatModel:
-    if not spec.startswith(("openai/", "openai-compatible/")):
-        raise ValueError(
-            f"model {spec!r}: the LLM builder talks to an HTTP chat endpoint; use openai/<name> "
-            "or openai-compatible/<name> with --base-url (serve local weights with "
-            "`vllm serve <model>` and pass --base-url http://localhost:8000/v1)"
-        )
+    _check_http_spec(spec)
     m = load_model(
         spec,
         base_url=base_url,
