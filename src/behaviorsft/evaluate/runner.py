@@ -39,6 +39,7 @@ from typing import Any
 
 from behaviorsft import __version__
 from behaviorsft.bench import Bench, load_bench
+from behaviorsft.dial import p_proactive
 from behaviorsft.evaluate.baselines import BASELINES, baseline_answer, describe
 from behaviorsft.evaluate.metrics import score_run
 from behaviorsft.models.base import (
@@ -341,16 +342,6 @@ def build_jobs(
     return jobs
 
 
-def _p_proactive(probs: dict[str, float] | None) -> float | None:
-    """P(<proactive>) renormalised over the two behaviour tokens."""
-    if not probs:
-        return None
-    pro, rea = probs.get(PROACTIVE_TOKEN), probs.get(REACTIVE_TOKEN)
-    if pro is None or rea is None or not math.isfinite(pro + rea) or pro + rea <= 0:
-        return None
-    return min(1.0, max(0.0, pro / (pro + rea)))
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -519,7 +510,7 @@ def _generate_chunk(
     for i, job in enumerate(jobs):
         gen = gens[i]
         probs = gens[len(jobs) + i].token_probs if len(gens) > len(jobs) else gen.token_probs
-        out.append(prediction_from_generation(job, gen, config, model.name, _p_proactive(probs)))
+        out.append(prediction_from_generation(job, gen, config, model.name, p_proactive(probs)))
     return out
 
 
