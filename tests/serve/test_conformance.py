@@ -379,3 +379,45 @@ def test_the_record_is_stored_only_when_configured(
     (row,) = _rows(client, HookCall)
     assert row.record_json is not None and row.record_json["id"] == "fhir:pat-1"
     assert [a["substance"] for a in row.record_json["allergies"]] == ["Penicillin"]
+
+
+def test_jwks_fetched_from_the_issuers_url(keys: Keys) -> None:
+    """An issuer configured by jwks_url: its keys come over HTTP (a loopback server here)."""
+    import http.server
+    import threading
+
+    from behaviorsft.serve.security import AuthError, JWTVerifier
+
+    body = keys.jwks_file.read_bytes()
+    fetched: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+        verifier = JWTVerifier([IssuerConfig(iss=ISSUER, jwks_url=url)])
+        aud = "http://127.0.0.1/cds-services/behaviorsft-order-sign"
+        claims = verifier.verify(f"Bearer {keys.token(aud)}", aud)
+        assert claims["iss"] == ISSUER
+        assert fetched == ["/.well-known/jwks.json"]
+        # The EC key of the same set verifies too (the set is cached: no second fetch needed).
+        verifier.verify(f"Bearer {keys.token(aud, alg='ES384', kid='ec1')}", aud)
+        # A kid the issuer's set does not have is refused with a reason.
+        with pytest.raises(AuthError, match="signing key"):
+            verifier.verify(f"Bearer {keys.token(aud, kid='nope')}", aud)
+    finally:
+        server.shutdown()
+        server.server_close()
