@@ -34,7 +34,7 @@ import os
 import shutil
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,14 +343,15 @@ def _clear(dest: Path, *, shared: bool, in_place: bool) -> None:
     marker.unlink(missing_ok=True)
 
 
-def _check_resume(dest: Path, config: dict[str, Any]) -> None:
+def check_resume(dest: Path, config: dict[str, Any], keys: Sequence[str] = RESUME_KEYS) -> None:
+    """Refuse (BuildRefused) to resume a BENCH folder built with other ``keys`` options."""
     try:
         old = read_manifest(dest)
     except ValueError as exc:
         raise BuildInputError(f"{exc}; fix or delete it, or start over with --fresh") from None
     if old is None or old.stage != "build":
         return
-    diffs = changed_options(dest / MANIFEST_NAME, config, RESUME_KEYS, section="config")
+    diffs = changed_options(dest / MANIFEST_NAME, config, keys, section="config")
     if diffs:
         raise BuildRefused(
             f"{dest} was built with other options ({diffs}); resuming would mix the two. "
@@ -413,7 +414,7 @@ def build_bench(
         if fresh:
             _clear(dest, shared=shared, in_place=in_place)
         else:
-            _check_resume(dest, config)
+            check_resume(dest, config)
         ids = [cid for _, cid in scanned.entries]
         splits = assign_splits(ids, seed=seed, proportions=proportions)
         by_hash = {cid: split_of(cid, seed=seed, proportions=proportions) for cid in splits}

@@ -60,13 +60,11 @@ from behaviorsft.models.openai_compat import OpenAICompatModel
 from behaviorsft.records import Case, Split, Task
 from behaviorsft.store import (
     KIND_NAMES,
-    MANIFEST_NAME,
     FileInfo,
     FolderLock,
     JsonlWriter,
     RecordError,
     Skipped,
-    changed_options,
     new_manifest,
     read_manifest,
     scan_jsonl,
@@ -401,7 +399,9 @@ def build_llm_bench(
     # instead of writing every task again.
     with FolderLock(dest):
         if not fresh:
-            _check_resume(dest, config)
+            from behaviorsft.build.pipeline import check_resume
+
+            check_resume(dest, config, RESUME_KEYS)
         cache = Path(cache_dir) if cache_dir is not None else dest / LLM_DIR / "cache"
         all_cases, input_errors = load_input_cases(cases)
         if not all_cases:
@@ -549,21 +549,6 @@ RESUME_KEYS = (
     "verify",
     "options_only_check",
 )
-
-
-def _check_resume(dest: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume a BENCH folder built with other options (BuildRefused)."""
-    from behaviorsft.build.pipeline import BuildRefused
-
-    old = read_manifest(dest)
-    if old is None or old.stage != "build":
-        return
-    diffs = changed_options(dest / MANIFEST_NAME, config, RESUME_KEYS, section="config")
-    if diffs:
-        raise BuildRefused(
-            f"{dest} was built with other options ({diffs}); resuming would mix the two. "
-            "Re-run with the same options, or add --fresh to start over"
-        )
 
 
 def _start_manifest(dest: Path, config: dict[str, Any], *, fresh: bool, seed: int) -> None:
