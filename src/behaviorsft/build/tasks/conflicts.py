@@ -7,10 +7,16 @@ from collections.abc import Iterator
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
-    _alt_values,
     _decimals,
     _value_text,
     control_of,
+)
+from behaviorsft.build.tasks.conflict_pools import (
+    data_conflict_options,
+    data_flag,
+    data_phrasing,
+    no_conflict_data,
+    shown_text,
 )
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.taxonomy import Complexity, TaskType
@@ -121,38 +127,29 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
         return
     when = f"day {f.day:g}" if f.day is not None else "the same draw"
     name = f.name.lower()
-    others = ctx.rng.sample([g for g in numeric if g.name != f.name], 2 if len(numeric) < 4 else 3)
-    pool = [
-        f"Act on {bad_text}, the {name} value given in the note",
-        f"Average the two {name} values and act on the mean",
-        f"Ignore the note: the table is always right about {name}",
-        f"Act on {_value_text(f)} and file the note without comment",
-    ]
-    for g in others:
-        alt = _alt_values(g, ctx.rng)
-        if alt:
-            pool.append(
-                f"Flag the {g.name.lower()} mismatch ({_value_text(g)} vs {alt[0]}); verify or "
-                "repeat"
-            )
-    # Same lab, wrong numbers: only a reader who compares the actual values rules these out.
-    for wrong in [t for t in texts if t not in (bad_text, _value_text(f))][:2]:
-        pool.append(f"Flag the {name} mismatch ({_value_text(f)} vs {wrong}); verify or repeat")
-    pool.append(f"Act on {bad_text}, the {name} value in the note, and recheck it tomorrow")
-    correct = f"Flag the {name} mismatch ({_value_text(f)} vs {bad_text}); verify or repeat"
+    phrasing = data_phrasing(ctx.rng, when)
+    correct = data_flag(name, _value_text(f), bad_text, phrasing)
     question = "Two records of the same sample are shown above. What should happen next?"
+    end = min(ctx.n_turns - 1, turn + 2)
+    note = f"Note ({when}): {f.name} {bad_text} on this sample."
+    # Item and control offer the same two templates, with values of this test only:
+    # three flags of a pair and two "no conflict" statements, one of each quoting the
+    # table's value as it is; only comparing the note with the table decides.
+    fixed, pool = data_conflict_options(
+        ctx, f, name, correct, shown_text(ctx, 0, end, note), question, phrasing, main=True
+    )
     main = Draft(
         task_type=T.DATA_CONFLICT_RESOLUTION,
         key="c0",
         question=question,
         correct=correct,
         pool=pool,
-        fixed=[NO_CONFLICT_DATA],
+        fixed=fixed,
         rationale=f"Turn {turn} reports {f.name} {_value_text(f)} but the note gives {bad_text} "
         f"for the same sample ({when}); neither can be trusted until checked.",
         turn_start=0,
-        turn_end=min(ctx.n_turns - 1, turn + 2),
-        excerpt=f"Note ({when}): {f.name} {bad_text} on this sample.",
+        turn_end=end,
+        excerpt=note,
         perturbation=Perturbation(
             kind=PerturbationKind.CONFLICT,
             location="context.excerpt",
@@ -164,12 +161,18 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     )
     yield main
     if ctx.is_control(T.DATA_CONFLICT_RESOLUTION):
+        note_c = f"Note ({when}): {f.name} {_value_text(f)} on this sample."
+        fixed_c, pool_c = data_conflict_options(
+            ctx, f, name, correct, shown_text(ctx, 0, end, note_c), question, phrasing, main=False
+        )
         yield control_of(
             main,
             key="cc",
-            correct=NO_CONFLICT_DATA,
+            correct=no_conflict_data(name, _value_text(f), phrasing),
+            fixed=fixed_c,
+            pool=pool_c,
             rationale=f"The note repeats {f.name} {_value_text(f)} exactly as turn {turn}.",
-            excerpt=f"Note ({when}): {f.name} {_value_text(f)} on this sample.",
+            excerpt=note_c,
         )
 
 

@@ -12,6 +12,12 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
     control_of,
 )
+from behaviorsft.build.tasks.conflict_pools import (
+    pick_at_even_rank,
+    pick_even_quote,
+    score_in,
+    shown_words,
+)
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
 from behaviorsft.taxonomy import TaskType
@@ -94,6 +100,11 @@ def _required(item: KBCareItem) -> str:
     return f"No: {item.item} is required ({item.source})"
 
 
+def meets_standard(documented: KBCareItem) -> str:
+    """The 'no issue' option, citing one requirement the note documents."""
+    return f"Yes: {documented.item} and all other requirements are documented"
+
+
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     """A note declining a required item; the control documents every item.
 
@@ -124,20 +135,30 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     question = "Does the management described in the note follow accepted guidance?"
     item = ctx.rng.choice(items)
     done = [i for i in cond.standard_of_care if i is not item]
-    # A documented requirement: same kind as the declined one where the condition has one.
-    decoys = [i for i in done if i.kind in kinds] or done
     note = (
         "Team note: "
         + ("; ".join(i.item for i in done) + ". " if done else "")
         + (f"Not done, not felt necessary: {item.item}.")
     )
+    # Wrong options from this note, as quoted by it as the key is: requirements it
+    # documents (offered as "required"), and "meets the standard" citing one of them.
+    key = _required(item)
+    rw = shown_words(ctx, 0, end, note)
+    wrong = pick_even_quote([key], [_required(i) for i in done], 3, ctx.rng, score_in(rw, question))
+    wrong += _sample(ctx.rng, pool, 3 - len(wrong))  # a condition with < 4 requirements
+    meets = pick_at_even_rank(
+        [meets_standard(i) for i in done] or [MEETS_STANDARD],
+        [key, *wrong],
+        ctx.rng,
+        score_in(rw, question),
+    )
     main = Draft(
         task_type=T.STANDARD_OF_CARE,
         key="s0",
         question=question,
-        correct=_required(item),
-        pool=pool,
-        fixed=[MEETS_STANDARD, *(_required(d) for d in _sample(ctx.rng, decoys, 1))],
+        correct=key,
+        pool=wrong,
+        fixed=[meets],
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it. "
         "The other requirements offered are documented in the note or belong to other "
         "conditions.",
@@ -154,11 +175,26 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     )
     yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
+        note_c = "Team note: " + "; ".join(i.item for i in cond.standard_of_care) + "."
+        rw_c = shown_words(ctx, 0, end, note_c)
+        # false alarms: each is documented (the main item's declined one among them)
+        alarms = [key] + pick_even_quote(
+            [key],
+            [_required(i) for i in cond.standard_of_care],
+            3,
+            ctx.rng,
+            score_in(rw_c, question),
+        )
         yield control_of(
             main,
             key="sc",
-            correct=MEETS_STANDARD,
-            fixed=[_required(ctx.rng.choice(items))],  # false alarm: it is documented
+            correct=pick_at_even_rank(
+                [meets_standard(i) for i in cond.standard_of_care],
+                alarms,
+                ctx.rng,
+                score_in(rw_c, question),
+            ),
+            pool=alarms,
             rationale=f"All items the guidance requires for {cond.name} are documented.",
-            excerpt="Team note: " + "; ".join(i.item for i in cond.standard_of_care) + ".",
+            excerpt=note_c,
         )
