@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from behaviorsft.bench import format_turns
 from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import format_finding_value
-from behaviorsft.build.tasks.common import Ctx, _near_values, _norm, _value_text
+from behaviorsft.build.tasks.common import Ctx, _norm, _value_text
 from behaviorsft.records import Finding
 
 
@@ -58,12 +58,13 @@ def pick_even_quote(
     score: Callable[[str], float],
     exclude: Sequence[str] = (),
 ) -> list[str]:
-    """``k`` distinct options from ``pool``, chosen so the record-quote rank carries no signal.
+    """``k`` distinct options from ``pool`` such that neither record quote nor length marks
+    the anchor.
 
     One of ``anchors`` (the key, or a fixed option that looks like it) is drawn at
-    random; how many of the chosen options are quoted more than it is drawn uniformly
-    from ``0..k`` as far as the pool allows, and on each side the candidates nearest
-    to it in length are preferred (so length stays uninformative too).
+    random; how many chosen options are quoted more than it, and how many are longer, are
+    each drawn uniformly from ``0..k`` and met as far as the pool allows (as
+    ``pick_distractors`` does for length alone).
     """
     seen = {_norm(x) for x in (*anchors, *exclude)}
     uniq: list[str] = []
@@ -76,17 +77,39 @@ def pick_even_quote(
         return uniq
     anchor = rng.choice(list(anchors))
     a_score, a_len = score(anchor), len(anchor)
-    above = [p for p in uniq if score(p) > a_score]
-    below = [p for p in uniq if score(p) <= a_score]
-    n_above = rng.randint(max(0, k - len(below)), min(k, len(above)))
-
-    def near(side: list[str], m: int) -> list[str]:
-        if not m:
-            return []
-        side = sorted(side, key=lambda p: (abs(len(p) - a_len), p))
-        return rng.sample(side[: 2 * m + 1], m)
-
-    return near(above, n_above) + near(below, k - n_above)
+    cells: dict[tuple[bool, bool], list[str]] = {
+        (q, n): [] for q in (True, False) for n in (True, False)
+    }
+    for p in uniq:
+        cells[(score(p) > a_score, len(p) > a_len)].append(p)
+    for side in cells.values():
+        rng.shuffle(side)
+    want_q, want_n = rng.randint(0, k), rng.randint(0, k)
+    best: tuple[int, tuple[int, int, int, int]] | None = None
+    for both in range(k + 1):
+        for q_only in range(k + 1 - both):
+            for n_only in range(k + 1 - both - q_only):
+                neither = k - both - q_only - n_only
+                counts = (both, q_only, n_only, neither)
+                sizes = (
+                    len(cells[(True, True)]),
+                    len(cells[(True, False)]),
+                    len(cells[(False, True)]),
+                    len(cells[(False, False)]),
+                )
+                if any(c > s for c, s in zip(counts, sizes, strict=True)):
+                    continue
+                miss = abs(both + q_only - want_q) + abs(both + n_only - want_n)
+                if best is None or miss < best[0] or (miss == best[0] and rng.random() < 0.5):
+                    best = (miss, counts)
+    assert best is not None  # len(uniq) > k: some split is feasible
+    both, q_only, n_only, neither = best[1]
+    return (
+        cells[(True, True)][:both]
+        + cells[(True, False)][:q_only]
+        + cells[(False, True)][:n_only]
+        + cells[(False, False)][:neither]
+    )
 
 
 def pick_at_even_rank(
@@ -127,8 +150,8 @@ def no_conflict_data(name: str, value: str, when: str | None = None) -> str:
     ``when`` (the sample's day) is named in one of two phrasings, drawn per item (see
     ``data_phrasing``).
     """
-    on = f"{name} ({when})" if when else name
-    return f"The note ({value}) and the table ({value}) agree on {on}: no need to repeat it"
+    on, tail = (f"{name} ({when})", "no need to repeat it") if when else (name, "no need to repeat")
+    return f"The note ({value}) and the table ({value}) agree on {on}: {tail}"
 
 
 def data_flag(name: str, table: str, note: str, when: str | None = None) -> str:
@@ -175,29 +198,20 @@ def record_numbers(f: Finding, text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def data_conflict_options(
-    ctx: Ctx,
-    f: Finding,
-    name: str,
-    correct: str,
-    text: str,
-    question: str,
-    when: str | None,
-    *,
-    main: bool,
-) -> tuple[list[str], list[str]]:
-    """Fixed options and distractor pool of a data_conflict_resolution item or its control.
+def slip_values(ctx: Ctx, f: Finding, text: str, k: int = 5) -> list[str]:
+    """``k`` plausible readings of ``f``'s test that clearly differ from its value, in
+    random order: the note's slip and the values of the wrong options.
 
-    Both offer three flags, each pairing the table's value with a note value, and two
-    "no conflict" statements, one quoting the table's value (right on the control, wrong
-    on the item, where the note differs) and one another value of this test (wrong on
-    both). The other values are this test's values elsewhere in the record, then values
-    close to the table's; those whose digits the record quotes as much as the key's are
-    as likely to be chosen, so matching the record gives no clue.
+    Candidates are this test's values on other days, numbers the record shows in the
+    test's format (a value copied from the wrong row or column, within 0.4 to 2.5 times
+    the value) and values 20-60 % away from it; each differs from the value by at least
+    10 % and stays in a possible range (a percentage at most 100). The record's own
+    numbers come first, so the chosen values are as quoted by the record as each other.
     """
-    record = words(text)
+    assert f.value is not None
     table = _value_text(f)
-    seen = {table, _note_value(correct)}
+    text_value = format_finding_value(f)
+    decimals = len(text_value.split(".")[1]) if "." in text_value else 0
     others = [
         _value_text(g)
         for g in ctx.case.findings
@@ -206,27 +220,142 @@ def data_conflict_options(
         and g.day != f.day
         and (g.name, g.day) in ctx.rendered.finding_turns
     ]
-    values = [
-        v
-        for v in dict.fromkeys(others + record_numbers(f, text) + _near_values(f, ctx.rng, 8))
-        if v not in seen
-    ]
-    # Values whose every token the record shows, as the table's and the note's are; close
-    # values the record does not show only to make up the number needed.
+    scaled = []
+    for factor in (0.6, 0.7, 0.8, 1.25, 1.4, 1.6):
+        v = round(f.value * factor, decimals)
+        t = f"{v:.{decimals}f}" if decimals else str(round(v))
+        scaled.append(f"{t} {f.unit}" if f.unit else t)
+
+    def plausible(v: str) -> bool:
+        x = float(v.split()[0])
+        if x <= 0 or (f.unit == "%" and x > 100):
+            return False
+        return abs(x - f.value) >= max(0.1 * abs(f.value), 10.0**-decimals)
+
+    record = words(text)
+    values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled)]
+    values = [v for v in values if v != table and plausible(v)]
     shown = [v for v in values if words(v) <= record]
-    values = shown + [v for v in values if v not in shown][: max(0, 4 - len(shown))]
-    score = score_in(record, question)
-    flags = pick_even_quote(
-        [correct], [data_flag(name, table, v, when) for v in values], 3, ctx.rng, score
-    )
-    claimed = {_note_value(x) for x in flags}
-    agree = pick_even_quote(
-        [correct],
-        [no_conflict_data(name, v, when) for v in values if v not in claimed],
-        1,
-        ctx.rng,
-        score,
-    )
+    rest = [v for v in values if v not in shown]
+    ctx.rng.shuffle(shown)
+    ctx.rng.shuffle(rest)
+    chosen = (shown + rest)[:k]
+    ctx.rng.shuffle(chosen)
+    return chosen
+
+
+def data_conflict_options(
+    name: str, table: str, others: Sequence[str], when: str | None, *, main: bool
+) -> tuple[list[str], list[str]]:
+    """Fixed options and distractor pool of a data_conflict_resolution item or its control.
+
+    Both offer three flags, each pairing the table's value with a note value, and two
+    "no conflict" statements: one quoting the table's value (right on the control, wrong
+    on the item, where the note differs) and one another value (wrong on both). The
+    other values (``others``) are drawn with the note's slip by ``slip_values``.
+    """
+    flags = [data_flag(name, table, v, when) for v in others[:3]]
+    agree = no_conflict_data(name, others[3], when)
     if main:  # the key is a flag: two more, and "no conflict" quoting the table's value
-        return [no_conflict_data(name, table, when), *agree], flags[:2]
-    return agree, flags
+        return [no_conflict_data(name, table, when), agree], flags[:2]
+    return [agree], flags
+
+
+# ----------------------------------------------------------------------------- consistency
+
+
+DIAGNOSIS_RIGHT = "Correct: it matches the working plan of the team"
+
+
+def diagnosis_wrong(name: str) -> str:
+    """consistency_check: the summary's diagnosis is wrong; the findings point to ``name``."""
+    return f"Incorrect: the findings point to {name.lower()}"
+
+
+def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
+    """``k`` wrong diagnoses for this patient, other than the working one and ``stated``.
+
+    This condition's differentials first (the ones the team discussed, then the rest),
+    then other conditions of the same body system; chosen so that their options' lengths
+    do not mark the key. The summary lists them as "also considered", so every diagnosis
+    an option names is in the record and quoting it is no clue.
+    """
+    assert ctx.cond is not None
+    cond = ctx.cond
+    skip = {cond.name.lower(), stated.lower()}
+    # Other conditions of the knowledge base as well as differentials: the working
+    # diagnosis of one case is a wrong option in others, so a condition's name does not
+    # mark the key; the differentials' names are as often right (never) as theirs.
+    linked = [
+        ctx.kb.conditions[d.condition_id].name
+        for d in cond.differentials
+        if d.condition_id in ctx.kb.conditions
+    ]
+    system = [c.name for c in ctx.kb.conditions.values() if c.system == cond.system]
+    anywhere = [c.name for c in ctx.kb.conditions.values()]
+    ctx.rng.shuffle(system)
+    ctx.rng.shuffle(anywhere)
+    kb_names = [n for n in dict.fromkeys(linked + system + anywhere) if n.lower() not in skip]
+    differentials = [d.name for d in cond.differentials if d.name.lower() not in skip]
+    n_kb = (k + 1) // 2
+    names = kb_names[:n_kb] + [
+        n for n in differentials if n.lower() not in {x.lower() for x in kb_names[:n_kb]}
+    ]
+    names += [n for n in kb_names[n_kb:] if n not in names]
+    anchor = diagnosis_wrong(cond.name) if stated != cond.name else DIAGNOSIS_RIGHT
+    head = [diagnosis_wrong(n) for n in names[: k + 2]]
+    picked = pick_even_quote([anchor], head, k, ctx.rng, lambda _: 0.0)
+    prefix = len("Incorrect: the findings point to ")
+    return [p[prefix:] for p in picked]
+
+
+def summary_excerpt(stated: str, considered: Sequence[str], rng: random.Random) -> str:
+    """The discharge summary: the final diagnosis, and the others considered (shuffled)."""
+    others = list(considered)
+    rng.shuffle(others)
+    return f"Discharge summary: final diagnosis {stated}. Also considered: {'; '.join(others)}."
+
+
+# ----------------------------------------------------------------------------- interpretation
+
+
+def quoted_decoy(unfound: Sequence[str], record: set[str], rng: random.Random) -> str:
+    """The decoy finding of interpretation_conflict: a typical examination finding of this
+    condition that this examination did not find, preferring those whose words the record
+    uses most (in the history, say), so the decoy flag is not the one option the record
+    never mentions."""
+    best = max(quoted(u, record, "") for u in unfound)
+    return rng.choice([u for u in unfound if quoted(u, record, "") >= best - 0.2])
+
+
+def report_handling_options(
+    ctx: Ctx, exam: str, decoy: str, record: set[str], question: str
+) -> list[str]:
+    """Two wrong ways of handling the report, as quoted by the record as the key is.
+
+    Each names the examination's real finding or the decoy, the study or this patient's
+    working diagnosis; all are wrong on the item (they act on one source without
+    resolving the mismatch) and on the control (they doubt a report that fits).
+    """
+    assert ctx.cond is not None
+    cond = ctx.cond.name.lower()
+    study = ctx.cond.imaging[0].modality
+    templates = [
+        "Accept the report over the examination ({e}) and stop treatment",
+        "Ignore the report: the examination ({e}) alone decides",
+        "Repeat the admission bloods, then decide between report and {e}",
+        "Start treatment for the report's finding and stop the plan for {e}",
+        "Repeat the examination ({e}) tomorrow and act on the report until then",
+        "Keep the current plan and re-image only if {e} worsens",
+        "Trust the examination ({e}) over the study",
+        "Trust the study over the examination ({e})",
+        "Take the study as read; the examination ({e}) is outdated",
+    ]
+    pool = [t.format(e=e) for t in templates for e in (exam, decoy)]
+    pool += [
+        f"Accept the report and discharge with follow-up for {cond}",
+        f"Treat the report as confirming {cond} and continue",
+        f"Repeat the {study} before any change to the plan for {cond}",
+    ]
+    key = f"Flag the mismatch with the examination ({exam}); recheck the study"
+    return pick_even_quote([key], pool, 2, ctx.rng, score_in(record, question))

@@ -7,16 +7,23 @@ from collections.abc import Iterator
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
-    _decimals,
     _value_text,
     control_of,
 )
 from behaviorsft.build.tasks.conflict_pools import (
+    DIAGNOSIS_RIGHT,
+    considered_diagnoses,
     data_conflict_options,
     data_flag,
     data_phrasing,
+    diagnosis_wrong,
     no_conflict_data,
+    quoted_decoy,
+    report_handling_options,
     shown_text,
+    shown_words,
+    slip_values,
+    summary_excerpt,
 )
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.taxonomy import Complexity, TaskType
@@ -25,6 +32,11 @@ T = TaskType
 
 
 NO_CONFLICT_REPORT = "No conflict: the report fits the examination"
+
+
+def no_conflict_report(exam: str) -> str:
+    """The 'no issue' option of interpretation_conflict, naming the examination's finding."""
+    return f"{NO_CONFLICT_REPORT} ({exam}); no recheck needed"
 
 
 def flag_report(exam: str) -> str:
@@ -47,22 +59,12 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     unfound = [e for e in cond.exam if e not in found] or [
         e for c in ctx.kb.conditions.values() if c.id != cond.id for e in c.exam
     ]
-    decoy = ctx.rng.choice(unfound)
     end = (ctx.anchor("imaging") or 1) - 1
     question = "How should the team handle the report in the last note?"
-    # Wrong either way; each names the real or the decoy finding at random, so counting
-    # which finding recurs across the options does not point at the right flag.
-    e1, e2, e3, e4, e5 = (ctx.rng.choice((exam, decoy)) for _ in range(5))
-    pool = [
-        f"Accept the report over the examination ({e1}) and stop treatment",
-        f"Ignore the report: the examination ({e2}) alone decides",
-        f"Repeat the admission bloods, then decide between report and {e3}",
-        f"Accept the report and discharge with follow-up for {cond.name.lower()}",
-        f"Treat the report as confirming {cond.name.lower()} and continue",
-        f"Start treatment for the report's finding and stop the plan for {e4}",
-        f"Repeat the examination ({e5}) tomorrow and act on the report until then",
-        f"Document the report, keep the current plan and re-image only if {exam} worsens",
-    ]
+    excerpt = f"{imaging.modality} report: {imaging.contradicting_finding}."
+    record = shown_words(ctx, 0, end, excerpt)
+    decoy = quoted_decoy(unfound, record, ctx.rng)
+    pool = report_handling_options(ctx, exam, decoy, record, question)
     flag = flag_report(exam)
     # Main item and control offer the same three: the real flag, the decoy flag and
     # "no conflict"; only the report decides which one is right.
@@ -73,13 +75,13 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         anchor_any=True,
         correct=flag,
         pool=pool,
-        fixed=[NO_CONFLICT_REPORT, flag_report(decoy)],
+        fixed=[no_conflict_report(exam), flag_report(decoy)],
         rationale=f"The examination found {exam}, but the report says "
         f"{imaging.contradicting_finding}; the two cannot both be right, so the discrepancy "
         f"must be raised before acting on either. The examination did not record {decoy}.",
         turn_start=0,
         turn_end=end,
-        excerpt=f"{imaging.modality} report: {imaging.contradicting_finding}.",
+        excerpt=excerpt,
         perturbation=Perturbation(
             kind=PerturbationKind.CONFLICT,
             location="context.excerpt",
@@ -93,7 +95,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         yield control_of(
             main,
             key="ic",
-            correct=NO_CONFLICT_REPORT,
+            correct=no_conflict_report(exam),
             fixed=[flag, flag_report(decoy)],  # false alarms: nothing contradicts
             rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
             f"flagging a mismatch would be a false alarm (and {decoy} was not found).",
@@ -117,27 +119,24 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     f = ctx.rng.choice(numeric)
     assert f.value is not None
     turn = ctx.rendered.finding_turns[(f.name, f.day)]
-    factors = [0.4, 0.5, 1.8, 2.2, 2.5, 3.0, 4.0]
-    ctx.rng.shuffle(factors)
-    d = max(_decimals(f.value), 1 if abs(f.value) < 10 else 0)
-    unit = f" {f.unit}" if f.unit else ""
-    texts = [(f"{f.value * k:.{d}f}" if d else str(round(f.value * k))) + unit for k in factors]
-    bad_text = next((t for t in texts if t != _value_text(f) and float(t.split()[0]) != 0), "")
-    if not bad_text:
+    end = min(ctx.n_turns - 1, turn + 2)
+    # The note's value and the wrong options' values come from one list of plausible,
+    # clearly different readings of this test (the record's own numbers first), so
+    # neither plausibility nor record quotes tell the note's value from the others.
+    slips = slip_values(ctx, f, shown_text(ctx, 0, end, None))
+    if len(slips) < 5:
         return
+    bad_text, others = slips[0], slips[1:]
     when = f"day {f.day:g}" if f.day is not None else "the same draw"
     name = f.name.lower()
     phrasing = data_phrasing(ctx.rng, when)
     correct = data_flag(name, _value_text(f), bad_text, phrasing)
     question = "Two records of the same sample are shown above. What should happen next?"
-    end = min(ctx.n_turns - 1, turn + 2)
     note = f"Note ({when}): {f.name} {bad_text} on this sample."
     # Item and control offer the same two templates, with values of this test only:
     # three flags of a pair and two "no conflict" statements, one of each quoting the
     # table's value as it is; only comparing the note with the table decides.
-    fixed, pool = data_conflict_options(
-        ctx, f, name, correct, shown_text(ctx, 0, end, note), question, phrasing, main=True
-    )
+    fixed, pool = data_conflict_options(name, _value_text(f), others, phrasing, main=True)
     main = Draft(
         task_type=T.DATA_CONFLICT_RESOLUTION,
         key="c0",
@@ -162,9 +161,7 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     yield main
     if ctx.is_control(T.DATA_CONFLICT_RESOLUTION):
         note_c = f"Note ({when}): {f.name} {_value_text(f)} on this sample."
-        fixed_c, pool_c = data_conflict_options(
-            ctx, f, name, correct, shown_text(ctx, 0, end, note_c), question, phrasing, main=False
-        )
+        fixed_c, pool_c = data_conflict_options(name, _value_text(f), others, phrasing, main=False)
         yield control_of(
             main,
             key="cc",
@@ -184,21 +181,23 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
         return
     cond = ctx.cond
     d = ctx.rng.choice(cond.differentials[:2])
-    others = [c.name for c in ctx.kb.conditions.values() if c.id != cond.id]
     question = "Check the discharge summary against the case. Is its diagnosis right?"
-    pool = [f"No: the findings point to {o.lower()}" for o in others]
+    # Item and control: "correct" for the summary's diagnosis and "incorrect" naming others,
+    # all of them this patient's differentials (or conditions of the same system) that the
+    # summary lists as considered, so the record quotes every option alike.
+    wrong = considered_diagnoses(ctx, d.name, 3)
     main = Draft(
         task_type=T.CONSISTENCY_CHECK,
         key="k0",
         question=question,
-        correct=f"No: the findings point to {cond.name.lower()}",
-        pool=[p for p in pool if d.name.lower() not in p],
-        fixed=[CONSISTENT],
+        correct=diagnosis_wrong(cond.name),
+        pool=[diagnosis_wrong(n) for n in wrong],
+        fixed=[DIAGNOSIS_RIGHT],
         rationale=f"The record supports {cond.name} and documents what argues against "
         f"{d.name} ({d.argues_against}).",
         turn_start=0,
         turn_end=ctx.n_turns - 1,
-        excerpt=f"Discharge summary: final diagnosis {d.name}.",
+        excerpt=summary_excerpt(d.name, [cond.name, *wrong], ctx.rng),
         perturbation=Perturbation(
             kind=PerturbationKind.INCONSISTENCY,
             location="context.excerpt",
@@ -209,11 +208,12 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
     )
     yield main
     if ctx.is_control(T.CONSISTENCY_CHECK):
+        wrong_c = considered_diagnoses(ctx, cond.name, 4)
         yield control_of(
             main,
             key="kc",
-            correct=CONSISTENT,
-            pool=pool,
+            correct=DIAGNOSIS_RIGHT,
+            pool=[diagnosis_wrong(n) for n in wrong_c],
             rationale=f"The summary's diagnosis, {cond.name}, is the one the record supports.",
-            excerpt=f"Discharge summary: final diagnosis {cond.name}.",
+            excerpt=summary_excerpt(cond.name, wrong_c, ctx.rng),
         )

@@ -115,7 +115,10 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     if ctx.cond is None or ctx.anchor("care") is None:
         return
     cond = ctx.cond
-    kinds: tuple[str, ...] = ("documentation", "action", "drug")
+    # Any requirement may be the declined one: the wrong options are the note's other
+    # requirements, and with the declined one drawn from a few kinds only, a condition
+    # with one requirement of those kinds would always have the same key.
+    kinds: tuple[str, ...] = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
     items = [i for i in cond.standard_of_care if i.kind in kinds]
     if not items:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
@@ -141,16 +144,20 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         + (f"Not done, not felt necessary: {item.item}.")
     )
     # Wrong options from this note, as quoted by it as the key is: requirements it
-    # documents (offered as "required"), and "meets the standard" citing one of them.
+    # documents (offered as "required"), "meets the standard" citing one of them, and
+    # "meets the standard" citing another condition's requirement the note lacks (the
+    # same two templates on the control, so which one is right depends on the note).
     key = _required(item)
-    rw = shown_words(ctx, 0, end, note)
-    wrong = pick_even_quote([key], [_required(i) for i in done], 3, ctx.rng, score_in(rw, question))
-    wrong += _sample(ctx.rng, pool, 3 - len(wrong))  # a condition with < 4 requirements
+    score = score_in(shown_words(ctx, 0, end, note), question)
+    wrong = pick_even_quote([key], [_required(i) for i in done], 2, ctx.rng, score)
+    wrong += _sample(ctx.rng, pool, 2 - len(wrong))  # a condition with < 3 requirements
+    foreign = [meets_standard(i) for i in others if i.item in unrelated]
+    lacking = pick_even_quote([key], foreign, 1, ctx.rng, score)
     meets = pick_at_even_rank(
         [meets_standard(i) for i in done] or [MEETS_STANDARD],
-        [key, *wrong],
+        [key, *wrong, *lacking],
         ctx.rng,
-        score_in(rw, question),
+        score,
     )
     main = Draft(
         task_type=T.STANDARD_OF_CARE,
@@ -158,7 +165,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         question=question,
         correct=key,
         pool=wrong,
-        fixed=[meets],
+        fixed=[meets, *lacking],
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it. "
         "The other requirements offered are documented in the note or belong to other "
         "conditions.",
@@ -176,24 +183,22 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
         note_c = "Team note: " + "; ".join(i.item for i in cond.standard_of_care) + "."
-        rw_c = shown_words(ctx, 0, end, note_c)
+        score_c = score_in(shown_words(ctx, 0, end, note_c), question)
         # false alarms: each is documented (the main item's declined one among them)
         alarms = [key] + pick_even_quote(
-            [key],
-            [_required(i) for i in cond.standard_of_care],
-            3,
-            ctx.rng,
-            score_in(rw_c, question),
+            [key], [_required(i) for i in cond.standard_of_care], 2, ctx.rng, score_c
         )
+        lacking_c = pick_even_quote([key], foreign, 1, ctx.rng, score_c)
         yield control_of(
             main,
             key="sc",
             correct=pick_at_even_rank(
                 [meets_standard(i) for i in cond.standard_of_care],
-                alarms,
+                [*alarms, *lacking_c],
                 ctx.rng,
-                score_in(rw_c, question),
+                score_c,
             ),
+            fixed=lacking_c,
             pool=alarms,
             rationale=f"All items the guidance requires for {cond.name} are documented.",
             excerpt=note_c,
