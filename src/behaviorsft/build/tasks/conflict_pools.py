@@ -226,15 +226,17 @@ def slip_values(ctx: Ctx, f: Finding, text: str, k: int = 5) -> list[str]:
         t = f"{v:.{decimals}f}" if decimals else str(round(v))
         scaled.append(f"{t} {f.unit}" if f.unit else t)
 
+    value = f.value
+
     def plausible(v: str) -> bool:
         x = float(v.split()[0])
         if x <= 0 or (f.unit == "%" and x > 100):
             return False
-        return abs(x - f.value) >= max(0.1 * abs(f.value), 10.0**-decimals)
+        return abs(x - value) >= max(0.1 * abs(value), 10.0**-decimals)
 
     record = words(text)
-    values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled)]
-    values = [v for v in values if v != table and plausible(v)]
+    values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled) if plausible(v)]
+    values = [v for v in values if v != table]
     shown = [v for v in values if words(v) <= record]
     rest = [v for v in values if v not in shown]
     ctx.rng.shuffle(shown)
