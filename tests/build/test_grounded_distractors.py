@@ -155,6 +155,9 @@ def test_consistency_options_name_diagnoses_the_summary_lists(bench):
         ]
         assert sorted(named) == sorted(considered), t.id
         assert final not in named, t.id  # "incorrect, it is X" when the summary says X: never
+        # no disease twice under two names ("cellulitis", "cellulitis (non-purulent)")
+        bases = [n.split(" (")[0] for n in [final, *named]]
+        assert len(set(bases)) == len(bases), t.id
         assert (t.answer_text == DIAGNOSIS_RIGHT) == t.restraint_control, t.id
         if not t.restraint_control:  # the key names the diagnosis the record supports
             assert t.perturbation.original.lower() in t.answer_text, t.id

@@ -284,7 +284,12 @@ def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
     """
     assert ctx.cond is not None
     cond = ctx.cond
-    skip = {cond.name.lower(), stated.lower()}
+
+    # Two names for one disease ("cellulitis", "cellulitis (non-purulent)") count as one.
+    def base(name: str) -> str:
+        return name.lower().split(" (")[0].strip()
+
+    skip = {base(cond.name), base(stated)}
     # Other conditions of the knowledge base as well as differentials: the working
     # diagnosis of one case is a wrong option in others, so a condition's name does not
     # mark the key; the differentials' names are as often right (never) as theirs.
@@ -297,13 +302,13 @@ def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
     anywhere = [c.name for c in ctx.kb.conditions.values()]
     ctx.rng.shuffle(system)
     ctx.rng.shuffle(anywhere)
-    kb_names = [n for n in dict.fromkeys(linked + system + anywhere) if n.lower() not in skip]
-    differentials = [d.name for d in cond.differentials if d.name.lower() not in skip]
+    kb_names = [n for n in dict.fromkeys(linked + system + anywhere) if base(n) not in skip]
+    differentials = [d.name for d in cond.differentials if base(d.name) not in skip]
     n_kb = (k + 1) // 2
-    names = kb_names[:n_kb] + [
-        n for n in differentials if n.lower() not in {x.lower() for x in kb_names[:n_kb]}
-    ]
-    names += [n for n in kb_names[n_kb:] if n not in names]
+    names: list[str] = []
+    for n in kb_names[:n_kb] + differentials + kb_names[n_kb:]:
+        if base(n) not in {base(x) for x in names}:
+            names.append(n)
     anchor = diagnosis_wrong(cond.name) if stated != cond.name else DIAGNOSIS_RIGHT
     head = [diagnosis_wrong(n) for n in names[: k + 2]]
     picked = pick_even_quote([anchor], head, k, ctx.rng, lambda _: 0.0)
