@@ -21,7 +21,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 
-from behaviorsft.bench import format_turns
+from behaviorsft.bench import format_turn, format_turns
 from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import format_finding_value
 from behaviorsft.build.tasks.common import Ctx, _norm, _value_text
@@ -34,9 +34,24 @@ def shown_text(ctx: Ctx, turn_start: int, turn_end: int, excerpt: str | None) ->
     return f"{text}\n\n{excerpt}" if excerpt else text
 
 
+_TURN_WORDS: dict[int, tuple[object, list[set[str]]]] = {}
+
+
 def shown_words(ctx: Ctx, turn_start: int, turn_end: int, excerpt: str | None) -> set[str]:
-    """Content words of what a task shows: turns ``turn_start..turn_end`` and the excerpt."""
-    return words(shown_text(ctx, turn_start, turn_end, excerpt))
+    """Content words of what a task shows: turns ``turn_start..turn_end`` and the excerpt.
+
+    The words of each turn are computed once per conversation (several generators ask).
+    """
+    conv = ctx.rendered.conversation
+    hit = _TURN_WORDS.get(id(conv))
+    if hit is None or hit[0] is not conv:
+        if len(_TURN_WORDS) > 64:
+            _TURN_WORDS.clear()
+        hit = _TURN_WORDS[id(conv)] = (conv, [words(format_turn(t)) for t in conv.turns])
+    out = words(excerpt or "")
+    for turn_words in hit[1][turn_start : turn_end + 1]:
+        out |= turn_words
+    return out
 
 
 def quoted(text: str, record: set[str], question: str) -> float:
