@@ -193,7 +193,7 @@ _FLAG = re.compile(r"^Flag the mismatch with the examination \((.+)\); recheck t
 
 def _template(ttype: TaskType, text: str) -> str:
     """An option with the drug, dose and finding names normalised away."""
-    if text in (NO_CONFLICT_REPORT, PROCEED):
+    if text == PROCEED or text.startswith(NO_CONFLICT_REPORT):
         return "no issue"
     if ttype is IC:
         return "flag" if _FLAG.match(text) else "other"
@@ -274,7 +274,39 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 assert (t.answer_text == STOP_ALLERGY) == allergy_item, t.id
                 if STOP_ALLERGY in texts and t.answer_text != STOP_ALLERGY:
                     assert drug not in unsafe, t.id
-            elif t.task_type in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE):
+            elif t.task_type is T.STANDARD_OF_CARE:
+                done = t.context.excerpt.split("Not done")[0].lower()
+                # an item is listed without a condition that does not hold ("INR")
+                own = {i.item.lower() for i in cond.standard_of_care}
+                own |= {split_condition(i.item)[0].lower() for i in cond.standard_of_care}
+                required = {
+                    m[1].lower()
+                    for x in texts
+                    if (m := re.match(r"^No: (.*) is required( \(.*\))?$", x))
+                }
+                right = {t.perturbation.original.lower()} if t.perturbation else set()
+                # every other requirement of this condition offered as missing is one the
+                # note documents; where it documents fewer than two, the plan's own actions
+                # (which the plan turn states) or other conditions' requirements
+                assert all(x in done for x in (required - right) & own), t.id
+                plan = {a.lower() for a in cond.treatments.actions}
+                foreign = {
+                    i.item.lower()
+                    for c in kb.conditions.values()
+                    if c.id != cond.id
+                    for i in c.standard_of_care
+                }
+                assert required - right - own <= plan | foreign, t.id
+                # "meets the standard" cites a documented requirement where it is right, and
+                # one the note lacks (another condition's) where it is a false alarm
+                for x in texts:
+                    if m := re.match(r"^Yes: (.*) and all other requirements are documented$", x):
+                        cited = m[1].lower()
+                        if x == t.answer_text:
+                            assert t.restraint_control and cited in done, t.id
+                        elif cited not in own:
+                            assert cited not in t.context.excerpt.lower(), t.id
+            elif t.task_type is T.OMISSION_DETECTION:
                 done = t.context.excerpt.split("Not done")[0].lower()
                 # an item is listed without a condition that does not hold ("INR")
                 own = {i.item.lower() for i in cond.standard_of_care}
@@ -286,10 +318,8 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 }
                 right = {t.perturbation.original.lower()} if t.perturbation else set()
                 wrong_own = (named & own) - right
-                # the condition's own items offered as wrong are on the list (one on a
-                # checklist; up to three a note documents)
-                many = 3 if t.task_type is T.STANDARD_OF_CARE and not t.restraint_control else 1
-                assert 1 <= len(wrong_own) <= many, t.id
+                # one of the condition's own items is offered and is wrong: it is on the list
+                assert len(wrong_own) == 1, t.id
                 assert all(x in done for x in wrong_own), t.id
             elif t.task_type is T.PREDICTIVE_NEXT_ACTION and t.restraint_control:
                 own = {a.lower() for a in cond.next_actions}

@@ -18,11 +18,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
-    _alt_values,
-    _decimals,
     _value_text,
     _words,
     control_of,
+)
+from behaviorsft.build.tasks.conflict_pools import (
+    DIAGNOSIS_RIGHT,
+    considered_diagnoses,
+    data_conflict_options,
+    data_flag,
+    data_phrasing,
+    diagnosis_wrong,
+    no_conflict_data,
+    quoted_decoy,
+    report_handling_options,
+    shown_text,
+    shown_words,
+    slip_values,
+    summary_excerpt,
 )
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import KnowledgeBase, default_kb_root
@@ -83,6 +96,11 @@ def conflict_pairs(kb: KnowledgeBase) -> dict[str, ConflictPair]:
 NO_CONFLICT_REPORT = "No conflict: the report fits the examination"
 
 
+def no_conflict_report(exam: str) -> str:
+    """The 'no issue' option of interpretation_conflict, naming the examination's finding."""
+    return f"{NO_CONFLICT_REPORT} ({exam}); no recheck needed"
+
+
 def flag_report(exam: str) -> str:
     """The 'raise the issue' option of interpretation_conflict, naming an examination finding."""
     return f"Flag the mismatch with the examination ({exam}); recheck the study"
@@ -115,30 +133,21 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     unfound = [e for e in cond.exam if e not in found] or [
         e for c in ctx.kb.conditions.values() if c.id != cond.id for e in c.exam
     ]
-    # Longer or shorter than the right finding at random, so the flags' lengths say nothing.
+    end = (ctx.anchor("imaging") or 1) - 1
+    question = "How should the team handle the report in the last note?"
+    excerpt = f"{imaging.modality} report: {imaging.contradicting_finding}."
+    record = shown_words(ctx, 0, end, excerpt)
+    # Longer or shorter than the right finding at random, so the flags' lengths say nothing;
+    # among those, one the record quotes most.
     longer = ctx.rng.random() < 0.5
     sided = [e for e in compatible + unfound if (len(e) > len(exam)) == longer]
-    decoy = ctx.rng.choice([e for e in sided if e in compatible] or sided or unfound)
+    decoy = quoted_decoy([e for e in sided if e in compatible] or sided or unfound, record, ctx.rng)
     decoy_note = (
         f"{decoy}, also found, does not contradict the report"
         if decoy in compatible
         else f"the examination did not record {decoy}"
     )
-    end = (ctx.anchor("imaging") or 1) - 1
-    question = "How should the team handle the report in the last note?"
-    # Wrong either way; each names the real or the decoy finding at random, so counting
-    # which finding recurs across the options does not point at the right flag.
-    e1, e2, e3, e4, e5 = (ctx.rng.choice((exam, decoy)) for _ in range(5))
-    pool = [
-        f"Accept the report over the examination ({e1}) and stop treatment",
-        f"Ignore the report: the examination ({e2}) alone decides",
-        f"Repeat the admission bloods, then decide between report and {e3}",
-        f"Accept the report and discharge with follow-up for {cond.name.lower()}",
-        f"Treat the report as confirming {cond.name.lower()} and continue",
-        f"Start treatment for the report's finding and stop the plan for {e4}",
-        f"Repeat the examination ({e5}) tomorrow and act on the report until then",
-        f"Document the report, keep the current plan and re-image only if {exam} worsens",
-    ]
+    pool = report_handling_options(ctx, exam, decoy, record, question)
     flag = flag_report(exam)
     # Main item and control offer the same three: the real flag, the decoy flag and
     # "no conflict"; only the report decides which one is right.
@@ -149,13 +158,13 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         anchor_any=True,
         correct=flag,
         pool=pool,
-        fixed=[NO_CONFLICT_REPORT, flag_report(decoy)],
+        fixed=[no_conflict_report(exam), flag_report(decoy)],
         rationale=f"The examination found {exam}, but the report says "
         f"{imaging.contradicting_finding}. {pair.justification} The discrepancy must be "
         f"raised before acting on either; {decoy_note}.",
         turn_start=0,
         turn_end=end,
-        excerpt=f"{imaging.modality} report: {imaging.contradicting_finding}.",
+        excerpt=excerpt,
         perturbation=Perturbation(
             kind=PerturbationKind.CONFLICT,
             location="context.excerpt",
@@ -169,7 +178,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         yield control_of(
             main,
             key="ic",
-            correct=NO_CONFLICT_REPORT,
+            correct=no_conflict_report(exam),
             fixed=[flag, flag_report(decoy)],  # false alarms: nothing contradicts
             rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
             f"flagging a mismatch would be a false alarm ({decoy_note}).",
@@ -193,48 +202,36 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     f = ctx.rng.choice(numeric)
     assert f.value is not None
     turn = ctx.rendered.finding_turns[(f.name, f.day)]
-    factors = [0.4, 0.5, 1.8, 2.2, 2.5, 3.0, 4.0]
-    ctx.rng.shuffle(factors)
-    d = max(_decimals(f.value), 1 if abs(f.value) < 10 else 0)
-    unit = f" {f.unit}" if f.unit else ""
-    texts = [(f"{f.value * k:.{d}f}" if d else str(round(f.value * k))) + unit for k in factors]
-    bad_text = next((t for t in texts if t != _value_text(f) and float(t.split()[0]) != 0), "")
-    if not bad_text:
+    end = min(ctx.n_turns - 1, turn + 2)
+    # The note's value and the wrong options' values come from one list of plausible,
+    # clearly different readings of this test (the record's own numbers first), so
+    # neither plausibility nor record quotes tell the note's value from the others.
+    slips = slip_values(ctx, f, shown_text(ctx, 0, end, None))
+    if len(slips) < 5:
         return
+    bad_text, others = slips[0], slips[1:]
     when = f"day {f.day:g}" if f.day is not None else "the same draw"
     name = f.name.lower()
-    others = ctx.rng.sample([g for g in numeric if g.name != f.name], 2 if len(numeric) < 4 else 3)
-    pool = [
-        f"Act on {bad_text}, the {name} value given in the note",
-        f"Average the two {name} values and act on the mean",
-        f"Ignore the note: the table is always right about {name}",
-        f"Act on {_value_text(f)} and file the note without comment",
-    ]
-    for g in others:
-        alt = _alt_values(g, ctx.rng)
-        if alt:
-            pool.append(
-                f"Flag the {g.name.lower()} mismatch ({_value_text(g)} vs {alt[0]}); verify or "
-                "repeat"
-            )
-    # Same lab, wrong numbers: only a reader who compares the actual values rules these out.
-    for wrong in [t for t in texts if t not in (bad_text, _value_text(f))][:2]:
-        pool.append(f"Flag the {name} mismatch ({_value_text(f)} vs {wrong}); verify or repeat")
-    pool.append(f"Act on {bad_text}, the {name} value in the note, and recheck it tomorrow")
-    correct = f"Flag the {name} mismatch ({_value_text(f)} vs {bad_text}); verify or repeat"
+    phrasing = data_phrasing(ctx.rng, when)
+    correct = data_flag(name, _value_text(f), bad_text, phrasing)
     question = "Two records of the same sample are shown above. What should happen next?"
+    note = f"Note ({when}): {f.name} {bad_text} on this sample."
+    # Item and control offer the same two templates, with values of this test only:
+    # three flags of a pair and two "no conflict" statements, one of each quoting the
+    # table's value as it is; only comparing the note with the table decides.
+    fixed, pool = data_conflict_options(name, _value_text(f), others, phrasing, main=True)
     main = Draft(
         task_type=T.DATA_CONFLICT_RESOLUTION,
         key="c0",
         question=question,
         correct=correct,
         pool=pool,
-        fixed=[NO_CONFLICT_DATA],
+        fixed=fixed,
         rationale=f"Turn {turn} reports {f.name} {_value_text(f)} but the note gives {bad_text} "
         f"for the same sample ({when}); neither can be trusted until checked.",
         turn_start=0,
-        turn_end=min(ctx.n_turns - 1, turn + 2),
-        excerpt=f"Note ({when}): {f.name} {bad_text} on this sample.",
+        turn_end=end,
+        excerpt=note,
         perturbation=Perturbation(
             kind=PerturbationKind.CONFLICT,
             location="context.excerpt",
@@ -246,12 +243,16 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     )
     yield main
     if ctx.is_control(T.DATA_CONFLICT_RESOLUTION):
+        note_c = f"Note ({when}): {f.name} {_value_text(f)} on this sample."
+        fixed_c, pool_c = data_conflict_options(name, _value_text(f), others, phrasing, main=False)
         yield control_of(
             main,
             key="cc",
-            correct=NO_CONFLICT_DATA,
+            correct=no_conflict_data(name, _value_text(f), phrasing),
+            fixed=fixed_c,
+            pool=pool_c,
             rationale=f"The note repeats {f.name} {_value_text(f)} exactly as turn {turn}.",
-            excerpt=f"Note ({when}): {f.name} {_value_text(f)} on this sample.",
+            excerpt=note_c,
         )
 
 
@@ -263,21 +264,23 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
         return
     cond = ctx.cond
     d = ctx.rng.choice(cond.differentials[:2])
-    others = [c.name for c in ctx.kb.conditions.values() if c.id != cond.id]
     question = "Check the discharge summary against the case. Is its diagnosis right?"
-    pool = [f"No: the findings point to {o.lower()}" for o in others]
+    # Item and control: "correct" for the summary's diagnosis and "incorrect" naming others,
+    # all of them this patient's differentials (or conditions of the same system) that the
+    # summary lists as considered, so the record quotes every option alike.
+    wrong = considered_diagnoses(ctx, d.name, 3)
     main = Draft(
         task_type=T.CONSISTENCY_CHECK,
         key="k0",
         question=question,
-        correct=f"No: the findings point to {cond.name.lower()}",
-        pool=[p for p in pool if d.name.lower() not in p],
-        fixed=[CONSISTENT],
+        correct=diagnosis_wrong(cond.name),
+        pool=[diagnosis_wrong(n) for n in wrong],
+        fixed=[DIAGNOSIS_RIGHT],
         rationale=f"The record supports {cond.name} and documents what argues against "
         f"{d.name} ({d.argues_against}).",
         turn_start=0,
         turn_end=ctx.n_turns - 1,
-        excerpt=f"Discharge summary: final diagnosis {d.name}.",
+        excerpt=summary_excerpt(d.name, [cond.name, *wrong], ctx.rng),
         perturbation=Perturbation(
             kind=PerturbationKind.INCONSISTENCY,
             location="context.excerpt",
@@ -288,11 +291,12 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
     )
     yield main
     if ctx.is_control(T.CONSISTENCY_CHECK):
+        wrong_c = considered_diagnoses(ctx, cond.name, 4)
         yield control_of(
             main,
             key="kc",
-            correct=CONSISTENT,
-            pool=pool,
+            correct=DIAGNOSIS_RIGHT,
+            pool=[diagnosis_wrong(n) for n in wrong_c],
             rationale=f"The summary's diagnosis, {cond.name}, is the one the record supports.",
-            excerpt=f"Discharge summary: final diagnosis {cond.name}.",
+            excerpt=summary_excerpt(cond.name, wrong_c, ctx.rng),
         )

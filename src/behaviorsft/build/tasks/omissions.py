@@ -37,6 +37,12 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
     control_of,
 )
+from behaviorsft.build.tasks.conflict_pools import (
+    pick_at_even_rank,
+    pick_even_quote,
+    score_in,
+    shown_words,
+)
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
 from behaviorsft.sources.kb import Condition as KBCondition
@@ -225,42 +231,46 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
 MEETS_STANDARD = "Yes: this meets the standard of care"
 
 
+def _required_text(item: str) -> str:
+    return f"No: {item} is required"
+
+
 def _required(item: KBCareItem) -> str:
-    return f"No: {item.item} is required"
+    return _required_text(item.item)
 
 
-def _documented(ctx: Ctx, cond: KBCondition, decoys: list[CheckedItem], end: int) -> list[str]:
-    """Up to three "No: X is required" options whose X the record documents (all wrong).
-
-    Requirements the note lists as done first, then the plan's own actions (the plan
-    turn states them), so that the options the record quotes are not only the answer.
-    """
-    out = [_required(d.as_done) for d in _sample(ctx.rng, decoys, 3)]
+def _plan_actions(ctx: Ctx, cond: KBCondition, end: int) -> list[str]:
+    """The plan's own actions the record states, as "No: X is required" options (all wrong:
+    the plan turn documents them)."""
     idx = ctx.index(turn_end=end)
-    actions = [a for a in cond.treatments.actions[:2] if idx.phrase_refs(a)]
-    out += [f"No: {a} is required" for a in _sample(ctx.rng, actions, 3 - len(out))]
-    return out
+    return [_required_text(a) for a in cond.treatments.actions[:2] if idx.phrase_refs(a)]
+
+
+def meets_standard(documented: KBCareItem) -> str:
+    """The 'no issue' option, citing one requirement the note documents."""
+    return f"Yes: {documented.item} and all other requirements are documented"
 
 
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     """A note declining a required item; the control documents every item.
 
-    Both offer "meets the standard", a requirement of this condition that the note
-    documents (wrong: it was done) and other conditions' requirements of the same
-    kinds, so the requirement's name and kind do not point at the answer. The declined
-    item is verified absent from the record and required for this patient; the items the
-    note documents are verified as for omission_detection.
+    Both offer "meets the standard" citing a requirement the note documents, the same
+    citing another condition's requirement the note lacks, and requirements of this
+    condition that the note documents (wrong: they were done), chosen so that neither
+    record quote nor length marks the key. The declined item is verified absent from the
+    record and required for this patient; the items the note documents are verified as
+    for omission_detection.
     """
     if ctx.cond is None or ctx.anchor("care") is None:
         return
     cond = ctx.cond
     end = (ctx.anchor("care") or 1) - 1
     checked = _verdicts(ctx, list(cond.standard_of_care), end)
-    kinds: tuple[str, ...] = ("documentation", "action", "drug")
+    # Any verified requirement may be the declined one: the wrong options are the note's
+    # other requirements, and with the declined one drawn from a few kinds only, a
+    # condition with one requirement of those kinds would always have the same key.
+    kinds: tuple[str, ...] = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
     keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
-    if not keys:
-        kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
-        keys = [c for c in checked if _key_reason(c) is None]
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
@@ -281,22 +291,43 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     declined = ctx.rng.choice(keys)
     item = declined.item
     done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
-    # A documented requirement: same kind as the declined one where the condition has one.
-    decoys = [c for c in done if c.item.kind in kinds] or done
     note = (
         "Team note: "
         + ("; ".join(c.done_text for c in done) + ". " if done else "")
         + (f"Not done, not felt necessary: {item.item}.")
     )
+    # Wrong options from this note, as quoted by it as the key is: requirements it
+    # documents (offered as "required"), "meets the standard" citing one of them, and
+    # "meets the standard" citing another condition's requirement the note lacks (the
+    # same two templates on the control, so which one is right depends on the note).
+    key = _required(item)
+    score = score_in(shown_words(ctx, 0, end, note), question)
+    # First the documented requirements that, like the declined one, name nothing the
+    # record could show (listed on the note's word): they are the key where declined, so
+    # a requirement's name does not tell whether it is the key. Then the note's other
+    # requirements and the plan's own actions the record states (documented too), then
+    # other conditions' requirements.
+    like_key = [_required(c.as_done) for c in done if not c.named]
+    documented = [_required(c.as_done) for c in done if c.named] + _plan_actions(ctx, cond, end)
+    wrong = pick_even_quote([key], like_key, 2, ctx.rng, score)
+    if len(wrong) < 2:
+        wrong += pick_even_quote([key], documented, 2 - len(wrong), ctx.rng, score)
+    wrong += _sample(ctx.rng, pool, 2 - len(wrong))
+    foreign = [meets_standard(i) for i in others if i.item in unrelated]
+    lacking = pick_even_quote([key], foreign, 1, ctx.rng, score)
+    meets = pick_at_even_rank(
+        [meets_standard(c.as_done) for c in done] or [MEETS_STANDARD],
+        [key, *wrong, *lacking],
+        ctx.rng,
+        score,
+    )
     main = Draft(
         task_type=T.STANDARD_OF_CARE,
         key="s0",
         question=question,
-        correct=_required(item),
-        pool=pool,
-        # Up to three requirements the note documents (wrong: they were done): the note
-        # quotes them as it quotes the declined one, so matching the note points nowhere.
-        fixed=[MEETS_STANDARD, *_documented(ctx, cond, decoys, end)],
+        correct=key,
+        pool=wrong,
+        fixed=[meets, *lacking],
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
         "the note or belong to other conditions.",
@@ -317,11 +348,24 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         if not required or any(not c.listable for c in required):
             ctx.drop(T.STANDARD_OF_CARE, "control: a required item is not in the record")
             return
+        note_c = "Team note: " + "; ".join(c.done_text for c in required) + "."
+        score_c = score_in(shown_words(ctx, 0, end, note_c), question)
+        # false alarms: each is documented (the main item's declined one among them)
+        alarms = [key] + pick_even_quote(
+            [key], [_required(c.as_done) for c in required], 2, ctx.rng, score_c
+        )
+        lacking_c = pick_even_quote([key], foreign, 1, ctx.rng, score_c)
         yield control_of(
             main,
             key="sc",
-            correct=MEETS_STANDARD,
-            fixed=[_required(ctx.rng.choice(required).as_done)],  # false alarm: it is documented
+            correct=pick_at_even_rank(
+                [meets_standard(c.as_done) for c in required],
+                [*alarms, *lacking_c],
+                ctx.rng,
+                score_c,
+            ),
+            fixed=lacking_c,
+            pool=alarms,
             rationale=f"All items the guidance requires for {cond.name} are documented.",
-            excerpt="Team note: " + "; ".join(c.done_text for c in required) + ".",
+            excerpt=note_c,
         )

@@ -1,0 +1,383 @@
+"""Wrong options as grounded as the key, for the conflict and standard-of-care types.
+
+The right option of a conflict or standard-of-care item quotes the record (the
+examination finding, the value in the table, the working diagnosis, the item the
+note declines). When the wrong options are other conditions' items or invented
+text, "pick the option whose words the record contains most" (or least) finds
+the answer without any appraisal. The helpers here draw wrong options from the
+same record (this patient's other findings and documented items, the
+differentials the team discussed, the other values of the same test) and choose
+among them so that the key's record-quote rank is uniform, as ``pick_distractors``
+does for length.
+
+"Quoted" means what the audit's record-match baseline measures
+(``audit.record_match_hit``): the share of an option's content words, less the
+question's, that occur in the turns and excerpt the task shows.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+
+from behaviorsft.bench import format_turn, format_turns
+from behaviorsft.build.audit import words
+from behaviorsft.build.conversation import format_finding_value
+from behaviorsft.build.tasks.common import Ctx, _norm, _value_text
+from behaviorsft.records import Finding
+
+
+def shown_text(ctx: Ctx, turn_start: int, turn_end: int, excerpt: str | None) -> str:
+    """What a task shows, as the audit reads it: turns ``turn_start..turn_end``, the excerpt."""
+    text = format_turns(ctx.rendered.conversation, turn_start, turn_end)
+    return f"{text}\n\n{excerpt}" if excerpt else text
+
+
+_TURN_WORDS: dict[int, tuple[object, list[set[str]]]] = {}
+
+
+def shown_words(ctx: Ctx, turn_start: int, turn_end: int, excerpt: str | None) -> set[str]:
+    """Content words of what a task shows: turns ``turn_start..turn_end`` and the excerpt.
+
+    The words of each turn are computed once per conversation (several generators ask).
+    """
+    conv = ctx.rendered.conversation
+    hit = _TURN_WORDS.get(id(conv))
+    if hit is None or hit[0] is not conv:
+        if len(_TURN_WORDS) > 64:
+            _TURN_WORDS.clear()
+        hit = _TURN_WORDS[id(conv)] = (conv, [words(format_turn(t)) for t in conv.turns])
+    out = words(excerpt or "")
+    for turn_words in hit[1][turn_start : turn_end + 1]:
+        out |= turn_words
+    return out
+
+
+def quoted(text: str, record: set[str], question: str) -> float:
+    """Share of ``text``'s own content words (question words excluded) found in ``record``."""
+    own = words(text) - words(question)
+    return len(own & record) / len(own) if own else 0.5
+
+
+def score_in(record: set[str], question: str) -> Callable[[str], float]:
+    """``quoted`` against one task's record and question, for the pickers below."""
+    return lambda text: quoted(text, record, question)
+
+
+def pick_even_quote(
+    anchors: Sequence[str],
+    pool: Sequence[str],
+    k: int,
+    rng: random.Random,
+    score: Callable[[str], float],
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """``k`` distinct options from ``pool`` such that neither record quote nor length marks
+    the anchor.
+
+    One of ``anchors`` (the key, or a fixed option that looks like it) is drawn at
+    random; how many chosen options are quoted more than it, and how many are longer, are
+    each drawn uniformly from ``0..k`` and met as far as the pool allows (as
+    ``pick_distractors`` does for length alone).
+    """
+    seen = {_norm(x) for x in (*anchors, *exclude)}
+    uniq: list[str] = []
+    for p in pool:
+        n = _norm(p)
+        if n and n not in seen:
+            seen.add(n)
+            uniq.append(p)
+    if len(uniq) <= k:
+        return uniq
+    anchor = rng.choice(list(anchors))
+    a_score, a_len = score(anchor), len(anchor)
+    cells: dict[tuple[bool, bool], list[str]] = {
+        (q, n): [] for q in (True, False) for n in (True, False)
+    }
+    for p in uniq:
+        cells[(score(p) > a_score, len(p) > a_len)].append(p)
+    for side in cells.values():
+        rng.shuffle(side)
+    want_q, want_n = rng.randint(0, k), rng.randint(0, k)
+    best: tuple[int, tuple[int, int, int, int]] | None = None
+    for both in range(k + 1):
+        for q_only in range(k + 1 - both):
+            for n_only in range(k + 1 - both - q_only):
+                neither = k - both - q_only - n_only
+                counts = (both, q_only, n_only, neither)
+                sizes = (
+                    len(cells[(True, True)]),
+                    len(cells[(True, False)]),
+                    len(cells[(False, True)]),
+                    len(cells[(False, False)]),
+                )
+                if any(c > s for c, s in zip(counts, sizes, strict=True)):
+                    continue
+                miss = abs(both + q_only - want_q) + abs(both + n_only - want_n)
+                if best is None or miss < best[0] or (miss == best[0] and rng.random() < 0.5):
+                    best = (miss, counts)
+    assert best is not None  # len(uniq) > k: some split is feasible
+    both, q_only, n_only, neither = best[1]
+    return (
+        cells[(True, True)][:both]
+        + cells[(True, False)][:q_only]
+        + cells[(False, True)][:n_only]
+        + cells[(False, False)][:neither]
+    )
+
+
+def pick_at_even_rank(
+    candidates: Sequence[str],
+    shown: Sequence[str],
+    rng: random.Random,
+    score: Callable[[str], float],
+) -> str:
+    """The one of ``candidates`` whose ranks among ``shown``, by record quote and by length,
+    are nearest to two uniformly drawn ranks.
+
+    Used for an option that is fixed text plus one fill-in from the record (the 'no issue'
+    option citing one documented item): choosing the fill-in this way keeps that option
+    from being systematically the most or least quoted, or the longest, of its item.
+    """
+    quote_target = rng.randint(0, len(shown))
+    length_target = rng.randint(0, len(shown))
+    quotes = [score(x) for x in shown]
+    lengths = [len(x) for x in shown]
+
+    def above(value: float, others: list[float]) -> float:
+        return sum(1.0 if o > value else 0.5 if o == value else 0.0 for o in others)
+
+    def distance(c: str) -> float:
+        q = abs(above(score(c), quotes) - quote_target)
+        n = abs(above(len(c), [float(x) for x in lengths]) - length_target)
+        return q + n
+
+    return min(candidates, key=lambda c: (distance(c), rng.random()))
+
+
+# ----------------------------------------------------------------------------- data conflict
+
+
+def no_conflict_data(name: str, value: str, when: str | None = None) -> str:
+    """The 'no issue' option of data_conflict_resolution: both records give ``value``.
+
+    ``when`` (the sample's day) is named in one of two phrasings, drawn per item (see
+    ``data_phrasing``).
+    """
+    on, tail = (f"{name} ({when})", "no need to repeat it") if when else (name, "no need to repeat")
+    return f"The note ({value}) and the table ({value}) agree on {on}: {tail}"
+
+
+def data_flag(name: str, table: str, note: str, when: str | None = None) -> str:
+    """The 'raise the issue' option of data_conflict_resolution: the note's vs the table's value."""
+    tail = "verify or repeat" if when else "verify or repeat it"
+    return f"The note ({note}) and the table ({table}) disagree on {name}: {tail}"
+
+
+def data_phrasing(rng: random.Random, when: str) -> str | None:
+    """Which of two phrasings an item's options use (the same for all of them).
+
+    One makes "agree" options a little longer and more quoted by the record than the
+    flags (it names the sample's day), the other a little shorter and less quoted, so
+    neither the longest nor the best-quoted option tends to be the right one.
+    """
+    return when if rng.random() < 0.5 else None
+
+
+def _note_value(option: str) -> str:
+    return option.split("The note (", 1)[1].split(") and the table", 1)[0]
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+
+
+def record_numbers(f: Finding, text: str) -> list[str]:
+    """Numbers the record shows that could be a reading of ``f``'s test, in its format.
+
+    Same number of decimals as ``f``'s value and within the range a transcription slip
+    reaches (0.4 to 2.5 times it); written with ``f``'s unit. Every token of such a
+    value is in the record, so a flag or "agree" option quoting it is as quoted as one
+    quoting the table's value.
+    """
+    assert f.value is not None
+    table = format_finding_value(f)
+    decimals = len(table.split(".")[1]) if "." in table else 0
+    out = []
+    for m in _NUMBER.finditer(text):
+        t = m.group()
+        if (len(t.split(".")[1]) if "." in t else 0) != decimals or t == table:
+            continue
+        if 0.4 * abs(f.value) <= float(t) <= 2.5 * abs(f.value) and float(t) > 0:
+            out.append(f"{t} {f.unit}" if f.unit else t)
+    return list(dict.fromkeys(out))
+
+
+def slip_values(ctx: Ctx, f: Finding, text: str, k: int = 5) -> list[str]:
+    """``k`` plausible readings of ``f``'s test that clearly differ from its value, in
+    random order: the note's slip and the values of the wrong options.
+
+    Candidates are this test's values on other days, numbers the record shows in the
+    test's format (a value copied from the wrong row or column, within 0.4 to 2.5 times
+    the value) and values 20-60 % away from it; each differs from the value by at least
+    10 % and stays in a possible range (a percentage at most 100). The record's own
+    numbers come first, so the chosen values are as quoted by the record as each other.
+    """
+    assert f.value is not None
+    table = _value_text(f)
+    text_value = format_finding_value(f)
+    decimals = len(text_value.split(".")[1]) if "." in text_value else 0
+    others = [
+        _value_text(g)
+        for g in ctx.case.findings
+        if g.name == f.name
+        and g.value is not None
+        and g.day != f.day
+        and (g.name, g.day) in ctx.rendered.finding_turns
+    ]
+    scaled = []
+    for factor in (0.6, 0.7, 0.8, 1.25, 1.4, 1.6):
+        v = round(f.value * factor, decimals)
+        t = f"{v:.{decimals}f}" if decimals else str(round(v))
+        scaled.append(f"{t} {f.unit}" if f.unit else t)
+
+    value = f.value
+
+    def plausible(v: str) -> bool:
+        x = float(v.split()[0])
+        if x <= 0 or (f.unit == "%" and x > 100):
+            return False
+        return abs(x - value) >= max(0.1 * abs(value), 10.0**-decimals)
+
+    record = words(text)
+    values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled) if plausible(v)]
+    values = [v for v in values if v != table]
+    shown = [v for v in values if words(v) <= record]
+    rest = [v for v in values if v not in shown]
+    ctx.rng.shuffle(shown)
+    ctx.rng.shuffle(rest)
+    chosen = (shown + rest)[:k]
+    ctx.rng.shuffle(chosen)
+    return chosen
+
+
+def data_conflict_options(
+    name: str, table: str, others: Sequence[str], when: str | None, *, main: bool
+) -> tuple[list[str], list[str]]:
+    """Fixed options and distractor pool of a data_conflict_resolution item or its control.
+
+    Both offer three flags, each pairing the table's value with a note value, and two
+    "no conflict" statements: one quoting the table's value (right on the control, wrong
+    on the item, where the note differs) and one another value (wrong on both). The
+    other values (``others``) are drawn with the note's slip by ``slip_values``.
+    """
+    flags = [data_flag(name, table, v, when) for v in others[:3]]
+    agree = no_conflict_data(name, others[3], when)
+    if main:  # the key is a flag: two more, and "no conflict" quoting the table's value
+        return [no_conflict_data(name, table, when), agree], flags[:2]
+    return [agree], flags
+
+
+# ----------------------------------------------------------------------------- consistency
+
+
+DIAGNOSIS_RIGHT = "Correct: it matches the working plan of the team"
+
+
+def diagnosis_wrong(name: str) -> str:
+    """consistency_check: the summary's diagnosis is wrong; the findings point to ``name``."""
+    return f"Incorrect: the findings point to {name.lower()}"
+
+
+def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
+    """``k`` wrong diagnoses for this patient, other than the working one and ``stated``.
+
+    This condition's differentials first (the ones the team discussed, then the rest),
+    then other conditions of the same body system; chosen so that their options' lengths
+    do not mark the key. The summary lists them as "also considered", so every diagnosis
+    an option names is in the record and quoting it is no clue.
+    """
+    assert ctx.cond is not None
+    cond = ctx.cond
+
+    # Two names for one disease ("cellulitis", "cellulitis (non-purulent)") count as one.
+    def base(name: str) -> str:
+        return name.lower().split(" (")[0].strip()
+
+    skip = {base(cond.name), base(stated)}
+    # Other conditions of the knowledge base as well as differentials: the working
+    # diagnosis of one case is a wrong option in others, so a condition's name does not
+    # mark the key; the differentials' names are as often right (never) as theirs.
+    linked = [
+        ctx.kb.conditions[d.condition_id].name
+        for d in cond.differentials
+        if d.condition_id in ctx.kb.conditions
+    ]
+    system = [c.name for c in ctx.kb.conditions.values() if c.system == cond.system]
+    anywhere = [c.name for c in ctx.kb.conditions.values()]
+    ctx.rng.shuffle(system)
+    ctx.rng.shuffle(anywhere)
+    kb_names = [n for n in dict.fromkeys(linked + system + anywhere) if base(n) not in skip]
+    differentials = [d.name for d in cond.differentials if base(d.name) not in skip]
+    n_kb = (k + 1) // 2
+    names: list[str] = []
+    for n in kb_names[:n_kb] + differentials + kb_names[n_kb:]:
+        if base(n) not in {base(x) for x in names}:
+            names.append(n)
+    anchor = diagnosis_wrong(cond.name) if stated != cond.name else DIAGNOSIS_RIGHT
+    head = [diagnosis_wrong(n) for n in names[: k + 2]]
+    picked = pick_even_quote([anchor], head, k, ctx.rng, lambda _: 0.0)
+    prefix = len("Incorrect: the findings point to ")
+    return [p[prefix:] for p in picked]
+
+
+def summary_excerpt(stated: str, considered: Sequence[str], rng: random.Random) -> str:
+    """The discharge summary: the final diagnosis, and the others considered (shuffled)."""
+    others = list(considered)
+    rng.shuffle(others)
+    return f"Discharge summary: final diagnosis {stated}. Also considered: {'; '.join(others)}."
+
+
+# ----------------------------------------------------------------------------- interpretation
+
+
+def quoted_decoy(unfound: Sequence[str], record: set[str], rng: random.Random) -> str:
+    """The decoy finding of interpretation_conflict: a typical examination finding of this
+    condition that this examination did not find, preferring those whose words the record
+    uses most (in the history, say), so the decoy flag is not the one option the record
+    never mentions."""
+    best = max(quoted(u, record, "") for u in unfound)
+    return rng.choice([u for u in unfound if quoted(u, record, "") >= best - 0.2])
+
+
+def report_handling_options(
+    ctx: Ctx, exam: str, decoy: str, record: set[str], question: str
+) -> list[str]:
+    """Two wrong ways of handling the report, as quoted by the record as the key is.
+
+    Each names the examination's real finding or the decoy, the study or this patient's
+    working diagnosis; all are wrong on the item (they act on one source without
+    resolving the mismatch) and on the control (they doubt a report that fits).
+    """
+    assert ctx.cond is not None
+    cond = ctx.cond.name.lower()
+    study = ctx.cond.imaging[0].modality
+    templates = [
+        "Accept the report over the examination ({e}) and stop treatment",
+        "Ignore the report: the examination ({e}) alone decides",
+        "Repeat the admission bloods, then decide between report and {e}",
+        "Start treatment for the report's finding and stop the plan for {e}",
+        "Repeat the examination ({e}) tomorrow and act on the report until then",
+        "Keep the current plan and re-image only if {e} worsens",
+        "Trust the examination ({e}) over the study",
+        "Trust the study over the examination ({e})",
+        "Take the study as read; the examination ({e}) is outdated",
+    ]
+    pool = [t.format(e=e) for t in templates for e in (exam, decoy)]
+    pool += [
+        f"Accept the report and discharge with follow-up for {cond}",
+        f"Treat the report as confirming {cond} and continue",
+        f"Repeat the {study} before any change to the plan for {cond}",
+    ]
+    key = f"Flag the mismatch with the examination ({exam}); recheck the study"
+    return pick_even_quote([key], pool, 2, ctx.rng, score_in(record, question))
