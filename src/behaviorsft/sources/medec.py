@@ -26,7 +26,7 @@ Error-free vignettes (flag 0) are imported too; their annotation has
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -107,18 +107,21 @@ def continues(previous: str, line: str) -> bool:
     )
 
 
-def join_fragments(lines: list[str]) -> list[tuple[int, str]]:
+def join_fragments(
+    lines: list[str], *, keep_start: Collection[int] = ()
+) -> list[tuple[int, str]]:
     """Join the pieces of sentences split over several lines.
 
     ``lines`` are the sentences in order; returns (index of the first piece, whole
-    sentence) for each. List lines (lab values, one per line) stay separate.
+    sentence) for each. List lines (lab values, one per line) stay separate, and so does
+    every line whose index is in ``keep_start`` (e.g. the one an annotation names by id).
     """
     out: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
         text = line.strip()
         if not text:
             continue
-        if out and continues(out[-1][1], text):
+        if out and i not in keep_start and continues(out[-1][1], text):
             out[-1] = (out[-1][0], f"{out[-1][1]} {text}")
         else:
             out.append((i, text))
@@ -207,22 +210,30 @@ def _annotation(path: Path, line: int, row: dict[str, str]) -> MedecAnnotation |
         return error(path, line, column, first["msg"].removeprefix("Value error, "))
 
 
-def _joined(sentences: str) -> str:
-    """The Sentences column with split sentences joined (each on its first piece's id)."""
+def _joined(sentences: str, keep_id: int | None = None) -> str:
+    """The Sentences column with split sentences joined (each on its first piece's id).
+
+    The line ``keep_id`` (the annotated error sentence) always keeps its own id, even where
+    MEDEC's split makes it look like the tail of the line before: the annotation names it.
+    """
     ids: list[str] = []
     texts: list[str] = []
     for line in sentences.splitlines():
         sid, _, text = line.strip().partition(" ")
         ids.append(sid)
         texts.append(text)
-    return "\n".join(f"{ids[i]} {text}" for i, text in join_fragments(texts))
+    keep = {i for i, sid in enumerate(ids) if keep_id is not None and sid == str(keep_id)}
+    return "\n".join(f"{ids[i]} {text}" for i, text in join_fragments(texts, keep_start=keep))
 
 
 def _case(
     path: Path, row: dict[str, str], rid: str, annotation: MedecAnnotation | None
 ) -> Imported:
     text = row["Text"].strip()
-    sentences = _joined(row.get("Sentences", "").replace("\r\n", "\n").strip())
+    sentences = _joined(
+        row.get("Sentences", "").replace("\r\n", "\n").strip(),
+        annotation.error_sentence_id if annotation is not None else None,
+    )
     sections = []
     if sentences:
         sections.append(Section(title=SENTENCES_TITLE, text=sentences))
