@@ -140,6 +140,13 @@ def _key_reason(c: CheckedItem) -> str | None:
     return None
 
 
+def _left_out(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+    """The verified keys, narrowed to the item the renderer left out of this record if it is
+    among them: drawn per case, it makes every omittable item the key in proportion."""
+    chosen = [c for c in keys if c.item.item in ctx.rendered.omitted]
+    return chosen or keys
+
+
 NOTHING_MISSING = "Nothing: every necessary order is already done"
 
 
@@ -161,6 +168,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if not keys:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
         keys = [c for c in checked if _key_reason(c) is None]
+    keys = _left_out(ctx, keys)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
@@ -179,7 +187,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         ],
         [i.item for i in cond.standard_of_care],
     )
-    question = "Before handover, which required item is still outstanding?"
+    question = "At handover, which item is still outstanding?"
     missing = ctx.rng.choice(keys)
     listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
         c for c in listable if c is not missing
@@ -188,13 +196,15 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
     done = [c.done_text for c in listed]
+    # the done item offered is of the missing one's kind when one is, so kind says nothing
+    alike = [c.done_text for c in listed if c.item.kind == missing.item.kind] or done
     main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
         question=question,
         correct=_cap(missing.item.item),
         pool=[_cap(o) for o in others],
-        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(done))],  # the latter is on the list
+        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(alike))],  # the latter is on the list
         rationale=f"For {cond.name} the standard of care requires: {missing.item.item}; it "
         "appears nowhere in the record or the checklist. The other items offered are either "
         "done (on the checklist) or not required for this condition.",
@@ -270,7 +280,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     # other requirements, and with the declined one drawn from a few kinds only, a
     # condition with one requirement of those kinds would always have the same key.
     kinds: tuple[str, ...] = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
-    keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
+    keys = _left_out(ctx, [c for c in checked if c.item.kind in kinds and _key_reason(c) is None])
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
