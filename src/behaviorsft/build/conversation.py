@@ -209,8 +209,6 @@ def render(case: Case, kb: KnowledgeBase, *, seed: int = 0) -> Rendered:
     return _render_generic(case, rng)
 
 
-# Kinds of standard-of-care item that can be left out of a record: their tests are lab rows.
-OMITTABLE_KINDS = ("lab",)
 # The task types whose restraint controls need every required item in the record.
 CARE_TYPES = ("omission_detection", "standard_of_care")
 
@@ -226,42 +224,42 @@ def _with_omission(
 ) -> Rendered:
     """``full``, or the same record with one standard-of-care item genuinely left out.
 
-    The item is drawn per case from (seed, case id) among the condition's lab items, so
+    The item is drawn per case from (seed, case id) among all the condition's items, so
     that across cases every item that can be verified absent is the missing one in
     proportion (were only the items a full record never shows ever missing, their names
-    alone would mark the key). Its tests' rows are not shown and it is not documented;
-    the item is kept only if the whole record then shows it nowhere, under any name, and
-    it applies to this patient. Cases that carry an omission or standard-of-care control
-    keep the full record: their controls need every required item shown.
+    alone would mark the key). A lab item's rows are not shown; no item left out is
+    documented. The item is kept only if the whole record then shows it nowhere, under
+    any name, no turn names its tests, and it applies to this patient; otherwise the
+    next one drawn is tried. A case that carries an omission or standard-of-care control
+    leaves out only an item naming nothing the record could show (a score documented):
+    its control lists such an item on the note's word, and needs every test shown.
     """
     from behaviorsft.build.record_index import RecordIndex, lexicon
     from behaviorsft.build.tasks.common import CONTROL_EVERY
     from behaviorsft.build.tasks.omissions import check_item
 
-    if any(is_control_case(case.id, t, CONTROL_EVERY) for t in CARE_TYPES):
-        return full
+    control = any(is_control_case(case.id, t, CONTROL_EVERY) for t in CARE_TYPES)
     cond = kb.condition(cond_id)
     lex = lexicon(kb)
     pick = random.Random(f"behaviorsft-omit:{seed}:{case.id}")
-    items = [i for i in cond.standard_of_care if i.kind in OMITTABLE_KINDS]
+    items = list(cond.standard_of_care)
     pick.shuffle(items)
     full_idx = RecordIndex.build(case, full.conversation.turns, kb)
     for item in items:
+        named = check_item(item, full_idx).named
+        if control and named:
+            continue
         tests: set[str] = set()
-        for c in full_idx.entities(item.item):
+        for c in named:
             if c.kind == "test":
                 tests.add(c.id)
             elif c.kind == "group":
                 tests |= set(c.members)
-        if item.ref is not None and f"test:{item.ref}" in lex.concepts:
-            tests.add(f"test:{item.ref}")
         hide = frozenset(
             f.name
             for f in case.findings
             if f.kind == "lab" and lex.by_lab_name.get(f.name.lower()) in tests
         )
-        if not hide:
-            continue
         rng = random.Random(f"behaviorsft-render:{seed}:{case.id}")
         out = _render_kb(case, kb, cond_id, rng, hide=hide, omit=item.item)
         checked = check_item(item, RecordIndex.build(case, out.conversation.turns, kb))
