@@ -234,7 +234,7 @@ def _with_omission(
     leaves out only an item naming nothing the record could show (a score documented):
     its control lists such an item on the note's word, and needs every test shown.
     """
-    from behaviorsft.build.record_index import RecordIndex, lexicon
+    from behaviorsft.build.record_index import NEGATIVE, RecordIndex, lexicon
     from behaviorsft.build.tasks.common import CONTROL_EVERY
     from behaviorsft.build.tasks.omissions import check_item
 
@@ -242,7 +242,8 @@ def _with_omission(
     cond = kb.condition(cond_id)
     lex = lexicon(kb)
     pick = random.Random(f"behaviorsft-omit:{seed}:{case.id}")
-    items = list(cond.standard_of_care)
+    # a recommendation against something ("no test of cure") is never the missing item
+    items = [i for i in cond.standard_of_care if not NEGATIVE.search(i.item)]
     pick.shuffle(items)
     full_idx = RecordIndex.build(case, full.conversation.turns, kb)
     for item in items:
