@@ -299,3 +299,50 @@ def test_manifest_lists_drops_and_keeps_them_over_a_resume(tmp_path, kb):
     # a finished build re-run builds nothing new and keeps the counts
     assert CliRunner().invoke(app, args).exit_code == 0
     assert read_manifest(bench).counts[key] == first[key]
+
+
+# ---------------------------------------------------------------- items left out on purpose
+
+
+def test_left_out_items_are_absent_required_and_vary(kb):
+    """The renderer leaves one care item out of most records: gone under every name (its
+    test's rows too, and not documented later), required for this patient, and not the same
+    item every time within a condition (keys that recur let options alone name them)."""
+    from behaviorsft.build.conversation import CARE_TYPES, is_control_case
+    from behaviorsft.build.record_index import RecordIndex
+    from behaviorsft.build.tasks.common import CONTROL_EVERY
+    from behaviorsft.build.tasks.omissions import check_item
+
+    by_cond: dict[str, set[str]] = {}
+    n = 0
+    for case in synthesize_cases(120, seed=SEED, kb=kb):
+        rendered = render(case, kb, seed=SEED)
+        if not rendered.omitted:
+            continue
+        n += 1
+        (text,) = rendered.omitted
+        item = _care_item(kb, case, text)
+        checked = check_item(item, RecordIndex.build(case, rendered.conversation.turns, kb))
+        assert checked.absent and checked.required, (case.id, text)
+        turns = rendered.conversation.turns
+        assert not any(text in t.text for t in turns), (case.id, text)
+        if item.ref in kb.labs:
+            name = kb.labs[item.ref].name.lower()
+            rows = [" ".join(r).lower() for t in turns for a in t.attachments for r in a.rows]
+            assert not any(name in r for r in rows), (case.id, name)
+        if any(is_control_case(case.id, t, CONTROL_EVERY) for t in CARE_TYPES):
+            assert not checked.named, (case.id, text)  # controls keep every test shown
+        by_cond.setdefault(kb_condition_id(case), set()).add(text)
+    assert n >= 80
+    # 85 records over 33 conditions leave out 45 distinct items (one per condition would be 33)
+    assert sum(map(len, by_cond.values())) >= len(by_cond) + 10
+
+
+def test_omission_keys_are_the_left_out_item(kb, built):
+    n = 0
+    for case, _turns, t in _of(built, T.OMISSION_DETECTION):
+        omitted = render(case, kb, seed=SEED).omitted
+        if omitted:
+            assert t.perturbation.original in omitted, t.id
+            n += 1
+    assert n >= 60

@@ -16,6 +16,7 @@ generators can point a question at the right turn range.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class Rendered:
     anchors: dict[str, int] = field(default_factory=dict)
     # finding (name, day) -> turn index of the table that shows it
     finding_turns: dict[tuple[str, float | None], int] = field(default_factory=dict)
+    # standard-of-care items left out of this record on purpose (their tests not shown)
+    omitted: tuple[str, ...] = ()
 
 
 class _Builder:
@@ -136,11 +139,12 @@ class _Builder:
             kind="table", title=title, columns=["Test", "Result", "Unit", "Reference"], rows=rows
         )
 
-    def done(self) -> Rendered:
+    def done(self, omitted: tuple[str, ...] = ()) -> Rendered:
         return Rendered(
             conversation=Conversation(case_id=self.case.id, turns=self.turns),
             anchors=self.anchors,
             finding_turns=self.finding_turns,
+            omitted=omitted,
         )
 
 
@@ -200,11 +204,95 @@ def render(case: Case, kb: KnowledgeBase, *, seed: int = 0) -> Rendered:
     rng = random.Random(f"behaviorsft-render:{seed}:{case.id}")
     cond_id = kb_condition_id(case)
     if cond_id is not None and cond_id in kb.conditions:
-        return _render_kb(case, kb, cond_id, rng)
+        full = _render_kb(case, kb, cond_id, rng)
+        return _with_omission(case, kb, cond_id, seed, full)
     return _render_generic(case, rng)
 
 
-def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) -> Rendered:
+# The task types whose restraint controls need every required item in the record.
+CARE_TYPES = ("omission_detection", "standard_of_care")
+
+
+def is_control_case(case_id: str, task_type: str, every: int) -> bool:
+    """Whether ``case_id`` carries the restraint control of ``task_type`` (1 case in ``every``)."""
+    h = hashlib.sha1(f"{case_id}|{task_type}".encode()).digest()
+    return h[0] % every == 0
+
+
+def _with_omission(
+    case: Case, kb: KnowledgeBase, cond_id: str, seed: int, full: Rendered
+) -> Rendered:
+    """``full``, or the same record with one standard-of-care item genuinely left out.
+
+    The item is drawn per case from (seed, case id) among all the condition's items, so
+    that across cases every item that can be verified absent is the missing one in
+    proportion (were only the items a full record never shows ever missing, their names
+    alone would mark the key). A lab item's rows are not shown; no item left out is
+    documented. The item is kept only if the whole record then shows it nowhere, under
+    any name, no turn names its tests, and it applies to this patient; otherwise the
+    next one drawn is tried. A case that carries an omission or standard-of-care control
+    leaves out only an item naming nothing the record could show (a score documented):
+    its control lists such an item on the note's word, and needs every test shown.
+    """
+    from behaviorsft.build.record_index import NEGATIVE, RecordIndex, lexicon
+    from behaviorsft.build.tasks.common import CONTROL_EVERY
+    from behaviorsft.build.tasks.omissions import check_item
+
+    control = any(is_control_case(case.id, t, CONTROL_EVERY) for t in CARE_TYPES)
+    cond = kb.condition(cond_id)
+    lex = lexicon(kb)
+    pick = random.Random(f"behaviorsft-omit:{seed}:{case.id}")
+    # a recommendation against something ("no test of cure") is never the missing item
+    items = [i for i in cond.standard_of_care if not NEGATIVE.search(i.item)]
+    pick.shuffle(items)
+    full_idx = RecordIndex.build(case, full.conversation.turns, kb)
+    for item in items:
+        named = check_item(item, full_idx).named
+        if control and named:
+            continue
+        tests: set[str] = set()
+        for c in named:
+            if c.kind == "test":
+                tests.add(c.id)
+            elif c.kind == "group":
+                tests |= set(c.members)
+        hide = frozenset(
+            f.name
+            for f in case.findings
+            if f.kind == "lab" and lex.by_lab_name.get(f.name.lower()) in tests
+        )
+        rng = random.Random(f"behaviorsft-render:{seed}:{case.id}")
+        out = _render_kb(case, kb, cond_id, rng, hide=hide, omit=item.item)
+        checked = check_item(item, RecordIndex.build(case, out.conversation.turns, kb))
+        if checked.absent and checked.required and not _names_lab(out, kb, item.ref, tests):
+            return out
+    return full
+
+
+def _names_lab(out: Rendered, kb: KnowledgeBase, ref: str | None, tests: set[str]) -> bool:
+    """Whether any turn names one of the left-out tests, even in passing ("potassium
+    chloride" in a plan that gives potassium presumes a potassium level)."""
+    labs = [kb.labs[t.split(":", 1)[1]] for t in tests if t.split(":", 1)[1] in kb.labs]
+    if ref is not None and ref in kb.labs:
+        labs.append(kb.labs[ref])
+    names = {n.lower() for lab in labs for n in (lab.name, lab.name.split(" (")[0])}
+    text = "\n".join(
+        [t.text for t in out.conversation.turns]
+        + [" ".join(row) for t in out.conversation.turns for a in t.attachments for row in a.rows]
+    ).lower()
+    return any(n in text for n in names)
+
+
+def _render_kb(
+    case: Case,
+    kb: KnowledgeBase,
+    cond_id: str,
+    rng: random.Random,
+    *,
+    hide: frozenset[str] = frozenset(),
+    omit: str | None = None,
+) -> Rendered:
+    """The admission; lab rows named in ``hide`` and the care item ``omit`` left out."""
     cond = kb.condition(cond_id)
     b = _Builder(case, rng)
     age = int(case.demographics.age_years or 0)
@@ -235,8 +323,8 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
         return not clashing_terms(kb, allergic, text) and not absent_drugs(kb, text, given)
 
     vitals = [f for f in case.findings if f.kind == "vital"]
-    labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0]
-    labs1 = [f for f in case.findings if f.kind == "lab" and f.day == 1]
+    labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0 and f.name not in hide]
+    labs1 = [f for f in case.findings if f.kind == "lab" and f.day == 1 and f.name not in hide]
     exam = [f.value_text or "" for f in case.findings if f.kind == "exam"]
     # A case may lack the imaging finding (a user's edit): render it without the study.
     imaging = next((f for f in case.findings if f.kind == "imaging"), None)
@@ -421,11 +509,13 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
     # Only what this record can back is recorded as done: no test whose result it never
     # shows, nothing of the patient's allergy group.
     shown = " ".join(
-        [f.name.lower() for f in case.findings]
+        [f.name.lower() for f in case.findings if f.name not in hide]
         + ([imaging.name.lower(), imaging.value_text or ""] if imaging is not None else [])
     )
     care = [
-        i for i in cond.standard_of_care if safe(i.item) and not unshown_tests(kb, i.item, shown)
+        i
+        for i in cond.standard_of_care
+        if i.item != omit and safe(i.item) and not unshown_tests(kb, i.item, shown)
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:
@@ -437,7 +527,7 @@ def _render_kb(case: Case, kb: KnowledgeBase, cond_id: str, rng: random.Random) 
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
-    return b.done()
+    return b.done(omitted=(omit,) if omit is not None else ())
 
 
 def _render_generic(case: Case, rng: random.Random) -> Rendered:

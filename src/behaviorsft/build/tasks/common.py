@@ -20,7 +20,6 @@ cases (deterministic in the case id), i.e. a 1:2 control-to-perturbed ratio
 for the types with one perturbed item per case.
 """
 
-import hashlib
 import random
 import re
 from collections import Counter
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TypeVar
 
-from behaviorsft.build.conversation import Rendered, format_finding_value
+from behaviorsft.build.conversation import Rendered, format_finding_value, is_control_case
 from behaviorsft.build.record_index import RecordIndex
 from behaviorsft.records import (
     OPTION_LETTERS,
@@ -111,8 +110,7 @@ class Ctx:
 
     def is_control(self, task_type: TaskType) -> bool:
         """Whether this case carries the restraint control of ``task_type``."""
-        h = hashlib.sha1(f"{self.case.id}|{task_type.value}".encode()).digest()
-        return h[0] % CONTROL_EVERY == 0
+        return is_control_case(self.case.id, task_type.value, CONTROL_EVERY)
 
 
 @dataclass

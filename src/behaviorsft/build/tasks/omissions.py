@@ -46,6 +46,7 @@ from behaviorsft.build.tasks.conflict_pools import (
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
 from behaviorsft.sources.kb import Condition as KBCondition
+from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -140,6 +141,25 @@ def _key_reason(c: CheckedItem) -> str | None:
     return None
 
 
+def _left_out(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+    """The verified keys, narrowed to the item the renderer left out of this record if it is
+    among them (else all): drawn per case, it makes each item the key in proportion."""
+    chosen = [c for c in keys if c.item.item in ctx.rendered.omitted]
+    return chosen or keys
+
+
+def _alike(kb: KnowledgeBase, item: KBCareItem) -> frozenset[str]:
+    """Items of all conditions that could be left out as ``item`` was: of its kind, and for a
+    lab item, naming a test, with no applicability clause (those are the keys elsewhere)."""
+    return frozenset(
+        i.item
+        for c in kb.conditions.values()
+        for i in c.standard_of_care
+        if i.kind == item.kind
+        and (item.kind != "lab" or (i.ref in kb.labs and split_condition(i.item)[1] is None))
+    )
+
+
 NOTHING_MISSING = "Nothing: every necessary order is already done"
 
 
@@ -155,12 +175,15 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     end = (ctx.anchor("care") or 1) - 1
     checked = _verdicts(ctx, list(cond.standard_of_care), end)
-    # Prefer a test or study as the missing item; documentation items only when none verifies.
+    # The item the renderer left out, whatever its kind; otherwise prefer a test or study,
+    # documentation items only when none verifies.
     kinds: tuple[str, ...] = ("lab", "vital", "diagnostic")
     keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
-    if not keys:
+    left_out = [c for c in checked if c.item.item in ctx.rendered.omitted]
+    if any(c.item.kind not in kinds and _key_reason(c) is None for c in left_out) or not keys:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
         keys = [c for c in checked if _key_reason(c) is None]
+    keys = _left_out(ctx, keys)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
@@ -179,8 +202,14 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         ],
         [i.item for i in cond.standard_of_care],
     )
-    question = "Before handover, which required item is still outstanding?"
+    question = "At handover, which item is still outstanding?"
     missing = ctx.rng.choice(keys)
+    # Other conditions' items of the missing one's kind first: a lab item left out is then
+    # offered among lab items, which are the keys elsewhere.
+    could_be_left_out = _alike(ctx.kb, missing.item)
+    alike_others = [o for o in others if o in could_be_left_out]
+    if len(alike_others) >= 3:
+        others = alike_others
     listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
         c for c in listable if c is not missing
     ]
@@ -188,13 +217,15 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
     done = [c.done_text for c in listed]
+    # the done item offered is of the missing one's kind when one is, so kind says nothing
+    alike = [c.done_text for c in listed if c.item.kind == missing.item.kind] or done
     main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
         question=question,
         correct=_cap(missing.item.item),
         pool=[_cap(o) for o in others],
-        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(done))],  # the latter is on the list
+        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(alike))],  # the latter is on the list
         rationale=f"For {cond.name} the standard of care requires: {missing.item.item}; it "
         "appears nowhere in the record or the checklist. The other items offered are either "
         "done (on the checklist) or not required for this condition.",
@@ -270,7 +301,10 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     # other requirements, and with the declined one drawn from a few kinds only, a
     # condition with one requirement of those kinds would always have the same key.
     kinds: tuple[str, ...] = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
+    # The item the renderer left out when it names a test or study: one naming nothing
+    # (a score documented) made the declined items of a condition recur.
     keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
+    keys = [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
