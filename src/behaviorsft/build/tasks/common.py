@@ -192,6 +192,18 @@ def score_for(draft: Draft, n_context_turns: int) -> float:
     return round(min(1.0, max(0.0, score)), 2)
 
 
+def unique_candidates(pool: Sequence[str], taken: Sequence[str]) -> list[str]:
+    """``pool`` in order, without blanks, repeats and texts already ``taken`` (normalised)."""
+    seen = {_norm(x) for x in taken}
+    uniq: list[str] = []
+    for p in pool:
+        n = _norm(p)
+        if n and n not in seen:
+            seen.add(n)
+            uniq.append(p)
+    return uniq
+
+
 def pick_distractors(
     correct: str, pool: list[str], k: int, rng: random.Random, exclude: list[str]
 ) -> list[str]:
@@ -202,13 +214,7 @@ def pick_distractors(
     about as often as a uniform guess would pick it; within each side the
     candidates closest in length are preferred.
     """
-    seen = {_norm(correct), *(_norm(x) for x in exclude)}
-    uniq: list[str] = []
-    for p in pool:
-        n = _norm(p)
-        if n and n not in seen:
-            seen.add(n)
-            uniq.append(p)
+    uniq = unique_candidates(pool, [correct, *exclude])
     if len(uniq) <= k:
         return uniq
     longer = sorted((p for p in uniq if len(p) > len(correct)), key=lambda p: (len(p), p))

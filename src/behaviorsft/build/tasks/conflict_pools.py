@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from behaviorsft.bench import format_turn, format_turns
 from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import format_finding_value
-from behaviorsft.build.tasks.common import Ctx, _norm, _value_text
+from behaviorsft.build.tasks.common import Ctx, _value_text, unique_candidates
 from behaviorsft.records import Finding
 
 
@@ -81,13 +81,7 @@ def pick_even_quote(
     each drawn uniformly from ``0..k`` and met as far as the pool allows (as
     ``pick_distractors`` does for length alone).
     """
-    seen = {_norm(x) for x in (*anchors, *exclude)}
-    uniq: list[str] = []
-    for p in pool:
-        n = _norm(p)
-        if n and n not in seen:
-            seen.add(n)
-            uniq.append(p)
+    uniq = unique_candidates(pool, [*anchors, *exclude])
     if len(uniq) <= k:
         return uniq
     anchor = rng.choice(list(anchors))
