@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,6 +20,7 @@ from behaviorsft.dial import (
 from behaviorsft.models import load_model
 from behaviorsft.records import ChatMessage
 from behaviorsft.taxonomy import BEHAVIOR_TOKENS, PROACTIVE_TOKEN, REACTIVE_TOKEN
+from tests.chat_stub import ScriptedChat
 
 MESSAGES = (ChatMessage(role="user", content="Potassium 6.8 mmol/L; plan: discharge."),)
 
@@ -109,60 +106,19 @@ def test_hf_dial_reads_the_first_position_logits(tiny_with_tokens: Path) -> None
     assert not read_dial(model.generate, MESSAGES, threshold=1.0, max_new_tokens=4).proactive
 
 
-class _Endpoint:
-    """A chat-completions endpoint whose first token is <proactive> 0.3, <reactive> 0.1."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.bodies.append(body)
-                top = [(PROACTIVE_TOKEN, 0.3), ("The", 0.5), (REACTIVE_TOKEN, 0.1)]
-                choice: dict[str, Any] = {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": " Check the potassium."},
-                    "finish_reason": "stop",
-                }
-                if body.get("logprobs"):
-                    choice["logprobs"] = {
-                        "content": [
-                            {
-                                "token": "The",
-                                "logprob": math.log(0.5),
-                                "top_logprobs": [
-                                    {"token": t, "logprob": math.log(p)} for t, p in top
-                                ],
-                            }
-                        ]
-                    }
-                data = json.dumps({"id": "x", "choices": [choice], "usage": {}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def endpoint() -> Iterator[_Endpoint]:
-    ep = _Endpoint()
+def endpoint() -> Iterator[ScriptedChat]:
+    ep = ScriptedChat(
+        " Check the potassium.",
+        "The",
+        [(PROACTIVE_TOKEN, 0.3), ("The", 0.5), (REACTIVE_TOKEN, 0.1)],
+    )
     yield ep
-    ep.httpd.shutdown()
-    ep.httpd.server_close()
+    ep.close()
 
 
 def test_openai_compatible_dial_reads_top_logprobs_and_forces_a_prefix(
-    endpoint: _Endpoint, monkeypatch: pytest.MonkeyPatch
+    endpoint: ScriptedChat, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test")
     model = load_model("openai-compatible/agent", base_url=endpoint.url, max_retries=0)

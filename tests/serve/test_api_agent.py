@@ -7,13 +7,8 @@ agent's reply would.
 
 from __future__ import annotations
 
-import json
-import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,6 +20,7 @@ from behaviorsft.serve.app import create_app
 from behaviorsft.serve.db import Feedback, HookCall
 from behaviorsft.serve.settings import IssuerConfig, ServeSettings
 from behaviorsft.taxonomy import PROACTIVE_TOKEN, REACTIVE_TOKEN
+from tests.chat_stub import ScriptedChat
 from tests.serve.conftest import ISSUER, SALT, Keys, hook_request
 
 BASE = "http://testserver"
@@ -37,64 +33,18 @@ REPLY = (
 )
 
 
-class _Endpoint:
-    """First token: <proactive> 0.8, <reactive> 0.2; status 500 while ``fail`` is set."""
-
-    def __init__(self) -> None:
-        self.fail = False
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if outer.fail:
-                    data = b'{"error": {"message": "model crashed"}}'
-                    self.send_response(400)  # not retried: a final error
-                else:
-                    top = [(PROACTIVE_TOKEN, 0.8), (REACTIVE_TOKEN, 0.2)]
-                    choice: dict[str, Any] = {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": PROACTIVE_TOKEN + REPLY},
-                        "finish_reason": "stop",
-                    }
-                    if body.get("logprobs"):
-                        choice["logprobs"] = {
-                            "content": [
-                                {
-                                    "token": PROACTIVE_TOKEN,
-                                    "logprob": math.log(0.8),
-                                    "top_logprobs": [
-                                        {"token": t, "logprob": math.log(p)} for t, p in top
-                                    ],
-                                }
-                            ]
-                        }
-                    data = json.dumps({"id": "x", "choices": [choice], "usage": {}}).encode()
-                    self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def endpoint() -> Iterator[_Endpoint]:
-    ep = _Endpoint()
+def endpoint() -> Iterator[ScriptedChat]:
+    ep = ScriptedChat(
+        PROACTIVE_TOKEN + REPLY, PROACTIVE_TOKEN, [(PROACTIVE_TOKEN, 0.8), (REACTIVE_TOKEN, 0.2)]
+    )
     yield ep
-    ep.httpd.shutdown()
-    ep.httpd.server_close()
+    ep.close()
 
 
 @pytest.fixture
 def client(
-    endpoint: _Endpoint, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    endpoint: ScriptedChat, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     from behaviorsft.models import load_model
 
@@ -153,7 +103,7 @@ def test_card_from_an_api_agent_with_suggestions_and_feedback(
 
 
 def test_a_failing_model_is_a_503_and_an_error_row(
-    client: TestClient, keys: Keys, endpoint: _Endpoint
+    client: TestClient, keys: Keys, endpoint: ScriptedChat
 ) -> None:
     endpoint.fail = True
     resp = client.post(ORDER, json=hook_request(), headers=_auth(keys, ORDER))
