@@ -1,0 +1,1 @@
+"""The clinician study: validating bench tasks and comparing blinded agents, and its statistics."""
