@@ -353,7 +353,7 @@ def _validation_md(v: Mapping[str, Any]) -> list[str]:
                 ["Pearson r", _num(svb["pearson"]), _num(svb["pearson_p"], 4), svb["n"]],
             ],
         ),
-        *([svb["note"], ""] if svb["note"] else []),
+        *([svb["note"][:1].upper() + svb["note"][1:] + ".", ""] if svb["note"] else []),
         "### Tasks the raters judged wrong or implausible (rejected)",
         "",
         f"Rule: rejected when more than {_pct(v['rules']['wrong_share'])} of the raters who "
