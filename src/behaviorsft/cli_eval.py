@@ -162,6 +162,9 @@ def register(app: typer.Typer) -> None:
         ),
         bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (0: none)."),
         label: str | None = typer.Option(None, "--label", help="Column name in reports."),
+        exclude_rejected: bool = typer.Option(
+            False, "--exclude-rejected", help="Leave out tasks a clinician study rejected."
+        ),
         fresh: bool = typer.Option(
             False, "--fresh", help="Discard what RUN holds (predictions, metrics) and start over."
         ),
@@ -196,6 +199,7 @@ def register(app: typer.Typer) -> None:
             | ({"api_key_env": api_key_env} if api_key_env else {}),
             n_bootstrap=bootstrap,
             label=label,
+            exclude_rejected=exclude_rejected,
         )
         try:
             with _show_warnings():
@@ -262,6 +266,9 @@ def register(app: typer.Typer) -> None:
             None, "--split", help=f"One of: {', '.join(SPLITS)}. Default: the runs' split."
         ),
         seed: int = typer.Option(0, "--seed", help="Tie-break seed when --size trims."),
+        exclude_rejected: bool = typer.Option(
+            False, "--exclude-rejected", help="Leave out tasks a clinician study rejected."
+        ),
     ) -> None:
         """Build BehaviorBench-Hard from several models' runs and print its composition."""
         from behaviorsft.evaluate.hard import build_hard
@@ -281,6 +288,7 @@ def register(app: typer.Typer) -> None:
                     rule=fail_rule,
                     size=size,
                     seed=seed,
+                    exclude_rejected=exclude_rejected,
                 )
         except _input_errors() as exc:
             raise _fail(exc) from None

@@ -29,7 +29,7 @@ def _fail(exc: BaseException) -> BaseException:
 def _export_from_db(db: str, folder: Path) -> None:
     """Export the study database at ``db`` into ``folder`` (the web app's own export)."""
     try:
-        from behaviorsft.study.export import export_study  # type: ignore[attr-defined]
+        from behaviorsft.study.export import export_study
     except ImportError as exc:
         raise ImportError(
             f"--db needs the study web app ({exc}); install behaviorsft[web], or run "

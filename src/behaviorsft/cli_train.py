@@ -57,6 +57,9 @@ def register(app: typer.Typer) -> None:
             help="Override any option or TRL/transformers argument: --set learning_rate=2e-4 "
             "(repeatable).",
         ),
+        exclude_rejected: bool = typer.Option(
+            False, "--exclude-rejected", help="Leave out tasks a clinician study rejected."
+        ),
     ) -> None:
         """Fine-tune a causal LM with LoRA: BehaviorSFT (behaviour token first) or General SFT.
 
@@ -86,6 +89,7 @@ def register(app: typer.Typer) -> None:
                     bench=str(bench),
                     output_dir=str(out),
                     inventory=inventory,
+                    exclude_rejected=exclude_rejected or None,  # None: the YAML decides
                 ),
             )
             result = train(cfg, resume=resume, log=lambda s: console.print(s, markup=False))

@@ -36,6 +36,7 @@ from behaviorsft.evaluate.runner import (
 )
 from behaviorsft.records import Prediction, Task
 from behaviorsft.store import new_manifest, write_jsonl, write_manifest
+from behaviorsft.study.verdicts import exclude_rejected as drop_rejected
 from behaviorsft.taxonomy import TABLE_ORDER, Category, TaskType, category_of
 
 FAIL_RULES = ("all", "majority", "any")
@@ -162,8 +163,13 @@ def build_hard(
     rule: str = "all",
     size: int | None = None,
     seed: int = 0,
+    exclude_rejected: bool = False,
 ) -> dict[str, Any]:
-    """Write the Hard BENCH folder at ``out``; return its composition report."""
+    """Write the Hard BENCH folder at ``out``; return its composition report.
+
+    ``exclude_rejected``: tasks a clinician study rejected (``study apply``) are
+    not candidates; the manifest records how many and the verdicts file's hash.
+    """
     if rule not in FAIL_RULES:
         raise ValueError(f"--fail-rule must be one of {', '.join(FAIL_RULES)}")
     if split is not None and split not in SPLITS:
@@ -171,9 +177,13 @@ def build_hard(
     if min_failing_models < 1:
         raise ValueError("--min-failing-models must be at least 1")
     source = load_bench(bench)
+    # The fingerprint check below reads the whole bench; only the candidates shrink.
+    candidates, exclusion = source, None
+    if exclude_rejected:
+        candidates, exclusion = drop_rejected(source)
     configs = [read_config(r) for r in runs]
     split = split or (configs[0].split if configs else "test")
-    pool = source.split(split)
+    pool = candidates.split(split)
     by_id = {t.id: t for t in pool}
     models = sorted({c.model for c in configs})
     if len(models) < min_failing_models:
@@ -207,6 +217,7 @@ def build_hard(
         "source_split": composition(pool),
         "paper": PAPER_HARD,
         "failing_models": {t.id: sorted(failing.get(t.id, ())) for t in hard},
+        "study_verdicts": exclusion.record() if exclusion else None,
     }
     (out_dir / COMPOSITION_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     manifest = new_manifest(
@@ -222,10 +233,13 @@ def build_hard(
                 "fail_rule",
                 "size",
                 "seed",
+                "study_verdicts",
             )
         },
         seeds=[seed],
-        counts={"tasks": len(hard), "candidates": len(pool), "conversations": len(cases)},
+        counts={"tasks": len(hard), "candidates": len(pool), "conversations": len(cases)}
+        | ({"excluded_rejected": exclusion.excluded} if exclusion else {}),
+        notes=[exclusion.note()] if exclusion else [],
     )
     write_manifest(out_dir, manifest)
     return report

@@ -74,6 +74,7 @@ from behaviorsft.store import (
     write_jsonl,
     write_manifest,
 )
+from behaviorsft.study.verdicts import Exclusion, exclude_rejected
 from behaviorsft.taxonomy import BEHAVIOR_TOKENS, PROACTIVE_TOKEN, REACTIVE_TOKEN, TABLE_ORDER
 
 CONFIG_FILE = "config.json"
@@ -144,6 +145,13 @@ class EvalConfig:
     n_bootstrap: int = field(default=1000, metadata=_help("Bootstrap resamples for the 95% CIs."))
     label: str | None = field(
         default=None, metadata=_help("Column name in reports (default: model + strategy).")
+    )
+    exclude_rejected: bool = field(
+        default=False,
+        metadata=_help(
+            "Leave out the tasks a clinician study rejected (BENCH/study_verdicts.jsonl, "
+            "written by `study apply`)."
+        ),
     )
 
     def validate(self, *, check_model: bool = True) -> None:
@@ -675,6 +683,7 @@ def write_run_outputs(
     *,
     stage: str,
     notes: Sequence[str] = (),
+    extra_counts: dict[str, int] | None = None,
 ) -> None:
     """metrics.json and manifest.json of a RUN folder (config.json is written by the caller)."""
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -684,7 +693,8 @@ def write_run_outputs(
         config=config,
         seeds=sorted({p.seed for p in predictions}),
         files={PREDICTIONS_FILE: FileInfo(record_type="prediction", count=len(predictions))},
-        counts={k: v for k, v in metrics.get("counts", {}).items() if isinstance(v, int)},
+        counts={k: v for k, v in metrics.get("counts", {}).items() if isinstance(v, int)}
+        | (extra_counts or {}),
         notes=list(notes),
     )
     if old is not None:
@@ -763,6 +773,9 @@ def run_eval(
     config.validate(check_model=model is None)
     config.bench = str(Path(config.bench).resolve())
     bench = load_bench(config.bench)
+    exclusion = None
+    if config.exclude_rejected:
+        bench, exclusion = exclude_rejected(bench)
     split_tasks = bench.split(config.split)
     if not split_tasks:
         present = sorted({t.split.value if t.split else "none" for t in bench.tasks})
@@ -788,7 +801,9 @@ def run_eval(
             for name in _RUN_FILES:
                 (out / name).unlink(missing_ok=True)
         had = {name for name in _RUN_FILES if (out / name).exists()}
-        result = _run_locked(config, out, tasks, jobs, model, show_progress, note, warn or _no_warn)
+        result = _run_locked(
+            config, out, tasks, jobs, model, show_progress, note, warn or _no_warn, exclusion
+        )
         result.notes = notes
         return result
     except BaseException:
@@ -822,6 +837,7 @@ def _run_locked(
     show_progress: bool,
     note: Warn,
     warn: Warn,
+    exclusion: Exclusion | None = None,
 ) -> RunResult:
     _check_resume(config, out)
     pred_path = out / PREDICTIONS_FILE
@@ -861,13 +877,19 @@ def _run_locked(
     metrics["model"] = config.model
     for msg in _coverage_notes(before, metrics, config):
         note(msg)
+    manifest_config, extra_notes, extra_counts = config_dict(config), [], {}
+    if exclusion is not None:  # which verdicts decided the task set, for the record
+        manifest_config["study_verdicts"] = exclusion.record()
+        extra_counts["excluded_rejected"] = exclusion.excluded
+        extra_notes.append(exclusion.note())
     write_run_outputs(
         out,
-        config_dict(config),
+        manifest_config,
         predictions,
         metrics,
         stage="eval",
-        notes=[f"behaviorsft {__version__}"],
+        notes=[f"behaviorsft {__version__}", *extra_notes],
+        extra_counts=extra_counts,
     )
     return RunResult(
         out=out,

@@ -130,8 +130,8 @@ def _check_comparison(
         seen[k] = line
         sheets.setdefault((r.rater, r.task_id), []).append((line, r))
     for (rater, task), sheet in sheets.items():
-        ranks = [r.rank for _, r in sheet]
-        if all(x is not None for x in ranks) and sorted(ranks) != list(range(1, len(sheet) + 1)):
+        ranks = [r.rank for _, r in sheet if r.rank is not None]
+        if len(ranks) == len(sheet) and sorted(ranks) != list(range(1, len(sheet) + 1)):
             errors.append(
                 RecordError(
                     str(path),
@@ -177,7 +177,7 @@ def read_export(folder: str | Path) -> StudyExport:
                 "figures need the de-anonymisation key, which only an admin's export holds"
             )
         export.agent_key, _ = _read(d / AGENT_KEY_FILE, StudyAgentKey)
-    names = sorted({r.study for r in [*export.validation, *export.comparison]})
+    names = sorted({r.study for r in export.validation} | {r.study for r in export.comparison})
     if len(names) > 1:
         raise ValueError(f"{d}: rows of several studies ({', '.join(names)}); export one study")
     given = meta.get("name")

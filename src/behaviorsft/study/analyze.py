@@ -104,7 +104,7 @@ def distribution(values: Iterable[str | None], levels: Sequence[str]) -> dict[st
     """Counts and shares of each level (unanswered values are counted apart)."""
     counts = Counter(values)
     missing = counts.pop(None, 0)
-    unknown = sorted(set(counts) - set(levels))
+    unknown = sorted(str(x) for x in set(counts) - set(levels))
     if unknown:
         raise ValueError(f"unknown level(s) {unknown}; expected {list(levels)}")
     n = sum(counts.values())
@@ -278,29 +278,19 @@ def accuracy(
     Only answered rows count; each figure has a 95% CI from resampling tasks.
     """
 
-    def groups(select: Callable[[StudyValidationAnswer], bool]) -> dict[str, list[float]]:
-        out: dict[str, list[float]] = defaultdict(list)
+    def summary(attr: str | None = None, value: str = "") -> dict[str, Any]:
+        groups: dict[str, list[float]] = defaultdict(list)
         for r in rows:
             ok = _correct(r)
-            if ok is not None and select(r):
-                out[r.task_id].append(float(ok))
-        return out
-
-    def summary(select: Callable[[StudyValidationAnswer], bool]) -> dict[str, Any]:
-        return _summary(groups(select), n_bootstrap=n_bootstrap, seed=seed)
+            if ok is not None and (attr is None or getattr(r, attr) == value):
+                groups[r.task_id].append(float(ok))
+        return _summary(groups, n_bootstrap=n_bootstrap, seed=seed)
 
     return {
-        "overall": summary(lambda r: True),
-        "by_category": {
-            c: summary(lambda r, c=c: r.category == c)
-            for c in _present(rows, "category", CATEGORIES)
-        },
-        "by_type": {
-            t: summary(lambda r, t=t: r.task_type == t) for t in sorted({r.task_type for r in rows})
-        },
-        "by_rater": {
-            x: summary(lambda r, x=x: r.rater == x) for x in sorted({r.rater for r in rows})
-        },
+        "overall": summary(),
+        "by_category": {c: summary("category", c) for c in _present(rows, "category", CATEGORIES)},
+        "by_type": {t: summary("task_type", t) for t in sorted({r.task_type for r in rows})},
+        "by_rater": {x: summary("rater", x) for x in sorted({r.rater for r in rows})},
         "unanswered": sum(1 for r in rows if r.answer is None),
     }
 
@@ -372,7 +362,7 @@ def task_details(
         given = [r for r in answers if r.answer is not None]
         wrong = [r for r in given if r.answer != r.key]
         rated = [r for r in answers if r.plausibility is not None]
-        plaus = Counter(r.plausibility for r in rated)
+        plaus: Counter[str] = Counter(str(r.plausibility) for r in rated)
         sliders = [r.proactivity for r in answers if r.proactivity is not None]
         responders = sum(1 for r in answers if r.answer is not None or r.plausibility is not None)
         reasons = []

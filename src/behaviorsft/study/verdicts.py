@@ -150,6 +150,13 @@ class Exclusion:
         """The manifest entry."""
         return dataclasses.asdict(self)
 
+    def note(self) -> str:
+        """One line for a manifest's notes."""
+        return (
+            f"--exclude-rejected: left out {self.excluded} task(s) that a clinician study "
+            f"rejected ({self.rejected} in {self.verdicts_file}, sha256 {self.verdicts_sha256})"
+        )
+
 
 def rejected_ids(bench: str | Path) -> tuple[set[str], Path]:
     """Ids of the tasks any study rejected, and the verdicts file; raise when there is none."""

@@ -114,6 +114,13 @@ class TrainConfig:
             "checkpoint as the final adapter."
         },
     )
+    exclude_rejected: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave out the tasks a clinician study rejected (BENCH/study_verdicts.jsonl, "
+            "written by `study apply`); the manifest records how many and the file's hash."
+        },
+    )
     val_limit: int | None = field(
         default=None,
         metadata={"help": "Score at most this many val tasks (first by id); null: all."},

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from behaviorsft.bench import TASKS_FILE, load_bench
+from behaviorsft.bench import TASKS_FILE, Bench, load_bench
 from behaviorsft.store import environment_versions, new_manifest, write_manifest
+from behaviorsft.study.verdicts import Exclusion, exclude_rejected, rejected_ids
 from behaviorsft.train.callbacks import TrainingLogCallback, ValAccuracyCallback
 from behaviorsft.train.config import (
     ConfigError,
@@ -109,6 +110,8 @@ def _check_inputs(config: TrainConfig) -> None:
     tasks = Path(config.bench) / TASKS_FILE
     if not tasks.is_file():
         raise FileNotFoundError(f"{config.bench}: not a BENCH folder (no {TASKS_FILE})")
+    if config.exclude_rejected:
+        rejected_ids(config.bench)  # NoVerdictsError when the bench has none
     check_model_folder(config.model)
 
 
@@ -244,11 +247,25 @@ def _val_history(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
     return [h for h in log_history if "eval_val_accuracy" in h]
 
 
-def build_data(
-    config: TrainConfig, tokenizer: Any, *, log: Callable[[str], None] = print
-) -> tuple[list[SFTExample], list[SFTExample], list[DataReport]]:
-    """Train and val examples of ``config.bench``, reported and filtered by the policy."""
+def load_training_bench(config: TrainConfig) -> tuple[Bench, Exclusion | None]:
+    """``config.bench``, without the tasks a study rejected when ``exclude_rejected`` is set."""
     bench = load_bench(config.bench)
+    if not config.exclude_rejected:
+        return bench, None
+    return exclude_rejected(bench)
+
+
+def build_data(
+    config: TrainConfig,
+    tokenizer: Any,
+    *,
+    log: Callable[[str], None] = print,
+    bench: Bench | None = None,
+) -> tuple[list[SFTExample], list[SFTExample], list[DataReport]]:
+    """Train and val examples of ``bench`` (default: ``config.bench`` as
+    :func:`load_training_bench` reads it), reported and filtered by the policy."""
+    if bench is None:
+        bench, _ = load_training_bench(config)
     max_length = config.trainer.get("max_length", trainer_default("max_length"))
     train_ex, train_rep = prepare_split(
         bench,
@@ -295,6 +312,7 @@ def train(
     out = Path(config.output_dir)
     _check_inputs(config)
     _check_resume(config, out, resume)
+    bench, exclusion = load_training_bench(config)  # before the model: a bad bench writes nothing
     precision = resolve_precision(config.precision)
     n_processes = world_size()
     main_process = int(os.environ.get("RANK", "0")) == 0
@@ -317,7 +335,9 @@ def train(
             f"{tokens.rows_before} -> {tokens.rows_after} ({how})"
         )
 
-    train_ex, val_ex, reports = build_data(config, tokenizer, log=log)
+    if exclusion is not None:
+        log(exclusion.note())
+    train_ex, val_ex, reports = build_data(config, tokenizer, log=log, bench=bench)
     if main_process:
         write_sft_data(out, {}, reports)  # data_report.json only
 
@@ -368,12 +388,19 @@ def train(
             mark_best(out, trainer, history)
         manifest = new_manifest(
             "train",
-            config={**config.to_dict(), "resolved_precision": precision, "world_size": n_processes},
+            config={
+                **config.to_dict(),
+                "resolved_precision": precision,
+                "world_size": n_processes,
+                **({"study_verdicts": exclusion.record()} if exclusion else {}),
+            },
             seeds=[int(sft_args.seed)],
-            counts={"train_examples": len(train_ex), "val_examples": len(val_ex)},
+            counts={"train_examples": len(train_ex), "val_examples": len(val_ex)}
+            | ({"excluded_rejected": exclusion.excluded} if exclusion else {}),
             notes=[
                 f"mode {config.mode}; adapter in this folder"
-                + (f", best checkpoint {best.name}" if best else "")
+                + (f", best checkpoint {best.name}" if best else ""),
+                *([exclusion.note()] if exclusion else []),
             ],
         )
         write_manifest(out, manifest)
