@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from behaviorsft.bench import load_bench
 from behaviorsft.cli import app
+from behaviorsft.evaluate.ensemble import run_ensemble
 from behaviorsft.evaluate.hard import build_hard
 from behaviorsft.evaluate.runner import EvalConfig, load_predictions, run_eval
 from behaviorsft.exit_codes import ExitCode
@@ -135,3 +136,42 @@ def test_hard_flag_without_verdicts_exits_2(small_bench, tmp_path):
     )
     assert res.exit_code == ExitCode.INPUT_ERROR and "has no study verdicts" in res.output
     assert not (tmp_path / "hard").exists()
+
+
+def test_hard_reads_a_few_shot_run_as_it_was_made(small_bench, tmp_path, scripted):
+    """A few-shot run made with --exclude-rejected drew its examples from the kept tasks:
+    `hard` and `ensemble` check its answers against that bench, not the whole one
+    (no false 'the task has changed')."""
+    train_ids = [t.id for t in load_bench(small_bench).split("train")]
+    write_jsonl(
+        tmp_path / "report" / "verdicts.jsonl",
+        [
+            StudyVerdict(task_id=t, verdict="rejected", study="s", n_raters=3)
+            for t in train_ids[::2]
+        ],
+    )
+    apply_verdicts(tmp_path / "report", small_bench)
+    runs = []
+    for name, flag in (("m/one", True), ("m/two", False)):
+        out = tmp_path / name.replace("/", "_")
+        cfg = EvalConfig(
+            bench=str(small_bench),
+            model=name,
+            out=str(out),
+            strategy="few_shot",
+            n_bootstrap=0,
+            exclude_rejected=flag,
+        )
+        run_eval(cfg, model=scripted(lambda req: "<answer>A</answer>"), show_progress=False)
+        runs.append(out)
+    for flag in (True, False):
+        report = build_hard(
+            small_bench,
+            runs,
+            tmp_path / f"hard-{flag}",
+            min_failing_models=1,
+            exclude_rejected=flag,
+        )
+        assert report["hard"]["n_tasks"] > 0
+    # the ensemble reads its members the same way
+    run_ensemble(runs, tmp_path / "ensemble", n_bootstrap=0)

@@ -226,3 +226,13 @@ def test_apply_needs_a_report_with_verdicts(bench, tmp_path):
     (tmp_path / "r").mkdir()
     res = runner.invoke(APP, ["apply", str(tmp_path / "r"), "--bench", str(bench)])
     assert res.exit_code == ExitCode.INPUT_ERROR and "verdicts.jsonl" in res.output
+
+
+def test_a_report_folder_in_use_exits_5(export, tmp_path):
+    from behaviorsft.store import FolderLock
+
+    out = tmp_path / "report"
+    with FolderLock(out):
+        res = _analyze(export, out)
+    assert res.exit_code == ExitCode.BUSY, res.output
+    assert not (out / "analysis.json").exists()

@@ -74,7 +74,7 @@ from behaviorsft.store import (
     write_jsonl,
     write_manifest,
 )
-from behaviorsft.study.verdicts import Exclusion, exclude_rejected
+from behaviorsft.study.verdicts import VERDICTS_FILE, Exclusion, exclude_rejected
 from behaviorsft.taxonomy import BEHAVIOR_TOKENS, PROACTIVE_TOKEN, REACTIVE_TOKEN, TABLE_ORDER
 
 CONFIG_FILE = "config.json"
@@ -658,7 +658,11 @@ def check_task_fingerprints(
     ``hard``, ``ensemble``): an answer given to an older version of a task
     would be judged, or counted right or wrong, against another question.
     Predictions without a fingerprint (older versions) cannot be checked.
+    A run made with ``exclude_rejected`` is checked against the bench as it saw
+    it (its few-shot examples were drawn from the kept tasks only).
     """
+    if config.exclude_rejected and (Path(bench.path) / VERDICTS_FILE).exists():
+        bench, _ = exclude_rejected(bench)
     by_id = {t.id: t for t in bench.tasks}
     checkable = [p for p in predictions if p.task_fingerprint is not None and p.task_id in by_id]
     if not checkable:
