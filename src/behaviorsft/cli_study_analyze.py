@@ -26,16 +26,19 @@ def _fail(exc: BaseException) -> BaseException:
     return exit_with(ExitCode.BUSY if isinstance(exc, FolderBusyError) else ExitCode.INPUT_ERROR)
 
 
-def _export_from_db(db: str, folder: Path) -> None:
-    """Export the study database at ``db`` into ``folder`` (the web app's own export)."""
+def _export_from_db(db: str, folder: Path, study: str | None) -> None:
+    """Export the study database at ``db`` into ``folder`` with the web app's own export."""
+    if db.startswith("sqlite:///") and not Path(db.removeprefix("sqlite:///")).is_file():
+        raise FileNotFoundError(f"--db {db}: no such database file")
     try:
+        from behaviorsft.study.db import open_db
         from behaviorsft.study.export import export_study
     except ImportError as exc:
         raise ImportError(
             f"--db needs the study web app ({exc}); install behaviorsft[web], or run "
             "`behaviorsft study export --db URL --out DIR` and analyze DIR"
         ) from None
-    export_study(db, folder)
+    export_study(open_db(db), folder, study=study)
 
 
 def register(study_app: typer.Typer) -> None:
@@ -50,6 +53,9 @@ def register(study_app: typer.Typer) -> None:
             None, "--db", help="Study database URL: export it first, then analyze."
         ),
         out: Path = typer.Option(..., "--out", help="REPORT folder."),
+        study: str | None = typer.Option(
+            None, "--study", help="The study to analyse, when the export holds several."
+        ),
         bootstrap: int = typer.Option(
             2000, "--bootstrap", help="Bootstrap resamples (of tasks) for the 95% CIs; 0: none."
         ),
@@ -87,8 +93,8 @@ def register(study_app: typer.Typer) -> None:
                 folder = export
                 if folder is None:
                     folder = Path(tmp)
-                    _export_from_db(str(db), folder)
-                data = read_export(folder)
+                    _export_from_db(str(db), folder, study)
+                data = read_export(folder, study=study)
                 analysis, verdicts = analyze_export(
                     data, rules=rules, n_bootstrap=bootstrap, seed=seed
                 )

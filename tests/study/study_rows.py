@@ -85,7 +85,13 @@ def write_export(
         write_jsonl(folder / "comparison.jsonl", comparison)
     if key:
         write_jsonl(folder / "agent_key.jsonl", key)
-    raters = sorted({r.rater for r in [*validation, *comparison]})
-    info = {"name": STUDY, "kind": "validation", "bench": "bench", "seed": 0, "raters": raters}
+    studies = []  # study.json as `study export` writes it: one entry per study
+    for kind, rows in (("validation", validation), ("comparison", comparison)):
+        for name in sorted({r.study for r in rows}):
+            raters = sorted({r.rater for r in rows if r.study == name})
+            studies.append(
+                {"name": name, "kind": kind, "bench": "bench", "seed": 0, "raters": raters}
+            )
+    info = {"studies": studies, "rows": {"validation": len(validation)}}
     (folder / "study.json").write_text(json.dumps(meta or info), encoding="utf-8")
     return folder

@@ -236,3 +236,46 @@ def test_a_report_folder_in_use_exits_5(export, tmp_path):
         res = _analyze(export, out)
     assert res.exit_code == ExitCode.BUSY, res.output
     assert not (out / "analysis.json").exists()
+
+
+def test_an_export_of_several_studies(tmp_path):
+    """`study export` writes every study of the database: a validation and a comparison
+    study side by side are analysed together; two rounds of one phase need --study."""
+    cmp_rows, key = comparison_rows(RANKS, LIKERT)
+    cmp_rows = [r.model_copy(update={"study": "phase2"}) for r in cmp_rows]
+    key = [k.model_copy(update={"study": "phase2"}) for k in key]
+    round2 = [r.model_copy(update={"study": "round2", "answer": "B"}) for r in _validation_rows()]
+    folder = write_export(tmp_path / "e", [*_validation_rows(), *round2], cmp_rows, key)
+
+    res = _analyze(folder, tmp_path / "o")
+    assert res.exit_code == ExitCode.INPUT_ERROR
+    assert "rows of several studies (pilot, round2); pick one with --study NAME" in res.output
+
+    res = _analyze(folder, tmp_path / "o", "--study", "round2")
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "o" / "analysis.json").read_text())
+    assert data["validation"]["accuracy"]["overall"]["mean"] == 1.0  # round 2's answers only
+    assert data["comparison"] is None and not (tmp_path / "o" / "figure19.png").exists()
+    assert [m["name"] for m in data["meta"]] == ["round2"]
+    assert {
+        v.study for v in read_jsonl(tmp_path / "o" / "verdicts.jsonl", StudyVerdict, key=None)
+    } == {"round2"}
+
+    only_pilot = write_export(tmp_path / "e2", _validation_rows(), cmp_rows, key)
+    res = _analyze(only_pilot, tmp_path / "o2")
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "o2" / "analysis.json").read_text())
+    assert data["studies"] == {"validation": "pilot", "comparison": "phase2"}
+    assert data["study"] == "pilot + phase2"
+    assert data["comparison"]["per_agent"]["behaviorsft"]["rank"]["mean"] == pytest.approx(5 / 4)
+
+    res = _analyze(only_pilot, tmp_path / "o3", "--study", "nope")
+    assert res.exit_code == ExitCode.INPUT_ERROR and "answers of: phase2, pilot" in res.output
+
+
+def test_db_that_does_not_exist_exits_2(tmp_path):
+    res = runner.invoke(
+        APP, ["analyze", "--db", f"sqlite:///{tmp_path / 'none.db'}", "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == ExitCode.INPUT_ERROR and "no such database file" in res.output
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "o").exists()

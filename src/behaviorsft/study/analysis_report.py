@@ -54,14 +54,27 @@ REPORT_FILES = {
 
 @dataclass
 class StudyExport:
-    """The rows of one export folder, checked for consistency."""
+    """The rows of one export folder (one validation and/or one comparison study), checked."""
 
     folder: Path
-    study: str
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: list[dict[str, Any]] = field(default_factory=list)  # study.json entries of the studies
     validation: list[StudyValidationAnswer] = field(default_factory=list)
     comparison: list[StudyComparisonAnswer] = field(default_factory=list)
     agent_key: list[StudyAgentKey] = field(default_factory=list)
+
+    @property
+    def validation_study(self) -> str | None:
+        return self.validation[0].study if self.validation else None
+
+    @property
+    def comparison_study(self) -> str | None:
+        return self.comparison[0].study if self.comparison else None
+
+    @property
+    def study(self) -> str:
+        """The study's name ('a + b' for a validation and a comparison study exported together)."""
+        names = [n for n in (self.validation_study, self.comparison_study) if n]
+        return " + ".join(dict.fromkeys(names))
 
 
 def _read(path: Path, model: type[Any]) -> tuple[list[Any], list[int]]:
@@ -69,6 +82,36 @@ def _read(path: Path, model: type[Any]) -> tuple[list[Any], list[int]]:
     if result.errors:
         raise RecordFileError(result.errors)
     return result.records, result.lines
+
+
+def _one_study(
+    path: Path, rows: list[Any], lines: list[int], study: str | None
+) -> tuple[list[Any], list[int]]:
+    """The rows (and their line numbers) of ``study``, or of the only study in the file."""
+    names = sorted({r.study for r in rows})
+    if study is None and len(names) > 1:
+        raise ValueError(
+            f"{path}: rows of several studies ({', '.join(names)}); pick one with --study NAME"
+        )
+    if study is None:
+        return rows, lines
+    kept = [(r, n) for r, n in zip(rows, lines, strict=True) if r.study == study]
+    return [r for r, _ in kept], [n for _, n in kept]
+
+
+def _study_meta(path: Path) -> list[dict[str, Any]]:
+    """study.json's entries: ``{"studies": [...]}`` as `study export` writes it, or one object."""
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if isinstance(data, dict) and isinstance(data.get("studies"), list):
+        return [m for m in data["studies"] if isinstance(m, dict)]
+    if isinstance(data, dict) and "name" in data:
+        return [data]
+    raise ValueError(f"{path}:1: expected a JSON object with 'studies' (or one study's 'name')")
 
 
 def _check_validation(
@@ -145,8 +188,13 @@ def _check_comparison(
         raise RecordFileError(errors)
 
 
-def read_export(folder: str | Path) -> StudyExport:
-    """The rows of an export folder; bad or inconsistent lines raise naming file, line and field."""
+def read_export(folder: str | Path, *, study: str | None = None) -> StudyExport:
+    """The rows of an export folder; bad or inconsistent lines raise naming file, line and field.
+
+    An export may hold several studies (a validation and a comparison study
+    side by side, or several rounds): ``study`` picks one; without it each
+    file must hold rows of one study only.
+    """
     d = Path(folder)
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: no such export folder")
@@ -155,20 +203,17 @@ def read_export(folder: str | Path) -> StudyExport:
             f"{d}: not a study export (no {VALIDATION_FILE} or {COMPARISON_FILE}); make one "
             "with `behaviorsft study export --db URL --out DIR`"
         )
-    meta: dict[str, Any] = {}
-    if (d / STUDY_FILE).exists():
-        try:
-            meta = json.loads((d / STUDY_FILE).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{d / STUDY_FILE}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(meta, dict):
-            raise ValueError(f"{d / STUDY_FILE}:1: expected a JSON object (name, kind, ...)")
-    export = StudyExport(folder=d, study="", meta=meta)
+    export = StudyExport(folder=d)
+    everyone: set[str] = set()
     if (d / VALIDATION_FILE).exists():
-        export.validation, lines = _read(d / VALIDATION_FILE, StudyValidationAnswer)
+        rows, lines = _read(d / VALIDATION_FILE, StudyValidationAnswer)
+        everyone |= {r.study for r in rows}
+        export.validation, lines = _one_study(d / VALIDATION_FILE, rows, lines, study)
         _check_validation(d / VALIDATION_FILE, export.validation, lines)
     if (d / COMPARISON_FILE).exists():
-        export.comparison, lines = _read(d / COMPARISON_FILE, StudyComparisonAnswer)
+        rows, lines = _read(d / COMPARISON_FILE, StudyComparisonAnswer)
+        everyone |= {r.study for r in rows}
+        export.comparison, lines = _one_study(d / COMPARISON_FILE, rows, lines, study)
         _check_comparison(d / COMPARISON_FILE, export.comparison, lines)
     if export.comparison:
         if not (d / AGENT_KEY_FILE).exists():
@@ -176,18 +221,15 @@ def read_export(folder: str | Path) -> StudyExport:
                 f"{d}: {COMPARISON_FILE} has rows but there is no {AGENT_KEY_FILE}: the per-agent "
                 "figures need the de-anonymisation key, which only an admin's export holds"
             )
-        export.agent_key, _ = _read(d / AGENT_KEY_FILE, StudyAgentKey)
-    names = sorted({r.study for r in export.validation} | {r.study for r in export.comparison})
-    if len(names) > 1:
-        raise ValueError(f"{d}: rows of several studies ({', '.join(names)}); export one study")
-    given = meta.get("name")
-    if names and given and given != names[0]:
-        raise ValueError(
-            f"{d / STUDY_FILE}: name {given!r}, but the rows are of study {names[0]!r}"
-        )
-    export.study = names[0] if names else str(given or d.name)
+        key, _ = _read(d / AGENT_KEY_FILE, StudyAgentKey)
+        export.agent_key = [k for k in key if k.study == export.comparison_study]
+    if study is not None and study not in everyone:
+        have = ", ".join(sorted(everyone)) or "none"
+        raise ValueError(f"{d}: --study {study}: no answers of that study (answers of: {have})")
     if not export.validation and not export.comparison:
         raise ValueError(f"{d}: the export holds no answers yet")
+    names = {export.validation_study, export.comparison_study}
+    export.meta = [m for m in _study_meta(d / STUDY_FILE) if m.get("name") in names]
     return export
 
 
@@ -201,6 +243,7 @@ def analyze_export(
     """Every number of the study (as analysis.json holds it) and the verdict rows."""
     analysis: dict[str, Any] = {
         "study": export.study,
+        "studies": {"validation": export.validation_study, "comparison": export.comparison_study},
         "meta": export.meta,
         "source": str(export.folder.resolve()),
         "settings": {
@@ -220,7 +263,7 @@ def analyze_export(
     if export.validation:
         v = analyze_validation(export.validation, rules=rules, n_bootstrap=n_bootstrap, seed=seed)
         analysis["validation"] = v
-        rows = verdicts(v["tasks"], export.study)
+        rows = verdicts(v["tasks"], str(export.validation_study))
     if export.comparison:
         analysis["comparison"] = analyze_comparison(
             export.comparison, export.agent_key, n_bootstrap=n_bootstrap, seed=seed
