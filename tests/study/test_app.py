@@ -477,6 +477,7 @@ def test_comparison_ranking_counts_only_when_confirmed(seeded: SeededStudy) -> N
     aid = _queue(seeded.db_url, "r1", "comparison")[0]
     form = {"csrf_token": csrf, "order": ["A", "B", "C"], "likert_A": "4", "action": "save"}
     client.post(f"/a/{aid}", data=form)
+    assert 'data-testid="progress-comparison">0 of 4 complete' in client.get("/").text
     rows = _comparison_rows(seeded.db_url, aid)
     assert {k: v[0] for k, v in rows.items()} == {"A": None, "B": None, "C": None}
     assert rows["A"][1] == 4 and rows["B"][1] is None
@@ -493,6 +494,9 @@ def test_comparison_ranking_counts_only_when_confirmed(seeded: SeededStudy) -> N
     }
     for _ in range(2):  # idempotent
         assert client.post(f"/a/{aid}", data=full, follow_redirects=False).status_code == 303
+    home = client.get("/").text
+    assert 'data-testid="progress-comparison">1 of 4 complete' in home
+    assert 'data-testid="progress-validation">0 of 6 complete' in home
     assert _comparison_rows(seeded.db_url, aid) == {
         "A": (2, 2, False, ""),
         "B": (3, 5, True, "misses the allergy"),
