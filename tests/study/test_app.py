@@ -557,3 +557,25 @@ def test_concurrent_raters_do_not_overwrite_each_other(seeded: SeededStudy) -> N
         }
         assert s.scalar(select(func.count()).select_from(ValidationAnswer)) == 3
     engine.dispose()
+
+
+def test_a_rater_signed_in_by_link_can_set_a_password(seeded: SeededStudy) -> None:
+    client = _client(seeded)
+    token = seeded.tokens["r3"]
+    page = client.get(f"/signin/{token}")
+    client.post(f"/signin/{token}", data={"csrf_token": csrf_of(page.text)})
+    account = client.get("/account")
+    csrf = csrf_of(account.text)
+    new = "a new long password"
+    assert client.post("/account", data={"password": new, "password2": new}).status_code == 403
+    differ = client.post("/account", data={"csrf_token": csrf, "password": new, "password2": "x"})
+    assert differ.status_code == 422 and "differ" in differ.text
+    short = client.post(
+        "/account", data={"csrf_token": csrf, "password": "short", "password2": "short"}
+    )
+    assert short.status_code == 422 and "at least 8" in short.text
+    ok = client.post("/account", data={"csrf_token": csrf, "password": new, "password2": new})
+    assert ok.status_code == 200 and "Password saved." in ok.text
+    fresh = _client(seeded)
+    sign_in(fresh, "r3", new)
+    assert 'data-testid="whoami">r3<' in fresh.get("/").text

@@ -62,7 +62,12 @@ from behaviorsft.study.security import (
     load_secret,
     same_token,
 )
-from behaviorsft.study.users import consume_token, token_is_valid, verify_password
+from behaviorsft.study.users import (
+    consume_token,
+    hash_password,
+    token_is_valid,
+    verify_password,
+)
 
 PACKAGE = resources.files("behaviorsft.study")
 # No inline script or style anywhere: every script is a file under /static.
@@ -428,6 +433,43 @@ def create_app(
                 "done.html",
                 {"user": user, "csrf": data.csrf, "prog": progress(s, study, user)},
             )
+
+    # ------------------------------------------------------------------ account
+
+    def _account_page(
+        request: Request, user: User, data: SessionData, error: str = "", message: str = ""
+    ) -> HTMLResponse:
+        context = {
+            "user": user,
+            "csrf": data.csrf,
+            "error": error,
+            "message": message,
+            "has_password": user.password_hash is not None,
+        }
+        return _page(request, "account.html", context, 422 if error else 200)
+
+    @app.get("/account", response_class=HTMLResponse)
+    def account(request: Request) -> Response:
+        if _session(request) is None:
+            return RedirectResponse("/login", status_code=303)
+        with Session(engine) as s:
+            user, data = _user(s, request)
+            return _account_page(request, user, data)
+
+    @app.post("/account")
+    async def set_password(request: Request) -> Response:
+        data = _session(request)
+        form = await _form(request, data.csrf if data else None)
+        password = str(form.get("password") or "")
+        with Session(engine) as s, s.begin():
+            user, data = _user(s, request)
+            if password != str(form.get("password2") or ""):
+                return _account_page(request, user, data, error="The two passwords differ.")
+            try:
+                user.password_hash = hash_password(password)
+            except ValueError as exc:
+                return _account_page(request, user, data, error=f"Not saved: {exc}.")
+            return _account_page(request, user, data, message="Password saved.")
 
     # ------------------------------------------------------------------ admin
 
