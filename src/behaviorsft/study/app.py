@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from behaviorsft import __version__
@@ -220,6 +221,10 @@ def create_app(
     @app.post("/login")
     async def login(request: Request) -> Response:
         form = await _form(request, signer.read_pre(request.cookies.get(PRE_COOKIE)))
+        # argon2 and the database work off the event loop (here and in every POST).
+        return await run_in_threadpool(_login, request, form)
+
+    def _login(request: Request, form: FormData) -> Response:
         name = str(form.get("name") or "").strip()
         password = str(form.get("password") or "")
         keys = (f"ip:{_client(request)}", f"name:{name.casefold()}")
@@ -256,6 +261,9 @@ def create_app(
     @app.post("/signin/{token}")
     async def signin(request: Request, token: str) -> Response:
         await _form(request, signer.read_pre(request.cookies.get(PRE_COOKIE)))
+        return await run_in_threadpool(_signin, request, token)
+
+    def _signin(request: Request, token: str) -> Response:
         key = f"ip:{_client(request)}"
         wait = limiter.retry_after(key)
         if wait:
@@ -367,6 +375,9 @@ def create_app(
     async def save_assignment(request: Request, assignment_id: int) -> Response:
         data = _session(request)
         form = await _form(request, data.csrf if data else None)
+        return await run_in_threadpool(_save, request, form, assignment_id)
+
+    def _save(request: Request, form: FormData, assignment_id: int) -> Response:
         autosave = bool(request.headers.get("HX-Request"))
         with Session(engine) as s:
             user, data = _user(s, request)
@@ -460,6 +471,9 @@ def create_app(
     async def set_password(request: Request) -> Response:
         data = _session(request)
         form = await _form(request, data.csrf if data else None)
+        return await run_in_threadpool(_set_password, request, form)
+
+    def _set_password(request: Request, form: FormData) -> Response:
         password = str(form.get("password") or "")
         with Session(engine) as s, s.begin():
             user, data = _user(s, request)
