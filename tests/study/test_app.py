@@ -579,3 +579,28 @@ def test_a_rater_signed_in_by_link_can_set_a_password(seeded: SeededStudy) -> No
     fresh = _client(seeded)
     sign_in(fresh, "r3", new)
     assert 'data-testid="whoami">r3<' in fresh.get("/").text
+
+
+def test_parallel_saves_on_sqlite_lose_and_duplicate_nothing(seeded: SeededStudy) -> None:
+    """Threads save every validation assignment several times at once: one row each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from behaviorsft.study.answers import ValidationValues, save_validation
+
+    engine = open_db(seeded.db_url)
+    with Session(engine) as s:
+        ids = list(s.scalars(select(Assignment.id).where(Assignment.agent_runs.is_(None))))
+
+    def save(job: tuple[int, int]) -> None:
+        aid, round_ = job
+        save_validation(engine, aid, ValidationValues(plausibility="yes", note=f"{aid}-{round_}"))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(save, [(aid, r) for r in range(3) for aid in ids]))
+    with Session(engine) as s:
+        rows = s.scalars(select(ValidationAnswer)).all()
+        assert sorted(r.assignment_id for r in rows) == sorted(ids)
+        assert all(
+            r.note.startswith(f"{r.assignment_id}-") and r.plausibility == "yes" for r in rows
+        )
+    engine.dispose()
