@@ -68,7 +68,8 @@ def _open(db: str) -> Any:
         raise _fail(f"--db {db}: {exc}") from None
     except ModuleNotFoundError as exc:
         raise _fail(
-            f"--db {db}: the driver is missing ({exc}); for PostgreSQL run: "
+            f"--db {db}: its database driver is not installed ({exc}); for PostgreSQL use a "
+            "postgresql+psycopg://user:password@host/dbname URL and "
             "pip install 'behaviorsft[postgres]'"
         ) from None
 

@@ -71,6 +71,13 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     assert "revision 0001" in result.output and db.is_file()
     bad = CliRunner().invoke(cli_app, ["study", "db", "upgrade", "--db", "nonsense://x"])
     assert bad.exit_code == 2 and "--db nonsense://x" in bad.output
+    unreachable = CliRunner().invoke(
+        cli_app, ["study", "db", "upgrade", "--db", "postgresql+psycopg://u@127.0.0.1:1/db"]
+    )
+    assert (
+        unreachable.exit_code == 2
+        and "--db postgresql+psycopg://u@127.0.0.1:1/db" in unreachable.output
+    )
 
 
 def test_stratified_sample_spreads_over_types(study_bench: Path) -> None:
