@@ -604,3 +604,14 @@ def test_parallel_saves_on_sqlite_lose_and_duplicate_nothing(seeded: SeededStudy
             r.note.startswith(f"{r.assignment_id}-") and r.plausibility == "yes" for r in rows
         )
     engine.dispose()
+
+
+def test_an_oversized_form_is_refused_before_it_is_read(seeded: SeededStudy) -> None:
+    client = _client(seeded)
+    csrf = sign_in(client, "r1")
+    aid = _queue(seeded.db_url, "r1", "validation")[0]
+    resp = client.post(f"/a/{aid}", data={"csrf_token": csrf, "note": "x" * 300_000})
+    assert resp.status_code == 413
+    too_long = client.post(f"/a/{aid}", data={"csrf_token": csrf, "note": "x" * 5001})
+    assert too_long.status_code == 422 and "note: at most 5000" in too_long.text
+    assert _validation_row(seeded.db_url, aid) is None

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from behaviorsft import __version__
+from behaviorsft.serve.app import BodyLimit
 from behaviorsft.study.answers import (
     CONFIDENCE,
     LIKERT,
@@ -76,6 +77,7 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+MAX_BODY = 256 * 1024
 CONFIDENCE_LABELS = {"low": "Low", "moderate": "Moderate", "high": "High"}
 PLAUSIBILITY_LABELS = {"yes": "Yes", "no": "No", "unsure": "Unsure"}
 LIKERT_LABELS = {
@@ -117,6 +119,8 @@ def create_app(
         openapi_url=None,
     )
     app.state.engine = engine
+    # The largest form is a comparison with three 5,000-character notes.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.middleware("http")
