@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from behaviorsft.study.app import create_app
-from behaviorsft.study.create import create_validation
 from behaviorsft.study.db import (
     Assignment,
     ComparisonAnswer,
@@ -25,9 +24,10 @@ from tests.study.helpers import (
     PASSWORD,
     RUN_NAMES,
     SCRIPT,
+    SCRIPT_RATER,
     SeededStudy,
     csrf_of,
-    script_bench,
+    seed_study,
     sign_in,
 )
 
@@ -263,14 +263,12 @@ def test_no_run_name_or_other_raters_answer_reaches_a_rater(seeded: SeededStudy)
 
 
 def test_case_text_is_escaped(tmp_path: Path, seeded: SeededStudy) -> None:
-    bench = script_bench(seeded.bench, tmp_path / "xss-bench")
-    engine = open_db(seeded.db_url)
-    add_user(engine, "x1", password=PASSWORD)
-    create_validation(engine, bench, n=3, seed=1, raters=["x1"], name="xss")
-    engine.dispose()
-    client = _client(seeded)
-    sign_in(client, "x1")
-    for aid in _queue(seeded.db_url, "x1", "validation"):
+    study = seed_study(tmp_path / "xss", bench=seeded.bench, with_script=True)
+    client = _client(study)
+    sign_in(client, SCRIPT_RATER)
+    queue = _queue(study.db_url, SCRIPT_RATER, "validation")
+    assert len(queue) == 3
+    for aid in queue:
         html = client.get(f"/a/{aid}").text
         assert SCRIPT not in html
         # question, first option, the first turn and the case summary: four escaped copies
