@@ -25,7 +25,7 @@ collect_ignore = (
         "test_app.py",
         "test_create.py",
         "test_export.py",
-        "test_postgres.py",
+        "test_study_postgres.py",
         "test_serve_cli.py",
         "test_analyze_app.py",
     ]
