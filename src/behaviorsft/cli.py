@@ -1320,6 +1320,7 @@ def _register_stage_commands() -> None:
     from behaviorsft.cli_judge import register as register_judge
     from behaviorsft.cli_models import register as register_models
     from behaviorsft.cli_serve import register as register_serve
+    from behaviorsft.cli_study import register as register_study
     from behaviorsft.cli_train import register as register_train
 
     register_build_llm(app)
@@ -1327,6 +1328,7 @@ def _register_stage_commands() -> None:
     register_judge(app)
     register_models(app)
     register_serve(app)
+    register_study(app)
     register_train(app)
 
 

@@ -130,11 +130,11 @@ event.listen(Session, "before_flush", _refuse_changes)
 event.listen(Session, "do_orm_execute", _refuse_bulk)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the tables and append-only triggers in place.
+def open_engine(url: str) -> Engine:
+    """An engine for ``url`` (no tables made); also used by ``behaviorsft study``.
 
-    SQLite: WAL journal with full fsync, and a busy timeout so concurrent
-    writers queue instead of failing.
+    SQLite: WAL journal with full fsync, foreign keys on, and a busy timeout
+    so concurrent writers queue instead of failing; the file's folder is made.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -154,6 +154,12 @@ def make_engine(url: str) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the audit tables and append-only triggers in place."""
+    engine = open_engine(url)
     Base.metadata.create_all(engine)
     triggers = {"sqlite": _SQLITE_TRIGGERS, "postgresql": _POSTGRES_TRIGGERS}.get(
         engine.dialect.name, []
