@@ -204,6 +204,10 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request) -> Response:
         return _login_page(request)
@@ -312,6 +316,8 @@ def create_app(
             "next_id": ids[i + 1] if i + 1 < len(ids) else None,
             "message": message,
             "prog": progress(s, study, user),
+            # Validation is about the case; comparison about the replies (case on demand).
+            "conversation_open": study.kind == "validation",
         }
         if study.kind == "validation":
             context.update(

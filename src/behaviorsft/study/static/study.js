@@ -77,7 +77,7 @@
     document.body.addEventListener("htmx:responseError", function (ev) {
       var code = ev.detail.xhr ? ev.detail.xhr.status : "?";
       var text = ev.detail.xhr ? ev.detail.xhr.responseText : "";
-      status.textContent = "Not saved (" + code + "): " + (text || "reload the page");
+      status.textContent = text || "Not saved (HTTP " + code + "): reload the page";
       status.classList.add("error");
     });
     document.body.addEventListener("htmx:sendError", function () {
