@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ pytestmark = [
 
 from behaviorsft.cli import app as cli_app  # noqa: E402
 from tests.study.helpers import (  # noqa: E402
+    RUN_NAMES,
     SCRIPT,
     SeededStudy,
     make_run,
@@ -44,6 +46,13 @@ from tests.study.helpers import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_MS = 15_000
+# Counts background requests in flight (an init script: not subject to the page's CSP).
+COUNT_REQUESTS = """
+window.__htmxPending = 0;
+document.addEventListener("htmx:beforeRequest", () => { window.__htmxPending += 1; });
+document.addEventListener("htmx:afterRequest", () => { window.__htmxPending -= 1; });
+"""
+LATE_TURN = 10  # tasks about turns from here on need the conversation scrolled
 
 
 @dataclass
@@ -67,7 +76,11 @@ def live(tmp_path_factory: pytest.TempPathFactory, study_bench: Path) -> Iterato
     # compared on replies that carry one too.
     evil = script_bench(study_bench, work / "evil-bench")
     runs = [str(make_run(evil, work / "evil-runs" / n, n, extra_text=SCRIPT)) for n in "xyz"]
+    late = _late_bench(study_bench, work / "late-bench")
     engine = open_db(study.db_url)
+    late_runs = [str(make_run(late, work / "late-runs" / n, n)) for n in "xyz"]
+    create_validation(engine, late, n=2, seed=1, raters=["r3"], name="scroll-validation")
+    create_comparison(engine, late, late_runs, n=2, seed=1, raters=["r3"], name="scroll-comparison")
     create_validation(engine, evil, n=2, seed=1, raters=["r3"], name="script-validation")
     create_comparison(engine, evil, runs, n=2, seed=1, raters=["r3"], name="script-comparison")
     engine.dispose()
@@ -80,11 +93,24 @@ def live(tmp_path_factory: pytest.TempPathFactory, study_bench: Path) -> Iterato
             browser.close()
 
 
+def _late_bench(bench: Path, out: Path) -> Path:
+    """A copy of ``bench`` with only the tasks about turns far down their conversation."""
+    out.mkdir(parents=True)
+    tasks = [json.loads(x) for x in (bench / "tasks.jsonl").read_text().splitlines()]
+    late = [t for t in tasks if (t.get("context") or {}).get("turn_start", 0) >= LATE_TURN]
+    assert len(late) >= 2, "the synthetic bench has no tasks about late turns any more"
+    (out / "tasks.jsonl").write_text("".join(json.dumps(t) + "\n" for t in late))
+    for name in ("conversations.jsonl", "cases.jsonl", "manifest.json"):
+        shutil.copy(bench / name, out / name)
+    return out
+
+
 @pytest.fixture
 def page(live: Live) -> Iterator[Any]:
     """A fresh browser context (its own cookies) that fails the test on any JS error."""
     context = live.browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(COUNT_REQUESTS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -115,9 +141,15 @@ def _progress(page: Any) -> str:
 
 
 def _wait_saved(page: Any) -> None:
-    """Wait for the background (htmx) save to report back, then clear the status."""
-    status = page.get_by_test_id("autosave-status")
-    status.filter(has_text=re.compile(r"^Saved")).wait_for()
+    """Wait until every background (htmx) save has answered and the last said "Saved".
+
+    Several quick changes make several saves (htmx queues the last one while
+    one is in flight), so the first "Saved" is not enough before a reload.
+    """
+    page.wait_for_function(
+        "() => window.__htmxPending === 0 && "
+        "document.getElementById('autosave-status').textContent.startsWith('Saved')"
+    )
     page.evaluate("document.getElementById('autosave-status').textContent = ''")
 
 
@@ -169,6 +201,14 @@ def test_validation_phase_as_a_rater(live: Live, page: Any, tmp_path: Path) -> N
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
     assert page.get_by_test_id("proactivity-value").inner_text() == "0.60"
+    # "Clear" unsets it again; one step left and back sets it to 0.60 once more.
+    page.get_by_test_id("proactivity-clear").click()
+    assert page.get_by_test_id("proactivity-value").inner_text() == "not set"
+    assert page.locator("input[name=proactivity]").input_value() == ""
+    page.get_by_test_id("proactivity-slider").focus()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowRight")
+    assert page.get_by_test_id("proactivity-value").inner_text() == "0.60"
     page.get_by_test_id("save-next").click()
     page.get_by_test_id("progress").filter(has_text="Task 2 of 6").wait_for()
 
@@ -206,6 +246,12 @@ def test_validation_phase_as_a_rater(live: Live, page: Any, tmp_path: Path) -> N
     assert page.get_by_test_id("answer-C").is_checked()
     page.goto(f"{live.base}/")
     assert page.get_by_test_id("progress-validation").inner_text() == "2 of 6 complete"
+    # Signed out, the one-time link no longer works.
+    page.get_by_test_id("logout").click()
+    page.wait_for_url(f"{live.base}/login")
+    response = page.goto(f"{live.base}/signin/{live.study.tokens['r1']}")
+    assert response.status == 404
+    assert page.get_by_test_id("signin-invalid").is_visible()
 
     rows = {
         r["position"]: r
@@ -243,12 +289,14 @@ def test_comparison_phase_drag_keyboard_unsafe_likert(
     ]
     assert labels == ["A", "B", "C"]
     assert _ranking(page) == labels
+    html = page.content()
+    assert not [run for run in RUN_NAMES if run in html]  # blinded: no run name on the page
     assert not page.get_by_test_id("ranking-confirmed").is_checked()
 
     # Task 1: drag the last response to the top with the mouse.
     page.get_by_test_id("rank-item-C").drag_to(page.get_by_test_id("rank-item-A"))
     page.wait_for_function(
-        "document.querySelector('[data-testid=ranking] > li').dataset.agent === 'C'"
+        "() => document.querySelector('[data-testid=ranking] > li').dataset.agent === 'C'"
     )
     assert _ranking(page) == ["C", "A", "B"]
     assert page.get_by_test_id("ranking-confirmed").is_checked()
@@ -338,6 +386,25 @@ def _queue(live: Live, rater: str, study: str) -> list[tuple[int, str]]:
             return [(int(a), str(t)) for a, t in rows]
     finally:
         engine.dispose()
+
+
+def test_conversation_opens_at_the_tasks_turns(live: Live, page: Any) -> None:
+    _sign_in_with_password(live, page, "r3")
+    queues = _queue(live, "r3", "scroll-validation") + _queue(live, "r3", "scroll-comparison")
+    for assignment, _ in queues:
+        page.goto(f"{live.base}/a/{assignment}")
+        conversation = page.get_by_test_id("conversation")
+        start = int(conversation.get_attribute("data-scroll-to") or "-1")
+        assert start >= LATE_TURN
+        if conversation.get_attribute("open") is None:
+            conversation.locator("summary").click()
+        turn = page.get_by_test_id(f"turn-{start}")
+        assert "in-context" in (turn.get_attribute("class") or "")
+        # The first turn of the task is at the top of the scrolled box, not below its fold.
+        box = page.locator("#turns").bounding_box()
+        top = turn.bounding_box()["y"]
+        assert page.locator("#turns").evaluate("el => el.scrollTop") > 0
+        assert box["y"] - 1 <= top < box["y"] + box["height"] / 2
 
 
 def test_script_in_a_record_is_shown_as_text(live: Live, page: Any) -> None:
