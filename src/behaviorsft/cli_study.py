@@ -56,19 +56,26 @@ def _need_web() -> None:
 def _open(db: str) -> Any:
     """The engine for ``db``, schema upgraded; a clear error for a bad URL or server."""
     _need_web()
+    from alembic.util.exc import CommandError
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
     from behaviorsft.study.db import open_db
 
     try:
         return open_db(db)
+    except CommandError as exc:
+        raise _fail(
+            f"--db {db}: the schema cannot be upgraded ({exc}); was it made by a newer "
+            "behaviorsft? Upgrade behaviorsft, or use another database"
+        ) from None
     except ArgumentError as exc:
         raise _fail(f"--db {db}: not a database URL ({exc})") from None
     except (SQLAlchemyError, OSError) as exc:
         raise _fail(f"--db {db}: {exc}") from None
     except ModuleNotFoundError as exc:
         raise _fail(
-            f"--db {db}: the driver is missing ({exc}); for PostgreSQL run: "
+            f"--db {db}: its database driver is not installed ({exc}); for PostgreSQL use a "
+            "postgresql+psycopg://user:password@host/dbname URL and "
             "pip install 'behaviorsft[postgres]'"
         ) from None
 

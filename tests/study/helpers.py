@@ -2,7 +2,8 @@
 
 ``seed_study(workdir, db_url)`` gives a database with an admin (password),
 three raters (passwords, plus one unused one-time link each), a validation
-study and a comparison study over a 6-case synthetic bench. Browser tests can
+study (6 tasks) and a comparison study (4 tasks, 3 runs) over a 6-case
+synthetic bench; ``with_script=True`` adds a study whose text holds ``<script>``. Browser tests can
 start ``create_app(db_url)`` under uvicorn and sign in with these names.
 """
 
@@ -28,6 +29,7 @@ PASSWORD = "correct horse battery"
 RATERS = ("r1", "r2", "r3")
 ADMIN = "admin"
 SCRIPT = "<script>alert('x')</script>"
+SCRIPT_RATER = "x1"
 RUN_NAMES = ("behaviorsft-run", "generalsft-run", "zs-explicit-run")
 
 
@@ -136,8 +138,14 @@ def seed_study(
     n_validation: int = 6,
     n_comparison: int = 4,
     seed: int = 7,
+    with_script: bool = False,
 ) -> SeededStudy:
-    """A database with users, a validation and a comparison study (see the module docstring)."""
+    """A database with users, a validation and a comparison study (see the module docstring).
+
+    ``with_script`` adds rater ``x1`` (same password) with a validation study
+    named ``escaping`` whose case text, questions and options all carry
+    :data:`SCRIPT` (for the escaping checks in a browser).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     bench = bench or build_bench(workdir)
     db_url = db_url or f"sqlite:///{workdir / 'study.db'}"
@@ -156,6 +164,16 @@ def seed_study(
             engine, bench, [str(r) for r in runs], n=n_comparison, seed=seed, raters=RATERS
         ),
     }
+    if with_script:
+        add_user(engine, SCRIPT_RATER, password=PASSWORD)
+        summaries["escaping"] = create_validation(
+            engine,
+            script_bench(bench, workdir / "script-bench"),
+            n=3,
+            seed=seed,
+            raters=[SCRIPT_RATER],
+            name="escaping",
+        )
     engine.dispose()
     return SeededStudy(db_url=db_url, bench=bench, runs=runs, tokens=tokens, summaries=summaries)
 

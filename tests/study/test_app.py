@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from behaviorsft.study.app import create_app
-from behaviorsft.study.create import create_validation
 from behaviorsft.study.db import (
     Assignment,
     ComparisonAnswer,
@@ -25,9 +24,10 @@ from tests.study.helpers import (
     PASSWORD,
     RUN_NAMES,
     SCRIPT,
+    SCRIPT_RATER,
     SeededStudy,
     csrf_of,
-    script_bench,
+    seed_study,
     sign_in,
 )
 
@@ -263,14 +263,12 @@ def test_no_run_name_or_other_raters_answer_reaches_a_rater(seeded: SeededStudy)
 
 
 def test_case_text_is_escaped(tmp_path: Path, seeded: SeededStudy) -> None:
-    bench = script_bench(seeded.bench, tmp_path / "xss-bench")
-    engine = open_db(seeded.db_url)
-    add_user(engine, "x1", password=PASSWORD)
-    create_validation(engine, bench, n=3, seed=1, raters=["x1"], name="xss")
-    engine.dispose()
-    client = _client(seeded)
-    sign_in(client, "x1")
-    for aid in _queue(seeded.db_url, "x1", "validation"):
+    study = seed_study(tmp_path / "xss", bench=seeded.bench, with_script=True)
+    client = _client(study)
+    sign_in(client, SCRIPT_RATER)
+    queue = _queue(study.db_url, SCRIPT_RATER, "validation")
+    assert len(queue) == 3
+    for aid in queue:
         html = client.get(f"/a/{aid}").text
         assert SCRIPT not in html
         # question, first option, the first turn and the case summary: four escaped copies
@@ -477,6 +475,7 @@ def test_comparison_ranking_counts_only_when_confirmed(seeded: SeededStudy) -> N
     aid = _queue(seeded.db_url, "r1", "comparison")[0]
     form = {"csrf_token": csrf, "order": ["A", "B", "C"], "likert_A": "4", "action": "save"}
     client.post(f"/a/{aid}", data=form)
+    assert 'data-testid="progress-comparison">0 of 4 complete' in client.get("/").text
     rows = _comparison_rows(seeded.db_url, aid)
     assert {k: v[0] for k, v in rows.items()} == {"A": None, "B": None, "C": None}
     assert rows["A"][1] == 4 and rows["B"][1] is None
@@ -493,6 +492,9 @@ def test_comparison_ranking_counts_only_when_confirmed(seeded: SeededStudy) -> N
     }
     for _ in range(2):  # idempotent
         assert client.post(f"/a/{aid}", data=full, follow_redirects=False).status_code == 303
+    home = client.get("/").text
+    assert 'data-testid="progress-comparison">1 of 4 complete' in home
+    assert 'data-testid="progress-validation">0 of 6 complete' in home
     assert _comparison_rows(seeded.db_url, aid) == {
         "A": (2, 2, False, ""),
         "B": (3, 5, True, "misses the allergy"),
@@ -553,3 +555,61 @@ def test_concurrent_raters_do_not_overwrite_each_other(seeded: SeededStudy) -> N
         }
         assert s.scalar(select(func.count()).select_from(ValidationAnswer)) == 3
     engine.dispose()
+
+
+def test_a_rater_signed_in_by_link_can_set_a_password(seeded: SeededStudy) -> None:
+    client = _client(seeded)
+    token = seeded.tokens["r3"]
+    page = client.get(f"/signin/{token}")
+    client.post(f"/signin/{token}", data={"csrf_token": csrf_of(page.text)})
+    account = client.get("/account")
+    csrf = csrf_of(account.text)
+    new = "a new long password"
+    assert client.post("/account", data={"password": new, "password2": new}).status_code == 403
+    differ = client.post("/account", data={"csrf_token": csrf, "password": new, "password2": "x"})
+    assert differ.status_code == 422 and "differ" in differ.text
+    short = client.post(
+        "/account", data={"csrf_token": csrf, "password": "short", "password2": "short"}
+    )
+    assert short.status_code == 422 and "at least 8" in short.text
+    ok = client.post("/account", data={"csrf_token": csrf, "password": new, "password2": new})
+    assert ok.status_code == 200 and "Password saved." in ok.text
+    fresh = _client(seeded)
+    sign_in(fresh, "r3", new)
+    assert 'data-testid="whoami">r3<' in fresh.get("/").text
+
+
+def test_parallel_saves_on_sqlite_lose_and_duplicate_nothing(seeded: SeededStudy) -> None:
+    """Threads save every validation assignment several times at once: one row each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from behaviorsft.study.answers import ValidationValues, save_validation
+
+    engine = open_db(seeded.db_url)
+    with Session(engine) as s:
+        ids = list(s.scalars(select(Assignment.id).where(Assignment.agent_runs.is_(None))))
+
+    def save(job: tuple[int, int]) -> None:
+        aid, round_ = job
+        save_validation(engine, aid, ValidationValues(plausibility="yes", note=f"{aid}-{round_}"))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(save, [(aid, r) for r in range(3) for aid in ids]))
+    with Session(engine) as s:
+        rows = s.scalars(select(ValidationAnswer)).all()
+        assert sorted(r.assignment_id for r in rows) == sorted(ids)
+        assert all(
+            r.note.startswith(f"{r.assignment_id}-") and r.plausibility == "yes" for r in rows
+        )
+    engine.dispose()
+
+
+def test_an_oversized_form_is_refused_before_it_is_read(seeded: SeededStudy) -> None:
+    client = _client(seeded)
+    csrf = sign_in(client, "r1")
+    aid = _queue(seeded.db_url, "r1", "validation")[0]
+    resp = client.post(f"/a/{aid}", data={"csrf_token": csrf, "note": "x" * 300_000})
+    assert resp.status_code == 413
+    too_long = client.post(f"/a/{aid}", data={"csrf_token": csrf, "note": "x" * 5001})
+    assert too_long.status_code == 422 and "note: at most 5000" in too_long.text
+    assert _validation_row(seeded.db_url, aid) is None

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -71,6 +71,23 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     assert "revision 0001" in result.output and db.is_file()
     bad = CliRunner().invoke(cli_app, ["study", "db", "upgrade", "--db", "nonsense://x"])
     assert bad.exit_code == 2 and "--db nonsense://x" in bad.output
+    unreachable = CliRunner().invoke(
+        cli_app, ["study", "db", "upgrade", "--db", "postgresql+psycopg://u@127.0.0.1:1/db"]
+    )
+    assert (
+        unreachable.exit_code == 2
+        and "--db postgresql+psycopg://u@127.0.0.1:1/db" in unreachable.output
+    )
+
+
+def test_a_schema_from_a_newer_version_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'future.db'}"
+    engine = open_db(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    engine.dispose()
+    result = CliRunner().invoke(cli_app, ["study", "db", "upgrade", "--db", url])
+    assert result.exit_code == 2 and "newer behaviorsft" in result.output
 
 
 def test_stratified_sample_spreads_over_types(study_bench: Path) -> None:

@@ -14,7 +14,7 @@ from behaviorsft.cli import app as cli_app
 from behaviorsft.records import StudyAgentKey, StudyComparisonAnswer, StudyValidationAnswer
 from behaviorsft.study.app import create_app
 from behaviorsft.study.db import open_db
-from behaviorsft.study.export import export_study
+from behaviorsft.study.export import export_rows, export_study
 from tests.study.helpers import RUN_NAMES, SeededStudy, sign_in
 from tests.study.test_app import _option_letters, _queue
 
@@ -107,6 +107,9 @@ def test_export_rows_match_what_was_saved(seeded: SeededStudy, tmp_path: Path) -
     assert sorted(mine) == ["A", "B", "C"] and sorted(mine.values()) == sorted(RUN_NAMES)
 
     assert summary["rows"] == {"validation": 2, "comparison": 3, "agent_key": 36}
+    # The same rows in memory, for `study analyze --db`.
+    in_memory = export_rows(open_db(seeded.db_url))
+    assert (in_memory.validation, in_memory.comparison, in_memory.agent_key) == (val, comp, keys)
     meta = json.loads((out / "study.json").read_text())
     assert [s["name"] for s in meta["studies"]] == ["validation", "comparison"]
     assert meta["studies"][0]["raters"] == ["r1", "r2", "r3"] and meta["studies"][0]["n_tasks"] == 6

@@ -19,23 +19,26 @@ WEB_INSTALL = "pip install 'behaviorsft[web]'"
 
 def require_web() -> None:
     """Raise MissingExtraError naming the pip command when the ``[web]`` extra is absent."""
+    from importlib.util import find_spec
+
     from behaviorsft.models.base import MissingExtraError
 
-    missing = []
-    for module in (
-        "fastapi",
-        "uvicorn",
-        "sqlalchemy",
-        "alembic",
-        "jinja2",
-        "argon2",
-        "itsdangerous",
-        "multipart",
-    ):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
+    # package -> the module names it may provide (python-multipart renamed its module)
+    packages = {
+        "fastapi": ("fastapi",),
+        "uvicorn": ("uvicorn",),
+        "sqlalchemy": ("sqlalchemy",),
+        "alembic": ("alembic",),
+        "jinja2": ("jinja2",),
+        "argon2-cffi": ("argon2",),
+        "itsdangerous": ("itsdangerous",),
+        "python-multipart": ("python_multipart", "multipart"),
+    }
+    missing = [
+        package
+        for package, modules in packages.items()
+        if all(find_spec(module) is None for module in modules)
+    ]
     if missing:
         raise MissingExtraError(
             f"`behaviorsft study` needs {', '.join(missing)}, which", WEB_INSTALL

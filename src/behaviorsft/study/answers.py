@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -241,16 +241,6 @@ def load_comparison(session: Session, assignment: Assignment) -> ComparisonValue
     return ComparisonValues(agents=agents)
 
 
-def is_complete(session: Session, study: Study, assignment: Assignment) -> bool | None:
-    """True complete, False started, None never saved."""
-    values: ValidationValues | ComparisonValues | None
-    if study.kind == "validation":
-        values = load_validation(session, assignment.id)
-    else:
-        values = load_comparison(session, assignment)
-    return None if values is None else values.complete
-
-
 @dataclass
 class Progress:
     """One rater's progress in one study."""
@@ -267,41 +257,58 @@ class Progress:
 
 
 def progress(session: Session, study: Study, user: User) -> Progress:
-    """How far ``user`` is in ``study`` (counts only the user's own assignments)."""
-    queue = session.scalars(
-        select(Assignment)
+    """How far ``user`` is in ``study`` (counts only the user's own assignments; two queries)."""
+    queue = session.execute(
+        select(Assignment.id, Assignment.agent_runs)
         .where(Assignment.study_id == study.id, Assignment.user_id == user.id)
         .order_by(Assignment.position)
     ).all()
-    saved = complete = 0
-    first_open: int | None = None
-    for a in queue:
-        state = is_complete(session, study, a)
-        saved += state is not None
-        complete += bool(state)
-        if not state and first_open is None:
-            first_open = a.id
+    state: dict[int, bool] = {}  # assignment id -> complete, for saved ones
+    last = None
     if study.kind == "validation":
-        last = session.scalar(
-            select(func.max(ValidationAnswer.saved_at))
+        rows = session.execute(
+            select(
+                ValidationAnswer.assignment_id,
+                ValidationAnswer.answer,
+                ValidationAnswer.confidence,
+                ValidationAnswer.proactivity,
+                ValidationAnswer.plausibility,
+                ValidationAnswer.saved_at,
+            )
             .join(Assignment, Assignment.id == ValidationAnswer.assignment_id)
             .where(Assignment.study_id == study.id, Assignment.user_id == user.id)
-        )
+        ).all()
+        for aid, *values, saved_at in rows:
+            state[aid] = None not in values
+            last = saved_at if last is None or saved_at > last else last
     else:
-        last = session.scalar(
-            select(func.max(ComparisonAnswer.saved_at))
+        needed = {aid: len(runs or []) for aid, runs in queue}
+        done: dict[int, int] = {}
+        crows = session.execute(
+            select(
+                ComparisonAnswer.assignment_id,
+                ComparisonAnswer.rank,
+                ComparisonAnswer.likert,
+                ComparisonAnswer.saved_at,
+            )
             .join(Assignment, Assignment.id == ComparisonAnswer.assignment_id)
             .where(Assignment.study_id == study.id, Assignment.user_id == user.id)
-        )
+        ).all()
+        for aid, rank, likert, saved_at in crows:
+            done.setdefault(aid, 0)
+            done[aid] += rank is not None and likert is not None
+            last = saved_at if last is None or saved_at > last else last
+        state = {aid: n == needed.get(aid, -1) for aid, n in done.items()}
+    first_open = next((aid for aid, _ in queue if not state.get(aid)), None)
     return Progress(
         study_id=study.id,
         study=study.name,
         kind=study.kind,
         rater=user.name,
         assigned=len(queue),
-        saved=saved,
-        complete=complete,
-        next_assignment=first_open if first_open is not None else (queue[0].id if queue else None),
+        saved=len(state),
+        complete=sum(state.values()),
+        next_assignment=first_open if first_open is not None else (queue[0][0] if queue else None),
         last_saved=last,
     )
 

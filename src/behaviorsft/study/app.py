@@ -29,9 +29,11 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from behaviorsft import __version__
+from behaviorsft.serve.app import BodyLimit
 from behaviorsft.study.answers import (
     CONFIDENCE,
     LIKERT,
@@ -62,7 +64,12 @@ from behaviorsft.study.security import (
     load_secret,
     same_token,
 )
-from behaviorsft.study.users import consume_token, token_is_valid, verify_password
+from behaviorsft.study.users import (
+    consume_token,
+    hash_password,
+    token_is_valid,
+    verify_password,
+)
 
 PACKAGE = resources.files("behaviorsft.study")
 # No inline script or style anywhere: every script is a file under /static.
@@ -70,6 +77,7 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+MAX_BODY = 256 * 1024
 CONFIDENCE_LABELS = {"low": "Low", "moderate": "Moderate", "high": "High"}
 PLAUSIBILITY_LABELS = {"yes": "Yes", "no": "No", "unsure": "Unsure"}
 LIKERT_LABELS = {
@@ -111,6 +119,8 @@ def create_app(
         openapi_url=None,
     )
     app.state.engine = engine
+    # The largest form is a comparison with three 5,000-character notes.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.middleware("http")
@@ -215,6 +225,10 @@ def create_app(
     @app.post("/login")
     async def login(request: Request) -> Response:
         form = await _form(request, signer.read_pre(request.cookies.get(PRE_COOKIE)))
+        # argon2 and the database work off the event loop (here and in every POST).
+        return await run_in_threadpool(_login, request, form)
+
+    def _login(request: Request, form: FormData) -> Response:
         name = str(form.get("name") or "").strip()
         password = str(form.get("password") or "")
         keys = (f"ip:{_client(request)}", f"name:{name.casefold()}")
@@ -251,6 +265,9 @@ def create_app(
     @app.post("/signin/{token}")
     async def signin(request: Request, token: str) -> Response:
         await _form(request, signer.read_pre(request.cookies.get(PRE_COOKIE)))
+        return await run_in_threadpool(_signin, request, token)
+
+    def _signin(request: Request, token: str) -> Response:
         key = f"ip:{_client(request)}"
         wait = limiter.retry_after(key)
         if wait:
@@ -362,6 +379,9 @@ def create_app(
     async def save_assignment(request: Request, assignment_id: int) -> Response:
         data = _session(request)
         form = await _form(request, data.csrf if data else None)
+        return await run_in_threadpool(_save, request, form, assignment_id)
+
+    def _save(request: Request, form: FormData, assignment_id: int) -> Response:
         autosave = bool(request.headers.get("HX-Request"))
         with Session(engine) as s:
             user, data = _user(s, request)
@@ -428,6 +448,46 @@ def create_app(
                 "done.html",
                 {"user": user, "csrf": data.csrf, "prog": progress(s, study, user)},
             )
+
+    # ------------------------------------------------------------------ account
+
+    def _account_page(
+        request: Request, user: User, data: SessionData, error: str = "", message: str = ""
+    ) -> HTMLResponse:
+        context = {
+            "user": user,
+            "csrf": data.csrf,
+            "error": error,
+            "message": message,
+            "has_password": user.password_hash is not None,
+        }
+        return _page(request, "account.html", context, 422 if error else 200)
+
+    @app.get("/account", response_class=HTMLResponse)
+    def account(request: Request) -> Response:
+        if _session(request) is None:
+            return RedirectResponse("/login", status_code=303)
+        with Session(engine) as s:
+            user, data = _user(s, request)
+            return _account_page(request, user, data)
+
+    @app.post("/account")
+    async def set_password(request: Request) -> Response:
+        data = _session(request)
+        form = await _form(request, data.csrf if data else None)
+        return await run_in_threadpool(_set_password, request, form)
+
+    def _set_password(request: Request, form: FormData) -> Response:
+        password = str(form.get("password") or "")
+        with Session(engine) as s, s.begin():
+            user, data = _user(s, request)
+            if password != str(form.get("password2") or ""):
+                return _account_page(request, user, data, error="The two passwords differ.")
+            try:
+                user.password_hash = hash_password(password)
+            except ValueError as exc:
+                return _account_page(request, user, data, error=f"Not saved: {exc}.")
+            return _account_page(request, user, data, message="Password saved.")
 
     # ------------------------------------------------------------------ admin
 

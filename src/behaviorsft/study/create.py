@@ -97,7 +97,7 @@ def assign(
     return queues
 
 
-def case_summary(case: Case | None, case_id: str) -> str:
+def case_summary(case: Case | None) -> str:
     """The summary shown above the conversation (demographics and presentation)."""
     if case is None:
         return ""
@@ -203,7 +203,7 @@ def _add_tasks(
             **snapshot(
                 task,
                 bench.conversation_for(task),
-                case_summary(cases.get(task.case_id), task.case_id),
+                case_summary(cases.get(task.case_id)),
             ),
         )
         session.add(row)

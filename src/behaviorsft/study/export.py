@@ -21,6 +21,7 @@ import csv
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +176,18 @@ def _write(
     return paths
 
 
-def export_study(engine: Engine, out: Path, *, study: str | None = None) -> dict[str, Any]:
-    """Write the export files of every study (or of ``study``) to ``out``; returns study.json."""
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass
+class StudyRows:
+    """Everything ``study export`` writes, in memory (for ``study analyze --db``)."""
+
+    validation: list[StudyValidationAnswer]
+    comparison: list[StudyComparisonAnswer]
+    agent_key: list[StudyAgentKey]
+    studies: list[dict[str, Any]]  # the "studies" list of study.json
+
+
+def export_rows(engine: Engine, *, study: str | None = None) -> StudyRows:
+    """The export's rows of every study (or of ``study``), without writing anything."""
     with Session(engine) as s:
         q = select(Study).order_by(Study.id)
         if study is not None:
@@ -220,6 +230,14 @@ def export_study(engine: Engine, out: Path, *, study: str | None = None) -> dict
                     ),
                 }
             )
+    return StudyRows(validation, comparison, keys, meta)
+
+
+def export_study(engine: Engine, out: Path, *, study: str | None = None) -> dict[str, Any]:
+    """Write the export files of every study (or of ``study``) to ``out``; returns study.json."""
+    rows = export_rows(engine, study=study)
+    validation, comparison, keys = rows.validation, rows.comparison, rows.agent_key
+    out.mkdir(parents=True, exist_ok=True)
     files = {
         VALIDATION: _write(out, VALIDATION, StudyValidationAnswer, validation),
         COMPARISON: _write(out, COMPARISON, StudyComparisonAnswer, comparison),
@@ -228,7 +246,7 @@ def export_study(engine: Engine, out: Path, *, study: str | None = None) -> dict
     summary = {
         "schema_version": SCHEMA_VERSION,
         "behaviorsft_version": __version__,
-        "studies": meta,
+        "studies": rows.studies,
         "files": files,
         "rows": {VALIDATION: len(validation), COMPARISON: len(comparison), AGENT_KEY: len(keys)},
     }

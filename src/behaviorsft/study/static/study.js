@@ -27,13 +27,18 @@
     var out = document.getElementById("proactivity-value");
     var clear = document.getElementById("proactivity-clear");
     if (!slider || !hidden) return;
-    function touch() {
+    function touch(ev) {
+      var before = hidden.value;
       hidden.value = Number(slider.value).toFixed(2);
       out.textContent = hidden.value;
       slider.classList.remove("unset");
+      // A click on the thumb where it already sits (0.50 at first) changes no value,
+      // so no change event comes: send one, or the background save would miss it.
+      if (ev.type === "click" && before !== hidden.value) changed(hidden);
     }
     slider.addEventListener("input", touch);
     slider.addEventListener("change", touch);
+    slider.addEventListener("click", touch);
     if (clear) {
       clear.addEventListener("click", function () {
         hidden.value = "";
