@@ -77,10 +77,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _rater(
-    client: Any, base: str, index: int, token: str, study: str, resend: bool
-) -> dict[str, Any]:
-    """One rater's session; returns its save latencies (ms) and failures."""
-    out: dict[str, Any] = {"lat": [], "fail": [], "saves": 0, "acked": []}
+    client: Any, base: str, index: int, token: str, study: str, resend: bool, out: dict[str, Any]
+) -> None:
+    """One rater's session; fills ``out`` with its save latencies (ms), saves and failures."""
     page = await client.get(f"{base}/signin/{token}")
     csrf = _CSRF.search(page.text)
     resp = await client.post(
@@ -88,12 +87,12 @@ async def _rater(
     )
     if resp.status_code != 303:
         out["fail"].append(f"sign-in: HTTP {resp.status_code}")
-        return out
+        return
     home = await client.get(f"{base}/")
     links = {name: href for href, name in _CONTINUE.findall(home.text)}
     if study not in links:
-        out["fail"].append(f"home page: no link to {study}")
-        return out
+        out["fail"].append(f"home page (HTTP {home.status_code}): no link to {study}")
+        return
     url = f"{base}{links[study]}"
     first: tuple[str, dict[str, str]] | None = None
     position = 0
@@ -104,7 +103,7 @@ async def _rater(
         letters = set(_LETTERS.findall(page.text))
         if page.status_code != 200 or not csrf or not set(ANSWERS) <= letters:
             out["fail"].append(f"{url}: HTTP {page.status_code}, options {sorted(letters)}")
-            return out
+            return
         values = expected_answer(index, position)
         form = {"csrf_token": csrf.group(1), "action": "next"}
         form.update({k: str(v) for k, v in values.items()})
@@ -114,7 +113,7 @@ async def _rater(
         out["saves"] += 1
         if resp.status_code != 303:
             out["fail"].append(f"save {url}: HTTP {resp.status_code}")
-            return out
+            return
         out["acked"].append(position)
         first = first or (url, form)
         url = f"{base}{resp.headers['location']}"
@@ -125,29 +124,37 @@ async def _rater(
         out["saves"] += 1
         if resp.status_code != 303:
             out["fail"].append(f"re-sent save {first[0]}: HTTP {resp.status_code}")
-    out["tasks"] = position
-    return out
 
 
-async def _load(base: str, tokens: list[str], study: str, resend: bool) -> dict[str, Any]:
+async def _load(
+    base: str, tokens: list[str], study: str, resend: bool, timeout_s: float
+) -> dict[str, Any]:
     import httpx
 
     async def one(index: int, token: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"lat": [], "fail": [], "saves": 0, "acked": []}
         # One client (cookie jar, connection) per rater, as one browser each.
-        async with httpx.AsyncClient(timeout=120) as client:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
             try:
-                return await _rater(client, base, index, token, study, resend)
+                await _rater(client, base, index, token, study, resend, out)
             except httpx.HTTPError as exc:
-                return {"lat": [], "fail": [f"r{index}: {type(exc).__name__}: {exc}"], "saves": 0}
+                try:
+                    where = f" on {exc.request.method} {exc.request.url.path}"
+                except RuntimeError:
+                    where = ""
+                out["fail"].append(f"b{index}: {type(exc).__name__}{where} {exc}".rstrip())
+        return out
 
     t0 = time.perf_counter()
     results = await asyncio.gather(*(one(i, t) for i, t in enumerate(tokens)))
     return {"wall_s": time.perf_counter() - t0, "raters": results}
 
 
-def load_process(base: str, tokens: list[str], study: str, resend: bool, queue: Any) -> None:
+def load_process(
+    base: str, tokens: list[str], study: str, resend: bool, timeout_s: float, queue: Any
+) -> None:
     """Entry point of the load process: run every rater at once, put the results on ``queue``."""
-    queue.put(asyncio.run(_load(base, tokens, study, resend)))
+    queue.put(asyncio.run(_load(base, tokens, study, resend, timeout_s)))
 
 
 # ---------------------------------------------------------------- the server side
@@ -262,7 +269,8 @@ def run_backend(label: str, db_url: str, bench: Path, args: argparse.Namespace, 
     with _server(db_url, free_port()) as base:
         queue: Any = mp.get_context("spawn").Queue()
         proc = mp.get_context("spawn").Process(
-            target=load_process, args=(base, tokens, "load", not args.no_resend, queue)
+            target=load_process,
+            args=(base, tokens, "load", not args.no_resend, args.request_timeout, queue),
         )
         proc.start()
         result = queue.get(timeout=args.timeout)
@@ -282,6 +290,8 @@ def run_backend(label: str, db_url: str, bench: Path, args: argparse.Namespace, 
     )
     for f in fails[:10]:
         print(f"  failed: {f}")
+    if len(fails) > 10:
+        print(f"  ... and {len(fails) - 10} more failures")
     complete = counts["saved"] == expected
     return complete and not fails and counts["lost"] == 0 and counts["duplicated"] == 0
 
@@ -298,6 +308,9 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only.")
     parser.add_argument("--no-resend", action="store_true", help="No double submit at the end.")
     parser.add_argument("--timeout", type=float, default=900, help="Seconds the load may take.")
+    parser.add_argument(
+        "--request-timeout", type=float, default=60, help="Seconds one request may take."
+    )
     args = parser.parse_args()
 
     from tests.study.helpers import build_bench
