@@ -445,6 +445,19 @@ def test_a_rater_cannot_open_another_raters_task(live: Live, page: Any) -> None:
     assert page.get_by_test_id("question").count() == 1
 
 
+def test_admin_sees_progress_and_raters_do_not(live: Live, page: Any) -> None:
+    _sign_in_with_password(live, page, "admin")
+    page.get_by_test_id("admin-link").click()
+    row = page.get_by_test_id("admin-validation-r2")
+    assert row.locator("td").all_inner_texts()[:2] == ["r2", "6"]
+    html = page.content()
+    assert not [run for run in RUN_NAMES if run in html]  # counts only, no agent key
+    page.get_by_test_id("logout").click()
+    _sign_in_with_password(live, page, "r2")
+    assert page.get_by_test_id("admin-link").count() == 0
+    assert page.goto(f"{live.base}/admin").status == 403
+
+
 def test_screenshot_script_writes_both_screens(study_bench: Path, tmp_path: Path) -> None:
     # In its own process, as a user runs it (and one Playwright per process).
     out = tmp_path / "img"
