@@ -12,6 +12,10 @@ TORCH_SPEC ?= torch==2.13.0
 .PHONY: setup test lint demo clean
 
 setup: $(STAMP)
+	@# The study browser tests drive Debian's chromium through Playwright (no
+	@# `playwright install`); without it they skip. .ci/run installs it as root.
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$BEHAVIORSFT_CHROMIUM" ] \
+	  || echo "Note: no chromium found: the study browser tests will skip (sudo apt install chromium, or set BEHAVIORSFT_CHROMIUM)."
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(PY) ]; then \
