@@ -613,3 +613,49 @@ def test_an_oversized_form_is_refused_before_it_is_read(seeded: SeededStudy) -> 
     too_long = client.post(f"/a/{aid}", data={"csrf_token": csrf, "note": "x" * 5001})
     assert too_long.status_code == 422 and "note: at most 5000" in too_long.text
     assert _validation_row(seeded.db_url, aid) is None
+
+
+def test_a_save_needs_one_connection_at_a_time(seeded: SeededStudy) -> None:
+    """A request never holds a pooled connection while asking for another.
+
+    The save used to run inside the request's open session, so each save held
+    two connections: with the pool's connections all taken by saves in flight
+    (50 raters in benchmarks/bench_study.py) every save waited for a second
+    one until the pool timed out. With a one-connection pool that shows at once.
+    """
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import QueuePool
+
+    engine = create_engine(
+        seeded.db_url,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=2,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _fk(dbapi_conn: object, _record: object) -> None:
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")  # type: ignore[attr-defined]
+
+    client = TestClient(create_app(seeded.db_url, secret="test-secret", engine=engine))
+    csrf = sign_in(client, "r1")
+    validation = _queue(seeded.db_url, "r1", "validation")[0]
+    resp = client.post(
+        f"/a/{validation}",
+        data={"csrf_token": csrf, "answer": "B", "confidence": "high", "action": "save"},
+        headers={"HX-Request": "true"},
+    )
+    assert resp.status_code == 200, resp.text
+    saved = _validation_row(seeded.db_url, validation)
+    assert saved is not None
+    assert (saved.answer, saved.confidence) == ("B", "high")
+    comparison = _queue(seeded.db_url, "r1", "comparison")[0]
+    resp = client.post(
+        f"/a/{comparison}",
+        data={"csrf_token": csrf, "likert_A": "4"},
+        headers={"HX-Request": "true"},
+    )
+    assert resp.status_code == 200, resp.text
+    engine.dispose()

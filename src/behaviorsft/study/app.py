@@ -383,7 +383,7 @@ def create_app(
 
     def _save(request: Request, form: FormData, assignment_id: int) -> Response:
         autosave = bool(request.headers.get("HX-Request"))
-        with Session(engine) as s:
+        with Session(engine, expire_on_commit=False) as s:
             user, data = _user(s, request)
             a, study = _own_assignment(s, user, assignment_id)
             task = task_of(s, a)
@@ -396,6 +396,9 @@ def create_app(
                     values = parse_comparison(form, [str(x) for x in form.getlist("order")], labels)
             except FormError as exc:
                 raise _Refused(422, f"Not saved: {exc}") from None
+            # Give this session's connection back before the save takes its own: a
+            # request holding two at once starves the pool when many raters save.
+            s.commit()
             if isinstance(values, ValidationValues):
                 save_validation(engine, a.id, values)
             else:
