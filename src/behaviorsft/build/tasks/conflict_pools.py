@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from behaviorsft.bench import format_turn, format_turns
@@ -26,6 +27,7 @@ from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import format_finding_value
 from behaviorsft.build.tasks.common import Ctx, _value_text, unique_candidates
 from behaviorsft.records import Finding
+from behaviorsft.sources.kb import KnowledgeBase
 
 
 def shown_text(ctx: Ctx, turn_start: int, turn_end: int, excerpt: str | None) -> str:
@@ -283,12 +285,28 @@ def diagnosis_wrong(name: str) -> str:
     return f"Incorrect: the findings point to {name.lower()}"
 
 
+_GROUPS: dict[int, dict[str, str]] = {}
+
+
+def _diagnosis_groups(kb: KnowledgeBase) -> dict[str, str]:
+    """Condition id -> the group its wrong diagnoses are drawn from: its body system, or
+    "other" for the systems with fewer than six conditions (cached per KB)."""
+    cached = _GROUPS.get(id(kb))
+    if cached is None:
+        size = Counter(c.system for c in kb.conditions.values())
+        cached = {
+            cid: c.system if size[c.system] >= 6 else "other" for cid, c in kb.conditions.items()
+        }
+        _GROUPS[id(kb)] = cached
+    return cached
+
+
 def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
     """``k`` wrong diagnoses for this patient, other than the working one and ``stated``.
 
-    Other conditions of the knowledge base in the same body system first, then (for the
-    small systems) any other condition, each drawn uniformly; chosen so that their
-    options' lengths do not mark the key. The summary
+    Other conditions of the knowledge base in the same body system first (the systems with
+    fewer than six conditions count as one), then any other condition, each drawn
+    uniformly; chosen so that their options' lengths do not mark the key. The summary
     lists them as "also considered", so every diagnosis an option names is in the record
     and quoting it is no clue.
 
@@ -300,7 +318,11 @@ def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
     such from the options alone; the same holds for over-drawn names (a differential of
     many conditions, such as sepsis, used to be the answer of 9% of the items offering it),
     which is why the small systems fall back on any condition rather than on the linked
-    differentials.
+    differentials, and are drawn among themselves (a group needs at least six names so
+    that a control's four wrong options, and the two spare ones ``pick_even_quote``
+    chooses among, rarely fall back on any condition): drawn only as a fallback, their
+    names were offered a third as often as the others and were the answer of about half
+    of the items offering them (6,876 cases).
     """
     assert ctx.cond is not None
     cond = ctx.cond
@@ -310,7 +332,8 @@ def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
         return name.lower().split(" (")[0].strip()
 
     skip = {base(cond.name), base(stated)}
-    system = [c.name for c in ctx.kb.conditions.values() if c.system == cond.system]
+    group = _diagnosis_groups(ctx.kb)
+    system = [c.name for c in ctx.kb.conditions.values() if group[c.id] == group[cond.id]]
     anywhere = [c.name for c in ctx.kb.conditions.values()]
     ctx.rng.shuffle(system)
     ctx.rng.shuffle(anywhere)
