@@ -26,7 +26,13 @@ from behaviorsft.store import write_jsonl
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
-TYPES = {T.CONSISTENCY_CHECK, T.DDX_REASONING, T.EXPLICIT_ERROR_CORRECTION, T.FACT_RETRIEVAL}
+TYPES = {
+    T.CONSISTENCY_CHECK,
+    T.DDX_REASONING,
+    T.EXPLICIT_ERROR_CORRECTION,
+    T.FACT_RETRIEVAL,
+    T.INTEGRITY_MISSING_TURN_INFERENCE,
+}
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +133,45 @@ def test_frequency_items_are_right_for_the_record(bench):
         assert order == plan_text.removesuffix(usual) + _TOO_OFTEN[usual], (t.id, order)
         conv = bench.conversations[t.case_id]
         assert any(plan_text in turn.text for turn in conv.turns), t.id
+
+
+def _record_match(tasks, bench) -> tuple[float, float, float]:
+    ch = most = fewest = 0.0
+    for t in tasks:
+        record = words(task_context_text(t, bench.conversations.get(t.case_id)))
+        ch += chance(t)
+        most += record_match_hit(t, record)
+        fewest += record_match_hit(t, record, most=False)
+    return ch / len(tasks), most / len(tasks), fewest / len(tasks)
+
+
+def test_missing_turn_record_match_and_answer_rates(bench):
+    """The record around a gap quoted the missing turn most 42% of the time (chance 24%);
+    and a uniform choice of the turn asked about made some kinds of turn answers far more
+    often than wrong options (options-only 31%)."""
+    tasks = [t for t in bench.tasks if t.task_type is T.INTEGRITY_MISSING_TURN_INFERENCE]
+    assert len(tasks) >= 200  # two per case, as before
+    ch, most, fewest = _record_match(tasks, bench)
+    print(f"chance={ch:.3f} most={most:.3f} fewest={fewest:.3f}")
+    assert most <= ch + 0.05 and fewest <= ch + 0.05
+    # no kind of turn (its first two words) is the answer much more often than offered
+    offered: Counter[str] = Counter()
+    right: Counter[str] = Counter()
+    for t in tasks:
+        for o in t.options:
+            kind = " ".join(o.text.split()[:2])
+            offered[kind] += 1
+            right[kind] += o.label == t.answer
+    share = sum(right.values()) / sum(offered.values())
+    for kind, n in offered.items():
+        if n >= 40:
+            assert right[kind] / n <= share + 0.15, (kind, right[kind], n)
+    # an opening note that restates the missing turn is not shown
+    for t in tasks:
+        conv = bench.conversations[t.case_id]
+        if t.context.turn_start == 0:
+            own = words(t.answer_text)
+            assert len(own & words(conv.turns[0].text)) < 0.5 * len(own), t.id
 
 
 def test_fact_retrieval_record_match_within_chance_plus_five(bench):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from behaviorsft.bench import format_turns
 from behaviorsft.build.audit import words
@@ -67,12 +68,18 @@ def decimals_of(number: str) -> int:
     return len(number.split(".", 1)[1]) if "." in number else 0
 
 
+@lru_cache(maxsize=1 << 16)
+def _text_words(text: str) -> frozenset[str]:
+    """``words(text)``, cached: the same turns and options are scored many times."""
+    return frozenset(words(text))
+
+
 def share(text: str, record: set[str], question: set[str]) -> float:
     """Share of ``text``'s own content words (not the question's) found in the record.
 
     0.5 when the text has no content word of its own, as the audit scores it.
     """
-    own = words(text) - question
+    own = _text_words(text) - question
     return len(own & record) / len(own) if own else 0.5
 
 
