@@ -12,7 +12,6 @@ from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
     _norm,
-    _sample,
 )
 from behaviorsft.build.tasks.grounding import grounded, share, shown_words
 from behaviorsft.records import Turn
@@ -267,7 +266,15 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         # An imported note: any sentence, whatever its position, so that the sentences
         # asked for are not of one kind (a note's early history, say) and the wrong
         # options of another.
-        picks = _sample(ctx.rng, askable(eligible), 1)
+        # Drawn as for synthetic transcripts (``_fair``, ``_pick_balanced``).
+        options = askable(eligible)
+        picks = []
+        if options:
+            fair = _fair(options)
+            t = _pick_balanced(fair or options)
+            picks.append(t)
+            wrong_of[t.index] = pool(t)
+            allowed = None
     for i, t in enumerate(picks):
         start, excerpt = window(t)
         wrong = wrong_of[t.index] if t.index in wrong_of else pool(t)
