@@ -14,6 +14,7 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
 )
 from behaviorsft.build.tasks.grounding import grounded, shown_words
+from behaviorsft.sources.kb import Differential
 from behaviorsft.sources.synthetic import medication_text
 from behaviorsft.taxonomy import TaskType
 
@@ -47,7 +48,10 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     assert end is not None
     cond = ctx.cond
     symptoms = [f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ")]
-    said = [(f"what argued against {x.name.lower()}?", x.argues_against, x) for x in diffs]
+    # (question, answer, the differential it is said of; None: the working diagnosis)
+    said: list[tuple[str, str, Differential | None]] = [
+        (f"what argued against {x.name.lower()}?", x.argues_against, x) for x in diffs
+    ]
     if discriminator is not None:
         x = diffs[0]
         said.append(
