@@ -50,8 +50,22 @@ def shown_values(ctx: Ctx, start: int, end: int) -> list[str]:
     Turn numbers and reference limits are left out: they are not measurements, and a
     reference limit offered as a wrong value would be a recognisable round number.
     """
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end)
+    hit = _VALUES.get(key)
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_VALUES) > 256:
+            _VALUES.clear()
+        hit = _VALUES[key] = (conv, _shown_values(conv, start, end))
+    return list(hit[1])
+
+
+_VALUES: dict[tuple[int, int, int], tuple[Conversation, list[str]]] = {}
+
+
+def _shown_values(conv: Conversation, start: int, end: int) -> list[str]:
     out: list[str] = []
-    for turn in ctx.rendered.conversation.turns[start : end + 1]:
+    for turn in conv.turns[start : end + 1]:
         out += _NUMBER.findall(turn.text)
         for a in turn.attachments:
             cols = [c.lower() for c in a.columns]

@@ -95,7 +95,17 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         marker = f"[Turn {t.index} is missing]"
         return start, marker + "".join("\n\n" + format_turn(x) for x in after)
 
+    cands: dict[tuple[int, int, int, frozenset[int] | None], tuple[list[Turn], list[Turn]]] = {}
+
     def candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
+        """``_candidates(t)``, cached like ``pool``."""
+        key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
+        got = cands.get(key)
+        if got is None:
+            got = cands[key] = _candidates(t)
+        return got
+
+    def _candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
         """Unshown turns by the same role, and by others of the same kind (lay or staff)."""
         start, _ = window(t)
         visible = {norms[x.index] for x in turns[start : t.index + 3]}
@@ -114,6 +124,14 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             elif _lay(x.role) == lay:
                 same_kind.append(x)
         return by_role, same_kind
+
+    qwords: dict[int, frozenset[str]] = {}
+
+    def question_words(t: Turn) -> frozenset[str]:
+        got = qwords.get(t.index)
+        if got is None:
+            got = qwords[t.index] = frozenset(words(question(t)))
+        return got
 
     def question(t: Turn) -> str:
         got = questions.get(t.index)
@@ -143,7 +161,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         record = shown_words(ctx, start, t.index - 1, excerpt)
         by_role, same_kind = candidates(t)
         texts = [x.text for x in by_role]
-        q = words(question(t))
+        q = question_words(t)
 
         def _share(text: str) -> float:
             return share(text, record, q)
@@ -191,7 +209,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             for t in keep:
                 start, excerpt = window(t)
                 record = shown_words(ctx, start, t.index - 1, excerpt)
-                q = words(question(t))
+                q = question_words(t)
                 wrong = pool(t)
                 if len(wrong) >= k_min and share(t.text, record, q) <= max(
                     share(w, record, q) for w in wrong
@@ -222,9 +240,10 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         texts = {t.index: _norm(t.text) for t in options}
         offered = {t.index: {_norm(x) for x in pool(t)} for t in options}
         idx = [t.index for t in options]
+        offered_by = {x: [t for t in idx if texts[x] in offered[t]] for x in idx}
         p = {i: 1.0 / len(idx) for i in idx}
         for _ in range(30):
-            new = {x: sum(p[t] for t in idx if texts[x] in offered[t]) + 1e-3 for x in idx}
+            new = {x: sum(p[t] for t in offered_by[x]) + 1e-3 for x in idx}
             total = sum(new.values())
             p = {x: v / total for x, v in new.items()}
         r = ctx.rng.random() * sum(p.values())

@@ -24,7 +24,7 @@ from behaviorsft.build.tasks.grounding import (
 )
 from behaviorsft.records import Finding
 from behaviorsft.sources.kb import KnowledgeBase, Lab
-from behaviorsft.sources.synthetic import _sample_numeric
+from behaviorsft.sources.synthetic import _round, fmt_value
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -101,7 +101,13 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     return [v for v in others + drawn + near + invented if decimals_of(v.split()[0]) == places]
 
 
-def _drawn_values(ctx: Ctx, f: Finding, n: int = 40) -> list[str]:
+def _format_value(v: float) -> str:
+    """``v`` as ``format_finding_value`` writes a finding of that value."""
+    decimals = 0 if float(v).is_integer() else len(repr(v).split(".")[1])
+    return fmt_value(v, min(decimals, 4))
+
+
+def _drawn_values(ctx: Ctx, f: Finding, n: int = 24) -> list[str]:
     """Values of ``f``'s test drawn as a synthetic case of this condition draws them (the
     condition's typical range, else the middle of the reference interval), written as
     the record writes them.
@@ -122,9 +128,18 @@ def _drawn_values(ctx: Ctx, f: Finding, n: int = 40) -> list[str]:
     sex = sex if sex in ("female", "male") else "male"
     own = format_finding_value(f)
     out: list[str] = []
+    # The interval ``synthetic._sample_numeric`` draws from, computed once.
+    if typical is not None and typical.low is not None and typical.high is not None:
+        lo, hi = typical.low, typical.high
+    else:
+        ref = lab.reference(sex)  # type: ignore[arg-type]
+        span = ref.high - ref.low
+        lo, hi = ref.low + 0.2 * span, ref.high - 0.2 * span
+    if lab.bounds is not None:
+        lo, hi = max(lo, lab.bounds.low), min(hi, lab.bounds.high)
     for _ in range(n):
-        v = _sample_numeric(ctx.rng, typical, lab, sex)
-        text = format_finding_value(f.model_copy(update={"value": v}))
+        v = _round(ctx.rng.uniform(lo, hi), lab.decimals)
+        text = _format_value(v)
         if text != own and v > 0 and not (f.unit == "%" and v > 100):
             out.append(f"{text} {f.unit}")
     return list(dict.fromkeys(out))
