@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 from behaviorsft.bench import format_turns
@@ -88,7 +89,7 @@ def _text_words(text: str) -> frozenset[str]:
     return frozenset(words(text))
 
 
-def share(text: str, record: set[str], question: set[str]) -> float:
+def share(text: str, record: AbstractSet[str], question: AbstractSet[str]) -> float:
     """Share of ``text``'s own content words (not the question's) found in the record.
 
     0.5 when the text has no content word of its own, as the audit scores it.

@@ -132,7 +132,7 @@ def _drawn_values(ctx: Ctx, f: Finding, n: int = 24) -> list[str]:
     if typical is not None and typical.low is not None and typical.high is not None:
         lo, hi = typical.low, typical.high
     else:
-        ref = lab.reference(sex)  # type: ignore[arg-type]
+        ref = lab.reference(sex)
         span = ref.high - ref.low
         lo, hi = ref.low + 0.2 * span, ref.high - 0.2 * span
     if lab.bounds is not None:
