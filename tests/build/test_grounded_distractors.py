@@ -54,22 +54,10 @@ def _record(task, rendered) -> set[str]:
 
 
 # The missing turn is the one that follows from its neighbours, so the option the record
-# around the gap quotes most is often right: known gap (about chance + 0.17 on 600 cases);
-# choosing only turns whose wrong options are quoted as much removes it but lets a reader
-# of the options alone learn which kinds of turn are asked about.
-_MISSING_TURN_GAP = pytest.mark.xfail(
-    strict=True, reason="missing-turn record-match: the answer echoes its neighbours"
-)
-
-
-@pytest.mark.parametrize(
-    "ttype",
-    [
-        pytest.param(t, marks=_MISSING_TURN_GAP) if t is T.INTEGRITY_MISSING_TURN_INFERENCE else t
-        for t in GROUNDED
-    ],
-    ids=lambda t: t.value,
-)
+# around the gap quotes most used to be right (chance + 0.17 on 600 cases): turns the gap's
+# record quotes more than all their wrong options are now neither asked about nor offered,
+# and the turn asked about is drawn so each is the answer as often as it is offered.
+@pytest.mark.parametrize("ttype", GROUNDED, ids=lambda t: t.value)
 def test_record_match_is_near_chance_both_ways(built, ttype):
     rows = [(t, r) for _, r, ts in built for t in ts if t.task_type is ttype]
     assert len(rows) >= 60, len(rows)

@@ -108,6 +108,10 @@ def test_injected_errors_and_restraint_controls(tasks):
                 amount, unit = usual.split(" ", 1)
                 assert f"{float(amount) * 10:g} {unit}" in t.context.excerpt
                 assert f" {usual} " in f" {t.perturbation.original} "  # the plan's dose
+            elif t.perturbation.description.startswith("Dosing frequency error"):
+                usual = t.answer_text.rsplit("usual schedule is ", 1)[1]
+                assert t.perturbation.original.endswith(f" {usual}")  # the plan's schedule
+                assert not t.context.excerpt.rstrip(".").endswith(f" {usual}")
             else:
                 assert "allergic" in t.answer_text
     omission = [t for t in tasks if t.task_type is TaskType.OMISSION_DETECTION]
@@ -263,6 +267,11 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                     wrong = doses - {_canonical_dose(*usual)}
                     assert wrong and wrong.isdisjoint({_canonical_dose(usual[0] * 10, usual[1])})
                     amount = usual[0] * 10
+                elif t.perturbation is not None and "allergy" in t.perturbation.description:
+                    # the order gives the allergy drug's usual dose; both queries quote
+                    # doses of plans (this one's first), neither the ordered one
+                    assert not [x for x in queried if f" {x[0]:g} {x[1]} " in f" {order}"]
+                    amount = float(next(w for w in order.split() if re.fullmatch(r"[\d.]+", w)))
                 else:
                     # the order gives the usual dose: the query quoting it is a false alarm
                     as_ordered = [x for x in queried if f" {x[0]:g} {x[1]} " in f" {order}"]
@@ -270,7 +279,8 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                     amount = as_ordered[0][0]
                 drug = order.split(f" {amount:g} ")[0].lower()
                 # an allergy stop is right exactly on the allergy item, a false alarm elsewhere
-                allergy_item = drug in unsafe and not tenfold and not t.restraint_control
+                frequency = t.perturbation is not None and "frequency" in t.perturbation.description
+                allergy_item = drug in unsafe and not (tenfold or frequency or t.restraint_control)
                 assert (t.answer_text == STOP_ALLERGY) == allergy_item, t.id
                 if STOP_ALLERGY in texts and t.answer_text != STOP_ALLERGY:
                     assert drug not in unsafe, t.id

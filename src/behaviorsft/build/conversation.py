@@ -199,6 +199,12 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def fits_best_given(symptoms: list[str]) -> str:
+    """What the attending says the working diagnosis fits best given: the presenting
+    complaint (the first two symptoms, as the patient's opening turn gives them)."""
+    return _join(symptoms[:2]) or "the presentation"
+
+
 def render(case: Case, kb: KnowledgeBase, *, seed: int = 0) -> Rendered:
     """The conversation for ``case`` (deterministic in case id and seed)."""
     rng = random.Random(f"behaviorsft-render:{seed}:{case.id}")
@@ -443,7 +449,9 @@ def _render_kb(
     b.say(
         attending,
         " ".join(
-            [f"{cond.name} fits best."]
+            # h16-b: the presenting complaint the working diagnosis rests on, so that
+            # ddx_reasoning can ask about it (``fits_best_given``).
+            [f"{cond.name} fits best given {fits_best_given(symptoms)}."]
             + [f"{d.name} is less likely given {d.argues_against}." for d in diffs]
         ),
         anchor="ddx",

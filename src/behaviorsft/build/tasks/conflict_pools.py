@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from behaviorsft.bench import format_turn, format_turns
@@ -26,6 +27,7 @@ from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import format_finding_value
 from behaviorsft.build.tasks.common import Ctx, _value_text, unique_candidates
 from behaviorsft.records import Finding
+from behaviorsft.sources.kb import KnowledgeBase
 
 
 def shown_text(ctx: Ctx, turn_start: int, turn_end: int, excerpt: str | None) -> str:
@@ -283,13 +285,44 @@ def diagnosis_wrong(name: str) -> str:
     return f"Incorrect: the findings point to {name.lower()}"
 
 
+_GROUPS: dict[int, dict[str, str]] = {}
+
+
+def _diagnosis_groups(kb: KnowledgeBase) -> dict[str, str]:
+    """Condition id -> the group its wrong diagnoses are drawn from: its body system, or
+    "other" for the systems with fewer than six conditions (cached per KB)."""
+    cached = _GROUPS.get(id(kb))
+    if cached is None:
+        size = Counter(c.system for c in kb.conditions.values())
+        cached = {
+            cid: c.system if size[c.system] >= 6 else "other" for cid, c in kb.conditions.items()
+        }
+        _GROUPS[id(kb)] = cached
+    return cached
+
+
 def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
     """``k`` wrong diagnoses for this patient, other than the working one and ``stated``.
 
-    This condition's differentials first (the ones the team discussed, then the rest),
-    then other conditions of the same body system; chosen so that their options' lengths
-    do not mark the key. The summary lists them as "also considered", so every diagnosis
-    an option names is in the record and quoting it is no clue.
+    Other conditions of the knowledge base in the same body system first (the systems with
+    fewer than six conditions count as one), then any other condition, each drawn
+    uniformly; chosen so that their options' lengths do not mark the key. The summary
+    lists them as "also considered", so every diagnosis an option names is in the record
+    and quoting it is no clue.
+
+    Only conditions of the knowledge base are offered: each is the key in its own cases
+    (twice per case) and a wrong option in the others of its system (about three times
+    per case in four to eleven peers), so every name is the answer about as often as it
+    is offered times one in five. A differential that is no condition of the knowledge
+    base (never a working diagnosis) would never be the answer and would be learnt as
+    such from the options alone; the same holds for over-drawn names (a differential of
+    many conditions, such as sepsis, used to be the answer of 9% of the items offering it),
+    which is why the small systems fall back on any condition rather than on the linked
+    differentials, and are drawn among themselves (a group needs at least six names so
+    that a control's four wrong options, and the two spare ones ``pick_even_quote``
+    chooses among, rarely fall back on any condition): drawn only as a fallback, their
+    names were offered a third as often as the others and were the answer of about half
+    of the items offering them (6,876 cases).
     """
     assert ctx.cond is not None
     cond = ctx.cond
@@ -299,24 +332,14 @@ def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
         return name.lower().split(" (")[0].strip()
 
     skip = {base(cond.name), base(stated)}
-    # Other conditions of the knowledge base as well as differentials: the working
-    # diagnosis of one case is a wrong option in others, so a condition's name does not
-    # mark the key; the differentials' names are as often right (never) as theirs.
-    linked = [
-        ctx.kb.conditions[d.condition_id].name
-        for d in cond.differentials
-        if d.condition_id in ctx.kb.conditions
-    ]
-    system = [c.name for c in ctx.kb.conditions.values() if c.system == cond.system]
+    group = _diagnosis_groups(ctx.kb)
+    system = [c.name for c in ctx.kb.conditions.values() if group[c.id] == group[cond.id]]
     anywhere = [c.name for c in ctx.kb.conditions.values()]
     ctx.rng.shuffle(system)
     ctx.rng.shuffle(anywhere)
-    kb_names = [n for n in dict.fromkeys(linked + system + anywhere) if base(n) not in skip]
-    differentials = [d.name for d in cond.differentials if base(d.name) not in skip]
-    n_kb = (k + 1) // 2
     names: list[str] = []
-    for n in kb_names[:n_kb] + differentials + kb_names[n_kb:]:
-        if base(n) not in {base(x) for x in names}:
+    for n in system + anywhere:
+        if base(n) not in skip and base(n) not in {base(x) for x in names}:
             names.append(n)
     anchor = diagnosis_wrong(cond.name) if stated != cond.name else DIAGNOSIS_RIGHT
     head = [diagnosis_wrong(n) for n in names[: k + 2]]

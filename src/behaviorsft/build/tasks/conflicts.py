@@ -260,37 +260,47 @@ CONSISTENT = "Yes: it is consistent with the record"
 
 
 def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
+    """Discharge summaries naming a discussed differential, and (every second case) one
+    naming the working diagnosis as the control.
+
+    Both discussed differentials get an item (one when the condition has one): with one
+    control per two cases, "Correct" is then the answer of one task in five, as often as
+    each "Incorrect" option, so the options alone do not favour it (with one item per case
+    it was the answer of one task in three, and always picking it scored 33%).
+    """
     if ctx.cond is None or not ctx.cond.differentials:
         return
     cond = ctx.cond
-    d = ctx.rng.choice(cond.differentials[:2])
     question = "Check the discharge summary against the case. Is its diagnosis right?"
-    # Item and control: "correct" for the summary's diagnosis and "incorrect" naming others,
-    # all of them this patient's differentials (or conditions of the same system) that the
-    # summary lists as considered, so the record quotes every option alike.
-    wrong = considered_diagnoses(ctx, d.name, 3)
-    main = Draft(
-        task_type=T.CONSISTENCY_CHECK,
-        key="k0",
-        question=question,
-        correct=diagnosis_wrong(cond.name),
-        pool=[diagnosis_wrong(n) for n in wrong],
-        fixed=[DIAGNOSIS_RIGHT],
-        rationale=f"The record supports {cond.name} and documents what argues against "
-        f"{d.name} ({d.argues_against}).",
-        turn_start=0,
-        turn_end=ctx.n_turns - 1,
-        excerpt=summary_excerpt(d.name, [cond.name, *wrong], ctx.rng),
-        perturbation=Perturbation(
-            kind=PerturbationKind.INCONSISTENCY,
-            location="context.excerpt",
-            original=cond.name,
-            modified=d.name,
-            description="Summary states a diagnosis the findings argue against.",
-        ),
-    )
-    yield main
-    if ctx.is_control(T.CONSISTENCY_CHECK):
+    main: Draft | None = None
+    for i, d in enumerate(cond.differentials[:2]):
+        # Item and control: "correct" for the summary's diagnosis and "incorrect" naming
+        # others, all conditions this patient could have (see ``considered_diagnoses``)
+        # that the summary lists as considered, so the record quotes every option alike.
+        wrong = considered_diagnoses(ctx, d.name, 3)
+        item = Draft(
+            task_type=T.CONSISTENCY_CHECK,
+            key=f"k{i}",
+            question=question,
+            correct=diagnosis_wrong(cond.name),
+            pool=[diagnosis_wrong(n) for n in wrong],
+            fixed=[DIAGNOSIS_RIGHT],
+            rationale=f"The record supports {cond.name} and documents what argues against "
+            f"{d.name} ({d.argues_against}).",
+            turn_start=0,
+            turn_end=ctx.n_turns - 1,
+            excerpt=summary_excerpt(d.name, [cond.name, *wrong], ctx.rng),
+            perturbation=Perturbation(
+                kind=PerturbationKind.INCONSISTENCY,
+                location="context.excerpt",
+                original=cond.name,
+                modified=d.name,
+                description="Summary states a diagnosis the findings argue against.",
+            ),
+        )
+        main = main or item
+        yield item
+    if main is not None and ctx.is_control(T.CONSISTENCY_CHECK):
         wrong_c = considered_diagnoses(ctx, cond.name, 4)
         yield control_of(
             main,

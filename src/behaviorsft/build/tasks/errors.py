@@ -1,7 +1,9 @@
-"""Proactive: explicit_error_correction of new orders (allergy clash, tenfold dose)."""
+"""Proactive: explicit_error_correction of new orders (allergy clash, tenfold dose, a
+schedule far too frequent)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 from behaviorsft.build.tasks.common import (
@@ -9,8 +11,8 @@ from behaviorsft.build.tasks.common import (
     Draft,
     control_of,
 )
-from behaviorsft.records import Perturbation, PerturbationKind
-from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.records import Medication, Perturbation, PerturbationKind
+from behaviorsft.sources.kb import Dose, KnowledgeBase
 from behaviorsft.sources.synthetic import allergy_group_of, medication_text
 from behaviorsft.taxonomy import TaskType
 
@@ -30,6 +32,52 @@ STOP_ALLERGY = "Stop: the drug is in a group the patient is allergic to"
 def query_dose(usual: str) -> str:
     """The dose-query option of explicit_error_correction, quoting a usual dose."""
     return f"Query the ordered dose: the usual dose is {usual}"
+
+
+def query_frequency(usual: str) -> str:
+    """The frequency-query option of explicit_error_correction, quoting a usual schedule."""
+    return f"Query the ordered frequency: the usual schedule is {usual}"
+
+
+# Scheduled frequencies of the KB's doses, and a schedule far too frequent for each (an
+# hourly "q24h" drug): the frequency error of a new order. "once", infusions and "as
+# needed" doses have no schedule to get wrong.
+_TOO_OFTEN = {
+    "once daily": "every 2 hours",
+    "q24h": "q2h",
+    "q12h": "q2h",
+    "q8-12h": "q1h",
+    "q8h": "q1h",
+    "q6h": "q1h",
+    "q4h": "q30min",
+}
+# Share of the eligible cases that get an item of each kind, ``(of, every)``: with a
+# control every second case, allergy items in 6 of 7 cases with an allergy group (about
+# half of all cases), tenfold doses in nearly every case (two dose queries) and frequency
+# items in 5 of 6 cases with a scheduled drug, each of the five options is the answer
+# about one time in five.
+_KEEP = {"allergy": (6, 7), "frequency": (5, 6)}
+
+
+def _kept(case_id: str, kind: str) -> bool:
+    """Whether ``case_id`` gets its ``kind`` item (deterministic in the case id)."""
+    of, every = _KEEP[kind]
+    h = hashlib.sha1(f"{case_id}|explicit_error_correction:{kind}".encode()).digest()
+    return h[0] % every < of
+
+
+def _usual_schedule(ctx: Ctx, frequency: str | None) -> str:
+    """``frequency`` when it is a schedule, else a schedule drawn as a plan's drug is (see
+    ``_plan_doses``), so that the query option always quotes a schedule and only the
+    record tells whether it applies."""
+    if frequency in _TOO_OFTEN:
+        return frequency
+    by_condition = _plan_doses(ctx.kb)
+    for _ in range(20):
+        f = ctx.rng.choice(ctx.rng.choice(by_condition))[2]
+        if f in _TOO_OFTEN:
+            return f
+    return "q12h"
 
 
 def _order_options(drug: str) -> list[str]:
@@ -59,37 +107,91 @@ def _unsafe_drugs(ctx: Ctx) -> set[str]:
     return out
 
 
-_FIRST_LINE: dict[int, list[list[tuple[float, str]]]] = {}
+_PLAN_DOSES: dict[int, list[list[tuple[float, str, str]]]] = {}
 
 
-def _first_line_doses(kb: KnowledgeBase) -> list[list[tuple[float, str]]]:
-    """Per condition, (amount, unit) of its first-line drugs at their dose (cached per KB)."""
-    cached = _FIRST_LINE.get(id(kb))
+def _plan_doses(kb: KnowledgeBase) -> list[list[tuple[float, str, str]]]:
+    """Per condition, (amount, unit, frequency) of the drugs a synthetic plan gives for it
+    (its first-line drugs, one per interchangeable choice), cached per KB.
+
+    Wrong "usual" doses and schedules are drawn from these, a condition then one of its
+    drugs, the way the ordered drug of a tenfold or frequency item is drawn (a case's
+    condition, then one of its plan's drugs): a false "usual" dose then carries the same
+    numbers and units as a true one, and only the record tells them apart. (Drawn from
+    every first-line drug, the alternatives of one choice, never in a plan, were only
+    ever false, and an options-only reader learnt which doses those were.)
+    """
+    cached = _PLAN_DOSES.get(id(kb))
     if cached is None:
         cached = []
         for cid, cond in sorted(kb.conditions.items()):
-            doses = [
-                td.dose or kb.drug(td.drug).dose_for(cid)
-                for td in cond.treatments.drugs
-                if td.role == "first_line"
-            ]
+            chosen: set[str] = set()
+            doses = []
+            for td in cond.treatments.drugs:
+                if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
+                    continue
+                if td.choice is not None:
+                    chosen.add(td.choice)
+                d = td.dose or kb.drug(td.drug).dose_for(cid)
+                doses.append((d.amount, d.unit, d.frequency))
             if doses:
-                cached.append([(d.amount, d.unit) for d in doses])
-        _FIRST_LINE[id(kb)] = cached
+                cached.append(doses)
+        _PLAN_DOSES[id(kb)] = cached
     return cached
 
 
-def _wrong_usual(ctx: Ctx, amount: float, unit: str) -> str:
-    """A dose that is neither the usual ``amount unit`` nor ten times it.
+def _allergy_item_doses(ctx: Ctx, plan: list[Medication], dose: Dose) -> list[str]:
+    """Two false "usual" doses for ``dose``'s queries, neither it nor ten times it: a dose
+    of ``plan`` where one differs, and ``_wrong_usual``s."""
+    ruled_out = {
+        _canonical_dose(dose.amount, dose.unit),
+        _canonical_dose(dose.amount * 10, dose.unit),
+    }
+    own = [
+        f"{m.dose_value:g} {m.dose_unit}"
+        for m in plan
+        if m.dose_value is not None
+        and m.dose_unit is not None
+        and _canonical_dose(m.dose_value, m.dose_unit) not in ruled_out
+    ]
+    out = [ctx.rng.choice(own)] if own else []
+    for u in _wrong_usuals(ctx, dose.amount, dose.unit, 3):
+        if len(out) < 2 and _canonical_dose(*_split_dose(u)) not in {
+            _canonical_dose(*_split_dose(x)) for x in out
+        }:
+            out.append(u)
+    return out
 
-    Drawn the way the tenfold item draws the drug it orders (a condition, then one of
-    its first-line drugs), so a false "usual dose" carries the same numbers and units
-    as a true one and only the record tells them apart.
-    """
+
+def _dose_of(m: Medication) -> Dose:
+    assert m.dose_value is not None and m.dose_unit is not None
+    return Dose(amount=m.dose_value, unit=m.dose_unit, route="PO", frequency=m.frequency or "once")
+
+
+def _wrong_usuals(ctx: Ctx, amount: float, unit: str, k: int) -> list[str]:
+    """``k`` different doses from ``_wrong_usual``."""
+    out: list[str] = []
+    for _ in range(10 * k):
+        u = _wrong_usual(ctx, amount, unit)
+        if _canonical_dose(*_split_dose(u)) not in {_canonical_dose(*_split_dose(x)) for x in out}:
+            out.append(u)
+        if len(out) == k:
+            break
+    return out
+
+
+def _split_dose(text: str) -> tuple[float, str]:
+    amount, _, unit = text.partition(" ")
+    return float(amount), unit
+
+
+def _wrong_usual(ctx: Ctx, amount: float, unit: str) -> str:
+    """A dose that is neither the usual ``amount unit`` nor ten times it (see
+    ``_plan_doses``)."""
     ruled_out = {_canonical_dose(amount, unit), _canonical_dose(amount * 10, unit)}
-    by_condition = _first_line_doses(ctx.kb)
+    by_condition = _plan_doses(ctx.kb)
     for _ in range(20):
-        a, u = ctx.rng.choice(ctx.rng.choice(by_condition))
+        a, u, _f = ctx.rng.choice(ctx.rng.choice(by_condition))
         if _canonical_dose(a, u) not in ruled_out:
             return f"{a:g} {u}"
     return f"{amount * 2:g} {unit}"
@@ -108,13 +210,20 @@ def _canonical_dose(amount: float, unit: str) -> tuple[float, str]:
 
 
 def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
-    """New orders with an allergy clash or a tenfold dose, and correct orders as controls.
+    """New orders with an allergy clash, a tenfold dose or a schedule far too frequent,
+    and correct orders as controls.
 
-    Every item offers the same four kinds of option: "proceed", an allergy stop, a dose
-    query quoting the ordered drug's usual dose and one quoting a wrong "usual" dose
-    (plus other order changes, always wrong). Which one is right depends on the order
-    and the record, not on which templates are present; the stop and the queries name
-    no drug, so a drug's name gives nothing away either.
+    Every item offers the same five options: "proceed", an allergy stop, a dose query
+    quoting the ordered drug's usual dose and one quoting a wrong "usual" dose, and a
+    frequency query quoting a usual schedule (the ordered drug's where it has one). Which
+    one is right depends on the order and the record, not on which templates are present;
+    the stop and the queries name no drug, so a drug's name gives nothing away either.
+    Each kind is the answer about one time in five (controls every second case, allergy
+    items in about 58% of cases, tenfold doses in nearly all, frequencies in three in
+    four of the cases with a scheduled drug): when the fifth option was another order
+    change that was never right, an options-only reader left it out and scored 34%
+    against a chance of 20%. Other order changes now fill in only where the allergy stop
+    is left out (a drug that merely cross-reacts).
     """
     if ctx.cond is None or ctx.anchor("plan") is None:
         return
@@ -128,7 +237,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     # sharing a word with the question, a free hit for the overlap shortcut on controls.
     question = "Review the new prescription in the last note. What is the right response?"
     # (a) allergy clash: a drug from the recorded allergy group
-    if group is not None:
+    if group is not None and _kept(ctx.case.id, "allergy"):
         in_group = [d for d in kb.drugs_in_allergy_group(group)]
         treat = {td.drug for td in cond.treatments.drugs}
         pick = [d for d in in_group if d.id in treat] or in_group
@@ -147,10 +256,15 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 correct=STOP_ALLERGY,
                 pool=_order_options(name),
                 # Both dose queries are wrong: the order gives the usual dose.
+                # The queries quote doses and a schedule of plans (the ordered drug, an
+                # allergy group's, is in no plan: quoting its own dose would make those
+                # numbers the ones that are never right): one dose of this plan, which the
+                # record quotes as it quotes the usual dose on the other items, and one
+                # drawn as a plan's is.
                 fixed=[
                     PROCEED,
-                    query_dose(usual),
-                    query_dose(_wrong_usual(ctx, dose.amount, dose.unit)),
+                    *(query_dose(u) for u in _allergy_item_doses(ctx, plan, dose)),
+                    query_frequency(_usual_schedule(ctx, None)),
                 ],
                 rationale=f"The patient reported {a.reaction} to {a.substance.lower()} (turn "
                 f"{ctx.anchor('allergy')}); {drug.name} is in that group. The dose ordered is "
@@ -181,7 +295,12 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
         # the stop would then be arguable) and a dose query quoting a dose that is not
         # the usual one.
         no_clash = [STOP_ALLERGY] if name not in unsafe else []
-        not_usual = query_dose(_wrong_usual(ctx, m.dose_value, m.dose_unit))
+        # Another drug of this plan's dose where one differs, so that the record quotes
+        # the false "usual" dose as it quotes the true one (drawn otherwise).
+        not_usual = query_dose(
+            _allergy_item_doses(ctx, [x for x in plan if x is not m], _dose_of(m))[0]
+        )
+        schedule = query_frequency(_usual_schedule(ctx, m.frequency))
         main = Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
             key="x1",
@@ -189,7 +308,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             anchor_any=True,
             correct=query_dose(usual),
             pool=_order_options(name),
-            fixed=[PROCEED, *no_clash, not_usual],
+            fixed=[PROCEED, *no_clash, not_usual, schedule],
             rationale=f"{wrong} is ten times the usual {usual} ({medication_text(m)} in turn "
             f"{ctx.anchor('plan')}).",
             turn_start=0,
@@ -212,7 +331,42 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 key="xc",
                 correct=PROCEED,
                 # False alarms: the dose ordered is the usual one and no allergy applies.
-                fixed=[*no_clash, query_dose(usual), not_usual],
+                fixed=[*no_clash, query_dose(usual), not_usual, schedule],
                 rationale=f"{order} matches the plan, the usual dose and the allergy record.",
                 excerpt=f"{attending}: New order: {order}.",
             )
+    # (c) a schedule far too frequent, for a scheduled drug of the plan (three cases in four)
+    timed = [m for m in plan if m.frequency in _TOO_OFTEN]
+    if timed and _kept(ctx.case.id, "frequency"):
+        m = ctx.rng.choice(timed)
+        assert m.frequency is not None and m.dose_value is not None and m.dose_unit is not None
+        name = m.name.lower()
+        usual = f"{m.dose_value:g} {m.dose_unit}"
+        order = f"{m.name} {usual} {m.route} {_TOO_OFTEN[m.frequency]}"
+        yield Draft(
+            task_type=T.EXPLICIT_ERROR_CORRECTION,
+            key="x2",
+            question=question,
+            anchor_any=True,
+            correct=query_frequency(m.frequency),
+            pool=_order_options(name),
+            fixed=[
+                PROCEED,
+                *([STOP_ALLERGY] if name not in unsafe else []),
+                query_dose(usual),
+                query_dose(_wrong_usual(ctx, m.dose_value, m.dose_unit)),
+            ],
+            rationale=f"{_TOO_OFTEN[m.frequency]} is far more often than the usual "
+            f"{m.frequency} ({medication_text(m)} in turn {ctx.anchor('plan')}).",
+            turn_start=0,
+            turn_end=end,
+            excerpt=f"{attending}: New order: {order}.",
+            perturbation=Perturbation(
+                kind=PerturbationKind.ERROR,
+                location="context.excerpt",
+                original=medication_text(m),
+                modified=order,
+                description="Dosing frequency error (far too frequent).",
+            ),
+            safety_critical=True,
+        )

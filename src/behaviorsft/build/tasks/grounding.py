@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
+from functools import lru_cache
 
 from behaviorsft.bench import format_turns
 from behaviorsft.build.audit import words
@@ -49,8 +51,22 @@ def shown_values(ctx: Ctx, start: int, end: int) -> list[str]:
     Turn numbers and reference limits are left out: they are not measurements, and a
     reference limit offered as a wrong value would be a recognisable round number.
     """
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end)
+    hit = _VALUES.get(key)
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_VALUES) > 256:
+            _VALUES.clear()
+        hit = _VALUES[key] = (conv, _shown_values(conv, start, end))
+    return list(hit[1])
+
+
+_VALUES: dict[tuple[int, int, int], tuple[Conversation, list[str]]] = {}
+
+
+def _shown_values(conv: Conversation, start: int, end: int) -> list[str]:
     out: list[str] = []
-    for turn in ctx.rendered.conversation.turns[start : end + 1]:
+    for turn in conv.turns[start : end + 1]:
         out += _NUMBER.findall(turn.text)
         for a in turn.attachments:
             cols = [c.lower() for c in a.columns]
@@ -67,12 +83,18 @@ def decimals_of(number: str) -> int:
     return len(number.split(".", 1)[1]) if "." in number else 0
 
 
-def share(text: str, record: set[str], question: set[str]) -> float:
+@lru_cache(maxsize=1 << 16)
+def _text_words(text: str) -> frozenset[str]:
+    """``words(text)``, cached: the same turns and options are scored many times."""
+    return frozenset(words(text))
+
+
+def share(text: str, record: AbstractSet[str], question: AbstractSet[str]) -> float:
     """Share of ``text``'s own content words (not the question's) found in the record.
 
     0.5 when the text has no content word of its own, as the audit scores it.
     """
-    own = words(text) - question
+    own = _text_words(text) - question
     return len(own & record) / len(own) if own else 0.5
 
 

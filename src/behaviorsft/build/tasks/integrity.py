@@ -6,14 +6,14 @@ import re
 from collections.abc import Iterator
 
 from behaviorsft.bench import format_turn
+from behaviorsft.build.audit import words
 from behaviorsft.build.tasks.common import (
     DEFAULT_OPTIONS,
     Ctx,
     Draft,
     _norm,
-    _sample,
 )
-from behaviorsft.build.tasks.grounding import grounded, shown_words
+from behaviorsft.build.tasks.grounding import grounded, share, shown_words
 from behaviorsft.records import Turn
 from behaviorsft.taxonomy import TaskType
 
@@ -64,41 +64,121 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     # Wrong options come from the turns that could themselves be asked about, so no kind
     # of turn is only ever wrong (a very short transcript falls back below).
     wrong_from = eligible
+    allowed: set[int] | None = None  # the turns that may be asked about or offered
+
+    windows: dict[tuple[int, int], tuple[int, str | None]] = {}
+    questions: dict[int, str] = {}
+    norms = {x.index: _norm(x.text) for x in turns}
+    pools: dict[tuple[int, int, int, frozenset[int] | None], list[str]] = {}
 
     def window(t: Turn) -> tuple[int, str | None]:
+        """First turn shown, and the excerpt (cached per turn and window width)."""
+        got = windows.get((t.index, before))
+        if got is None:
+            got = windows[(t.index, before)] = _window(t)
+        return got
+
+    def _window(t: Turn) -> tuple[int, str | None]:
         """First turn shown, and the excerpt (the missing marker and the two turns after)."""
         start = max(0, t.index - before)
         # An imported note's first turn is a summary of the whole note: showing it would
         # show the missing sentence.
         if start == 0 and _norm(t.text) in _norm(turns[0].text):
             start = 1
+        # Nor an opening summary that restates the missing turn (a triage note listing
+        # the symptoms the patient's first answer gives): it hands over the answer, to a
+        # reader and to record-matching alike.
+        own = words(t.text)
+        if start == 0 and own and len(own & words(turns[0].text)) >= 0.5 * len(own):
+            start = 1
         after = turns[t.index + 1 : t.index + 3]
         marker = f"[Turn {t.index} is missing]"
         return start, marker + "".join("\n\n" + format_turn(x) for x in after)
 
+    cands: dict[tuple[int, int, int, frozenset[int] | None], tuple[list[Turn], list[Turn]]] = {}
+
     def candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
+        """``_candidates(t)``, cached like ``pool``."""
+        key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
+        got = cands.get(key)
+        if got is None:
+            got = cands[key] = _candidates(t)
+        return got
+
+    def _candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
         """Unshown turns by the same role, and by others of the same kind (lay or staff)."""
         start, _ = window(t)
-        visible = {_norm(x.text) for x in turns[start : t.index + 3]}
-        same = [x for x in wrong_from if x.index != t.index and _norm(x.text) not in visible]
-        by_role = [x for x in same if x.role == t.role]
-        return by_role, [x for x in same if x.role != t.role and _lay(x.role) == _lay(t.role)]
+        visible = {norms[x.index] for x in turns[start : t.index + 3]}
+        lay = _lay(t.role)
+        by_role: list[Turn] = []
+        same_kind: list[Turn] = []
+        for x in wrong_from:
+            if (
+                x.index == t.index
+                or norms[x.index] in visible
+                or (allowed is not None and x.index not in allowed)
+            ):
+                continue
+            if x.role == t.role:
+                by_role.append(x)
+            elif _lay(x.role) == lay:
+                same_kind.append(x)
+        return by_role, same_kind
+
+    qwords: dict[int, frozenset[str]] = {}
+
+    def question_words(t: Turn) -> frozenset[str]:
+        got = qwords.get(t.index)
+        if got is None:
+            got = qwords[t.index] = frozenset(words(question(t)))
+        return got
 
     def question(t: Turn) -> str:
+        got = questions.get(t.index)
+        if got is None:
+            got = questions[t.index] = _question(t)
+        return got
+
+    def _question(t: Turn) -> str:
         return (
             f"Turn {t.index} ({_speaker_phrase(t.speaker)}) is missing from the "
             "transcript. What did it most probably say?"
         )
 
     def pool(t: Turn) -> list[str]:
-        """Up to k wrong turns: the same role's, the same kind's only to reach k_min."""
+        """``_pool(t)``, cached per turn, window, candidate turns and allowed set."""
+        key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
+        got = pools.get(key)
+        if got is None:
+            got = pools[key] = _pool(t)
+        return got
+
+    def _pool(t: Turn) -> list[str]:
+        """Up to k wrong turns: the same role's quoted around the gap as much as the missing
+        one, then the same kind's that are, then the same role's others (the same kind's
+        others only to reach k_min)."""
         start, excerpt = window(t)
         record = shown_words(ctx, start, t.index - 1, excerpt)
         by_role, same_kind = candidates(t)
         texts = [x.text for x in by_role]
+        q = question_words(t)
+
+        def _share(text: str) -> float:
+            return share(text, record, q)
+
         chosen = grounded(t.text, texts, record, question(t), need=k, tolerance=_TOLERANCE)
-        if len(chosen) < k_min:
+        close = [c for c in chosen if abs(_share(c) - _share(t.text)) <= _TOLERANCE + 1e-9]
+        if len(close) < k:
+            # Too few of the same role's turns are quoted around the gap as much as the
+            # missing one (which its neighbours echo): the same kind of speaker's turns
+            # that are, before the same role's less quoted ones (record-match picked the
+            # answer 42% of the time against a chance of 24% at 6,876 cases).
             more = [x.text for x in same_kind]
+            extra = grounded(t.text, more, record, question(t), need=0, tolerance=_TOLERANCE)
+            rest = [c for c in chosen if c not in close]
+            chosen = (close + extra[: k - len(close)] + rest)[:k]
+        if len(chosen) < k_min:
+            more = [x.text for x in same_kind if x.text not in chosen]
             chosen += grounded(
                 t.text, more, record, question(t), need=k_min - len(chosen), tolerance=_TOLERANCE
             )[: k_min - len(chosen)]
@@ -112,6 +192,68 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         """
         return [t for t in among if sum(map(len, candidates(t))) >= k_min]
 
+    def _fair(options: list[Turn]) -> list[Turn] | None:
+        """The turns whose record around the gap does not quote them more than all their
+        wrong options, among themselves: turns that fail are dropped, as answers and as
+        wrong options, until every one left passes (None when fewer than four are left).
+
+        A question its answer echoes ("Are you allergic to any medicines?" before "Not
+        that I'm aware of") is then neither asked about nor offered, so record-matching
+        does not find the answer and no kind of turn is only ever a wrong option.
+        """
+        nonlocal allowed
+        keep = [t for t in options]
+        for _ in range(6):
+            allowed = {t.index for t in keep}
+            ok = []
+            for t in keep:
+                start, excerpt = window(t)
+                record = shown_words(ctx, start, t.index - 1, excerpt)
+                q = question_words(t)
+                wrong = pool(t)
+                if len(wrong) >= k_min and share(t.text, record, q) <= max(
+                    share(w, record, q) for w in wrong
+                ):
+                    ok.append(t)
+            if len(ok) == len(keep):
+                break
+            keep = ok
+            if len(keep) < k_min + 1:
+                allowed = None
+                return None
+        ok_all = askable(keep)
+        if len(ok_all) < k_min + 1:
+            allowed = None
+            return None
+        return ok_all
+
+    def _pick_balanced(options: list[Turn]) -> Turn:
+        """An askable turn, drawn so that each is the answer about as often as it is offered
+        as a wrong option (over the choices this conversation allows).
+
+        ``p`` solves p = M p for M[x][t] = 1 when x is a wrong option of the item asking
+        about t (power iteration): each turn is then asked about in proportion to how
+        often the other items would offer it. A uniform draw let a reader of the options
+        alone learn which kinds of turn are answers (a consultant's advice, asked about
+        but seldom a wrong option) and score 31% against a chance of 24%.
+        """
+        texts = {t.index: _norm(t.text) for t in options}
+        offered = {t.index: {_norm(x) for x in pool(t)} for t in options}
+        idx = [t.index for t in options]
+        offered_by = {x: [t for t in idx if texts[x] in offered[t]] for x in idx}
+        p = {i: 1.0 / len(idx) for i in idx}
+        for _ in range(30):
+            new = {x: sum(p[t] for t in offered_by[x]) + 1e-3 for x in idx}
+            total = sum(new.values())
+            p = {x: v / total for x, v in new.items()}
+        r = ctx.rng.random() * sum(p.values())
+        for t in options:
+            r -= p[t.index]
+            if r <= 0:
+                return t
+        return options[-1]
+
+    wrong_of: dict[int, list[str]] = {}  # the wrong options each pick was drawn with
     if ctx.cond is not None:
         picks = []
         for group in (
@@ -125,7 +267,11 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             # reader of the options alone learns (measured: 0.67 against chance 0.24).
             options = askable(group)
             if options:
-                picks.append(ctx.rng.choice(options))
+                fair = _fair(options)
+                t = _pick_balanced(fair or options)
+                picks.append(t)
+                wrong_of[t.index] = pool(t)
+                allowed = None
     else:
         if not askable(eligible):
             # A short transcript (a brief imported report): one turn before the gap, and
@@ -139,10 +285,18 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         # An imported note: any sentence, whatever its position, so that the sentences
         # asked for are not of one kind (a note's early history, say) and the wrong
         # options of another.
-        picks = _sample(ctx.rng, askable(eligible), 1)
+        # Drawn as for synthetic transcripts (``_fair``, ``_pick_balanced``).
+        options = askable(eligible)
+        picks = []
+        if options:
+            fair = _fair(options)
+            t = _pick_balanced(fair or options)
+            picks.append(t)
+            wrong_of[t.index] = pool(t)
+            allowed = None
     for i, t in enumerate(picks):
         start, excerpt = window(t)
-        wrong = pool(t)
+        wrong = wrong_of[t.index] if t.index in wrong_of else pool(t)
         yield Draft(
             task_type=T.INTEGRITY_MISSING_TURN_INFERENCE,
             key=f"m{i}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from behaviorsft.build.conversation import fits_best_given
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -13,6 +14,7 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
 )
 from behaviorsft.build.tasks.grounding import grounded, shown_words
+from behaviorsft.sources.kb import Differential
 from behaviorsft.sources.synthetic import medication_text
 from behaviorsft.taxonomy import TaskType
 
@@ -27,12 +29,16 @@ def _patient_findings(ctx: Ctx) -> list[str]:
 
 
 def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
-    """What the team cited against a differential, or what would make it reconsider one.
+    """What the team cited against a differential, what would make it reconsider one, or
+    what the working diagnosis fits best given.
 
-    The options are what the discussion said (against each differential, and what would
-    favour the first) plus this patient's own symptoms or examination findings: every
-    option is in the record, and each kind of statement is the answer to some question,
-    so neither quoting the record nor the wording of an option points to the key.
+    The options are the four things the discussion said (against each differential, what
+    would favour the first, and the presenting complaint the working diagnosis rests on),
+    and the question asks about one of them, drawn uniformly: every option is in the
+    record and each is the answer one time in four, so neither quoting the record nor the
+    wording of an option points to the key. (The fourth option used to be one of this
+    patient's findings the team never cited, never the answer: an options-only reader
+    left it out and scored a third against a chance of a quarter.)
     """
     if ctx.cond is None or not ctx.cond.differentials or ctx.anchor("ddx") is None:
         return
@@ -40,31 +46,58 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     discriminator = ctx.anchor("ddx_discriminator")
     end = discriminator or ctx.anchor("ddx")
     assert end is not None
-    said = [(f"what argued against {x.name.lower()}?", x.argues_against, x) for x in diffs]
+    cond = ctx.cond
+    symptoms = [f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ")]
+    # (question, answer, the differential it is said of; None: the working diagnosis)
+    said: list[tuple[str, str, Differential | None]] = [
+        (f"what argued against {x.name.lower()}?", x.argues_against, x) for x in diffs
+    ]
     if discriminator is not None:
         x = diffs[0]
         said.append(
             (f"what did the attending say would favour {x.name.lower()}?", x.favoured_by, x)
         )
+    turn = ctx.rendered.conversation.turns[ctx.anchor("ddx") or 0].text
+    given = fits_best_given(symptoms)
+    if symptoms and f"{cond.name} fits best given {given}." in turn:
+        said.append(
+            (
+                f"what did the attending give as the reason {cond.name.lower()} fits best?",
+                given,
+                None,
+            )
+        )
     ask, correct, d = ctx.rng.choice(said)
     question = f"In the team's discussion, {ask}"
     fixed = [text for _, text, _ in said if text != correct]
-    # This patient's symptoms and examination findings: the record gives them, and the
-    # team cited none of them for or against a differential. Anything sharing words with
-    # a discussion statement is left out, so no wrong option restates the right one.
-    n_options = max(4, len(said) + 1)
-    single = _unrelated(_patient_findings(ctx), [text for _, text, _ in said])
-    # Pairs too ("drowsiness and fetor hepaticus"), as long as the discussion's statements
-    # are, so that the longest option is not usually one of those.
-    findings = single + [f"{x} and {y}" for i, x in enumerate(single) for y in single[i + 1 :]]
-    pool = grounded(
-        correct,
-        findings,
-        shown_words(ctx, 0, end),
-        question,
-        need=n_options - 1 - len(fixed),
-    )
-    verb = "against" if correct == d.argues_against else "in favour of"
+    n_options = max(4, len(said))
+    pool: list[str] = []
+    if len(said) < 4:
+        # This patient's symptoms and examination findings: the record gives them, and
+        # the team cited none of them for or against a differential. Anything sharing
+        # words with a discussion statement is left out, so no wrong option restates the
+        # right one.
+        single = _unrelated(_patient_findings(ctx), [text for _, text, _ in said])
+        findings = single + [f"{x} and {y}" for i, x in enumerate(single) for y in single[i + 1 :]]
+        pool = grounded(
+            correct,
+            findings,
+            shown_words(ctx, 0, end),
+            question,
+            need=n_options - 1 - len(fixed),
+        )
+    if d is None:
+        rationale = (
+            f"Turn {ctx.anchor('ddx')}: the attending says {cond.name} fits best given "
+            f"{given}; the other options were cited for or against a differential."
+        )
+    else:
+        verb = "against" if correct == d.argues_against else "in favour of"
+        rationale = (
+            f"Turn {discriminator if verb == 'in favour of' else ctx.anchor('ddx')}: "
+            f"the attending cites {correct} {verb} {d.name}; the other options are said of "
+            "another differential or of the working diagnosis."
+        )
     yield Draft(
         task_type=T.DDX_REASONING,
         key="d0",
@@ -72,9 +105,7 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
         correct=_cap(correct),
         pool=[_cap(p) for p in pool],
         fixed=[_cap(p) for p in fixed],
-        rationale=f"Turn {discriminator if verb == 'in favour of' else ctx.anchor('ddx')}: "
-        f"the attending cites {correct} {verb} {d.name}; the other options are said of "
-        "another differential or were not cited.",
+        rationale=rationale,
         turn_start=0,
         turn_end=end,
         n_options=n_options,

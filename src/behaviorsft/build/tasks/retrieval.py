@@ -23,6 +23,8 @@ from behaviorsft.build.tasks.grounding import (
     shown_words,
 )
 from behaviorsft.records import Finding
+from behaviorsft.sources.kb import KnowledgeBase, Lab
+from behaviorsft.sources.synthetic import _round, fmt_value
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -69,6 +71,15 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     # Written with the right value's precision: a test reported to one decimal place
     # should not offer a whole number (or a tenth) that only a wrong answer would have.
     places = decimals_of(format_finding_value(f))
+    drawn = [v for v in _drawn_values(ctx, f) if v not in others]
+    if drawn:
+        # The record's numbers only where the right value could be: inside the spread
+        # of the draws (a heart rate among numbers 20 either side of it made the
+        # typical rates the likely answers).
+        spread_of = [float(v.split()[0]) for v in drawn]
+        lo, hi = min(spread_of), max(spread_of)
+    else:
+        lo, hi = -float("inf"), float("inf")
     near: list[str] = []
     for number in dict.fromkeys(shown_values(ctx, 0, end)):
         v = float(number)
@@ -77,6 +88,7 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
             and v != f.value
             and 0 < v <= cap
             and abs(v - f.value) <= spread
+            and lo <= v <= hi
         ):
             near.append(_with_unit(number, f))
     ctx.rng.shuffle(near)
@@ -84,7 +96,64 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     # right answer ever ends in ".0".
     invented = [_as_recorded(v) for v in _near_values(f, ctx.rng, k)]
     invented = [v for v in invented if v not in others]
-    return others + near + invented
+    # Every option written to the right value's precision: a drawn 1.20 is written 1.2,
+    # and wrong values of fewer places than the test reports were recognisably wrong.
+    return [v for v in others + drawn + near + invented if decimals_of(v.split()[0]) == places]
+
+
+def _format_value(v: float) -> str:
+    """``v`` as ``format_finding_value`` writes a finding of that value."""
+    decimals = 0 if float(v).is_integer() else len(repr(v).split(".")[1])
+    return fmt_value(v, min(decimals, 4))
+
+
+def _drawn_values(ctx: Ctx, f: Finding, n: int = 24) -> list[str]:
+    """Values of ``f``'s test drawn as a synthetic case of this condition draws them (the
+    condition's typical range, else the middle of the reference interval), written as
+    the record writes them.
+
+    A right value is such a draw, so wrong values drawn the same way are as typical of
+    the test as it is: the options alone no longer tell which is the patient's (wrong
+    values spread around the right one made the typical values the likely answers, and
+    an options-only reader scored 33% against a chance of 23% at 6,876 cases). The
+    generator keeps those the record quotes as much as the right value.
+    """
+    if ctx.cond is None or f.value is None or f.unit is None:
+        return []
+    lab = _labs_by_name(ctx.kb).get(f.name)
+    if lab is None or lab.kind != "quantitative":
+        return []
+    typical = ctx.cond.labs.get(lab.id) or ctx.cond.vitals.get(lab.id)
+    sex = ctx.case.demographics.sex
+    sex = sex if sex in ("female", "male") else "male"
+    own = format_finding_value(f)
+    out: list[str] = []
+    # The interval ``synthetic._sample_numeric`` draws from, computed once.
+    if typical is not None and typical.low is not None and typical.high is not None:
+        lo, hi = typical.low, typical.high
+    else:
+        ref = lab.reference(sex)
+        span = ref.high - ref.low
+        lo, hi = ref.low + 0.2 * span, ref.high - 0.2 * span
+    if lab.bounds is not None:
+        lo, hi = max(lo, lab.bounds.low), min(hi, lab.bounds.high)
+    for _ in range(n):
+        v = _round(ctx.rng.uniform(lo, hi), lab.decimals)
+        text = _format_value(v)
+        if text != own and v > 0 and not (f.unit == "%" and v > 100):
+            out.append(f"{text} {f.unit}")
+    return list(dict.fromkeys(out))
+
+
+_LABS: dict[int, dict[str, Lab]] = {}
+
+
+def _labs_by_name(kb: KnowledgeBase) -> dict[str, Lab]:
+    """The KB's tests by display name, as a synthetic finding names them (cached per KB)."""
+    cached = _LABS.get(id(kb))
+    if cached is None:
+        cached = _LABS[id(kb)] = {lab.name: lab for lab in kb.labs.values()}
+    return cached
 
 
 def _balanced(below: list[str], above: list[str], k: int, ctx: Ctx) -> list[str]:
