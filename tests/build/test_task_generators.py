@@ -213,7 +213,9 @@ def test_items_and_controls_offer_the_same_option_templates(tasks):
         ctrl = Counter(_signature(t) for t in of_type if t.restraint_control)
         assert len(ctrl) and len(main)
         if ttype is IC:
-            assert set(main) == set(ctrl) == {(("flag", 2), ("no issue", 1))}
+            # the flag and "no conflict" naming this examination's finding, two flags and
+            # one "no conflict" naming findings the request states as absent
+            assert set(main) == set(ctrl) == {(("flag", 3), ("no issue", 2))}
         else:
             full = (("no issue", 1), ("query", 2), ("stop", 1))
             # The stop is left out only when the ordered drug merely cross-reacts (rare).
@@ -246,7 +248,24 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 # does not contradict, or one the examination lacks
                 genuine = conflict_pairs(kb)[cond.id].exam
                 real = [x for x in flagged if x in exam and x in genuine]
-                assert len(real) == 1 and len(set(flagged)) == 2
+                assert len(real) == 1 and len(set(flagged)) == 3
+                # every other finding named is one the request states as absent (and the
+                # examination did not find): flagging it, or saying it fits, is wrong
+                named = {
+                    m[1]
+                    for x in texts
+                    if (
+                        m := re.match(
+                            r"^(?:Flag the mismatch with|No conflict: the report "
+                            r"fits) the examination \((.*)\)",
+                            x,
+                        )
+                    )
+                }
+                request = t.context.excerpt.split(" Report: ")[0]
+                for x in named - set(real):
+                    assert x not in exam, t.id
+                    assert "no " + x.removesuffix(" in some") in request, t.id
                 if not t.restraint_control:
                     assert t.answer_text == flag_report(real[0])
             elif t.task_type is EEC:

@@ -42,7 +42,7 @@ from behaviorsft.build.tasks.conflict_pools import (
     score_in,
     shown_words,
 )
-from behaviorsft.build.tasks.key_rates import by_key_rate, key_rate, register, weighted_sample
+from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
 from behaviorsft.sources.kb import KnowledgeBase
@@ -273,6 +273,16 @@ def _omission_key_texts(ctx: object) -> tuple[list[str], int]:
 register(T.OMISSION_DETECTION, _omission_key_texts)
 
 
+def _listed_option(ctx: Ctx, listed: list[CheckedItem]) -> list[str]:
+    """One listed item as an option, drawn by how often its text is the missing item in
+    other cases (at random among them when none ever is: the record quotes a listed item,
+    which keeps "the option the record quotes most" from pointing to the key)."""
+    rate = {
+        _cap(c.done_text): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(c.item.item)) for c in listed
+    }
+    return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1)
+
+
 def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     """A handover checklist missing one required item; the control lists every item.
 
@@ -316,18 +326,15 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
     done = [c.done_text for c in listed]
-    # the listed item offered is drawn the same way (it is the missing one in other cases)
-    shown_done = {_cap(c.done_text): _cap(c.item.item) for c in listed}
-    on_list = by_key_rate(
-        ctx.kb, T.OMISSION_DETECTION, ctx.rng, list(shown_done), 1, shown_done.__getitem__
-    )[0]
+    # A listed item is offered (wrong: it is done), drawn the same way.
+    on_list = _listed_option(ctx, listed)
     main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
         question=question,
         correct=_cap(missing.item.item),
         pool=others,
-        fixed=[NOTHING_MISSING, on_list],  # the latter is on the list
+        fixed=[NOTHING_MISSING, *on_list],  # the latter is on the list
         rationale=f"For {cond.name} the standard of care requires: {missing.item.item}; it "
         "appears nowhere in the record or the checklist. The other items offered are either "
         "done (on the checklist) or not required for this condition.",
@@ -350,10 +357,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
         all_done = [c.done_text for c in checked if c.holds is not False]
-        listed_c = {_cap(c.done_text): _cap(c.item.item) for c in checked if c.holds is not False}
-        alarm = by_key_rate(
-            ctx.kb, T.OMISSION_DETECTION, ctx.rng, list(listed_c), 1, listed_c.__getitem__
-        )
+        alarm = _listed_option(ctx, [c for c in checked if c.holds is not False])
         yield control_of(
             main,
             key="oc",
