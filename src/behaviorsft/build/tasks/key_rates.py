@@ -14,7 +14,7 @@ each generator that registers a ``KeyFn`` lists the keys it could choose for a p
 (those it verifies); each is counted ``1 / len(keys)`` times the number of items the
 generator draws from them. ``key_rate(kb, type, text)`` is then the expected number of
 items per case of its condition whose key is ``text``. The table is computed once per
-knowledge base and process (about a second per type for 42 conditions) and is the same
+knowledge base and process (all types in one pass over the probe cases) and is the same
 for every build, so builds stay deterministic with any number of workers.
 """
 
@@ -48,9 +48,11 @@ def _norm(text: str) -> str:
 
 
 def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
-    """Normalised key text -> expected items per case of its condition keyed by it."""
-    cache_key = (id(kb), task_type)
-    hit = _RATES.get(cache_key)
+    """Normalised key text -> expected items per case of its condition keyed by it.
+
+    The probe cases are rendered once for all registered types (the first call measures
+    them all)."""
+    hit = _RATES.get((id(kb), task_type))
     if hit is not None:
         return hit
     from behaviorsft import __version__
@@ -59,16 +61,14 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
     from behaviorsft.records import Generator
     from behaviorsft.sources.synthetic import kb_condition_id, synthesize_case
 
-    fn = _KEY_FNS[task_type]
-    counts: Counter[str] = Counter()
-    per_cond: Counter[str] = Counter()
-    n = PROBES * len(kb.conditions)
-    for i in range(n):
+    if len(_RATES) > 64:
+        _RATES.clear()
+    counts: dict[TaskType, Counter[str]] = {t: Counter() for t in _KEY_FNS}
+    for i in range(PROBES * len(kb.conditions)):
         case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
         cond_id = kb_condition_id(case)
         if cond_id is None:
             continue
-        per_cond[cond_id] += 1
         ctx = Ctx(
             case=case,
             rendered=render(case, kb, seed=PROBE_SEED),
@@ -77,17 +77,15 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
             rng=random.Random(f"behaviorsft-probe:{i}"),
             generator=Generator(name=GENERATOR_NAME, version=__version__, seed=PROBE_SEED),
         )
-        keys, drawn = fn(ctx)
-        if keys:
-            share = min(drawn, len(keys)) / len(keys)
-            for k in dict.fromkeys(_norm(k) for k in keys):
-                counts[k] += share
-    out = {k: v / PROBES for k, v in counts.items()}
-    _RATES[cache_key] = out
-    if len(_RATES) > 64:
-        _RATES.clear()
-        _RATES[cache_key] = out
-    return out
+        for t, fn in _KEY_FNS.items():
+            keys, drawn = fn(ctx)
+            if keys:
+                share = min(drawn, len(keys)) / len(keys)
+                for k in dict.fromkeys(_norm(k) for k in keys):
+                    counts[t][k] += share
+    for t, c in counts.items():
+        _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
+    return _RATES[(id(kb), task_type)]
 
 
 def key_rate(kb: KnowledgeBase, task_type: TaskType, text: str) -> float:

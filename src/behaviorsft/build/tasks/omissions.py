@@ -405,18 +405,13 @@ def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
 register(T.STANDARD_OF_CARE, _soc_key_texts)
 
 
-def _decoys(ctx: Ctx, end: int) -> dict[str, tuple[str, float]]:
+def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, float]]:
     """Other conditions' requirements a note may rightly decline for this patient
-    (``foreign_care``, and absent from this record under every name), as
+    (``foreign_care``; each is checked absent from the record when drawn), as
     "No: X is required" -> (X, how many conditions it is offered for)."""
     assert ctx.cond is not None
     per, avail = foreign_care(ctx.kb)
-    idx = ctx.index(turn_end=end)
-    return {
-        _required(i): (i.item, float(avail[i.item]))
-        for i in per[ctx.cond.id]
-        if check_item(i, idx).absent
-    }
+    return {_required(i): (i, float(avail[i.item])) for i in per[ctx.cond.id]}
 
 
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
@@ -451,7 +446,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     declined = ctx.rng.choice(keys)
     item = declined.item
     key = _required(item)
-    decoys = _decoys(ctx, end)
+    decoys = _decoys(ctx)
 
     def wrong_no(documented: list[CheckedItem], k: int) -> tuple[list[str], list[str]]:
         """``k`` wrong "No" options and the decoys among them (to be declined).
@@ -465,8 +460,11 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             for c in documented
         }
         rate |= {d: key_rate(ctx.kb, T.STANDARD_OF_CARE, d) / n for d, (_, n) in decoys.items()}
-        picked = weighted_sample(ctx.rng, list(rate), list(rate.values()), k)
-        return picked, [decoys[p][0] for p in picked if p in decoys]
+        # in weighted order; a decoy only if the record shows nothing it names
+        order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
+        idx = ctx.index(turn_end=end)
+        picked = [p for p in order if p not in decoys or check_item(decoys[p][0], idx).absent][:k]
+        return picked, [decoys[p][0].item for p in picked if p in decoys]
 
     def note_of(done: list[CheckedItem], declined_items: list[str]) -> str:
         ctx.rng.shuffle(declined_items)
