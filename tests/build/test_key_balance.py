@@ -116,7 +116,7 @@ def test_option_texts_do_not_mark_the_key(built):
 
 def test_keys_stay_verified(kb, built):
     """Every key is absent from the record and required here; whatever the note or request
-    adds to balance the options is genuinely not this patient's."""
+    adds to balance the options is genuinely not this patient's (or not recorded)."""
     per_care, _ = foreign_care(kb)
     per_exam, _ = absent_findings(kb)
     pairs = conflict_pairs(kb)
@@ -145,14 +145,14 @@ def test_keys_stay_verified(kb, built):
                     n["decoy"] += 1
             if t.task_type is T.INTERPRETATION_CONFLICT:
                 exam = [f.value_text for f in case.findings if f.kind == "exam"]
-                request = t.context.excerpt.split(" Report: ")[0]
-                for e in per_exam[cond.id]:
-                    if f"no {e.removesuffix(' in some')}" in request:
-                        # stated absent: not found, and not a finding of this condition
-                        assert e not in exam and e not in pairs[cond.id].exam, t.id
-                        n["negative"] += 1
+                unrecorded = t.context.excerpt.split("Not recorded: ")[1].split(". Report: ")[0]
+                for e in unrecorded.split("; "):
+                    # another condition's contradicted finding this examination lacks
+                    assert e in per_exam[cond.id], t.id
+                    assert e not in exam and e not in pairs[cond.id].exam, t.id
+                    n["unrecorded"] += 1
     assert n[T.STANDARD_OF_CARE] > 100 and n[T.OMISSION_DETECTION] > 100
-    assert n["decoy"] > 50 and n["negative"] > 50
+    assert n["decoy"] > 50 and n["unrecorded"] > 50
 
 
 def test_key_rates_are_measured_per_condition(kb):

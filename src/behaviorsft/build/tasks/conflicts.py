@@ -119,7 +119,7 @@ def _ic_key_texts(ctx: object) -> tuple[list[str], int]:
 register(T.INTERPRETATION_CONFLICT, _ic_key_texts)
 
 # Decoy options per item: flags and "no conflict" statements naming findings the request
-# states as absent. Two flags and one "no conflict": a flag text is the key on its own
+# lists as not recorded. Two flags and one "no conflict": a flag text is the key on its own
 # condition's items and a "no conflict" text only on its controls (one case in two), so
 # flags need more offers elsewhere to be the key as rarely as the others.
 DECOY_FLAGS = 2
@@ -130,12 +130,12 @@ _ABSENT: dict[int, tuple[dict[str, list[str]], Counter[str]]] = {}
 
 def absent_findings(kb: KnowledgeBase) -> tuple[dict[str, list[str]], Counter[str]]:
     """Per condition with a conflict pair, other conditions' contradicted examination
-    findings a request may state as absent (a pertinent negative), and for each such
-    finding the number of conditions it may be stated absent for.
+    findings a request may list as not recorded, and for each such finding the number of
+    conditions it may be listed for.
 
     A finding qualifies for condition ``c`` when its condition is of another body system,
-    not among ``c``'s differentials, the finding is positive (not itself "no ...") and it
-    shares no word with any of ``c``'s own examination findings.
+    not among ``c``'s differentials, and it shares no word with any of ``c``'s own
+    examination findings.
     """
     hit = _ABSENT.get(id(kb))
     if hit is not None:
@@ -152,29 +152,25 @@ def absent_findings(kb: KnowledgeBase) -> tuple[dict[str, list[str]], Counter[st
             for oid, other in pairs.items()
             if oid not in near and kb.conditions[oid].system != cond.system
             for e in other.exam
-            if not e.lower().startswith("no ") and not (_words(e) & own)
+            if not (_words(e) & own)
         ]
         avail.update(per[cid])
     _ABSENT[id(kb)] = (per, avail)
     return per, avail
 
 
-def _negative(finding: str) -> str:
-    """A finding as a pertinent negative ("no new regurgitant heart murmur")."""
-    return "no " + finding.removesuffix(" in some")
-
-
 def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     """A study report contradicting the examination; the control's report agrees.
 
-    The report comes with its request, whose clinical details give the examination's
-    finding and three pertinent negatives: contradicted findings of other conditions
-    this patient does not have. Item and control offer the same templates: the flag and
-    "no conflict" naming this examination's finding, two flags and one "no conflict"
-    naming the negatives (wrong: the examination found no such thing). The negatives
-    are drawn in proportion to how often their flag is the key in their own cases
-    (``key_rates``), so every flag and "no conflict" text is the key in about the same
-    share of the items offering it, and all are quoted by the record.
+    The report comes with its request, which gives the examination's finding and lists
+    three findings the examination did not record: contradicted findings of other
+    conditions' pairs. Item and control offer the same templates: the flag and "no
+    conflict" naming this examination's finding, two flags and one "no conflict" naming
+    the unrecorded ones (wrong: the examination has no such finding to conflict or
+    agree). The unrecorded findings are drawn in proportion to how often their flag is
+    the key in their own cases (``key_rates``), so every flag and "no conflict" text is
+    the key in about the same share of the items offering it, and all are quoted by the
+    record.
     """
     if ctx.cond is None or ctx.anchor("imaging") is None:
         return
@@ -201,23 +197,19 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     n_decoys = DECOY_FLAGS + DECOY_NO_CONFLICT
     negatives = weighted_sample(ctx.rng, candidates, weights, n_decoys)
     if len(negatives) < n_decoys:
-        ctx.drop(T.INTERPRETATION_CONFLICT, "too few pertinent negatives")
+        ctx.drop(T.INTERPRETATION_CONFLICT, "too few unrecorded findings to name")
         return
     end = (ctx.anchor("imaging") or 1) - 1
     question = "How should the team handle the report in the last note?"
     stated = list(negatives)
     ctx.rng.shuffle(stated)
-    request = (
-        f"{imaging.modality} request, clinical details: {exam}; "
-        + ", ".join(_negative(e) for e in stated)
-        + "."
-    )
+    request = f"{imaging.modality} request. Examination: {exam}. Not recorded: {'; '.join(stated)}."
     excerpt = f"{request} Report: {imaging.contradicting_finding}."
     flag = flag_report(exam)
     decoys = [flag_report(e) for e in negatives[:DECOY_FLAGS]] + [
         no_conflict_report(e) for e in negatives[DECOY_FLAGS:]
     ]
-    absent_note = "the request states " + ", ".join(_negative(e) for e in negatives)
+    absent_note = "the examination did not record " + "; ".join(negatives)
     main = Draft(
         task_type=T.INTERPRETATION_CONFLICT,
         key="i0",
@@ -228,8 +220,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         fixed=[no_conflict_report(exam), *decoys],
         rationale=f"The examination found {exam}, but the report says "
         f"{imaging.contradicting_finding}. {pair.justification} The discrepancy must be "
-        f"raised before acting on either; the other findings named were not found "
-        f"({absent_note}).",
+        f"raised before acting on either; {absent_note}.",
         turn_start=0,
         turn_end=end,
         excerpt=excerpt,
@@ -249,8 +240,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
             correct=no_conflict_report(exam),
             fixed=[flag, *decoys],  # false alarms: nothing contradicts
             rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
-            f"flagging a mismatch would be a false alarm, and the other findings named were "
-            f"not found ({absent_note}).",
+            f"flagging a mismatch would be a false alarm; {absent_note}.",
             excerpt=f"{request} Report: {imaging.finding}.",
         )
 
