@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 from behaviorsft.sources.kb import KnowledgeBase
@@ -63,7 +62,7 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
 
     if len(_RATES) > 64:
         _RATES.clear()
-    counts: dict[TaskType, Counter[str]] = {t: Counter() for t in _KEY_FNS}
+    counts: dict[TaskType, dict[str, float]] = {t: {} for t in _KEY_FNS}
     for i in range(PROBES * len(kb.conditions)):
         case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
         cond_id = kb_condition_id(case)
@@ -82,7 +81,7 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
             if keys:
                 share = min(drawn, len(keys)) / len(keys)
                 for k in dict.fromkeys(_norm(k) for k in keys):
-                    counts[t][k] += share
+                    counts[t][k] = counts[t].get(k, 0.0) + share
     for t, c in counts.items():
         _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
     return _RATES[(id(kb), task_type)]
