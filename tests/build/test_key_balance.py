@@ -88,9 +88,9 @@ def _text_rate_hits(tasks: list[Task]) -> float:
 # missing item in most cases of a few conditions, yet cannot be offered as "not required"
 # elsewhere, and some listed items are never missing (the record names them in fixed text).
 BOUND = {
-    T.STANDARD_OF_CARE: 0.17,
+    T.STANDARD_OF_CARE: 0.12,
     T.INTERPRETATION_CONFLICT: 0.10,
-    T.OMISSION_DETECTION: 0.17,
+    T.OMISSION_DETECTION: 0.12,
     T.PREDICTIVE_NEXT_ACTION: 0.10,
 }
 
@@ -98,8 +98,8 @@ BOUND = {
 def test_option_texts_do_not_mark_the_key(built):
     """Regression bound: the held-out text-rate shortcut within chance + ``BOUND``.
 
-    On these 336 cases, before the key-rate draw -> after: standard_of_care 0.711 -> 0.337,
-    interpretation_conflict 0.583 -> 0.139, omission_detection 0.495 -> 0.335,
+    On these 336 cases, before the key-rate draw -> after: standard_of_care 0.711 -> 0.237,
+    interpretation_conflict 0.583 -> 0.152, omission_detection 0.495 -> 0.273,
     predictive_next_action 0.330 -> 0.220 (chance 0.20).
     """
     by_type: dict[T, list[Task]] = defaultdict(list)
@@ -143,6 +143,12 @@ def test_keys_stay_verified(kb, built):
                     assert d in foreign and d not in own, (t.id, d)
                     assert check_item(foreign[d], idx).absent, (t.id, d)
                     n["decoy"] += 1
+            if t.task_type is T.OMISSION_DETECTION and "Not applicable: " in t.context.excerpt:
+                na = t.context.excerpt.split("Not applicable: ")[1].rstrip(".")
+                # another condition's item, plainly not this patient's, absent here
+                assert na in foreign and na not in own, (t.id, na)
+                assert check_item(foreign[na], idx).absent, (t.id, na)
+                n["not applicable"] += 1
             if t.task_type is T.INTERPRETATION_CONFLICT:
                 exam = [f.value_text for f in case.findings if f.kind == "exam"]
                 unrecorded = t.context.excerpt.split("Not recorded: ")[1].split(". Report: ")[0]
@@ -152,7 +158,7 @@ def test_keys_stay_verified(kb, built):
                     assert e not in exam and e not in pairs[cond.id].exam, t.id
                     n["unrecorded"] += 1
     assert n[T.STANDARD_OF_CARE] > 100 and n[T.OMISSION_DETECTION] > 100
-    assert n["decoy"] > 50 and n["unrecorded"] > 50
+    assert n["decoy"] > 50 and n["unrecorded"] > 50 and n["not applicable"] > 20
 
 
 def test_key_rates_are_measured_per_condition(kb):

@@ -251,7 +251,14 @@ def _omission_keys(
     if any(c.item.kind not in kinds and _key_reason(c) is None for c in left_out) or not keys:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
         keys = [c for c in checked if _key_reason(c) is None]
-    return _left_out(ctx, keys), kinds
+    return _offerable(ctx, _left_out(ctx, keys)), kinds
+
+
+def _offerable(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+    """``keys``, narrowed to those another condition's items may offer as a wrong option
+    when there are any: a key text never offered wrong anywhere would mark itself."""
+    _, avail = foreign_care(ctx.kb)
+    return [c for c in keys if avail[c.item.item] > 0] or keys
 
 
 def _care_checked(ctx: Ctx) -> tuple[int, list[CheckedItem]] | None:
@@ -273,14 +280,29 @@ def _omission_key_texts(ctx: object) -> tuple[list[str], int]:
 register(T.OMISSION_DETECTION, _omission_key_texts)
 
 
-def _listed_option(ctx: Ctx, listed: list[CheckedItem]) -> list[str]:
-    """One listed item as an option, drawn by how often its text is the missing item in
-    other cases (at random among them when none ever is: the record quotes a listed item,
-    which keeps "the option the record quotes most" from pointing to the key)."""
+def _listed_option(
+    ctx: Ctx, listed: list[CheckedItem], foreign: dict[str, float], end: int
+) -> tuple[list[str], str]:
+    """One item the checklist shows, as a (wrong) option, and the checklist's tail.
+
+    A listed item, drawn by how often its text is the missing item in other cases; when
+    no listed item ever is (its text would mark itself as wrong), another condition's
+    item plainly not required here, drawn the same way and shown on the checklist as
+    "not applicable" (checked absent from the record). Either way the record quotes it,
+    which keeps "the option the record quotes most" from pointing to the key.
+    """
     rate = {
         _cap(c.done_text): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(c.item.item)) for c in listed
     }
-    return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1)
+    if any(rate.values()) or not foreign:
+        return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
+    per, _ = foreign_care(ctx.kb)
+    items = {_cap(i.item): i for i in per[ctx.cond.id]} if ctx.cond else {}
+    idx = ctx.index(turn_end=end)
+    for text in weighted_sample(ctx.rng, list(foreign), list(foreign.values()), len(foreign)):
+        if foreign[text] > 0 and check_item(items[text], idx).absent:
+            return [text], f" Not applicable: {items[text].item}."
+    return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
 
 
 def gen_omission(ctx: Ctx) -> Iterator[Draft]:
@@ -327,7 +349,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         return
     done = [c.done_text for c in listed]
     # A listed item is offered (wrong: it is done), drawn the same way.
-    on_list = _listed_option(ctx, listed)
+    on_list, not_applicable = _listed_option(ctx, listed, foreign, end)
+    others = [o for o in others if o not in on_list]
     main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
@@ -340,7 +363,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         "done (on the checklist) or not required for this condition.",
         turn_start=0,
         turn_end=end,
-        excerpt="Handover checklist, done: " + "; ".join(done) + ".",
+        excerpt="Handover checklist, done: " + "; ".join(done) + "." + not_applicable,
         perturbation=Perturbation(
             kind=PerturbationKind.OMISSION,
             location="context.excerpt",
@@ -357,7 +380,9 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
         all_done = [c.done_text for c in checked if c.holds is not False]
-        alarm = _listed_option(ctx, [c for c in checked if c.holds is not False])
+        alarm, not_applicable_c = _listed_option(
+            ctx, [c for c in checked if c.holds is not False], foreign, end
+        )
         yield control_of(
             main,
             key="oc",
@@ -365,7 +390,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             fixed=alarm,  # false alarm: it is on the checklist
             rationale=f"Every item the standard of care for {cond.name} requires is on the "
             "checklist, and the tests it lists are in the record.",
-            excerpt="Handover checklist, done: " + "; ".join(all_done) + ".",
+            excerpt="Handover checklist, done: " + "; ".join(all_done) + "." + not_applicable_c,
+            pool=[o for o in main.pool if o not in alarm],
         )
 
 
@@ -391,7 +417,9 @@ def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
     # when it names a test or study (one naming nothing, a score documented, made the
     # declined items of a condition recur).
     keys = [c for c in checked if _key_reason(c) is None]
-    return [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
+    return _offerable(
+        ctx, [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
+    )
 
 
 def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
