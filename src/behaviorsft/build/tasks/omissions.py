@@ -154,7 +154,7 @@ NOTHING_MISSING = "Nothing: every necessary order is already done"
 GENERIC_CARE = re.compile(
     r"\b(vte|thrombo\w*|renal function|electrolytes?|blood count|medication review|fluid"
     r"|urine output|cultures?|pregnan\w*|oxygen|oximetry|saturation|allerg\w*|observations?"
-    r"|vital signs)\b",
+    r"|vital signs|ecg|troponin)\b",
     re.I,
 )
 # Words that say how an item is done, not what it is about.
