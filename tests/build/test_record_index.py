@@ -198,3 +198,18 @@ def test_recommendations_against_something_are_recognised():
     assert NEGATIVE.search("dexamethasone not given to patients who do not need oxygen")
     assert NEGATIVE.search("Do not use nitrofurantoin for pyelonephritis")
     assert not NEGATIVE.search("serum lipase (or amylase)")
+
+
+def test_a_qualifier_in_a_lab_name_is_not_a_name(kb):
+    """'Serum osmolality (measured)' made every "measured" name serum osmolality, and
+    'Calcium (total)' every "total" a calcium (so "PEF or FEV1 measured" could never be
+    listed as done without an osmolality); an abbreviation in parentheses still names."""
+    turns = [
+        Turn(index=0, speaker="A", role="medical resident", text="PEF measured; total dose given."),
+        Turn(index=1, speaker="B", role="medical resident", text="ALT and free T4 sent."),
+    ]
+    idx = RecordIndex.build(_case([]), turns, kb)
+    assert not idx.mentions("Serum osmolality (measured)")
+    assert not idx.mentions("Calcium (total)")
+    assert [r.turn for r in idx.mentions("Alanine aminotransferase (ALT)")] == [1]
+    assert [r.turn for r in idx.mentions("Free thyroxine (free T4)")] == [1]

@@ -217,7 +217,9 @@ def test_items_and_controls_offer_the_same_option_templates(tasks):
         ctrl = Counter(_signature(t) for t in of_type if t.restraint_control)
         assert len(ctrl) and len(main)
         if ttype is IC:
-            assert set(main) == set(ctrl) == {(("flag", 2), ("no issue", 1))}
+            # the flag and "no conflict" naming this examination's finding, two flags and
+            # one "no conflict" naming findings the request states as absent
+            assert set(main) == set(ctrl) == {(("flag", 3), ("no issue", 2))}
         else:
             full = (("no issue", 1), ("query", 2), ("stop", 1))
             # The stop is left out only when the ordered drug merely cross-reacts (rare).
@@ -250,7 +252,24 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 # does not contradict, or one the examination lacks
                 genuine = conflict_pairs(kb)[cond.id].exam
                 real = [x for x in flagged if x in exam and x in genuine]
-                assert len(real) == 1 and len(set(flagged)) == 2
+                assert len(real) == 1 and len(set(flagged)) == 3
+                # every other finding named is one the request lists as not recorded (and
+                # the examination did not find): flagging it, or saying it fits, is wrong
+                named = {
+                    m[1]
+                    for x in texts
+                    if (
+                        m := re.match(
+                            r"^(?:Flag the mismatch with|No conflict: the report "
+                            r"fits) the examination \((.*)\)",
+                            x,
+                        )
+                    )
+                }
+                unrecorded = t.context.excerpt.split("Not recorded: ")[1].split(". Report: ")[0]
+                for x in named - set(real):
+                    assert x not in exam, t.id
+                    assert x in unrecorded.split("; "), t.id
                 if not t.restraint_control:
                     assert t.answer_text == flag_report(real[0])
             elif t.task_type is EEC:
@@ -328,9 +347,19 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 }
                 right = {t.perturbation.original.lower()} if t.perturbation else set()
                 wrong_own = (named & own) - right
-                # one of the condition's own items is offered and is wrong: it is on the list
-                assert len(wrong_own) == 1, t.id
-                assert all(x in done for x in wrong_own), t.id
+                # one item the checklist shows is offered and is wrong: one of the condition's
+                # own items on the list, or another condition's item it marks not applicable
+                excerpt = t.context.excerpt.lower()
+                na = (
+                    excerpt.split("not applicable: ")[1].rstrip(".")
+                    if "not applicable: " in (excerpt)
+                    else None
+                )
+                if na is None:
+                    assert len(wrong_own) == 1, t.id
+                    assert all(x in done for x in wrong_own), t.id
+                else:
+                    assert not wrong_own and na in named and na not in own, t.id
             elif t.task_type is T.PREDICTIVE_NEXT_ACTION and t.restraint_control:
                 own = {a.lower() for a in cond.next_actions}
                 offered = {x.lower() for x in texts} & own

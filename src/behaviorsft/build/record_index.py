@@ -132,7 +132,10 @@ def _lab_names(name: str) -> list[str]:
     m = re.fullmatch(r"(.+?)\s*\((.+)\)\s*", name)
     if m:
         out.append(m[1])
-        if len(m[2]) <= 12 and "," not in m[2]:
+        # an abbreviation or another name ("ALT", "free T4"), not a qualifier: "measured",
+        # "total", "plasma" or "dipstick" alone would name the test in any sentence
+        qualifier = re.fullmatch(r"[a-z/-]+", m[2]) is not None
+        if len(m[2]) <= 12 and "," not in m[2] and not qualifier:
             out.append(m[2])
     return out
 

@@ -9,6 +9,7 @@ found none of its findings, are left out and counted (``Ctx.drop``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -30,13 +31,11 @@ from behaviorsft.build.tasks.conflict_pools import (
     data_phrasing,
     diagnosis_wrong,
     no_conflict_data,
-    quoted_decoy,
-    report_handling_options,
     shown_text,
-    shown_words,
     slip_values,
     summary_excerpt,
 )
+from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import KnowledgeBase, default_kb_root
 from behaviorsft.taxonomy import Complexity, TaskType
@@ -106,7 +105,73 @@ def flag_report(exam: str) -> str:
     return f"Flag the mismatch with the examination ({exam}); recheck the study"
 
 
+def _ic_key_texts(ctx: object) -> tuple[list[str], int]:
+    """The flag interpretation_conflict keys for this record (for ``key_rates``)."""
+    assert isinstance(ctx, Ctx)
+    if ctx.cond is None or ctx.anchor("imaging") is None:
+        return [], 1
+    pair = conflict_pairs(ctx.kb).get(ctx.cond.id)
+    found = [f.value_text for f in ctx.case.findings if f.kind == "exam" and f.value_text]
+    genuine = [e for e in found if pair is not None and e in pair.exam]
+    return [flag_report(genuine[0])] if genuine else [], 1
+
+
+register(T.INTERPRETATION_CONFLICT, _ic_key_texts)
+
+# Decoy options per item: flags and "no conflict" statements naming findings the request
+# lists as not recorded. Two flags and one "no conflict": a flag text is the key on its own
+# condition's items and a "no conflict" text only on its controls (one case in two), so
+# flags need more offers elsewhere to be the key as rarely as the others.
+DECOY_FLAGS = 2
+DECOY_NO_CONFLICT = 1
+
+_ABSENT: dict[int, tuple[dict[str, list[str]], Counter[str]]] = {}
+
+
+def absent_findings(kb: KnowledgeBase) -> tuple[dict[str, list[str]], Counter[str]]:
+    """Per condition with a conflict pair, other conditions' contradicted examination
+    findings a request may list as not recorded, and for each such finding the number of
+    conditions it may be listed for.
+
+    A finding qualifies for condition ``c`` when its condition is of another body system,
+    not among ``c``'s differentials, and it shares no word with any of ``c``'s own
+    examination findings.
+    """
+    hit = _ABSENT.get(id(kb))
+    if hit is not None:
+        return hit
+    pairs = conflict_pairs(kb)
+    per: dict[str, list[str]] = {}
+    avail: Counter[str] = Counter()
+    for cid in pairs:
+        cond = kb.conditions[cid]
+        near = {d.condition_id for d in cond.differentials} | {cid}
+        own = set().union(*(_words(e) for e in cond.exam))
+        per[cid] = [
+            e
+            for oid, other in pairs.items()
+            if oid not in near and kb.conditions[oid].system != cond.system
+            for e in other.exam
+            if not (_words(e) & own)
+        ]
+        avail.update(per[cid])
+    _ABSENT[id(kb)] = (per, avail)
+    return per, avail
+
+
 def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
+    """A study report contradicting the examination; the control's report agrees.
+
+    The report comes with its request, which gives the examination's finding and lists
+    three findings the examination did not record: contradicted findings of other
+    conditions' pairs. Item and control offer the same templates: the flag and "no
+    conflict" naming this examination's finding, two flags and one "no conflict" naming
+    the unrecorded ones (wrong: the examination has no such finding to conflict or
+    agree). The unrecorded findings are drawn in proportion to how often their flag is
+    the key in their own cases (``key_rates``), so every flag and "no conflict" text is
+    the key in about the same share of the items offering it, and all are quoted by the
+    record.
+    """
     if ctx.cond is None or ctx.anchor("imaging") is None:
         return
     cond = ctx.cond
@@ -123,45 +188,39 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.INTERPRETATION_CONFLICT, "examination has no finding the report contradicts")
         return
     exam = genuine[0]
-    # The decoy flag names another finding of this examination that the report does not
-    # contradict (not in the pair, sharing no word with the report): it is in the record
-    # like the right one, so "the flag that quotes the record" gives nothing away, and
-    # only knowing which findings the report contradicts tells them apart. Failing that, a
-    # typical finding of the condition that this examination did NOT find.
-    report_words = _words(imaging.contradicting_finding)
-    compatible = [e for e in found if e not in pair.exam and not (_words(e) & report_words)]
-    unfound = [e for e in cond.exam if e not in found] or [
-        e for c in ctx.kb.conditions.values() if c.id != cond.id for e in c.exam
+    per, avail = absent_findings(ctx.kb)
+    found_words = set().union(*(_words(f) for f in found))
+    candidates = [e for e in per[cond.id] if not (_words(e) & found_words)]
+    weights = [
+        key_rate(ctx.kb, T.INTERPRETATION_CONFLICT, flag_report(e)) / avail[e] for e in candidates
     ]
+    n_decoys = DECOY_FLAGS + DECOY_NO_CONFLICT
+    negatives = weighted_sample(ctx.rng, candidates, weights, n_decoys)
+    if len(negatives) < n_decoys:
+        ctx.drop(T.INTERPRETATION_CONFLICT, "too few unrecorded findings to name")
+        return
     end = (ctx.anchor("imaging") or 1) - 1
     question = "How should the team handle the report in the last note?"
-    excerpt = f"{imaging.modality} report: {imaging.contradicting_finding}."
-    record = shown_words(ctx, 0, end, excerpt)
-    # Longer or shorter than the right finding at random, so the flags' lengths say nothing;
-    # among those, one the record quotes most.
-    longer = ctx.rng.random() < 0.5
-    sided = [e for e in compatible + unfound if (len(e) > len(exam)) == longer]
-    decoy = quoted_decoy([e for e in sided if e in compatible] or sided or unfound, record, ctx.rng)
-    decoy_note = (
-        f"{decoy}, also found, does not contradict the report"
-        if decoy in compatible
-        else f"the examination did not record {decoy}"
-    )
-    pool = report_handling_options(ctx, exam, decoy, record, question)
+    stated = list(negatives)
+    ctx.rng.shuffle(stated)
+    request = f"{imaging.modality} request. Examination: {exam}. Not recorded: {'; '.join(stated)}."
+    excerpt = f"{request} Report: {imaging.contradicting_finding}."
     flag = flag_report(exam)
-    # Main item and control offer the same three: the real flag, the decoy flag and
-    # "no conflict"; only the report decides which one is right.
+    decoys = [flag_report(e) for e in negatives[:DECOY_FLAGS]] + [
+        no_conflict_report(e) for e in negatives[DECOY_FLAGS:]
+    ]
+    absent_note = "the examination did not record " + "; ".join(negatives)
     main = Draft(
         task_type=T.INTERPRETATION_CONFLICT,
         key="i0",
         question=question,
         anchor_any=True,
         correct=flag,
-        pool=pool,
-        fixed=[no_conflict_report(exam), flag_report(decoy)],
+        pool=[],
+        fixed=[no_conflict_report(exam), *decoys],
         rationale=f"The examination found {exam}, but the report says "
         f"{imaging.contradicting_finding}. {pair.justification} The discrepancy must be "
-        f"raised before acting on either; {decoy_note}.",
+        f"raised before acting on either; {absent_note}.",
         turn_start=0,
         turn_end=end,
         excerpt=excerpt,
@@ -179,10 +238,10 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
             main,
             key="ic",
             correct=no_conflict_report(exam),
-            fixed=[flag, flag_report(decoy)],  # false alarms: nothing contradicts
+            fixed=[flag, *decoys],  # false alarms: nothing contradicts
             rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
-            f"flagging a mismatch would be a false alarm ({decoy_note}).",
-            excerpt=f"{imaging.modality} report: {imaging.finding}.",
+            f"flagging a mismatch would be a false alarm; {absent_note}.",
+            excerpt=f"{request} Report: {imaging.finding}.",
         )
 
 

@@ -19,6 +19,8 @@ An item that fails a check is not emitted; ``Ctx.drop`` counts why.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,19 +35,16 @@ from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
     _cap,
-    _sample,
-    _unrelated,
     control_of,
 )
 from behaviorsft.build.tasks.conflict_pools import (
     pick_at_even_rank,
-    pick_even_quote,
     score_in,
     shown_words,
 )
+from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
-from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.taxonomy import TaskType
 
@@ -148,33 +147,102 @@ def _left_out(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
     return chosen or keys
 
 
-def _alike(kb: KnowledgeBase, item: KBCareItem) -> frozenset[str]:
-    """Items of all conditions that could be left out as ``item`` was: of its kind, and for a
-    lab item, naming a test, with no applicability clause (those are the keys elsewhere)."""
-    return frozenset(
-        i.item
-        for c in kb.conditions.values()
-        for i in c.standard_of_care
-        if i.kind == item.kind
-        and (item.kind != "lab" or (i.ref in kb.labs and split_condition(i.item)[1] is None))
-    )
-
-
 NOTHING_MISSING = "Nothing: every necessary order is already done"
 
+# Care any inpatient may need whatever the diagnosis: never offered as another condition's
+# item (as "not required here" it could be wrong for this patient).
+GENERIC_CARE = re.compile(
+    r"\b(vte|thrombo\w*|renal function|electrolytes?|blood count|medication review|fluid"
+    r"|urine output|cultures?|pregnan\w*|oxygen|oximetry|saturation|allerg\w*|observations?"
+    r"|vital signs|ecg|troponin)\b",
+    re.I,
+)
+# Words that say how an item is done, not what it is about.
+_HOW = frozenset(
+    [
+        "documented",
+        "documentation",
+        "checked",
+        "assessed",
+        "assessment",
+        "before",
+        "after",
+        "measured",
+        "score",
+        "given",
+        "during",
+        "prescribed",
+        "discharge",
+        "with",
+        "within",
+        "from",
+        "when",
+        "risk",
+        "test",
+        "testing",
+        "serum",
+        "blood",
+        "review",
+        "hourly",
+        "initial",
+        "first",
+        "monitored",
+        "monitoring",
+        "repeat",
+        "every",
+    ]
+)
 
-def gen_omission(ctx: Ctx) -> Iterator[Draft]:
-    """A handover checklist missing one required item; the control lists every item.
 
-    Both offer "nothing outstanding", an item of this condition that the checklist
-    does list (wrong: it is done) and other conditions' items of the same kinds, so
-    neither the item's name nor its kind says whether it is the missing one.
+def _topic(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z]{4,}", text.lower())) - _HOW
+
+
+_FOREIGN: dict[int, tuple[dict[str, list[KBCareItem]], Counter[str]]] = {}
+
+
+def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counter[str]]:
+    """Per condition, other conditions' requirements that are plainly not required for it,
+    and for each such item the number of conditions it is offered for.
+
+    An item qualifies for condition ``c`` when it belongs to a condition of another body
+    system that is not among ``c``'s differentials, names no drug, recommends nothing
+    against, holds no applicability clause, is not care any inpatient may need
+    (``GENERIC_CARE``), and shares no topic word with any of ``c``'s own requirements
+    ("serum magnesium" is not foreign to "electrolytes including magnesium").
     """
-    if ctx.cond is None or ctx.anchor("care") is None:
-        return
-    cond = ctx.cond
-    end = (ctx.anchor("care") or 1) - 1
-    checked = _verdicts(ctx, list(cond.standard_of_care), end)
+    hit = _FOREIGN.get(id(kb))
+    if hit is not None:
+        return hit
+    conds = list(kb.conditions.values())
+    eligible = [
+        (c, i)
+        for c in conds
+        for i in c.standard_of_care
+        if i.kind != "drug"
+        and not GENERIC_CARE.search(i.item)
+        and not NEGATIVE.search(i.item)
+        and split_condition(i.item)[1] is None
+    ]
+    per: dict[str, list[KBCareItem]] = {}
+    avail: Counter[str] = Counter()
+    for cond in conds:
+        near = {d.condition_id for d in cond.differentials} | {cond.id}
+        own = set().union(*(_topic(i.item) for i in cond.standard_of_care))
+        per[cond.id] = [
+            i
+            for c, i in eligible
+            if c.id not in near and c.system != cond.system and not (_topic(i.item) & own)
+        ]
+        avail.update(i.item for i in per[cond.id])
+    _FOREIGN[id(kb)] = (per, avail)
+    return per, avail
+
+
+def _omission_keys(
+    ctx: Ctx, checked: list[CheckedItem]
+) -> tuple[list[CheckedItem], tuple[str, ...]]:
+    """The verified missing items omission_detection may key, and the kinds it offers."""
     # The item the renderer left out, whatever its kind; otherwise prefer a test or study,
     # documentation items only when none verifies.
     kinds: tuple[str, ...] = ("lab", "vital", "diagnostic")
@@ -183,7 +251,76 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if any(c.item.kind not in kinds and _key_reason(c) is None for c in left_out) or not keys:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
         keys = [c for c in checked if _key_reason(c) is None]
-    keys = _left_out(ctx, keys)
+    return _offerable(ctx, _left_out(ctx, keys)), kinds
+
+
+def _offerable(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+    """``keys``, narrowed to those another condition's items may offer as a wrong option
+    when there are any: a key text never offered wrong anywhere would mark itself."""
+    _, avail = foreign_care(ctx.kb)
+    return [c for c in keys if avail[c.item.item] > 0] or keys
+
+
+def _care_checked(ctx: Ctx) -> tuple[int, list[CheckedItem]] | None:
+    if ctx.cond is None or ctx.anchor("care") is None:
+        return None
+    end = (ctx.anchor("care") or 1) - 1
+    return end, _verdicts(ctx, list(ctx.cond.standard_of_care), end)
+
+
+def _omission_key_texts(ctx: object) -> tuple[list[str], int]:
+    assert isinstance(ctx, Ctx)
+    got = _care_checked(ctx)
+    if got is None:
+        return [], 1
+    keys, _ = _omission_keys(ctx, got[1])
+    return [_cap(c.item.item) for c in keys], 1
+
+
+register(T.OMISSION_DETECTION, _omission_key_texts)
+
+
+def _listed_option(
+    ctx: Ctx, listed: list[CheckedItem], foreign: dict[str, float], end: int
+) -> tuple[list[str], str]:
+    """One item the checklist shows, as a (wrong) option, and the checklist's tail.
+
+    A listed item, drawn by how often its text is the missing item in other cases; when
+    no listed item ever is (its text would mark itself as wrong), another condition's
+    item plainly not required here, drawn the same way and shown on the checklist as
+    "not applicable" (checked absent from the record). Either way the record quotes it,
+    which keeps "the option the record quotes most" from pointing to the key.
+    """
+    rate = {
+        _cap(c.done_text): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(c.item.item)) for c in listed
+    }
+    if any(rate.values()) or not foreign:
+        return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
+    per, _ = foreign_care(ctx.kb)
+    items = {_cap(i.item): i for i in per[ctx.cond.id]} if ctx.cond else {}
+    idx = ctx.index(turn_end=end)
+    for text in weighted_sample(ctx.rng, list(foreign), list(foreign.values()), len(foreign)):
+        if foreign[text] > 0 and check_item(items[text], idx).absent:
+            return [text], f" Not applicable: {items[text].item}."
+    return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
+
+
+def gen_omission(ctx: Ctx) -> Iterator[Draft]:
+    """A handover checklist missing one required item; the control lists every item.
+
+    Both offer "nothing outstanding", an item of this condition that the checklist
+    does list (wrong: it is done) and other conditions' items of the same kinds, so
+    neither the item's name nor its kind says whether it is the missing one. The listed
+    and other conditions' items are drawn in proportion to how often their text is the
+    missing item elsewhere (``key_rates``), so no text is a key more often than others.
+    """
+    got = _care_checked(ctx)
+    if got is None:
+        return
+    cond = ctx.cond
+    assert cond is not None
+    end, checked = got
+    keys, kinds = _omission_keys(ctx, checked)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
@@ -192,24 +329,18 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if not keys:
         ctx.drop(T.OMISSION_DETECTION, "no verified missing item")
         return
-    others = _unrelated(
-        [
-            i.item
-            for c in ctx.kb.conditions.values()
-            if c.id != cond.id
-            for i in c.standard_of_care
-            if i.kind in kinds
-        ],
-        [i.item for i in cond.standard_of_care],
-    )
     question = "At handover, which item is still outstanding?"
     missing = ctx.rng.choice(keys)
-    # Other conditions' items of the missing one's kind first: a lab item left out is then
-    # offered among lab items, which are the keys elsewhere.
-    could_be_left_out = _alike(ctx.kb, missing.item)
-    alike_others = [o for o in others if o in could_be_left_out]
-    if len(alike_others) >= 3:
-        others = alike_others
+    # Other conditions' items plainly not required here (``foreign_care``), drawn with
+    # weight (how often each is the missing item per case of its condition) / (conditions
+    # it is offered for): over the build each text is offered in proportion to how often
+    # it is the key, whatever it names.
+    per, avail = foreign_care(ctx.kb)
+    foreign = {
+        _cap(i.item): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(i.item)) / avail[i.item]
+        for i in per[cond.id]
+    }
+    others = weighted_sample(ctx.rng, list(foreign), list(foreign.values()), 6)
     listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
         c for c in listable if c is not missing
     ]
@@ -217,21 +348,22 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
     done = [c.done_text for c in listed]
-    # the done item offered is of the missing one's kind when one is, so kind says nothing
-    alike = [c.done_text for c in listed if c.item.kind == missing.item.kind] or done
+    # A listed item is offered (wrong: it is done), drawn the same way.
+    on_list, not_applicable = _listed_option(ctx, listed, foreign, end)
+    others = [o for o in others if o not in on_list]
     main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
         question=question,
         correct=_cap(missing.item.item),
-        pool=[_cap(o) for o in others],
-        fixed=[NOTHING_MISSING, _cap(ctx.rng.choice(alike))],  # the latter is on the list
+        pool=others,
+        fixed=[NOTHING_MISSING, *on_list],  # the latter is on the list
         rationale=f"For {cond.name} the standard of care requires: {missing.item.item}; it "
         "appears nowhere in the record or the checklist. The other items offered are either "
         "done (on the checklist) or not required for this condition.",
         turn_start=0,
         turn_end=end,
-        excerpt="Handover checklist, done: " + "; ".join(done) + ".",
+        excerpt="Handover checklist, done: " + "; ".join(done) + "." + not_applicable,
         perturbation=Perturbation(
             kind=PerturbationKind.OMISSION,
             location="context.excerpt",
@@ -248,14 +380,18 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
         all_done = [c.done_text for c in checked if c.holds is not False]
+        alarm, not_applicable_c = _listed_option(
+            ctx, [c for c in checked if c.holds is not False], foreign, end
+        )
         yield control_of(
             main,
             key="oc",
             correct=NOTHING_MISSING,
-            fixed=[_cap(ctx.rng.choice(all_done))],  # false alarm: it is on the checklist
+            fixed=alarm,  # false alarm: it is on the checklist
             rationale=f"Every item the standard of care for {cond.name} requires is on the "
             "checklist, and the tests it lists are in the record.",
-            excerpt="Handover checklist, done: " + "; ".join(all_done) + ".",
+            excerpt="Handover checklist, done: " + "; ".join(all_done) + "." + not_applicable_c,
+            pool=[o for o in main.pool if o not in alarm],
         )
 
 
@@ -270,41 +406,63 @@ def _required(item: KBCareItem) -> str:
     return _required_text(item.item)
 
 
-def _plan_actions(ctx: Ctx, cond: KBCondition, end: int) -> list[str]:
-    """The plan's own actions the record states, as "No: X is required" options (all wrong:
-    the plan turn documents them)."""
-    idx = ctx.index(turn_end=end)
-    return [_required_text(a) for a in cond.treatments.actions[:2] if idx.phrase_refs(a)]
-
-
 def meets_standard(documented: KBCareItem) -> str:
     """The 'no issue' option, citing one requirement the note documents."""
     return f"Yes: {documented.item} and all other requirements are documented"
 
 
+def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
+    """The verified requirements standard_of_care may have the note decline."""
+    # Any verified requirement may be the declined one; the item the renderer left out
+    # when it names a test or study (one naming nothing, a score documented, made the
+    # declined items of a condition recur).
+    keys = [c for c in checked if _key_reason(c) is None]
+    return _offerable(
+        ctx, [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
+    )
+
+
+def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
+    assert isinstance(ctx, Ctx)
+    got = _care_checked(ctx)
+    if got is None:
+        return [], 1
+    return [_required(c.item) for c in _soc_keys(ctx, got[1])], 1
+
+
+register(T.STANDARD_OF_CARE, _soc_key_texts)
+
+
+def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, float]]:
+    """Other conditions' requirements a note may rightly decline for this patient
+    (``foreign_care``; each is checked absent from the record when drawn), as
+    "No: X is required" -> (X, how many conditions it is offered for)."""
+    assert ctx.cond is not None
+    per, avail = foreign_care(ctx.kb)
+    return {_required(i): (i, float(avail[i.item])) for i in per[ctx.cond.id]}
+
+
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     """A note declining a required item; the control documents every item.
 
-    Both offer "meets the standard" citing a requirement the note documents, the same
-    citing another condition's requirement the note lacks, and requirements of this
-    condition that the note documents (wrong: they were done), chosen so that neither
-    record quote nor length marks the key. The declined item is verified absent from the
+    The note also declines one or two requirements of other conditions that this
+    patient does not need (rightly), so that "not done" in the note does not mark the
+    key. Both the item and the control offer four "No: X is required" options and
+    "meets the standard" citing a requirement the note documents (the control also the
+    same citing another condition's requirement the note lacks). The wrong "No" options
+    are the note's documented requirements and the ones it rightly declines, drawn in
+    proportion to how often their text is the key in other cases (``key_rates``), so no
+    text marks itself as right or wrong. The declined item is verified absent from the
     record and required for this patient; the items the note documents are verified as
     for omission_detection.
     """
-    if ctx.cond is None or ctx.anchor("care") is None:
+    got = _care_checked(ctx)
+    if got is None:
         return
     cond = ctx.cond
-    end = (ctx.anchor("care") or 1) - 1
-    checked = _verdicts(ctx, list(cond.standard_of_care), end)
-    # Any verified requirement may be the declined one: the wrong options are the note's
-    # other requirements, and with the declined one drawn from a few kinds only, a
-    # condition with one requirement of those kinds would always have the same key.
-    kinds: tuple[str, ...] = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
-    # The item the renderer left out when it names a test or study: one naming nothing
-    # (a score documented) made the declined items of a condition recur.
-    keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
-    keys = [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
+    assert cond is not None
+    end, checked = got
+    keys = _soc_keys(ctx, checked)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
@@ -312,46 +470,45 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     if not keys:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return
-    others = [
-        i
-        for c in ctx.kb.conditions.values()
-        if c.id != cond.id
-        for i in c.standard_of_care
-        if i.kind in kinds
-    ]
-    unrelated = set(_unrelated([i.item for i in others], [i.item for i in cond.standard_of_care]))
-    pool = [_required(i) for i in others if i.item in unrelated]
     question = "Does the management described in the note follow accepted guidance?"
     declined = ctx.rng.choice(keys)
     item = declined.item
-    done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
-    note = (
-        "Team note: "
-        + ("; ".join(c.done_text for c in done) + ". " if done else "")
-        + (f"Not done, not felt necessary: {item.item}.")
-    )
-    # Wrong options from this note, as quoted by it as the key is: requirements it
-    # documents (offered as "required"), "meets the standard" citing one of them, and
-    # "meets the standard" citing another condition's requirement the note lacks (the
-    # same two templates on the control, so which one is right depends on the note).
     key = _required(item)
+    decoys = _decoys(ctx)
+
+    def wrong_no(documented: list[CheckedItem], k: int) -> tuple[list[str], list[str]]:
+        """``k`` wrong "No" options and the decoys among them (to be declined).
+
+        Each is drawn with weight (how often its text is the key per case of its
+        condition) / (conditions it is offered for): a requirement of this condition is
+        offered only in its own cases, another condition's in many, so over the build
+        each text is offered in proportion to how often it is the key."""
+        rate = {
+            _required(c.as_done): key_rate(ctx.kb, T.STANDARD_OF_CARE, _required(c.item))
+            for c in documented
+        }
+        rate |= {d: key_rate(ctx.kb, T.STANDARD_OF_CARE, d) / n for d, (_, n) in decoys.items()}
+        # in weighted order; a decoy only if the record shows nothing it names
+        order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
+        idx = ctx.index(turn_end=end)
+        picked = [p for p in order if p not in decoys or check_item(decoys[p][0], idx).absent][:k]
+        return picked, [decoys[p][0].item for p in picked if p in decoys]
+
+    def note_of(done: list[CheckedItem], declined_items: list[str]) -> str:
+        ctx.rng.shuffle(declined_items)
+        return (
+            "Team note: "
+            + ("; ".join(c.done_text for c in done) + ". " if done else "")
+            + f"Not done, not felt necessary: {'; '.join(declined_items)}."
+        )
+
+    done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
+    wrong, declined_decoys = wrong_no(done, 3)
+    note = note_of(done, [item.item, *declined_decoys])
     score = score_in(shown_words(ctx, 0, end, note), question)
-    # First the documented requirements that, like the declined one, name nothing the
-    # record could show (listed on the note's word): they are the key where declined, so
-    # a requirement's name does not tell whether it is the key. Then the note's other
-    # requirements and the plan's own actions the record states (documented too), then
-    # other conditions' requirements.
-    like_key = [_required(c.as_done) for c in done if not c.named]
-    documented = [_required(c.as_done) for c in done if c.named] + _plan_actions(ctx, cond, end)
-    wrong = pick_even_quote([key], like_key, 2, ctx.rng, score)
-    if len(wrong) < 2:
-        wrong += pick_even_quote([key], documented, 2 - len(wrong), ctx.rng, score)
-    wrong += _sample(ctx.rng, pool, 2 - len(wrong))
-    foreign = [meets_standard(i) for i in others if i.item in unrelated]
-    lacking = pick_even_quote([key], foreign, 1, ctx.rng, score)
     meets = pick_at_even_rank(
         [meets_standard(c.as_done) for c in done] or [MEETS_STANDARD],
-        [key, *wrong, *lacking],
+        [key, *wrong],
         ctx.rng,
         score,
     )
@@ -361,10 +518,10 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         question=question,
         correct=key,
         pool=wrong,
-        fixed=[meets, *lacking],
+        fixed=[meets],
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
-        "the note or belong to other conditions.",
+        "the note, or belong to other conditions and are rightly declined for this patient.",
         turn_start=0,
         turn_end=end,
         excerpt=note,
@@ -382,24 +539,22 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         if not required or any(not c.listable for c in required):
             ctx.drop(T.STANDARD_OF_CARE, "control: a required item is not in the record")
             return
-        note_c = "Team note: " + "; ".join(c.done_text for c in required) + "."
+        # false alarms: requirements the note documents and ones it rightly declines; the
+        # same templates as the item (four "No", one "Yes")
+        alarms, declined_c = wrong_no(required, 4)
+        if declined_c:
+            note_c = note_of(required, declined_c)
+        else:
+            note_c = "Team note: " + "; ".join(c.done_text for c in required) + "."
         score_c = score_in(shown_words(ctx, 0, end, note_c), question)
-        # false alarms: each is documented (the main item's declined one among them)
-        alarms = [key] + pick_even_quote(
-            [key], [_required(c.as_done) for c in required], 2, ctx.rng, score_c
-        )
-        lacking_c = pick_even_quote([key], foreign, 1, ctx.rng, score_c)
         yield control_of(
             main,
             key="sc",
             correct=pick_at_even_rank(
-                [meets_standard(c.as_done) for c in required],
-                [*alarms, *lacking_c],
-                ctx.rng,
-                score_c,
+                [meets_standard(c.as_done) for c in required], alarms, ctx.rng, score_c
             ),
-            fixed=lacking_c,
             pool=alarms,
-            rationale=f"All items the guidance requires for {cond.name} are documented.",
+            rationale=f"All items the guidance requires for {cond.name} are documented"
+            + ("; the ones the note declines belong to other conditions." if declined_c else "."),
             excerpt=note_c,
         )

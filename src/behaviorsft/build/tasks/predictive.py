@@ -20,6 +20,7 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
     control_of,
 )
+from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -44,12 +45,38 @@ def _not_due(action: str, idx: RecordIndex) -> str | None:
     return None
 
 
+def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """This condition's verified next steps at turn ``end``, and (step, why) for the rest."""
+    assert ctx.cond is not None
+    idx = ctx.index(turn_end=end)
+    due, not_due = [], []
+    for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
+        reason = _not_due(action, idx)
+        if reason is None:
+            due.append(action)
+        else:
+            not_due.append((action, reason))
+    return due, not_due
+
+
+def _key_texts(ctx: object) -> tuple[list[str], int]:
+    assert isinstance(ctx, Ctx)
+    end = ctx.anchor("family")
+    if ctx.cond is None or end is None:
+        return [], 2
+    return [_cap(a) for a in _due(ctx, end)[0]], 2
+
+
+register(T.PREDICTIVE_NEXT_ACTION, _key_texts)
+
+
 def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
     """The next guideline step after treatment starts; the control has every step done.
 
     The control also offers one of this condition's steps (wrong: the update lists it
     as done), and wrong options on both come from other conditions' steps of the same
-    standing (their steps after the first, the ones that can be asked for), so a step's
+    standing (their steps after the first, the ones that can be asked for), drawn in
+    proportion to how often each is the key in its own cases (``key_rates``), so a step's
     name alone does not say whether it is due.
     """
     if ctx.cond is None or ctx.anchor("family") is None:
@@ -67,18 +94,14 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
     )
     end = ctx.anchor("family")
     assert end is not None
-    candidates = cond.next_actions[1:] or cond.next_actions
-    idx = ctx.index(turn_end=end)
-    due = []
-    for action in candidates:
-        reason = _not_due(action, idx)
-        if reason is None:
-            due.append(action)
-        else:
-            ctx.drop(T.PREDICTIVE_NEXT_ACTION, f"candidate {reason}")
+    due, not_due = _due(ctx, end)
+    for _, reason in not_due:
+        ctx.drop(T.PREDICTIVE_NEXT_ACTION, f"candidate {reason}")
     if not due:
         ctx.drop(T.PREDICTIVE_NEXT_ACTION, "no verified next action")
         return
+    texts = [_cap(o) for o in dict.fromkeys(others)]
+    weights = [key_rate(ctx.kb, T.PREDICTIVE_NEXT_ACTION, t) for t in texts]
     main = None
     for i, action in enumerate(_sample(ctx.rng, due, 2)):
         main = Draft(
@@ -86,7 +109,7 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             key=f"p{i}",
             question="Given everything so far, what should the team do next?",
             correct=_cap(action),
-            pool=[_cap(o) for o in others],
+            pool=weighted_sample(ctx.rng, texts, weights, 6),
             fixed=[NO_ACTION],
             rationale=f"For {cond.name} the next step after starting treatment is: {action} "
             f"({'; '.join(cond.sources[:2])}). The other actions belong to other conditions.",

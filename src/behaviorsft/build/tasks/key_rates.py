@@ -1,0 +1,126 @@
+"""How often each option text is the key, so that wrong options can be drawn to match.
+
+A reader of the options alone scores above chance whenever some texts are keys more
+often than others: a care item that only a full record can show (a study named in the
+differential) is never missing, so offered only as a wrong option its text marks itself
+as wrong, and an item that is the missing one in every case of its condition marks itself
+as right. Verified keys cannot be drawn freely (each must hold for its record), but wrong
+options can: drawn with weights proportional to how often their text is a key elsewhere,
+every text is the key in about the same share of the items that offer it.
+
+The rates are measured, not guessed: ``PROBES`` probe cases per condition (synthesized
+with their own seed, independent of any build) are rendered as a build renders them, and
+each generator that registers a ``KeyFn`` lists the keys it could choose for a probe
+(those it verifies); each is counted ``1 / len(keys)`` times the number of items the
+generator draws from them. ``key_rate(kb, type, text)`` is then the expected number of
+items per case of its condition whose key is ``text``. The table is computed once per
+knowledge base and process (all types in one pass over the probe cases) and is the same
+for every build, so builds stay deterministic with any number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+
+from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.taxonomy import TaskType
+
+# Probe cases per condition, and their seed (any fixed value: they are never emitted).
+PROBES = 8
+PROBE_SEED = 104729
+
+# (keys the generator could draw for this record, how many items it draws from them)
+KeyFn = Callable[[object], tuple[list[str], int]]
+_KEY_FNS: dict[TaskType, KeyFn] = {}
+_RATES: dict[tuple[int, TaskType], dict[str, float]] = {}
+
+
+def register(task_type: TaskType, fn: KeyFn) -> None:
+    """Register ``fn(ctx) -> (verified key texts, items drawn)`` for ``task_type``."""
+    _KEY_FNS[task_type] = fn
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
+    """Normalised key text -> expected items per case of its condition keyed by it.
+
+    The probe cases are rendered once for all registered types (the first call measures
+    them all)."""
+    hit = _RATES.get((id(kb), task_type))
+    if hit is not None:
+        return hit
+    from behaviorsft import __version__
+    from behaviorsft.build.conversation import render
+    from behaviorsft.build.tasks.common import GENERATOR_NAME, Ctx
+    from behaviorsft.records import Generator
+    from behaviorsft.sources.synthetic import kb_condition_id, synthesize_case
+
+    if len(_RATES) > 64:
+        _RATES.clear()
+    counts: dict[TaskType, dict[str, float]] = {t: {} for t in _KEY_FNS}
+    for i in range(PROBES * len(kb.conditions)):
+        case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
+        cond_id = kb_condition_id(case)
+        if cond_id is None:
+            continue
+        ctx = Ctx(
+            case=case,
+            rendered=render(case, kb, seed=PROBE_SEED),
+            kb=kb,
+            cond=kb.conditions.get(cond_id),
+            rng=random.Random(f"behaviorsft-probe:{i}"),
+            generator=Generator(name=GENERATOR_NAME, version=__version__, seed=PROBE_SEED),
+        )
+        for t, fn in _KEY_FNS.items():
+            keys, drawn = fn(ctx)
+            if keys:
+                share = min(drawn, len(keys)) / len(keys)
+                for k in dict.fromkeys(_norm(k) for k in keys):
+                    counts[t][k] = counts[t].get(k, 0.0) + share
+    for t, c in counts.items():
+        _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
+    return _RATES[(id(kb), task_type)]
+
+
+def key_rate(kb: KnowledgeBase, task_type: TaskType, text: str) -> float:
+    """Expected items per case of its condition whose key is ``text`` (0 if never)."""
+    return rates(kb, task_type).get(_norm(text), 0.0)
+
+
+def weighted_sample(
+    rng: random.Random, items: Sequence[str], weights: Sequence[float], k: int
+) -> list[str]:
+    """``k`` distinct items drawn without replacement with probability proportional to
+    ``weights`` (Efraimidis-Spirakis); items of weight 0 only after all the others."""
+    keyed = []
+    for item, w in zip(items, weights, strict=True):
+        u = rng.random()
+        keyed.append((math.log(u or 1e-300) / w if w > 0 else -math.inf, rng.random(), item))
+    keyed.sort(reverse=True)
+    out: list[str] = []
+    for _, _, item in keyed:
+        if item not in out:
+            out.append(item)
+        if len(out) == k:
+            break
+    return out
+
+
+def by_key_rate(
+    ctx_kb: KnowledgeBase,
+    task_type: TaskType,
+    rng: random.Random,
+    candidates: Sequence[str],
+    k: int,
+    rate_of: Callable[[str], str] = lambda t: t,
+) -> list[str]:
+    """``k`` of ``candidates`` drawn in proportion to how often their text is a key
+    (``rate_of`` maps a candidate to the key text whose rate counts for it)."""
+    table = rates(ctx_kb, task_type)
+    weights = [table.get(_norm(rate_of(c)), 0.0) for c in candidates]
+    return weighted_sample(rng, list(candidates), weights, k)
