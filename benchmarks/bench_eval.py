@@ -456,7 +456,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
         r = results[mode]
         label = LABELS[mode] + (f" ({args.max_new_tokens} tok)" if mode == "generate" else "")
         print(
-            f"{label:<30} {r['n']:>6} {r['seconds']:>8.2f} {r['tasks_per_s']:>8.1f} "
+            f"{label:<30} {r['n']:>6} {r['seconds']:>8.2f} {r['tasks_per_s']:>8.2f} "
             f"{r['accuracy']:>6.3f} {r['rss_before_mib']:>7.0f} MiB {r['peak_rss_mib']:>5.0f} MiB"
         )
     lm_rate = results["lm_eval"]["tasks_per_s"]
