@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option(
             ..., "--mode", help="'behavior' (BehaviorSFT) or 'general' (General SFT baseline)."
         ),
-        model: str = typer.Option(..., "--model", help="Base model: Hugging Face id or path."),
+        model: str = typer.Option(
+            ..., "--model", help="Base model: Hugging Face id or path (smollm2: the prepared one)."
+        ),
         bench: Path = typer.Option(..., "--bench", help="BENCH folder with train/val splits."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (adapter, checkpoints)."),
         config: Path | None = typer.Option(
@@ -140,9 +142,9 @@ def register(app: typer.Typer) -> None:
 
                 from behaviorsft.models import check_model_folder, load_error_line
 
-                check_model_folder(model, "--model")
+                path = check_model_folder(model, "--model")
                 try:
-                    tokenizer = AutoTokenizer.from_pretrained(model)
+                    tokenizer = AutoTokenizer.from_pretrained(path)
                 except OSError as exc:  # no such hub id, no network, not a model folder
                     why = load_error_line(exc)
                     raise ValueError(f"--model {model}: cannot load a tokenizer ({why})") from None
