@@ -180,3 +180,39 @@ def test_weighted_sample_follows_weights():
     # items of weight 0 only after all the others, never repeated
     assert sorted(weighted_sample(rng, ["a", "b", "z"], [1.0, 1.0, 0.0], 3))[-1] == "z"
     assert len(set(weighted_sample(rng, ["a", "a", "b"], [1.0, 1.0, 1.0], 3))) == 2
+
+
+def _never_wrong_share(tasks: list[Task]) -> float:
+    """Share of the perturbed items whose key text no other case offers as a wrong option
+    (such a text marks itself as the key for an options-only reader)."""
+    wrong_in: dict[str, set[str]] = defaultdict(set)
+    for t in tasks:
+        for o in t.options:
+            if o.label != t.answer:
+                wrong_in[o.text].add(t.case_id)
+    items = [t for t in tasks if not t.restraint_control]
+    marked = 0
+    for t in items:
+        key = next(o.text for o in t.options if o.label == t.answer)
+        marked += not (wrong_in[key] - {t.case_id})
+    return marked / len(items)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 16): care any inpatient may need (VTE prophylaxis, blood cultures, "
+    "ECG and troponin, glucose checked) is the only item some conditions' records can lack, "
+    "so it is their key in every case and is never offered wrong (not listable there, and "
+    "unsafe as another condition's 'not required' item)",
+)
+@pytest.mark.parametrize("ttype", [T.OMISSION_DETECTION, T.STANDARD_OF_CARE])
+def test_every_key_text_is_also_offered_wrong(built, ttype):
+    """At most one item in twenty keys a text that no other case offers as a wrong option.
+
+    Measured on these 336 cases when written: omission_detection 0.146, standard_of_care
+    0.108. Leaving out more items does not lower it (docs/building.md, *Wrong options drawn
+    by key rate*): a condition whose records can lack only one item keys it every time."""
+    tasks = [t for _, _, ts in built for t in ts if t.task_type is ttype]
+    share = _never_wrong_share(tasks)
+    print(ttype.value, f"self-marking keys: {share:.3f}")
+    assert share <= 0.05, (ttype, share)
