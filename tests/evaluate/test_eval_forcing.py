@@ -228,3 +228,142 @@ def test_join_runs_pairs_answers_and_counts_what_is_left_out() -> None:
     point = at_threshold(items, 0.5)
     assert point["miss"]["rate"] == pytest.approx(1 / 2)
     assert point["accuracy"]["rate"] == pytest.approx(3 / 4)
+
+
+# --------------------------------------------------------------------------
+# Through the runner and the `dial` command, with a scripted choice-scoring model
+# --------------------------------------------------------------------------
+
+
+class _TokenModel:
+    """Choice scoring that knows the behaviour tokens, like an hf/ BehaviorSFT adapter.
+
+    P(<proactive>) is 0.8 on proactive types, 0.3 elsewhere. Under <proactive> it
+    flags an issue (A) on every restraint control and otherwise answers right; under
+    <reactive> it says "no issue" (D, the controls' gold) on every proactive-type task and
+    answers the others right.
+    """
+
+    name = "scripted/tokens"
+    supports_choice_scoring = True
+
+    def __init__(self, tasks: dict[str, Task]) -> None:
+        self.tasks = tasks
+        self.requests: list = []
+
+    def single_token_id(self, text: str) -> int | None:
+        return {"<reactive>": 1, "<proactive>": 2}.get(text)
+
+    def score_choices(self, requests, *, progress=None):  # noqa: ANN001, ANN201
+        import math
+
+        from behaviorsft.models.base import ChoiceScores
+
+        out = []
+        for r in requests:
+            self.requests.append(r)
+            task = self.tasks[r.key.split("@")[0]]
+            proactive_type = task.category.value == "proactive"
+            if r.letters == ("<reactive>", "<proactive>"):
+                p = 0.8 if proactive_type else 0.3
+                probs = {"<reactive>": 1 - p, "<proactive>": p}
+            else:
+                if r.assistant_prefix.startswith("<proactive>"):
+                    pick = "A" if task.restraint_control else task.answer
+                else:
+                    pick = task.answer if not proactive_type else "D"
+                probs = {x: (0.7 if x == pick else 0.1) for x in r.letters}
+            out.append(ChoiceScores(logprobs={k: math.log(v) for k, v in probs.items()}))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _eval(bench: Path, out: Path, behavior: str, model: _TokenModel) -> Path:
+    from behaviorsft.evaluate.runner import EvalConfig, run_eval
+
+    config = EvalConfig(
+        bench=str(bench),
+        model="hf/scripted",
+        out=str(out),
+        strategy="behaviorsft",
+        behavior=behavior,
+        scoring="choice",
+        n_bootstrap=0,
+    )
+    run_eval(config, model=model, show_progress=False)
+    return out
+
+
+def test_choice_scoring_reads_the_first_token_and_the_dial_command_writes_its_report(
+    small_bench: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from behaviorsft.bench import load_bench
+    from behaviorsft.cli import app
+    from behaviorsft.evaluate.runner import load_predictions
+
+    tasks = {t.id: t for t in load_bench(small_bench).tasks}
+    model = _TokenModel(tasks)
+    runs = {
+        b: _eval(small_bench, tmp_path / b, b, model) for b in ("auto", "reactive", "proactive")
+    }
+
+    auto = load_predictions(runs["auto"])
+    assert len(auto) == 52  # 13 types x 4 test tasks
+    for p in auto:
+        proactive_type = tasks[p.task_id].category.value == "proactive"
+        assert p.p_proactive == pytest.approx(0.8 if proactive_type else 0.3)
+        # auto keeps the answer under the likelier token, and says which
+        assert p.behavior_token == ("<proactive>" if proactive_type else "<reactive>")
+        assert p.raw_output.startswith(p.behavior_token)
+    forced = load_predictions(runs["reactive"])
+    assert {p.behavior_token for p in forced} == {"<reactive>"}
+    assert all(p.p_proactive is not None for p in forced)  # the probe ran when forced too
+
+    out = tmp_path / "dial"
+    args = ["dial", "--reactive", str(runs["reactive"]), "--proactive", str(runs["proactive"])]
+    args += ["--unforced", str(runs["auto"]), "--out", str(out), "--steps", "4"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "dial.png").stat().st_size > 0
+    for name in ("dial", "forcing", "first_token"):
+        assert (out / f"{name}.md").exists() and (out / f"{name}.csv").exists()
+    data = json.loads((out / "dial.json").read_text(encoding="utf-8"))
+    # 7 proactive types x 4 test tasks alternate injected issues and controls: 14 of each.
+    assert data["n"] == {"tasks": 52, "controls": 14, "injected": 14}
+    by_t = {p["threshold"]: p for p in data["sweep"]}
+    # T = 0: all <proactive>: every control flagged, no injected issue missed.
+    assert by_t[0.0]["false_alarm"]["rate"] == 1 and by_t[0.0]["miss"]["rate"] == 0
+    # T = 1: all <reactive>: no control flagged (A is never gold 'D'... but A is readable and
+    # not D, so reactive answers A on proactive types are false alarms too).
+    assert by_t[1.0]["miss"]["rate"] == 1
+    # The own point (unforced run: <proactive> on proactive types) equals T = 0.5 here.
+    own = data["operating_point"]
+    assert own["source"] == "unforced run"
+    assert own["miss"]["rate"] == by_t[0.5]["miss"]["rate"] == 0
+    assert data["first_token"]["binary"]["accuracy"] == pytest.approx(
+        # right token everywhere except balanced tasks (score 0.5 -> <proactive>, P 0.3)
+        (52 - 8) / 52
+    )
+
+
+def test_dial_refuses_runs_that_are_not_forced(small_bench: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from behaviorsft.bench import load_bench
+    from behaviorsft.cli import app
+
+    model = _TokenModel({t.id: t for t in load_bench(small_bench).tasks})
+    auto = _eval(small_bench, tmp_path / "auto", "auto", model)
+    pro = _eval(small_bench, tmp_path / "pro", "proactive", model)
+    res = CliRunner().invoke(
+        app,
+        ["dial", "--reactive", str(auto), "--proactive", str(pro), "--out", str(tmp_path / "d")],
+    )
+    assert res.exit_code == 2
+    assert "not reactive" in res.output and "Traceback" not in res.output
