@@ -136,9 +136,9 @@ def register(app: typer.Typer) -> None:
 
                 from behaviorsft.models import check_model_folder, load_error_line
 
-                check_model_folder(model, "--model")
+                path = check_model_folder(model, "--model")
                 try:
-                    tokenizer = AutoTokenizer.from_pretrained(model)
+                    tokenizer = AutoTokenizer.from_pretrained(path)
                 except OSError as exc:  # no such hub id, no network, not a model folder
                     why = load_error_line(exc)
                     raise ValueError(f"--model {model}: cannot load a tokenizer ({why})") from None

@@ -198,9 +198,9 @@ def _load_tokenizer(name: str) -> Any:
 
     from behaviorsft.models import check_model_folder, load_error_line
 
-    check_model_folder(name, "--chat-template")
+    path = check_model_folder(name, "--chat-template")
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         why = load_error_line(exc)
         raise ValueError(f"--chat-template {name}: cannot load its tokenizer ({why})") from None

@@ -6,6 +6,8 @@ A model is named ``provider/model``::
     openai-compatible/<name>                 any OpenAI-compatible server; needs base_url
     hf/<hub-id-or-path>[:<adapter-path>]     local transformers, optional PEFT adapter
     vllm/<hub-id-or-path>[:<adapter-path>]   vLLM offline engine (extra ``[vllm]``)
+    hf/smollm2[:<adapter-path>]              the folder `behaviorsft models prepare smollm2`
+                                             wrote (see :mod:`behaviorsft.models.smollm2`)
 
 The backend is chosen by the provider prefix only, never by a substring of the
 model name, and each backend's heavy imports happen only when it is loaded.
@@ -41,6 +43,7 @@ __all__ = [
     "check_model_spec",
     "load_model",
     "parse_model_spec",
+    "resolve_model_name",
 ]
 
 PROVIDERS: tuple[str, ...] = ("openai", "openai-compatible", "hf", "vllm")
@@ -108,10 +111,46 @@ def looks_local(name: str) -> bool:
     )
 
 
-def check_model_folder(name: str, what: str = "model") -> None:
-    """ValueError when ``name`` can only be a local path (``./x``, ``/m/x``) and is no folder."""
-    if not Path(name).expanduser().exists() and looks_local(name):
+def resolve_model_name(name: str) -> str:
+    """The name transformers should load for a local-weights model name.
+
+    ``~`` is expanded. The alias ``smollm2`` is the folder that ``behaviorsft
+    models prepare smollm2`` writes by default, unless a folder named
+    ``smollm2`` exists in the working directory (a path always wins); when it
+    has not been prepared, ValueError says the command to run. Anything else is
+    returned unchanged (a hub id, a path).
+    """
+    from behaviorsft.models.smollm2 import SMOLLM2
+
+    if name == SMOLLM2 and not Path(name).exists():
+        from behaviorsft.models.smollm2 import MODEL_NAME, default_cache_dir, is_prepared
+
+        folder = default_cache_dir()
+        if not is_prepared(folder):
+            raise ValueError(
+                f"{SMOLLM2}: {MODEL_NAME} is not prepared in {folder}; run "
+                f"`behaviorsft models prepare {SMOLLM2}` once (a ~20 s conversion), "
+                "or name a prepared folder"
+            )
+        return str(folder)
+    if name.startswith("~"):
+        return str(Path(name).expanduser())
+    return name
+
+
+def check_model_folder(name: str, what: str = "model") -> str:
+    """ValueError when ``name`` can only be a local path (``./x``, ``/m/x``) and is no folder.
+
+    Returns the name to load (:func:`resolve_model_name`: the ``smollm2``
+    alias resolved, ``~`` expanded).
+    """
+    try:
+        resolved = resolve_model_name(name)
+    except ValueError as exc:
+        raise ValueError(f"{what} {exc}") from None
+    if not Path(resolved).exists() and looks_local(resolved):
         raise ValueError(f"{what} {name}: no such folder")
+    return resolved
 
 
 def load_error_line(exc: BaseException) -> str:
@@ -132,6 +171,11 @@ def check_model_spec(spec: str) -> ModelSpec:
         for what, name in (("model", parsed.name), ("adapter", parsed.adapter)):
             if name is None:
                 continue
+            if what == "model":
+                try:
+                    name = resolve_model_name(name)
+                except ValueError as exc:
+                    raise ValueError(f"model {spec!r}: {exc}") from None
             path = Path(name).expanduser()
             if path.exists() and not path.is_dir():
                 raise ValueError(f"model {spec!r}: {what} {name}: not a folder")
@@ -170,10 +214,15 @@ def load_model(
         raise ValueError(
             f"model {spec!r}: --base-url only applies to openai/ and openai-compatible/ models"
         )
+    try:
+        name = resolve_model_name(parsed.name)
+    except ValueError as exc:
+        raise ValueError(f"model {spec!r}: {exc}") from None
+    adapter = str(Path(parsed.adapter).expanduser()) if parsed.adapter else None
     if parsed.provider == "hf":
         from behaviorsft.models.hf import HFModel
 
-        return HFModel(parsed.name, adapter=parsed.adapter, **options)
+        return HFModel(name, adapter=adapter, **options)
     from behaviorsft.models.vllm_backend import VLLMModel
 
-    return VLLMModel(parsed.name, adapter=parsed.adapter, **options)
+    return VLLMModel(name, adapter=adapter, **options)

@@ -52,7 +52,7 @@ def load_adapter_model(
     adapter = Path(adapter_dir)
     base_id = base or adapter_base(adapter)
     try:
-        check_model_folder(base_id, "base model")
+        base_id = check_model_folder(base_id, "base model")
     except ValueError as exc:
         raise MergeError(f"{exc} (pass --base)") from None
     has_tokenizer = any((adapter / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))

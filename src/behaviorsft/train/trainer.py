@@ -124,12 +124,11 @@ def load_base(config: TrainConfig, precision: str) -> tuple[Any, Any]:
     """The tokenizer and the base model named by ``config.model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from behaviorsft.models import load_error_line
+    from behaviorsft.models import load_error_line, resolve_model_name
 
+    name = resolve_model_name(config.model)  # the smollm2 alias, ~
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            config.model, trust_remote_code=config.trust_remote_code
-        )
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=config.trust_remote_code)
     except OSError as exc:  # no such hub id, no network, not a model folder
         why = load_error_line(exc)
         raise TrainError(f"model {config.model}: cannot be loaded ({why})") from None
@@ -139,7 +138,7 @@ def load_base(config: TrainConfig, precision: str) -> tuple[Any, Any]:
     }
     if config.attn_implementation:
         kwargs["attn_implementation"] = config.attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(config.model, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
     return tokenizer, model
 
 
