@@ -254,7 +254,7 @@ class _TokenModel:
     def single_token_id(self, text: str) -> int | None:
         return {"<reactive>": 1, "<proactive>": 2}.get(text)
 
-    def score_choices(self, requests, *, progress=None):  # noqa: ANN001, ANN201
+    def score_choices(self, requests: list, *, progress: object = None) -> list:
         import math
 
         from behaviorsft.models.base import ChoiceScores
