@@ -251,3 +251,11 @@ def test_demo_input_errors_exit_2_in_one_line(
     assert says in res.output and "Traceback" not in res.output
     assert sum(ln.lower().startswith("error:") for ln in res.output.splitlines()) == 1, res.output
     assert out.exists() == writes
+
+
+def test_demo_refuses_an_unknown_base(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--base", "gpt2"])
+    assert res.exit_code == 2, res.output
+    assert "--base" in res.output and "smollm2, tiny" in res.output
+    assert not out.exists()
