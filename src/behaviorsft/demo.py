@@ -321,10 +321,11 @@ def _eval(
 def set_threads(threads: int | None) -> int:
     """Fix torch's thread pools for the demo; return the intra-op thread count.
 
-    One intra-op thread per core (or ``threads``) and one inter-op thread: by
-    default torch starts an inter-op pool as large as the intra-op one, and
-    on a 2-core machine the two pools' threads then spin against each other
-    (time spent in the kernel, not computing). See benchmarks/bench_threads.py.
+    One intra-op thread per core (or ``threads``) and one inter-op thread. By
+    default torch also keeps an inter-op pool as large as the intra-op one; the
+    demo runs one operator at a time, so those threads could only compete for
+    the same cores. Tokenizer threads are turned off for the same reason.
+    ``benchmarks/bench_threads.py`` measures the settings on one training step.
     """
     import os
 
