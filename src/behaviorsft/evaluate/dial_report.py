@@ -158,6 +158,16 @@ def dial_png(points: list[dict[str, Any]], own: dict[str, Any], path: Path, titl
             markersize=16,
             label=f"own operating point ({own['source']})",
         )
+    if not shown:
+        ax.text(
+            50,
+            50,
+            "no curve: these tasks include no restraint control\nor no task with an injected "
+            "issue (see dial.md)",
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
     ax.set_xlim(-3, 103)
     ax.set_ylim(-3, 103)
     ax.set_xlabel("false alarms on restraint controls (%)")
@@ -258,9 +268,8 @@ def write_dial_report(
         md.write_text(table.markdown(), encoding="utf-8")
         table.write_csv(out_dir / f"{name}.csv")
         written[name] = md
-    written["figure"] = dial_png(
-        full, own, out_dir / "dial.png", f"Proactivity dial: {meta['model']}"
-    )
+    model = meta["model"] if len(meta["model"]) <= 70 else "…" + meta["model"][-69:]
+    written["figure"] = dial_png(full, own, out_dir / "dial.png", f"Proactivity dial\n{model}")
     payload = {
         **meta,
         "n": n,
