@@ -11,9 +11,12 @@ CPU-minutes there.
     python benchmarks/bench_threads.py --model PATH       # any causal LM folder
 
 Settings: ``default`` (torch's own choice: as many intra-op and inter-op
-threads as cores), ``intra=N inter=1`` for N in 1..cores (what
-``behaviorsft.demo.set_threads`` does with N = cores). The machine should be
-otherwise idle; the script prints the load average before and after.
+threads as cores), ``intra=N inter=1`` for N in 1..cores, and the same with
+``passive`` OpenMP waiting (``OMP_WAIT_POLICY=PASSIVE``: a thread that waits
+at a barrier sleeps instead of spinning; what ``behaviorsft demo`` sets).
+Run it on an idle machine and on a busy one: with other processes on the
+cores, spinning threads wait for each other's time slices. The script prints
+the load average before and after; ``--only`` picks settings by name.
 """
 
 from __future__ import annotations
@@ -67,16 +70,25 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="causal LM folder (default: prepared SmolLM2)")
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="settings to run, e.g. 1 2 2-passive default"
+    )
     args = ap.parse_args()
     model = args.model or _default_model()
     cores = os.cpu_count() or 1
-    settings = [("default", "default")] + [(str(n), "1") for n in range(1, cores + 1)]
+    settings = [("default", "default", False)]
+    settings += [(str(n), "1", passive) for passive in (False, True) for n in range(1, cores + 1)]
+    if args.only is not None:
+        keep = set(args.only)
+        settings = [s for s in settings if (s[0] + ("-passive" if s[2] else "")) in keep]
     print(f"{cores} cores; load average before: {os.getloadavg()}")
     print(f"LoRA forward+backward, {args.tokens} tokens, mean of {args.reps} steps")
-    print(f"{'setting':<22} {'wall s':>8} {'user s':>8} {'sys s':>8}")
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("OMP_NUM_THREADS", None)
-    for intra, inter in settings:
+    print(f"{'setting':<30} {'wall s':>8} {'user s':>8} {'sys s':>8}")
+    base_env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    base_env.pop("OMP_NUM_THREADS", None)
+    base_env.pop("OMP_WAIT_POLICY", None)
+    for intra, inter, passive in settings:
+        env = {**base_env, "OMP_WAIT_POLICY": "PASSIVE"} if passive else base_env
         res = subprocess.run(
             [sys.executable, "-c", STEP, intra, inter, model, str(args.tokens), str(args.reps)],
             capture_output=True,
@@ -86,8 +98,9 @@ def main() -> None:
         )
         row = json.loads(res.stdout.strip().splitlines()[-1])
         name = "default" if intra == "default" else f"intra={intra} inter=1"
+        name += " passive" if passive else ""
         name += f" ({row['threads'][0]}/{row['threads'][1]})"
-        print(f"{name:<22} {row['wall_s']:8.2f} {row['user_s']:8.2f} {row['sys_s']:8.2f}")
+        print(f"{name:<30} {row['wall_s']:8.2f} {row['user_s']:8.2f} {row['sys_s']:8.2f}")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -319,16 +319,23 @@ def _eval(
 
 
 def set_threads(threads: int | None) -> int:
-    """Fix torch's thread pools for the demo; return the intra-op thread count.
+    """Fix torch's threads for the demo; return the intra-op thread count.
 
-    One intra-op thread per core (or ``threads``) and one inter-op thread. By
-    default torch also keeps an inter-op pool as large as the intra-op one; the
-    demo runs one operator at a time, so those threads could only compete for
-    the same cores. Tokenizer threads are turned off for the same reason.
-    ``benchmarks/bench_threads.py`` measures the settings on one training step.
+    One intra-op thread per core (or ``threads``), one inter-op thread, and
+    OpenMP threads that sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``)
+    instead of spinning. Spinning is what made a 2-thread training step ~17x
+    slower in wall time and ~12x in CPU time than with passive waiting when
+    other processes used the cores (measured with benchmarks/bench_threads.py:
+    91 s vs 5.4 s wall for one 256-token SmolLM2 LoRA step at load average 10).
+    The wait policy is read when torch starts its OpenMP runtime, so this must
+    run before torch is imported (``behaviorsft demo`` does); in a process that
+    already imported torch only the thread counts change. Tokenizer threads are
+    turned off for the same reason.
     """
     import os
 
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
     n = threads or os.cpu_count() or 1
@@ -336,7 +343,6 @@ def set_threads(threads: int | None) -> int:
     # It can only be set before the first parallel work: a second demo in one process keeps it.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return n
 
 
@@ -372,6 +378,9 @@ def run_demo(
 
     console = console or Console()
     kind = config.kind  # checks --base / --model before anything is written
+    train = kind != "api"
+    # Before anything imports torch (see set_threads).
+    threads = set_threads(config.threads) if train else None
     _quiet_libraries()
     out = Path(config.out)
     if fresh and out.exists():
@@ -389,7 +398,6 @@ def run_demo(
     config_path.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
     bench = out / "bench"
     cases = out / "cases" / "cases.jsonl"
-    train = kind != "api"
     steps = _Steps(console, out, total=11 if train else 6)
 
     console.rule("[bold]behaviorsft demo")
@@ -406,9 +414,11 @@ def run_demo(
         console.print(f"Base model {config.base_model}: trained with the paper's recipe.")
     else:
         console.print(f"API model {config.model}: evaluated only (nothing to train).")
-    if train:
-        threads = set_threads(config.threads)
-        console.print(f"torch: {threads} intra-op thread(s), 1 inter-op thread", markup=False)
+    if threads is not None:
+        console.print(
+            f"torch: {threads} intra-op thread(s), 1 inter-op thread, OpenMP waits passively",
+            markup=False,
+        )
 
     def mark(name: str) -> None:
         if on_step is not None:
