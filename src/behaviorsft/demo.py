@@ -66,14 +66,16 @@ SMOLLM2_NOTE = (
     "does nothing yet); and where the dial puts the model between false alarms and misses."
 )
 
-# SmolLM2 on a 2-core CPU: one LoRA forward+backward costs about 3-5 s per 512 tokens, a
-# forward pass about 1 s, and a prompt is ~1,500 tokens (a 40-turn record). The budget of
-# 15 minutes is spent as: training on the train tasks whose prompt and target fit
-# max_length (longer ones are left out and counted by `train`), 2 x steps x batch examples;
-# choice scoring (one forward per task, shared prompt prefixes run once) on eval_limit test
-# tasks, two per task type, for 6 model runs.
+# SmolLM2 on a 2-core CPU: a prompt is ~1,500 tokens (a 40-turn record); one training step
+# (2 examples of up to 1,024 tokens) took ~48 CPU-seconds on our shared machine, i.e. about
+# 25 s of wall time on two idle cores, and a forward pass costs about 1 s per 512 tokens. The
+# budget of 15 minutes is spent as: training on the train tasks whose prompt and target fit
+# max_length (longer ones are left out and counted by `train`), 2 x steps x batch examples
+# (about 8 minutes); choice scoring (one forward per task, shared prompt prefixes run once)
+# on eval_limit test tasks, two per task type, for 6 model runs (about 3 minutes); the rest
+# (cases, bench, audit, model preparation, report) about 1 minute.
 SMOLLM2_SIZES: dict[str, Any] = {
-    "steps": 16,
+    "steps": 10,
     "batch": 2,
     "max_length": 1024,
     "learning_rate": 1e-3,
