@@ -56,7 +56,7 @@ SMOLLM2_NOTE = (
     "columns compare like the paper's: the same test tasks, the base model asked zero-shot and "
     "with the explicit reactive/proactive instruction, and the same LoRA budget spent on "
     "General SFT and on BehaviorSFT. But it is ~50x smaller than the paper's 7-8B models, it "
-    "is trained here for a few dozen examples of at most {max_length} tokens (the paper: "
+    "is trained here on {examples} examples of at most {max_length} tokens (the paper: "
     "thousands, at 4,096), and it is scored on {n_tasks} test tasks with one seed. Expect "
     "scores near the baselines and differences between columns within noise (a few tasks "
     "either way); do not read them as evidence for or against BehaviorSFT. What the run does "
@@ -574,7 +574,12 @@ def run_demo(
     elif kind == "smollm2":
         n_tasks = config.eval_limit or "all"
         console.print(
-            SMOLLM2_NOTE.format(max_length=config.max_length, n_tasks=n_tasks), markup=False
+            SMOLLM2_NOTE.format(
+                examples=config.smollm2_steps * SMOLLM2_SIZES["batch"],
+                max_length=config.max_length,
+                n_tasks=n_tasks,
+            ),
+            markup=False,
         )
     return DemoResult(
         out=out,
