@@ -32,7 +32,6 @@ import pytest
 from behaviorsft.evaluate.forcing import (
     DialItem,
     at_threshold,
-    first_token_scores,
     first_tokens,
     forcing_rows,
     join_runs,
@@ -40,7 +39,7 @@ from behaviorsft.evaluate.forcing import (
     sweep,
     thresholds,
 )
-from behaviorsft.evaluate.metrics import Scored
+from behaviorsft.evaluate.metrics import Scored, first_token_scores
 from behaviorsft.records import Prediction, Task
 from behaviorsft.taxonomy import BehaviorLabel, TaskType
 from tests.conftest import make_task_dict
@@ -350,6 +349,19 @@ def test_choice_scoring_reads_the_first_token_and_the_dial_command_writes_its_re
         # right token everywhere except balanced tasks (score 0.5 -> <proactive>, P 0.3)
         (52 - 8) / 52
     )
+    # The same view for any run with behaviour tokens: metrics.json and `report`.
+    metrics = json.loads((runs["auto"] / "metrics.json").read_text(encoding="utf-8"))
+    first = metrics["mean"]["token"]["first_token"]
+    assert first["binary"]["accuracy"] == pytest.approx(44 / 52)
+    assert first["three"]["balanced"] == {"n": 8, "accuracy": 0.0, "proactive_share": 0.0}
+    from behaviorsft.evaluate.report import write_report
+
+    written = write_report([runs["auto"]], tmp_path / "report")
+    assert "table3_tokens" in written
+    row = next(
+        line for line in written["table3_tokens"].read_text().splitlines() if "hf/scripted" in line
+    )
+    assert "| 84.6 |" in row  # binary accuracy 44/52
 
 
 def test_dial_refuses_runs_that_are_not_forced(small_bench: Path, tmp_path: Path) -> None:

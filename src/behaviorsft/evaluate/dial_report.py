@@ -26,7 +26,6 @@ from behaviorsft.bench import load_bench
 from behaviorsft.evaluate.forcing import (
     DEFAULT_STEPS,
     DialItem,
-    first_token_scores,
     first_tokens,
     forcing_rows,
     join_runs,
@@ -34,7 +33,14 @@ from behaviorsft.evaluate.forcing import (
     sweep,
     thresholds,
 )
-from behaviorsft.evaluate.report import Cell, Table
+from behaviorsft.evaluate.metrics import first_token_scores
+from behaviorsft.evaluate.report import (
+    FIRST_TOKEN_COLUMNS,
+    FIRST_TOKEN_NOTE,
+    Cell,
+    Table,
+    first_token_cells,
+)
 from behaviorsft.evaluate.runner import EvalConfig, load_predictions, read_config
 
 _COLUMNS = [
@@ -99,26 +105,12 @@ def forcing_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def first_token_table(scores: dict[str, Any]) -> Table:
-    binary, three = scores["binary"], scores["three"]
-    cells = [
-        Cell(binary["accuracy"]),
-        Cell(binary["per_class"].get("reactive")),
-        Cell(binary["per_class"].get("proactive")),
-        Cell(binary["macro_f1"]),
-    ]
-    columns = ["binary accuracy", "F1 <reactive>", "F1 <proactive>", "binary macro F1"]
-    for cls in ("reactive", "balanced", "proactive"):
-        columns += [f"3-class {cls}: right token", f"3-class {cls}: <proactive>"]
-        group = three.get(cls, {})
-        cells += [Cell(group.get("accuracy")), Cell(group.get("proactive_share"))]
     return Table(
         "Behaviour classification by the first token (%)",
         ["n", "no token"],
-        columns,
-        [([str(scores["n"]), str(scores["no_token"])], cells)],
-        "Right token: the first behaviour token equals the task's own token (<reactive> for "
-        "reactive types, <proactive> for proactive types, balanced types by score >= 0.5). "
-        "3-class groups tasks by their label (reactive, balanced, proactive).",
+        list(FIRST_TOKEN_COLUMNS),
+        [([str(scores["n"]), str(scores["no_token"])], first_token_cells(scores))],
+        FIRST_TOKEN_NOTE,
     )
 
 

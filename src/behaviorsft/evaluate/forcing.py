@@ -49,18 +49,12 @@ from behaviorsft.dial import decide
 from behaviorsft.evaluate.metrics import (
     Scored,
     false_alarm_rate,
+    is_proactive_token,
     miss_rate,
-    per_class_f1,
     scored_items,
 )
 from behaviorsft.records import Prediction, Task
-from behaviorsft.taxonomy import (
-    FINE_BEHAVIOR_TOKENS,
-    PROACTIVE_TOKEN,
-    REACTIVE_TOKEN,
-    Category,
-    three_class,
-)
+from behaviorsft.taxonomy import PROACTIVE_TOKEN, REACTIVE_TOKEN, Category
 
 # The grid of the dial table; the figure also uses every distinct P as a breakpoint.
 DEFAULT_STEPS = 10
@@ -87,21 +81,12 @@ class DialItem:
     def own_proactive(self) -> bool:
         """The model's own first-token choice: the unforced run's token, else P >= 0.5."""
         if self.own is not None and self.own.pred_token is not None:
-            return _is_proactive_token(self.own.pred_token)
+            return is_proactive_token(self.own.pred_token)
         return decide(self.p, 0.5)
 
     def own_token_known(self) -> bool:
         """Whether the model's own first token is known (emitted or from P)."""
         return (self.own is not None and self.own.pred_token is not None) or self.p is not None
-
-
-def _is_proactive_token(token: str) -> bool:
-    if token == PROACTIVE_TOKEN:
-        return True
-    if token == REACTIVE_TOKEN:
-        return False
-    fine = {v: k for k, v in FINE_BEHAVIOR_TOKENS.items()}
-    return token in fine and three_class(fine[token]) == "proactive"
 
 
 def join_runs(
@@ -151,10 +136,6 @@ def join_runs(
 
 def _rate(hits: int, n: int) -> dict[str, Any]:
     return {"rate": hits / n if n else None, "n": n, "count": hits}
-
-
-def _share(flags: Sequence[bool]) -> float | None:
-    return sum(flags) / len(flags) if flags else None
 
 
 def outcome(answers: Sequence[Scored], proactive: Sequence[bool]) -> dict[str, Any]:
@@ -245,53 +226,8 @@ def forcing_rows(items: Sequence[DialItem]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------
-# First-token behaviour classification (Table 3 views for token models)
+# First-token behaviour classification (metrics.first_token_scores)
 # --------------------------------------------------------------------------
-
-_TOKEN_CLASS = {PROACTIVE_TOKEN: "proactive", REACTIVE_TOKEN: "reactive"}
-
-
-def first_token_scores(items: Sequence[Scored]) -> dict[str, Any]:
-    """How often the first behaviour token is the task's own token.
-
-    ``items`` carry the model's first token in ``pred_token`` (``None``: no
-    behaviour token first, a miss). Views:
-
-    * ``binary``: gold is the task's ``<reactive>``/``<proactive>`` token (what
-      BehaviorSFT trains on); accuracy, per-token F1 and their macro mean.
-    * ``three``: the tasks grouped by their 3-class label (taxonomy.three_class
-      of the 5-class label: reactive, balanced, proactive); per group, the share
-      whose first token is the task's token and the share of ``<proactive>``.
-      Balanced tasks carry ``<proactive>`` from a score of 0.5 up, else
-      ``<reactive>``.
-    """
-    gold = [_TOKEN_CLASS[s.gold_token] for s in items]
-    pred = [
-        None
-        if s.pred_token is None
-        else ("proactive" if _is_proactive_token(s.pred_token) else "reactive")
-        for s in items
-    ]
-    per_class = per_class_f1(gold, pred, ["reactive", "proactive"])
-    three: dict[str, Any] = {}
-    for cls in ("reactive", "balanced", "proactive"):
-        idx = [i for i, s in enumerate(items) if three_class(s.gold_label) == cls]
-        if idx:
-            three[cls] = {
-                "n": len(idx),
-                "accuracy": _share([pred[i] == gold[i] for i in idx]),
-                "proactive_share": _share([pred[i] == "proactive" for i in idx]),
-            }
-    return {
-        "n": len(items),
-        "no_token": sum(p is None for p in pred),
-        "binary": {
-            "accuracy": _share([p == g for p, g in zip(pred, gold, strict=True)]),
-            "per_class": per_class,
-            "macro_f1": sum(per_class.values()) / len(per_class) if per_class else None,
-        },
-        "three": three,
-    }
 
 
 def first_tokens(items: Sequence[DialItem]) -> list[Scored]:
