@@ -67,7 +67,7 @@ SMOLLM2_NOTE = (
 )
 
 # SmolLM2 on a 2-core CPU: a prompt is ~1,500 tokens (a 40-turn record); one training step
-# (2 examples of up to 1,024 tokens) took ~48 CPU-seconds on our shared machine, i.e. about
+# (2 examples of up to 1,024 tokens) took ~46 CPU-seconds on our shared machine, i.e. about
 # 25 s of wall time on two idle cores, and a forward pass costs about 1 s per 512 tokens. The
 # budget of 15 minutes is spent as: training on the train tasks whose prompt and target fit
 # max_length (longer ones are left out and counted by `train`), 2 x steps x batch examples
