@@ -20,7 +20,15 @@ from behaviorsft.taxonomy import TABLE_ORDER
 
 # 15 cases: the fewest whose seed-0 splits (a hash of seed and case id) hold two test cases,
 # enough for 26 test tasks (two per type).
-SMALL = dict(cases=15, tiny_steps=2, pretrain_epochs=1, eval_limit=26, eval_max_new_tokens=16)
+SMALL = dict(
+    base="tiny",
+    cases=15,
+    tiny_steps=2,
+    pretrain_epochs=1,
+    eval_limit=26,
+    eval_max_new_tokens=16,
+    threads=1,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -56,15 +64,31 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert radar.stat().st_size > 0
     table = (out / "report" / "table2.md").read_text(encoding="utf-8")
     header = next(line for line in table.splitlines() if line.startswith("| Category"))
+    # The paper's Table 2 order: baselines, base model zero-shot and explicit, then the SFTs.
     assert [c.strip() for c in header.strip("|").split("|")][2:] == [
         "random option",
         "longest option",
-        "BehaviorSFT",
+        "base zero-shot",
+        "base explicit instr.",
         "General SFT",
+        "BehaviorSFT",
     ]
     for ttype in TABLE_ORDER:
         assert ttype.value[:12] in table
-    assert "Table 2" in log and "No pretrained weights" in log
+    assert "Table 2" in log and "tiny base model is a random transformer" in log
+    # Token forcing and the dial, from the BehaviorSFT adapter's forced runs.
+    dial = out / "report" / "dial"
+    assert (dial / "dial.png").stat().st_size > 0
+    for name in ("dial", "forcing", "first_token"):
+        assert (dial / f"{name}.md").exists()
+    data = json.loads((dial / "dial.json").read_text(encoding="utf-8"))
+    assert data["n"]["tasks"] == SMALL["eval_limit"]
+    assert data["operating_point"]["source"] == "unforced run"
+    assert "The proactivity dial" in log and "Token forcing" in log
+    for token in ("reactive", "proactive"):
+        forced = load_predictions(result.runs[f"behaviorsft-forced-{token}"])
+        assert len(forced) == SMALL["eval_limit"]
+        assert all(p.raw_output.startswith(f"<{token}>") for p in forced)
 
     # The baselines answered every selected test task; the models were really run.
     rnd = load_predictions(result.runs["baseline-random"])
@@ -73,7 +97,20 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert len(sft) == SMALL["eval_limit"]
     assert all(p.raw_output is not None and p.model.startswith("hf/") for p in sft)
     (timings,) = json.loads((out / "demo_timings.json").read_text(encoding="utf-8"))
-    assert set(timings["seconds"]) >= {"cases", "build", "audit", "base", "eval", "report"}
+    assert set(timings["seconds"]) == {
+        "cases",
+        "build",
+        "audit",
+        "base",
+        "train-behaviorsft",
+        "train-general-sft",
+        "eval-baselines",
+        "eval-base",
+        "eval-sft",
+        "eval-forced",
+        "report",
+    }
+    assert "Wall time per step" in log
 
     # A second run reuses everything: no retraining, no new predictions.
     stamps = {
@@ -214,3 +251,11 @@ def test_demo_input_errors_exit_2_in_one_line(
     assert says in res.output and "Traceback" not in res.output
     assert sum(ln.lower().startswith("error:") for ln in res.output.splitlines()) == 1, res.output
     assert out.exists() == writes
+
+
+def test_demo_refuses_an_unknown_base(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--base", "gpt2"])
+    assert res.exit_code == 2, res.output
+    assert "--base" in res.output and "smollm2, tiny" in res.output
+    assert not out.exists()

@@ -1224,11 +1224,17 @@ def stats_cmd(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Output folder."),
+    base: str = typer.Option(
+        "smollm2",
+        "--base",
+        help="Base model: smollm2 (SmolLM2-135M-Instruct, prepared offline) or tiny (a random "
+        "2-layer model, seconds to train; its scores mean nothing).",
+    ),
     model: str | None = typer.Option(
         None,
         "--model",
-        help="Base model to train instead of the tiny random one: a Hugging Face id or path "
-        "(GPU), e.g. Qwen/Qwen2.5-7B-Instruct; or an API model to evaluate only, e.g. "
+        help="Another base model to train instead: a Hugging Face id or path (GPU), e.g. "
+        "Qwen/Qwen2.5-7B-Instruct; or an API model to evaluate only, e.g. "
         "openai/gpt-4o-mini or openai-compatible/NAME with --base-url.",
     ),
     base_url: str | None = typer.Option(
@@ -1237,17 +1243,31 @@ def demo(
     n_cases: int = typer.Option(
         DemoConfig.cases, "--cases", min=10, help="Synthetic cases to build from."
     ),
-    eval_limit: int = typer.Option(
-        DemoConfig.eval_limit,
+    eval_limit: int | None = typer.Option(
+        None,
         "--eval-limit",
         min=0,
-        help="Test tasks per evaluated run, round-robin over types (0: the whole split).",
+        help="Test tasks per evaluated run, round-robin over types (0: the whole split; "
+        "default 26 with smollm2, 260 otherwise).",
     ),
-    steps: int = typer.Option(
-        DemoConfig.tiny_steps, "--steps", min=1, help="LoRA training steps of the tiny model."
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        help=f"LoRA training steps (default {DemoConfig.smollm2_steps} with smollm2, "
+        f"{DemoConfig.tiny_steps} with tiny).",
+    ),
+    max_length: int = typer.Option(
+        DemoConfig.max_length,
+        "--max-length",
+        min=64,
+        help="smollm2: training context in tokens; longer train tasks are left out.",
     ),
     pretrain_epochs: int = typer.Option(
         DemoConfig.pretrain_epochs, "--pretrain-epochs", min=1, help="Tiny model pretraining."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="torch threads (default: one per CPU core)."
     ),
     seed: int = typer.Option(0, help="Seed for cases, tasks and splits."),
     workers: int | None = typer.Option(None, help="Build processes (default: CPU count)."),
@@ -1257,39 +1277,53 @@ def demo(
     fresh: bool = typer.Option(False, help="Delete the output folder and start over."),
 ) -> None:
     """Run the whole pipeline end to end, offline: cases -> BehaviorBench -> audit ->
-    BehaviorSFT and General SFT training -> evaluation -> report (Table 2, radar plot).
+    base model -> BehaviorSFT and General SFT training -> evaluation (baselines, base model
+    zero-shot and explicit, both adapters, token forcing) -> report (Table 2, radar plot,
+    first-token classification, token forcing, the proactivity dial).
 
     A second run resumes where the first stopped (finished steps are reused).
-    Without --model the base model is a tiny random transformer built on the
-    spot, so the scores only show that the pipeline runs.
     """
     from behaviorsft.cli_eval import _model_options
+    from behaviorsft.demo import DEFAULT_EVAL_LIMIT
 
     config = DemoConfig(
         out=str(out),
         cases=n_cases,
         seed=seed,
+        base=base,
         model=model,
         base_url=base_url,
-        eval_limit=eval_limit or None,
-        tiny_steps=steps,
+        max_length=max_length,
         pretrain_epochs=pretrain_epochs,
         workers=workers,
+        threads=threads,
         model_options=_model_options(option),
     )
     try:
         kind = config.kind
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--model") from None
+        hint = "--base" if model is None else "--model"
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+    limit = DEFAULT_EVAL_LIMIT[kind] if eval_limit is None else eval_limit
+    config.eval_limit = limit or None
+    if steps is not None:
+        config.tiny_steps = config.smollm2_steps = steps
     if kind == "api" and model and model.startswith("openai-compatible/") and not base_url:
         raise typer.BadParameter("openai-compatible/ models need --base-url", param_hint="--model")
     _check_demo_model(config)
     from behaviorsft.models.openai_compat import EndpointUnreachableError
+    from behaviorsft.models.smollm2 import PrepareError
     from behaviorsft.train.trainer import TrainError
 
     try:
         run_demo(config, fresh=fresh, console=console)
-    except (ValueError, FileNotFoundError, TrainError, EndpointUnreachableError) as exc:
+    except (
+        ValueError,
+        FileNotFoundError,
+        TrainError,
+        EndpointUnreachableError,
+        PrepareError,
+    ) as exc:
         # A step found the input wrong (a model that does not load, a server that is
         # not there): one line; the steps finished before are kept for the re-run.
         err_console.print(f"error: {exc}", markup=False, soft_wrap=True)

@@ -321,3 +321,39 @@ def register(app: typer.Typer) -> None:
             raise _fail(exc) from None
         for name, path in written.items():
             console.print(f"{name}: {path}")
+
+    @app.command("dial")
+    def dial_cmd(
+        reactive: Path = typer.Option(
+            ..., "--reactive", help="RUN made with --behavior reactive.", exists=True
+        ),
+        proactive: Path = typer.Option(
+            ..., "--proactive", help="RUN made with --behavior proactive.", exists=True
+        ),
+        out: Path = typer.Option(..., "--out", help="Folder for the tables and the figure."),
+        unforced: Path | None = typer.Option(
+            None,
+            "--unforced",
+            help="RUN made with --behavior auto: the model's own operating point.",
+            exists=True,
+        ),
+        bench: Path | None = typer.Option(
+            None, "--bench", help="BENCH folder (default: the runs' bench)."
+        ),
+        steps: int = typer.Option(10, "--steps", help="Table rows: T = 0, 1/steps, ..., 1."),
+    ) -> None:
+        """The proactivity dial: false alarms vs misses as the threshold on P(<proactive>)
+        sweeps 0 -> 1, from one model's forced-token runs; token forcing and first-token
+        behaviour classification tables."""
+        from behaviorsft.evaluate.dial_report import write_dial_report
+
+        try:
+            with _show_warnings():
+                written = write_dial_report(
+                    reactive, proactive, out, unforced=unforced, bench=bench, steps=steps
+                )
+        except _input_errors() as exc:
+            raise _fail(exc) from None
+        console.print(written["dial"].read_text(encoding="utf-8"), markup=False)
+        for name, path in written.items():
+            console.print(f"{name}: {path}")

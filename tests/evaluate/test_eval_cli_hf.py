@@ -215,3 +215,23 @@ def test_cli_errors_name_the_problem(
     assert result.exit_code == 2 and "choose one of zero_shot, few_shot" in result.output
     result = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no metrics.json" in result.output
+
+
+def test_choice_scoring_reads_the_same_p_proactive_as_generation(
+    cli: tuple[CliRunner, typer.Typer], tiny_model: Path, bench: Path, tmp_path: Path
+) -> None:
+    """The choice path's probe (behaviour tokens scored as the next token) and the generation
+    path's first-token probabilities are the same number, on a real hf/ model."""
+    common = ["--bench", bench, "--model", f"hf/{tiny_model}", "--strategy", "behaviorsft"]
+    common += ["--limit", "6", "--no-progress", "--bootstrap", "0", "--option", "dtype=float32"]
+    gen, choice = tmp_path / "gen", tmp_path / "choice"
+    _invoke(cli, "eval", *common, "--out", gen, "--max-new-tokens", "2")
+    _invoke(cli, "eval", *common, "--out", choice, "--scoring", "choice")
+    by_gen = {p.task_id: p.p_proactive for p in load_predictions(gen)}
+    rows = load_predictions(choice)
+    assert len(rows) == 6
+    for p in rows:
+        assert p.p_proactive == pytest.approx(by_gen[p.task_id], abs=1e-4)
+        # auto: the answer under the likelier token, which starts raw_output
+        assert p.behavior_token == ("<proactive>" if p.p_proactive >= 0.5 else "<reactive>")
+        assert p.raw_output.startswith(p.behavior_token) and p.valid

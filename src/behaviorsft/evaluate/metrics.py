@@ -36,7 +36,9 @@ import numpy as np
 from behaviorsft.prompts import LABEL_STRATEGIES, binary_token_of
 from behaviorsft.records import Prediction, Task
 from behaviorsft.taxonomy import (
+    FINE_BEHAVIOR_TOKENS,
     PROACTIVE_TOKEN,
+    REACTIVE_TOKEN,
     TABLE_ORDER,
     BehaviorLabel,
     Category,
@@ -316,6 +318,65 @@ def token_scores(items: Sequence[Scored]) -> dict[str, Any]:
         "token_rate": len(with_token) / len(items) if items else None,
         "token_accuracy": _mean([float(s.pred_token == s.gold_token) for s in with_token]),
         "per_category": by_cat,
+        "first_token": first_token_scores(items),
+    }
+
+
+def is_proactive_token(token: str) -> bool:
+    """``<proactive>``, or a fine-inventory token whose label is proactive."""
+    if token == PROACTIVE_TOKEN:
+        return True
+    fine = {v: k for k, v in FINE_BEHAVIOR_TOKENS.items()}
+    return token in fine and three_class(fine[token]) == "proactive"
+
+
+def _share(flags: Sequence[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+_TOKEN_CLASS = {PROACTIVE_TOKEN: "proactive", REACTIVE_TOKEN: "reactive"}
+
+
+def first_token_scores(items: Sequence[Scored]) -> dict[str, Any]:
+    """How often the first behaviour token is the task's own token.
+
+    ``items`` carry the model's first token in ``pred_token`` (``None``: no
+    behaviour token first, a miss). Views:
+
+    * ``binary``: gold is the task's ``<reactive>``/``<proactive>`` token (what
+      BehaviorSFT trains on); accuracy, per-token F1 and their macro mean.
+    * ``three``: the tasks grouped by their 3-class label (taxonomy.three_class
+      of the 5-class label: reactive, balanced, proactive); per group, the share
+      whose first token is the task's token and the share of ``<proactive>``.
+      Balanced tasks carry ``<proactive>`` from a score of 0.5 up, else
+      ``<reactive>``.
+    """
+    gold = [_TOKEN_CLASS[s.gold_token] for s in items]
+    pred = [
+        None
+        if s.pred_token is None
+        else ("proactive" if is_proactive_token(s.pred_token) else "reactive")
+        for s in items
+    ]
+    per_class = per_class_f1(gold, pred, ["reactive", "proactive"])
+    three: dict[str, Any] = {}
+    for cls in ("reactive", "balanced", "proactive"):
+        idx = [i for i, s in enumerate(items) if three_class(s.gold_label) == cls]
+        if idx:
+            three[cls] = {
+                "n": len(idx),
+                "accuracy": _share([pred[i] == gold[i] for i in idx]),
+                "proactive_share": _share([pred[i] == "proactive" for i in idx]),
+            }
+    return {
+        "n": len(items),
+        "no_token": sum(p is None for p in pred),
+        "binary": {
+            "accuracy": _share([p == g for p, g in zip(pred, gold, strict=True)]),
+            "per_class": per_class,
+            "macro_f1": sum(per_class.values()) / len(per_class) if per_class else None,
+        },
+        "three": three,
     }
 
 

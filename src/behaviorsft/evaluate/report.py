@@ -8,6 +8,9 @@
 ``summary.md/.csv`` overall and per-category Macro F1, one row per run (Table 9 layout)
 ``table3.md/.csv``  behaviour classification: per-class F1 (%) in the five-,
                     binary and three-class views (runs of the BT/BC strategies)
+``table3_tokens.md/.csv``  the same question for runs whose replies start with a
+                    behaviour token: how often it is the task's own token (binary, and
+                    by 3-class label)
 ``table4.md/.csv``  full bench vs BehaviorBench-Hard (with ``hard``): overall and
                     per-category Macro F1, the Hard columns rescored from the same
                     predictions restricted to the Hard tasks
@@ -315,6 +318,7 @@ _FIVE = [
 ]
 _BINARY = [("PR", "proactive"), ("N_PR", "non_proactive")]
 _THREE = [("BA", "balanced"), ("PR", "proactive"), ("RE", "reactive")]
+THREE_CLASS_ORDER = ("reactive", "balanced", "proactive")
 
 
 def table3(views: Sequence[RunView]) -> Table:
@@ -355,6 +359,53 @@ def table3(views: Sequence[RunView]) -> Table:
         "Rows: runs of the bt_*/bc_* strategies. 5-class: BA balanced, H_PR highly proactive, "
         "H_RE highly reactive, P_PR primarily proactive, P_RE primarily reactive; binary: PR "
         "proactive, N_PR non-proactive; 3-class: BA, PR, RE.",
+    )
+
+
+FIRST_TOKEN_COLUMNS = [
+    "binary accuracy",
+    "F1 <reactive>",
+    "F1 <proactive>",
+    "binary macro F1",
+    *(f"3-class {c}: {what}" for c in THREE_CLASS_ORDER for what in ("right token", "<proactive>")),
+]
+FIRST_TOKEN_NOTE = (
+    "Right token: the first behaviour token equals the task's own token (<reactive> for "
+    "reactive types, <proactive> for proactive types, balanced types by score >= 0.5). "
+    "3-class groups tasks by their label (reactive, balanced, proactive); <proactive>: the share "
+    "of the group that got it."
+)
+
+
+def first_token_cells(mean: dict[str, Any], std: dict[str, Any] | None = None) -> list[Cell]:
+    """The FIRST_TOKEN_COLUMNS of one ``metrics.first_token_scores`` result (and its std)."""
+    sd = std or {}
+    paths = [
+        ("binary", "accuracy"),
+        ("binary", "per_class", "reactive"),
+        ("binary", "per_class", "proactive"),
+        ("binary", "macro_f1"),
+    ]
+    for cls in THREE_CLASS_ORDER:
+        paths += [("three", cls, "accuracy"), ("three", cls, "proactive_share")]
+    return [Cell(_get(mean, *path), _get(sd, *path)) for path in paths]
+
+
+def table3_tokens(views: Sequence[RunView]) -> Table:
+    """Behaviour classification by the first behaviour token, one row per run with tokens."""
+    rows = []
+    for v, label in zip(views, _unique_labels(views), strict=True):
+        mean = _get(v.mean, "token", "first_token")
+        if not mean:
+            continue
+        std = _get(v.std, "token", "first_token")
+        rows.append(([label, _count(mean.get("n"))], first_token_cells(mean, std)))
+    return Table(
+        "Table 3 (token view): is the first token the task's behaviour token? (%)",
+        ["Run", "n"],
+        list(FIRST_TOKEN_COLUMNS),
+        rows,
+        FIRST_TOKEN_NOTE,
     )
 
 
@@ -516,6 +567,9 @@ def write_report(
     t3 = table3(views)
     if t3.rows:
         tables["table3"] = t3
+    t3_tokens = table3_tokens(views)
+    if t3_tokens.rows:
+        tables["table3_tokens"] = t3_tokens
     if hard is not None:
         hard_tasks = {t.id: t for t in load_bench(hard).tasks}
         tables["table4"] = table4(views, hard_tasks)

@@ -392,9 +392,19 @@ def format_choice_scores(logprobs: dict[str, float]) -> str:
 
 
 def prediction_from_choice(
-    job: _Job, scores: ChoiceScores, config: EvalConfig, model_name: str
+    job: _Job,
+    scores: ChoiceScores,
+    config: EvalConfig,
+    model_name: str,
+    *,
+    p_proactive: float | None = None,
+    token: str = "",
 ) -> Prediction:
-    """The Prediction record of one choice-scored task (or of its failure)."""
+    """The Prediction record of one choice-scored task (or of its failure).
+
+    ``token``: the behaviour token the letters were scored after (forced, or
+    the model's likelier one); it starts ``raw_output`` and is ``behavior_token``.
+    """
     base: dict[str, Any] = {
         "id": job.id,
         "task_id": job.task.id,
@@ -409,12 +419,15 @@ def prediction_from_choice(
     if scores.error is not None or not scores.logprobs:
         return Prediction(**base, error=scores.error or "backend returned no scores")
     letter = scores.best
+    scored = format_choice_scores(scores.logprobs)
     return Prediction(
         **base,
-        raw_output=format_choice_scores(scores.logprobs),
+        raw_output=f"{token} {scored}" if token else scored,
         parsed_answer=letter,
         valid=letter is not None,
         correct=letter == job.task.answer,
+        behavior_token=token or None,
+        p_proactive=p_proactive,
     )
 
 
@@ -522,27 +535,89 @@ def _generate_chunk(
     return out
 
 
+def probes_behavior_tokens(model: Model | None, config: EvalConfig) -> bool:
+    """Whether choice scoring reads the first behaviour token too (see :func:`_score_chunk`)."""
+    find = getattr(model, "single_token_id", None)
+    return (
+        config.scoring == "choice"
+        and config.strategy == "behaviorsft"
+        and callable(find)
+        and all(find(tok) is not None for tok in BEHAVIOR_TOKENS)
+    )
+
+
 def _score_chunk(
     model: Model, jobs: Sequence[_Job], config: EvalConfig, progress: Progress | None
 ) -> list[Prediction]:
-    prefix = FORCED_TOKENS.get(config.behavior, "")
-    requests = [
-        ChoiceRequest(
-            messages=tuple(j.messages),
-            letters=letters_of(j.task),
-            key=j.id,
-            assistant_prefix=f"{prefix} {CHOICE_PREFIX}" if prefix else CHOICE_PREFIX,
-        )
-        for j in jobs
-    ]
+    """Choice scoring of a chunk.
 
+    With the behaviorsft strategy on a model whose tokenizer has both behaviour
+    tokens (a BehaviorSFT adapter), the first token is read as well, in the same
+    backend call: a probe scores ``<reactive>``/``<proactive>`` as the next
+    token after the prompt (P(<proactive>), renormalised over the two), and the
+    letters are scored after ``<token> <answer>``: the forced token, or with
+    ``--behavior auto`` both tokens, keeping the answer under the likelier one
+    (what greedy decoding would have started with). The prompts share their
+    prefix, so on ``hf/`` models this costs about one forward pass per task.
+    Otherwise the letters are scored after ``<answer>`` (after the forced token
+    when forced).
+    """
+    prefix = FORCED_TOKENS.get(config.behavior, "")
+    if not probes_behavior_tokens(model, config):
+        requests = [
+            ChoiceRequest(
+                messages=tuple(j.messages),
+                letters=letters_of(j.task),
+                key=j.id,
+                assistant_prefix=f"{prefix} {CHOICE_PREFIX}" if prefix else CHOICE_PREFIX,
+            )
+            for j in jobs
+        ]
+        scores = _score_requests(model, requests, config, progress)
+        return [
+            prediction_from_choice(j, s, config, model.name, token=prefix)
+            for j, s in zip(jobs, scores, strict=True)
+        ]
+    tokens = [prefix] if prefix else list(BEHAVIOR_TOKENS)
+    requests = []
+    for j in jobs:
+        messages = tuple(j.messages)
+        requests.append(
+            ChoiceRequest(messages=messages, letters=BEHAVIOR_TOKENS, key=f"{j.id}:p_proactive")
+        )
+        requests += [
+            ChoiceRequest(
+                messages=messages,
+                letters=letters_of(j.task),
+                key=f"{j.id}:{tok}",
+                assistant_prefix=f"{tok} {CHOICE_PREFIX}",
+            )
+            for tok in tokens
+        ]
+    scores = _score_requests(model, requests, config, progress)
+    out = []
+    width = 1 + len(tokens)
+    for n, job in enumerate(jobs):
+        probe, *answers = scores[n * width : (n + 1) * width]
+        p = None
+        if probe.error is None and probe.logprobs and PROACTIVE_TOKEN in probe.logprobs:
+            p = min(1.0, max(0.0, math.exp(probe.logprobs[PROACTIVE_TOKEN])))
+        pick = 0 if prefix else int(p is not None and p >= 0.5)  # auto: the likelier token
+        out.append(
+            prediction_from_choice(
+                job, answers[pick], config, model.name, p_proactive=p, token=tokens[pick]
+            )
+        )
+    return out
+
+
+def _score_requests(
+    model: Model, requests: list[ChoiceRequest], config: EvalConfig, progress: Progress | None
+) -> list[ChoiceScores]:
     def call(idx: list[int]) -> list[ChoiceScores]:
         return model.score_choices([requests[i] for i in idx], progress=progress)
 
-    scores = _retrying(call, len(requests), lambda s: s.error is not None, config.retries)
-    return [
-        prediction_from_choice(j, s, config, model.name) for j, s in zip(jobs, scores, strict=True)
-    ]
+    return _retrying(call, len(requests), lambda s: s.error is not None, config.retries)
 
 
 def _chunks(items: Sequence[_Job], size: int) -> Iterator[Sequence[_Job]]:
@@ -990,6 +1065,8 @@ def _answer(
     step = _score_chunk if config.scoring == "choice" else _generate_chunk
     # Forced behaviour with behaviorsft sends one extra probe request per task.
     per_job = 2 if (config.scoring == "generate" and config.behavior != "auto") else 1
+    if probes_behavior_tokens(model, config):  # a probe, and both tokens' answers when auto
+        per_job = 2 if config.behavior != "auto" else 3
     written = 0
     with _ProgressBar(show_progress, len(todo) * per_job, config) as bar:
         for chunk in _chunks(todo, config.chunk_size):
