@@ -47,10 +47,23 @@ def _shown_words(conv: Conversation, start: int, end: int, excerpt: str | None) 
     word never spans the blank line between turns, so the union is the same set."""
     lo = 0 if start is None else start
     hi = len(conv.turns) - 1 if end is None else end
-    out: set[str] = set().union(*(_text_words(format_turn(t)) for t in conv.turns[lo : hi + 1]))
+    out: set[str] = set().union(*_turn_words(conv)[lo : hi + 1])
     if excerpt:
         out |= _text_words(excerpt)
     return out
+
+
+def _turn_words(conv: Conversation) -> list[frozenset[str]]:
+    """Content words of each turn as shown (cached per rendered conversation)."""
+    hit = _TURN_WORDS.get(id(conv))
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_TURN_WORDS) > 64:
+            _TURN_WORDS.clear()
+        hit = _TURN_WORDS[id(conv)] = (conv, [_text_words(format_turn(t)) for t in conv.turns])
+    return hit[1]
+
+
+_TURN_WORDS: dict[int, tuple[Conversation, list[frozenset[str]]]] = {}
 
 
 _SHOWN: dict[tuple[int, int, int, str | None], tuple[Conversation, set[str]]] = {}
