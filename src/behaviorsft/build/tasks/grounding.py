@@ -158,7 +158,8 @@ def grounded(
         if not n or n in seen:
             continue
         seen.add(n)
-        scored.append((abs(score(c) - target), i, c))
+        s = scores.get(c)
+        scored.append((abs((score(c) if s is None else s) - target), i, c))
     close = [c for d, _, c in scored if d <= tolerance + 1e-9]
     if len(close) >= need:
         return close
