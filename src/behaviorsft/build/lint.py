@@ -391,6 +391,8 @@ def _clash_pattern(kb: KnowledgeBase, groups: frozenset[str]) -> re.Pattern[str]
 # dose; "given", "started", "I take" state one (and so are evidence, not presumption).
 _PRESUME_WORDS = ("after ", "responding to ", " on ")
 _PRESUMES = re.compile(r"\b(after|responding to|patients on|while on)\s+$", re.I)
+# What ``_PRESUMES`` needs somewhere in the text (so a text without it has no match).
+_PRESUME_ANYWHERE = re.compile(r"(after|responding to|patients on|while on)\s", re.I)
 _GIVES = re.compile(r"\b(given|started|first dose|i take|takes|taking|prescribed)\b", re.I)
 
 
@@ -398,8 +400,8 @@ def absent_drugs(kb: KnowledgeBase, text: str, medications: str) -> list[str]:
     """KB drugs ``text`` presumes were given ("after alteplase", "patients on warfarin")
     that ``medications`` (the record's medicine names) does not hold."""
     low = text.lower()
-    if not any(w in low for w in _PRESUME_WORDS):
-        return []  # (a substring test first: most statements presume nothing)
+    if not any(w in low for w in _PRESUME_WORDS) or not _PRESUME_ANYWHERE.search(text):
+        return []  # (cheap tests first: most statements presume nothing)
     meds = medications.lower()
     out = []
     for m in _lexicon(kb).any_drug.finditer(text):

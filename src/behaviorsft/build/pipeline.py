@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from behaviorsft.bench import CASES_FILE, CONVERSATIONS_FILE, TASKS_FILE
 from behaviorsft.build.conversation import Rendered, render
 from behaviorsft.build.splits import PAPER_PROPORTIONS, assign_splits, split_of
-from behaviorsft.build.tasks import SOURCE_TYPES, case_tasks
+from behaviorsft.build.tasks import SOURCE_TYPES, case_tasks, key_rates
 from behaviorsft.records import Case, Conversation, Split, TaskType
 from behaviorsft.sources.kb import KnowledgeBase, load_kb
 from behaviorsft.store import (
@@ -501,7 +501,14 @@ def _run(
             results: Iterator[dict[str, Any]] = map(_one, items())
             pool = None
         else:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            fork = "fork" in mp.get_all_start_methods()
+            if fork and todo:
+                # Forked workers inherit the knowledge base and the key-rate table
+                # (measured once here rather than once per worker).
+                _init(seed, types)
+                assert _KB is not None
+                key_rates.measure(_KB, _OPTS["types"])
+            ctx = mp.get_context("fork" if fork else "spawn")
             pool = ctx.Pool(n_workers, initializer=_init, initargs=(seed, types))
             results = pool.imap(_one, items(), chunksize=CHUNK)
         for res in results:

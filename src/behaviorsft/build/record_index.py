@@ -84,6 +84,11 @@ class Lexicon:
     # lab display name -> test concept id (how a Finding maps to a test)
     by_lab_name: dict[str, str] = field(default_factory=dict)
     _found: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    # (text, reported) -> how ``RecordIndex._add`` indexes it (see ``analyse``)
+    _analysed: dict[
+        tuple[str, bool | None],
+        tuple[tuple[tuple[str, frozenset[str]], ...], tuple[tuple[str, bool], ...]],
+    ] = field(default_factory=dict, repr=False)
 
     def add(self, concept: Concept, names: Iterable[str]) -> None:
         self.concepts.setdefault(concept.id, concept)
@@ -100,6 +105,27 @@ class Lexicon:
             if len(self._found) > 1 << 16:
                 self._found.clear()
             hit = self._found[text] = self._find(text)
+        return hit
+
+    def analyse(
+        self, text: str, reported: bool | None
+    ) -> tuple[tuple[tuple[str, frozenset[str]], ...], tuple[tuple[str, bool], ...]]:
+        """How a record indexes ``text`` (cached: a turn is indexed in many records).
+
+        Its sentences with their token sets, and the concepts it names in order, each
+        with whether it is shown done there (``reported``: always, never, or per sentence).
+        """
+        key = (text, reported)
+        hit = self._analysed.get(key)
+        if hit is None:
+            if len(self._analysed) > 1 << 15:
+                self._analysed.clear()
+            sentences = tuple((s, frozenset(tokens(s))) for s in _split(text))
+            named: list[tuple[str, bool]] = []
+            for sentence in _split(text) if reported is None else [text]:
+                shows = reported if reported is not None else _reports(sentence)
+                named += [(cid, shows) for cid in self.find(sentence)]
+            hit = self._analysed[key] = (sentences, tuple(named))
         return hit
 
     def _find(self, text: str) -> list[str]:
@@ -289,15 +315,13 @@ class RecordIndex:
     def _add(self, ref: Ref, text: str, *, reported: bool | None) -> None:
         """Index ``text``; ``reported``: it shows results (True), never (False), per sentence."""
         self.texts.append((ref, text))
-        for sentence in _split(text):
-            self.sentences.append((ref, sentence, frozenset(tokens(sentence))))
-        for sentence in _split(text) if reported is None else [text]:
-            shows = reported if reported is not None else _reports(sentence)
-            for cid in self.lexicon.find(sentence):
-                for table in (self.hits, self.done_hits) if shows else (self.hits,):
-                    refs = table.setdefault(cid, [])
-                    if ref not in refs:
-                        refs.append(ref)
+        sentences, named = self.lexicon.analyse(text, reported)
+        self.sentences += [(ref, sentence, toks) for sentence, toks in sentences]
+        for cid, shows in named:
+            for table in (self.hits, self.done_hits) if shows else (self.hits,):
+                refs = table.setdefault(cid, [])
+                if ref not in refs:
+                    refs.append(ref)
 
     # ------------------------------------------------------------------ names
 

@@ -173,6 +173,7 @@ def control_of(
 
 
 @lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 16)
 def _norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9.]+", text.lower()))
 

@@ -338,9 +338,11 @@ def considered_diagnoses(ctx: Ctx, stated: str, k: int) -> list[str]:
     ctx.rng.shuffle(system)
     ctx.rng.shuffle(anywhere)
     names: list[str] = []
+    taken: set[str] = set()  # base(x) for x in names
     for n in system + anywhere:
-        if base(n) not in skip and base(n) not in {base(x) for x in names}:
+        if base(n) not in skip and base(n) not in taken:
             names.append(n)
+            taken.add(base(n))
     anchor = diagnosis_wrong(cond.name) if stated != cond.name else DIAGNOSIS_RIGHT
     head = [diagnosis_wrong(n) for n in names[: k + 2]]
     picked = pick_even_quote([anchor], head, k, ctx.rng, lambda _: 0.0)

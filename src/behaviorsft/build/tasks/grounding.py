@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
-from behaviorsft.bench import format_turns
+from behaviorsft.bench import format_turn, format_turns
 from behaviorsft.build.audit import words
 from behaviorsft.build.tasks.common import Ctx, _norm
 from behaviorsft.records import Conversation
@@ -38,8 +38,32 @@ def shown_words(ctx: Ctx, start: int, end: int, excerpt: str | None = None) -> s
     if hit is None or hit[0] is not conv:  # an id reused by a later conversation
         if len(_SHOWN) > 256:
             _SHOWN.clear()
-        hit = _SHOWN[key] = (conv, words(shown_text(ctx, start, end, excerpt)))
+        hit = _SHOWN[key] = (conv, _shown_words(conv, start, end, excerpt))
     return hit[1]
+
+
+def _shown_words(conv: Conversation, start: int, end: int, excerpt: str | None) -> set[str]:
+    """``words(shown_text(...))``, as the union of each part's words (cached per text): a
+    word never spans the blank line between turns, so the union is the same set."""
+    lo = 0 if start is None else start
+    hi = len(conv.turns) - 1 if end is None else end
+    out: set[str] = set().union(*_turn_words(conv)[lo : hi + 1])
+    if excerpt:
+        out |= _text_words(excerpt)
+    return out
+
+
+def _turn_words(conv: Conversation) -> list[frozenset[str]]:
+    """Content words of each turn as shown (cached per rendered conversation)."""
+    hit = _TURN_WORDS.get(id(conv))
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_TURN_WORDS) > 64:
+            _TURN_WORDS.clear()
+        hit = _TURN_WORDS[id(conv)] = (conv, [_text_words(format_turn(t)) for t in conv.turns])
+    return hit[1]
+
+
+_TURN_WORDS: dict[int, tuple[Conversation, list[frozenset[str]]]] = {}
 
 
 _SHOWN: dict[tuple[int, int, int, str | None], tuple[Conversation, set[str]]] = {}
@@ -106,16 +130,27 @@ def grounded(
     *,
     need: int,
     tolerance: float = 0.0,
+    scores: dict[str, float] | None = None,
 ) -> list[str]:
     """Candidates quoted by the record as much as ``correct`` is, in the order given.
 
     Distinct candidates (and none equal to ``correct``) whose share of words in the
     record is within ``tolerance`` of the key's; if fewer than ``need`` qualify, the
     nearest others fill up, so that an item is never short of options because of this
-    filter (the audit then shows how far it fell short).
+    filter (the audit then shows how far it fell short). ``scores``: a cache of shares
+    for this record and question, kept by a caller that asks again.
     """
-    q = words(question)
-    target = share(correct, record, q)
+    q = _text_words(question)
+    if scores is None:
+        scores = {}
+
+    def score(text: str) -> float:
+        got = scores.get(text)
+        if got is None:
+            got = scores[text] = share(text, record, q)
+        return got
+
+    target = score(correct)
     seen = {_norm(correct)}
     scored: list[tuple[float, int, str]] = []
     for i, c in enumerate(candidates):
@@ -123,7 +158,8 @@ def grounded(
         if not n or n in seen:
             continue
         seen.add(n)
-        scored.append((abs(share(c, record, q) - target), i, c))
+        s = scores.get(c)
+        scored.append((abs((score(c) if s is None else s) - target), i, c))
     close = [c for d, _, c in scored if d <= tolerance + 1e-9]
     if len(close) >= need:
         return close

@@ -107,17 +107,24 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
 
     def _candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
         """Unshown turns by the same role, and by others of the same kind (lay or staff)."""
+        if allowed is None:
+            return _unfiltered(t)
+        # those of any allowed set, filtered (the same turns in the same order)
+        key = (t.index, before, id(wrong_from), None)
+        got = cands.get(key)
+        if got is None:
+            got = cands[key] = _unfiltered(t)
+        return [x for x in got[0] if x.index in allowed], [x for x in got[1] if x.index in allowed]
+
+    def _unfiltered(t: Turn) -> tuple[list[Turn], list[Turn]]:
+        """``_candidates(t)`` were every turn allowed."""
         start, _ = window(t)
         visible = {norms[x.index] for x in turns[start : t.index + 3]}
         lay = _lay(t.role)
         by_role: list[Turn] = []
         same_kind: list[Turn] = []
         for x in wrong_from:
-            if (
-                x.index == t.index
-                or norms[x.index] in visible
-                or (allowed is not None and x.index not in allowed)
-            ):
+            if x.index == t.index or norms[x.index] in visible:
                 continue
             if x.role == t.role:
                 by_role.append(x)
@@ -150,7 +157,33 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
         got = pools.get(key)
         if got is None:
-            got = pools[key] = _pool(t)
+            # the same candidate turns give the same pool, whatever else is allowed
+            by_role, same_kind = candidates(t)
+            same = (
+                t.index,
+                before,
+                tuple(x.index for x in by_role),
+                tuple(x.index for x in same_kind),
+            )
+            got = by_candidates.get(same)
+            if got is None:
+                got = by_candidates[same] = _pool(t)
+            pools[key] = got
+        return got
+
+    by_candidates: dict[tuple[int, int, tuple[int, ...], tuple[int, ...]], list[str]] = {}
+
+    # (turn, window width) -> share of each text's words in the record around that gap
+    shares: dict[tuple[int, int], dict[str, float]] = {}
+
+    def share_of(t: Turn, text: str) -> float:
+        """``share(text, record around t's gap, t's question)``, cached."""
+        memo = shares.setdefault((t.index, before), {})
+        got = memo.get(text)
+        if got is None:
+            start, excerpt = window(t)
+            record = shown_words(ctx, start, t.index - 1, excerpt)
+            got = memo[text] = share(text, record, question_words(t))
         return got
 
     def _pool(t: Turn) -> list[str]:
@@ -161,12 +194,14 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         record = shown_words(ctx, start, t.index - 1, excerpt)
         by_role, same_kind = candidates(t)
         texts = [x.text for x in by_role]
-        q = question_words(t)
+        memo = shares.setdefault((t.index, before), {})
 
         def _share(text: str) -> float:
-            return share(text, record, q)
+            return share_of(t, text)
 
-        chosen = grounded(t.text, texts, record, question(t), need=k, tolerance=_TOLERANCE)
+        chosen = grounded(
+            t.text, texts, record, question(t), need=k, tolerance=_TOLERANCE, scores=memo
+        )
         close = [c for c in chosen if abs(_share(c) - _share(t.text)) <= _TOLERANCE + 1e-9]
         if len(close) < k:
             # Too few of the same role's turns are quoted around the gap as much as the
@@ -174,13 +209,21 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             # that are, before the same role's less quoted ones (record-match picked the
             # answer 42% of the time against a chance of 24% at 6,876 cases).
             more = [x.text for x in same_kind]
-            extra = grounded(t.text, more, record, question(t), need=0, tolerance=_TOLERANCE)
+            extra = grounded(
+                t.text, more, record, question(t), need=0, tolerance=_TOLERANCE, scores=memo
+            )
             rest = [c for c in chosen if c not in close]
             chosen = (close + extra[: k - len(close)] + rest)[:k]
         if len(chosen) < k_min:
             more = [x.text for x in same_kind if x.text not in chosen]
             chosen += grounded(
-                t.text, more, record, question(t), need=k_min - len(chosen), tolerance=_TOLERANCE
+                t.text,
+                more,
+                record,
+                question(t),
+                need=k_min - len(chosen),
+                tolerance=_TOLERANCE,
+                scores=memo,
             )[: k_min - len(chosen)]
         return chosen
 
@@ -207,12 +250,9 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             allowed = {t.index for t in keep}
             ok = []
             for t in keep:
-                start, excerpt = window(t)
-                record = shown_words(ctx, start, t.index - 1, excerpt)
-                q = question_words(t)
                 wrong = pool(t)
-                if len(wrong) >= k_min and share(t.text, record, q) <= max(
-                    share(w, record, q) for w in wrong
+                if len(wrong) >= k_min and share_of(t, t.text) <= max(
+                    share_of(t, w) for w in wrong
                 ):
                     ok.append(t)
             if len(ok) == len(keep):

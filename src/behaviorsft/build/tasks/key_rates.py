@@ -124,3 +124,11 @@ def by_key_rate(
     table = rates(ctx_kb, task_type)
     weights = [table.get(_norm(rate_of(c)), 0.0) for c in candidates]
     return weighted_sample(rng, list(candidates), weights, k)
+
+
+def measure(kb: KnowledgeBase, types: set[TaskType] | None = None) -> None:
+    """Measure the rates now (for all of ``types`` that have them; default all), e.g. in
+    a build's parent process so that forked workers inherit the table."""
+    wanted = [t for t in _KEY_FNS if types is None or t in types]
+    if wanted:
+        rates(kb, wanted[0])
