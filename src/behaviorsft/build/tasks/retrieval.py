@@ -259,10 +259,15 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         # does not quote.
         measured = set(_measured_values(ctx, end))
         shown = set(_NUMBER.findall(shown_text(ctx, 0, end)))
+        # Whole-number tests only: a test reported to a tenth has its values quoted word
+        # by word in any case ("4.2" by "4" and "2"), and holding back its whole forms
+        # ("4 mmol/L") made them the right answer in 45% of the items offering them.
+        lab = _labs_by_name(ctx.kb).get(f.name)
+        whole = lab.decimals == 0 if lab is not None else "." not in _value_text(f).split()[0]
         late = {
             c
             for c in candidates
-            if "." not in c.split()[0]  # a decimal is quoted word by word in any case
+            if whole
             and c.split()[0] in shown
             and c.split()[0] not in measured
             and ctx.rng.random() >= ROUND_PREFERENCE
