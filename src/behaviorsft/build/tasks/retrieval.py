@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 
 from behaviorsft.build.audit import words
@@ -214,6 +216,9 @@ def _balanced(below: list[str], above: list[str], k: int, ctx: Ctx) -> list[str]
 
 
 def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
+    # Its own stream, seeded from the case's: how many draws its value pools take varies
+    # with the record, and must not move every later generator's items.
+    ctx = replace(ctx, rng=random.Random(ctx.rng.getrandbits(64)))
     numeric = [
         f
         for f in ctx.case.findings
