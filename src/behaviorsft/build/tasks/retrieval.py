@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 
 from behaviorsft.build.audit import words
@@ -16,9 +18,10 @@ from behaviorsft.build.tasks.common import (
     _value_text,
 )
 from behaviorsft.build.tasks.grounding import (
+    _NUMBER,
     decimals_of,
-    grounded,
     share,
+    shown_text,
     shown_values,
     shown_words,
 )
@@ -68,9 +71,15 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     if ref is not None and ref.low is not None and ref.high is not None and ref.high > ref.low:
         spread = (ref.high - ref.low) / 2
     cap = 100.0 if f.unit == "%" else float("inf")
-    # Written with the right value's precision: a test reported to one decimal place
-    # should not offer a whole number (or a tenth) that only a wrong answer would have.
-    places = decimals_of(format_finding_value(f))
+    # Written with the test's precision: a test reported to one decimal place should not
+    # offer a whole number (or a tenth) that only a wrong answer would have. The test's
+    # own places where the KB knows the test, not the right value's: a potassium of 4.0
+    # is written "4", and wrong values held to whole numbers made "4 mmol/L" the right
+    # answer in 45 of the 55 items offering it.
+    lab = _labs_by_name(ctx.kb).get(f.name)
+    own_places = decimals_of(format_finding_value(f))
+    places = lab.decimals if lab is not None and lab.kind == "quantitative" else own_places
+    places = max(places, own_places)
     drawn = [v for v in _drawn_values(ctx, f) if v not in others]
     if drawn:
         # The record's numbers only where the right value could be: inside the spread
@@ -83,22 +92,48 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     near: list[str] = []
     for number in dict.fromkeys(shown_values(ctx, 0, end)):
         v = float(number)
-        if (
-            decimals_of(number) == places
-            and v != f.value
-            and 0 < v <= cap
-            and abs(v - f.value) <= spread
-            and lo <= v <= hi
-        ):
+        if v != f.value and 0 < v <= cap and abs(v - f.value) <= spread and lo <= v <= hi:
             near.append(_with_unit(number, f))
     ctx.rng.shuffle(near)
     # Written as the record writes values (no trailing zero: "11", not "11.0"), since no
     # right answer ever ends in ".0".
     invented = [_as_recorded(v) for v in _near_values(f, ctx.rng, k)]
+    # Inside the spread of the draws too: close values beyond the condition's range
+    # (a temperature of 37.8 degC between the afebrile and the febrile ranges) were
+    # wrong far more often than values inside it.
+    # (Those outside stay as the very last resort, so no item is lost for want of them.)
     invented = [v for v in invented if v not in others]
-    # Every option written to the right value's precision: a drawn 1.20 is written 1.2,
-    # and wrong values of fewer places than the test reports were recognisably wrong.
-    return [v for v in others + drawn + near + invented if decimals_of(v.split()[0]) == places]
+    invented = [v for v in invented if lo <= float(v.split()[0]) <= hi] + [
+        v for v in invented if not lo <= float(v.split()[0]) <= hi
+    ]
+    # Every option written to the test's precision: values of the test (other days,
+    # draws, close values) as the record writes them (a drawn 1.20 is "1.2", as often as
+    # a right value is), the record's other numbers only at its full precision (its
+    # whole numbers would otherwise be offered far more often than a right value is one).
+    own = [v for v in others + drawn if decimals_of(v.split()[0]) <= places]
+    near = [v for v in near if decimals_of(v.split()[0]) == places]
+    invented = [v for v in invented if decimals_of(v.split()[0]) <= places]
+    return own + near + invented
+
+
+# How often a number the record shows only as a reference limit or dose is preferred as
+# a quoted wrong value (see gen_fact_retrieval); otherwise it is a wrong value like any
+# unquoted draw. Always made round numbers the wrong answers.
+ROUND_PREFERENCE = 0.3
+
+
+def _measured_values(ctx: Ctx, end: int) -> list[str]:
+    """The results the turns up to ``end`` show, written as the record writes them."""
+    shown = set(shown_values(ctx, 0, end))
+    out = []
+    for g in ctx.case.findings:
+        turn = ctx.rendered.finding_turns.get((g.name, g.day))
+        if g.value is None or turn is None or turn > end:
+            continue
+        text = format_finding_value(g)
+        if text in shown:
+            out.append(text)
+    return out
 
 
 def _format_value(v: float) -> str:
@@ -156,6 +191,20 @@ def _labs_by_name(kb: KnowledgeBase) -> dict[str, Lab]:
     return cached
 
 
+def _quoted_first(
+    correct: str, candidates: list[str], record: set[str], question: str, late: set[str]
+) -> list[str]:
+    """``candidates`` (distinct, not ``correct``) the record quotes as much as ``correct``
+    first, then the others, each group in its order of preference; those in ``late``
+    count as not quoted (they keep their place among the others, neither preferred nor
+    held back)."""
+    q = words(question)
+    target = share(correct, record, q)
+    uniq = [c for c in dict.fromkeys(candidates) if c != correct]
+    first = [c for c in uniq if c not in late and share(c, record, q) == target]
+    return first + [c for c in uniq if c not in first]
+
+
 def _balanced(below: list[str], above: list[str], k: int, ctx: Ctx) -> list[str]:
     """``k`` wrong values (each side in its order of preference), as many below the true
     value as drawn uniformly from what the sides allow: else the right value sits in the
@@ -167,6 +216,9 @@ def _balanced(below: list[str], above: list[str], k: int, ctx: Ctx) -> list[str]
 
 
 def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
+    # Its own stream, seeded from the case's: how many draws its value pools take varies
+    # with the record, and must not move every later generator's items.
+    ctx = replace(ctx, rng=random.Random(ctx.rng.getrandbits(64)))
     numeric = [
         f
         for f in ctx.case.findings
@@ -203,9 +255,33 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         assert value is not None
         below = [c for c in candidates if float(c.split()[0]) < value]
         above = [c for c in candidates if float(c.split()[0]) > value]
+        # A number the record shows but not as a result (a reference limit, a dose, an
+        # SpO2 target) is a round number far more often than a result is: preferred as
+        # "quoted by the record" it was offered in nearly every item whose range held it
+        # (heart rate 100 /min: right in 0 of 22 items offering it, 95 /min: 0 of 23), so
+        # an options-only reader learnt to avoid round numbers. It is preferred like a
+        # quoted result only at random (ROUND_PREFERENCE), else as a draw the record
+        # does not quote.
+        measured = set(_measured_values(ctx, end))
+        shown = set(_NUMBER.findall(shown_text(ctx, 0, end)))
+        # Whole-number tests only: a test reported to a tenth has its values quoted word
+        # by word in any case ("4.2" by "4" and "2"), and holding back its whole forms
+        # ("4 mmol/L") made them the right answer in 45% of the items offering them.
+        lab = _labs_by_name(ctx.kb).get(f.name)
+        whole = lab.decimals == 0 if lab is not None else "." not in _value_text(f).split()[0]
+        late = {
+            c
+            for c in candidates
+            if whole
+            and c.split()[0] in shown
+            and c.split()[0] not in measured
+            and ctx.rng.random() >= ROUND_PREFERENCE
+        }
+
+        correct = _value_text(f)
         pool = _balanced(
-            grounded(_value_text(f), below, record, question, need=k),
-            grounded(_value_text(f), above, record, question, need=k),
+            _quoted_first(correct, below, record, question, late),
+            _quoted_first(correct, above, record, question, late),
             k,
             ctx,
         )
