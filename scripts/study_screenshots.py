@@ -125,7 +125,9 @@ def take_screenshots(
                 page.get_by_test_id("continue-comparison").click()
                 page.get_by_test_id("rank-item-B").drag_to(page.get_by_test_id("rank-item-A"))
                 page.get_by_test_id("unsafe-C").check()
-                page.get_by_test_id("unsafe-note-C").fill("No reasoning: misses the conflict with the examination.")
+                page.get_by_test_id("unsafe-note-C").fill(
+                    "No reasoning: misses the conflict with the examination."
+                )
                 page.get_by_test_id("likert-B-5").check()
                 page.get_by_test_id("likert-A-4").check()
                 page.get_by_test_id("autosave-status").filter(has_text="Saved").wait_for()
