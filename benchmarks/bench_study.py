@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,7 +46,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
-PG_ENV = "BEHAVIORSFT_TEST_POSTGRES_URL"
+from tests.pg import ENV as PG_ENV  # noqa: E402
+from tests.pg import scratch_database  # noqa: E402
+
 CONFIDENCE = ("low", "moderate", "high")
 PLAUSIBILITY = ("yes", "no", "unsure")
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -158,25 +159,6 @@ def load_process(
 
 
 # ---------------------------------------------------------------- the server side
-
-
-@contextmanager
-def _postgres_database(url: str) -> Iterator[str]:
-    """A fresh database on the server at ``url``, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    admin = create_engine(parsed, isolation_level="AUTOCOMMIT")
-    name = f"bsft_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield parsed.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _seed(db_url: str, bench: Path, raters: int, answers: int) -> list[str]:
@@ -332,7 +314,7 @@ def main() -> None:
         if not args.no_sqlite:
             ok &= run_backend("sqlite", f"sqlite:///{tmp / 'study.db'}", bench, args, tmp)
         if args.pg_url:
-            with _postgres_database(args.pg_url) as url:
+            with scratch_database(args.pg_url, "bsft_bench") as url:
                 ok &= run_backend("postgresql", url, bench, args, tmp)
         elif args.no_sqlite:
             raise SystemExit(f"--no-sqlite needs --pg-url or ${PG_ENV}")

@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from behaviorsft.serve.db import AppendOnlyError, Feedback, HookCall, make_engine
 from behaviorsft.serve.report import write_report
+from tests.pg import ENV, scratch_database
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -27,23 +28,13 @@ DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     pytest.importorskip("psycopg")
-    url = make_url(os.environ.get("BEHAVIORSFT_TEST_POSTGRES_URL", DEFAULT_URL))
-    admin = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 2})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        admin.dispose()
-        pytest.skip(f"no PostgreSQL server reachable at {url.render_as_string()}: {exc}")
-    name = f"bsft_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    url = os.environ.get(ENV, DEFAULT_URL)
+    with ExitStack() as stack:
+        try:
+            db_url = stack.enter_context(scratch_database(url, "bsft_test", connect_timeout=2))
+        except Exception as exc:
+            pytest.skip(f"no PostgreSQL server reachable at {url}: {exc}")
+        yield db_url
 
 
 def test_audit_is_append_only_on_postgres(pg_url: str, tmp_path: Path) -> None:

@@ -8,25 +8,22 @@ one on loopback); each test makes a fresh database and drops it afterwards.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from behaviorsft.study.answers import ValidationValues, save_validation
 from behaviorsft.study.app import create_app
 from behaviorsft.study.db import Assignment, ValidationAnswer, current_revision, open_db
 from behaviorsft.study.export import export_study
+from tests.pg import ENV, scratch_database
 from tests.study.helpers import seed_study, sign_in
 from tests.study.test_app import _option_letters, _queue
-
-ENV = "BEHAVIORSFT_TEST_POSTGRES_URL"
 
 
 @pytest.fixture
@@ -34,17 +31,8 @@ def pg_url() -> Iterator[str]:
     if not os.environ.get(ENV):
         pytest.skip(f"{ENV} is not set (a PostgreSQL server URL; .ci/run starts one)")
     pytest.importorskip("psycopg")
-    url = make_url(os.environ[ENV])
-    admin = create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-    name = f"bsft_study_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(os.environ[ENV], "bsft_study") as url:
+        yield url
 
 
 def test_study_on_postgres(pg_url: str, tmp_path: Path, study_bench: Path) -> None:
