@@ -14,7 +14,7 @@ Model names follow ``provider/model``:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +30,24 @@ class MissingExtraError(ImportError):
     def __init__(self, what: str, install: str) -> None:
         super().__init__(f"{what} is not installed; run: {install}")
         self.install = install
+
+
+def require_packages(command: str, packages: Mapping[str, tuple[str, ...]], install: str) -> None:
+    """Raise MissingExtraError naming ``install`` when a package of ``packages`` is absent.
+
+    ``packages`` maps each distribution to the module names it may provide (one is
+    enough: python-multipart renamed its module). Nothing is imported: the check
+    only looks the modules up.
+    """
+    from importlib.util import find_spec
+
+    missing = [
+        package
+        for package, modules in packages.items()
+        if all(find_spec(module) is None for module in modules)
+    ]
+    if missing:
+        raise MissingExtraError(f"`{command}` needs {', '.join(missing)}, which", install)
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,13 @@ WEB_INSTALL = "pip install 'behaviorsft[web]'"
 
 def require_web() -> None:
     """Raise MissingExtraError naming the pip command when the ``[web]`` extra is absent."""
-    from behaviorsft.models.base import MissingExtraError
+    from behaviorsft.models.base import require_packages
 
-    missing = []
-    for module in ("fastapi", "uvicorn", "sqlalchemy", "jwt", "cryptography"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise MissingExtraError(
-            f"`behaviorsft serve` needs {', '.join(missing)}, which", WEB_INSTALL
-        )
+    packages = {
+        "fastapi": ("fastapi",),
+        "uvicorn": ("uvicorn",),
+        "sqlalchemy": ("sqlalchemy",),
+        "pyjwt": ("jwt",),
+        "cryptography": ("cryptography",),
+    }
+    require_packages("behaviorsft serve", packages, WEB_INSTALL)

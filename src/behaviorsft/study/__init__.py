@@ -19,11 +19,8 @@ WEB_INSTALL = "pip install 'behaviorsft[web]'"
 
 def require_web() -> None:
     """Raise MissingExtraError naming the pip command when the ``[web]`` extra is absent."""
-    from importlib.util import find_spec
+    from behaviorsft.models.base import require_packages
 
-    from behaviorsft.models.base import MissingExtraError
-
-    # package -> the module names it may provide (python-multipart renamed its module)
     packages = {
         "fastapi": ("fastapi",),
         "uvicorn": ("uvicorn",),
@@ -34,12 +31,4 @@ def require_web() -> None:
         "itsdangerous": ("itsdangerous",),
         "python-multipart": ("python_multipart", "multipart"),
     }
-    missing = [
-        package
-        for package, modules in packages.items()
-        if all(find_spec(module) is None for module in modules)
-    ]
-    if missing:
-        raise MissingExtraError(
-            f"`behaviorsft study` needs {', '.join(missing)}, which", WEB_INSTALL
-        )
+    require_packages("behaviorsft study", packages, WEB_INSTALL)
