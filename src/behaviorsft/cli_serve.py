@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from behaviorsft.exit_codes import ExitCode, exit_with
+from behaviorsft.exit_codes import fail, require_or_exit
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,19 +26,10 @@ serve_app = typer.Typer(
 )
 
 
-def _fail(message: str, code: ExitCode = ExitCode.INPUT_ERROR) -> BaseException:
-    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
-    return exit_with(code)
-
-
 def _need_web() -> None:
-    from behaviorsft.models.base import MissingExtraError
     from behaviorsft.serve import require_web
 
-    try:
-        require_web()
-    except MissingExtraError as exc:
-        raise _fail(str(exc)) from None
+    require_or_exit(require_web)
 
 
 @serve_app.callback()
@@ -101,7 +92,7 @@ def serve_cmd(
             )
         options = {**settings.model_options, **_model_options(option)}
     except (ValueError, typer.BadParameter) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if not settings.require_jwt:
         err_console.print(
             "warning: require_jwt is false: calls are NOT authenticated", markup=False
@@ -113,12 +104,12 @@ def serve_cmd(
     try:
         loaded = load_model(settings.model, base_url=settings.base_url, **options)
     except (ValueError, TypeError, OSError, ImportError) as exc:
-        raise _fail(f"model {settings.model}: {exc}") from None
+        raise fail(f"model {settings.model}: {exc}") from None
     single = getattr(loaded, "single_token_id", None)
     if single is not None:
         absent = [t for t in BEHAVIOR_TOKENS if single(t) is None]
         if absent:
-            raise _fail(
+            raise fail(
                 f"model {settings.model}: {', '.join(absent)} is not one token, so "
                 "P(<proactive>) cannot be read; serve a BehaviorSFT adapter (trained with "
                 "`behaviorsft train`), whose tokenizer adds the behaviour tokens"
@@ -134,7 +125,7 @@ def serve_cmd(
         app = create_app(settings, agent=agent)
     except ValueError as exc:
         agent.close()
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(
         f"serving {settings.model} on http://{host}:{port}/cds-services "
         f"(threshold {settings.threshold}, audit {settings.db})",
@@ -157,11 +148,11 @@ def audit_cmd(
     from behaviorsft.serve.report import write_report
 
     if db.startswith("sqlite:///") and not Path(db.removeprefix("sqlite:///")).is_file():
-        raise _fail(f"--db {db}: no such database file")
+        raise fail(f"--db {db}: no such database file")
     try:
         summary = write_report(make_engine(db), out)
     except SQLAlchemyError as exc:
-        raise _fail(f"--db {db}: {exc}") from None
+        raise fail(f"--db {db}: {exc}") from None
     fb = summary["feedback"]
     console.print(
         f"{summary['calls']} hook calls, {summary['cards']} cards, "

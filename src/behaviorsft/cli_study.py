@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from behaviorsft.cli_study_analyze import register as register_analyze
-from behaviorsft.exit_codes import ExitCode, exit_with
+from behaviorsft.exit_codes import ExitCode, fail, require_or_exit
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,19 +39,10 @@ study_app.add_typer(users_app, name="users")
 study_app.add_typer(create_app, name="create")
 
 
-def _fail(message: str, code: ExitCode = ExitCode.INPUT_ERROR) -> BaseException:
-    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
-    return exit_with(code)
-
-
 def _need_web() -> None:
-    from behaviorsft.models.base import MissingExtraError
     from behaviorsft.study import require_web
 
-    try:
-        require_web()
-    except MissingExtraError as exc:
-        raise _fail(str(exc)) from None
+    require_or_exit(require_web)
 
 
 def _open(db: str) -> Any:
@@ -65,16 +56,16 @@ def _open(db: str) -> Any:
     try:
         return open_db(db)
     except CommandError as exc:
-        raise _fail(
+        raise fail(
             f"--db {db}: the schema cannot be upgraded ({exc}); was it made by a newer "
             "behaviorsft? Upgrade behaviorsft, or use another database"
         ) from None
     except ArgumentError as exc:
-        raise _fail(f"--db {db}: not a database URL ({exc})") from None
+        raise fail(f"--db {db}: not a database URL ({exc})") from None
     except (SQLAlchemyError, OSError) as exc:
-        raise _fail(f"--db {db}: {exc}") from None
+        raise fail(f"--db {db}: {exc}") from None
     except ModuleNotFoundError as exc:
-        raise _fail(
+        raise fail(
             f"--db {db}: its database driver is not installed ({exc}); for PostgreSQL use a "
             "postgresql+psycopg://user:password@host/dbname URL and "
             "pip install 'behaviorsft[postgres]'"
@@ -117,7 +108,7 @@ def users_add(
     try:
         user, token = add_user(engine, name, admin=admin, password=password)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     role = "administrator" if user.is_admin else "rater"
     if token is None:
         console.print(f"{name}: {role}, password set", markup=False)
@@ -149,9 +140,9 @@ def _create(kind: str, db: str, **kwargs: Any) -> None:
     try:
         summary = make(engine, **kwargs)
     except StudyExistsError as exc:
-        raise _fail(str(exc), ExitCode.REFUSED) from None
+        raise fail(str(exc), ExitCode.REFUSED) from None
     except StudyInputError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     _print_summary(summary, db)
 
 
@@ -270,14 +261,14 @@ def export_cmd(
 ) -> None:
     """Answers as long-format CSV and JSONL; the agent key in a separate 0600 file."""
     if db.startswith("sqlite:///") and not Path(db.removeprefix("sqlite:///")).is_file():
-        raise _fail(f"--db {db}: no such database file")
+        raise fail(f"--db {db}: no such database file")
     engine = _open(db)
     from behaviorsft.study.export import export_study
 
     try:
         summary = export_study(engine, out, study=study)
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     rows = summary["rows"]
     console.print(
         f"{len(summary['studies'])} stud{'y' if len(summary['studies']) == 1 else 'ies'}: "

@@ -21,6 +21,7 @@ Click's own usage errors (an unknown flag, a bad choice) also exit 2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 
 
@@ -38,3 +39,22 @@ def exit_with(code: ExitCode) -> BaseException:
     import typer
 
     return typer.Exit(code=int(code))
+
+
+def fail(message: str, code: ExitCode = ExitCode.INPUT_ERROR) -> BaseException:
+    """Print ``error: message`` on stderr and return the exit to raise
+    (``raise fail("--db x: no such file")``)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(f"error: {message}", markup=False, soft_wrap=True)
+    return exit_with(code)
+
+
+def require_or_exit(require: Callable[[], None]) -> None:
+    """Run an extra's check (``serve.require_web``); a missing extra exits 2 with its message."""
+    from behaviorsft.models.base import MissingExtraError
+
+    try:
+        require()
+    except MissingExtraError as exc:
+        raise fail(str(exc)) from None
