@@ -18,6 +18,7 @@ Every arrow of the pipeline is a file written here. The rules:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -407,6 +408,20 @@ class FolderLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    def undo_first_call(self, files: Iterable[str], had: set[str], *, existed: bool) -> None:
+        """After a call that did nothing, remove what it created: each of ``files`` (names
+        in the folder) not in ``had`` (those there before it), and, when the folder did
+        not exist before (``existed``), the lock file and the folder itself if empty. A
+        corrected re-run then starts afresh instead of being refused as another setup."""
+        for name in files:
+            if name not in had:
+                (self.folder / name).unlink(missing_ok=True)
+        if not existed:
+            (self.folder / LOCK_NAME).unlink(missing_ok=True)
+            self.release()
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
 
     def __enter__(self) -> FolderLock:
         return self.acquire()

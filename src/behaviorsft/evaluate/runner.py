@@ -24,7 +24,6 @@ stops the run; what was written so far is kept and the next run resumes.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -62,7 +61,6 @@ from behaviorsft.prompts import (
 )
 from behaviorsft.records import ChatMessage, Prediction, Task
 from behaviorsft.store import (
-    LOCK_NAME,
     FileInfo,
     FolderLock,
     JsonlWriter,
@@ -890,14 +888,7 @@ def run_eval(
         if not (pred_path.exists() and pred_path.stat().st_size > 0):
             # Nothing was answered: remove what this call created (a config.json
             # that would refuse the corrected command), and a folder it made.
-            for name in _RUN_FILES:
-                if name not in had:
-                    (out / name).unlink(missing_ok=True)
-            if not existed:
-                (out / LOCK_NAME).unlink(missing_ok=True)
-                lock.release()
-                with contextlib.suppress(OSError):
-                    out.rmdir()
+            lock.undo_first_call(_RUN_FILES, had, existed=existed)
         raise
     finally:
         lock.release()

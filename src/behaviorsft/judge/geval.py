@@ -69,7 +69,6 @@ from behaviorsft.models import check_model_spec, parse_model_spec
 from behaviorsft.models.base import Generation, GenerationRequest, Model
 from behaviorsft.records import ChatMessage, Criterion, Judgement, Prediction, Task
 from behaviorsft.store import (
-    LOCK_NAME,
     FileInfo,
     FolderLock,
     JsonlWriter,
@@ -673,20 +672,13 @@ def run_judge(
         if not any(p.stat().st_size > 0 for p in out.glob(f"{RUNS_DIR}/*/{JUDGEMENTS_FILE}")):
             # Nothing was judged (e.g. the endpoint does not answer): remove what this
             # call created, so the corrected command is not refused as another setup.
-            for name in _OWN_FILES:
-                if name not in had:
-                    (out / name).unlink(missing_ok=True)
             for folder in sorted(out.glob(f"{RUNS_DIR}/*"), reverse=True):
                 with contextlib.suppress(OSError):
                     (folder / JUDGEMENTS_FILE).unlink(missing_ok=True)
                     folder.rmdir()
             with contextlib.suppress(OSError):
                 (out / RUNS_DIR).rmdir()
-            if not existed:
-                (out / LOCK_NAME).unlink(missing_ok=True)
-                lock.release()
-                with contextlib.suppress(OSError):
-                    out.rmdir()
+            lock.undo_first_call(_OWN_FILES, had, existed=existed)
         raise
     finally:
         lock.release()
