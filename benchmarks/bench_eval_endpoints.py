@@ -17,13 +17,12 @@ openai-compatible backend and a local server on 127.0.0.1:
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -32,53 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from behaviorsft.evaluate.runner import EvalConfig, run_eval
 from behaviorsft.models.openai_compat import EndpointUnreachableError
 from tests.evaluate.conftest import bench_tasks, write_bench
+from tests.http_stub import LoopbackServer, Reply, completion
 
 
-def one_slot_server(slot_s: float) -> tuple[ThreadingHTTPServer, dict[str, int]]:
+def one_slot_server(slot_s: float) -> tuple[LoopbackServer, dict[str, int]]:
     counts = {"processed": 0}
     slot = threading.Lock()
-    payload = json.dumps(
-        {
-            "id": "c",
-            "object": "chat.completion",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "<answer>B</answer>"},
-                    "finish_reason": "stop",
-                }
-            ],
-        }
-    ).encode()
+    payload = completion("<answer>B</answer>", usage=None)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+    def respond(body: dict[str, Any], headers: Message) -> Reply:
+        with slot:  # one request at a time
+            time.sleep(slot_s)
+            counts["processed"] += 1
+        return Reply(body=payload)
 
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            with slot:
-                time.sleep(slot_s)
-                counts["processed"] += 1
-            try:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                self.wfile.flush()
-            except OSError:
-                pass  # the client timed out and left
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            pass
-
-    httpd = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, counts
+    return LoopbackServer(respond).start(), counts
 
 
 def main() -> None:
@@ -113,7 +80,7 @@ def main() -> None:
             bench=str(bench),
             model="openai-compatible/m",
             out=str(tmp / f"slot-{adaptive}"),
-            base_url=f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+            base_url=httpd.base_url,
             n_bootstrap=0,
             model_options={
                 "concurrency": 8,
@@ -127,7 +94,7 @@ def main() -> None:
         result = run_eval(config, show_progress=False)
         wall = time.perf_counter() - t0
         time.sleep(args.slot_s * 10)  # let the server finish what it still holds
-        httpd.shutdown()
+        httpd.close()
         print(
             f"one-slot server, concurrency 8, adaptive={adaptive}: {wall:.1f} s, "
             f"{result.errors} failed rows; the server processed {counts['processed']} "

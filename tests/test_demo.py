@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -17,6 +17,7 @@ from behaviorsft.cli import app
 from behaviorsft.demo import DemoConfig, run_demo
 from behaviorsft.evaluate.runner import load_predictions
 from behaviorsft.taxonomy import TABLE_ORDER
+from tests.http_stub import LoopbackServer, Reply, completion
 
 # 15 cases: the fewest whose seed-0 splits (a hash of seed and case id) hold two test cases,
 # enough for 26 test tasks (two per type).
@@ -129,50 +130,18 @@ def test_tiny_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     assert len(runs) == 2 and runs[0]["seconds"] == timings["seconds"]  # first run kept
 
 
-class _ScriptedServer:
+class _ScriptedServer(LoopbackServer):
     """Chat completions on 127.0.0.1 that always answer B, counting requests."""
 
     def __init__(self) -> None:
         self.requests = 0
-        owner = self
+        super().__init__(self._respond)
+        self.url = self.base_url
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                json.loads(self.rfile.read(length))
-                owner.requests += 1
-                body = json.dumps(
-                    {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "model": "scripted",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": "<answer>B</answer>"},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def _respond(self, body: dict[str, Any], headers: Message) -> Reply:
+        self.requests += 1
+        return Reply(body=completion("<answer>B</answer>", model="scripted"))
 
 
 def test_api_model_demo_evaluates_without_training(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ import pytest
 
 from behaviorsft.build.llm.prompts import PROMPTS
 from behaviorsft.taxonomy import Category, TaskType, category_of, label_for_score
+from tests.http_stub import LoopbackServer, Reply
 
 # Option vocabulary: no word here appears in any question the server writes, so
 # "pick the option that repeats the question" has nothing to go on.
@@ -139,7 +140,7 @@ def _phrase(rng: random.Random, low: int, high: int) -> str:
     raise AssertionError(f"no phrase of {low}-{high} characters")
 
 
-class ScriptedLLM:
+class ScriptedLLM(LoopbackServer):
     """The server. ``requests`` holds every request body, in arrival order."""
 
     def __init__(self, latency_s: float = 0.0, hang_s: float = 3.0) -> None:
@@ -158,57 +159,28 @@ class ScriptedLLM:
         self.llama_cpp_python = False  # reject response_format json_schema with HTTP 500
         self._answers: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real servers
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                status, headers, content, delay, counted = server._respond(body)
-                time.sleep(delay)
-                if counted is None:  # held: never answered
-                    while server.hold_after is not None:
-                        time.sleep(0.05)
-                    return
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(content)))
-                    self.end_headers()
-                    self.wfile.write(content)
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    return
-                if counted:
-                    with server._lock:
-                        server.answered.append(_hash(body))
-                        server.usage_served += counted
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 256
-        self.port = self.httpd.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        super().__init__(self._reply, keep_alive=True, queue_size=256)  # as real servers
 
     # ------------------------------------------------------------------ control
 
-    def start(self) -> ScriptedLLM:
-        self.thread.start()
-        return self
+    def _reply(self, body: dict[str, Any], headers: Message) -> Reply:
+        status, reply_headers, content, delay, counted = self._respond(body)
+        time.sleep(delay)
+        if counted is None:  # held: never answered
+            while self.hold_after is not None:
+                time.sleep(0.05)
+            return Reply(0)
+
+        def delivered() -> None:
+            with self._lock:
+                self.answered.append(_hash(body))
+                self.usage_served += counted
+
+        return Reply(status, content, reply_headers, delivered if counted else None)
 
     def stop(self) -> None:
         self.hold_after = None
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.close()
 
     def inject(self, stage: str, kind: str, **kw: Any) -> None:
         """Add a fault (see :class:`Fault`)."""

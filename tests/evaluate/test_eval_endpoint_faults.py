@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,12 @@ from behaviorsft.cli import app
 from behaviorsft.evaluate.runner import load_predictions
 from behaviorsft.exit_codes import ExitCode
 from tests.evaluate.conftest import bench_tasks, write_bench
+from tests.http_stub import LoopbackServer, Reply, completion, error
 
 BROKEN = "for fact_retrieval test 0"  # option text of one task of the bench
 
 
-class Endpoint:
+class Endpoint(LoopbackServer):
     """A chat-completions server answering '<answer>B</answer>', with scripted faults.
 
     ``always_500``: prompts containing this text always get HTTP 500;
@@ -44,85 +44,29 @@ class Endpoint:
         self.first_429 = False
         self.one_slot_s = 0.0
         self.seen: Counter[str] = Counter()
-        self.answered = 0
         self._lock = threading.Lock()
         self._slot = threading.Lock()
-        srv = self
+        super().__init__(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                user = body["messages"][-1]["content"]
-                with srv._lock:
-                    srv.seen[user] += 1
-                    first = srv.seen[user] == 1
-                headers: dict[str, str] = {}
-                if srv.always_500 and srv.always_500 in user:
-                    status, payload = 500, b'{"error": {"message": "overloaded"}}'
-                elif srv.first_429 and first:
-                    status, payload = 429, b'{"error": {"message": "slow down"}}'
-                    headers["Retry-After"] = "0"
-                else:
-                    if srv.one_slot_s:
-                        with srv._slot:  # the server works on one request at a time
-                            time.sleep(srv.one_slot_s)
-                    status, payload = 200, _completion("<answer>B</answer>")
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    if status == 200:
-                        with srv._lock:
-                            srv.answered += 1
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and left
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client that gave up is expected here
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-
-def _completion(text: str) -> bytes:
-    return json.dumps(
-        {
-            "id": "c1",
-            "object": "chat.completion",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
-        }
-    ).encode()
+    def _respond(self, body: dict[str, Any], headers: Message) -> Reply:
+        user = body["messages"][-1]["content"]
+        with self._lock:
+            self.seen[user] += 1
+            first = self.seen[user] == 1
+        if self.always_500 and self.always_500 in user:
+            return Reply(500, error("overloaded"))
+        if self.first_429 and first:
+            return Reply(429, error("slow down"), {"Retry-After": "0"})
+        if self.one_slot_s:
+            with self._slot:  # the server works on one request at a time
+                time.sleep(self.one_slot_s)
+        return Reply(body=completion("<answer>B</answer>"))
 
 
 @pytest.fixture
 def endpoint() -> Iterator[Endpoint]:
-    srv = Endpoint()
-    srv.thread.start()
-    try:
+    with Endpoint() as srv:
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,13 @@ import pytest
 import behaviorsft
 from behaviorsft.exit_codes import ExitCode
 from tests.evaluate.conftest import bench_tasks, write_bench
+from tests.http_stub import LoopbackServer, Reply, completion
 
 SRC = Path(behaviorsft.__file__).resolve().parents[1]
 KILLS = 4
 
 
-class SlowChat:
+class SlowChat(LoopbackServer):
     """Answers each prompt with a letter that is a function of the prompt, after ``latency_s``.
 
     Requests wait while ``gate`` is clear (it is set from the start).
@@ -43,65 +44,21 @@ class SlowChat:
     def __init__(self, latency_s: float) -> None:
         self.gate = threading.Event()
         self.gate.set()
-        gate = self.gate
+        self.latency_s = latency_s
+        super().__init__(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                user = body["messages"][-1]["content"]
-                letter = "ABCD"[hashlib.sha256(user.encode()).digest()[0] % 4]
-                gate.wait(timeout=60)
-                time.sleep(latency_s)
-                payload = json.dumps(
-                    {
-                        "id": "c",
-                        "object": "chat.completion",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {
-                                    "role": "assistant",
-                                    "content": f"<answer>{letter}</answer>",
-                                },
-                                "finish_reason": "stop",
-                            }
-                        ],
-                    }
-                ).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client was killed
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+    def _respond(self, body: dict[str, Any], headers: Message) -> Reply:
+        user = body["messages"][-1]["content"]
+        letter = "ABCD"[hashlib.sha256(user.encode()).digest()[0] % 4]
+        self.gate.wait(timeout=60)
+        time.sleep(self.latency_s)
+        return Reply(body=completion(f"<answer>{letter}</answer>", usage=None))
 
 
 @pytest.fixture
 def chat() -> Iterator[SlowChat]:
-    srv = SlowChat(latency_s=0.02)
-    srv.thread.start()
-    try:
+    with SlowChat(latency_s=0.02) as srv:
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
 
 
 def _command(bench: Path, out: Path, base_url: str) -> list[str]:

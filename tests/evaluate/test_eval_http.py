@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,12 @@ import pytest
 
 from behaviorsft.evaluate.runner import EvalConfig, load_predictions, run_eval
 from tests.evaluate.conftest import bench_tasks, write_bench
+from tests.http_stub import LoopbackServer, Reply, completion, error
 
 BROKEN = "for fact_retrieval test 0"  # option text of one task in the bench
 
 
-class ChatServer:
+class ChatServer(LoopbackServer):
     """Answers '<answer>B</answer>' to every chat completion, except BROKEN ones (500)."""
 
     def __init__(self) -> None:
@@ -30,66 +31,23 @@ class ChatServer:
         self.auth: list[str | None] = []
         self.broken = True
         self.lock = threading.Lock()
-        server = self
+        super().__init__(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                user = body["messages"][-1]["content"]
-                with server.lock:
-                    server.bodies.append(body)
-                    server.auth.append(self.headers.get("Authorization"))
-                    fail = server.broken and BROKEN in user
-                if fail:
-                    payload, status = b'{"error": {"message": "overloaded"}}', 500
-                else:
-                    status = 200
-                    payload = json.dumps(
-                        {
-                            "id": "c1",
-                            "object": "chat.completion",
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "message": {
-                                        "role": "assistant",
-                                        "content": "<answer>B</answer>",
-                                    },
-                                    "finish_reason": "stop",
-                                }
-                            ],
-                            "usage": {
-                                "prompt_tokens": 7,
-                                "completion_tokens": 4,
-                                "total_tokens": 11,
-                            },
-                        }
-                    ).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def _respond(self, body: dict[str, Any], headers: Message) -> Reply:
+        with self.lock:
+            self.bodies.append(body)
+            self.auth.append(headers.get("Authorization"))
+            fail = self.broken and BROKEN in body["messages"][-1]["content"]
+        if fail:
+            return Reply(500, error("overloaded"))
+        return Reply(body=completion("<answer>B</answer>"))
 
 
 @pytest.fixture
 def chat_server() -> Iterator[ChatServer]:
     pytest.importorskip("behaviorsft.models.openai_compat")
-    srv = ChatServer()
-    srv.thread.start()
-    try:
+    with ChatServer() as srv:
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
 
 
 def test_http_failures_become_error_rows_and_are_retried_on_rerun(

@@ -12,7 +12,7 @@ import math
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from behaviorsft.evaluate.runner import EvalConfig, config_dict
 from behaviorsft.examples import example_conversation, example_tasks
 from behaviorsft.records import Prediction
 from behaviorsft.store import write_jsonl
+from tests.http_stub import LoopbackServer, Reply
 
 # Top log-probabilities at the first position of every greedy form-filling reply.
 # 0.2 sits on a non-score token, so the weights must be renormalised:
@@ -64,29 +65,14 @@ class JudgeServer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
+        def respond(body: dict[str, Any], headers: Message) -> Reply:
+            with self._lock:
+                self.requests.append(body)
+            return Reply(*self.reply(body))
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                with server._lock:
-                    server.requests.append(body)
-                status, payload = server.reply(body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self.server = LoopbackServer(respond)
+        self.base_url = self.server.base_url
 
     @staticmethod
     def prompt(body: dict[str, Any]) -> str:
@@ -123,12 +109,8 @@ class JudgeServer:
 @pytest.fixture
 def judge_server() -> Iterator[JudgeServer]:
     srv = JudgeServer()
-    srv.thread.start()
-    try:
+    with srv.server:
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
 
 
 # Replies of a model under evaluation, one per example task.

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from behaviorsft.models import load_model
 from behaviorsft.models.base import GenerationRequest, Model
 from behaviorsft.models.openai_compat import OpenAICompatModel
 from behaviorsft.records import ChatMessage
+from tests.http_stub import LoopbackServer
+from tests.http_stub import Reply as StubReply
 
 SECRET = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 
@@ -35,7 +37,7 @@ class Reply:
     delay_s: float = 0.0
 
 
-class FakeServer:
+class FakeServer(LoopbackServer):
     """A chat-completions server that follows a script, then echoes the last user message."""
 
     def __init__(self) -> None:
@@ -46,48 +48,22 @@ class FakeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        server = self
+        super().__init__(self._respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length))
-                with server._lock:
-                    server.requests.append(body)
-                    server.auth.append(self.headers.get("Authorization"))
-                    reply = server.script.popleft() if server.script else Reply()
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                try:
-                    time.sleep(reply.delay_s or server.default_delay_s)
-                    payload = reply.body if reply.body is not None else server.completion(body)
-                    try:
-                        self.send_response(reply.status)
-                        for k, v in reply.headers.items():
-                            self.send_header(k, v)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(payload)))
-                        self.end_headers()
-                        self.wfile.write(payload)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass  # the client gave up (timeout test)
-                finally:
-                    with server._lock:
-                        server.in_flight -= 1
-
-            def do_GET(self) -> None:
-                self.send_response(404)
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+    def _respond(self, body: dict[str, Any], headers: Message) -> StubReply:
+        with self._lock:
+            self.requests.append(body)
+            self.auth.append(headers.get("Authorization"))
+            reply = self.script.popleft() if self.script else Reply()
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(reply.delay_s or self.default_delay_s)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        payload = reply.body if reply.body is not None else self.completion(body)
+        return StubReply(reply.status, payload, reply.headers)
 
     @staticmethod
     def completion(body: dict[str, Any]) -> bytes:
@@ -120,13 +96,8 @@ class FakeServer:
 
 @pytest.fixture
 def server() -> Iterator[FakeServer]:
-    srv = FakeServer()
-    srv.thread.start()
-    try:
+    with FakeServer() as srv:
         yield srv
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
 
 
 def _req(text: str, **kw: Any) -> GenerationRequest:
@@ -475,8 +446,7 @@ def test_fail_fast_raises_at_once_when_nothing_listens() -> None:
 def test_fail_fast_retries_once_the_endpoint_has_answered(server: FakeServer) -> None:
     model = _model(server, fail_fast=True, max_retries=1)
     assert model.generate([_req("a")])[0].text == "echo: a"
-    server.httpd.shutdown()
-    server.httpd.server_close()  # the server goes away mid-run: a transient fault now
+    server.close()  # the server goes away mid-run: a transient fault now
     gen = model.generate([_req("b")])[0]
     assert gen.text is None and gen.error is not None and "connection error" in gen.error
 
