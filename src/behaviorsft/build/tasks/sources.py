@@ -29,10 +29,10 @@ _MEDQA = re.compile(
 
 
 # Share of the error-free MEDEC notes (those with an error twin whose changed sentence is
-# found) asked about, by a hash of the case id. MEDEC's validation file gives about 280
-# error items and 160 such notes: 43% of them makes "no sentence needs correcting" the
-# answer of one item in five, as often as a guess among five options (all of them made
-# it the answer of one item in three, a shortcut for any reader).
+# found) asked about, by a hash of the case id. MEDEC's validation file gives 251 error
+# items and about 180 such notes: 38% of them makes "none of the sentences needs
+# correcting" the answer of one item in five (69 of 320), as often as a guess among five
+# options (all of them would make it the answer of two items in five).
 MEDEC_CONTROL_SHARE = 0.38
 # Wrong corrections are kept whose share of words in the record is within this of the
 # key's (the nearest fill up): the right correction fits the vignette's words, and
@@ -207,9 +207,9 @@ def _grounded(ctx: Ctx, anchor: str, index: int, sentences: list[str]) -> list[s
     quotes most" find it: 33% against 25%. So the three are drawn with 1 to 3 of them
     (uniformly) quoted more than the anchor, or where no candidate is, as many quoted
     equally (a tie) as there are; and with 0 to 3 of them (uniformly) longer than the
-    anchor, so that "the longest option" is the key as often as a guess would be. The
-    anchor is then the best-quoted option only where nothing else can be, about one
-    item in five.
+    anchor, so that "the longest option" is the key as often as a guess would be. Where
+    the candidates cannot meet both, the plan that misses least is taken, a best-quoted
+    anchor costing most (``cost``).
     """
     record = shown_words(ctx, 0, ctx.n_turns - 1)
     q = words(MEDEC_QUESTION)
