@@ -333,14 +333,33 @@ def _shape(span: ErrorSpan) -> str | None:
             return None
     if max(len(span.wrong.split()), len(span.right.split())) > MAX_PART_WORDS:
         return None
+    kind = "clause" if any(_clause(p) for p in (span.wrong, span.right)) else "name"
     if span.prefix:
-        return f"part {span.prefix.split()[-1].lower()}"
-    return f"part ^{span.suffix.split()[0].lower()}"
+        return f"part {span.prefix.split()[-1].lower()} {kind}"
+    return f"part ^{span.suffix.split()[0].lower()} {kind}"
+
+
+_CLAUSE_WORDS = frozenset(["is", "was", "were", "are", "be", "been", "being", "has", "had", "have"])
+
+
+def _clause(part: str) -> bool:
+    """Whether ``part`` holds a verb ("prednisone is prescribed", "provided education"):
+    it stands in only for another such part, never for a name."""
+    words = part.lower().split()
+    return any(w in _CLAUSE_WORDS or (len(w) > 4 and w.endswith("ed")) for w in words)
+
+
+def _loose(frame: str) -> bool:
+    """Whether parts of a frame may fill in for another's: parts after a function word
+    ("with ___", "of ___") or a verb, not after a word of the name ("an ovarian ___")."""
+    word = frame.split(" ")[1].lstrip("^")
+    return word in _FUNCTION_WORDS or bool(re.search(r"(ed|es|ate|ize|ise|ow)$", word))
 
 
 def _mid_sentence(part: str, span: ErrorSpan, error_type: str | None) -> str:
     """``part`` as it reads inside a sentence (a capital only a sentence start gave it
     dropped; organisms, acronyms and names such as "Guillain" keep theirs)."""
+    part = part.rstrip(".,;:")
     first = part.split(" ", 1)[0]
     if span.prefix or error_type == "causalOrganism" or not first[1:].islower():
         return part
@@ -393,8 +412,11 @@ def add_twins_and_alternatives(
         if source is not None and source in spans:
             span, shape, etype = spans[source]
             frames = [shape] if shape else []
-            if shape and shape.startswith("part "):
-                frames += sorted(f for t, f in pool if t == etype and f.startswith("part "))
+            if shape and shape.startswith("part ") and _loose(shape):
+                kind = shape.rsplit(" ", 1)[1]
+                frames += sorted(
+                    f for t, f in pool if t == etype and f.endswith(kind) and _loose(f)
+                )
             seen: set[str] = set()
             candidates: list[str] = []
             for frame in frames:
