@@ -235,9 +235,7 @@ def _grounded(ctx: Ctx, anchor: str, index: int, sentences: list[str]) -> list[s
         cells.setdefault(((s > target) - (s < target), len(o) > len(anchor)), []).append(o)
     want_above, want_longer = ctx.rng.randint(1, 3), ctx.rng.randint(0, 3)
     plans = []
-    for counts in product(range(4), repeat=len(_CELLS)):
-        if sum(counts) != 3:
-            continue
+    for counts in _PLANS:
         got = dict(zip(_CELLS, counts, strict=True))
         if any(n > len(cells.get(c, [])) for c, n in got.items()):
             continue
@@ -257,6 +255,8 @@ def _grounded(ctx: Ctx, anchor: str, index: int, sentences: list[str]) -> list[s
 
 # (record share against the anchor's: 1 more, 0 the same, -1 less; longer than it)
 _CELLS = tuple((side, longer) for side in (1, 0, -1) for longer in (True, False))
+# How many of the three wrong corrections to take from each cell: every way to make three.
+_PLANS = [c for c in product(range(4), repeat=len(_CELLS)) if sum(c) == 3]
 
 
 def _hash(text: str) -> int:
