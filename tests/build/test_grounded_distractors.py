@@ -2,12 +2,12 @@
 
 Regression bounds on a small synthetic build (chance + 0.10: looser than the audit's
 target of chance + 0.05 because of the sample size), and the specific defects: MEDEC
-fragments offered as options, missing-turn distractors spoken by another kind of person.
+sentences split into fragments (the MEDEC items themselves: test_medec_items.py),
+missing-turn distractors spoken by another kind of person.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from collections import defaultdict
 
@@ -18,9 +18,8 @@ from behaviorsft.build.audit import chance, record_match_hit, words
 from behaviorsft.build.conversation import render
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.build.tasks.integrity import _lay
-from behaviorsft.build.tasks.sources import NO_ERROR
 from behaviorsft.sources.kb import load_kb
-from behaviorsft.sources.medec import join_fragments, read
+from behaviorsft.sources.medec import join_fragments
 from behaviorsft.sources.synthetic import kb_condition_id, synthesize_cases
 from behaviorsft.taxonomy import TaskType
 
@@ -188,77 +187,3 @@ def test_split_sentences_are_joined():
         (5, "Hemoglobin 14.6 g/dL"),
         (6, "Leukocyte count 11,100/mm3"),
     ]
-
-
-def _medec_csv(path, rows):
-    cols = [
-        "Text ID",
-        "Text",
-        "Sentences",
-        "Error Flag",
-        "Error Type",
-        "Error Sentence ID",
-        "Error Sentence",
-        "Corrected Sentence",
-        "Corrected Text",
-    ]
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        w.writerows(rows)
-
-
-def test_medec_options_are_whole_sentences(tmp_path, kb):
-    lines = [
-        "A 24-year-old woman comes to the emergency department with headaches.",
-        "During this time, she has also had recurrent dizziness and palpitations.",
-        "She has no history of major medical illness.",
-        "Her pulse is",
-        "106/min and blood pressure is 102/73 mm",
-        "Hg.",
-        "Physical examination shows facial flushing and profuse sweating.",
-        "Culture tests indicate Neisseria gonorrhoeae.",
-    ]
-    text = " ".join(lines)
-    sentences = "\n".join(f"{i} {s}" for i, s in enumerate(lines))
-    err = "Culture tests indicate Neisseria gonorrhoeae."
-    fixed = "Culture tests indicate Trichomonas vaginalis."
-    path = tmp_path / "medec.csv"
-    _medec_csv(path, [["ms-val-0", text, sentences, "1", "causalOrganism", "7", err, fixed, ""]])
-    [item] = list(read(path))
-    rendered = render(item.case, kb, seed=0)
-    assert "Hg." not in [t.text for t in rendered.conversation.turns]
-    [task] = [
-        t
-        for t in case_tasks(item.case, rendered, kb, seed=0)
-        if t.task_type is T.EXPLICIT_ERROR_CORRECTION
-    ]
-    assert task.answer_text == f'"{err}"'
-    for o in task.options:
-        if o.text != NO_ERROR:
-            body = o.text.strip('"')
-            assert re.match(r"^[A-Z0-9].*[.!?:]$", body) and len(body.split()) >= 3, o.text
-            assert not body.startswith("Summary:")
-
-
-@pytest.mark.shared_data
-def test_real_medec_offers_whole_sentences_and_no_error_at_guess_rate(shared_data, kb):
-    [path] = sorted((shared_data / "medec").glob("*.csv"))
-    tasks = []
-    for item in read(path):
-        assert item.error is None
-        rendered = render(item.case, kb, seed=0)
-        tasks += [
-            t
-            for t in case_tasks(item.case, rendered, kb, seed=0)
-            if t.task_type is T.EXPLICIT_ERROR_CORRECTION
-        ]
-    assert len(tasks) > 300
-    for t in tasks:
-        for o in t.options:
-            if o.text != NO_ERROR:
-                body = o.text[1:-1]  # the option quotes the sentence
-                assert re.match(r"^[A-Z0-9\"'(].*[.!?:]$", body), (t.id, o.text)
-                assert len(body.split()) >= 3, (t.id, o.text)
-    no_error = sum(t.answer_text == NO_ERROR for t in tasks) / len(tasks)
-    assert no_error <= 0.25, no_error  # it was 0.44: a reader always picking it beat chance

@@ -367,9 +367,11 @@ def test_medec_rows_and_annotation(tmp_path):
         error_sentence_id=1,
         error_sentence="He is given aspirin.",
         corrected_sentence="He is given aspirin and heparin.",
+        twin_id="medec:ms-2",  # the same vignette without the error
     )
     clean = medec_annotation(cases[1])
     assert clean is not None and not clean.error_flag and clean.error_sentence is None
+    assert clean.twin_id == "medec:ms-1" and clean.twin_error_sentence == "He is given aspirin."
     assert cases[0].demographics.age_years == 60 and cases[0].demographics.sex == "male"
     assert cases[0].sections[0].title == "Sentences"
     assert medec_annotation(a_case()) is None
