@@ -100,7 +100,12 @@ def _match(m: int, fits: Callable[[Turn, int], bool], turns: Sequence[Turn]) -> 
 def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     """Which turn is missing: the wrong options are other turns of the same conversation
     spoken by someone in the same role (the same kind of person, failing that), chosen
-    so that the record shown quotes them as much as it quotes the missing turn."""
+    so that the record shown quotes them as much as it quotes the missing turn.
+
+    A synthetic case gets one item about a lay speaker's turn and one about staff's
+    (``_fair``, ``_pick_balanced``); an imported note or transcript gets one item per
+    option slot, the answer at every rank of record share and of length once
+    (``designed``), or none (counted in the manifest)."""
     turns = ctx.rendered.conversation.turns
     if len(turns) < 6:
         return
