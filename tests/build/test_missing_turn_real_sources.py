@@ -80,7 +80,8 @@ NOTE = [
     "She has had burning on urination for three days.",
     "She has type 2 diabetes mellitus treated with metformin.",
     "She does not smoke and drinks alcohol occasionally.",
-    "Her temperature is 39.3 C, pulse is 112/min, and blood pressure is 98/60 mm Hg.",
+    "Her temperature is 39.3 C (",
+    "102.7 F), pulse is 112/min, and blood pressure is 98/60 mm Hg.",
     "Examination shows tenderness at the left costovertebral angle.",
     "There is no rash and the abdomen is soft.",
     "Laboratory studies show:",
@@ -96,6 +97,8 @@ NOTE = [
     "She is discharged home on the fifth day with follow-up in clinic.",
 ]
 FRAGMENTS = {
+    "Her temperature is 39.3 C (",
+    "102.7 F), pulse is 112/min, and blood pressure is 98/60 mm Hg.",
     "Laboratory studies show:",
     "Leukocyte count 16,300/mm3",
     "Creatinine 1.2 mg/dL",
@@ -191,16 +194,35 @@ def test_keys_are_the_removed_turn_and_wrong_options_the_same_kind_of_speaker():
             assert o.text not in shown
 
 
-def test_headings_and_lab_lines_are_neither_asked_nor_offered():
-    """'Laboratory studies show:' and the lab lines after it were options of MediQ and
-    MEDEC items (a splitting defect, not a turn anyone would say)."""
+def test_a_relatives_turn_is_offered_with_lay_turns_only():
+    """The dialogue importers give a relative the role "family", which was taken for staff:
+    a relative's missing turn was offered among the doctor's turns."""
+    relative = ("Mother", "family")
+    lay = [i for i, (who, _) in enumerate(DIALOGUE) if who == PATIENT]
+    turns = [(relative if i in lay[:5] else who, text) for i, (who, text) in enumerate(DIALOGUE)]
+    tasks = []
+    for i in range(6):
+        conv = _conversation(f"mts-dialog:hand-5{i}", turns)
+        tasks += [(conv, t) for t in _build(conv, "mts-dialog", i)[0]]
+    asked = Counter(conv.turns[_gap(t)].role for conv, t in tasks)
+    assert asked["family"] >= 2, asked
+    for conv, t in tasks:
+        by_text = {x.text: x for x in conv.turns}
+        kinds = {by_text[o.text].role == "physician" for o in t.options}
+        assert len(kinds) == 1, (t.id, [by_text[o.text].role for o in t.options])
+
+
+def test_headings_lab_lines_and_split_sentences_are_neither_asked_nor_offered():
+    """'Laboratory studies show:' and the lab lines after it, and the halves of a sentence
+    split over two turns, were options of MediQ and MEDEC items (splitting defects, not
+    turns anyone would say)."""
     tasks = [t for i in range(10) for t in _build(_note(f"mediq:hand-{i}"), "mediq", i)[0]]
     assert tasks
     for t in tasks:
         assert not FRAGMENTS & {o.text for o in t.options}, t.id
 
 
-def test_fragment_turns_marks_a_heading_and_its_list():
+def test_fragment_turns_marks_a_heading_its_list_and_a_split_sentence():
     from behaviorsft.build.tasks.integrity import fragment_turns
 
     conv = _note("mediq:hand-3")

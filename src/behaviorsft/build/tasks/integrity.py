@@ -29,7 +29,8 @@ _TOLERANCE = 0.15
 
 def _lay(role: str) -> bool:
     """Whether a speaker talks as a lay person (patient, relative) rather than as staff."""
-    return role in ("patient", "family member", "relative", "caregiver")
+    # "family": the dialogue importers' role for a relative (``sources._common._SPEAKERS``)
+    return role in ("patient", "family member", "family", "relative", "caregiver")
 
 
 def _speaker_phrase(speaker: str) -> str:
@@ -49,12 +50,18 @@ _NO_FAIR_SET = "no set of gaps whose wrong options rank each answer as designed"
 # A sentence's end: a full stop, question or exclamation mark (before closing quotes
 # or brackets).
 _SENTENCE_END = re.compile(r"[.?!][\"')\]]*\s*$")
+# A turn cut off inside a sentence: an open bracket, a slash, a dash or a comma at its end.
+_OPEN_END = re.compile(r"[(/,\-–]\s*$")
 
 
 def fragment_turns(turns: Sequence[Turn]) -> frozenset[int]:
     """Turns of an imported note that are not sentences: a heading that introduces a list
     ("Laboratory studies show:") and the list's items after it ("Creatinine 1.2 mg/dL",
-    "Hemoglobin: 8.9 g/dL (normal: 13.5-17.5 g/dL)"), up to the next sentence.
+    "Hemoglobin: 8.9 g/dL (normal: 13.5-17.5 g/dL)"), up to the next sentence; and, in a
+    note (no lay speaker), a sentence split over turns ("Her temperature is 37.1 C (" /
+    "98.8 F), pulse is 75/min."): a turn that does not end like a sentence and the turn
+    after it, when that one starts with a small letter or a sign, or the first ends with an
+    open bracket, a slash, a dash or a comma.
 
     A missing heading is read off the list below it, and a missing list item is the one
     value a reader can tell belongs to the list; offered as wrong options they are
@@ -71,6 +78,12 @@ def fragment_turns(turns: Sequence[Turn]) -> frozenset[int]:
             out.add(t.index)
         else:
             in_list = False
+    if not any(_lay(t.role) for t in turns):
+        for prev, t in itertools.pairwise(turns):
+            before, first = prev.text.strip(), t.text.strip()[:1]
+            split = first.islower() or not first.isalnum() or _OPEN_END.search(before)
+            if first and split and not _SENTENCE_END.search(before):
+                out.update((prev.index, t.index))
     return frozenset(out)
 
 
