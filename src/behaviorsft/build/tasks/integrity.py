@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from behaviorsft.bench import format_turn
 from behaviorsft.build.audit import words
@@ -26,7 +29,8 @@ _TOLERANCE = 0.15
 
 def _lay(role: str) -> bool:
     """Whether a speaker talks as a lay person (patient, relative) rather than as staff."""
-    return role in ("patient", "family member", "relative", "caregiver")
+    # "family": the dialogue importers' role for a relative (``sources._common._SPEAKERS``)
+    return role in ("patient", "family member", "family", "relative", "caregiver")
 
 
 def _speaker_phrase(speaker: str) -> str:
@@ -41,10 +45,80 @@ def _speaker_phrase(speaker: str) -> str:
     return f"{m[2]} of the {m[1].lower()}" if m else speaker
 
 
+_NO_FAIR_SET = "no set of gaps whose wrong options rank each answer as designed"
+
+# A sentence's end: a full stop, question or exclamation mark (before closing quotes
+# or brackets).
+_SENTENCE_END = re.compile(r"[.?!][\"')\]]*\s*$")
+# A turn cut off inside a sentence: an open bracket, a slash, a dash or a comma at its end.
+_OPEN_END = re.compile(r"[(/,\-–]\s*$")
+
+
+def fragment_turns(turns: Sequence[Turn]) -> frozenset[int]:
+    """Turns of an imported note that are not sentences: a heading that introduces a list
+    ("Laboratory studies show:") and the list's items after it ("Creatinine 1.2 mg/dL",
+    "Hemoglobin: 8.9 g/dL (normal: 13.5-17.5 g/dL)"), up to the next sentence; and, in a
+    note (no lay speaker), a sentence split over turns ("Her temperature is 37.1 C (" /
+    "98.8 F), pulse is 75/min."): a turn that does not end like a sentence and the turn
+    after it, when that one starts with a small letter or a sign, or the first ends with an
+    open bracket, a slash, a dash or a comma.
+
+    A missing heading is read off the list below it, and a missing list item is the one
+    value a reader can tell belongs to the list; offered as wrong options they are
+    fragments no one would write as a turn of their own.
+    """
+    out: set[int] = set()
+    in_list = False
+    for t in turns:
+        text = t.text.strip()
+        if text.endswith(":"):
+            out.add(t.index)
+            in_list = True
+        elif in_list and not _SENTENCE_END.search(text):
+            out.add(t.index)
+        else:
+            in_list = False
+    if not any(_lay(t.role) for t in turns):
+        for prev, t in itertools.pairwise(turns):
+            before, first = prev.text.strip(), t.text.strip()[:1]
+            split = first.islower() or not first.isalnum() or _OPEN_END.search(before)
+            if first and split and not _SENTENCE_END.search(before):
+                out.update((prev.index, t.index))
+    return frozenset(out)
+
+
+def _match(m: int, fits: Callable[[Turn, int], bool], turns: Sequence[Turn]) -> list[Turn] | None:
+    """Distinct turns for the ranks 0..m-1, turn ``t`` only for a rank ``r`` it ``fits``
+    (bipartite matching by augmenting paths, trying turns in the order given)."""
+    owner: dict[int, int] = {}  # turn position -> rank
+    got: dict[int, int] = {}  # rank -> turn position
+
+    def place(r: int, tried: set[int]) -> bool:
+        for i, t in enumerate(turns):
+            if i in tried or not fits(t, r):
+                continue
+            tried.add(i)
+            if i not in owner or place(owner[i], tried):
+                owner[i] = r
+                got[r] = i
+                return True
+        return False
+
+    for r in range(m):
+        if not place(r, set()):
+            return None
+    return [turns[got[r]] for r in range(m)]
+
+
 def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     """Which turn is missing: the wrong options are other turns of the same conversation
     spoken by someone in the same role (the same kind of person, failing that), chosen
-    so that the record shown quotes them as much as it quotes the missing turn."""
+    so that the record shown quotes them as much as it quotes the missing turn.
+
+    A synthetic case gets one item about a lay speaker's turn and one about staff's
+    (``_fair``, ``_pick_balanced``); an imported note or transcript gets one item per
+    option slot, the answer at every rank of record share and of length once
+    (``designed``), or none (counted in the manifest)."""
     turns = ctx.rendered.conversation.turns
     if len(turns) < 6:
         return
@@ -293,6 +367,94 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
                 return t
         return options[-1]
 
+    cells_of: dict[tuple[int, int], dict[tuple[bool, bool], list[tuple[float, int, str]]]] = {}
+
+    def cells(t: Turn) -> dict[tuple[bool, bool], list[tuple[float, int, str]]]:
+        """t's candidate wrong turns by (quoted more than t, longer than t), nearest first.
+
+        Quoted as much as t, or as long, a turn is not used: the answer's rank would not be
+        the one designed. Nearness: the difference in share plus half that in log length.
+        """
+        got = cells_of.get((t.index, before))
+        if got is not None:
+            return got
+        by_role, same_kind = candidates(t)
+        s_t, n_t = share_of(t, t.text), len(t.text)
+        got = {(a, b): [] for a in (True, False) for b in (True, False)}
+        seen = {norms[t.index]}
+        for i, x in enumerate(by_role + same_kind):
+            if norms[x.index] in seen:
+                continue
+            seen.add(norms[x.index])
+            s_x, n_x = share_of(t, x.text), len(x.text)
+            if abs(s_x - s_t) < 1e-9 or n_x == n_t:
+                continue
+            near = abs(s_x - s_t) + 0.5 * abs(math.log(n_x / n_t))
+            got[(s_x > s_t, n_x > n_t)].append((near, i, x.text))
+        for cell in got.values():
+            cell.sort()
+        cells_of[(t.index, before)] = got
+        return got
+
+    ranked_of: dict[tuple[int, int, int, int, int], list[str] | None] = {}
+
+    def ranked(t: Turn, m: int, above: int, longer: int) -> list[str] | None:
+        """``m - 1`` wrong turns of which exactly ``above`` are quoted by the record around
+        t's gap more than t is, and exactly ``longer`` are longer than t, the nearest to t
+        that allow it (None if its candidates do not)."""
+        key = (t.index, before, m, above, longer)
+        if key in ranked_of:
+            return ranked_of[key]
+        by_cell = cells(t)
+        k = m - 1
+        best: tuple[float, list[tuple[float, int, str]]] | None = None
+        # a: quoted more and longer; then quoted more and shorter, less and longer, less
+        # and shorter, as many as make up the ranks
+        for a in range(max(0, above + longer - k), min(above, longer) + 1):
+            want = {
+                (True, True): a,
+                (True, False): above - a,
+                (False, True): longer - a,
+                (False, False): k - above - longer + a,
+            }
+            if any(len(by_cell[c]) < n for c, n in want.items()):
+                continue
+            got = [x for c, n in want.items() for x in by_cell[c][:n]]
+            cost = sum(x[0] for x in got)
+            if best is None or cost < best[0]:
+                best = (cost, got)
+        out = None if best is None else [text for _, _, text in sorted(best[1], key=lambda x: x[1])]
+        ranked_of[key] = out
+        return out
+
+    def designed(options: list[Turn], rng: random.Random) -> list[tuple[Turn, list[str]]]:
+        """``m`` items of this conversation (five options each, else four) in which the
+        answer is the best-quoted option once, the second best once, ... the least quoted
+        once, and likewise the longest once, ... the shortest once (distinct turns asked
+        about; empty when the turns allow no such set).
+
+        Neighbours quote a missing turn more than the note's other turns (a vignette's
+        sentences follow one topic), and a transcript's key was often the longest: with
+        the ranks a permutation in every conversation, picking the best-quoted option,
+        the least quoted or the longest finds the answer exactly as often as a guess.
+        """
+        order = list(options)
+        rng.shuffle(order)
+        for m in (DEFAULT_OPTIONS, k_min + 1):
+            if len(order) < m:
+                continue
+            perms = list(itertools.permutations(range(m)))
+            rng.shuffle(perms)
+            for sigma in perms:
+
+                def fits(t: Turn, r: int, m: int = m, sg: tuple[int, ...] = sigma) -> bool:
+                    return ranked(t, m, r, sg[r]) is not None
+
+                match = _match(m, fits, order)
+                if match is not None:
+                    return [(t, ranked(t, m, r, sigma[r]) or []) for r, t in enumerate(match)]
+        return []
+
     wrong_of: dict[int, list[str]] = {}  # the wrong options each pick was drawn with
     if ctx.cond is not None:
         picks = []
@@ -313,6 +475,11 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
                 wrong_of[t.index] = pool(t)
                 allowed = None
     else:
+        # An imported note or transcript: no heading ("Laboratory studies show:") nor an
+        # item of the list it introduces ("Creatinine 1.2 mg/dL") is asked about or offered.
+        frags = fragment_turns(turns)
+        eligible = [t for t in eligible if t.index not in frags]
+        wrong_from = eligible
         if not askable(eligible):
             # A short transcript (a brief imported report): one turn before the gap, and
             # any unshown turn after the first may serve as a wrong option.
@@ -320,20 +487,25 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             wrong_from = [
                 t
                 for t in turns[1:]
-                if len(t.text) >= 20 and not t.attachments and len(t.text) <= 400
+                if len(t.text) >= 20
+                and not t.attachments
+                and len(t.text) <= 400
+                and t.index not in frags
             ]
         # An imported note: any sentence, whatever its position, so that the sentences
         # asked for are not of one kind (a note's early history, say) and the wrong
-        # options of another.
-        # Drawn as for synthetic transcripts (``_fair``, ``_pick_balanced``).
+        # options of another; several gaps, their ranks designed (``designed``).
+        rng = random.Random(f"behaviorsft-missing-turn:{ctx.generator.seed}:{ctx.case.id}")
         options = askable(eligible)
-        picks = []
-        if options:
-            fair = _fair(options)
-            t = _pick_balanced(fair or options)
-            picks.append(t)
-            wrong_of[t.index] = pool(t)
-            allowed = None
+        items = designed(options, rng)
+        if not items and before > 1:
+            # Too few turns outside a window of three before the gap: one before it.
+            before = 1
+            items = designed(askable(eligible), rng)
+        if options and not items:
+            ctx.drop(T.INTEGRITY_MISSING_TURN_INFERENCE, _NO_FAIR_SET)
+        picks = [t for t, _ in items]
+        wrong_of.update((t.index, wrong) for t, wrong in items)
     for i, t in enumerate(picks):
         start, excerpt = window(t)
         wrong = wrong_of[t.index] if t.index in wrong_of else pool(t)
