@@ -124,6 +124,8 @@ def test_key_is_the_event_time_order_and_the_record_narrates_it(built):
         assert at == sorted(at), t.id
         for ev, turn in zip(course, at, strict=True):
             assert f"day {ev.day:g}" in turns[turn].text.lower(), (t.id, turns[turn].text)
+        if any(ev.kind == "review" for _, ev in evs):
+            assert "day 2 ward round" in turns[anchors["next_steps"]].text.lower()
 
 
 def test_the_course_order_differs_between_cases(built):

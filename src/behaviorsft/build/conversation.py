@@ -532,15 +532,20 @@ def _render_kb(
         overnight()
     # The hospital course in the order it happened, each event saying its day (and,
     # after the first of a day, that it came later that day).
+    told: set[float] = set()  # days of the events told so far
     for i, ev in enumerate(course):
         if ev.day and not any(e.day for e in course[:i]):
             overnight()  # the first event after the admission day
-        same_day = any(e.day == ev.day for e in course[:i])
-        day = f"Later on day {ev.day:g}" if same_day else f"Day {ev.day:g}"
+        day = f"Later on day {ev.day:g}" if ev.day in told else f"Day {ev.day:g}"
+        if ev.kind == "lab" and not labs1:
+            continue  # its rows left out (an omission): nothing to tell
+        told.add(ev.day or 0)
         if ev.kind == "lab":
             repeat_labs(day)
         elif ev.kind == "consult":
-            b.say(consultant, f"{day}, consult. From our side: {advice}.", anchor="consultant")
+            b.say(
+                consultant, f"{day}: consult review. From our side: {advice}.", anchor="consultant"
+            )
         elif ev.kind == "reconciliation":
             b.say(
                 pharmacist,
@@ -574,7 +579,9 @@ def _render_kb(
     steps = [a for a in cond.next_actions if safe(a)]
     b.say(
         attending,
-        "Day 2 plan: " + "; ".join(steps[1:3] or steps or ["continue the current plan"]) + ".",
+        "Day 2 ward round. Plan: "
+        + "; ".join(steps[1:3] or steps or ["continue the current plan"])
+        + ".",
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
