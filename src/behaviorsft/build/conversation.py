@@ -25,6 +25,7 @@ from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_ter
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.synthetic import (
+    COURSE_EVENTS,
     fmt_value,
     kb_condition_id,
     medication_text,
@@ -77,6 +78,10 @@ SPECIALTY = {
     "toxicology_substance": "addiction medicine",
 }
 
+
+# Timeline kinds of a synthetic hospital course (besides the repeat bloods, a "lab" event
+# after day 0), narrated in the order they happened.
+COURSE_KINDS = frozenset(COURSE_EVENTS)
 
 # Most recent timeline events narrated for sources with long histories (FHIR).
 TIMELINE_SHOWN = 16
@@ -482,7 +487,9 @@ def _render_kb(
         check = "No allergies recorded; doses checked against renal function."
     b.say(pharmacist, check, anchor="pharmacist")
     advice = next((a for a in cond.next_actions if safe(a)), "we agree with the plan")
-    b.say(consultant, f"From our side: {advice}.", anchor="consultant")
+    course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
+    if not any(e.kind == "consult" for e in course):  # a case made before the course events
+        b.say(consultant, f"From our side: {advice}.", anchor="consultant")
     b.say(
         ward,
         f"First dose of {plan[0].name.lower()} given." if plan else "Plan started.",
@@ -495,11 +502,14 @@ def _render_kb(
         "review progress daily.",
         anchor="family",
     )
-    if labs1:
+
+    def repeat_labs(when: str = "Day 1") -> None:
+        if not labs1:
+            return
         idx = b.say(
             resident,
-            "Day 1: repeat bloods.",
-            "Day 1 results are back.",
+            f"{when}: repeat bloods.",
+            f"{when}: the repeat results are back.",
             anchor="repeat_lab",
             attachments=[b.table("Repeat (day 1)", labs1)],
         )
@@ -513,7 +523,45 @@ def _render_kb(
                 f"{f1.name} {format_finding_value(f0)} on day 0, {format_finding_value(f1)} today.",
                 anchor="trend",
             )
-    b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
+
+    def overnight() -> None:
+        b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
+
+    if not course:
+        repeat_labs()
+        overnight()
+    # The hospital course in the order it happened, each event saying its day (and,
+    # after the first of a day, that it came later that day).
+    told: set[float] = set()  # days of the events told so far
+    for i, ev in enumerate(course):
+        if ev.day and not any(e.day for e in course[:i]):
+            overnight()  # the first event after the admission day
+        day = f"Later on day {ev.day:g}" if ev.day in told else f"Day {ev.day:g}"
+        if ev.kind == "lab" and not labs1:
+            continue  # its rows left out (an omission): nothing to tell
+        told.add(ev.day or 0)
+        if ev.kind == "lab":
+            repeat_labs(day)
+        elif ev.kind == "consult":
+            b.say(
+                consultant, f"{day}: consult review. From our side: {advice}.", anchor="consultant"
+            )
+        elif ev.kind == "reconciliation":
+            b.say(
+                pharmacist,
+                f"{day}: medicines reconciliation done; the regular medicines match the "
+                "patient's own list."
+                if home
+                else f"{day}: medicines reconciliation done; no regular medicines, as the "
+                "patient said.",
+                anchor="reconciliation",
+            )
+        elif ev.kind == "physiotherapy":
+            b.say(
+                b.person("physio", "", "physiotherapist"),
+                f"{day}: physiotherapy assessment done; a mobility plan is in place.",
+                anchor="physiotherapy",
+            )
     # Only what this record can back is recorded as done: no test whose result it never
     # shows, nothing of the patient's allergy group.
     shown = " ".join(
@@ -531,7 +579,9 @@ def _render_kb(
     steps = [a for a in cond.next_actions if safe(a)]
     b.say(
         attending,
-        "Day 2 plan: " + "; ".join(steps[1:3] or steps or ["continue the current plan"]) + ".",
+        "Day 2 ward round. Plan: "
+        + "; ".join(steps[1:3] or steps or ["continue the current plan"])
+        + ".",
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")

@@ -238,6 +238,45 @@ def allergy_candidates(kb: KnowledgeBase, cond: KBCondition) -> list[str]:
     return groups
 
 
+# The hospital course between the first dose (day 0) and the day-2 ward round: events
+# whose order varies from case to case, so only the record tells it (timeline_sequence).
+# kind -> (event text, earliest day, latest day). Medicines reconciliation is due within
+# 24 hours of admission; physiotherapy assesses the patient once the acute phase allows.
+COURSE_EVENTS: dict[str, tuple[str, int, int]] = {
+    "consult": ("Specialist consult review.", 0, 2),
+    "reconciliation": ("Medicines reconciliation by the pharmacist.", 0, 1),
+    "physiotherapy": ("Physiotherapy assessment.", 1, 2),
+}
+
+
+def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
+    """The hospital course of case ``index``, in the order it happened: the consult, the
+    medicines reconciliation, the physiotherapy assessment and the repeat of ``repeat``
+    (on its day) in a uniformly random order, each on a day its window allows.
+
+    Any order fits every window (all contain day 1), so the order is drawn first and the
+    days after it, non-decreasing; events on one day happen in the listed order. A stream
+    of its own (not the case's) leaves everything else about the case as it was.
+    """
+    rng = random.Random(f"behaviorsft-synth-course:{seed}:{index}")
+    windows = {k: (lo, hi) for k, (_, lo, hi) in COURSE_EVENTS.items()}
+    if repeat is not None:
+        day = int(repeat.day or 1)
+        windows["lab"] = (day, day)
+    order = list(windows)
+    rng.shuffle(order)
+    events: list[Event] = []
+    prev = 0
+    for i, kind in enumerate(order):
+        lo, hi = windows[kind]
+        # no later than any window still to come allows, so the rest stays possible
+        hi = min([hi, *(windows[k][1] for k in order[i + 1 :])])
+        prev = rng.randint(max(prev, lo), hi)
+        text = f"Repeat {repeat.name} checked." if kind == "lab" and repeat else ""
+        events.append(Event(day=prev, kind=kind, text=text or COURSE_EVENTS[kind][0]))
+    return events
+
+
 def synthesize_case(
     index: int,
     *,
@@ -389,8 +428,7 @@ def synthesize_case(
     ]
     if plan:
         timeline.append(Event(day=0, kind="medication", text=f"{plan[0].name} started."))
-    if repeat is not None:
-        timeline.append(Event(day=1, kind="lab", text=f"Repeat {repeat.name} checked."))
+    timeline += course_events(seed, index, repeat)
     timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
 
     presentation = (

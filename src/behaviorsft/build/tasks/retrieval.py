@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from itertools import combinations, permutations
+from math import factorial, prod
 
-from behaviorsft.build.audit import words
+from behaviorsft.build.audit import _answer_index, _expected_hit, words
 from behaviorsft.build.conversation import TIMELINE_SHOWN, format_finding_value
 from behaviorsft.build.tasks.common import (
     DEFAULT_OPTIONS,
@@ -25,7 +29,7 @@ from behaviorsft.build.tasks.grounding import (
     shown_values,
     shown_words,
 )
-from behaviorsft.records import Finding
+from behaviorsft.records import Finding, Task
 from behaviorsft.sources.kb import KnowledgeBase, Lab
 from behaviorsft.sources.synthetic import _round, fmt_value
 from behaviorsft.taxonomy import TaskType
@@ -331,101 +335,188 @@ _EVENT_ANCHORS = {
     ("imaging", None): "imaging",
     ("diagnosis", None): "diagnosis",
     ("medication", None): "first_dose",
-    ("lab", 1.0): "repeat_lab",
+    ("lab", None): "repeat_lab",
+    ("consult", None): "consultant",
+    ("reconciliation", None): "reconciliation",
+    ("physiotherapy", None): "physiotherapy",
     ("review", None): "next_steps",
 }
 
-
-# Order of a synthetic case's same-day events in its workflow; kinds that share a rank
-# (triage and its observations; bloods and the study ordered with them) happen together,
-# so at most one of them is offered.
-_WITHIN_DAY = {
+# Phases of a synthetic admission, in the order every case goes through them: onset,
+# arrival (triage and its observations), work-up (admission bloods and the study ordered
+# with them), working diagnosis, the first dose, the hospital course, the day-2 ward round.
+# Events of two phases are in phase order in every case, so every option respects it; the
+# course events (consult, medicines reconciliation, physiotherapy, repeat bloods) come in
+# a different order in each case (``course_events``), and only the record tells which.
+# Events in one phase other than the course happen together: at most one is offered.
+_COURSE = 5
+_PHASE = {
     "symptom": 0,
     "presentation": 1,
     "vitals": 1,
-    "lab": 2,
     "imaging": 2,
     "diagnosis": 3,
     "medication": 4,
-    "review": 5,
+    "review": 6,
 }
+
+
+def _phase(kind: str, day: float) -> int:
+    if kind == "lab":
+        return 2 if day <= 0 else _COURSE
+    return _PHASE.get(kind, _COURSE)
+
+
+def admissible_orders(phases: list[int]) -> list[list[int]]:
+    """Orders of events (indices into ``phases``) that keep every pair of different phases
+    in phase order: the orders a reader cannot rule out without the record."""
+    return [
+        list(p)
+        for p in permutations(range(len(phases)))
+        if all(phases[p[i]] <= phases[p[i + 1]] for i in range(len(p) - 1))
+    ]
 
 
 def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
     """Four narrated events in the order they *happened* (event time, not mention).
 
     Synthetic cases order by the event's day (symptom onset days before presentation
-    comes first even though the patient mentions it after triage), then by the workflow
-    rank within a day; imported timelines by the date the conversation shows. Events
-    that tie at that resolution are never offered together: one per tie is kept.
+    comes first even though the patient mentions it after triage), then by the order of
+    the case timeline within a day (the conversation narrates the hospital course in that
+    order, each event with its day). The four events include at least three of the
+    course, whose order differs from case to case, and the wrong orders keep what every
+    admission fixes (onset before arrival, bloods before their repeat, the working
+    diagnosis before the drug started for it, the ward round last), so no option can be
+    ruled out without reading the record. Imported timelines order by the date the
+    conversation shows, any wrong order allowed. Events that tie at that resolution are
+    never offered together: one per tie is kept.
     """
-    events: list[tuple[tuple[float, int], str]] = []  # (order key, text)
-    if ctx.cond is not None:
-        for ev in ctx.case.timeline:
+    synthetic = ctx.cond is not None
+    # (order key: day, phase, position in the timeline within the course; text; phase)
+    events: list[tuple[tuple[float, int, int], str, int]] = []
+    if synthetic:
+        for pos, ev in enumerate(ctx.case.timeline):
+            if ev.day is None:
+                continue
             name = _EVENT_ANCHORS.get((ev.kind, ev.day)) or _EVENT_ANCHORS.get((ev.kind, None))
-            turn = ctx.anchor(name) if name else None
-            if turn is not None and ev.day is not None:
-                events.append(((ev.day, _WITHIN_DAY.get(ev.kind, 9)), ev.text.rstrip(".")))
+            if name is None or ctx.anchor(name) is None:
+                continue
+            phase = _phase(ev.kind, ev.day)
+            # outside the course, events of one phase on one day happen together
+            tie = pos if phase == _COURSE else 0
+            events.append(((ev.day, phase, tie), ev.text.rstrip("."), phase))
     else:
         # Timeline events narrated in the conversation, ordered by the date it shows.
         shown = ctx.case.timeline[-TIMELINE_SHOWN:]
         events = [
-            ((ev.time.date().toordinal(), 0), ev.text.rstrip("."))
+            ((ev.time.date().toordinal(), 0, 0), ev.text.rstrip("."), 0)
             for ev in shown
             if ev.time is not None
         ]
-    uniq: dict[tuple[float, int], str] = {}
+    uniq: dict[tuple[float, int, int], tuple[str, int]] = {}
     texts: set[str] = set()
-    for key, text in events:  # case order: the first event of a tie is kept
+    for key, text, phase in events:  # case order: the first event of a tie is kept
         if key not in uniq and text not in texts:
-            uniq[key] = text
+            uniq[key] = (text, phase)
             texts.add(text)
     if len(uniq) < 4:
         if len(events) >= 4:  # enough events, but they tie
             ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 events at distinct times")
         return
-    chosen = sorted(ctx.rng.sample(sorted(uniq), 4))
+    if synthetic:
+        # Four events with at least DEFAULT_OPTIONS admissible orders (key + wrong ones):
+        # events of one phase go in any order, so a phase of k of them gives k! orders.
+        fours = [
+            list(c)
+            for c in combinations(sorted(uniq), 4)
+            if prod(factorial(n) for n in Counter(uniq[k][1] for k in c).values())
+            >= DEFAULT_OPTIONS
+        ]
+        if not fours:
+            ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 wrong orders only the record rules out")
+            return
+        chosen = ctx.rng.choice(fours)  # in event-time order
+    else:
+        chosen = sorted(ctx.rng.sample(sorted(uniq), 4))
     labels = list(range(4))
     ctx.rng.shuffle(labels)  # labels[i] = position of chosen[i] in the listing
     listing = [""] * 4
     for i, key in enumerate(chosen):
-        listing[labels[i]] = uniq[key]
+        listing[labels[i]] = uniq[key][0]
 
     def seq(order: list[int]) -> str:
-        return ", ".join(str(p + 1) for p in order)
+        return ", ".join(str(labels[i] + 1) for i in order)
 
-    correct_order = [labels[i] for i in range(4)]
-    perms = [
-        [a, b, c, d]
-        for a in range(4)
-        for b in range(4)
-        for c in range(4)
-        for d in range(4)
-        if len({a, b, c, d}) == 4
-    ]
-    # Exactly the distractors shown, drawn uniformly: every order has the same length, and
-    # pick_distractors would break that tie alphabetically, so the wrong orders would
-    # tend to start with "1, 2" and the right one would stand out.
+    orders = admissible_orders([uniq[k][1] for k in chosen])
+    correct = [0, 1, 2, 3]
+    # Exactly the distractors shown, drawn uniformly among the admissible wrong orders:
+    # every order has the same length, and pick_distractors would break that tie
+    # alphabetically, so the wrong orders would tend to start with "1, 2" and the right
+    # one would stand out.
     pool = [
-        seq(p)
-        for p in ctx.rng.sample([p for p in perms if p != correct_order], DEFAULT_OPTIONS - 1)
+        seq(p) for p in ctx.rng.sample([p for p in orders if p != correct], DEFAULT_OPTIONS - 1)
     ]
     yield Draft(
         task_type=T.TIMELINE_SEQUENCE,
         key="t0",
         question="In which order did these happen? "
         + " ".join(f"({i + 1}) {t}." for i, t in enumerate(listing)),
-        correct=seq(correct_order),
+        correct=seq(correct),
         pool=pool,
         rationale="In the order they happened: "
-        + "; ".join(f"{uniq[k]} ({_event_when(k, ctx.cond is not None)})" for k in chosen)
+        + "; ".join(f"{uniq[k][0]} ({_event_when(k, synthetic)})" for k in chosen)
         + ".",
         turn_start=0,
         turn_end=ctx.n_turns - 1,
     )
 
 
-def _event_when(key: tuple[float, int], synthetic: bool) -> str:
+def _event_when(key: tuple[float, int, int], synthetic: bool) -> str:
     if not synthetic:
         return date.fromordinal(int(key[0])).isoformat()
     return f"day {key[0]:g}"
+
+
+# The generic order of an admission, by words of an event's text: what a reader who never
+# opens the record assumes (symptoms first, then arrival, bloods and imaging, the
+# diagnosis, treatment, the consult, repeat tests, therapy, the ward round).
+_WORKFLOW_WORDS = (
+    ("began", 0),
+    ("presented", 1),
+    ("triage", 1),
+    ("admission bloods", 2),
+    ("performed", 2),
+    ("working diagnosis", 3),
+    ("reconciliation", 4),
+    ("started", 4),
+    ("consult", 5),
+    ("repeat", 6),
+    ("physiotherapy", 6),
+    ("ward round", 7),
+)
+
+_LISTING = re.compile(r"\((\d)\) (.+?)(?= \(\d\) |$)")
+
+
+def workflow_rank(event: str) -> int | None:
+    """Where an event falls in the generic admission order (None: no telling)."""
+    e = event.lower()
+    return next((rank for w, rank in _WORKFLOW_WORDS if w in e), None)
+
+
+def workflow_order_hit(task: Task) -> float:
+    """Expected accuracy of 'pick the order that best agrees with the generic admission
+    order' on a timeline_sequence task: each option scores its concordant minus discordant
+    pairs of listed events (by ``workflow_rank``; pairs it cannot rank count neither way),
+    ties shared. At chance when the record alone tells the order."""
+    ranks = {int(i): workflow_rank(text) for i, text in _LISTING.findall(task.question)}
+    scores = []
+    for o in task.options:
+        order = [ranks.get(int(p)) for p in o.text.split(", ")]
+        score = 0
+        for i, a in enumerate(order):
+            for b in order[i + 1 :]:
+                if a is not None and b is not None and a != b:
+                    score += 1 if a < b else -1
+        scores.append(score)
+    return _expected_hit(scores, _answer_index(task))
