@@ -47,7 +47,7 @@ EXAM: dict[str, str | None] = {
     "altered mental status in severe cases": "drowsy but rousable",
     "disorientation to time (West Haven grade II or higher)": "disorientation to time",
     "focal neurological signs that may resolve with treatment": "mild right arm weakness",
-    "often unremarkable": "unremarkable examination",
+    "often unremarkable": None,
     "proximal muscle weakness and reduced reflexes in severe cases": (
         "proximal muscle weakness and reduced reflexes"
     ),
@@ -65,7 +65,7 @@ EXAM: dict[str, str | None] = {
     "scattered rhonchi or a clear chest": "scattered rhonchi",
     "aphasia (dominant hemisphere) or neglect (non-dominant)": "expressive aphasia",
     "fresh or maroon blood on rectal examination": "fresh red blood on rectal examination",
-    "often normal between episodes of pain": "unremarkable cardiovascular examination",
+    "often normal between episodes of pain": None,
     "diaphoresis during pain": "diaphoresis",
     "basal crackles or S3 if heart failure develops": "no basal crackles or S3",
     "unilateral calf swelling or tenderness": "unilateral calf swelling",
@@ -136,9 +136,7 @@ COMPLAINT: dict[str, str] = {
     ),
     "chest pressure at rest or on minimal exertion": "chest pressure at rest",
     "pain radiating to the arm or jaw": "pain radiating to the left arm",
-    "fatigue or dyspnoea without chest pain (older adults, women, diabetes)": (
-        "fatigue without chest pain"
-    ),
+    "fatigue or dyspnoea without chest pain (older adults, women, diabetes)": ("fatigue"),
     "syncope or presyncope": "presyncope",
     "unilateral leg swelling or pain": "swelling of one leg",
     "cough for more than 2-3 weeks": "persistent cough",
@@ -230,6 +228,8 @@ SPOKEN: dict[str, str] = {
         "I use more than one reliever inhaler a month."
     ),
     "chemotherapy": "I'm having chemotherapy.",
+    "leg ulcer": "I have a leg ulcer.",
+    "recent urinary tract infection": "I recently had a urinary tract infection.",
     "cochlear implant": "I have a cochlear implant.",
     "family history of premature coronary disease": "My father had a heart attack at 50.",
     "groin hernia": "I have a groin hernia.",
