@@ -1011,7 +1011,9 @@ def _lint_conversation(
         problem = _duration_conflict(text)
         if problem:
             where.add("duration-conflict", problem, idx)
-        check_turn_text(where, idx, role, str(t.get("speaker", "")), text, facts and facts.text)
+        check_turn_text(
+            where, idx, role, str(t.get("speaker", "")), text, facts.text if facts else None
+        )
         # The answer to "What would make you reconsider X?" describes another patient.
         hypothetical, asked_hypothetical = (
             asked_hypothetical,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 # Examination findings: KB wording -> the one observation documented (None: not a
 # finding a clinician records for this patient; the other findings are used).
@@ -427,7 +428,9 @@ def complaint(symptom: str) -> str:
 
 
 def history_item(
-    risk: str, rng: random.Random | None = None, medications: list[tuple[str, str]] = ()
+    risk: str,
+    rng: random.Random | None = None,
+    medications: Sequence[tuple[str, str]] = (),
 ) -> str | None:
     """A KB risk factor as this patient's documented history, or None when it is not
     history (a demographic) or is a medicine that ``medications`` ((name, drug class)
