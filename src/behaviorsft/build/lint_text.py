@@ -96,6 +96,8 @@ def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
     for f in case.get("findings") or []:
         if f.get("kind") in ("exam", "imaging") and f.get("value_text"):
             said.append((str(f["kind"]), str(f["value_text"])))
+        if f.get("kind") == "imaging":
+            said.append(("study", str(f.get("name", ""))))
     meds = " ".join(
         f"{m.get('name', '')} {m.get('drug_class') or ''}" for m in case.get("medications") or []
     ).lower()

@@ -381,7 +381,8 @@ HEDGE = re.compile(
     r"\bmay be\b|\bmay resolve\b|\bwhen (?:encephalopathic|an? \w+ is present)\b|"
     r"\bin long-standing disease\b|\bif heart failure develops\b|\bmust be examined\b|"
     r"\bsuggests\b|\bis a life-threatening sign\b|\bin people who\b|\bin delirium tremens\b|"
-    r"\bearly, later\b|\busually\b|\bwhen potassium is high\b|\bpossible\b",
+    r"\bearly, later\b|\busually\b|\bwhen potassium is high\b|\bpossible\b|"
+    r"\((?:only if|if|after|for|before|severe or)\b[^)]*\)",
     re.I,
 )
 # A duration threshold inside a symptom ("for more than 2-3 weeks", "over days").
@@ -454,9 +455,11 @@ def history_item(
 
 
 def is_condition(item: str) -> bool:
-    """Whether the patient names a history item as a condition they have ("I have X"):
-    not an event, exposure or medicine, which are said in their own words."""
-    return not (item in SPOKEN or item.startswith(("recent ", "previous ")) or is_medicine(item))
+    """Whether the patient names a history item as a condition they have, in its own
+    words ("I have X", "I have a groin hernia"): not an event, exposure or medicine."""
+    if item.startswith(("recent ", "previous ")) or is_medicine(item):
+        return False
+    return item.lower() in spoken_history([item]).lower()
 
 
 def is_history(risk: str) -> bool:
