@@ -232,3 +232,33 @@ def test_one_record_of_every_condition_is_clean_of_the_wording_rules(seed):
         convs.append((i + 1, render(case, KB, seed=seed).conversation.model_dump(mode="json")))
     found = [f for f in lint_records(cases, convs, kb=KB) if f.rule in TEXT_RULES]
     assert [f"{f.record_id} {f.rule}: {f.message}" for f in found] == []
+
+
+def test_11_000385_conflict_reports_say_what_the_study_shows():
+    """The interpretation_conflict excerpt quotes the KB's contradicting report: it says
+    what the study shows, not the course ("did not resolve with glucose") or management."""
+    from behaviorsft.build.lint_text import COMMENTARY
+    from behaviorsft.build.tasks.conflicts import conflict_pairs
+
+    said = [KB.conditions[cid].imaging[0].contradicting_finding for cid in conflict_pairs(KB)]
+    said += [c.imaging[0].finding for c in KB.conditions.values()]
+    assert [s for s in said if COMMENTARY.search(s)] == []
+
+
+def test_11_000062_a_vital_sign_is_a_reading_not_a_sample():
+    """data_conflict_resolution on a vital says 'the same reading'; on a lab, 'sample'."""
+    from behaviorsft.build.tasks import case_tasks
+    from behaviorsft.taxonomy import TaskType
+
+    vital = {f.name for f in synthesize_case(0, seed=7, kb=KB).findings if f.kind == "vital"}
+    said: dict[bool, set[str]] = {True: set(), False: set()}
+    for i in range(40):
+        case = synthesize_case(i, seed=7, kb=KB)
+        rendered = render(case, KB, seed=7)
+        types = {TaskType.DATA_CONFLICT_RESOLUTION}
+        for t in case_tasks(case, rendered, KB, seed=7, types=types):
+            note = t.context.excerpt or ""
+            is_vital = any(note.split(": ", 1)[-1].startswith(v) for v in vital)
+            said[is_vital].add(t.question.split(" are shown")[0])
+    assert said[True] == {"Two records of the same reading"}
+    assert said[False] == {"Two records of the same sample"}
