@@ -262,3 +262,12 @@ def test_11_000062_a_vital_sign_is_a_reading_not_a_sample():
             said[is_vital].add(t.question.split(" are shown")[0])
     assert said[True] == {"Two records of the same reading"}
     assert said[False] == {"Two records of the same sample"}
+
+
+def test_an_acronym_keeps_its_capitals_in_a_sentence():
+    """'the nsaids including aspirin allergy' (review of 11-000000's sample)."""
+    from behaviorsft.build.conversation import in_sentence
+
+    assert in_sentence("NSAIDs including aspirin") == "NSAIDs including aspirin"
+    assert in_sentence("ACE inhibitors") == "ACE inhibitors"
+    assert in_sentence("Penicillins") == "penicillins"

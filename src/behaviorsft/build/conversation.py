@@ -228,6 +228,11 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def in_sentence(name: str) -> str:
+    """A name inside a sentence: lower-case, except an acronym ("NSAIDs", "ACE inhibitors")."""
+    return name if name[:2].isupper() else name[:1].lower() + name[1:]
+
+
 def fits_best_given(symptoms: list[str]) -> str:
     """What the attending says the working diagnosis fits best given: the presenting
     complaint (the first two symptoms, as the patient's opening turn gives them)."""
@@ -414,7 +419,7 @@ def _render_kb(
         a = case.allergies[0]
         b.say(
             patient,
-            f"Yes, {a.substance.lower()}: I had {a.reaction} once.",
+            f"Yes, {in_sentence(a.substance)}: I had {a.reaction} once.",
             f"{a.substance}. It gave me {a.reaction}.",
             anchor="allergy",
         )
@@ -507,7 +512,7 @@ def _render_kb(
     )
     if case.allergies:
         a = case.allergies[0]
-        check = f"I've checked the plan against the {a.substance.lower()} allergy; no clash."
+        check = f"I've checked the plan against the {in_sentence(a.substance)} allergy; no clash."
     else:
         check = "No allergies recorded; doses checked against renal function."
     b.say(pharmacist, check, anchor="pharmacist")
