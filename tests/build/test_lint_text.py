@@ -265,7 +265,7 @@ def test_11_000062_a_vital_sign_is_a_reading_not_a_sample():
 
 
 def test_an_acronym_keeps_its_capitals_in_a_sentence():
-    """'the nsaids including aspirin allergy' (review of 11-000000's sample)."""
+    """'the nsaids including aspirin allergy' (11-000499, turn 22)."""
     from behaviorsft.build.conversation import in_sentence
 
     assert in_sentence("NSAIDs including aspirin") == "NSAIDs including aspirin"
