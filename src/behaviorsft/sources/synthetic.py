@@ -388,11 +388,15 @@ def synthesize_case(
     # a remaining "A or B" settled by a draw of its own (the case's stream is unchanged).
     pick = random.Random(f"behaviorsft-history:{seed}:{index}")
     taken = [(m.name, m.drug_class or "") for m in meds if m.indication != cond.name]
-    history = [
-        h
-        for h in (history_item(r, pick, taken) for r in risks)
-        if h is not None and risk_fits(h, sex, age)
-    ]
+    history: list[str] = []
+    spare = [r for r in possible if r not in risks]
+    pick.shuffle(spare)
+    for r in [*risks, *spare]:
+        if len(history) == len(risks):
+            break  # as many items as drawn: a medicine not taken gives way to another
+        h = history_item(r, pick, taken)
+        if h is not None and risk_fits(h, sex, age) and h not in history:
+            history.append(h)
     complaints = list(dict.fromkeys(complaint(s) for s in symptoms))
 
     timeline = [
