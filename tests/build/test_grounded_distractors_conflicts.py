@@ -33,7 +33,7 @@ OWNED = (
 )
 _AGREE = re.compile(r"^The note \((.+?)\) and the table \((.+?)\) agree on (.+?)(?: \((.+)\))?: ")
 _DISAGREE = re.compile(r"^The note \((.+?)\) and the table \((.+?)\) disagree on (.+): verify")
-_NOTE = re.compile(r"^Note \((.+?)\): (.+) on this sample\.$")
+_NOTE = re.compile(r"^Note \((.+?)\): (.+) on this (?:sample|reading)\.$")
 
 
 @pytest.fixture(scope="module")

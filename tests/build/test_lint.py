@@ -259,7 +259,9 @@ def test_two_days_of_cough_for_more_than_two_to_three_weeks(tmp_path):
     case, conv = _record("pulmonary_tuberculosis")
     case["presentation"] = "2 days of cough for more than 2-3 weeks and fever."
     turn = _say(conv, "patient", "It started 2 days ago: cough for more than 2-3 weeks and fever.")
-    hits = _only(lint_bench(_bench(tmp_path, (case, conv))), "duration-conflict")
+    findings = lint_bench(_bench(tmp_path, (case, conv)))
+    # the turn also restates the threshold (lint_text.py, tests/build/test_lint_text.py)
+    hits = _only([f for f in findings if f.rule != "duration-restated"], "duration-conflict")
     assert {(Path(f.file).name, f.turn) for f in hits} == {
         ("cases.jsonl", None),
         ("conversations.jsonl", turn),

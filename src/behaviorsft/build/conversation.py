@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from behaviorsft.sources.synthetic import (
     medication_text,
     onset_phrase,
 )
+from behaviorsft.sources.wording import spoken_history
 
 SURNAMES = (
     "Okafor",
@@ -65,6 +67,33 @@ SURNAMES = (
     "Horvath",
 )
 RELATIVES = ("daughter", "son", "wife", "husband", "sister", "partner")
+
+
+def relatives_for(sex: str | None, age: int) -> tuple[str, ...]:
+    """Relatives who fit the patient: a spouse of the other sex, grown-up children only
+    from 45, parents under 35."""
+    spouse = {"male": ("wife", "partner"), "female": ("husband", "partner")}.get(
+        sex or "", ("partner",)
+    )
+    children = ("daughter", "son") if age >= 45 else ()
+    parents = ("mother", "father") if age < 35 else ()
+    return (*children, *spouse, "sister", *parents)
+
+
+# Advice only a surgeon gives (an operation), not a medical consultant's.
+SURGICAL_ADVICE = re.compile(
+    r"\b(laparotomy|laparoscop\w*|cholecystectomy|colectomy|surgical repair|resection)\b", re.I
+)
+REFERRAL = re.compile(r"\b(surgical (?:consultation|review|referral)|refer\w*)\b", re.I)
+
+
+def consultant_specialty(system: str, advice: str) -> str:
+    """Who gives ``advice``: a surgeon for an operation, else the system's specialty."""
+    if SURGICAL_ADVICE.search(advice) and not REFERRAL.search(advice):
+        return "general surgery"
+    return SPECIALTY.get(system, "internal medicine")
+
+
 SPECIALTY = {
     "cardiovascular": "cardiology",
     "respiratory": "respiratory medicine",
@@ -204,6 +233,11 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def in_sentence(name: str) -> str:
+    """A name inside a sentence: lower-case, except an acronym ("NSAIDs", "ACE inhibitors")."""
+    return name if name[:2].isupper() else name[:1].lower() + name[1:]
+
+
 def fits_best_given(symptoms: list[str]) -> str:
     """What the attending says the working diagnosis fits best given: the presenting
     complaint (the first two symptoms, as the patient's opening turn gives them)."""
@@ -308,22 +342,6 @@ def _render_kb(
     b = _Builder(case, rng)
     age = int(case.demographics.age_years or 0)
     sex = case.demographics.sex
-    patient = ("Patient", "patient")
-    triage = b.person("triage", "Nurse", "triage nurse")
-    edp = b.person("edp", "Dr.", "emergency physician")
-    resident = b.person("resident", "Dr.", "medical resident")
-    attending = b.person("attending", "Dr.", "attending physician")
-    radiologist = b.person("radiologist", "Dr.", "radiologist")
-    pharmacist = b.person("pharmacist", "", "clinical pharmacist")
-    consultant = b.person(
-        "consultant", "Dr.", f"{SPECIALTY.get(cond.system, 'internal medicine')} consultant"
-    )
-    ward = b.person("ward", "Nurse", "ward nurse")
-    relative = (f"Patient's {rng.choice(RELATIVES)}", "family member")
-
-    symptoms = [f[len("Reports ") : -1] for f in case.facts if f.startswith("Reports ")]
-    risks = [f[len("History: ") : -1] for f in case.facts if f.startswith("History: ")]
-    onset = -int(case.timeline[0].day or -1) if case.timeline else 1
     allergic = set().union(*(allergy_groups_of(kb, a.substance) for a in case.allergies))
 
     given = " ".join(m.name for m in case.medications)
@@ -333,6 +351,23 @@ def _render_kb(
         # nothing presumes a drug this patient never got ("after alteplase").
         return not clashing_terms(kb, allergic, text) and not absent_drugs(kb, text, given)
 
+    patient = ("Patient", "patient")
+    triage = b.person("triage", "Nurse", "triage nurse")
+    edp = b.person("edp", "Dr.", "emergency physician")
+    resident = b.person("resident", "Dr.", "medical resident")
+    attending = b.person("attending", "Dr.", "attending physician")
+    radiologist = b.person("radiologist", "Dr.", "radiologist")
+    pharmacist = b.person("pharmacist", "", "clinical pharmacist")
+    advice = next((a for a in cond.next_actions if safe(a)), "we agree with the plan")
+    consultant = b.person(
+        "consultant", "Dr.", f"{consultant_specialty(cond.system, advice)} consultant"
+    )
+    ward = b.person("ward", "Nurse", "ward nurse")
+    relative = (f"Patient's {rng.choice(relatives_for(sex, age))}", "family member")
+
+    symptoms = [f[len("Reports ") : -1] for f in case.facts if f.startswith("Reports ")]
+    risks = [f[len("History: ") : -1] for f in case.facts if f.startswith("History: ")]
+    onset = -int(case.timeline[0].day or -1) if case.timeline else 1
     vitals = [f for f in case.findings if f.kind == "vital"]
     labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0 and f.name not in hide]
     labs1 = [f for f in case.findings if f.kind == "lab" and f.day == 1 and f.name not in hide]
@@ -373,7 +408,7 @@ def _render_kb(
     )
     b.say(
         patient,
-        f"The doctors have mentioned {_join(risks)}." if risks else "Nothing major.",
+        spoken_history(risks),
         anchor="history",
     )
     b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
@@ -389,7 +424,7 @@ def _render_kb(
         a = case.allergies[0]
         b.say(
             patient,
-            f"Yes, {a.substance.lower()}: I had {a.reaction} once.",
+            f"Yes, {in_sentence(a.substance)}: I had {a.reaction} once.",
             f"{a.substance}. It gave me {a.reaction}.",
             anchor="allergy",
         )
@@ -482,11 +517,10 @@ def _render_kb(
     )
     if case.allergies:
         a = case.allergies[0]
-        check = f"I've checked the plan against the {a.substance.lower()} allergy; no clash."
+        check = f"I've checked the plan against the {in_sentence(a.substance)} allergy; no clash."
     else:
         check = "No allergies recorded; doses checked against renal function."
     b.say(pharmacist, check, anchor="pharmacist")
-    advice = next((a for a in cond.next_actions if safe(a)), "we agree with the plan")
     course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
     if not any(e.kind == "consult" for e in course):  # a case made before the course events
         b.say(consultant, f"From our side: {advice}.", anchor="consultant")

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
@@ -79,6 +80,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "history-implausible": ("error", "history item impossible for the patient's sex or age"),
     "value-contradiction": ("error", "a result described against its recorded value"),
 }
+RULES.update(TEXT_RULES)  # type: ignore[arg-type]  # wording rules (lint_text.py)
 
 
 @dataclass(frozen=True)
@@ -552,6 +554,7 @@ class _Facts:
     history: str
     shown: set[str]
     medications: list[dict[str, Any]]
+    text: TextFacts | None = None
 
 
 def _case_facts(kb: KnowledgeBase, case: dict[str, Any]) -> _Facts:
@@ -757,6 +760,7 @@ def _lint_case(kb: KnowledgeBase, where: _Where, case: dict[str, Any]) -> _Facts
     _check_case_bp(where, case)
     _check_case_drugs(kb, where, case, facts)
     _check_case_text(where, case, facts)
+    facts.text = check_case_text(where, case)
     return facts
 
 
@@ -1007,6 +1011,9 @@ def _lint_conversation(
         problem = _duration_conflict(text)
         if problem:
             where.add("duration-conflict", problem, idx)
+        check_turn_text(
+            where, idx, role, str(t.get("speaker", "")), text, facts.text if facts else None
+        )
         # The answer to "What would make you reconsider X?" describes another patient.
         hypothetical, asked_hypothetical = (
             asked_hypothetical,

@@ -40,6 +40,7 @@ from behaviorsft.records import (
 )
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
+from behaviorsft.sources.wording import complaint, history_item, is_history, observed
 
 KB_CODE_SYSTEM = "behaviorsft-kb"
 LOINC = "http://loinc.org"
@@ -184,7 +185,7 @@ def risk_fits(risk: str, sex: str, age: int) -> bool:
         return sex == "female"
     if re.search(r"(?<!fe)\bmale sex\b|\bprostat", r):
         return sex == "male"
-    if re.search(r"\b(pregnan|postpartum|multiparity)", r):
+    if re.search(r"\b(pregnan|postpartum|multiparity|childbirth)", r):
         return sex == "female" and (age <= 50 or "oestrogen" in r or "multiparity" in r)
     return True
 
@@ -307,8 +308,11 @@ def synthesize_case(
         onset_days = 7 * rng.randint(int(-(-floor // 7)), int(-(-floor // 7)) + 2)
     else:
         onset_days = rng.randint(max(1, int(-(-floor // 1))), 4)
-    # Only history this patient can have: no pregnancy in a man or a 70-year-old.
-    possible = [r for r in cond.risk_factors if risk_fits(r, sex, age)] or cond.risk_factors[:1]
+    # Only history this patient can have: no pregnancy in a man or a 70-year-old, and
+    # no demographic ("age over 65 years" is not history; the age is on the record).
+    possible = [
+        r for r in cond.risk_factors if risk_fits(r, sex, age) and is_history(r)
+    ] or cond.risk_factors[:1]
     risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
 
     # Allergy first: the treatment plan must respect it.
@@ -352,7 +356,9 @@ def synthesize_case(
             findings.append(
                 _finding(lab, value=_sample_numeric(rng, lf, lab, sex), text=None, day=0, sex=sex)
             )
-    exam = rng.sample(cond.exam, k=min(2, len(cond.exam)))
+    # What was found, as documented: one concrete observation per finding (wording.py).
+    documented = [e for e in cond.exam if observed(e) is not None]
+    exam = [str(observed(e)) for e in rng.sample(documented, k=min(2, len(documented)))]
     for e in exam:
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     imaging = cond.imaging[0]
@@ -417,9 +423,23 @@ def synthesize_case(
         home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
         meds.append(medication(drug, cond.id, why, home_dose))
     meds.extend(plan)
+    # The history as documented: a medicine risk factor only when the patient takes it;
+    # a remaining "A or B" settled by a draw of its own (the case's stream is unchanged).
+    pick = random.Random(f"behaviorsft-history:{seed}:{index}")
+    taken = [(m.name, m.drug_class or "") for m in meds if m.indication != cond.name]
+    history: list[str] = []
+    spare = [r for r in possible if r not in risks]
+    pick.shuffle(spare)
+    for r in [*risks, *spare]:
+        if len(history) == len(risks):
+            break  # as many items as drawn: a medicine not taken gives way to another
+        h = history_item(r, pick, taken)
+        if h is not None and risk_fits(h, sex, age) and h not in history:
+            history.append(h)
+    complaints = list(dict.fromkeys(complaint(s) for s in symptoms))
 
     timeline = [
-        Event(day=-onset_days, kind="symptom", text=f"{symptoms[0].capitalize()} began."),
+        Event(day=-onset_days, kind="symptom", text=f"{complaints[0].capitalize()} began."),
         Event(day=0, kind="presentation", text="Presented to the emergency department."),
         Event(day=0, kind="vitals", text="Triage observations recorded."),
         Event(day=0, kind="lab", text="Admission bloods drawn."),
@@ -433,18 +453,22 @@ def synthesize_case(
 
     presentation = (
         f"{onset_phrase(onset_days)} of "
-        + (", ".join(symptoms[:-1]) + f" and {symptoms[-1]}" if len(symptoms) > 1 else symptoms[0])
+        + (
+            ", ".join(complaints[:-1]) + f" and {complaints[-1]}"
+            if len(complaints) > 1
+            else complaints[0]
+        )
         + "."
     )
     sections = [
         Section(title="History of presenting illness", text=presentation),
-        Section(title="Past history", text="; ".join(risks) + "."),
+        Section(title="Past history", text="; ".join(history) + "." if history else "None."),
         Section(title="Examination", text="; ".join(exam) + "."),
     ]
     facts = [
         f"Age {age} years, {sex}.",
-        *(f"Reports {s}." for s in symptoms),
-        *(f"History: {r}." for r in risks),
+        *(f"Reports {s}." for s in complaints),
+        *(f"History: {r}." for r in history),
         *(f"Allergy: {a.substance} ({a.reaction})." for a in allergies),
         f"Final diagnosis: {cond.name}.",
     ]

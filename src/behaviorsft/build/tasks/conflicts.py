@@ -38,6 +38,7 @@ from behaviorsft.build.tasks.conflict_pools import (
 from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import KnowledgeBase, default_kb_root
+from behaviorsft.sources.wording import observed
 from behaviorsft.taxonomy import Complexity, TaskType
 
 T = TaskType
@@ -89,7 +90,11 @@ def conflict_pairs(kb: KnowledgeBase) -> dict[str, ConflictPair]:
         ]
     if problems:
         raise ValueError("\n".join(problems))
-    return pairs
+    # The examination findings as a case documents them (sources/wording.py).
+    return {
+        cid: pair.model_copy(update={"exam": [x for e in pair.exam if (x := observed(e))]})
+        for cid, pair in pairs.items()
+    }
 
 
 NO_CONFLICT_REPORT = "No conflict: the report fits the examination"
@@ -273,8 +278,10 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     name = f.name.lower()
     phrasing = data_phrasing(ctx.rng, when)
     correct = data_flag(name, _value_text(f), bad_text, phrasing)
-    question = "Two records of the same sample are shown above. What should happen next?"
-    note = f"Note ({when}): {f.name} {bad_text} on this sample."
+    # A vital sign is a reading, not a sample (a specimen).
+    what = "reading" if f.kind == "vital" else "sample"
+    question = f"Two records of the same {what} are shown above. What should happen next?"
+    note = f"Note ({when}): {f.name} {bad_text} on this {what}."
     # Item and control offer the same two templates, with values of this test only:
     # three flags of a pair and two "no conflict" statements, one of each quoting the
     # table's value as it is; only comparing the note with the table decides.
@@ -287,7 +294,7 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
         pool=pool,
         fixed=fixed,
         rationale=f"Turn {turn} reports {f.name} {_value_text(f)} but the note gives {bad_text} "
-        f"for the same sample ({when}); neither can be trusted until checked.",
+        f"for the same {what} ({when}); neither can be trusted until checked.",
         turn_start=0,
         turn_end=end,
         excerpt=note,
@@ -302,7 +309,7 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     )
     yield main
     if ctx.is_control(T.DATA_CONFLICT_RESOLUTION):
-        note_c = f"Note ({when}): {f.name} {_value_text(f)} on this sample."
+        note_c = f"Note ({when}): {f.name} {_value_text(f)} on this {what}."
         fixed_c, pool_c = data_conflict_options(name, _value_text(f), others, phrasing, main=False)
         yield control_of(
             main,

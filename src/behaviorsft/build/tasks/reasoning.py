@@ -16,6 +16,7 @@ from behaviorsft.build.tasks.common import (
 from behaviorsft.build.tasks.grounding import grounded, shown_words
 from behaviorsft.sources.kb import Differential
 from behaviorsft.sources.synthetic import medication_text
+from behaviorsft.sources.wording import is_condition
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -138,7 +139,8 @@ def _history_diagnoses(ctx: Ctx, drug: str) -> list[str]:
         item = re.sub(r" \([^)]*\)", "", fact[len("History: ") : -1])
         low = item.lower()
         if (
-            _NOT_A_DIAGNOSIS.search(item)
+            not is_condition(item)  # said as an event or exposure, not a diagnosis
+            or _NOT_A_DIAGNOSIS.search(item)
             or any(low in t or t in low for t in treats)
             or any(n in low for n in drug_names)
         ):

@@ -1,0 +1,174 @@
+"""Clinical linter, wording rules: textbook text spoken as findings, history and roles.
+
+Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The rules
+(documented in docs/building.md, "Clinical linter"):
+
+``hedged-wording``       a documented finding, complaint or history item that is textbook
+                         wording: a hedge or condition ("in some", "in severe cases",
+                         "(rare)", "may be normal", "when encephalopathic") or an
+                         alternative ("apical crackles or bronchial breathing")
+``duration-restated``    a complaint that repeats its own duration threshold beside the
+                         onset ("4 weeks of cough for more than 2-3 weeks", "2 days of
+                         polyuria and polydipsia over days to weeks")
+``history-demographic``  a demographic recorded or said as history ("age over 65 years",
+                         "older age", "female sex": the age and sex are on the record)
+``history-drug-absent``  a medicine recorded or said as history ("aspirin or NSAID use",
+                         "loop or thiazide diuretic therapy") that the medication list lacks
+``relative-implausible`` a relative who does not fit the patient: a husband of a man, a
+                         wife of a woman, a son or daughter of a patient under 35
+``consultant-scope``     a medical consultant giving a surgeon's decision (an operation)
+``report-commentary``    a study report that comments on the clinical course or the
+                         examination, or gives management ("in a patient documented to
+                         have ...", "did not resolve with glucose", "treat as STEMI")
+
+The wording rules apply to knowledge-base (synthetic) records, whose text the
+generator controls; real-source text is quoted as its source wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from behaviorsft.sources.wording import DEMOGRAPHIC, DURATION_WORDING, hedged, is_medicine
+
+TEXT_RULES: dict[str, tuple[str, str]] = {
+    "hedged-wording": ("error", "textbook hedge or alternative documented as a finding"),
+    "duration-restated": ("error", "a complaint restates its duration threshold by the onset"),
+    "history-demographic": ("error", "a demographic (age, sex) given as history"),
+    "history-drug-absent": ("error", "a medicine given as history but not in the medicines"),
+    "relative-implausible": ("warning", "a relative inconsistent with the patient's sex or age"),
+    "consultant-scope": ("error", "a medical consultant gives a surgical decision"),
+    "report-commentary": ("error", "a study report comments on the course or management"),
+}
+
+KB_CODES = "behaviorsft-kb"
+
+# An operation only a surgeon decides on; a referral to one is in any consultant's scope.
+SURGICAL = re.compile(
+    r"\b(laparotomy|laparoscop\w*|cholecystectomy|colectomy|surgical repair|resection)\b", re.I
+)
+REFERRAL = re.compile(r"\b(surgical (?:consultation|review|referral)|refer\w*)\b", re.I)
+# A report saying what the clinicians documented, how the patient did, or what to do.
+COMMENTARY = re.compile(
+    r"\bin a patient\b|\bdespite\b|\bdocumented\b|\breported to have\b|\bdid not resolve\b|"
+    r"\btreat as\b|\bis required\b|\bneeds? urgent\b|\bwould reclassify\b|"
+    r"\bcontraindicated\b|\bnot SIADH\b",
+    re.I,
+)
+REPORTERS = ("radiologist", "endoscopist", "laboratory scientist", "cardiologist")
+# "4 weeks of ...", "For about 4 weeks I've had ...", "It started 4 weeks ago: ..."
+ONSET = re.compile(r"\b\d+\s*(?:hour|day|week|month)s?(?:\s+of\b|\s+I've had\b|\s+ago:)", re.I)
+RELATIVE = re.compile(r"\bPatient's (\w+)\b")
+
+
+class _Adds(Protocol):
+    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
+
+
+@dataclass
+class TextFacts:
+    """What the turn rules need of the case."""
+
+    synthetic: bool
+    sex: str | None
+    age: float | None
+
+
+def _is_synthetic(case: dict[str, Any]) -> bool:
+    return any(c.get("code_system") == KB_CODES for c in case.get("conditions") or [])
+
+
+def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
+    """The case's documented findings, complaints and history (synthetic records)."""
+    demo = case.get("demographics") or {}
+    facts = TextFacts(_is_synthetic(case), demo.get("sex"), demo.get("age_years"))
+    if not facts.synthetic:
+        return facts
+    said: list[tuple[str, str]] = []
+    for f in case.get("facts") or []:
+        f = str(f)
+        if f.startswith("Reports "):
+            said.append(("complaint", f[len("Reports ") :].rstrip(".")))
+        elif f.startswith("History: "):
+            said.append(("history", f[len("History: ") :].rstrip(".")))
+    for f in case.get("findings") or []:
+        if f.get("kind") in ("exam", "imaging") and f.get("value_text"):
+            said.append((str(f["kind"]), str(f["value_text"])))
+        if f.get("kind") == "imaging":
+            said.append(("study", str(f.get("name", ""))))
+    meds = " ".join(
+        f"{m.get('name', '')} {m.get('drug_class') or ''}" for m in case.get("medications") or []
+    ).lower()
+    for kind, text in said:
+        problem = hedged(text)
+        if problem is not None:
+            rule = "duration-restated" if DURATION_WORDING.search(text) else "hedged-wording"
+            where.add(rule, f"{kind} '{text}': {problem}")
+        if kind != "history":
+            continue
+        if DEMOGRAPHIC.search(text):
+            where.add("history-demographic", f"history '{text}' is a demographic")
+        elif is_medicine(text) and not _taken(text, meds):
+            where.add("history-drug-absent", f"history '{text}' but no such medicine is listed")
+    return facts
+
+
+def _taken(item: str, meds: str) -> bool:
+    """Whether any drug the history item names is in ``meds`` (names and classes)."""
+    for part in re.split(r",\s*|\s+or\s+", item):
+        phrase = re.sub(r"\s+(?:use|therapy)\b.*$", "", part.strip()).lower()
+        phrase = re.sub(r"s$", "", phrase)
+        if phrase and phrase in meds:
+            return True
+    return False
+
+
+def check_turn_text(
+    where: _Adds, idx: int | None, role: str, speaker: str, text: str, facts: TextFacts | None
+) -> None:
+    """One turn of a conversation (``role`` lower-case)."""
+    if facts is None or not facts.synthetic:
+        return
+    onset = ONSET.search(text)
+    if onset is not None:
+        m = DURATION_WORDING.search(text, onset.end())
+        if m is not None:
+            where.add(
+                "duration-restated",
+                f"onset '{onset.group(0)}' beside '{m.group(0)}': '{text[:90]}'",
+                idx,
+            )
+    if role == "patient" and text.startswith("The doctors have mentioned"):
+        for item in re.split(r",\s*| and ", text[len("The doctors have mentioned") :]):
+            if DEMOGRAPHIC.search(item):
+                where.add("history-demographic", f"the patient gives '{item.strip()}'", idx)
+    if role in ("emergency physician",) and text.startswith(("On examination:", "Examination")):
+        body = text.split(":", 1)[1] if ":" in text else text[len("Examination shows") :]
+        problem = hedged(body)
+        if problem is not None:
+            where.add("hedged-wording", f"examination '{body.strip()[:80]}': {problem}", idx)
+    rel = RELATIVE.search(speaker)
+    if rel is not None:
+        who = rel.group(1).lower()
+        bad = (
+            (who == "husband" and facts.sex == "male")
+            or (who == "wife" and facts.sex == "female")
+            or (who in ("son", "daughter") and facts.age is not None and facts.age < 35)
+        )
+        if bad:
+            where.add(
+                "relative-implausible",
+                f"'{speaker}' for a {facts.age:g}-year-old {facts.sex}"
+                if facts.age is not None
+                else f"'{speaker}' for a {facts.sex} patient",
+                idx,
+            )
+    medical = "consultant" in role and "surg" not in role
+    if medical and SURGICAL.search(text) and not REFERRAL.search(text):
+        where.add("consultant-scope", f"a {role} decides an operation: '{text[:90]}'", idx)
+    if role in REPORTERS:
+        m = COMMENTARY.search(text)
+        if m is not None:
+            where.add("report-commentary", f"a {role} says '{m.group(0)}': '{text[:90]}'", idx)
