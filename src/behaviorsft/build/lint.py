@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from behaviorsft.build import lint_values
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
@@ -79,6 +80,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "history-implausible": ("error", "history item impossible for the patient's sex or age"),
     "value-contradiction": ("error", "a result described against its recorded value"),
 }
+RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_values.py
 
 
 @dataclass(frozen=True)
@@ -757,6 +759,7 @@ def _lint_case(kb: KnowledgeBase, where: _Where, case: dict[str, Any]) -> _Facts
     _check_case_bp(where, case)
     _check_case_drugs(kb, where, case, facts)
     _check_case_text(where, case, facts)
+    lint_values.check_case(kb, where, case)
     return facts
 
 
@@ -988,6 +991,7 @@ def _lint_conversation(
 ) -> None:
     lex = _lexicon(kb)
     turns = conv.get("turns") or []
+    lint_values.check_conversation(kb, where, conv)
     shown = _shown(turns, facts)
     values = _table_values(turns)
     # What the record gives: its medicines, and every statement that a drug was given.
