@@ -494,7 +494,7 @@ def _row_abnormal(lex: _Lexicon, row: list[Any]) -> bool | None:
     if value is not None and (m := re.match(r"^\s*(-?[\d.]+)\s*-\s*(-?[\d.]+)\s*$", ref)):
         return not float(m.group(1)) <= value <= float(m.group(2))
     normal = lex.qualitative_normal.get(name)
-    if normal is not None and result:
+    if normal is not None and result and result.lower() != "pending":
         return result.lower() not in normal
     return None
 
