@@ -159,6 +159,7 @@ def test_consistent_derived_values_pass():
         ("C-reactive protein", 44, 23),  # 11-000192: CRP halves in 24 h
         ("Thyroid-stimulating hormone", 0.01, 0.159),  # 11-000330: TSH within a day
         ("Sodium", 118, 131),  # +13 mmol/L in 24 h: past the correction limit
+        ("Serum tryptase", 41.2, 25.8),  # 11-000097: still raised a day later (t1/2 ~2 h)
     ],
 )
 def test_a_day_over_day_change_faster_than_the_kinetics(name, day0, day1):

@@ -28,6 +28,7 @@ from behaviorsft import __version__
 from behaviorsft.build.lint import drug_family
 from behaviorsft.build.lint_values import (
     ABSOLUTE_LIMITS,
+    BASELINE_BY_DAY1,
     DAILY_LIMITS,
     HYPERACUTE_HOURS,
     NO_DAY1_REPEAT,
@@ -421,6 +422,8 @@ def synthesize_case(
         target = ref.high if first.value is not None and first.value > ref.high else ref.low
         assert first.value is not None
         proposed = first.value + (target - first.value) * rng.uniform(0.35, 0.65)
+        if lid in BASELINE_BY_DAY1:  # (tryptase: a 2-h half-life, normal again by day 1)
+            proposed = rng.uniform(ref.low + 0.2 * (ref.high - ref.low), 0.7 * ref.high)
         value = _round(day1_value(lid, first.value, proposed, rng), lab.decimals)
         if lab.bounds is not None:
             value = min(max(value, lab.bounds.low), lab.bounds.high)
