@@ -168,6 +168,17 @@ def test_a_day_over_day_change_faster_than_the_kinetics(name, day0, day1):
     assert name in hits[0].message
 
 
+def test_troponin_falling_the_day_after_a_stemi_that_began_hours_ago():
+    name = "High-sensitivity troponin T"
+    falling = [_lab(name, 900, day=0), _lab(name, 500, day=1)]
+    hits = _only(
+        _lint(_case(falling, condition="stemi", onset_days=3 / 24)), "kinetics-implausible"
+    )
+    assert "peaks at 12-24 h" in hits[0].message
+    rising = [_lab(name, 900, day=0), _lab(name, 2400, day=1)]
+    assert _lint(_case(rising, condition="stemi", onset_days=3 / 24)) == []
+
+
 def test_a_haemoglobin_rise_after_a_transfusion_is_allowed():
     case = _case(
         [_lab("Hemoglobin", 6.8, day=0), _lab("Hemoglobin", 8.9, day=1)],

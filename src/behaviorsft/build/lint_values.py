@@ -96,7 +96,10 @@ GLUCOSE_POC_TOLERANCE = (15.0, 0.2)  # mg/dL, or this share of serum glucose
 #   free T4: half-life about 7 days; even with thionamide and iodine at most 30% a day.
 #   sodium: correction limited to 10 mmol/L in 24 h (osmotic demyelination; EU 2014).
 #   creatinine and CK: at most 50% a day.
+#   troponins: raised for 7-14 days after a myocardial infarction: at most 50% a day down.
 DAILY_LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "troponin_t_hs": (None, 0.50),
+    "troponin_i": (None, 0.50),
     "crp": (None, 0.40),
     "procalcitonin": (None, 0.50),
     "tsh": (0.50, 0.50),
@@ -116,8 +119,14 @@ ABSOLUTE_LIMITS: dict[str, tuple[float | None, float | None]] = {
 BASELINE_BY_DAY1 = frozenset({"tryptase"})
 # Results not repeated at 24 h: slow analytes, and counts that need another procedure.
 NO_DAY1_REPEAT = frozenset(
-    {"tsh", "hba1c", "esr", "csf_wbc", "csf_protein", "csf_glucose", "ascitic_pmn"}
+    {"tsh", "hba1c", "esr", "csf_wbc", "csf_protein", "csf_glucose", "ascitic_pmn", "d_dimer"}
 )
+# Troponin rises to a peak 12-24 h after a myocardial infarction begins (ESC ACS 2023): a
+# day-1 value below the admission one only fits an onset well before admission.
+PEAK_AFTER_ONSET: dict[str, tuple[frozenset[str], float]] = {
+    "troponin_t_hs": (frozenset({"stemi", "nstemi"}), 12.0),
+    "troponin_i": (frozenset({"stemi", "nstemi"}), 12.0),
+}
 _TRANSFUSION = re.compile(r"transfus|red[- ]cell|packed cells|\bprbc", re.I)
 
 # Cultures: results that take a day or more, pending on the day the sample is taken.
@@ -269,6 +278,7 @@ def _check_kinetics(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> No
         if lid is not None and day is not None and value is not None and f.get("time") is None:
             series.setdefault(lid, []).append((day, value))
     transfused = _transfused(case)
+    cond, onset = _condition(case), onset_hours(case)
     for lid, points in series.items():
         points.sort()
         for (d0, v0), (d1, v1) in itertools.pairwise(points):
@@ -277,6 +287,13 @@ def _check_kinetics(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> No
                 continue
             name = kb.labs[lid].name
             ref = kb.labs[lid].ref
+            peak = PEAK_AFTER_ONSET.get(lid)
+            if peak and cond in peak[0] and onset is not None and onset < peak[1] and v1 < v0:
+                where.add(
+                    "kinetics-implausible",
+                    f"{name} falls {v0:g} -> {v1:g} the day after an infarction that began "
+                    f"{onset:g} h before admission (it peaks at 12-24 h)",
+                )
             if lid in BASELINE_BY_DAY1 and ref is not None and min(v0, v1) > ref.high:
                 where.add(
                     "kinetics-implausible",

@@ -32,6 +32,7 @@ from behaviorsft.build.lint_values import (
     DAILY_LIMITS,
     HYPERACUTE_HOURS,
     NO_DAY1_REPEAT,
+    PEAK_AFTER_ONSET,
     PENDING,
     SLOW_RESULTS,
     calculated_osmolality,
@@ -419,9 +420,14 @@ def synthesize_case(
             continue  # (a TSH or a CSF count is not repeated at 24 h)
         first = next(f for f in findings if f.name == lab.name)
         ref = lab.reference(sex)  # type: ignore[arg-type]
-        target = ref.high if first.value is not None and first.value > ref.high else ref.low
         assert first.value is not None
+        if ref.low <= first.value <= ref.high:
+            continue  # the deranged result is repeated, not a normal one
+        target = ref.high if first.value > ref.high else ref.low
         proposed = first.value + (target - first.value) * rng.uniform(0.35, 0.65)
+        peak = PEAK_AFTER_ONSET.get(lid)
+        if peak is not None and cond.id in peak[0] and onset_days * 24 < peak[1]:
+            proposed = first.value * rng.uniform(1.5, 3.0)  # still rising to its peak
         if lid in BASELINE_BY_DAY1:  # (tryptase: a 2-h half-life, normal again by day 1)
             proposed = rng.uniform(ref.low + 0.2 * (ref.high - ref.low), 0.7 * ref.high)
         value = _round(day1_value(lid, first.value, proposed, rng), lab.decimals)
