@@ -247,6 +247,16 @@ def test_anaphylaxis_with_three_days_of_symptoms():
     assert _lint(_case([], condition="anaphylaxis", onset_days=2 / 24)) == []
 
 
+def test_weight_loss_that_began_four_days_ago():
+    """11-000244: 'weight loss' in a 4-day history."""
+    case = _case([], condition="thyroid_storm", onset_days=4)
+    case["presentation"] = "4 days of palpitations, tremor and weight loss."
+    hits = _only(_lint(case), "onset-implausible")
+    assert "weight loss" in hits[0].message
+    case["timeline"][0]["day"] = -21
+    assert _lint(case) == []
+
+
 def test_alteplase_for_a_stroke_that_began_two_days_ago():
     """11-000079 / 11-000457: alteplase is inside 4.5 h of onset or not given."""
     alteplase = [{"name": KB.drug("alteplase").name, "dose": "0.9 mg/kg"}]

@@ -40,7 +40,7 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     ),
     "result-timing": ("error", "a slow result (culture) reported on the day it was taken"),
     "sample-not-taken": ("error", "a body-fluid result without the procedure that samples it"),
-    "onset-implausible": ("error", "a hyperacute condition with a history of days"),
+    "onset-implausible": ("error", "history too long for a hyperacute condition, or too short"),
     "outside-time-window": ("error", "a time-critical drug given outside its window"),
     "report-ambiguous": ("error", "a study report states two alternative findings"),
 }
@@ -145,6 +145,9 @@ HYPERACUTE_HOURS: dict[str, tuple[int, int, float]] = {
     "stemi": (1, 6, 12.0),
     "ischemic_stroke": (1, 4, 24.0),
 }
+# Symptoms that take weeks to develop, and the shortest history (days) they allow.
+SLOW_SYMPTOMS: dict[str, int] = {"weight loss": 14}
+_SLOW_SYMPTOM = re.compile(r"\b(" + "|".join(SLOW_SYMPTOMS) + r")\b", re.I)
 # Time-critical drugs: (KB drug id, KB condition id) -> hours from onset.
 TIME_WINDOWS: dict[tuple[str, str], float] = {("alteplase", "ischemic_stroke"): 4.5}
 
@@ -357,6 +360,12 @@ def _check_onset(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
             "onset-implausible",
             f"{kb.conditions[cond].name if cond in kb.conditions else cond} with symptoms for "
             f"{hours / 24:g} day(s): a hyperacute condition presents within hours",
+        )
+    slow = _SLOW_SYMPTOM.search(str(case.get("presentation") or ""))
+    if slow is not None and hours < SLOW_SYMPTOMS[slow.group(1).lower()] / 2 * 24:
+        where.add(
+            "onset-implausible",
+            f"'{slow.group(1)}' in a history of {hours / 24:g} day(s): it takes weeks",
         )
     names = {str(m.get("name", "")).lower() for m in case.get("medications") or []}
     for (drug, on), window in TIME_WINDOWS.items():

@@ -35,6 +35,7 @@ from behaviorsft.build.lint_values import (
     PEAK_AFTER_ONSET,
     PENDING,
     SLOW_RESULTS,
+    SLOW_SYMPTOMS,
     calculated_osmolality,
     ckd_epi_2021,
     hco3_for,
@@ -183,10 +184,14 @@ def allergy_group_of(kb: KnowledgeBase, substance: str) -> str | None:
 
 def symptom_min_days(symptom: str) -> float:
     """The shortest history a symptom's own wording implies ('cough for more than 2-3 weeks'
-    -> 14 days; 'pain for more than 6 hours' -> 0.25); 0 when it states no duration."""
+    -> 14 days; 'pain for more than 6 hours' -> 0.25; 'weight loss' -> 14, SLOW_SYMPTOMS); 0
+    when it implies no duration."""
     days = 0.0
     for m in _DURATION.finditer(symptom):
         days = max(days, float(m.group(1)) * _DURATION_DAYS[m.group(3)])
+    for slow, floor in SLOW_SYMPTOMS.items():  # weight loss takes weeks
+        if re.search(rf"\b{slow}\b", symptom, re.I):
+            days = max(days, float(floor))
     return days
 
 
