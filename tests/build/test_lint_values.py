@@ -115,6 +115,8 @@ def test_osmolality_and_henderson_hasselbalch():
         ),
         # 11-000079: capillary glucose 172 with serum glucose 77 at the same time
         ([_lab("Capillary (fingerstick) glucose", 172), _lab("Glucose (serum/plasma)", 77)], {}),
+        # DKA: pH 6.91 with bicarbonate 16 and no PaCO2 shown implies a PaCO2 of 81
+        ([_lab("pH (arterial)", 6.91), _lab("Bicarbonate (total CO2)", 16)], {}),
         # an anion gap that is not Na - (Cl + HCO3)
         (
             [

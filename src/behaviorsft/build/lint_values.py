@@ -72,6 +72,16 @@ def henderson_hasselbalch_ph(paco2_mmhg: float, hco3: float) -> float:
     return 6.1 + math.log10(hco3 / (0.0307 * paco2_mmhg))
 
 
+def paco2_for(ph: float, hco3: float) -> float:
+    """The PaCO2 (mmHg) that ``ph`` and ``hco3`` imply (Henderson-Hasselbalch solved)."""
+    return hco3 / (0.0307 * 10 ** (ph - 6.1))
+
+
+def winters_paco2(hco3: float) -> float:
+    """Expected PaCO2 (mmHg, +/- 2) in a compensated metabolic acidosis: 1.5 HCO3 + 8."""
+    return 1.5 * hco3 + 8
+
+
 def hco3_for(ph: float, paco2_mmhg: float) -> float:
     """The bicarbonate that makes ``ph`` at ``paco2_mmhg`` (Henderson-Hasselbalch solved)."""
     return 0.0307 * paco2_mmhg * 10 ** (ph - 6.1)
@@ -81,6 +91,11 @@ def hco3_for(ph: float, paco2_mmhg: float) -> float:
 HCT_HB_RATIO = (2.7, 3.3)
 OSMOLAL_GAP_MIN = -10.0  # mOsm/kg: a measured value further below the calculated one is wrong
 PH_TOLERANCE = 0.03
+# Shown pH and serum bicarbonate below this (metabolic acidosis) without a PaCO2: the PaCO2
+# they imply must be within WINTERS_TOLERANCE of Winter's formula (its own +/-2, plus
+# rounding): pH 6.91 with HCO3 16 implies a PaCO2 of 81 in a patient breathing off CO2.
+ACIDOSIS_HCO3 = 22.0
+WINTERS_TOLERANCE = 5.0
 ANION_GAP_TOLERANCE = 2.0
 EGFR_TOLERANCE = (5.0, 0.2)  # absolute mL/min/1.73 m2, or this share of the computed value
 GLUCOSE_POC_TOLERANCE = (15.0, 0.2)  # mg/dL, or this share of serum glucose
@@ -246,6 +261,14 @@ def _check_derived(
                 f"gives {expected:.2f}{at}",
             )
     cl, bicarb, ag = v.get("chloride"), v.get("bicarbonate"), v.get("anion_gap")
+    if ph is not None and bicarb and bicarb < ACIDOSIS_HCO3 and paco2 is None and hco3 is None:
+        implied, expected = paco2_for(ph, bicarb), winters_paco2(bicarb)
+        if abs(implied - expected) > WINTERS_TOLERANCE:
+            where.add(
+                "derived-value-mismatch",
+                f"pH {ph:g} with bicarbonate {bicarb:g} implies PaCO2 {implied:.0f}; "
+                f"a metabolic acidosis compensates to {expected:.0f} (Winter's formula){at}",
+            )
     if None not in (na, cl, bicarb, ag):
         expected = na - cl - bicarb  # type: ignore[operator]
         if abs(ag - expected) > ANION_GAP_TOLERANCE:  # type: ignore[operator]

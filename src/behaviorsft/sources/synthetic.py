@@ -39,6 +39,8 @@ from behaviorsft.build.lint_values import (
     calculated_osmolality,
     ckd_epi_2021,
     hco3_for,
+    henderson_hasselbalch_ph,
+    winters_paco2,
 )
 from behaviorsft.records import (
     Allergy,
@@ -272,8 +274,9 @@ def derive_values(
     """Day-0 results recomputed from the ones they derive from (by KB lab id), so that a
     record's values agree: haematocrit about 3 x haemoglobin, eGFR by CKD-EPI 2021, measured
     osmolality at or a little above the calculated one, arterial HCO3 from pH and PaCO2
-    (Henderson-Hasselbalch), anion gap from Na, Cl and HCO3, capillary within 8% of serum
-    glucose. The condition's own (deranged) result is kept and its partner derived."""
+    (Henderson-Hasselbalch), or pH from serum bicarbonate and its compensating PaCO2 (Winter's
+    formula) when no PaCO2 is shown, anion gap from Na, Cl and HCO3, capillary within 8% of
+    serum glucose. The condition's own (deranged) result is kept and its partner derived."""
     v = dict(values)
     if "hematocrit" in v and "hemoglobin" in v:
         if "hematocrit" in cond_labs and "hemoglobin" not in cond_labs:
@@ -287,6 +290,12 @@ def derive_values(
         v["serum_osmolality"] = float(round(calc + rng.uniform(0.0, 8.0)))
     if {"ph_arterial", "paco2", "hco3_arterial"} <= v.keys():
         v["hco3_arterial"] = float(round(hco3_for(v["ph_arterial"], v["paco2"])))
+    if {"ph_arterial", "bicarbonate"} <= v.keys() and "paco2" not in v and "hco3_arterial" not in v:
+        # pH from the bicarbonate and the PaCO2 it is compensated to (Winter's formula in a
+        # metabolic acidosis, else a normal PaCO2): DKA and HHS show no PaCO2
+        hco3 = v["bicarbonate"]
+        paco2 = winters_paco2(hco3) + rng.uniform(-1.5, 1.5) if hco3 < 22 else rng.uniform(36, 44)
+        v["ph_arterial"] = round(henderson_hasselbalch_ph(paco2, hco3), 2)
     if {"anion_gap", "sodium", "chloride", "bicarbonate"} <= v.keys():
         v["anion_gap"] = v["sodium"] - v["chloride"] - v["bicarbonate"]
     if "glucose_poc" in v and "glucose" in v:
