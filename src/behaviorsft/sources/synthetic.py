@@ -269,14 +269,20 @@ KINETIC_MARGIN = 0.6
 
 
 def derive_values(
-    values: dict[str, float], cond_labs: set[str], age: int, sex: str, rng: random.Random
+    values: dict[str, float],
+    ranges: dict[str, tuple[float, float]],
+    age: int,
+    sex: str,
+    rng: random.Random,
 ) -> dict[str, float]:
     """Day-0 results recomputed from the ones they derive from (by KB lab id), so that a
     record's values agree: haematocrit about 3 x haemoglobin, eGFR by CKD-EPI 2021, measured
     osmolality at or a little above the calculated one, arterial HCO3 from pH and PaCO2
     (Henderson-Hasselbalch), or pH from serum bicarbonate and its compensating PaCO2 (Winter's
     formula) when no PaCO2 is shown, anion gap from Na, Cl and HCO3, capillary within 8% of
-    serum glucose. The condition's own (deranged) result is kept and its partner derived."""
+    serum glucose. The condition's own (deranged) result is kept and its partner derived;
+    ``ranges`` are the condition's typical ranges by lab id."""
+    cond_labs = set(ranges)
     v = dict(values)
     if "hematocrit" in v and "hemoglobin" in v:
         if "hematocrit" in cond_labs and "hemoglobin" not in cond_labs:
@@ -293,9 +299,11 @@ def derive_values(
     if {"ph_arterial", "bicarbonate"} <= v.keys() and "paco2" not in v and "hco3_arterial" not in v:
         # pH from the bicarbonate and the PaCO2 it is compensated to (Winter's formula in a
         # metabolic acidosis, else a normal PaCO2): DKA and HHS show no PaCO2
+        # (kept inside the condition's own pH range: DKA below 7.3, HHS from 7.3)
         hco3 = v["bicarbonate"]
         paco2 = winters_paco2(hco3) + rng.uniform(-1.5, 1.5) if hco3 < 22 else rng.uniform(36, 44)
-        v["ph_arterial"] = round(henderson_hasselbalch_ph(paco2, hco3), 2)
+        low, high = ranges.get("ph_arterial", (6.8, 7.8))
+        v["ph_arterial"] = round(min(max(henderson_hasselbalch_ph(paco2, hco3), low), high), 2)
     if {"anion_gap", "sodium", "chloride", "bicarbonate"} <= v.keys():
         v["anion_gap"] = v["sodium"] - v["chloride"] - v["bicarbonate"]
     if "glucose_poc" in v and "glucose" in v:
@@ -412,7 +420,12 @@ def synthesize_case(
         else:
             sampled[lid] = _sample_numeric(rng, lf, lab, sex)
             findings.append(_finding(lab, value=sampled[lid], text=None, day=0, sex=sex))
-    derived = derive_values(sampled, set(cond.labs), age, sex, rng)
+    ranges = {
+        lid: (lf.low, lf.high)
+        for lid, lf in cond.labs.items()
+        if lf.low is not None and lf.high is not None
+    }
+    derived = derive_values(sampled, ranges, age, sex, rng)
     for i, did in enumerate(lab_ids, start=len(VITALS)):  # findings follow VITALS, lab_ids
         if did in derived and derived[did] != findings[i].value:
             lab = kb.lab(did)
