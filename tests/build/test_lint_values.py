@@ -205,6 +205,32 @@ def test_a_blood_culture_resulted_in_the_admission_bloods():
     assert _lint(timed) == []
 
 
+def test_positive_blood_cultures_cited_while_they_are_pending():
+    """11-000568: the attending argues from positive blood cultures on day 0; with the
+    cultures pending (as generated now) that argument comes before its result."""
+    rows = [["Blood culture", "pending", "", ""]]
+    table = {"kind": "table", "title": "microbiology (day 0)", "rows": rows}
+    texts = [
+        ("medical resident", "The first results are in.", [table]),
+        (
+            "attending physician",
+            "Sepsis fits best given fever and hypotension. Haemorrhagic shock is less likely "
+            "given fever, leukocytosis and positive blood cultures.",
+            [],
+        ),
+        ("attending physician", "Repeat blood cultures if the fever persists.", []),
+    ]
+    turns = [
+        {"index": i, "speaker": "Dr. A", "role": role, "text": text, "attachments": att}
+        for i, (role, text, att) in enumerate(texts)
+    ]
+    conv = {"case_id": "synthetic:11-000000", "turns": turns}
+    hits = _only(_lint(_case([]), conv), "result-timing")
+    assert [h.turn for h in hits] == [1]
+    rows[0][1] = "gram-negative rods"  # resulted: it may be cited
+    assert _lint(_case([]), conv) == []
+
+
 def _conv(*texts: str, table_at: int) -> dict[str, Any]:
     turns = []
     for i, text in enumerate(texts):

@@ -46,6 +46,9 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
 }
 
 
+_LAY = ("patient", "family member", "relative", "caregiver")
+
+
 class _Adds(Protocol):
     def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
@@ -148,6 +151,15 @@ _TRANSFUSION = re.compile(r"transfus|red[- ]cell|packed cells|\bprbc", re.I)
 SLOW_RESULTS = frozenset({"blood_culture", "urine_culture", "sputum_culture"})
 PENDING = "pending"
 
+# A culture's result cited as evidence ("... less likely given positive blood cultures")
+# while the record's cultures are still pending: an argument made before the result exists.
+_CULTURE_RESULT = re.compile(
+    r"\b(positive (blood |urine |sputum |ascitic )?cultures?|bacteraemia|bacteremia"
+    r"|monomicrobial|polymicrobial|culture-positive)\b",
+    re.I,
+)
+_CITES = re.compile(r"\b(given|in view of|because of|as shown by|confirmed by)\b", re.I)
+_CONDITIONAL = re.compile(r"\b(if|when|would|unless|should|consider|once|until)\b", re.I)
 # Body-fluid results and the procedure that samples them (words any turn may use).
 SAMPLED_BY: dict[str, tuple[str, re.Pattern[str]]] = {
     "ascitic": ("a diagnostic paracentesis", re.compile(r"paracentesis|ascitic tap", re.I)),
@@ -441,13 +453,39 @@ def check_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- conversation
 
 
+def _is_culture(kb: KnowledgeBase, name: str) -> bool:
+    ids = _lab_ids(kb)
+    return ids.get(name.lower()) in SLOW_RESULTS
+
+
 def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) -> None:
     """A body-fluid result shown while no earlier turn mentions the procedure that samples
-    it (a paracentesis recorded as done after the count is back does not take the sample)."""
+    it (a paracentesis recorded as done after the count is back does not take the sample);
+    a culture result cited as evidence while the record's cultures are still pending."""
     turns = conv.get("turns") or []
     said = ""
+    pending = resulted = False
     for t in turns:
-        said += " " + str(t.get("text", ""))
+        text = str(t.get("text", ""))
+        said += " " + text
+        if pending and not resulted and str(t.get("role", "")) not in _LAY:
+            for sent in re.split(r"(?<=[.;])\s+", text):
+                cite = _CITES.search(sent)  # the evidence follows "given"
+                m = _CULTURE_RESULT.search(sent, cite.end()) if cite else None
+                if m and not _CONDITIONAL.search(sent):
+                    where.add(
+                        "result-timing",
+                        f"{t.get('role')} cites '{m.group(0)}' while the cultures are pending: "
+                        f"'{sent[:90]}'",
+                        t.get("index"),
+                    )
+        for a in t.get("attachments") or []:
+            for row in a.get("rows") or []:
+                if len(row) > 1 and _is_culture(kb, str(row[0])):
+                    if str(row[1]).strip().lower() == PENDING:
+                        pending = True
+                    else:
+                        resulted = True
         for a in t.get("attachments") or []:
             for row in a.get("rows") or []:
                 name = str(row[0]).lower() if row else ""
