@@ -510,12 +510,14 @@ def _render_kb(
         anchor="family",
     )
     if labs1:
+        # a culture resulting on day 1 is not a repeat
+        repeats = all(f.value is not None for f in labs1)
         idx = b.say(
             resident,
-            "Day 1: repeat bloods.",
+            *(("Day 1: repeat bloods.",) if repeats else ()),
             "Day 1 results are back.",
             anchor="repeat_lab",
-            attachments=[b.table("Repeat (day 1)", labs1)],
+            attachments=[b.table("Repeat (day 1)" if repeats else "Day 1 results", labs1)],
         )
         for f in labs1:
             b.finding_turns[(f.name, f.day)] = idx
