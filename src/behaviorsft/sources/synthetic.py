@@ -457,6 +457,8 @@ def synthesize_case(
             proposed = first.value * rng.uniform(1.5, 3.0)  # still rising to its peak
         if lid in BASELINE_BY_DAY1:  # (tryptase: a 2-h half-life, normal again by day 1)
             proposed = rng.uniform(ref.low + 0.2 * (ref.high - ref.low), 0.7 * ref.high)
+        elif lid in ("glucose", "glucose_poc") and first.value < ref.low:
+            proposed = rng.uniform(90, 140)  # hypoglycaemia treated: normal within hours
         value = _round(day1_value(lid, first.value, proposed, rng), lab.decimals)
         if lab.bounds is not None:
             value = min(max(value, lab.bounds.low), lab.bounds.high)
