@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
+from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.synthetic import (
@@ -218,7 +219,8 @@ def _abnormal(kb: KnowledgeBase, f: Finding) -> bool:
         )
     lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
     return (
-        lab is not None
+        f.value_text != PENDING
+        and lab is not None
         and lab.kind == "qualitative"
         and bool(f.value_text)
         and f.value_text not in lab.normal_values
@@ -236,6 +238,17 @@ def _join(items: list[str]) -> str:
 def in_sentence(name: str) -> str:
     """A name inside a sentence: lower-case, except an acronym ("NSAIDs", "ACE inhibitors")."""
     return name if name[:2].isupper() else name[:1].lower() + name[1:]
+
+
+def _with_procedures(labs0: list[Finding]) -> str:
+    """'admission bloods', plus the procedure that takes any body-fluid sample shown
+    ('admission bloods and a diagnostic paracentesis'), so no count appears untaken."""
+    done = [
+        proc
+        for prefix, (proc, _) in SAMPLED_BY.items()
+        if any(f.name.lower().startswith(prefix) for f in labs0)
+    ]
+    return _join(["admission bloods", *done])
 
 
 def fits_best_given(symptoms: list[str]) -> str:
@@ -367,7 +380,7 @@ def _render_kb(
 
     symptoms = [f[len("Reports ") : -1] for f in case.facts if f.startswith("Reports ")]
     risks = [f[len("History: ") : -1] for f in case.facts if f.startswith("History: ")]
-    onset = -int(case.timeline[0].day or -1) if case.timeline else 1
+    onset = -(case.timeline[0].day or -1) if case.timeline else 1  # days; hours when < 1
     vitals = [f for f in case.findings if f.kind == "vital"]
     labs0 = [f for f in case.findings if f.kind == "lab" and f.day == 0 and f.name not in hide]
     labs1 = [f for f in case.findings if f.kind == "lab" and f.day == 1 and f.name not in hide]
@@ -442,12 +455,13 @@ def _render_kb(
     b.say(
         edp, f"On examination: {_join(exam)}.", f"Examination shows {_join(exam)}.", anchor="exam"
     )
+    bloods = _with_procedures(labs0)
     b.say(
         edp,
-        f"Let's send admission bloods and request: {imaging.name}."
+        f"Let's send {bloods} and request: {imaging.name}." if imaging else f"Let's send {bloods}.",
+        f"{bloods[0].upper()}{bloods[1:]} please, and I'd like this study: {imaging.name}."
         if imaging
-        else "Let's send admission bloods.",
-        f"Bloods please, and I'd like this study: {imaging.name}." if imaging else "Bloods please.",
+        else f"{bloods[0].upper()}{bloods[1:]} please.",
         anchor="orders",
     )
     by_panel: dict[str, list[Finding]] = defaultdict(list)
@@ -540,18 +554,23 @@ def _render_kb(
     def repeat_labs(when: str = "Day 1") -> None:
         if not labs1:
             return
+        # a culture resulting on day 1 is not a repeat
+        repeats = all(f.value is not None for f in labs1)
         idx = b.say(
             resident,
-            f"{when}: repeat bloods.",
-            f"{when}: the repeat results are back.",
+            *(
+                (f"{when}: repeat bloods.", f"{when}: the repeat results are back.")
+                if repeats
+                else (f"{when}: results are back.",)
+            ),
             anchor="repeat_lab",
-            attachments=[b.table("Repeat (day 1)", labs1)],
+            attachments=[b.table("Repeat (day 1)" if repeats else "Day 1 results", labs1)],
         )
         for f in labs1:
             b.finding_turns[(f.name, f.day)] = idx
-        f1 = labs1[0]
+        f1 = next((f for f in labs1 if f.value is not None), labs1[0])
         f0 = next((f for f in labs0 if f.name == f1.name), None)
-        if f0 is not None:
+        if f0 is not None and f1.value is not None:
             b.say(
                 attending,
                 f"{f1.name} {format_finding_value(f0)} on day 0, {format_finding_value(f1)} today.",

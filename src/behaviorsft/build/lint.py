@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from behaviorsft.build import lint_values
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 
@@ -81,6 +82,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "value-contradiction": ("error", "a result described against its recorded value"),
 }
 RULES.update(TEXT_RULES)  # type: ignore[arg-type]  # wording rules (lint_text.py)
+RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_values.py
 
 
 @dataclass(frozen=True)
@@ -494,7 +496,7 @@ def _row_abnormal(lex: _Lexicon, row: list[Any]) -> bool | None:
     if value is not None and (m := re.match(r"^\s*(-?[\d.]+)\s*-\s*(-?[\d.]+)\s*$", ref)):
         return not float(m.group(1)) <= value <= float(m.group(2))
     normal = lex.qualitative_normal.get(name)
-    if normal is not None and result:
+    if normal is not None and result and result.lower() != "pending":
         return result.lower() not in normal
     return None
 
@@ -761,6 +763,7 @@ def _lint_case(kb: KnowledgeBase, where: _Where, case: dict[str, Any]) -> _Facts
     _check_case_drugs(kb, where, case, facts)
     _check_case_text(where, case, facts)
     facts.text = check_case_text(where, case)
+    lint_values.check_case(kb, where, case)
     return facts
 
 
@@ -992,6 +995,7 @@ def _lint_conversation(
 ) -> None:
     lex = _lexicon(kb)
     turns = conv.get("turns") or []
+    lint_values.check_conversation(kb, where, conv)
     shown = _shown(turns, facts)
     values = _table_values(turns)
     # What the record gives: its medicines, and every statement that a drug was given.

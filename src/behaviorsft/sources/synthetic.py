@@ -26,6 +26,22 @@ from dataclasses import dataclass
 
 from behaviorsft import __version__
 from behaviorsft.build.lint import drug_family
+from behaviorsft.build.lint_values import (
+    ABSOLUTE_LIMITS,
+    BASELINE_BY_DAY1,
+    DAILY_LIMITS,
+    HYPERACUTE_HOURS,
+    NO_DAY1_REPEAT,
+    PEAK_AFTER_ONSET,
+    PENDING,
+    SLOW_RESULTS,
+    SLOW_SYMPTOMS,
+    calculated_osmolality,
+    ckd_epi_2021,
+    hco3_for,
+    henderson_hasselbalch_ph,
+    winters_paco2,
+)
 from behaviorsft.records import (
     Allergy,
     Case,
@@ -171,10 +187,14 @@ def allergy_group_of(kb: KnowledgeBase, substance: str) -> str | None:
 
 def symptom_min_days(symptom: str) -> float:
     """The shortest history a symptom's own wording implies ('cough for more than 2-3 weeks'
-    -> 14 days; 'pain for more than 6 hours' -> 0.25); 0 when it states no duration."""
+    -> 14 days; 'pain for more than 6 hours' -> 0.25; 'weight loss' -> 14, SLOW_SYMPTOMS); 0
+    when it implies no duration."""
     days = 0.0
     for m in _DURATION.finditer(symptom):
         days = max(days, float(m.group(1)) * _DURATION_DAYS[m.group(3)])
+    for slow, floor in SLOW_SYMPTOMS.items():  # weight loss takes weeks
+        if re.search(rf"\b{slow}\b", symptom, re.I):
+            days = max(days, float(floor))
     return days
 
 
@@ -190,8 +210,13 @@ def risk_fits(risk: str, sex: str, age: int) -> bool:
     return True
 
 
-def onset_phrase(days: int) -> str:
-    """'3 days', '1 day', '3 weeks' (whole weeks from two weeks on)."""
+def onset_phrase(days: float) -> str:
+    """'3 days', '1 day', '3 weeks' (whole weeks from two weeks on); under a day, hours
+    ('2 hours')."""
+    if days < 1:
+        hours = max(1, round(days * 24))
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    days = round(days)
     if days >= 14 and days % 7 == 0:
         return f"{days // 7} weeks"
     return f"{days} day{'s' if days != 1 else ''}"
@@ -278,6 +303,78 @@ def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
     return events
 
 
+# Share of the linter's day-over-day bounds (lint_values.DAILY_LIMITS, ABSOLUTE_LIMITS) the
+# generated day-1 repeat may use: it stays well inside what the kinetics allow.
+KINETIC_MARGIN = 0.6
+
+
+def derive_values(
+    values: dict[str, float],
+    ranges: dict[str, tuple[float, float]],
+    age: int,
+    sex: str,
+    rng: random.Random,
+) -> dict[str, float]:
+    """Day-0 results recomputed from the ones they derive from (by KB lab id), so that a
+    record's values agree: haematocrit about 3 x haemoglobin, eGFR by CKD-EPI 2021, measured
+    osmolality at or a little above the calculated one, arterial HCO3 from pH and PaCO2
+    (Henderson-Hasselbalch), or pH from serum bicarbonate and its compensating PaCO2 (Winter's
+    formula) when no PaCO2 is shown, anion gap from Na, Cl and HCO3, capillary within 8% of
+    serum glucose. The condition's own (deranged) result is kept and its partner derived;
+    ``ranges`` are the condition's typical ranges by lab id."""
+    cond_labs = set(ranges)
+    v = dict(values)
+    if "hematocrit" in v and "hemoglobin" in v:
+        if "hematocrit" in cond_labs and "hemoglobin" not in cond_labs:
+            v["hemoglobin"] = round(v["hematocrit"] / rng.uniform(2.9, 3.1), 1)
+        else:
+            v["hematocrit"] = round(v["hemoglobin"] * rng.uniform(2.9, 3.1), 1)
+    if "egfr" in v and "creatinine" in v:
+        v["egfr"] = float(round(min(180.0, ckd_epi_2021(v["creatinine"], age, sex))))
+    if "serum_osmolality" in v and "sodium" in v and "glucose" in v:
+        calc = calculated_osmolality(v["sodium"], v["glucose"], v.get("bun", 14.0))
+        v["serum_osmolality"] = float(round(calc + rng.uniform(0.0, 8.0)))
+    if {"ph_arterial", "paco2", "hco3_arterial"} <= v.keys():
+        v["hco3_arterial"] = float(round(hco3_for(v["ph_arterial"], v["paco2"])))
+    if {"ph_arterial", "bicarbonate"} <= v.keys() and "paco2" not in v and "hco3_arterial" not in v:
+        # pH from the bicarbonate and the PaCO2 it is compensated to (Winter's formula in a
+        # metabolic acidosis, else a normal PaCO2): DKA and HHS show no PaCO2
+        # (kept inside the condition's own pH range: DKA below 7.3, HHS from 7.3)
+        hco3 = v["bicarbonate"]
+        paco2 = winters_paco2(hco3) + rng.uniform(-1.5, 1.5) if hco3 < 22 else rng.uniform(36, 44)
+        low, high = ranges.get("ph_arterial", (6.8, 7.8))
+        v["ph_arterial"] = round(min(max(henderson_hasselbalch_ph(paco2, hco3), low), high), 2)
+    if {"anion_gap", "sodium", "chloride", "bicarbonate"} <= v.keys():
+        v["anion_gap"] = v["sodium"] - v["chloride"] - v["bicarbonate"]
+    if "glucose_poc" in v and "glucose" in v:
+        if "glucose_poc" in cond_labs:
+            v["glucose"] = float(round(v["glucose_poc"] * rng.uniform(0.92, 1.08)))
+        else:
+            v["glucose_poc"] = float(round(v["glucose"] * rng.uniform(0.92, 1.08)))
+    return v
+
+
+def day1_value(lab_id: str, first: float, proposed: float, rng: random.Random) -> float:
+    """A day-1 repeat moved no faster than the analyte's kinetics allow: ``proposed``
+    (towards normal) held inside ``KINETIC_MARGIN`` of the linter's daily bounds; a low
+    haemoglobin does not rise without a transfusion (it drifts down on fluids)."""
+    if lab_id in ("hemoglobin", "hematocrit") and proposed > first:
+        return first - rng.uniform(0.1, 0.5) * (3 if lab_id == "hematocrit" else 1)
+    if lab_id in ABSOLUTE_LIMITS:
+        rise, fall = ABSOLUTE_LIMITS[lab_id]
+        if rise is not None:
+            proposed = min(proposed, first + rise * KINETIC_MARGIN)
+        if fall is not None:
+            proposed = max(proposed, first - fall * KINETIC_MARGIN)
+    if lab_id in DAILY_LIMITS and first > 0:
+        rise, fall = DAILY_LIMITS[lab_id]
+        if rise is not None:
+            proposed = min(proposed, first * (1 + rise * KINETIC_MARGIN))
+        if fall is not None:
+            proposed = max(proposed, first * (1 - fall * KINETIC_MARGIN))
+    return proposed
+
+
 def synthesize_case(
     index: int,
     *,
@@ -304,7 +401,12 @@ def synthesize_case(
     # The history is at least as long as any symptom's own wording says ("cough for more
     # than 2-3 weeks" cannot have begun 2 days ago).
     floor = max((symptom_min_days(s) for s in symptoms), default=0.0)
-    if floor >= 7:
+    onset_days: float
+    if cond.id in HYPERACUTE_HOURS:
+        # anaphylaxis, STEMI, stroke for thrombolysis: hours, not days
+        lo_h, hi_h, _limit = HYPERACUTE_HOURS[cond.id]
+        onset_days = rng.randint(lo_h, hi_h) / 24
+    elif floor >= 7:
         onset_days = 7 * rng.randint(int(-(-floor // 7)), int(-(-floor // 7)) + 2)
     else:
         onset_days = rng.randint(max(1, int(-(-floor // 1))), 4)
@@ -346,16 +448,32 @@ def synthesize_case(
         vitals[vid] = value
         findings.append(_finding(lab, value=value, text=None, day=0, sex=sex))
     lab_ids = list(dict.fromkeys([*BASE_LABS, *cond.labs, *cond.normal_labs]))
+    sampled: dict[str, float] = {}
+    cultures: list[Finding] = []  # resulted on day 1; pending in the admission results
     for lid in lab_ids:
         lab = kb.lab(lid)
         lf = cond.labs.get(lid)
         if lab.kind == "qualitative":
             pool = lf.values if lf is not None and lf.values else lab.normal_values
-            findings.append(_finding(lab, value=None, text=rng.choice(pool), day=0, sex=sex))
+            result = rng.choice(pool)
+            if lid in SLOW_RESULTS:
+                cultures.append(_finding(lab, value=None, text=result, day=1, sex=sex))
+                result = PENDING
+            findings.append(_finding(lab, value=None, text=result, day=0, sex=sex))
         else:
-            findings.append(
-                _finding(lab, value=_sample_numeric(rng, lf, lab, sex), text=None, day=0, sex=sex)
-            )
+            sampled[lid] = _sample_numeric(rng, lf, lab, sex)
+            findings.append(_finding(lab, value=sampled[lid], text=None, day=0, sex=sex))
+    ranges = {
+        lid: (lf.low, lf.high)
+        for lid, lf in cond.labs.items()
+        if lf.low is not None and lf.high is not None
+    }
+    derived = derive_values(sampled, ranges, age, sex, rng)
+    for i, did in enumerate(lab_ids, start=len(VITALS)):  # findings follow VITALS, lab_ids
+        if did in derived and derived[did] != findings[i].value:
+            lab = kb.lab(did)
+            value = min(max(derived[did], lab.bounds.low), lab.bounds.high)  # type: ignore[union-attr]
+            findings[i] = findings[i].model_copy(update={"value": _round(value, lab.decimals)})
     # What was found, as documented: one concrete observation per finding (wording.py).
     documented = [e for e in cond.exam if observed(e) is not None]
     exam = [str(observed(e)) for e in rng.sample(documented, k=min(2, len(documented)))]
@@ -370,17 +488,30 @@ def synthesize_case(
     repeat: Finding | None = None
     for lid, lf in cond.labs.items():
         lab = kb.lab(lid)
-        if lab.kind != "quantitative" or lf.range is None:
-            continue
+        if lab.kind != "quantitative" or lf.range is None or lid in NO_DAY1_REPEAT:
+            continue  # (a TSH or a CSF count is not repeated at 24 h)
         first = next(f for f in findings if f.name == lab.name)
         ref = lab.reference(sex)  # type: ignore[arg-type]
-        target = ref.high if first.value is not None and first.value > ref.high else ref.low
         assert first.value is not None
-        value = _round(first.value + (target - first.value) * rng.uniform(0.35, 0.65), lab.decimals)
+        if ref.low <= first.value <= ref.high:
+            continue  # the deranged result is repeated, not a normal one
+        target = ref.high if first.value > ref.high else ref.low
+        proposed = first.value + (target - first.value) * rng.uniform(0.35, 0.65)
+        peak = PEAK_AFTER_ONSET.get(lid)
+        if peak is not None and cond.id in peak[0] and onset_days * 24 < peak[1]:
+            proposed = first.value * rng.uniform(1.5, 3.0)  # still rising to its peak
+        if lid in BASELINE_BY_DAY1:  # (tryptase: a 2-h half-life, normal again by day 1)
+            proposed = rng.uniform(ref.low + 0.2 * (ref.high - ref.low), 0.7 * ref.high)
+        elif lid in ("glucose", "glucose_poc") and first.value < ref.low:
+            proposed = rng.uniform(90, 140)  # hypoglycaemia treated: normal within hours
+        value = _round(day1_value(lid, first.value, proposed, rng), lab.decimals)
+        if lab.bounds is not None:
+            value = min(max(value, lab.bounds.low), lab.bounds.high)
         if value != first.value:
             repeat = _finding(lab, value=value, text=None, day=1, sex=sex)
             findings.append(repeat)
             break
+    findings.extend(cultures)
 
     meds: list[Medication] = []
     home = sorted(HOME_MEDS)

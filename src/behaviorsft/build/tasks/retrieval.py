@@ -474,6 +474,8 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
 def _event_when(key: tuple[float, int, int], synthetic: bool) -> str:
     if not synthetic:
         return date.fromordinal(int(key[0])).isoformat()
+    if -1 < key[0] < 0:  # a hyperacute onset, hours before presentation
+        return f"{round(-key[0] * 24)} h before presentation"
     return f"day {key[0]:g}"
 
 

@@ -1,0 +1,499 @@
+"""Clinical linter, values and timing: physiology a record's results must obey.
+
+The checks here read one case (its findings, medicines, timeline and presentation) or one
+conversation (its turns and tables) as raw JSON, like the rest of ``lint.py``, which calls
+:func:`check_case` and :func:`check_conversation` and registers :data:`VALUE_RULES`.
+
+The formulas and bounds are also what the synthetic generator uses to make its values
+(``sources/synthetic.py``), so a generated record passes by construction:
+
+- haematocrit about three times haemoglobin (MCHC 30-37 g/dL gives Hct/Hb 2.7-3.3);
+- eGFR by the race-free CKD-EPI 2021 creatinine equation (Inker et al., NEJM 2021);
+- measured serum osmolality not below the calculated ``2 Na + glucose/18 + BUN/2.8``
+  by more than the normal osmolal gap (10 mOsm/kg);
+- arterial pH by Henderson-Hasselbalch, ``6.1 + log10(HCO3 / (0.0307 x PaCO2))``;
+- anion gap ``Na - (Cl + HCO3)``;
+- capillary glucose within 15 mg/dL or 20% of serum glucose drawn at the same time
+  (ISO 15197:2013 accepts 15 mg/dL / 15% for meters);
+- day-over-day changes within what the analyte's kinetics allow (:data:`DAILY_LIMITS`);
+- cultures reported as pending on the day they are taken (a blood culture flags after
+  about 12-48 h), body-fluid counts only with the procedure that samples them;
+- hyperacute conditions presenting within hours, and time-critical drugs inside their
+  window (alteplase within 4.5 h of onset in ischaemic stroke: AHA/ASA 2019);
+- a study report stating one finding, not "A or B".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from typing import Any, Protocol
+
+from behaviorsft.sources.kb import KnowledgeBase
+
+VALUE_RULES: dict[str, tuple[Any, str]] = {
+    "derived-value-mismatch": ("error", "a derived result disagrees with its inputs"),
+    "kinetics-implausible": (
+        "error",
+        "a result changes faster (or slower) than its kinetics allow",
+    ),
+    "result-timing": ("error", "a slow result (culture) reported on the day it was taken"),
+    "sample-not-taken": ("error", "a body-fluid result without the procedure that samples it"),
+    "onset-implausible": ("error", "history too long for a hyperacute condition, or too short"),
+    "outside-time-window": ("error", "a time-critical drug given outside its window"),
+    "report-ambiguous": ("error", "a study report states two alternative findings"),
+}
+
+
+_LAY = ("patient", "family member", "relative", "caregiver")
+
+
+class _Adds(Protocol):
+    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
+
+
+# --------------------------------------------------------------------------- physiology
+
+
+def ckd_epi_2021(creatinine_mg_dl: float, age: float, sex: str | None) -> float:
+    """eGFR (mL/min/1.73 m2) by the race-free CKD-EPI 2021 creatinine equation."""
+    female = sex == "female"
+    kappa, alpha = (0.7, -0.241) if female else (0.9, -0.302)
+    ratio = creatinine_mg_dl / kappa
+    egfr = 142 * min(ratio, 1.0) ** alpha * max(ratio, 1.0) ** -1.200 * 0.9938**age
+    return egfr * (1.012 if female else 1.0)
+
+
+def calculated_osmolality(sodium: float, glucose_mg_dl: float, bun_mg_dl: float) -> float:
+    """Calculated serum osmolality (mOsm/kg): 2 Na + glucose/18 + BUN/2.8."""
+    return 2 * sodium + glucose_mg_dl / 18 + bun_mg_dl / 2.8
+
+
+def henderson_hasselbalch_ph(paco2_mmhg: float, hco3: float) -> float:
+    """Arterial pH from PaCO2 (mmHg) and bicarbonate (mmol/L)."""
+    return 6.1 + math.log10(hco3 / (0.0307 * paco2_mmhg))
+
+
+def paco2_for(ph: float, hco3: float) -> float:
+    """The PaCO2 (mmHg) that ``ph`` and ``hco3`` imply (Henderson-Hasselbalch solved)."""
+    return hco3 / (0.0307 * 10 ** (ph - 6.1))
+
+
+def winters_paco2(hco3: float) -> float:
+    """Expected PaCO2 (mmHg, +/- 2) in a compensated metabolic acidosis: 1.5 HCO3 + 8."""
+    return 1.5 * hco3 + 8
+
+
+def hco3_for(ph: float, paco2_mmhg: float) -> float:
+    """The bicarbonate that makes ``ph`` at ``paco2_mmhg`` (Henderson-Hasselbalch solved)."""
+    return 0.0307 * paco2_mmhg * 10 ** (ph - 6.1)
+
+
+# Haematocrit (%) over haemoglobin (g/dL) is 100 / MCHC; MCHC 30-37 g/dL.
+HCT_HB_RATIO = (2.7, 3.3)
+OSMOLAL_GAP_MIN = -10.0  # mOsm/kg: a measured value further below the calculated one is wrong
+PH_TOLERANCE = 0.03
+# Shown pH and serum bicarbonate below this (metabolic acidosis) without a PaCO2: the PaCO2
+# they imply must be within WINTERS_TOLERANCE of Winter's formula (its own +/-2, plus
+# rounding): pH 6.91 with HCO3 16 implies a PaCO2 of 81 in a patient breathing off CO2.
+ACIDOSIS_HCO3 = 22.0
+WINTERS_TOLERANCE = 5.0
+ANION_GAP_TOLERANCE = 2.0
+EGFR_TOLERANCE = (5.0, 0.2)  # absolute mL/min/1.73 m2, or this share of the computed value
+GLUCOSE_POC_TOLERANCE = (15.0, 0.2)  # mg/dL, or this share of serum glucose
+
+# How far a result can move in 24 h, as (largest rise, largest fall), each a share of the
+# first value (``None``: no bound). Conservative: the generator keeps well inside them.
+#   haemoglobin: no rise without a transfusion (1 g/dL allows for haemoconcentration and
+#     assay variation); haematocrit likewise 3 points (handled as absolute, see ABSOLUTE).
+#   CRP: half-life about 19 h, so even if synthesis stopped at once it could fall at most
+#     about 58% a day; synthesis goes on for 24-48 h after treatment starts: at most 40%.
+#   procalcitonin: half-life about 24-35 h: at most 50% a day.
+#   TSH: suppressed for weeks after thyrotoxicosis: at most 50% either way in a day.
+#   free T4: half-life about 7 days; even with thionamide and iodine at most 30% a day.
+#   sodium: correction limited to 10 mmol/L in 24 h (osmotic demyelination; EU 2014).
+#   creatinine and CK: at most 50% a day.
+#   troponins: raised for 7-14 days after a myocardial infarction: at most 50% a day down.
+DAILY_LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "troponin_t_hs": (None, 0.50),
+    "troponin_i": (None, 0.50),
+    "crp": (None, 0.40),
+    "procalcitonin": (None, 0.50),
+    "tsh": (0.50, 0.50),
+    "free_t4": (None, 0.30),
+    "creatinine": (None, 0.50),
+    "ck": (None, 0.50),
+}
+# Bounds in the lab's own unit per 24 h: (largest rise, largest fall).
+ABSOLUTE_LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "hemoglobin": (1.0, None),
+    "hematocrit": (3.0, None),
+    "sodium": (10.0, 10.0),
+}
+# Results back to baseline a day after the event: mast-cell tryptase has a half-life of
+# about 2 h, so a raised value is normal again by 24 h (the baseline sample WAO 2020 asks
+# for is drawn then).
+BASELINE_BY_DAY1 = frozenset({"tryptase"})
+# Results not repeated at 24 h: slow analytes, and counts that need another procedure.
+NO_DAY1_REPEAT = frozenset(
+    {"tsh", "hba1c", "esr", "csf_wbc", "csf_protein", "csf_glucose", "ascitic_pmn", "d_dimer"}
+)
+# Troponin rises to a peak 12-24 h after a myocardial infarction begins (ESC ACS 2023): a
+# day-1 value below the admission one only fits an onset well before admission.
+PEAK_AFTER_ONSET: dict[str, tuple[frozenset[str], float]] = {
+    "troponin_t_hs": (frozenset({"stemi", "nstemi"}), 12.0),
+    "troponin_i": (frozenset({"stemi", "nstemi"}), 12.0),
+}
+_TRANSFUSION = re.compile(r"transfus|red[- ]cell|packed cells|\bprbc", re.I)
+
+# Cultures: results that take a day or more, pending on the day the sample is taken.
+SLOW_RESULTS = frozenset({"blood_culture", "urine_culture", "sputum_culture"})
+PENDING = "pending"
+
+# A culture's result cited as evidence ("... less likely given positive blood cultures")
+# while the record's cultures are still pending: an argument made before the result exists.
+_CULTURE_RESULT = re.compile(
+    r"\b(positive (blood |urine |sputum |ascitic )?cultures?|bacteraemia|bacteremia"
+    r"|monomicrobial|polymicrobial|culture-positive)\b",
+    re.I,
+)
+_CITES = re.compile(r"\b(given|in view of|because of|as shown by|confirmed by)\b", re.I)
+_CONDITIONAL = re.compile(r"\b(if|when|would|unless|should|consider|once|until)\b", re.I)
+# Body-fluid results and the procedure that samples them (words any turn may use).
+SAMPLED_BY: dict[str, tuple[str, re.Pattern[str]]] = {
+    "ascitic": ("a diagnostic paracentesis", re.compile(r"paracentesis|ascitic tap", re.I)),
+    "csf": ("a lumbar puncture", re.compile(r"lumbar puncture|\bLP\b", re.I)),
+}
+
+# Hyperacute conditions: presentation within hours (generator range, linter limit in h).
+HYPERACUTE_HOURS: dict[str, tuple[int, int, float]] = {
+    "anaphylaxis": (1, 3, 12.0),
+    "stemi": (1, 6, 12.0),
+    "ischemic_stroke": (1, 4, 24.0),
+}
+# Symptoms that take weeks to develop, and the shortest history (days) they allow.
+SLOW_SYMPTOMS: dict[str, int] = {"weight loss": 14}
+_SLOW_SYMPTOM = re.compile(r"\b(" + "|".join(SLOW_SYMPTOMS) + r")\b", re.I)
+# Time-critical drugs: (KB drug id, KB condition id) -> hours from onset.
+TIME_WINDOWS: dict[tuple[str, str], float] = {("alteplase", "ischemic_stroke"): 4.5}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(str(value).replace(",", ""))
+    except (TypeError, ValueError):
+        return None
+
+
+def _lab_ids(kb: KnowledgeBase) -> dict[str, str]:
+    """Lab display name (lower case) -> KB id."""
+    return {lab.name.lower(): lid for lid, lab in kb.labs.items()}
+
+
+def _condition(case: dict[str, Any]) -> str | None:
+    for c in case.get("conditions") or []:
+        if c.get("code_system") == "behaviorsft-kb" and c.get("code"):
+            return str(c["code"])
+    return None
+
+
+def _by_draw(kb: KnowledgeBase, case: dict[str, Any]) -> dict[Any, dict[str, dict[str, Any]]]:
+    """Findings by draw (time, else day) and KB lab id (first of each kept)."""
+    ids = _lab_ids(kb)
+    out: dict[Any, dict[str, dict[str, Any]]] = {}
+    for f in case.get("findings") or []:
+        lid = ids.get(str(f.get("name", "")).lower())
+        if lid is None:
+            continue
+        out.setdefault(f.get("time") or f.get("day"), {}).setdefault(lid, f)
+    return out
+
+
+_ONSET = re.compile(r"^\s*(?:about\s+)?(\d+(?:\.\d+)?)\s+(minute|hour|day|week|month)s?\b", re.I)
+_UNIT_HOURS = {"minute": 1 / 60, "hour": 1.0, "day": 24.0, "week": 168.0, "month": 720.0}
+
+
+def onset_hours(case: dict[str, Any]) -> float | None:
+    """Hours from symptom onset to presentation: the timeline's first symptom event, else
+    the presentation's opening duration ("3 days of ...")."""
+    for ev in case.get("timeline") or []:
+        day = _num(ev.get("day"))
+        if ev.get("kind") == "symptom" and day is not None and day < 0:
+            return -day * 24
+    m = _ONSET.match(str(case.get("presentation") or ""))
+    if m is not None:
+        return float(m.group(1)) * _UNIT_HOURS[m.group(2).lower()]
+    return None
+
+
+# --------------------------------------------------------------------------- case checks
+
+
+def _check_derived(
+    where: _Adds, when: Any, v: dict[str, float], age: float | None, sex: Any
+) -> None:
+    at = f" ({'day ' if isinstance(when, (int, float)) else ''}{when})"
+    hb, hct = v.get("hemoglobin"), v.get("hematocrit")
+    if hb and hct and not HCT_HB_RATIO[0] <= hct / hb <= HCT_HB_RATIO[1]:
+        where.add(
+            "derived-value-mismatch",
+            f"haematocrit {hct:g}% is {hct / hb:.1f} x haemoglobin {hb:g} g/dL "
+            f"(expected {HCT_HB_RATIO[0]}-{HCT_HB_RATIO[1]}){at}",
+        )
+    cr, egfr = v.get("creatinine"), v.get("egfr")
+    if cr and egfr is not None and age is not None:
+        expected = ckd_epi_2021(cr, age, sex)
+        if abs(egfr - expected) > max(EGFR_TOLERANCE[0], EGFR_TOLERANCE[1] * expected):
+            where.add(
+                "derived-value-mismatch",
+                f"eGFR {egfr:g} with creatinine {cr:g} mg/dL, age {age:g}, {sex}: "
+                f"CKD-EPI 2021 gives {expected:.0f}{at}",
+            )
+    na, glu, bun, osm = v.get("sodium"), v.get("glucose"), v.get("bun"), v.get("serum_osmolality")
+    if None not in (na, glu, bun, osm):
+        calc = calculated_osmolality(na, glu, bun)  # type: ignore[arg-type]
+        if osm - calc < OSMOLAL_GAP_MIN:  # type: ignore[operator]
+            where.add(
+                "derived-value-mismatch",
+                f"measured osmolality {osm:g} is below the calculated {calc:.0f} "
+                f"(Na {na:g}, glucose {glu:g}, BUN {bun:g}){at}",
+            )
+    ph, paco2 = v.get("ph_arterial"), v.get("paco2")
+    hco3 = v.get("hco3_arterial")
+    if ph is not None and paco2 and hco3:
+        expected = henderson_hasselbalch_ph(paco2, hco3)
+        if abs(ph - expected) > PH_TOLERANCE:
+            where.add(
+                "derived-value-mismatch",
+                f"pH {ph:g} with PaCO2 {paco2:g} and HCO3 {hco3:g}: Henderson-Hasselbalch "
+                f"gives {expected:.2f}{at}",
+            )
+    cl, bicarb, ag = v.get("chloride"), v.get("bicarbonate"), v.get("anion_gap")
+    if ph is not None and bicarb and bicarb < ACIDOSIS_HCO3 and paco2 is None and hco3 is None:
+        implied, expected = paco2_for(ph, bicarb), winters_paco2(bicarb)
+        if abs(implied - expected) > WINTERS_TOLERANCE:
+            where.add(
+                "derived-value-mismatch",
+                f"pH {ph:g} with bicarbonate {bicarb:g} implies PaCO2 {implied:.0f}; "
+                f"a metabolic acidosis compensates to {expected:.0f} (Winter's formula){at}",
+            )
+    if None not in (na, cl, bicarb, ag):
+        expected = na - cl - bicarb  # type: ignore[operator]
+        if abs(ag - expected) > ANION_GAP_TOLERANCE:  # type: ignore[operator]
+            where.add(
+                "derived-value-mismatch",
+                f"anion gap {ag:g} but Na {na:g} - (Cl {cl:g} + HCO3 {bicarb:g}) = "
+                f"{expected:g}{at}",
+            )
+    poc = v.get("glucose_poc")
+    if (
+        poc is not None
+        and glu
+        and abs(poc - glu) > max(GLUCOSE_POC_TOLERANCE[0], GLUCOSE_POC_TOLERANCE[1] * glu)
+    ):
+        where.add(
+            "derived-value-mismatch",
+            f"capillary glucose {poc:g} with serum glucose {glu:g} mg/dL at the same time{at}",
+        )
+
+
+def _transfused(case: dict[str, Any]) -> bool:
+    texts = [str(m.get("name", "")) for m in case.get("medications") or []]
+    texts += [str(e.get("text", "")) for e in case.get("timeline") or []]
+    return any(_TRANSFUSION.search(t) for t in texts)
+
+
+def _check_kinetics(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
+    ids = _lab_ids(kb)
+    series: dict[str, list[tuple[float, float]]] = {}
+    for f in case.get("findings") or []:
+        lid = ids.get(str(f.get("name", "")).lower())
+        day, value = _num(f.get("day")), _num(f.get("value"))
+        if lid is not None and day is not None and value is not None and f.get("time") is None:
+            series.setdefault(lid, []).append((day, value))
+    transfused = _transfused(case)
+    cond, onset = _condition(case), onset_hours(case)
+    for lid, points in series.items():
+        points.sort()
+        for (d0, v0), (d1, v1) in itertools.pairwise(points):
+            days = d1 - d0
+            if days <= 0 or days > 3:
+                continue
+            name = kb.labs[lid].name
+            ref = kb.labs[lid].ref
+            peak = PEAK_AFTER_ONSET.get(lid)
+            if peak and cond in peak[0] and onset is not None and onset < peak[1] and v1 < v0:
+                where.add(
+                    "kinetics-implausible",
+                    f"{name} falls {v0:g} -> {v1:g} the day after an infarction that began "
+                    f"{onset:g} h before admission (it peaks at 12-24 h)",
+                )
+            if lid in BASELINE_BY_DAY1 and ref is not None and min(v0, v1) > ref.high:
+                where.add(
+                    "kinetics-implausible",
+                    f"{name} still {v1:g} {days:g} day(s) after {v0:g} (reference up to "
+                    f"{ref.high:g}): it is back to baseline within a day",
+                )
+            if lid in ABSOLUTE_LIMITS:
+                rise, fall = ABSOLUTE_LIMITS[lid]
+                if (
+                    rise is not None
+                    and v1 - v0 > rise * days
+                    and not (transfused and lid in ("hemoglobin", "hematocrit"))
+                ):
+                    why = " with no transfusion" if lid in ("hemoglobin", "hematocrit") else ""
+                    where.add(
+                        "kinetics-implausible",
+                        f"{name} rises {v0:g} -> {v1:g} in {days:g} day(s){why} "
+                        f"(at most {rise:g}/day)",
+                    )
+                if fall is not None and v0 - v1 > fall * days:
+                    where.add(
+                        "kinetics-implausible",
+                        f"{name} falls {v0:g} -> {v1:g} in {days:g} day(s) (at most {fall:g}/day)",
+                    )
+            if lid in DAILY_LIMITS and v0 > 0:
+                rise, fall = DAILY_LIMITS[lid]
+                if rise is not None and v1 > v0 * (1 + rise) ** days:
+                    where.add(
+                        "kinetics-implausible",
+                        f"{name} rises {v0:g} -> {v1:g} in {days:g} day(s) "
+                        f"(at most {rise:.0%}/day)",
+                    )
+                if fall is not None and v1 < v0 * (1 - fall) ** days:
+                    where.add(
+                        "kinetics-implausible",
+                        f"{name} falls {v0:g} -> {v1:g} in {days:g} day(s) "
+                        f"(at most {fall:.0%}/day)",
+                    )
+
+
+def _check_timing(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
+    ids = _lab_ids(kb)
+    for f in case.get("findings") or []:
+        lid = ids.get(str(f.get("name", "")).lower())
+        text = str(f.get("value_text") or "").strip().lower()
+        if lid in SLOW_RESULTS and _num(f.get("day")) == 0 and text and text != PENDING:
+            where.add(
+                "result-timing",
+                f"{f.get('name')} '{f.get('value_text')}' reported on the day it was taken "
+                "(a culture is pending on day 0)",
+            )
+
+
+def _check_onset(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
+    cond = _condition(case)
+    hours = onset_hours(case)
+    if cond is None or hours is None:
+        return
+    if cond in HYPERACUTE_HOURS and hours > HYPERACUTE_HOURS[cond][2]:
+        where.add(
+            "onset-implausible",
+            f"{kb.conditions[cond].name if cond in kb.conditions else cond} with symptoms for "
+            f"{hours / 24:g} day(s): a hyperacute condition presents within hours",
+        )
+    slow = _SLOW_SYMPTOM.search(str(case.get("presentation") or ""))
+    if slow is not None and hours < SLOW_SYMPTOMS[slow.group(1).lower()] / 2 * 24:
+        where.add(
+            "onset-implausible",
+            f"'{slow.group(1)}' in a history of {hours / 24:g} day(s): it takes weeks",
+        )
+    names = {str(m.get("name", "")).lower() for m in case.get("medications") or []}
+    for (drug, on), window in TIME_WINDOWS.items():
+        if on != cond or drug not in kb.drugs or kb.drugs[drug].name.lower() not in names:
+            continue
+        if hours > window:
+            where.add(
+                "outside-time-window",
+                f"{kb.drugs[drug].name} given {hours:g} h after onset (window {window:g} h)",
+            )
+
+
+_OR = re.compile(r"\bor\b", re.I)
+_NEGATION = re.compile(r"\b(no|without|neither|nor|not|absent)\b", re.I)
+
+
+def ambiguous_report(text: str) -> bool:
+    """Whether a study name or report offers alternatives ("A or B") outside a negation
+    ("no consolidation or effusion") or a parenthesis."""
+    plain = re.sub(r"\([^)]*\)", "", text)
+    # a negation covers the rest of its sentence: "no haemorrhage, infarct or mass lesion"
+    for sentence in re.split(r"[;.]", plain):
+        m = _OR.search(sentence)
+        if m is not None and not _NEGATION.search(sentence[: m.start()]):
+            return True
+    return False
+
+
+def _check_reports(where: _Adds, case: dict[str, Any]) -> None:
+    for f in case.get("findings") or []:
+        if f.get("kind") != "imaging":
+            continue
+        for what in (str(f.get("name", "")), str(f.get("value_text") or "")):
+            if ambiguous_report(what):
+                where.add("report-ambiguous", f"{f.get('name')}: '{what[:90]}' states alternatives")
+
+
+def check_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
+    """The value, kinetics, timing, onset and report rules over one case (raw JSON)."""
+    demo = case.get("demographics") or {}
+    age, sex = _num(demo.get("age_years")), demo.get("sex")
+    for when, labs in _by_draw(kb, case).items():
+        values = {lid: v for lid, f in labs.items() if (v := _num(f.get("value"))) is not None}
+        _check_derived(where, when, values, age, sex)
+    _check_kinetics(where, kb, case)
+    _check_timing(where, kb, case)
+    _check_onset(where, kb, case)
+    _check_reports(where, case)
+
+
+# --------------------------------------------------------------------------- conversation
+
+
+def _is_culture(kb: KnowledgeBase, name: str) -> bool:
+    ids = _lab_ids(kb)
+    return ids.get(name.lower()) in SLOW_RESULTS
+
+
+def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) -> None:
+    """A body-fluid result shown while no earlier turn mentions the procedure that samples
+    it (a paracentesis recorded as done after the count is back does not take the sample);
+    a culture result cited as evidence while the record's cultures are still pending."""
+    turns = conv.get("turns") or []
+    said = ""
+    pending = resulted = False
+    for t in turns:
+        text = str(t.get("text", ""))
+        said += " " + text
+        if pending and not resulted and str(t.get("role", "")) not in _LAY:
+            for sent in re.split(r"(?<=[.;])\s+", text):
+                cite = _CITES.search(sent)  # the evidence follows "given"
+                m = _CULTURE_RESULT.search(sent, cite.end()) if cite else None
+                if m and not _CONDITIONAL.search(sent):
+                    where.add(
+                        "result-timing",
+                        f"{t.get('role')} cites '{m.group(0)}' while the cultures are pending: "
+                        f"'{sent[:90]}'",
+                        t.get("index"),
+                    )
+        for a in t.get("attachments") or []:
+            for row in a.get("rows") or []:
+                if len(row) > 1 and _is_culture(kb, str(row[0])):
+                    if str(row[1]).strip().lower() == PENDING:
+                        pending = True
+                    else:
+                        resulted = True
+        for a in t.get("attachments") or []:
+            for row in a.get("rows") or []:
+                name = str(row[0]).lower() if row else ""
+                for prefix, (procedure, pattern) in SAMPLED_BY.items():
+                    if name.startswith(prefix) and not pattern.search(said):
+                        where.add(
+                            "sample-not-taken",
+                            f"{row[0]} shown but no turn mentions {procedure}",
+                            t.get("index"),
+                        )
