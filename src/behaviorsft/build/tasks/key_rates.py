@@ -35,11 +35,20 @@ PROBE_SEED = 104729
 KeyFn = Callable[[object], tuple[list[str], int]]
 _KEY_FNS: dict[TaskType, KeyFn] = {}
 _RATES: dict[tuple[int, TaskType], dict[str, float]] = {}
+# (perturbed items, restraint controls) the generator emits for this record
+RestraintFn = Callable[[object], tuple[float, float]]
+_RESTRAINT_FNS: dict[TaskType, RestraintFn] = {}
+_SHARES: dict[tuple[int, TaskType], float] = {}
 
 
 def register(task_type: TaskType, fn: KeyFn) -> None:
     """Register ``fn(ctx) -> (verified key texts, items drawn)`` for ``task_type``."""
     _KEY_FNS[task_type] = fn
+
+
+def register_restraint(task_type: TaskType, fn: RestraintFn) -> None:
+    """Register ``fn(ctx) -> (perturbed items, restraint controls)`` for ``task_type``."""
+    _RESTRAINT_FNS[task_type] = fn
 
 
 def _norm(text: str) -> str:
@@ -62,7 +71,9 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
 
     if len(_RATES) > 64:
         _RATES.clear()
+        _SHARES.clear()
     counts: dict[TaskType, dict[str, float]] = {t: {} for t in _KEY_FNS}
+    emitted: dict[TaskType, list[float]] = {t: [0.0, 0.0] for t in _RESTRAINT_FNS}
     for i in range(PROBES * len(kb.conditions)):
         case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
         cond_id = kb_condition_id(case)
@@ -82,14 +93,35 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
                 share = min(drawn, len(keys)) / len(keys)
                 for k in dict.fromkeys(_norm(k) for k in keys):
                     counts[t][k] = counts[t].get(k, 0.0) + share
+        for t, rfn in _RESTRAINT_FNS.items():
+            items, controls = rfn(ctx)
+            emitted[t][0] += items
+            emitted[t][1] += controls
     for t, c in counts.items():
         _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
+    for t, (items, controls) in emitted.items():
+        _SHARES[(id(kb), t)] = controls / items if items else 0.0
     return _RATES[(id(kb), task_type)]
 
 
 def key_rate(kb: KnowledgeBase, task_type: TaskType, text: str) -> float:
     """Expected items per case of its condition whose key is ``text`` (0 if never)."""
     return rates(kb, task_type).get(_norm(text), 0.0)
+
+
+def restraint_offer_rate(kb: KnowledgeBase, task_type: TaskType, n_options: int) -> float:
+    """The share of perturbed items that should offer the restraint option ("nothing
+    outstanding"), so that it is the key in about one item in ``n_options`` of those
+    offering it: every control offers it (as the key), so with ``c`` controls per item
+    it is offered on ``(n_options - 1) * c`` of the items (at most all of them).
+
+    A restraint option offered on every item while controls are rarer than one task in
+    ``n_options`` is seldom the key, and an options-only reader learns to avoid it."""
+    rates(kb, task_type)  # measures the shares with the rates
+    share = _SHARES.get((id(kb), task_type))
+    if share is None:
+        return 1.0
+    return min(1.0, (n_options - 1) * share)
 
 
 def weighted_sample(

@@ -32,6 +32,7 @@ from behaviorsft.build.record_index import (
     split_condition,
 )
 from behaviorsft.build.tasks.common import (
+    DEFAULT_OPTIONS,
     Ctx,
     Draft,
     _cap,
@@ -42,7 +43,13 @@ from behaviorsft.build.tasks.conflict_pools import (
     score_in,
     shown_words,
 )
-from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
+from behaviorsft.build.tasks.key_rates import (
+    key_rate,
+    register,
+    register_restraint,
+    restraint_offer_rate,
+    weighted_sample,
+)
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
 from behaviorsft.sources.kb import KnowledgeBase
@@ -261,6 +268,19 @@ def _offerable(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
     return [c for c in keys if avail[c.item.item] > 0] or keys
 
 
+def offered_wrong_elsewhere(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+    """The ``keys`` that other conditions' items may offer as a wrong option.
+
+    Care any inpatient may need (VTE prophylaxis, a fluid balance chart, a medication
+    review: ``GENERIC_CARE``) is never offered as another condition's item, and the
+    records of the conditions that require it never show it done, so where it is the
+    only verified key it would be the key of every item that offers it (an options-only
+    reader picks it on sight). Such an item is not emitted (``Ctx.drop`` counts it);
+    the case's restraint control still is."""
+    _, avail = foreign_care(ctx.kb)
+    return [c for c in keys if avail[c.item.item] > 0]
+
+
 def _care_checked(ctx: Ctx) -> tuple[int, list[CheckedItem]] | None:
     if ctx.cond is None or ctx.anchor("care") is None:
         return None
@@ -274,10 +294,31 @@ def _omission_key_texts(ctx: object) -> tuple[list[str], int]:
     if got is None:
         return [], 1
     keys, _ = _omission_keys(ctx, got[1])
-    return [_cap(c.item.item) for c in keys], 1
+    return [_cap(c.item.item) for c in offered_wrong_elsewhere(ctx, keys)], 1
+
+
+def _omission_emitted(ctx: object) -> tuple[float, float]:
+    """(perturbed items, restraint controls) ``gen_omission`` emits for this record."""
+    assert isinstance(ctx, Ctx)
+    got = _care_checked(ctx)
+    if got is None:
+        return 0.0, 0.0
+    checked = got[1]
+    verified, _ = _omission_keys(ctx, checked)
+    if not verified:
+        return 0.0, 0.0
+    keys = offered_wrong_elsewhere(ctx, verified)
+    missing = (keys or verified)[0]
+    if not [c for c in checked if c.listable and c.holds is not False and c is not missing]:
+        return 0.0, 0.0
+    control = ctx.is_control(T.OMISSION_DETECTION) and not any(
+        c.holds is not False and not c.listable for c in checked
+    )
+    return float(bool(keys)), float(control)
 
 
 register(T.OMISSION_DETECTION, _omission_key_texts)
+register_restraint(T.OMISSION_DETECTION, _omission_emitted)
 
 
 def _listed_option(
@@ -320,17 +361,20 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     assert cond is not None
     end, checked = got
-    keys, kinds = _omission_keys(ctx, checked)
+    verified, kinds = _omission_keys(ctx, checked)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
             ctx.drop(T.OMISSION_DETECTION, f"candidate {reason}")
     listable = [c for c in checked if c.listable and c.holds is not False]
-    if not keys:
+    if not verified:
         ctx.drop(T.OMISSION_DETECTION, "no verified missing item")
         return
+    keys = offered_wrong_elsewhere(ctx, verified)
+    if not keys:
+        ctx.drop(T.OMISSION_DETECTION, "key never offered wrong elsewhere")
     question = "At handover, which item is still outstanding?"
-    missing = ctx.rng.choice(keys)
+    missing = ctx.rng.choice(keys or verified)
     # Other conditions' items plainly not required here (``foreign_care``), drawn with
     # weight (how often each is the missing item per case of its condition) / (conditions
     # it is offered for): over the build each text is offered in proportion to how often
@@ -340,7 +384,14 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         _cap(i.item): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(i.item)) / avail[i.item]
         for i in per[cond.id]
     }
-    others = weighted_sample(ctx.rng, list(foreign), list(foreign.values()), 6)
+    others = weighted_sample(ctx.rng, list(foreign), list(foreign.values()), 7)
+    # "Nothing outstanding" is the key of every control; offered on every item it would
+    # be the key too seldom (controls need every item in the record, so they are rarer
+    # than one task in five), so it is offered on the share of items that makes it the
+    # key about one time in the number of options (``restraint_offer_rate``).
+    offer_nothing = ctx.rng.random() < restraint_offer_rate(
+        ctx.kb, T.OMISSION_DETECTION, DEFAULT_OPTIONS
+    )
     listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
         c for c in listable if c is not missing
     ]
@@ -357,7 +408,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         question=question,
         correct=_cap(missing.item.item),
         pool=others,
-        fixed=[NOTHING_MISSING, *on_list],  # the latter is on the list
+        # the latter is on the list
+        fixed=[NOTHING_MISSING, *on_list] if offer_nothing else on_list,
         rationale=f"For {cond.name} the standard of care requires: {missing.item.item}; it "
         "appears nowhere in the record or the checklist. The other items offered are either "
         "done (on the checklist) or not required for this condition.",
@@ -372,7 +424,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             description=f"Required item left out: {missing.item.item}.",
         ),
     )
-    yield main
+    if keys:
+        yield main
     if ctx.is_control(T.OMISSION_DETECTION):
         # Every item that applies here must be on the list for "nothing outstanding" to be
         # right; an item whose condition the record cannot settle leaves it open.
@@ -427,10 +480,28 @@ def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
     got = _care_checked(ctx)
     if got is None:
         return [], 1
-    return [_required(c.item) for c in _soc_keys(ctx, got[1])], 1
+    return [_required(c.item) for c in offered_wrong_elsewhere(ctx, _soc_keys(ctx, got[1]))], 1
+
+
+def _soc_emitted(ctx: object) -> tuple[float, float]:
+    """(perturbed items, restraint controls) ``gen_standard_of_care`` emits here."""
+    assert isinstance(ctx, Ctx)
+    got = _care_checked(ctx)
+    if got is None:
+        return 0.0, 0.0
+    checked = got[1]
+    verified = _soc_keys(ctx, checked)
+    if not verified:
+        return 0.0, 0.0
+    required = [c for c in checked if c.holds is not False]
+    control = (
+        ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.listable for c in required)
+    )
+    return float(bool(offered_wrong_elsewhere(ctx, verified))), float(control)
 
 
 register(T.STANDARD_OF_CARE, _soc_key_texts)
+register_restraint(T.STANDARD_OF_CARE, _soc_emitted)
 
 
 def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, float]]:
@@ -462,16 +533,19 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     assert cond is not None
     end, checked = got
-    keys = _soc_keys(ctx, checked)
+    verified = _soc_keys(ctx, checked)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
             ctx.drop(T.STANDARD_OF_CARE, f"candidate {reason}")
-    if not keys:
+    if not verified:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return
+    keys = offered_wrong_elsewhere(ctx, verified)
+    if not keys:
+        ctx.drop(T.STANDARD_OF_CARE, "key never offered wrong elsewhere")
     question = "Does the management described in the note follow accepted guidance?"
-    declined = ctx.rng.choice(keys)
+    declined = ctx.rng.choice(keys or verified)
     item = declined.item
     key = _required(item)
     decoys = _decoys(ctx)
@@ -503,22 +577,30 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         )
 
     done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
-    wrong, declined_decoys = wrong_no(done, 3)
+    # "Meets the standard" is offered on the share of items that makes it the key about
+    # one time in five (``restraint_offer_rate``; see gen_omission); otherwise a fourth
+    # wrong "No" takes its place.
+    offer_yes = ctx.rng.random() < restraint_offer_rate(ctx.kb, T.STANDARD_OF_CARE, DEFAULT_OPTIONS)
+    wrong, declined_decoys = wrong_no(done, 3 if offer_yes else 4)
     note = note_of(done, [item.item, *declined_decoys])
-    score = score_in(shown_words(ctx, 0, end, note), question)
-    meets = pick_at_even_rank(
-        [meets_standard(c.as_done) for c in done] or [MEETS_STANDARD],
-        [key, *wrong],
-        ctx.rng,
-        score,
-    )
+    meets: list[str] = []
+    if offer_yes:
+        score = score_in(shown_words(ctx, 0, end, note), question)
+        meets = [
+            pick_at_even_rank(
+                [meets_standard(c.as_done) for c in done] or [MEETS_STANDARD],
+                [key, *wrong],
+                ctx.rng,
+                score,
+            )
+        ]
     main = Draft(
         task_type=T.STANDARD_OF_CARE,
         key="s0",
         question=question,
         correct=key,
         pool=wrong,
-        fixed=[meets],
+        fixed=meets,
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
         "the note, or belong to other conditions and are rightly declined for this patient.",
@@ -533,7 +615,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             description=f"Deviation from {item.source}.",
         ),
     )
-    yield main
+    if keys:
+        yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
         required = [c for c in checked if c.holds is not False]
         if not required or any(not c.listable for c in required):
