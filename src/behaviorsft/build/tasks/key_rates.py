@@ -38,7 +38,8 @@ _RATES: dict[tuple[int, TaskType], dict[str, float]] = {}
 # (perturbed items, restraint controls) the generator emits for this record
 RestraintFn = Callable[[object], tuple[float, float]]
 _RESTRAINT_FNS: dict[TaskType, RestraintFn] = {}
-_SHARES: dict[tuple[int, TaskType], float] = {}
+# per condition: (perturbed items, restraint controls) per probe case
+_EMITTED: dict[tuple[int, TaskType], dict[str, tuple[float, float]]] = {}
 
 
 def register(task_type: TaskType, fn: KeyFn) -> None:
@@ -71,9 +72,9 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
 
     if len(_RATES) > 64:
         _RATES.clear()
-        _SHARES.clear()
+        _EMITTED.clear()
     counts: dict[TaskType, dict[str, float]] = {t: {} for t in _KEY_FNS}
-    emitted: dict[TaskType, list[float]] = {t: [0.0, 0.0] for t in _RESTRAINT_FNS}
+    emitted: dict[TaskType, dict[str, list[float]]] = {t: {} for t in _RESTRAINT_FNS}
     for i in range(PROBES * len(kb.conditions)):
         case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
         cond_id = kb_condition_id(case)
@@ -95,12 +96,13 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
                     counts[t][k] = counts[t].get(k, 0.0) + share
         for t, rfn in _RESTRAINT_FNS.items():
             items, controls = rfn(ctx)
-            emitted[t][0] += items
-            emitted[t][1] += controls
+            got = emitted[t].setdefault(cond_id, [0.0, 0.0])
+            got[0] += items
+            got[1] += controls
     for t, c in counts.items():
         _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
-    for t, (items, controls) in emitted.items():
-        _SHARES[(id(kb), t)] = controls / items if items else 0.0
+    for t, per in emitted.items():
+        _EMITTED[(id(kb), t)] = {c: (i / PROBES, r / PROBES) for c, (i, r) in per.items()}
     return _RATES[(id(kb), task_type)]
 
 
@@ -117,11 +119,18 @@ def restraint_offer_rate(kb: KnowledgeBase, task_type: TaskType, n_options: int)
 
     A restraint option offered on every item while controls are rarer than one task in
     ``n_options`` is seldom the key, and an options-only reader learns to avoid it."""
-    rates(kb, task_type)  # measures the shares with the rates
-    share = _SHARES.get((id(kb), task_type))
-    if share is None:
+    per = emitted(kb, task_type)
+    items = sum(i for i, _ in per.values())
+    if not items:
         return 1.0
-    return min(1.0, (n_options - 1) * share)
+    return min(1.0, (n_options - 1) * sum(r for _, r in per.values()) / items)
+
+
+def emitted(kb: KnowledgeBase, task_type: TaskType) -> dict[str, tuple[float, float]]:
+    """Condition id -> (perturbed items, restraint controls) per case of it, measured on
+    the probe cases (empty when ``task_type`` registers no ``RestraintFn``)."""
+    rates(kb, task_type)  # measured with the rates
+    return _EMITTED.get((id(kb), task_type), {})
 
 
 def weighted_sample(

@@ -44,6 +44,7 @@ from behaviorsft.build.tasks.conflict_pools import (
     shown_words,
 )
 from behaviorsft.build.tasks.key_rates import (
+    emitted,
     key_rate,
     register,
     register_restraint,
@@ -464,6 +465,49 @@ def meets_standard(documented: KBCareItem) -> str:
     return f"Yes: {documented.item} and all other requirements are documented"
 
 
+@dataclass(frozen=True)
+class YesPlan:
+    """How one condition's standard_of_care tasks offer "meets the standard"."""
+
+    cited: float  # share of items offering "Yes: <a documented item> and all other ..."
+    generic: float  # share of the other items offering MEETS_STANDARD
+    control_cites: float  # share of controls whose key cites an item (else MEETS_STANDARD)
+
+
+_YES_PLANS: dict[int, dict[str, YesPlan]] = {}
+
+
+def yes_plans(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str, YesPlan]:
+    """Per condition, how often its items and controls offer which "Yes" option, so that
+    each "Yes" text is the key about one time in ``n_options`` of the tasks offering it.
+
+    "Yes: X and all other requirements are documented" cites one of the condition's own
+    items, so it is offered only in that condition's tasks: with ``c`` controls and ``i``
+    items per case (measured on the probe cases, ``key_rates.emitted``) its items offer
+    it with probability ``(n - 1) c / i``; where controls are more than ``i / (n - 1)``,
+    every item offers it and only that many controls cite an item, the others keying the
+    generic MEETS_STANDARD, which the items of all conditions offer in turn (wrong there:
+    the note declines a requirement) just often enough to balance it."""
+    hit = _YES_PLANS.get(id(kb))
+    if hit is not None:
+        return hit
+    per = emitted(kb, T.STANDARD_OF_CARE)
+    cited: dict[str, tuple[float, float]] = {}
+    generic_keys = 0.0
+    for cid, (items, controls) in per.items():
+        share = min(1.0, (n_options - 1) * controls / items) if items else 0.0
+        cites = min(1.0, items / ((n_options - 1) * controls)) if controls else 1.0
+        cited[cid] = (share, cites)
+        generic_keys += controls * (1 - cites)
+    room = sum(items * (1 - cited[cid][0]) for cid, (items, _) in per.items())
+    generic = min(1.0, (n_options - 1) * generic_keys / room) if room else 0.0
+    plans = {cid: YesPlan(share, generic, cites) for cid, (share, cites) in cited.items()}
+    if len(_YES_PLANS) > 16:
+        _YES_PLANS.clear()
+    _YES_PLANS[id(kb)] = plans
+    return plans
+
+
 def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
     """The verified requirements standard_of_care may have the note decline."""
     # Any verified requirement may be the declined one; the item the renderer left out
@@ -577,23 +621,22 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         )
 
     done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
-    # "Meets the standard" is offered on the share of items that makes it the key about
-    # one time in five (``restraint_offer_rate``; see gen_omission); otherwise a fourth
-    # wrong "No" takes its place.
-    offer_yes = ctx.rng.random() < restraint_offer_rate(ctx.kb, T.STANDARD_OF_CARE, DEFAULT_OPTIONS)
-    wrong, declined_decoys = wrong_no(done, 3 if offer_yes else 4)
+    # "Meets the standard" (citing a documented item, or the generic text) is offered on
+    # the share of items that makes each "Yes" text the key about one time in five
+    # (``yes_plans``); otherwise a fourth wrong "No" takes its place.
+    plan = yes_plans(ctx.kb).get(cond.id, YesPlan(1.0, 0.0, 1.0))
+    offer = "cited" if ctx.rng.random() < plan.cited else None
+    if offer is None and ctx.rng.random() < plan.generic:
+        offer = "generic"
+    wrong, declined_decoys = wrong_no(done, 4 if offer is None else 3)
     note = note_of(done, [item.item, *declined_decoys])
     meets: list[str] = []
-    if offer_yes:
+    if offer == "cited" and done:
         score = score_in(shown_words(ctx, 0, end, note), question)
-        meets = [
-            pick_at_even_rank(
-                [meets_standard(c.as_done) for c in done] or [MEETS_STANDARD],
-                [key, *wrong],
-                ctx.rng,
-                score,
-            )
-        ]
+        cite = [meets_standard(c.as_done) for c in done]
+        meets = [pick_at_even_rank(cite, [key, *wrong], ctx.rng, score)]
+    elif offer is not None:
+        meets = [MEETS_STANDARD]
     main = Draft(
         task_type=T.STANDARD_OF_CARE,
         key="s0",
@@ -635,7 +678,9 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             key="sc",
             correct=pick_at_even_rank(
                 [meets_standard(c.as_done) for c in required], alarms, ctx.rng, score_c
-            ),
+            )
+            if ctx.rng.random() < plan.control_cites
+            else MEETS_STANDARD,
             pool=alarms,
             rationale=f"All items the guidance requires for {cond.name} are documented"
             + ("; the ones the note declines belong to other conditions." if declined_c else "."),
