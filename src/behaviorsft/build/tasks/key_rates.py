@@ -28,7 +28,7 @@ from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.taxonomy import TaskType
 
 # Probe cases per condition, and their seed (any fixed value: they are never emitted).
-PROBES = 8
+PROBES = 24
 PROBE_SEED = 104729
 
 # (keys the generator could draw for this record, how many items it draws from them)

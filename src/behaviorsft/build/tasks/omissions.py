@@ -247,6 +247,54 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
     return per, avail
 
 
+_WEIGHTS: dict[tuple[int, TaskType], dict[str, float]] = {}
+
+
+def foreign_weights(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
+    """Item -> the weight with which other conditions' tasks draw it as a wrong option
+    (``foreign_care``), so that over a build each is offered in proportion to how often
+    it is the key (``key_rate``: items per case of its condition).
+
+    Dividing the key rate by the number of conditions that may offer the item (as
+    before) left two biases: conditions that emit few tasks (their records can seldom
+    lack a verifiable item) offer their pool rarely, and a condition whose pool weighs
+    little in all offers each member more often. The weights solve
+    ``key_rate(t) = sum over conditions c offering t of tasks(c) * w(t) / W(c)``, with
+    ``W(c)`` the total weight of c's pool and ``tasks(c)`` its items and controls per
+    case (``key_rates.emitted``), by fixed-point iteration; they are then scaled to the
+    old weights' total, so they mix with the key rates of a condition's own items as
+    before (standard_of_care draws both in one weighted order)."""
+    hit = _WEIGHTS.get((id(kb), task_type))
+    if hit is not None:
+        return hit
+    per, avail = foreign_care(kb)
+    tasks = {c: i + r for c, (i, r) in emitted(kb, task_type).items()}
+    text = _cap if task_type is T.OMISSION_DETECTION else _required_text
+    rate: dict[str, float] = {}
+    where: dict[str, list[str]] = {}
+    for cid, pool in per.items():
+        for i in pool:
+            rate[i.item] = key_rate(kb, task_type, text(i.item))
+            where.setdefault(i.item, []).append(cid)
+    old_total = sum(rate[t] / avail[t] * len(where[t]) for t in rate)
+    w = {t: r / avail[t] for t, r in rate.items()}
+    for _ in range(50):
+        pool_weight = {cid: sum(w[i.item] for i in pool) for cid, pool in per.items()}
+        reach = {
+            t: sum(tasks.get(c, 0.0) / pool_weight[c] for c in cs if pool_weight[c] > 0)
+            for t, cs in where.items()
+        }
+        w = {t: rate[t] / reach[t] if reach[t] > 0 else 0.0 for t in rate}
+        total = sum(w[t] * len(where[t]) for t in w)
+        if total <= 0:
+            break
+        w = {t: v * old_total / total for t, v in w.items()}
+    if len(_WEIGHTS) > 64:
+        _WEIGHTS.clear()
+    _WEIGHTS[(id(kb), task_type)] = w
+    return w
+
+
 def _omission_keys(
     ctx: Ctx, checked: list[CheckedItem]
 ) -> tuple[list[CheckedItem], tuple[str, ...]]:
@@ -327,16 +375,23 @@ def _listed_option(
 ) -> tuple[list[str], str]:
     """One item the checklist shows, as a (wrong) option, and the checklist's tail.
 
-    A listed item, drawn by how often its text is the missing item in other cases; when
-    no listed item ever is (its text would mark itself as wrong), another condition's
-    item plainly not required here, drawn the same way and shown on the checklist as
-    "not applicable" (checked absent from the record). Either way the record quotes it,
-    which keeps "the option the record quotes most" from pointing to the key.
+    A listed item, drawn by how often its text is the missing item in other cases; or
+    another condition's item plainly not required here, drawn as the other wrong options
+    are and shown on the checklist as "not applicable" (checked absent from the record).
+    Either way the record quotes it, which keeps "the option the record quotes most"
+    from pointing to the key. A listed item is offered with probability (the summed key
+    rates of the listed items) / (tasks per case of this condition), so that over the
+    build each listed text is offered here about as often as it is the key: offered on
+    every task, an item that is listable in most cases of its condition but seldom
+    missing (lipase beside a TG18 grade) was the listed option nearly every time, and
+    an options-only reader learnt to avoid it.
     """
     rate = {
         _cap(c.done_text): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(c.item.item)) for c in listed
     }
-    if any(rate.values()) or not foreign:
+    tasks = sum(emitted(ctx.kb, T.OMISSION_DETECTION).get(ctx.cond.id if ctx.cond else "", (0, 0)))
+    share = min(1.0, sum(rate.values()) / tasks) if tasks > 0 else 1.0
+    if not foreign or (any(rate.values()) and ctx.rng.random() < share):
         return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
     per, _ = foreign_care(ctx.kb)
     items = {_cap(i.item): i for i in per[ctx.cond.id]} if ctx.cond else {}
@@ -377,14 +432,11 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     question = "At handover, which item is still outstanding?"
     missing = ctx.rng.choice(keys or verified)
     # Other conditions' items plainly not required here (``foreign_care``), drawn with
-    # weight (how often each is the missing item per case of its condition) / (conditions
-    # it is offered for): over the build each text is offered in proportion to how often
-    # it is the key, whatever it names.
-    per, avail = foreign_care(ctx.kb)
-    foreign = {
-        _cap(i.item): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(i.item)) / avail[i.item]
-        for i in per[cond.id]
-    }
+    # weights (``foreign_weights``) under which, over the build, each text is offered in
+    # proportion to how often it is the key, whatever it names.
+    per, _ = foreign_care(ctx.kb)
+    weight = foreign_weights(ctx.kb, T.OMISSION_DETECTION)
+    foreign = {_cap(i.item): weight[i.item] for i in per[cond.id]}
     others = weighted_sample(ctx.rng, list(foreign), list(foreign.values()), 7)
     # "Nothing outstanding" is the key of every control; offered on every item it would
     # be the key too seldom (controls need every item in the record, so they are rarer
@@ -605,7 +657,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             _required(c.as_done): key_rate(ctx.kb, T.STANDARD_OF_CARE, _required(c.item))
             for c in documented
         }
-        rate |= {d: key_rate(ctx.kb, T.STANDARD_OF_CARE, d) / n for d, (_, n) in decoys.items()}
+        weight = foreign_weights(ctx.kb, T.STANDARD_OF_CARE)
+        rate |= {d: weight[item.item] for d, (item, _) in decoys.items()}
         # in weighted order; a decoy only if the record shows nothing it names
         order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
         idx = ctx.index(turn_end=end)
