@@ -16,6 +16,11 @@ generator draws from them. ``key_rate(kb, type, text)`` is then the expected num
 items per case of its condition whose key is ``text``. The table is computed once per
 knowledge base and process (all types in one pass over the probe cases) and is the same
 for every build, so builds stay deterministic with any number of workers.
+
+A generator may also register a ``RestraintFn`` that says how many perturbed items and
+restraint controls it emits for a probe: ``emitted`` gives these per condition, and
+``restraint_offer_rate`` the share of items on which a "no issue" option must be offered
+for it to be the key about one time in the number of options.
 """
 
 from __future__ import annotations

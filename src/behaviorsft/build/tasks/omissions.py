@@ -405,11 +405,14 @@ def _listed_option(
 def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     """A handover checklist missing one required item; the control lists every item.
 
-    Both offer "nothing outstanding", an item of this condition that the checklist
-    does list (wrong: it is done) and other conditions' items of the same kinds, so
-    neither the item's name nor its kind says whether it is the missing one. The listed
-    and other conditions' items are drawn in proportion to how often their text is the
-    missing item elsewhere (``key_rates``), so no text is a key more often than others.
+    Both offer an item the checklist shows (one of this condition's, done, or another
+    condition's marked "not applicable") and other conditions' items of the same kinds,
+    so neither the item's name nor its kind says whether it is the missing one; the
+    control and a share of the items (``restraint_offer_rate``) offer "nothing
+    outstanding". The listed and other conditions' items are drawn in proportion to how
+    often their text is the missing item elsewhere (``key_rates``, ``foreign_weights``),
+    so no text is a key more often than others; a case whose only verified missing item
+    is never offered wrong elsewhere (``offered_wrong_elsewhere``) emits its control only.
     """
     got = _care_checked(ctx)
     if got is None:
@@ -614,9 +617,10 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
 
     The note also declines one or two requirements of other conditions that this
     patient does not need (rightly), so that "not done" in the note does not mark the
-    key. Both the item and the control offer four "No: X is required" options and
-    "meets the standard" citing a requirement the note documents (the control also the
-    same citing another condition's requirement the note lacks). The wrong "No" options
+    key. The control offers four "No: X is required" options and "meets the standard"
+    (citing a requirement the note documents, or the generic MEETS_STANDARD); the item
+    offers the same on a share of items (``yes_plans``), five "No" options otherwise,
+    so that each "Yes" text is the key about one time in five. The wrong "No" options
     are the note's documented requirements and the ones it rightly declines, drawn in
     proportion to how often their text is the key in other cases (``key_rates``), so no
     text marks itself as right or wrong. The declined item is verified absent from the
