@@ -335,8 +335,11 @@ def test_left_out_items_are_absent_required_and_vary(kb):
             assert not checked.named, (case.id, text)  # controls keep every test shown
         by_cond.setdefault(kb_condition_id(case), set()).add(text)
     assert n >= 80
-    # 85 records over 33 conditions leave out 45 distinct items (one per condition would be 33)
-    assert sum(map(len, by_cond.values())) >= len(by_cond) + 10
+    # 81 records over 31 conditions leave out 38 distinct items (one per condition would be
+    # 31). Before care that no other condition offers wrong (VTE prophylaxis, a fluid
+    # balance chart) was kept out of the draw, 85 records over 33 conditions left out 45;
+    # such an item left out gave no task (``omissions.offered_wrong_elsewhere``).
+    assert sum(map(len, by_cond.values())) >= len(by_cond) + 5
 
 
 def test_omission_keys_are_the_left_out_item(kb, built):
