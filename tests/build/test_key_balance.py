@@ -204,7 +204,7 @@ def test_every_key_text_is_also_offered_wrong(built, ttype):
 
     Measured on these 336 cases: omission_detection 0.146, standard_of_care 0.108 when
     care any inpatient may need (VTE prophylaxis, a fluid balance chart), the only item
-    some conditions' records can lack, was keyed there every time; 0.024 and 0.036 since
+    some conditions' records can lack, was keyed there every time; 0.013 and 0.035 since
     such keys are not emitted (``omissions.offered_wrong_elsewhere``; docs/building.md,
     *Options-only balance: omission and standard of care*)."""
     tasks = [t for _, _, ts in built for t in ts if t.task_type is ttype]
