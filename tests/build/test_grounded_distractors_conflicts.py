@@ -19,6 +19,7 @@ from behaviorsft.build.tasks.conflict_pools import (
     DIAGNOSIS_RIGHT,
     pick_even_quote,
 )
+from behaviorsft.build.tasks.omissions import MEETS_STANDARD
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import synthesize_cases
 from behaviorsft.store import write_jsonl
@@ -56,7 +57,9 @@ def _template(ttype: TaskType, text: str) -> str:
         return "other"
     if ttype is T.DATA_CONFLICT_RESOLUTION:
         return "agree" if _AGREE.match(text) else "disagree" if _DISAGREE.match(text) else text
-    if re.match(r"^Yes: .* and all other requirements are documented$", text):
+    if text == MEETS_STANDARD or re.match(
+        r"^Yes: .* and all other requirements are documented$", text
+    ):
         return "meets"
     return "required" if re.match(r"^No: .* is required( \(.*\))?$", text) else text
 
@@ -100,6 +103,16 @@ def test_items_and_controls_share_option_templates(bench):
             if t.restraint_control
         )
         assert main and ctrl
+        if ttype is T.STANDARD_OF_CARE:
+            # "meets the standard" is offered on only some items (so that it is the key
+            # one time in five, ``omissions.yes_plans``): the others offer a fifth "No"
+            # in its place, which an options-only reader cannot see (it scores each option)
+            top = ctrl.most_common(1)[0][0]
+            assert top == (("meets", 1), ("required", 4)), ctrl
+            no_meets = (("required", 5),)
+            assert set(main) <= {top, no_meets} and main[top] and main[no_meets], main
+            assert ctrl[top] / sum(ctrl.values()) > 0.9, (ttype, ctrl)
+            continue
         # the most common set of templates is the same on items and controls, and covers
         # nearly all of both
         top = main.most_common(1)[0][0]

@@ -108,7 +108,8 @@ def test_every_omitted_test_is_absent_from_the_record(kb, built):
 
 def test_checklists_list_only_tests_the_record_shows(kb, built):
     for case, turns, t in _of(built, T.OMISSION_DETECTION, main=False):
-        done = t.context.excerpt.split("done: ", 1)[1].lower()
+        # the done list only (a "Not applicable: ..." item after it is not listed as done)
+        done = t.context.excerpt.split("done: ", 1)[1].split(" Not applicable: ")[0].lower()
         tables = _tables(turns, t)
         # the examples: aPTT, PT and liver tests marked done that appear nowhere
         if "aptt" in done:
@@ -336,8 +337,11 @@ def test_left_out_items_are_absent_required_and_vary(kb):
             assert not checked.named, (case.id, text)  # controls keep every test shown
         by_cond.setdefault(kb_condition_id(case), set()).add(text)
     assert n >= 80
-    # 85 records over 33 conditions leave out 45 distinct items (one per condition would be 33)
-    assert sum(map(len, by_cond.values())) >= len(by_cond) + 10
+    # 81 records over 31 conditions leave out 38 distinct items (one per condition would be
+    # 31). Before care that no other condition offers wrong (VTE prophylaxis, a fluid
+    # balance chart) was kept out of the draw, 85 records over 33 conditions left out 45;
+    # such an item left out gave no task (``omissions.offered_wrong_elsewhere``).
+    assert sum(map(len, by_cond.values())) >= len(by_cond) + 5
 
 
 def test_omission_keys_are_the_left_out_item(kb, built):

@@ -294,14 +294,17 @@ def _with_omission(
     """
     from behaviorsft.build.record_index import NEGATIVE, RecordIndex, lexicon
     from behaviorsft.build.tasks.common import CONTROL_EVERY
-    from behaviorsft.build.tasks.omissions import check_item
+    from behaviorsft.build.tasks.omissions import check_item, foreign_care
 
     control = any(is_control_case(case.id, t, CONTROL_EVERY) for t in CARE_TYPES)
     cond = kb.condition(cond_id)
     lex = lexicon(kb)
     pick = random.Random(f"behaviorsft-omit:{seed}:{case.id}")
-    # a recommendation against something ("no test of cure") is never the missing item
-    items = [i for i in cond.standard_of_care if not NEGATIVE.search(i.item)]
+    # a recommendation against something ("no test of cure") is never the missing item,
+    # nor is care that no other condition offers as a wrong option (its items are not
+    # emitted, ``omissions.offered_wrong_elsewhere``): another item is left out instead
+    _, avail = foreign_care(kb)
+    items = [i for i in cond.standard_of_care if not NEGATIVE.search(i.item) and avail[i.item] > 0]
     pick.shuffle(items)
     full_idx = RecordIndex.build(case, full.conversation.turns, kb)
     for item in items:

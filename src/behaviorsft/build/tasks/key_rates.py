@@ -16,6 +16,11 @@ generator draws from them. ``key_rate(kb, type, text)`` is then the expected num
 items per case of its condition whose key is ``text``. The table is computed once per
 knowledge base and process (all types in one pass over the probe cases) and is the same
 for every build, so builds stay deterministic with any number of workers.
+
+A generator may also register a ``RestraintFn`` that says how many perturbed items and
+restraint controls it emits for a probe: ``emitted`` gives these per condition, and
+``restraint_offer_rate`` the share of items on which a "no issue" option must be offered
+for it to be the key about one time in the number of options.
 """
 
 from __future__ import annotations
@@ -28,18 +33,28 @@ from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.taxonomy import TaskType
 
 # Probe cases per condition, and their seed (any fixed value: they are never emitted).
-PROBES = 8
+PROBES = 24
 PROBE_SEED = 104729
 
 # (keys the generator could draw for this record, how many items it draws from them)
 KeyFn = Callable[[object], tuple[list[str], int]]
 _KEY_FNS: dict[TaskType, KeyFn] = {}
 _RATES: dict[tuple[int, TaskType], dict[str, float]] = {}
+# (perturbed items, restraint controls) the generator emits for this record
+RestraintFn = Callable[[object], tuple[float, float]]
+_RESTRAINT_FNS: dict[TaskType, RestraintFn] = {}
+# per condition: (perturbed items, restraint controls) per probe case
+_EMITTED: dict[tuple[int, TaskType], dict[str, tuple[float, float]]] = {}
 
 
 def register(task_type: TaskType, fn: KeyFn) -> None:
     """Register ``fn(ctx) -> (verified key texts, items drawn)`` for ``task_type``."""
     _KEY_FNS[task_type] = fn
+
+
+def register_restraint(task_type: TaskType, fn: RestraintFn) -> None:
+    """Register ``fn(ctx) -> (perturbed items, restraint controls)`` for ``task_type``."""
+    _RESTRAINT_FNS[task_type] = fn
 
 
 def _norm(text: str) -> str:
@@ -62,7 +77,9 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
 
     if len(_RATES) > 64:
         _RATES.clear()
+        _EMITTED.clear()
     counts: dict[TaskType, dict[str, float]] = {t: {} for t in _KEY_FNS}
+    emitted: dict[TaskType, dict[str, list[float]]] = {t: {} for t in _RESTRAINT_FNS}
     for i in range(PROBES * len(kb.conditions)):
         case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
         cond_id = kb_condition_id(case)
@@ -82,14 +99,43 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
                 share = min(drawn, len(keys)) / len(keys)
                 for k in dict.fromkeys(_norm(k) for k in keys):
                     counts[t][k] = counts[t].get(k, 0.0) + share
+        for t, rfn in _RESTRAINT_FNS.items():
+            items, controls = rfn(ctx)
+            got = emitted[t].setdefault(cond_id, [0.0, 0.0])
+            got[0] += items
+            got[1] += controls
     for t, c in counts.items():
         _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
+    for t, per in emitted.items():
+        _EMITTED[(id(kb), t)] = {c: (i / PROBES, r / PROBES) for c, (i, r) in per.items()}
     return _RATES[(id(kb), task_type)]
 
 
 def key_rate(kb: KnowledgeBase, task_type: TaskType, text: str) -> float:
     """Expected items per case of its condition whose key is ``text`` (0 if never)."""
     return rates(kb, task_type).get(_norm(text), 0.0)
+
+
+def restraint_offer_rate(kb: KnowledgeBase, task_type: TaskType, n_options: int) -> float:
+    """The share of perturbed items that should offer the restraint option ("nothing
+    outstanding"), so that it is the key in about one item in ``n_options`` of those
+    offering it: every control offers it (as the key), so with ``c`` controls per item
+    it is offered on ``(n_options - 1) * c`` of the items (at most all of them).
+
+    A restraint option offered on every item while controls are rarer than one task in
+    ``n_options`` is seldom the key, and an options-only reader learns to avoid it."""
+    per = emitted(kb, task_type)
+    items = sum(i for i, _ in per.values())
+    if not items:
+        return 1.0
+    return min(1.0, (n_options - 1) * sum(r for _, r in per.values()) / items)
+
+
+def emitted(kb: KnowledgeBase, task_type: TaskType) -> dict[str, tuple[float, float]]:
+    """Condition id -> (perturbed items, restraint controls) per case of it, measured on
+    the probe cases (empty when ``task_type`` registers no ``RestraintFn``)."""
+    rates(kb, task_type)  # measured with the rates
+    return _EMITTED.get((id(kb), task_type), {})
 
 
 def weighted_sample(

@@ -32,6 +32,7 @@ from behaviorsft.build.record_index import (
     split_condition,
 )
 from behaviorsft.build.tasks.common import (
+    DEFAULT_OPTIONS,
     Ctx,
     Draft,
     _cap,
@@ -42,7 +43,14 @@ from behaviorsft.build.tasks.conflict_pools import (
     score_in,
     shown_words,
 )
-from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
+from behaviorsft.build.tasks.key_rates import (
+    emitted,
+    key_rate,
+    register,
+    register_restraint,
+    restraint_offer_rate,
+    weighted_sample,
+)
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
 from behaviorsft.sources.kb import KnowledgeBase
@@ -239,6 +247,54 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
     return per, avail
 
 
+_WEIGHTS: dict[tuple[int, TaskType], dict[str, float]] = {}
+
+
+def foreign_weights(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
+    """Item -> the weight with which other conditions' tasks draw it as a wrong option
+    (``foreign_care``), so that over a build each is offered in proportion to how often
+    it is the key (``key_rate``: items per case of its condition).
+
+    Dividing the key rate by the number of conditions that may offer the item (as
+    before) left two biases: conditions that emit few tasks (their records can seldom
+    lack a verifiable item) offer their pool rarely, and a condition whose pool weighs
+    little in all offers each member more often. The weights solve
+    ``key_rate(t) = sum over conditions c offering t of tasks(c) * w(t) / W(c)``, with
+    ``W(c)`` the total weight of c's pool and ``tasks(c)`` its items and controls per
+    case (``key_rates.emitted``), by fixed-point iteration; they are then scaled to the
+    old weights' total, so they mix with the key rates of a condition's own items as
+    before (standard_of_care draws both in one weighted order)."""
+    hit = _WEIGHTS.get((id(kb), task_type))
+    if hit is not None:
+        return hit
+    per, avail = foreign_care(kb)
+    tasks = {c: i + r for c, (i, r) in emitted(kb, task_type).items()}
+    text = _cap if task_type is T.OMISSION_DETECTION else _required_text
+    rate: dict[str, float] = {}
+    where: dict[str, list[str]] = {}
+    for cid, pool in per.items():
+        for i in pool:
+            rate[i.item] = key_rate(kb, task_type, text(i.item))
+            where.setdefault(i.item, []).append(cid)
+    old_total = sum(rate[t] / avail[t] * len(where[t]) for t in rate)
+    w = {t: r / avail[t] for t, r in rate.items()}
+    for _ in range(50):
+        pool_weight = {cid: sum(w[i.item] for i in pool) for cid, pool in per.items()}
+        reach = {
+            t: sum(tasks.get(c, 0.0) / pool_weight[c] for c in cs if pool_weight[c] > 0)
+            for t, cs in where.items()
+        }
+        w = {t: rate[t] / reach[t] if reach[t] > 0 else 0.0 for t in rate}
+        total = sum(w[t] * len(where[t]) for t in w)
+        if total <= 0:
+            break
+        w = {t: v * old_total / total for t, v in w.items()}
+    if len(_WEIGHTS) > 64:
+        _WEIGHTS.clear()
+    _WEIGHTS[(id(kb), task_type)] = w
+    return w
+
+
 def _omission_keys(
     ctx: Ctx, checked: list[CheckedItem]
 ) -> tuple[list[CheckedItem], tuple[str, ...]]:
@@ -261,6 +317,19 @@ def _offerable(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
     return [c for c in keys if avail[c.item.item] > 0] or keys
 
 
+def offered_wrong_elsewhere(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+    """The ``keys`` that other conditions' items may offer as a wrong option.
+
+    Care any inpatient may need (VTE prophylaxis, a fluid balance chart, a medication
+    review: ``GENERIC_CARE``) is never offered as another condition's item, and the
+    records of the conditions that require it never show it done, so where it is the
+    only verified key it would be the key of every item that offers it (an options-only
+    reader picks it on sight). Such an item is not emitted (``Ctx.drop`` counts it);
+    the case's restraint control still is."""
+    _, avail = foreign_care(ctx.kb)
+    return [c for c in keys if avail[c.item.item] > 0]
+
+
 def _care_checked(ctx: Ctx) -> tuple[int, list[CheckedItem]] | None:
     if ctx.cond is None or ctx.anchor("care") is None:
         return None
@@ -274,10 +343,31 @@ def _omission_key_texts(ctx: object) -> tuple[list[str], int]:
     if got is None:
         return [], 1
     keys, _ = _omission_keys(ctx, got[1])
-    return [_cap(c.item.item) for c in keys], 1
+    return [_cap(c.item.item) for c in offered_wrong_elsewhere(ctx, keys)], 1
+
+
+def _omission_emitted(ctx: object) -> tuple[float, float]:
+    """(perturbed items, restraint controls) ``gen_omission`` emits for this record."""
+    assert isinstance(ctx, Ctx)
+    got = _care_checked(ctx)
+    if got is None:
+        return 0.0, 0.0
+    checked = got[1]
+    verified, _ = _omission_keys(ctx, checked)
+    if not verified:
+        return 0.0, 0.0
+    keys = offered_wrong_elsewhere(ctx, verified)
+    missing = (keys or verified)[0]
+    if not [c for c in checked if c.listable and c.holds is not False and c is not missing]:
+        return 0.0, 0.0
+    control = ctx.is_control(T.OMISSION_DETECTION) and not any(
+        c.holds is not False and not c.listable for c in checked
+    )
+    return float(bool(keys)), float(control)
 
 
 register(T.OMISSION_DETECTION, _omission_key_texts)
+register_restraint(T.OMISSION_DETECTION, _omission_emitted)
 
 
 def _listed_option(
@@ -285,16 +375,23 @@ def _listed_option(
 ) -> tuple[list[str], str]:
     """One item the checklist shows, as a (wrong) option, and the checklist's tail.
 
-    A listed item, drawn by how often its text is the missing item in other cases; when
-    no listed item ever is (its text would mark itself as wrong), another condition's
-    item plainly not required here, drawn the same way and shown on the checklist as
-    "not applicable" (checked absent from the record). Either way the record quotes it,
-    which keeps "the option the record quotes most" from pointing to the key.
+    A listed item, drawn by how often its text is the missing item in other cases; or
+    another condition's item plainly not required here, drawn as the other wrong options
+    are and shown on the checklist as "not applicable" (checked absent from the record).
+    Either way the record quotes it, which keeps "the option the record quotes most"
+    from pointing to the key. A listed item is offered with probability (the summed key
+    rates of the listed items) / (tasks per case of this condition), so that over the
+    build each listed text is offered here about as often as it is the key: offered on
+    every task, an item that is listable in most cases of its condition but seldom
+    missing (lipase beside a TG18 grade) was the listed option nearly every time, and
+    an options-only reader learnt to avoid it.
     """
     rate = {
         _cap(c.done_text): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(c.item.item)) for c in listed
     }
-    if any(rate.values()) or not foreign:
+    tasks = sum(emitted(ctx.kb, T.OMISSION_DETECTION).get(ctx.cond.id if ctx.cond else "", (0, 0)))
+    share = min(1.0, sum(rate.values()) / tasks) if tasks > 0 else 1.0
+    if not foreign or (any(rate.values()) and ctx.rng.random() < share):
         return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
     per, _ = foreign_care(ctx.kb)
     items = {_cap(i.item): i for i in per[ctx.cond.id]} if ctx.cond else {}
@@ -308,11 +405,14 @@ def _listed_option(
 def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     """A handover checklist missing one required item; the control lists every item.
 
-    Both offer "nothing outstanding", an item of this condition that the checklist
-    does list (wrong: it is done) and other conditions' items of the same kinds, so
-    neither the item's name nor its kind says whether it is the missing one. The listed
-    and other conditions' items are drawn in proportion to how often their text is the
-    missing item elsewhere (``key_rates``), so no text is a key more often than others.
+    Both offer an item the checklist shows (one of this condition's, done, or another
+    condition's marked "not applicable") and other conditions' items of the same kinds,
+    so neither the item's name nor its kind says whether it is the missing one; the
+    control and a share of the items (``restraint_offer_rate``) offer "nothing
+    outstanding". The listed and other conditions' items are drawn in proportion to how
+    often their text is the missing item elsewhere (``key_rates``, ``foreign_weights``),
+    so no text is a key more often than others; a case whose only verified missing item
+    is never offered wrong elsewhere (``offered_wrong_elsewhere``) emits its control only.
     """
     got = _care_checked(ctx)
     if got is None:
@@ -320,27 +420,34 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     assert cond is not None
     end, checked = got
-    keys, kinds = _omission_keys(ctx, checked)
+    verified, kinds = _omission_keys(ctx, checked)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
             ctx.drop(T.OMISSION_DETECTION, f"candidate {reason}")
     listable = [c for c in checked if c.listable and c.holds is not False]
-    if not keys:
+    if not verified:
         ctx.drop(T.OMISSION_DETECTION, "no verified missing item")
         return
+    keys = offered_wrong_elsewhere(ctx, verified)
+    if not keys:
+        ctx.drop(T.OMISSION_DETECTION, "key never offered wrong elsewhere")
     question = "At handover, which item is still outstanding?"
-    missing = ctx.rng.choice(keys)
+    missing = ctx.rng.choice(keys or verified)
     # Other conditions' items plainly not required here (``foreign_care``), drawn with
-    # weight (how often each is the missing item per case of its condition) / (conditions
-    # it is offered for): over the build each text is offered in proportion to how often
-    # it is the key, whatever it names.
-    per, avail = foreign_care(ctx.kb)
-    foreign = {
-        _cap(i.item): key_rate(ctx.kb, T.OMISSION_DETECTION, _cap(i.item)) / avail[i.item]
-        for i in per[cond.id]
-    }
-    others = weighted_sample(ctx.rng, list(foreign), list(foreign.values()), 6)
+    # weights (``foreign_weights``) under which, over the build, each text is offered in
+    # proportion to how often it is the key, whatever it names.
+    per, _ = foreign_care(ctx.kb)
+    weight = foreign_weights(ctx.kb, T.OMISSION_DETECTION)
+    foreign = {_cap(i.item): weight[i.item] for i in per[cond.id]}
+    others = weighted_sample(ctx.rng, list(foreign), list(foreign.values()), 7)
+    # "Nothing outstanding" is the key of every control; offered on every item it would
+    # be the key too seldom (controls need every item in the record, so they are rarer
+    # than one task in five), so it is offered on the share of items that makes it the
+    # key about one time in the number of options (``restraint_offer_rate``).
+    offer_nothing = ctx.rng.random() < restraint_offer_rate(
+        ctx.kb, T.OMISSION_DETECTION, DEFAULT_OPTIONS
+    )
     listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
         c for c in listable if c is not missing
     ]
@@ -357,7 +464,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         question=question,
         correct=_cap(missing.item.item),
         pool=others,
-        fixed=[NOTHING_MISSING, *on_list],  # the latter is on the list
+        # the latter is on the list
+        fixed=[NOTHING_MISSING, *on_list] if offer_nothing else on_list,
         rationale=f"For {cond.name} the standard of care requires: {missing.item.item}; it "
         "appears nowhere in the record or the checklist. The other items offered are either "
         "done (on the checklist) or not required for this condition.",
@@ -372,7 +480,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             description=f"Required item left out: {missing.item.item}.",
         ),
     )
-    yield main
+    if keys:
+        yield main
     if ctx.is_control(T.OMISSION_DETECTION):
         # Every item that applies here must be on the list for "nothing outstanding" to be
         # right; an item whose condition the record cannot settle leaves it open.
@@ -411,6 +520,49 @@ def meets_standard(documented: KBCareItem) -> str:
     return f"Yes: {documented.item} and all other requirements are documented"
 
 
+@dataclass(frozen=True)
+class YesPlan:
+    """How one condition's standard_of_care tasks offer "meets the standard"."""
+
+    cited: float  # share of items offering "Yes: <a documented item> and all other ..."
+    generic: float  # share of the other items offering MEETS_STANDARD
+    control_cites: float  # share of controls whose key cites an item (else MEETS_STANDARD)
+
+
+_YES_PLANS: dict[int, dict[str, YesPlan]] = {}
+
+
+def yes_plans(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str, YesPlan]:
+    """Per condition, how often its items and controls offer which "Yes" option, so that
+    each "Yes" text is the key about one time in ``n_options`` of the tasks offering it.
+
+    "Yes: X and all other requirements are documented" cites one of the condition's own
+    items, so it is offered only in that condition's tasks: with ``c`` controls and ``i``
+    items per case (measured on the probe cases, ``key_rates.emitted``) its items offer
+    it with probability ``(n - 1) c / i``; where controls are more than ``i / (n - 1)``,
+    every item offers it and only that many controls cite an item, the others keying the
+    generic MEETS_STANDARD, which the items of all conditions offer in turn (wrong there:
+    the note declines a requirement) just often enough to balance it."""
+    hit = _YES_PLANS.get(id(kb))
+    if hit is not None:
+        return hit
+    per = emitted(kb, T.STANDARD_OF_CARE)
+    cited: dict[str, tuple[float, float]] = {}
+    generic_keys = 0.0
+    for cid, (items, controls) in per.items():
+        share = min(1.0, (n_options - 1) * controls / items) if items else 0.0
+        cites = min(1.0, items / ((n_options - 1) * controls)) if controls else 1.0
+        cited[cid] = (share, cites)
+        generic_keys += controls * (1 - cites)
+    room = sum(items * (1 - cited[cid][0]) for cid, (items, _) in per.items())
+    generic = min(1.0, (n_options - 1) * generic_keys / room) if room else 0.0
+    plans = {cid: YesPlan(share, generic, cites) for cid, (share, cites) in cited.items()}
+    if len(_YES_PLANS) > 16:
+        _YES_PLANS.clear()
+    _YES_PLANS[id(kb)] = plans
+    return plans
+
+
 def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
     """The verified requirements standard_of_care may have the note decline."""
     # Any verified requirement may be the declined one; the item the renderer left out
@@ -427,10 +579,28 @@ def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
     got = _care_checked(ctx)
     if got is None:
         return [], 1
-    return [_required(c.item) for c in _soc_keys(ctx, got[1])], 1
+    return [_required(c.item) for c in offered_wrong_elsewhere(ctx, _soc_keys(ctx, got[1]))], 1
+
+
+def _soc_emitted(ctx: object) -> tuple[float, float]:
+    """(perturbed items, restraint controls) ``gen_standard_of_care`` emits here."""
+    assert isinstance(ctx, Ctx)
+    got = _care_checked(ctx)
+    if got is None:
+        return 0.0, 0.0
+    checked = got[1]
+    verified = _soc_keys(ctx, checked)
+    if not verified:
+        return 0.0, 0.0
+    required = [c for c in checked if c.holds is not False]
+    control = (
+        ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.listable for c in required)
+    )
+    return float(bool(offered_wrong_elsewhere(ctx, verified))), float(control)
 
 
 register(T.STANDARD_OF_CARE, _soc_key_texts)
+register_restraint(T.STANDARD_OF_CARE, _soc_emitted)
 
 
 def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, float]]:
@@ -447,9 +617,10 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
 
     The note also declines one or two requirements of other conditions that this
     patient does not need (rightly), so that "not done" in the note does not mark the
-    key. Both the item and the control offer four "No: X is required" options and
-    "meets the standard" citing a requirement the note documents (the control also the
-    same citing another condition's requirement the note lacks). The wrong "No" options
+    key. The control offers four "No: X is required" options and "meets the standard"
+    (citing a requirement the note documents, or the generic MEETS_STANDARD); the item
+    offers the same on a share of items (``yes_plans``), five "No" options otherwise,
+    so that each "Yes" text is the key about one time in five. The wrong "No" options
     are the note's documented requirements and the ones it rightly declines, drawn in
     proportion to how often their text is the key in other cases (``key_rates``), so no
     text marks itself as right or wrong. The declined item is verified absent from the
@@ -462,16 +633,19 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     assert cond is not None
     end, checked = got
-    keys = _soc_keys(ctx, checked)
+    verified = _soc_keys(ctx, checked)
     for c in checked:
         reason = _key_reason(c)
         if reason is not None:
             ctx.drop(T.STANDARD_OF_CARE, f"candidate {reason}")
-    if not keys:
+    if not verified:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return
+    keys = offered_wrong_elsewhere(ctx, verified)
+    if not keys:
+        ctx.drop(T.STANDARD_OF_CARE, "key never offered wrong elsewhere")
     question = "Does the management described in the note follow accepted guidance?"
-    declined = ctx.rng.choice(keys)
+    declined = ctx.rng.choice(keys or verified)
     item = declined.item
     key = _required(item)
     decoys = _decoys(ctx)
@@ -487,7 +661,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             _required(c.as_done): key_rate(ctx.kb, T.STANDARD_OF_CARE, _required(c.item))
             for c in documented
         }
-        rate |= {d: key_rate(ctx.kb, T.STANDARD_OF_CARE, d) / n for d, (_, n) in decoys.items()}
+        weight = foreign_weights(ctx.kb, T.STANDARD_OF_CARE)
+        rate |= {d: weight[item.item] for d, (item, _) in decoys.items()}
         # in weighted order; a decoy only if the record shows nothing it names
         order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
         idx = ctx.index(turn_end=end)
@@ -503,22 +678,29 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         )
 
     done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
-    wrong, declined_decoys = wrong_no(done, 3)
+    # "Meets the standard" (citing a documented item, or the generic text) is offered on
+    # the share of items that makes each "Yes" text the key about one time in five
+    # (``yes_plans``); otherwise a fourth wrong "No" takes its place.
+    plan = yes_plans(ctx.kb).get(cond.id, YesPlan(1.0, 0.0, 1.0))
+    offer = "cited" if ctx.rng.random() < plan.cited else None
+    if offer is None and ctx.rng.random() < plan.generic:
+        offer = "generic"
+    wrong, declined_decoys = wrong_no(done, 4 if offer is None else 3)
     note = note_of(done, [item.item, *declined_decoys])
-    score = score_in(shown_words(ctx, 0, end, note), question)
-    meets = pick_at_even_rank(
-        [meets_standard(c.as_done) for c in done] or [MEETS_STANDARD],
-        [key, *wrong],
-        ctx.rng,
-        score,
-    )
+    meets: list[str] = []
+    if offer == "cited" and done:
+        score = score_in(shown_words(ctx, 0, end, note), question)
+        cite = [meets_standard(c.as_done) for c in done]
+        meets = [pick_at_even_rank(cite, [key, *wrong], ctx.rng, score)]
+    elif offer is not None:
+        meets = [MEETS_STANDARD]
     main = Draft(
         task_type=T.STANDARD_OF_CARE,
         key="s0",
         question=question,
         correct=key,
         pool=wrong,
-        fixed=[meets],
+        fixed=meets,
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
         "the note, or belong to other conditions and are rightly declined for this patient.",
@@ -533,7 +715,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             description=f"Deviation from {item.source}.",
         ),
     )
-    yield main
+    if keys:
+        yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
         required = [c for c in checked if c.holds is not False]
         if not required or any(not c.listable for c in required):
@@ -552,7 +735,9 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             key="sc",
             correct=pick_at_even_rank(
                 [meets_standard(c.as_done) for c in required], alarms, ctx.rng, score_c
-            ),
+            )
+            if ctx.rng.random() < plan.control_cites
+            else MEETS_STANDARD,
             pool=alarms,
             rationale=f"All items the guidance requires for {cond.name} are documented"
             + ("; the ones the note declines belong to other conditions." if declined_c else "."),
