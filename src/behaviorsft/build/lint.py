@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from behaviorsft.build import lint_plan
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
@@ -79,6 +80,7 @@ RULES: dict[str, tuple[Severity, str]] = {
     "history-implausible": ("error", "history item impossible for the patient's sex or age"),
     "value-contradiction": ("error", "a result described against its recorded value"),
 }
+RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, reasoning
 
 
 @dataclass(frozen=True)
@@ -1058,11 +1060,13 @@ def lint_records(
     for line, case in cases:
         rid = str(case.get("id", ""))
         facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
+        lint_plan.lint_case(kb, _Where(cases_file, line, rid, findings), case)
     for line, conv in conversations:
         rid = str(conv.get("case_id", ""))
         _lint_conversation(
             kb, _Where(conversations_file, line, rid, findings), conv, facts.get(rid)
         )
+        lint_plan.lint_conversation(kb, _Where(conversations_file, line, rid, findings), conv)
     return findings
 
 

@@ -49,8 +49,12 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     symptoms = [f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ")]
     # (question, answer, the differential it is said of; None: the working diagnosis)
+    # what the attending cited against each (only a reason the record showed)
+    reasons = ctx.rendered.reasons
     said: list[tuple[str, str, Differential | None]] = [
-        (f"what argued against {x.name.lower()}?", x.argues_against, x) for x in diffs
+        (f"what argued against {x.name.lower()}?", reasons[x.name], x)
+        for x in diffs
+        if x.name in reasons
     ]
     if discriminator is not None:
         x = diffs[0]
@@ -67,6 +71,12 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
                 None,
             )
         )
+    # a statement said of two things (one reason cut to "fever" for both differentials)
+    # would be the answer to either question: ask only about what was said once
+    texts = [text.lower() for _, text, _ in said]
+    said = [x for x in said if texts.count(x[1].lower()) == 1]
+    if not said:
+        return
     ask, correct, d = ctx.rng.choice(said)
     question = f"In the team's discussion, {ask}"
     fixed = [text for _, text, _ in said if text != correct]
@@ -92,7 +102,7 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             f"{given}; the other options were cited for or against a differential."
         )
     else:
-        verb = "against" if correct == d.argues_against else "in favour of"
+        verb = "against" if correct == reasons.get(d.name) else "in favour of"
         rationale = (
             f"Turn {discriminator if verb == 'in favour of' else ctx.anchor('ddx')}: "
             f"the attending cites {correct} {verb} {d.name}; the other options are said of "
@@ -177,6 +187,7 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         return
     record = shown_words(ctx, 0, end)
     fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, history, record, names[0], need=1)))
+    reasons = ctx.rendered.reasons  # only reasons the record showed were cited
     asks = [
         (
             f"The team prescribed {m.name.lower()}. For which working diagnosis?",
@@ -186,11 +197,12 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         )
     ] + [
         (
-            f"Which diagnosis did the attending judge less likely, citing {d.argues_against}?",
+            f"Which diagnosis did the attending judge less likely, citing {reasons[d.name]}?",
             d.name,
-            f"Turn {ddx_turn}: {d.name} is less likely given {d.argues_against}.",
+            f"Turn {ddx_turn}: {d.name} is less likely given {reasons[d.name]}.",
         )
         for d in diffs
+        if d.name in reasons
     ]
     if documented:
         # The history item is the answer to a question too, so that no kind of option is
