@@ -108,6 +108,7 @@ def test_every_omitted_test_is_absent_from_the_record(kb, built):
 def test_checklists_list_only_tests_the_record_shows(kb, built):
     for case, turns, t in _of(built, T.OMISSION_DETECTION, main=False):
         done = t.context.excerpt.split("done: ", 1)[1].lower()
+        done = done.split("not applicable:", 1)[0]  # what follows is not marked done
         tables = _tables(turns, t)
         # the examples: aPTT, PT and liver tests marked done that appear nowhere
         if "aptt" in done:

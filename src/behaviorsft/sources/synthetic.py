@@ -252,14 +252,22 @@ def _same_role(a: Drug, b: Drug) -> bool:
 
 
 def substitute(
-    kb: KnowledgeBase, cond: KBCondition, drug: Drug, ok: Callable[[Drug], bool]
+    kb: KnowledgeBase,
+    cond: KBCondition,
+    drug: Drug,
+    ok: Callable[[Drug], bool],
+    choice: str | None = None,
 ) -> Drug | None:
-    """The condition's first other drug (alternative or conditional) that can replace
-    ``drug`` in its role and that ``ok`` accepts."""
+    """The condition's first other drug that can replace ``drug`` and that ``ok`` accepts:
+    another member of its interchangeable ``choice``, or an alternative or conditional drug
+    of its role."""
     for td in cond.treatments.drugs:
         other = kb.drug(td.drug)
-        alternative = td.role in ("alternative", "conditional") and other.id != drug.id
-        if alternative and _same_role(drug, other) and ok(other):
+        if other.id == drug.id or not ok(other):
+            continue
+        if choice is not None and td.choice == choice:
+            return other
+        if td.role in ("alternative", "conditional") and _same_role(drug, other):
             return other
     return None
 
@@ -272,7 +280,9 @@ def allergy_fits(kb: KnowledgeBase, cond: KBCondition, group: str) -> bool:
     for td in cond.treatments.drugs:
         drug = kb.drug(td.drug)
         lost = td.role == "first_line" and group in drug.allergy_groups
-        if lost and substitute(kb, cond, drug, lambda d: group not in d.allergy_groups) is None:
+        if not lost:
+            continue
+        if substitute(kb, cond, drug, lambda d: group not in d.allergy_groups, td.choice) is None:
             return False
     return True
 
@@ -444,6 +454,8 @@ def synthesize_case(
             continue
         drug = kb.drug(td.drug)
         if not usable(drug):
+            if td.choice is not None:
+                continue  # the next member of its choice stands in
             # another drug of its role, when the condition lists one (meropenem for
             # piperacillin-tazobactam in a penicillin allergy)
             alt = substitute(kb, cond, drug, lambda d: usable(d) and d.id not in plan_ids)

@@ -77,7 +77,19 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     said = [x for x in said if texts.count(x[1].lower()) == 1]
     if not said:
         return
-    ask, correct, d = ctx.rng.choice(said)
+    # With fewer than four statements (a differential set aside with no reason shown) a
+    # finding fills the last option, rarely the longest: ask less often about the longest
+    # statement, so that the longest option is the answer about one time in four.
+    # The same for what would favour a differential, which shares words with its name in
+    # the question.
+    longest = max(len(text) for _, text, _ in said)
+    few = len(said) < 4
+    weights = [
+        (0.6 if few and len(text) == longest else 1.0)
+        * (0.7 if few and q.startswith("what did the attending say would favour") else 1.0)
+        for q, text, _ in said
+    ]
+    ask, correct, d = ctx.rng.choices(said, weights)[0]
     question = f"In the team's discussion, {ask}"
     fixed = [text for _, text, _ in said if text != correct]
     n_options = max(4, len(said))
@@ -204,6 +216,41 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         for d in diffs
         if d.name in reasons
     ]
+    # A differential set aside with no reason shown is the answer to a question too (else
+    # its name would only ever be wrong): the one set aside without a reason, or the one
+    # the resident asked about reconsidering.
+    bare = [d for d in diffs if d.name not in reasons]
+    if len(bare) == 1:
+        asks.append(
+            (
+                "Which diagnosis did the attending set aside without giving a reason?",
+                bare[0].name,
+                f"Turn {ddx_turn}: {bare[0].name} is less likely on what the team had so far; "
+                "a reason is given for the other differential.",
+            )
+        )
+    reconsider = ctx.anchor("ddx_discriminator")
+    if diffs[0] in bare and reconsider is not None and reconsider <= end:
+        asks.append(
+            (
+                "About which differential did the resident ask what would make the team "
+                "reconsider it?",
+                diffs[0].name,
+                f"Turn {reconsider - 1}: the resident asks what would make the team "
+                f"reconsider {diffs[0].name.lower()}.",
+            )
+        )
+        if len(bare) == 2:
+            asks.append(
+                (
+                    "Besides the differential the resident asked about, which diagnosis did "
+                    "the attending judge less likely?",
+                    diffs[1].name,
+                    f"Turn {ddx_turn}: the attending judges {diffs[0].name} and "
+                    f"{diffs[1].name} less likely; turn {reconsider - 1} asks about "
+                    f"{diffs[0].name.lower()}.",
+                )
+            )
     if documented:
         # The history item is the answer to a question too, so that no kind of option is
         # only ever wrong: which condition predates the decision, rather than prompting it.
