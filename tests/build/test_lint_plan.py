@@ -331,3 +331,19 @@ def test_the_differential_evolution_item_shows_its_report():
         for t in tasks:
             shown = format_turns(rendered.conversation, t.context.turn_start, t.context.turn_end)
             assert imaging.value_text in shown
+
+
+def test_vte_prophylaxis_recorded_with_no_anticoagulant_11_000010():
+    furosemide = _med("Furosemide", "Acute decompensated heart failure", 40, "mg", "q12h")
+    case = _case(
+        "synthetic:11-000010",
+        condition="acute_decompensated_heart_failure",
+        diagnosis="Acute decompensated heart failure",
+        meds=[furosemide],
+    )
+    turns = [_turn(0, "medical resident", "Documented: VTE prophylaxis during hospitalisation.")]
+    found = _lint(case, turns)
+    assert [(r, t) for r, t, _ in found] == [("plan-missing-class", 0)]
+    enox = _med("Enoxaparin", "Acute decompensated heart failure", 40, "mg", "once daily")
+    case["medications"].append(enox)
+    assert _lint(case, turns) == []

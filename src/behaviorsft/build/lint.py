@@ -1057,16 +1057,19 @@ def lint_records(
     kb = kb or load_kb()
     findings: list[LintFinding] = []
     facts: dict[str, _Facts] = {}
+    raw: dict[str, dict[str, Any]] = {}  # what lint_plan's conversation checks need
     for line, case in cases:
         rid = str(case.get("id", ""))
         facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
         lint_plan.lint_case(kb, _Where(cases_file, line, rid, findings), case)
+        raw[rid] = {k: case.get(k) for k in ("conditions", "medications")}
     for line, conv in conversations:
         rid = str(conv.get("case_id", ""))
         _lint_conversation(
             kb, _Where(conversations_file, line, rid, findings), conv, facts.get(rid)
         )
-        lint_plan.lint_conversation(kb, _Where(conversations_file, line, rid, findings), conv)
+        where = _Where(conversations_file, line, rid, findings)
+        lint_plan.lint_conversation(kb, where, conv, raw.get(rid))
     return findings
 
 

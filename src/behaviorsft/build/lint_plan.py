@@ -271,8 +271,8 @@ def clause_supported(kb: KnowledgeBase, shown: Shown, clause: str) -> bool:
     clause = _WHERE_SEEN.sub("", clause.strip().rstrip("."))
     low = clause.lower()
     if low in TERMS:
-        lab_id, op, threshold = TERMS[low]
-        rows = [r for r in shown.rows.get(lab_id, []) if r[0] is not None]
+        term_lab, op, threshold = TERMS[low]
+        rows = [r for r in shown.rows.get(term_lab, []) if r[0] is not None]
         if rows and _cmp(rows[0][0], op, threshold):  # type: ignore[arg-type]
             return True
         # else only as the patient or a clinician said it ("fever" the patient reports)
@@ -561,11 +561,60 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
             where.add("plan-missing-class", f"the plan for {diagnosis} has no {what}")
 
 
-def lint_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) -> None:
-    """Each reason the team cites against what the record showed before that turn."""
+_DOCUMENTED = re.compile(r"^(?:Documented|Done and recorded): (?P<item>.+?)\.?$")
+
+
+def _gives(kb: KnowledgeBase, meds: Sequence[dict[str, Any]], drug_id: str) -> bool:
+    """Whether ``meds`` hold ``drug_id`` or a drug of its family or class."""
+    from behaviorsft.build.lint import drug_family
+
+    want = kb.drugs[drug_id]
+    if any(w in want.drug_class.lower() for w in ANTIBACTERIAL):
+        return _drug_matches(kb, meds, ANTIBACTERIAL)  # any antibacterial serves
+    family = drug_family(want.drug_class)
+    by_name = {d.name.lower(): d for d in kb.drugs.values()}
+    for med in meds:
+        drug = by_name.get(str(med.get("name", "")).lower())
+        if drug is None:
+            continue
+        if drug.id == drug_id or drug.drug_class == want.drug_class:
+            return True
+        if family is not None and drug_family(drug.drug_class) == family:
+            return True
+    return False
+
+
+def split_condition(item: str) -> tuple[str, str | None]:
+    """``record_index.split_condition`` (imported late: record_index loads after lint)."""
+    from behaviorsft.build.record_index import split_condition as split
+
+    return split(item)
+
+
+def lint_conversation(
+    kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None = None
+) -> None:
+    """Each reason the team cites against what the record showed before that turn; each
+    drug care item recorded as done ("VTE prophylaxis") against the medicines given."""
+    cond = kb.conditions.get(_kb_condition(case) or "") if case is not None else None
     seen: list[tuple[str, list[list[Any]]]] = []
     for t in conv.get("turns") or []:
         text = str(t.get("text", ""))
+        m = _DOCUMENTED.match(text)
+        if m is not None and cond is not None and case is not None:
+            for item in cond.standard_of_care:
+                if item.item != m["item"] or item.kind != "drug" or item.ref not in kb.drugs:
+                    continue
+                clause = split_condition(item.item)[1]
+                if clause is not None and clause.lower() != "unless contraindicated":
+                    continue  # "for people on insulin": whether it applies is another check
+                if not _gives(kb, case.get("medications") or [], item.ref):
+                    where.add(
+                        "plan-missing-class",
+                        f"'{item.item}' recorded as done but no {kb.drugs[item.ref].drug_class} "
+                        "is given",
+                        t.get("index"),
+                    )
         found = cited_reasons(text)
         if found:
             shown = shown_record(kb, seen)
