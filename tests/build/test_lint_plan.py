@@ -347,3 +347,19 @@ def test_vte_prophylaxis_recorded_with_no_anticoagulant_11_000010():
     enox = _med("Enoxaparin", "Acute decompensated heart failure", 40, "mg", "once daily")
     case["medications"].append(enox)
     assert _lint(case, turns) == []
+
+
+def test_purulent_copd_exacerbation_without_an_antibiotic_11_000269():
+    plan = [_med(n, "COPD exacerbation") for n in ("Albuterol (salbutamol)", "Prednisone")]
+    case = _case(
+        "synthetic:11-000269",
+        condition="copd_exacerbation",
+        diagnosis="COPD exacerbation",
+        meds=plan,
+        imaging="hyperinflation without consolidation",
+        symptoms=["increased sputum volume", "purulent sputum"],
+    )
+    found = _lint(case)
+    assert _rules(found) == ["plan-missing-class"] and "purulent sputum" in found[0][2]
+    case["medications"].append(_med("Doxycycline", "COPD exacerbation", 100, "mg", "q12h"))
+    assert _lint(case) == []

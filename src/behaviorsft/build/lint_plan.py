@@ -460,13 +460,14 @@ def required_missing(
         what, classes = REQUIRED[cond_id]
         if not _drug_matches(kb, meds, classes):
             out.append(what)
-    named = INFECTION.search(record)
-    if (
-        named
-        and not NO_INFECTION.search(record)
-        and not _drug_matches(kb, meds, ANTIBACTERIAL)
-        and "an antibacterial" not in out
-    ):
+    # an infection a statement names, not one it rules out ("hyperinflation without
+    # consolidation" says nothing of the purulent sputum the patient reports)
+    named = [
+        m[0]
+        for seg in re.split(r"[.;]\s*", record)
+        if (m := INFECTION.search(seg)) and not NO_INFECTION.search(seg)
+    ]
+    if named and not _drug_matches(kb, meds, ANTIBACTERIAL) and "an antibacterial" not in out:
         out.append(f"an antibacterial ({named[0].lower()} named)")
     return out
 
@@ -548,14 +549,13 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
     cond_id = _kb_condition(case)
     if cond_id is not None:
         plan = [m for m in meds if str(m.get("indication") or "") == diagnosis]
-        record = (
-            " ".join(
+        record = ". ".join(
+            [
                 str(f.get("value_text") or "")
                 for f in case.get("findings") or []
                 if f.get("kind") == "imaging"
-            )
-            + " "
-            + " ".join(str(f) for f in case.get("facts") or [] if str(f).startswith("Reports"))
+            ]
+            + [str(f) for f in case.get("facts") or [] if str(f).startswith("Reports")]
         )
         for what in required_missing(kb, cond_id, plan, record):
             where.add("plan-missing-class", f"the plan for {diagnosis} has no {what}")
