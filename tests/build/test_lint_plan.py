@@ -363,3 +363,19 @@ def test_purulent_copd_exacerbation_without_an_antibiotic_11_000269():
     assert _rules(found) == ["plan-missing-class"] and "purulent sputum" in found[0][2]
     case["medications"].append(_med("Doxycycline", "COPD exacerbation", 100, "mg", "q12h"))
     assert _lint(case) == []
+
+
+def test_a_sulfonylurea_history_comes_with_the_sulfonylurea_11_000217():
+    """Hypoglycaemia's 'sulfonylurea therapy' is kept only with glipizide on the list (and
+    its diabetes in the history); other drug therapies are not drawn as history."""
+    with_drug = 0
+    for case in synthesize_cases(420, seed=11, kb=KB):
+        history = " ".join(f for f in case.facts if f.startswith("History: "))
+        names = {m.name for m in case.medications}
+        if "sulfonylurea" in history:
+            assert "Glipizide" in names and "type 2 diabetes" in history
+            with_drug += 1
+        for item in case.facts:
+            for _, classes in lint_plan.history_therapies(item):
+                assert classes[0] == "sulfonylurea", item
+    assert with_drug >= 1

@@ -77,6 +77,12 @@ HOME_MEDS: dict[str, tuple[float, str, str, str, int]] = {
     "aspirin": (81, "mg", "once daily", "coronary artery disease", 40),
 }
 
+# Current drug therapies a history item may name, and the regular medicine that carries it
+# (KB id, amount, unit, frequency, its indication): kept only with that medicine.
+THERAPY_MEDS: dict[str, tuple[str, float, str, str, str]] = {
+    "sulfonylurea": ("glipizide", 5, "mg", "once daily", "type 2 diabetes"),
+}
+
 # Narrowest pulse pressure generated (mmHg): diastolic stays this far below systolic.
 MIN_PULSE_PRESSURE = 20
 
@@ -338,9 +344,12 @@ def synthesize_case(
     else:
         onset_days = rng.randint(max(1, int(-(-floor // 1))), 4)
     # Only history this patient can have: no pregnancy in a man or a 70-year-old.
-    # No current drug therapy the medicine list would not show ("loop diuretic therapy").
+    # No current drug therapy the medicine list would not show ("loop diuretic therapy"),
+    # unless the medicine that carries it is added below (sulfonylurea: glipizide).
     possible = [
-        r for r in cond.risk_factors if risk_fits(r, sex, age) and not history_therapies(r)
+        r
+        for r in cond.risk_factors
+        if risk_fits(r, sex, age) and all(c[0] in THERAPY_MEDS for _, c in history_therapies(r))
     ] or cond.risk_factors[:1]
     risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
 
@@ -500,6 +509,24 @@ def synthesize_case(
         meds.append(medication(drug, cond.id, why, home_dose))
         if why not in risks:
             risks.append(why)  # the history gives every regular medicine's indication
+    for risk in list(risks):
+        for _, classes in history_therapies(risk):
+            did, amount, unit, freq, why = THERAPY_MEDS.get(classes[0], ("", 0, "", "", ""))
+            carrier = kb.drugs.get(did)
+            dose = (amount, unit, freq)
+            if (
+                carrier is None
+                or (allergy_group is not None and allergy_group in carrier.allergy_groups)
+                or clashes_with_plan(kb, did, plan_ids)
+                or (gfr is not None and renal_problem(kb, did, gfr, dose) is not None)
+            ):
+                risks.remove(risk)  # the therapy cannot be shown: leave it out
+                break
+            if all(m.name != carrier.name for m in meds):
+                home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
+                meds.append(medication(carrier, cond.id, why, home_dose))
+                if why not in risks:
+                    risks.append(why)
     meds.extend(plan)
 
     timeline = [
