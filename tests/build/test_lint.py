@@ -9,12 +9,14 @@ linter must report it with the right rule, file:line and turn, and nothing else.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from behaviorsft.build import lint_plan
 from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import RULES, LintFinding, counts_by_rule, lint_bench, lint_records
 from behaviorsft.build.pipeline import build_bench
@@ -73,7 +75,9 @@ def _table(*rows: list[str]) -> dict[str, Any]:
 
 
 def _only(findings: list[LintFinding], rule: str) -> list[LintFinding]:
-    others = [f for f in findings if f.rule != rule]
+    # the plan and reasoning rules (lint_plan, tested in test_lint_plan.py) also catch some
+    # of the defects made here ("less likely given a normal BUN" the table contradicts)
+    others = [f for f in findings if f.rule != rule and f.rule not in lint_plan.RULES]
     assert not others, [f"{f.rule}: {f.message}" for f in others]
     hits = [f for f in findings if f.rule == rule]
     assert hits, f"no {rule} finding"
@@ -164,16 +168,18 @@ def test_benzodiazepine_plan_in_a_benzodiazepine_allergy_and_no_clash(tmp_path):
         conv, "clinical pharmacist", "Checked against the benzodiazepines allergy; no clash."
     )
     findings = lint_bench(_bench(tmp_path, (case, conv)))
-    assert {(f.rule, f.turn) for f in findings} == {
-        ("allergy-clash", plan),
-        ("allergy-check-false", check),
-    }
+    # (the generated plan's own chlordiazepoxide clashes with the allergy set here too)
+    found = {(f.rule, f.turn) for f in findings}
+    assert {("allergy-clash", plan), ("allergy-check-false", check)} <= found
+    assert {rule for rule, _ in found} == {"allergy-clash", "allergy-check-false"}
 
 
 def test_responding_to_cephalosporin_with_a_cephalosporin_allergy(tmp_path):
     case, conv = _record("spontaneous_bacterial_peritonitis")
     case["allergies"] = [{"substance": "Cephalosporins", "reaction": "hives"}]
     case["medications"] = [m for m in case["medications"] if m["name"] != "Ceftriaxone"]
+    for t in conv["turns"]:  # (a generated plan now always holds its antibiotic)
+        t["text"] = re.sub(r"ceftriaxone[^;.]*[;.]?\s*", "", t["text"], flags=re.I)
     turn = _say(
         conv,
         "attending physician",
@@ -196,7 +202,9 @@ def test_a_drug_given_to_an_allergic_patient_is_flagged_in_the_case(tmp_path):
 
 
 def test_avoiding_the_allergic_group_is_not_a_clash(tmp_path):
-    case, conv = _record("alcohol_withdrawal")
+    # (an alcohol-withdrawal plan now always holds a benzodiazepine: a patient allergic to
+    # them is not generated there)
+    case, conv = _record("hepatic_encephalopathy")
     case["allergies"] = [{"substance": "Benzodiazepines", "reaction": "rash"}]
     _say(conv, "attending physician", "Avoid benzodiazepines given the allergy.")
     assert lint_bench(_bench(tmp_path, (case, conv))) == []

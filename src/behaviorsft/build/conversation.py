@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
+from behaviorsft.build.lint_plan import shown_record, supported_reason
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources.kb import KnowledgeBase
@@ -127,6 +128,9 @@ class Rendered:
     finding_turns: dict[tuple[str, float | None], int] = field(default_factory=dict)
     # standard-of-care items left out of this record on purpose (their tests not shown)
     omitted: tuple[str, ...] = ()
+    # differential name -> the reason the attending cited against it (only what the record
+    # showed before; a differential set aside without a reason is absent)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 class _Builder:
@@ -140,6 +144,7 @@ class _Builder:
         rng.shuffle(names)
         self._names = iter(names)
         self.people: dict[str, tuple[str, str]] = {}
+        self.reasons: dict[str, str] = {}
 
     def person(self, key: str, title: str, role: str) -> tuple[str, str]:
         if key not in self.people:
@@ -180,6 +185,7 @@ class _Builder:
             anchors=self.anchors,
             finding_turns=self.finding_turns,
             omitted=omitted,
+            reasons=self.reasons,
         )
 
 
@@ -503,13 +509,27 @@ def _render_kb(
             anchor="imaging",
         )
     diffs = cond.differentials[:2]
+    # Only what the record has shown so far is cited against a differential (the KB's
+    # reason cut to the findings this patient has; none left: no reason given).
+    so_far = shown_record(
+        kb, [(t.text, [r for a in t.attachments for r in a.rows]) for t in b.turns]
+    )
+    against = []
+    for d in diffs:
+        reason = supported_reason(kb, so_far, d.argues_against)
+        if reason is not None:
+            b.reasons[d.name] = reason
+        against.append(
+            f"{d.name} is less likely given {reason}."
+            if reason is not None
+            else f"{d.name} is less likely on what we have so far."
+        )
     b.say(
         attending,
         " ".join(
             # h16-b: the presenting complaint the working diagnosis rests on, so that
             # ddx_reasoning can ask about it (``fits_best_given``).
-            [f"{cond.name} fits best given {fits_best_given(symptoms)}."]
-            + [f"{d.name} is less likely given {d.argues_against}." for d in diffs]
+            [f"{cond.name} fits best given {fits_best_given(symptoms)}.", *against]
         ),
         anchor="ddx",
     )
@@ -581,7 +601,11 @@ def _render_kb(
             )
 
     def overnight() -> None:
-        b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
+        if any("vasopressor" in (m.drug_class or "") for m in plan):
+            # a patient on a vasopressor is not "stable on the ward"
+            b.say(ward, "Overnight in intensive care: still on the vasopressor, observed hourly.")
+        else:
+            b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
 
     if not course:
         repeat_labs()

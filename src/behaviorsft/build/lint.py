@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from behaviorsft.build import lint_values
+from behaviorsft.build import lint_plan, lint_values
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 
@@ -83,6 +83,7 @@ RULES: dict[str, tuple[Severity, str]] = {
 }
 RULES.update(TEXT_RULES)  # type: ignore[arg-type]  # wording rules (lint_text.py)
 RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_values.py
+RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, reasoning
 
 
 @dataclass(frozen=True)
@@ -1066,14 +1067,19 @@ def lint_records(
     kb = kb or load_kb()
     findings: list[LintFinding] = []
     facts: dict[str, _Facts] = {}
+    raw: dict[str, dict[str, Any]] = {}  # what lint_plan's conversation checks need
     for line, case in cases:
         rid = str(case.get("id", ""))
         facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
+        lint_plan.lint_case(kb, _Where(cases_file, line, rid, findings), case)
+        raw[rid] = {k: case.get(k) for k in ("conditions", "medications")}
     for line, conv in conversations:
         rid = str(conv.get("case_id", ""))
         _lint_conversation(
             kb, _Where(conversations_file, line, rid, findings), conv, facts.get(rid)
         )
+        where = _Where(conversations_file, line, rid, findings)
+        lint_plan.lint_conversation(kb, where, conv, raw.get(rid))
     return findings
 
 

@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from behaviorsft import __version__
 from behaviorsft.build.lint import drug_family
+from behaviorsft.build.lint_plan import (
+    ANTIBACTERIAL,
+    egfr,
+    history_therapies,
+    renal_dose,
+    renal_problem,
+)
 from behaviorsft.build.lint_values import (
     ABSOLUTE_LIMITS,
     BASELINE_BY_DAY1,
@@ -83,8 +90,14 @@ HOME_MEDS: dict[str, tuple[float, str, str, str, int]] = {
     "metoprolol": (25, "mg", "twice daily", "hypertension", 30),
     "lisinopril": (10, "mg", "once daily", "hypertension", 30),
     "metformin": (500, "mg", "twice daily", "type 2 diabetes", 30),
-    "pantoprazole": (40, "mg", "once daily", "reflux", 18),
-    "aspirin": (81, "mg", "once daily", "secondary prevention", 40),
+    "pantoprazole": (40, "mg", "once daily", "gastro-oesophageal reflux disease", 18),
+    "aspirin": (81, "mg", "once daily", "coronary artery disease", 40),
+}
+
+# Current drug therapies a history item may name, and the regular medicine that carries it
+# (KB id, amount, unit, frequency, its indication): kept only with that medicine.
+THERAPY_MEDS: dict[str, tuple[str, float, str, str, str]] = {
+    "sulfonylurea": ("glipizide", 5, "mg", "once daily", "type 2 diabetes"),
 }
 
 # Narrowest pulse pressure generated (mmHg): diastolic stays this far below systolic.
@@ -254,14 +267,76 @@ def clashes_with_plan(kb: KnowledgeBase, drug_id: str, plan_ids: list[str]) -> b
     return False
 
 
+def antibacterial(drug: Drug) -> bool:
+    """Whether a KB drug is an antibacterial (by its class)."""
+    cls = drug.drug_class.lower()
+    return any(w in cls for w in ANTIBACTERIAL)
+
+
+def _same_role(a: Drug, b: Drug) -> bool:
+    """Whether ``b`` can stand in for ``a`` in a plan: one class, family, or both antibacterial."""
+    if a.drug_class == b.drug_class:
+        return True
+    fa = drug_family(a.drug_class)
+    return (fa is not None and fa == drug_family(b.drug_class)) or (
+        antibacterial(a) and antibacterial(b)
+    )
+
+
+def substitute(
+    kb: KnowledgeBase,
+    cond: KBCondition,
+    drug: Drug,
+    ok: Callable[[Drug], bool],
+    choice: str | None = None,
+) -> Drug | None:
+    """The condition's first other drug that can replace ``drug`` and that ``ok`` accepts:
+    another member of its interchangeable ``choice``, or an alternative or conditional drug
+    of its role."""
+    for td in cond.treatments.drugs:
+        other = kb.drug(td.drug)
+        if other.id == drug.id or not ok(other):
+            continue
+        if choice is not None and td.choice == choice:
+            return other
+        if td.role in ("alternative", "conditional") and _same_role(drug, other):
+            return other
+    return None
+
+
+def allergy_fits(kb: KnowledgeBase, cond: KBCondition, group: str) -> bool:
+    """Whether a patient with this condition can have an allergy to ``group``: not when it
+    takes a first-line drug from the plan with nothing of its role to replace it (a
+    sulfonamide allergy would leave heart failure without a loop diuretic, a
+    benzodiazepine allergy alcohol withdrawal without a sedative)."""
+    for td in cond.treatments.drugs:
+        drug = kb.drug(td.drug)
+        lost = td.role == "first_line" and group in drug.allergy_groups
+        if not lost:
+            continue
+        if substitute(kb, cond, drug, lambda d: group not in d.allergy_groups, td.choice) is None:
+            return False
+    return True
+
+
 def allergy_candidates(kb: KnowledgeBase, cond: KBCondition) -> list[str]:
-    """Allergy groups of the condition's treatment drugs (so an allergy clash is possible)."""
+    """Allergy groups of the condition's treatment drugs (so an allergy clash is possible)
+    that the plan can work around (``allergy_fits``)."""
     groups: list[str] = []
     for td in cond.treatments.drugs:
         for g in kb.drug(td.drug).allergy_groups:
             if g not in groups and g != "beta_lactams":
                 groups.append(g)
-    return groups
+    return [g for g in groups if allergy_fits(kb, cond, g)]
+
+
+def partner(kb: KnowledgeBase, note: str | None) -> Drug | None:
+    """The drug a treatment's note says to give it with ("with metronidazole")."""
+    m = re.match(r"\s*with ([a-z -]+)", note or "", re.I)
+    if m is None:
+        return None
+    name = m[1].strip().lower()
+    return next((d for d in kb.drugs.values() if d.name.lower() == name), None)
 
 
 # The hospital course between the first dose (day 0) and the day-2 ward round: events
@@ -410,10 +485,16 @@ def synthesize_case(
         onset_days = 7 * rng.randint(int(-(-floor // 7)), int(-(-floor // 7)) + 2)
     else:
         onset_days = rng.randint(max(1, int(-(-floor // 1))), 4)
-    # Only history this patient can have: no pregnancy in a man or a 70-year-old, and
-    # no demographic ("age over 65 years" is not history; the age is on the record).
+    # Only history this patient can have: no pregnancy in a man or a 70-year-old; no
+    # demographic ("age over 65 years" is not history; the age is on the record); no current
+    # drug therapy the medicine list would not show ("loop diuretic therapy"), unless the
+    # medicine that carries it is added below (sulfonylurea: glipizide).
     possible = [
-        r for r in cond.risk_factors if risk_fits(r, sex, age) and is_history(r)
+        r
+        for r in cond.risk_factors
+        if risk_fits(r, sex, age)
+        and is_history(r)
+        and all(c[0] in THERAPY_MEDS for _, c in history_therapies(r))
     ] or cond.risk_factors[:1]
     risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
 
@@ -422,7 +503,11 @@ def synthesize_case(
     allergy_group: str | None = None
     candidates = allergy_candidates(kb, cond)
     if rng.random() < options.allergy_rate:
-        pool = candidates or [g for g in sorted(kb.allergy_groups) if g != "beta_lactams"]
+        pool = candidates or [
+            g
+            for g in sorted(kb.allergy_groups)
+            if g != "beta_lactams" and allergy_fits(kb, cond, g)
+        ]
         allergy_group = rng.choice(pool)
         reaction = rng.choice(REACTIONS)
         allergies.append(
@@ -523,26 +608,67 @@ def synthesize_case(
     day0 = {
         lid: f.value for lid, f in zip(lab_order, findings, strict=False) if f.value is not None
     }
+    creat = day0.get("creatinine")
+    gfr = egfr(creat, age, sex) if creat else None
+
+    def usable(drug: Drug) -> bool:
+        """Not of the allergy group, not contraindicated here, not barred by renal function."""
+        if allergy_group is not None and allergy_group in drug.allergy_groups:
+            return False
+        if contraindicated(drug, cond.id, day0):
+            return False  # e.g. potassium chloride with potassium above 5.0
+        return gfr is None or renal_problem(kb, drug.id, gfr, (None, "", "")) is None
+
+    def prescribe(drug: Drug, dose: Dose | None) -> None:
+        med = medication(drug, cond.id, cond.name, dose)
+        if gfr is not None and med.dose_value is not None and med.dose_unit:
+            adjusted = renal_dose(kb, drug.id, gfr, med.dose_value, med.dose_unit)
+            if adjusted is not None:  # enoxaparin at CrCl < 30: the KB's reduced dose
+                d = Dose(
+                    amount=adjusted[0],
+                    unit=med.dose_unit,
+                    route=med.route or "SC",
+                    frequency=adjusted[1],
+                )
+                med = medication(drug, cond.id, cond.name, d)
+        plan.append(med)
+        plan_ids.append(drug.id)
+
     for td in cond.treatments.drugs:
         if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
             continue
         drug = kb.drug(td.drug)
-        if allergy_group is not None and allergy_group in drug.allergy_groups:
-            continue
-        if contraindicated(drug, cond.id, day0):
-            continue  # e.g. potassium chloride with potassium above 5.0
-        plan.append(medication(drug, cond.id, cond.name, td.dose))
-        plan_ids.append(drug.id)
+        if not usable(drug):
+            if td.choice is not None:
+                continue  # the next member of its choice stands in
+            # another drug of its role, when the condition lists one (meropenem for
+            # piperacillin-tazobactam in a penicillin allergy)
+            alt = substitute(kb, cond, drug, lambda d: usable(d) and d.id not in plan_ids)
+            if alt is None:
+                continue
+            drug = alt
+        prescribe(drug, td.dose if drug.id == td.drug else None)
         if td.choice is not None:
             chosen.add(td.choice)
     if not plan:  # every first-line drug clashes with the allergy: use an alternative
         for td in cond.treatments.drugs:
             drug = kb.drug(td.drug)
-            if (
-                allergy_group is None or allergy_group not in drug.allergy_groups
-            ) and not contraindicated(drug, cond.id, day0):
-                plan.append(medication(drug, cond.id, cond.name, td.dose))
-                plan_ids.append(drug.id)
+            with_ = partner(kb, td.note)
+            if with_ is not None and not usable(with_):
+                continue  # "ciprofloxacin with metronidazole" needs both
+            if usable(drug):
+                prescribe(drug, td.dose)
+                if with_ is not None and with_.id not in plan_ids:
+                    prescribe(with_, None)
+                break
+    # Purulent sputum: the condition's conditional antibacterial (GOLD 2024).
+    if any("purulent" in s for s in symptoms) and not any(
+        antibacterial(kb.drug(d)) for d in plan_ids
+    ):
+        for td in cond.treatments.drugs:
+            drug = kb.drug(td.drug)
+            if td.role in ("conditional", "alternative") and antibacterial(drug) and usable(drug):
+                prescribe(drug, td.dose)
                 break
     for did in home_pick:
         drug = kb.drug(did)
@@ -551,8 +677,32 @@ def synthesize_case(
             continue
         if clashes_with_plan(kb, did, plan_ids):
             continue  # the admission plan replaces it (or it would interact)
+        if any(ci.condition == cond.id for ci in drug.contraindications):
+            continue  # held for this illness (metformin in sepsis, AKI or DKA)
         home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
+        if gfr is not None and renal_problem(kb, did, gfr, (amount, unit, freq)):
+            continue  # metformin below eGFR 30, lisinopril unadjusted below CrCl 30
         meds.append(medication(drug, cond.id, why, home_dose))
+        if why not in risks:
+            risks.append(why)  # the history gives every regular medicine's indication
+    for risk in list(risks):
+        for _, classes in history_therapies(risk):
+            did, amount, unit, freq, why = THERAPY_MEDS.get(classes[0], ("", 0, "", "", ""))
+            carrier = kb.drugs.get(did)
+            dose = (amount, unit, freq)
+            if (
+                carrier is None
+                or (allergy_group is not None and allergy_group in carrier.allergy_groups)
+                or clashes_with_plan(kb, did, plan_ids)
+                or (gfr is not None and renal_problem(kb, did, gfr, dose) is not None)
+            ):
+                risks.remove(risk)  # the therapy cannot be shown: leave it out
+                break
+            if all(m.name != carrier.name for m in meds):
+                home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
+                meds.append(medication(carrier, cond.id, why, home_dose))
+                if why not in risks:
+                    risks.append(why)
     meds.extend(plan)
     # The history as documented: a medicine risk factor only when the patient takes it;
     # a remaining "A or B" settled by a draw of its own (the case's stream is unchanged).

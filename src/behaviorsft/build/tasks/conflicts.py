@@ -351,8 +351,9 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
             correct=diagnosis_wrong(cond.name),
             pool=[diagnosis_wrong(n) for n in wrong],
             fixed=[DIAGNOSIS_RIGHT],
-            rationale=f"The record supports {cond.name} and documents what argues against "
-            f"{d.name} ({d.argues_against}).",
+            rationale=f"The record supports {cond.name} and the team judged {d.name} less "
+            "likely"
+            + (f" ({ctx.rendered.reasons[d.name]})." if d.name in ctx.rendered.reasons else "."),
             turn_start=0,
             turn_end=ctx.n_turns - 1,
             excerpt=summary_excerpt(d.name, [cond.name, *wrong], ctx.rng),

@@ -50,8 +50,12 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     symptoms = [f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ")]
     # (question, answer, the differential it is said of; None: the working diagnosis)
+    # what the attending cited against each (only a reason the record showed)
+    reasons = ctx.rendered.reasons
     said: list[tuple[str, str, Differential | None]] = [
-        (f"what argued against {x.name.lower()}?", x.argues_against, x) for x in diffs
+        (f"what argued against {x.name.lower()}?", reasons[x.name], x)
+        for x in diffs
+        if x.name in reasons
     ]
     if discriminator is not None:
         x = diffs[0]
@@ -68,7 +72,25 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
                 None,
             )
         )
-    ask, correct, d = ctx.rng.choice(said)
+    # a statement said of two things (one reason cut to "fever" for both differentials)
+    # would be the answer to either question: ask only about what was said once
+    texts = [text.lower() for _, text, _ in said]
+    said = [x for x in said if texts.count(x[1].lower()) == 1]
+    if not said:
+        return
+    # With fewer than four statements (a differential set aside with no reason shown) a
+    # finding fills the last option, rarely the longest: ask less often about the longest
+    # statement, so that the longest option is the answer about one time in four.
+    # The same for what would favour a differential, which shares words with its name in
+    # the question.
+    longest = max(len(text) for _, text, _ in said)
+    few = len(said) < 4
+    weights = [
+        (0.6 if few and len(text) == longest else 1.0)
+        * (0.7 if few and q.startswith("what did the attending say would favour") else 1.0)
+        for q, text, _ in said
+    ]
+    ask, correct, d = ctx.rng.choices(said, weights)[0]
     question = f"In the team's discussion, {ask}"
     fixed = [text for _, text, _ in said if text != correct]
     n_options = max(4, len(said))
@@ -93,7 +115,7 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             f"{given}; the other options were cited for or against a differential."
         )
     else:
-        verb = "against" if correct == d.argues_against else "in favour of"
+        verb = "against" if correct == reasons.get(d.name) else "in favour of"
         rationale = (
             f"Turn {discriminator if verb == 'in favour of' else ctx.anchor('ddx')}: "
             f"the attending cites {correct} {verb} {d.name}; the other options are said of "
@@ -179,6 +201,7 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         return
     record = shown_words(ctx, 0, end)
     fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, history, record, names[0], need=1)))
+    reasons = ctx.rendered.reasons  # only reasons the record showed were cited
     asks = [
         (
             f"The team prescribed {m.name.lower()}. For which working diagnosis?",
@@ -188,12 +211,48 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         )
     ] + [
         (
-            f"Which diagnosis did the attending judge less likely, citing {d.argues_against}?",
+            f"Which diagnosis did the attending judge less likely, citing {reasons[d.name]}?",
             d.name,
-            f"Turn {ddx_turn}: {d.name} is less likely given {d.argues_against}.",
+            f"Turn {ddx_turn}: {d.name} is less likely given {reasons[d.name]}.",
         )
         for d in diffs
+        if d.name in reasons
     ]
+    # A differential set aside with no reason shown is the answer to a question too (else
+    # its name would only ever be wrong): the one set aside without a reason, or the one
+    # the resident asked about reconsidering.
+    bare = [d for d in diffs if d.name not in reasons]
+    if len(bare) == 1:
+        asks.append(
+            (
+                "Which diagnosis did the attending set aside without giving a reason?",
+                bare[0].name,
+                f"Turn {ddx_turn}: {bare[0].name} is less likely on what the team had so far; "
+                "a reason is given for the other differential.",
+            )
+        )
+    reconsider = ctx.anchor("ddx_discriminator")
+    if diffs[0] in bare and reconsider is not None and reconsider <= end:
+        asks.append(
+            (
+                "About which differential did the resident ask what would make the team "
+                "reconsider it?",
+                diffs[0].name,
+                f"Turn {reconsider - 1}: the resident asks what would make the team "
+                f"reconsider {diffs[0].name.lower()}.",
+            )
+        )
+        if len(bare) == 2:
+            asks.append(
+                (
+                    "Besides the differential the resident asked about, which diagnosis did "
+                    "the attending judge less likely?",
+                    diffs[1].name,
+                    f"Turn {ddx_turn}: the attending judges {diffs[0].name} and "
+                    f"{diffs[1].name} less likely; turn {reconsider - 1} asks about "
+                    f"{diffs[0].name.lower()}.",
+                )
+            )
     if documented:
         # The history item is the answer to a question too, so that no kind of option is
         # only ever wrong: which condition predates the decision, rather than prompting it.

@@ -1,0 +1,631 @@
+"""Clinical linter, plans and reasoning: what the team cites, prescribes and leaves out.
+
+Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
+
+``reason-not-shown``        the team's reasoning ("X fits best given ...", "Y is less likely
+                            given ...") cites a finding the record shown before that turn
+                            does not give, or contradicts ("positive blood cultures" with a
+                            blood culture of "no growth"; "RV dilatation" the CT never reports)
+``drug-no-indication``      a regular medicine whose indication the history never names
+                            (metformin without diabetes, lisinopril without hypertension)
+``therapy-without-drug``    the history gives a current drug therapy ("loop or thiazide
+                            diuretic therapy", "sulfonylurea therapy") that no medicine of
+                            the record matches
+``renal-dose``              a renally cleared drug the KB forbids, or gives at a reduced dose,
+                            below its eGFR/CrCl threshold at the unadjusted dose (metformin at
+                            eGFR < 30; enoxaparin 40 mg daily at CrCl < 30)
+``plan-missing-class``      a class of therapy the record requires is missing from the plan
+                            (an infection named, as pneumonia on imaging or purulent sputum,
+                            with no antibacterial; decompensated heart failure without a loop
+                            diuretic; alcohol withdrawal without a sedative)
+
+The same check of a cited reason (``supported_clauses``) is what the renderer uses to
+decide which reasons the attending may give, so a rebuilt record cites only what it shows.
+Renal function is estimated from the day-0 creatinine with the CKD-EPI 2021 equation (no
+weight is recorded, so eGFR stands in for Cockcroft-Gault clearance).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from behaviorsft.sources.kb import KnowledgeBase
+
+RULES: dict[str, tuple[str, str]] = {
+    "reason-not-shown": ("error", "reasoning cites a finding the record does not show"),
+    "drug-no-indication": ("error", "a regular medicine with no indication in the history"),
+    "therapy-without-drug": ("error", "history gives a drug therapy no medicine matches"),
+    "renal-dose": ("error", "renally cleared drug unadjusted below its eGFR threshold"),
+    "plan-missing-class": ("error", "the plan lacks a class of therapy the record requires"),
+}
+
+
+class _Adds(Protocol):
+    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
+
+
+# ----------------------------------------------------------------------------- renal
+
+
+def egfr(creatinine: float, age: float, sex: str | None) -> float:
+    """eGFR (mL/min/1.73 m2) by the race-free CKD-EPI 2021 creatinine equation."""
+    female = sex == "female"
+    kappa, alpha = (0.7, -0.241) if female else (0.9, -0.302)
+    ratio = creatinine / kappa
+    value = 142 * min(ratio, 1) ** alpha * max(ratio, 1) ** -1.200 * 0.9938**age
+    return value * 1.012 if female else value
+
+
+# Renal thresholds (mL/min) at or below which a dose reduction is checked: severe impairment,
+# where eGFR standing in for clearance cannot mislead (a 2.25 g piperacillin-tazobactam band
+# at CrCl 20-40 needs a weight the record does not give).
+SEVERE = 30
+
+
+def renal_problem(
+    kb: KnowledgeBase, drug_id: str, gfr: float, dose: tuple[float | None, str, str]
+) -> str | None:
+    """Why ``drug_id`` at ``dose`` (amount, unit, frequency) is wrong at ``gfr``, or None.
+
+    A rule that forbids the drug (contraindicated, avoid) always applies; a dose reduction
+    applies when the dose given is one of the drug's standard (unadjusted) KB doses.
+    """
+    drug = kb.drugs.get(drug_id)
+    if drug is None:
+        return None
+    for rule in sorted(drug.renal, key=lambda r: r.value):
+        if rule.metric not in ("egfr", "crcl") or not rule.applies(gfr):
+            continue
+        if rule.action in ("contraindicated", "avoid"):
+            return f"{drug.name} at eGFR {gfr:.0f}: {rule.detail}"
+        if rule.action == "reduce_dose" and rule.value <= SEVERE:
+            amount, unit, freq = dose
+            standard = any(
+                d.amount == amount and d.unit == unit and d.frequency == freq for d in drug.doses
+            )
+            if standard:
+                return f"{drug.name} {amount:g} {unit} {freq} at eGFR {gfr:.0f}: {rule.detail}"
+    return None
+
+
+# "2.25 g q8h", "30 mg SC once daily", "1 mg/kg SC once daily" in a renal rule's detail
+_DOSE = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(mg/kg|mg|g|units)(?![/\w])\s*(?:IV|SC|PO)?\s*"
+    r"(once daily|twice daily|q\d+h)"
+)
+
+
+def renal_dose(
+    kb: KnowledgeBase, drug_id: str, gfr: float, amount: float, unit: str
+) -> tuple[float, str] | None:
+    """The KB's reduced dose (amount, frequency) of enoxaparin-like rules at ``gfr``, if any.
+
+    Reads the rule's detail ("treatment 1 mg/kg SC once daily; prophylaxis 30 mg SC once
+    daily"): the weight-based dose keeps its amount once daily, a fixed dose takes the
+    prophylaxis amount.
+    """
+    drug = kb.drugs.get(drug_id)
+    if drug is None:
+        return None
+    for rule in sorted(drug.renal, key=lambda r: r.value):
+        if rule.action != "reduce_dose" or rule.metric not in ("egfr", "crcl"):
+            continue
+        if not rule.applies(gfr):
+            continue
+        half = re.search(r"half the usual dose (q\d+h)", rule.detail)
+        if half:
+            return (amount / 2, half[1])
+        for m in _DOSE.finditer(rule.detail):
+            if m[2] == unit:
+                return (float(m[1]) if unit != "mg/kg" else amount, m[3])
+    return None
+
+
+# ----------------------------------------------------------------------------- reasons
+
+# Words for a finding that a number in the record settles: (lab id, op, threshold).
+TERMS: dict[str, tuple[str, str, float]] = {
+    "fever": ("temperature", ">=", 38.0),
+    "febrile": ("temperature", ">=", 38.0),
+    "afebrile": ("temperature", "<", 38.0),
+    "tachycardia": ("heart_rate", ">", 100),
+    "hypotension": ("sbp", "<", 90),
+    "normotension": ("sbp", ">=", 90),
+    "hypoxaemia": ("spo2", "<", 94),
+    "hypoxemia": ("spo2", "<", 94),
+    "leukocytosis": ("wbc", ">", 11),
+    "hyperkalaemia": ("potassium", ">", 5.0),
+    "hyperkalemia": ("potassium", ">", 5.0),
+    "hyponatraemia": ("sodium", "<", 135),
+    "hyponatremia": ("sodium", "<", 135),
+    "hypoglycaemia": ("glucose", "<", 70),
+    "hypoglycemia": ("glucose", "<", 70),
+}
+
+_OPS = {"above": ">", "over": ">", "below": "<", "under": "<", "≥": ">=", "≤": "<="}
+_COMPARE = re.compile(
+    r"^(?P<name>[A-Za-z][\w .:/()-]*?)\s*(?P<op>>=|<=|≥|≤|>|<|\babove\b|\bbelow\b|\bover\b"
+    r"|\bunder\b)\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<uln>x\s*ULN)?",
+    re.I,
+)
+_QUALIFIED = re.compile(
+    r"^(?:a |an )?(?P<q>normal|raised|high|elevated|very high|low|suppressed|positive|"
+    r"negative)\s+(?P<name>.+)$",
+    re.I,
+)
+_NEGATIVE_CLAUSE = re.compile(r"^(?:no|without|not)\b", re.I)
+_SPLIT = re.compile(r",\s*(?:and\s+)?|\s+and\s+|\s+with\s+|\s+(?=without\s)|\s+despite\s+")
+# "filling defects on CTPA": where a finding was seen, which the report itself does not say
+_WHERE_SEEN = re.compile(
+    r"\s+on\s+(?:CT\w*|chest X-ray|ultrasound|Gram stain|CT pulmonary angiography)$", re.I
+)
+_REASON = re.compile(
+    r"(?P<dx>[A-Z][^.]*?(?:\.\s[a-z][^.]*?)*?) (?P<verb>fits best|is less likely) given "
+    r"(?P<reason>.+?)\.(?=\s+[A-Z]|\s*$)"
+)
+_STOP = frozenset(
+    {"a", "an", "the", "and", "or", "of", "in", "on", "at", "to", "for", "with", "by", "is"}
+    | {"are", "be", "if", "when", "that", "this", "it", "as", "from", "after", "before"}
+    | {"than", "then"}
+)
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _toks(text: str) -> set[str]:
+    out = set()
+    for t in _TOKEN.findall(text.lower()):
+        if len(t) > 3 and t.endswith("s") and not t.endswith("ss"):
+            t = t[:-1]
+        if t not in _STOP:
+            out.add(t)
+    return out
+
+
+@dataclass
+class Shown:
+    """What a record shows up to a turn: its sentences, and its table rows by lab id."""
+
+    sentences: list[str] = field(default_factory=list)
+    # lab id -> [(value, text, low, high)] in the order shown
+    rows: dict[str, list[tuple[float | None, str, float | None, float | None]]] = field(
+        default_factory=dict
+    )
+
+
+def _num(x: Any) -> float | None:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def shown_record(
+    kb: KnowledgeBase, turns: Iterable[tuple[str, list[list[Any]]]], *, lay: bool = True
+) -> Shown:
+    """``Shown`` of ``(text, table rows)`` pairs: every sentence and every result row."""
+    by_name = {lab.name.lower(): lab.id for lab in kb.labs.values()}
+    out = Shown()
+    for text, rows in turns:
+        out.sentences += [s for s in re.split(r"(?<=[.;!?:])\s+", text) if s]
+        for row in rows:
+            if not row:
+                continue
+            lab_id = by_name.get(str(row[0]).lower())
+            out.sentences.append(" ".join(str(x) for x in row))
+            if lab_id is None:
+                continue
+            low = high = None
+            ref = str(row[3]) if len(row) > 3 else ""
+            m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)\s*", ref)
+            if m:
+                low, high = float(m[1]), float(m[2])
+            out.rows.setdefault(lab_id, []).append(
+                (
+                    _num(row[1]) if len(row) > 1 else None,
+                    str(row[1]) if len(row) > 1 else "",
+                    low,
+                    high,
+                )
+            )
+    return out
+
+
+def _lab_of(kb: KnowledgeBase, name: str) -> str | None:
+    from behaviorsft.build.record_index import lexicon
+
+    for cid in lexicon(kb).find(name):
+        if cid.startswith("test:"):
+            return cid[len("test:") :]
+    return None
+
+
+def _cmp(value: float, op: str, threshold: float) -> bool:
+    return {
+        ">": value > threshold,
+        ">=": value >= threshold,
+        "<": value < threshold,
+        "<=": value <= threshold,
+    }[op]
+
+
+def _phrase(shown: Shown, clause: str, *, negative: bool) -> bool:
+    from behaviorsft.build.record_index import _stance
+
+    want = _toks(re.sub(r"^(?:no|without|not)\s+", "", clause, flags=re.I))
+    if not want:
+        return False
+    for s in shown.sentences:
+        # the record's own words, or a sentence that states them without doubt
+        if want <= _toks(s) and (
+            negative or clause.lower() in s.lower() or _stance(s) == "affirmed"
+        ):
+            return True
+    return False
+
+
+def clause_supported(kb: KnowledgeBase, shown: Shown, clause: str) -> bool:
+    """Whether the record ``shown`` gives (and does not contradict) one cited ``clause``."""
+    clause = _WHERE_SEEN.sub("", clause.strip().rstrip("."))
+    low = clause.lower()
+    if low in TERMS:
+        term_lab, op, threshold = TERMS[low]
+        rows = [r for r in shown.rows.get(term_lab, []) if r[0] is not None]
+        if rows and _cmp(rows[0][0], op, threshold):  # type: ignore[arg-type]
+            return True
+        # else only as the patient or a clinician said it ("fever" the patient reports)
+        return _phrase(shown, clause, negative=False)
+    m = _COMPARE.match(clause)
+    if m is not None:
+        lab_id = _lab_of(kb, m["name"])
+        rows = [r for r in shown.rows.get(lab_id or "", []) if r[0] is not None]
+        if not rows:
+            return False
+        value, _, _, high = rows[0]
+        op = _OPS.get(m["op"].lower(), m["op"])
+        threshold = float(m["num"])
+        if m["uln"]:
+            if high is None:
+                return False
+            threshold *= high
+        return _cmp(value, op, threshold)  # type: ignore[arg-type]
+    m = _QUALIFIED.match(clause)
+    if m is not None:
+        lab_id = _lab_of(kb, m["name"])
+        rows = shown.rows.get(lab_id or "", [])
+        if lab_id is not None and rows:
+            value, text, lo, hi = rows[0]
+            q = m["q"].lower()
+            lab = kb.labs[lab_id]
+            if value is None:  # qualitative
+                normal = text in lab.normal_values
+                return (q == "negative") == normal if q in ("positive", "negative") else False
+            if q in ("positive", "negative") or lo is None or hi is None:
+                return False
+            if q == "normal":
+                return lo <= value <= hi
+            if q in ("raised", "high", "elevated", "very high"):
+                return value > hi * (3 if q == "very high" else 1)
+            return value < lo or (lo == 0 and value <= hi)  # low, suppressed
+    return _phrase(shown, clause, negative=bool(_NEGATIVE_CLAUSE.match(clause)))
+
+
+def split_clauses(reason: str) -> list[str]:
+    """'fever, leukocytosis and positive blood cultures' -> its three cited findings."""
+    parts = []
+    for part in _SPLIT.split(reason):
+        part = part.strip(" ,")
+        if part:
+            parts.append(part)
+    return parts
+
+
+def supported_clauses(kb: KnowledgeBase, shown: Shown, reason: str) -> tuple[list[str], list[str]]:
+    """``(supported, unsupported)`` cited findings of ``reason`` against ``shown``."""
+    ok: list[str] = []
+    bad: list[str] = []
+    for clause in split_clauses(reason):
+        (ok if clause_supported(kb, shown, clause) else bad).append(clause)
+    return ok, bad
+
+
+def join_clauses(clauses: Sequence[str]) -> str:
+    """Cited findings as one phrase: 'a and b without c'."""
+    pos = [c for c in clauses if not c.lower().startswith("without ")]
+    neg = [c for c in clauses if c.lower().startswith("without ")]
+    if not pos:
+        return " ".join(neg)
+    head = pos[0] if len(pos) == 1 else ", ".join(pos[:-1]) + " and " + pos[-1]
+    return " ".join([head, *neg])
+
+
+def supported_reason(kb: KnowledgeBase, shown: Shown, reason: str) -> str | None:
+    """``reason`` cut to the findings ``shown`` gives (the KB's words when all are), or None."""
+    ok, bad = supported_clauses(kb, shown, reason)
+    if not bad:
+        return reason
+    if not ok or all(c.lower().startswith("without ") for c in ok):
+        return None
+    return join_clauses(ok)
+
+
+def cited_reasons(text: str) -> list[tuple[str, str, str]]:
+    """``(diagnosis, verb, reason)`` of each "X fits best / is less likely given R." in ``text``."""
+    return [(m["dx"], m["verb"], m["reason"]) for m in _REASON.finditer(text)]
+
+
+# ----------------------------------------------------------------------------- medicines
+
+# Regular medicines and the history words that give their indication.
+INDICATIONS: dict[str, tuple[str, ...]] = {
+    "metformin": ("diabetes", "insulin resistance", "polycystic"),
+    "lisinopril": ("hypertension", "heart failure", "diabetes", "kidney", "proteinuria"),
+    "metoprolol": (
+        "hypertension",
+        "coronary",
+        "atrial fibrillation",
+        "heart failure",
+        "angina",
+        "myocardial",
+    ),
+    "atorvastatin": ("cholesterol", "lipid", "coronary", "stroke", "vascular", "myocardial"),
+    "aspirin": ("coronary", "myocardial", "stroke", "stent", "vascular", "angina"),
+    "pantoprazole": ("reflux", "ulcer", "dyspepsia", "gastritis", "oesophag", "esophag"),
+}
+
+# A current drug therapy in the history, and the KB drug classes (lower-case substrings)
+# or drug ids that would carry it.
+THERAPIES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (re.compile(r"\bdiuretic", re.I), ("diuretic",)),
+    (re.compile(r"\bsulfonylurea", re.I), ("sulfonylurea",)),
+    (re.compile(r"\binsulin therapy\b", re.I), ("insulin",)),
+    (re.compile(r"\btnf|\bimmunosuppressive therapy\b", re.I), ("immunosuppress", "tnf")),
+    (re.compile(r"\banticoagula\w* therapy\b", re.I), ("anticoagulant", "heparin", "factor xa")),
+    (re.compile(r"\bstatin therapy\b", re.I), ("statin",)),
+    (re.compile(r"\boestrogen therapy\b", re.I), ("oestrogen", "estrogen")),
+    (re.compile(r"\bbenzodiazepines or opioids\b", re.I), ("benzodiazepine", "opioid")),
+    (re.compile(r"\bace inhibitor, arb\b", re.I), ("ace inhibitor", "angiotensin", "diuretic")),
+    (re.compile(r"\bssris?\b", re.I), ("ssri", "serotonin")),
+    (re.compile(r"\bglucocorticoids\b", re.I), ("corticosteroid", "glucocorticoid")),
+    (re.compile(r"\bproton pump inhibitor use\b", re.I), ("proton pump",)),
+    (re.compile(r"\bbeta-blocker or ace inhibitor use\b", re.I), ("beta-blocker", "ace inhib")),
+    (re.compile(r"\bsglt2 inhibitor use\b", re.I), ("sglt2",)),
+    (re.compile(r"\bbeta2-agonists or insulin therapy\b", re.I), ("beta2", "insulin")),
+)
+
+
+def history_therapies(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The current drug therapies ``text`` (a history item) names, with their classes."""
+    return [(m[0], classes) for p, classes in THERAPIES if (m := p.search(text))]
+
+
+def _drug_matches(
+    kb: KnowledgeBase, meds: Sequence[dict[str, Any]], classes: Sequence[str]
+) -> bool:
+    for med in meds:
+        name = str(med.get("name", "")).lower()
+        cls = str(med.get("drug_class") or "").lower()
+        drug = next((d for d in kb.drugs.values() if d.name.lower() == name), None)
+        if drug is not None:
+            cls += " " + drug.drug_class.lower()
+        if any(c in cls or c in name for c in classes):
+            return True
+    return False
+
+
+# Infections a plan must treat with an antibacterial, as records name them.
+INFECTION = re.compile(
+    r"\bpneumonia\b|\bpurulent sputum\b|\bsputum purulence\b|\bconsolidation\b", re.I
+)
+# Findings that say the infection is absent, said with the same words.
+NO_INFECTION = re.compile(r"\b(no|without)\b[^.;]*\b(pneumonia|consolidation|purulen)", re.I)
+ANTIBACTERIAL = (
+    "penicillin",
+    "cephalosporin",
+    "carbapenem",
+    "fluoroquinolone",
+    "macrolide",
+    "tetracycline",
+    "glycopeptide",
+    "nitroimidazole",
+    "lincosamide",
+    "sulfonamide",
+    "nitrofuran",
+    "aminopenicillin",
+    "beta-lactam",
+    "phosphonic",
+    "antibiotic",
+)
+# Conditions (KB ids) whose plan needs a drug of one of these classes.
+REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "acute_decompensated_heart_failure": ("a loop diuretic", ("loop diuretic",)),
+    "alcohol_withdrawal": ("a sedative for withdrawal", ("benzodiazepine", "barbiturate")),
+    "spontaneous_bacterial_peritonitis": ("an antibacterial", ANTIBACTERIAL),
+    "sepsis": ("an antibacterial", ANTIBACTERIAL),
+    "bacterial_meningitis": ("an antibacterial", ANTIBACTERIAL),
+    "pyelonephritis": ("an antibacterial", ANTIBACTERIAL),
+    "community_acquired_pneumonia": ("an antibacterial", ANTIBACTERIAL),
+    "diverticulitis": ("anaerobic cover", ("nitroimidazole", "penicillin", "carbapenem")),
+}
+
+
+def required_missing(
+    kb: KnowledgeBase, cond_id: str | None, meds: Sequence[dict[str, Any]], record: str
+) -> list[str]:
+    """What class of therapy the plan (``meds``) lacks for this condition or record text."""
+    out = []
+    if cond_id in REQUIRED:
+        what, classes = REQUIRED[cond_id]
+        if not _drug_matches(kb, meds, classes):
+            out.append(what)
+    # an infection a statement names, not one it rules out ("hyperinflation without
+    # consolidation" says nothing of the purulent sputum the patient reports)
+    named = [
+        m[0]
+        for seg in re.split(r"[.;]\s*", record)
+        if (m := INFECTION.search(seg)) and not NO_INFECTION.search(seg)
+    ]
+    if named and not _drug_matches(kb, meds, ANTIBACTERIAL) and "an antibacterial" not in out:
+        out.append(f"an antibacterial ({named[0].lower()} named)")
+    return out
+
+
+# ----------------------------------------------------------------------------- lint
+
+
+def _history(case: dict[str, Any]) -> str:
+    parts = [
+        str(s.get("text", ""))
+        for s in case.get("sections") or []
+        if "history" in str(s.get("title", "")).lower()
+        and "presenting" not in str(s.get("title", "")).lower()
+    ]
+    parts += [
+        str(f).removeprefix("History:").strip()
+        for f in case.get("facts") or []
+        if str(f).startswith("History")
+    ]
+    return " ".join(parts)
+
+
+def _kb_condition(case: dict[str, Any]) -> str | None:
+    for c in case.get("conditions") or []:
+        if c.get("code_system") == "behaviorsft-kb" and c.get("code"):
+            return str(c["code"])
+    return None
+
+
+def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
+    """Medicines against the history and renal function; the plan against the condition."""
+    history = _history(case)
+    meds = list(case.get("medications") or [])
+    diagnosis = str(case.get("final_diagnosis") or "")
+    if history.strip():
+        for med in meds:
+            name = str(med.get("name", "")).lower().split(" (")[0]
+            terms = INDICATIONS.get(name)
+            if terms is None or str(med.get("indication") or "") == diagnosis:
+                continue
+            if not any(t in history.lower() for t in terms):
+                where.add(
+                    "drug-no-indication",
+                    f"{med.get('name')} with no indication in the history ('{history[:80]}')",
+                )
+        items = dict.fromkeys(i.strip(" .") for i in re.split(r";|\.\s", history))
+        for item in items:
+            for said, classes in history_therapies(item):
+                if not _drug_matches(kb, meds, classes):
+                    where.add(
+                        "therapy-without-drug",
+                        f"history gives '{item.strip()[:80]}' but no {said} is recorded",
+                    )
+    demo = case.get("demographics") or {}
+    age, sex = _num(demo.get("age_years")), demo.get("sex")
+    creat = next(
+        (
+            _num(f.get("value"))
+            for f in case.get("findings") or []
+            if str(f.get("name", "")).lower() == "creatinine" and f.get("value") is not None
+        ),
+        None,
+    )
+    if creat and age is not None:
+        gfr = egfr(creat, age, sex)
+        by_name = {d.name.lower(): d.id for d in kb.drugs.values()}
+        for med in meds:
+            did = by_name.get(str(med.get("name", "")).lower())
+            if did is None:
+                continue
+            dose = (
+                _num(med.get("dose_value")),
+                str(med.get("dose_unit") or ""),
+                str(med.get("frequency") or ""),
+            )
+            problem = renal_problem(kb, did, gfr, dose)
+            if problem:
+                where.add("renal-dose", problem)
+    cond_id = _kb_condition(case)
+    if cond_id is not None:
+        plan = [m for m in meds if str(m.get("indication") or "") == diagnosis]
+        record = ". ".join(
+            [
+                str(f.get("value_text") or "")
+                for f in case.get("findings") or []
+                if f.get("kind") == "imaging"
+            ]
+            + [str(f) for f in case.get("facts") or [] if str(f).startswith("Reports")]
+        )
+        for what in required_missing(kb, cond_id, plan, record):
+            where.add("plan-missing-class", f"the plan for {diagnosis or cond_id} lacks {what}")
+
+
+_DOCUMENTED = re.compile(r"^(?:Documented|Done and recorded): (?P<item>.+?)\.?$")
+
+
+def _gives(kb: KnowledgeBase, meds: Sequence[dict[str, Any]], drug_id: str) -> bool:
+    """Whether ``meds`` hold ``drug_id`` or a drug of its family or class."""
+    from behaviorsft.build.lint import drug_family
+
+    want = kb.drugs[drug_id]
+    if any(w in want.drug_class.lower() for w in ANTIBACTERIAL):
+        return _drug_matches(kb, meds, ANTIBACTERIAL)  # any antibacterial serves
+    family = drug_family(want.drug_class)
+    by_name = {d.name.lower(): d for d in kb.drugs.values()}
+    for med in meds:
+        drug = by_name.get(str(med.get("name", "")).lower())
+        if drug is None:
+            continue
+        if drug.id == drug_id or drug.drug_class == want.drug_class:
+            return True
+        if family is not None and drug_family(drug.drug_class) == family:
+            return True
+    return False
+
+
+def split_condition(item: str) -> tuple[str, str | None]:
+    """``record_index.split_condition`` (imported late: record_index loads after lint)."""
+    from behaviorsft.build.record_index import split_condition as split
+
+    return split(item)
+
+
+def lint_conversation(
+    kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None = None
+) -> None:
+    """Each reason the team cites against what the record showed before that turn; each
+    drug care item recorded as done ("VTE prophylaxis") against the medicines given."""
+    cond = kb.conditions.get(_kb_condition(case) or "") if case is not None else None
+    seen: list[tuple[str, list[list[Any]]]] = []
+    for t in conv.get("turns") or []:
+        text = str(t.get("text", ""))
+        m = _DOCUMENTED.match(text)
+        if m is not None and cond is not None and case is not None:
+            for item in cond.standard_of_care:
+                if item.item != m["item"] or item.kind != "drug" or item.ref not in kb.drugs:
+                    continue
+                clause = split_condition(item.item)[1]
+                if clause is not None and clause.lower() != "unless contraindicated":
+                    continue  # "for people on insulin": whether it applies is another check
+                if not _gives(kb, case.get("medications") or [], item.ref):
+                    where.add(
+                        "plan-missing-class",
+                        f"'{item.item}' recorded as done but no {kb.drugs[item.ref].drug_class} "
+                        "is given",
+                        t.get("index"),
+                    )
+        found = cited_reasons(text)
+        if found:
+            shown = shown_record(kb, seen)
+            for dx, verb, reason in found:
+                _, bad = supported_clauses(kb, shown, reason)
+                if bad:
+                    where.add(
+                        "reason-not-shown",
+                        f"'{dx} {verb} given {reason}': not shown before this turn: "
+                        + "; ".join(bad),
+                        t.get("index"),
+                    )
+        rows = [r for a in t.get("attachments") or [] for r in a.get("rows") or []]
+        seen.append((text, rows))
