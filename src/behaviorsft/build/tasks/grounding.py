@@ -102,6 +102,35 @@ def _shown_values(conv: Conversation, start: int, end: int) -> list[str]:
     return out
 
 
+def shown_numbers(ctx: Ctx, start: int, end: int) -> frozenset[str]:
+    """``set(_NUMBER.findall(shown_text(ctx, start, end)))`` (cached per rendered
+    conversation and range): the union of each turn's numbers as shown, since a number
+    never spans the blank line between turns."""
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end)
+    hit = _NUMBERS.get(key)
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_NUMBERS) > 256:
+            _NUMBERS.clear()
+        hit = _NUMBERS[key] = (conv, frozenset().union(*_turn_numbers(conv)[start : end + 1]))
+    return hit[1]
+
+
+def _turn_numbers(conv: Conversation) -> list[frozenset[str]]:
+    """The numbers each turn shows as formatted (cached per rendered conversation)."""
+    hit = _TURN_NUMBERS.get(id(conv))
+    if hit is None or hit[0] is not conv:
+        if len(_TURN_NUMBERS) > 64:
+            _TURN_NUMBERS.clear()
+        turns = [frozenset(_NUMBER.findall(format_turn(t))) for t in conv.turns]
+        hit = _TURN_NUMBERS[id(conv)] = (conv, turns)
+    return hit[1]
+
+
+_NUMBERS: dict[tuple[int, int, int], tuple[Conversation, frozenset[str]]] = {}
+_TURN_NUMBERS: dict[int, tuple[Conversation, list[frozenset[str]]]] = {}
+
+
 def decimals_of(number: str) -> int:
     """Decimal places as written ('3.50' -> 2, '12' -> 0)."""
     return len(number.split(".", 1)[1]) if "." in number else 0

@@ -18,10 +18,9 @@ from behaviorsft.build.tasks.common import (
     _value_text,
 )
 from behaviorsft.build.tasks.grounding import (
-    _NUMBER,
     decimals_of,
     share,
-    shown_text,
+    shown_numbers,
     shown_values,
     shown_words,
 )
@@ -263,7 +262,7 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         # quoted result only at random (ROUND_PREFERENCE), else as a draw the record
         # does not quote.
         measured = set(_measured_values(ctx, end))
-        shown = set(_NUMBER.findall(shown_text(ctx, 0, end)))
+        shown = shown_numbers(ctx, 0, end)
         # Whole-number tests only: a test reported to a tenth has its values quoted word
         # by word in any case ("4.2" by "4" and "2"), and holding back its whole forms
         # ("4 mmol/L") made them the right answer in 45% of the items offering them.
