@@ -172,25 +172,28 @@ def grounded(
     q = _text_words(question)
     if scores is None:
         scores = {}
-
-    def score(text: str) -> float:
-        got = scores.get(text)
-        if got is None:
-            got = scores[text] = share(text, record, q)
-        return got
-
-    target = score(correct)
-    seen = {_norm(correct)}
-    scored: list[tuple[float, int, str]] = []
+    target = scores.get(correct)
+    if target is None:
+        target = scores[correct] = share(correct, record, q)
+    # One pass (this runs for every candidate of every gap of the missing-turn items).
+    norm, get, limit = _norm, scores.get, tolerance + 1e-9
+    seen = {norm(correct)}
+    close: list[str] = []
+    rest: list[tuple[float, int, str]] = []
     for i, c in enumerate(candidates):
-        n = _norm(c)
+        n = norm(c)
         if not n or n in seen:
             continue
         seen.add(n)
-        s = scores.get(c)
-        scored.append((abs((score(c) if s is None else s) - target), i, c))
-    close = [c for d, _, c in scored if d <= tolerance + 1e-9]
+        s = get(c)
+        if s is None:
+            s = scores[c] = share(c, record, q)
+        d = abs(s - target)
+        if d <= limit:
+            close.append(c)
+        else:
+            rest.append((d, i, c))
     if len(close) >= need:
         return close
-    rest = sorted((d, i, c) for d, i, c in scored if d > tolerance + 1e-9)
+    rest.sort()
     return close + [c for _, _, c in rest[: need - len(close)]]
