@@ -534,8 +534,9 @@ _JUDGEMENT = re.compile(
 )
 
 
+@lru_cache(maxsize=1 << 12)
 def split_condition(item: str) -> tuple[str, str | None]:
-    """``(core, clause)``: the item without its applicability clause, and the clause.
+    """``(core, clause)``: the item without its applicability clause, and the clause (cached).
 
     >>> split_condition("INR in patients on warfarin")
     ('INR', 'in patients on warfarin')

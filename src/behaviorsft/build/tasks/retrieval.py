@@ -6,8 +6,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from functools import lru_cache
 
-from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import TIMELINE_SHOWN, format_finding_value
 from behaviorsft.build.tasks.common import (
     DEFAULT_OPTIONS,
@@ -18,6 +18,7 @@ from behaviorsft.build.tasks.common import (
     _value_text,
 )
 from behaviorsft.build.tasks.grounding import (
+    _text_words,
     decimals_of,
     share,
     shown_numbers,
@@ -135,6 +136,7 @@ def _measured_values(ctx: Ctx, end: int) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1 << 16)
 def _format_value(v: float) -> str:
     """``v`` as ``format_finding_value`` writes a finding of that value."""
     decimals = 0 if float(v).is_integer() else len(repr(v).split(".")[1])
@@ -197,7 +199,7 @@ def _quoted_first(
     first, then the others, each group in its order of preference; those in ``late``
     count as not quoted (they keep their place among the others, neither preferred nor
     held back)."""
-    q = words(question)
+    q = _text_words(question)
     target = share(correct, record, q)
     uniq = [c for c in dict.fromkeys(candidates) if c != correct]
     first = [c for c in uniq if c not in late and share(c, record, q) == target]
@@ -290,7 +292,7 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         end, question, pool = plans[id(f)]
         k = n_options[id(f)] - 1
         record = shown_words(ctx, 0, end)
-        q = words(question)
+        q = _text_words(question)
         target = share(_value_text(f), record, q)
         return sum(share(p, record, q) == target for p in pool[:k]) >= k
 
