@@ -552,8 +552,7 @@ def _run(
                 report.failed.append(res["failed"])
             else:
                 cid = res["case_id"]
-                for tid, line in res["tasks"]:
-                    report.new_tasks += task_w.write_line(tid, line)
+                report.new_tasks += task_w.write_lines(res["tasks"])
                 # Before the writes that mark the case finished (conversation, case).
                 drop_w.write_line(cid, json.dumps({"id": cid, "dropped": res["dropped"]}))
                 if mark_w is not None:
