@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from behaviorsft.build.audit import words
 from behaviorsft.build.record_index import lexicon
 from behaviorsft.build.tasks import grounding
@@ -197,3 +199,27 @@ def test_a_build_in_this_process_leaves_the_gc_settings_as_they_were() -> None:
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_distinct_shown_values_match_the_values_shown() -> None:
+    from types import SimpleNamespace
+
+    from behaviorsft.build.tasks.grounding import distinct_values, shown_value_set, shown_values
+
+    conv = _conv(["HR 112, then 112 again; BP 95/60.", "Lactate 4.2 and 4.20.", "Nothing."])
+    ctx: Any = SimpleNamespace(rendered=SimpleNamespace(conversation=conv))
+    for end in range(len(conv.turns)):
+        values = shown_values(ctx, 0, end)
+        assert distinct_values(ctx, 0, end) == tuple((v, float(v)) for v in dict.fromkeys(values))
+        assert shown_value_set(ctx, 0, end) == set(values)
+
+
+def test_finding_values_are_formatted_as_before_caching() -> None:
+    from behaviorsft.build.conversation import format_finding_value
+    from behaviorsft.records import Finding
+    from behaviorsft.sources.synthetic import fmt_value
+
+    for value in (4.0, 4.2, 0.05, 137.0, 1.23456, 12.5, 0.0, 250.75):
+        f = Finding(kind="lab", name="Potassium", value=value, unit="mmol/L")
+        places = 0 if float(value).is_integer() else len(repr(value).split(".")[1])
+        assert format_finding_value(f) == fmt_value(value, min(places, 4))

@@ -20,6 +20,7 @@ import hashlib
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
@@ -152,8 +153,14 @@ def format_finding_value(f: Finding) -> str:
     """A finding's value as shown in tables and questions (its own precision, up to 4 dp)."""
     if f.value is None:
         return f.value_text or ""
-    decimals = 0 if float(f.value).is_integer() else len(repr(f.value).split(".")[1])
-    return fmt_value(f.value, min(decimals, 4))
+    return _format_number(f.value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _format_number(value: float) -> str:
+    """``value`` at its own precision, up to 4 dp (cached: tables and items repeat it)."""
+    decimals = 0 if float(value).is_integer() else len(repr(value).split(".")[1])
+    return fmt_value(value, min(decimals, 4))
 
 
 # Studies a radiologist reports; the rest (ECG, endoscopy, microscopy) the treating team does.

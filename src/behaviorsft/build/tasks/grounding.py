@@ -88,6 +88,31 @@ def shown_values(ctx: Ctx, start: int, end: int) -> list[str]:
 _VALUES: dict[tuple[int, int, int], tuple[Conversation, list[str]]] = {}
 
 
+def distinct_values(ctx: Ctx, start: int, end: int) -> tuple[tuple[str, float], ...]:
+    """``shown_values`` without repeats (first occurrence order), each with its float
+    value, and as a set (both cached per rendered conversation and range)."""
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end)
+    hit = _DISTINCT.get(key)
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_DISTINCT) > 256:
+            _DISTINCT.clear()
+        numbers = dict.fromkeys(shown_values(ctx, start, end))
+        hit = _DISTINCT[key] = (conv, tuple((n, float(n)) for n in numbers), frozenset(numbers))
+    return hit[1]
+
+
+def shown_value_set(ctx: Ctx, start: int, end: int) -> frozenset[str]:
+    """``set(shown_values(ctx, start, end))`` (cached with ``distinct_values``)."""
+    distinct_values(ctx, start, end)
+    return _DISTINCT[(id(ctx.rendered.conversation), start, end)][2]
+
+
+_DISTINCT: dict[
+    tuple[int, int, int], tuple[Conversation, tuple[tuple[str, float], ...], frozenset[str]]
+] = {}
+
+
 def _shown_values(conv: Conversation, start: int, end: int) -> list[str]:
     out: list[str] = []
     for turn in conv.turns[start : end + 1]:

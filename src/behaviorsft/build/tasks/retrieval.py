@@ -20,9 +20,10 @@ from behaviorsft.build.tasks.common import (
 from behaviorsft.build.tasks.grounding import (
     _text_words,
     decimals_of,
+    distinct_values,
     share,
     shown_numbers,
-    shown_values,
+    shown_value_set,
     shown_words,
 )
 from behaviorsft.records import Finding
@@ -90,8 +91,7 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     else:
         lo, hi = -float("inf"), float("inf")
     near: list[str] = []
-    for number in dict.fromkeys(shown_values(ctx, 0, end)):
-        v = float(number)
+    for number, v in distinct_values(ctx, 0, end):
         if v != f.value and 0 < v <= cap and abs(v - f.value) <= spread and lo <= v <= hi:
             near.append(_with_unit(number, f))
     ctx.rng.shuffle(near)
@@ -124,7 +124,7 @@ ROUND_PREFERENCE = 0.3
 
 def _measured_values(ctx: Ctx, end: int) -> list[str]:
     """The results the turns up to ``end`` show, written as the record writes them."""
-    shown = set(shown_values(ctx, 0, end))
+    shown = shown_value_set(ctx, 0, end)
     out = []
     for g in ctx.case.findings:
         turn = ctx.rendered.finding_turns.get((g.name, g.day))
