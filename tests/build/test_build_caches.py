@@ -223,3 +223,15 @@ def test_finding_values_are_formatted_as_before_caching() -> None:
         f = Finding(kind="lab", name="Potassium", value=value, unit="mmol/L")
         places = 0 if float(value).is_integer() else len(repr(value).split(".")[1])
         assert format_finding_value(f) == fmt_value(value, min(places, 4))
+
+
+def test_option_texts_are_compared_as_the_regex_compared_them() -> None:
+    import re
+    import sys
+
+    from behaviorsft.records import _normalise_option_text
+
+    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if re.fullmatch(r"\s", c))
+    assert spaces == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    for text in ("  Aspirin\u00a0 300\u2003mg ", "x\n\ty", "", " ", "STRASSE  straße"):
+        assert _normalise_option_text(text) == re.sub(r"\s+", " ", text).strip().casefold()
