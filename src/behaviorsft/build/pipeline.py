@@ -159,15 +159,18 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 @contextmanager
 def _lean_gc() -> Iterator[None]:
-    """Freeze what exists now and raise the thresholds; as before on exit."""
+    """Freeze what exists now and raise the thresholds; as before on exit (a caller that
+    had frozen objects itself keeps them frozen, and ours with them)."""
     old = gc.get_threshold()
+    had_frozen = gc.get_freeze_count() > 0
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         yield
     finally:
         gc.set_threshold(*old)
-        gc.unfreeze()
+        if not had_frozen:
+            gc.unfreeze()
 
 
 def _init_worker(seed: int, types: list[str] | None) -> None:
