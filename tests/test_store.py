@@ -339,3 +339,22 @@ def test_folder_lock_refuses_a_second_writer_and_frees_on_exit(tmp_path):
     proc.wait()
     with FolderLock(out):
         pass
+
+
+def test_write_lines_appends_a_batch_skipping_ids_already_there(tmp_path: Path) -> None:
+    from behaviorsft.store import JsonlWriter
+
+    path = tmp_path / "tasks.jsonl"
+    with JsonlWriter(path) as w:
+        assert w.write_line("a", '{"id": "a"}')
+        batch = [("b", '{"id": "b"}'), ("a", '{"id": "a2"}'), ("b", '{"id": "b2"}')]
+        assert w.write_lines([*batch, ("c", '{"id": "c"}')]) == 2
+        assert w.write_lines([]) == 0
+        assert "c" in w and len(w) == 3
+        with pytest.raises(ValueError, match="one line"):
+            w.write_lines([("d", '{"id":\n"d"}')])
+        assert "d" not in w
+    assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n{"id": "c"}\n'
+    with JsonlWriter(path) as w:  # resumed: the batch's ids are known
+        assert w.write_lines([("c", '{"id": "c"}'), ("e", '{"id": "e"}')]) == 1
+    assert path.read_text().splitlines()[-1] == '{"id": "e"}'

@@ -591,6 +591,28 @@ class JsonlWriter:
         self.written += 1
         return True
 
+    def write_lines(self, records: Iterable[tuple[Any, str]]) -> int:
+        """Append several already-serialised ``(id, line)`` records in one write (one
+        system call for a case's tasks); return how many were new. Ids already in the
+        file, or repeated in ``records``, are skipped as ``write_line`` skips them."""
+        new: dict[Any, None] = {}
+        lines: list[str] = []
+        for record_id, line in records:
+            if record_id in self._ids or record_id in new:
+                continue
+            if "\n" in line:
+                raise ValueError("a JSONL record must serialise to one line")
+            new[record_id] = None
+            lines.append(line + "\n")
+        if not lines:
+            return 0
+        _write_all(self._fd, "".join(lines).encode("utf-8"))
+        if self.durable:
+            os.fsync(self._fd)
+        self._ids.update(new)
+        self.written += len(lines)
+        return len(lines)
+
     def write_many(self, records: Iterable[BaseModel | dict[str, Any]]) -> int:
         """Append several records; return how many were new."""
         return sum(self.write(r) for r in records)

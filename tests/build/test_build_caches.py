@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from behaviorsft.build.audit import words
 from behaviorsft.build.record_index import lexicon
 from behaviorsft.build.tasks import grounding
@@ -68,3 +70,168 @@ def test_sentence_analysis_is_cached_per_text_and_reporting() -> None:
     assert per_sentence[1] and not any(shows for _, shows in per_sentence[1])
     assert as_result[1] and all(shows for _, shows in as_result[1])
     assert lex.analyse(text, None) == per_sentence
+
+
+# --------------------------------------------------------------------------- build speed
+
+
+def test_shown_numbers_match_the_whole_text_for_every_range() -> None:
+    from types import SimpleNamespace
+
+    from behaviorsft.build.tasks.grounding import _NUMBER, shown_numbers, shown_text
+
+    conv = _conv(["HR 112, BP 95/60 at 10:30.", "Lactate 4.2; repeat in 2 h.", "Given 1.5 L."])
+    ctx = SimpleNamespace(rendered=SimpleNamespace(conversation=conv))
+    n = len(conv.turns)
+    for start in range(n):
+        for end in range(start - 1, n):
+            want = set(_NUMBER.findall(shown_text(ctx, start, end)))  # type: ignore[arg-type]
+            assert shown_numbers(ctx, start, end) == want  # type: ignore[arg-type]
+    assert {"112", "4.2", "139", "3"} <= shown_numbers(ctx, 0, n - 1)  # type: ignore[arg-type]
+
+
+def _grounded_reference(
+    correct: str, candidates: list[str], record: set[str], question: str, need: int, tol: float
+) -> list[str]:
+    """``grounded`` as it was written before it was made one pass (the reference)."""
+    from behaviorsft.build.tasks.common import _norm
+    from behaviorsft.build.tasks.grounding import _text_words, share
+
+    q = _text_words(question)
+    target = share(correct, record, q)
+    seen = {_norm(correct)}
+    scored = []
+    for i, c in enumerate(candidates):
+        n = _norm(c)
+        if not n or n in seen:
+            continue
+        seen.add(n)
+        scored.append((abs(share(c, record, q) - target), i, c))
+    close = [c for d, _, c in scored if d <= tol + 1e-9]
+    if len(close) >= need:
+        return close
+    rest = sorted((d, i, c) for d, i, c in scored if d > tol + 1e-9)
+    return close + [c for _, _, c in rest[: need - len(close)]]
+
+
+def test_grounded_gives_what_the_reference_gives() -> None:
+    import random
+
+    from behaviorsft.build.tasks.grounding import grounded
+
+    vocab = ["chest", "pain", "troponin", "aspirin", "fever", "cough", "sodium", "renal", "scan"]
+    rng = random.Random(5)
+    for _ in range(300):
+        record = set(rng.sample(vocab, rng.randint(0, len(vocab))))
+        cands = [" ".join(rng.sample(vocab, rng.randint(0, 3))) for _ in range(rng.randint(0, 9))]
+        correct = " ".join(rng.sample(vocab, 2))
+        need, tol = rng.randint(0, 5), rng.choice((0.0, 0.1, 0.34))
+        want = _grounded_reference(correct, cands, record, "What about the pain?", need, tol)
+        scores: dict[str, float] = {}
+        for _ in range(2):  # the second time from the caller's score cache
+            got = grounded(
+                correct,
+                cands,
+                record,
+                "What about the pain?",
+                need=need,
+                tolerance=tol,
+                scores=scores,
+            )
+            assert got == want
+
+
+def test_record_index_lists_each_place_once_as_a_fresh_index_does() -> None:
+    from behaviorsft.build.record_index import RecordIndex, Ref
+
+    kb = load_kb()
+    conv = _conv(
+        [
+            "Potassium 5.9 today. Potassium was 5.1 yesterday; repeat the potassium.",
+            "Would a potassium of 6 change the plan?",
+            "Yes: potassium above 6 needs calcium gluconate.",
+        ]
+    )
+    for end in range(len(conv.turns)):
+        # (the index reads the case only for its medicines, not asked here)
+        idx = RecordIndex.build(None, conv.turns, kb, turn_end=end, excerpt="Potassium 6.")  # type: ignore[arg-type]
+        # The reference: every text analysed afresh, places listed once, in order.
+        hits: dict[str, list[Ref]] = {}
+        done: dict[str, list[Ref]] = {}
+        lex = idx.lexicon
+        for ref, text in idx.texts:
+            reported = None
+            if ref.turn is None:
+                reported = False
+            elif text != conv.turns[ref.turn].text:
+                reported = True
+            elif ref.turn > 0 and "Would" in conv.turns[ref.turn - 1].text:
+                reported = False
+            for cid, shows in lex.analyse(text, reported)[1]:
+                for table in (hits, done) if shows else (hits,):
+                    if ref not in table.setdefault(cid, []):
+                        table[cid].append(ref)
+        assert idx.hits == hits and idx.done_hits == done
+        assert all(len(set(refs)) == len(refs) for refs in idx.hits.values())
+
+
+def test_render_gives_the_same_conversation_with_its_checks_cached_or_not() -> None:
+    from behaviorsft.build import conversation
+    from behaviorsft.build.conversation import render
+    from behaviorsft.sources.synthetic import synthesize_case
+
+    kb = load_kb()
+    cases = [synthesize_case(i, seed=3, kb=kb) for i in range(12)]
+    warm = [render(c, kb, seed=3).conversation.model_dump_json() for c in cases]
+    for case, want in zip(reversed(cases), reversed(warm), strict=True):
+        conversation._CHECKS.clear()  # cold: every check made afresh
+        assert render(case, kb, seed=3).conversation.model_dump_json() == want
+
+
+def test_a_build_in_this_process_leaves_the_gc_settings_as_they_were() -> None:
+    import gc
+
+    from behaviorsft.build.pipeline import GC_THRESHOLDS, _lean_gc
+
+    before = gc.get_threshold()
+    with _lean_gc():
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_distinct_shown_values_match_the_values_shown() -> None:
+    from types import SimpleNamespace
+
+    from behaviorsft.build.tasks.grounding import distinct_values, shown_value_set, shown_values
+
+    conv = _conv(["HR 112, then 112 again; BP 95/60.", "Lactate 4.2 and 4.20.", "Nothing."])
+    ctx: Any = SimpleNamespace(rendered=SimpleNamespace(conversation=conv))
+    for end in range(len(conv.turns)):
+        values = shown_values(ctx, 0, end)
+        assert distinct_values(ctx, 0, end) == tuple((v, float(v)) for v in dict.fromkeys(values))
+        assert shown_value_set(ctx, 0, end) == set(values)
+
+
+def test_finding_values_are_formatted_as_before_caching() -> None:
+    from behaviorsft.build.conversation import format_finding_value
+    from behaviorsft.records import Finding
+    from behaviorsft.sources.synthetic import fmt_value
+
+    for value in (4.0, 4.2, 0.05, 137.0, 1.23456, 12.5, 0.0, 250.75):
+        f = Finding(kind="lab", name="Potassium", value=value, unit="mmol/L")
+        places = 0 if float(value).is_integer() else len(repr(value).split(".")[1])
+        assert format_finding_value(f) == fmt_value(value, min(places, 4))
+
+
+def test_option_texts_are_compared_as_the_regex_compared_them() -> None:
+    import re
+    import sys
+
+    from behaviorsft.records import _normalise_option_text
+
+    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if re.fullmatch(r"\s", c))
+    assert spaces == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    for text in ("  Aspirin\u00a0 300\u2003mg ", "x\n\ty", "", " ", "STRASSE  straße"):
+        assert _normalise_option_text(text) == re.sub(r"\s+", " ", text).strip().casefold()

@@ -21,6 +21,7 @@ import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record, supported_reason
@@ -193,8 +194,14 @@ def format_finding_value(f: Finding) -> str:
     """A finding's value as shown in tables and questions (its own precision, up to 4 dp)."""
     if f.value is None:
         return f.value_text or ""
-    decimals = 0 if float(f.value).is_integer() else len(repr(f.value).split(".")[1])
-    return fmt_value(f.value, min(decimals, 4))
+    return _format_number(f.value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _format_number(value: float) -> str:
+    """``value`` at its own precision, up to 4 dp (cached: tables and items repeat it)."""
+    decimals = 0 if float(value).is_integer() else len(repr(value).split(".")[1])
+    return fmt_value(value, min(decimals, 4))
 
 
 # Studies a radiologist reports; the rest (ECG, endoscopy, microscopy) the treating team does.
@@ -367,11 +374,28 @@ def _render_kb(
     allergic = set().union(*(allergy_groups_of(kb, a.substance) for a in case.allergies))
 
     given = " ".join(m.name for m in case.medications)
+    memo = _checks(kb)
+    allergic_key = frozenset(allergic)
 
     def safe(text: str) -> bool:
         # Nothing of the patient's allergy group is planned, given or cited as given, and
         # nothing presumes a drug this patient never got ("after alteplase").
-        return not clashing_terms(kb, allergic, text) and not absent_drugs(kb, text, given)
+        key = ("safe", text, allergic_key, given)
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = not clashing_terms(kb, allergic, text) and not absent_drugs(
+                kb, text, given
+            )
+        return got
+
+    def all_shown(text: str, shown: str) -> bool:
+        """``not unshown_tests(kb, text, shown)`` (cached: a case is rendered again for
+        each care item it tries to leave out)."""
+        key = ("shown", text, shown)
+        got = memo.get(key)
+        if got is None:
+            got = memo[key] = not unshown_tests(kb, text, shown)
+        return got
 
     patient = ("Patient", "patient")
     triage = b.person("triage", "Nurse", "triage nurse")
@@ -651,7 +675,7 @@ def _render_kb(
     care = [
         i
         for i in cond.standard_of_care
-        if i.item != omit and safe(i.item) and not unshown_tests(kb, i.item, shown)
+        if i.item != omit and safe(i.item) and all_shown(i.item, shown)
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:
@@ -666,6 +690,22 @@ def _render_kb(
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
     return b.done(omitted=(omit,) if omit is not None else ())
+
+
+# Per KB: results of the record checks ``_render_kb`` makes of KB texts (pure in the KB
+# and their arguments), shared by the renders of a case and by cases alike.
+_CHECKS: dict[int, tuple[KnowledgeBase, dict[tuple[object, ...], bool]]] = {}
+
+
+def _checks(kb: KnowledgeBase) -> dict[tuple[object, ...], bool]:
+    hit = _CHECKS.get(id(kb))
+    if hit is None or hit[0] is not kb:  # an id reused by a later KB
+        if len(_CHECKS) > 8:
+            _CHECKS.clear()
+        hit = _CHECKS[id(kb)] = (kb, {})
+    if len(hit[1]) > 1 << 16:
+        hit[1].clear()
+    return hit[1]
 
 
 def _render_generic(case: Case, rng: random.Random) -> Rendered:

@@ -28,6 +28,7 @@ kept (plus the input conversations of dialogue sources, which are small).
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -35,6 +36,7 @@ import shutil
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,37 @@ def _init(seed: int, types: list[str] | None) -> None:
     global _KB, _OPTS
     _KB = load_kb()
     _OPTS = {"seed": seed, "types": {TaskType(t) for t in types} if types else None}
+
+
+# Cyclic garbage collection during a build: the knowledge base, the key-rate table and
+# the caches are long-lived and the per-case objects are mostly freed by reference
+# counting, so the default thresholds (700, 10, 10) spent about a tenth of the build's CPU
+# re-scanning them. Frozen (``gc.freeze``) before the workers fork, they are never scanned
+# again (nor their pages copied by the scan), and young objects are collected less often.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+@contextmanager
+def _lean_gc() -> Iterator[None]:
+    """Freeze what exists now and raise the thresholds; as before on exit (a caller that
+    had frozen objects itself keeps them frozen, and ours with them)."""
+    old = gc.get_threshold()
+    had_frozen = gc.get_freeze_count() > 0
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        if not had_frozen:
+            gc.unfreeze()
+
+
+def _init_worker(seed: int, types: list[str] | None) -> None:
+    """Pool initializer: ``_init`` and the build's GC settings (for the worker's life)."""
+    _init(seed, types)
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _describe(exc: BaseException) -> str:
@@ -495,9 +528,11 @@ def _run(
     n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     if progress is not None:
         progress(done, report.total)
+    lean = ExitStack()
     try:
         if n_workers <= 1:
             _init(seed, types)
+            lean.enter_context(_lean_gc())
             results: Iterator[dict[str, Any]] = map(_one, items())
             pool = None
         else:
@@ -509,7 +544,8 @@ def _run(
                 assert _KB is not None
                 key_rates.measure(_KB, _OPTS["types"])
             ctx = mp.get_context("fork" if fork else "spawn")
-            pool = ctx.Pool(n_workers, initializer=_init, initargs=(seed, types))
+            lean.enter_context(_lean_gc())  # the workers inherit the frozen objects
+            pool = ctx.Pool(n_workers, initializer=_init_worker, initargs=(seed, types))
             results = pool.imap(_one, items(), chunksize=CHUNK)
         for res in results:
             done += 1
@@ -519,8 +555,7 @@ def _run(
                 report.failed.append(res["failed"])
             else:
                 cid = res["case_id"]
-                for tid, line in res["tasks"]:
-                    report.new_tasks += task_w.write_line(tid, line)
+                report.new_tasks += task_w.write_lines(res["tasks"])
                 # Before the writes that mark the case finished (conversation, case).
                 drop_w.write_line(cid, json.dumps({"id": cid, "dropped": res["dropped"]}))
                 if mark_w is not None:
@@ -538,6 +573,7 @@ def _run(
         for w in (task_w, conv_w, case_w, mark_w, drop_w):
             if w is not None:
                 w.close()
+        lean.close()
     report.errors.sort(key=lambda e: e.line)
     # In place, the marker tells; otherwise BENCH/cases.jsonl counts (as before).
     report.cases = len(case_w) if case_w is not None else sum(finished(cid) for cid in set(splits))

@@ -239,6 +239,18 @@ _HYPOTHETICAL = re.compile(r"\b(would|could|might)\b[^?]*\?\s*$", re.I)
 NEGATIVE = re.compile(r"^(no|avoid|do not|don't|never)\b|\bnot (given|used|needed|routine)\b", re.I)
 
 
+@lru_cache(maxsize=1 << 16)
+def _hypothetical(text: str) -> bool:
+    """Whether ``text`` asks what *would* be found (``_HYPOTHETICAL``; cached per text)."""
+    return _HYPOTHETICAL.search(text) is not None
+
+
+@lru_cache(maxsize=1 << 12)
+def _ref(turn: int, role: str, speaker: str) -> Ref:
+    """``Ref(turn, role, speaker)``, one shared (frozen) object per value."""
+    return Ref(turn, role, speaker)
+
+
 def _split(text: str) -> list[str]:
     """Sentences (and semicolon-separated clauses) of ``text``."""
     return re.split(r"(?<=[.;!?])\s+", text)
@@ -300,10 +312,10 @@ class RecordIndex:
         asked = ""
         for t in turns:
             if turn_start <= t.index <= last:
-                ref = Ref(t.index, t.role, t.speaker)
+                ref = _ref(t.index, t.role, t.speaker)
                 idx.roles[t.index] = t.role
                 # the answer to "what would make you reconsider X?" is hypothetical
-                idx._add(ref, t.text, reported=False if _HYPOTHETICAL.search(asked) else None)
+                idx._add(ref, t.text, reported=False if _hypothetical(asked) else None)
                 for a in t.attachments:
                     for row in a.rows:
                         idx._add(ref, " ".join(row), reported=True)
@@ -316,11 +328,22 @@ class RecordIndex:
         """Index ``text``; ``reported``: it shows results (True), never (False), per sentence."""
         self.texts.append((ref, text))
         sentences, named = self.lexicon.analyse(text, reported)
-        self.sentences += [(ref, sentence, toks) for sentence, toks in sentences]
+        if sentences:
+            self.sentences += [(ref, sentence, toks) for sentence, toks in sentences]
+        hits, done_hits = self.hits, self.done_hits
         for cid, shows in named:
-            for table in (self.hits, self.done_hits) if shows else (self.hits,):
-                refs = table.setdefault(cid, [])
-                if ref not in refs:
+            # ``ref`` is the last one listed whenever it is listed at all (texts are added
+            # turn by turn), so the identity test spares most scans of the list.
+            refs = hits.get(cid)
+            if refs is None:
+                hits[cid] = [ref]
+            elif refs[-1] is not ref and ref not in refs:
+                refs.append(ref)
+            if shows:
+                refs = done_hits.get(cid)
+                if refs is None:
+                    done_hits[cid] = [ref]
+                elif refs[-1] is not ref and ref not in refs:
                     refs.append(ref)
 
     # ------------------------------------------------------------------ names
@@ -511,8 +534,9 @@ _JUDGEMENT = re.compile(
 )
 
 
+@lru_cache(maxsize=1 << 12)
 def split_condition(item: str) -> tuple[str, str | None]:
-    """``(core, clause)``: the item without its applicability clause, and the clause.
+    """``(core, clause)``: the item without its applicability clause, and the clause (cached).
 
     >>> split_condition("INR in patients on warfarin")
     ('INR', 'in patients on warfarin')

@@ -35,7 +35,6 @@ from behaviorsft.records import (
     Case,
     Finding,
     Generator,
-    Option,
     Perturbation,
     Split,
     Task,
@@ -243,7 +242,9 @@ def finalise(draft: Draft, ctx: Ctx) -> Task | None:
     canonical = [draft.correct, *fixed, *wrong]
     order = list(range(len(canonical)))
     ctx.rng.shuffle(order)
-    options = [Option(label=OPTION_LETTERS[i], text=canonical[j]) for i, j in enumerate(order)]
+    # Plain dicts: validated once, as part of the Task (an Option built here would be
+    # validated twice, and serialises the same).
+    options = [{"label": OPTION_LETTERS[i], "text": canonical[j]} for i, j in enumerate(order)]
     answer = OPTION_LETTERS[order.index(0)]
     shown = 0
     if draft.turn_start is not None and draft.turn_end is not None:

@@ -88,6 +88,31 @@ def shown_values(ctx: Ctx, start: int, end: int) -> list[str]:
 _VALUES: dict[tuple[int, int, int], tuple[Conversation, list[str]]] = {}
 
 
+def distinct_values(ctx: Ctx, start: int, end: int) -> tuple[tuple[str, float], ...]:
+    """``shown_values`` without repeats (first occurrence order), each with its float
+    value, and as a set (both cached per rendered conversation and range)."""
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end)
+    hit = _DISTINCT.get(key)
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_DISTINCT) > 256:
+            _DISTINCT.clear()
+        numbers = dict.fromkeys(shown_values(ctx, start, end))
+        hit = _DISTINCT[key] = (conv, tuple((n, float(n)) for n in numbers), frozenset(numbers))
+    return hit[1]
+
+
+def shown_value_set(ctx: Ctx, start: int, end: int) -> frozenset[str]:
+    """``set(shown_values(ctx, start, end))`` (cached with ``distinct_values``)."""
+    distinct_values(ctx, start, end)
+    return _DISTINCT[(id(ctx.rendered.conversation), start, end)][2]
+
+
+_DISTINCT: dict[
+    tuple[int, int, int], tuple[Conversation, tuple[tuple[str, float], ...], frozenset[str]]
+] = {}
+
+
 def _shown_values(conv: Conversation, start: int, end: int) -> list[str]:
     out: list[str] = []
     for turn in conv.turns[start : end + 1]:
@@ -100,6 +125,35 @@ def _shown_values(conv: Conversation, start: int, end: int) -> list[str]:
                     if i < len(row):
                         out += _NUMBER.findall(row[i])
     return out
+
+
+def shown_numbers(ctx: Ctx, start: int, end: int) -> frozenset[str]:
+    """``set(_NUMBER.findall(shown_text(ctx, start, end)))`` (cached per rendered
+    conversation and range): the union of each turn's numbers as shown, since a number
+    never spans the blank line between turns."""
+    conv = ctx.rendered.conversation
+    key = (id(conv), start, end)
+    hit = _NUMBERS.get(key)
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_NUMBERS) > 256:
+            _NUMBERS.clear()
+        hit = _NUMBERS[key] = (conv, frozenset().union(*_turn_numbers(conv)[start : end + 1]))
+    return hit[1]
+
+
+def _turn_numbers(conv: Conversation) -> list[frozenset[str]]:
+    """The numbers each turn shows as formatted (cached per rendered conversation)."""
+    hit = _TURN_NUMBERS.get(id(conv))
+    if hit is None or hit[0] is not conv:
+        if len(_TURN_NUMBERS) > 64:
+            _TURN_NUMBERS.clear()
+        turns = [frozenset(_NUMBER.findall(format_turn(t))) for t in conv.turns]
+        hit = _TURN_NUMBERS[id(conv)] = (conv, turns)
+    return hit[1]
+
+
+_NUMBERS: dict[tuple[int, int, int], tuple[Conversation, frozenset[str]]] = {}
+_TURN_NUMBERS: dict[int, tuple[Conversation, list[frozenset[str]]]] = {}
 
 
 def decimals_of(number: str) -> int:
@@ -143,25 +197,28 @@ def grounded(
     q = _text_words(question)
     if scores is None:
         scores = {}
-
-    def score(text: str) -> float:
-        got = scores.get(text)
-        if got is None:
-            got = scores[text] = share(text, record, q)
-        return got
-
-    target = score(correct)
-    seen = {_norm(correct)}
-    scored: list[tuple[float, int, str]] = []
+    target = scores.get(correct)
+    if target is None:
+        target = scores[correct] = share(correct, record, q)
+    # One pass (this runs for every candidate of every gap of the missing-turn items).
+    norm, get, limit = _norm, scores.get, tolerance + 1e-9
+    seen = {norm(correct)}
+    close: list[str] = []
+    rest: list[tuple[float, int, str]] = []
     for i, c in enumerate(candidates):
-        n = _norm(c)
+        n = norm(c)
         if not n or n in seen:
             continue
         seen.add(n)
-        s = scores.get(c)
-        scored.append((abs((score(c) if s is None else s) - target), i, c))
-    close = [c for d, _, c in scored if d <= tolerance + 1e-9]
+        s = get(c)
+        if s is None:
+            s = scores[c] = share(c, record, q)
+        d = abs(s - target)
+        if d <= limit:
+            close.append(c)
+        else:
+            rest.append((d, i, c))
     if len(close) >= need:
         return close
-    rest = sorted((d, i, c) for d, i, c in scored if d > tolerance + 1e-9)
+    rest.sort()
     return close + [c for _, _, c in rest[: need - len(close)]]

@@ -8,10 +8,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from functools import lru_cache
 from itertools import combinations, permutations
 from math import factorial, prod
 
-from behaviorsft.build.audit import _answer_index, _expected_hit, words
+from behaviorsft.build.audit import _answer_index, _expected_hit
 from behaviorsft.build.conversation import TIMELINE_SHOWN, format_finding_value
 from behaviorsft.build.tasks.common import (
     DEFAULT_OPTIONS,
@@ -22,11 +23,12 @@ from behaviorsft.build.tasks.common import (
     _value_text,
 )
 from behaviorsft.build.tasks.grounding import (
-    _NUMBER,
+    _text_words,
     decimals_of,
+    distinct_values,
     share,
-    shown_text,
-    shown_values,
+    shown_numbers,
+    shown_value_set,
     shown_words,
 )
 from behaviorsft.records import Finding, Task
@@ -94,8 +96,7 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> list[str]:
     else:
         lo, hi = -float("inf"), float("inf")
     near: list[str] = []
-    for number in dict.fromkeys(shown_values(ctx, 0, end)):
-        v = float(number)
+    for number, v in distinct_values(ctx, 0, end):
         if v != f.value and 0 < v <= cap and abs(v - f.value) <= spread and lo <= v <= hi:
             near.append(_with_unit(number, f))
     ctx.rng.shuffle(near)
@@ -128,7 +129,7 @@ ROUND_PREFERENCE = 0.3
 
 def _measured_values(ctx: Ctx, end: int) -> list[str]:
     """The results the turns up to ``end`` show, written as the record writes them."""
-    shown = set(shown_values(ctx, 0, end))
+    shown = shown_value_set(ctx, 0, end)
     out = []
     for g in ctx.case.findings:
         turn = ctx.rendered.finding_turns.get((g.name, g.day))
@@ -140,6 +141,7 @@ def _measured_values(ctx: Ctx, end: int) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1 << 16)
 def _format_value(v: float) -> str:
     """``v`` as ``format_finding_value`` writes a finding of that value."""
     decimals = 0 if float(v).is_integer() else len(repr(v).split(".")[1])
@@ -202,7 +204,7 @@ def _quoted_first(
     first, then the others, each group in its order of preference; those in ``late``
     count as not quoted (they keep their place among the others, neither preferred nor
     held back)."""
-    q = words(question)
+    q = _text_words(question)
     target = share(correct, record, q)
     uniq = [c for c in dict.fromkeys(candidates) if c != correct]
     first = [c for c in uniq if c not in late and share(c, record, q) == target]
@@ -267,7 +269,7 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         # quoted result only at random (ROUND_PREFERENCE), else as a draw the record
         # does not quote.
         measured = set(_measured_values(ctx, end))
-        shown = set(_NUMBER.findall(shown_text(ctx, 0, end)))
+        shown = shown_numbers(ctx, 0, end)
         # Whole-number tests only: a test reported to a tenth has its values quoted word
         # by word in any case ("4.2" by "4" and "2"), and holding back its whole forms
         # ("4 mmol/L") made them the right answer in 45% of the items offering them.
@@ -295,7 +297,7 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         end, question, pool = plans[id(f)]
         k = n_options[id(f)] - 1
         record = shown_words(ctx, 0, end)
-        q = words(question)
+        q = _text_words(question)
         target = share(_value_text(f), record, q)
         return sum(share(p, record, q) == target for p in pool[:k]) >= k
 
