@@ -209,6 +209,40 @@ def _quoted_first(
     return first + [c for c in uniq if c not in first]
 
 
+def _format_mix(ctx: Ctx, f: Finding) -> dict[int, float]:
+    """How often a value of ``f``'s test drawn as this case draws it is written with each
+    number of decimal places ("1.3 mg/dL": one, "1.34 mg/dL": two), i.e. how often the
+    right value is; empty when the test has no such draws."""
+    drawn = _drawn_values(ctx, f, n=48)
+    if not drawn:
+        return {}
+    counts = Counter(decimals_of(v.split()[0]) for v in drawn)
+    return {d: n / len(drawn) for d, n in counts.items()}
+
+
+def _by_format(candidates: list[str], mix: dict[int, float], rng: random.Random) -> list[str]:
+    """``candidates`` reordered so that each place in the order is taken by a value of a
+    number format drawn from ``mix`` (the next such value in their order of preference;
+    the other formats when none is left).
+
+    Preferring values the record quotes picked a short form far more often than a right
+    value has one: "1.3 mg/dL" is quoted word by word ("1", "3") by almost any record,
+    "1.34 mg/dL" seldom, so a creatinine written to a tenth was a wrong option in 9 of
+    10 items offering it (right in 40 of 420 at 1,500 cases)."""
+    if not mix:
+        return candidates
+    left = {d: [c for c in candidates if decimals_of(c.split()[0]) == d] for d in mix}
+    rest = [c for c in candidates if decimals_of(c.split()[0]) not in mix]
+    formats, weights = list(mix), list(mix.values())
+    out: list[str] = []
+    while any(left.values()):
+        d = rng.choices(formats, weights)[0]
+        if not left[d]:
+            d = max((x for x in formats if left[x]), key=lambda x: mix[x])
+        out.append(left[d].pop(0))
+    return out + rest
+
+
 def _balanced(below: list[str], above: list[str], k: int, ctx: Ctx) -> list[str]:
     """``k`` wrong values (each side in its order of preference), as many below the true
     value as drawn uniformly from what the sides allow: else the right value sits in the
@@ -283,9 +317,10 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         }
 
         correct = _value_text(f)
+        mix = _format_mix(ctx, f)
         pool = _balanced(
-            _quoted_first(correct, below, record, question, late),
-            _quoted_first(correct, above, record, question, late),
+            _by_format(_quoted_first(correct, below, record, question, late), mix, ctx.rng),
+            _by_format(_quoted_first(correct, above, record, question, late), mix, ctx.rng),
             k,
             ctx,
         )
