@@ -133,11 +133,15 @@ def test_treatment_options_are_diagnoses_the_record_names(built, kb):
             if t.task_type is not T.TREATMENT_DECISION:
                 continue
             record = task_context_text(t, rendered.conversation).lower()
-            names = {cond.name, *(d.name for d in cond.differentials[:3])}
+            names = {cond.name, *(d.name for d in cond.differentials)}
             for o in t.options:
                 assert o.text.lower() in record or o.text in names, (t.id, o.text)
             if "already had" in t.question:  # the history item, not the reason
                 assert t.answer_text not in names and t.answer_text.lower() in record
+            elif "never discussed" in t.question:  # a differential the record never names
+                said = " ".join(x.text.lower() for x in rendered.conversation.turns)
+                assert t.answer_text in {d.name for d in cond.differentials[2:]}
+                assert t.answer_text.lower() not in said, t.id
             elif t.question.startswith("The team prescribed"):
                 assert t.answer_text == cond.name
             else:

@@ -175,11 +175,16 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
     """Connect a decision to its stated reason: the diagnosis a drug was started for, or
     the diagnosis the attending set aside for a stated finding.
 
-    Every option is a diagnosis the record names: the working diagnosis, the two
-    differentials discussed, and one from the patient's history (never one the drug
-    treats) or, when the history has none, the next differential for this presentation.
-    The working diagnosis and each differential are each the answer to one of the
-    questions, so a diagnosis's name alone does not give the answer away.
+    The options are diagnoses: the working diagnosis, the two differentials discussed,
+    and one from the patient's history (never one the drug treats) or, when the history
+    has none, the next differential for this presentation that the record never names.
+    Each option is the answer to one question (the working diagnosis: what the drug was
+    started for; a differential: what the attending set aside for its finding; the
+    history item: what the patient already had; the unnamed differential: which was not
+    weighed), drawn uniformly, so every option is the key one time in four whatever its
+    kind, text or length. (The unnamed differential used to be offered but never asked
+    about: the wrong option in half the items, its text marked itself, and an
+    options-only reader scored 31.5% against a chance of 25% at 1,500 cases.)
     """
     if ctx.cond is None or ctx.anchor("plan") is None or ctx.anchor("ddx") is None:
         return
@@ -193,14 +198,6 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
     assert plan_turn is not None and ddx_turn is not None
     end = min(ctx.n_turns - 1, plan_turn + 1)
     names = [ctx.cond.name, *(d.name for d in diffs)]
-    # A diagnosis from the history; failing that, the next differential the knowledge
-    # base gives for this presentation (plausible for this patient, though not discussed).
-    documented = _unrelated(_history_diagnoses(ctx, m.name), names)
-    history = documented or [d.name for d in ctx.cond.differentials[2:3]]
-    if not history:
-        return
-    record = shown_words(ctx, 0, end)
-    fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, history, record, names[0], need=1)))
     reasons = ctx.rendered.reasons  # only reasons the record showed were cited
     asks = [
         (
@@ -253,9 +250,13 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
                     f"{diffs[0].name.lower()}.",
                 )
             )
+    # A diagnosis from the history; failing that, the next differential the knowledge
+    # base gives for this presentation (plausible for this patient, though not discussed).
+    documented = _unrelated(_history_diagnoses(ctx, m.name), names)
     if documented:
-        # The history item is the answer to a question too, so that no kind of option is
-        # only ever wrong: which condition predates the decision, rather than prompting it.
+        record = shown_words(ctx, 0, end)
+        fourth = _cap(ctx.rng.choice(grounded(ctx.cond.name, documented, record, names[0], need=1)))
+        # Which condition predates the decision, rather than prompting it.
         asks.append(
             (
                 f"The team prescribed {m.name.lower()}. Which of these was a condition the "
@@ -266,11 +267,29 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
                 "differentials were judged less likely.",
             )
         )
-    # The history item is usually the shortest option, so the answer would be the longest
-    # more often than a guess: ask less often about the longest option.
-    longest = max(len(n) for n in [*names, fourth])
-    weights = [0.6 if len(c) == longest else 1.0 for _, c, _ in asks]
-    question, correct, rationale = ctx.rng.choices(asks, weights)[0]
+    else:
+        # Verified unnamed: nowhere in the conversation (not even inside a longer name,
+        # as "bacterial meningitis" is inside "acute bacterial meningitis").
+        said = " ".join(t.text.lower() for t in ctx.rendered.conversation.turns)
+        unnamed = [
+            d.name
+            for d in ctx.cond.differentials[2:]
+            if d.name.lower() not in said and not any(d.name.lower() in n.lower() for n in names)
+        ]
+        if not unnamed:
+            return
+        fourth = unnamed[0]
+        asks.append(
+            (
+                f"The team prescribed {m.name.lower()} after weighing the working diagnosis "
+                "against alternatives. Which of these diagnoses was never discussed?",
+                fourth,
+                f"Turn {ctx.anchor('diagnosis')} names {ctx.cond.name} and turn {ddx_turn} "
+                f"weighs {names[1]} and {names[2]}; the record never mentions "
+                f"{fourth.lower()}.",
+            )
+        )
+    question, correct, rationale = ctx.rng.choice(asks)
     options = [*names, fourth]
     yield Draft(
         task_type=T.TREATMENT_DECISION,
