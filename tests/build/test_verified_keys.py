@@ -103,7 +103,9 @@ def test_every_omitted_test_is_absent_from_the_record(kb, built):
             names = {lab.name.lower(), lab.name.split(" (")[0].lower()}
             assert not any(x in shown for x in names), (t.id, lab.name)
         n += 1
-    assert n >= 60  # most cases still get an omission item
+    # 47 of 120 cases: an item naming nothing the index can check is no key when its own
+    # words are in the record ("BP targets" beside "reduce SBP by ...", review round 2)
+    assert n >= 40
 
 
 def test_checklists_list_only_tests_the_record_shows(kb, built):
@@ -336,7 +338,7 @@ def test_left_out_items_are_absent_required_and_vary(kb):
         if any(is_control_case(case.id, t, CONTROL_EVERY) for t in CARE_TYPES):
             assert not checked.named, (case.id, text)  # controls keep every test shown
         by_cond.setdefault(kb_condition_id(case), set()).add(text)
-    assert n >= 80
+    assert n >= 70  # 77 (80+ before items in other words were left out)
     # 81 records over 31 conditions leave out 38 distinct items (one per condition would be
     # 31). Before care that no other condition offers wrong (VTE prophylaxis, a fluid
     # balance chart) was kept out of the draw, 85 records over 33 conditions left out 45;
@@ -349,6 +351,10 @@ def test_omission_keys_are_the_left_out_item(kb, built):
     for case, _turns, t in _of(built, T.OMISSION_DETECTION):
         omitted = render(case, kb, seed=SEED).omitted
         if omitted:
-            assert t.perturbation.original in omitted, t.id
+            if t.perturbation.original not in omitted:
+                # the left-out item was no verifiable key: it names no test or drug
+                # (its words may be in the record: omissions._in_other_words)
+                item = _care_item(kb, case, omitted[0])
+                assert item.ref is None or item.kind in ("documentation", "action"), t.id
             n += 1
-    assert n >= 60
+    assert n >= 40  # 47 of 120 (see test_every_omitted_test_is_absent_from_the_record)

@@ -422,10 +422,13 @@ def derive_values(
     if {"anion_gap", "sodium", "chloride", "bicarbonate"} <= v.keys():
         v["anion_gap"] = v["sodium"] - v["chloride"] - v["bicarbonate"]
     if "glucose_poc" in v and "glucose" in v:
-        if "glucose_poc" in cond_labs:
-            v["glucose"] = float(round(v["glucose_poc"] * rng.uniform(0.92, 1.08)))
-        else:
-            v["glucose_poc"] = float(round(v["glucose"] * rng.uniform(0.92, 1.08)))
+        src, dst = (
+            ("glucose_poc", "glucose") if "glucose_poc" in cond_labs else ("glucose", "glucose_poc")
+        )
+        value = v[src] * rng.uniform(0.92, 1.08)
+        if dst in ranges:  # both are the condition's: the partner stays in its range too
+            value = min(max(value, ranges[dst][0]), ranges[dst][1])  # (below 54 in hypoglycaemia)
+        v[dst] = float(round(value))
     return v
 
 

@@ -148,6 +148,29 @@ def _key_reason(c: CheckedItem) -> str | None:
     return None
 
 
+IN_OTHER_WORDS = "names nothing checkable and its words are in the record"
+
+# Abbreviations a plan writes for an item's words ("reduce SBP ..." for "BP targets").
+_ABBREV = {"sbp": "bp", "dbp": "bp", "map": "bp", "pressure": "bp"}
+
+
+def _said_words(text: str) -> set[str]:
+    found = re.findall(r"[a-z0-9]{2,}", text.lower())
+    return {_ABBREV.get(w, w) for w in found}
+
+
+def _in_other_words(ctx: Ctx, c: CheckedItem, end: int) -> bool:
+    """Whether an item that names nothing the index can look for ("BP targets and timeline
+    documented", "contact precautions for CDI") may be in the record in other words: a
+    word of its own (not how it is done) appears in a turn shown. Its absence cannot be
+    verified then (the plan may say "reduce SBP by no more than 25% ..."), so it is no key."""
+    if c.named:
+        return False
+    own = _said_words(c.core) - _HOW - {"and", "for", "or", "of", "the", "to", "in", "on", "at"}
+    turns = ctx.rendered.conversation.turns[: end + 1]
+    return bool(own & set().union(*(_said_words(t.text) for t in turns)))
+
+
 def _left_out(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
     """The verified keys, narrowed to the item the renderer left out of this record if it is
     among them (else all): drawn per case, it makes each item the key in proportion."""
@@ -162,7 +185,10 @@ NOTHING_MISSING = "Nothing: every necessary order is already done"
 GENERIC_CARE = re.compile(
     r"\b(vte|thrombo\w*|renal function|electrolytes?|blood count|medication review|fluid"
     r"|urine output|cultures?|pregnan\w*|oxygen|oximetry|saturation|allerg\w*|observations?"
-    r"|vital signs|ecg|troponin)\b",
+    r"|vital signs|ecg|troponin"
+    # tests nearly every admission shows (so another condition's record can seldom
+    # offer them as "not required": such a key would mark itself)
+    r"|glucose|creatinine|ha?emoglobin)\b",
     re.I,
 )
 # Words that say how an item is done, not what it is about.
@@ -301,12 +327,17 @@ def _omission_keys(
     """The verified missing items omission_detection may key, and the kinds it offers."""
     # The item the renderer left out, whatever its kind; otherwise prefer a test or study,
     # documentation items only when none verifies.
+    end = (ctx.anchor("care") or 1) - 1
+
+    def ok(c: CheckedItem) -> bool:
+        return _key_reason(c) is None and not _in_other_words(ctx, c, end)
+
     kinds: tuple[str, ...] = ("lab", "vital", "diagnostic")
-    keys = [c for c in checked if c.item.kind in kinds and _key_reason(c) is None]
+    keys = [c for c in checked if c.item.kind in kinds and ok(c)]
     left_out = [c for c in checked if c.item.item in ctx.rendered.omitted]
-    if any(c.item.kind not in kinds and _key_reason(c) is None for c in left_out) or not keys:
+    if any(c.item.kind not in kinds and ok(c) for c in left_out) or not keys:
         kinds = ("lab", "vital", "diagnostic", "drug", "documentation", "action")
-        keys = [c for c in checked if _key_reason(c) is None]
+        keys = [c for c in checked if ok(c)]
     return _offerable(ctx, _left_out(ctx, keys)), kinds
 
 
@@ -425,6 +456,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         reason = _key_reason(c)
         if reason is not None:
             ctx.drop(T.OMISSION_DETECTION, f"candidate {reason}")
+        elif _in_other_words(ctx, c, end):
+            ctx.drop(T.OMISSION_DETECTION, f"candidate {IN_OTHER_WORDS}")
     listable = [c for c in checked if c.listable and c.holds is not False]
     if not verified:
         ctx.drop(T.OMISSION_DETECTION, "no verified missing item")
@@ -568,7 +601,8 @@ def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
     # Any verified requirement may be the declined one; the item the renderer left out
     # when it names a test or study (one naming nothing, a score documented, made the
     # declined items of a condition recur).
-    keys = [c for c in checked if _key_reason(c) is None]
+    end = (ctx.anchor("care") or 1) - 1
+    keys = [c for c in checked if _key_reason(c) is None and not _in_other_words(ctx, c, end)]
     return _offerable(
         ctx, [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
     )
@@ -638,6 +672,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         reason = _key_reason(c)
         if reason is not None:
             ctx.drop(T.STANDARD_OF_CARE, f"candidate {reason}")
+        elif _in_other_words(ctx, c, end):
+            ctx.drop(T.STANDARD_OF_CARE, f"candidate {IN_OTHER_WORDS}")
     if not verified:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return

@@ -83,12 +83,17 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         return
     cond = ctx.cond
     own = cond.next_actions + cond.treatments.actions + [i.item for i in cond.standard_of_care]
+    # Steps of conditions that are not this one's differentials: a differential's step may
+    # well be due for this patient too, so it could not be called wrong.
+    near = {d.condition_id for d in cond.differentials} | {cond.id}
+    theirs = {a for c in near if c in ctx.kb.conditions for a in ctx.kb.conditions[c].next_actions}
     others = _unrelated(
         [
             a
             for c in ctx.kb.conditions.values()
-            if c.id != cond.id
+            if c.id not in near
             for a in (c.next_actions[1:] or c.next_actions)
+            if a not in theirs  # the same step text as a differential's
         ],
         own,
     )
@@ -107,7 +112,8 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         main = Draft(
             task_type=T.PREDICTIVE_NEXT_ACTION,
             key=f"p{i}",
-            question="Given everything so far, what should the team do next?",
+            question="Given everything so far, which step is still due in this admission "
+            "(now, or before discharge)?",
             correct=_cap(action),
             pool=weighted_sample(ctx.rng, texts, weights, 6),
             fixed=[NO_ACTION],

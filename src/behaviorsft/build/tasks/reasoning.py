@@ -101,7 +101,15 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
         # words with a discussion statement is left out, so no wrong option restates the
         # right one.
         single = _unrelated(_patient_findings(ctx), [text for _, text, _ in said])
-        findings = single + [f"{x} and {y}" for i, x in enumerate(single) for y in single[i + 1 :]]
+        # pairs only as the record says them ("palpitations and drowsiness"), so every
+        # option is something the record said
+        said_text = " ".join(t.text.lower() for t in ctx.rendered.conversation.turns[: end + 1])
+        findings = single + [
+            pair
+            for i, x in enumerate(single)
+            for y in single[i + 1 :]
+            if (pair := f"{x} and {y}").lower() in said_text
+        ]
         pool = grounded(
             correct,
             findings,
@@ -289,7 +297,12 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
                 f"{fourth.lower()}.",
             )
         )
-    question, correct, rationale = ctx.rng.choice(asks)
+    # Each option the answer about one time in four: an answer is drawn first, then one of
+    # the questions it answers (a differential may answer two: its reason, and the
+    # resident's "what would make you reconsider").
+    answers = list(dict.fromkeys(c for _, c, _ in asks))
+    chosen = ctx.rng.choice(answers)
+    question, correct, rationale = ctx.rng.choice([a for a in asks if a[1] == chosen])
     options = [*names, fourth]
     yield Draft(
         task_type=T.TREATMENT_DECISION,
