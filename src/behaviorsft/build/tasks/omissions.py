@@ -167,8 +167,22 @@ def _in_other_words(ctx: Ctx, c: CheckedItem, end: int) -> bool:
     if c.named:
         return False
     own = _said_words(c.core) - _HOW - {"and", "for", "or", "of", "the", "to", "in", "on", "at"}
-    turns = ctx.rendered.conversation.turns[: end + 1]
-    return bool(own & set().union(*(_said_words(t.text) for t in turns)))
+    return bool(own & _said_up_to(ctx, end))
+
+
+_SAID: dict[int, tuple[object, int, set[str]]] = {}
+
+
+def _said_up_to(ctx: Ctx, end: int) -> set[str]:
+    """``_said_words`` of turns ``0..end`` of this conversation (computed once per end)."""
+    conv = ctx.rendered.conversation
+    hit = _SAID.get(id(conv))
+    if hit is None or hit[0] is not conv or hit[1] != end:
+        if len(_SAID) > 64:
+            _SAID.clear()
+        said = set().union(*(_said_words(t.text) for t in conv.turns[: end + 1]))
+        hit = _SAID[id(conv)] = (conv, end, said)
+    return hit[2]
 
 
 def _left_out(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
