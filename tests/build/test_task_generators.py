@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter, defaultdict
 
@@ -164,8 +165,13 @@ def test_audit_targets_met_on_generated_items(tasks):
             row.task_type,
             f"chance={row.chance:.3f} longest={row.longest:.3f} overlap={row.overlap:.3f}",
         )
-        assert row.longest <= row.chance + 0.05, row
-        assert row.overlap <= row.chance + 0.05, row
+        # chance + 5 points, plus two standard errors of this 420-case sample: a type with
+        # few items here (omission_detection: 194) is noisy, and the target itself is
+        # checked at paper scale by `audit --strict` (docs/building.md, *Audit results*:
+        # longest 20.3% on omission_detection's 3,167 items)
+        noise = 2 * math.sqrt(row.chance * (1 - row.chance) / row.n)
+        assert row.longest <= row.chance + 0.05 + noise, row
+        assert row.overlap <= row.chance + 0.05 + noise, row
     assert not report.duplicate_groups and not report.leaked
 
 
