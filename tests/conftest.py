@@ -62,3 +62,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember every folder a test was collected from, before -k/-m deselect any
+    (tests/test_suite_collection.py checks that none is silently left out)."""
+    folders = {Path(str(i.path)).resolve().parent for i in items}
+    config.behaviorsft_collected_folders = folders  # type: ignore[attr-defined]
