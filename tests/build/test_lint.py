@@ -17,25 +17,18 @@ import pytest
 from typer.testing import CliRunner
 
 from behaviorsft.build import lint_plan
-from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import RULES, LintFinding, counts_by_rule, lint_bench, lint_records
 from behaviorsft.build.pipeline import build_bench
 from behaviorsft.cli import app
 from behaviorsft.sources.kb import load_kb
-from behaviorsft.sources.synthetic import synthesize_case, synthesize_cases
+from behaviorsft.sources.synthetic import synthesize_cases
+from tests.build.kb_records import kb_record
 
 runner = CliRunner()
 KB = load_kb()
 
 
-def _record(condition: str, seed: int = 7) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A coherent synthetic case of ``condition`` and its conversation, as JSON dicts."""
-    for i in range(200):
-        case = synthesize_case(i, seed=seed, kb=KB)
-        if case.conditions[0].code == condition:
-            conv = render(case, KB, seed=seed).conversation
-            return case.model_dump(mode="json"), conv.model_dump(mode="json")
-    raise AssertionError(f"no {condition} case in the first 200")
+_record = kb_record
 
 
 def _bench(tmp_path: Path, *records: tuple[dict[str, Any], dict[str, Any]]) -> Path:

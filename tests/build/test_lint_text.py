@@ -28,17 +28,10 @@ from behaviorsft.sources.wording import (
     observed,
     spoken_history,
 )
+from tests.build.kb_records import kb_record
 
 KB = load_kb()
-
-
-def _record(condition: str, seed: int = 7) -> tuple[dict[str, Any], dict[str, Any]]:
-    for i in range(200):
-        case = synthesize_case(i, seed=seed, kb=KB)
-        if case.conditions[0].code == condition:
-            conv = render(case, KB, seed=seed).conversation
-            return case.model_dump(mode="json"), conv.model_dump(mode="json")
-    raise AssertionError(condition)
+_record = kb_record
 
 
 def _lint(tmp_path: Path, case: dict[str, Any], conv: dict[str, Any]) -> list[tuple[str, Any]]:

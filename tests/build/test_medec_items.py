@@ -24,6 +24,7 @@ from behaviorsft.build.tasks import sources as medec_tasks
 from behaviorsft.build.tasks.sources import NO_ERROR, correction
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.medec import (
+    COLUMNS,
     _joined,
     demojibake,
     error_span,
@@ -33,17 +34,6 @@ from behaviorsft.sources.medec import (
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
-COLUMNS = [
-    "Text ID",
-    "Text",
-    "Sentences",
-    "Error Flag",
-    "Error Type",
-    "Error Sentence ID",
-    "Error Sentence",
-    "Corrected Sentence",
-    "Corrected Text",
-]
 # "Sentence N should read: "<a whole sentence>"": a capital or digit first, closing
 # punctuation last, at least three words.
 CORRECTION = re.compile(r'^Sentence (\d+) should read: "([A-Z0-9].*\S[.!?:])"$')
