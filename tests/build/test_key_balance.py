@@ -211,3 +211,26 @@ def test_every_key_text_is_also_offered_wrong(built, ttype):
     share = _never_wrong_share(tasks)
     print(ttype.value, f"self-marking keys: {share:.3f}")
     assert share <= 0.05, (ttype, share)
+
+
+def test_probes_in_forked_workers_give_the_same_tables():
+    """``measure(workers=2)`` renders the probe cases in two processes and sums their
+    contributions in probe order: the tables are equal to the one-process ones, float for
+    float (a build's output must not depend on its worker count)."""
+    import multiprocessing as mp
+
+    from behaviorsft.build.tasks import key_rates
+
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    kb = load_kb()
+    key_rates._RATES.clear()
+    key_rates._EMITTED.clear()
+    key_rates.measure(kb)
+    one = (dict(key_rates._RATES), dict(key_rates._EMITTED))
+    key_rates._RATES.clear()
+    key_rates._EMITTED.clear()
+    key_rates.measure(kb, workers=2)
+    two = (dict(key_rates._RATES), dict(key_rates._EMITTED))
+    assert one == two
+    assert one[0] and one[1]

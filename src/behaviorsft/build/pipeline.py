@@ -542,7 +542,7 @@ def _run(
                 # (measured once here rather than once per worker).
                 _init(seed, types)
                 assert _KB is not None
-                key_rates.measure(_KB, _OPTS["types"])
+                key_rates.measure(_KB, _OPTS["types"], workers=n_workers)
             ctx = mp.get_context("fork" if fork else "spawn")
             lean.enter_context(_lean_gc())  # the workers inherit the frozen objects
             pool = ctx.Pool(n_workers, initializer=_init_worker, initargs=(seed, types))

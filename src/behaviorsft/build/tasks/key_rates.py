@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.taxonomy import TaskType
@@ -61,6 +61,66 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+# What one probe case contributes: its condition, (type, keys, share) per key function
+# that found keys, and (type, items, controls) per restraint function.
+_Probe = tuple[str, list[tuple[TaskType, list[str], float]], list[tuple[TaskType, float, float]]]
+
+
+def _probe(kb: KnowledgeBase, i: int) -> _Probe | None:
+    """Probe case ``i``: the keys each generator could draw for it, and what it emits."""
+    from behaviorsft import __version__
+    from behaviorsft.build.conversation import render
+    from behaviorsft.build.tasks.common import GENERATOR_NAME, Ctx
+    from behaviorsft.records import Generator
+    from behaviorsft.sources.synthetic import kb_condition_id, synthesize_case
+
+    case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
+    cond_id = kb_condition_id(case)
+    if cond_id is None:
+        return None
+    ctx = Ctx(
+        case=case,
+        rendered=render(case, kb, seed=PROBE_SEED),
+        kb=kb,
+        cond=kb.conditions.get(cond_id),
+        rng=random.Random(f"behaviorsft-probe:{i}"),
+        generator=Generator(name=GENERATOR_NAME, version=__version__, seed=PROBE_SEED),
+    )
+    keyed = []
+    for t, fn in _KEY_FNS.items():
+        keys, drawn = fn(ctx)
+        if keys:
+            share = min(drawn, len(keys)) / len(keys)
+            keyed.append((t, list(dict.fromkeys(_norm(k) for k in keys)), share))
+    emitted = [(t, *rfn(ctx)) for t, rfn in _RESTRAINT_FNS.items()]
+    return cond_id, keyed, emitted
+
+
+def _tally(kb: KnowledgeBase, probes: Iterator[_Probe | None]) -> None:
+    """Sum the probes' contributions in probe order (the same floats however they were
+    computed) into the tables of ``kb``."""
+    if len(_RATES) > 64:
+        _RATES.clear()
+        _EMITTED.clear()
+    counts: dict[TaskType, dict[str, float]] = {t: {} for t in _KEY_FNS}
+    emitted: dict[TaskType, dict[str, list[float]]] = {t: {} for t in _RESTRAINT_FNS}
+    for probe in probes:
+        if probe is None:
+            continue
+        cond_id, keyed, made = probe
+        for t, keys, share in keyed:
+            for k in keys:
+                counts[t][k] = counts[t].get(k, 0.0) + share
+        for t, items, controls in made:
+            got = emitted[t].setdefault(cond_id, [0.0, 0.0])
+            got[0] += items
+            got[1] += controls
+    for t, c in counts.items():
+        _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
+    for t, per in emitted.items():
+        _EMITTED[(id(kb), t)] = {c: (i / PROBES, r / PROBES) for c, (i, r) in per.items()}
+
+
 def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
     """Normalised key text -> expected items per case of its condition keyed by it.
 
@@ -69,46 +129,16 @@ def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
     hit = _RATES.get((id(kb), task_type))
     if hit is not None:
         return hit
-    from behaviorsft import __version__
-    from behaviorsft.build.conversation import render
-    from behaviorsft.build.tasks.common import GENERATOR_NAME, Ctx
-    from behaviorsft.records import Generator
-    from behaviorsft.sources.synthetic import kb_condition_id, synthesize_case
-
-    if len(_RATES) > 64:
-        _RATES.clear()
-        _EMITTED.clear()
-    counts: dict[TaskType, dict[str, float]] = {t: {} for t in _KEY_FNS}
-    emitted: dict[TaskType, dict[str, list[float]]] = {t: {} for t in _RESTRAINT_FNS}
-    for i in range(PROBES * len(kb.conditions)):
-        case = synthesize_case(i, seed=PROBE_SEED, kb=kb)
-        cond_id = kb_condition_id(case)
-        if cond_id is None:
-            continue
-        ctx = Ctx(
-            case=case,
-            rendered=render(case, kb, seed=PROBE_SEED),
-            kb=kb,
-            cond=kb.conditions.get(cond_id),
-            rng=random.Random(f"behaviorsft-probe:{i}"),
-            generator=Generator(name=GENERATOR_NAME, version=__version__, seed=PROBE_SEED),
-        )
-        for t, fn in _KEY_FNS.items():
-            keys, drawn = fn(ctx)
-            if keys:
-                share = min(drawn, len(keys)) / len(keys)
-                for k in dict.fromkeys(_norm(k) for k in keys):
-                    counts[t][k] = counts[t].get(k, 0.0) + share
-        for t, rfn in _RESTRAINT_FNS.items():
-            items, controls = rfn(ctx)
-            got = emitted[t].setdefault(cond_id, [0.0, 0.0])
-            got[0] += items
-            got[1] += controls
-    for t, c in counts.items():
-        _RATES[(id(kb), t)] = {k: v / PROBES for k, v in c.items()}
-    for t, per in emitted.items():
-        _EMITTED[(id(kb), t)] = {c: (i / PROBES, r / PROBES) for c, (i, r) in per.items()}
+    _tally(kb, (_probe(kb, i) for i in range(PROBES * len(kb.conditions))))
     return _RATES[(id(kb), task_type)]
+
+
+_POOL_KB: KnowledgeBase | None = None  # the knowledge base forked probe workers inherit
+
+
+def _probe_in_worker(i: int) -> _Probe | None:
+    assert _POOL_KB is not None
+    return _probe(_POOL_KB, i)
 
 
 def key_rate(kb: KnowledgeBase, task_type: TaskType, text: str) -> float:
@@ -172,9 +202,24 @@ def by_key_rate(
     return weighted_sample(rng, list(candidates), weights, k)
 
 
-def measure(kb: KnowledgeBase, types: set[TaskType] | None = None) -> None:
+def measure(kb: KnowledgeBase, types: set[TaskType] | None = None, workers: int = 1) -> None:
     """Measure the rates now (for all of ``types`` that have them; default all), e.g. in
-    a build's parent process so that forked workers inherit the table."""
+    a build's parent process so that forked workers inherit the table. With ``workers``
+    > 1 (and fork) the probe cases are rendered by that many forked processes; their
+    contributions are summed in probe order, so the table is the same."""
+    global _POOL_KB
     wanted = [t for t in _KEY_FNS if types is None or t in types]
-    if wanted:
+    if not wanted or (id(kb), wanted[0]) in _RATES:
+        return
+    import multiprocessing as mp
+
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
         rates(kb, wanted[0])
+        return
+    _POOL_KB = kb
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            n = PROBES * len(kb.conditions)
+            _tally(kb, pool.imap(_probe_in_worker, range(n), chunksize=8))
+    finally:
+        _POOL_KB = None
