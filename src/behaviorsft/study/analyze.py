@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from behaviorsft.judge.aggregate import bootstrap_mean_ci
 from behaviorsft.records import (
     StudyAgentKey,
     StudyComparisonAnswer,
@@ -53,33 +54,16 @@ DEFAULT_BOOTSTRAP = 2000
 
 
 def bootstrap_ci(
-    groups: Sequence[Sequence[float]],
-    *,
-    n_bootstrap: int = DEFAULT_BOOTSTRAP,
-    seed: int = 0,
-    statistic: Callable[[np.ndarray], float] = np.mean,
+    groups: Sequence[Sequence[float]], *, n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0
 ) -> tuple[float, float] | None:
-    """95% percentile CI of ``statistic`` over all values, resampling whole groups (tasks).
-
-    ``groups[i]`` holds the values of task ``i`` (e.g. each rater's 0/1
-    correctness). Empty groups are ignored. Deterministic for a given seed.
-    """
-    kept = [np.asarray(g, dtype=float) for g in groups if len(g)]
-    if n_bootstrap <= 0 or len(kept) < 2:
+    """95% percentile CI of the mean over all values, resampling whole groups (tasks):
+    the judge's ``bootstrap_mean_ci``, with None for fewer than two non-empty groups
+    (one task has no spread to resample). ``groups[i]`` holds task ``i``'s values."""
+    kept = {str(i): g for i, g in enumerate(groups) if len(g)}
+    if len(kept) < 2:
         return None
-    rng = np.random.default_rng(seed)
-    sizes = np.array([len(g) for g in kept])
-    sums = np.array([g.sum() for g in kept])
-    if statistic is np.mean:  # the common case, vectorised: mean = sum of sums / sum of sizes
-        idx = rng.integers(0, len(kept), size=(n_bootstrap, len(kept)))
-        stats = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-    else:
-        stats = np.empty(n_bootstrap)
-        for b in range(n_bootstrap):
-            pick = rng.integers(0, len(kept), size=len(kept))
-            stats[b] = statistic(np.concatenate([kept[i] for i in pick]))
-    lo, hi = np.percentile(stats, [2.5, 97.5])
-    return float(lo), float(hi)
+    ci = bootstrap_mean_ci(kept, n_resamples=n_bootstrap, seed=seed)
+    return None if ci is None else (ci[0], ci[1])
 
 
 def _mean(values: Iterable[float]) -> float | None:
