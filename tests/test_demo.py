@@ -228,3 +228,35 @@ def test_demo_refuses_an_unknown_base(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "--base" in res.output and "smollm2, tiny" in res.output
     assert not out.exists()
+
+
+def test_smollm2_demo_names_its_model_by_alias_so_a_moved_cache_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from behaviorsft.demo import _train_config
+    from behaviorsft.models import resolve_model_name
+    from behaviorsft.models.smollm2 import default_cache_dir
+
+    monkeypatch.chdir(tmp_path)
+    names = []
+    for cache in ("cache-a", "cache-b"):
+        monkeypatch.setenv("BEHAVIORSFT_CACHE", str(tmp_path / cache))
+        config = DemoConfig(out=str(tmp_path / "d"), base="smollm2")
+        # The folder follows the cache; the name runs record does not.
+        assert config.base_model == str(default_cache_dir().absolute())
+        assert str(tmp_path / cache) in config.base_model
+        train = _train_config(config, tmp_path / "d" / "bench", "behavior", tmp_path / "a")
+        names.append((config.model_id, train.model))
+    assert names == [("smollm2", "smollm2")] * 2
+    # ... and the alias loads the folder of the current cache (once it is prepared).
+    with pytest.raises(ValueError, match="not prepared"):
+        resolve_model_name("smollm2")
+    # A folder named smollm2 in the working directory would shadow the alias.
+    (tmp_path / "smollm2").mkdir()
+    assert DemoConfig(out=str(tmp_path / "d"), base="smollm2").model_id == str(
+        default_cache_dir().absolute()
+    )
+    # Other bases keep their own names.
+    assert DemoConfig(out=str(tmp_path / "d"), base="tiny").model_id == str(
+        tmp_path / "d" / "tiny-base-model"
+    )

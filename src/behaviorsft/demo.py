@@ -139,6 +139,22 @@ class DemoConfig:
         return self.model.removeprefix("hf/")
 
     @property
+    def model_id(self) -> str:
+        """The name training and evaluation load: the ``smollm2`` alias for SmolLM2.
+
+        The alias resolves to the prepared folder when loaded, so a run folder stays
+        resumable when ``$BEHAVIORSFT_CACHE`` moves (the folder's absolute path is not
+        part of any run's options). A folder named ``smollm2`` in the working
+        directory would win over the alias: then the absolute path is used.
+        """
+        if self.kind == "smollm2":
+            from behaviorsft.models.smollm2 import SMOLLM2
+
+            if not Path(SMOLLM2).exists():
+                return SMOLLM2
+        return self.base_model
+
+    @property
     def scoring(self) -> str:
         """How model runs read answers: choice scoring on SmolLM2 (see SMOLLM2_SIZES)."""
         return "choice" if self.kind == "smollm2" else "generate"
@@ -209,7 +225,7 @@ def tokenizer_corpus(bench: Bench, limit: int = 200) -> list[str]:
 def _train_config(config: DemoConfig, bench: Path, mode: str, out: Path) -> Any:
     from behaviorsft.train.config import PAPER_CONFIG, load_config
 
-    base = {"mode": mode, "model": config.base_model, "bench": str(bench), "output_dir": str(out)}
+    base = {"mode": mode, "model": config.model_id, "bench": str(bench), "output_dir": str(out)}
     if config.kind == "tiny":
         # A random 2-layer model needs a far higher learning rate and a larger
         # LoRA than a pretrained 7B model; the paper recipe would not move it.
@@ -487,7 +503,7 @@ def run_demo(
                 runs[f"base-{strategy}"] = _eval(
                     config,
                     bench,
-                    f"hf/{config.base_model}",
+                    f"hf/{config.model_id}",
                     out / "runs" / f"base-{strategy}",
                     strategy=strategy,
                     label=f"{base_name} {what}",
@@ -500,7 +516,7 @@ def run_demo(
                 runs[name] = _eval(
                     config,
                     bench,
-                    f"hf/{config.base_model}:{adapters[name]}",
+                    f"hf/{config.model_id}:{adapters[name]}",
                     out / "runs" / name,
                     # Each adapter is asked with the prompt it was trained on.
                     strategy="behaviorsft" if name == "behaviorsft" else "general_sft",
@@ -514,7 +530,7 @@ def run_demo(
                 forced[token] = _eval(
                     config,
                     bench,
-                    f"hf/{config.base_model}:{adapters['behaviorsft']}",
+                    f"hf/{config.model_id}:{adapters['behaviorsft']}",
                     out / "runs" / f"behaviorsft-forced-{token}",
                     strategy="behaviorsft",
                     label=f"BehaviorSFT [<{token}> forced]",
