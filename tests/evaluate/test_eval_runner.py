@@ -169,6 +169,38 @@ def test_resume_with_other_options_is_refused(small_bench: Path, tmp_path: Path,
     assert result.metrics["seeds"] == [0, 1]
 
 
+def test_a_run_resumes_under_an_alias_for_the_same_weights(
+    small_bench: Path, tmp_path: Path, scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import behaviorsft.models.smollm2 as smollm2
+    from behaviorsft.evaluate.runner import loaded_model_name
+
+    monkeypatch.setenv("BEHAVIORSFT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(smollm2, "is_prepared", lambda folder: True)
+    folder = str(smollm2.default_cache_dir())
+    assert loaded_model_name("hf/smollm2:runs/a") == f"hf/{folder}:runs/a"
+    assert loaded_model_name("openai/smollm2") == "openai/smollm2"
+    out = tmp_path / "run"
+    run_eval(
+        _config(small_bench, out, model=f"hf/{folder}", limit=3),
+        model=scripted(lambda r: "A"),
+        show_progress=False,
+    )
+    model = scripted(lambda r: "A")
+    result = run_eval(
+        _config(small_bench, out, model="hf/smollm2", limit=5), model=model, show_progress=False
+    )
+    assert result.reused == 3 and len(model.requests) == 2
+    # Other weights are still refused.
+    with pytest.raises(ValueError, match="model: "):
+        run_eval(
+            _config(small_bench, out, model=f"hf/{tmp_path / 'other'}", limit=5),
+            model=scripted(lambda r: "A"),
+            show_progress=False,
+        )
+
+
 def test_forced_behaviour_and_p_proactive(small_bench: Path, tmp_path: Path, scripted) -> None:
     model = scripted(lambda r: " The record states it. <answer>A</answer>", p_proactive=0.3)
     out = tmp_path / "forced"

@@ -31,7 +31,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -246,8 +246,34 @@ class ResumeRefusedError(ValueError):
     """An existing output folder was made with other options (exit code REFUSED)."""
 
 
+def loaded_model_name(spec: str) -> str:
+    """``spec`` with a local-weights alias resolved (``hf/smollm2`` -> ``hf/<its folder>``).
+
+    A run made under the alias and one made under the folder it stands for load the
+    same weights; resuming compares this form. Specs that do not parse, and aliases
+    not prepared, are returned unchanged.
+    """
+    from behaviorsft.models import parse_model_spec, resolve_model_name
+
+    try:
+        parsed = parse_model_spec(spec)
+        if parsed.provider not in ("hf", "vllm"):
+            return spec
+        return str(replace(parsed, name=resolve_model_name(parsed.name)))
+    except ValueError:
+        return spec
+
+
 def _check_resume(config: EvalConfig, out: Path) -> None:
-    diffs = changed_options(out / CONFIG_FILE, config_dict(config), _RESUME_KEYS)
+    new = config_dict(config)
+    saved = out / CONFIG_FILE
+    if saved.exists():
+        old_model = json.loads(saved.read_text(encoding="utf-8")).get("model")
+        if isinstance(old_model, str) and loaded_model_name(old_model) == loaded_model_name(
+            config.model
+        ):
+            new["model"] = old_model  # the same weights under another name
+    diffs = changed_options(saved, new, _RESUME_KEYS)
     if diffs:
         raise ResumeRefusedError(
             f"{out} holds a run made with other options ({diffs}). "
