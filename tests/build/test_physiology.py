@@ -39,6 +39,7 @@ RULES = (
     "rate-implausible",
     "history-result-mismatch",
     "qualitative-as-range",
+    "blood-gas-partial",
 )
 
 
@@ -224,7 +225,8 @@ def test_rule_oxygenation_mismatch():
     good = _case([_lab("spo2", 90), _lab("pao2", 55), _lab("paco2", 32), _lab("ph_arterial", 7.46)])
     assert _rules(_lint(good)) == []
     # another draw (day 1) is not compared with the day-0 SpO2
-    later = _case([_lab("spo2", 90), _lab("pao2", 75, day=1)])
+    day1 = [_lab("pao2", 75, day=1), _lab("paco2", 32, day=1), _lab("ph_arterial", 7.46, day=1)]
+    later = _case([_lab("spo2", 90), *day1])
     assert _rules(_lint(later)) == []
 
 
@@ -309,3 +311,21 @@ def test_rule_qualitative_as_range():
         "Also abnormal: sars-cov-2 rna (naat) detected."
     )
     assert _rules(_lint(case, _conv(good))) == []
+
+
+def test_no_lone_blood_gas_value_on_day_1():
+    """17-000404: a day-1 'arterial pH 7.47' with no PaCO2 or PaO2 (a partial gas)."""
+    for index in (404, 236, 380):
+        day1 = _values(synthesize_case(index, seed=17, kb=KB), day=1)
+        assert not day1.keys() & {"ph_arterial", "paco2", "pao2", "hco3_arterial"}, day1
+
+
+def test_rule_blood_gas_partial():
+    gas = [_lab("paco2", 31), _lab("ph_arterial", 7.48), _lab("pao2", 55), _lab("spo2", 90)]
+    lone = _case([*gas, _lab("ph_arterial", 7.46, day=1)])
+    found = _lint(lone)
+    assert _rules(found) == ["blood-gas-partial"] and "day 1" in found[0].message
+    assert _rules(_lint(_case(gas))) == []
+    # a metabolic picture: pH with the serum bicarbonate (DKA) is whole
+    dka = _case([_lab("ph_arterial", 7.12), _lab("bicarbonate", 10)], condition="dka", age=30)
+    assert _rules(_lint(dka)) == []

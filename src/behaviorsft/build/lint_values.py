@@ -27,7 +27,8 @@ The formulas and bounds are also what the synthetic generator uses to make its v
   the condition's primary disorder makes (:data:`EXPECTED_ACID_BASE`) with its expected
   compensation; a sinus rate at most :data:`SINUS_MAX_SHARE` of the age-predicted maximum
   (220 - age); a BNP or NT-proBNP above its reference in a patient with known heart failure;
-  a qualitative result (``detected``) never called "outside the reference range".
+  a qualitative result (``detected``) never called "outside the reference range"; a blood
+  gas reported whole (:data:`BLOOD_GAS`), not one value of it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
         "the blood gas shows another primary disorder than the condition's, or it is "
         "compensated beyond the expected range",
     ),
+    "blood-gas-partial": ("error", "one value of a blood gas reported without the rest"),
     "rate-implausible": ("error", "a sinus heart rate above the age-predicted maximum"),
     "history-result-mismatch": (
         "error",
@@ -260,10 +262,15 @@ ABSOLUTE_LIMITS: dict[str, tuple[float | None, float | None]] = {
 # about 2 h, so a raised value is normal again by 24 h (the baseline sample WAO 2020 asks
 # for is drawn then).
 BASELINE_BY_DAY1 = frozenset({"tryptase"})
-# Results not repeated at 24 h: slow analytes, and counts that need another procedure.
+# An arterial blood gas: its values are reported together (pH with the PaCO2, or with the
+# serum bicarbonate for a metabolic picture), never one of them alone.
+BLOOD_GAS = ("ph_arterial", "paco2", "pao2", "hco3_arterial")
+GAS_NAMES = {"ph_arterial": "pH", "paco2": "PaCO2", "pao2": "PaO2", "hco3_arterial": "HCO3"}
+# Results not repeated at 24 h: slow analytes, counts that need another procedure, and the
+# single values of a blood gas (a repeat gas is a new arterial puncture, not one number).
 NO_DAY1_REPEAT = frozenset(
     {"tsh", "hba1c", "esr", "csf_wbc", "csf_protein", "csf_glucose", "ascitic_pmn", "d_dimer"}
-)
+) | frozenset(BLOOD_GAS)
 # Troponin rises to a peak 12-24 h after a myocardial infarction begins (ESC ACS 2023): a
 # day-1 value below the admission one only fits an onset well before admission.
 PEAK_AFTER_ONSET: dict[str, tuple[frozenset[str], float]] = {
@@ -455,6 +462,13 @@ def _check_physiology(
                 f"SpO2 {spo2:g}% with PaO2 {pao2:g} mmHg at the same time: the dissociation "
                 f"curve gives a saturation of {sat:.0f}% (Severinghaus){at}",
             )
+    gas = [k for k in BLOOD_GAS if k in v]
+    if gas and (ph is None or not v.keys() & {"paco2", "bicarbonate"}):
+        where.add(
+            "blood-gas-partial",
+            f"{', '.join(GAS_NAMES[k] for k in gas)} reported without the rest of the blood "
+            f"gas (pH with PaCO2 or bicarbonate){at}",
+        )
     if ph is not None:
         _check_acid_base(where, at, ph, paco2, v, cond)
     hr = v.get("heart_rate")
