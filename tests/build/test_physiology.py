@@ -145,6 +145,16 @@ def test_known_heart_failure_has_a_raised_bnp():
     assert _values(case)["bnp"] > KB.lab("bnp").reference("male").high  # type: ignore[arg-type]
 
 
+def test_peptide_limits_are_the_kb_references():
+    for lid, upper in physiology.PEPTIDE_UPPER.items():
+        assert KB.lab(lid).reference("male").high == upper  # type: ignore[arg-type]
+    rng = random.Random(3)
+    raised = physiology.known_heart_failure(
+        ["heart failure"], {"bnp": 21.0, "nt_probnp": 900.0}, rng
+    )
+    assert raised["bnp"] > 100 and raised["nt_probnp"] == 900.0
+
+
 def test_qualitative_result_is_not_outside_a_reference_range():
     """17-000428: 'SARS-CoV-2 RNA detected' listed as outside the reference range."""
     case = synthesize_case(428, seed=17, kb=KB)

@@ -49,6 +49,9 @@ KNOWN_HF_PEPTIDE: dict[str, tuple[float, float]] = {
     "bnp": (150.0, 450.0),
     "nt_probnp": (400.0, 1500.0),
 }
+# Their reference upper limits (labs.yaml; the ESC 2021 rule-out thresholds): only a value
+# within the reference range is raised (a raised one may already be the day-1 repeat's base).
+PEPTIDE_UPPER: dict[str, float] = {"bnp": 100.0, "nt_probnp": 125.0}
 
 
 def physiology_rng(seed: int, index: int) -> random.Random:
@@ -146,6 +149,6 @@ def known_heart_failure(
         return values
     v = dict(values)
     for lid, (low, high) in KNOWN_HF_PEPTIDE.items():
-        if lid in v and v[lid] < low:
+        if lid in v and v[lid] <= PEPTIDE_UPPER[lid]:
             v[lid] = float(round(rng.uniform(low, high)))
     return v
