@@ -5,7 +5,7 @@ and lab inside the condition's typical range on its own; the values here are the
 agree with one another by the formulas the linter checks them with
 (``build/lint_values.py``):
 
-- the arterial gas follows the condition's primary disorder (:data:`EXPECTED_ACID_BASE`)
+- the arterial gas follows the condition's primary disorder (``lint_values.EXPECTED_ACID_BASE``)
   with its expected compensation: the PaCO2 is kept and the bicarbonate drawn inside the
   compensation range (acute for asthma and pulmonary embolism, acute-on-chronic for COPD),
   then the pH by Henderson-Hasselbalch (inside the condition's pH range where the two
