@@ -511,14 +511,20 @@ def _render_kb(
     )
     for f in labs0:
         b.finding_turns[(f.name, f.day)] = idx
-    abnormal = [f"{f.name.lower()} {format_finding_value(f)}" for f in labs0 if _abnormal(kb, f)]
-    b.say(
-        resident,
-        f"Outside the reference range: {_join(abnormal)}."
-        if abnormal
-        else "Nothing outside the reference ranges.",
-        anchor="labs_comment",
+    flagged = [f for f in labs0 if _abnormal(kb, f)]
+    ranged = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is not None]
+    # a qualitative result has no reference range: it is reported as found (detected, 3+)
+    worded = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is None]
+    comment = (
+        f"Outside the reference range: {_join(ranged)}."
+        if ranged
+        else "Abnormal results: " + _join(worded) + "; the numeric results are within range."
+        if worded
+        else "Nothing outside the reference ranges."
     )
+    if ranged and worded:
+        comment += f" Also abnormal: {_join(worded)}."
+    b.say(resident, comment, anchor="labs_comment")
     if imaging is not None:
         reporter = radiologist
         if not _is_radiology(imaging.name):

@@ -20,7 +20,15 @@ The formulas and bounds are also what the synthetic generator uses to make its v
   about 12-48 h), body-fluid counts only with the procedure that samples them;
 - hyperacute conditions presenting within hours, and time-critical drugs inside their
   window (alteplase within 4.5 h of onset in ischaemic stroke: AHA/ASA 2019);
-- a study report stating one finding, not "A or B".
+- a study report stating one finding, not "A or B";
+- oxygenation, acid-base and rate coherence (session 8): pulse oximetry within
+  :data:`SPO2_TOLERANCE` of the saturation the same draw's PaO2 gives on the oxyhaemoglobin
+  dissociation curve (Severinghaus 1979, corrected for pH and PaCO2); the arterial pattern
+  the condition's primary disorder makes (:data:`EXPECTED_ACID_BASE`) with its expected
+  compensation; a sinus rate at most :data:`SINUS_MAX_SHARE` of the age-predicted maximum
+  (220 - age); a BNP or NT-proBNP above its reference in a patient with known heart failure;
+  a qualitative result (``detected``) never called "outside the reference range"; a blood
+  gas reported whole (:data:`BLOOD_GAS`), not one value of it.
 """
 
 from __future__ import annotations
@@ -43,6 +51,25 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "onset-implausible": ("error", "history too long for a hyperacute condition, or too short"),
     "outside-time-window": ("error", "a time-critical drug given outside its window"),
     "report-ambiguous": ("error", "a study report states two alternative findings"),
+    "oxygenation-mismatch": (
+        "error",
+        "pulse oximetry disagrees with the same draw's PaO2 (dissociation curve)",
+    ),
+    "acid-base-pattern": (
+        "error",
+        "the blood gas shows another primary disorder than the condition's, or it is "
+        "compensated beyond the expected range",
+    ),
+    "blood-gas-partial": ("error", "one value of a blood gas reported without the rest"),
+    "rate-implausible": ("error", "a sinus heart rate above the age-predicted maximum"),
+    "history-result-mismatch": (
+        "error",
+        "a natriuretic peptide within its reference range in known heart failure",
+    ),
+    "qualitative-as-range": (
+        "error",
+        "a qualitative result (detected, positive) called outside a reference range",
+    ),
 }
 
 
@@ -90,6 +117,77 @@ def hco3_for(ph: float, paco2_mmhg: float) -> float:
     return 0.0307 * paco2_mmhg * 10 ** (ph - 6.1)
 
 
+def severinghaus_saturation(pao2_mmhg: float, ph: float = 7.40, paco2_mmhg: float = 40.0) -> float:
+    """Oxyhaemoglobin saturation (%) at ``pao2_mmhg`` by Severinghaus's (1979) equation,
+    the PO2 first brought to standard conditions for the Bohr shift (his correction:
+    x 10^(0.40 (pH - 7.40) + 0.06 log10(40 / PaCO2)); blood gases are reported at 37 degC)."""
+    po2 = pao2_mmhg * 10 ** (0.40 * (ph - 7.40) + 0.06 * math.log10(40.0 / paco2_mmhg))
+    return 100.0 / (23400.0 / (po2**3 + 150.0 * po2) + 1.0)
+
+
+def pao2_for_saturation(saturation: float, ph: float = 7.40, paco2_mmhg: float = 40.0) -> float:
+    """The PaO2 (mmHg) at which :func:`severinghaus_saturation` gives ``saturation`` (%)."""
+    lo, hi = 1.0, 700.0
+    for _ in range(50):  # bisection: the curve rises monotonically
+        mid = (lo + hi) / 2
+        if severinghaus_saturation(mid, ph, paco2_mmhg) < saturation:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+# Acid-base normal ranges (arterial) and the primary disorder a record's gas shows.
+NORMAL_PACO2 = (35.0, 45.0)
+NORMAL_HCO3 = (22.0, 26.0)
+RESP_ALKALOSIS = "respiratory alkalosis"
+RESP_ACIDOSIS = "respiratory acidosis"
+MET_ALKALOSIS = "metabolic alkalosis"
+MET_ACIDOSIS = "metabolic acidosis"
+NO_DISORDER = "no acid-base disorder"
+
+
+def acid_base_disorder(ph: float, paco2_mmhg: float, hco3: float) -> str:
+    """The primary disorder of a gas: none when PaCO2 and HCO3 are both normal; else, on the
+    side of 7.40 the pH lies, the component that moves the pH that way the most (the
+    respiratory term log10(40 / PaCO2) or the metabolic one log10(HCO3 / 24))."""
+    if (
+        NORMAL_PACO2[0] <= paco2_mmhg <= NORMAL_PACO2[1]
+        and NORMAL_HCO3[0] <= hco3 <= NORMAL_HCO3[1]
+    ):
+        return NO_DISORDER
+    resp, met = math.log10(40.0 / paco2_mmhg), math.log10(hco3 / 24.0)
+    if ph >= 7.40:
+        return RESP_ALKALOSIS if resp >= met else MET_ALKALOSIS
+    return RESP_ACIDOSIS if resp <= met else MET_ACIDOSIS
+
+
+def compensation_range(disorder: str, paco2_mmhg: float, hco3: float) -> tuple[str, float, float]:
+    """The expected compensation of a primary disorder, as (the compensating quantity, its
+    lowest, its highest expected value); the bedside rules (Berend, Seifter):
+
+    - respiratory alkalosis: HCO3 falls 2 (acute) to 5 (chronic) mmol/L per 10 mmHg of PaCO2;
+    - respiratory acidosis: HCO3 rises 1 (acute) to 4 (chronic) mmol/L per 10 mmHg;
+    - metabolic acidosis: PaCO2 1.5 HCO3 + 8 +/- 2 (Winter's formula);
+    - metabolic alkalosis: PaCO2 rises about 0.7 mmHg per mmol/L of HCO3 (+/- 5).
+    """
+    if disorder == RESP_ALKALOSIS:
+        fall = 40.0 - paco2_mmhg
+        return "HCO3", 24.0 - 0.5 * fall, 24.0 - 0.2 * fall
+    if disorder == RESP_ACIDOSIS:
+        rise = paco2_mmhg - 40.0
+        return "HCO3", 24.0 + 0.1 * rise, 24.0 + 0.4 * rise
+    if disorder == MET_ACIDOSIS:
+        return "PaCO2", winters_paco2(hco3) - 2.0, winters_paco2(hco3) + 2.0
+    expected = 40.0 + 0.7 * (hco3 - 24.0)
+    return "PaCO2", expected - 5.0, expected + 5.0
+
+
+def max_sinus_rate(age_years: float) -> float:
+    """The fastest plausible sinus rate at an age: :data:`SINUS_MAX_SHARE` of 220 - age."""
+    return SINUS_MAX_SHARE * (220.0 - age_years)
+
+
 # Haematocrit (%) over haemoglobin (g/dL) is 100 / MCHC; MCHC 30-37 g/dL.
 HCT_HB_RATIO = (2.7, 3.3)
 OSMOLAL_GAP_MIN = -10.0  # mOsm/kg: a measured value further below the calculated one is wrong
@@ -102,6 +200,35 @@ WINTERS_TOLERANCE = 5.0
 ANION_GAP_TOLERANCE = 2.0
 EGFR_TOLERANCE = (5.0, 0.2)  # absolute mL/min/1.73 m2, or this share of the computed value
 GLUCOSE_POC_TOLERANCE = (15.0, 0.2)  # mg/dL, or this share of serum glucose
+
+# Pulse oximetry reads within about 2-3 points (Arms <= 3%, ISO 80601-2-61) of the arterial
+# saturation; plus rounding of the shown SpO2 and PaO2.
+SPO2_TOLERANCE = 4.0
+# The primary acid-base disorder each condition's blood gas shows (KB condition id). A
+# normal or rising PaCO2 in acute asthma is a sign of exhaustion (BTS/SIGN 2019: a
+# life-threatening feature), not an ordinary exacerbation, so asthma keeps a low PaCO2.
+EXPECTED_ACID_BASE: dict[str, str] = {
+    "asthma_exacerbation": RESP_ALKALOSIS,
+    "pulmonary_embolism": RESP_ALKALOSIS,
+    "copd_exacerbation": RESP_ACIDOSIS,  # acute on chronic: HCO3 raised
+    "dka": MET_ACIDOSIS,
+}
+# Slack (mmHg or mmol/L) on the compensation ranges for the rounding of the shown values.
+ACID_BASE_SLACK = 2.0
+# Age-predicted maximum heart rate 220 - age (Fox 1971; Tanaka 2001 gives 208 - 0.7 age,
+# within a few beats): a sinus tachycardia at rest stays below this share of it.
+SINUS_MAX_SHARE = 0.95
+# Conditions whose tachycardia is not sinus (no age cap), and rhythm words.
+NON_SINUS_CONDITIONS = frozenset({"atrial_fibrillation_rvr"})
+_NON_SINUS = re.compile(
+    r"atrial fibrillation|atrial flutter|supraventricular|ventricular tachycardia|\bSVT\b"
+    r"|\bAF\b|tachyarrhythmia",
+    re.I,
+)
+_SINUS = re.compile(r"\bsinus\b", re.I)
+# Known heart failure, in a history item; the natriuretic peptides it keeps above normal.
+HEART_FAILURE = re.compile(r"\b(heart failure|cardiac failure|HFrEF|HFpEF|CHF)\b", re.I)
+NATRIURETIC_PEPTIDES = ("bnp", "nt_probnp")
 
 # How far a result can move in 24 h, as (largest rise, largest fall), each a share of the
 # first value (``None``: no bound). Conservative: the generator keeps well inside them.
@@ -135,10 +262,15 @@ ABSOLUTE_LIMITS: dict[str, tuple[float | None, float | None]] = {
 # about 2 h, so a raised value is normal again by 24 h (the baseline sample WAO 2020 asks
 # for is drawn then).
 BASELINE_BY_DAY1 = frozenset({"tryptase"})
-# Results not repeated at 24 h: slow analytes, and counts that need another procedure.
+# An arterial blood gas: its values are reported together (pH with the PaCO2, or with the
+# serum bicarbonate for a metabolic picture), never one of them alone.
+BLOOD_GAS = ("ph_arterial", "paco2", "pao2", "hco3_arterial")
+GAS_NAMES = {"ph_arterial": "pH", "paco2": "PaCO2", "pao2": "PaO2", "hco3_arterial": "HCO3"}
+# Results not repeated at 24 h: slow analytes, counts that need another procedure, and the
+# single values of a blood gas (a repeat gas is a new arterial puncture, not one number).
 NO_DAY1_REPEAT = frozenset(
     {"tsh", "hba1c", "esr", "csf_wbc", "csf_protein", "csf_glucose", "ascitic_pmn", "d_dimer"}
-)
+) | frozenset(BLOOD_GAS)
 # Troponin rises to a peak 12-24 h after a myocardial infarction begins (ESC ACS 2023): a
 # day-1 value below the admission one only fits an onset well before admission.
 PEAK_AFTER_ONSET: dict[str, tuple[frozenset[str], float]] = {
@@ -301,6 +433,125 @@ def _check_derived(
         )
 
 
+def _rhythm(case: dict[str, Any]) -> str | None:
+    """'sinus' when a finding (ECG) names only a sinus rhythm, 'other' when one names another
+    (or both), None when none names a rhythm."""
+    texts = [str(f.get("value_text") or "") for f in case.get("findings") or []]
+    other = any(_NON_SINUS.search(t) for t in texts)
+    if other:
+        return "other"
+    return "sinus" if any(_SINUS.search(t) for t in texts) else None
+
+
+def _check_physiology(
+    where: _Adds,
+    when: Any,
+    v: dict[str, float],
+    age: float | None,
+    cond: str | None,
+    rhythm: str | None,
+) -> None:
+    """Oxygenation, acid-base and rate coherence of one draw's values."""
+    at = f" ({'day ' if isinstance(when, (int, float)) else ''}{when})"
+    ph, paco2, pao2, spo2 = v.get("ph_arterial"), v.get("paco2"), v.get("pao2"), v.get("spo2")
+    if pao2 and spo2 is not None:
+        sat = severinghaus_saturation(pao2, ph or 7.40, paco2 or 40.0)
+        if abs(spo2 - sat) > SPO2_TOLERANCE:
+            where.add(
+                "oxygenation-mismatch",
+                f"SpO2 {spo2:g}% with PaO2 {pao2:g} mmHg at the same time: the dissociation "
+                f"curve gives a saturation of {sat:.0f}% (Severinghaus){at}",
+            )
+    gas = [k for k in BLOOD_GAS if k in v]
+    if gas and (ph is None or not v.keys() & {"paco2", "bicarbonate"}):
+        where.add(
+            "blood-gas-partial",
+            f"{', '.join(GAS_NAMES[k] for k in gas)} reported without the rest of the blood "
+            f"gas (pH with PaCO2 or bicarbonate){at}",
+        )
+    if ph is not None:
+        _check_acid_base(where, at, ph, paco2, v, cond)
+    hr = v.get("heart_rate")
+    if (
+        hr is not None
+        and age is not None
+        and hr > max_sinus_rate(age)
+        and (rhythm == "sinus" or (rhythm is None and cond and cond not in NON_SINUS_CONDITIONS))
+    ):
+        where.add(
+            "rate-implausible",
+            f"heart rate {hr:g}/min in sinus rhythm at {age:g} years: above "
+            f"{SINUS_MAX_SHARE:.0%} of the age-predicted maximum ({220 - age:g}){at}",
+        )
+
+
+def _check_acid_base(
+    where: _Adds, at: str, ph: float, paco2: float | None, v: dict[str, float], cond: str | None
+) -> None:
+    """The gas's primary disorder against the condition's, and its compensation. Without a
+    shown PaCO2, the one the pH and (serum) bicarbonate imply; a metabolic acidosis whose
+    implied PaCO2 misses Winter's formula is the derived-value rule's."""
+    hco3 = v.get("hco3_arterial")
+    if paco2 is None:
+        hco3 = hco3 or v.get("bicarbonate")
+        if not hco3:
+            return
+        implied = paco2_for(ph, hco3)
+        if hco3 < ACIDOSIS_HCO3 and abs(implied - winters_paco2(hco3)) > WINTERS_TOLERANCE:
+            return
+    elif not paco2:
+        return
+    if not hco3:
+        hco3 = hco3_for(ph, paco2)  # type: ignore[arg-type]
+    gas_paco2 = paco2 if paco2 is not None else paco2_for(ph, hco3)
+    disorder = acid_base_disorder(ph, gas_paco2, hco3)
+    expected = EXPECTED_ACID_BASE.get(cond or "")
+    gas = f"pH {ph:g}, PaCO2 {gas_paco2:.0f}, HCO3 {hco3:.0f}"
+    if expected is not None and disorder != expected:
+        where.add("acid-base-pattern", f"{gas} is {disorder}; {cond} gives a {expected}{at}")
+    elif disorder != NO_DISORDER and paco2 is not None:
+        what, low, high = compensation_range(disorder, paco2, hco3)
+        value = hco3 if what == "HCO3" else paco2
+        if not low - ACID_BASE_SLACK <= value <= high + ACID_BASE_SLACK:
+            where.add(
+                "acid-base-pattern",
+                f"{gas}: a {disorder} compensates to {what} {low:.0f}-{high:.0f}{at}",
+            )
+
+
+def heart_failure_history(case: dict[str, Any]) -> str | None:
+    """The history item (past history, or a 'History:' fact) that records known heart
+    failure, if any (not a negated one: "no heart failure")."""
+    items: list[str] = []
+    for sec in case.get("sections") or []:
+        if str(sec.get("title", "")).lower() == "past history":
+            items += re.split(r"[;.]\s*", str(sec.get("text", "")))
+    items += [str(f)[9:] for f in case.get("facts") or [] if str(f).startswith("History: ")]
+    for item in items:
+        if HEART_FAILURE.search(item) and not _NEGATION.search(item):
+            return item.strip().rstrip(".")
+    return None
+
+
+def _check_history_markers(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
+    history = heart_failure_history(case)
+    if history is None:
+        return
+    ids = _lab_ids(kb)
+    for f in case.get("findings") or []:
+        lid = ids.get(str(f.get("name", "")).lower())
+        value = _num(f.get("value"))
+        if lid in NATRIURETIC_PEPTIDES and value is not None:
+            ref = kb.labs[lid].ref
+            if ref is not None and value <= ref.high:
+                where.add(
+                    "history-result-mismatch",
+                    f"{f.get('name')} {value:g} {kb.labs[lid].unit} (reference up to "
+                    f"{ref.high:g}) with a history of '{history}': known heart failure "
+                    "keeps it raised",
+                )
+
+
 def _transfused(case: dict[str, Any]) -> bool:
     texts = [str(m.get("name", "")) for m in case.get("medications") or []]
     texts += [str(e.get("text", "")) for e in case.get("timeline") or []]
@@ -442,9 +693,12 @@ def check_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
     """The value, kinetics, timing, onset and report rules over one case (raw JSON)."""
     demo = case.get("demographics") or {}
     age, sex = _num(demo.get("age_years")), demo.get("sex")
+    cond, rhythm = _condition(case), _rhythm(case)
     for when, labs in _by_draw(kb, case).items():
         values = {lid: v for lid, f in labs.items() if (v := _num(f.get("value"))) is not None}
         _check_derived(where, when, values, age, sex)
+        _check_physiology(where, when, values, age, cond, rhythm)
+    _check_history_markers(where, kb, case)
     _check_kinetics(where, kb, case)
     _check_timing(where, kb, case)
     _check_onset(where, kb, case)
@@ -459,6 +713,41 @@ def _is_culture(kb: KnowledgeBase, name: str) -> bool:
     return ids.get(name.lower()) in SLOW_RESULTS
 
 
+_RANGE_LIST = re.compile(r"\boutside the reference ranges?\s*:\s*", re.I)
+_LIST_END = re.compile(r"\.(?:\s+(?=[A-Z])|\s*$)")
+
+
+def _qualitative_row(row: list[Any]) -> bool:
+    """A table row with a worded result (not a number, not pending) and no numeric range."""
+    result = str(row[1]).strip()
+    ref = str(row[3]).strip() if len(row) > 3 and row[3] is not None else ""
+    return (
+        bool(result)
+        and _num(result) is None
+        and result.lower() != PENDING
+        and not re.search(r"\d", ref)
+    )
+
+
+def _check_range_list(
+    where: _Adds, turn: dict[str, Any], text: str, qualitative: list[str]
+) -> None:
+    """A qualitative result ('SARS-CoV-2 RNA detected') listed as outside a reference range:
+    it has none; it is positive, detected or abnormal."""
+    m = _RANGE_LIST.search(text)
+    if m is None or not qualitative:
+        return
+    end = _LIST_END.search(text, m.end())
+    listed = text[m.end() : end.start() if end else len(text)].lower()
+    for item in qualitative:
+        if item in listed:
+            where.add(
+                "qualitative-as-range",
+                f"'{item}' listed as outside the reference range (a qualitative result has none)",
+                turn.get("index"),
+            )
+
+
 def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) -> None:
     """A body-fluid result shown while no earlier turn mentions the procedure that samples
     it (a paracentesis recorded as done after the count is back does not take the sample);
@@ -466,9 +755,11 @@ def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) ->
     turns = conv.get("turns") or []
     said = ""
     pending = resulted = False
+    qualitative: list[str] = []  # "name result" of the qualitative table rows shown so far
     for t in turns:
         text = str(t.get("text", ""))
         said += " " + text
+        _check_range_list(where, t, text, qualitative)
         if pending and not resulted and str(t.get("role", "")) not in _LAY:
             for sent in re.split(r"(?<=[.;])\s+", text):
                 cite = _CITES.search(sent)  # the evidence follows "given"
@@ -482,6 +773,8 @@ def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) ->
                     )
         for a in t.get("attachments") or []:
             for row in a.get("rows") or []:
+                if len(row) > 1 and _qualitative_row(row):
+                    qualitative.append(f"{row[0]} {row[1]}".lower())
                 if len(row) > 1 and _is_culture(kb, str(row[0])):
                     if str(row[1]).strip().lower() == PENDING:
                         pending = True

@@ -61,6 +61,7 @@ from behaviorsft.records import (
     Section,
     Source,
 )
+from behaviorsft.sources import physiology
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
 from behaviorsft.sources.wording import complaint, history_item, is_history, observed
@@ -557,7 +558,17 @@ def synthesize_case(
         if lf.low is not None and lf.high is not None
     }
     derived = derive_values(sampled, ranges, age, sex, rng)
-    for i, did in enumerate(lab_ids, start=len(VITALS)):  # findings follow VITALS, lab_ids
+    # Oxygenation, acid-base and rate coherence (physiology.py), on a stream of its own.
+    prng = physiology.physiology_rng(seed, index)
+    vital_ranges = {
+        vid: (vf.low, vf.high)
+        for vid, vf in cond.vitals.items()
+        if vf.low is not None and vf.high is not None
+    }
+    derived = physiology.cohere(
+        cond.id, {**vitals, **derived}, {**ranges, **vital_ranges}, age, prng
+    )
+    for i, did in enumerate([*VITALS, *lab_ids]):  # findings follow VITALS, lab_ids
         if did in derived and derived[did] != findings[i].value:
             lab = kb.lab(did)
             value = min(max(derived[did], lab.bounds.low), lab.bounds.high)  # type: ignore[union-attr]
@@ -720,6 +731,12 @@ def synthesize_case(
         h = history_item(r, pick, taken)
         if h is not None and risk_fits(h, sex, age) and h not in history:
             history.append(h)
+    # Known heart failure keeps the natriuretic peptides raised (physiology.py).
+    shown = {lid: f.value for lid, f in zip(lab_order, findings, strict=False) if f.value}
+    for lid, value in physiology.known_heart_failure(history, shown, prng).items():
+        if value != shown[lid]:
+            j = lab_order.index(lid)
+            findings[j] = findings[j].model_copy(update={"value": value})
     complaints = list(dict.fromkeys(complaint(s) for s in symptoms))
 
     timeline = [
