@@ -196,7 +196,8 @@ def _check_history(where: _Adds, case: dict[str, Any], history: list[str]) -> No
                         f"history '{item}' but {f.get('name')} is {value:g} ({low:g}-{high:g})",
                     )
                 break
-    if code in IMPLIED and not any(mentions_implied(h) for h in history):
+    documented = any(s.get("title") == "Past history" for s in case.get("sections") or [])
+    if code in IMPLIED and documented and not any(mentions_implied(h) for h in history):
         where.add(
             "history-untreated",
             f"{diagnosis} implies {IMPLIED[code]}, which the history does not name",
