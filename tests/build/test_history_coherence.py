@@ -105,6 +105,14 @@ def test_hypoglycaemia_in_treated_diabetes_has_the_diabetes_and_its_drug() -> No
     assert any("sulfonylurea" in m or "insulin" in m for m in _home(case)), _home(case)
 
 
+def test_a_chronically_raised_creatinine_comes_with_chronic_kidney_disease() -> None:
+    """17-000216: creatinine 2.87 in a 50-year-old with no history."""
+    case = _case(216)
+    creatinine = next(f.value for f in case.findings if f.name == "Creatinine")
+    assert creatinine is not None and creatinine > 1.3
+    assert "chronic kidney disease" in _history(case)
+
+
 @pytest.mark.parametrize(("index", "state"), [(440, "hypokalaemia"), (177, "hypomagnesaemia")])
 def test_no_laboratory_state_as_a_past_condition(index: int, state: str) -> None:
     """17-000440 'hypokalaemia' in the history with potassium 6.2; 17-000177

@@ -197,7 +197,7 @@ def _check_history(where: _Adds, case: dict[str, Any], history: list[str]) -> No
                     )
                 break
     documented = any(s.get("title") == "Past history" for s in case.get("sections") or [])
-    if code in IMPLIED and documented and not any(mentions_implied(h) for h in history):
+    if code in IMPLIED and documented and not any(mentions_implied(h, code) for h in history):
         where.add(
             "history-untreated",
             f"{diagnosis} implies {IMPLIED[code]}, which the history does not name",

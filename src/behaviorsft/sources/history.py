@@ -114,7 +114,7 @@ STANDING: tuple[Standing, ...] = (
     Standing(
         "cirrhosis",
         re.compile(r"\bcirrhosis\b|\bchronic liver disease\b", re.I),
-        (MRA, LOOP, BETA, ("disaccharide",), ("rifamycin",)),
+        (MRA, LOOP, ("non-selective beta-blocker",), ("disaccharide",), ("rifamycin",)),
         (
             ("spironolactone", 100, "mg", "PO", "once daily"),
             ("propranolol", 40, "mg", "PO", "twice daily"),
@@ -194,11 +194,28 @@ IMPLIED: dict[str, str] = {
     "hypoglycemia": "type 2 diabetes",
     "hepatic_encephalopathy": "cirrhosis",
     "spontaneous_bacterial_peritonitis": "cirrhosis with ascites",
+    "hypertensive_emergency": "hypertension",
 }
-# History items that already say the same (or say the disease is new).
-_IMPLIED_SAID = re.compile(
-    r"heart failure|COPD|asthma|diabetes|cirrhosis|chronic liver disease", re.I
-)
+# What a history item says to name (or rule out, "new-onset diabetes") that disease.
+_IMPLIED_SAID: dict[str, re.Pattern[str]] = {
+    code: re.compile(
+        {
+            "heart failure with reduced ejection fraction": r"heart failure",
+            "COPD": r"\bCOPD\b|chronic obstructive",
+            "type 1 diabetes": r"diabetes",
+            "type 2 diabetes": r"diabetes",
+            "cirrhosis": r"cirrhosis|chronic liver disease",
+            "cirrhosis with ascites": r"cirrhosis|chronic liver disease",
+        }.get(item, re.escape(item)),
+        re.I,
+    )
+    for code, item in IMPLIED.items()
+}
+# Admissions whose raised creatinine is chronic, not this illness's (KB: "CKD prolongs
+# insulin and sulfonylurea action"; CKD the commonest cause of hyperkalaemia): an eGFR
+# below 60 (KDIGO 2024) comes with chronic kidney disease in the history.
+CHRONIC_RENAL = ("hypoglycemia", "hyperkalemia")
+CKD = "chronic kidney disease"
 # Hypoglycaemia in treated diabetes: the drug that lowers the glucose comes first.
 _PREFERRED: dict[str, tuple[str, ...]] = {"hypoglycemia": ("glipizide", "insulin_glargine")}
 
@@ -245,10 +262,12 @@ ALLERGY_NEEDS_HISTORY: dict[str, re.Pattern[str]] = {
 }
 
 
-def mentions_implied(item: str) -> bool:
+def mentions_implied(item: str, condition_id: str) -> bool:
     """Whether a history item names (or rules out, "new-onset diabetes") the chronic
-    disease an admission implies."""
-    return _IMPLIED_SAID.search(item) is not None
+    disease admission ``condition_id`` implies ("previous ICU admission for asthma" is an
+    event, not the diagnosis)."""
+    said = _IMPLIED_SAID.get(condition_id)
+    return said is not None and not item.startswith("previous ") and bool(said.search(item))
 
 
 def is_exposure(item: str) -> bool:
@@ -307,7 +326,8 @@ def treat_history(
     """The history and home medicines made coherent.
 
     ``history`` (documented items) and ``meds`` (home medicines, before the plan) are
-    returned changed: the admission's implied chronic disease added; "immunosuppression"
+    returned changed: the admission's implied chronic disease added (and chronic kidney
+    disease where the admission's raised creatinine is chronic); "immunosuppression"
     named as its cause; laboratory states dropped (a current result is not a past
     condition); each chronic disease given its standing treatment from ``STANDING`` (KB
     drugs that fit the allergy, the admission's contraindications, the renal function and
@@ -316,8 +336,11 @@ def treat_history(
     rng = random.Random(f"behaviorsft-history-care:{seed}:{index}")
     history = [h for h in history if lab_named(h) is None]
     implied = IMPLIED.get(cond.id)
-    if implied is not None and not any(mentions_implied(h) for h in history):
+    if implied is not None and not any(mentions_implied(h, cond.id) for h in history):
         history.insert(0, implied)
+    renal_said = any("kidney" in h.lower() or "dialysis" in h.lower() for h in history)
+    if cond.id in CHRONIC_RENAL and gfr is not None and gfr < 60 and not renal_said:
+        history.append(CKD)
     meds = list(meds)
 
     def usable(drug: Drug, dose: tuple[float, str, str]) -> bool:
@@ -375,8 +398,10 @@ def treat_history(
         if standing is None:
             out.append(item)
             continue
-        plan_counts = cond.id in standing.implied_by
-        have = [_text(m) for m in meds if plan_counts or m.indication != cond.name]
+        # the home regimen is given even where the plan treats the disease (lisinopril
+        # beside IV furosemide); the plan counts towards keeping the disease only then
+        have = [_text(m) for m in meds if m.indication != cond.name]
+        planned = [f"{kb.drugs[d].name} {kb.drugs[d].drug_class}".lower() for d in plan_ids]
         regimen = list(standing.regimen)
         first = _PREFERRED.get(cond.id)
         if first:
@@ -389,7 +414,8 @@ def treat_history(
                 continue  # this group is already covered
             if add(*r, item):
                 have.append(_text(meds[-1]))
-        if covered(standing, have) >= standing.need or implied == item:
+        with_plan = have + planned if cond.id in standing.implied_by else have
+        if covered(standing, with_plan) >= standing.need or implied == item:
             out.append(item)
         else:
             # no standing treatment fits this patient: the disease is left out, and the
