@@ -65,6 +65,7 @@ STANDING: tuple[Standing, ...] = (
         (
             ("furosemide", 40, "mg", "PO", "once daily"),
             ("lisinopril", 10, "mg", "PO", "once daily"),
+            ("lisinopril", 5, "mg", "PO", "once daily"),  # CrCl 10-30 (KB renal rule)
             ("metoprolol", 25, "mg", "PO", "twice daily"),
             ("dapagliflozin", 10, "mg", "PO", "once daily"),
             ("spironolactone", 25, "mg", "PO", "once daily"),
@@ -138,6 +139,7 @@ STANDING: tuple[Standing, ...] = (
         (ACE, BETA, ("calcium-channel",), ("diuretic",)),
         (
             ("lisinopril", 10, "mg", "PO", "once daily"),
+            ("lisinopril", 5, "mg", "PO", "once daily"),
             ("metoprolol", 25, "mg", "PO", "twice daily"),
         ),
         implied_by=("hypertensive_emergency",),
