@@ -461,7 +461,9 @@ def _render_kb(
     exposures = [r for r in risks if is_exposure(r)]  # habits and recent events: own question
     if exposures:
         b.say(
-            edp, "Do you smoke, drink or use drugs? Anything recent, or anything that set it off?"
+            edp,
+            "Do you smoke, drink or use drugs, and how are things at home? Anything recent, "
+            "or anything that set it off?",
         )
         b.say(patient, spoken_history(exposures), anchor="exposures")
     b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")

@@ -238,8 +238,8 @@ LAB_NAMED: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"\bhypoglycaemia\b(?! unawareness)", re.I), "glucose", "low"),
 )
 
-# Habits, exposures, recent events and triggers: asked about under their own question, not
-# given as past medical history.
+# Habits, exposures, circumstances, recent events and triggers: asked about under their own
+# question, not given as past medical history.
 EXPOSURE = re.compile(
     r"^(?:recent\b|close contact\b|current smoking|smoking|long smoking|heavy alcohol|"
     r"daily heavy alcohol|alcohol\b|cocaine|injection drug|unusual exercise|missed|"
@@ -248,7 +248,7 @@ EXPOSURE = re.compile(
     r"smoke exposure|long-distance|"
     r"new sexual|spermicide|leg in a cast|long lie|postoperative|viral|infection$|"
     r"not vaccinated|not up to date|dietary|physical inactivity|rapid weight loss|"
-    r"laxative misuse)",
+    r"laxative misuse|residen|homelessness|incarceration|birth in)",
     re.I,
 )
 # A trigger given as a symptom ("onset after a fatty meal"): the patient says what set it
@@ -281,7 +281,7 @@ def is_exposure(item: str) -> bool:
 def standing_for(item: str) -> Standing | None:
     """The chronic disease with standing treatment that a history item names, if any."""
     if is_exposure(item) or item.lower().startswith("previous "):
-        return None  # "previous ICU admission for asthma" names asthma, handled below
+        return None  # an event ("previous ICU admission for asthma"), not the disease
     return next((s for s in STANDING if s.pattern.search(item)), None)
 
 
