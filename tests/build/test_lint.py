@@ -296,7 +296,8 @@ def test_nitrofurantoin_with_co_trimoxazole(tmp_path):
 
 def test_diltiazem_with_metoprolol_is_a_contraindicated_interaction(tmp_path):
     case, conv = _record("atrial_fibrillation_rvr")
-    case["medications"] = [
+    case["medications"] = [  # the regular medicines stay (the history's heart failure)
+        *(m for m in case["medications"] if m["indication"] != case["final_diagnosis"]),
         {"name": "Diltiazem", "indication": "rate control"},
         {"name": "Metoprolol tartrate", "indication": "hypertension"},
     ]

@@ -333,7 +333,7 @@ def test_no_lone_blood_gas_value_on_day_1():
 def test_rule_blood_gas_partial():
     gas = [_lab("paco2", 31), _lab("ph_arterial", 7.48), _lab("pao2", 55), _lab("spo2", 90)]
     lone = _case([*gas, _lab("ph_arterial", 7.46, day=1)])
-    found = _lint(lone)
+    found = [f for f in _lint(lone) if f.rule in RULES]
     assert _rules(found) == ["blood-gas-partial"] and "day 1" in found[0].message
     assert _rules(_lint(_case(gas))) == []
     # a metabolic picture: pH with the serum bicarbonate (DKA) is whole

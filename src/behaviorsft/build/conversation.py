@@ -27,6 +27,7 @@ from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_ter
 from behaviorsft.build.lint_plan import shown_record, supported_reason
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
+from behaviorsft.sources.history import is_exposure
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.synthetic import (
     COURSE_EVENTS,
@@ -454,9 +455,17 @@ def _render_kb(
     )
     b.say(
         patient,
-        spoken_history(risks),
+        spoken_history([r for r in risks if not is_exposure(r)]),
         anchor="history",
     )
+    exposures = [r for r in risks if is_exposure(r)]  # habits and recent events: own question
+    if exposures:
+        b.say(
+            edp,
+            "Do you smoke, drink or use drugs, and how are things at home? Anything recent, "
+            "or anything that set it off?",
+        )
+        b.say(patient, spoken_history(exposures), anchor="exposures")
     b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
     b.say(
         patient,

@@ -111,9 +111,18 @@ class LintFinding:
 # history, a prescription is implausible (primary prevention starts at 40 for statins and
 # aspirin: USPSTF 2022; hypertension and type 2 diabetes are uncommon below 30).
 PREVENTIVE_MIN_AGE: dict[str, tuple[int, tuple[str, ...]]] = {
-    "atorvastatin": (40, ("cholesterol", "hyperlipid", "dyslipid", "coronary", "stroke")),
-    "aspirin": (40, ("coronary", "myocardial", "stroke", "stent", "vascular", "angina")),
-    "metoprolol": (30, ("hypertension", "coronary", "atrial fibrillation", "heart failure")),
+    "atorvastatin": (
+        40,
+        ("cholesterol", "hyperlipid", "dyslipid", "coronary", "ischaemic heart", "stroke"),
+    ),
+    "aspirin": (
+        40,
+        ("coronary", "ischaemic heart", "myocardial", "stroke", "stent", "vascular", "angina"),
+    ),
+    "metoprolol": (
+        30,
+        ("hypertension", "coronary", "ischaemic heart", "atrial fibrillation", "heart failure"),
+    ),
     "lisinopril": (30, ("hypertension", "heart failure", "diabetes", "kidney", "proteinuria")),
     "metformin": (25, ("diabetes", "insulin resistance", "polycystic")),
 }

@@ -365,13 +365,30 @@ INDICATIONS: dict[str, tuple[str, ...]] = {
     "metoprolol": (
         "hypertension",
         "coronary",
+        "ischaemic heart",
         "atrial fibrillation",
         "heart failure",
         "angina",
         "myocardial",
     ),
-    "atorvastatin": ("cholesterol", "lipid", "coronary", "stroke", "vascular", "myocardial"),
-    "aspirin": ("coronary", "myocardial", "stroke", "stent", "vascular", "angina"),
+    "atorvastatin": (
+        "cholesterol",
+        "lipid",
+        "coronary",
+        "ischaemic heart",
+        "stroke",
+        "vascular",
+        "myocardial",
+    ),
+    "aspirin": (
+        "coronary",
+        "ischaemic heart",
+        "myocardial",
+        "stroke",
+        "stent",
+        "vascular",
+        "angina",
+    ),
     "pantoprazole": ("reflux", "ulcer", "dyspepsia", "gastritis", "oesophag", "esophag"),
 }
 

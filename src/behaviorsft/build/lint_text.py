@@ -16,6 +16,17 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          "loop or thiazide diuretic therapy") that the medication list lacks
 ``relative-implausible`` a relative who does not fit the patient: a husband of a man, a
                          wife of a woman, a son or daughter of a patient under 35
+``history-untreated``    a chronic disease in the history that implies standing treatment
+                         (heart failure, diabetes, COPD, asthma, cirrhosis, atrial
+                         fibrillation, hypertension, coronary disease, immunosuppression...)
+                         with no regular medicine for it (sources/history.py ``STANDING``),
+                         or an admission that implies a chronic disease the history lacks
+                         (a COPD exacerbation with no COPD)
+``history-lab-state``    a laboratory state given as a past condition ("hypokalaemia") that
+                         the current result contradicts (potassium 6.2)
+``history-misfiled``     a habit, exposure, recent event or trigger given as past medical
+                         history ("I use cocaine" to "past medical history?") or as a
+                         symptom ("onset after a fatty meal")
 ``consultant-scope``     a medical consultant giving a surgeon's decision (an operation)
 ``report-commentary``    a study report that comments on the clinical course or the
                          examination, or gives management ("in a patient documented to
@@ -28,16 +39,34 @@ generator controls; real-source text is quoted as its source wrote it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from behaviorsft.sources.wording import DEMOGRAPHIC, DURATION_WORDING, hedged, is_medicine
+from behaviorsft.sources.history import (
+    IMPLIED,
+    TRIGGER_AS_SYMPTOM,
+    covered,
+    is_exposure,
+    lab_named,
+    mentions_implied,
+    standing_for,
+)
+from behaviorsft.sources.wording import (
+    DEMOGRAPHIC,
+    DURATION_WORDING,
+    hedged,
+    is_medicine,
+    spoken_history,
+)
 
 TEXT_RULES: dict[str, tuple[str, str]] = {
     "hedged-wording": ("error", "textbook hedge or alternative documented as a finding"),
     "duration-restated": ("error", "a complaint restates its duration threshold by the onset"),
     "history-demographic": ("error", "a demographic (age, sex) given as history"),
     "history-drug-absent": ("error", "a medicine given as history but not in the medicines"),
+    "history-untreated": ("error", "a chronic disease in the history without its treatment"),
+    "history-lab-state": ("error", "a laboratory state as past history, contradicted now"),
+    "history-misfiled": ("error", "a habit, exposure or trigger given as past history"),
     "relative-implausible": ("warning", "a relative inconsistent with the patient's sex or age"),
     "consultant-scope": ("error", "a medical consultant gives a surgical decision"),
     "report-commentary": ("error", "a study report comments on the course or management"),
@@ -61,6 +90,8 @@ REPORTERS = ("radiologist", "endoscopist", "laboratory scientist", "cardiologist
 # "4 weeks of ...", "For about 4 weeks I've had ...", "It started 4 weeks ago: ..."
 ONSET = re.compile(r"\b\d+\s*(?:hour|day|week|month)s?(?:\s+of\b|\s+I've had\b|\s+ago:)", re.I)
 RELATIVE = re.compile(r"\bPatient's (\w+)\b")
+# The question whose answer is the past medical history.
+PMH_QUESTION = re.compile(r"\bmedical conditions\b|\bpast medical history\b", re.I)
 
 
 class _Adds(Protocol):
@@ -74,6 +105,8 @@ class TextFacts:
     synthetic: bool
     sex: str | None
     age: float | None
+    exposures: list[str] = field(default_factory=list)  # history items asked apart
+    pmh_asked: bool = False  # the last clinician turn asked for the past medical history
 
 
 def _is_synthetic(case: dict[str, Any]) -> bool:
@@ -101,7 +134,11 @@ def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
     meds = " ".join(
         f"{m.get('name', '')} {m.get('drug_class') or ''}" for m in case.get("medications") or []
     ).lower()
+    _check_history(where, case, [t for k, t in said if k == "history"])
+    facts.exposures = [t for k, t in said if k == "history" and is_exposure(t)]
     for kind, text in said:
+        if kind == "complaint" and TRIGGER_AS_SYMPTOM.search(text):
+            where.add("history-misfiled", f"a trigger given as a symptom: '{text}'")
         problem = hedged(text)
         if problem is not None:
             rule = "duration-restated" if DURATION_WORDING.search(text) else "hedged-wording"
@@ -113,6 +150,58 @@ def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
         elif is_medicine(text) and not _taken(text, meds):
             where.add("history-drug-absent", f"history '{text}' but no such medicine is listed")
     return facts
+
+
+def _check_history(where: _Adds, case: dict[str, Any], history: list[str]) -> None:
+    """Chronic diseases against the regular medicines; laboratory states against today's
+    results; the chronic disease the admission implies."""
+    diagnosis = case.get("final_diagnosis")
+    code = next(
+        (
+            str(c.get("code"))
+            for c in case.get("conditions") or []
+            if c.get("code_system") == KB_CODES
+        ),
+        None,
+    )
+    meds = case.get("medications") or []
+    for item in history:
+        standing = standing_for(item)
+        if standing is not None:
+            with_plan = code in standing.implied_by
+            taken = [
+                f"{m.get('name', '')} {m.get('drug_class') or ''}".lower()
+                for m in meds
+                if with_plan or m.get("indication") != diagnosis
+            ]
+            if covered(standing, taken) < standing.need:
+                where.add(
+                    "history-untreated",
+                    f"history '{item}' but no regular medicine treats it "
+                    f"({standing.need} of: {', '.join('/'.join(g) for g in standing.groups)})",
+                )
+        state = lab_named(item)
+        if state is not None:
+            lab, direction = state
+            for f in case.get("findings") or []:
+                if not str(f.get("name", "")).lower().startswith(lab) or f.get("day"):
+                    continue
+                value, ref = f.get("value"), f.get("reference_range") or {}
+                low, high = ref.get("low"), ref.get("high")
+                if value is None or low is None or high is None:
+                    continue
+                if (direction == "low" and value >= low) or (direction == "high" and value <= high):
+                    where.add(
+                        "history-lab-state",
+                        f"history '{item}' but {f.get('name')} is {value:g} ({low:g}-{high:g})",
+                    )
+                break
+    documented = any(s.get("title") == "Past history" for s in case.get("sections") or [])
+    if code in IMPLIED and documented and not any(mentions_implied(h, code) for h in history):
+        where.add(
+            "history-untreated",
+            f"{diagnosis or code} implies {IMPLIED[code]}, which the history does not name",
+        )
 
 
 def _taken(item: str, meds: str) -> bool:
@@ -140,6 +229,12 @@ def check_turn_text(
                 f"onset '{onset.group(0)}' beside '{m.group(0)}': '{text[:90]}'",
                 idx,
             )
+    if role == "patient" and facts.pmh_asked:
+        for item in facts.exposures:
+            if spoken_history([item]) in text:
+                where.add("history-misfiled", f"'{item}' given as past medical history", idx)
+    if role != "patient":
+        facts.pmh_asked = PMH_QUESTION.search(text) is not None
     if role == "patient" and text.startswith("The doctors have mentioned"):
         for item in re.split(r",\s*| and ", text[len("The doctors have mentioned") :]):
             if DEMOGRAPHIC.search(item):

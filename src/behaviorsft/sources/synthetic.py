@@ -62,6 +62,7 @@ from behaviorsft.records import (
     Source,
 )
 from behaviorsft.sources import physiology
+from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
 from behaviorsft.sources.wording import complaint, history_item, is_history, observed
@@ -507,10 +508,9 @@ def synthesize_case(
     allergy_group: str | None = None
     candidates = allergy_candidates(kb, cond)
     if rng.random() < options.allergy_rate:
-        pool = candidates or [
-            g
-            for g in sorted(kb.allergy_groups)
-            if g != "beta_lactams" and allergy_fits(kb, cond, g)
+        # (only allergies this patient could have met: history.allergy_pool)
+        pool = allergy_pool(candidates, [*risks, cond.name]) or [
+            g for g in COMMON_ALLERGIES if allergy_fits(kb, cond, g)
         ]
         allergy_group = rng.choice(pool)
         reaction = rng.choice(REACTIONS)
@@ -731,6 +731,22 @@ def synthesize_case(
         h = history_item(r, pick, taken)
         if h is not None and risk_fits(h, sex, age) and h not in history:
             history.append(h)
+    # Each chronic disease with its standing treatment (sources/history.py).
+    history, home_meds = treat_history(
+        kb,
+        cond,
+        history,
+        meds[: len(meds) - len(plan)],
+        plan_ids,
+        allergy_group=allergy_group,
+        values=day0,
+        gfr=gfr,
+        seed=seed,
+        index=index,
+        clashes=lambda did, ids: clashes_with_plan(kb, did, ids),
+        renal=lambda did, g, dose: renal_problem(kb, did, g, dose),
+    )
+    meds = [*home_meds, *plan]
     # Known heart failure keeps the natriuretic peptides raised (physiology.py).
     shown = {lid: f.value for lid, f in zip(lab_order, findings, strict=False) if f.value}
     for lid, value in physiology.known_heart_failure(history, shown, prng).items():

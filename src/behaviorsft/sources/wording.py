@@ -122,6 +122,7 @@ COMPLAINT: dict[str, str] = {
     "confusion or reduced consciousness": "confusion",
     "fever or chills": "fever and chills",
     "fever or rigors": "fever with rigors",
+    "onset after a fatty meal": "pain that came on after a fatty meal",
     "new confusion (older adults)": "new confusion",
     "loss of taste or smell": "loss of taste and smell",
     "urinary frequency or dysuria": "urinary frequency",

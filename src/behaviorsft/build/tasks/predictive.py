@@ -87,6 +87,12 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
     # well be due for this patient too, so it could not be called wrong.
     near = {d.condition_id for d in cond.differentials} | {cond.id}
     theirs = {a for c in near if c in ctx.kb.conditions for a in ctx.kb.conditions[c].next_actions}
+    diff_steps = {  # the differentials' own steps
+        a
+        for c in near - {cond.id}
+        if c in ctx.kb.conditions
+        for a in ctx.kb.conditions[c].next_actions
+    }
     others = _unrelated(
         [
             a
@@ -129,7 +135,9 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             main,
             key="pc",
             correct=NO_ACTION,
-            fixed=[_cap(ctx.rng.choice(due))],  # false alarm: already done
+            # false alarm: already done (not a differential's step too, which the test of
+            # wrong options keeps out: "liver transplant evaluation" is SBP's and HE's)
+            fixed=[_cap(ctx.rng.choice([a for a in due if a not in diff_steps] or due))],
             rationale="Every step the guideline lists at this point is already done; "
             "further action would be unnecessary.",
             excerpt=f"Ward round update: done already: {done}.",

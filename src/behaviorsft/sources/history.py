@@ -1,0 +1,438 @@
+"""A synthetic patient's past history as a clinician would find it: each chronic disease
+with the standing treatment it implies, the chronic disease an admission implies, no
+laboratory state listed as a past condition, and habits, exposures and recent events kept
+apart from the past medical history.
+
+Called from :func:`behaviorsft.sources.synthetic.synthesize_case` once the history and
+the medicines are drawn (``treat_history``, ``allergy_pool``), from the conversation
+renderer (``is_exposure``: what is asked under "Do you smoke ...?" rather than "past
+medical history") and from the linter (build/lint_text.py: ``STANDING``, ``LAB_NAMED``,
+``is_exposure``), so the generator and the rules that check it share one table.
+
+Draws use a stream of their own (``behaviorsft-history-care:{seed}:{index}``), so the rest
+of the case is unchanged by what is added here.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from behaviorsft.records import Medication
+from behaviorsft.sources.kb import Condition as KBCondition
+from behaviorsft.sources.kb import Drug, KnowledgeBase, compare
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A chronic disease in the history and the standing treatment it implies.
+
+    ``groups`` are drug-class words (lower-case substrings of a medicine's name and class);
+    a record treats the disease when its regular medicines cover ``need`` groups (the
+    admission's own plan counts too when the admission is one of ``implied_by``: the
+    loop diuretic given for decompensated heart failure). ``regimen`` is the usual home
+    set, in order of preference: (KB drug id, amount, unit, route, frequency).
+    """
+
+    name: str
+    pattern: re.Pattern[str]
+    groups: tuple[tuple[str, ...], ...]
+    regimen: tuple[tuple[str, float, str, str, str], ...]
+    need: int = 1
+    implied_by: tuple[str, ...] = ()
+    full: bool = False  # the generator gives every group it can (HF quadruple therapy)
+
+
+LOOP = ("loop diuretic",)
+ACE = ("ace inhibitor", "angiotensin")
+BETA = ("beta-blocker",)
+MRA = ("mineralocorticoid",)
+SGLT2 = ("sglt2",)
+ANTICOAG = ("anticoagulant", "factor xa", "vitamin k", "heparin")
+GLUCOCORTICOID = ("glucocorticoid", "corticosteroid")
+
+# Guideline home regimens (ACC/AHA/HFSA HF 2022 quadruple therapy; ADA 2024 metformin first;
+# GOLD 2024 long-acting bronchodilator; GINA 2024 inhaled corticosteroid; AASLD 2021
+# ascites and non-selective beta-blocker; ACC/AHA AF 2023 anticoagulation and rate
+# control; ACC/AHA 2018 statin for coronary disease; ATA 2016 thionamide).
+STANDING: tuple[Standing, ...] = (
+    Standing(
+        "heart failure",
+        re.compile(r"\bheart failure\b", re.I),
+        (LOOP, ACE, BETA, MRA, SGLT2),
+        (
+            ("furosemide", 40, "mg", "PO", "once daily"),
+            ("lisinopril", 10, "mg", "PO", "once daily"),
+            ("lisinopril", 5, "mg", "PO", "once daily"),  # CrCl 10-30 (KB renal rule)
+            ("metoprolol", 25, "mg", "PO", "twice daily"),
+            ("dapagliflozin", 10, "mg", "PO", "once daily"),
+            ("spironolactone", 25, "mg", "PO", "once daily"),
+        ),
+        need=2,
+        implied_by=("acute_decompensated_heart_failure",),
+        full=True,
+    ),
+    Standing(
+        "type 1 diabetes",
+        re.compile(r"\btype 1 diabetes\b", re.I),
+        (("insulin",),),
+        (("insulin_glargine", 20, "units", "SC", "once daily at night"),),
+        implied_by=("dka",),
+    ),
+    Standing(
+        "diabetes",
+        re.compile(r"(?<!new-onset )(?<!type 1 )\bdiabetes\b", re.I),
+        (("biguanide",), ("sulfonylurea",), ("insulin",), SGLT2),
+        (
+            ("metformin", 500, "mg", "PO", "twice daily"),
+            ("glipizide", 5, "mg", "PO", "once daily"),
+            ("insulin_glargine", 20, "units", "SC", "once daily at night"),
+        ),
+        implied_by=("hhs", "hypoglycemia"),
+    ),
+    Standing(
+        "COPD",
+        re.compile(r"\bCOPD\b|\bchronic obstructive", re.I),
+        (("muscarinic",), ("beta2",), ("inhaled corticosteroid",)),
+        (
+            ("tiotropium", 18, "mcg", "inhaled", "once daily"),
+            ("albuterol", 200, "mcg", "inhaled", "as needed"),
+        ),
+        implied_by=("copd_exacerbation",),
+    ),
+    Standing(
+        "asthma",
+        re.compile(r"\basthma\b", re.I),
+        (("inhaled corticosteroid",), ("beta2",)),
+        (
+            ("beclometasone", 200, "mcg", "inhaled", "twice daily"),
+            ("albuterol", 200, "mcg", "inhaled", "as needed"),
+        ),
+        implied_by=("asthma_exacerbation",),
+    ),
+    Standing(
+        "cirrhosis",
+        re.compile(r"\bcirrhosis\b|\bchronic liver disease\b", re.I),
+        (MRA, LOOP, ("non-selective beta-blocker",), ("disaccharide",), ("rifamycin",)),
+        (
+            ("spironolactone", 100, "mg", "PO", "once daily"),
+            ("propranolol", 40, "mg", "PO", "twice daily"),
+            ("furosemide", 40, "mg", "PO", "once daily"),
+        ),
+        implied_by=("hepatic_encephalopathy", "spontaneous_bacterial_peritonitis"),
+    ),
+    Standing(
+        "atrial fibrillation",
+        re.compile(r"\batrial fibrillation\b", re.I),
+        (ANTICOAG, BETA, ("calcium-channel",)),
+        (
+            ("apixaban", 5, "mg", "PO", "twice daily"),
+            ("metoprolol", 25, "mg", "PO", "twice daily"),
+        ),
+        implied_by=("atrial_fibrillation_rvr",),
+    ),
+    Standing(
+        "hypertension",
+        re.compile(r"(?<!portal )\bhypertension\b", re.I),
+        (ACE, BETA, ("calcium-channel",), ("diuretic",)),
+        (
+            ("lisinopril", 10, "mg", "PO", "once daily"),
+            ("lisinopril", 5, "mg", "PO", "once daily"),
+            ("metoprolol", 25, "mg", "PO", "twice daily"),
+        ),
+        implied_by=("hypertensive_emergency",),
+    ),
+    Standing(
+        "coronary artery disease",
+        re.compile(r"\bcoronary artery disease\b|\bischaemic heart disease\b", re.I),
+        (("antiplatelet",), ("p2y12",), ("statin",)),
+        (
+            ("aspirin", 81, "mg", "PO", "once daily"),
+            ("atorvastatin", 40, "mg", "PO", "once daily"),
+        ),
+        implied_by=("nstemi", "stemi"),
+    ),
+    Standing(
+        "hyperlipidaemia",
+        re.compile(r"\bhypercholesterolaemia\b|\bhyperlipidaemia\b", re.I),
+        (("statin",),),
+        (("atorvastatin", 40, "mg", "PO", "once daily"),),
+        implied_by=("nstemi", "stemi"),
+    ),
+    Standing(
+        "hyperthyroidism",
+        re.compile(r"^hyperthyroidism$", re.I),
+        (("thionamide",), BETA),
+        (("methimazole", 10, "mg", "PO", "once daily"),),
+        implied_by=("thyroid_storm",),
+    ),
+    Standing(
+        "adrenal insufficiency",
+        re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
+        (GLUCOCORTICOID,),
+        (("hydrocortisone", 20, "mg", "PO", "once daily"),),
+        implied_by=("adrenal_crisis",),
+    ),
+    Standing(
+        "immunosuppression",
+        re.compile(r"\bimmunosuppress|\brheumatoid arthritis\b", re.I),
+        (("immunosuppress", "antimetabolite", "tnf"), GLUCOCORTICOID),
+        (
+            ("methotrexate", 15, "mg", "PO", "once weekly"),
+            ("prednisone", 5, "mg", "PO", "once daily"),
+        ),
+    ),
+)
+
+# An admission that implies a known chronic disease: the history names it.
+IMPLIED: dict[str, str] = {
+    "acute_decompensated_heart_failure": "heart failure with reduced ejection fraction",
+    "copd_exacerbation": "COPD",
+    "asthma_exacerbation": "asthma",
+    "dka": "type 1 diabetes",
+    "hhs": "type 2 diabetes",
+    "hypoglycemia": "type 2 diabetes",
+    "hepatic_encephalopathy": "cirrhosis",
+    "spontaneous_bacterial_peritonitis": "cirrhosis with ascites",
+    "hypertensive_emergency": "hypertension",
+}
+# What a history item says to name (or rule out, "new-onset diabetes") that disease.
+_IMPLIED_SAID: dict[str, re.Pattern[str]] = {
+    code: re.compile(
+        {
+            "heart failure with reduced ejection fraction": r"heart failure",
+            "COPD": r"\bCOPD\b|chronic obstructive",
+            "type 1 diabetes": r"diabetes",
+            "type 2 diabetes": r"diabetes",
+            "cirrhosis": r"cirrhosis|chronic liver disease",
+            "cirrhosis with ascites": r"cirrhosis|chronic liver disease",
+        }.get(item, re.escape(item)),
+        re.I,
+    )
+    for code, item in IMPLIED.items()
+}
+# Admissions whose raised creatinine is chronic, not this illness's (KB: "CKD prolongs
+# insulin and sulfonylurea action"; CKD the commonest cause of hyperkalaemia): an eGFR
+# below 60 (KDIGO 2024) comes with chronic kidney disease in the history.
+CHRONIC_RENAL = ("hypoglycemia", "hyperkalemia")
+CKD = "chronic kidney disease"
+# Hypoglycaemia in treated diabetes: the drug that lowers the glucose comes first.
+_PREFERRED: dict[str, tuple[str, ...]] = {"hypoglycemia": ("glipizide", "insulin_glargine")}
+
+# "Immunosuppression" names its cause and drug.
+IMMUNOSUPPRESSION = re.compile(r"^immunosuppression$", re.I)
+RHEUMATOID = "rheumatoid arthritis"
+
+# A laboratory state named as a past condition: (pattern, KB lab id, direction it names).
+LAB_NAMED: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"\bhypokalaemia\b", re.I), "potassium", "low"),
+    (re.compile(r"\bhyperkalaemia\b", re.I), "potassium", "high"),
+    (re.compile(r"\bhyponatraemia\b", re.I), "sodium", "low"),
+    (re.compile(r"\bhypernatraemia\b", re.I), "sodium", "high"),
+    (re.compile(r"\bhypomagnesaemia\b", re.I), "magnesium", "low"),
+    (re.compile(r"\bhypercalcaemia\b", re.I), "calcium", "high"),
+    (re.compile(r"\bhypocalcaemia\b", re.I), "calcium", "low"),
+    (re.compile(r"\bhypophosphataemia\b", re.I), "phosphate", "low"),
+    (re.compile(r"\bhypoglycaemia\b(?! unawareness)", re.I), "glucose", "low"),
+)
+
+# Habits, exposures, circumstances, recent events and triggers: asked about under their own
+# question, not given as past medical history.
+EXPOSURE = re.compile(
+    r"^(?:recent\b|close contact\b|current smoking|smoking|long smoking|heavy alcohol|"
+    r"daily heavy alcohol|alcohol\b|cocaine|injection drug|unusual exercise|missed|"
+    r"reduced access|poor fluid intake|insulin omission|medication non-adherence|"
+    r"non-adherence|abrupt (?:cessation|withdrawal)|intercurrent|air pollution|"
+    r"smoke exposure|long-distance|"
+    r"new sexual|spermicide|leg in a cast|long lie|postoperative|viral|infection$|"
+    r"not vaccinated|not up to date|dietary|physical inactivity|rapid weight loss|"
+    r"laxative misuse|residen|homelessness|incarceration|birth in)",
+    re.I,
+)
+# A trigger given as a symptom ("onset after a fatty meal"): the patient says what set it
+# off, not that "onset" is a symptom.
+TRIGGER_AS_SYMPTOM = re.compile(r"^onset (?:after|on)\b", re.I)
+
+# Allergies a patient commonly reports; a class used only for a disease the patient
+# never had (a thionamide without thyroid disease) is implausible.
+COMMON_ALLERGIES = ("penicillins", "sulfonamide_antibiotics", "nsaids", "cephalosporins")
+ALLERGY_NEEDS_HISTORY: dict[str, re.Pattern[str]] = {
+    "thionamides": re.compile(r"thyro|graves", re.I),
+    "ace_inhibitors": re.compile(r"hypertens|heart failure|diabetes|kidney|coronary", re.I),
+}
+
+
+def mentions_implied(item: str, condition_id: str) -> bool:
+    """Whether a history item names (or rules out, "new-onset diabetes") the chronic
+    disease admission ``condition_id`` implies ("previous ICU admission for asthma" is an
+    event, not the diagnosis)."""
+    said = _IMPLIED_SAID.get(condition_id)
+    return said is not None and not item.startswith("previous ") and bool(said.search(item))
+
+
+def is_exposure(item: str) -> bool:
+    """Whether a history item is a habit, exposure, recent event or trigger (asked as
+    such) rather than a past medical condition."""
+    return EXPOSURE.search(item.strip()) is not None
+
+
+def standing_for(item: str) -> Standing | None:
+    """The chronic disease with standing treatment that a history item names, if any."""
+    if is_exposure(item) or item.lower().startswith("previous "):
+        return None  # an event ("previous ICU admission for asthma"), not the disease
+    return next((s for s in STANDING if s.pattern.search(item)), None)
+
+
+def covered(standing: Standing, medicines: Sequence[str]) -> int:
+    """How many of the disease's drug groups ``medicines`` ("name class", lower-case) hold."""
+    return sum(1 for g in standing.groups if any(any(w in m for w in g) for m in medicines))
+
+
+def lab_named(item: str) -> tuple[str, str] | None:
+    """(lab id, 'low'/'high') when a history item is a laboratory state."""
+    for pattern, lab, direction in LAB_NAMED:
+        if pattern.search(item):
+            return lab, direction
+    return None
+
+
+def allergy_pool(groups: Sequence[str], history: Sequence[str]) -> list[str]:
+    """Of ``groups`` (candidate allergy groups), those plausible for this history."""
+    text = " ".join(history)
+    return [
+        g for g in groups if g not in ALLERGY_NEEDS_HISTORY or ALLERGY_NEEDS_HISTORY[g].search(text)
+    ]
+
+
+def _text(med: Medication) -> str:
+    return f"{med.name} {med.drug_class or ''}".lower()
+
+
+def treat_history(
+    kb: KnowledgeBase,
+    cond: KBCondition,
+    history: list[str],
+    meds: list[Medication],
+    plan_ids: Sequence[str],
+    *,
+    allergy_group: str | None,
+    values: dict[str, float],
+    gfr: float | None,
+    seed: int,
+    index: int,
+    clashes: Callable[[str, list[str]], bool],
+    renal: Callable[[str, float, tuple[float, str, str]], str | None],
+) -> tuple[list[str], list[Medication]]:
+    """The history and home medicines made coherent.
+
+    ``history`` (documented items) and ``meds`` (home medicines, before the plan) are
+    returned changed: the admission's implied chronic disease added (and chronic kidney
+    disease where the admission's raised creatinine is chronic); "immunosuppression"
+    named as its cause; laboratory states dropped (a current result is not a past
+    condition); each chronic disease given its standing treatment from ``STANDING`` (KB
+    drugs that fit the allergy, the admission's contraindications, the renal function and
+    the plan), or dropped when none fits and the admission does not imply it.
+    """
+    rng = random.Random(f"behaviorsft-history-care:{seed}:{index}")
+    history = [h for h in history if lab_named(h) is None]
+    implied = IMPLIED.get(cond.id)
+    if implied is not None and not any(mentions_implied(h, cond.id) for h in history):
+        history.insert(0, implied)
+    renal_said = any("kidney" in h.lower() or "dialysis" in h.lower() for h in history)
+    if cond.id in CHRONIC_RENAL and gfr is not None and gfr < 60 and not renal_said:
+        history.append(CKD)
+    meds = list(meds)
+
+    def usable(drug: Drug, dose: tuple[float, str, str]) -> bool:
+        if allergy_group is not None and allergy_group in drug.allergy_groups:
+            return False
+        for ci in drug.contraindications:
+            if ci.condition == cond.id:
+                return False
+            if ci.lab is not None and ci.op is not None and ci.value is not None:
+                v = values.get(ci.lab)
+                if v is not None and compare(v, ci.op, ci.value):
+                    return False
+        if gfr is not None:
+            for rule in drug.renal:
+                stops = rule.action in ("contraindicated", "avoid", "do_not_initiate")
+                if stops and rule.metric in ("egfr", "crcl") and rule.applies(gfr):
+                    return False
+            if renal(drug.id, gfr, dose) is not None:
+                return False
+        others = [*plan_ids, *(d.id for m in meds if (d := _kb_drug(kb, m.name)))]
+        return not clashes(drug.id, others)
+
+    def add(drug_id: str, amount: float, unit: str, route: str, freq: str, why: str) -> bool:
+        drug = kb.drugs.get(drug_id)
+        if drug is None or any(m.name == drug.name for m in meds):
+            return False
+        if not usable(drug, (amount, unit, freq)):
+            return False
+        meds.append(
+            Medication(
+                name=drug.name,
+                dose=f"{amount:g} {unit}",
+                dose_value=amount,
+                dose_unit=unit,
+                route=route,
+                frequency=freq,
+                drug_class=drug.drug_class,
+                indication=why,
+            )
+        )
+        return True
+
+    out: list[str] = []
+    for item in history:
+        if IMMUNOSUPPRESSION.match(item):
+            # its cause and its drug: methotrexate (or prednisone) for rheumatoid arthritis
+            options = list(next(s for s in STANDING if s.name == "immunosuppression").regimen)
+            rng.shuffle(options)
+            drug = next((o for o in options if add(*o, RHEUMATOID)), None)
+            if drug is not None:
+                name = kb.drugs[drug[0]].name.lower()
+                out.append(f"{RHEUMATOID} on {name}")
+            continue
+        standing = standing_for(item)
+        if standing is None:
+            out.append(item)
+            continue
+        # the home regimen is given even where the plan treats the disease (lisinopril
+        # beside IV furosemide); the plan counts towards keeping the disease only then
+        have = [_text(m) for m in meds if m.indication != cond.name]
+        planned = [f"{kb.drugs[d].name} {kb.drugs[d].drug_class}".lower() for d in plan_ids]
+        regimen = list(standing.regimen)
+        first = _PREFERRED.get(cond.id)
+        if first:
+            regimen.sort(key=lambda r: first.index(r[0]) if r[0] in first else len(first))
+        for r in regimen:
+            if not standing.full and covered(standing, have) >= standing.need:
+                break
+            group = _group_of(standing, kb, r[0])
+            if group is not None and any(any(w in m for w in group) for m in have):
+                continue  # this group is already covered
+            if add(*r, item):
+                have.append(_text(meds[-1]))
+        with_plan = have + planned if cond.id in standing.implied_by else have
+        if covered(standing, with_plan) >= standing.need or implied == item:
+            out.append(item)
+        else:
+            # no standing treatment fits this patient: the disease is left out, and the
+            # medicines added for it go with it
+            meds = [m for m in meds if m.indication != item]
+    return out, meds
+
+
+def _group_of(standing: Standing, kb: KnowledgeBase, drug_id: str) -> tuple[str, ...] | None:
+    drug = kb.drugs.get(drug_id)
+    if drug is None:
+        return None
+    text = f"{drug.name} {drug.drug_class}".lower()
+    return next((g for g in standing.groups if any(w in text for w in g)), None)
+
+
+def _kb_drug(kb: KnowledgeBase, name: str) -> Drug | None:
+    return next((d for d in kb.drugs.values() if d.name == name), None)
