@@ -323,15 +323,17 @@ def level_of_care(case: Case) -> str | None:
     return next((e.text for e in case.timeline if e.kind == LEVEL), None)
 
 
-def _iv_dose(drug: Drug, current: Medication) -> Dose | None:
-    """The drug's IV dose (its KB IV dose, or the oral one where the KB says 'same dose IV')."""
+def _by_vein(
+    drug: Drug, med: Medication, to_medication: Callable[[Drug, Dose], Medication]
+) -> Medication:
+    """``med`` given IV: the drug's KB IV dose, or the same (possibly renally adjusted) dose
+    IV where the KB says 'same dose IV'; unchanged when it has no IV form."""
     for d in drug.doses:
         if d.route == "IV":
-            return d
-    for d in drug.doses:
-        if "same dose IV" in (d.note or ""):
-            return Dose(amount=d.amount, unit=d.unit, route="IV", frequency=d.frequency)
-    return None
+            return to_medication(drug, d)
+    if any("same dose IV" in (d.note or "") for d in drug.doses):
+        return med.model_copy(update={"route": "IV"})
+    return med
 
 
 def escalate(
@@ -381,9 +383,7 @@ def escalate(
             for i, med in enumerate(plan):
                 if med.route != "PO" or (t.drug is not None and plan_ids[i] != t.drug):
                     continue
-                dose = _iv_dose(kb.drug(plan_ids[i]), med)
-                if dose is not None:
-                    plan[i] = to_medication(kb.drug(plan_ids[i]), dose)
+                plan[i] = _by_vein(kb.drug(plan_ids[i]), med, to_medication)
         if t.level is not None:
             level = t.level
         if t.say is not None and (t.covered_by is None or t.covered_by not in due):
