@@ -205,3 +205,61 @@ def test_lint_accepts_a_drug_the_allergy_bars() -> None:
     assert any("ampicillin is not given" in m for m in _findings(case, conv))
     case["allergies"] = [{"substance": "Penicillins", "reaction": "rash", "severity": "mild"}]
     assert not any("ampicillin" in m for m in _findings(case, conv))
+
+
+# --------------------------------------------------------------- the other threshold items
+
+
+def test_febrile_tachycardic_cellulitis_is_treated_iv() -> None:
+    case, conv = _first(
+        "cellulitis",
+        when=lambda c: _value(c, "Body temperature") > 38 and _value(c, "Heart rate") > 90,
+    )
+    plan = [m for m in case.medications if m.indication == case.final_diagnosis]
+    assert [m.route for m in plan if m.name == "Cefazolin"] == ["IV"]
+    assert not any(m.name == "Cephalexin" for m in plan)
+    assert not any("switch to IV therapy if" in t for t in _texts(conv))
+    case_d, conv_d = _dumps(case, conv)
+    assert _findings(case_d, conv_d) == []
+    case_d["medications"] = [
+        {**m, "name": "Cephalexin", "route": "PO"} if m["name"] == "Cefazolin" else m
+        for m in case_d["medications"]
+    ]
+    assert any("cefazolin is not given" in m for m in _findings(case_d, conv_d))
+
+
+def test_hyperkalaemia_with_ecg_changes_gets_calcium_and_monitoring_stated_done() -> None:
+    case, conv = _first("hyperkalemia")
+    texts = _texts(conv)
+    assert any("IV calcium gluconate given" in t for t in texts)
+    assert not any("cardiac monitoring when" in t for t in texts)
+    case_d, conv_d = _dumps(case, conv)
+    assert _findings(case_d, conv_d) == []
+    for t in conv_d["turns"]:
+        if t["text"].startswith("Plan:"):
+            t["text"] += " Continuous cardiac monitoring when potassium >= 6.5 mmol/L."
+    assert any("leaves it conditional" in m for m in _findings(case_d, conv_d))
+
+
+def test_signs_and_thresholds_of_the_other_rows() -> None:
+    # a seizure with hyponatraemia needs 3% saline; confusion alone does not
+    assert "hypertonic saline" in met("hyponatremia_siadh", {"sodium": 121}, ["seizure"])
+    assert "hypertonic saline" not in met("hyponatremia_siadh", {"sodium": 121}, ["confusion"])
+    # a haemoglobin below 7 in an upper GI bleed needs red cells (the generator stays at 7+)
+    assert "red-cell transfusion" in met("upper_gi_bleed", {"hemoglobin": 6.8}, [])
+    assert "red-cell transfusion" not in met("upper_gi_bleed", {"hemoglobin": 7.0}, [])
+    # a stroke beyond 4.5 h is not thrombolysed; within 6 h it still gets a CTA
+    late = met("ischemic_stroke", {"onset_hours": 5, "sbp": 190, "dbp": 100}, [])
+    assert set(late) == {"CT angiography on arrival"}
+    # an unmeasured value meets nothing
+    assert met("hhs", {}, []) == {}
+
+
+def test_generated_upper_gi_bleeds_stay_above_the_transfusion_threshold() -> None:
+    kb = load_kb()
+    hbs = [
+        _value(c, "Hemoglobin")
+        for c in (synthesize_case(i, seed=7, kb=kb) for i in range(0, 800, 1))
+        if c.conditions[0].code == "upper_gi_bleed"
+    ]
+    assert len(hbs) >= 10 and min(hbs) >= 7

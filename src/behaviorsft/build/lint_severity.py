@@ -56,13 +56,16 @@ def _condition(case: dict[str, Any]) -> str | None:
 
 
 def case_values(kb: KnowledgeBase, case: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
-    """Day-0 values of a raw case by KB id (with ``age`` and ``onset_hours``) and its
-    examination findings."""
+    """Day-0 values of a raw case by KB id (with ``age`` and ``onset_hours``) and its signs
+    (examination and imaging findings, reported symptoms)."""
     by_name = {lab.name.lower(): lid for lid, lab in kb.labs.items()}
     values: dict[str, float] = {}
     signs: list[str] = []
+    signs += [
+        str(f)[len("Reports ") :] for f in case.get("facts") or [] if str(f).startswith("Reports ")
+    ]
     for f in case.get("findings") or []:
-        if f.get("kind") == "exam" and f.get("value_text"):
+        if f.get("kind") in ("exam", "imaging") and f.get("value_text"):
             signs.append(str(f["value_text"]))
         value, lid = _num(f.get("value")), by_name.get(str(f.get("name", "")).lower())
         if value is not None and lid is not None and _num(f.get("day")) in (0, None):

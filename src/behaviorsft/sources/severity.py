@@ -14,8 +14,10 @@ A trigger row holds when all its clauses hold; rows of one (condition, item) are
 alternatives (any one brings the item). Clause ids are KB lab/vital ids, or ``age``
 (years) and ``onset_hours`` (symptom onset to presentation); ``sign`` is a regex over the
 examination findings. Each row says what the item needs: a KB ``drug`` given (by
-``route`` when set; ``route`` without a drug: no plan medicine by mouth), a ``level`` of
-care, and the KB wording (``pending``) that must no longer be offered as conditional.
+``route`` when set; ``route`` without a drug: no plan medicine by mouth; ``replaces``: the
+plan drug it stands in for), a ``level`` of care, the KB wording (``pending``) that must no
+longer be offered as conditional, and the statement (``done``) that it was done. Signs are the
+examination and imaging findings and the reported symptoms.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Trigger:
     done: str | None = None  # regex of the statement that it was done
     say: str | None = None  # what the attending states (``{why}``, ``{t}``: its time)
     covered_by: str | None = None  # another item whose statement includes this one
+    replaces: str | None = None  # KB drug of the plan the required drug takes the place of
 
 
 _SEVERE_ASTHMA = (
@@ -177,6 +180,63 @@ TRIGGERS: tuple[Trigger, ...] = (
         drug="ampicillin",
         say="Age {age}, over 50: ampicillin added for Listeria cover {t}.",
     ),
+    # IDSA SSTI 2014: cellulitis with systemic signs (fever with tachycardia) is treated IV.
+    Trigger(
+        "cellulitis",
+        "IV antibiotic",
+        (("temperature", ">", 38), ("heart_rate", ">", 90)),
+        drug="cefazolin",
+        replaces="cephalexin",
+        pending=r"switch to IV therapy if",
+        say="Systemic signs of infection ({why}): IV cefazolin instead of oral treatment, "
+        "the first dose {t}.",
+    ),
+    # UK Kidney Association 2020: ECG changes (or K >= 6.5) bring IV calcium and monitoring.
+    *(
+        Trigger(
+            "hyperkalemia",
+            "cardiac monitoring",
+            when,
+            sign=sign,
+            drug="calcium_gluconate",
+            pending=r"cardiac monitoring when",
+            say=say,
+        )
+        for when, sign, say in (
+            (
+                (("potassium", ">", 5.5),),
+                r"peaked T waves|QRS widening",
+                "ECG changes with {why}: IV calcium gluconate given {t}, on continuous "
+                "cardiac monitoring from arrival.",
+            ),
+            (
+                (("potassium", ">=", 6.5),),
+                None,
+                "{why}: IV calcium gluconate given {t}, on continuous cardiac monitoring "
+                "from arrival.",
+            ),
+        )
+    ),
+    # ACG UGIB 2021: restrictive red-cell transfusion below 7 g/dL (the generator's range
+    # starts at 7: its day-1 haemoglobin does not show a transfusion).
+    Trigger(
+        "upper_gi_bleed",
+        "red-cell transfusion",
+        (("hemoglobin", "<", 7),),
+        done=r"red cells transfused",
+        say="{why} is below the transfusion threshold (7 g/dL): red cells transfused, the "
+        "first unit {t}.",
+    ),
+    # EU hyponatraemia 2014: severe symptoms (a seizure) bring 3% saline at once.
+    Trigger(
+        "hyponatremia_siadh",
+        "hypertonic saline",
+        (("sodium", "<", 130),),
+        sign=r"\bseizure",
+        drug="hypertonic_saline_3",
+        say="Seizure with {why}: 3% saline 150 mL IV over 20 min given {t}, repeated until "
+        "sodium rises by 5 mmol/L.",
+    ),
     # Severe hypokalaemia: IV replacement.
     Trigger(
         "hypokalemia",
@@ -222,6 +282,8 @@ _LABELS = {
     "bicarbonate": "bicarbonate {v} mmol/L",
     "potassium": "potassium {v} mmol/L",
     "onset_hours": "onset {v} hour(s) ago",
+    "temperature": "temperature {v} degC",
+    "hemoglobin": "haemoglobin {v} g/dL",
     "age": "age {v}",
 }
 
@@ -286,8 +348,9 @@ def record_values(kb: KnowledgeBase, case: Case) -> tuple[dict[str, float], list
     by_name = {lab.name: lid for lid, lab in kb.labs.items()}
     values: dict[str, float] = {}
     signs: list[str] = []
+    signs += [f[len("Reports ") :] for f in case.facts if f.startswith("Reports ")]
     for f in case.findings:
-        if f.kind == "exam" and f.value_text:
+        if f.kind in ("exam", "imaging") and f.value_text:
             signs.append(f.value_text)
         if f.day == 0 and f.value is not None and f.name in by_name:
             values.setdefault(by_name[f.name], f.value)
@@ -372,6 +435,9 @@ def escalate(
                 continue  # (an allergy): nothing done, nothing stated
             td = next((x for x in cond.treatments.drugs if x.drug == drug.id), None)
             prescribe(drug, td.dose if td is not None else None)
+            if t.replaces is not None and t.replaces in plan_ids:
+                k = plan_ids.index(t.replaces)
+                del plan[k], plan_ids[k]
             if t.condition == "ischemic_stroke":
                 plan.insert(front, plan.pop())
                 plan_ids.insert(front, plan_ids.pop())

@@ -680,7 +680,7 @@ def synthesize_case(
         kb,
         cond,
         {**day0, "age": age, "onset_hours": onset_days * 24},
-        exam,
+        [*exam, imaging.finding, *symptoms],
         plan,
         plan_ids,
         usable=usable,
