@@ -54,6 +54,7 @@ class Trigger:
     say: str | None = None  # what the attending states (``{why}``, ``{t}``: its time)
     covered_by: str | None = None  # another item whose statement includes this one
     replaces: str | None = None  # KB drug of the plan the required drug takes the place of
+    after: int = 15  # earliest minute after arrival it is done at (the next 30 min)
 
 
 _SEVERE_ASTHMA = (
@@ -149,8 +150,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         (("onset_hours", "<=", 6),),
         pending=r"\bCTA\b",
         done=r"CT angiography",
-        say="CT angiography straight after the plain CT {t}, to look for a large-vessel "
-        "occlusion while thrombectomy is possible (6 h).",
+        say="CT angiography on day 0, to look for a large-vessel occlusion while "
+        "thrombectomy is possible (6 h from onset).",
     ),
     *(
         Trigger(
@@ -169,8 +170,9 @@ TRIGGERS: tuple[Trigger, ...] = (
         (("onset_hours", "<=", 4.5),),
         drug="alteplase",
         level="stroke unit",
-        say="Within the thrombolysis window ({why}), no haemorrhage on CT and no "
+        say="Within the 4.5-h thrombolysis window, no haemorrhage on CT and no "
         "contraindication: IV alteplase given {t}; aspirin waits until 24 h after it.",
+        after=30,
     ),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
@@ -421,14 +423,13 @@ def escalate(
         return []
     after = dict(values)  # values once the earlier items have acted
     events: list[Event] = []
-    minutes = sorted(rng.sample(range(15, 60, 5), k=min(len(due), 9)))
     shown = {
         k: _fmt(v) if k not in kb.labs else _as_table(v, kb.labs[k].decimals)
         for k, v in values.items()
     }
     level: str | None = None
     front = 0  # time-critical drugs go first in the plan, in table order
-    for n, (item, t) in enumerate(due.items()):
+    for item, t in due.items():
         if t.drug is not None and t.drug not in plan_ids:
             drug = kb.drug(t.drug)
             if not usable(drug, after):
@@ -458,7 +459,7 @@ def escalate(
             ]
             text = t.say.format(
                 why=_why(rows, values, shown),
-                t=f"{minutes[n % len(minutes)]} minutes after arrival",
+                t=f"{rng.randrange(t.after, t.after + 30, 5)} minutes after arrival",
                 age=shown.get("age", ""),
                 bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",
             )
