@@ -13,7 +13,7 @@ tells what was done (:func:`statements`, :func:`level_of_care`), and the linter
 A trigger row holds when all its clauses hold; rows of one (condition, item) are
 alternatives (any one brings the item). Clause ids are KB lab/vital ids, or ``age``
 (years) and ``onset_hours`` (symptom onset to presentation); ``sign`` is a regex over the
-examination findings. Each row says what the item needs: a KB ``drug`` given (by
+signs. Each row says what the item needs: a KB ``drug`` given (by
 ``route`` when set; ``route`` without a drug: no plan medicine by mouth; ``replaces``: the
 plan drug it stands in for), a ``level`` of care, the KB wording (``pending``) that must no
 longer be offered as conditional, and the statement (``done``) that it was done. Signs are the
@@ -45,7 +45,7 @@ class Trigger:
     condition: str
     item: str
     when: tuple[tuple[str, str, float], ...] = ()  # (lab/vital id, age, onset_hours; op; value)
-    sign: str | None = None  # regex over examination findings
+    sign: str | None = None  # regex over the signs (examination, imaging, symptoms)
     drug: str | None = None  # KB drug that must be given
     route: str | None = None  # route it must be given by (no drug: no plan medicine PO)
     level: str | None = None  # level of care required
@@ -55,6 +55,7 @@ class Trigger:
     covered_by: str | None = None  # another item whose statement includes this one
     replaces: str | None = None  # KB drug of the plan the required drug takes the place of
     after: int = 15  # earliest minute after arrival it is done at (the next 30 min)
+    first: bool = False  # time-critical: its drug heads the plan (in table order)
 
 
 _SEVERE_ASTHMA = (
@@ -159,6 +160,7 @@ TRIGGERS: tuple[Trigger, ...] = (
             "blood pressure lowered before alteplase",
             (("onset_hours", "<=", 4.5), clause),
             drug="labetalol",
+            first=True,
             say="Blood pressure {bp} is above 185/110: IV labetalol brought it below 185/110 "
             "before the alteplase.",
         )
@@ -169,6 +171,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "IV thrombolysis",
         (("onset_hours", "<=", 4.5),),
         drug="alteplase",
+        first=True,
         level="stroke unit",
         say="Within the 4.5-h thrombolysis window, no haemorrhage on CT and no "
         "contraindication: IV alteplase given {t}; aspirin waits until 24 h after it.",
@@ -346,7 +349,8 @@ def _why(rows: list[Trigger], values: dict[str, float], shown: dict[str, str]) -
 
 
 def record_values(kb: KnowledgeBase, case: Case) -> tuple[dict[str, float], list[str]]:
-    """Day-0 values of a case by KB id (with age and onset hours) and its exam findings."""
+    """Day-0 values of a case by KB id (with age and onset hours) and its signs
+    (examination and imaging findings, reported symptoms)."""
     by_name = {lab.name: lid for lid, lab in kb.labs.items()}
     values: dict[str, float] = {}
     signs: list[str] = []
@@ -428,7 +432,7 @@ def escalate(
         for k, v in values.items()
     }
     level: str | None = None
-    front = 0  # time-critical drugs go first in the plan, in table order
+    front = 0  # where the next time-critical drug goes in the plan
     for item, t in due.items():
         if t.drug is not None and t.drug not in plan_ids:
             drug = kb.drug(t.drug)
@@ -439,7 +443,7 @@ def escalate(
             if t.replaces is not None and t.replaces in plan_ids:
                 k = plan_ids.index(t.replaces)
                 del plan[k], plan_ids[k]
-            if t.condition == "ischemic_stroke":
+            if t.first:
                 plan.insert(front, plan.pop())
                 plan_ids.insert(front, plan_ids.pop())
                 front += 1
