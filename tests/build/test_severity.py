@@ -134,6 +134,19 @@ def test_trigger_table_names_kb_ids() -> None:
             assert op in ("<", "<=", ">", ">="), t
 
 
+def test_every_pending_pattern_names_a_kb_or_stated_text() -> None:
+    """A ``pending`` pattern that matches nothing would never drop anything."""
+    kb = load_kb()
+    for t in TRIGGERS:
+        if t.pending is None:
+            continue
+        cond = kb.conditions[t.condition]
+        texts = [*cond.treatments.actions, *cond.next_actions]
+        texts += [i.item for i in cond.standard_of_care]
+        texts += [r.say for r in TRIGGERS if r.condition == t.condition and r.say]
+        assert any(re.search(t.pending, x, re.I) for x in texts), t
+
+
 def test_below_the_trigger_the_item_stays_conditional() -> None:
     """A COPD gas above pH 7.35 does not require NIV, and the KB's conditional wording may
     stay."""

@@ -80,7 +80,6 @@ TRIGGERS: tuple[Trigger, ...] = (
             "ipratropium",
             (clause,),
             drug="ipratropium",
-            pending=r"\bipratropium if\b",
             say=_SEVERE_ASTHMA,
             covered_by="IV magnesium",
         )
