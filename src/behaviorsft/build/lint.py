@@ -1072,7 +1072,7 @@ def lint_records(
     findings: list[LintFinding] = []
     facts: dict[str, _Facts] = {}
     raw: dict[str, dict[str, Any]] = {}  # what lint_plan's conversation checks need
-    due: dict[str, dict[str, Any]] = {}  # items the severity shown requires (lint_severity)
+    due: dict[str, dict[str, lint_severity.Trigger]] = {}  # items the severity shown requires
     for line, case in cases:
         rid = str(case.get("id", ""))
         facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
