@@ -276,3 +276,19 @@ def test_generated_upper_gi_bleeds_stay_above_the_transfusion_threshold() -> Non
         if c.conditions[0].code == "upper_gi_bleed"
     ]
     assert len(hbs) >= 10 and min(hbs) >= 7
+
+
+def test_meningitis_with_altered_mental_status_is_cared_for_in_icu() -> None:
+    case, conv = _first(
+        "bacterial_meningitis",
+        when=lambda c: any(f.value_text == "altered mental status" for f in c.findings),
+    )
+    texts = _texts(conv)
+    assert any(t.startswith("Overnight in the intensive care unit") for t in texts)
+    assert not any("ICU admission for reduced consciousness" in t for t in texts)
+    case_d, conv_d = _dumps(case, conv)
+    assert _findings(case_d, conv_d) == []
+    for t in conv_d["turns"]:
+        if t["text"].startswith("Overnight in the intensive care unit"):
+            t["text"] = "Stable overnight on the ward."
+    assert any("on the ward" in m for m in _findings(case_d, conv_d))

@@ -241,6 +241,15 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Seizure with {why}: 3% saline 150 mL IV over 20 min given {t}, repeated until "
         "sodium rises by 5 mmol/L.",
     ),
+    # IDSA 2004 / ESCMID 2016: meningitis with reduced consciousness is cared for in ICU.
+    Trigger(
+        "bacterial_meningitis",
+        "intensive care",
+        sign=r"altered mental status|reduced (?:level of )?consciousness|\bconfusion",
+        level="intensive care unit",
+        pending=r"ICU admission for reduced consciousness",
+        say="Meningitis with an altered mental state: admitted to the intensive care unit {t}.",
+    ),
     # Severe hypokalaemia: IV replacement.
     Trigger(
         "hypokalemia",

@@ -680,7 +680,7 @@ def synthesize_case(
         kb,
         cond,
         {**day0, "age": age, "onset_hours": onset_days * 24},
-        [*exam, imaging.finding, *symptoms],
+        [*exam, imaging.finding, *(complaint(s) for s in symptoms)],  # as the record says
         plan,
         plan_ids,
         usable=usable,
