@@ -292,3 +292,26 @@ def test_meningitis_with_altered_mental_status_is_cared_for_in_icu() -> None:
         if t["text"].startswith("Overnight in the intensive care unit"):
             t["text"] = "Stable overnight on the ward."
     assert any("on the ward" in m for m in _findings(case_d, conv_d))
+
+
+def test_lint_a_conditional_unit_places_no_one() -> None:
+    """17-000187 as first built: the only high-dependency unit in the record was the day-2
+    round's 'manage in a high-dependency unit if osmolality > 350, ...'."""
+    case, conv = _dumps(*_case(187))
+    kept = [
+        t
+        for t in conv["turns"]
+        if "high-dependency" not in t["text"] and "Reduced level of consciousness" not in t["text"]
+    ]
+    kept.append(
+        {
+            **kept[-1],
+            "role": "attending physician",
+            "text": "Day 2 ward round. Plan: manage in a high-dependency unit if osmolality > "
+            "350, sodium > 160 or GCS < 12.",
+        }
+    )
+    conv["turns"] = [{**t, "index": i} for i, t in enumerate(kept)]
+    found = _findings(case, conv)
+    assert any("no turn places the patient" in m for m in found)
+    assert any("leaves it conditional" in m for m in found)

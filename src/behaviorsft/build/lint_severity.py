@@ -158,7 +158,14 @@ def lint_conversation(
             )
         if t.level is not None:
             unit = re.compile(rf"\b(?:in|to) (?:a|the) {re.escape(t.level)}\b", re.I)
-            if not any(unit.search(str(x.get("text", ""))) for x in turns):
+            placed = [
+                x
+                for x in turns
+                if unit.search(str(x.get("text", "")))
+                # "manage in a high-dependency unit if ..." places no one
+                and not (t.pending and re.search(t.pending, str(x.get("text", "")), re.I))
+            ]
+            if not placed:
                 where.add(
                     "care-below-severity",
                     f"{item}: the record meets its trigger but no turn places the patient in "
