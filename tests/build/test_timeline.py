@@ -15,6 +15,7 @@ from behaviorsft.build.tasks import case_tasks
 from behaviorsft.build.tasks.retrieval import workflow_order_hit
 from behaviorsft.records import Case, Option, Task
 from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.severity import ESCALATION, LEVEL
 from behaviorsft.sources.synthetic import synthesize_cases
 from behaviorsft.taxonomy import TaskType as T
 
@@ -25,6 +26,8 @@ N = 84  # two rounds of the 42 conditions
 # ward round. The course events (anything else) may come in any order among themselves.
 FIXED = {"symptom": 0, "presentation": 1, "vitals": 1, "imaging": 2, "diagnosis": 3}
 FIXED.update({"medication": 4, "review": 6})
+# what the severity shown required on day 0 (sources/severity.py): not course events
+FIXED.update({ESCALATION: 4, LEVEL: 4})
 
 
 @pytest.fixture(scope="module")

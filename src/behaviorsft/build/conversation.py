@@ -29,6 +29,7 @@ from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources.history import is_exposure
 from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.severity import level_of_care, statements, still_open
 from behaviorsft.sources.synthetic import (
     COURSE_EVENTS,
     fmt_value,
@@ -405,7 +406,12 @@ def _render_kb(
     attending = b.person("attending", "Dr.", "attending physician")
     radiologist = b.person("radiologist", "Dr.", "radiologist")
     pharmacist = b.person("pharmacist", "", "clinical pharmacist")
-    advice = next((a for a in cond.next_actions if safe(a)), "we agree with the plan")
+
+    def current(text: str) -> bool:
+        # not an item the record's severity already had done left conditional (severity.py)
+        return safe(text) and still_open(kb, case, cond_id, text)
+
+    advice = next((a for a in cond.next_actions if current(a)), "we agree with the plan")
     consultant = b.person(
         "consultant", "Dr.", f"{consultant_specialty(cond.system, advice)} consultant"
     )
@@ -585,12 +591,14 @@ def _render_kb(
         f"So our working diagnosis is {cond.name.lower()}.",
         anchor="diagnosis",
     )
-    actions = [a for a in cond.treatments.actions if safe(a)][:2]
+    actions = [a for a in cond.treatments.actions if current(a)][:2]
     b.say(
         attending,
         "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",
         anchor="plan",
     )
+    for text in statements(case):  # done on day 0 because of the severity shown
+        b.say(attending, text)
     if case.allergies:
         a = case.allergies[0]
         check = f"I've checked the plan against the {in_sentence(a.substance)} allergy; no clash."
@@ -640,7 +648,10 @@ def _render_kb(
             )
 
     def overnight() -> None:
-        if any("vasopressor" in (m.drug_class or "") for m in plan):
+        unit = level_of_care(case)
+        if unit is not None and not any("vasopressor" in (m.drug_class or "") for m in plan):
+            b.say(ward, f"Overnight in {unit}: close observation, no deterioration.")
+        elif any("vasopressor" in (m.drug_class or "") for m in plan):
             # a patient on a vasopressor is not "stable on the ward"
             b.say(ward, "Overnight in intensive care: still on the vasopressor, observed hourly.")
         else:
@@ -695,7 +706,7 @@ def _render_kb(
     b.anchors["care"] = len(b.turns)
     for item in care:
         b.say(resident, f"Documented: {item.item}.", f"Done and recorded: {item.item}.")
-    steps = [a for a in cond.next_actions if safe(a)]
+    steps = [a for a in cond.next_actions if current(a)]
     b.say(
         attending,
         "Day 2 ward round. Plan: "

@@ -55,9 +55,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from behaviorsft.build import lint_plan, lint_values
+from behaviorsft.build import lint_plan, lint_severity, lint_values
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
+from behaviorsft.sources.severity import corrected
 
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
 KB_CODES = "behaviorsft-kb"
@@ -84,6 +85,7 @@ RULES: dict[str, tuple[Severity, str]] = {
 RULES.update(TEXT_RULES)  # type: ignore[arg-type]  # wording rules (lint_text.py)
 RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_values.py
 RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, reasoning
+RULES.update(lint_severity.RULES)  # type: ignore[arg-type]  # care matching the severity
 
 
 @dataclass(frozen=True)
@@ -710,6 +712,8 @@ def _check_contraindications(
                 v = values.get(ci.lab)
                 if v is None or not compare(v, ci.op, ci.value):
                     continue
+                if corrected(did, ci.lab, [i for i, _ in ids]):
+                    continue  # the plan corrects it first (labetalol before alteplase)
                 why = f"{kb.lab(ci.lab).name} {v:g} ({ci.op} {ci.value:g})"
             else:
                 continue
@@ -1077,11 +1081,13 @@ def lint_records(
     findings: list[LintFinding] = []
     facts: dict[str, _Facts] = {}
     raw: dict[str, dict[str, Any]] = {}  # what lint_plan's conversation checks need
+    due: dict[str, dict[str, lint_severity.Trigger]] = {}  # items the severity shown requires
     for line, case in cases:
         rid = str(case.get("id", ""))
         facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
         lint_plan.lint_case(kb, _Where(cases_file, line, rid, findings), case)
         raw[rid] = {k: case.get(k) for k in ("conditions", "medications")}
+        due[rid] = lint_severity.lint_case(kb, _Where(cases_file, line, rid, findings), case)
     for line, conv in conversations:
         rid = str(conv.get("case_id", ""))
         _lint_conversation(
@@ -1089,6 +1095,7 @@ def lint_records(
         )
         where = _Where(conversations_file, line, rid, findings)
         lint_plan.lint_conversation(kb, where, conv, raw.get(rid))
+        lint_severity.lint_conversation(kb, where, conv, due.get(rid))
     return findings
 
 

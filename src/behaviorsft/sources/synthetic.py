@@ -61,7 +61,7 @@ from behaviorsft.records import (
     Section,
     Source,
 )
-from behaviorsft.sources import physiology
+from behaviorsft.sources import physiology, severity
 from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
@@ -625,11 +625,12 @@ def synthesize_case(
     creat = day0.get("creatinine")
     gfr = egfr(creat, age, sex) if creat else None
 
-    def usable(drug: Drug) -> bool:
-        """Not of the allergy group, not contraindicated here, not barred by renal function."""
+    def usable(drug: Drug, values: dict[str, float] | None = None) -> bool:
+        """Not of the allergy group, not contraindicated here (at ``values``, the day-0 ones
+        by default), not barred by renal function."""
         if allergy_group is not None and allergy_group in drug.allergy_groups:
             return False
-        if contraindicated(drug, cond.id, day0):
+        if contraindicated(drug, cond.id, day0 if values is None else values):
             return False  # e.g. potassium chloride with potassium above 5.0
         return gfr is None or renal_problem(kb, drug.id, gfr, (None, "", "")) is None
 
@@ -684,6 +685,19 @@ def synthesize_case(
             if td.role in ("conditional", "alternative") and antibacterial(drug) and usable(drug):
                 prescribe(drug, td.dose)
                 break
+    # Care that matches the severity shown (severity.py): what a met threshold requires.
+    severe = severity.escalate(
+        kb,
+        cond,
+        {**day0, "age": age, "onset_hours": onset_days * 24},
+        [*exam, imaging.finding, *(complaint(s) for s in symptoms)],  # as the record says
+        plan,
+        plan_ids,
+        usable=usable,
+        prescribe=prescribe,
+        to_medication=lambda d, dose: medication(d, cond.id, cond.name, dose),
+        rng=random.Random(f"behaviorsft-severity:{seed}:{index}"),
+    )
     for did in home_pick:
         drug = kb.drug(did)
         amount, unit, freq, why, min_age = HOME_MEDS[did]
@@ -765,6 +779,7 @@ def synthesize_case(
     ]
     if plan:
         timeline.append(Event(day=0, kind="medication", text=f"{plan[0].name} started."))
+    timeline += severe
     timeline += course_events(seed, index, repeat)
     timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
 

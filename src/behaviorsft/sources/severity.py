@@ -1,0 +1,483 @@
+"""Care that matches the severity the record shows (synthetic cases).
+
+A KB item with a threshold ("non-invasive ventilation if pH <= 7.35 and PaCO2 >= 45",
+"manage in a high-dependency unit if osmolality > 350", alteplase "within 4.5 h of last
+known well") is either below its trigger in a case, and stays conditional or unused, or
+the case meets it, and then the plan does it on day 0, stated as done with its time.
+:data:`TRIGGERS` is the one machine-readable table of those items: the generator
+(:func:`escalate`, called from ``synthetic.synthesize_case``) acts on it, the renderer
+drops the KB's conditional wording of an item the record meets (:func:`still_open`) and
+tells what was done (:func:`statements`, :func:`level_of_care`), and the linter
+(``build/lint_severity.py``) checks a record against it.
+
+A trigger row holds when all its clauses hold; rows of one (condition, item) are
+alternatives (any one brings the item). Clause ids are KB lab/vital ids, or ``age``
+(years) and ``onset_hours`` (symptom onset to presentation); ``sign`` is a regex over the
+signs. Each row says what the item needs: a KB ``drug`` given (by
+``route`` when set; ``route`` without a drug: no plan medicine by mouth; ``replaces``: the
+plan drug it stands in for), a ``level`` of care, the KB wording (``pending``) that must no
+longer be offered as conditional, and the statement (``done``) that it was done. Signs are the
+examination and imaging findings and the reported symptoms.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from behaviorsft.records import Case, Event, Medication
+from behaviorsft.sources.kb import Condition as KBCondition
+from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, compare
+
+HDU = "high-dependency unit"
+
+# Timeline kinds the generator adds (not course events: timeline_sequence leaves them out).
+ESCALATION = "escalation"
+LEVEL = "level_of_care"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One threshold item: the clauses that bring it and what it then requires."""
+
+    condition: str
+    item: str
+    when: tuple[tuple[str, str, float], ...] = ()  # (lab/vital id, age, onset_hours; op; value)
+    sign: str | None = None  # regex over the signs (examination, imaging, symptoms)
+    drug: str | None = None  # KB drug that must be given
+    route: str | None = None  # route it must be given by (no drug: no plan medicine PO)
+    level: str | None = None  # level of care required
+    pending: str | None = None  # KB wording that leaves the item conditional
+    done: str | None = None  # regex of the statement that it was done
+    say: str | None = None  # what the attending states (``{why}``, ``{t}``: its time)
+    covered_by: str | None = None  # another item whose statement includes this one
+    replaces: str | None = None  # KB drug of the plan the required drug takes the place of
+    after: int = 15  # earliest minute after arrival it is done at (the next 30 min)
+    first: bool = False  # time-critical: its drug heads the plan (in table order)
+
+
+_SEVERE_ASTHMA = (
+    "Acute severe asthma ({why}): ipratropium added to the salbutamol nebulisers {t}, with a "
+    "senior review; IV magnesium if there is no response to the first hour of treatment."
+)
+_LIFE_THREATENING_ASTHMA = (
+    "Life-threatening features ({why}): ipratropium with the salbutamol and IV magnesium "
+    "sulfate 2 g given {t}; senior review, and admitted to the high-dependency unit."
+)
+_HDU_SAY = (
+    "{why}, past the high-dependency threshold: we manage this in a high-dependency unit, "
+    "admitted there {t}."
+)
+
+TRIGGERS: tuple[Trigger, ...] = (
+    # GINA 2024 / BTS-SIGN 2019: acute severe asthma (HR > 120, RR > 25) brings ipratropium;
+    # SpO2 < 92% is life-threatening: IV magnesium and high-dependency care.
+    *(
+        Trigger(
+            "asthma_exacerbation",
+            "ipratropium",
+            (clause,),
+            drug="ipratropium",
+            say=_SEVERE_ASTHMA,
+            covered_by="IV magnesium",
+        )
+        for clause in (("heart_rate", ">", 120), ("respiratory_rate", ">", 25), ("spo2", "<", 92))
+    ),
+    Trigger(
+        "asthma_exacerbation",
+        "IV magnesium",
+        (("spo2", "<", 92),),
+        drug="magnesium_sulfate",
+        level=HDU,
+        pending=r"\bIV magnesium if\b",
+        say=_LIFE_THREATENING_ASTHMA,
+    ),
+    # GOLD 2024: NIV for pH <= 7.35 with PaCO2 >= 45 mmHg.
+    Trigger(
+        "copd_exacerbation",
+        "non-invasive ventilation",
+        (("ph_arterial", "<=", 7.35), ("paco2", ">=", 45)),
+        level="respiratory high-dependency unit",
+        pending=r"non-invasive ventilation if|escalate to NIV",
+        done=r"non-invasive ventilation started",
+        say="{why} meets the NIV criterion (pH <= 7.35 with PaCO2 >= 45 mmHg): non-invasive "
+        "ventilation started {t}; ICU review if the acidosis persists on NIV.",
+    ),
+    # JBDS HHS 2015: high-dependency care for osmolality > 350, sodium > 160 or GCS < 12.
+    *(
+        Trigger(
+            "hhs",
+            "high-dependency care",
+            (clause,),
+            level=HDU,
+            pending=r"high-dependency unit if",
+            say=_HDU_SAY,
+        )
+        for clause in (("serum_osmolality", ">", 350), ("sodium", ">", 160), ("gcs", "<", 12))
+    ),
+    # Reduced consciousness: nothing by mouth.
+    Trigger(
+        "hhs",
+        "IV routes",
+        sign=r"reduced level of consciousness",
+        route="IV",
+        say="Reduced level of consciousness: nothing by mouth, so every medicine goes IV.",
+    ),
+    # JBDS DKA: high-dependency care when severe.
+    *(
+        Trigger(
+            "dka",
+            "high-dependency care",
+            (clause,),
+            level=HDU,
+            pending=r"high-dependency setting when severe",
+            say="Severe DKA ({why}): admitted to a high-dependency setting {t}.",
+        )
+        for clause in (
+            ("beta_hydroxybutyrate", ">", 6),
+            ("bicarbonate", "<", 5),
+            ("potassium", "<", 3.5),
+            ("gcs", "<", 12),
+        )
+    ),
+    # AHA/ASA 2019: BP below 185/110 before alteplase, alteplase within 4.5 h, CTA for a
+    # large-vessel occlusion at once (thrombectomy within 6 h).
+    Trigger(
+        "ischemic_stroke",
+        "CT angiography on arrival",
+        (("onset_hours", "<=", 6),),
+        pending=r"\bCTA\b",
+        done=r"CT angiography",
+        say="CT angiography on day 0, to look for a large-vessel occlusion while "
+        "thrombectomy is possible (6 h from onset).",
+    ),
+    *(
+        Trigger(
+            "ischemic_stroke",
+            "blood pressure lowered before alteplase",
+            (("onset_hours", "<=", 4.5), clause),
+            drug="labetalol",
+            first=True,
+            say="Blood pressure {bp} is above 185/110: IV labetalol brought it below 185/110 "
+            "before the alteplase.",
+        )
+        for clause in (("sbp", ">", 185), ("dbp", ">", 110))
+    ),
+    Trigger(
+        "ischemic_stroke",
+        "IV thrombolysis",
+        (("onset_hours", "<=", 4.5),),
+        drug="alteplase",
+        first=True,
+        level="stroke unit",
+        say="Within the 4.5-h thrombolysis window, no haemorrhage on CT and no "
+        "contraindication: IV alteplase given {t}; aspirin waits until 24 h after it.",
+        after=30,
+    ),
+    # IDSA 2004: ampicillin for Listeria over 50 years.
+    Trigger(
+        "bacterial_meningitis",
+        "Listeria cover",
+        (("age", ">", 50),),
+        drug="ampicillin",
+        say="Age {age}, over 50: ampicillin added for Listeria cover {t}.",
+    ),
+    # IDSA SSTI 2014: cellulitis with systemic signs (fever with tachycardia) is treated IV.
+    Trigger(
+        "cellulitis",
+        "IV antibiotic",
+        (("temperature", ">", 38), ("heart_rate", ">", 90)),
+        drug="cefazolin",
+        replaces="cephalexin",
+        pending=r"switch to IV therapy if",
+        say="Systemic signs of infection ({why}): IV cefazolin instead of oral treatment, "
+        "the first dose {t}.",
+    ),
+    # UK Kidney Association 2020: ECG changes (or K >= 6.5) bring IV calcium and monitoring.
+    *(
+        Trigger(
+            "hyperkalemia",
+            "cardiac monitoring",
+            when,
+            sign=sign,
+            drug="calcium_gluconate",
+            pending=r"cardiac monitoring when",
+            say=say,
+        )
+        for when, sign, say in (
+            (
+                (("potassium", ">", 5.5),),
+                r"peaked T waves|QRS widening",
+                "ECG changes with {why}: IV calcium gluconate given {t}, on continuous "
+                "cardiac monitoring from arrival.",
+            ),
+            (
+                (("potassium", ">=", 6.5),),
+                None,
+                "{why}: IV calcium gluconate given {t}, on continuous cardiac monitoring "
+                "from arrival.",
+            ),
+        )
+    ),
+    # ACG UGIB 2021: restrictive red-cell transfusion below 7 g/dL (the generator's range
+    # starts at 7: its day-1 haemoglobin does not show a transfusion).
+    Trigger(
+        "upper_gi_bleed",
+        "red-cell transfusion",
+        (("hemoglobin", "<", 7),),
+        done=r"red cells transfused",
+        say="{why} is below the transfusion threshold (7 g/dL): red cells transfused, the "
+        "first unit {t}.",
+    ),
+    # EU hyponatraemia 2014: severe symptoms (a seizure) bring 3% saline at once.
+    Trigger(
+        "hyponatremia_siadh",
+        "hypertonic saline",
+        (("sodium", "<", 130),),
+        sign=r"\bseizure",
+        drug="hypertonic_saline_3",
+        say="Seizure with {why}: 3% saline 150 mL IV over 20 min given {t}, repeated until "
+        "sodium rises by 5 mmol/L.",
+    ),
+    # IDSA 2004 / ESCMID 2016: meningitis with reduced consciousness is cared for in ICU.
+    Trigger(
+        "bacterial_meningitis",
+        "intensive care",
+        sign=r"altered mental status|reduced (?:level of )?consciousness|\bconfusion",
+        level="intensive care unit",
+        pending=r"ICU admission for reduced consciousness",
+        say="Meningitis with an altered mental state: admitted to the intensive care unit {t}.",
+    ),
+    # Severe hypokalaemia: IV replacement.
+    Trigger(
+        "hypokalemia",
+        "IV potassium",
+        (("potassium", "<", 2.5),),
+        drug="potassium_chloride",
+        route="IV",
+        say="{why} is below 2.5: potassium chloride IV with cardiac monitoring, not by "
+        "mouth, started {t}.",
+    ),
+    # SSC 2021: 30 mL/kg crystalloid for hypotension or lactate >= 4.
+    *(
+        Trigger("sepsis", "crystalloid", (clause,), drug="lactated_ringers")
+        for clause in (("lactate", ">=", 4), ("sbp", "<", 90))
+    ),
+    # AASLD 2021: albumin when creatinine > 1, BUN > 30 or bilirubin > 4.
+    *(
+        Trigger("spontaneous_bacterial_peritonitis", "albumin", (clause,), drug="albumin_human")
+        for clause in (("creatinine", ">", 1), ("bun", ">", 30), ("bilirubin_total", ">", 4))
+    ),
+    # ESC 2019: systemic thrombolysis for high-risk PE (SBP < 90).
+    Trigger("pulmonary_embolism", "systemic thrombolysis", (("sbp", "<", 90),), drug="alteplase"),
+)
+
+# A contraindication (drug, KB lab id) the plan corrects before the drug, by the drug
+# named, and the value it brings the lab to (AHA/ASA 2019: BP below 185/110 with labetalol
+# before alteplase).
+CORRECTED_BY: dict[tuple[str, str], tuple[str, float]] = {
+    ("alteplase", "sbp"): ("labetalol", 180),
+    ("alteplase", "dbp"): ("labetalol", 105),
+}
+
+# How a clause's value is named in a statement (values as the record's tables give them).
+_LABELS = {
+    "heart_rate": "heart rate {v}/min",
+    "respiratory_rate": "respiratory rate {v}/min",
+    "spo2": "SpO2 {v}%",
+    "ph_arterial": "pH {v}",
+    "paco2": "PaCO2 {v} mmHg",
+    "serum_osmolality": "measured osmolality {v} mOsm/kg",
+    "sodium": "sodium {v} mmol/L",
+    "beta_hydroxybutyrate": "beta-hydroxybutyrate {v} mmol/L",
+    "bicarbonate": "bicarbonate {v} mmol/L",
+    "potassium": "potassium {v} mmol/L",
+    "onset_hours": "onset {v} hour(s) ago",
+    "temperature": "temperature {v} degC",
+    "hemoglobin": "haemoglobin {v} g/dL",
+    "age": "age {v}",
+}
+
+
+def corrected(drug_id: str, lab: str, plan_ids: Iterable[str]) -> bool:
+    """Whether the plan corrects ``drug_id``'s contraindication on ``lab`` before giving it
+    (``CORRECTED_BY``)."""
+    fix = CORRECTED_BY.get((drug_id, lab))
+    return fix is not None and fix[0] in plan_ids
+
+
+def triggers_for(condition_id: str) -> list[Trigger]:
+    return [t for t in TRIGGERS if t.condition == condition_id]
+
+
+def row_holds(t: Trigger, values: dict[str, float], signs: Iterable[str]) -> bool:
+    """Whether every clause of ``t`` holds (an unmeasured value holds nothing)."""
+    if t.sign is not None and not any(re.search(t.sign, s, re.I) for s in signs):
+        return False
+    for lab, op, threshold in t.when:
+        v = values.get(lab)
+        if v is None or not compare(v, op, threshold):  # type: ignore[arg-type]
+            return False
+    return True
+
+
+def met(condition_id: str, values: dict[str, float], signs: Iterable[str]) -> dict[str, Trigger]:
+    """The items whose trigger the record meets: item -> its first row that holds."""
+    signs = list(signs)
+    out: dict[str, Trigger] = {}
+    for t in triggers_for(condition_id):
+        if t.item not in out and row_holds(t, values, signs):
+            out[t.item] = t
+    return out
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def _as_table(v: float, decimals: int) -> str:
+    """A value as the record's tables print it (``synthetic.fmt_value``)."""
+    return f"{v:.{decimals}f}" if decimals else str(round(v))
+
+
+def _why(rows: list[Trigger], values: dict[str, float], shown: dict[str, str]) -> str:
+    parts: list[str] = []
+    for t in rows:
+        for lab, _, _ in t.when:
+            label = _LABELS.get(lab)
+            if label is None:
+                continue
+            v = shown.get(lab, _fmt(values[lab]))
+            text = label.format(v=v).replace("hour(s)", "hour" if v == "1" else "hours")
+            if text not in parts:
+                parts.append(text)
+    return ", ".join(parts)
+
+
+def record_values(kb: KnowledgeBase, case: Case) -> tuple[dict[str, float], list[str]]:
+    """Day-0 values of a case by KB id (with age and onset hours) and its signs
+    (examination and imaging findings, reported symptoms)."""
+    by_name = {lab.name: lid for lid, lab in kb.labs.items()}
+    values: dict[str, float] = {}
+    signs: list[str] = []
+    signs += [f[len("Reports ") :] for f in case.facts if f.startswith("Reports ")]
+    for f in case.findings:
+        if f.kind in ("exam", "imaging") and f.value_text:
+            signs.append(f.value_text)
+        if f.day == 0 and f.value is not None and f.name in by_name:
+            values.setdefault(by_name[f.name], f.value)
+    if case.demographics.age_years is not None:
+        values["age"] = case.demographics.age_years
+    onset = next((e.day for e in case.timeline if e.kind == "symptom" and e.day), None)
+    if onset is not None and onset < 0:
+        values["onset_hours"] = -onset * 24
+    return values, signs
+
+
+def still_open(kb: KnowledgeBase, case: Case, condition_id: str, text: str) -> bool:
+    """Whether KB ``text`` may still be offered as it stands: it does not leave an item the
+    record meets conditional ("escalate to NIV if acidosis persists" after NIV started)."""
+    pendings = [t.pending for t in triggers_for(condition_id) if t.pending]
+    if not any(re.search(p, text, re.I) for p in pendings):
+        return True
+    values, signs = record_values(kb, case)
+    return not any(
+        t.pending and re.search(t.pending, text, re.I)
+        for t in met(condition_id, values, signs).values()
+    )
+
+
+def statements(case: Case) -> list[str]:
+    """What the team did on day 0 because of the severity the record shows."""
+    return [e.text for e in case.timeline if e.kind == ESCALATION]
+
+
+def level_of_care(case: Case) -> str | None:
+    """Where the patient is cared for after day 0, when severity set it ('the
+    high-dependency unit')."""
+    return next((e.text for e in case.timeline if e.kind == LEVEL), None)
+
+
+def _by_vein(
+    drug: Drug, med: Medication, to_medication: Callable[[Drug, Dose], Medication]
+) -> Medication:
+    """``med`` given IV: the drug's KB IV dose, or the same (possibly renally adjusted) dose
+    IV where the KB says 'same dose IV'; unchanged when it has no IV form."""
+    for d in drug.doses:
+        if d.route == "IV":
+            return to_medication(drug, d)
+    if any("same dose IV" in (d.note or "") for d in drug.doses):
+        return med.model_copy(update={"route": "IV"})
+    return med
+
+
+def escalate(
+    kb: KnowledgeBase,
+    cond: KBCondition,
+    values: dict[str, float],
+    signs: list[str],
+    plan: list[Medication],
+    plan_ids: list[str],
+    *,
+    usable: Callable[[Drug, dict[str, float]], bool],
+    prescribe: Callable[[Drug, Dose | None], None],
+    to_medication: Callable[[Drug, Dose], Medication],
+    rng: random.Random,
+) -> list[Event]:
+    """Do on day 0 what the case's severity requires (``TRIGGERS``): give the drugs (by
+    the route required; a drug barred only by what an earlier item corrects, the blood
+    pressure before alteplase, once it is corrected), and return the day-0 events that
+    state it, each with its time, and the level of care."""
+    due = met(cond.id, values, signs)
+    if not due:
+        return []
+    after = dict(values)  # values once the earlier items have acted
+    events: list[Event] = []
+    shown = {
+        k: _fmt(v) if k not in kb.labs else _as_table(v, kb.labs[k].decimals)
+        for k, v in values.items()
+    }
+    level: str | None = None
+    front = 0  # where the next time-critical drug goes in the plan
+    for item, t in due.items():
+        if t.drug is not None and t.drug not in plan_ids:
+            drug = kb.drug(t.drug)
+            if not usable(drug, after):
+                continue  # (an allergy): nothing done, nothing stated
+            td = next((x for x in cond.treatments.drugs if x.drug == drug.id), None)
+            prescribe(drug, td.dose if td is not None else None)
+            if t.replaces is not None and t.replaces in plan_ids:
+                k = plan_ids.index(t.replaces)
+                del plan[k], plan_ids[k]
+            if t.first:
+                plan.insert(front, plan.pop())
+                plan_ids.insert(front, plan_ids.pop())
+                front += 1
+        for (_, lab), (by, value) in CORRECTED_BY.items():
+            if by == t.drug and by in plan_ids and lab in after:
+                after[lab] = min(after[lab], value)
+        if t.route == "IV":
+            for i, med in enumerate(plan):
+                if med.route != "PO" or (t.drug is not None and plan_ids[i] != t.drug):
+                    continue
+                plan[i] = _by_vein(kb.drug(plan_ids[i]), med, to_medication)
+        if t.level is not None:
+            level = t.level
+        if t.say is not None and (t.covered_by is None or t.covered_by not in due):
+            rows = [
+                r for r in triggers_for(cond.id) if r.item == item and row_holds(r, values, signs)
+            ]
+            text = t.say.format(
+                why=_why(rows, values, shown),
+                t=f"{rng.randrange(t.after, t.after + 30, 5)} minutes after arrival",
+                age=shown.get("age", ""),
+                bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",
+            )
+            if not text.startswith("pH"):
+                text = text[0].upper() + text[1:]
+            events.append(Event(day=0, kind=ESCALATION, text=text))
+    if level is not None:
+        events.append(Event(day=0, kind=LEVEL, text=f"the {level}"))
+    return events
