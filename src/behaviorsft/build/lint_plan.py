@@ -18,6 +18,22 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
                             (an infection named, as pneumonia on imaging or purulent sputum,
                             with no antibacterial; decompensated heart failure without a loop
                             diuretic; alcohol withdrawal without a sedative)
+``plan-overlap``            two plan drugs of one role: a drug the condition gives as
+                            monotherapy with another antibacterial (levofloxacin with
+                            azithromycin), two atypical-cover agents, two drugs of one
+                            interchangeable choice (nitrofurantoin with co-trimoxazole)
+``conditional-unmet``       a conditional drug without the condition its KB note gives
+                            (ampicillin for Listeria in a 28-year-old with no immunocompromise)
+``drug-too-late``           a drug that works only early given past its window (colchicine
+                            more than 36 h into a gout flare)
+``sick-day-continued``      a regular metformin, ACE inhibitor/ARB, diuretic, SGLT2 inhibitor,
+                            NSAID or sulfonylurea continued (no "Held:" fact) in acute kidney
+                            injury, a dehydrating illness or hyperkalaemia
+``hold-not-taken``          a hold statement names a drug the patient does not take ("hold ACE
+                            inhibitor/ARB, diuretics and metformin" with none of them listed)
+``step-without-indication`` a next step starts a long-term drug whose indication the record
+                            does not document (allopurinol with no recurrent flares, tophi or
+                            radiographic damage)
 
 The same check of a cited reason (``supported_clauses``) is what the renderer uses to
 decide which reasons the attending may give, so a rebuilt record cites only what it shows.
@@ -40,6 +56,12 @@ RULES: dict[str, tuple[str, str]] = {
     "therapy-without-drug": ("error", "history gives a drug therapy no medicine matches"),
     "renal-dose": ("error", "renally cleared drug unadjusted below its eGFR threshold"),
     "plan-missing-class": ("error", "the plan lacks a class of therapy the record requires"),
+    "plan-overlap": ("error", "two plan drugs of one role"),
+    "conditional-unmet": ("error", "a conditional drug given without its condition"),
+    "drug-too-late": ("error", "a drug that works only early given past its window"),
+    "sick-day-continued": ("error", "a sick-day medicine continued in an acute illness"),
+    "hold-not-taken": ("error", "a hold statement names a drug the patient does not take"),
+    "step-without-indication": ("error", "a next step starts a drug with no documented indication"),
 }
 
 
@@ -559,6 +581,77 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
         )
         for what in required_missing(kb, cond_id, plan, record):
             where.add("plan-missing-class", f"the plan for {diagnosis or cond_id} lacks {what}")
+        _lint_prescribing(kb, where, case, cond_id, plan, history)
+
+
+def _day0(case: dict[str, Any], name: str) -> float | None:
+    return next(
+        (
+            _num(f.get("value"))
+            for f in case.get("findings") or []
+            if str(f.get("name", "")).lower() == name
+            and f.get("value") is not None
+            and not f.get("day")
+        ),
+        None,
+    )
+
+
+def _lint_prescribing(
+    kb: KnowledgeBase,
+    where: _Adds,
+    case: dict[str, Any],
+    cond_id: str,
+    plan: Sequence[dict[str, Any]],
+    history: str,
+) -> None:
+    """The plan's combinations, conditional and time-bound drugs, and the regular
+    medicines held in an acute illness, against ``prescribing``'s tables."""
+    from behaviorsft.sources import prescribing
+
+    cond = kb.conditions.get(cond_id)
+    if cond is None:
+        return
+    by_name = {d.name.lower(): d.id for d in kb.drugs.values()}
+    plan_ids = [by_name[n] for m in plan if (n := str(m.get("name", "")).lower()) in by_name]
+    for why in prescribing.overlaps(kb, cond, plan_ids):
+        where.add("plan-overlap", why)
+    demo = case.get("demographics") or {}
+    age = _num(demo.get("age_years"))
+    for did in plan_ids:
+        req = prescribing.CONDITIONAL.get((cond_id, did))
+        if req is not None and not req.met(age, history):
+            where.add(
+                "conditional-unmet",
+                f"{kb.drugs[did].name} for {cond.name} needs {req.why}; the record has none "
+                f"(age {age if age is not None else 'not given'})",
+            )
+    onset = next(
+        (-float(e["day"]) for e in case.get("timeline") or [] if e.get("kind") == "symptom"),
+        None,
+    )
+    if onset is not None:
+        for did in plan_ids:
+            if not prescribing.timely(cond_id, did, onset):
+                where.add(
+                    "drug-too-late",
+                    f"{kb.drugs[did].name} given {onset:g} days into {cond.name} "
+                    f"(within {prescribing.TIMELY[(cond_id, did)] * 24:g} h only)",
+                )
+    diagnosis = str(case.get("final_diagnosis") or "")
+    home = [
+        (str(m.get("name", "")), str(m.get("drug_class") or ""))
+        for m in case.get("medications") or []
+        if str(m.get("indication") or "") != diagnosis
+    ]
+    values = {lid: v for lid in ("creatinine", "potassium") if (v := _day0(case, lid)) is not None}
+    complaints = [
+        str(f)[len("Reports ") :] for f in case.get("facts") or [] if str(f).startswith("Reports ")
+    ]
+    held = prescribing.held_names(str(f) for f in case.get("facts") or [])
+    for name, why in prescribing.holds(kb, cond_id, home, values, demo.get("sex"), complaints):
+        if prescribing.short_name(name) not in held:
+            where.add("sick-day-continued", f"{name} continued in {why} with no hold recorded")
 
 
 _DOCUMENTED = re.compile(r"^(?:Documented|Done and recorded): (?P<item>.+?)\.?$")
@@ -598,8 +691,46 @@ def lint_conversation(
     drug care item recorded as done ("VTE prophylaxis") against the medicines given."""
     cond = kb.conditions.get(_kb_condition(case) or "") if case is not None else None
     seen: list[tuple[str, list[list[Any]]]] = []
+    from behaviorsft.sources import prescribing
+
+    taken = [
+        (str(m.get("name", "")), str(m.get("drug_class") or ""))
+        for m in (case or {}).get("medications") or []
+    ]
+    gate = prescribing.GATED.get(cond.id) if cond is not None else None
+    documented = ""
+    if gate is not None and case is not None:
+        documented = " ".join(
+            [_history(case)]
+            + [
+                str(f.get("value_text") or "")
+                for f in case.get("findings") or []
+                if f.get("kind") == "exam" and not re.match(r"no\b", str(f.get("value_text")), re.I)
+            ]
+        )
     for t in conv.get("turns") or []:
         text = str(t.get("text", ""))
+        if case is not None and cond is not None and " hold " in f" {text}":
+            named = [
+                t for t in prescribing.hold_terms(text) if not prescribing.taken_term(t, taken)
+            ]
+            if named:
+                where.add(
+                    "hold-not-taken",
+                    f"'hold ...' names {', '.join(named)} but the patient takes none of them",
+                    t.get("index"),
+                )
+        if (
+            gate is not None
+            and text.startswith("Day 2 ward round")
+            and re.search(gate.steps, text.split("Plan:", 1)[-1], re.I)
+            and not re.search(gate.indication, documented, re.I)
+        ):
+            where.add(
+                "step-without-indication",
+                f"'{text[:90]}' with no documented indication ({gate.indication[:40]}...)",
+                t.get("index"),
+            )
         m = _DOCUMENTED.match(text)
         if m is not None and cond is not None and case is not None:
             for item in cond.standard_of_care:

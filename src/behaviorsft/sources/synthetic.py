@@ -61,6 +61,7 @@ from behaviorsft.records import (
     Section,
     Source,
 )
+from behaviorsft.sources import prescribing
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
 from behaviorsft.sources.wording import complaint, history_item, is_history, observed
@@ -637,22 +638,44 @@ def synthesize_case(
         plan.append(med)
         plan_ids.append(drug.id)
 
+    said = " ".join(risks)  # the history drawn so far (prescribing: conditional drugs)
+
+    def fits(d: Drug) -> bool:
+        return (
+            usable(d)
+            and d.id not in plan_ids
+            and prescribing.condition_met(cond.id, d.id, age, said)
+        )
+
     for td in cond.treatments.drugs:
         if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
             continue
         drug = kb.drug(td.drug)
+        if not prescribing.timely(cond.id, drug.id, onset_days) and td.choice is not None:
+            continue  # colchicine past 36 h of the flare: the next member of its choice
         if not usable(drug):
             if td.choice is not None:
                 continue  # the next member of its choice stands in
             # another drug of its role, when the condition lists one (meropenem for
-            # piperacillin-tazobactam in a penicillin allergy)
-            alt = substitute(kb, cond, drug, lambda d: usable(d) and d.id not in plan_ids)
+            # piperacillin-tazobactam in a penicillin allergy; doxycycline, the atypical
+            # cover, for azithromycin in a macrolide allergy)
+            alt = prescribing.partner_substitute(kb, cond, drug, fits) or substitute(
+                kb, cond, drug, fits
+            )
             if alt is None:
                 continue
             drug = alt
         prescribe(drug, td.dose if drug.id == td.drug else None)
         if td.choice is not None:
             chosen.add(td.choice)
+    # A conditional drug whose condition this patient meets (ampicillin for Listeria over
+    # 50); no two drugs of one role (a fluoroquinolone given as monotherapy stands alone).
+    for did in prescribing.conditional_adds(kb, cond.id, age, said, plan_ids):
+        if did not in plan_ids and usable(kb.drug(did)):
+            prescribe(kb.drug(did), None)
+    for did in prescribing.drop_overlaps(kb, cond, plan_ids):
+        del plan[plan_ids.index(did)]
+        plan_ids.remove(did)
     if not plan:  # every first-line drug clashes with the allergy: use an alternative
         for td in cond.treatments.drugs:
             drug = kb.drug(td.drug)
@@ -706,6 +729,10 @@ def synthesize_case(
                 meds.append(medication(carrier, cond.id, why, home_dose))
                 if why not in risks:
                     risks.append(why)
+    # Sick-day rules: the regular medicines held in this acute illness (prescribing.py).
+    held = prescribing.holds(
+        kb, cond.id, [(m.name, m.drug_class or "") for m in meds], day0, sex, symptoms
+    )
     meds.extend(plan)
     # The history as documented: a medicine risk factor only when the patient takes it;
     # a remaining "A or B" settled by a draw of its own (the case's stream is unchanged).
@@ -754,6 +781,7 @@ def synthesize_case(
         *(f"Reports {s}." for s in complaints),
         *(f"History: {r}." for r in history),
         *(f"Allergy: {a.substance} ({a.reaction})." for a in allergies),
+        *(prescribing.held_fact(name, why) for name, why in held),
         f"Final diagnosis: {cond.name}.",
     ]
     return Case(
