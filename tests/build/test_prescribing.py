@@ -13,6 +13,7 @@ import pytest
 
 from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import lint_records
+from behaviorsft.build.lint_plan import cockcroft_gault, egfr
 from behaviorsft.sources import prescribing
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import antibacterial, synthesize_case
@@ -141,6 +142,28 @@ def test_17_000341_gout_colchicine_timing_and_no_ult_without_indication():
     # no "continue urate-lowering therapy ... if already taking it" for a patient on none
     assert "urate-lowering" not in _turn(conv, "Plan:")
     assert _lint(case, conv) == []
+
+
+def test_17_000223_enoxaparin_by_creatinine_clearance():
+    """eGFR 31 but Cockcroft-Gault clearance under 30 at 84 (the label's measure):
+    prophylaxis at the reduced 30 mg, and the home ACE inhibitor at its reduced dose."""
+    case, _ = _built(223)
+    cr = next(f.value for f in case.findings if f.name == "Creatinine" and not f.day)
+    assert egfr(cr, 84, "female") >= 30 > cockcroft_gault(cr, 84, "female")
+    enox = next(m for m in case.medications if m.name == "Enoxaparin")
+    assert (enox.dose_value, enox.frequency) == (30, "once daily")
+    lisinopril = next(m for m in case.medications if m.name == "Lisinopril")
+    assert lisinopril.dose_value == 5
+
+
+def test_renal_dose_rule_reads_creatinine_clearance():
+    name = KB.conditions["acute_decompensated_heart_failure"].name
+    enox = {**_med("Enoxaparin", name), "dose_value": 40, "dose_unit": "mg"}
+    enox["frequency"] = "once daily"
+    case = _case("acute_decompensated_heart_failure", [enox], age=84, findings=[_creatinine(1.63)])
+    found = [f for f in lint_records([(1, case)], [], kb=KB) if f.rule == "renal-dose"]
+    assert len(found) == 1
+    assert "CrCl 24" in found[0].message
 
 
 def test_generated_sample_has_no_prescribing_findings():

@@ -81,6 +81,18 @@ def egfr(creatinine: float, age: float, sex: str | None) -> float:
     return value * 1.012 if female else value
 
 
+# Weight (kg) standing in for the one the record does not give in Cockcroft-Gault.
+NOMINAL_WEIGHT = {"male": 70.0, "female": 60.0}
+
+
+def cockcroft_gault(creatinine: float, age: float, sex: str | None) -> float:
+    """Creatinine clearance (mL/min) by Cockcroft-Gault at the nominal weight of the sex
+    (70 kg men, 60 kg women; 65 kg unknown): what labels' CrCl thresholds mean."""
+    weight = NOMINAL_WEIGHT.get(sex or "", 65.0)
+    value = (140 - age) * weight / (72 * creatinine)
+    return value * 0.85 if sex == "female" else value
+
+
 # Renal thresholds (mL/min) at or below which a dose reduction is checked: severe impairment,
 # where eGFR standing in for clearance cannot mislead (a 2.25 g piperacillin-tazobactam band
 # at CrCl 20-40 needs a weight the record does not give).
@@ -88,9 +100,14 @@ SEVERE = 30
 
 
 def renal_problem(
-    kb: KnowledgeBase, drug_id: str, gfr: float, dose: tuple[float | None, str, str]
+    kb: KnowledgeBase,
+    drug_id: str,
+    gfr: float,
+    dose: tuple[float | None, str, str],
+    crcl: float | None = None,
 ) -> str | None:
-    """Why ``drug_id`` at ``dose`` (amount, unit, frequency) is wrong at ``gfr``, or None.
+    """Why ``drug_id`` at ``dose`` (amount, unit, frequency) is wrong at ``gfr`` (and, for
+    the KB's CrCl rules, ``crcl`` when given), or None.
 
     A rule that forbids the drug (contraindicated, avoid) always applies; a dose reduction
     applies when the dose given is one of the drug's standard (unadjusted) KB doses.
@@ -99,17 +116,20 @@ def renal_problem(
     if drug is None:
         return None
     for rule in sorted(drug.renal, key=lambda r: r.value):
-        if rule.metric not in ("egfr", "crcl") or not rule.applies(gfr):
+        by_crcl = rule.metric == "crcl" and crcl is not None
+        value = crcl if by_crcl and crcl is not None else gfr
+        if rule.metric not in ("egfr", "crcl") or not rule.applies(value):
             continue
+        at = f"{'CrCl' if by_crcl else 'eGFR'} {value:.0f}"
         if rule.action in ("contraindicated", "avoid"):
-            return f"{drug.name} at eGFR {gfr:.0f}: {rule.detail}"
+            return f"{drug.name} at {at}: {rule.detail}"
         if rule.action == "reduce_dose" and rule.value <= SEVERE:
             amount, unit, freq = dose
             standard = any(
                 d.amount == amount and d.unit == unit and d.frequency == freq for d in drug.doses
             )
             if standard:
-                return f"{drug.name} {amount:g} {unit} {freq} at eGFR {gfr:.0f}: {rule.detail}"
+                return f"{drug.name} {amount:g} {unit} {freq} at {at}: {rule.detail}"
     return None
 
 
@@ -121,9 +141,16 @@ _DOSE = re.compile(
 
 
 def renal_dose(
-    kb: KnowledgeBase, drug_id: str, gfr: float, amount: float, unit: str
+    kb: KnowledgeBase,
+    drug_id: str,
+    gfr: float,
+    amount: float,
+    unit: str,
+    crcl: float | None = None,
 ) -> tuple[float, str] | None:
-    """The KB's reduced dose (amount, frequency) of enoxaparin-like rules at ``gfr``, if any.
+    """The KB's reduced dose (amount, frequency) of enoxaparin-like rules at ``gfr`` (and,
+    for CrCl rules, ``crcl`` when given, whose extended intervals count too: levofloxacin
+    750 mg q48h at CrCl 20-49), if any.
 
     Reads the rule's detail ("treatment 1 mg/kg SC once daily; prophylaxis 30 mg SC once
     daily"): the weight-based dose keeps its amount once daily, a fixed dose takes the
@@ -133,9 +160,11 @@ def renal_dose(
     if drug is None:
         return None
     for rule in sorted(drug.renal, key=lambda r: r.value):
-        if rule.action != "reduce_dose" or rule.metric not in ("egfr", "crcl"):
+        by_crcl = rule.metric == "crcl" and crcl is not None
+        actions = ("reduce_dose", "extend_interval") if by_crcl else ("reduce_dose",)
+        if rule.action not in actions or rule.metric not in ("egfr", "crcl"):
             continue
-        if not rule.applies(gfr):
+        if not rule.applies(crcl if by_crcl and crcl is not None else gfr):
             continue
         half = re.search(r"half the usual dose (q\d+h)", rule.detail)
         if half:
@@ -555,6 +584,7 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
     )
     if creat and age is not None:
         gfr = egfr(creat, age, sex)
+        crcl = cockcroft_gault(creat, age, sex)
         by_name = {d.name.lower(): d.id for d in kb.drugs.values()}
         for med in meds:
             did = by_name.get(str(med.get("name", "")).lower())
@@ -565,7 +595,7 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
                 str(med.get("dose_unit") or ""),
                 str(med.get("frequency") or ""),
             )
-            problem = renal_problem(kb, did, gfr, dose)
+            problem = renal_problem(kb, did, gfr, dose, crcl)
             if problem:
                 where.add("renal-dose", problem)
     cond_id = _kb_condition(case)

@@ -28,6 +28,7 @@ from behaviorsft import __version__
 from behaviorsft.build.lint import drug_family
 from behaviorsft.build.lint_plan import (
     ANTIBACTERIAL,
+    cockcroft_gault,
     egfr,
     history_therapies,
     renal_dose,
@@ -614,6 +615,7 @@ def synthesize_case(
     }
     creat = day0.get("creatinine")
     gfr = egfr(creat, age, sex) if creat else None
+    crcl = cockcroft_gault(creat, age, sex) if creat else None  # for the KB's CrCl rules
 
     def usable(drug: Drug) -> bool:
         """Not of the allergy group, not contraindicated here, not barred by renal function."""
@@ -621,12 +623,12 @@ def synthesize_case(
             return False
         if contraindicated(drug, cond.id, day0):
             return False  # e.g. potassium chloride with potassium above 5.0
-        return gfr is None or renal_problem(kb, drug.id, gfr, (None, "", "")) is None
+        return gfr is None or renal_problem(kb, drug.id, gfr, (None, "", ""), crcl) is None
 
     def prescribe(drug: Drug, dose: Dose | None) -> None:
         med = medication(drug, cond.id, cond.name, dose)
         if gfr is not None and med.dose_value is not None and med.dose_unit:
-            adjusted = renal_dose(kb, drug.id, gfr, med.dose_value, med.dose_unit)
+            adjusted = renal_dose(kb, drug.id, gfr, med.dose_value, med.dose_unit, crcl)
             if adjusted is not None:  # enoxaparin at CrCl < 30: the KB's reduced dose
                 d = Dose(
                     amount=adjusted[0],
@@ -706,8 +708,12 @@ def synthesize_case(
         if any(ci.condition == cond.id for ci in drug.contraindications):
             continue  # held for this illness (metformin in sepsis, AKI or DKA)
         home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
-        if gfr is not None and renal_problem(kb, did, gfr, (amount, unit, freq)):
-            continue  # metformin below eGFR 30, lisinopril unadjusted below CrCl 30
+        if gfr is not None and renal_problem(kb, did, gfr, (amount, unit, freq), crcl):
+            # lisinopril below CrCl 30 at the KB's reduced dose; metformin below eGFR 30 not
+            lower = renal_dose(kb, did, gfr, amount, unit, crcl)
+            if lower is None:
+                continue
+            home_dose = Dose(amount=lower[0], unit=unit, route="PO", frequency=lower[1])
         meds.append(medication(drug, cond.id, why, home_dose))
         if why not in risks:
             risks.append(why)  # the history gives every regular medicine's indication
@@ -720,7 +726,7 @@ def synthesize_case(
                 carrier is None
                 or (allergy_group is not None and allergy_group in carrier.allergy_groups)
                 or clashes_with_plan(kb, did, plan_ids)
-                or (gfr is not None and renal_problem(kb, did, gfr, dose) is not None)
+                or (gfr is not None and renal_problem(kb, did, gfr, dose, crcl) is not None)
             ):
                 risks.remove(risk)  # the therapy cannot be shown: leave it out
                 break
