@@ -37,8 +37,9 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
 
 The same check of a cited reason (``supported_clauses``) is what the renderer uses to
 decide which reasons the attending may give, so a rebuilt record cites only what it shows.
-Renal function is estimated from the day-0 creatinine with the CKD-EPI 2021 equation (no
-weight is recorded, so eGFR stands in for Cockcroft-Gault clearance).
+Renal function is estimated from the day-0 creatinine: the KB's eGFR rules read the CKD-EPI
+2021 eGFR, its CrCl rules Cockcroft-Gault clearance at a nominal weight (70 kg men, 60 kg
+women; no weight is recorded). The prescribing rules read ``sources/prescribing.py``'s tables.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ RULES: dict[str, tuple[str, str]] = {
     "reason-not-shown": ("error", "reasoning cites a finding the record does not show"),
     "drug-no-indication": ("error", "a regular medicine with no indication in the history"),
     "therapy-without-drug": ("error", "history gives a drug therapy no medicine matches"),
-    "renal-dose": ("error", "renally cleared drug unadjusted below its eGFR threshold"),
+    "renal-dose": ("error", "renally cleared drug unadjusted below its eGFR/CrCl threshold"),
     "plan-missing-class": ("error", "the plan lacks a class of therapy the record requires"),
     "plan-overlap": ("error", "two plan drugs of one role"),
     "conditional-unmet": ("error", "a conditional drug given without its condition"),
@@ -166,6 +167,11 @@ def renal_dose(
             continue
         if not rule.applies(crcl if by_crcl and crcl is not None else gfr):
             continue
+        load = re.search(
+            r"(\d+(?:\.\d+)?) (mg|g) once then (\d+(?:\.\d+)? (?:mg|g) q\d+h)", rule.detail
+        )
+        if load and load[2] == unit:  # levofloxacin at CrCl 10-19: a load, then less
+            return (float(load[1]), f"once, then {load[3]}")
         half = re.search(r"half the usual dose (q\d+h)", rule.detail)
         if half:
             return (amount / 2, half[1])

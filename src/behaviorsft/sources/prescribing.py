@@ -193,6 +193,7 @@ RAAS = ("ace inhibitor", "angiotensin receptor", "mineralocorticoid")
 OVERLOAD = frozenset({"acute_decompensated_heart_failure"})
 DEHYDRATING = re.compile(r"\b(vomiting|diarrho?ea|reduced urine output)\b", re.I)
 HYPERKALAEMIA = 5.5  # mmol/L
+KIDNEY_INJURY = frozenset({"aki", "rhabdomyolysis"})
 
 
 def sick_day(drug_class: str) -> bool:
@@ -216,7 +217,9 @@ def hold_reason(
     if not sick_day(drug_class) or cond_id in OVERLOAD:
         return None
     if creatinine is not None and creatinine_high is not None and creatinine > creatinine_high:
-        return "acute kidney injury"
+        # no baseline is recorded: a kidney injury when the illness is one, or the value high
+        aki = cond_id in KIDNEY_INJURY or creatinine >= 1.5 * creatinine_high
+        return "acute kidney injury" if aki else "raised creatinine"
     said = next((m[1].lower() for c in complaints if (m := DEHYDRATING.search(c))), None)
     if said is not None:
         return "dehydration" if said == "reduced urine output" else said
