@@ -14,9 +14,11 @@ import pytest
 from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import lint_records
 from behaviorsft.build.lint_plan import cockcroft_gault, egfr
+from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources import prescribing
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import antibacterial, synthesize_case
+from behaviorsft.taxonomy import TaskType
 
 KB = load_kb()
 RULES = {
@@ -142,6 +144,24 @@ def test_17_000341_gout_colchicine_timing_and_no_ult_without_indication():
     # no "continue urate-lowering therapy ... if already taking it" for a patient on none
     assert "urate-lowering" not in _turn(conv, "Plan:")
     assert _lint(case, conv) == []
+
+
+def test_gout_next_action_key_is_not_an_unindicated_allopurinol():
+    """predictive_next_action keys no step the day-2 plan declines (17-000341: allopurinol
+    with no recurrent flares, tophi or radiographic damage documented)."""
+    seen = 0
+    for i in range(341, 1500, 42):  # acute gout recurs every 42 cases of the seed
+        case = synthesize_case(i, seed=17, kb=KB)
+        if case.conditions[0].code != "acute_gout":
+            continue
+        seen += 1
+        rendered = render(case, KB, seed=17)
+        types = {TaskType.PREDICTIVE_NEXT_ACTION}
+        for t in case_tasks(case, rendered, KB, seed=17, types=types):
+            key = next(o.text for o in t.options if o.label == t.answer).lower()
+            assert "allopurinol" not in key, case.id
+            assert "when starting urate-lowering" not in key, case.id
+    assert seen > 20
 
 
 def test_17_000223_enoxaparin_by_creatinine_clearance():

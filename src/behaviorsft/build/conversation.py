@@ -688,7 +688,7 @@ def _render_kb(
         b.say(resident, f"Documented: {item.item}.", f"Done and recorded: {item.item}.")
     steps = [a for a in cond.next_actions if safe(a)]
     # prescribing: a step that starts a drug only with the indication the record documents
-    documented = " ".join(risks + [e for e in exam if not re.match(r"no\b", e, re.I)])
+    documented = prescribing.documented(risks, exam)
     steps = prescribing.due_steps(cond.id, steps[1:3] or steps, documented)
     b.say(
         attending,

@@ -369,11 +369,25 @@ GATED: dict[str, Gate] = {
 }
 
 
+def documented(history: Iterable[str], exam: Iterable[str]) -> str:
+    """What documents an indication: the history items and the examination findings that
+    are present ('no tophi' documents nothing)."""
+    return " ".join([*history, *(e for e in exam if not re.match(r"no\b", e, re.I))])
+
+
+def gated(cond_id: str, step: str, record: str) -> bool:
+    """Whether ``step`` starts a drug whose indication ``record`` does not document."""
+    gate = GATED.get(cond_id)
+    return (
+        gate is not None
+        and re.search(gate.steps, step, re.I) is not None
+        and re.search(gate.indication, record, re.I) is None
+    )
+
+
 def due_steps(cond_id: str, steps: Sequence[str], record: str) -> list[str]:
     """``steps`` without those that start a drug whose indication ``record`` lacks (and
     the gate's own words instead, once)."""
     gate = GATED.get(cond_id)
-    if gate is None or re.search(gate.indication, record, re.I):
-        return list(steps)
-    kept = [s for s in steps if not re.search(gate.steps, s, re.I)]
-    return [gate.instead, *kept] if len(kept) < len(steps) else kept
+    kept = [s for s in steps if not gated(cond_id, s, record)]
+    return [gate.instead, *kept] if gate is not None and len(kept) < len(steps) else kept
