@@ -245,6 +245,9 @@ def _rules(case: dict[str, Any], turns: list[str] = ()) -> list[str]:  # type: i
         ("community_acquired_pneumonia", ["Levofloxacin", "Azithromycin"]),  # 17-000201
         ("community_acquired_pneumonia", ["Ceftriaxone", "Levofloxacin"]),  # 17-000285
         ("community_acquired_pneumonia", ["Ceftriaxone", "Azithromycin", "Doxycycline"]),
+        ("acute_cholecystitis", ["Piperacillin-tazobactam", "Metronidazole"]),  # anaerobes
+        ("acute_cholecystitis", ["Ceftriaxone", "Piperacillin-tazobactam"]),  # beta-lactams
+        ("bacterial_meningitis", ["Ceftriaxone", "Meropenem", "Vancomycin"]),
         (
             "uncomplicated_cystitis",
             ["Nitrofurantoin (monohydrate/macrocrystals)", "Trimethoprim-sulfamethoxazole"],
@@ -258,6 +261,13 @@ def test_plan_overlap_rule(condition: str, drugs: list[str]):
     assert _rules(_case(condition, meds)) == ["plan-overlap"]
     ok = [_med(drugs[0], name, by_name[drugs[0]].drug_class)]
     assert _rules(_case(condition, ok)) == []
+
+
+def test_listeria_ampicillin_is_no_overlap():
+    """Ampicillin added for Listeria with ceftriaxone is the standard pair (IDSA 2004)."""
+    name = KB.conditions["bacterial_meningitis"].name
+    meds = [_med(d, name) for d in ("Ceftriaxone", "Vancomycin", "Ampicillin")]
+    assert _rules(_case("bacterial_meningitis", meds, age=67)) == []
 
 
 def test_conditional_unmet_rule():

@@ -77,6 +77,37 @@ def partner_substitute(
     return None
 
 
+# Roles two antibacterials of one plan must not share (class words): two beta-lactams, or two
+# agents covering anaerobes (piperacillin-tazobactam with metronidazole), duplicate each
+# other; two atypical-cover agents too. A conditional drug the condition adds on top
+# (ampicillin for Listeria with ceftriaxone, IDSA meningitis 2004) is exempt.
+ROLES: dict[str, tuple[str, ...]] = {
+    "atypical cover": ATYPICAL,
+    "beta-lactam": ("penicillin", "cephalosporin", "carbapenem"),
+    "anaerobic cover": ("beta-lactamase inhibitor", "carbapenem", "nitroimidazole"),
+}
+
+
+def roles(drug: Drug) -> set[str]:
+    """The ``ROLES`` of an antibacterial ``drug``."""
+    if not _antibacterial(drug):
+        return set()
+    cls = drug.drug_class.lower()
+    return {role for role, words in ROLES.items() if any(w in cls for w in words)}
+
+
+def _added(cond_id: str, drug_id: str) -> bool:
+    return (cond_id, drug_id) in CONDITIONAL
+
+
+def clashes(kb: KnowledgeBase, cond: KBCondition, drug: Drug, plan: Sequence[str]) -> bool:
+    """Whether ``drug`` would share a role with a drug of the ``plan`` (ids)."""
+    if _added(cond.id, drug.id):
+        return False
+    mine = roles(drug)
+    return any(mine & roles(kb.drug(p)) for p in plan if not _added(cond.id, p))
+
+
 def overlaps(kb: KnowledgeBase, cond: KBCondition, drug_ids: Sequence[str]) -> list[str]:
     """Why the plan ``drug_ids`` combine drugs of one role, one message per clash."""
     drugs = [kb.drugs[d] for d in drug_ids if d in kb.drugs]
@@ -86,9 +117,11 @@ def overlaps(kb: KnowledgeBase, cond: KBCondition, drug_ids: Sequence[str]) -> l
         if monotherapy(cond, d.id) and len(bacterial) > 1:
             others = ", ".join(o.name for o in bacterial if o.id != d.id)
             out.append(f"{d.name} is monotherapy for {cond.name} but is given with {others}")
-    cover = [d for d in drugs if atypical(d)]
-    if len(cover) > 1 and not out:
-        out.append("two atypical-cover agents: " + " and ".join(d.name for d in cover))
+    if not out:
+        for role in ROLES:
+            same = [d for d in bacterial if role in roles(d) and not _added(cond.id, d.id)]
+            if len(same) > 1:
+                out.append(f"two {role} agents: " + " and ".join(d.name for d in same))
     choices: dict[str, list[str]] = {}
     for td in cond.treatments.drugs:
         if td.choice is not None and td.drug in drug_ids:
@@ -103,13 +136,16 @@ def overlaps(kb: KnowledgeBase, cond: KBCondition, drug_ids: Sequence[str]) -> l
 
 def drop_overlaps(kb: KnowledgeBase, cond: KBCondition, drug_ids: Sequence[str]) -> list[str]:
     """The plan drugs to drop so that no two overlap: with a monotherapy agent every other
-    antibacterial; of two atypical-cover agents the later."""
+    antibacterial; else, of two drugs sharing a role, the later."""
     drugs = [kb.drug(d) for d in drug_ids]
     mono = next((d for d in drugs if _antibacterial(d) and monotherapy(cond, d.id)), None)
     if mono is not None:
         return [d.id for d in drugs if _antibacterial(d) and d.id != mono.id]
-    cover = [d.id for d in drugs if atypical(d)]
-    return cover[1:]
+    kept: list[str] = []
+    dropped: list[str] = []
+    for d in drugs:
+        (dropped if clashes(kb, cond, d, kept) else kept).append(d.id)
+    return dropped
 
 
 # ----------------------------------------------------------------------------- conditions

@@ -647,6 +647,7 @@ def synthesize_case(
             usable(d)
             and d.id not in plan_ids
             and prescribing.condition_met(cond.id, d.id, age, said)
+            and not prescribing.clashes(kb, cond, d, plan_ids)
         )
 
     for td in cond.treatments.drugs:
