@@ -73,6 +73,15 @@ def test_17_000285_macrolide_allergy_keeps_beta_lactam_with_doxycycline():
     assert _lint(case, conv) == []
 
 
+def test_fluoroquinolone_caution_in_older_adults():
+    """17-000285 (review): levofloxacin 750 mg at 89 with its risks unaddressed."""
+    plan = [("Levofloxacin", "fluoroquinolone")]
+    said = prescribing.cautions(plan, 89)
+    assert len(said) == 1 and "tendon rupture" in said[0] and "89 years" in said[0]
+    assert prescribing.cautions(plan, 46) == []
+    assert prescribing.cautions([("Ceftriaxone", "third-generation cephalosporin")], 89) == []
+
+
 def test_17_000027_no_listeria_cover_at_28():
     case, conv = _built(27)
     assert case.demographics.age_years == 28

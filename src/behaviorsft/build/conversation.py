@@ -577,6 +577,7 @@ def _render_kb(
     actions = [a for a in cond.treatments.actions if safe(a)]
     actions = prescribing.drop_untaken(actions, [m.name for m in case.medications])[:2]
     actions = prescribing.plan_actions(actions, held)
+    actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
     b.say(
         attending,
         "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",

@@ -364,6 +364,27 @@ def plan_actions(actions: Sequence[str], held: dict[str, str]) -> list[str]:
     return out
 
 
+# Class words -> (age from which it is said, the plan's caution): FDA fluoroquinolone safety
+# communications 2016/2018 (tendon rupture, CNS effects); AGS Beers 2023.
+CAUTIONS: dict[str, tuple[int, str]] = {
+    "fluoroquinolone": (
+        65,
+        "{drug} at {age} years: risks of tendon rupture and delirium explained; stop it if "
+        "tendon pain or confusion develops (FDA 2016)",
+    ),
+}
+
+
+def cautions(plan: Iterable[tuple[str, str]], age: float | None) -> list[str]:
+    """The plan's cautions for its drugs (name, class) at this ``age``."""
+    out = []
+    for name, cls in plan:
+        for words, (from_age, text) in CAUTIONS.items():
+            if words in cls.lower() and age is not None and age >= from_age:
+                out.append(text.format(drug=short_name(name).capitalize(), age=f"{age:g}"))
+    return out
+
+
 def drop_untaken(actions: Sequence[str], meds: Iterable[str]) -> list[str]:
     """Actions that continue a therapy 'if already taking it' only when the patient does."""
     names = " ".join(short_name(m) for m in meds)
