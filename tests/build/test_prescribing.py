@@ -314,6 +314,15 @@ def test_sick_day_continued_rule():
     assert got == ["sick-day-continued"]
 
 
+def test_sick_day_rule_follows_the_kb_hold_notes():
+    """Metformin in sepsis is held (KB: 'hold in acute illness with hypoperfusion') even
+    with a normal creatinine and no dehydrating complaint."""
+    meds = [_med("Metformin (immediate release)", "type 2 diabetes", "biguanide")]
+    assert _rules(_case("sepsis", meds, findings=[_creatinine(0.8)])) == ["sick-day-continued"]
+    held = ["Held: Metformin (immediate release) (sepsis)."]
+    assert _rules(_case("sepsis", meds, findings=[_creatinine(0.8)], facts=held)) == []
+
+
 def test_sick_day_rule_spares_heart_failure_with_raised_creatinine():
     """ACE inhibitors are kept in decompensated heart failure (ACC/AHA/HFSA 2022)."""
     meds = [_med("Lisinopril", "hypertension", "ACE inhibitor")]
@@ -328,7 +337,8 @@ def test_hold_not_taken_rule():
     bad = "Plan: stop nephrotoxins (NSAIDs) and hold ACE inhibitor/ARB, diuretics and metformin."
     assert _rules(case, [bad]) == ["hold-not-taken"]
     assert _rules(case, ["Plan: stop nephrotoxins (NSAIDs); no regular medicine to hold."]) == []
-    on_ace = _case("aki", [_med("Lisinopril", "hypertension", "ACE inhibitor")])
+    held = ["Held: Lisinopril (acute kidney injury)."]
+    on_ace = _case("aki", [_med("Lisinopril", "hypertension", "ACE inhibitor")], facts=held)
     assert _rules(on_ace, ["Plan: hold ACE inhibitor."]) == []
 
 

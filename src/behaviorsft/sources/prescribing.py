@@ -274,14 +274,29 @@ def holds(
     day-0 ``values`` by lab id and the presenting ``complaints``."""
     high = kb.lab("creatinine").reference(sex).high if "creatinine" in kb.labs else None  # type: ignore[arg-type]
     complaints = list(complaints)
+    by_name = {d.name.lower(): d for d in kb.drugs.values()}
+    cond = kb.conditions.get(cond_id or "")
     out = []
     for name, cls in meds:
         why = hold_reason(
             cond_id, values.get("creatinine"), high, values.get("potassium"), complaints, cls
         )
+        drug = by_name.get(name.lower())
+        if why is None and drug is not None and cond is not None and held_in(drug, cond.id):
+            why = cond.name.split(" (")[0].lower()  # metformin in sepsis (Label)
         if why is not None:
             out.append((name, why))
     return out
+
+
+def held_in(drug: Drug, cond_id: str) -> bool:
+    """Whether the KB says to hold ``drug`` in ``cond_id`` (a relative contraindication
+    whose note says 'hold ...': metformin in sepsis, lisinopril in AKI), rather than that
+    the patient cannot be on it."""
+    found = [ci for ci in drug.contraindications if ci.condition == cond_id]
+    return bool(found) and all(
+        ci.severity == "relative" and (ci.note or "").lower().startswith("hold") for ci in found
+    )
 
 
 HELD = "Held: "

@@ -706,8 +706,10 @@ def synthesize_case(
             continue
         if clashes_with_plan(kb, did, plan_ids):
             continue  # the admission plan replaces it (or it would interact)
-        if any(ci.condition == cond.id for ci in drug.contraindications):
-            continue  # held for this illness (metformin in sepsis, AKI or DKA)
+        if any(ci.condition == cond.id for ci in drug.contraindications) and not (
+            prescribing.held_in(drug, cond.id)
+        ):
+            continue  # not for this illness (metformin in DKA); held ones stay, held below
         home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
         if gfr is not None and renal_problem(kb, did, gfr, (amount, unit, freq), crcl):
             # lisinopril below CrCl 30 at the KB's reduced dose; metformin below eGFR 30 not
