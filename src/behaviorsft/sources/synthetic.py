@@ -714,8 +714,8 @@ def synthesize_case(
         if gfr is not None and renal_problem(kb, did, gfr, (amount, unit, freq), crcl):
             # lisinopril below CrCl 30 at the KB's reduced dose; metformin below eGFR 30 not
             lower = renal_dose(kb, did, gfr, amount, unit, crcl)
-            if lower is None:
-                continue
+            if lower is None or renal_problem(kb, did, gfr, (lower[0], unit, lower[1]), crcl):
+                continue  # (2.5 mg, a KB dose of its own, reads as unadjusted: left out)
             home_dose = Dose(amount=lower[0], unit=unit, route="PO", frequency=lower[1])
         meds.append(medication(drug, cond.id, why, home_dose))
         if why not in risks:
