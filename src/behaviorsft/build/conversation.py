@@ -27,6 +27,7 @@ from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_ter
 from behaviorsft.build.lint_plan import shown_record, supported_reason
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
+from behaviorsft.sources import prescribing
 from behaviorsft.sources.history import is_exposure
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import level_of_care, statements, still_open
@@ -591,7 +592,13 @@ def _render_kb(
         f"So our working diagnosis is {cond.name.lower()}.",
         anchor="diagnosis",
     )
-    actions = [a for a in cond.treatments.actions if current(a)][:2]
+    # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
+    # name only the medicines held for this patient (sick-day rules)
+    held = prescribing.held_names(case.facts)
+    actions = [a for a in cond.treatments.actions if current(a)]
+    actions = prescribing.drop_untaken(actions, [m.name for m in case.medications])[:2]
+    actions = prescribing.plan_actions(actions, held)
+    actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
     b.say(
         attending,
         "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",
@@ -680,7 +687,7 @@ def _render_kb(
             b.say(
                 pharmacist,
                 f"{day}: medicines reconciliation done; the regular medicines match the "
-                "patient's own list."
+                "patient's own list" + (f"; {prescribing.held_text(held)}." if held else ".")
                 if home
                 else f"{day}: medicines reconciliation done; no regular medicines, as the "
                 "patient said.",
@@ -707,11 +714,12 @@ def _render_kb(
     for item in care:
         b.say(resident, f"Documented: {item.item}.", f"Done and recorded: {item.item}.")
     steps = [a for a in cond.next_actions if current(a)]
+    # prescribing: a step that starts a drug only with the indication the record documents
+    documented = prescribing.documented(risks, exam)
+    steps = prescribing.due_steps(cond.id, steps[1:3] or steps, documented)
     b.say(
         attending,
-        "Day 2 ward round. Plan: "
-        + "; ".join(steps[1:3] or steps or ["continue the current plan"])
-        + ".",
+        "Day 2 ward round. Plan: " + "; ".join(steps or ["continue the current plan"]) + ".",
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")

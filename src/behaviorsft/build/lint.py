@@ -1086,7 +1086,9 @@ def lint_records(
         rid = str(case.get("id", ""))
         facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
         lint_plan.lint_case(kb, _Where(cases_file, line, rid, findings), case)
-        raw[rid] = {k: case.get(k) for k in ("conditions", "medications")}
+        raw[rid] = {
+            k: case.get(k) for k in ("conditions", "medications", "facts", "sections", "findings")
+        }
         due[rid] = lint_severity.lint_case(kb, _Where(cases_file, line, rid, findings), case)
     for line, conv in conversations:
         rid = str(conv.get("case_id", ""))

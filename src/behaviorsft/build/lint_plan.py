@@ -18,11 +18,28 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
                             (an infection named, as pneumonia on imaging or purulent sputum,
                             with no antibacterial; decompensated heart failure without a loop
                             diuretic; alcohol withdrawal without a sedative)
+``plan-overlap``            two plan drugs of one role: a drug the condition gives as
+                            monotherapy with another antibacterial (levofloxacin with
+                            azithromycin), two atypical-cover agents, two drugs of one
+                            interchangeable choice (nitrofurantoin with co-trimoxazole)
+``conditional-unmet``       a conditional drug without the condition its KB note gives
+                            (ampicillin for Listeria in a 28-year-old with no immunocompromise)
+``drug-too-late``           a drug that works only early given past its window (colchicine
+                            more than 36 h into a gout flare)
+``sick-day-continued``      a regular metformin, ACE inhibitor/ARB, diuretic, SGLT2 inhibitor,
+                            NSAID or sulfonylurea continued (no "Held:" fact) in acute kidney
+                            injury, a dehydrating illness or hyperkalaemia
+``hold-not-taken``          a hold statement names a drug the patient does not take ("hold ACE
+                            inhibitor/ARB, diuretics and metformin" with none of them listed)
+``step-without-indication`` a next step starts a long-term drug whose indication the record
+                            does not document (allopurinol with no recurrent flares, tophi or
+                            radiographic damage)
 
 The same check of a cited reason (``supported_clauses``) is what the renderer uses to
 decide which reasons the attending may give, so a rebuilt record cites only what it shows.
-Renal function is estimated from the day-0 creatinine with the CKD-EPI 2021 equation (no
-weight is recorded, so eGFR stands in for Cockcroft-Gault clearance).
+Renal function is estimated from the day-0 creatinine: the KB's eGFR rules read the CKD-EPI
+2021 eGFR, its CrCl rules Cockcroft-Gault clearance at a nominal weight (70 kg men, 60 kg
+women; no weight is recorded). The prescribing rules read ``sources/prescribing.py``'s tables.
 """
 
 from __future__ import annotations
@@ -38,8 +55,14 @@ RULES: dict[str, tuple[str, str]] = {
     "reason-not-shown": ("error", "reasoning cites a finding the record does not show"),
     "drug-no-indication": ("error", "a regular medicine with no indication in the history"),
     "therapy-without-drug": ("error", "history gives a drug therapy no medicine matches"),
-    "renal-dose": ("error", "renally cleared drug unadjusted below its eGFR threshold"),
+    "renal-dose": ("error", "renally cleared drug unadjusted below its eGFR/CrCl threshold"),
     "plan-missing-class": ("error", "the plan lacks a class of therapy the record requires"),
+    "plan-overlap": ("error", "two plan drugs of one role"),
+    "conditional-unmet": ("error", "a conditional drug given without its condition"),
+    "drug-too-late": ("error", "a drug that works only early given past its window"),
+    "sick-day-continued": ("error", "a sick-day medicine continued in an acute illness"),
+    "hold-not-taken": ("error", "a hold statement names a drug the patient does not take"),
+    "step-without-indication": ("error", "a next step starts a drug with no documented indication"),
 }
 
 
@@ -59,6 +82,18 @@ def egfr(creatinine: float, age: float, sex: str | None) -> float:
     return value * 1.012 if female else value
 
 
+# Weight (kg) standing in for the one the record does not give in Cockcroft-Gault.
+NOMINAL_WEIGHT = {"male": 70.0, "female": 60.0}
+
+
+def cockcroft_gault(creatinine: float, age: float, sex: str | None) -> float:
+    """Creatinine clearance (mL/min) by Cockcroft-Gault at the nominal weight of the sex
+    (70 kg men, 60 kg women; 65 kg unknown): what labels' CrCl thresholds mean."""
+    weight = NOMINAL_WEIGHT.get(sex or "", 65.0)
+    value = (140 - age) * weight / (72 * creatinine)
+    return value * 0.85 if sex == "female" else value
+
+
 # Renal thresholds (mL/min) at or below which a dose reduction is checked: severe impairment,
 # where eGFR standing in for clearance cannot mislead (a 2.25 g piperacillin-tazobactam band
 # at CrCl 20-40 needs a weight the record does not give).
@@ -66,9 +101,14 @@ SEVERE = 30
 
 
 def renal_problem(
-    kb: KnowledgeBase, drug_id: str, gfr: float, dose: tuple[float | None, str, str]
+    kb: KnowledgeBase,
+    drug_id: str,
+    gfr: float,
+    dose: tuple[float | None, str, str],
+    crcl: float | None = None,
 ) -> str | None:
-    """Why ``drug_id`` at ``dose`` (amount, unit, frequency) is wrong at ``gfr``, or None.
+    """Why ``drug_id`` at ``dose`` (amount, unit, frequency) is wrong at ``gfr`` (and, for
+    the KB's CrCl rules, ``crcl`` when given), or None.
 
     A rule that forbids the drug (contraindicated, avoid) always applies; a dose reduction
     applies when the dose given is one of the drug's standard (unadjusted) KB doses.
@@ -77,17 +117,20 @@ def renal_problem(
     if drug is None:
         return None
     for rule in sorted(drug.renal, key=lambda r: r.value):
-        if rule.metric not in ("egfr", "crcl") or not rule.applies(gfr):
+        by_crcl = rule.metric == "crcl" and crcl is not None
+        value = crcl if by_crcl and crcl is not None else gfr
+        if rule.metric not in ("egfr", "crcl") or not rule.applies(value):
             continue
+        at = f"{'CrCl' if by_crcl else 'eGFR'} {value:.0f}"
         if rule.action in ("contraindicated", "avoid"):
-            return f"{drug.name} at eGFR {gfr:.0f}: {rule.detail}"
+            return f"{drug.name} at {at}: {rule.detail}"
         if rule.action == "reduce_dose" and rule.value <= SEVERE:
             amount, unit, freq = dose
             standard = any(
                 d.amount == amount and d.unit == unit and d.frequency == freq for d in drug.doses
             )
             if standard:
-                return f"{drug.name} {amount:g} {unit} {freq} at eGFR {gfr:.0f}: {rule.detail}"
+                return f"{drug.name} {amount:g} {unit} {freq} at {at}: {rule.detail}"
     return None
 
 
@@ -99,9 +142,16 @@ _DOSE = re.compile(
 
 
 def renal_dose(
-    kb: KnowledgeBase, drug_id: str, gfr: float, amount: float, unit: str
+    kb: KnowledgeBase,
+    drug_id: str,
+    gfr: float,
+    amount: float,
+    unit: str,
+    crcl: float | None = None,
 ) -> tuple[float, str] | None:
-    """The KB's reduced dose (amount, frequency) of enoxaparin-like rules at ``gfr``, if any.
+    """The KB's reduced dose (amount, frequency) of enoxaparin-like rules at ``gfr`` (and,
+    for CrCl rules, ``crcl`` when given, whose extended intervals count too: levofloxacin
+    750 mg q48h at CrCl 20-49), if any.
 
     Reads the rule's detail ("treatment 1 mg/kg SC once daily; prophylaxis 30 mg SC once
     daily"): the weight-based dose keeps its amount once daily, a fixed dose takes the
@@ -111,10 +161,17 @@ def renal_dose(
     if drug is None:
         return None
     for rule in sorted(drug.renal, key=lambda r: r.value):
-        if rule.action != "reduce_dose" or rule.metric not in ("egfr", "crcl"):
+        by_crcl = rule.metric == "crcl" and crcl is not None
+        actions = ("reduce_dose", "extend_interval") if by_crcl else ("reduce_dose",)
+        if rule.action not in actions or rule.metric not in ("egfr", "crcl"):
             continue
-        if not rule.applies(gfr):
+        if not rule.applies(crcl if by_crcl and crcl is not None else gfr):
             continue
+        load = re.search(
+            r"(\d+(?:\.\d+)?) (mg|g) once then (\d+(?:\.\d+)? (?:mg|g) q\d+h)", rule.detail
+        )
+        if load and load[2] == unit:  # levofloxacin at CrCl 10-19: a load, then less
+            return (float(load[1]), f"once, then {load[3]}")
         half = re.search(r"half the usual dose (q\d+h)", rule.detail)
         if half:
             return (amount / 2, half[1])
@@ -550,6 +607,7 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
     )
     if creat and age is not None:
         gfr = egfr(creat, age, sex)
+        crcl = cockcroft_gault(creat, age, sex)
         by_name = {d.name.lower(): d.id for d in kb.drugs.values()}
         for med in meds:
             did = by_name.get(str(med.get("name", "")).lower())
@@ -560,7 +618,7 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
                 str(med.get("dose_unit") or ""),
                 str(med.get("frequency") or ""),
             )
-            problem = renal_problem(kb, did, gfr, dose)
+            problem = renal_problem(kb, did, gfr, dose, crcl)
             if problem:
                 where.add("renal-dose", problem)
     cond_id = _kb_condition(case)
@@ -576,6 +634,77 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
         )
         for what in required_missing(kb, cond_id, plan, record):
             where.add("plan-missing-class", f"the plan for {diagnosis or cond_id} lacks {what}")
+        _lint_prescribing(kb, where, case, cond_id, plan, history)
+
+
+def _day0(case: dict[str, Any], name: str) -> float | None:
+    return next(
+        (
+            _num(f.get("value"))
+            for f in case.get("findings") or []
+            if str(f.get("name", "")).lower() == name
+            and f.get("value") is not None
+            and not f.get("day")
+        ),
+        None,
+    )
+
+
+def _lint_prescribing(
+    kb: KnowledgeBase,
+    where: _Adds,
+    case: dict[str, Any],
+    cond_id: str,
+    plan: Sequence[dict[str, Any]],
+    history: str,
+) -> None:
+    """The plan's combinations, conditional and time-bound drugs, and the regular
+    medicines held in an acute illness, against ``prescribing``'s tables."""
+    from behaviorsft.sources import prescribing
+
+    cond = kb.conditions.get(cond_id)
+    if cond is None:
+        return
+    by_name = {d.name.lower(): d.id for d in kb.drugs.values()}
+    plan_ids = [by_name[n] for m in plan if (n := str(m.get("name", "")).lower()) in by_name]
+    for why in prescribing.overlaps(kb, cond, plan_ids):
+        where.add("plan-overlap", why)
+    demo = case.get("demographics") or {}
+    age = _num(demo.get("age_years"))
+    for did in plan_ids:
+        req = prescribing.CONDITIONAL.get((cond_id, did))
+        if req is not None and not req.met(age, history):
+            where.add(
+                "conditional-unmet",
+                f"{kb.drugs[did].name} for {cond.name} needs {req.why}; the record has none "
+                f"(age {age if age is not None else 'not given'})",
+            )
+    onset = next(
+        (-float(e["day"]) for e in case.get("timeline") or [] if e.get("kind") == "symptom"),
+        None,
+    )
+    if onset is not None:
+        for did in plan_ids:
+            if not prescribing.timely(cond_id, did, onset):
+                where.add(
+                    "drug-too-late",
+                    f"{kb.drugs[did].name} given {onset:g} days into {cond.name} "
+                    f"(within {prescribing.TIMELY[(cond_id, did)] * 24:g} h only)",
+                )
+    diagnosis = str(case.get("final_diagnosis") or "")
+    home = [
+        (str(m.get("name", "")), str(m.get("drug_class") or ""))
+        for m in case.get("medications") or []
+        if str(m.get("indication") or "") != diagnosis
+    ]
+    values = {lid: v for lid in ("creatinine", "potassium") if (v := _day0(case, lid)) is not None}
+    complaints = [
+        str(f)[len("Reports ") :] for f in case.get("facts") or [] if str(f).startswith("Reports ")
+    ]
+    held = prescribing.held_names(str(f) for f in case.get("facts") or [])
+    for name, why in prescribing.holds(kb, cond_id, home, values, demo.get("sex"), complaints):
+        if prescribing.short_name(name) not in held:
+            where.add("sick-day-continued", f"{name} continued in {why} with no hold recorded")
 
 
 _DOCUMENTED = re.compile(r"^(?:Documented|Done and recorded): (?P<item>.+?)\.?$")
@@ -615,8 +744,46 @@ def lint_conversation(
     drug care item recorded as done ("VTE prophylaxis") against the medicines given."""
     cond = kb.conditions.get(_kb_condition(case) or "") if case is not None else None
     seen: list[tuple[str, list[list[Any]]]] = []
+    from behaviorsft.sources import prescribing
+
+    taken = [
+        (str(m.get("name", "")), str(m.get("drug_class") or ""))
+        for m in (case or {}).get("medications") or []
+    ]
+    gate = prescribing.GATED.get(cond.id) if cond is not None else None
+    documented = ""
+    if gate is not None and case is not None:
+        documented = " ".join(
+            [_history(case)]
+            + [
+                str(f.get("value_text") or "")
+                for f in case.get("findings") or []
+                if f.get("kind") == "exam" and not re.match(r"no\b", str(f.get("value_text")), re.I)
+            ]
+        )
     for t in conv.get("turns") or []:
         text = str(t.get("text", ""))
+        if case is not None and cond is not None and " hold " in f" {text}":
+            named = [
+                t for t in prescribing.hold_terms(text) if not prescribing.taken_term(t, taken)
+            ]
+            if named:
+                where.add(
+                    "hold-not-taken",
+                    f"'hold ...' names {', '.join(named)} but the patient takes none of them",
+                    t.get("index"),
+                )
+        if (
+            gate is not None
+            and text.startswith("Day 2 ward round")
+            and re.search(gate.steps, text.split("Plan:", 1)[-1], re.I)
+            and not re.search(gate.indication, documented, re.I)
+        ):
+            where.add(
+                "step-without-indication",
+                f"'{text[:90]}' with no documented indication ({gate.indication[:40]}...)",
+                t.get("index"),
+            )
         m = _DOCUMENTED.match(text)
         if m is not None and cond is not None and case is not None:
             for item in cond.standard_of_care:

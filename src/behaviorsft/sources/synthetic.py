@@ -28,6 +28,7 @@ from behaviorsft import __version__
 from behaviorsft.build.lint import drug_family
 from behaviorsft.build.lint_plan import (
     ANTIBACTERIAL,
+    cockcroft_gault,
     egfr,
     history_therapies,
     renal_dose,
@@ -61,7 +62,7 @@ from behaviorsft.records import (
     Section,
     Source,
 )
-from behaviorsft.sources import physiology, severity
+from behaviorsft.sources import physiology, prescribing, severity
 from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
@@ -624,6 +625,7 @@ def synthesize_case(
     }
     creat = day0.get("creatinine")
     gfr = egfr(creat, age, sex) if creat else None
+    crcl = cockcroft_gault(creat, age, sex) if creat else None  # for the KB's CrCl rules
 
     def usable(drug: Drug, values: dict[str, float] | None = None) -> bool:
         """Not of the allergy group, not contraindicated here (at ``values``, the day-0 ones
@@ -632,12 +634,12 @@ def synthesize_case(
             return False
         if contraindicated(drug, cond.id, day0 if values is None else values):
             return False  # e.g. potassium chloride with potassium above 5.0
-        return gfr is None or renal_problem(kb, drug.id, gfr, (None, "", "")) is None
+        return gfr is None or renal_problem(kb, drug.id, gfr, (None, "", ""), crcl) is None
 
     def prescribe(drug: Drug, dose: Dose | None) -> None:
         med = medication(drug, cond.id, cond.name, dose)
         if gfr is not None and med.dose_value is not None and med.dose_unit:
-            adjusted = renal_dose(kb, drug.id, gfr, med.dose_value, med.dose_unit)
+            adjusted = renal_dose(kb, drug.id, gfr, med.dose_value, med.dose_unit, crcl)
             if adjusted is not None:  # enoxaparin at CrCl < 30: the KB's reduced dose
                 d = Dose(
                     amount=adjusted[0],
@@ -649,22 +651,45 @@ def synthesize_case(
         plan.append(med)
         plan_ids.append(drug.id)
 
+    said = " ".join(risks)  # the history drawn so far (prescribing: conditional drugs)
+
+    def fits(d: Drug) -> bool:
+        return (
+            usable(d)
+            and d.id not in plan_ids
+            and prescribing.condition_met(cond.id, d.id, age, said)
+            and not prescribing.clashes(kb, cond, d, plan_ids)
+        )
+
     for td in cond.treatments.drugs:
         if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
             continue
         drug = kb.drug(td.drug)
+        if not prescribing.timely(cond.id, drug.id, onset_days) and td.choice is not None:
+            continue  # colchicine past 36 h of the flare: the next member of its choice
         if not usable(drug):
             if td.choice is not None:
                 continue  # the next member of its choice stands in
             # another drug of its role, when the condition lists one (meropenem for
-            # piperacillin-tazobactam in a penicillin allergy)
-            alt = substitute(kb, cond, drug, lambda d: usable(d) and d.id not in plan_ids)
+            # piperacillin-tazobactam in a penicillin allergy; doxycycline, the atypical
+            # cover, for azithromycin in a macrolide allergy)
+            alt = prescribing.partner_substitute(kb, cond, drug, fits) or substitute(
+                kb, cond, drug, fits
+            )
             if alt is None:
                 continue
             drug = alt
         prescribe(drug, td.dose if drug.id == td.drug else None)
         if td.choice is not None:
             chosen.add(td.choice)
+    # A conditional drug whose condition this patient meets (ampicillin for Listeria over
+    # 50); no two drugs of one role (a fluoroquinolone given as monotherapy stands alone).
+    for did in prescribing.conditional_adds(kb, cond.id, age, said, plan_ids):
+        if did not in plan_ids and usable(kb.drug(did)):
+            prescribe(kb.drug(did), None)
+    for did in prescribing.drop_overlaps(kb, cond, plan_ids):
+        del plan[plan_ids.index(did)]
+        plan_ids.remove(did)
     if not plan:  # every first-line drug clashes with the allergy: use an alternative
         for td in cond.treatments.drugs:
             drug = kb.drug(td.drug)
@@ -705,11 +730,17 @@ def synthesize_case(
             continue
         if clashes_with_plan(kb, did, plan_ids):
             continue  # the admission plan replaces it (or it would interact)
-        if any(ci.condition == cond.id for ci in drug.contraindications):
-            continue  # held for this illness (metformin in sepsis, AKI or DKA)
+        if any(ci.condition == cond.id for ci in drug.contraindications) and not (
+            prescribing.held_in(drug, cond.id)
+        ):
+            continue  # not for this illness (metformin in DKA); held ones stay, held below
         home_dose = Dose(amount=amount, unit=unit, route="PO", frequency=freq)
-        if gfr is not None and renal_problem(kb, did, gfr, (amount, unit, freq)):
-            continue  # metformin below eGFR 30, lisinopril unadjusted below CrCl 30
+        if gfr is not None and renal_problem(kb, did, gfr, (amount, unit, freq), crcl):
+            # lisinopril below CrCl 30 at the KB's reduced dose; metformin below eGFR 30 not
+            lower = renal_dose(kb, did, gfr, amount, unit, crcl)
+            if lower is None or renal_problem(kb, did, gfr, (lower[0], unit, lower[1]), crcl):
+                continue  # (2.5 mg, a KB dose of its own, reads as unadjusted: left out)
+            home_dose = Dose(amount=lower[0], unit=unit, route="PO", frequency=lower[1])
         meds.append(medication(drug, cond.id, why, home_dose))
         if why not in risks:
             risks.append(why)  # the history gives every regular medicine's indication
@@ -722,7 +753,7 @@ def synthesize_case(
                 carrier is None
                 or (allergy_group is not None and allergy_group in carrier.allergy_groups)
                 or clashes_with_plan(kb, did, plan_ids)
-                or (gfr is not None and renal_problem(kb, did, gfr, dose) is not None)
+                or (gfr is not None and renal_problem(kb, did, gfr, dose, crcl) is not None)
             ):
                 risks.remove(risk)  # the therapy cannot be shown: leave it out
                 break
@@ -761,6 +792,10 @@ def synthesize_case(
         renal=lambda did, g, dose: renal_problem(kb, did, g, dose),
     )
     meds = [*home_meds, *plan]
+    # Sick-day rules: the regular medicines held in this acute illness (prescribing.py).
+    held = prescribing.holds(
+        kb, cond.id, [(m.name, m.drug_class or "") for m in home_meds], day0, sex, symptoms
+    )
     # Known heart failure keeps the natriuretic peptides raised (physiology.py).
     shown = {lid: f.value for lid, f in zip(lab_order, findings, strict=False) if f.value}
     for lid, value in physiology.known_heart_failure(history, shown, prng).items():
@@ -802,6 +837,7 @@ def synthesize_case(
         *(f"Reports {s}." for s in complaints),
         *(f"History: {r}." for r in history),
         *(f"Allergy: {a.substance} ({a.reaction})." for a in allergies),
+        *(prescribing.held_fact(name, why) for name, why in held),
         f"Final diagnosis: {cond.name}.",
     ]
     return Case(

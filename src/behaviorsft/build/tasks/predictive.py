@@ -21,6 +21,7 @@ from behaviorsft.build.tasks.common import (
     control_of,
 )
 from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
+from behaviorsft.sources import prescribing
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -50,8 +51,17 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
     assert ctx.cond is not None
     idx = ctx.index(turn_end=end)
     due, not_due = [], []
+    # a step starting a drug whose indication the record lacks (allopurinol with no
+    # recurrent flares or tophi) is not due: the day-2 plan says so (prescribing.py)
+    facts = ctx.case.facts
+    shown = prescribing.documented(
+        [f[len("History: ") : -1] for f in facts if f.startswith("History: ")],
+        [f.value_text or "" for f in ctx.case.findings if f.kind == "exam"],
+    )
     for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
         reason = _not_due(action, idx)
+        if reason is None and prescribing.gated(ctx.cond.id, action, shown):
+            reason = "candidate indication not documented"
         if reason is None:
             due.append(action)
         else:

@@ -1,0 +1,465 @@
+"""Prescribing coherence of synthetic plans: which drugs go together, which wait for their
+condition, and which regular medicines are held in an acute illness.
+
+The case generator (``synthetic.synthesize_case``) and the renderer (``build.conversation``)
+call these with small hooks; the plan linter (``build.lint_plan``) checks records against
+the same tables, so a generated record passes by construction and a hand-written one is
+judged by the same words.
+
+- Combinations: a drug the condition's KB note calls monotherapy ("respiratory
+  fluoroquinolone monotherapy") replaces every other antibacterial of the plan; the partner
+  lost to an allergy is replaced by a drug of its own role (atypical cover: doxycycline for a
+  macrolide, IDSA/ATS CAP 2019), never by a second drug of another's role; one plan never
+  gives two drugs of one interchangeable choice or two atypical-cover agents.
+- Conditional drugs: a drug whose KB note gives a condition ("add for Listeria if age > 50
+  y, immunocompromised or alcohol use disorder") is given only when the record meets it,
+  and then it is given (IDSA meningitis 2004).
+- Timing: colchicine for a gout flare only within 36 h of its onset (ACR 2020); later an
+  NSAID or a glucocorticoid of the same choice stands in.
+- Sick-day rules: in acute kidney injury, dehydrating illness or hyperkalaemia the
+  patient's metformin, ACE inhibitor/ARB, diuretic, SGLT2 inhibitor, NSAID or sulfonylurea
+  is held (KDIGO AKI 2012; NICE NG148), and the record says so ("Held: ..." facts, the plan
+  and the medicines reconciliation). A hold statement names only drugs the patient takes.
+- Gated steps: a next step that starts a long-term drug only with an indication the record
+  documents (urate-lowering therapy after >= 2 flares a year, tophi or radiographic
+  damage, ACR 2020).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from behaviorsft.sources.kb import Condition as KBCondition
+from behaviorsft.sources.kb import Drug, KnowledgeBase
+
+# ----------------------------------------------------------------------------- combinations
+
+# Class words of the agents that cover atypical pathogens in pneumonia: one of them per plan.
+ATYPICAL = ("macrolide", "tetracycline", "fluoroquinolone")
+
+
+def atypical(drug: Drug) -> bool:
+    """Whether ``drug`` is an atypical-cover agent (macrolide, tetracycline, fluoroquinolone)."""
+    cls = drug.drug_class.lower()
+    return any(w in cls for w in ATYPICAL)
+
+
+def _antibacterial(drug: Drug) -> bool:
+    from behaviorsft.build.lint_plan import ANTIBACTERIAL
+
+    cls = drug.drug_class.lower()
+    return any(w in cls for w in ANTIBACTERIAL)
+
+
+def monotherapy(cond: KBCondition, drug_id: str) -> bool:
+    """Whether the condition's KB note gives ``drug_id`` as monotherapy."""
+    return any(
+        td.drug == drug_id and "monotherapy" in (td.note or "").lower()
+        for td in cond.treatments.drugs
+    )
+
+
+def partner_substitute(
+    kb: KnowledgeBase, cond: KBCondition, drug: Drug, ok: Callable[[Drug], bool]
+) -> Drug | None:
+    """A drug of the same role for a lost atypical-cover partner (doxycycline for
+    azithromycin), never a monotherapy agent; None when ``drug`` is not one or none fits."""
+    if not atypical(drug):
+        return None
+    for td in cond.treatments.drugs:
+        other = kb.drug(td.drug)
+        if other.id == drug.id or not atypical(other) or monotherapy(cond, other.id):
+            continue
+        if td.role in ("alternative", "conditional") and ok(other):
+            return other
+    return None
+
+
+# Roles two antibacterials of one plan must not share (class words): two beta-lactams, or two
+# agents covering anaerobes (piperacillin-tazobactam with metronidazole), duplicate each
+# other; two atypical-cover agents too. A conditional drug the condition adds on top
+# (ampicillin for Listeria with ceftriaxone, IDSA meningitis 2004) is exempt.
+ROLES: dict[str, tuple[str, ...]] = {
+    "atypical cover": ATYPICAL,
+    "beta-lactam": ("penicillin", "cephalosporin", "carbapenem"),
+    "anaerobic cover": ("beta-lactamase inhibitor", "carbapenem", "nitroimidazole"),
+}
+
+
+def roles(drug: Drug) -> set[str]:
+    """The ``ROLES`` of an antibacterial ``drug``."""
+    if not _antibacterial(drug):
+        return set()
+    cls = drug.drug_class.lower()
+    return {role for role, words in ROLES.items() if any(w in cls for w in words)}
+
+
+def _added(cond_id: str, drug_id: str) -> bool:
+    return (cond_id, drug_id) in CONDITIONAL
+
+
+def clashes(kb: KnowledgeBase, cond: KBCondition, drug: Drug, plan: Sequence[str]) -> bool:
+    """Whether ``drug`` would share a role with a drug of the ``plan`` (ids)."""
+    if _added(cond.id, drug.id):
+        return False
+    mine = roles(drug)
+    return any(mine & roles(kb.drug(p)) for p in plan if not _added(cond.id, p))
+
+
+def overlaps(kb: KnowledgeBase, cond: KBCondition, drug_ids: Sequence[str]) -> list[str]:
+    """Why the plan ``drug_ids`` combine drugs of one role, one message per clash."""
+    drugs = [kb.drugs[d] for d in drug_ids if d in kb.drugs]
+    out: list[str] = []
+    bacterial = [d for d in drugs if _antibacterial(d)]
+    for d in bacterial:
+        if monotherapy(cond, d.id) and len(bacterial) > 1:
+            others = ", ".join(o.name for o in bacterial if o.id != d.id)
+            out.append(f"{d.name} is monotherapy for {cond.name} but is given with {others}")
+    if not out:
+        for role in ROLES:
+            same = [d for d in bacterial if role in roles(d) and not _added(cond.id, d.id)]
+            if len(same) > 1:
+                out.append(f"two {role} agents: " + " and ".join(d.name for d in same))
+    choices: dict[str, list[str]] = {}
+    for td in cond.treatments.drugs:
+        if td.choice is not None and td.drug in drug_ids:
+            choices.setdefault(td.choice, []).append(kb.drugs[td.drug].name)
+    for choice, names in choices.items():
+        if len(names) > 1:
+            out.append(
+                f"two drugs of one choice ({choice.replace('_', ' ')}): " + " and ".join(names)
+            )
+    return out
+
+
+def drop_overlaps(kb: KnowledgeBase, cond: KBCondition, drug_ids: Sequence[str]) -> list[str]:
+    """The plan drugs to drop so that no two overlap: with a monotherapy agent every other
+    antibacterial; else, of two drugs sharing a role, the later."""
+    drugs = [kb.drug(d) for d in drug_ids]
+    mono = next((d for d in drugs if _antibacterial(d) and monotherapy(cond, d.id)), None)
+    if mono is not None:
+        return [d.id for d in drugs if _antibacterial(d) and d.id != mono.id]
+    kept: list[str] = []
+    dropped: list[str] = []
+    for d in drugs:
+        (dropped if clashes(kb, cond, d, kept) else kept).append(d.id)
+    return dropped
+
+
+# ----------------------------------------------------------------------------- conditions
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """When a conditional drug is given: above an age, or with one of the history words."""
+
+    why: str
+    older_than: float | None = None
+    history: tuple[str, ...] = ()
+    covered_by: tuple[str, ...] = ()  # class words of plan drugs that already cover it
+
+    def met(self, age: float | None, history: str) -> bool:
+        if self.older_than is not None and age is not None and age > self.older_than:
+            return True
+        low = history.lower()
+        return any(w in low for w in self.history)
+
+
+# (condition id, drug id) -> its requirement, from the KB note of the conditional drug.
+CONDITIONAL: dict[tuple[str, str], Requirement] = {
+    # IDSA meningitis 2004: Listeria cover over 50, immunocompromised or alcohol use disorder
+    ("bacterial_meningitis", "ampicillin"): Requirement(
+        "age > 50 y, immunocompromise or alcohol use disorder",
+        older_than=50,
+        history=("immunosupp", "immunocomp", "asplenia", "transplant", "chemotherapy", "alcohol"),
+        covered_by=("carbapenem",),  # meropenem covers Listeria (IDSA meningitis 2004)
+    ),
+}
+
+
+def condition_met(cond_id: str, drug_id: str, age: float | None, history: str) -> bool:
+    """Whether a conditional drug's requirement holds (True for a drug with none)."""
+    req = CONDITIONAL.get((cond_id, drug_id))
+    return req is None or req.met(age, history)
+
+
+def conditional_adds(
+    kb: KnowledgeBase, cond_id: str, age: float | None, history: str, plan: Sequence[str]
+) -> list[str]:
+    """Conditional drugs of ``cond_id`` whose requirement this patient meets and that no
+    drug of the ``plan`` (ids) already covers."""
+    classes = " ".join(kb.drug(d).drug_class.lower() for d in plan)
+    return [
+        d
+        for (c, d), req in CONDITIONAL.items()
+        if c == cond_id and req.met(age, history) and not any(w in classes for w in req.covered_by)
+    ]
+
+
+# Drugs that work only early in the illness: (condition, drug) -> latest onset in days.
+TIMELY: dict[tuple[str, str], float] = {
+    ("acute_gout", "colchicine"): 1.5,  # within 36 h of the flare's onset (ACR 2020)
+}
+
+
+def timely(cond_id: str, drug_id: str, onset_days: float) -> bool:
+    """Whether ``drug_id`` still fits ``onset_days`` after the illness began."""
+    limit = TIMELY.get((cond_id, drug_id))
+    return limit is None or onset_days <= limit
+
+
+# ----------------------------------------------------------------------------- sick-day rules
+
+# Regular medicines held in an acute illness: (class words, what the plan calls them).
+SICK_DAY: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("biguanide",), "metformin"),
+    (("ace inhibitor",), "ACE inhibitor"),
+    (("angiotensin receptor",), "ARB"),
+    (("diuretic",), "diuretic"),
+    (("sglt2",), "SGLT2 inhibitor"),
+    (("nsaid",), "NSAID"),
+    (("sulfonylurea",), "sulfonylurea"),
+)
+# Held for hyperkalaemia as well: the renin-angiotensin blockers.
+RAAS = ("ace inhibitor", "angiotensin receptor", "mineralocorticoid")
+# Conditions of volume overload: the renin-angiotensin blockers and diuretics are kept
+# (ACC/AHA/HFSA HF 2022), so a raised creatinine alone does not hold them.
+OVERLOAD = frozenset({"acute_decompensated_heart_failure"})
+DEHYDRATING = re.compile(r"\b(vomiting|diarrho?ea|reduced urine output)\b", re.I)
+HYPERKALAEMIA = 5.5  # mmol/L
+KIDNEY_INJURY = frozenset({"aki", "rhabdomyolysis"})
+
+
+def sick_day(drug_class: str) -> bool:
+    """Whether a drug of ``drug_class`` is held under the sick-day rules."""
+    cls = drug_class.lower()
+    return any(w in cls for words, _ in SICK_DAY for w in words)
+
+
+def hold_reason(
+    cond_id: str | None,
+    creatinine: float | None,
+    creatinine_high: float | None,
+    potassium: float | None,
+    complaints: Iterable[str],
+    drug_class: str,
+) -> str | None:
+    """Why this regular medicine is held now (None: it is continued)."""
+    cls = drug_class.lower()
+    if potassium is not None and potassium > HYPERKALAEMIA and any(w in cls for w in RAAS):
+        return "hyperkalaemia"
+    if not sick_day(drug_class) or cond_id in OVERLOAD:
+        return None
+    if creatinine is not None and creatinine_high is not None and creatinine > creatinine_high:
+        # no baseline is recorded: a kidney injury when the illness is one, or the value high
+        aki = cond_id in KIDNEY_INJURY or creatinine >= 1.5 * creatinine_high
+        return "acute kidney injury" if aki else "raised creatinine"
+    said = next((m[1].lower() for c in complaints if (m := DEHYDRATING.search(c))), None)
+    if said is not None:
+        return "dehydration" if said == "reduced urine output" else said
+    return None
+
+
+def holds(
+    kb: KnowledgeBase,
+    cond_id: str | None,
+    meds: Iterable[tuple[str, str]],
+    values: dict[str, float],
+    sex: str | None,
+    complaints: Iterable[str],
+) -> list[tuple[str, str]]:
+    """(name, why) of each regular medicine (name, class) held on admission, given the
+    day-0 ``values`` by lab id and the presenting ``complaints``."""
+    high = kb.lab("creatinine").reference(sex).high if "creatinine" in kb.labs else None  # type: ignore[arg-type]
+    complaints = list(complaints)
+    by_name = {d.name.lower(): d for d in kb.drugs.values()}
+    cond = kb.conditions.get(cond_id or "")
+    out = []
+    for name, cls in meds:
+        why = hold_reason(
+            cond_id, values.get("creatinine"), high, values.get("potassium"), complaints, cls
+        )
+        drug = by_name.get(name.lower())
+        if why is None and drug is not None and cond is not None and held_in(drug, cond.id):
+            why = cond.name.split(" (")[0].lower()  # metformin in sepsis (Label)
+        if why is not None:
+            out.append((name, why))
+    return out
+
+
+def held_in(drug: Drug, cond_id: str) -> bool:
+    """Whether the KB says to hold ``drug`` in ``cond_id`` (a relative contraindication
+    whose note says 'hold ...': metformin in sepsis, lisinopril in AKI), rather than that
+    the patient cannot be on it."""
+    found = [ci for ci in drug.contraindications if ci.condition == cond_id]
+    return bool(found) and all(
+        ci.severity == "relative" and (ci.note or "").lower().startswith("hold") for ci in found
+    )
+
+
+HELD = "Held: "
+
+
+def held_fact(name: str, why: str) -> str:
+    """The case fact recording a hold: 'Held: Metformin (acute kidney injury).'"""
+    return f"{HELD}{name} ({why})."
+
+
+def held_names(facts: Iterable[str]) -> dict[str, str]:
+    """Held medicine ('metformin') -> why, from a case's facts."""
+    out = {}
+    for f in facts:
+        m = re.match(rf"{HELD}(.+) \((.+)\)\.$", str(f))
+        if m:
+            out[short_name(m[1])] = m[2]
+    return out
+
+
+def _join(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def short_name(name: str) -> str:
+    """'Metformin (immediate release)' -> 'metformin'."""
+    return name.split(" (")[0].lower()
+
+
+_HOLD = re.compile(r"\bhold (?P<what>[^;.]+)")
+
+
+def hold_terms(text: str) -> list[str]:
+    """The drug words a hold clause names ('hold ACE inhibitor/ARB, diuretics and
+    metformin' -> ['ACE inhibitor', 'ARB', 'diuretic', 'metformin'])."""
+    out = []
+    for m in _HOLD.finditer(text):
+        what = m["what"].lower()
+        for words, term in SICK_DAY:
+            if re.search(rf"\b{re.escape(term.lower())}s?\b", what) or any(
+                w in what for w in words
+            ):
+                out.append(term)
+    return out
+
+
+def taken_term(term: str, classes: Iterable[tuple[str, str]]) -> bool:
+    """Whether one of (name, class) of the patient's medicines is the hold ``term``."""
+    words = next(w for w, t in SICK_DAY if t == term)
+    return any(
+        term.lower() == short_name(name) or any(w in cls.lower() for w in words)
+        for name, cls in classes
+    )
+
+
+def hold_action(action: str, held: Sequence[str]) -> str:
+    """A KB action's hold clause naming only the ``held`` medicines (or none to hold)."""
+    m = _HOLD.search(action)
+    if m is None:
+        return action
+    if held:
+        return action[: m.start()] + f"hold {_join(list(held))}" + action[m.end() :]
+    head = re.sub(r"\s+and\s*$", "", action[: m.start()]).rstrip()
+    return (f"{head}; " if head else "") + "no regular medicine to hold" + action[m.end() :]
+
+
+def held_text(held: dict[str, str]) -> str:
+    """'metformin and lisinopril held while unwell (acute kidney injury; sick-day rules)'."""
+    whys = list(dict.fromkeys(held.values()))
+    return f"{_join(list(held))} held while unwell ({_join(whys)}; sick-day rules)"
+
+
+def plan_actions(actions: Sequence[str], held: dict[str, str]) -> list[str]:
+    """The plan's actions with every hold clause naming this patient's held medicines; the
+    holds not said by any action added as one more (sick-day rules)."""
+    names = list(held)
+    out = [hold_action(a, names) for a in actions]
+    if names and not any(_HOLD.search(a) for a in actions):
+        out.append("hold " + held_text(held).replace(" held while", " while", 1))
+    return out
+
+
+# Class words -> (age from which it is said, the plan's caution): FDA fluoroquinolone safety
+# communications 2016/2018 (tendon rupture, CNS effects); AGS Beers 2023.
+CAUTIONS: dict[str, tuple[int, str]] = {
+    "fluoroquinolone": (
+        65,
+        "{drug} at {age} years: risks of tendon rupture and delirium explained; stop it if "
+        "tendon pain or confusion develops (FDA 2016)",
+    ),
+}
+
+
+def cautions(plan: Iterable[tuple[str, str]], age: float | None) -> list[str]:
+    """The plan's cautions for its drugs (name, class) at this ``age``."""
+    out = []
+    for name, cls in plan:
+        for words, (from_age, text) in CAUTIONS.items():
+            if words in cls.lower() and age is not None and age >= from_age:
+                out.append(text.format(drug=short_name(name).capitalize(), age=f"{age:g}"))
+    return out
+
+
+def drop_untaken(actions: Sequence[str], meds: Iterable[str]) -> list[str]:
+    """Actions that continue a therapy 'if already taking it' only when the patient does."""
+    names = " ".join(short_name(m) for m in meds)
+    out = []
+    for a in actions:
+        gate = next((drugs for pat, drugs in IF_TAKING if re.search(pat, a, re.I)), None)
+        if gate is not None and not re.search(gate, names, re.I):
+            continue
+        out.append(a)
+    return out
+
+
+# "continue X if already taking it": X's drugs
+IF_TAKING: tuple[tuple[str, str], ...] = (
+    (r"urate-lowering therapy.*if already taking", r"allopurinol|febuxostat|probenecid"),
+)
+
+# ----------------------------------------------------------------------------- gated steps
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Steps (pattern) that start a drug only with an indication the history documents."""
+
+    steps: str
+    indication: str
+    instead: str
+
+
+GATED: dict[str, Gate] = {
+    # ACR 2020: urate-lowering therapy after >= 2 flares a year, tophi or radiographic damage
+    "acute_gout": Gate(
+        steps=r"allopurinol|when starting urate-lowering|^start urate-lowering",
+        indication=r"tophi|tophaceous|recurrent (?:gout|flares)|flares? (?:a|per) year"
+        r"|radiographic damage|erosions|urate-lowering|allopurinol|febuxostat",
+        instead="no urate-lowering therapy yet: no recurrent flares, tophi or radiographic "
+        "damage documented (ACR 2020); recheck serum urate 2 weeks after the flare settles",
+    ),
+}
+
+
+def documented(history: Iterable[str], exam: Iterable[str]) -> str:
+    """What documents an indication: the history items and the examination findings that
+    are present ('no tophi' documents nothing)."""
+    return " ".join([*history, *(e for e in exam if not re.match(r"no\b", e, re.I))])
+
+
+def gated(cond_id: str, step: str, record: str) -> bool:
+    """Whether ``step`` starts a drug whose indication ``record`` does not document."""
+    gate = GATED.get(cond_id)
+    return (
+        gate is not None
+        and re.search(gate.steps, step, re.I) is not None
+        and re.search(gate.indication, record, re.I) is None
+    )
+
+
+def due_steps(cond_id: str, steps: Sequence[str], record: str) -> list[str]:
+    """``steps`` without those that start a drug whose indication ``record`` lacks (and
+    the gate's own words instead, once)."""
+    gate = GATED.get(cond_id)
+    kept = [s for s in steps if not gated(cond_id, s, record)]
+    return [gate.instead, *kept] if gate is not None and len(kept) < len(steps) else kept
