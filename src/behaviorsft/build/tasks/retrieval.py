@@ -491,20 +491,26 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
     if synthetic:
         # Four events with at least DEFAULT_OPTIONS admissible orders (key + wrong ones):
         # events of one phase go in any order, so a phase of k of them gives k! orders.
+        def n_orders(four: list[tuple[float, int, int]]) -> int:
+            return prod(factorial(n) for n in Counter(uniq[k][1] for k in four).values())
+
         fours = [
-            list(c)
-            for c in combinations(sorted(uniq), 4)
-            if prod(factorial(n) for n in Counter(uniq[k][1] for k in c).values())
-            >= DEFAULT_OPTIONS
+            list(c) for c in combinations(sorted(uniq), 4) if n_orders(list(c)) >= DEFAULT_OPTIONS
         ]
         if not fours:
             ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 wrong orders only the record rules out")
             return
-        fours = [c for c in fours if strictly_ordered([uniq[k][2] for k in c])]
-        if not fours:
+        # One draw among all of them from the case's task stream, as before the record
+        # documented times (the types drawn after this one from that stream keep their
+        # items); a four the record does not order gives way to one it does, with as many
+        # admissible orders (so the draws below take as much of the stream).
+        i = ctx.rng.randrange(len(fours))
+        documented = [c for c in fours if strictly_ordered([uniq[k][2] for k in c])]
+        if not documented:
             ctx.drop(T.TIMELINE_SEQUENCE, _UNDOCUMENTED)
             return
-        chosen = ctx.rng.choice(fours)  # in event-time order
+        alike = [c for c in documented if n_orders(c) == n_orders(fours[i])] or documented
+        chosen = fours[i] if fours[i] in documented else alike[i % len(alike)]  # time order
     else:
         chosen = sorted(ctx.rng.sample(sorted(uniq), 4))
         if not strictly_ordered([uniq[k][2] for k in chosen]):  # one per date is kept
