@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date
 from functools import lru_cache
@@ -427,6 +427,12 @@ def _phase(kind: str, day: float) -> int:
     return _PHASE.get(kind, _COURSE)
 
 
+@lru_cache(maxsize=256)
+def _n_orders(phases: tuple[int, ...]) -> int:
+    """How many orders of events of these phases keep the phases in order."""
+    return prod(factorial(n) for n in Counter(phases).values())
+
+
 def admissible_orders(phases: list[int]) -> list[list[int]]:
     """Orders of events (indices into ``phases``) that keep every pair of different phases
     in phase order: the orders a reader cannot rule out without the record."""
@@ -491,12 +497,10 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
     if synthetic:
         # Four events with at least DEFAULT_OPTIONS admissible orders (key + wrong ones):
         # events of one phase go in any order, so a phase of k of them gives k! orders.
-        def n_orders(four: list[tuple[float, int, int]]) -> int:
-            return prod(factorial(n) for n in Counter(uniq[k][1] for k in four).values())
+        def n_orders(four: Sequence[tuple[float, int, int]]) -> int:
+            return _n_orders(tuple(uniq[k][1] for k in four))
 
-        fours = [
-            list(c) for c in combinations(sorted(uniq), 4) if n_orders(list(c)) >= DEFAULT_OPTIONS
-        ]
+        fours = [list(c) for c in combinations(sorted(uniq), 4) if n_orders(c) >= DEFAULT_OPTIONS]
         if not fours:
             ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 wrong orders only the record rules out")
             return
