@@ -103,11 +103,25 @@ def test_course_clocks_are_distinct_within_each_day(kb):
 
 def test_draw_clocks_orders_each_day():
     days = [0, 1, 1, 1, 2]
+    kinds = ["consult", "lab", "physiotherapy", "reconciliation", "review"]
     for s in range(50):
-        clocks = draw_clocks(days, random.Random(s))
+        clocks = draw_clocks(days, random.Random(s), kinds)
         when = [(d, clock_minutes(c)) for d, c in zip(days, clocks, strict=True)]
         assert strictly_ordered(when)
-        assert all("08:00" <= c < "18:00" for d, c in zip(days, clocks, strict=True) if d)
+        assert "12:00" <= clocks[0] < "22:00"  # the admission day: after the first dose
+        assert all("08:00" <= c < "18:00" for c in clocks[1:])
+        # medicines reconciliation within 24 hours of a morning arrival
+        assert clocks[3] < "12:00"
+
+
+def test_reconciliation_after_the_admission_day_is_in_the_morning(kb):
+    seen = 0
+    for index in range(60):
+        for e in _course(synthesize_case(index, seed=SEED, kb=kb)):
+            if e.kind == "reconciliation" and e.day:
+                seen += 1
+                assert e.clock < "12:00", (index, e)
+    assert seen >= 10
 
 
 def test_tied_course_events_are_never_offered_together(kb):

@@ -20,14 +20,20 @@ from collections.abc import Sequence
 _GRID_MIN = 10
 _HOURS = {0: (12, 22)}  # day -> (first hour, hour after the last slot)
 _WORKING_DAY = (8, 18)
+# Latest slot of a kind after the admission day: medicines reconciliation is due within 24
+# hours of admission, and an arrival may be in the morning ("Good morning"), so on day 1
+# it is done in the morning.
+_LATEST_AFTER_DAY_0 = {"reconciliation": 11 * 60 + 50}
 
 # A documented time: (day, minutes after midnight, or None where the record gives none).
 When = tuple[float, int | None]
 
 
-def draw_clocks(days: Sequence[float], rng: random.Random) -> list[str]:
+def draw_clocks(days: Sequence[float], rng: random.Random, kinds: Sequence[str] = ()) -> list[str]:
     """Clock times ("HH:MM") for events on ``days`` (non-decreasing, in the order the
-    events happened): the events of one day get distinct times, increasing in that order."""
+    events happened) of ``kinds``: the events of one day get distinct times, increasing in
+    that order, each no later than its kind allows (``_LATEST_AFTER_DAY_0``)."""
+    kinds = list(kinds) or [""] * len(days)
     clocks: list[str] = []
     i = 0
     while i < len(days):
@@ -35,8 +41,18 @@ def draw_clocks(days: Sequence[float], rng: random.Random) -> list[str]:
         while j < len(days) and days[j] == days[i]:
             j += 1
         first, end = _HOURS.get(int(days[i]), _WORKING_DAY)
-        slots = range(first * 60, end * 60, _GRID_MIN)
-        clocks += [format_clock(m) for m in sorted(rng.sample(slots, j - i))]
+        latest = [
+            _LATEST_AFTER_DAY_0.get(k, end * 60 - _GRID_MIN) if days[i] else end * 60 - _GRID_MIN
+            for k in kinds[i:j]
+        ]
+        times = sorted(rng.sample(range(first * 60, end * 60, _GRID_MIN), j - i))
+        for n, t in enumerate(times):
+            if t > latest[n]:  # too late: it and those before it drawn again before then
+                times[: n + 1] = sorted(
+                    rng.sample(range(first * 60, latest[n] + 1, _GRID_MIN), n + 1)
+                )
+        assert all(t <= last for t, last in zip(times, latest, strict=True)), (times, latest)
+        clocks += [format_clock(m) for m in times]
         i = j
     return clocks
 

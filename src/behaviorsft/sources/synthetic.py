@@ -378,7 +378,7 @@ def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
         text = f"Repeat {repeat.name} checked." if kind == "lab" and repeat else ""
         events.append(Event(day=prev, kind=kind, text=text or COURSE_EVENTS[kind][0]))
     # each event's clock time, distinct within a day and in the order drawn (event_time)
-    clocks = draw_clocks([e.day or 0 for e in events], rng)
+    clocks = draw_clocks([e.day or 0 for e in events], rng, [e.kind for e in events])
     return [e.model_copy(update={"clock": c}) for e, c in zip(events, clocks, strict=True)]
 
 
