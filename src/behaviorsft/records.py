@@ -89,6 +89,11 @@ class Event(Record):
     day: float | None = Field(
         None, description="Days since presentation (may be negative for prior history)."
     )
+    clock: str | None = Field(
+        None,
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Time of day on `day` (24-hour HH:MM) where the record documents one.",
+    )
     kind: NonEmpty = Field(
         description="Event kind, e.g. 'presentation', 'lab', 'imaging', 'medication', "
         "'procedure', 'diagnosis', 'encounter'."

@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from behaviorsft.build.event_time import day_label
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record, supported_reason
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
@@ -667,13 +668,16 @@ def _render_kb(
     if not course:
         repeat_labs()
         overnight()
-    # The hospital course in the order it happened, each event saying its day (and,
-    # after the first of a day, that it came later that day).
+    # The hospital course in the order it happened, each event saying its day and clock
+    # time (a case made before the course had times: after the first of a day, that it
+    # came later that day).
     told: set[float] = set()  # days of the events told so far
     for i, ev in enumerate(course):
         if ev.day and not any(e.day for e in course[:i]):
             overnight()  # the first event after the admission day
-        day = f"Later on day {ev.day:g}" if ev.day in told else f"Day {ev.day:g}"
+        day = day_label(ev.day or 0, ev.clock)
+        if ev.clock is None and ev.day in told:
+            day = f"Later on day {ev.day:g}"
         if ev.kind == "lab" and not labs1:
             continue  # its rows left out (an omission): nothing to tell
         told.add(ev.day or 0)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from behaviorsft import __version__
+from behaviorsft.build.event_time import draw_clocks
 from behaviorsft.build.lint import drug_family
 from behaviorsft.build.lint_plan import (
     ANTIBACTERIAL,
@@ -360,7 +361,8 @@ def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
 
     Any order fits every window (all contain day 1), so the order is drawn first and the
     days after it, non-decreasing; events on one day happen in the listed order. A stream
-    of its own (not the case's) leaves everything else about the case as it was.
+    of its own (not the case's) leaves everything else about the case as it was. Each
+    event has a clock time, drawn last: events of one day at distinct times in that order.
     """
     rng = random.Random(f"behaviorsft-synth-course:{seed}:{index}")
     windows = {k: (lo, hi) for k, (_, lo, hi) in COURSE_EVENTS.items()}
@@ -378,7 +380,9 @@ def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
         prev = rng.randint(max(prev, lo), hi)
         text = f"Repeat {repeat.name} checked." if kind == "lab" and repeat else ""
         events.append(Event(day=prev, kind=kind, text=text or COURSE_EVENTS[kind][0]))
-    return events
+    # each event's clock time, distinct within a day and in the order drawn (event_time)
+    clocks = draw_clocks([e.day or 0 for e in events], rng, [e.kind for e in events])
+    return [e.model_copy(update={"clock": c}) for e, c in zip(events, clocks, strict=True)]
 
 
 # Share of the linter's day-over-day bounds (lint_values.DAILY_LIMITS, ABSOLUTE_LIMITS) the

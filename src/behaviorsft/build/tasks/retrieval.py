@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date
 from functools import lru_cache
@@ -14,6 +14,13 @@ from math import factorial, prod
 
 from behaviorsft.build.audit import _answer_index, _expected_hit
 from behaviorsft.build.conversation import TIMELINE_SHOWN, format_finding_value
+from behaviorsft.build.event_time import (
+    When,
+    clock_minutes,
+    day_label,
+    format_clock,
+    strictly_ordered,
+)
 from behaviorsft.build.tasks.common import (
     DEFAULT_OPTIONS,
     Ctx,
@@ -400,6 +407,9 @@ _EVENT_ANCHORS = {
 # a different order in each case (``course_events``), and only the record tells which.
 # Events in one phase other than the course happen together: at most one is offered.
 _COURSE = 5
+# Why an item with enough events is left out: no four of them that the record orders by
+# documented time (two of one day without a clock time on each, or at one time).
+_UNDOCUMENTED = "events at an undocumented or tied time"
 _PHASE = {
     "symptom": 0,
     "presentation": 1,
@@ -417,6 +427,12 @@ def _phase(kind: str, day: float) -> int:
     return _PHASE.get(kind, _COURSE)
 
 
+@lru_cache(maxsize=256)
+def _n_orders(phases: tuple[int, ...]) -> int:
+    """How many orders of events of these phases keep the phases in order."""
+    return prod(factorial(n) for n in Counter(phases).values())
+
+
 def admissible_orders(phases: list[int]) -> list[list[int]]:
     """Orders of events (indices into ``phases``) that keep every pair of different phases
     in phase order: the orders a reader cannot rule out without the record."""
@@ -431,43 +447,48 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
     """Four narrated events in the order they *happened* (event time, not mention).
 
     Synthetic cases order by the event's day (symptom onset days before presentation
-    comes first even though the patient mentions it after triage), then by the order of
-    the case timeline within a day (the conversation narrates the hospital course in that
-    order, each event with its day). The four events include at least three of the
-    course, whose order differs from case to case, and the wrong orders keep what every
-    admission fixes (onset before arrival, bloods before their repeat, the working
-    diagnosis before the drug started for it, the ward round last), so no option can be
-    ruled out without reading the record. Imported timelines order by the date the
-    conversation shows, any wrong order allowed. Events that tie at that resolution are
-    never offered together: one per tie is kept.
+    comes first even though the patient mentions it after triage), then, within a day, by
+    the clock time the conversation gives each event of the hospital course ("Day 1,
+    09:40"). The four events include at least three of the course, whose order differs
+    from case to case, and the wrong orders keep what every admission fixes (onset before
+    arrival, bloods before their repeat, the working diagnosis before the drug started for
+    it, the ward round last), so no option can be ruled out without reading the record.
+    Imported timelines order by the date the conversation shows, any wrong order allowed.
+    Only events the record orders by documented time are offered together: different
+    days, or one day at two clock times their turns show (``event_time.strictly_ordered``);
+    never two events of one date without a time, or at one time, whatever the turn order.
     """
     synthetic = ctx.cond is not None
-    # (order key: day, phase, position in the timeline within the course; text; phase)
-    events: list[tuple[tuple[float, int, int], str, int]] = []
+    # (order key: day, phase, clock minutes or timeline position; text; phase; the time
+    # the record documents)
+    events: list[tuple[tuple[float, int, int], str, int, When]] = []
     if synthetic:
+        turns = ctx.rendered.conversation.turns
         for pos, ev in enumerate(ctx.case.timeline):
             if ev.day is None:
                 continue
             name = _EVENT_ANCHORS.get((ev.kind, ev.day)) or _EVENT_ANCHORS.get((ev.kind, None))
-            if name is None or ctx.anchor(name) is None:
+            turn = None if name is None else ctx.anchor(name)
+            if turn is None:
                 continue
             phase = _phase(ev.kind, ev.day)
+            # a clock time counts only where the event's own turn shows it
+            shown = ev.clock is not None and day_label(ev.day, ev.clock) in turns[turn].text
+            minutes = clock_minutes(ev.clock) if shown else None
             # outside the course, events of one phase on one day happen together
-            tie = pos if phase == _COURSE else 0
-            events.append(((ev.day, phase, tie), ev.text.rstrip("."), phase))
+            tie = (pos if minutes is None else minutes) if phase == _COURSE else 0
+            events.append(((ev.day, phase, tie), ev.text.rstrip("."), phase, (ev.day, minutes)))
     else:
         # Timeline events narrated in the conversation, ordered by the date it shows.
-        shown = ctx.case.timeline[-TIMELINE_SHOWN:]
-        events = [
-            ((ev.time.date().toordinal(), 0, 0), ev.text.rstrip("."), 0)
-            for ev in shown
-            if ev.time is not None
-        ]
-    uniq: dict[tuple[float, int, int], tuple[str, int]] = {}
+        for ev in ctx.case.timeline[-TIMELINE_SHOWN:]:
+            if ev.time is not None:
+                day = ev.time.date().toordinal()
+                events.append(((day, 0, 0), ev.text.rstrip("."), 0, (day, None)))
+    uniq: dict[tuple[float, int, int], tuple[str, int, When]] = {}
     texts: set[str] = set()
-    for key, text, phase in events:  # case order: the first event of a tie is kept
+    for key, text, phase, when in events:  # case order: the first event of a tie is kept
         if key not in uniq and text not in texts:
-            uniq[key] = (text, phase)
+            uniq[key] = (text, phase, when)
             texts.add(text)
     if len(uniq) < 4:
         if len(events) >= 4:  # enough events, but they tie
@@ -476,18 +497,29 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
     if synthetic:
         # Four events with at least DEFAULT_OPTIONS admissible orders (key + wrong ones):
         # events of one phase go in any order, so a phase of k of them gives k! orders.
-        fours = [
-            list(c)
-            for c in combinations(sorted(uniq), 4)
-            if prod(factorial(n) for n in Counter(uniq[k][1] for k in c).values())
-            >= DEFAULT_OPTIONS
-        ]
+        def n_orders(four: Sequence[tuple[float, int, int]]) -> int:
+            return _n_orders(tuple(uniq[k][1] for k in four))
+
+        fours = [list(c) for c in combinations(sorted(uniq), 4) if n_orders(c) >= DEFAULT_OPTIONS]
         if not fours:
             ctx.drop(T.TIMELINE_SEQUENCE, "fewer than 4 wrong orders only the record rules out")
             return
-        chosen = ctx.rng.choice(fours)  # in event-time order
+        # One draw among all of them from the case's task stream, as before the record
+        # documented times (the types drawn after this one from that stream keep their
+        # items); a four the record does not order gives way to one it does, with as many
+        # admissible orders (so the draws below take as much of the stream).
+        i = ctx.rng.randrange(len(fours))
+        documented = [c for c in fours if strictly_ordered([uniq[k][2] for k in c])]
+        if not documented:
+            ctx.drop(T.TIMELINE_SEQUENCE, _UNDOCUMENTED)
+            return
+        alike = [c for c in documented if n_orders(c) == n_orders(fours[i])] or documented
+        chosen = fours[i] if fours[i] in documented else alike[i % len(alike)]  # time order
     else:
         chosen = sorted(ctx.rng.sample(sorted(uniq), 4))
+        if not strictly_ordered([uniq[k][2] for k in chosen]):  # one per date is kept
+            ctx.drop(T.TIMELINE_SEQUENCE, _UNDOCUMENTED)
+            return
     labels = list(range(4))
     ctx.rng.shuffle(labels)  # labels[i] = position of chosen[i] in the listing
     listing = [""] * 4
@@ -514,19 +546,21 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
         correct=seq(correct),
         pool=pool,
         rationale="In the order they happened: "
-        + "; ".join(f"{uniq[k][0]} ({_event_when(k, synthetic)})" for k in chosen)
+        + "; ".join(f"{uniq[k][0]} ({_event_when(uniq[k][2], synthetic)})" for k in chosen)
         + ".",
         turn_start=0,
         turn_end=ctx.n_turns - 1,
     )
 
 
-def _event_when(key: tuple[float, int, int], synthetic: bool) -> str:
+def _event_when(when: When, synthetic: bool) -> str:
     if not synthetic:
-        return date.fromordinal(int(key[0])).isoformat()
-    if -1 < key[0] < 0:  # a hyperacute onset, hours before presentation
-        return f"{round(-key[0] * 24)} h before presentation"
-    return f"day {key[0]:g}"
+        return date.fromordinal(int(when[0])).isoformat()
+    if -1 < when[0] < 0:  # a hyperacute onset, hours before presentation
+        return f"{round(-when[0] * 24)} h before presentation"
+    if when[1] is not None:
+        return f"day {when[0]:g}, {format_clock(when[1])}"
+    return f"day {when[0]:g}"
 
 
 # The generic order of an admission, by words of an event's text: what a reader who never

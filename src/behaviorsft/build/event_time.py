@@ -1,0 +1,88 @@
+"""Documented event times: when a record says an event happened, and which events it orders.
+
+A synthetic admission dates its events by day (symptom onset days before presentation,
+the day-2 ward round); the hospital course also has a clock time on each event
+(``Event.clock``), drawn so that events of one day come at distinct times in the order
+they happened, and the conversation says it ("Day 1, 09:40: repeat bloods."). Two events
+are ordered by what the record documents only when their days differ, or when they share
+a day and both have a clock time and the times differ: "later on day 1" and the order of
+the turns are not a documented time (issue 16). timeline_sequence offers only events
+every pair of which is ordered so (``strictly_ordered``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+# Clock times drawn for the hospital course, on a 10-minute grid: on the admission day
+# the events follow the first dose (afternoon and evening); on later days, the working day.
+_GRID_MIN = 10
+_HOURS = {0: (12, 22)}  # day -> (first hour, hour after the last slot)
+_WORKING_DAY = (8, 18)
+# Latest slot of a kind after the admission day: medicines reconciliation is due within 24
+# hours of admission, and an arrival may be in the morning ("Good morning"), so on day 1
+# it is done in the morning.
+_LATEST_AFTER_DAY_0 = {"reconciliation": 11 * 60 + 50}
+
+# A documented time: (day, minutes after midnight, or None where the record gives none).
+When = tuple[float, int | None]
+
+
+def draw_clocks(days: Sequence[float], rng: random.Random, kinds: Sequence[str] = ()) -> list[str]:
+    """Clock times ("HH:MM") for events on ``days`` (non-decreasing, in the order the
+    events happened) of ``kinds``: the events of one day get distinct times, increasing in
+    that order, each no later than its kind allows (``_LATEST_AFTER_DAY_0``)."""
+    kinds = list(kinds) or [""] * len(days)
+    clocks: list[str] = []
+    i = 0
+    while i < len(days):
+        j = i
+        while j < len(days) and days[j] == days[i]:
+            j += 1
+        first, end = _HOURS.get(int(days[i]), _WORKING_DAY)
+        latest = [
+            _LATEST_AFTER_DAY_0.get(k, end * 60 - _GRID_MIN) if days[i] else end * 60 - _GRID_MIN
+            for k in kinds[i:j]
+        ]
+        times = sorted(rng.sample(range(first * 60, end * 60, _GRID_MIN), j - i))
+        for n, t in enumerate(times):
+            if t > latest[n]:  # too late: it and those before it drawn again before then
+                times[: n + 1] = sorted(
+                    rng.sample(range(first * 60, latest[n] + 1, _GRID_MIN), n + 1)
+                )
+        assert all(t <= last for t, last in zip(times, latest, strict=True)), (times, latest)
+        clocks += [format_clock(m) for m in times]
+        i = j
+    return clocks
+
+
+def format_clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def clock_minutes(clock: str | None) -> int | None:
+    """Minutes after midnight of an "HH:MM" clock time (None for none)."""
+    if not clock:
+        return None
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def day_label(day: float, clock: str | None) -> str:
+    """How a turn dates an event of the hospital course: "Day 1, 09:40" (or "Day 1")."""
+    return f"Day {day:g}, {clock}" if clock else f"Day {day:g}"
+
+
+def ordered(a: When, b: When) -> bool:
+    """Whether the record documents that ``a`` happened before ``b``: an earlier day, or
+    the same day at an earlier clock time (both documented)."""
+    if a[0] != b[0]:
+        return a[0] < b[0]
+    return a[1] is not None and b[1] is not None and a[1] < b[1]
+
+
+def strictly_ordered(times: Sequence[When]) -> bool:
+    """Whether every pair of ``times`` (in the claimed order) is ordered by documented
+    time: no tie, no two events of one day without a clock time on each."""
+    return all(ordered(a, b) for i, a in enumerate(times) for b in times[i + 1 :])
