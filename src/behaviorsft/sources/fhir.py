@@ -80,6 +80,13 @@ from behaviorsft.sources._common import (
     make_source,
     read_bytes,
 )
+from behaviorsft.sources.fhir_tidy import (
+    ciel_name,
+    clinical_value,
+    is_vital_code,
+    name_blood_pressures,
+    tidy_note,
+)
 
 SOURCE = "fhir"
 # Caps that keep a whole-life bundle to a case an LLM prompt can hold.
@@ -425,7 +432,7 @@ def _reference_range(ranges: list[Any] | None) -> ReferenceRange | None:
 
 def _finding_kind(obs: Any, name: str, code: str | None) -> str:
     categories = _codes(obs.category)
-    if "vital-signs" in categories or code in _VITAL_LOINC:
+    if "vital-signs" in categories or code in _VITAL_LOINC or is_vital_code(code):
         return "vital"
     # Some exporters file vitals under 'exam' or 'survey' (the Synthea HIV
     # sample does); a vital sign's name is unambiguous enough to go by.
@@ -452,8 +459,8 @@ def _observation_time(obs: Any) -> datetime | None:
 
 def _findings(obs: Any) -> list[Finding]:
     """The findings of one Observation: its own value and one per valued component."""
-    name = _concept_text(obs.code) or "Observation"
     system, code = _coding(obs.code, LOINC)
+    name = ciel_name(code, _concept_text(obs.code) or "Observation")
     kind = _finding_kind(obs, name, code)
     time = _observation_time(obs)
     out: list[Finding] = []
@@ -464,7 +471,7 @@ def _findings(obs: Any) -> list[Finding]:
             Finding(
                 name=name,
                 kind=kind,
-                value=value,
+                value=clinical_value(code, value),
                 value_text=text,
                 unit=unit,
                 reference_range=_reference_range(obs.referenceRange),
@@ -481,9 +488,9 @@ def _findings(obs: Any) -> list[Finding]:
         c_system, c_code = _coding(comp.code, LOINC)
         out.append(
             Finding(
-                name=_concept_text(comp.code) or name,
+                name=ciel_name(c_code, _concept_text(comp.code) or name),
                 kind=kind,
-                value=value,
+                value=clinical_value(c_code, value),
                 value_text=text,
                 unit=unit,
                 reference_range=_reference_range(comp.referenceRange),
@@ -701,6 +708,7 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
     medications: list[Medication] = []
     last_meds: list[str] = []
     active_meds: set[str] = set()
+    active_since: list[tuple[str, datetime | None]] = []
     for entry in bundle.of("MedicationRequest"):
         try:
             med, ev = _medication(entry.resource, med_index)
@@ -711,6 +719,7 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
         events.append(ev)
         if entry.resource.status == "active":
             active_meds.add(med.name)
+            active_since.append((med.name, med.start))
         if _ref_matches(entry.resource.encounter, last_refs):
             last_meds.append(med.name)
 
@@ -739,12 +748,17 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
     last_note: str | None = None
     for entry in bundle.of("DiagnosticReport"):
         try:
-            events.append(_report(entry.resource))
+            report = _report(entry.resource)
         except (ValidationError, ValueError) as exc:
             yield entry_error(entry, exc)
             continue
+        note = _note_text(entry.resource)
+        # A clinical note with no conclusion says nothing in the timeline but its title
+        # ("Report: History and physical note" after every encounter): left out.
+        if note is None or entry.resource.conclusion:
+            events.append(report)
         if _ref_matches(entry.resource.encounter, last_refs):
-            last_note = _note_text(entry.resource) or last_note
+            last_note = note or last_note
 
     # Observations: the most recent MAX_OBSERVATIONS, in time order.
     observations = sorted(
@@ -765,6 +779,8 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
         findings.extend(got)
         if _ref_matches(entry.resource.encounter, last_refs):
             last_findings.extend(got)
+    findings = name_blood_pressures(findings)
+    last_findings = name_blood_pressures(last_findings)
     if len(observations) > len(kept):
         notes.append(
             f"Findings: only the most recent {MAX_OBSERVATIONS} of {len(observations)} "
@@ -825,6 +841,18 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
         prescribed=last_meds,
     )
     sections: list[Section] = []
+    if last_note:
+        # As of the note's date: what the structured lists say then decides.
+        note_at = _encounter_start(last.resource) if last is not None else None
+        last_note = tidy_note(
+            last_note,
+            active_medications=[
+                n
+                for n, start in active_since
+                if note_at is None or start is None or start <= note_at
+            ],
+            allergies=[a.substance for a in allergies],
+        )
     if last_note:
         sections.append(Section(title="Most recent encounter note", text=last_note))
     sections.append(Section(title="FHIR import notes", text="\n".join(notes)))
