@@ -51,6 +51,24 @@ _VITALS: dict[str, tuple[str, int]] = {
     "5090": ("Height", 1),
     "39156-5": ("Body mass index", 1),
 }
+# Values a living patient's vital sign can take (wide: Synthea's HIV module records blood
+# pressures of 250/212), by the name ``_VITALS`` gives it; a wrong option or a
+# transcription slip outside them is no reading at all (a temperature of 17 C).
+_POSSIBLE: dict[str, tuple[float, float]] = {
+    "Body temperature": (30.0, 43.0),
+    "Temperature": (30.0, 43.0),
+    "Heart rate": (20.0, 250.0),
+    "Pulse": (20.0, 250.0),
+    "Respiratory rate": (4.0, 70.0),
+    "Oxygen saturation": (40.0, 100.0),
+    "Systolic blood pressure": (40.0, 300.0),
+    "Diastolic blood pressure": (20.0, 250.0),
+    "Body weight": (0.3, 350.0),
+    "Weight": (0.3, 350.0),
+    "Body height": (30.0, 250.0),
+    "Height": (30.0, 250.0),
+    "Body mass index": (8.0, 90.0),
+}
 # Display texts that name no test (Synthea's HIV module writes "LOINC Code").
 _PLACEHOLDER_NAMES = frozenset({"loinc code", "code", "observation"})
 _PADDED = re.compile(r"^(\d+)A+$")
@@ -80,6 +98,12 @@ def ciel_name(code: str | None, name: str) -> str:
     if code != _bare(code) and name.isupper():  # a CIEL id's display in capitals
         return known[0]
     return name
+
+
+def possible_range(code: str | None) -> tuple[float, float] | None:
+    """The values the vital sign ``code`` can take, if it is one."""
+    known = _VITALS.get(_bare(code) or "")
+    return _POSSIBLE.get(known[0]) if known is not None else None
 
 
 def clinical_value(code: str | None, value: float | None) -> float | None:
