@@ -21,6 +21,7 @@ build manifest).
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterator
 
 from behaviorsft.build.conversation import format_finding_value
@@ -57,7 +58,7 @@ def same_test_values(ctx: Ctx, f: Finding, end: int) -> list[str]:
     """``f``'s test on the other dates the turns up to ``end`` show."""
     out = []
     for g in ctx.case.findings:
-        if g.name != f.name or g.value is None or g.value == f.value:
+        if g.name.lower() != f.name.lower() or g.value is None or g.value == f.value:
             continue
         turn = finding_turn(ctx, g)
         if turn is not None and turn <= end:
@@ -74,14 +75,16 @@ def record_values(ctx: Ctx, f: Finding, end: int) -> list[str]:
     same = same_test_values(ctx, f, end)
     same_unit = []
     for g in ctx.case.findings:
-        if g.name == f.name or not f.unit or g.unit != f.unit or g.value is None:
+        if g.name.lower() == f.name.lower() or not f.unit or g.unit != f.unit or g.value is None:
             continue
         turn = finding_turn(ctx, g)
         if turn is not None and turn <= end and 0.5 * value <= g.value <= 2 * value:
             same_unit.append(_value_text(g))
     # The test's own formats (a temperature of 36.0 is shown "36", its others "37.2"):
     # a number in another format would mark itself as no result of the test.
-    test_values = [g for g in ctx.case.findings if g.name == f.name and g.value is not None]
+    test_values = [
+        g for g in ctx.case.findings if g.name.lower() == f.name.lower() and g.value is not None
+    ]
     formats = {decimals_of(format_finding_value(g)) for g in test_values}
     possible = possible_range(f.code)
     lo, hi = (1 - NEAR) * value, (1 + NEAR) * value
@@ -117,16 +120,23 @@ def gen_dated_retrieval(ctx: Ctx) -> Iterator[Draft]:
     """One fact_retrieval item per test of a dated record (a date drawn among those whose
     wrong values the record quotes), while the record has three such values."""
     rng: random.Random = ctx.rng
+    # A test is its name as the question writes it (lower case); a date showing it twice
+    # (in two spellings) cannot be asked about.
     by_name: dict[str, list[Finding]] = {}
+    dates: Counter[tuple[str, str]] = Counter()
     for f in ctx.case.findings:
         if f.value is not None and f.time is not None and finding_turn(ctx, f) is not None:
-            by_name.setdefault(f.name, []).append(f)
+            by_name.setdefault(f.name.lower(), []).append(f)
+            dates[(f.name.lower(), f.time.date().isoformat())] += 1
     i = 0
     for name in sorted(by_name):
         plans = []
         for f in by_name[name]:
+            assert f.time is not None
+            if dates[(name, f.time.date().isoformat())] > 1:
+                continue
             turn = finding_turn(ctx, f)
-            assert turn is not None and f.time is not None
+            assert turn is not None
             same = [finding_turn(ctx, g) or 0 for g in by_name[name]]
             end = min(ctx.n_turns - 1, max([turn + 2, *same]))
             when = f"on {f.time.date().isoformat()}"
