@@ -203,6 +203,40 @@ def test_real_bundles_read_coherently(shared_data):
             assert not re.search(r"^#+ .*\n+(#+ |\Z)", note, re.M), note
             if "Active medications:" in case.presentation:
                 assert "No Active Medications" not in note
+    (lawrence,) = [c for c in cases if c.id == "fhir:6d44fe03-2478-a82d-7495-3a7c433ed921"]
+    assert sorted(m.name for m in lawrence.medications) == [
+        "Digoxin 0.125 MG Oral Tablet",
+        "Verapamil Hydrochloride 40 MG",
+        "Warfarin Sodium 5 MG Oral Tablet",
+    ]  # was also clopidogrel and alteplase (stopped), each twice
     (lanell,) = [c for c in cases if c.id == "fhir:988f3282-6014-affe-fb17-b051fe0380ee"]
     assert "Active medications: Amlodipine" in lanell.presentation
     assert not any(e.text.startswith("Report: History") for e in lanell.timeline)
+
+
+def test_medicine_list_holds_current_prescriptions(tmp_path):
+    """A stopped prescription (alteplase of a stroke years ago) is history: in the timeline,
+    not in the medicines a nurse lists beside the summary's active ones."""
+    doc = _hiv_module_bundle()
+    doc["entry"].append(
+        entry(
+            {
+                "resourceType": "MedicationRequest",
+                "id": "m-old",
+                "status": "stopped",
+                "intent": "order",
+                "medicationCodeableConcept": coding(
+                    "http://www.nlm.nih.gov/research/umls/rxnorm", "1804799", "Alteplase 100 MG"
+                ),
+                "subject": {"reference": f"urn:uuid:{PID}"},
+                "authoredOn": "2019-02-20T19:45:21+00:00",
+            }
+        )
+    )
+    case = _case(tmp_path, doc)
+    assert [m.name for m in case.medications] == [
+        "Amlodipine 5 MG Oral Tablet",
+        "Simvastatin 20 MG Oral Tablet",
+    ]
+    assert "Prescribed: Alteplase 100 MG (stopped)" in [e.text for e in case.timeline]
+    assert "1 medication request(s) no longer active" in case.sections[-1].text

@@ -25,7 +25,10 @@ What is read: Patient (sex, age at the most recent encounter), Encounter,
 Condition, Observation (with components), MedicationRequest (and Medication
 resources it references), AllergyIntolerance, Procedure and DiagnosticReport.
 Other resource types (Claim, ExplanationOfBenefit, Immunization, ...) are
-counted in the "FHIR import notes" section and otherwise ignored.
+counted in the "FHIR import notes" section and otherwise ignored. A
+MedicationRequest no longer in force (stopped, completed, ...) is a timeline
+event, not one of the case's medications; ``fhir_tidy`` rounds vital signs,
+names CIEL-coded ones and tidies the encounter note.
 
 Finding kinds: the ``vital-signs`` category (or a vital-sign LOINC code or
 name, which some exporters file under 'exam' or 'survey') gives 'vital';
@@ -102,6 +105,9 @@ SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 FHIR_DEPENDENCY = "fhir.resources>=8.0,<9"
+
+# MedicationRequest statuses of a prescription no longer in force.
+_ENDED_REQUESTS = frozenset({"stopped", "completed", "cancelled", "entered-in-error"})
 
 _READ_TYPES = frozenset(
     {
@@ -709,14 +715,20 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
     last_meds: list[str] = []
     active_meds: set[str] = set()
     active_since: list[tuple[str, datetime | None]] = []
+    ended = 0
     for entry in bundle.of("MedicationRequest"):
         try:
             med, ev = _medication(entry.resource, med_index)
         except (ValidationError, ValueError) as exc:
             yield entry_error(entry, exc)
             continue
-        medications.append(med)
         events.append(ev)
+        # The medicines list is what the patient takes: a request no longer in force
+        # (stopped, completed, cancelled, entered in error) is history, in the timeline.
+        if entry.resource.status in _ENDED_REQUESTS:
+            ended += 1
+        else:
+            medications.append(med)
         if entry.resource.status == "active":
             active_meds.add(med.name)
             active_since.append((med.name, med.start))
@@ -789,6 +801,11 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
     if valueless:
         notes.append(f"{valueless} observation(s) without a value were left out of the findings.")
 
+    if ended:
+        notes.append(
+            f"{ended} medication request(s) no longer active (stopped, completed, cancelled) "
+            "are in the timeline, not the medication list."
+        )
     # Caps on the other lists, newest kept.
     if len(medications) > MAX_MEDICATIONS:
         notes.append(
