@@ -319,6 +319,8 @@ def _data_conflict_items(
 ) -> Iterator[Draft]:
     bad_text, others = slips[0], slips[1:]
     when = f"day {f.day:g}" if f.day is not None else "the same draw"
+    if f.day is None and f.time is not None:  # a dated record: the reading's date
+        when = f.time.date().isoformat()
     name = f.name.lower()
     phrasing = data_phrasing(ctx.rng, when)
     correct = data_flag(name, _value_text(f), bad_text, phrasing)
