@@ -240,3 +240,20 @@ def test_medicine_list_holds_current_prescriptions(tmp_path):
     ]
     assert "Prescribed: Alteplase 100 MG (stopped)" in [e.text for e in case.timeline]
     assert "1 medication request(s) no longer active" in case.sections[-1].text
+
+
+def test_name_digits_and_nested_empty_sections():
+    from behaviorsft.sources.fhir_tidy import strip_synthetic_names
+
+    assert strip_synthetic_names("Dr. Isreal8 Kihn564 saw Lanell756.") == (
+        "Dr. Isreal Kihn saw Lanell."
+    )
+    # Clinical tokens with digits are not names.
+    for keep in ("vitamin B12", "HbA1c 7.1 %", "covid-19", "T4", "0.5 ml"):
+        assert strip_synthetic_names(keep) == keep
+    got = tidy_note(
+        "# A\n\n## B\n\n### C\ntext c\n## D\ntext d\n# E\ntext e\n",
+        active_medications=[],
+        allergies=[],
+    )
+    assert got == "# C\ntext c\n# D\ntext d\n# E\ntext e"

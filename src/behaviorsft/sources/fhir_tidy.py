@@ -205,26 +205,23 @@ def _allergy_lines(body: list[str], allergies: set[str]) -> list[str]:
 
 
 def _drop_empty(sections: list[tuple[str | None, list[str]]]) -> list[str]:
-    """Sections with no content of their own are left out; a subsection of one takes its
-    place ("# Assessment and Plan" with nothing but "## Plan" becomes "# Plan")."""
+    """Sections with no content of their own are left out; their subsections move up a
+    level ("# Assessment and Plan" with nothing but "## Plan" becomes "# Plan")."""
     out: list[str] = []
-    promote: tuple[int, int] | None = None  # (level of the dropped header, its child's level)
-    for i, (header, body) in enumerate(sections):
-        has_text = any(line.strip() for line in body)
+    dropped: list[int] = []  # levels of the dropped headers still open
+    for header, body in sections:
         if header is None:
             out += body
             continue
-        level = len(_HEADER.match(header).group(1))  # type: ignore[union-attr]
-        if promote is not None and level > promote[0]:
-            header = "#" * promote[1] + header.lstrip("#")
-        else:
-            promote = None
-        if not has_text:
-            nxt = sections[i + 1][0] if i + 1 < len(sections) else None
-            if nxt is not None and len(_HEADER.match(nxt).group(1)) > level:  # type: ignore[union-attr]
-                promote = (level, len(header) - len(header.lstrip("#")))
+        m = _HEADER.match(header)
+        assert m is not None
+        level = len(m.group(1))
+        while dropped and dropped[-1] >= level:
+            dropped.pop()
+        if not any(line.strip() for line in body):
+            dropped.append(level)
             continue
-        out.append(header)
+        out.append("#" * max(1, level - len(dropped)) + header[len(m.group(1)) :])
         out += body
     # No run of blank lines left by a dropped section.
     tidy: list[str] = []
