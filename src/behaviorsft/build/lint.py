@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from behaviorsft.build import lint_plan, lint_values
+from behaviorsft.build import lint_plan, lint_record, lint_values
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 
@@ -84,6 +84,7 @@ RULES: dict[str, tuple[Severity, str]] = {
 RULES.update(TEXT_RULES)  # type: ignore[arg-type]  # wording rules (lint_text.py)
 RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_values.py
 RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, reasoning
+RULES.update(lint_record.RECORD_RULES)  # how a record reads as a chart: build/lint_record.py
 
 
 @dataclass(frozen=True)
@@ -997,6 +998,7 @@ def _lint_conversation(
     lex = _lexicon(kb)
     turns = conv.get("turns") or []
     lint_values.check_conversation(kb, where, conv)
+    lint_record.check_conversation(where, conv)
     shown = _shown(turns, facts)
     values = _table_values(turns)
     # What the record gives: its medicines, and every statement that a drug was given.

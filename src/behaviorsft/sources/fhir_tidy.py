@@ -132,8 +132,19 @@ def name_blood_pressures(findings: Sequence[Finding]) -> list[Finding]:
 
 # ----------------------------------------------------------------------------- the note
 
-# Synthea appends digits to every generated name ("Lanell756", "Goodwin327").
-_SYNTHEA_NAME = re.compile(r"\b([A-Z][a-z]{1,}(?:['-][A-Za-z]+)*)\d{1,4}\b")
+# Synthea appends digits to every generated name ("Lanell756", "Goodwin327"); a token
+# of chemistry ("Ca2+", "Pco2") is none.
+SYNTHEA_NAME = re.compile(r"\b([A-Z][a-z]{1,}(?:['-][A-Za-z]+)*)\d{1,4}\b(?![+-])")
+_NOT_NAMES = frozenset(
+    {"ca", "mg", "fe", "co", "po", "pco", "pao", "paco", "sao", "spo", "fio", "hco", "etco"}
+)
+
+
+def synthea_names(text: str) -> list[str]:
+    """The simulator's name tokens in ``text`` ("Lanell756")."""
+    return [m.group(0) for m in SYNTHEA_NAME.finditer(text) if m.group(1).lower() not in _NOT_NAMES]
+
+
 _HEADER = re.compile(r"^(#+)\s")
 _DATE_LINE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 _NO_MEDS = re.compile(r"^\s*no (known |active |current )?medications?\.?\s*$", re.I)
@@ -142,7 +153,9 @@ _NO_ALLERGIES = re.compile(r"^\s*no (known )?(drug )?allergies\.?\s*$", re.I)
 
 def strip_synthetic_names(text: str) -> str:
     """Names without the digits Synthea appends to make them unique."""
-    return _SYNTHEA_NAME.sub(r"\1", text)
+    return SYNTHEA_NAME.sub(
+        lambda m: m.group(1) if m.group(1).lower() not in _NOT_NAMES else m.group(0), text
+    )
 
 
 def _join_continuations(lines: list[str]) -> list[str]:
