@@ -177,7 +177,9 @@ def test_fhir(imported):
     big = max(cases, key=lambda c: len(c.findings))
     assert len(big.findings) <= MAX_OBSERVATIONS
     assert any(f"most recent {MAX_OBSERVATIONS} of" in s.text for s in big.sections)
-    assert sum(len(c.medications) for c in cases) == 14
+    # 14 requests: the 7 in force are the medications, the 7 stopped ones timeline events.
+    assert sum(len(c.medications) for c in cases) == 7
+    assert sum(e.text.endswith("(stopped)") for c in cases for e in c.timeline) == 7
     assert all(m.code_system and m.start for c in cases for m in c.medications)
 
 

@@ -131,6 +131,9 @@ class Rendered:
     anchors: dict[str, int] = field(default_factory=dict)
     # finding (name, day) -> turn index of the table that shows it
     finding_turns: dict[tuple[str, float | None], int] = field(default_factory=dict)
+    # dated finding (name, ISO date) -> turn of the table that shows it, where that table
+    # has one row of the test (imported records: a test may be shown on several dates)
+    dated_turns: dict[tuple[str, str], int] = field(default_factory=dict)
     # standard-of-care items left out of this record on purpose (their tests not shown)
     omitted: tuple[str, ...] = ()
     # differential name -> the reason the attending cited against it (only what the record
@@ -145,6 +148,7 @@ class _Builder:
         self.turns: list[Turn] = []
         self.anchors: dict[str, int] = {}
         self.finding_turns: dict[tuple[str, float | None], int] = {}
+        self.dated_turns: dict[tuple[str, str], int] = {}
         names = list(SURNAMES)
         rng.shuffle(names)
         self._names = iter(names)
@@ -189,6 +193,7 @@ class _Builder:
             conversation=Conversation(case_id=self.case.id, turns=self.turns),
             anchors=self.anchors,
             finding_turns=self.finding_turns,
+            dated_turns=self.dated_turns,
             omitted=omitted,
             reasons=self.reasons,
         )
@@ -798,6 +803,8 @@ def _render_generic(case: Case, rng: random.Random) -> Rendered:
             # Only results shown once can be asked about without ambiguity.
             if names.count(f.name) == 1:
                 b.finding_turns[(f.name, f.day)] = idx
+            if f.time is not None and [g.name for g in fs].count(f.name) == 1:
+                b.dated_turns[(f.name, date)] = idx
     for ev in case.timeline[-TIMELINE_SHOWN:]:
         when = (
             ev.time.date().isoformat()

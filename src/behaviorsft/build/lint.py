@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from behaviorsft.build import lint_plan, lint_severity, lint_values
+from behaviorsft.build import lint_chart, lint_plan, lint_severity, lint_values
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
@@ -86,6 +86,7 @@ RULES.update(TEXT_RULES)  # type: ignore[arg-type]  # wording rules (lint_text.p
 RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_values.py
 RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, reasoning
 RULES.update(lint_severity.RULES)  # type: ignore[arg-type]  # care matching the severity
+RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/lint_chart.py
 
 
 @dataclass(frozen=True)
@@ -1010,6 +1011,7 @@ def _lint_conversation(
     lex = _lexicon(kb)
     turns = conv.get("turns") or []
     lint_values.check_conversation(kb, where, conv)
+    lint_chart.check_conversation(where, conv)
     shown = _shown(turns, facts)
     values = _table_values(turns)
     # What the record gives: its medicines, and every statement that a drug was given.

@@ -25,7 +25,10 @@ What is read: Patient (sex, age at the most recent encounter), Encounter,
 Condition, Observation (with components), MedicationRequest (and Medication
 resources it references), AllergyIntolerance, Procedure and DiagnosticReport.
 Other resource types (Claim, ExplanationOfBenefit, Immunization, ...) are
-counted in the "FHIR import notes" section and otherwise ignored.
+counted in the "FHIR import notes" section and otherwise ignored. A
+MedicationRequest no longer in force (stopped, completed, ...) is a timeline
+event, not one of the case's medications; ``fhir_tidy`` rounds vital signs,
+names CIEL-coded ones and tidies the encounter note.
 
 Finding kinds: the ``vital-signs`` category (or a vital-sign LOINC code or
 name, which some exporters file under 'exam' or 'survey') gives 'vital';
@@ -80,6 +83,13 @@ from behaviorsft.sources._common import (
     make_source,
     read_bytes,
 )
+from behaviorsft.sources.fhir_tidy import (
+    ciel_name,
+    clinical_value,
+    is_vital_code,
+    name_blood_pressures,
+    tidy_note,
+)
 
 SOURCE = "fhir"
 # Caps that keep a whole-life bundle to a case an LLM prompt can hold.
@@ -95,6 +105,9 @@ SNOMED = "http://snomed.info/sct"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 FHIR_DEPENDENCY = "fhir.resources>=8.0,<9"
+
+# MedicationRequest statuses of a prescription no longer in force.
+_ENDED_REQUESTS = frozenset({"stopped", "completed", "cancelled", "entered-in-error"})
 
 _READ_TYPES = frozenset(
     {
@@ -425,7 +438,7 @@ def _reference_range(ranges: list[Any] | None) -> ReferenceRange | None:
 
 def _finding_kind(obs: Any, name: str, code: str | None) -> str:
     categories = _codes(obs.category)
-    if "vital-signs" in categories or code in _VITAL_LOINC:
+    if "vital-signs" in categories or code in _VITAL_LOINC or is_vital_code(code):
         return "vital"
     # Some exporters file vitals under 'exam' or 'survey' (the Synthea HIV
     # sample does); a vital sign's name is unambiguous enough to go by.
@@ -452,8 +465,8 @@ def _observation_time(obs: Any) -> datetime | None:
 
 def _findings(obs: Any) -> list[Finding]:
     """The findings of one Observation: its own value and one per valued component."""
-    name = _concept_text(obs.code) or "Observation"
     system, code = _coding(obs.code, LOINC)
+    name = ciel_name(code, _concept_text(obs.code) or "Observation")
     kind = _finding_kind(obs, name, code)
     time = _observation_time(obs)
     out: list[Finding] = []
@@ -464,7 +477,7 @@ def _findings(obs: Any) -> list[Finding]:
             Finding(
                 name=name,
                 kind=kind,
-                value=value,
+                value=clinical_value(code, value),
                 value_text=text,
                 unit=unit,
                 reference_range=_reference_range(obs.referenceRange),
@@ -481,9 +494,9 @@ def _findings(obs: Any) -> list[Finding]:
         c_system, c_code = _coding(comp.code, LOINC)
         out.append(
             Finding(
-                name=_concept_text(comp.code) or name,
+                name=ciel_name(c_code, _concept_text(comp.code) or name),
                 kind=kind,
-                value=value,
+                value=clinical_value(c_code, value),
                 value_text=text,
                 unit=unit,
                 reference_range=_reference_range(comp.referenceRange),
@@ -701,16 +714,24 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
     medications: list[Medication] = []
     last_meds: list[str] = []
     active_meds: set[str] = set()
+    active_since: list[tuple[str, datetime | None]] = []
+    ended = 0
     for entry in bundle.of("MedicationRequest"):
         try:
             med, ev = _medication(entry.resource, med_index)
         except (ValidationError, ValueError) as exc:
             yield entry_error(entry, exc)
             continue
-        medications.append(med)
         events.append(ev)
+        # The medicines list is what the patient takes: a request no longer in force
+        # (stopped, completed, cancelled, entered in error) is history, in the timeline.
+        if entry.resource.status in _ENDED_REQUESTS:
+            ended += 1
+        else:
+            medications.append(med)
         if entry.resource.status == "active":
             active_meds.add(med.name)
+            active_since.append((med.name, med.start))
         if _ref_matches(entry.resource.encounter, last_refs):
             last_meds.append(med.name)
 
@@ -739,12 +760,17 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
     last_note: str | None = None
     for entry in bundle.of("DiagnosticReport"):
         try:
-            events.append(_report(entry.resource))
+            report = _report(entry.resource)
         except (ValidationError, ValueError) as exc:
             yield entry_error(entry, exc)
             continue
+        note = _note_text(entry.resource)
+        # A clinical note with no conclusion says nothing in the timeline but its title
+        # ("Report: History and physical note" after every encounter): left out.
+        if note is None or entry.resource.conclusion:
+            events.append(report)
         if _ref_matches(entry.resource.encounter, last_refs):
-            last_note = _note_text(entry.resource) or last_note
+            last_note = note or last_note
 
     # Observations: the most recent MAX_OBSERVATIONS, in time order.
     observations = sorted(
@@ -765,6 +791,8 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
         findings.extend(got)
         if _ref_matches(entry.resource.encounter, last_refs):
             last_findings.extend(got)
+    findings = name_blood_pressures(findings)
+    last_findings = name_blood_pressures(last_findings)
     if len(observations) > len(kept):
         notes.append(
             f"Findings: only the most recent {MAX_OBSERVATIONS} of {len(observations)} "
@@ -773,6 +801,11 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
     if valueless:
         notes.append(f"{valueless} observation(s) without a value were left out of the findings.")
 
+    if ended:
+        notes.append(
+            f"{ended} medication request(s) no longer active (stopped, completed, cancelled) "
+            "are in the timeline, not the medication list."
+        )
     # Caps on the other lists, newest kept.
     if len(medications) > MAX_MEDICATIONS:
         notes.append(
@@ -825,6 +858,18 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
         prescribed=last_meds,
     )
     sections: list[Section] = []
+    if last_note:
+        # As of the note's date: what the structured lists say then decides.
+        note_at = _encounter_start(last.resource) if last is not None else None
+        last_note = tidy_note(
+            last_note,
+            active_medications=[
+                n
+                for n, start in active_since
+                if note_at is None or start is None or start <= note_at
+            ],
+            allergies=[a.substance for a in allergies],
+        )
     if last_note:
         sections.append(Section(title="Most recent encounter note", text=last_note))
     sections.append(Section(title="FHIR import notes", text="\n".join(notes)))

@@ -26,6 +26,7 @@ from behaviorsft.bench import format_turn, format_turns
 from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import format_finding_value
 from behaviorsft.build.tasks.common import Ctx, _value_text, unique_candidates
+from behaviorsft.build.tasks.dated_values import is_dated, same_test_values
 from behaviorsft.records import Finding
 from behaviorsft.sources.kb import KnowledgeBase
 
@@ -209,14 +210,17 @@ def record_numbers(f: Finding, text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def slip_values(ctx: Ctx, f: Finding, text: str, k: int = 5) -> list[str]:
+def slip_values(
+    ctx: Ctx, f: Finding, text: str, k: int = 5, possible: tuple[float, float] | None = None
+) -> list[str]:
     """``k`` plausible readings of ``f``'s test that clearly differ from its value, in
     random order: the note's slip and the values of the wrong options.
 
     Candidates are this test's values on other days, numbers the record shows in the
     test's format (a value copied from the wrong row or column, within 0.4 to 2.5 times
     the value) and values 20-60 % away from it; each differs from the value by at least
-    10 % and stays in a possible range (a percentage at most 100). The record's own
+    10 % and stays in a possible range (a percentage at most 100; ``possible``, where the
+    caller knows the test's, e.g. a vital sign of an imported record). The record's own
     numbers come first, so the chosen values are as quoted by the record as each other.
     """
     assert f.value is not None
@@ -231,6 +235,8 @@ def slip_values(ctx: Ctx, f: Finding, text: str, k: int = 5) -> list[str]:
         and g.day != f.day
         and (g.name, g.day) in ctx.rendered.finding_turns
     ]
+    if is_dated(ctx):  # imported: the test on the other dates shown
+        others = same_test_values(ctx, f, ctx.n_turns - 1)
     scaled = []
     for factor in (0.6, 0.7, 0.8, 1.25, 1.4, 1.6):
         v = round(f.value * factor, decimals)
@@ -242,6 +248,8 @@ def slip_values(ctx: Ctx, f: Finding, text: str, k: int = 5) -> list[str]:
     def plausible(v: str) -> bool:
         x = float(v.split()[0])
         if x <= 0 or (f.unit == "%" and x > 100):
+            return False
+        if possible is not None and not possible[0] <= x <= possible[1]:
             return False
         return abs(x - value) >= max(0.1 * abs(value), 10.0**-decimals)
 

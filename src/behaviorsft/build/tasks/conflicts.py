@@ -16,6 +16,7 @@ from functools import lru_cache
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from behaviorsft.build.audit import words
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -35,8 +36,10 @@ from behaviorsft.build.tasks.conflict_pools import (
     slip_values,
     summary_excerpt,
 )
+from behaviorsft.build.tasks.dated_values import finding_turn, is_dated
 from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
-from behaviorsft.records import Perturbation, PerturbationKind
+from behaviorsft.records import Finding, Perturbation, PerturbationKind
+from behaviorsft.sources.fhir_tidy import possible_range
 from behaviorsft.sources.kb import KnowledgeBase, default_kb_root
 from behaviorsft.sources.wording import observed
 from behaviorsft.taxonomy import Complexity, TaskType
@@ -254,6 +257,9 @@ NO_CONFLICT_DATA = "No conflict: the values agree"
 
 
 def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
+    if is_dated(ctx):
+        yield from _dated_data_conflict(ctx)
+        return
     numeric = [
         f
         for f in ctx.case.findings
@@ -273,8 +279,48 @@ def gen_data_conflict(ctx: Ctx) -> Iterator[Draft]:
     slips = slip_values(ctx, f, shown_text(ctx, 0, end, None))
     if len(slips) < 5:
         return
+    yield from _data_conflict_items(ctx, f, turn, end, slips)
+
+
+def _dated_data_conflict(ctx: Ctx) -> Iterator[Draft]:
+    """data_conflict_resolution on a dated (imported) record: a result of any date shown,
+    drawn among those with five slip values the record quotes (so every option quotes
+    it alike: values it never states made the quoted key the best-quoted option)."""
+    numeric = [
+        f
+        for f in ctx.case.findings
+        if f.value is not None and f.kind != "exam" and finding_turn(ctx, f) is not None
+    ]
+    if len(numeric) < 3:
+        return
+    ctx.rng.shuffle(numeric)
+    for f in numeric:
+        turn = finding_turn(ctx, f)
+        assert turn is not None
+        end = min(ctx.n_turns - 1, turn + 2)
+        text = shown_text(ctx, 0, end, None)
+        record = words(text)
+        every = slip_values(ctx, f, text, k=1 << 10, possible=possible_range(f.code))
+        quoted = [v for v in every if words(v) <= record]
+        # Written as long as the table's value first: the options differ in their values
+        # alone, and a slip of another length made the key the longest option.
+        size = len(_value_text(f))
+        slips = [v for v in quoted if len(v) == size] + [v for v in quoted if len(v) != size]
+        if len(slips) >= 5:
+            slips = slips[:5]
+            ctx.rng.shuffle(slips)
+            yield from _data_conflict_items(ctx, f, turn, end, slips)
+            return
+    ctx.drop(T.DATA_CONFLICT_RESOLUTION, "no result with 5 slip values the record quotes")
+
+
+def _data_conflict_items(
+    ctx: Ctx, f: Finding, turn: int, end: int, slips: list[str]
+) -> Iterator[Draft]:
     bad_text, others = slips[0], slips[1:]
     when = f"day {f.day:g}" if f.day is not None else "the same draw"
+    if f.day is None and f.time is not None:  # a dated record: the reading's date
+        when = f.time.date().isoformat()
     name = f.name.lower()
     phrasing = data_phrasing(ctx.rng, when)
     correct = data_flag(name, _value_text(f), bad_text, phrasing)

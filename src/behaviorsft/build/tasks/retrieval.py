@@ -29,6 +29,7 @@ from behaviorsft.build.tasks.common import (
     _sample,
     _value_text,
 )
+from behaviorsft.build.tasks.dated_values import gen_dated_retrieval, is_dated
 from behaviorsft.build.tasks.grounding import (
     _text_words,
     decimals_of,
@@ -266,6 +267,9 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
     # Its own stream, seeded from the case's: how many draws its value pools take varies
     # with the record, and must not move every later generator's items.
     ctx = replace(ctx, rng=random.Random(ctx.rng.getrandbits(64)))
+    if is_dated(ctx):  # an imported record: results by date, wrong values from it
+        yield from gen_dated_retrieval(ctx)
+        return
     numeric = [
         f
         for f in ctx.case.findings
