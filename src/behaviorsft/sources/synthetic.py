@@ -63,6 +63,7 @@ from behaviorsft.records import (
 )
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
+from behaviorsft.sources.planted_orders import Patient, orderable_group
 from behaviorsft.sources.wording import complaint, history_item, is_history, observed
 
 KB_CODE_SYSTEM = "behaviorsft-kb"
@@ -613,6 +614,13 @@ def synthesize_case(
     }
     creat = day0.get("creatinine")
     gfr = egfr(creat, age, sex) if creat else None
+    if allergy_group is not None:  # one a plausible order could clash with (planted_orders.py)
+        fits = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
+        said = tuple(complaint(s) for s in symptoms)
+        who = Patient(age, said, gfr, day0.get("sbp"), day0.get("potassium"))
+        fits = [g for g in fits if g != "beta_lactams"]
+        allergy_group = orderable_group(kb, cond, allergy_group, fits, who, f"{seed}:{index}")
+        allergies = [allergies[0].model_copy(update={"substance": allergy_name(kb, allergy_group)})]
 
     def usable(drug: Drug) -> bool:
         """Not of the allergy group, not contraindicated here, not barred by renal function."""
