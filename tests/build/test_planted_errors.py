@@ -176,8 +176,9 @@ def test_most_allergies_of_a_synthetic_stream_allow_an_indicated_order(kb):
         allergic += 1
         _, tasks = _tasks(kb, index, seed=7)
         orderable += f"{case.id}:explicit_error_correction:x0" in tasks
-    # the allergy item is about as common as the control (one case in two), as before
-    assert orderable >= 0.7 * allergic, (orderable, allergic)
+    # most allergies allow an indicated order: the stop stays the key of about one item
+    # in six (main: one in five), enough for the options to stay balanced
+    assert orderable >= 0.6 * allergic, (orderable, allergic)
 
 
 # ------------------------------------------------------------------------- the linter
@@ -219,6 +220,14 @@ def test_linter_flags_vte_prophylaxis_in_a_bleed(tmp_path):
     order = "Dr. A: New order: Enoxaparin 40 mg SC once daily. Indication: VTE prophylaxis."
     (finding,) = _lint(tmp_path, case, [_task(case, order)])
     assert "VTE prophylaxis" in finding.message
+
+
+def test_linter_flags_vte_prophylaxis_for_a_young_mobile_patient(tmp_path):
+    case, _ = kb_record("anaphylaxis")
+    case["demographics"]["age_years"] = 30
+    order = "Dr. A: New order: Enoxaparin 40 mg SC once daily. Indication: VTE prophylaxis."
+    (finding,) = _lint(tmp_path, case, [_task(case, order)])
+    assert "at 30" in finding.message
 
 
 def test_linter_passes_a_supported_ward_order(tmp_path):

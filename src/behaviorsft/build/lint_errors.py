@@ -7,12 +7,13 @@ Rule (called from ``lint.py``; see docs/building.md, "Errors a clinician could m
                             indication, or one the case record does not give: the working
                             diagnosis (or the pneumonia its imaging shows, for the
                             antibacterial of a hyperosmolar state), or a ward indication
-                            this patient has (VTE prophylaxis with no anticoagulant and no
-                            bleed, a pain the patient reported, gastric protection on dual
-                            antiplatelet therapy, an ACE inhibitor after an infarction or in
-                            heart failure). An order with no reason ("lisinopril in thyroid
-                            storm", IV vancomycin for improving cellulitis) is an error
-                            nobody makes, and the odd one out among the items.
+                            this patient has (VTE prophylaxis with no anticoagulant, no
+                            bleed and a risk, age or the illness; a pain the patient
+                            reported; gastric protection on dual antiplatelet therapy; an
+                            ACE inhibitor after an infarction or in heart failure). An
+                            order with no reason ("lisinopril in thyroid storm", IV
+                            vancomycin for improving cellulitis) is an error nobody
+                            makes, and the odd one out among the items.
 
 Only the case record is read (conditions, medications, facts, findings), once per case
 with such an item; the tasks are read as they come.
@@ -28,6 +29,7 @@ from behaviorsft.sources.planted_orders import (
     ACE_INHIBITOR_FOR,
     GASTRIC_PROTECTION,
     NO_VTE_PROPHYLAXIS,
+    VTE_AT_ANY_AGE,
     VTE_PROPHYLAXIS,
 )
 
@@ -83,6 +85,9 @@ def indication_problem(case: dict[str, Any], indication: str | None) -> str | No
             return f"VTE prophylaxis in {diagnosis}"
         if any(a in c for c in classes for a in _ANTITHROMBOTIC):
             return "VTE prophylaxis in a patient already anticoagulated"
+        age = (case.get("demographics") or {}).get("age_years")
+        if cid not in VTE_AT_ANY_AGE and age is not None and age < 60:
+            return f"VTE prophylaxis at {age:g} in {diagnosis}, with no risk to call for it"
         return None
     if indication.startswith("Pain (") and indication.endswith(")"):
         reported = {

@@ -4,16 +4,17 @@ explicit_error_correction plants a new order of a drug from the group the patien
 allergic to (build/tasks/errors.py). An order only makes sense with a reason, so the
 drug is one this patient has an indication for, stated as a prescriber states it:
 
-* a drug the guideline gives for the working diagnosis (first-line or alternative, at the
-  condition's dose), e.g. amoxicillin for pneumonia in a penicillin allergy, the classic
+* a drug the guideline gives for the working diagnosis (first-line, alternative or add-on,
+  at the condition's dose), e.g. amoxicillin for pneumonia in a penicillin allergy, the classic
   slip of switching to the guideline choice without re-reading the allergy list;
 * else a ward order any inpatient of this kind may get, when the record supports it:
   enoxaparin VTE prophylaxis (no anticoagulant or bleed in the picture; the KB's reduced
-  dose at CrCl < 30; over 60 in a short, mobile stay), naproxen for a reported pain
-  (under 65, eGFR at least 60, an illness where an NSAID is a reasonable analgesic), and
-  after a myocardial infarction on dual antiplatelet therapy, pantoprazole for gastric
-  protection, and there or in heart failure lisinopril 2.5 mg once stable (systolic BP
-  at least 100, potassium at most 5.0, eGFR above 30) (ESC ACS 2023, ESC HF 2021).
+  dose at CrCl < 30; age 60 or over unless the illness itself carries the risk), naproxen
+  for a reported pain (under 65, eGFR at least 60, an illness where an NSAID is a
+  reasonable analgesic), and after a myocardial infarction on dual antiplatelet therapy,
+  pantoprazole for gastric protection, and there or in heart failure lisinopril 2.5 mg
+  once stable (systolic BP at least 100, potassium at most 5.0, eGFR above 30) (ESC ACS
+  2023, ESC HF 2021).
 
 Conditional drugs are left out: their indication ("add MRSA cover if ...") is one the
 record does not give. A case whose drawn allergy allows no such order has its
@@ -47,16 +48,24 @@ NO_VTE_PROPHYLAXIS = frozenset(
         "hepatic_encephalopathy",
     }
 )
-# Short stays of a mobile patient: prophylaxis only where age adds the risk (NICE NG89).
-VTE_ONLY_OVER_60 = frozenset(
+# Illnesses that by themselves make a medical inpatient's VTE risk outweigh the bleeding
+# risk (acute infection or inflammation with reduced mobility, heart failure, stroke,
+# bowel obstruction, a hyperosmolar state); in the others, only age 60 or over adds the
+# risk that calls for prophylaxis (NICE NG89): no LMWH for a mobile 25-year-old.
+VTE_AT_ANY_AGE = frozenset(
     {
-        "anaphylaxis",
-        "hypoglycemia",
-        "hypokalemia",
-        "uncomplicated_cystitis",
-        "acute_gout",
-        "influenza",
-        "asthma_exacerbation",
+        "sepsis",
+        "community_acquired_pneumonia",
+        "copd_exacerbation",
+        "ischemic_stroke",
+        "small_bowel_obstruction",
+        "acute_pancreatitis",
+        "acute_cholecystitis",
+        "bacterial_meningitis",
+        "infective_endocarditis",
+        "hhs",
+        "dka",
+        "thyroid_storm",
     }
 )
 # Myocardial infarction treated with dual antiplatelet therapy.
@@ -162,7 +171,7 @@ def ward_orders(kb: KnowledgeBase, cond: Condition, patient: Patient) -> list[In
     if (
         enox is not None
         and cond.id not in NO_VTE_PROPHYLAXIS
-        and (cond.id not in VTE_ONLY_OVER_60 or patient.age >= 60)
+        and (cond.id in VTE_AT_ANY_AGE or patient.age >= 60)
         and not any(a in c for c in classes for a in _ANTITHROMBOTIC)
     ):
         dose = next((d for d in enox.doses if d.note == VTE_PROPHYLAXIS), None)
