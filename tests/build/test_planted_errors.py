@@ -33,10 +33,13 @@ def kb():
     return load_kb()
 
 
-def _tasks(kb, index: int, seed: int = SEED):
+def _tasks(kb, index: int, seed: int = SEED, *, with_turns: bool = False):
     case = synthesize_case(index, seed=seed, kb=kb)
     rendered = render(case, kb, seed=seed)
-    return case, {t.id: t for t in case_tasks(case, rendered, kb, seed=seed)}
+    tasks = {t.id: t for t in case_tasks(case, rendered, kb, seed=seed)}
+    if with_turns:
+        return case, tasks, [turn.text for turn in rendered.conversation.turns]
+    return case, tasks
 
 
 def _ordered_drug(kb, order: str):
@@ -53,13 +56,20 @@ def _ordered_drug(kb, order: str):
     ],
 )
 def test_reviewed_orders_state_an_indication_the_record_gives(kb, index, key):
-    case, tasks = _tasks(kb, index)
+    case, tasks, turns = _tasks(kb, index, with_turns=True)
     t = tasks[f"{case.id}:explicit_error_correction:{key}"]
     parsed = order_indication(t.context.excerpt or "")
     assert parsed is not None, t.context.excerpt
     order, why = parsed
     assert why is not None, t.context.excerpt
     assert indication_problem(case.model_dump(mode="json"), why) is None, t.context.excerpt
+    # ... and the conversation shows it: the team's working diagnosis, or the pneumonia
+    # the chest film found
+    if why.startswith("Pneumonia precipitating"):
+        assert any("consolidation" in x for x in turns)
+    elif why == case.conditions[0].name:
+        said = [x.lower() for x in turns if "working diagnosis" in x.lower()]
+        assert any(why.lower() in x for x in said), said
     drug = _ordered_drug(kb, order)
     if key == "x0":
         # the slip is the allergy group of a drug this patient needs, not a stray order
