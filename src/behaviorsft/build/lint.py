@@ -1101,7 +1101,7 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
     if case_path is not None and task_path.is_file():  # planted orders: lint_errors.py
         lint_errors.lint_tasks(
             _read(case_path),
-            _read(task_path),
+            lint_errors.order_tasks(task_path),
             lambda line, tid: _Where(str(task_path), line, tid, findings),
         )
     return findings
