@@ -62,10 +62,12 @@ _TOO_OFTEN = {
     "q4h": "q30min",
 }
 # Share of the eligible cases that get an item of each kind, ``(of, every)``: with a
-# control every second case, allergy items in 6 of 7 cases with an allergy group (about
-# half of all cases), tenfold doses in nearly every case (two dose queries) and frequency
-# items in 5 of 6 cases with a scheduled drug, each of the five options is the answer
-# about one time in five.
+# control every second case, allergy items in every case whose allergy allows an order
+# with an indication (``planted_orders``: about two cases in five), tenfold doses in nearly
+# every case (two dose queries) and frequency items in 5 of 6 cases with a scheduled drug,
+# each of the five options is the answer about one time in five (the stop one in six).
+# "ward": the controls that order a ward drug (VTE prophylaxis ...) where the patient
+# has one, so that those indications come with a correct order as often as with a clash.
 _KEEP = {"allergy": (1, 1), "frequency": (5, 6), "ward": (1, 1)}
 
 
@@ -246,7 +248,8 @@ def _canonical_dose(amount: float, unit: str) -> tuple[float, str]:
 
 def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     """New orders with an allergy clash, a tenfold dose or a schedule far too frequent,
-    and correct orders as controls.
+    and correct orders as controls, each written with its indication (``order_line``):
+    the error is in a detail of an order this patient could get, never in its existence.
 
     Every item offers the same five options: "proceed", an allergy stop, a dose query
     quoting the ordered drug's usual dose and one quoting a wrong "usual" dose, and a
@@ -254,7 +257,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     one is right depends on the order and the record, not on which templates are present;
     the stop and the queries name no drug, so a drug's name gives nothing away either.
     Each kind is the answer about one time in five (controls every second case, allergy
-    items in about 58% of cases, tenfold doses in nearly all, frequencies in three in
+    items in about 40% of cases, tenfold doses in nearly all, frequencies in three in
     four of the cases with a scheduled drug): when the fifth option was another order
     change that was never right, an options-only reader left it out and scored 34%
     against a chance of 20%. Other order changes now fill in only where the allergy stop
