@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from behaviorsft.build import lint_chart, lint_plan, lint_severity, lint_values
+from behaviorsft.build import lint_chart, lint_errors, lint_plan, lint_severity, lint_values
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
@@ -87,6 +87,7 @@ RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_va
 RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, reasoning
 RULES.update(lint_severity.RULES)  # type: ignore[arg-type]  # care matching the severity
 RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/lint_chart.py
+RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
 
 
 @dataclass(frozen=True)
@@ -1110,12 +1111,20 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
     conv_path = folder / "conversations.jsonl"
     if case_path is None and not conv_path.is_file():
         raise FileNotFoundError(f"{folder}: no cases.jsonl or conversations.jsonl to lint")
-    return lint_records(
+    findings = lint_records(
         _read(case_path) if case_path is not None else iter(()),
         _read(conv_path) if conv_path.is_file() else iter(()),
         cases_file=str(case_path) if case_path is not None else "cases.jsonl",
         conversations_file=str(conv_path),
     )
+    task_path = folder / "tasks.jsonl"
+    if case_path is not None and task_path.is_file():  # planted orders: lint_errors.py
+        lint_errors.lint_tasks(
+            _read(case_path),
+            lint_errors.order_tasks(task_path),
+            lambda line, tid: _Where(str(task_path), line, tid, findings),
+        )
+    return findings
 
 
 def counts_by_rule(findings: Iterable[LintFinding]) -> dict[str, int]:

@@ -67,6 +67,7 @@ from behaviorsft.sources import physiology, prescribing, severity
 from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
+from behaviorsft.sources.planted_orders import Patient, orderable_group
 from behaviorsft.sources.wording import complaint, history_item, is_history, observed
 
 KB_CODE_SYSTEM = "behaviorsft-kb"
@@ -630,6 +631,17 @@ def synthesize_case(
     creat = day0.get("creatinine")
     gfr = egfr(creat, age, sex) if creat else None
     crcl = cockcroft_gault(creat, age, sex) if creat else None  # for the KB's CrCl rules
+    if allergy_group is not None:  # one a plausible order could clash with (planted_orders.py)
+        fits = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
+        said = tuple(complaint(s) for s in symptoms)
+        who = Patient(age, said, gfr, day0.get("sbp"), day0.get("potassium"))
+        fits = [g for g in fits if g != "beta_lactams"]
+        allergy_group = orderable_group(kb, cond, allergy_group, fits, who, f"{seed}:{index}")
+        update: dict[str, str] = {"substance": allergy_name(kb, allergy_group)}
+        if allergy_group == "heparins":
+            # a heparin 'allergy' on a real chart is nearly always a past HIT
+            update |= {"reaction": "heparin-induced thrombocytopenia", "severity": "severe"}
+        allergies = [allergies[0].model_copy(update=update)]
 
     def usable(drug: Drug, values: dict[str, float] | None = None) -> bool:
         """Not of the allergy group, not contraindicated here (at ``values``, the day-0 ones

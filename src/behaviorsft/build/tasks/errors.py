@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
+from behaviorsft.build.lint import drug_family
+from behaviorsft.build.lint_plan import egfr
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -13,6 +15,14 @@ from behaviorsft.build.tasks.common import (
 )
 from behaviorsft.records import Medication, Perturbation, PerturbationKind
 from behaviorsft.sources.kb import Dose, KnowledgeBase
+from behaviorsft.sources.planted_orders import (
+    IndicatedOrder,
+    Patient,
+    allergy_orders,
+    indication,
+    order_line,
+    ward_orders,
+)
 from behaviorsft.sources.synthetic import allergy_group_of, medication_text
 from behaviorsft.taxonomy import TaskType
 
@@ -52,11 +62,13 @@ _TOO_OFTEN = {
     "q4h": "q30min",
 }
 # Share of the eligible cases that get an item of each kind, ``(of, every)``: with a
-# control every second case, allergy items in 6 of 7 cases with an allergy group (about
-# half of all cases), tenfold doses in nearly every case (two dose queries) and frequency
-# items in 5 of 6 cases with a scheduled drug, each of the five options is the answer
-# about one time in five.
-_KEEP = {"allergy": (6, 7), "frequency": (5, 6)}
+# control every second case, allergy items in every case whose allergy allows an order
+# with an indication (``planted_orders``: about two cases in five), tenfold doses in nearly
+# every case (two dose queries) and frequency items in 5 of 6 cases with a scheduled drug,
+# each of the five options is the answer about one time in five (the stop one in six).
+# "ward": the controls that order a ward drug (VTE prophylaxis ...) where the patient
+# has one, so that those indications come with a correct order as often as with a clash.
+_KEEP = {"allergy": (1, 1), "frequency": (5, 6), "ward": (1, 1)}
 
 
 def _kept(case_id: str, kind: str) -> bool:
@@ -108,6 +120,31 @@ def _unsafe_drugs(ctx: Ctx) -> set[str]:
 
 
 _PLAN_DOSES: dict[int, list[list[tuple[float, str, str]]]] = {}
+
+
+def _patient(ctx: Ctx) -> Patient:
+    """The patient as ``planted_orders`` sees them, read from the case record."""
+    age = ctx.case.demographics.age_years if ctx.case.demographics else None
+    sex = ctx.case.demographics.sex if ctx.case.demographics else None
+    complaints = tuple(
+        f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ") and f[-1] == "."
+    )
+    day0 = {f.name: f.value for f in ctx.case.findings if f.day == 0 and f.value is not None}
+    creat, sbp, k = (day0.get(ctx.kb.lab(x).name) for x in ("creatinine", "sbp", "potassium"))
+    years = float(age) if age is not None else 50.0
+    return Patient(years, complaints, egfr(creat, years, sex) if creat else None, sbp, k)
+
+
+def _not_taken(ctx: Ctx, orders: list[IndicatedOrder]) -> list[IndicatedOrder]:
+    """``orders`` less those duplicating a medicine of the record (its drug or family:
+    no VTE prophylaxis on apixaban, no pantoprazole on omeprazole)."""
+    names = {m.name.lower() for m in ctx.case.medications}
+    families = {drug_family(m.drug_class or "") for m in ctx.case.medications} - {None}
+    return [
+        o
+        for o in orders
+        if o.drug.name.lower() not in names and drug_family(o.drug.drug_class) not in families
+    ]
 
 
 def _plan_doses(kb: KnowledgeBase) -> list[list[tuple[float, str, str]]]:
@@ -211,7 +248,8 @@ def _canonical_dose(amount: float, unit: str) -> tuple[float, str]:
 
 def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     """New orders with an allergy clash, a tenfold dose or a schedule far too frequent,
-    and correct orders as controls.
+    and correct orders as controls, each written with its indication (``order_line``):
+    the error is in a detail of an order this patient could get, never in its existence.
 
     Every item offers the same five options: "proceed", an allergy stop, a dose query
     quoting the ordered drug's usual dose and one quoting a wrong "usual" dose, and a
@@ -219,7 +257,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     one is right depends on the order and the record, not on which templates are present;
     the stop and the queries name no drug, so a drug's name gives nothing away either.
     Each kind is the answer about one time in five (controls every second case, allergy
-    items in about 58% of cases, tenfold doses in nearly all, frequencies in three in
+    items in about 40% of cases, tenfold doses in nearly all, frequencies in three in
     four of the cases with a scheduled drug): when the fifth option was another order
     change that was never right, an options-only reader left it out and scored 34%
     against a chance of 20%. Other order changes now fill in only where the allergy stop
@@ -236,17 +274,18 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     # "prescription", not "order": "proceed: the order is ..." would otherwise be the one option
     # sharing a word with the question, a free hit for the overlap shortcut on controls.
     question = "Review the new prescription in the last note. What is the right response?"
-    # (a) allergy clash: a drug from the recorded allergy group
+    patient = _patient(ctx)
+    # (a) allergy clash: a drug from the recorded allergy group that this patient has an
+    # indication for (planted_orders.py): the slip is the group, never an order without a
+    # reason (an ACE inhibitor in thyroid storm, IV vancomycin for improving cellulitis).
     if group is not None and _kept(ctx.case.id, "allergy"):
-        in_group = [d for d in kb.drugs_in_allergy_group(group)]
-        treat = {td.drug for td in cond.treatments.drugs}
-        pick = [d for d in in_group if d.id in treat] or in_group
+        pick = _not_taken(ctx, allergy_orders(kb, cond, group, patient))
         if pick:
-            drug = ctx.rng.choice(pick)
-            dose = drug.dose_for(cond.id)
+            chosen = ctx.rng.choice(pick)
+            drug, dose = chosen.drug, chosen.dose
             usual = f"{dose.amount:g} {dose.unit}"
             a = ctx.case.allergies[0]
-            order = f"{drug.name} {dose.amount:g} {dose.unit} {dose.route} {dose.frequency}"
+            order = order_line(chosen.text, chosen.indication)
             name = drug.name.lower()
             yield Draft(
                 task_type=T.EXPLICIT_ERROR_CORRECTION,
@@ -267,8 +306,8 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                     query_frequency(_usual_schedule(ctx, None)),
                 ],
                 rationale=f"The patient reported {a.reaction} to {a.substance.lower()} (turn "
-                f"{ctx.anchor('allergy')}); {drug.name} is in that group. The dose ordered is "
-                f"the usual {usual}.",
+                f"{ctx.anchor('allergy')}); {drug.name} is in that group. The indication "
+                f"({chosen.indication}) and the dose (the usual {usual}) are right.",
                 turn_start=0,
                 turn_end=end,
                 excerpt=f"{attending}: New order: {order}.",
@@ -276,7 +315,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                     kind=PerturbationKind.ERROR,
                     location="context.excerpt",
                     original=None,
-                    modified=order,
+                    modified=chosen.text,
                     description=f"Ordered {drug.name} despite a recorded {a.substance} allergy "
                     f"({a.reaction}).",
                 ),
@@ -289,7 +328,8 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
         name = m.name.lower()
         usual = f"{m.dose_value:g} {m.dose_unit}"
         wrong = f"{m.dose_value * 10:g} {m.dose_unit}"
-        order = f"{m.name} {wrong} {m.route} {m.frequency}"
+        written = f"{m.name} {wrong} {m.route} {m.frequency}"
+        order = order_line(written, indication(kb, cond, m.name))
         # False alarms shared by the item and its control: an allergy stop (the drug is in
         # no group the patient is allergic to; left out when it merely cross-reacts, as
         # the stop would then be arguable) and a dose query quoting a dose that is not
@@ -318,23 +358,32 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 kind=PerturbationKind.ERROR,
                 location="context.excerpt",
                 original=medication_text(m),
-                modified=order,
+                modified=written,
                 description="Tenfold dosing error.",
             ),
             safety_critical=True,
         )
         yield main
         if ctx.is_control(T.EXPLICIT_ERROR_CORRECTION):
-            order = medication_text(m)
-            yield control_of(
-                main,
-                key="xc",
-                correct=PROCEED,
-                # False alarms: the dose ordered is the usual one and no allergy applies.
-                fixed=[*no_clash, query_dose(usual), not_usual, schedule],
-                rationale=f"{order} matches the plan, the usual dose and the allergy record.",
-                excerpt=f"{attending}: New order: {order}.",
-            )
+            ward = [
+                o
+                for o in _not_taken(ctx, ward_orders(kb, cond, patient))
+                if o.drug.name.lower() not in unsafe
+            ]
+            if ward and _kept(ctx.case.id, "ward"):
+                yield _ward_control(ctx, main, ctx.rng.choice(ward), plan, attending)
+            else:
+                order = order_line(medication_text(m), indication(kb, cond, m.name))
+                yield control_of(
+                    main,
+                    key="xc",
+                    correct=PROCEED,
+                    # False alarms: the dose ordered is the usual one and no allergy applies.
+                    fixed=[*no_clash, query_dose(usual), not_usual, schedule],
+                    rationale=f"{medication_text(m)} matches the plan, the usual dose and the "
+                    "allergy record.",
+                    excerpt=f"{attending}: New order: {order}.",
+                )
     # (c) a schedule far too frequent, for a scheduled drug of the plan (three cases in four)
     timed = [m for m in plan if m.frequency in _TOO_OFTEN]
     if timed and _kept(ctx.case.id, "frequency"):
@@ -342,7 +391,8 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
         assert m.frequency is not None and m.dose_value is not None and m.dose_unit is not None
         name = m.name.lower()
         usual = f"{m.dose_value:g} {m.dose_unit}"
-        order = f"{m.name} {usual} {m.route} {_TOO_OFTEN[m.frequency]}"
+        written = f"{m.name} {usual} {m.route} {_TOO_OFTEN[m.frequency]}"
+        order = order_line(written, indication(kb, cond, m.name))
         yield Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
             key="x2",
@@ -365,8 +415,33 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 kind=PerturbationKind.ERROR,
                 location="context.excerpt",
                 original=medication_text(m),
-                modified=order,
+                modified=written,
                 description="Dosing frequency error (far too frequent).",
             ),
             safety_critical=True,
         )
+
+
+def _ward_control(
+    ctx: Ctx, main: Draft, o: IndicatedOrder, plan: list[Medication], attending: str
+) -> Draft:
+    """A correct ward order (VTE prophylaxis, analgesia) as the control: the allergy item
+    orders these too, so "Indication: VTE prophylaxis" says nothing about the answer."""
+    usual = f"{o.dose.amount:g} {o.dose.unit}"
+    return control_of(
+        main,
+        key="xc",
+        correct=PROCEED,
+        # False alarms: no allergy to its group, the usual dose and schedule as ordered,
+        # and a dose of this plan (or one drawn as a plan's is).
+        fixed=[
+            STOP_ALLERGY,
+            query_dose(usual),
+            query_dose(_allergy_item_doses(ctx, plan, o.dose)[0]),
+            query_frequency(_usual_schedule(ctx, o.dose.frequency)),
+        ],
+        pool=_order_options(o.drug.name.lower()),
+        rationale=f"{o.text} is indicated ({o.indication}) at the usual dose, and the patient "
+        "has no allergy to its group.",
+        excerpt=f"{attending}: New order: {order_line(o.text, o.indication)}.",
+    )
