@@ -23,9 +23,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from behaviorsft.build.coherence import (
+    advice_specialty,
+    agreeing_reason,
+    consultant_advice_fits,
+    step_fits,
+)
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
-from behaviorsft.build.lint_plan import shown_record, supported_reason
+from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
+from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.synthetic import (
@@ -94,6 +101,9 @@ def consultant_specialty(system: str, advice: str) -> str:
     """Who gives ``advice``: a surgeon for an operation, else the system's specialty."""
     if SURGICAL_ADVICE.search(advice) and not REFERRAL.search(advice):
         return "general surgery"
+    other = advice_specialty(advice)  # renal replacement: nephrology's (coherence.py)
+    if other is not None:
+        return other
     return SPECIALTY.get(system, "internal medicine")
 
 
@@ -404,7 +414,10 @@ def _render_kb(
     attending = b.person("attending", "Dr.", "attending physician")
     radiologist = b.person("radiologist", "Dr.", "radiologist")
     pharmacist = b.person("pharmacist", "", "clinical pharmacist")
-    advice = next((a for a in cond.next_actions if safe(a)), "we agree with the plan")
+    advice = next(
+        (a for a in cond.next_actions if safe(a) and consultant_advice_fits(a)),
+        "we agree with the plan",
+    )
     consultant = b.person(
         "consultant", "Dr.", f"{consultant_specialty(cond.system, advice)} consultant"
     )
@@ -540,7 +553,7 @@ def _render_kb(
     )
     against = []
     for d in diffs:
-        reason = supported_reason(kb, so_far, d.argues_against)
+        reason = agreeing_reason(kb, so_far, d.argues_against)
         if reason is not None:
             b.reasons[d.name] = reason
         against.append(
@@ -679,12 +692,18 @@ def _render_kb(
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:
-        b.say(resident, f"Documented: {item.item}.", f"Done and recorded: {item.item}.")
-    steps = [a for a in cond.next_actions if safe(a)]
+        # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%")
+        done = split_condition(item.item)[0]
+        b.say(resident, f"Documented: {done}.", f"Done and recorded: {done}.")
+    # the steps after the consultant's, none that presumes an operation the record lacks
+    # or belongs to the first hours (coherence.step_fits)
+    said = [t.text for t in b.turns]
+    steps = [a for a in cond.next_actions if safe(a) and step_fits(a, said, treatment_started=True)]
+    later = [a for a in steps if a != advice]
     b.say(
         attending,
         "Day 2 ward round. Plan: "
-        + "; ".join(steps[1:3] or steps or ["continue the current plan"])
+        + "; ".join(later[:2] or steps or ["continue the current plan"])
         + ".",
         anchor="next_steps",
     )

@@ -1,0 +1,204 @@
+"""Turns and excerpts that agree with the record (docs/building.md, "Turns that agree with
+the record").
+
+Helpers the renderer (``conversation.py``) and the task generators use so that what a
+turn or an excerpt says fits the record it sits in, and that ``lint_record.py`` uses to
+find the text that does not:
+
+* a reason cited against a differential is one the record supports: an absence ("no chest
+  pain") is never cited where the patient reports it, a finding "on a repeat sample" only
+  once a repeat is shown, and a reason is not cut to a qualifier whose absence was the
+  argument ("hyperinflation" of "hyperinflation without infiltrate");
+* a step that happens after discharge ("recheck renal function 3 months after the
+  episode") or runs for months is never listed as done in an admission, nor due in it;
+* a step about an event (an operation, the first dose) is said only where the event
+  fits: no "within 24 h of cholecystectomy" without an operation, no "first dose" once
+  treatment has started, no site-of-care decision after admission;
+* a consultation is not "not done" (nor outstanding) where a consultant of that specialty
+  reviewed the patient;
+* a consultant gives advice of their own specialty (renal replacement: nephrology).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from behaviorsft.sources.kb import KnowledgeBase
+
+# ----------------------------------------------------------------------------- timing
+
+# A step that takes place after the patient has gone home.
+AFTER_DISCHARGE = re.compile(
+    r"\b\d+(?:-\d+)?\s*(?:weeks?|months?)\s+after\b|\bafter discharge\b|\bof discharge\b|"
+    r"\boutpatient\b|\breassess at \d+\s*months?\b|\bmonthly\b",
+    re.I,
+)
+# A course that runs for months: started in an admission, never done by its end.
+LONG_COURSE = re.compile(r"\b(?:for|of) (?:at least )?\d+(?:-\d+)?\s*months?\b", re.I)
+
+
+def after_discharge(step: str) -> bool:
+    """Whether ``step`` happens after discharge (no admission can have it done or due)."""
+    return AFTER_DISCHARGE.search(step) is not None
+
+
+def done_by_discharge(step: str) -> bool:
+    """Whether ``step`` can be done by the end of an admission (not after discharge, not a
+    course lasting months)."""
+    return not after_discharge(step) and LONG_COURSE.search(step) is None
+
+
+# ----------------------------------------------------------------------------- events
+
+# A step presupposing an operation: "within 24 h of cholecystectomy", "after source control".
+AFTER_OPERATION = re.compile(
+    r"\b(?:within|after)\b[^;]*?\b(?:of|after)\s+(?:cholecystectomy|surgery|the operation)\b|"
+    r"\bafter source control\b",
+    re.I,
+)
+OPERATION_DONE = re.compile(
+    r"\b(cholecystectomy|laparotomy|laparoscopy|operation|surgery|source control)\b[^.;]*"
+    r"\b(done|performed|completed|carried out)\b",
+    re.I,
+)
+# Steps of the first hours: said on a later day they are out of order.
+FIRST_HOURS = re.compile(
+    r"\b(?:give|administer) the first (?:\w+ )?dose\b|\bonce the diagnosis is made\b|"
+    r"\bsite of care\b|"
+    r"\bconsider admission\b",
+    re.I,
+)
+
+
+def step_fits(step: str, record: Iterable[str], *, treatment_started: bool) -> bool:
+    """Whether a plan step said after admission fits the record's ``record`` texts: an
+    operation it presupposes is in the record, and it is no step of the first hours (a
+    first dose, deciding whether to admit) once treatment has started."""
+    if treatment_started and FIRST_HOURS.search(step):
+        return False
+    if AFTER_OPERATION.search(step):
+        return any(OPERATION_DONE.search(t) for t in record)
+    return True
+
+
+# ----------------------------------------------------------------------------- consultants
+
+# Advice that belongs to another specialty than the condition's system.
+ADVICE_SPECIALTY: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(renal replacement|dialysis|haemofiltration)\b", re.I), "nephrology"),
+)
+
+
+def advice_specialty(advice: str) -> str | None:
+    """The specialty whose decision ``advice`` is, where it is not the system's own."""
+    return next((s for p, s in ADVICE_SPECIALTY if p.search(advice)), None)
+
+
+def consultant_advice_fits(advice: str) -> bool:
+    """Whether a consultant reviewing an admitted patient may give ``advice``: not a
+    decision of the first hours (whether to admit, a first dose)."""
+    return FIRST_HOURS.search(advice) is None
+
+
+# A consultation an item asks for, by the words naming its specialty, and the role word
+# of a consultant of that specialty.
+CONSULTATION = re.compile(r"\b(consultation|consult|referral|review|refer)\b", re.I)
+SPECIALTY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bsurg(?:ical|eon|ery)\b", re.I), "surg"),
+    (re.compile(r"\bnephrolog\w*|\brenal team\b", re.I), "nephrology"),
+    (re.compile(r"\bcardiolog\w*", re.I), "cardiology"),
+    (re.compile(r"\bneurolog\w*", re.I), "neurology"),
+    (re.compile(r"\bgastroenterolog\w*|\bhepatolog\w*", re.I), "gastroenterology"),
+    (re.compile(r"\binfectious diseases?\b|\bID (?:team|consult)", re.I), "infectious"),
+    (re.compile(r"\bendocrin\w*|\bdiabetes specialist\b", re.I), "endocrinology"),
+)
+
+
+def consultation_of(item: str) -> str | None:
+    """The role word of the consultant ``item`` asks for ("surgical consultation" ->
+    "surg"), or None when it asks for no consultation."""
+    if not CONSULTATION.search(item):
+        return None
+    return next((w for p, w in SPECIALTY_WORDS if p.search(item)), None)
+
+
+def consulted(item: str, roles: Iterable[str]) -> bool:
+    """Whether a consultant ``item`` asks for is among the record's speakers ``roles``."""
+    word = consultation_of(item)
+    if word is None:
+        return False
+    return any("consultant" in r.lower() and word in r.lower() for r in roles)
+
+
+# ----------------------------------------------------------------------------- reasons
+
+_NEGATIVE = re.compile(r"^(?:no|without|not)\s+", re.I)
+_REPEAT = re.compile(r"\brepeat\b", re.I)
+# The KB's word for a finding, and the words a report uses for it.
+SYNONYMS: dict[str, str] = {"infiltrate": "consolidation", "infiltrates": "consolidation"}
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _toks(text: str) -> set[str]:
+    return set(_TOKEN.findall(text.lower()))
+
+
+def negation_contradicted(sentences: Iterable[str], clause: str) -> bool:
+    """Whether ``clause`` ("no chest pain") is contradicted: a sentence states the finding
+    without negating it ("For about 4 days I've had blurred vision and chest pain.")."""
+    from behaviorsft.build.record_index import _stance
+
+    want = _toks(_NEGATIVE.sub("", clause))
+    if not want:
+        return False
+    return any(
+        want <= _toks(s) and _stance(s) == "affirmed" and not s.rstrip().endswith("?")
+        for s in sentences
+    )
+
+
+def repeat_unshown(rows: dict[str, list[object]], clause: str, lab_id: str | None) -> bool:
+    """Whether ``clause`` cites a repeat result ("raised potassium on a repeat sample")
+    while the record shows one result of that test at most."""
+    if not _REPEAT.search(clause):
+        return False
+    return lab_id is None or len(rows.get(lab_id, [])) < 2
+
+
+def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None:
+    """``supported_reason`` made to agree with the record: the clauses it keeps are not
+    contradicted (an absence the patient reports), a repeat result is shown, a KB word the
+    report says otherwise is said in the report's word ("without infiltrate" where the
+    report gives "no consolidation"), and an absence that was the argument is never cut
+    away leaving its qualifier alone; None when nothing supported is left."""
+    from behaviorsft.build.lint_plan import (
+        _lab_of,
+        clause_supported,
+        join_clauses,
+        split_clauses,
+    )
+
+    sentences: list[str] = getattr(shown, "sentences", [])
+    rows: dict[str, list[object]] = getattr(shown, "rows", {})
+    ok: list[str] = []
+    bad: list[str] = []
+    for clause in split_clauses(reason):
+        said = clause
+        if not clause_supported(kb, shown, clause) and _NEGATIVE.match(clause):  # type: ignore[arg-type]
+            said = " ".join(SYNONYMS.get(w.lower(), w) for w in clause.split())
+        if said != clause and not clause_supported(kb, shown, said):  # type: ignore[arg-type]
+            said = clause
+        good = clause_supported(kb, shown, said)  # type: ignore[arg-type]
+        if good and _NEGATIVE.match(said) and negation_contradicted(sentences, said):
+            good = False
+        if good and repeat_unshown(rows, said, _lab_of(kb, _REPEAT.split(said)[0])):
+            good = False
+        (ok if good else bad).append(said)
+    if not bad:
+        return reason if ok == split_clauses(reason) else join_clauses(ok)
+    if any(_NEGATIVE.match(c) for c in bad) or not ok:
+        return None  # the absence argued against it: what is left is no argument
+    if all(_NEGATIVE.match(c) for c in ok):
+        return None
+    return join_clauses(ok)
