@@ -139,6 +139,17 @@ def test_done_already_lists_no_step_after_discharge_or_untriggered(kb):
                 assert all(done_by_discharge(x) for x in m[1].split("; ")), t.id
 
 
+def test_no_history_or_plan_names_an_organism_the_gram_stain_contradicts(kb):
+    """17-000027: a meningococcal contact, then meningococcal contact chemoprophylaxis, with a
+    CSF Gram stain of gram-positive diplococci (pneumococcus)."""
+    case, rendered, _ = _build(kb, 27)
+    stain = next(f.value_text for f in case.findings if f.name == "CSF Gram stain")
+    assert stain == "gram-positive diplococci"
+    said = " ".join(_texts(rendered)).lower()
+    assert "meningococcal" not in said
+    assert not any("meningococcal" in f.lower() for f in case.facts)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -202,7 +213,7 @@ def _turn(conv: dict[str, Any], anchor_text: str) -> dict[str, Any]:
 
 
 def test_rebuilt_records_are_clean(kb):
-    for index in (83, 197, 201, 236, 277, 380, 440, 578, 592):
+    for index in (27, 83, 197, 201, 236, 277, 380, 440, 578, 592):
         case, conv, tasks = _record(kb, index)
         assert _lint(kb, case, conv, tasks) == [], index
 
@@ -297,6 +308,16 @@ def test_rule_step_out_of_order(kb):
         "Day 2 ward round. Plan: stop antibiotics within 24 h of cholecystectomy."
     )
     assert "step-out-of-order" in _lint(kb, case, bad)
+
+
+def test_rule_organism_discordant(kb):
+    case, conv, _ = _record(kb, 27)
+    bad = copy.deepcopy(conv)
+    _turn(bad, "Plan:")["text"] += " Chemoprophylaxis for close contacts of meningococcal disease."
+    assert _lint(kb, case, bad) == ["organism-discordant"]
+    bad = copy.deepcopy(conv)
+    _turn(bad, "Plan:")["text"] += " Stop dexamethasone if a non-pneumococcal cause is confirmed."
+    assert _lint(kb, case, bad) == []
 
 
 def test_rule_consultant_specialty(kb):

@@ -202,3 +202,54 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
     if all(_NEGATIVE.match(c) for c in ok):
         return None
     return join_clauses(ok)
+
+
+# ----------------------------------------------------------------------------- organisms
+
+# An organism, the words that name it, and the Gram-stain patterns that point to it.
+ORGANISMS: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
+    (
+        "meningococcus",
+        re.compile(r"(?<!non-)\bmeningococc\w*|\bneisseria meningitidis\b", re.I),
+        ("gram-negative diplococci",),
+    ),
+    (
+        "pneumococcus",
+        re.compile(r"(?<!non-)\bpneumococc\w*|\bstreptococcus pneumoniae\b", re.I),
+        ("gram-positive diplococci", "gram-positive cocci in chains/pairs"),
+    ),
+    (
+        "haemophilus",
+        re.compile(r"\bhaemophilus influenzae\b", re.I),
+        ("gram-negative coccobacilli",),
+    ),
+)
+
+
+def organisms_named(text: str) -> set[str]:
+    """The organisms ``text`` names ("close contact with meningococcal disease")."""
+    return {name for name, words, _ in ORGANISMS if words.search(text)}
+
+
+def organisms_found(results: Iterable[str]) -> set[str]:
+    """The organisms microbiology ``results`` point to, by name or Gram-stain pattern."""
+    out: set[str] = set()
+    for r in results:
+        low = r.lower().strip()
+        out |= organisms_named(low)
+        out |= {name for name, _, patterns in ORGANISMS if low in patterns}
+    return out
+
+
+def organism_conflict(text: str, results: Iterable[str]) -> str | None:
+    """Why ``text`` contradicts the microbiology ``results`` (it names an organism while
+    the results point only to others), or None."""
+    named = organisms_named(text)
+    if not named:
+        return None
+    found = organisms_found(results)
+    if found and not named & found:
+        return f"names {', '.join(sorted(named))} but the results point to " + ", ".join(
+            sorted(found)
+        )
+    return None

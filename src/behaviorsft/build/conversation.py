@@ -27,6 +27,7 @@ from behaviorsft.build.coherence import (
     advice_specialty,
     agreeing_reason,
     consultant_advice_fits,
+    organism_conflict,
     step_fits,
 )
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
@@ -583,7 +584,11 @@ def _render_kb(
         f"So our working diagnosis is {cond.name.lower()}.",
         anchor="diagnosis",
     )
-    actions = [a for a in cond.treatments.actions if safe(a)][:2]
+    # none naming an organism the microbiology contradicts (coherence.organism_conflict)
+    micro = [f.value_text or "" for f in case.findings if f.kind == "lab"]
+    actions = [
+        a for a in cond.treatments.actions if safe(a) and organism_conflict(a, micro) is None
+    ][:2]
     b.say(
         attending,
         "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",

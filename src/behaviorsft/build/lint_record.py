@@ -21,6 +21,9 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           site-of-care decision once treatment has started
 ``consultant-specialty``  a consultant giving another specialty's decision (renal
                           replacement therapy from a rheumatologist)
+``organism-discordant``   a turn (history, examination, plan) naming an organism while the
+                          case's microbiology points only to others (a meningococcal contact,
+                          or meningococcal chemoprophylaxis, with gram-positive diplococci)
 
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
@@ -39,6 +42,7 @@ from behaviorsft.build.coherence import (
     consulted,
     done_by_discharge,
     negation_contradicted,
+    organism_conflict,
     repeat_unshown,
 )
 from behaviorsft.sources.kb import KnowledgeBase
@@ -49,6 +53,7 @@ RULES: dict[str, tuple[str, str]] = {
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
     "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
+    "organism-discordant": ("error", "a turn names an organism the microbiology contradicts"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -87,11 +92,16 @@ def lint_conversation(
     against = {d.name: d.argues_against for d in cond.differentials}
     turns = conv.get("turns") or []
     texts = [str(t.get("text", "")) for t in turns]
+    findings = (case or {}).get("findings") or []
+    micro = [str(f.get("value_text") or "") for f in findings if f.get("kind") == "lab"]
     started = False
     for i, t in enumerate(turns):
         idx = t.get("index", i)
         role = str(t.get("role", "")).lower()
         text = texts[i]
+        why = organism_conflict(text, micro)
+        if why is not None:
+            where.add("organism-discordant", f"'{text[:80]}' {why}", idx)
         if role in LAY:
             continue
         reasons = [r for r in cited_reasons(text) if r[1] == "is less likely"]
