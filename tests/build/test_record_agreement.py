@@ -67,6 +67,21 @@ def test_a_reason_is_not_cut_to_the_qualifier_of_an_absence(kb):
     assert "pneumonia is less likely given hyperinflation without consolidation" in said
 
 
+@pytest.mark.parametrize(
+    ("index", "said"),
+    [
+        # 17-000171: "fever" of "fever with spreading erythema and a skin portal of entry"
+        (171, "deep vein thrombosis is less likely given fever."),
+        # 17-000040: "diabetes" where the patient has "never been told I have diabetes"
+        (40, "and diabetes."),
+    ],
+)
+def test_no_reason_is_a_fragment_or_a_denied_finding(kb, index, said):
+    _, rendered, _ = _build(kb, index)
+    ddx = rendered.conversation.turns[rendered.anchors["ddx"]].text
+    assert said not in ddx.lower()
+
+
 def test_a_repeat_result_is_cited_only_once_shown(kb):
     """17-000578: 'a raised potassium on a non-haemolysed repeat sample' at turn 17, before
     any repeat potassium."""
@@ -189,6 +204,17 @@ def test_agreeing_reason(kb):
     )
 
 
+def test_mentions_read_the_negation_where_it_stands():
+    from behaviorsft.build.coherence import mentions, negation_contradicted, only_negated
+
+    report = ["Chest X-ray: hyperinflation with flattened diaphragms and no consolidation."]
+    assert mentions(report, "hyperinflation") == [False]
+    assert mentions(report, "consolidation") == [True]
+    assert only_negated(["I've never been told I have diabetes."], "diabetes")
+    assert negation_contradicted(["For about 4 days I've had chest pain."], "no chest pain")
+    assert not negation_contradicted(["Any chest pain?", "No chest pain."], "no chest pain")
+
+
 # ----------------------------------------------------------------------------- lint rules
 
 
@@ -228,6 +254,11 @@ def test_rule_reason_contradicted(kb):
     bad = copy.deepcopy(conv)
     t = next(t for t in bad["turns"] if "fits best given" in t["text"])
     t["text"] = t["text"].replace("hyperinflation without consolidation.", "hyperinflation.")
+    assert "reason-contradicted" in _lint(kb, case, bad)
+    case, conv, _ = _record(kb, 171)
+    bad = copy.deepcopy(conv)
+    t = next(t for t in bad["turns"] if "fits best given" in t["text"])
+    t["text"] += " Deep vein thrombosis is less likely given fever."
     assert "reason-contradicted" in _lint(kb, case, bad)
     case, conv, _ = _record(kb, 578)
     bad = copy.deepcopy(conv)

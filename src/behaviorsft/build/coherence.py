@@ -8,7 +8,8 @@ find the text that does not:
 * a reason cited against a differential is one the record supports: an absence ("no chest
   pain") is never cited where the patient reports it, a finding "on a repeat sample" only
   once a repeat is shown, and a reason is not cut to a qualifier whose absence was the
-  argument ("hyperinflation" of "hyperinflation without infiltrate");
+  argument ("hyperinflation" of "hyperinflation without infiltrate") nor to under half of
+  its findings ("fever" of "productive cough, fever and focal consolidation");
 * a step that happens after discharge ("recheck renal function 3 months after the
   episode") or runs for months is never listed as done in an admission, nor due in it;
 * a step about an event (an operation, the first dose) is said only where the event
@@ -144,18 +145,50 @@ def _toks(text: str) -> set[str]:
     return set(_TOKEN.findall(text.lower()))
 
 
-def negation_contradicted(sentences: Iterable[str], clause: str) -> bool:
-    """Whether ``clause`` ("no chest pain") is contradicted: a sentence states the finding
-    without negating it ("For about 4 days I've had blurred vision and chest pain.")."""
-    from behaviorsft.build.record_index import _stance
+_NEGATORS = frozenset(["no", "not", "never", "without", "denies", "absent", "nil", "negative"])
+_BREAKS = frozenset(["but", "with", "and", "while", "although", "which", "than"])
+_LOOKBACK = 6
 
-    want = _toks(_NEGATIVE.sub("", clause))
+
+def mentions(sentences: Iterable[str], clause: str) -> list[bool]:
+    """For each statement of the record naming ``clause``'s finding (its words, in one
+    sentence that is no question), whether that mention denies it: a negation ("no",
+    "never", "without") within a few words before it, in the same part of the sentence
+    ("hyperinflation ... and no consolidation" denies consolidation, not hyperinflation;
+    "I've never been told I have diabetes" denies diabetes)."""
+    want = [w for w in _TOKEN.findall(_NEGATIVE.sub("", clause).lower())]
     if not want:
-        return False
-    return any(
-        want <= _toks(s) and _stance(s) == "affirmed" and not s.rstrip().endswith("?")
-        for s in sentences
-    )
+        return []
+    out: list[bool] = []
+    for s in sentences:
+        if s.rstrip().endswith("?"):
+            continue
+        words = _TOKEN.findall(s.lower())
+        if not set(want) <= set(words):
+            continue
+        at = min(i for i, w in enumerate(words) if w in want)
+        denied = False
+        for w in reversed(words[max(0, at - _LOOKBACK) : at]):
+            if w in _BREAKS:
+                break
+            if w in _NEGATORS:
+                denied = True
+                break
+        out.append(denied)
+    return out
+
+
+def negation_contradicted(sentences: Iterable[str], clause: str) -> bool:
+    """Whether ``clause`` ("no chest pain") is contradicted: the record states the finding
+    without denying it ("For about 4 days I've had blurred vision and chest pain.")."""
+    return any(not denied for denied in mentions(sentences, clause))
+
+
+def only_negated(sentences: Iterable[str], clause: str) -> bool:
+    """Whether the record names ``clause`` ("diabetes") only to deny it ("I've never been
+    told I have diabetes")."""
+    found = mentions(sentences, clause)
+    return bool(found) and all(found)
 
 
 def repeat_unshown(rows: dict[str, list[object]], clause: str, lab_id: str | None) -> bool:
@@ -192,6 +225,8 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
         good = clause_supported(kb, shown, said)  # type: ignore[arg-type]
         if good and _NEGATIVE.match(said) and negation_contradicted(sentences, said):
             good = False
+        if good and not _NEGATIVE.match(said) and only_negated(sentences, said):
+            good = False
         if good and repeat_unshown(rows, said, _lab_of(kb, _REPEAT.split(said)[0])):
             good = False
         (ok if good else bad).append(said)
@@ -201,7 +236,15 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
         return None  # the absence argued against it: what is left is no argument
     if all(_NEGATIVE.match(c) for c in ok):
         return None
+    if fragment(len(ok), len(ok) + len(bad)):
+        return None  # "fever" of "productive cough, fever and focal consolidation"
     return join_clauses(ok)
+
+
+def fragment(kept: int, whole: int) -> bool:
+    """Whether ``kept`` of a reason's ``whole`` clauses is too little to argue with (under
+    half: one finding of three is seldom what told the diagnoses apart)."""
+    return 2 * kept < whole
 
 
 # ----------------------------------------------------------------------------- organisms

@@ -41,7 +41,9 @@ from behaviorsft.build.coherence import (
     advice_specialty,
     consulted,
     done_by_discharge,
+    fragment,
     negation_contradicted,
+    only_negated,
     organism_conflict,
     repeat_unshown,
 )
@@ -116,6 +118,12 @@ def lint_conversation(
                             f"{_NEGATIVE.sub('', clause)}",
                             idx,
                         )
+                    elif not _NEGATIVE.match(clause) and only_negated(shown.sentences, clause):
+                        where.add(
+                            "reason-contradicted",
+                            f"'{dx} is less likely given {reason}' but the record denies {clause}",
+                            idx,
+                        )
                     lab = _lab_of(kb, re.split(r"\brepeat\b", clause, flags=re.I)[0])
                     if repeat_unshown(shown.rows, clause, lab):  # type: ignore[arg-type]
                         where.add(
@@ -127,8 +135,8 @@ def lint_conversation(
                 if full is not None and _qualifier_only(reason, full, split_clauses):
                     where.add(
                         "reason-contradicted",
-                        f"'{dx} is less likely given {reason}': the KB argues '{full}'; its "
-                        "absence is left out",
+                        f"'{dx} is less likely given {reason}': the KB argues '{full}'; the "
+                        "finding that told them apart is left out",
                         idx,
                     )
         m = _DONE_TURN.match(text)
@@ -173,13 +181,15 @@ def _rows(turn: dict[str, Any]) -> list[list[Any]]:
 
 def _qualifier_only(reason: str, full: str, split: Any) -> bool:
     """Whether ``reason`` is ``full`` cut to its positive clauses, leaving out an absence
-    ("without infiltrate") that was the argument."""
+    ("without infiltrate") that was the argument, or cut to under half of its findings."""
     cited = [c.lower() for c in split(reason)]
     whole = [c.lower() for c in split(full)]
-    absences = [c for c in whole if _NEGATIVE.match(c)]
-    if not absences or any(_NEGATIVE.match(c) for c in cited):
+    if not cited or not all(c in whole for c in cited) or len(cited) == len(whole):
         return False
-    return bool(cited) and all(c in whole for c in cited)
+    if fragment(len(cited), len(whole)):
+        return True  # a fragment: one finding of three
+    absences = [c for c in whole if _NEGATIVE.match(c)]
+    return bool(absences) and not any(_NEGATIVE.match(c) for c in cited)
 
 
 # ----------------------------------------------------------------------------- tasks
