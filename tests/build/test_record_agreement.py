@@ -154,6 +154,19 @@ def test_done_already_lists_no_step_after_discharge_or_untriggered(kb):
                 assert all(done_by_discharge(x) for x in m[1].split("; ")), t.id
 
 
+def test_a_plan_fits_the_record_when_it_is_made(kb):
+    """17-000133: 'start anticoagulation while awaiting imaging' after the CTPA report;
+    17-000341: 'continue urate-lowering therapy ... if already taking it' with none taken;
+    17-000187: a day-1 consultant asking to search for the precipitant (found on day 0)."""
+    _, rendered, _ = _build(kb, 133)
+    assert not any("while awaiting imaging" in t for t in _texts(rendered))
+    _, rendered, _ = _build(kb, 341)
+    assert not any("if already taking it" in t for t in _texts(rendered))
+    _, rendered, _ = _build(kb, 187)
+    consult = [t.text for t in rendered.conversation.turns if "consultant" in t.role]
+    assert consult and not any("precipitant" in t for t in consult)
+
+
 def test_no_history_or_plan_names_an_organism_the_gram_stain_contradicts(kb):
     """17-000027: a meningococcal contact, then meningococcal contact chemoprophylaxis, with a
     CSF Gram stain of gram-positive diplococci (pneumococcus)."""
@@ -239,7 +252,7 @@ def _turn(conv: dict[str, Any], anchor_text: str) -> dict[str, Any]:
 
 
 def test_rebuilt_records_are_clean(kb):
-    for index in (27, 83, 197, 201, 236, 277, 380, 440, 578, 592):
+    for index in (27, 40, 83, 133, 171, 187, 197, 201, 236, 277, 341, 380, 440, 578, 592):
         case, conv, tasks = _record(kb, index)
         assert _lint(kb, case, conv, tasks) == [], index
 
@@ -331,6 +344,16 @@ def test_rule_step_out_of_order(kb):
     _turn(bad, "Day 2 ward round.")["text"] = (
         "Day 2 ward round. Plan: give the first antibiotic dose promptly once the diagnosis "
         "is made."
+    )
+    assert "step-out-of-order" in _lint(kb, case, bad)
+    case, conv, _ = _record(kb, 133)
+    bad = copy.deepcopy(conv)
+    _turn(bad, "Plan:")["text"] += " Start anticoagulation while awaiting imaging."
+    assert "step-out-of-order" in _lint(kb, case, bad)
+    case, conv, _ = _record(kb, 341)
+    bad = copy.deepcopy(conv)
+    _turn(bad, "Plan:")["text"] += (
+        " Continue urate-lowering therapy during the flare if already taking it."
     )
     assert "step-out-of-order" in _lint(kb, case, bad)
     case, conv, _ = _record(kb, 83)

@@ -66,7 +66,7 @@ OPERATION_DONE = re.compile(
 # Steps of the first hours: said on a later day they are out of order.
 FIRST_HOURS = re.compile(
     r"\b(?:give|administer) the first (?:\w+ )?dose\b|\bonce the diagnosis is made\b|"
-    r"\bsite of care\b|"
+    r"\bsite of care\b|\bsearch for (?:and treat )?the precipitant\b|"
     r"\bconsider admission\b",
     re.I,
 )
@@ -80,6 +80,24 @@ def step_fits(step: str, record: Iterable[str], *, treatment_started: bool) -> b
         return False
     if AFTER_OPERATION.search(step):
         return any(OPERATION_DONE.search(t) for t in record)
+    return True
+
+
+# A plan action for while a study is awaited, and one for a therapy the patient may take.
+AWAITING = re.compile(r"\bwhile awaiting (?:imaging|the scan|the study)\b", re.I)
+IF_TAKING = re.compile(r"^(?:continue )?(?P<what>.+?)\b[^;]*?\bif already taking it\b", re.I)
+
+
+def action_fits(action: str, *, study_reported: bool, medicines: str) -> bool:
+    """Whether a plan ``action`` fits the record when the plan is made: nothing "while
+    awaiting imaging" once the study is reported, no "continue X if already taking it"
+    unless a medicine of the patient's (``medicines``: names and classes) is X."""
+    if study_reported and AWAITING.search(action):
+        return False
+    m = IF_TAKING.search(action)
+    if m is not None:
+        words = {w for w in _TOKEN.findall(m["what"].lower()) if len(w) >= 5} - {"therapy"}
+        return bool(words) and any(w in medicines.lower() for w in words)
     return True
 
 

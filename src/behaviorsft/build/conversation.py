@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from behaviorsft.build.coherence import (
+    action_fits,
     advice_specialty,
     agreeing_reason,
     consultant_advice_fits,
@@ -586,8 +587,13 @@ def _render_kb(
     )
     # none naming an organism the microbiology contradicts (coherence.organism_conflict)
     micro = [f.value_text or "" for f in case.findings if f.kind == "lab"]
+    taking = " ".join(f"{m.name} {m.drug_class or ''}" for m in home)
     actions = [
-        a for a in cond.treatments.actions if safe(a) and organism_conflict(a, micro) is None
+        a
+        for a in cond.treatments.actions
+        if safe(a)
+        and organism_conflict(a, micro) is None
+        and action_fits(a, study_reported=imaging is not None, medicines=taking)
     ][:2]
     b.say(
         attending,

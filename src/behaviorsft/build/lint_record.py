@@ -36,8 +36,11 @@ from typing import Any, Protocol
 
 from behaviorsft.build.coherence import (
     AFTER_OPERATION,
+    AWAITING,
     FIRST_HOURS,
+    IF_TAKING,
     OPERATION_DONE,
+    action_fits,
     advice_specialty,
     consulted,
     done_by_discharge,
@@ -96,7 +99,13 @@ def lint_conversation(
     texts = [str(t.get("text", "")) for t in turns]
     findings = (case or {}).get("findings") or []
     micro = [str(f.get("value_text") or "") for f in findings if f.get("kind") == "lab"]
-    started = False
+    taking = " ".join(
+        f"{m.get('name', '')} {m.get('drug_class') or ''}"
+        for m in (case or {}).get("medications") or []
+        if m.get("indication") != cond.name
+    )
+    studies = [str(f.get("name", "")) for f in findings if f.get("kind") == "imaging"]
+    started = reported = False
     for i, t in enumerate(turns):
         idx = t.get("index", i)
         role = str(t.get("role", "")).lower()
@@ -167,6 +176,24 @@ def lint_conversation(
             where.add(
                 "step-out-of-order", f"a step after an operation never done: '{text[:90]}'", idx
             )
+        if plan and AWAITING.search(text) and reported:
+            where.add(
+                "step-out-of-order",
+                f"'while awaiting imaging' after the report: '{text[:90]}'",
+                idx,
+            )
+        parts = [p.strip() for p in _PLAN.sub("", text).split(";")] if plan else []
+        if any(
+            IF_TAKING.search(p) and not action_fits(p, study_reported=False, medicines=taking)
+            for p in parts
+        ):
+            where.add(
+                "step-out-of-order",
+                f"a therapy 'if already taking it' not taken: '{text[:90]}'",
+                idx,
+            )
+        if any(text.startswith(f"{n}:") or f"reported the {n.lower()}:" in text for n in studies):
+            reported = True
         if "consultant" in role:
             other = advice_specialty(text)
             if other is not None and other not in role:
