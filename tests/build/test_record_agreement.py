@@ -100,6 +100,15 @@ def test_renal_replacement_advice_comes_from_nephrology(kb):
             assert t.role == "nephrology consultant"
 
 
+def test_a_referral_for_an_operation_is_the_surgeons_review(kb):
+    """17-000083: a gastroenterology consultant whose only advice is 'surgical consultation
+    for early cholecystectomy' (a surgical review that never happens)."""
+    _, rendered, _ = _build(kb, 83)
+    consult = [t for t in rendered.conversation.turns if "consultant" in t.role]
+    assert [t.role for t in consult] == ["general surgery consultant"]
+    assert "surgical consultation" not in consult[0].text
+
+
 def test_no_consultant_decides_the_site_of_care_after_admission(kb):
     """17-000201: an ID consultant deciding the site of care by CURB-65 on day 1; the day-2
     plan giving the first antibiotic dose 'once the diagnosis is made'."""
@@ -362,6 +371,16 @@ def test_rule_step_out_of_order(kb):
         "Day 2 ward round. Plan: stop antibiotics within 24 h of cholecystectomy."
     )
     assert "step-out-of-order" in _lint(kb, case, bad)
+
+
+def test_rule_consultant_refers_for_an_operation(kb):
+    case, conv, _ = _record(kb, 83)
+    bad = copy.deepcopy(conv)
+    t = next(t for t in bad["turns"] if "consultant" in t["role"])
+    t["role"] = "gastroenterology consultant"
+    t["text"] = "Later on day 1: consult review. From our side: surgical consultation for early "
+    t["text"] += "cholecystectomy."
+    assert _lint(kb, case, bad) == ["consultant-specialty"]
 
 
 def test_rule_organism_discordant(kb):

@@ -109,6 +109,21 @@ ADVICE_SPECIALTY: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# "surgical consultation for early cholecystectomy": a referral for an operation, which the
+# surgeon reviewing the patient gives as their own advice ("early cholecystectomy").
+SURGICAL_REFERRAL = re.compile(
+    r"^(?:urgent |early )?surgical (?:consultation|review|referral) for (?P<what>.*\b(?:"
+    r"cholecystectomy|laparotomy|laparoscop\w*|colectomy|resection|surgical repair)\b.*)$",
+    re.I,
+)
+
+
+def surgeon_advice(advice: str) -> str | None:
+    """What the surgeon says of a referral to surgery for an operation, or None."""
+    m = SURGICAL_REFERRAL.match(advice)
+    return m["what"] if m else None
+
+
 def advice_specialty(advice: str) -> str | None:
     """The specialty whose decision ``advice`` is, where it is not the system's own."""
     return next((s for p, s in ADVICE_SPECIALTY if p.search(advice)), None)

@@ -30,6 +30,7 @@ from behaviorsft.build.coherence import (
     consultant_advice_fits,
     organism_conflict,
     step_fits,
+    surgeon_advice,
 )
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record
@@ -100,8 +101,11 @@ REFERRAL = re.compile(r"\b(surgical (?:consultation|review|referral)|refer\w*)\b
 
 
 def consultant_specialty(system: str, advice: str) -> str:
-    """Who gives ``advice``: a surgeon for an operation, else the system's specialty."""
-    if SURGICAL_ADVICE.search(advice) and not REFERRAL.search(advice):
+    """Who gives ``advice``: a surgeon for an operation (or a referral for one), else the
+    system's specialty."""
+    if SURGICAL_ADVICE.search(advice) and (
+        not REFERRAL.search(advice) or surgeon_advice(advice) is not None
+    ):
         return "general surgery"
     other = advice_specialty(advice)  # renal replacement: nephrology's (coherence.py)
     if other is not None:
@@ -420,6 +424,7 @@ def _render_kb(
         (a for a in cond.next_actions if safe(a) and consultant_advice_fits(a)),
         "we agree with the plan",
     )
+    said_advice = surgeon_advice(advice) or advice  # the surgeon's own words for a referral
     consultant = b.person(
         "consultant", "Dr.", f"{consultant_specialty(cond.system, advice)} consultant"
     )
@@ -608,7 +613,7 @@ def _render_kb(
     b.say(pharmacist, check, anchor="pharmacist")
     course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
     if not any(e.kind == "consult" for e in course):  # a case made before the course events
-        b.say(consultant, f"From our side: {advice}.", anchor="consultant")
+        b.say(consultant, f"From our side: {said_advice}.", anchor="consultant")
     b.say(
         ward,
         f"First dose of {plan[0].name.lower()} given." if plan else "Plan started.",
@@ -672,7 +677,9 @@ def _render_kb(
             repeat_labs(day)
         elif ev.kind == "consult":
             b.say(
-                consultant, f"{day}: consult review. From our side: {advice}.", anchor="consultant"
+                consultant,
+                f"{day}: consult review. From our side: {said_advice}.",
+                anchor="consultant",
             )
         elif ev.kind == "reconciliation":
             b.say(

@@ -49,6 +49,7 @@ from behaviorsft.build.coherence import (
     only_negated,
     organism_conflict,
     repeat_unshown,
+    surgeon_advice,
 )
 from behaviorsft.sources.kb import KnowledgeBase
 
@@ -198,6 +199,13 @@ def lint_conversation(
             other = advice_specialty(text)
             if other is not None and other not in role:
                 where.add("consultant-specialty", f"a {role} gives {other}'s advice", idx)
+            said = text.split("From our side:", 1)[-1].strip(" .")
+            if "surg" not in role and surgeon_advice(said) is not None:
+                where.add(
+                    "consultant-specialty",
+                    f"a {role} refers to surgery for an operation: '{said[:80]}'",
+                    idx,
+                )
         if _FIRST_DOSE.match(text):
             started = True
 
