@@ -189,15 +189,26 @@ def mentions(sentences: Iterable[str], clause: str) -> list[bool]:
     "never", "without") within a few words before it, in the same part of the sentence
     ("hyperinflation ... and no consolidation" denies consolidation, not hyperinflation;
     "I've never been told I have diabetes" denies diabetes)."""
-    want = [w for w in _TOKEN.findall(_NEGATIVE.sub("", clause).lower())]
+    return _mentions(_statements(sentences), clause)
+
+
+def _statements(sentences: Iterable[str]) -> list[tuple[list[str], set[str]]]:
+    """The words of each sentence that is no question (list and set)."""
+    out = []
+    for s in sentences:
+        if not s.rstrip().endswith("?"):
+            words = _TOKEN.findall(s.lower())
+            out.append((words, set(words)))
+    return out
+
+
+def _mentions(statements: list[tuple[list[str], set[str]]], clause: str) -> list[bool]:
+    want = set(_TOKEN.findall(_NEGATIVE.sub("", clause).lower()))
     if not want:
         return []
     out: list[bool] = []
-    for s in sentences:
-        if s.rstrip().endswith("?"):
-            continue
-        words = _TOKEN.findall(s.lower())
-        if not set(want) <= set(words):
+    for words, vocab in statements:
+        if not want <= vocab:
             continue
         at = min(i for i, w in enumerate(words) if w in want)
         denied = False
@@ -214,13 +225,20 @@ def mentions(sentences: Iterable[str], clause: str) -> list[bool]:
 def negation_contradicted(sentences: Iterable[str], clause: str) -> bool:
     """Whether ``clause`` ("no chest pain") is contradicted: the record states the finding
     without denying it ("For about 4 days I've had blurred vision and chest pain.")."""
-    return any(not denied for denied in mentions(sentences, clause))
+    return _contradicted(_mentions(_statements(sentences), clause))
 
 
 def only_negated(sentences: Iterable[str], clause: str) -> bool:
     """Whether the record names ``clause`` ("diabetes") only to deny it ("I've never been
     told I have diabetes")."""
-    found = mentions(sentences, clause)
+    return _denied(_mentions(_statements(sentences), clause))
+
+
+def _contradicted(found: list[bool]) -> bool:
+    return any(not denied for denied in found)
+
+
+def _denied(found: list[bool]) -> bool:
     return bool(found) and all(found)
 
 
@@ -249,22 +267,30 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
     rows: dict[str, list[object]] = getattr(shown, "rows", {})
     ok: list[str] = []
     bad: list[str] = []
-    for clause in split_clauses(reason):
+    clauses = split_clauses(reason)
+    statements: list[tuple[list[str], set[str]]] | None = None  # tokenised once, if needed
+    for clause in clauses:
         said = clause
-        if not clause_supported(kb, shown, clause) and _NEGATIVE.match(clause):  # type: ignore[arg-type]
-            said = " ".join(SYNONYMS.get(w.lower(), w) for w in clause.split())
-        if said != clause and not clause_supported(kb, shown, said):  # type: ignore[arg-type]
-            said = clause
-        good = clause_supported(kb, shown, said)  # type: ignore[arg-type]
-        if good and _NEGATIVE.match(said) and negation_contradicted(sentences, said):
-            good = False
-        if good and not _NEGATIVE.match(said) and only_negated(sentences, said):
-            good = False
-        if good and repeat_unshown(rows, said, _lab_of(kb, _REPEAT.split(said)[0])):
+        good = clause_supported(kb, shown, clause)  # type: ignore[arg-type]
+        if not good and _NEGATIVE.match(clause):
+            alt = " ".join(SYNONYMS.get(w.lower(), w) for w in clause.split())
+            if alt != clause and clause_supported(kb, shown, alt):  # type: ignore[arg-type]
+                said, good = alt, True
+        if good:
+            statements = statements if statements is not None else _statements(sentences)
+            found = _mentions(statements, said)
+            negative = _NEGATIVE.match(said) is not None
+            if _contradicted(found) if negative else _denied(found):
+                good = False
+        if (
+            good
+            and _REPEAT.search(said)
+            and repeat_unshown(rows, said, _lab_of(kb, _REPEAT.split(said)[0]))
+        ):
             good = False
         (ok if good else bad).append(said)
     if not bad:
-        return reason if ok == split_clauses(reason) else join_clauses(ok)
+        return reason if ok == clauses else join_clauses(ok)
     if any(_NEGATIVE.match(c) for c in bad) or not ok:
         return None  # the absence argued against it: what is left is no argument
     if all(_NEGATIVE.match(c) for c in ok):
