@@ -187,6 +187,16 @@ def test_no_history_or_plan_names_an_organism_the_gram_stain_contradicts(kb):
     assert not any("meningococcal" in f.lower() for f in case.facts)
 
 
+def test_the_summary_lists_the_differentials_the_team_discussed(kb):
+    """17-000341: 'also considered' with hypokalaemia, DKA and prerenal AKI, but neither
+    septic arthritis nor pseudogout, the differentials the team discussed."""
+    _, _, tasks = _build(kb, 341)
+    summaries = [t.context.excerpt for t in tasks if t.task_type is T.CONSISTENCY_CHECK]
+    assert summaries
+    for text in summaries:
+        assert "Septic arthritis" in text and "(pseudogout)" in text, text
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -391,6 +401,25 @@ def test_rule_organism_discordant(kb):
     bad = copy.deepcopy(conv)
     _turn(bad, "Plan:")["text"] += " Stop dexamethasone if a non-pneumococcal cause is confirmed."
     assert _lint(kb, case, bad) == []
+
+
+def test_rule_considered_incomplete(kb):
+    case, conv, _ = _record(kb, 341)
+    task = {
+        "id": "x:k0",
+        "case_id": case["id"],
+        "task_type": "consistency_check",
+        "context": {
+            "turn_start": 0,
+            "turn_end": 30,
+            "excerpt": "Discharge summary: final diagnosis Septic arthritis. Also considered: "
+            "Acute gout flare; diabetic ketoacidosis; hypokalaemia.",
+        },
+        "options": [{"label": "A", "text": "Correct: it matches the working plan of the team"}],
+        "answer": "A",
+        "restraint_control": False,
+    }
+    assert _lint(kb, case, conv, [task]) == ["considered-incomplete"]
 
 
 def test_rule_consultant_specialty(kb):

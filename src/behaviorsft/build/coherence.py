@@ -291,8 +291,8 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
         (ok if good else bad).append(said)
     if not bad:
         return reason if ok == clauses else join_clauses(ok)
-    if any(_NEGATIVE.match(c) for c in bad) or not ok:
-        return None  # the absence argued against it: what is left is no argument
+    if any(c.lower().startswith("without ") for c in bad) or not ok:
+        return None  # "X without Y": the absence argued against it, X alone is no argument
     if all(_NEGATIVE.match(c) for c in ok):
         return None
     if fragment(len(ok), len(ok) + len(bad)):

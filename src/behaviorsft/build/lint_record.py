@@ -21,6 +21,9 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           site-of-care decision once treatment has started
 ``consultant-specialty``  a consultant giving another specialty's decision (renal
                           replacement therapy from a rheumatologist)
+``considered-incomplete`` a discharge summary whose "also considered" list leaves out a
+                          differential the team discussed (septic arthritis and pseudogout
+                          in a gout flare)
 ``organism-discordant``   a turn (history, examination, plan) naming an organism while the
                           case's microbiology points only to others (a meningococcal contact,
                           or meningococcal chemoprophylaxis, with gram-positive diplococci)
@@ -60,6 +63,7 @@ RULES: dict[str, tuple[str, str]] = {
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
     "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
     "organism-discordant": ("error", "a turn names an organism the microbiology contradicts"),
+    "considered-incomplete": ("error", "a summary's 'also considered' omits a discussed dx"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -223,8 +227,8 @@ def _qualifier_only(reason: str, full: str, split: Any) -> bool:
         return False
     if fragment(len(cited), len(whole)):
         return True  # a fragment: one finding of three
-    absences = [c for c in whole if _NEGATIVE.match(c)]
-    return bool(absences) and not any(_NEGATIVE.match(c) for c in cited)
+    absences = [c for c in whole if c.startswith("without ")]
+    return bool(absences) and not any(c.startswith("without ") for c in cited)
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -241,6 +245,7 @@ def _answer(task: dict[str, Any]) -> str:
     )
 
 
+_SUMMARY = re.compile(r"final diagnosis (?P<final>.+?)\. Also considered: (?P<items>.+?)\.?$", re.I)
 _DONE_ALREADY = re.compile(r"done already:\s*(?P<items>.+?)\.?$", re.I)
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
@@ -254,7 +259,8 @@ def lint_task(
     case: dict[str, Any] | None,
 ) -> None:
     """One task's excerpt and key against the conversation it is asked on."""
-    if kb_condition(kb, case) is None or conv is None:
+    cond = kb_condition(kb, case)
+    if cond is None or conv is None:
         return
     ctx = task.get("context") or {}
     excerpt = str(ctx.get("excerpt") or "")
@@ -273,6 +279,16 @@ def lint_task(
                 where.add(
                     "done-impossible",
                     f"'{item}' listed as done although its condition is not in the record",
+                    None,
+                )
+    m = _SUMMARY.search(excerpt)
+    if m is not None:
+        listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}
+        for d in cond.differentials[:2]:
+            if d.name.lower() not in listed:
+                where.add(
+                    "considered-incomplete",
+                    f"the summary does not list '{d.name}', which the team discussed",
                     None,
                 )
     claimed: list[str] = []
