@@ -7,9 +7,9 @@ find the text that does not:
 
 * a reason cited against a differential is one the record supports: an absence ("no chest
   pain") is never cited where the patient reports it, a finding "on a repeat sample" only
-  once a repeat is shown, and a reason is not cut to a qualifier whose absence was the
-  argument ("hyperinflation" of "hyperinflation without infiltrate") nor to under half of
-  its findings ("fever" of "productive cough, fever and focal consolidation");
+  once a repeat is shown, a finding never where the record only denies it, and an absence
+  in the KB's word is said in the report's ("without infiltrate" -> "without
+  consolidation");
 * a step that happens after discharge ("recheck renal function 3 months after the
   episode") or runs for months is never listed as done in an admission, nor due in it;
 * a step about an event (an operation, the first dose) is said only where the event
@@ -254,8 +254,7 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
     """``supported_reason`` made to agree with the record: the clauses it keeps are not
     contradicted (an absence the patient reports), a repeat result is shown, a KB word the
     report says otherwise is said in the report's word ("without infiltrate" where the
-    report gives "no consolidation"), and an absence that was the argument is never cut
-    away leaving its qualifier alone; None when nothing supported is left."""
+    report gives "no consolidation"); None when nothing supported is left."""
     from behaviorsft.build.lint_plan import (
         _lab_of,
         clause_supported,
@@ -291,19 +290,11 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
         (ok if good else bad).append(said)
     if not bad:
         return reason if ok == clauses else join_clauses(ok)
-    if any(c.lower().startswith("without ") for c in bad) or not ok:
-        return None  # "X without Y": the absence argued against it, X alone is no argument
+    if not ok:
+        return None
     if all(_NEGATIVE.match(c) for c in ok):
         return None
-    if fragment(len(ok), len(ok) + len(bad)):
-        return None  # "fever" of "productive cough, fever and focal consolidation"
     return join_clauses(ok)
-
-
-def fragment(kept: int, whole: int) -> bool:
-    """Whether ``kept`` of a reason's ``whole`` clauses is too little to argue with (under
-    half: one finding of three is seldom what told the diagnoses apart)."""
-    return 2 * kept < whole
 
 
 # ----------------------------------------------------------------------------- organisms

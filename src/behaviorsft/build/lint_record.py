@@ -7,9 +7,8 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``reason-contradicted``   a reason cited against a differential that the record
                           contradicts: an absence ("no chest pain") the patient reports, a
                           result "on a repeat sample" before any repeat is shown, or a
-                          knowledge-base reason cut to the qualifier of an absence it no
-                          longer cites ("hyperinflation" of "hyperinflation without
-                          infiltrate")
+                          finding the record only denies ("diabetes" where the patient has
+                          never been told of it)
 ``done-impossible``       a turn or excerpt lists as done a step that happens after
                           discharge or runs for months ("recheck renal function 3 months
                           after the episode"), or a conditional step whose condition the
@@ -47,7 +46,6 @@ from behaviorsft.build.coherence import (
     advice_specialty,
     consulted,
     done_by_discharge,
-    fragment,
     negation_contradicted,
     only_negated,
     organism_conflict,
@@ -99,7 +97,6 @@ def lint_conversation(
     cond = kb_condition(kb, case)
     if cond is None:
         return
-    against = {d.name: d.argues_against for d in cond.differentials}
     turns = conv.get("turns") or []
     texts = [str(t.get("text", "")) for t in turns]
     findings = (case or {}).get("findings") or []
@@ -145,14 +142,6 @@ def lint_conversation(
                             f"'{dx}': '{clause}' cites a repeat result the record never shows",
                             idx,
                         )
-                full = against.get(dx)
-                if full is not None and _qualifier_only(reason, full, split_clauses):
-                    where.add(
-                        "reason-contradicted",
-                        f"'{dx} is less likely given {reason}': the KB argues '{full}'; the "
-                        "finding that told them apart is left out",
-                        idx,
-                    )
         m = _DONE_TURN.match(text)
         if m is not None:
             item = m["item"]
@@ -216,19 +205,6 @@ def lint_conversation(
 
 def _rows(turn: dict[str, Any]) -> list[list[Any]]:
     return [r for a in turn.get("attachments") or [] for r in a.get("rows") or []]
-
-
-def _qualifier_only(reason: str, full: str, split: Any) -> bool:
-    """Whether ``reason`` is ``full`` cut to its positive clauses, leaving out an absence
-    ("without infiltrate") that was the argument, or cut to under half of its findings."""
-    cited = [c.lower() for c in split(reason)]
-    whole = [c.lower() for c in split(full)]
-    if not cited or not all(c in whole for c in cited) or len(cited) == len(whole):
-        return False
-    if fragment(len(cited), len(whole)):
-        return True  # a fragment: one finding of three
-    absences = [c for c in whole if c.startswith("without ")]
-    return bool(absences) and not any(c.startswith("without ") for c in cited)
 
 
 # ----------------------------------------------------------------------------- tasks
