@@ -135,7 +135,8 @@ def lint_conversation(
                             f"'{dx} is less likely given {reason}' but the record denies {clause}",
                             idx,
                         )
-                    lab = _lab_of(kb, re.split(r"\brepeat\b", clause, flags=re.I)[0])
+                    repeat = re.split(r"\brepeat\b", clause, flags=re.I)
+                    lab = _lab_of(kb, repeat[0]) if len(repeat) > 1 else None
                     if repeat_unshown(shown.rows, clause, lab):  # type: ignore[arg-type]
                         where.add(
                             "reason-contradicted",
