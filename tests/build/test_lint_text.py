@@ -208,11 +208,17 @@ def test_relatives_fit_the_patient():
 def test_an_operation_is_advised_by_a_surgeon():
     advice = "urgent laparotomy or laparoscopy for strangulation, peritonitis or ischaemia on CT"
     assert consultant_specialty("gastrointestinal_hepatic", advice) == "general surgery"
+    # a referral for an operation is the surgeon's review (17-000083: a gastroenterologist
+    # advising only a surgical consultation that never happens); one for no operation is not
     assert (
         consultant_specialty(
             "gastrointestinal_hepatic", "surgical consultation for early cholecystectomy"
         )
-        == "gastroenterology"
+        == "general surgery"
+    )
+    assert (
+        consultant_specialty("infectious", "surgical consultation for fulminant colitis")
+        == "infectious diseases"
     )
 
 

@@ -257,7 +257,7 @@ def test_an_ascitic_count_with_no_tap_done():
     untapped = _conv(
         "Bloods please.",
         "The first results are in.",
-        "Documented: diagnostic paracentesis in every patient with ascites.",
+        "Documented: diagnostic paracentesis.",
         table_at=1,
     )
     case = _case([], condition="spontaneous_bacterial_peritonitis")

@@ -23,10 +23,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from behaviorsft.build.coherence import (
+    action_fits,
+    advice_specialty,
+    agreeing_reason,
+    consultant_advice_fits,
+    organism_conflict,
+    step_fits,
+    surgeon_advice,
+)
 from behaviorsft.build.event_time import day_label
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
-from behaviorsft.build.lint_plan import shown_record, supported_reason
+from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
+from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources import prescribing
 from behaviorsft.sources.history import is_exposure
@@ -95,9 +105,15 @@ REFERRAL = re.compile(r"\b(surgical (?:consultation|review|referral)|refer\w*)\b
 
 
 def consultant_specialty(system: str, advice: str) -> str:
-    """Who gives ``advice``: a surgeon for an operation, else the system's specialty."""
-    if SURGICAL_ADVICE.search(advice) and not REFERRAL.search(advice):
+    """Who gives ``advice``: a surgeon for an operation (or a referral for one), else the
+    system's specialty."""
+    if SURGICAL_ADVICE.search(advice) and (
+        not REFERRAL.search(advice) or surgeon_advice(advice) is not None
+    ):
         return "general surgery"
+    other = advice_specialty(advice)  # renal replacement: nephrology's (coherence.py)
+    if other is not None:
+        return other
     return SPECIALTY.get(system, "internal medicine")
 
 
@@ -418,7 +434,11 @@ def _render_kb(
         # not an item the record's severity already had done left conditional (severity.py)
         return safe(text) and still_open(kb, case, cond_id, text)
 
-    advice = next((a for a in cond.next_actions if current(a)), "we agree with the plan")
+    advice = next(
+        (a for a in cond.next_actions if current(a) and consultant_advice_fits(a)),
+        "we agree with the plan",
+    )
+    said_advice = surgeon_advice(advice) or advice  # the surgeon's own words for a referral
     consultant = b.person(
         "consultant", "Dr.", f"{consultant_specialty(cond.system, advice)} consultant"
     )
@@ -568,7 +588,7 @@ def _render_kb(
     )
     against = []
     for d in diffs:
-        reason = supported_reason(kb, so_far, d.argues_against)
+        reason = agreeing_reason(kb, so_far, d.argues_against)
         if reason is not None:
             b.reasons[d.name] = reason
         against.append(
@@ -598,10 +618,19 @@ def _render_kb(
         f"So our working diagnosis is {cond.name.lower()}.",
         anchor="diagnosis",
     )
+    # none naming an organism the microbiology contradicts (coherence.organism_conflict)
+    micro = [f.value_text or "" for f in case.findings if f.kind == "lab"]
+    taking = " ".join(f"{m.name} {m.drug_class or ''}" for m in home)
+    actions = [
+        a
+        for a in cond.treatments.actions
+        if current(a)
+        and organism_conflict(a, micro) is None
+        and action_fits(a, study_reported=imaging is not None, medicines=taking)
+    ]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)
-    actions = [a for a in cond.treatments.actions if current(a)]
     actions = prescribing.drop_untaken(actions, [m.name for m in case.medications])[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
@@ -620,7 +649,7 @@ def _render_kb(
     b.say(pharmacist, check, anchor="pharmacist")
     course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
     if not any(e.kind == "consult" for e in course):  # a case made before the course events
-        b.say(consultant, f"From our side: {advice}.", anchor="consultant")
+        b.say(consultant, f"From our side: {said_advice}.", anchor="consultant")
     b.say(
         ward,
         f"First dose of {plan[0].name.lower()} given." if plan else "Plan started.",
@@ -690,7 +719,9 @@ def _render_kb(
             repeat_labs(day)
         elif ev.kind == "consult":
             b.say(
-                consultant, f"{day}: consult review. From our side: {advice}.", anchor="consultant"
+                consultant,
+                f"{day}: consult review. From our side: {said_advice}.",
+                anchor="consultant",
             )
         elif ev.kind == "reconciliation":
             b.say(
@@ -721,11 +752,19 @@ def _render_kb(
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:
-        b.say(resident, f"Documented: {item.item}.", f"Done and recorded: {item.item}.")
-    steps = [a for a in cond.next_actions if current(a)]
+        # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%")
+        done = split_condition(item.item)[0]
+        b.say(resident, f"Documented: {done}.", f"Done and recorded: {done}.")
+    # the steps after the consultant's, none that presumes an operation the record lacks
+    # or belongs to the first hours (coherence.step_fits)
+    said = [t.text for t in b.turns]
+    steps = [
+        a for a in cond.next_actions if current(a) and step_fits(a, said, treatment_started=True)
+    ]
+    later = [a for a in steps if a != advice]
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)
-    steps = prescribing.due_steps(cond.id, steps[1:3] or steps, documented)
+    steps = prescribing.due_steps(cond.id, later[:2] or steps, documented)
     b.say(
         attending,
         "Day 2 ward round. Plan: " + "; ".join(steps or ["continue the current plan"]) + ".",

@@ -55,7 +55,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from behaviorsft.build import lint_chart, lint_errors, lint_plan, lint_severity, lint_values
+from behaviorsft.build import (
+    lint_chart,
+    lint_errors,
+    lint_plan,
+    lint_record,
+    lint_severity,
+    lint_values,
+)
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
@@ -88,6 +95,7 @@ RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, rea
 RULES.update(lint_severity.RULES)  # type: ignore[arg-type]  # care matching the severity
 RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/lint_chart.py
 RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
+RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
 
 
 @dataclass(frozen=True)
@@ -1078,20 +1086,21 @@ def lint_records(
     cases_file: str = "cases.jsonl",
     conversations_file: str = "conversations.jsonl",
     kb: KnowledgeBase | None = None,
+    tasks: Iterable[tuple[int, dict[str, Any]]] | None = None,
+    tasks_file: str = "tasks.jsonl",
 ) -> list[LintFinding]:
-    """Lint ``(line, record)`` pairs of cases and conversations (raw JSON dicts), in order."""
+    """Lint ``(line, record)`` pairs of cases, conversations and tasks (raw JSON dicts)."""
     kb = kb or load_kb()
     findings: list[LintFinding] = []
     facts: dict[str, _Facts] = {}
     raw: dict[str, dict[str, Any]] = {}  # what lint_plan's conversation checks need
     due: dict[str, dict[str, lint_severity.Trigger]] = {}  # items the severity shown requires
+    convs: dict[str, dict[str, Any]] = {}  # what lint_record's task checks need
     for line, case in cases:
         rid = str(case.get("id", ""))
         facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
         lint_plan.lint_case(kb, _Where(cases_file, line, rid, findings), case)
-        raw[rid] = {
-            k: case.get(k) for k in ("conditions", "medications", "facts", "sections", "findings")
-        }
+        raw[rid] = case
         due[rid] = lint_severity.lint_case(kb, _Where(cases_file, line, rid, findings), case)
     for line, conv in conversations:
         rid = str(conv.get("case_id", ""))
@@ -1101,6 +1110,13 @@ def lint_records(
         where = _Where(conversations_file, line, rid, findings)
         lint_plan.lint_conversation(kb, where, conv, raw.get(rid))
         lint_severity.lint_conversation(kb, where, conv, due.get(rid))
+        lint_record.lint_conversation(kb, where, conv, raw.get(rid))
+        if tasks is not None:
+            convs[rid] = conv
+    if tasks is not None:
+        lint_record.lint_tasks(
+            kb, tasks, convs, raw, lambda line, tid: _Where(tasks_file, line, tid, findings)
+        )
     return findings
 
 
@@ -1116,6 +1132,8 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
         _read(conv_path) if conv_path.is_file() else iter(()),
         cases_file=str(case_path) if case_path is not None else "cases.jsonl",
         conversations_file=str(conv_path),
+        tasks=_read(folder / "tasks.jsonl") if (folder / "tasks.jsonl").is_file() else None,
+        tasks_file=str(folder / "tasks.jsonl"),
     )
     task_path = folder / "tasks.jsonl"
     if case_path is not None and task_path.is_file():  # planted orders: lint_errors.py

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from behaviorsft import __version__
+from behaviorsft.build.coherence import organism_conflict
 from behaviorsft.build.event_time import draw_clocks
 from behaviorsft.build.lint import drug_family
 from behaviorsft.build.lint_plan import (
@@ -582,6 +583,9 @@ def synthesize_case(
     # What was found, as documented: one concrete observation per finding (wording.py).
     documented = [e for e in cond.exam if observed(e) is not None]
     exam = [str(observed(e)) for e in rng.sample(documented, k=min(2, len(documented)))]
+    # no finding naming an organism the microbiology contradicts (build/coherence.py)
+    micro = [f.value_text or "" for f in [*findings, *cultures] if f.kind == "lab"]
+    exam = [e for e in exam if organism_conflict(e, micro) is None] or exam
     for e in exam:
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     imaging = cond.imaging[0]
@@ -790,7 +794,12 @@ def synthesize_case(
         if len(history) == len(risks):
             break  # as many items as drawn: a medicine not taken gives way to another
         h = history_item(r, pick, taken)
-        if h is not None and risk_fits(h, sex, age) and h not in history:
+        if (
+            h is not None
+            and risk_fits(h, sex, age)
+            and h not in history
+            and organism_conflict(h, micro) is None
+        ):
             history.append(h)
     # Each chronic disease with its standing treatment (sources/history.py).
     history, home_meds = treat_history(

@@ -385,6 +385,13 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
     cond = ctx.cond
     question = "Check the discharge summary against the case. Is its diagnosis right?"
     main: Draft | None = None
+
+    def discussed(stated: str, listed: list[str]) -> list[str]:
+        """The differentials the team discussed (turn "ddx"), other than ``stated`` and
+        those ``listed``: the summary lists them as considered too, as a real one would."""
+        seen = {n.lower() for n in [stated, cond.name, *listed]}
+        return [x.name for x in cond.differentials[:2] if x.name.lower() not in seen]
+
     for i, d in enumerate(cond.differentials[:2]):
         # Item and control: "correct" for the summary's diagnosis and "incorrect" naming
         # others, all conditions this patient could have (see ``considered_diagnoses``)
@@ -402,7 +409,9 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
             + (f" ({ctx.rendered.reasons[d.name]})." if d.name in ctx.rendered.reasons else "."),
             turn_start=0,
             turn_end=ctx.n_turns - 1,
-            excerpt=summary_excerpt(d.name, [cond.name, *wrong], ctx.rng),
+            excerpt=summary_excerpt(
+                d.name, [cond.name, *discussed(d.name, wrong), *wrong], ctx.rng
+            ),
             perturbation=Perturbation(
                 kind=PerturbationKind.INCONSISTENCY,
                 location="context.excerpt",
@@ -421,5 +430,5 @@ def gen_consistency(ctx: Ctx) -> Iterator[Draft]:
             correct=DIAGNOSIS_RIGHT,
             pool=[diagnosis_wrong(n) for n in wrong_c],
             rationale=f"The summary's diagnosis, {cond.name}, is the one the record supports.",
-            excerpt=summary_excerpt(cond.name, wrong_c, ctx.rng),
+            excerpt=summary_excerpt(cond.name, [*discussed(cond.name, wrong_c), *wrong_c], ctx.rng),
         )

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from behaviorsft.build.coherence import consulted
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
@@ -185,6 +186,12 @@ def _said_up_to(ctx: Ctx, end: int) -> set[str]:
     return hit[2]
 
 
+def _consulted(ctx: Ctx, c: CheckedItem, end: int) -> bool:
+    """Whether the consultation ``c`` asks for ("early surgical consultation") took place:
+    a consultant of that specialty speaks in turns ``0..end`` (``coherence.consulted``)."""
+    return consulted(c.item.item, (t.role for t in ctx.rendered.conversation.turns[: end + 1]))
+
+
 def _left_out(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
     """The verified keys, narrowed to the item the renderer left out of this record if it is
     among them (else all): drawn per case, it makes each item the key in proportion."""
@@ -344,7 +351,11 @@ def _omission_keys(
     end = (ctx.anchor("care") or 1) - 1
 
     def ok(c: CheckedItem) -> bool:
-        return _key_reason(c) is None and not _in_other_words(ctx, c, end)
+        return (
+            _key_reason(c) is None
+            and not _in_other_words(ctx, c, end)
+            and not _consulted(ctx, c, end)
+        )
 
     kinds: tuple[str, ...] = ("lab", "vital", "diagnostic")
     keys = [c for c in checked if c.item.kind in kinds and ok(c)]
@@ -472,6 +483,8 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.OMISSION_DETECTION, f"candidate {reason}")
         elif _in_other_words(ctx, c, end):
             ctx.drop(T.OMISSION_DETECTION, f"candidate {IN_OTHER_WORDS}")
+        elif _consulted(ctx, c, end):
+            ctx.drop(T.OMISSION_DETECTION, "candidate consultation took place")
     listable = [c for c in checked if c.listable and c.holds is not False]
     if not verified:
         ctx.drop(T.OMISSION_DETECTION, "no verified missing item")
@@ -616,7 +629,13 @@ def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
     # when it names a test or study (one naming nothing, a score documented, made the
     # declined items of a condition recur).
     end = (ctx.anchor("care") or 1) - 1
-    keys = [c for c in checked if _key_reason(c) is None and not _in_other_words(ctx, c, end)]
+    keys = [
+        c
+        for c in checked
+        if _key_reason(c) is None
+        and not _in_other_words(ctx, c, end)
+        and not _consulted(ctx, c, end)
+    ]
     return _offerable(
         ctx, [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
     )
@@ -688,6 +707,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.STANDARD_OF_CARE, f"candidate {reason}")
         elif _in_other_words(ctx, c, end):
             ctx.drop(T.STANDARD_OF_CARE, f"candidate {IN_OTHER_WORDS}")
+        elif _consulted(ctx, c, end):
+            ctx.drop(T.STANDARD_OF_CARE, "candidate consultation took place")
     if not verified:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return

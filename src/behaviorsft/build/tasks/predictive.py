@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from behaviorsft.build.coherence import after_discharge, done_by_discharge
 from behaviorsft.build.record_index import NEGATIVE, RecordIndex, condition_holds, split_condition
 from behaviorsft.build.tasks.common import (
     Ctx,
@@ -34,6 +35,8 @@ def _not_due(action: str, idx: RecordIndex) -> str | None:
     """Why ``action`` is not a verified next step for the record ``idx``, or None if it is."""
     if NEGATIVE.search(action):
         return "is a recommendation against something"
+    if after_discharge(action):
+        return "happens after discharge"
     core, clause = split_condition(action)
     if clause is not None:
         holds = condition_holds(clause, idx)
@@ -67,6 +70,22 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         else:
             not_due.append((action, reason))
     return due, not_due
+
+
+def _done_by_now(ctx: Ctx, end: int) -> list[str]:
+    """The steps an update on this record may list as done: none after discharge or
+    lasting months, none recommending against something, and a conditional one only where
+    the record shows its condition (``coherence.done_by_discharge``)."""
+    assert ctx.cond is not None
+    idx = ctx.index(turn_end=end)
+    out = []
+    for action in ctx.cond.next_actions:
+        if NEGATIVE.search(action) or not done_by_discharge(action):
+            continue
+        _, clause = split_condition(action)
+        if clause is None or condition_holds(clause, idx) is True:
+            out.append(action)
+    return out
 
 
 def _key_texts(ctx: object) -> tuple[list[str], int]:
@@ -140,7 +159,13 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         )
         yield main
     if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
-        done = "; ".join(cond.next_actions)
+        listed = _done_by_now(ctx, end)
+        done = "; ".join(listed)
+        # the false alarm is a due step the update lists as done
+        due = [a for a in due if a in listed]
+        if not due:
+            ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: no due step can be listed done")
+            return
         yield control_of(
             main,
             key="pc",

@@ -1,0 +1,348 @@
+"""Turns and excerpts that agree with the record (docs/building.md, "Turns that agree with
+the record").
+
+Helpers the renderer (``conversation.py``) and the task generators use so that what a
+turn or an excerpt says fits the record it sits in, and that ``lint_record.py`` uses to
+find the text that does not:
+
+* a reason cited against a differential is one the record supports: an absence ("no chest
+  pain") is never cited where the patient reports it, a finding "on a repeat sample" only
+  once a repeat is shown, a finding never where the record only denies it, and an absence
+  in the KB's word is said in the report's ("without infiltrate" -> "without
+  consolidation");
+* a step that happens after discharge ("recheck renal function 3 months after the
+  episode") or runs for months is never listed as done in an admission, nor due in it;
+* a step about an event (an operation, the first dose) is said only where the event
+  fits: no "within 24 h of cholecystectomy" without an operation, no "first dose" once
+  treatment has started, no site-of-care decision after admission;
+* a consultation is not "not done" (nor outstanding) where a consultant of that specialty
+  reviewed the patient;
+* a consultant gives advice of their own specialty (renal replacement: nephrology).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from behaviorsft.sources.kb import KnowledgeBase
+
+# ----------------------------------------------------------------------------- timing
+
+# A step that takes place after the patient has gone home.
+AFTER_DISCHARGE = re.compile(
+    r"\b\d+(?:-\d+)?\s*(?:weeks?|months?)\s+after\b|\bafter discharge\b|\bof discharge\b|"
+    r"\boutpatient\b|\breassess at \d+\s*months?\b|\bmonthly\b",
+    re.I,
+)
+# A course that runs for months: started in an admission, never done by its end.
+LONG_COURSE = re.compile(r"\b(?:for|of) (?:at least )?\d+(?:-\d+)?\s*months?\b", re.I)
+
+
+def after_discharge(step: str) -> bool:
+    """Whether ``step`` happens after discharge (no admission can have it done or due)."""
+    return AFTER_DISCHARGE.search(step) is not None
+
+
+def done_by_discharge(step: str) -> bool:
+    """Whether ``step`` can be done by the end of an admission (not after discharge, not a
+    course lasting months)."""
+    return not after_discharge(step) and LONG_COURSE.search(step) is None
+
+
+# ----------------------------------------------------------------------------- events
+
+# A step presupposing an operation: "within 24 h of cholecystectomy", "after source control".
+AFTER_OPERATION = re.compile(
+    r"\b(?:within|after)\b[^;]*?\b(?:of|after)\s+(?:cholecystectomy|surgery|the operation)\b|"
+    r"\bafter source control\b",
+    re.I,
+)
+OPERATION_DONE = re.compile(
+    r"\b(cholecystectomy|laparotomy|laparoscopy|operation|surgery|source control)\b[^.;]*"
+    r"\b(done|performed|completed|carried out)\b",
+    re.I,
+)
+# Steps of the first hours: said on a later day they are out of order.
+FIRST_HOURS = re.compile(
+    r"\b(?:give|administer) the first (?:\w+ )?dose\b|\bonce the diagnosis is made\b|"
+    r"\bsite of care\b|\bsearch for (?:and treat )?the precipitant\b|"
+    r"\bconsider admission\b",
+    re.I,
+)
+
+
+def step_fits(step: str, record: Iterable[str], *, treatment_started: bool) -> bool:
+    """Whether a plan step said after admission fits the record's ``record`` texts: an
+    operation it presupposes is in the record, and it is no step of the first hours (a
+    first dose, deciding whether to admit) once treatment has started."""
+    if treatment_started and FIRST_HOURS.search(step):
+        return False
+    if AFTER_OPERATION.search(step):
+        return any(OPERATION_DONE.search(t) for t in record)
+    return True
+
+
+# A plan action for while a study is awaited, and one for a therapy the patient may take.
+AWAITING = re.compile(r"\bwhile awaiting (?:imaging|the scan|the study)\b", re.I)
+IF_TAKING = re.compile(r"^(?:continue )?(?P<what>.+?)\b[^;]*?\bif already taking it\b", re.I)
+
+
+def action_fits(action: str, *, study_reported: bool, medicines: str) -> bool:
+    """Whether a plan ``action`` fits the record when the plan is made: nothing "while
+    awaiting imaging" once the study is reported, no "continue X if already taking it"
+    unless a medicine of the patient's (``medicines``: names and classes) is X."""
+    if study_reported and AWAITING.search(action):
+        return False
+    m = IF_TAKING.search(action)
+    if m is not None:
+        words = {w for w in _TOKEN.findall(m["what"].lower()) if len(w) >= 5} - {"therapy"}
+        return bool(words) and any(w in medicines.lower() for w in words)
+    return True
+
+
+# ----------------------------------------------------------------------------- consultants
+
+# Advice that belongs to another specialty than the condition's system.
+ADVICE_SPECIALTY: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(renal replacement|dialysis|haemofiltration)\b", re.I), "nephrology"),
+)
+
+
+# "surgical consultation for early cholecystectomy": a referral for an operation, which the
+# surgeon reviewing the patient gives as their own advice ("early cholecystectomy").
+SURGICAL_REFERRAL = re.compile(
+    r"^(?:urgent |early )?surgical (?:consultation|review|referral) for (?P<what>.*\b(?:"
+    r"cholecystectomy|laparotomy|laparoscop\w*|colectomy|resection|surgical repair)\b.*)$",
+    re.I,
+)
+
+
+def surgeon_advice(advice: str) -> str | None:
+    """What the surgeon says of a referral to surgery for an operation, or None."""
+    m = SURGICAL_REFERRAL.match(advice)
+    return m["what"] if m else None
+
+
+def advice_specialty(advice: str) -> str | None:
+    """The specialty whose decision ``advice`` is, where it is not the system's own."""
+    return next((s for p, s in ADVICE_SPECIALTY if p.search(advice)), None)
+
+
+def consultant_advice_fits(advice: str) -> bool:
+    """Whether a consultant reviewing an admitted patient may give ``advice``: not a
+    decision of the first hours (whether to admit, a first dose)."""
+    return FIRST_HOURS.search(advice) is None
+
+
+# A consultation an item asks for, by the words naming its specialty, and the role word
+# of a consultant of that specialty.
+CONSULTATION = re.compile(r"\b(consultation|consult|referral|review|refer)\b", re.I)
+SPECIALTY_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bsurg(?:ical|eon|ery)\b", re.I), "surg"),
+    (re.compile(r"\bnephrolog\w*|\brenal team\b", re.I), "nephrology"),
+    (re.compile(r"\bcardiolog\w*", re.I), "cardiology"),
+    (re.compile(r"\bneurolog\w*", re.I), "neurology"),
+    (re.compile(r"\bgastroenterolog\w*|\bhepatolog\w*", re.I), "gastroenterology"),
+    (re.compile(r"\binfectious diseases?\b|\bID (?:team|consult)", re.I), "infectious"),
+    (re.compile(r"\bendocrin\w*|\bdiabetes specialist\b", re.I), "endocrinology"),
+)
+
+
+def consultation_of(item: str) -> str | None:
+    """The role word of the consultant ``item`` asks for ("surgical consultation" ->
+    "surg"), or None when it asks for no consultation."""
+    if not CONSULTATION.search(item):
+        return None
+    return next((w for p, w in SPECIALTY_WORDS if p.search(item)), None)
+
+
+def consulted(item: str, roles: Iterable[str]) -> bool:
+    """Whether a consultant ``item`` asks for is among the record's speakers ``roles``."""
+    word = consultation_of(item)
+    if word is None:
+        return False
+    return any("consultant" in r.lower() and word in r.lower() for r in roles)
+
+
+# ----------------------------------------------------------------------------- reasons
+
+_NEGATIVE = re.compile(r"^(?:no|without|not)\s+", re.I)
+_REPEAT = re.compile(r"\brepeat\b", re.I)
+# The KB's word for a finding, and the words a report uses for it.
+SYNONYMS: dict[str, str] = {"infiltrate": "consolidation", "infiltrates": "consolidation"}
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def _toks(text: str) -> set[str]:
+    return set(_TOKEN.findall(text.lower()))
+
+
+_NEGATORS = frozenset(["no", "not", "never", "without", "denies", "absent", "nil", "negative"])
+_BREAKS = frozenset(["but", "with", "and", "while", "although", "which", "than"])
+_LOOKBACK = 6
+
+
+def mentions(sentences: Iterable[str], clause: str) -> list[bool]:
+    """For each statement of the record naming ``clause``'s finding (its words, in one
+    sentence that is no question), whether that mention denies it: a negation ("no",
+    "never", "without") within a few words before it, in the same part of the sentence
+    ("hyperinflation ... and no consolidation" denies consolidation, not hyperinflation;
+    "I've never been told I have diabetes" denies diabetes)."""
+    return _mentions(_statements(sentences), clause)
+
+
+def _statements(sentences: Iterable[str]) -> list[tuple[list[str], set[str]]]:
+    """The words of each sentence that is no question (list and set)."""
+    out = []
+    for s in sentences:
+        if not s.rstrip().endswith("?"):
+            words = _TOKEN.findall(s.lower())
+            out.append((words, set(words)))
+    return out
+
+
+def _mentions(statements: list[tuple[list[str], set[str]]], clause: str) -> list[bool]:
+    want = set(_TOKEN.findall(_NEGATIVE.sub("", clause).lower()))
+    if not want:
+        return []
+    out: list[bool] = []
+    for words, vocab in statements:
+        if not want <= vocab:
+            continue
+        at = min(i for i, w in enumerate(words) if w in want)
+        denied = False
+        for w in reversed(words[max(0, at - _LOOKBACK) : at]):
+            if w in _BREAKS:
+                break
+            if w in _NEGATORS:
+                denied = True
+                break
+        out.append(denied)
+    return out
+
+
+def negation_contradicted(sentences: Iterable[str], clause: str) -> bool:
+    """Whether ``clause`` ("no chest pain") is contradicted: the record states the finding
+    without denying it ("For about 4 days I've had blurred vision and chest pain.")."""
+    return _contradicted(_mentions(_statements(sentences), clause))
+
+
+def only_negated(sentences: Iterable[str], clause: str) -> bool:
+    """Whether the record names ``clause`` ("diabetes") only to deny it ("I've never been
+    told I have diabetes")."""
+    return _denied(_mentions(_statements(sentences), clause))
+
+
+def _contradicted(found: list[bool]) -> bool:
+    return any(not denied for denied in found)
+
+
+def _denied(found: list[bool]) -> bool:
+    return bool(found) and all(found)
+
+
+def repeat_unshown(rows: dict[str, list[object]], clause: str, lab_id: str | None) -> bool:
+    """Whether ``clause`` cites a repeat result ("raised potassium on a repeat sample")
+    while the record shows one result of that test at most."""
+    if not _REPEAT.search(clause):
+        return False
+    return lab_id is None or len(rows.get(lab_id, [])) < 2
+
+
+def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None:
+    """``supported_reason`` made to agree with the record: the clauses it keeps are not
+    contradicted (an absence the patient reports), a repeat result is shown, a KB word the
+    report says otherwise is said in the report's word ("without infiltrate" where the
+    report gives "no consolidation"); None when nothing supported is left."""
+    from behaviorsft.build.lint_plan import (
+        _lab_of,
+        clause_supported,
+        join_clauses,
+        split_clauses,
+    )
+
+    sentences: list[str] = getattr(shown, "sentences", [])
+    rows: dict[str, list[object]] = getattr(shown, "rows", {})
+    ok: list[str] = []
+    bad: list[str] = []
+    clauses = split_clauses(reason)
+    statements: list[tuple[list[str], set[str]]] | None = None  # tokenised once, if needed
+    for clause in clauses:
+        said = clause
+        good = clause_supported(kb, shown, clause)  # type: ignore[arg-type]
+        if not good and _NEGATIVE.match(clause):
+            alt = " ".join(SYNONYMS.get(w.lower(), w) for w in clause.split())
+            if alt != clause and clause_supported(kb, shown, alt):  # type: ignore[arg-type]
+                said, good = alt, True
+        if good:
+            statements = statements if statements is not None else _statements(sentences)
+            found = _mentions(statements, said)
+            negative = _NEGATIVE.match(said) is not None
+            if _contradicted(found) if negative else _denied(found):
+                good = False
+        if (
+            good
+            and _REPEAT.search(said)
+            and repeat_unshown(rows, said, _lab_of(kb, _REPEAT.split(said)[0]))
+        ):
+            good = False
+        (ok if good else bad).append(said)
+    if not bad:
+        return reason if ok == clauses else join_clauses(ok)
+    if not ok:
+        return None
+    if all(_NEGATIVE.match(c) for c in ok):
+        return None
+    return join_clauses(ok)
+
+
+# ----------------------------------------------------------------------------- organisms
+
+# An organism, the words that name it, and the Gram-stain patterns that point to it.
+ORGANISMS: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
+    (
+        "meningococcus",
+        re.compile(r"(?<!non-)\bmeningococc\w*|\bneisseria meningitidis\b", re.I),
+        ("gram-negative diplococci",),
+    ),
+    (
+        "pneumococcus",
+        re.compile(r"(?<!non-)\bpneumococc\w*|\bstreptococcus pneumoniae\b", re.I),
+        ("gram-positive diplococci", "gram-positive cocci in chains/pairs"),
+    ),
+    (
+        "haemophilus",
+        re.compile(r"\bhaemophilus influenzae\b", re.I),
+        ("gram-negative coccobacilli",),
+    ),
+)
+
+
+def organisms_named(text: str) -> set[str]:
+    """The organisms ``text`` names ("close contact with meningococcal disease")."""
+    return {name for name, words, _ in ORGANISMS if words.search(text)}
+
+
+def organisms_found(results: Iterable[str]) -> set[str]:
+    """The organisms microbiology ``results`` point to, by name or Gram-stain pattern."""
+    out: set[str] = set()
+    for r in results:
+        low = r.lower().strip()
+        out |= organisms_named(low)
+        out |= {name for name, _, patterns in ORGANISMS if low in patterns}
+    return out
+
+
+def organism_conflict(text: str, results: Iterable[str]) -> str | None:
+    """Why ``text`` contradicts the microbiology ``results`` (it names an organism while
+    the results point only to others), or None."""
+    named = organisms_named(text)
+    if not named:
+        return None
+    found = organisms_found(results)
+    if found and not named & found:
+        return f"names {', '.join(sorted(named))} but the results point to " + ", ".join(
+            sorted(found)
+        )
+    return None

@@ -1,0 +1,322 @@
+"""Clinical linter, agreement with the record: turns and excerpts that contradict it, and
+roles outside their scope.
+
+Called from :mod:`behaviorsft.build.lint` (one hook per conversation, one per task of a
+bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with the record"):
+
+``reason-contradicted``   a reason cited against a differential that the record
+                          contradicts: an absence ("no chest pain") the patient reports, a
+                          result "on a repeat sample" before any repeat is shown, or a
+                          finding the record only denies ("diabetes" where the patient has
+                          never been told of it)
+``done-impossible``       a turn or excerpt lists as done a step that happens after
+                          discharge or runs for months ("recheck renal function 3 months
+                          after the episode"), or a conditional step whose condition the
+                          record does not show
+``not-done-contradicted`` a consultation called not done, or outstanding, while a
+                          consultant of that specialty reviewed the patient
+``step-out-of-order``     a plan step about an event the record lacks or has passed: "within
+                          24 h of cholecystectomy" with no operation, a first dose or a
+                          site-of-care decision once treatment has started
+``consultant-specialty``  a consultant giving another specialty's decision (renal
+                          replacement therapy from a rheumatologist)
+``considered-incomplete`` a discharge summary whose "also considered" list leaves out a
+                          differential the team discussed (septic arthritis and pseudogout
+                          in a gout flare)
+``organism-discordant``   a turn (history, examination, plan) naming an organism while the
+                          case's microbiology points only to others (a meningococcal contact,
+                          or meningococcal chemoprophylaxis, with gram-positive diplococci)
+
+The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from behaviorsft.build.coherence import (
+    AFTER_OPERATION,
+    AWAITING,
+    FIRST_HOURS,
+    IF_TAKING,
+    OPERATION_DONE,
+    action_fits,
+    advice_specialty,
+    consulted,
+    done_by_discharge,
+    negation_contradicted,
+    only_negated,
+    organism_conflict,
+    repeat_unshown,
+    surgeon_advice,
+)
+from behaviorsft.sources.kb import KnowledgeBase
+
+RULES: dict[str, tuple[str, str]] = {
+    "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
+    "done-impossible": ("error", "a step listed as done that cannot be done by then"),
+    "not-done-contradicted": ("error", "a consultation called not done that took place"),
+    "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
+    "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
+    "organism-discordant": ("error", "a turn names an organism the microbiology contradicts"),
+    "considered-incomplete": ("error", "a summary's 'also considered' omits a discussed dx"),
+}
+
+KB_CODES = "behaviorsft-kb"
+_NEGATIVE = re.compile(r"^(?:no|without|not)\s+", re.I)
+_DONE_TURN = re.compile(r"^(?:Documented|Done and recorded):\s*(?P<item>.+?)\.?$")
+_FIRST_DOSE = re.compile(r"^(?:First dose of .+ given|Plan started)\.", re.I)
+_PLAN = re.compile(r"\b(?:Plan|From our side):", re.I)
+LAY = ("patient", "family member", "relative", "caregiver")
+
+
+class _Adds(Protocol):
+    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
+
+
+def kb_condition(kb: KnowledgeBase, case: dict[str, Any] | None) -> Any:
+    """The KB condition of a synthetic case (raw JSON), or None."""
+    for c in (case or {}).get("conditions") or []:
+        if c.get("code_system") == KB_CODES and c.get("code") in kb.conditions:
+            return kb.conditions[c["code"]]
+    return None
+
+
+# ----------------------------------------------------------------------------- turns
+
+
+def lint_conversation(
+    kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None
+) -> None:
+    """The turns of one conversation (synthetic records only)."""
+    from behaviorsft.build.lint_plan import _lab_of, cited_reasons, shown_record, split_clauses
+    from behaviorsft.build.record_index import split_condition
+
+    cond = kb_condition(kb, case)
+    if cond is None:
+        return
+    turns = conv.get("turns") or []
+    texts = [str(t.get("text", "")) for t in turns]
+    findings = (case or {}).get("findings") or []
+    micro = [str(f.get("value_text") or "") for f in findings if f.get("kind") == "lab"]
+    taking = " ".join(
+        f"{m.get('name', '')} {m.get('drug_class') or ''}"
+        for m in (case or {}).get("medications") or []
+        if m.get("indication") != cond.name
+    )
+    studies = [str(f.get("name", "")) for f in findings if f.get("kind") == "imaging"]
+    started = reported = False
+    for i, t in enumerate(turns):
+        idx = t.get("index", i)
+        role = str(t.get("role", "")).lower()
+        text = texts[i]
+        why = organism_conflict(text, micro)
+        if why is not None:
+            where.add("organism-discordant", f"'{text[:80]}' {why}", idx)
+        if role in LAY:
+            continue
+        reasons = [r for r in cited_reasons(text) if r[1] == "is less likely"]
+        if reasons:
+            shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]], lay=True)
+            for dx, _, reason in reasons:
+                for clause in split_clauses(reason):
+                    if _NEGATIVE.match(clause) and negation_contradicted(shown.sentences, clause):
+                        where.add(
+                            "reason-contradicted",
+                            f"'{dx} is less likely given {reason}' but the record states "
+                            f"{_NEGATIVE.sub('', clause)}",
+                            idx,
+                        )
+                    elif not _NEGATIVE.match(clause) and only_negated(shown.sentences, clause):
+                        where.add(
+                            "reason-contradicted",
+                            f"'{dx} is less likely given {reason}' but the record denies {clause}",
+                            idx,
+                        )
+                    repeat = re.split(r"\brepeat\b", clause, flags=re.I)
+                    lab = _lab_of(kb, repeat[0]) if len(repeat) > 1 else None
+                    if repeat_unshown(shown.rows, clause, lab):  # type: ignore[arg-type]
+                        where.add(
+                            "reason-contradicted",
+                            f"'{dx}': '{clause}' cites a repeat result the record never shows",
+                            idx,
+                        )
+        m = _DONE_TURN.match(text)
+        if m is not None:
+            item = m["item"]
+            if not done_by_discharge(item):
+                where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
+            elif split_condition(item)[1] is not None:
+                where.add(
+                    "done-impossible",
+                    f"'{item}' recorded as done with its condition (a rule, not a record)",
+                    idx,
+                )
+        plan = _PLAN.search(text) is not None
+        if plan and started and FIRST_HOURS.search(text):
+            m2 = FIRST_HOURS.search(text)
+            assert m2 is not None
+            where.add(
+                "step-out-of-order",
+                f"'{m2.group(0)}' after treatment has started: '{text[:90]}'",
+                idx,
+            )
+        if (
+            plan
+            and AFTER_OPERATION.search(text)
+            and not any(OPERATION_DONE.search(x) for x in texts)
+        ):
+            where.add(
+                "step-out-of-order", f"a step after an operation never done: '{text[:90]}'", idx
+            )
+        if plan and AWAITING.search(text) and reported:
+            where.add(
+                "step-out-of-order",
+                f"'while awaiting imaging' after the report: '{text[:90]}'",
+                idx,
+            )
+        parts = [p.strip() for p in _PLAN.sub("", text).split(";")] if plan else []
+        if any(
+            IF_TAKING.search(p) and not action_fits(p, study_reported=False, medicines=taking)
+            for p in parts
+        ):
+            where.add(
+                "step-out-of-order",
+                f"a therapy 'if already taking it' not taken: '{text[:90]}'",
+                idx,
+            )
+        if any(text.startswith(f"{n}:") or f"reported the {n.lower()}:" in text for n in studies):
+            reported = True
+        if "consultant" in role:
+            other = advice_specialty(text)
+            if other is not None and other not in role:
+                where.add("consultant-specialty", f"a {role} gives {other}'s advice", idx)
+            said = text.split("From our side:", 1)[-1].strip(" .")
+            if "surg" not in role and surgeon_advice(said) is not None:
+                where.add(
+                    "consultant-specialty",
+                    f"a {role} refers to surgery for an operation: '{said[:80]}'",
+                    idx,
+                )
+        if _FIRST_DOSE.match(text):
+            started = True
+
+
+def _rows(turn: dict[str, Any]) -> list[list[Any]]:
+    return [r for a in turn.get("attachments") or [] for r in a.get("rows") or []]
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def _answer(task: dict[str, Any]) -> str:
+    return next(
+        (
+            str(o.get("text", ""))
+            for o in task.get("options") or []
+            if o.get("label") == task.get("answer")
+        ),
+        "",
+    )
+
+
+_SUMMARY = re.compile(r"final diagnosis (?P<final>.+?)\. Also considered: (?P<items>.+?)\.?$", re.I)
+_DONE_ALREADY = re.compile(r"done already:\s*(?P<items>.+?)\.?$", re.I)
+_NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
+_REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
+
+
+def lint_task(
+    kb: KnowledgeBase,
+    where: _Adds,
+    task: dict[str, Any],
+    conv: dict[str, Any] | None,
+    case: dict[str, Any] | None,
+) -> None:
+    """One task's excerpt and key against the conversation it is asked on."""
+    cond = kb_condition(kb, case)
+    if cond is None or conv is None:
+        return
+    ctx = task.get("context") or {}
+    excerpt = str(ctx.get("excerpt") or "")
+    end = ctx.get("turn_end")
+    turns = (conv.get("turns") or [])[: (end + 1) if isinstance(end, int) else None]
+    roles = [str(t.get("role", "")) for t in turns]
+    kind = task.get("task_type")
+    m = _DONE_ALREADY.search(excerpt)
+    if m is not None:
+        from behaviorsft.build.record_index import split_condition
+
+        for item in _items(m["items"]):
+            if not done_by_discharge(item):
+                where.add("done-impossible", f"'{item}' listed as done already", None)
+            elif split_condition(item)[1] is not None and not _holds(kb, case, turns, item):
+                where.add(
+                    "done-impossible",
+                    f"'{item}' listed as done although its condition is not in the record",
+                    None,
+                )
+    m = _SUMMARY.search(excerpt)
+    if m is not None:
+        listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}
+        for d in cond.differentials[:2]:
+            if d.name.lower() not in listed:
+                where.add(
+                    "considered-incomplete",
+                    f"the summary does not list '{d.name}', which the team discussed",
+                    None,
+                )
+    claimed: list[str] = []
+    m = _NOT_DONE.search(excerpt)
+    if m is not None:
+        claimed += _items(m["items"])
+    if kind in ("omission_detection", "standard_of_care") and not task.get("restraint_control"):
+        answer = _answer(task)
+        r = _REQUIRED.match(answer)
+        claimed.append(r["item"] if r else answer)
+    for item in dict.fromkeys(c[0].lower() + c[1:] for c in claimed if c):
+        if consulted(item, roles):
+            where.add(
+                "not-done-contradicted",
+                f"'{item}' called not done, but a consultant of that specialty reviewed the "
+                "patient",
+                None,
+            )
+
+
+def _items(text: str) -> list[str]:
+    return [x.strip(" .") for x in text.split("; ") if x.strip(" .")]
+
+
+def _holds(
+    kb: KnowledgeBase, case: dict[str, Any] | None, turns: list[dict[str, Any]], item: str
+) -> bool:
+    """Whether ``item``'s applicability clause holds in the record (``condition_holds``)."""
+    from behaviorsft.build.record_index import RecordIndex, condition_holds, split_condition
+    from behaviorsft.records import Case, Turn
+
+    clause = split_condition(item)[1]
+    if clause is None or case is None:
+        return True
+    try:
+        idx = RecordIndex.build(
+            Case.model_validate(case), [Turn.model_validate(t) for t in turns], kb
+        )
+    except ValueError:
+        return True
+    return condition_holds(clause, idx) is True
+
+
+def lint_tasks(
+    kb: KnowledgeBase,
+    tasks: Iterable[tuple[int, dict[str, Any]]],
+    convs: dict[str, dict[str, Any]],
+    cases: dict[str, dict[str, Any]],
+    where_of: Any,
+) -> None:
+    """Every task of ``tasks`` (``(line, task)``); ``where_of(line, id)`` makes its adder."""
+    for line, task in tasks:
+        cid = str(task.get("case_id", ""))
+        lint_task(kb, where_of(line, str(task.get("id", ""))), task, convs.get(cid), cases.get(cid))
