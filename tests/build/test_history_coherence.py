@@ -287,3 +287,14 @@ def test_history_misfiled_flags_a_trigger_reported_as_a_symptom() -> None:
     case = _record(["obesity"], complaints=["fever", "onset after a fatty meal"])
     hits = _rules(case, rule="history-misfiled")
     assert len(hits) == 1 and "fatty meal" in hits[0].message
+
+
+@pytest.mark.parametrize("index", [498, 750, 3942])
+def test_a_history_medicine_is_dosed_by_the_clearance_rule_too(index: int) -> None:
+    """7-000498/750/3942 (full seed-7 build): a hypertension history got lisinopril 10 mg at a
+    Cockcroft-Gault clearance of 24-28 mL/min, which the KB's 'CrCl 10-30: start 5 mg' rule
+    reduces: the history's renal check read the eGFR only."""
+    case = synthesize_case(index, seed=7, kb=KB)
+    found = lint_records([(1, case.model_dump(mode="json"))], [], kb=KB)
+    assert [f.message for f in found if f.rule == "renal-dose"] == []
+    assert [m.dose for m in case.medications if m.name == "Lisinopril"] == ["5 mg"]

@@ -814,7 +814,7 @@ def synthesize_case(
         seed=seed,
         index=index,
         clashes=lambda did, ids: clashes_with_plan(kb, did, ids),
-        renal=lambda did, g, dose: renal_problem(kb, did, g, dose),
+        renal=lambda did, g, dose: renal_problem(kb, did, g, dose, crcl),
     )
     meds = [*home_meds, *plan]
     # Sick-day rules: the regular medicines held in this acute illness (prescribing.py).
