@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from behaviorsft.build import ward_turns
 from behaviorsft.build.coherence import (
     action_fits,
     advice_specialty,
@@ -434,8 +435,19 @@ def _render_kb(
         # not an item the record's severity already had done left conditional (severity.py)
         return safe(text) and still_open(kb, case, cond_id, text)
 
+    # nothing the record already did (ward_turns.advice_done): no ICU advice in intensive care
+    plan_drugs = " ".join(f"{m.name} {m.drug_class or ''}" for m in case.medications)
+    in_icu = _in_icu(case, [a for a in cond.treatments.actions if current(a)])
+    studies = [f.name for f in case.findings if f.kind == "imaging"]
     advice = next(
-        (a for a in cond.next_actions if current(a) and consultant_advice_fits(a)),
+        (
+            a
+            for a in cond.next_actions
+            if current(a)
+            and consultant_advice_fits(a)
+            and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies)
+            is None
+        ),
         "we agree with the plan",
     )
     said_advice = surgeon_advice(advice) or advice  # the surgeon's own words for a referral
@@ -493,11 +505,7 @@ def _render_kb(
     )
     exposures = [r for r in risks if is_exposure(r)]  # habits and recent events: own question
     if exposures:
-        b.say(
-            edp,
-            "Do you smoke, drink or use drugs, and how are things at home? Anything recent, "
-            "or anything that set it off?",
-        )
+        b.say(edp, ward_turns.exposure_question(exposures))  # asks what the patient tells
         b.say(patient, spoken_history(exposures), anchor="exposures")
     b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
     b.say(
@@ -650,9 +658,13 @@ def _render_kb(
     course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
     if not any(e.kind == "consult" for e in course):  # a case made before the course events
         b.say(consultant, f"From our side: {said_advice}.", anchor="consultant")
+    # given in the emergency department, once: a drug no severity statement already gave
+    first = ward_turns.first_dose_index([m.name for m in plan], statements(case))
     b.say(
-        ward,
-        f"First dose of {plan[0].name.lower()} given." if plan else "Plan started.",
+        b.person("ed_nurse", "Nurse", "emergency department nurse"),
+        f"First dose of {plan[first].name.lower()} given."
+        if plan and first is not None
+        else "The first doses are in, as above." if plan else "Plan started.",
         anchor="first_dose",
     )
     b.say(relative, "Is this serious? What happens now?", "Can you tell us what's going on?")
@@ -691,11 +703,20 @@ def _render_kb(
 
     def overnight() -> None:
         unit = level_of_care(case)
+        # where the patient is: intensive care where the plan or the severity admitted them
+        if unit is None and ward_turns.icu_planned([b.turns[b.anchors["plan"]].text]):
+            unit = "intensive care"
+        def icu() -> tuple[str, str]:
+            return b.person("icu_nurse", "Nurse", "intensive care nurse")
+
         if unit is not None and not any("vasopressor" in (m.drug_class or "") for m in plan):
-            b.say(ward, f"Overnight in {unit}: close observation, no deterioration.")
+            b.say(
+                icu() if "intensive care" in unit else ward,
+                f"Overnight in {unit}: close observation, no deterioration.",
+            )
         elif any("vasopressor" in (m.drug_class or "") for m in plan):
             # a patient on a vasopressor is not "stable on the ward"
-            b.say(ward, "Overnight in intensive care: still on the vasopressor, observed hourly.")
+            b.say(icu(), "Overnight in intensive care: still on the vasopressor, observed hourly.")
         else:
             b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
 
@@ -759,7 +780,11 @@ def _render_kb(
     # or belongs to the first hours (coherence.step_fits)
     said = [t.text for t in b.turns]
     steps = [
-        a for a in cond.next_actions if current(a) and step_fits(a, said, treatment_started=True)
+        a
+        for a in cond.next_actions
+        if current(a)
+        and step_fits(a, said, treatment_started=True)
+        and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
     ]
     later = [a for a in steps if a != advice]
     # prescribing: a step that starts a drug only with the indication the record documents
@@ -772,6 +797,17 @@ def _render_kb(
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
     return b.done(omitted=(omit,) if omit is not None else ())
+
+
+def _in_icu(case: Case, actions: list[str]) -> bool:
+    """Whether the patient goes to intensive care: the severity's level of care, a
+    vasopressor, or a plan action admitting them."""
+    unit = level_of_care(case) or ""
+    return (
+        "intensive care" in unit
+        or any("vasopressor" in (m.drug_class or "") for m in case.medications)
+        or ward_turns.icu_planned(actions)
+    )
 
 
 # Per KB: results of the record checks ``_render_kb`` makes of KB texts (pure in the KB

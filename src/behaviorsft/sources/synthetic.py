@@ -52,6 +52,7 @@ from behaviorsft.build.lint_values import (
     henderson_hasselbalch_ph,
     winters_paco2,
 )
+from behaviorsft.build.ward_turns import exam_vitals_conflict, first_dose_index
 from behaviorsft.records import (
     Allergy,
     Case,
@@ -586,6 +587,15 @@ def synthesize_case(
     # no finding naming an organism the microbiology contradicts (build/coherence.py)
     micro = [f.value_text or "" for f in [*findings, *cultures] if f.kind == "lab"]
     exam = [e for e in exam if organism_conflict(e, micro) is None] or exam
+    # nor one the vital signs contradict ("slow pulse" at 80/min; build/ward_turns.py)
+    shown_vitals = {
+        vid: f.value
+        for vid, f in zip(VITALS, findings[: len(VITALS)], strict=True)
+        if f.value is not None
+    }
+    fits = [str(observed(e)) for e in documented]
+    fits = [e for e in fits if exam_vitals_conflict(e, shown_vitals) is None]
+    exam = [e for e in exam if e in fits] or fits[:1] or exam
     for e in exam:
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     imaging = cond.imaging[0]
@@ -837,8 +847,10 @@ def synthesize_case(
         Event(day=0, kind="imaging", text=f"{imaging.modality} performed."),
         Event(day=0, kind="diagnosis", text=f"Working diagnosis: {cond.name}."),
     ]
-    if plan:
-        timeline.append(Event(day=0, kind="medication", text=f"{plan[0].name} started."))
+    if plan:  # the first drug no severity statement gives (build/ward_turns.py)
+        said = [e.text for e in severe if e.kind == severity.ESCALATION]
+        first = plan[first_dose_index([m.name for m in plan], said) or 0]
+        timeline.append(Event(day=0, kind="medication", text=f"{first.name} started."))
     timeline += severe
     timeline += course_events(seed, index, repeat)
     timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))

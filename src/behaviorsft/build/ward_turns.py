@@ -1,0 +1,217 @@
+"""Turns that read like a ward (docs/building.md, "Turns that read like a ward (round 4)").
+
+Helpers the renderer (``conversation.py``) and case synthesis (``sources/synthetic.py``)
+use, and that ``lint_record.py`` uses to find the text that does not fit:
+
+* the doctor's question about habits and recent events asks about what the patient has
+  to tell (``exposure_question``), chosen from the items' kinds, never one fixed question;
+* an examination finding does not contradict the same record's vital signs ("slow pulse"
+  with a heart rate of 80: ``exam_vitals_conflict``);
+* a first dose is stated once: the drug named by the emergency department nurse is one no
+  severity statement already gave (``first_dose_index``);
+* the overnight turn names where the patient is (``icu_planned``), and a consultant does
+  not advise what is already done (``advice_done``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+# ----------------------------------------------------------------------------- exposures
+
+# Kind of a habit/exposure/recent-event history item, and the question that asks for it.
+EXPOSURE_KINDS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    (
+        "habit",
+        re.compile(r"smoking\b|alcohol|cocaine|amphetamine|injection drug", re.I),
+        "Do you smoke, drink alcohol or use any drugs?",
+    ),
+    (
+        "recent",
+        re.compile(
+            r"^recent\b(?! sexual)|close contact|travel|postoperative|infection|influenza|"
+            r"leg in a cast|intercurrent",
+            re.I,
+        ),
+        "Has anything happened recently: an illness, an operation, travel, contact with "
+        "someone ill or a change in your medicines?",
+    ),
+    (
+        "sexual",
+        re.compile(r"sexual|spermicide", re.I),
+        "Any new sexual partner or recent sexual contact?",
+    ),
+    (
+        "trigger",
+        re.compile(
+            r"missed|omission|non-adherence|abrupt|diet|unusual exercise|air pollution|"
+            r"smoke exposure|laxative|stress dosing|pump failure|long lie",
+            re.I,
+        ),
+        "Did anything set this off: a missed or stopped medicine, something you ate or did?",
+    ),
+    (
+        "lifestyle",
+        re.compile(r"inactivity|weight loss", re.I),
+        "How active are you, and has your weight changed lately?",
+    ),
+    (
+        "vaccination",
+        re.compile(r"vaccinat", re.I),
+        "Are your vaccinations up to date?",
+    ),
+    (
+        "living",
+        re.compile(r"residen|homeless|incarceration|access to water|birth in", re.I),
+        "Where are you living at the moment, and how do you manage there?",
+    ),
+)
+# Asked when no item has a known kind.
+EXPOSURE_FALLBACK = "Anything about your habits, your home or recent events we should know?"
+# The one fixed question of round 4 (asks every kind at once).
+OLD_EXPOSURE_QUESTION = "Do you smoke, drink or use drugs, and how are things at home?"
+
+
+def exposure_kinds(items: Iterable[str]) -> list[str]:
+    """The kinds of ``items`` (history items ``history.is_exposure`` accepts), in the fixed
+    order of ``EXPOSURE_KINDS``."""
+    items = list(items)
+    return [k for k, p, _ in EXPOSURE_KINDS if any(p.search(i) for i in items)]
+
+
+def exposure_question(items: Iterable[str]) -> str:
+    """The question that asks for ``items``: one sentence per kind they hold."""
+    asks = {k: q for k, _, q in EXPOSURE_KINDS}
+    kinds = exposure_kinds(items)
+    return " ".join(asks[k] for k in kinds) if kinds else EXPOSURE_FALLBACK
+
+
+def asked_kinds(text: str) -> list[str] | None:
+    """The kinds a doctor's turn asks about (None: not an exposure question)."""
+    if OLD_EXPOSURE_QUESTION in text:
+        return [k for k, _, _ in EXPOSURE_KINDS]
+    got = [k for k, _, q in EXPOSURE_KINDS if q in text]
+    return got or ([] if EXPOSURE_FALLBACK in text else None)
+
+
+# ----------------------------------------------------------------------------- exam
+
+# An examination finding that states a vital sign, and when the vitals contradict it
+# (vital id, the test that the value contradicts the finding).
+_NOT_NEGATED = r"(?<!no )(?<!without )(?<!orthostatic )(?<!postural )"
+EXAM_VITALS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(_NOT_NEGATED + r"\b(?:slow pulse|bradycardi\w*)", re.I), "heart_rate", "ge60"),
+    (re.compile(_NOT_NEGATED + r"\b(?:tachycardi\w*|rapid pulse)", re.I), "heart_rate", "le100"),
+    (re.compile(_NOT_NEGATED + r"\bhypotensi\w*", re.I), "sbp", "ge100"),
+    (re.compile(_NOT_NEGATED + r"\b(?:febrile|fever|pyrexi\w*)", re.I), "temperature", "lt37.5"),
+    (re.compile(r"\bafebrile\b", re.I), "temperature", "ge38"),
+    (re.compile(_NOT_NEGATED + r"\btachypno\w*", re.I), "respiratory_rate", "le20"),
+    (re.compile(_NOT_NEGATED + r"\bhypox\w*", re.I), "spo2", "ge95"),
+)
+_SAID = {"heart_rate": "heart rate", "sbp": "systolic BP", "temperature": "temperature"}
+
+
+def _contradicts(test: str, value: float) -> bool:
+    op, bound = test[:2], float(test[2:])
+    return {"ge": value >= bound, "le": value <= bound, "lt": value < bound}[op]
+
+
+def exam_vitals_conflict(text: str, vitals: Mapping[str, float]) -> str | None:
+    """Why examination finding ``text`` contradicts ``vitals`` (id -> value), or None."""
+    for pattern, vid, test in EXAM_VITALS:
+        m = pattern.search(text)
+        if m is None or vid not in vitals:
+            continue
+        if _contradicts(test, vitals[vid]):
+            said = _SAID.get(vid, vid.replace("_", " "))
+            return f"'{m.group(0)}' with {said} {vitals[vid]:g}"
+    return None
+
+
+# Vital finding names (labs.yaml) -> ids, for records read back from JSON.
+VITAL_IDS = {
+    "body temperature": "temperature",
+    "heart rate": "heart_rate",
+    "respiratory rate": "respiratory_rate",
+    "systolic blood pressure": "sbp",
+    "diastolic blood pressure": "dbp",
+    "oxygen saturation (pulse oximetry)": "spo2",
+}
+
+
+# ----------------------------------------------------------------------------- first dose
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z]+", name.lower()) if len(w) >= 5]
+
+
+def named_in(name: str, texts: Iterable[str]) -> bool:
+    """Whether a drug ``name`` ("Albuterol (salbutamol)") is named in any of ``texts``."""
+    said = " ".join(texts).lower()
+    return any(re.search(rf"\b{w}\b", said) for w in _words(name))
+
+
+def first_dose_index(names: Sequence[str], statements: Iterable[str]) -> int | None:
+    """The plan drug whose first dose the nurse reports: the first that no severity
+    statement already says was given (None: all were)."""
+    said = list(statements)
+    return next((i for i, n in enumerate(names) if not named_in(n, said)), None)
+
+
+# ----------------------------------------------------------------------------- care level
+
+_ICU = r"(?:ICU|intensive care(?: unit)?|critical care)"
+ICU_ADMISSION = re.compile(
+    rf"\b(?:{_ICU} admission|admi(?:t|tted|ssion) to (?:an? |the )?{_ICU}|"
+    rf"transfer(?:red)? to (?:an? |the )?{_ICU}|in {_ICU})\b",
+    re.I,
+)
+_CONDITIONAL = re.compile(r"\b(?:if|when|unless|consider|referral)\b", re.I)
+WARD_OVERNIGHT = re.compile(
+    r"\b(?:stable overnight on the ward|overnight observations were)\b", re.I
+)
+
+
+def icu_planned(texts: Iterable[str]) -> bool:
+    """Whether any clause of ``texts`` (plan, severity statements) admits to intensive
+    care unconditionally ("ICU admission with arterial BP monitoring", not "ICU referral
+    for drowsiness")."""
+    for text in texts:
+        for clause in re.split(r"[;:]|\.\s", text):
+            if ICU_ADMISSION.search(clause) and not _CONDITIONAL.search(clause):
+                return True
+    return False
+
+
+_ADVICE_ICU = re.compile(rf"\b(?:admi(?:t|ssion) to {_ICU}|{_ICU} (?:admission|referral))", re.I)
+_ADVICE_ANTICOAG = re.compile(r"\b(?:start|begin|initiate|commence)\b.*\banticoagula", re.I)
+_IMAGING = (
+    ("ultrasound", re.compile(r"\bultrasound|\bUS\b|sonograph|duplex", re.I)),
+    ("ct", re.compile(r"\bCT\b|computed tomograph", re.I)),
+    ("mri", re.compile(r"\bMRI?\b|magnetic resonance", re.I)),
+    ("echo", re.compile(r"\bechocardiogra\w*|\becho\b", re.I)),
+)
+_ANTICOAG = re.compile(
+    r"anticoagula|apixaban|rivaroxaban|edoxaban|dabigatran|warfarin|heparin|enoxaparin|"
+    r"dalteparin|fondaparinux",
+    re.I,
+)
+
+
+def advice_done(advice: str, *, icu: bool, plan_drugs: str, studies: Iterable[str]) -> str | None:
+    """What in the record already does ``advice`` (None: not done): intensive care for a
+    patient already there, starting anticoagulation with an anticoagulant prescribed, a
+    study of the modality already reported."""
+    if icu and _ADVICE_ICU.search(advice):
+        return "the patient is already in intensive care"
+    if _ADVICE_ANTICOAG.search(advice) and _ANTICOAG.search(plan_drugs):
+        return "an anticoagulant is already prescribed"
+    studies = list(studies)
+    for kind, pattern in _IMAGING:
+        if pattern.search(advice) and any(pattern.search(s) for s in studies):
+            if re.search(r"\b(?:repeat|follow-up|serial)\b", advice, re.I):
+                continue
+            return f"the {kind} study is already reported"
+    return None
