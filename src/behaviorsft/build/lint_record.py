@@ -27,6 +27,23 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           case's microbiology points only to others (a meningococcal contact,
                           or meningococcal chemoprophylaxis, with gram-positive diplococci)
 
+Round-4 rules (docs/building.md, "Turns that read like a ward (round 4)"; helpers in
+:mod:`behaviorsft.build.ward_turns`):
+
+``exposure-question``     the doctor's question on habits and recent events asks about other
+                          kinds than the patient's items (the fixed "smoke, drink ..., home?"
+                          question answered with "I've had a cold")
+``exam-vitals-contradiction`` an examination finding the same record's vitals contradict
+                          ("slow pulse" with heart rate 80)
+``first-dose-repeated``   "First dose of X given" after a severity statement already gave X
+``first-dose-setting``    a day-0 first dose given by the ward nurse (the patient is still in
+                          the emergency department)
+``overnight-location``    "stable overnight on the ward" for a patient admitted to intensive
+                          care (a plan or severity statement, a vasopressor)
+``advice-already-done``   a consultant (or the day-2 plan) advising what the record already
+                          did: ICU admission in intensive care, starting anticoagulation with
+                          an anticoagulant prescribed, a study already reported
+
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
 
@@ -62,12 +79,20 @@ RULES: dict[str, tuple[str, str]] = {
     "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
     "organism-discordant": ("error", "a turn names an organism the microbiology contradicts"),
     "considered-incomplete": ("error", "a summary's 'also considered' omits a discussed dx"),
+    "exposure-question": ("error", "the habits/recent-events question asks the wrong kinds"),
+    "exam-vitals-contradiction": ("error", "an examination finding the vitals contradict"),
+    "first-dose-repeated": ("error", "a first dose stated after it was already said given"),
+    "first-dose-setting": ("error", "a day-0 first dose given by the ward nurse"),
+    "overnight-location": ("error", "the overnight turn puts an ICU patient on the ward"),
+    "advice-already-done": ("error", "advice to do what the record already did"),
 }
 
 KB_CODES = "behaviorsft-kb"
 _NEGATIVE = re.compile(r"^(?:no|without|not)\s+", re.I)
 _DONE_TURN = re.compile(r"^(?:Documented|Done and recorded):\s*(?P<item>.+?)\.?$")
-_FIRST_DOSE = re.compile(r"^(?:First dose of .+ given|Plan started)\.", re.I)
+_FIRST_DOSE = re.compile(r"^(?:First dose of .+ given|Plan started|The first doses are in)\b", re.I)
+_FIRST_DOSE_OF = re.compile(r"^First dose of (?P<drug>.+) given\.", re.I)
+_GIVEN_AT = re.compile(r"\bgiven \d+ minutes after arrival\b", re.I)
 _PLAN = re.compile(r"\b(?:Plan|From our side):", re.I)
 LAY = ("patient", "family member", "relative", "caregiver")
 
@@ -202,6 +227,92 @@ def lint_conversation(
                 )
         if _FIRST_DOSE.match(text):
             started = True
+    _lint_ward(where, turns, texts, case)
+
+
+def _lint_ward(
+    where: _Adds, turns: list[dict[str, Any]], texts: list[str], case: dict[str, Any] | None
+) -> None:
+    """The round-4 rules (``ward_turns``) over one synthetic conversation."""
+    from behaviorsft.build import ward_turns as wt
+    from behaviorsft.sources.history import is_exposure
+
+    case = case or {}
+    history = [
+        str(f)[len("History: ") :].rstrip(".")
+        for f in case.get("facts") or []
+        if str(f).startswith("History: ")
+    ]
+    needed = wt.exposure_kinds([h for h in history if is_exposure(h)])
+    findings = case.get("findings") or []
+    vitals = {
+        wt.VITAL_IDS[str(f.get("name", "")).lower()]: float(f["value"])
+        for f in findings
+        if f.get("kind") == "vital"
+        and str(f.get("name", "")).lower() in wt.VITAL_IDS
+        and f.get("value") is not None
+    }
+    meds = case.get("medications") or []
+    plan_drugs = " ".join(f"{m.get('name', '')} {m.get('drug_class') or ''}" for m in meds)
+    icu = any("vasopressor" in str(m.get("drug_class") or "") for m in meds)
+    studies: list[str] = []
+    given: list[str] = []  # severity statements: what was given, and when
+    for i, t in enumerate(turns):
+        idx = t.get("index", i)
+        role = str(t.get("role", "")).lower()
+        text = texts[i]
+        if role in LAY:
+            continue
+        asked = wt.asked_kinds(text)
+        if asked is not None and asked != needed:
+            where.add(
+                "exposure-question",
+                f"asks about {', '.join(asked) or 'nothing in particular'} but the patient "
+                f"has {', '.join(needed) or 'nothing of the kind'} to tell",
+                idx,
+            )
+        if text.startswith(("On examination:", "Examination shows")):
+            for f in findings:
+                said = str(f.get("value_text") or "")
+                why = wt.exam_vitals_conflict(said, vitals) if f.get("kind") == "exam" else None
+                if why is not None and said in text:
+                    where.add("exam-vitals-contradiction", f"examination {why}", idx)
+        if _GIVEN_AT.search(text):
+            given.append(text)
+        m = _FIRST_DOSE_OF.match(text)
+        if m is not None:
+            if wt.named_in(m["drug"], given):
+                where.add(
+                    "first-dose-repeated",
+                    f"'{text}' after a statement already gave it: '{given[-1][:80]}'",
+                    idx,
+                )
+            if role == "ward nurse" and not any("overnight" in x.lower() for x in texts[:i]):
+                where.add(
+                    "first-dose-setting",
+                    f"'{text}' by the ward nurse while the patient is in the emergency department",
+                    idx,
+                )
+        if wt.WARD_OVERNIGHT.search(text) and icu:
+            where.add(
+                "overnight-location",
+                f"'{text}' but the patient was admitted to intensive care",
+                idx,
+            )
+        advice = text.split("From our side:", 1)[1] if "From our side:" in text else None
+        if advice is None and "ward round. Plan:" in text:
+            advice = text.split("Plan:", 1)[1]
+        for a in (advice or "").split(";"):
+            why = wt.advice_done(a.strip(" ."), icu=icu, plan_drugs=plan_drugs, studies=studies)
+            if why is not None:
+                where.add("advice-already-done", f"'{a.strip(' .')}' but {why}", idx)
+        if wt.icu_planned([text]) or text.startswith("Overnight in intensive care"):
+            icu = True
+        studies += [
+            s
+            for s in (str(f.get("name", "")) for f in findings if f.get("kind") == "imaging")
+            if text.startswith(f"{s}:") or f"reported the {s.lower()}:" in text
+        ]
 
 
 def _rows(turn: dict[str, Any]) -> list[list[Any]]:

@@ -193,6 +193,7 @@ _IMAGING = (
     ("mri", re.compile(r"\bMRI?\b|magnetic resonance", re.I)),
     ("echo", re.compile(r"\bechocardiogra\w*|\becho\b", re.I)),
 )
+_ASKS = re.compile(r"^(?:(?:urgent|early|bedside|point-of-care|formal)\s+)*(?P<rest>.*)$", re.I)
 _ANTICOAG = re.compile(
     r"anticoagula|apixaban|rivaroxaban|edoxaban|dabigatran|warfarin|heparin|enoxaparin|"
     r"dalteparin|fondaparinux",
@@ -210,7 +211,9 @@ def advice_done(advice: str, *, icu: bool, plan_drugs: str, studies: Iterable[st
         return "an anticoagulant is already prescribed"
     studies = list(studies)
     for kind, pattern in _IMAGING:
-        if pattern.search(advice) and any(pattern.search(s) for s in studies):
+        # advice to do the study ("ultrasound for an abscess if ..."), not one citing it
+        asks = _ASKS.match(advice)
+        if asks and pattern.match(asks["rest"]) and any(pattern.search(s) for s in studies):
             if re.search(r"\b(?:repeat|follow-up|serial)\b", advice, re.I):
                 continue
             return f"the {kind} study is already reported"
