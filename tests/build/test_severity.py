@@ -101,9 +101,7 @@ def test_stroke_in_the_window_is_thrombolysed_after_bp_lowering() -> None:
     assert any("IV labetalol brought it below" in t for t in texts)
     # each first dose stated once (round 4): no "First dose of labetalol given" after it,
     # nor of aspirin, which waits 24 h after the alteplase
-    assert not any(
-        re.match(r"First dose of (?:labetalol|alteplase|aspirin)\b", t) for t in texts
-    )
+    assert not any(re.match(r"First dose of (?:labetalol|alteplase|aspirin)\b", t) for t in texts)
     assert any("IV alteplase given" in t for t in texts)
     day1 = next(i for i, t in enumerate(texts) if re.match(r"(Later on )?Day 1", t))
     cta = next(i for i, t in enumerate(texts) if "CT angiography" in t)

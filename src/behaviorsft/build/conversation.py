@@ -664,7 +664,9 @@ def _render_kb(
         b.person("ed_nurse", "Nurse", "emergency department nurse"),
         f"First dose of {plan[first].name.lower()} given."
         if plan and first is not None
-        else "The first doses are in, as above." if plan else "Plan started.",
+        else "The first doses are in, as above."
+        if plan
+        else "Plan started.",
         anchor="first_dose",
     )
     b.say(relative, "Is this serious? What happens now?", "Can you tell us what's going on?")
@@ -706,6 +708,7 @@ def _render_kb(
         # where the patient is: intensive care where the plan or the severity admitted them
         if unit is None and ward_turns.icu_planned([b.turns[b.anchors["plan"]].text]):
             unit = "intensive care"
+
         def icu() -> tuple[str, str]:
             return b.person("icu_nurse", "Nurse", "intensive care nurse")
 

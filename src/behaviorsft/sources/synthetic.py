@@ -593,9 +593,9 @@ def synthesize_case(
         for vid, f in zip(VITALS, findings[: len(VITALS)], strict=True)
         if f.value is not None
     }
-    fits = [str(observed(e)) for e in documented]
-    fits = [e for e in fits if exam_vitals_conflict(e, shown_vitals) is None]
-    exam = [e for e in exam if e in fits] or fits[:1] or exam
+    allowed = [str(observed(e)) for e in documented]
+    allowed = [e for e in allowed if exam_vitals_conflict(e, shown_vitals) is None]
+    exam = [e for e in exam if e in allowed] or allowed[:1] or exam
     for e in exam:
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     imaging = cond.imaging[0]
@@ -848,9 +848,9 @@ def synthesize_case(
         Event(day=0, kind="diagnosis", text=f"Working diagnosis: {cond.name}."),
     ]
     if plan:  # the first drug no severity statement gives (build/ward_turns.py)
-        said = [e.text for e in severe if e.kind == severity.ESCALATION]
-        first = plan[first_dose_index([m.name for m in plan], said) or 0]
-        timeline.append(Event(day=0, kind="medication", text=f"{first.name} started."))
+        stated = [e.text for e in severe if e.kind == severity.ESCALATION]
+        first_med = plan[first_dose_index([m.name for m in plan], stated) or 0]
+        timeline.append(Event(day=0, kind="medication", text=f"{first_med.name} started."))
     timeline += severe
     timeline += course_events(seed, index, repeat)
     timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
