@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 # ----------------------------------------------------------------------------- exposures
 
@@ -82,6 +83,11 @@ def exposure_kinds(items: Iterable[str]) -> list[str]:
 
 def exposure_question(items: Iterable[str]) -> str:
     """The question that asks for ``items``: one sentence per kind they hold."""
+    return _exposure_question(tuple(items))
+
+
+@lru_cache(maxsize=4096)
+def _exposure_question(items: tuple[str, ...]) -> str:
     asks = {k: q for k, _, q in EXPOSURE_KINDS}
     kinds = exposure_kinds(items)
     return " ".join(asks[k] for k in kinds) if kinds else EXPOSURE_FALLBACK
@@ -156,7 +162,11 @@ def named_in(name: str, texts: Iterable[str]) -> bool:
 def first_dose_index(names: Sequence[str], statements: Iterable[str]) -> int | None:
     """The plan drug whose first dose the nurse reports: the first that no severity
     statement already says was given (None: all were)."""
-    said = list(statements)
+    return _first_dose_index(tuple(names), tuple(statements))
+
+
+@lru_cache(maxsize=4096)
+def _first_dose_index(names: tuple[str, ...], said: tuple[str, ...]) -> int | None:
     return next((i for i, n in enumerate(names) if not named_in(n, said)), None)
 
 
@@ -178,6 +188,11 @@ def icu_planned(texts: Iterable[str]) -> bool:
     """Whether any clause of ``texts`` (plan, severity statements) admits to intensive
     care unconditionally ("ICU admission with arterial BP monitoring", not "ICU referral
     for drowsiness")."""
+    return _icu_planned(tuple(texts))
+
+
+@lru_cache(maxsize=4096)
+def _icu_planned(texts: tuple[str, ...]) -> bool:
     for text in texts:
         for clause in re.split(r"[;:]|\.\s", text):
             if ICU_ADMISSION.search(clause) and not _CONDITIONAL.search(clause):
@@ -205,11 +220,15 @@ def advice_done(advice: str, *, icu: bool, plan_drugs: str, studies: Iterable[st
     """What in the record already does ``advice`` (None: not done): intensive care for a
     patient already there, starting anticoagulation with an anticoagulant prescribed, a
     study of the modality already reported."""
+    return _advice_done(advice, icu, plan_drugs, tuple(studies))
+
+
+@lru_cache(maxsize=8192)
+def _advice_done(advice: str, icu: bool, plan_drugs: str, studies: tuple[str, ...]) -> str | None:
     if icu and _ADVICE_ICU.search(advice):
         return "the patient is already in intensive care"
     if _ADVICE_ANTICOAG.search(advice) and _ANTICOAG.search(plan_drugs):
         return "an anticoagulant is already prescribed"
-    studies = list(studies)
     for kind, pattern in _IMAGING:
         # advice to do the study ("ultrasound for an abscess if ..."), not one citing it
         asks = _ASKS.match(advice)
