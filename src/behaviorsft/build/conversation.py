@@ -39,7 +39,7 @@ from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources import prescribing
-from behaviorsft.sources.history import is_exposure
+from behaviorsft.sources.history import is_exposure, known_step
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import level_of_care, statements, still_open
 from behaviorsft.sources.synthetic import (
@@ -430,9 +430,12 @@ def _render_kb(
     radiologist = b.person("radiologist", "Dr.", "radiologist")
     pharmacist = b.person("pharmacist", "", "clinical pharmacist")
 
+    known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
+
     def current(text: str) -> bool:
-        # not an item the record's severity already had done left conditional (severity.py)
-        return safe(text) and still_open(kb, case, cond_id, text)
+        # not an item the record's severity already had done left conditional (severity.py),
+        # nor a search for a disease the history names (history.known_step)
+        return safe(text) and still_open(kb, case, cond_id, text) and not known_step(text, known)
 
     advice = next(
         (a for a in cond.next_actions if current(a) and consultant_advice_fits(a)),
@@ -631,7 +634,8 @@ def _render_kb(
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)
-    actions = prescribing.drop_untaken(actions, [m.name for m in case.medications])[:2]
+    home_said = [f"{m.name} {m.drug_class or ''}" for m in home]  # 'continue/stop X' only on X
+    actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
     b.say(
@@ -761,6 +765,7 @@ def _render_kb(
     steps = [
         a for a in cond.next_actions if current(a) and step_fits(a, said, treatment_started=True)
     ]
+    steps = prescribing.drop_untaken(steps, home_said)
     later = [a for a in steps if a != advice]
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)
