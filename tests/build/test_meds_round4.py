@@ -24,6 +24,7 @@ RULES = {
     "hold-not-taken",
     "history-duplicate",
     "thrombolysis-on-anticoagulant",
+    "dialysis-incoherent",
 }
 
 
@@ -248,3 +249,20 @@ def test_rule_hold_not_taken_for_class_clauses() -> None:
     assert _lint(case, conv).count("hold-not-taken") == 2
     case["medications"] = [_med("Lisinopril", "ACE inhibitor", "hypertension")]
     assert "hold-not-taken" not in _lint(case, conv)
+
+
+def test_19_000328_no_dialysis_history_with_a_near_normal_creatinine() -> None:
+    case, conv = _built(328)
+    assert not any("dialysis" in f for f in case.facts if f.startswith("History"))
+    assert "History: long-term intravascular catheter." in case.facts  # the risk, said so
+    assert "dialysis-incoherent" not in _lint(_dump(case), _dump(conv))
+
+
+def test_rule_dialysis_incoherent() -> None:
+    creat = {"name": "Creatinine", "kind": "lab", "value": 1.94, "day": 0}
+    case = _case(findings=[creat], facts=["History: haemodialysis."])
+    assert "dialysis-incoherent" in _lint(case)
+    creat["value"] = 7.5
+    assert "dialysis-incoherent" not in _lint(case)
+    case["medications"] = [_med("Metformin (immediate release)", "biguanide", "diabetes")]
+    assert "dialysis-incoherent" in _lint(case)

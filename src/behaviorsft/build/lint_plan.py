@@ -34,6 +34,8 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
                             inhibitor/ARB, diuretics and metformin" with none of them listed),
                             or a clause continues or stops a class the patient does not take
                             ("stop potassium-raising drugs", "continuation of RAAS inhibitors")
+``dialysis-incoherent``     a history of dialysis or end-stage kidney disease with a day-0
+                            eGFR of 15 or more, or with metformin on the list
 ``history-duplicate``       the history names one disease twice ('diabetes mellitus' and
                             'type 2 diabetes') or a listed medicine's use ('glipizide use')
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
@@ -68,6 +70,7 @@ RULES: dict[str, tuple[str, str]] = {
     "sick-day-continued": ("error", "a sick-day medicine continued in an acute illness"),
     "hold-not-taken": ("error", "a hold statement names a drug the patient does not take"),
     "step-without-indication": ("error", "a next step starts a drug with no documented indication"),
+    "dialysis-incoherent": ("error", "a history of dialysis with an eGFR >= 15 or metformin"),
     "history-duplicate": ("error", "one disease (or a listed medicine's use) named twice"),
 }
 
@@ -616,6 +619,13 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
         ),
         None,
     )
+    if _kb_condition(case) is not None:  # (synthetic cases)
+        from behaviorsft.sources.history import kidney_failure_conflict
+
+        gfr0 = egfr(creat, age, sex) if creat and age is not None else None
+        why = kidney_failure_conflict(history, gfr0, [str(m.get("name", "")) for m in meds])
+        if why:
+            where.add("dialysis-incoherent", f"history of dialysis: {why}")
     if creat and age is not None:
         gfr = egfr(creat, age, sex)
         crcl = cockcroft_gault(creat, age, sex)

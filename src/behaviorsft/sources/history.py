@@ -393,6 +393,7 @@ def treat_history(
         return True
 
     history, meds = dedupe(history, meds)
+    history = [k for h in history if (k := kidney_failure_fits(h, gfr)) is not None]
     out: list[str] = []
     for item in history:
         if IMMUNOSUPPRESSION.match(item):
@@ -436,6 +437,32 @@ def treat_history(
             # medicines added for it go with it
             meds = [m for m in meds if m.indication != item]
     return out, meds
+
+
+# Dialysis or end-stage kidney disease: an eGFR below 15 (KDIGO 2024 G5), no metformin.
+DIALYSIS = re.compile(r"dialysis|end-stage (?:kidney|renal)|\bESKD\b|\bESRD\b", re.I)
+KIDNEY_FAILURE_GFR = 15.0
+# A dialysis history whose values do not fit: the risk it stood for, said otherwise
+# (infective endocarditis: 'haemodialysis or long-term intravascular catheter').
+_INSTEAD = {"haemodialysis": "long-term intravascular catheter"}
+
+
+def kidney_failure_fits(item: str, gfr: float | None) -> str | None:
+    """``item``, or for a dialysis / end-stage kidney history with an eGFR of 15 or more
+    (a near-normal creatinine) its stand-in from ``_INSTEAD`` (None: left out)."""
+    if not DIALYSIS.search(item) or (gfr is not None and gfr < KIDNEY_FAILURE_GFR):
+        return item
+    return _INSTEAD.get(item.strip().lower())
+
+
+def kidney_failure_conflict(history: str, gfr: float | None, medicines: Sequence[str]) -> str:
+    """Why a history of dialysis disagrees with the record ('' when it does not)."""
+    if not DIALYSIS.search(history):
+        return ""
+    if gfr is not None and gfr >= KIDNEY_FAILURE_GFR:
+        return f"eGFR {gfr:.0f} (15 or more) for a patient on dialysis"
+    metformin = [m for m in medicines if m.lower().startswith("metformin")]
+    return f"{metformin[0]} for a patient on dialysis" if metformin else ""
 
 
 _MEDICINE_USE = re.compile(r"^(?P<drug>[\w-]+) use$", re.I)
