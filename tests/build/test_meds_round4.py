@@ -266,3 +266,36 @@ def test_rule_dialysis_incoherent() -> None:
     assert "dialysis-incoherent" not in _lint(case)
     case["medications"] = [_med("Metformin (immediate release)", "biguanide", "diabetes")]
     assert "dialysis-incoherent" in _lint(case)
+
+
+def test_19_000391_copd_on_niv_gets_an_antibiotic() -> None:
+    case, conv = _built(391)
+    assert any("non-invasive ventilation started" in e.text for e in case.timeline)
+    plan = [m for m in case.medications if m.indication == case.final_diagnosis]
+    assert any("penicillin" in (m.drug_class or "") for m in plan)
+    found = lint_records([(1, _dump(case))], [(1, _dump(conv))], kb=KB)
+    assert [f.message for f in found if f.rule == "care-below-severity"] == []
+
+
+def test_rule_niv_without_an_antibiotic() -> None:
+    def lab(name: str, v: float) -> dict[str, Any]:
+        return {"name": name, "kind": "lab", "value": v, "day": 0}
+
+    gas = [lab(KB.labs["ph_arterial"].name, 7.30), lab(KB.labs["paco2"].name, 60)]
+    copd = [
+        {
+            "name": "COPD exacerbation",
+            "status": "active",
+            "code_system": "behaviorsft-kb",
+            "code": "copd_exacerbation",
+        }
+    ]
+    plan = [_med("Prednisone", "systemic glucocorticoid", "COPD exacerbation")]
+    case = _case(
+        conditions=copd, final_diagnosis="COPD exacerbation", findings=gas, medications=plan
+    )
+    found = lint_records([(1, case)], [], kb=KB)
+    assert any(f.rule == "care-below-severity" and "antibiotic" in f.message for f in found)
+    case["medications"] = [*plan, _med("Doxycycline", "tetracycline", "COPD exacerbation")]
+    found = lint_records([(1, case)], [], kb=KB)
+    assert not any(f.rule == "care-below-severity" and "antibiotic" in f.message for f in found)

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from behaviorsft.build.lint_values import onset_hours
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.severity import Trigger, met
+from behaviorsft.sources.severity import Trigger, met, served
 
 RULES: dict[str, tuple[str, str]] = {
     "care-below-severity": (
@@ -115,6 +115,8 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> dict[str
         if t.drug is not None and t.drug in kb.drugs:
             name = kb.drugs[t.drug].name.lower()
             given = [m for m in meds if str(m.get("name", "")).lower() == name]
+            if served(t, [str(m.get("drug_class") or "") for m in meds]):
+                continue  # another drug of the plan does it (any antibiotic)
             if not given and not _allergic_to(kb, case, t.drug):
                 where.add(
                     "care-below-severity",
