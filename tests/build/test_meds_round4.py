@@ -299,3 +299,39 @@ def test_rule_niv_without_an_antibiotic() -> None:
     case["medications"] = [*plan, _med("Doxycycline", "tetracycline", "COPD exacerbation")]
     found = lint_records([(1, case)], [], kb=KB)
     assert not any(f.rule == "care-below-severity" and "antibiotic" in f.message for f in found)
+
+
+def test_19_000009_thyroid_storm_with_heart_failure_gets_esmolol_not_propranolol() -> None:
+    case, conv = _built(9)
+    assert any("crackles" in (f.value_text or "") for f in case.findings)
+    names = [m.name for m in case.medications]
+    assert "Esmolol" in names and "Propranolol" not in names
+    found = lint_records([(1, _dump(case))], [(1, _dump(conv))], kb=KB)
+    assert [f.message for f in found if f.rule == "care-below-severity"] == []
+
+
+def test_rule_propranolol_in_thyroid_storm_with_heart_failure() -> None:
+    storm = [
+        {
+            "name": "Thyroid storm",
+            "status": "active",
+            "code_system": "behaviorsft-kb",
+            "code": "thyroid_storm",
+        }
+    ]
+    exam = [
+        {
+            "name": "Examination",
+            "kind": "exam",
+            "value_text": "bibasal crackles and a raised JVP",
+            "day": 0,
+        }
+    ]
+    case = _case(
+        conditions=storm,
+        final_diagnosis="Thyroid storm",
+        findings=exam,
+        medications=[_med("Propranolol", "non-selective beta-blocker", "Thyroid storm")],
+    )
+    found = lint_records([(1, case)], [], kb=KB)
+    assert any(f.rule == "care-below-severity" and "esmolol" in f.message for f in found)

@@ -206,6 +206,18 @@ TRIGGERS: tuple[Trigger, ...] = (
         "contraindication: IV alteplase given {t}; aspirin waits until 24 h after it.",
         after=30,
     ),
+    # ATA 2016: thyroid storm with signs of heart failure takes short-acting IV
+    # beta-blockade (esmolol) in place of oral propranolol.
+    Trigger(
+        "thyroid_storm",
+        "short-acting beta-blocker",
+        sign=r"crackles|raised JVP|heart failure|peripheral oedema",
+        drug="esmolol",
+        replaces="propranolol",
+        route="IV",
+        say="Signs of heart failure with the storm: short-acting IV esmolol instead of oral "
+        "propranolol, titrated to heart rate and blood pressure (ATA 2016), started {t}.",
+    ),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
         "bacterial_meningitis",
