@@ -335,3 +335,11 @@ def test_rule_propranolol_in_thyroid_storm_with_heart_failure() -> None:
     )
     found = lint_records([(1, case)], [], kb=KB)
     assert any(f.rule == "care-below-severity" and "esmolol" in f.message for f in found)
+
+
+def test_no_monitoring_to_detect_af_when_the_history_names_af() -> None:
+    case = synthesize_case(116, seed=19, kb=KB)
+    step = "to detect atrial fibrillation"
+    assert any(step in t.text for t in render(case, KB, seed=19).conversation.turns)
+    known = case.model_copy(update={"facts": [*case.facts, "History: atrial fibrillation."]})
+    assert not any(step in t.text for t in render(known, KB, seed=19).conversation.turns)
