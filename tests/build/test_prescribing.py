@@ -7,6 +7,7 @@ hand-made bad record, and a generated sample gives none of these findings.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -125,7 +126,7 @@ def test_metformin_held_in_aki():
         raise AssertionError("no seed-17 case holds metformin for a kidney injury")
     conv = render(case, KB, seed=17).conversation
     plan = next(t.text for t in conv.turns if t.text.startswith("Plan:"))
-    assert "hold metformin" in plan
+    assert re.search(r"\bhold [^;]*\bmetformin\b", plan), plan  # (with lisinopril, say)
     recon = next(t.text for t in conv.turns if "medicines reconciliation done" in t.text)
     assert "metformin held" in recon
     assert _lint(case, conv) == []

@@ -40,7 +40,7 @@ from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources import prescribing
-from behaviorsft.sources.history import is_exposure
+from behaviorsft.sources.history import is_exposure, known_step
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import level_of_care, statements, still_open
 from behaviorsft.sources.synthetic import (
@@ -431,9 +431,12 @@ def _render_kb(
     radiologist = b.person("radiologist", "Dr.", "radiologist")
     pharmacist = b.person("pharmacist", "", "clinical pharmacist")
 
+    known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
+
     def current(text: str) -> bool:
-        # not an item the record's severity already had done left conditional (severity.py)
-        return safe(text) and still_open(kb, case, cond_id, text)
+        # not an item the record's severity already had done left conditional (severity.py),
+        # nor a search for a disease the history names (history.known_step)
+        return safe(text) and still_open(kb, case, cond_id, text) and not known_step(text, known)
 
     # nothing the record already did (ward_turns.advice_done): no ICU advice in intensive care
     plan_drugs = " ".join(f"{m.name} {m.drug_class or ''}" for m in case.medications)
@@ -639,7 +642,8 @@ def _render_kb(
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)
-    actions = prescribing.drop_untaken(actions, [m.name for m in case.medications])[:2]
+    home_said = [f"{m.name} {m.drug_class or ''}" for m in home]  # 'continue/stop X' only on X
+    actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
     b.say(
@@ -789,6 +793,7 @@ def _render_kb(
         and step_fits(a, said, treatment_started=True)
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
     ]
+    steps = prescribing.drop_untaken(steps, home_said)
     later = [a for a in steps if a != advice]
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)

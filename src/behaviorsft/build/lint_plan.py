@@ -26,11 +26,18 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
                             (ampicillin for Listeria in a 28-year-old with no immunocompromise)
 ``drug-too-late``           a drug that works only early given past its window (colchicine
                             more than 36 h into a gout flare)
-``sick-day-continued``      a regular metformin, ACE inhibitor/ARB, diuretic, SGLT2 inhibitor,
-                            NSAID or sulfonylurea continued (no "Held:" fact) in acute kidney
-                            injury, a dehydrating illness or hyperkalaemia
+``sick-day-continued``      a regular metformin, ACE inhibitor/ARB, diuretic, MRA, SGLT2
+                            inhibitor, NSAID or sulfonylurea continued (no "Held:" fact) in
+                            acute kidney injury, a dehydrating illness, hypotension (SBP < 90),
+                            sepsis or hyperkalaemia
 ``hold-not-taken``          a hold statement names a drug the patient does not take ("hold ACE
-                            inhibitor/ARB, diuretics and metformin" with none of them listed)
+                            inhibitor/ARB, diuretics and metformin" with none of them listed),
+                            or a clause continues or stops a class the patient does not take
+                            ("stop potassium-raising drugs", "continuation of RAAS inhibitors")
+``dialysis-incoherent``     a history of dialysis or end-stage kidney disease with a day-0
+                            eGFR of 15 or more, or with metformin on the list
+``history-duplicate``       the history names one disease twice ('diabetes mellitus' and
+                            'type 2 diabetes') or a listed medicine's use ('glipizide use')
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
                             does not document (allopurinol with no recurrent flares, tophi or
                             radiographic damage)
@@ -63,6 +70,8 @@ RULES: dict[str, tuple[str, str]] = {
     "sick-day-continued": ("error", "a sick-day medicine continued in an acute illness"),
     "hold-not-taken": ("error", "a hold statement names a drug the patient does not take"),
     "step-without-indication": ("error", "a next step starts a drug with no documented indication"),
+    "dialysis-incoherent": ("error", "a history of dialysis with an eGFR >= 15 or metformin"),
+    "history-duplicate": ("error", "one disease (or a listed medicine's use) named twice"),
 }
 
 
@@ -588,6 +597,11 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
                     f"{med.get('name')} with no indication in the history ('{history[:80]}')",
                 )
         items = dict.fromkeys(i.strip(" .") for i in re.split(r";|\.\s", history))
+        from behaviorsft.sources.history import duplicates
+
+        listed = [i for i in items if i] if _kb_condition(case) is not None else []  # synthetic
+        for item in duplicates(listed, [str(m.get("name", "")) for m in meds]):
+            where.add("history-duplicate", f"history names '{item[:80]}' twice ('{history[:80]}')")
         for item in items:
             for said, classes in history_therapies(item):
                 if not _drug_matches(kb, meds, classes):
@@ -605,6 +619,13 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
         ),
         None,
     )
+    if _kb_condition(case) is not None:  # (synthetic cases)
+        from behaviorsft.sources.history import kidney_failure_conflict
+
+        gfr0 = egfr(creat, age, sex) if creat and age is not None else None
+        why = kidney_failure_conflict(history, gfr0, [str(m.get("name", "")) for m in meds])
+        if why:
+            where.add("dialysis-incoherent", f"history of dialysis: {why}")
     if creat and age is not None:
         gfr = egfr(creat, age, sex)
         crcl = cockcroft_gault(creat, age, sex)
@@ -697,7 +718,11 @@ def _lint_prescribing(
         for m in case.get("medications") or []
         if str(m.get("indication") or "") != diagnosis
     ]
-    values = {lid: v for lid in ("creatinine", "potassium") if (v := _day0(case, lid)) is not None}
+    values = {
+        lid: v
+        for lid in ("creatinine", "potassium", *prescribing.VITALS)
+        if lid in kb.labs and (v := _day0(case, kb.labs[lid].name.lower())) is not None
+    }
     complaints = [
         str(f)[len("Reports ") :] for f in case.get("facts") or [] if str(f).startswith("Reports ")
     ]
@@ -750,6 +775,13 @@ def lint_conversation(
         (str(m.get("name", "")), str(m.get("drug_class") or ""))
         for m in (case or {}).get("medications") or []
     ]
+    diagnosis = str((case or {}).get("final_diagnosis") or "")
+    home = [
+        (n, c)
+        for m in (case or {}).get("medications") or []
+        if str(m.get("indication") or "") != diagnosis
+        for n, c in [(str(m.get("name", "")), str(m.get("drug_class") or ""))]
+    ]
     gate = prescribing.GATED.get(cond.id) if cond is not None else None
     documented = ""
     if gate is not None and case is not None:
@@ -771,6 +803,14 @@ def lint_conversation(
                 where.add(
                     "hold-not-taken",
                     f"'hold ...' names {', '.join(named)} but the patient takes none of them",
+                    t.get("index"),
+                )
+        if case is not None and cond is not None and ("continu" in text or "stop " in text):
+            clause = prescribing.untaken(text, [f"{n} {c}" for n, c in home])
+            if clause is not None:
+                where.add(
+                    "hold-not-taken",
+                    f"'{clause}' but the patient takes no such drug",
                     t.get("index"),
                 )
         if (

@@ -13,6 +13,10 @@ shown"):
                          team still offering it as conditional ("escalate to NIV if acidosis
                          persists" after a day-0 gas that meets the criterion)
 
+``thrombolysis-on-anticoagulant``  a fibrinolytic (alteplase) given to a patient whose
+                         regular medicines include an anticoagulant (a DOAC taken within
+                         48 h, warfarin, a heparin: AHA/ASA 2019 contraindications)
+
 A drug the patient's recorded allergy bars is not required (the record says why not).
 Only records of a KB condition (synthetic cases) are checked; day-0 values count.
 """
@@ -24,12 +28,16 @@ from typing import Any, Protocol
 
 from behaviorsft.build.lint_values import onset_hours
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.severity import Trigger, met
+from behaviorsft.sources.severity import Trigger, met, served
 
 RULES: dict[str, tuple[str, str]] = {
     "care-below-severity": (
         "error",
         "the record meets a threshold item's trigger but leaves it undone or conditional",
+    ),
+    "thrombolysis-on-anticoagulant": (
+        "error",
+        "a fibrinolytic given with an anticoagulant among the regular medicines",
     ),
 }
 
@@ -95,6 +103,7 @@ def _why(t: Trigger, values: dict[str, float]) -> str:
 def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> dict[str, Trigger]:
     """Drugs and routes a met item requires against the medicines; returns the met items
     (item -> the row that holds) for :func:`lint_conversation`."""
+    _thrombolysis(kb, where, case)
     cond = _condition(case)
     if cond is None:
         return {}
@@ -106,6 +115,8 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> dict[str
         if t.drug is not None and t.drug in kb.drugs:
             name = kb.drugs[t.drug].name.lower()
             given = [m for m in meds if str(m.get("name", "")).lower() == name]
+            if served(t, [str(m.get("drug_class") or "") for m in meds]):
+                continue  # another drug of the plan does it (any antibiotic)
             if not given and not _allergic_to(kb, case, t.drug):
                 where.add(
                     "care-below-severity",
@@ -129,6 +140,34 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> dict[str
                     f"{', '.join(oral)} is planned by mouth",
                 )
     return due
+
+
+def _thrombolysis(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
+    """A fibrinolytic with a regular anticoagulant (history.anticoagulant) on the list."""
+    from behaviorsft.sources.history import anticoagulant
+
+    diagnosis = str(case.get("final_diagnosis") or "")
+    meds = list(case.get("medications") or [])
+    lysis = [
+        str(m.get("name"))
+        for m in meds
+        if "fibrinolytic" in str(m.get("drug_class") or "").lower()
+        or str(m.get("name", "")).lower() in ("alteplase", "tenecteplase")
+    ]
+    if not lysis:
+        return
+    regular = [
+        str(m.get("name"))
+        for m in meds
+        if str(m.get("indication") or "") != diagnosis
+        and anticoagulant(str(m.get("drug_class") or ""))
+    ]
+    if regular:
+        where.add(
+            "thrombolysis-on-anticoagulant",
+            f"{lysis[0]} given to a patient taking {', '.join(regular)} (an anticoagulant "
+            "bars thrombolysis)",
+        )
 
 
 def lint_conversation(

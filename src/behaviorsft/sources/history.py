@@ -52,6 +52,9 @@ MRA = ("mineralocorticoid",)
 SGLT2 = ("sglt2",)
 ANTICOAG = ("anticoagulant", "factor xa", "vitamin k", "heparin")
 GLUCOCORTICOID = ("glucocorticoid", "corticosteroid")
+# Diseases whose standing treatment is anticoagulation (ACC/AHA AF 2023): left out of a
+# thrombolysed patient's history (AHA/ASA 2019: a DOAC within 48 h bars alteplase).
+ANTICOAGULATED = frozenset({"atrial fibrillation"})
 
 # Guideline home regimens (ACC/AHA/HFSA HF 2022 quadruple therapy; ADA 2024 metformin first;
 # GOLD 2024 long-acting bronchodilator; GINA 2024 inhaled corticosteroid; AASLD 2021
@@ -345,9 +348,13 @@ def treat_history(
         history.append(CKD)
     meds = list(meds)
 
+    lysed = thrombolysed(kb, plan_ids)
+
     def usable(drug: Drug, dose: tuple[float, str, str]) -> bool:
         if allergy_group is not None and allergy_group in drug.allergy_groups:
             return False
+        if lysed and anticoagulant(drug.drug_class):
+            return False  # an anticoagulant taken today bars the plan's thrombolysis
         for ci in drug.contraindications:
             if ci.condition == cond.id:
                 return False
@@ -385,6 +392,8 @@ def treat_history(
         )
         return True
 
+    history, meds = dedupe(history, meds)
+    history = [k for h in history if (k := kidney_failure_fits(h, gfr)) is not None]
     out: list[str] = []
     for item in history:
         if IMMUNOSUPPRESSION.match(item):
@@ -399,6 +408,10 @@ def treat_history(
         standing = standing_for(item)
         if standing is None:
             out.append(item)
+            continue
+        if lysed and standing.name in ANTICOAGULATED:
+            # thrombolysed: an anticoagulated disease would bar the alteplase, and one left
+            # unanticoagulated needs a reason the record does not give; not in the history
             continue
         # the home regimen is given even where the plan treats the disease (lisinopril
         # beside IV furosemide); the plan counts towards keeping the disease only then
@@ -424,6 +437,99 @@ def treat_history(
             # medicines added for it go with it
             meds = [m for m in meds if m.indication != item]
     return out, meds
+
+
+# Dialysis or end-stage kidney disease: an eGFR below 15 (KDIGO 2024 G5), no metformin.
+DIALYSIS = re.compile(r"dialysis|end-stage (?:kidney|renal)|\bESKD\b|\bESRD\b", re.I)
+KIDNEY_FAILURE_GFR = 15.0
+# A dialysis history whose values do not fit: the risk it stood for, said otherwise
+# (infective endocarditis: 'haemodialysis or long-term intravascular catheter').
+_INSTEAD = {"haemodialysis": "long-term intravascular catheter"}
+
+
+def kidney_failure_fits(item: str, gfr: float | None) -> str | None:
+    """``item``, or for a dialysis / end-stage kidney history with an eGFR of 15 or more
+    (a near-normal creatinine) its stand-in from ``_INSTEAD`` (None: left out)."""
+    if not DIALYSIS.search(item) or (gfr is not None and gfr < KIDNEY_FAILURE_GFR):
+        return item
+    return _INSTEAD.get(item.strip().lower())
+
+
+def kidney_failure_conflict(history: str, gfr: float | None, medicines: Sequence[str]) -> str:
+    """Why a history of dialysis disagrees with the record ('' when it does not)."""
+    if not DIALYSIS.search(history):
+        return ""
+    if gfr is not None and gfr >= KIDNEY_FAILURE_GFR:
+        return f"eGFR {gfr:.0f} (15 or more) for a patient on dialysis"
+    metformin = [m for m in medicines if m.lower().startswith("metformin")]
+    return f"{metformin[0]} for a patient on dialysis" if metformin else ""
+
+
+_MEDICINE_USE = re.compile(r"^(?P<drug>[\w-]+) use$", re.I)
+
+
+def same_disease(a: str, b: str) -> bool:
+    """Whether two history items name one chronic disease ('diabetes mellitus' and 'type 2
+    diabetes'; 'chronic heart failure' and 'heart failure')."""
+    sa, sb = standing_for(a), standing_for(b)
+    return a.lower() == b.lower() or (sa is not None and sa is sb)
+
+
+def duplicates(history: Sequence[str], medicines: Sequence[str]) -> list[str]:
+    """History items that repeat another item's disease, or name a regular medicine's use
+    ('glipizide use' beside glipizide on the list), in order."""
+    names = {m.split(" (")[0].lower() for m in medicines}
+    out: list[str] = []
+    for i, item in enumerate(history):
+        m = _MEDICINE_USE.match(item.strip())
+        if (m is not None and m["drug"].lower() in names) or any(
+            same_disease(item, h) for h in history[:i]
+        ):
+            out.append(item)
+    return out
+
+
+def dedupe(history: list[str], meds: list[Medication]) -> tuple[list[str], list[Medication]]:
+    """``history`` with each disease named once (the first item kept; the medicines given
+    for a dropped item then go with the kept one) and no 'X use' for a listed medicine."""
+    gone = set(duplicates(history, [m.name for m in meds]))
+    kept = [h for h in history if h not in gone]
+    moved = []
+    for m in meds:
+        first = next((k for k in kept if same_disease(k, m.indication or "")), None)
+        if m.indication in gone and first is not None:
+            m = m.model_copy(update={"indication": first})
+        moved.append(m)
+    return kept, moved
+
+
+def anticoagulant(drug_class: str) -> bool:
+    """Whether a drug of ``drug_class`` is an anticoagulant (a DOAC, warfarin, a heparin)."""
+    cls = drug_class.lower()
+    return any(w in cls for w in ANTICOAG)
+
+
+def thrombolysed(kb: KnowledgeBase, plan_ids: Sequence[str]) -> bool:
+    """Whether the plan gives a fibrinolytic (alteplase)."""
+    return any(d in kb.drugs and "fibrinolytic" in kb.drugs[d].drug_class.lower() for d in plan_ids)
+
+
+# Steps that look for a disease the history already names: (step, the history that names it).
+KNOWN_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"\bdetect atrial fibrillation\b", re.I),
+        re.compile(r"\batrial fibrillation\b", re.I),
+    ),
+)
+
+
+def known_step(step: str, history: Sequence[str]) -> bool:
+    """Whether ``step`` looks for a disease the ``history`` items already name (rhythm
+    monitoring to detect AF in known AF)."""
+    return any(
+        s.search(step) and any(h.search(item) and not is_exposure(item) for item in history)
+        for s, h in KNOWN_STEPS
+    )
 
 
 def _group_of(standing: Standing, kb: KnowledgeBase, drug_id: str) -> tuple[str, ...] | None:

@@ -28,7 +28,7 @@ judged by the same words.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from behaviorsft.sources.kb import Condition as KBCondition
@@ -221,6 +221,7 @@ SICK_DAY: tuple[tuple[tuple[str, ...], str], ...] = (
     (("sglt2",), "SGLT2 inhibitor"),
     (("nsaid",), "NSAID"),
     (("sulfonylurea",), "sulfonylurea"),
+    (("mineralocorticoid",), "MRA"),  # spironolactone, eplerenone: potassium-sparing diuretics
 )
 # Held for hyperkalaemia as well: the renin-angiotensin blockers.
 RAAS = ("ace inhibitor", "angiotensin receptor", "mineralocorticoid")
@@ -230,6 +231,42 @@ OVERLOAD = frozenset({"acute_decompensated_heart_failure"})
 DEHYDRATING = re.compile(r"\b(vomiting|diarrho?ea|reduced urine output)\b", re.I)
 HYPERKALAEMIA = 5.5  # mmol/L
 KIDNEY_INJURY = frozenset({"aki", "rhabdomyolysis"})
+HYPOTENSION = 90  # systolic mmHg (SSC 2021)
+VITALS = ("sbp", "temperature", "heart_rate", "respiratory_rate")  # what the holds read
+# Infections in which two or more SIRS criteria (temperature > 38 or < 36 degC, heart rate
+# > 90/min, respiratory rate > 20/min) make the illness a sepsis for the sick-day rules
+# (NICE NG51; the sick-day rules name fevers, sweats and shaking).
+INFECTIONS = frozenset(
+    {
+        "sepsis",
+        "community_acquired_pneumonia",
+        "covid19_pneumonia",
+        "influenza",
+        "pyelonephritis",
+        "cellulitis",
+        "bacterial_meningitis",
+        "acute_cholecystitis",
+        "diverticulitis",
+        "spontaneous_bacterial_peritonitis",
+        "infective_endocarditis",
+        "c_difficile_infection",
+    }
+)
+
+
+def septic(cond_id: str | None, vitals: Mapping[str, float]) -> bool:
+    """Whether an infection shows a systemic response (>= 2 SIRS criteria), or is sepsis."""
+    if cond_id == "sepsis":
+        return True
+    if cond_id not in INFECTIONS:
+        return False
+    t, hr, rr = (vitals.get(k) for k in ("temperature", "heart_rate", "respiratory_rate"))
+    sirs = [
+        t is not None and (t > 38 or t < 36),
+        hr is not None and hr > 90,
+        rr is not None and rr > 20,
+    ]
+    return sum(sirs) >= 2
 
 
 def sick_day(drug_class: str) -> bool:
@@ -245,17 +282,26 @@ def hold_reason(
     potassium: float | None,
     complaints: Iterable[str],
     drug_class: str,
+    vitals: Mapping[str, float] | None = None,
 ) -> str | None:
-    """Why this regular medicine is held now (None: it is continued)."""
+    """Why this regular medicine is held now (None: it is continued). ``vitals`` (day-0
+    values by KB id: sbp, temperature, heart_rate, respiratory_rate) bring the holds of
+    hypotension and sepsis."""
     cls = drug_class.lower()
+    vitals = vitals or {}
     if potassium is not None and potassium > HYPERKALAEMIA and any(w in cls for w in RAAS):
         return "hyperkalaemia"
     if not sick_day(drug_class) or cond_id in OVERLOAD:
         return None
+    sbp = vitals.get("sbp")
+    if sbp is not None and sbp < HYPOTENSION:
+        return "hypotension"
     if creatinine is not None and creatinine_high is not None and creatinine > creatinine_high:
         # no baseline is recorded: a kidney injury when the illness is one, or the value high
         aki = cond_id in KIDNEY_INJURY or creatinine >= 1.5 * creatinine_high
         return "acute kidney injury" if aki else "raised creatinine"
+    if septic(cond_id, vitals):
+        return "sepsis"
     said = next((m[1].lower() for c in complaints if (m := DEHYDRATING.search(c))), None)
     if said is not None:
         return "dehydration" if said == "reduced urine output" else said
@@ -279,7 +325,13 @@ def holds(
     out = []
     for name, cls in meds:
         why = hold_reason(
-            cond_id, values.get("creatinine"), high, values.get("potassium"), complaints, cls
+            cond_id,
+            values.get("creatinine"),
+            high,
+            values.get("potassium"),
+            complaints,
+            cls,
+            values,
         )
         drug = by_name.get(name.lower())
         if why is None and drug is not None and cond is not None and held_in(drug, cond.id):
@@ -400,21 +452,38 @@ def cautions(plan: Iterable[tuple[str, str]], age: float | None) -> list[str]:
     return out
 
 
+def untaken(action: str, meds: Iterable[str]) -> str | None:
+    """The clause of ``action`` that continues or stops a therapy the patient does not
+    take ('stop potassium-raising drugs' on none), given the medicines as 'name class'."""
+    taking = " ".join(m.lower() for m in meds)
+    for pat, drugs in IF_TAKING:
+        m = re.search(pat, action, re.I)
+        if m is not None and not re.search(drugs, taking, re.I):
+            return m[0]
+    return None
+
+
 def drop_untaken(actions: Sequence[str], meds: Iterable[str]) -> list[str]:
-    """Actions that continue a therapy 'if already taking it' only when the patient does."""
-    names = " ".join(short_name(m) for m in meds)
-    out = []
-    for a in actions:
-        gate = next((drugs for pat, drugs in IF_TAKING if re.search(pat, a, re.I)), None)
-        if gate is not None and not re.search(gate, names, re.I):
-            continue
-        out.append(a)
-    return out
+    """Actions that continue or stop a therapy only when the patient takes it ('continue
+    urate-lowering therapy if already taking it'); ``meds`` as 'name class' strings."""
+    meds = list(meds)
+    return [a for a in actions if untaken(a, meds) is None]
 
 
-# "continue X if already taking it": X's drugs
+# Drugs that raise potassium (KDIGO potassium controversies 2020): RAAS blockers, MRAs and
+# potassium-sparing diuretics, NSAIDs, trimethoprim, heparins, potassium supplements.
+K_RAISING = (
+    r"ace inhibitor|angiotensin|mineralocorticoid|spironolactone|eplerenone|amiloride|"
+    r"triamterene|nsaid|trimethoprim|heparin|potassium chloride|potassium supplement"
+)
+# "continue/stop X" (pattern): X's drugs, as words of a medicine's name or class
 IF_TAKING: tuple[tuple[str, str], ...] = (
     (r"urate-lowering therapy.*if already taking", r"allopurinol|febuxostat|probenecid"),
+    (
+        r"continuation of RAAS inhibitors|continue (?:the )?RAAS inhibitors?",
+        r"ace inhibitor|angiotensin|mineralocorticoid",
+    ),
+    (r"stop (?:the )?potassium-raising drugs(?: and supplements)?", K_RAISING),
 )
 
 # ----------------------------------------------------------------------------- gated steps

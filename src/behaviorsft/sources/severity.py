@@ -56,6 +56,7 @@ class Trigger:
     replaces: str | None = None  # KB drug of the plan the required drug takes the place of
     after: int = 15  # earliest minute after arrival it is done at (the next 30 min)
     first: bool = False  # time-critical: its drug heads the plan (in table order)
+    served_by: tuple[str, ...] = ()  # class words of plan drugs that already do it
 
 
 _SEVERE_ASTHMA = (
@@ -70,6 +71,24 @@ _HDU_SAY = (
     "{why}, past the high-dependency threshold: we manage this in a high-dependency unit, "
     "admitted there {t}."
 )
+
+# Class words of the antibacterials (a served_by for "an antibiotic").
+ANTIBACTERIAL_WORDS = (
+    "penicillin",
+    "cephalosporin",
+    "carbapenem",
+    "tetracycline",
+    "macrolide",
+    "fluoroquinolone",
+    "beta-lactamase",
+    "glycopeptide",
+)
+
+
+def served(t: Trigger, classes: Iterable[str]) -> bool:
+    """Whether a drug of ``classes`` (the plan's) already does what ``t`` requires."""
+    return bool(t.served_by) and any(w in c.lower() for c in classes for w in t.served_by)
+
 
 TRIGGERS: tuple[Trigger, ...] = (
     # GINA 2024 / BTS-SIGN 2019: acute severe asthma (HR > 120, RR > 25) brings ipratropium;
@@ -104,6 +123,17 @@ TRIGGERS: tuple[Trigger, ...] = (
         done=r"non-invasive ventilation started",
         say="{why} meets the NIV criterion (pH <= 7.35 with PaCO2 >= 45 mmHg): non-invasive "
         "ventilation started {t}; ICU review if the acidosis persists on NIV.",
+    ),
+    # GOLD 2024: an exacerbation needing ventilatory support is given an antibiotic (any
+    # antibacterial of the plan serves).
+    Trigger(
+        "copd_exacerbation",
+        "antibiotic with ventilatory support",
+        (("ph_arterial", "<=", 7.35), ("paco2", ">=", 45)),
+        drug="amoxicillin_clavulanate",
+        served_by=ANTIBACTERIAL_WORDS,
+        say="On non-invasive ventilation: an antibiotic is given as well (GOLD 2024), "
+        "{drug} started {t}.",
     ),
     # JBDS HHS 2015: high-dependency care for osmolality > 350, sodium > 160 or GCS < 12.
     *(
@@ -175,6 +205,18 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Within the 4.5-h thrombolysis window, no haemorrhage on CT and no "
         "contraindication: IV alteplase given {t}; aspirin waits until 24 h after it.",
         after=30,
+    ),
+    # ATA 2016: thyroid storm with signs of heart failure takes short-acting IV
+    # beta-blockade (esmolol) in place of oral propranolol.
+    Trigger(
+        "thyroid_storm",
+        "short-acting beta-blocker",
+        sign=r"crackles|raised JVP|heart failure|peripheral oedema",
+        drug="esmolol",
+        replaces="propranolol",
+        route="IV",
+        say="Signs of heart failure with the storm: short-acting IV esmolol instead of oral "
+        "propranolol, titrated to heart rate and blood pressure (ATA 2016), started {t}.",
     ),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
@@ -442,8 +484,23 @@ def escalate(
     level: str | None = None
     front = 0  # where the next time-critical drug goes in the plan
     for item, t in due.items():
+        if served(t, (kb.drug(d).drug_class for d in plan_ids)):
+            continue  # (an antibiotic the plan already gives)
         if t.drug is not None and t.drug not in plan_ids:
             drug = kb.drug(t.drug)
+            if not usable(drug, after) and t.served_by:
+                # another drug of the condition that serves (doxycycline for a penicillin
+                # allergy), stated by its own name
+                other = next(
+                    (
+                        kb.drug(x.drug)
+                        for x in cond.treatments.drugs
+                        if served(t, [kb.drug(x.drug).drug_class])
+                        and usable(kb.drug(x.drug), after)
+                    ),
+                    None,
+                )
+                drug = other or drug
             if not usable(drug, after):
                 continue  # (an allergy): nothing done, nothing stated
             td = next((x for x in cond.treatments.drugs if x.drug == drug.id), None)
@@ -474,6 +531,11 @@ def escalate(
                 t=f"{rng.randrange(t.after, t.after + 30, 5)} minutes after arrival",
                 age=shown.get("age", ""),
                 bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",
+                drug=kb.drug(
+                    next((d for d in plan_ids if served(t, [kb.drug(d).drug_class])), t.drug or "")
+                ).name.lower()
+                if t.served_by
+                else "",
             )
             if not text.startswith("pH"):
                 text = text[0].upper() + text[1:]

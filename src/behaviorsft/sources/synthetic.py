@@ -829,7 +829,12 @@ def synthesize_case(
     meds = [*home_meds, *plan]
     # Sick-day rules: the regular medicines held in this acute illness (prescribing.py).
     held = prescribing.holds(
-        kb, cond.id, [(m.name, m.drug_class or "") for m in home_meds], day0, sex, symptoms
+        kb,
+        cond.id,
+        [(m.name, m.drug_class or "") for m in home_meds],
+        day0,
+        sex,
+        [complaint(s) for s in symptoms],  # as the record reports them ("nausea")
     )
     # Known heart failure keeps the natriuretic peptides raised (physiology.py).
     shown = {lid: f.value for lid, f in zip(lab_order, findings, strict=False) if f.value}
