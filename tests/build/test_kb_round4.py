@@ -81,3 +81,62 @@ def test_19_000007_antibiotics_given_so_withholding_item_not_keyed(kb):
     assert "amoxicillin" in text  # the antibiotic is given
     keys = [_key(t).lower() for t in tasks if t.perturbation is not None]
     assert not any("withholding antibiotics" in k for k in keys), keys
+
+
+# --------------------------------------------------------------------- coherent KB items
+
+
+def _text(kb, n: int) -> str:
+    """Everything case ``19-<n>``'s conversation shows, lower-cased (turns and tables)."""
+    case = synthesize_case(n, seed=SEED, kb=kb)
+    turns = render(case, kb, seed=SEED).conversation.turns
+    parts = [t.text for t in turns]
+    parts += [" ".join(row) for t in turns for a in t.attachments for row in a.rows]
+    return "\n".join(parts).lower()
+
+
+def test_19_000136_hypokalaemia_with_alkalosis_is_not_from_diarrhoea(kb):
+    """Diarrhoea loses bicarbonate (normal-anion-gap acidosis); the KB's alkalotic labs
+    follow vomiting or diuretics, so diarrhoea is no drawn cause."""
+    assert "diarrhoea" not in _text(kb, 136)
+    cond = kb.conditions["hypokalemia"]
+    assert not any("diarrhoea" in r for r in cond.risk_factors)
+    assert cond.labs["bicarbonate"].low >= 26
+
+
+def test_19_000115_urosepsis_has_no_dysuria_with_a_catheter_and_a_urinalysis(kb):
+    text = _text(kb, 115)
+    assert "burning on passing urine" in text
+    assert "catheter" not in text
+    assert "leukocyte esterase" in text or "leucocyte esterase" in text
+
+
+def test_19_000299_obstruction_not_called_adhesive_without_surgery(kb):
+    text = _text(kb, 299)
+    assert "adhesive" not in text or "surgery" in text
+    assert "adhesive" not in kb.conditions["small_bowel_obstruction"].name.lower()
+
+
+def test_19_000172_mastocytosis_not_drawn_with_a_normal_tryptase(kb):
+    assert "mastocytosis" not in _text(kb, 172)
+    assert not any("mastocytosis" in r for r in kb.conditions["anaphylaxis"].risk_factors)
+
+
+def test_19_000029_no_silent_hypoxaemia_phrase_with_tachypnoea(kb):
+    assert "out of proportion to distress" not in _text(kb, 29)
+
+
+def test_19_000330_one_troponin_assay_and_no_male_ecg_criterion(kb):
+    case = synthesize_case(330, seed=SEED, kb=kb)
+    assert case.demographics.sex == "female"
+    text = _text(kb, 330)
+    assert not ("troponin t" in text and "troponin i" in text)
+    assert "in men" not in text
+    for cid in ("stemi", "nstemi"):
+        assert not {"troponin_t_hs", "troponin_i"} <= set(kb.conditions[cid].labs)
+
+
+def test_19_000083_prerenal_aki_has_a_cause_of_volume_loss(kb):
+    text = _text(kb, 83)
+    assert "vomit" in text or "diarrhoea" in text
+    assert min(s.frequency for s in kb.conditions["aki"].symptoms if "vomit" in s.name) == 1.0
