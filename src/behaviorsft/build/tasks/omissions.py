@@ -52,10 +52,9 @@ from behaviorsft.build.tasks.key_rates import (
     restraint_offer_rate,
     weighted_sample,
 )
-from behaviorsft.build.tasks.plausible_care import plausible_pools
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.kb import CareItem as KBCareItem
-from behaviorsft.sources.kb import Condition, KnowledgeBase
+from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -265,8 +264,7 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
     system that is not among ``c``'s differentials, names no drug, recommends nothing
     against, holds no applicability clause, is not care any inpatient may need
     (``GENERIC_CARE``), and shares no topic word with any of ``c``'s own requirements
-    ("serum magnesium" is not foreign to "electrolytes including magnesium"). Of these,
-    the ones plausible for the condition's presentation are kept (``plausible_pools``).
+    ("serum magnesium" is not foreign to "electrolytes including magnesium").
     """
     hit = _FOREIGN.get(id(kb))
     if hit is not None:
@@ -281,17 +279,17 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
         and not NEGATIVE.search(i.item)
         and split_condition(i.item)[1] is None
     ]
-    candidates: dict[str, list[tuple[Condition, KBCareItem]]] = {}
+    per: dict[str, list[KBCareItem]] = {}
+    avail: Counter[str] = Counter()
     for cond in conds:
         near = {d.condition_id for d in cond.differentials} | {cond.id}
         own = set().union(*(_topic(i.item) for i in cond.standard_of_care))
-        candidates[cond.id] = [
-            (c, i)
+        per[cond.id] = [
+            i
             for c, i in eligible
             if c.id not in near and c.system != cond.system and not (_topic(i.item) & own)
         ]
-    per = plausible_pools(kb.conditions, candidates)
-    avail: Counter[str] = Counter(i.item for pool in per.values() for i in pool)
+        avail.update(i.item for i in per[cond.id])
     _FOREIGN[id(kb)] = (per, avail)
     return per, avail
 
