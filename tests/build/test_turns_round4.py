@@ -58,7 +58,9 @@ def _exposures(case) -> list[str]:
 # ----------------------------------------------------------------------------- regressions
 
 
-@pytest.mark.parametrize("index", [84, 136, 510, 143, 227, 270, 95])
+# (19-000136 was one too; since hypokalaemia's cause is no longer diarrhoea, test_kb_round4,
+# it has no exposure to ask about.)
+@pytest.mark.parametrize("index", [84, 510, 143, 227, 270, 95])
 def test_the_exposure_question_asks_what_the_patient_tells(kb, index):
     """19-000084 and others: 'Do you smoke, drink or use drugs, and how are things at home?
     Anything recent, ...?' answered with 'I've had a cold'."""

@@ -508,7 +508,18 @@ _CONDITION = re.compile(
     r"for possible|for hypotension|for chest pain|for refractory|for fulminant|for active|"
     r"for delirium|for drowsiness|for reduced|for organ|for strangulation|for high-flow|"
     r"for epinephrine-refractory|for a first|after a second|after a recurrence|"
-    r"with systemic|with documented)\b[^;]*)",
+    r"with systemic|with documented|"
+    # "before <doing X>": applies only when X is done ("documented before withholding
+    # antibiotics", "visual acuity before ethambutol"); "before antibiotics" or "before
+    # discharge" only time an item every such patient needs, so they are no condition
+    r"(?:before|prior to|when) (?:withholding|stopping|omitting) |"
+    r"(?:before|prior to) (?:ethambutol|remdesivir|colchicine|nitrofurantoin|DOAC)\b)[^;]*)",
+    re.I,
+)
+# the X of a "before <doing X>" clause, and whether it is withheld
+_BEFORE = re.compile(
+    r"^(?:(?:before|prior to|when) (?P<withhold>withholding|stopping|omitting) (?P<held>.+)|"
+    r"(?:before|prior to) (?P<what>ethambutol|remdesivir|colchicine|nitrofurantoin|DOAC)\b.*)$",
     re.I,
 )
 # Qualifiers inside an item that restrict whom it applies to ("low-risk patients",
@@ -562,6 +573,16 @@ def condition_holds(clause: str, idx: RecordIndex) -> bool | None:
     settle it (a judgement such as "if septic" or "when suspected"), so an item that
     depends on it cannot be a verified key.
     """
+    m = _BEFORE.match(clause.strip())
+    if m is not None:
+        c = idx.concept(m["held"] or m["what"])
+        if c is None or c.kind not in ("drug", "family"):
+            return None
+        if m["withhold"]:
+            # withholding X is settled only when the record shows X given (then it is not
+            # withheld); its absence may be a plan not yet written
+            return False if idx.takes(c) else None
+        return idx.takes(c)
     m = _ON_DRUG.match(clause.strip())
     if m is not None:
         what = m["what"]
