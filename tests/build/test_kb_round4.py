@@ -140,3 +140,21 @@ def test_19_000083_prerenal_aki_has_a_cause_of_volume_loss(kb):
     text = _text(kb, 83)
     assert "vomit" in text or "diarrhoea" in text
     assert min(s.frequency for s in kb.conditions["aki"].symptoms if "vomit" in s.name) == 1.0
+
+
+def test_upper_gi_bleed_vessel_is_treated_at_the_index_endoscopy() -> None:
+    """19-000297: the endoscopy found a visible vessel and left it; a day later the
+    consultant advised treating it. The report now records the haemostasis, and no later
+    turn advises it."""
+    kb = load_kb()
+    seen = 0
+    for i in range(400):
+        case = synthesize_case(i, seed=SEED, kb=kb)
+        if kb_condition_id(case) != "upper_gi_bleed":
+            continue
+        texts = [t.text for t in render(case, kb, seed=SEED).conversation.turns]
+        report = next(t for t in texts if "visible vessel" in t)
+        assert "clips" in report, report
+        assert not any("endoscopic haemostasis for" in t for t in texts)
+        seen += 1
+    assert seen

@@ -323,3 +323,20 @@ def test_lint_a_conditional_unit_places_no_one() -> None:
     found = _findings(case, conv)
     assert any("no turn places the patient" in m for m in found)
     assert any("leaves it conditional" in m for m in found)
+
+
+def test_calcium_for_ecg_changes_is_given_within_minutes() -> None:
+    """19-000002 (round 4): IV calcium for hyperkalaemia with ECG changes '30 minutes after
+    arrival'; membrane stabilisation comes first, within 5-10 minutes."""
+    kb = load_kb()
+    seen = 0
+    for i in range(600):
+        case = synthesize_case(i, seed=19, kb=kb)
+        if case.conditions[0].code != "hyperkalemia":
+            continue
+        for t in render(case, kb, seed=19).conversation.turns:
+            m = re.search(r"IV calcium gluconate given (\d+) minutes after arrival", t.text)
+            if m:
+                assert 5 <= int(m.group(1)) <= 10, t.text
+                seen += 1
+    assert seen

@@ -54,7 +54,8 @@ class Trigger:
     say: str | None = None  # what the attending states (``{why}``, ``{t}``: its time)
     covered_by: str | None = None  # another item whose statement includes this one
     replaces: str | None = None  # KB drug of the plan the required drug takes the place of
-    after: int = 15  # earliest minute after arrival it is done at (the next 30 min)
+    after: int = 15  # earliest minute after arrival it is done at (within ``within`` min)
+    within: int = 30  # minutes after ``after`` it is done by (5-minute steps)
     first: bool = False  # time-critical: its drug heads the plan (in table order)
     served_by: tuple[str, ...] = ()  # class words of plan drugs that already do it
 
@@ -247,6 +248,9 @@ TRIGGERS: tuple[Trigger, ...] = (
             drug="calcium_gluconate",
             pending=r"cardiac monitoring when",
             say=say,
+            # membrane stabilisation is the first thing done: within minutes, not half an hour
+            after=5,
+            within=10,
         )
         for when, sign, say in (
             (
@@ -528,7 +532,7 @@ def escalate(
             ]
             text = t.say.format(
                 why=_why(rows, values, shown),
-                t=f"{rng.randrange(t.after, t.after + 30, 5)} minutes after arrival",
+                t=f"{rng.randrange(t.after, t.after + t.within, 5)} minutes after arrival",
                 age=shown.get("age", ""),
                 bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",
                 drug=kb.drug(
