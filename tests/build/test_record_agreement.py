@@ -419,3 +419,23 @@ def test_rule_consultant_specialty(kb):
     t = next(t for t in bad["turns"] if "consultant" in t["role"])
     t["role"] = "rheumatology consultant"
     assert "consultant-specialty" in _lint(kb, case, bad)
+
+
+def test_the_done_already_update_is_the_next_mornings_round() -> None:
+    """19-000506 (round 4): 'repeat potassium ... within 24 h' listed as done already in a
+    record that ends on day 0: the update is dated to the next morning's round, when a
+    step due within 24 hours can be done."""
+    from behaviorsft.build.tasks import case_tasks
+    from behaviorsft.sources.kb import load_kb
+    from behaviorsft.sources.synthetic import synthesize_case
+
+    kb = load_kb()
+    seen = 0
+    for i in range(120):
+        case = synthesize_case(i, seed=19, kb=kb)
+        for t in case_tasks(case, render(case, kb, seed=19), kb, seed=19):
+            if t.id.endswith(":pc"):
+                excerpt = t.context.excerpt or ""
+                assert excerpt.startswith("Ward round update, the next morning: done already:")
+                seen += 1
+    assert seen

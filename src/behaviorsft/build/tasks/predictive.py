@@ -175,5 +175,6 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             fixed=[_cap(ctx.rng.choice([a for a in due if a not in diff_steps] or due))],
             rationale="Every step the guideline lists at this point is already done; "
             "further action would be unnecessary.",
-            excerpt=f"Ward round update: done already: {done}.",
+            # the next morning's round: a step due within 24 h can be done by then
+            excerpt=f"Ward round update, the next morning: done already: {done}.",
         )
