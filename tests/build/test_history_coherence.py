@@ -298,3 +298,15 @@ def test_a_history_medicine_is_dosed_by_the_clearance_rule_too(index: int) -> No
     found = lint_records([(1, case.model_dump(mode="json"))], [], kb=KB)
     assert [f.message for f in found if f.rule == "renal-dose"] == []
     assert [m.dose for m in case.medications if m.name == "Lisinopril"] == ["5 mg"]
+
+
+def test_hypoglycaemia_comes_with_a_drug_that_can_cause_it() -> None:
+    """23-000176 (round 5): severe hypoglycaemia blamed on 'treated diabetes' in a patient
+    on metformin alone, which does not cause it: a sulfonylurea or insulin is on the list."""
+    names = " ".join(m.name.lower() for m in synthesize_case(176, seed=23, kb=KB).medications)
+    assert "glipizide" in names or "insulin" in names, names
+    for i in range(0, 600, 3):
+        case = synthesize_case(i, seed=23, kb=KB)
+        if case.conditions[0].code == "hypoglycemia":
+            names = " ".join(m.name.lower() for m in case.medications)
+            assert "glipizide" in names or "insulin" in names, (case.id, names)

@@ -421,6 +421,15 @@ def treat_history(
         first = _PREFERRED.get(cond.id)
         if first:
             regimen.sort(key=lambda r: first.index(r[0]) if r[0] in first else len(first))
+            if item == implied and not any(
+                kb.drugs[d].name.lower() in " ".join(have) for d in first if d in kb.drugs
+            ):
+                # the hypoglycaemia needs a drug that can cause it (metformin alone does
+                # not): the first preferred one that fits is added, covered or not
+                for r in regimen:
+                    if r[0] in first and add(*r, item):
+                        have.append(_text(meds[-1]))
+                        break
         for r in regimen:
             if not standing.full and covered(standing, have) >= standing.need:
                 break
