@@ -310,3 +310,15 @@ def test_hypoglycaemia_comes_with_a_drug_that_can_cause_it() -> None:
         if case.conditions[0].code == "hypoglycemia":
             names = " ".join(m.name.lower() for m in case.medications)
             assert "glipizide" in names or "insulin" in names, (case.id, names)
+
+
+def test_a_known_diabetes_is_not_also_new_onset() -> None:
+    """23-000466 (round 5): 'I have type 1 diabetes ... I've never been told I have
+    diabetes' (DKA's risk factors 'type 1 diabetes' and 'new-onset diabetes' both drawn)."""
+    from behaviorsft.sources.history import duplicates
+
+    history = [f for f in synthesize_case(466, seed=23, kb=KB).facts if f.startswith("History")]
+    assert "History: type 1 diabetes." in history
+    assert not any("new-onset" in h for h in history)
+    assert duplicates(["type 1 diabetes", "new-onset diabetes"], []) == ["new-onset diabetes"]
+    assert duplicates(["new-onset diabetes", "hypertension"], []) == []

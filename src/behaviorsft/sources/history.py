@@ -224,6 +224,10 @@ CKD = "chronic kidney disease"
 # Hypoglycaemia in treated diabetes: the drug that lowers the glucose comes first.
 _PREFERRED: dict[str, tuple[str, ...]] = {"hypoglycemia": ("glipizide", "insulin_glargine")}
 
+# A diabetes first presenting now, and a diabetes already known: one history cannot say both.
+NEW_ONSET = re.compile(r"\bnew[- ]onset diabetes\b", re.I)
+KNOWN_DIABETES = re.compile(r"(?<!new-onset )(?<!new onset )\bdiabetes\b", re.I)
+
 # "Immunosuppression" names its cause and drug.
 IMMUNOSUPPRESSION = re.compile(r"^immunosuppression$", re.I)
 RHEUMATOID = "rheumatoid arthritis"
@@ -340,6 +344,9 @@ def treat_history(
     """
     rng = random.Random(f"behaviorsft-history-care:{seed}:{index}")
     history = [h for h in history if lab_named(h) is None]
+    if any(NEW_ONSET.search(h) for h in history) and any(KNOWN_DIABETES.search(h) for h in history):
+        # 'type 1 diabetes' and 'new-onset diabetes' both drawn: the known disease stays
+        history = [h for h in history if not NEW_ONSET.search(h)]
     implied = IMPLIED.get(cond.id)
     if implied is not None and not any(mentions_implied(h, cond.id) for h in history):
         history.insert(0, implied)
@@ -481,7 +488,11 @@ def same_disease(a: str, b: str) -> bool:
     """Whether two history items name one chronic disease ('diabetes mellitus' and 'type 2
     diabetes'; 'chronic heart failure' and 'heart failure')."""
     sa, sb = standing_for(a), standing_for(b)
-    return a.lower() == b.lower() or (sa is not None and sa is sb)
+    new_and_known = any(
+        NEW_ONSET.search(x) and KNOWN_DIABETES.search(y) and not NEW_ONSET.search(y)
+        for x, y in ((a, b), (b, a))
+    )
+    return a.lower() == b.lower() or (sa is not None and sa is sb) or new_and_known
 
 
 def duplicates(history: Sequence[str], medicines: Sequence[str]) -> list[str]:
