@@ -158,3 +158,15 @@ def test_upper_gi_bleed_vessel_is_treated_at_the_index_endoscopy() -> None:
         assert not any("endoscopic haemostasis for" in t for t in texts)
         seen += 1
     assert seen
+
+
+def test_a_leg_in_a_cast_is_examined_after_the_cast_came_off() -> None:
+    """23-000244 (round 5): 'My leg is in a cast' beside a calf circumference, tenderness
+    along the deep veins and a popliteal ultrasound of that leg."""
+    kb = load_kb()
+    for i in range(0, 1200, 1):
+        case = synthesize_case(i, seed=23, kb=kb)
+        if kb_condition_id(case) == "dvt":
+            assert not any(f == "History: leg in a cast." for f in case.facts), case.id
+    history = [f for f in synthesize_case(244, seed=23, kb=kb).facts if "cast" in f]
+    assert history in ([], ["History: leg in a cast until last week."])
