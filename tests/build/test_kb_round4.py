@@ -170,3 +170,20 @@ def test_a_leg_in_a_cast_is_examined_after_the_cast_came_off() -> None:
             assert not any(f == "History: leg in a cast." for f in case.facts), case.id
     history = [f for f in synthesize_case(244, seed=23, kb=kb).facts if "cast" in f]
     assert history in ([], ["History: leg in a cast until last week."])
+
+
+def test_dvt_course_fits_a_provoked_clot_with_a_positive_scan() -> None:
+    """23-000034/538 (round 5): a cardiologist deciding anticoagulation, a day-2 plan for an
+    'unprovoked DVT' after surgery and a flight, 'repeat ultrasound if the first scan is
+    negative' and 'interim anticoagulation if ultrasound cannot be done' after a positive
+    scan."""
+    kb = load_kb()
+    for index in (34, 538):
+        case = synthesize_case(index, seed=23, kb=kb)
+        assert kb_condition_id(case) == "dvt"
+        turns = render(case, kb, seed=23).conversation.turns
+        text = " ".join(t.text for t in turns)
+        assert "unprovoked" not in text and "first scan is negative" not in text
+        assert "ultrasound cannot be done" not in text
+        assert not any(t.role == "cardiology consultant" for t in turns)
+        assert any(t.role == "haematology consultant" for t in turns)

@@ -106,6 +106,8 @@ def action_fits(action: str, *, study_reported: bool, medicines: str) -> bool:
 # Advice that belongs to another specialty than the condition's system.
 ADVICE_SPECIALTY: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(renal replacement|dialysis|haemofiltration)\b", re.I), "nephrology"),
+    # the duration of anticoagulation for a venous thrombosis: haematology's
+    (re.compile(r"\banticoagula\w+ for at least 3 months\b", re.I), "haematology"),
 )
 
 
