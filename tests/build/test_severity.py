@@ -340,3 +340,24 @@ def test_calcium_for_ecg_changes_is_given_within_minutes() -> None:
                 assert 5 <= int(m.group(1)) <= 10, t.text
                 seen += 1
     assert seen
+
+
+def test_stemi_gets_primary_pci_on_arrival_not_a_day_1_consult() -> None:
+    """23-000405 (round 5): a STEMI kept 'stable overnight on the ward' and the
+    catheterisation laboratory activated by the consultant on day 1."""
+    kb = load_kb()
+    seen = 0
+    for i in range(420):
+        case = synthesize_case(i, seed=23, kb=kb)
+        if case.conditions[0].code != "stemi":
+            continue
+        texts = [t.text for t in render(case, kb, seed=23).conversation.turns]
+        pci = [t for t in texts if "primary PCI done" in t]
+        assert len(pci) == 1, case.id
+        minutes = int(re.search(r"done (\d+) minutes after arrival", pci[0]).group(1))  # type: ignore[union-attr]
+        assert minutes <= 90
+        assert not any("activate the catheterisation laboratory" in t for t in texts)
+        assert not any("on the ward" in t for t in texts)
+        assert _findings(*_dumps(case, render(case, kb, seed=23).conversation)) == []
+        seen += 1
+    assert seen

@@ -207,6 +207,21 @@ TRIGGERS: tuple[Trigger, ...] = (
         "contraindication: IV alteplase given {t}; aspirin waits until 24 h after it.",
         after=30,
     ),
+    # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
+    # not a day-1 consultant's advice to activate the laboratory; then coronary care.
+    Trigger(
+        "stemi",
+        "primary PCI",
+        sign=r"\bST elevation\b",
+        level="coronary care unit",
+        pending=r"activate the catheterisation laboratory|^primary PCI with|"
+        r"^fibrinolysis within 30 min of arrival if PCI cannot",
+        done=r"primary PCI",
+        say="ST elevation on the ECG: catheterisation laboratory activated, primary PCI "
+        "done {t} (door-to-balloon time recorded); to the coronary care unit after it.",
+        after=45,
+        within=40,
+    ),
     # ATA 2016: thyroid storm with signs of heart failure takes short-acting IV
     # beta-blockade (esmolol) in place of oral propranolol.
     Trigger(
