@@ -343,3 +343,20 @@ def test_no_monitoring_to_detect_af_when_the_history_names_af() -> None:
     assert any(step in t.text for t in render(case, KB, seed=19).conversation.turns)
     known = case.model_copy(update={"facts": [*case.facts, "History: atrial fibrillation."]})
     assert not any(step in t.text for t in render(known, KB, seed=19).conversation.turns)
+
+
+@pytest.mark.parametrize(
+    ("index", "held"),
+    [
+        (18, "Held: Methotrexate (acute infection)."),  # COVID-19, low white cells
+        (419, "Held: Methotrexate (acute infection)."),  # influenza
+        (9, "Held: Metoprolol tartrate (active bleeding)."),  # bleeding ulcer, tachycardic
+    ],
+)
+def test_round5_holds(index: int, held: str) -> None:
+    """Round 5 (seed 23): methotrexate continued through COVID-19 and influenza, a
+    beta-blocker continued in a bleeding, tachycardic patient."""
+    case = synthesize_case(index, seed=23, kb=KB)
+    assert held in case.facts
+    found = lint_records([(1, case.model_dump(mode="json"))], [], kb=KB)
+    assert "sick-day-continued" not in [f.rule for f in found]

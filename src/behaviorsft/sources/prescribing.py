@@ -232,6 +232,11 @@ DEHYDRATING = re.compile(r"\b(vomiting|diarrho?ea|reduced urine output)\b", re.I
 HYPERKALAEMIA = 5.5  # mmol/L
 KIDNEY_INJURY = frozenset({"aki", "rhabdomyolysis"})
 HYPOTENSION = 90  # systolic mmHg (SSC 2021)
+# Held in hypotension besides the sick-day classes: they lower the pressure further.
+LOWERS_PRESSURE = ("beta-blocker", "beta blocker", "calcium channel blocker", "calcium-channel")
+BLEEDS = frozenset({"upper_gi_bleed", "lower_gi_bleed"})
+# Held through an acute infection (ACR 2022 perioperative/infection guidance: methotrexate).
+IMMUNOSUPPRESSANT = ("antimetabolite", "dmard", "immunosuppress")
 VITALS = ("sbp", "temperature", "heart_rate", "respiratory_rate")  # what the holds read
 # Infections in which two or more SIRS criteria (temperature > 38 or < 36 degC, heart rate
 # > 90/min, respiratory rate > 20/min) make the illness a sepsis for the sick-day rules
@@ -291,9 +296,15 @@ def hold_reason(
     vitals = vitals or {}
     if potassium is not None and potassium > HYPERKALAEMIA and any(w in cls for w in RAAS):
         return "hyperkalaemia"
+    sbp = vitals.get("sbp")
+    if sbp is not None and sbp < HYPOTENSION and any(w in cls for w in LOWERS_PRESSURE):
+        return "hypotension"  # a beta-blocker or calcium-channel blocker in shock
+    if cond_id in BLEEDS and any(w in cls for w in LOWERS_PRESSURE):
+        return "active bleeding"  # it would blunt the tachycardia of further blood loss
+    if cond_id in INFECTIONS and any(w in cls for w in IMMUNOSUPPRESSANT):
+        return "acute infection"  # methotrexate through an acute infection (ACR 2022)
     if not sick_day(drug_class) or cond_id in OVERLOAD:
         return None
-    sbp = vitals.get("sbp")
     if sbp is not None and sbp < HYPOTENSION:
         return "hypotension"
     if creatinine is not None and creatinine_high is not None and creatinine > creatinine_high:
