@@ -187,3 +187,16 @@ def test_dvt_course_fits_a_provoked_clot_with_a_positive_scan() -> None:
         assert "ultrasound cannot be done" not in text
         assert not any(t.role == "cardiology consultant" for t in turns)
         assert any(t.role == "haematology consultant" for t in turns)
+
+
+def test_thyroid_storm_is_not_iodine_induced_when_the_plan_gives_iodine() -> None:
+    """23-000422 (round 5): iodine given for a thyrotoxicosis the history blames on recent
+    iodinated contrast."""
+    kb = load_kb()
+    seen = 0
+    for i in range(0, 1260):
+        case = synthesize_case(i, seed=23, kb=kb)
+        if kb_condition_id(case) == "thyroid_storm":
+            assert not any("contrast" in f for f in case.facts), case.id
+            seen += 1
+    assert seen
