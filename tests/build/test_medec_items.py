@@ -230,6 +230,8 @@ def test_mojibake_is_put_right():
     )
     assert demojibake("Guillain-Barr\u00c3\u00a9 syndrome") == "Guillain-Barr\u00e9 syndrome"
     assert demojibake("plain \u2013 text") == "plain \u2013 text"
+    # a dash alone (round-5 review, ms-val-365: "3\u00e2\u20ac\u201c4" left as it was)
+    assert demojibake("T4\u00e2\u20ac\u201cT10 dermatomes") == "T4\u2013T10 dermatomes"
 
 
 # ----------------------------------------------------------------------------- real file

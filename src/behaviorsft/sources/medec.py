@@ -500,7 +500,8 @@ def read(path: Path) -> Iterator[Imported]:
 
 
 # UTF-8 read as cp1252 in MEDEC's files ("â€œ" for a quote, "Î¼" for micro, "Ã©" for é).
-_MOJIBAKE = re.compile("[\u00c2\u00c3\u00ce\u00e2][\u0080-\u203a]")
+# (cp1252 puts 0x80 at U+20AC '€' and 0x99 at U+2122 '™', above the U+0080-U+203A run.)
+_MOJIBAKE = re.compile("[\u00c2\u00c3\u00ce\u00e2][\u0080-\u203a\u20ac\u2122]")
 
 
 def demojibake(text: str) -> str:
