@@ -439,3 +439,20 @@ def test_the_done_already_update_is_the_next_mornings_round() -> None:
                 assert excerpt.startswith("Ward round update, the next morning: done already:")
                 seen += 1
     assert seen
+
+
+def test_an_admitted_patient_is_not_planned_as_an_outpatient() -> None:
+    """23-000556 (round 5): the plan said outpatient management while the patient was
+    admitted, the consultant 'admit if ...' on day 1, and the day-2 plan repeated the
+    consultant's advice word for word."""
+    from behaviorsft.sources.kb import load_kb
+    from behaviorsft.sources.synthetic import synthesize_case
+
+    kb = load_kb()
+    for index in (556, 114):
+        case = synthesize_case(index, seed=23, kb=kb)
+        texts = [t.text for t in render(case, kb, seed=23).conversation.turns]
+        assert not any(re.search(r"outpatient management|\badmit if\b", t) for t in texts)
+        advice = next(t for t in texts if "From our side:" in t).split("From our side: ")[1]
+        day2 = next(t for t in texts if t.startswith("Day 2 ward round. Plan:"))
+        assert advice.rstrip(".") not in day2

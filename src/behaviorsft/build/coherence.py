@@ -67,7 +67,7 @@ OPERATION_DONE = re.compile(
 FIRST_HOURS = re.compile(
     r"\b(?:give|administer) the first (?:\w+ )?dose\b|\bonce the diagnosis is made\b|"
     r"\bsite of care\b|\bsearch for (?:and treat )?the precipitant\b|"
-    r"\bconsider admission\b",
+    r"\bconsider admission\b|^admit if\b|^outpatient management\b",
     re.I,
 )
 
@@ -94,6 +94,8 @@ def action_fits(action: str, *, study_reported: bool, medicines: str) -> bool:
     unless a medicine of the patient's (``medicines``: names and classes) is X."""
     if study_reported and AWAITING.search(action):
         return False
+    if FIRST_HOURS.search(action):
+        return False  # whether to admit: the record's patient is admitted
     m = IF_TAKING.search(action)
     if m is not None:
         words = {w for w in _TOKEN.findall(m["what"].lower()) if len(w) >= 5} - {"therapy"}

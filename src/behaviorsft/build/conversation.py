@@ -797,7 +797,7 @@ def _render_kb(
     later = [a for a in steps if a != advice]
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)
-    steps = prescribing.due_steps(cond.id, later[:2] or steps, documented)
+    steps = prescribing.due_steps(cond.id, later[:2], documented)  # never the consultant's again
     b.say(
         attending,
         "Day 2 ward round. Plan: " + "; ".join(steps or ["continue the current plan"]) + ".",
