@@ -66,6 +66,7 @@ from behaviorsft.build import (
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
+from behaviorsft.taxonomy import TaskType
 
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
 KB_CODES = "behaviorsft-kb"
@@ -1120,6 +1121,9 @@ def lint_records(
     return findings
 
 
+_ERROR_TASK = TaskType.EXPLICIT_ERROR_CORRECTION.value  # the tasks lint_errors checks
+
+
 def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFinding]:
     """Lint a BENCH folder's cases (``cases.jsonl``, or ``cases``) and conversations."""
     folder = Path(folder)
@@ -1127,20 +1131,36 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
     conv_path = folder / "conversations.jsonl"
     if case_path is None and not conv_path.is_file():
         raise FileNotFoundError(f"{folder}: no cases.jsonl or conversations.jsonl to lint")
+    task_path = folder / "tasks.jsonl"
+    # Each file is read and parsed once: the planted-order check (lint_errors.py) gets the
+    # cases and error-correction tasks the record and task checks have already parsed.
+    cases_seen: list[tuple[int, dict[str, Any]]] = []
+    orders: list[tuple[int, dict[str, Any]]] = []
+
+    def keep(
+        rows: Iterable[tuple[int, dict[str, Any]]], into: list[Any], task_type: str | None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        for row in rows:
+            if task_type is None or row[1].get("task_type") == task_type:
+                into.append(row)
+            yield row
+
+    case_rows = keep(_read(case_path), cases_seen, None) if case_path is not None else None
+    task_rows = keep(_read(task_path), orders, _ERROR_TASK) if task_path.is_file() else None
     findings = lint_records(
-        _read(case_path) if case_path is not None else iter(()),
+        case_rows if case_rows is not None else iter(()),
         _read(conv_path) if conv_path.is_file() else iter(()),
         cases_file=str(case_path) if case_path is not None else "cases.jsonl",
         conversations_file=str(conv_path),
-        tasks=_read(folder / "tasks.jsonl") if (folder / "tasks.jsonl").is_file() else None,
-        tasks_file=str(folder / "tasks.jsonl"),
+        tasks=task_rows,
+        tasks_file=str(task_path),
     )
-    task_path = folder / "tasks.jsonl"
-    if case_path is not None and task_path.is_file():  # planted orders: lint_errors.py
+    if case_rows is not None and task_rows is not None:  # planted orders: lint_errors.py
+        for rows in (case_rows, task_rows):  # read to the end (both are, normally)
+            for _ in rows:
+                pass
         lint_errors.lint_tasks(
-            _read(case_path),
-            lint_errors.order_tasks(task_path),
-            lambda line, tid: _Where(str(task_path), line, tid, findings),
+            cases_seen, orders, lambda line, tid: _Where(str(task_path), line, tid, findings)
         )
     return findings
 

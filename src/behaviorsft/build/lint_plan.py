@@ -47,6 +47,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from behaviorsft.sources.kb import KnowledgeBase
@@ -231,14 +232,17 @@ _STOP = frozenset(
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
-def _toks(text: str) -> set[str]:
+@lru_cache(maxsize=1 << 16)
+def _toks(text: str) -> frozenset[str]:
+    """The content words of ``text`` (cached: each record sentence is tested against every
+    cited clause of every reason rendered for it)."""
     out = set()
     for t in _TOKEN.findall(text.lower()):
         if len(t) > 3 and t.endswith("s") and not t.endswith("ss"):
             t = t[:-1]
         if t not in _STOP:
             out.add(t)
-    return out
+    return frozenset(out)
 
 
 @dataclass
