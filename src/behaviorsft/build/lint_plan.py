@@ -267,7 +267,9 @@ def shown_record(
     kb: KnowledgeBase, turns: Iterable[tuple[str, list[list[Any]]]], *, lay: bool = True
 ) -> Shown:
     """``Shown`` of ``(text, table rows)`` pairs: every sentence and every result row."""
-    by_name = {lab.name.lower(): lab.id for lab in kb.labs.values()}
+    from behaviorsft.build.lint_values import _lab_ids
+
+    by_name = _lab_ids(kb)  # (cached per knowledge base)
     out = Shown()
     for text, rows in turns:
         out.sentences += [s for s in re.split(r"(?<=[.;!?:])\s+", text) if s]
