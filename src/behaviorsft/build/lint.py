@@ -1121,7 +1121,18 @@ def lint_records(
     return findings
 
 
-_ERROR_TASK = TaskType.EXPLICIT_ERROR_CORRECTION.value  # the tasks lint_errors checks
+_ERROR_TASK = TaskType.EXPLICIT_ERROR_CORRECTION.value
+
+
+def _is_order(task: dict[str, Any]) -> bool:
+    """Whether ``task`` may be one lint_errors checks: an error correction whose excerpt is a
+    new order (``lint_errors.order_tasks``; only these are kept, not all the tasks)."""
+    ctx = task.get("context")
+    return (
+        task.get("task_type") == _ERROR_TASK
+        and isinstance(ctx, dict)
+        and "New order: " in str(ctx.get("excerpt") or "")
+    )
 
 
 def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFinding]:
@@ -1138,15 +1149,15 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
     orders: list[tuple[int, dict[str, Any]]] = []
 
     def keep(
-        rows: Iterable[tuple[int, dict[str, Any]]], into: list[Any], task_type: str | None
+        rows: Iterable[tuple[int, dict[str, Any]]], into: list[Any], orders_only: bool
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         for row in rows:
-            if task_type is None or row[1].get("task_type") == task_type:
+            if not orders_only or _is_order(row[1]):
                 into.append(row)
             yield row
 
-    case_rows = keep(_read(case_path), cases_seen, None) if case_path is not None else None
-    task_rows = keep(_read(task_path), orders, _ERROR_TASK) if task_path.is_file() else None
+    case_rows = keep(_read(case_path), cases_seen, False) if case_path is not None else None
+    task_rows = keep(_read(task_path), orders, True) if task_path.is_file() else None
     findings = lint_records(
         case_rows if case_rows is not None else iter(()),
         _read(conv_path) if conv_path.is_file() else iter(()),
