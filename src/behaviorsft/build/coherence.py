@@ -206,7 +206,7 @@ def _statements(sentences: Iterable[str]) -> list[_Statement]:
     return out
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)  # one record's sentences, many times each
 def _statement(sentence: str) -> _Statement | None:
     """(cached: a record's sentences are tokenised for every reason checked against it)"""
     if sentence.rstrip().endswith("?"):

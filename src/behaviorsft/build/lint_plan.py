@@ -232,7 +232,7 @@ _STOP = frozenset(
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 12)  # one record's sentences, many times each
 def _toks(text: str) -> frozenset[str]:
     """The content words of ``text`` (cached: each record sentence is tested against every
     cited clause of every reason rendered for it)."""
