@@ -1152,8 +1152,22 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
         rows: Iterable[tuple[int, dict[str, Any]]], into: list[Any], orders_only: bool
     ) -> Iterator[tuple[int, dict[str, Any]]]:
         for row in rows:
-            if not orders_only or _is_order(row[1]):
+            if not orders_only:
                 into.append(row)
+            elif _is_order(row[1]):  # what lint_errors reads of it (a whole task is large)
+                task = row[1]
+                excerpt = task["context"].get("excerpt")
+                into.append(
+                    (
+                        row[0],
+                        {
+                            "id": task.get("id"),
+                            "case_id": task.get("case_id"),
+                            "task_type": task.get("task_type"),
+                            "context": {"excerpt": excerpt},
+                        },
+                    )
+                )
             yield row
 
     case_rows = keep(_read(case_path), cases_seen, False) if case_path is not None else None
