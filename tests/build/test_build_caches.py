@@ -235,3 +235,103 @@ def test_option_texts_are_compared_as_the_regex_compared_them() -> None:
     assert spaces == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
     for text in ("  Aspirin\u00a0 300\u2003mg ", "x\n\ty", "", " ", "STRASSE  straße"):
         assert _normalise_option_text(text) == re.sub(r"\s+", " ", text).strip().casefold()
+
+
+# --------------------------------------------------------------------------- coherence
+# and lint caches (session 9): token sets and lab ids are memoised; the same answers.
+
+
+_SENTENCES = [
+    "I've never been told I have diabetes.",
+    "Chest X-ray: hyperinflation and no consolidation.",
+    "Any chest pain?",
+    "For about 4 days I've had blurred vision and chest pain.",
+    "Chest X-ray: hyperinflation and no consolidation.",  # repeated: a cache hit
+]
+
+
+def test_cached_statements_match_a_fresh_tokenisation() -> None:
+    from behaviorsft.build.coherence import _TOKEN, _statements, mentions
+
+    want = [
+        (words, set(words))
+        for s in _SENTENCES
+        if not s.rstrip().endswith("?")
+        for words in [_TOKEN.findall(s.lower())]
+    ]
+    for _ in range(2):  # the second time from the cache
+        got = _statements(_SENTENCES)
+        assert [(list(w), set(v)) for w, v in got] == want
+        assert mentions(_SENTENCES, "diabetes") == [True]
+        assert mentions(_SENTENCES, "no chest pain") == [False]
+        assert mentions(_SENTENCES, "consolidation") == [True, True]
+
+
+def test_cached_clause_tokens_match_a_fresh_tokenisation() -> None:
+    from behaviorsft.build.lint_plan import _STOP, _TOKEN, _toks
+
+    def fresh(text: str) -> set[str]:
+        out = set()
+        for t in _TOKEN.findall(text.lower()):
+            t = t[:-1] if len(t) > 3 and t.endswith("s") and not t.endswith("ss") else t
+            if t not in _STOP:
+                out.add(t)
+        return out
+
+    for s in [*_SENTENCES, "Fevers and rigors with a cough", "Abscess of the thighs"]:
+        assert _toks(s) == fresh(s) == _toks(s)
+        assert isinstance(_toks(s), frozenset)  # shared between callers: never changed
+
+
+def test_lab_ids_are_kept_per_knowledge_base() -> None:
+    from behaviorsft.build.lint_values import _lab_ids
+
+    kb = load_kb()
+    other = kb.model_copy(deep=True)
+    lab_id = next(iter(other.labs))
+    other.labs[lab_id] = other.labs[lab_id].model_copy(update={"name": "Renamed test"})
+    assert _lab_ids(kb) == {lab.name.lower(): lid for lid, lab in kb.labs.items()}
+    assert _lab_ids(other)["renamed test"] == lab_id
+    assert "renamed test" not in _lab_ids(kb)
+
+
+def test_lint_bench_reads_each_file_once_with_the_same_findings(tmp_path, monkeypatch) -> None:
+    import json
+
+    from behaviorsft.build import lint, lint_errors
+    from tests.build.kb_records import kb_record
+
+    case, conv = kb_record("thyroid_storm")
+    task = {
+        "id": f"{case['id']}:explicit_error_correction:x0",
+        "case_id": case["id"],
+        "task_type": "explicit_error_correction",
+        "context": {"turn_start": 0, "turn_end": 3, "excerpt": "New order: Lisinopril 10 mg."},
+    }
+    other = {"id": f"{case['id']}:fact_retrieval:0", "case_id": case["id"], "task_type": "x"}
+    (tmp_path / "cases.jsonl").write_text(json.dumps(case) + "\n")
+    (tmp_path / "conversations.jsonl").write_text(json.dumps(conv) + "\n")
+    (tmp_path / "tasks.jsonl").write_text(json.dumps(other) + "\n" + json.dumps(task) + "\n")
+
+    # the reference: every file read for itself, as lint_bench did before
+    expected = lint.lint_records(
+        lint._read(tmp_path / "cases.jsonl"),
+        lint._read(tmp_path / "conversations.jsonl"),
+        cases_file=str(tmp_path / "cases.jsonl"),
+        conversations_file=str(tmp_path / "conversations.jsonl"),
+        tasks=lint._read(tmp_path / "tasks.jsonl"),
+        tasks_file=str(tmp_path / "tasks.jsonl"),
+    )
+    lint_errors.lint_tasks(
+        lint._read(tmp_path / "cases.jsonl"),
+        lint_errors.order_tasks(tmp_path / "tasks.jsonl"),
+        lambda line, tid: lint._Where(str(tmp_path / "tasks.jsonl"), line, tid, expected),
+    )
+    assert [f.rule for f in expected].count("order-no-indication") == 1
+
+    reads: list[str] = []
+    real_read = lint._read
+    monkeypatch.setattr(lint, "_read", lambda path: reads.append(path.name) or real_read(path))
+    monkeypatch.setattr(lint_errors, "order_tasks", None)  # not read a second time
+    assert lint.lint_bench(tmp_path) == expected
+    assert sorted(reads) == ["cases.jsonl", "conversations.jsonl", "tasks.jsonl"]

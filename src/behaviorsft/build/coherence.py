@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from behaviorsft.sources.kb import KnowledgeBase
 
@@ -196,17 +197,29 @@ def mentions(sentences: Iterable[str], clause: str) -> list[bool]:
     return _mentions(_statements(sentences), clause)
 
 
-def _statements(sentences: Iterable[str]) -> list[tuple[list[str], set[str]]]:
-    """The words of each sentence that is no question (list and set)."""
+_Statement = tuple[tuple[str, ...], frozenset[str]]
+
+
+def _statements(sentences: Iterable[str]) -> list[_Statement]:
+    """The words of each sentence that is no question (tuple and set)."""
     out = []
     for s in sentences:
-        if not s.rstrip().endswith("?"):
-            words = _TOKEN.findall(s.lower())
-            out.append((words, set(words)))
+        words = _statement(s)
+        if words is not None:
+            out.append(words)
     return out
 
 
-def _mentions(statements: list[tuple[list[str], set[str]]], clause: str) -> list[bool]:
+@lru_cache(maxsize=1 << 12)  # one record's sentences, many times each
+def _statement(sentence: str) -> _Statement | None:
+    """(cached: a record's sentences are tokenised for every reason checked against it)"""
+    if sentence.rstrip().endswith("?"):
+        return None
+    words = tuple(_TOKEN.findall(sentence.lower()))
+    return words, frozenset(words)
+
+
+def _mentions(statements: list[_Statement], clause: str) -> list[bool]:
     want = set(_TOKEN.findall(_NEGATIVE.sub("", clause).lower()))
     if not want:
         return []
@@ -271,7 +284,7 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
     ok: list[str] = []
     bad: list[str] = []
     clauses = split_clauses(reason)
-    statements: list[tuple[list[str], set[str]]] | None = None  # tokenised once, if needed
+    statements: list[_Statement] | None = None  # tokenised once, if needed
     for clause in clauses:
         said = clause
         good = clause_supported(kb, shown, clause)  # type: ignore[arg-type]

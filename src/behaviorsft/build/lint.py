@@ -66,6 +66,7 @@ from behaviorsft.build import (
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
+from behaviorsft.taxonomy import TaskType
 
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
 KB_CODES = "behaviorsft-kb"
@@ -1120,6 +1121,20 @@ def lint_records(
     return findings
 
 
+_ERROR_TASK = TaskType.EXPLICIT_ERROR_CORRECTION.value
+
+
+def _is_order(task: dict[str, Any]) -> bool:
+    """Whether ``task`` may be one lint_errors checks: an error correction whose excerpt is a
+    new order (``lint_errors.order_tasks``; only these are kept, not all the tasks)."""
+    ctx = task.get("context")
+    return (
+        task.get("task_type") == _ERROR_TASK
+        and isinstance(ctx, dict)
+        and "New order: " in str(ctx.get("excerpt") or "")
+    )
+
+
 def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFinding]:
     """Lint a BENCH folder's cases (``cases.jsonl``, or ``cases``) and conversations."""
     folder = Path(folder)
@@ -1127,20 +1142,50 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
     conv_path = folder / "conversations.jsonl"
     if case_path is None and not conv_path.is_file():
         raise FileNotFoundError(f"{folder}: no cases.jsonl or conversations.jsonl to lint")
+    task_path = folder / "tasks.jsonl"
+    # Each file is read and parsed once: the planted-order check (lint_errors.py) gets the
+    # cases and error-correction tasks the record and task checks have already parsed.
+    cases_seen: list[tuple[int, dict[str, Any]]] = []
+    orders: list[tuple[int, dict[str, Any]]] = []
+
+    def keep(
+        rows: Iterable[tuple[int, dict[str, Any]]], into: list[Any], orders_only: bool
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        for row in rows:
+            if not orders_only:
+                into.append(row)
+            elif _is_order(row[1]):  # what lint_errors reads of it (a whole task is large)
+                task = row[1]
+                excerpt = task["context"].get("excerpt")
+                into.append(
+                    (
+                        row[0],
+                        {
+                            "id": task.get("id"),
+                            "case_id": task.get("case_id"),
+                            "task_type": task.get("task_type"),
+                            "context": {"excerpt": excerpt},
+                        },
+                    )
+                )
+            yield row
+
+    case_rows = keep(_read(case_path), cases_seen, False) if case_path is not None else None
+    task_rows = keep(_read(task_path), orders, True) if task_path.is_file() else None
     findings = lint_records(
-        _read(case_path) if case_path is not None else iter(()),
+        case_rows if case_rows is not None else iter(()),
         _read(conv_path) if conv_path.is_file() else iter(()),
         cases_file=str(case_path) if case_path is not None else "cases.jsonl",
         conversations_file=str(conv_path),
-        tasks=_read(folder / "tasks.jsonl") if (folder / "tasks.jsonl").is_file() else None,
-        tasks_file=str(folder / "tasks.jsonl"),
+        tasks=task_rows,
+        tasks_file=str(task_path),
     )
-    task_path = folder / "tasks.jsonl"
-    if case_path is not None and task_path.is_file():  # planted orders: lint_errors.py
+    if case_rows is not None and task_rows is not None:  # planted orders: lint_errors.py
+        for rows in (case_rows, task_rows):  # read to the end (both are, normally)
+            for _ in rows:
+                pass
         lint_errors.lint_tasks(
-            _read(case_path),
-            lint_errors.order_tasks(task_path),
-            lambda line, tid: _Where(str(task_path), line, tid, findings),
+            cases_seen, orders, lambda line, tid: _Where(str(task_path), line, tid, findings)
         )
     return findings
 

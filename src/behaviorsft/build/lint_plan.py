@@ -54,6 +54,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from behaviorsft.sources.kb import KnowledgeBase
@@ -240,14 +241,17 @@ _STOP = frozenset(
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
-def _toks(text: str) -> set[str]:
+@lru_cache(maxsize=1 << 12)  # one record's sentences, many times each
+def _toks(text: str) -> frozenset[str]:
+    """The content words of ``text`` (cached: each record sentence is tested against every
+    cited clause of every reason rendered for it)."""
     out = set()
     for t in _TOKEN.findall(text.lower()):
         if len(t) > 3 and t.endswith("s") and not t.endswith("ss"):
             t = t[:-1]
         if t not in _STOP:
             out.add(t)
-    return out
+    return frozenset(out)
 
 
 @dataclass
@@ -272,7 +276,9 @@ def shown_record(
     kb: KnowledgeBase, turns: Iterable[tuple[str, list[list[Any]]]], *, lay: bool = True
 ) -> Shown:
     """``Shown`` of ``(text, table rows)`` pairs: every sentence and every result row."""
-    by_name = {lab.name.lower(): lab.id for lab in kb.labs.values()}
+    from behaviorsft.build.lint_values import _lab_ids
+
+    by_name = _lab_ids(kb)  # (cached per knowledge base)
     out = Shown()
     for text, rows in turns:
         out.sentences += [s for s in re.split(r"(?<=[.;!?:])\s+", text) if s]

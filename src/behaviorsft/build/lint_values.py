@@ -321,9 +321,15 @@ def _num(value: Any) -> float | None:
         return None
 
 
+_LAB_IDS: dict[int, tuple[KnowledgeBase, dict[str, str]]] = {}
+
+
 def _lab_ids(kb: KnowledgeBase) -> dict[str, str]:
-    """Lab display name (lower case) -> KB id."""
-    return {lab.name.lower(): lid for lid, lab in kb.labs.items()}
+    """Lab display name (lower case) -> KB id (cached per KB object; read only)."""
+    hit = _LAB_IDS.get(id(kb))
+    if hit is None or hit[0] is not kb:
+        hit = _LAB_IDS[id(kb)] = (kb, {lab.name.lower(): lid for lid, lab in kb.labs.items()})
+    return hit[1]
 
 
 def _condition(case: dict[str, Any]) -> str | None:

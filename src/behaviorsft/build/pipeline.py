@@ -538,13 +538,16 @@ def _run(
         else:
             fork = "fork" in mp.get_all_start_methods()
             if fork and todo:
+                _init(seed, types)
+            # The workers inherit the frozen objects (the key-rate probe's workers too: with
+            # the default thresholds they spent about a fifth of their CPU in collections).
+            lean.enter_context(_lean_gc())
+            if fork and todo:
                 # Forked workers inherit the knowledge base and the key-rate table
                 # (measured once here rather than once per worker).
-                _init(seed, types)
                 assert _KB is not None
                 key_rates.measure(_KB, _OPTS["types"], workers=n_workers)
             ctx = mp.get_context("fork" if fork else "spawn")
-            lean.enter_context(_lean_gc())  # the workers inherit the frozen objects
             pool = ctx.Pool(n_workers, initializer=_init_worker, initargs=(seed, types))
             results = pool.imap(_one, items(), chunksize=CHUNK)
         for res in results:
