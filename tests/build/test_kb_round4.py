@@ -200,3 +200,19 @@ def test_thyroid_storm_is_not_iodine_induced_when_the_plan_gives_iodine() -> Non
             assert not any("contrast" in f for f in case.facts), case.id
             seen += 1
     assert seen
+
+
+def test_a_toe_web_finding_shows_the_toe_spaces_were_examined() -> None:
+    """23-000166 (round 5): the note declined 'interdigital toe spaces examined' while turn 12
+    reported interdigital fissuring: the finding shows the examination (synonyms.yaml)."""
+    kb = load_kb()
+    case = synthesize_case(166, seed=SEED + 4, kb=kb)  # seed 23
+    rendered = render(case, kb, seed=SEED + 4)
+    assert any("interdigital fissuring" in t.text for t in rendered.conversation.turns)
+    keyed = [
+        t
+        for t in case_tasks(case, rendered, kb, seed=SEED + 4)
+        if t.task_type in (T.STANDARD_OF_CARE, T.OMISSION_DETECTION)
+        and "toe spaces" in next(o.text for o in t.options if o.label == t.answer)
+    ]
+    assert keyed == []
