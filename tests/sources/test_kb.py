@@ -419,3 +419,20 @@ def test_all_problems_are_reported_together(kb_copy: Path) -> None:
     message = str(info.value)
     assert "conditions/dka.yaml: labs.glucose" in message
     assert "drugs.yaml: drugs[metformin].name" in message
+
+
+def test_no_risk_factor_is_one_of_the_conditions_own_differentials() -> None:
+    """23-000549 (round 5 review): 'primary hyperaldosteronism' in the history of a
+    hypokalaemia whose team then calls primary hyperaldosteronism less likely."""
+    import re
+
+    kb = load_kb()
+    clashes = [
+        (c.id, r, d.name)
+        for c in kb.conditions.values()
+        for r in c.risk_factors
+        for d in c.differentials
+        if re.sub(r"\s*\(.*?\)", "", d.name).lower() in r.lower()
+        or r.lower() in d.name.lower()
+    ]
+    assert clashes == []
