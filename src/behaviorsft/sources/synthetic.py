@@ -646,11 +646,11 @@ def synthesize_case(
     gfr = egfr(creat, age, sex) if creat else None
     crcl = cockcroft_gault(creat, age, sex) if creat else None  # for the KB's CrCl rules
     if allergy_group is not None:  # one a plausible order could clash with (planted_orders.py)
-        fits = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
-        said = tuple(complaint(s) for s in symptoms)
-        who = Patient(age, said, gfr, day0.get("sbp"), day0.get("potassium"))
-        fits = [g for g in fits if g != "beta_lactams"]
-        allergy_group = orderable_group(kb, cond, allergy_group, fits, who, f"{seed}:{index}")
+        groups = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
+        reported = tuple(complaint(s) for s in symptoms)
+        who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"))
+        groups = [g for g in groups if g != "beta_lactams"]
+        allergy_group = orderable_group(kb, cond, allergy_group, groups, who, f"{seed}:{index}")
         update: dict[str, str] = {"substance": allergy_name(kb, allergy_group)}
         if allergy_group == "heparins":
             # a heparin 'allergy' on a real chart is nearly always a past HIT
