@@ -383,3 +383,18 @@ def test_hold_action_rewrites():
     assert prescribing.hold_action(action, []) == (
         "stop nephrotoxins (NSAIDs, aminoglycosides); no regular medicine to hold"
     )
+
+
+def test_no_diltiazem_for_rate_control_with_heart_failure_in_the_history():
+    """29-000156 (round 6): IV diltiazem for AF in a patient with heart failure (on
+    furosemide and dapagliflozin, BNP 536): the rate-control choice takes metoprolol."""
+    case = synthesize_case(156, seed=29, kb=KB)
+    assert any("heart failure" in f for f in case.facts if f.startswith("History"))
+    plan = _plan(case)
+    assert "diltiazem" not in plan and "metoprolol" in plan
+    for i in range(0, 840, 2):
+        case = synthesize_case(i, seed=29, kb=KB)
+        if case.conditions[0].code == "atrial_fibrillation_rvr" and any(
+            "heart failure" in f for f in case.facts if f.startswith("History")
+        ):
+            assert "diltiazem" not in _plan(case), case.id

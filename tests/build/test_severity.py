@@ -361,3 +361,18 @@ def test_stemi_gets_primary_pci_on_arrival_not_a_day_1_consult() -> None:
         assert _findings(*_dumps(case, render(case, kb, seed=23).conversation)) == []
         seen += 1
     assert seen
+
+
+def test_anaphylaxis_gets_im_adrenaline_at_triage() -> None:
+    """29-000596/092 (round 6): anaphylactic shock whose adrenaline the record gives only
+    after the history, the bloods and the ECG."""
+    kb = load_kb()
+    for index in (596, 92):
+        case = synthesize_case(index, seed=29, kb=kb)
+        conv = render(case, kb, seed=29).conversation
+        said = [t.text for t in conv.turns if "IM adrenaline" in t.text]
+        assert len(said) == 1 and "at triage" in said[0]
+        minutes = int(re.search(r"given (\d+) minutes after arrival", said[0]).group(1))  # type: ignore[union-attr]
+        assert minutes <= 10
+        assert not any("First dose of epinephrine" in t.text for t in conv.turns)
+        assert _findings(*_dumps(case, conv)) == []

@@ -179,6 +179,20 @@ CONDITIONAL: dict[tuple[str, str], Requirement] = {
 }
 
 
+# (condition id, drug id) -> history words that bar it (the KB note's "avoid"/"only if").
+BARRED_BY_HISTORY: dict[tuple[str, str], tuple[str, ...]] = {
+    # ESC AF 2024: non-dihydropyridine calcium-channel blockers only with LVEF > 40%; a known
+    # heart failure takes the beta-blocker of the rate-control choice
+    ("atrial_fibrillation_rvr", "diltiazem"): ("heart failure",),
+}
+
+
+def barred(cond_id: str, drug_id: str, history: str) -> bool:
+    """Whether the history drawn so far rules a plan drug out (diltiazem in heart failure)."""
+    low = history.lower()
+    return any(w in low for w in BARRED_BY_HISTORY.get((cond_id, drug_id), ()))
+
+
 def condition_met(cond_id: str, drug_id: str, age: float | None, history: str) -> bool:
     """Whether a conditional drug's requirement holds (True for a drug with none)."""
     req = CONDITIONAL.get((cond_id, drug_id))

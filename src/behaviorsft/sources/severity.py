@@ -207,6 +207,20 @@ TRIGGERS: tuple[Trigger, ...] = (
         "contraindication: IV alteplase given {t}; aspirin waits until 24 h after it.",
         after=30,
     ),
+    # WAO 2020 / Resuscitation Council UK 2021: IM adrenaline the moment anaphylaxis is
+    # recognised (at triage, before the history and the bloods), with oxygen and fluids.
+    Trigger(
+        "anaphylaxis",
+        "IM adrenaline",
+        drug="epinephrine",
+        first=True,
+        done=r"IM adrenaline",
+        say="Recognised at triage: IM adrenaline into the anterolateral thigh given {t}, with "
+        "high-flow oxygen, before the history was taken; repeat after 5 minutes if there is "
+        "no improvement.",
+        after=3,
+        within=5,
+    ),
     # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
     # not a day-1 consultant's advice to activate the laboratory; then coronary care.
     Trigger(
