@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from behaviorsft.build import lint_plan
+from behaviorsft.build import lint_plan, lint_severity
 from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import LintFinding, lint_records
 from behaviorsft.build.lint_values import (
@@ -55,11 +55,15 @@ def _case(
     }
 
 
+SEVERITY_RULES = lint_severity.RULES
+
+
 def _lint(case: dict[str, Any], conv: dict[str, Any] | None = None) -> list[LintFinding]:
     # these minimal cases have no plan: the plan and reasoning rules (lint_plan, tested in
-    # test_lint_plan.py) rightly flag that, and are left out here
+    # test_lint_plan.py) and the care the severity requires (lint_severity, test_severity.py)
+    # rightly flag that, and are left out here
     found = lint_records([(1, case)], [(1, conv)] if conv is not None else [], kb=KB)
-    return [f for f in found if f.rule not in lint_plan.RULES]
+    return [f for f in found if f.rule not in lint_plan.RULES and f.rule not in SEVERITY_RULES]
 
 
 def _only(findings: list[LintFinding], *rules: str) -> list[LintFinding]:

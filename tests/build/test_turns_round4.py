@@ -260,3 +260,26 @@ def test_rule_advice_already_done(kb):
         "Day 1, 13:50: consult review. From our side: admit to ICU if vasopressors are required."
     )
     assert "advice-already-done" in _lint(kb, case, bad)
+
+
+def test_the_physiotherapist_finds_what_fits_the_patient(kb):
+    """Round 6 (29-000348; rounds 4-5: a 'mobility plan' for a 25-year-old asthmatic and a
+    patient on NIV): a chest review in a respiratory illness, a mobility plan from 65, a
+    screen with no needs otherwise."""
+    seen = set()
+    for i in range(0, 300, 3):
+        case = synthesize_case(i, seed=29, kb=kb)
+        turns = render(case, kb, seed=29).conversation.turns
+        physio = [t.text for t in turns if t.role == "physiotherapist"]
+        if not physio:
+            continue
+        age = case.demographics.age_years or 0
+        system = kb.condition(case.conditions[0].code).system
+        if system == "respiratory":
+            assert "chest physiotherapy" in physio[0]
+        elif age >= 65:
+            assert "mobility plan" in physio[0]
+        else:
+            assert "independently mobile" in physio[0]
+        seen.add(system == "respiratory" or age >= 65)
+    assert seen == {True, False}

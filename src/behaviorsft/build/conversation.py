@@ -762,10 +762,19 @@ def _render_kb(
                 anchor="reconciliation",
             )
         elif ev.kind == "physiotherapy":
+            # what a physiotherapist finds for this patient: the chest in a respiratory
+            # illness, mobility in an older patient, a screen with no needs otherwise
+            if cond.system == "respiratory":
+                found = (
+                    "chest physiotherapy review done; airway clearance and breathing "
+                    "exercises taught."
+                )
+            elif age >= 65:
+                found = "physiotherapy assessment done; a mobility plan is in place."
+            else:
+                found = "physiotherapy screen done; independently mobile, no needs identified."
             b.say(
-                b.person("physio", "", "physiotherapist"),
-                f"{day}: physiotherapy assessment done; a mobility plan is in place.",
-                anchor="physiotherapy",
+                b.person("physio", "", "physiotherapist"), f"{day}: {found}", anchor="physiotherapy"
             )
     # Only what this record can back is recorded as done: no test whose result it never
     # shows, nothing of the patient's allergy group.
