@@ -24,8 +24,9 @@ runner = CliRunner()
 
 
 def _synth(path: Path, n: int, seed: int = 0) -> None:
-    res = runner.invoke(app, ["cases", "synth", "--n", str(n), "--seed", str(seed), "--out",
-                              str(path)])
+    res = runner.invoke(
+        app, ["cases", "synth", "--n", str(n), "--seed", str(seed), "--out", str(path)]
+    )
     assert res.exit_code == 0, res.output
 
 
@@ -34,8 +35,9 @@ def test_synth_then_build_writes_a_loadable_bench(tmp_path):
     _synth(cases, 50)
     _synth(cases, 50)  # idempotent: resume writes nothing new
     assert sum(1 for _ in cases.open()) == 50
-    res = runner.invoke(app, ["build", "--cases", str(cases), "--out", str(tmp_path / "bench"),
-                              "--workers", "1"])
+    res = runner.invoke(
+        app, ["build", "--cases", str(cases), "--out", str(tmp_path / "bench"), "--workers", "1"]
+    )
     assert res.exit_code == 0, res.output
     bench = load_bench(tmp_path / "bench")
     assert {t.task_type for t in bench.tasks} == set(TaskType)
@@ -73,8 +75,9 @@ def test_bad_case_lines_are_reported_and_the_rest_built(tmp_path):
     lines[2] = json.dumps(broken)
     lines.insert(4, "{not json")
     cases.write_text("\n".join(lines) + "\n")
-    res = runner.invoke(app, ["build", "--cases", str(cases), "--out", str(tmp_path / "bench"),
-                              "--workers", "1"])
+    res = runner.invoke(
+        app, ["build", "--cases", str(cases), "--out", str(tmp_path / "bench"), "--workers", "1"]
+    )
     assert res.exit_code == ExitCode.PARTIAL, res.output  # finished, but cases were skipped
     assert f"{cases}:3: demographics.age_years" in res.output
     assert f"{cases}:5:" in res.output
@@ -88,8 +91,18 @@ def test_build_killed_with_sigkill_resumes_without_duplicates_or_gaps(tmp_path):
     _synth(cases, 400)
     clean = build_bench(cases, tmp_path / "clean", workers=1)
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "behaviorsft.cli", "build", "--cases", str(cases), "--out",
-           str(out), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "behaviorsft.cli",
+        "build",
+        "--cases",
+        str(cases),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tasks_file = out / "tasks.jsonl"
@@ -114,8 +127,10 @@ def test_build_killed_with_sigkill_resumes_without_duplicates_or_gaps(tmp_path):
 def test_build_rejects_unknown_types(tmp_path):
     cases = tmp_path / "cases.jsonl"
     _synth(cases, 2)
-    res = runner.invoke(app, ["build", "--cases", str(cases), "--out", str(tmp_path / "b"),
-                              "--types", "fact_retreival"])
+    res = runner.invoke(
+        app,
+        ["build", "--cases", str(cases), "--out", str(tmp_path / "b"), "--types", "fact_retreival"],
+    )
     assert res.exit_code != 0
     assert "unknown task type 'fact_retreival'" in res.output
 

@@ -216,3 +216,34 @@ def test_a_toe_web_finding_shows_the_toe_spaces_were_examined() -> None:
         and "toe spaces" in next(o.text for o in t.options if o.label == t.answer)
     ]
     assert keyed == []
+
+
+@pytest.mark.parametrize(("index", "seed"), [(463, 31), (294, 29)])
+def test_a_euvolaemic_examination_shows_the_volume_status(index: int, seed: int) -> None:
+    """31-000463 (round 7, wrong key) and 29-000294 (round 6, doubtful): 'clinical volume
+    status documented' keyed as outstanding while turn 14 reads 'clinically euvolaemic'."""
+    kb = load_kb()
+    case = synthesize_case(index, seed=seed, kb=kb)
+    rendered = render(case, kb, seed=seed)
+    assert any("euvolaemic" in t.text for t in rendered.conversation.turns)
+    keyed = [
+        t
+        for t in case_tasks(case, rendered, kb, seed=seed)
+        if t.task_type in (T.STANDARD_OF_CARE, T.OMISSION_DETECTION)
+        and "volume status" in next(o.text for o in t.options if o.label == t.answer)
+    ]
+    assert keyed == []
+
+
+def test_c_difficile_course_without_an_antibiotic_to_stop_or_fulminant_advice() -> None:
+    """31-000312 / 29-000193 (rounds 6-7): 'stop the inciting antibiotic' with no antibiotic
+    in the history, and a consultant advising surgery for a 'fulminant colitis' the record
+    does not show."""
+    kb = load_kb()
+    for index, seed in ((312, 31), (193, 29)):
+        case = synthesize_case(index, seed=seed, kb=kb)
+        assert kb_condition_id(case) == "c_difficile_infection"
+        assert not any("antibiotic" in f for f in case.facts if f.startswith("History"))
+        texts = [t.text for t in render(case, kb, seed=seed).conversation.turns]
+        assert not any("stop the inciting antibiotic" in t for t in texts)
+        assert not any("fulminant" in t for t in texts)

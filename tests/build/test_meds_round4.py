@@ -360,3 +360,16 @@ def test_round5_holds(index: int, held: str) -> None:
     assert held in case.facts
     found = lint_records([(1, case.model_dump(mode="json"))], [], kb=KB)
     assert "sick-day-continued" not in [f.rule for f in found]
+
+
+def test_round7_no_aspirin_resumed_that_was_never_taken_and_bleeds_hold_antihypertensives():
+    """Round 7 (seed 31): 31-000443 a consultant's 'resume low-dose aspirin' for a patient on
+    none; 31-000051 lisinopril continued through a GI bleed with SBP 95."""
+    from behaviorsft.build.conversation import render
+
+    case = synthesize_case(443, seed=31, kb=KB)
+    assert not any("aspirin" in m.name.lower() for m in case.medications)
+    texts = [t.text for t in render(case, KB, seed=31).conversation.turns]
+    assert not any("resume low-dose aspirin" in t for t in texts)
+    assert "Held: Lisinopril (active bleeding)." in case.facts
+    assert "Held: Lisinopril (active bleeding)." in synthesize_case(51, seed=31, kb=KB).facts

@@ -44,9 +44,9 @@ def kb():
 
 @pytest.fixture(scope="module")
 def tasks(kb):
-    """The two types' tasks for 336 cases (8 per condition)."""
+    """The two types' tasks for 420 cases (10 per condition: enough restraint offers)."""
     out = []
-    for case in synthesize_cases(336, seed=SEED, kb=kb):
+    for case in synthesize_cases(420, seed=SEED, kb=kb):
         out.extend(case_tasks(case, render(case, kb, seed=SEED), kb, seed=SEED, types=TYPES))
     return out
 

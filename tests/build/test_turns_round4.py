@@ -275,7 +275,10 @@ def test_the_physiotherapist_finds_what_fits_the_patient(kb):
             continue
         age = case.demographics.age_years or 0
         system = kb.condition(case.conditions[0].code).system
-        if system == "respiratory":
+        in_unit = any(t.text.startswith("Overnight in") for t in turns)
+        if in_unit:
+            assert "early mobilisation" in physio[0]
+        elif system == "respiratory":
             assert "chest physiotherapy" in physio[0]
         elif age >= 65:
             assert "mobility plan" in physio[0]
@@ -283,3 +286,13 @@ def test_the_physiotherapist_finds_what_fits_the_patient(kb):
             assert "independently mobile" in physio[0]
         seen.add(system == "respiratory" or age >= 65)
     assert seen == {True, False}
+
+
+def test_a_patient_in_a_unit_is_not_screened_as_independently_mobile(kb):
+    """31-000372 (round 7): the physiotherapist found a thyroid-storm patient in intensive
+    care 'independently mobile'."""
+    case, _ = synthesize_case(372, seed=31, kb=kb), None
+    texts = [t.text for t in render(case, kb, seed=31).conversation.turns]
+    assert any("intensive care" in t for t in texts)
+    physio = [t for t in texts if "physiotherapy" in t]
+    assert physio and all("independently mobile" not in t for t in physio)

@@ -442,6 +442,9 @@ def _render_kb(
     plan_drugs = " ".join(f"{m.name} {m.drug_class or ''}" for m in case.medications)
     in_icu = _in_icu(case, [a for a in cond.treatments.actions if current(a)])
     studies = [f.name for f in case.findings if f.kind == "imaging"]
+    regular = [
+        f"{m.name} {m.drug_class or ''}" for m in case.medications if m.indication != cond.name
+    ]
     advice = next(
         (
             a
@@ -450,6 +453,8 @@ def _render_kb(
             and consultant_advice_fits(a)
             and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies)
             is None
+            # nor resuming or continuing a regular medicine the patient does not take
+            and prescribing.untaken(a, regular) is None
         ),
         "we agree with the plan",
     )
@@ -638,6 +643,8 @@ def _render_kb(
         if current(a)
         and organism_conflict(a, micro) is None
         and action_fits(a, study_reported=imaging is not None, medicines=taking)
+        # no antibiotic to stop unless the history gives one (C. difficile)
+        and ("inciting antibiotic" not in a or any("antibiotic" in h for h in known))
     ]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
@@ -764,7 +771,9 @@ def _render_kb(
         elif ev.kind == "physiotherapy":
             # what a physiotherapist finds for this patient: the chest in a respiratory
             # illness, mobility in an older patient, a screen with no needs otherwise
-            if cond.system == "respiratory":
+            if level_of_care(case) is not None or in_icu:
+                found = "physiotherapy review done; early mobilisation agreed with the unit team."
+            elif cond.system == "respiratory":
                 found = (
                     "chest physiotherapy review done; airway clearance and breathing "
                     "exercises taught."

@@ -313,8 +313,10 @@ def hold_reason(
     sbp = vitals.get("sbp")
     if sbp is not None and sbp < HYPOTENSION and any(w in cls for w in LOWERS_PRESSURE):
         return "hypotension"  # a beta-blocker or calcium-channel blocker in shock
-    if cond_id in BLEEDS and any(w in cls for w in LOWERS_PRESSURE):
-        return "active bleeding"  # it would blunt the tachycardia of further blood loss
+    if cond_id in BLEEDS and any(w in cls for w in (*LOWERS_PRESSURE, *RAAS, "diuretic")):
+        # a beta-blocker would blunt the tachycardia of further blood loss; every
+        # antihypertensive waits while the patient may still bleed
+        return "hypotension" if sbp is not None and sbp < HYPOTENSION else "active bleeding"
     if cond_id in INFECTIONS and any(w in cls for w in IMMUNOSUPPRESSANT):
         return "acute infection"  # methotrexate through an acute infection (ACR 2022)
     if not sick_day(drug_class) or cond_id in OVERLOAD:
@@ -509,6 +511,7 @@ IF_TAKING: tuple[tuple[str, str], ...] = (
         r"ace inhibitor|angiotensin|mineralocorticoid",
     ),
     (r"stop (?:the )?potassium-raising drugs(?: and supplements)?", K_RAISING),
+    (r"resume (?:low-dose )?aspirin", r"aspirin"),  # after a bleed: only if it was taken
 )
 
 # ----------------------------------------------------------------------------- gated steps
