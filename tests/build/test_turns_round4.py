@@ -291,7 +291,7 @@ def test_the_physiotherapist_finds_what_fits_the_patient(kb):
 def test_a_patient_in_a_unit_is_not_screened_as_independently_mobile(kb):
     """31-000372 (round 7): the physiotherapist found a thyroid-storm patient in intensive
     care 'independently mobile'."""
-    case, _ = synthesize_case(372, seed=31, kb=kb), None
+    case = synthesize_case(372, seed=31, kb=kb)
     texts = [t.text for t in render(case, kb, seed=31).conversation.turns]
     assert any("intensive care" in t for t in texts)
     physio = [t for t in texts if "physiotherapy" in t]

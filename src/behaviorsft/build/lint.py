@@ -1126,7 +1126,7 @@ _ERROR_TASK = TaskType.EXPLICIT_ERROR_CORRECTION.value
 
 def _is_order(task: dict[str, Any]) -> bool:
     """Whether ``task`` may be one lint_errors checks: an error correction whose excerpt is a
-    new order (``lint_errors.order_tasks``; only these are kept, not all the tasks)."""
+    new order (only these are kept for ``lint_errors.lint_tasks``, not all the tasks)."""
     ctx = task.get("context")
     return (
         task.get("task_type") == _ERROR_TASK

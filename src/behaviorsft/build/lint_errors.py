@@ -21,10 +21,8 @@ with such an item; the tasks are read as they come.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from behaviorsft.sources.planted_orders import (
@@ -105,21 +103,6 @@ def indication_problem(case: dict[str, Any], indication: str | None) -> str | No
     if indication == ACE_INHIBITOR_FOR.get(cid):
         return None
     return f"'{indication}' is neither the working diagnosis ({diagnosis}) nor one the record gives"
-
-
-def order_tasks(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line, task)`` of the tasks of ``path`` whose excerpt is a new order (the other
-    lines, nine in ten, are not parsed)."""
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if "New order: " not in line or _TASK not in line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # `behaviorsft validate` reports malformed lines
-            if isinstance(obj, dict):
-                yield line_no, obj
 
 
 def lint_tasks(
