@@ -39,7 +39,7 @@ from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
-from behaviorsft.sources import prescribing
+from behaviorsft.sources import prescribing, surgical
 from behaviorsft.sources.history import is_exposure, known_step
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import level_of_care, statements, still_open
@@ -241,8 +241,8 @@ REPORTERS = (
     ("endoscop", ("endoscopist", "Dr.", "endoscopist")),
     ("colonoscop", ("endoscopist", "Dr.", "endoscopist")),
     ("echocardiogra", ("echo", "Dr.", "cardiologist")),
-    ("microscop", ("lab", "", "laboratory scientist")),
-    ("fluid analysis", ("lab", "", "laboratory scientist")),
+    ("microscop", ("lab", "Scientist", "laboratory scientist")),
+    ("fluid analysis", ("lab", "Scientist", "laboratory scientist")),
 )
 
 
@@ -429,7 +429,7 @@ def _render_kb(
     resident = b.person("resident", "Dr.", "medical resident")
     attending = b.person("attending", "Dr.", "attending physician")
     radiologist = b.person("radiologist", "Dr.", "radiologist")
-    pharmacist = b.person("pharmacist", "", "clinical pharmacist")
+    pharmacist = b.person("pharmacist", "Pharmacist", "clinical pharmacist")
 
     known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
 
@@ -612,6 +612,14 @@ def _render_kb(
             if reason is not None
             else f"{d.name} is less likely on what we have so far."
         )
+    # a known hernia is weighed against its examination (sources/surgical.py)
+    hernia = surgical.hernia_reason(
+        cond,
+        [f for f in case.facts if f.startswith("History: ")],
+        [f.value_text or "" for f in case.findings if f.kind == "exam"],
+    )
+    if hernia is not None and not any(surgical.HERNIA.search(d.name) for d in diffs):
+        against.append(hernia)
     b.say(
         attending,
         " ".join(
@@ -625,7 +633,9 @@ def _render_kb(
         b.say(resident, f"What would make you reconsider {diffs[0].name.lower()}?")
         b.say(
             attending,
-            f"{diffs[0].favoured_by[0].upper()}{diffs[0].favoured_by[1:]}.",
+            # said as what would change the team's mind, not as this patient's findings (an
+            # excerpt may start after the question)
+            f"I would reconsider {diffs[0].name.lower()} with {diffs[0].favoured_by}.",
             anchor="ddx_discriminator",
         )
     b.say(
@@ -783,7 +793,9 @@ def _render_kb(
             else:
                 found = "physiotherapy screen done; independently mobile, no needs identified."
             b.say(
-                b.person("physio", "", "physiotherapist"), f"{day}: {found}", anchor="physiotherapy"
+                b.person("physio", "Physiotherapist", "physiotherapist"),
+                f"{day}: {found}",
+                anchor="physiotherapy",
             )
     # Only what this record can back is recorded as done: no test whose result it never
     # shows, nothing of the patient's allergy group.
@@ -800,6 +812,10 @@ def _render_kb(
     for item in care:
         # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%")
         done = split_condition(item.item)[0]
+        asked = surgical.requested(item.item)  # a test whose result the record lacks
+        if asked is not None:
+            b.say(resident, f"Requested: {asked}.")
+            continue
         b.say(resident, f"Documented: {done}.", f"Done and recorded: {done}.")
     # the steps after the consultant's, none that presumes an operation the record lacks
     # or belongs to the first hours (coherence.step_fits)

@@ -61,6 +61,7 @@ from behaviorsft.build import (
     lint_plan,
     lint_record,
     lint_severity,
+    lint_surgical,
     lint_values,
 )
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
@@ -94,6 +95,7 @@ RULES.update(TEXT_RULES)  # type: ignore[arg-type]  # wording rules (lint_text.p
 RULES.update(lint_values.VALUE_RULES)  # values, kinetics, timing: build/lint_values.py
 RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, reasoning
 RULES.update(lint_severity.RULES)  # type: ignore[arg-type]  # care matching the severity
+RULES.update(lint_surgical.RULES)  # type: ignore[arg-type]  # surgical and GI coherence
 RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/lint_chart.py
 RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
 RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
@@ -1111,6 +1113,7 @@ def lint_records(
         where = _Where(conversations_file, line, rid, findings)
         lint_plan.lint_conversation(kb, where, conv, raw.get(rid))
         lint_severity.lint_conversation(kb, where, conv, due.get(rid))
+        lint_surgical.lint_conversation(kb, where, conv, raw.get(rid))
         lint_record.lint_conversation(kb, where, conv, raw.get(rid))
         if tasks is not None:
             convs[rid] = conv

@@ -31,6 +31,8 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
 ``report-commentary``    a study report that comments on the clinical course or the
                          examination, or gives management ("in a patient documented to
                          have ...", "did not resolve with glucose", "treat as STEMI")
+``dangling-end``         a sentence cut off after a function word or a verb that wants its
+                         object ("CT to confirm obstruction and look.", "doses adjusted for.")
 
 The wording rules apply to knowledge-base (synthetic) records, whose text the
 generator controls; real-source text is quoted as its source wrote it.
@@ -70,6 +72,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "relative-implausible": ("warning", "a relative inconsistent with the patient's sex or age"),
     "consultant-scope": ("error", "a medical consultant gives a surgical decision"),
     "report-commentary": ("error", "a study report comments on the course or management"),
+    "dangling-end": ("error", "a sentence ends on a dangling word (truncated text)"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -90,6 +93,19 @@ REPORTERS = ("radiologist", "endoscopist", "laboratory scientist", "cardiologist
 # "4 weeks of ...", "For about 4 weeks I've had ...", "It started 4 weeks ago: ..."
 ONSET = re.compile(r"\b\d+\s*(?:hour|day|week|month)s?(?:\s+of\b|\s+I've had\b|\s+ago:)", re.I)
 RELATIVE = re.compile(r"\bPatient's (\w+)\b")
+# A sentence (or clause before a semicolon) cut off after a word that cannot end one: a
+# conjunction, preposition or article, or a verb left without its object ("and look.").
+DANGLING_END = re.compile(
+    r"\b(?P<word>and|or|to|for|of|with|by|from|than|into|the|a|an|"
+    r"(?:and|to) (?:look|check|screen|assess|search))\s*[.;](?=\s|$)"
+)
+# What ends a sentence well though its last word is one of those: an idiom ("aware of"), a
+# term ("type and screen").
+_ENDS_WELL = re.compile(
+    r"\b(?:aware|kind|sort|heard|think|know|afraid|capable|sure|fond|unable|able|wanted|"
+    r"want|need|have|going|used) (?:of|to)$|\btype and screen$",
+    re.I,
+)
 # The question whose answer is the past medical history.
 PMH_QUESTION = re.compile(r"\bmedical conditions\b|\bpast medical history\b", re.I)
 
@@ -214,12 +230,23 @@ def _taken(item: str, meds: str) -> bool:
     return False
 
 
+def dangling_end(text: str) -> str | None:
+    """The dangling word a sentence of ``text`` ends on ("and look"), or None."""
+    for m in DANGLING_END.finditer(text):
+        if not _ENDS_WELL.search(text[: m.end("word")]):
+            return m["word"]
+    return None
+
+
 def check_turn_text(
     where: _Adds, idx: int | None, role: str, speaker: str, text: str, facts: TextFacts | None
 ) -> None:
     """One turn of a conversation (``role`` lower-case)."""
     if facts is None or not facts.synthetic:
         return
+    cut = dangling_end(text)
+    if cut is not None:
+        where.add("dangling-end", f"a sentence ends on '{cut}': '{text[:90]}'", idx)
     onset = ONSET.search(text)
     if onset is not None:
         m = DURATION_WORDING.search(text, onset.end())

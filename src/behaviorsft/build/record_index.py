@@ -529,6 +529,13 @@ _QUALIFIER = re.compile(
     r"\bunprovoked\b|\banterior-circulation\b|\beligible\b|\bprovoked\b|\brecurrences?\b",
     re.I,
 )
+# A core that cannot stand without what follows: a function word or a verb whose object the
+# "clause" is ("CT to confirm obstruction and look | for strangulation").
+_DANGLING = re.compile(
+    r"\b(?:and|or|to|for|of|with|by|from|than|the|a|an|look|looking|search|screen|screening|"
+    r"test|testing|watch|monitor|monitoring|check|checking|assess|assessing|account)$",
+    re.I,
+)
 # "in patients on warfarin", "for people on insulin", "in patients taking beta-blockers"
 _ON_DRUG = re.compile(
     r"^(?:in|for) (?:patients|people|those) (?:on|taking|receiving) (?P<what>.+?)"
@@ -559,6 +566,8 @@ def split_condition(item: str) -> tuple[str, str | None]:
         q = _QUALIFIER.search(item)  # "discharge low-risk patients ...": the whole item
         return item, (q[0] if q else None)
     core = item[: m.start()].rstrip(" ,(")
+    if _DANGLING.search(core):  # "... and look for strangulation": the object, no condition
+        return item, None
     if core.count("(") > core.count(")"):  # the clause began inside a parenthesis
         core = core[: core.rindex("(")].rstrip(" ,")
     return (core, m["clause"].rstrip(" )")) if core else (item, None)

@@ -65,7 +65,7 @@ from behaviorsft.records import (
     Section,
     Source,
 )
-from behaviorsft.sources import physiology, prescribing, severity
+from behaviorsft.sources import physiology, prescribing, severity, surgical
 from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
@@ -596,6 +596,8 @@ def synthesize_case(
     allowed = [str(observed(e)) for e in documented]
     allowed = [e for e in allowed if exam_vitals_conflict(e, shown_vitals) is None]
     exam = [e for e in exam if e in allowed] or allowed[:1] or exam
+    # the hernial orifices where the KB asks for them, agreeing with the history (surgical.py)
+    exam = surgical.with_orifices(cond, exam, risks, f"{seed}:{index}")
     for e in exam:
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     imaging = cond.imaging[0]
@@ -859,7 +861,8 @@ def synthesize_case(
         first_med = plan[first_dose_index([m.name for m in plan], stated) or 0]
         timeline.append(Event(day=0, kind="medication", text=f"{first_med.name} started."))
     timeline += severe
-    timeline += course_events(seed, index, repeat)
+    # an early consult on the admission day; physiotherapy after the surgical review
+    timeline += surgical.order_course(cond, course_events(seed, index, repeat), f"{seed}:{index}")
     timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
 
     presentation = (
