@@ -65,6 +65,7 @@ _PPI_CONTINUED = re.compile(
     r"\b(?:\d+ mg/h|infusion|twice daily|q12h|b\.?d\.?)\b|\b(?:for|over) 72 h\b", re.I
 )
 _RESULT = re.compile(r"\b(?:positive|negative|detected|not detected)\b", re.I)
+_IF_RESULT = re.compile(r"\bif (?:the result is |it is |it's )?$", re.I)
 _ASKS_RECONSIDER = re.compile(r"\bwhat would make you reconsider\b", re.I)
 _FRAMED = re.compile(r"\b(?:would|I'd|if|reconsider|favour|suggest)\b", re.I)
 
@@ -78,6 +79,12 @@ def _condition(kb: KnowledgeBase, case: dict[str, Any] | None) -> Any:
         if c.get("code_system") == KB_CODES and c.get("code") in kb.conditions:
             return kb.conditions[c["code"]]
     return None
+
+
+def _shows_result(text: str) -> bool:
+    """Whether ``text`` gives a result ("stool antigen positive"), not a condition on one
+    ("eradication only if the result is positive")."""
+    return any(not _IF_RESULT.search(text[: m.start()]) for m in _RESULT.finditer(text))
 
 
 def _when(text: str) -> tuple[int, str] | None:
@@ -135,7 +142,7 @@ def lint_conversation(
                 )
         t = TEST_THEN_TREAT.match(item)
         if t is not None and not any(
-            t["test"].split()[0].lower() in x.lower() and _RESULT.search(x) for _, _, x in turns
+            t["test"].split()[0].lower() in x.lower() and _shows_result(x) for _, _, x in turns
         ):
             where.add("done-without-result", f"'{item}' recorded as done; no result shown", i)
     nil_by_mouth = any(NIL_BY_MOUTH.search(t) for _, role, t in turns if t.startswith("Plan:"))

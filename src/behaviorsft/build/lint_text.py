@@ -31,6 +31,8 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
 ``report-commentary``    a study report that comments on the clinical course or the
                          examination, or gives management ("in a patient documented to
                          have ...", "did not resolve with glucose", "treat as STEMI")
+``speaker-untitled``     a member of staff named by a bare surname ("Banerjee"): a question
+                         naming the speaker ("Turn 22 (Banerjee) is missing") shows no role
 ``dangling-end``         a sentence cut off after a function word or a verb that wants its
                          object ("CT to confirm obstruction and look.", "doses adjusted for.")
 
@@ -73,6 +75,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "consultant-scope": ("error", "a medical consultant gives a surgical decision"),
     "report-commentary": ("error", "a study report comments on the course or management"),
     "dangling-end": ("error", "a sentence ends on a dangling word (truncated text)"),
+    "speaker-untitled": ("error", "a member of staff named without a title showing the role"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -244,6 +247,11 @@ def check_turn_text(
     """One turn of a conversation (``role`` lower-case)."""
     if facts is None or not facts.synthetic:
         return
+    if (
+        role not in ("patient", "family member", "relative", "caregiver")
+        and len(speaker.split()) < 2
+    ):
+        where.add("speaker-untitled", f"the {role} is named '{speaker}' with no title", idx)
     cut = dangling_end(text)
     if cut is not None:
         where.add("dangling-end", f"a sentence ends on '{cut}': '{text[:90]}'", idx)

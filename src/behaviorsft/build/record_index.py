@@ -566,10 +566,10 @@ def split_condition(item: str) -> tuple[str, str | None]:
         q = _QUALIFIER.search(item)  # "discharge low-risk patients ...": the whole item
         return item, (q[0] if q else None)
     core = item[: m.start()].rstrip(" ,(")
-    if _DANGLING.search(core):  # "... and look for strangulation": the object, no condition
-        return item, None
     if core.count("(") > core.count(")"):  # the clause began inside a parenthesis
         core = core[: core.rindex("(")].rstrip(" ,")
+    if _DANGLING.search(core):  # "... and look for strangulation": the object, no condition
+        return item, None
     return (core, m["clause"].rstrip(" )")) if core else (item, None)
 
 
