@@ -363,7 +363,13 @@ def test_normal_bun_with_a_raised_bun(tmp_path):
 def test_the_answer_to_a_what_would_question_is_hypothetical(tmp_path):
     case, conv = _record("lower_gi_bleed")
     _say(conv, "medical resident", "What would make you reconsider an upper source?")
-    _say(conv, "attending physician", "A raised BUN and a positive Gram stain.")
+    # (said as what would change the team's mind: a bare list of findings is
+    # reconsider-unframed, lint_surgical.py)
+    _say(
+        conv,
+        "attending physician",
+        "I would reconsider an upper source with a raised BUN and a positive Gram stain.",
+    )
     assert lint_bench(_bench(tmp_path, (case, conv))) == []
 
 

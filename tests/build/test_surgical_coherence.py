@@ -293,3 +293,19 @@ def test_seed_31_gi_records_lint_clean() -> None:
             convs.append((i, render(case, KB, seed=SEED).conversation.model_dump(mode="json")))
     assert len(cases) >= 10
     assert lint_records(cases, convs, kb=KB) == []
+
+
+# -------------------------------------------------- round 8 (seed 37): 37-000387 (SBO)
+
+
+def test_37_000387_documentation_item_said_once_and_not_cut() -> None:
+    case = synthesize_case(387, seed=37, kb=KB)
+    assert case.conditions[0].code == "small_bowel_obstruction"
+    turns = render(case, KB, seed=37).conversation.turns
+    for t in turns:
+        assert dangling_end(t.text) is None, t.text
+        assert not re.match(r"(Documented|Done and recorded): .*\bdocumented\b", t.text), t.text
+    assert surgical.documented("hernial orifices examined and documented") == (
+        "Documented: hernial orifices examined."
+    )
+    assert surgical.documented("serum lactate") is None

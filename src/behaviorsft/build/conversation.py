@@ -816,6 +816,10 @@ def _render_kb(
         if asked is not None:
             b.say(resident, f"Requested: {asked}.")
             continue
+        said_done = surgical.documented(done)  # "Documented: X", not "Documented: X documented"
+        if said_done is not None:
+            b.say(resident, said_done)
+            continue
         b.say(resident, f"Documented: {done}.", f"Done and recorded: {done}.")
     # the steps after the consultant's, none that presumes an operation the record lacks
     # or belongs to the first hours (coherence.step_fits)

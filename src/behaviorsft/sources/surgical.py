@@ -138,3 +138,15 @@ def requested(item: str) -> str | None:
         return None
     then = "eradication therapy" if m["then"].lower() == "eradication" else "treatment"
     return f"{m['test']}; {then} only if the result is positive"
+
+
+# A documentation item that says so itself ("hernial orifices examined and documented").
+_SAYS_DOCUMENTED = re.compile(r"\s+(?:and\s+)?documented$", re.I)
+
+
+def documented(done: str) -> str | None:
+    """How a documentation item is recorded as done without saying "documented" twice
+    ("Documented: hernial orifices examined."), or None for an item that does not end in
+    "documented"."""
+    core = _SAYS_DOCUMENTED.sub("", done.strip())
+    return None if core == done.strip() or not core else f"Documented: {core}."
