@@ -309,3 +309,29 @@ def test_37_000387_documentation_item_said_once_and_not_cut() -> None:
         "Documented: hernial orifices examined."
     )
     assert surgical.documented("serum lactate") is None
+
+
+def test_every_cholecystitis_meets_the_tokyo_criteria() -> None:
+    """TG18: local inflammation (right upper quadrant pain or tenderness), systemic
+    inflammation (fever, raised CRP or white cell count) and imaging (wall thickening,
+    pericholecystic fluid or a sonographic Murphy sign) in every seed-31 case."""
+    seen = 0
+    for i in _with("acute_cholecystitis", 300):
+        case = synthesize_case(i, seed=SEED, kb=KB)
+        seen += 1
+        facts = " ".join(case.facts).lower()
+        raised = [
+            f.name
+            for f in case.findings
+            if f.name in ("C-reactive protein", "White blood cell count", "Body temperature")
+            and f.value is not None
+            and f.reference_range is not None
+            and f.reference_range.high is not None
+            and f.value > f.reference_range.high
+            and not f.day
+        ]
+        imaging = " ".join(f.value_text or "" for f in case.findings if f.kind == "imaging")
+        assert "right upper quadrant" in facts
+        assert raised or "fever" in facts, i
+        assert re.search(r"wall thickening|pericholecystic fluid|Murphy", imaging), imaging
+    assert seen >= 3
