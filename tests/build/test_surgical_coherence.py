@@ -335,3 +335,33 @@ def test_every_cholecystitis_meets_the_tokyo_criteria() -> None:
         assert raised or "fever" in facts, i
         assert re.search(r"wall thickening|pericholecystic fluid|Murphy", imaging), imaging
     assert seen >= 3
+
+
+@pytest.mark.parametrize(
+    ("index", "found", "absent"),
+    [
+        (452, "epigastric tenderness with guarding", "no flank or periumbilical ecchymosis"),
+        (182, "overlying erythema", "no tophi"),
+        (534, "diaphoresis", "no basal crackles or S3"),
+    ],
+)
+def test_37_examination_lists_what_was_found_before_what_was_not(
+    index: int, found: str, absent: str
+) -> None:
+    """37-000452 (pancreatitis), 37-000182 (gout), 37-000534 (NSTEMI): "no X and Y" read as
+    Y absent too."""
+    case = synthesize_case(index, seed=37, kb=KB)
+    turns = render(case, KB, seed=37).conversation.turns
+    exam = next(t.text for t in turns if t.text.startswith(("On examination", "Examination")))
+    assert exam.index(found) < exam.index(absent), exam
+    assert surgical.exam_text([absent, found]) == f"{found} and {absent}"
+
+
+def test_lint_negation_scope(tmp_path: Path) -> None:
+    case, conv = _bad("acute_pancreatitis")
+    exam = next(t for t in conv["turns"] if t["text"].startswith(("On examination", "Examination")))
+    exam["text"] = (
+        "On examination: no flank or periumbilical ecchymosis and epigastric tenderness "
+        "with guarding."
+    )
+    assert ("negation-scope", exam["index"]) in _lint(tmp_path, case, conv)

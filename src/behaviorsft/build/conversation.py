@@ -543,9 +543,8 @@ def _render_kb(
     )
     for f in vitals:
         b.finding_turns[(f.name, f.day)] = idx
-    b.say(
-        edp, f"On examination: {_join(exam)}.", f"Examination shows {_join(exam)}.", anchor="exam"
-    )
+    said_exam = surgical.exam_text(exam)  # negatives last: "no X and Y" reads as neither
+    b.say(edp, f"On examination: {said_exam}.", f"Examination shows {said_exam}.", anchor="exam")
     bloods = _with_procedures(labs0)
     b.say(
         edp,

@@ -33,6 +33,8 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          have ...", "did not resolve with glucose", "treat as STEMI")
 ``speaker-untitled``     a member of staff named by a bare surname ("Banerjee"): a question
                          naming the speaker ("Turn 22 (Banerjee) is missing") shows no role
+``negation-scope``       an examination that lists a finding after a negated one with "and"
+                         ("no flank ecchymosis and epigastric tenderness": read as absent)
 ``dangling-end``         a sentence cut off after a function word or a verb that wants its
                          object ("CT to confirm obstruction and look.", "doses adjusted for.")
 
@@ -75,6 +77,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "consultant-scope": ("error", "a medical consultant gives a surgical decision"),
     "report-commentary": ("error", "a study report comments on the course or management"),
     "dangling-end": ("error", "a sentence ends on a dangling word (truncated text)"),
+    "negation-scope": ("error", "a found sign listed after a negated one reads as absent"),
     "speaker-untitled": ("error", "a member of staff named without a title showing the role"),
 }
 
@@ -109,6 +112,9 @@ _ENDS_WELL = re.compile(
     r"want|need|have|going|used) (?:of|to)$|\btype and screen$",
     re.I,
 )
+# A negated finding followed by "and" and a finding that is not negated, in one list item
+# run ("no tophi and overlying erythema").
+NEGATION_SCOPE = re.compile(r"\b(?:no|without)\s[^,;.]*?\sand\s(?!no\b|not\b|without\b)\w+")
 # The question whose answer is the past medical history.
 PMH_QUESTION = re.compile(r"\bmedical conditions\b|\bpast medical history\b", re.I)
 
@@ -279,6 +285,9 @@ def check_turn_text(
         problem = hedged(body)
         if problem is not None:
             where.add("hedged-wording", f"examination '{body.strip()[:80]}': {problem}", idx)
+        scope = NEGATION_SCOPE.search(body)
+        if scope is not None:
+            where.add("negation-scope", f"examination '{scope.group(0)}...': '{body[:90]}'", idx)
     rel = RELATIVE.search(speaker)
     if rel is not None:
         who = rel.group(1).lower()
