@@ -9,6 +9,7 @@ failure") only when the record documents its condition, never when the record ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from behaviorsft.build.coherence import after_discharge, done_by_discharge
@@ -88,6 +89,31 @@ def _done_by_now(ctx: Ctx, end: int) -> list[str]:
     return out
 
 
+# A pathway check done once (not a repeated or counted one, whose claims are another's).
+_REPEATED = re.compile(r"\bevery\b|\bhourly\b|\buntil\b|\bdaily\b|\bat least\b|\bthree\b", re.I)
+
+
+def _pathway_done(ctx: Ctx, end: int) -> list[str]:
+    """The KB pathway's one-off checks (standard of care: "HIV test for all patients with
+    TB", "baseline liver tests") that the record documents done after turn ``end``: the next
+    morning's update lists them done too, so "every step is done" holds for the pathway."""
+    assert ctx.cond is not None
+    start = ctx.anchor("care")
+    if start is None or start < end:
+        return []
+    said = " ".join(t.text for t in ctx.rendered.conversation.turns[start:])
+    out = []
+    for item in ctx.cond.standard_of_care:
+        done = split_condition(item.item)[0]
+        if (
+            item.kind in ("lab", "diagnostic")
+            and not _REPEATED.search(f"{item.item} {item.timing or ''}")
+            and f": {done}." in said
+        ):
+            out.append(done)
+    return out
+
+
 def _key_texts(ctx: object) -> tuple[list[str], int]:
     assert isinstance(ctx, Ctx)
     end = ctx.anchor("family")
@@ -160,7 +186,8 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         yield main
     if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
         listed = _done_by_now(ctx, end)
-        done = "; ".join(listed)
+        pathway = [p for p in _pathway_done(ctx, end) if p not in listed]
+        done = "; ".join(listed + pathway)
         # the false alarm is a due step the update lists as done
         due = [a for a in due if a in listed]
         if not due:
