@@ -296,3 +296,16 @@ def test_the_generators_records_are_clean_of_these_rules(tmp_path: Path) -> None
         kb=KB,
     )
     assert [f"{f.rule}: {f.message}" for f in found if f.rule in RULES] == []
+
+
+def test_37_000432_active_cancer_is_not_a_provoked_three_month_clot() -> None:
+    """The haematology consult said '3 months (provoked)' for a patient with active cancer;
+    the plan now gives the cancer-associated course, and no 3-month step is said or keyed."""
+    case = _case(432)
+    assert "active cancer" in _history(case)
+    rendered = render(case, KB, seed=SEED)
+    text = " ".join(t.text for t in rendered.conversation.turns)
+    assert "provok" not in text
+    assert "cancer-associated VTE: anticoagulate for at least 6 months" in _plan(case)
+    tasks = case_tasks(case, rendered, KB, seed=SEED, types={TaskType.PREDICTIVE_NEXT_ACTION})
+    assert all("provok" not in str(t.model_dump()) for t in tasks)

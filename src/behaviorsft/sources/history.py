@@ -715,13 +715,25 @@ KNOWN_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
 )
 
 
+# Steps the history makes wrong: (step, the history item that rules it out). A clot with
+# active cancer is cancer-associated and a second clot is recurrent: neither is a provoked
+# clot to treat for 3 months (ASH VTE 2021; ESC PE 2019; CHEST VTE 2021).
+WRONG_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"\(provoked\)|\bwhether the provoking factor has resolved\b", re.I),
+        re.compile(r"^active cancer\.?$|^previous VTE\.?$", re.I),
+    ),
+)
+
+
 def known_step(step: str, history: Sequence[str]) -> bool:
     """Whether ``step`` looks for a disease the ``history`` items already name (rhythm
-    monitoring to detect AF in known AF)."""
+    monitoring to detect AF in known AF), or is one the history makes wrong (3 months of
+    anticoagulation for a 'provoked' clot in active cancer: ``WRONG_STEPS``)."""
     return any(
         s.search(step) and any(h.search(item) and not is_exposure(item) for item in history)
         for s, h in KNOWN_STEPS
-    )
+    ) or any(s.search(step) and any(h.search(item) for item in history) for s, h in WRONG_STEPS)
 
 
 def _group_of(standing: Standing, kb: KnowledgeBase, drug_id: str) -> tuple[str, ...] | None:

@@ -24,6 +24,7 @@ from behaviorsft.build.tasks.common import (
 )
 from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.sources import prescribing
+from behaviorsft.sources.history import known_step
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -62,8 +63,11 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         [f[len("History: ") : -1] for f in facts if f.startswith("History: ")],
         [f.value_text or "" for f in ctx.case.findings if f.kind == "exam"],
     )
+    history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
         reason = _not_due(action, idx)
+        if reason is None and known_step(action, history):
+            reason = "the history rules it out"  # 3 months 'provoked' with active cancer
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
         if reason is None:
@@ -80,9 +84,13 @@ def _done_by_now(ctx: Ctx, end: int) -> list[str]:
     assert ctx.cond is not None
     idx = ctx.index(turn_end=end)
     out = []
+    facts = ctx.case.facts
+    history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     for action in ctx.cond.next_actions:
         if NEGATIVE.search(action) or not done_by_discharge(action):
             continue
+        if known_step(action, history):
+            continue  # the history rules it out (history.WRONG_STEPS)
         _, clause = split_condition(action)
         if clause is None or condition_holds(clause, idx) is True:
             out.append(action)
