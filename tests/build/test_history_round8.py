@@ -309,3 +309,19 @@ def test_37_000432_active_cancer_is_not_a_provoked_three_month_clot() -> None:
     assert "cancer-associated VTE: anticoagulate for at least 6 months" in _plan(case)
     tasks = case_tasks(case, rendered, KB, seed=SEED, types={TaskType.PREDICTIVE_NEXT_ACTION})
     assert all("provok" not in str(t.model_dump()) for t in tasks)
+
+
+def test_37_000052_a_recent_infection_as_the_precipitant_is_looked_for() -> None:
+    """DKA after a recent infection with no search for it; alcohol misuse with no thiamine."""
+    case = _case(52)
+    assert {"intercurrent infection", "alcohol misuse"} <= set(_history(case))
+    plan = _plan(case)
+    assert "look for the precipitating infection" in plan
+    assert "thiamine and monitoring for alcohol withdrawal" in plan
+
+
+def test_37_000012_the_cast_says_why() -> None:
+    """'My leg was in a cast until last week': the reason (a fracture) never given."""
+    text, found = _said(_case(12))
+    assert "My leg was in a cast for a broken ankle until last week." in text
+    assert found == []

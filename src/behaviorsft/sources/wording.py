@@ -195,7 +195,7 @@ SPOKEN: dict[str, str] = {
     "recent sexual intercourse": "I recently had sexual intercourse.",
     "new sexual partner": "I have a new sexual partner.",
     "spermicide use": "I use a spermicide.",
-    "leg in a cast until last week": "My leg was in a cast until last week.",
+    "leg in a cast until last week": "My leg was in a cast for a broken ankle until last week.",
     "air pollution exposure": "I live somewhere with a lot of air pollution.",
     "allergen or smoke exposure": "I was around smoke.",
     "smoke exposure": "I was around smoke.",
