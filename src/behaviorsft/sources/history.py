@@ -1,7 +1,11 @@
 """A synthetic patient's past history as a clinician would find it: each chronic disease
 with the standing treatment it implies, the chronic disease an admission implies, no
 laboratory state listed as a past condition, and habits, exposures and recent events kept
-apart from the past medical history.
+apart from the past medical history; a trigger only with the disease and the medicine it
+presumes (``PRESUMES``: no missed insulin beside new-onset diabetes), an operation named and
+dated (``SURGERY``) where the pathway does something with it, and the pathway steps the
+history calls for (``history_steps``: the KB conditions' ``history_steps``) or rules out
+(``WRONG_STEPS``).
 
 Called from :func:`behaviorsft.sources.synthetic.synthesize_case` once the history and
 the medicines are drawn (``treat_history``, ``allergy_pool``), from the conversation
