@@ -40,7 +40,7 @@ from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
 from behaviorsft.sources import prescribing, surgical
-from behaviorsft.sources.history import is_exposure, known_step
+from behaviorsft.sources.history import history_steps, is_exposure, known_step
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import level_of_care, statements, still_open
 from behaviorsft.sources.synthetic import (
@@ -662,6 +662,7 @@ def _render_kb(
     actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
+    actions += [a for a in history_steps(cond, risks) if safe(a)]  # what the history brings
     b.say(
         attending,
         "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",

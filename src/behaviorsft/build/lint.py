@@ -157,6 +157,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 CONTRADICTIONS: tuple[tuple[str, str], ...] = (
     ("native valve", "prosthetic valve"),
     ("native-valve", "prosthetic valve"),
+    # a cardiac device makes it device-related endocarditis (ESC 2023)
+    ("native valve", "pacemaker"),
+    ("native valve", "defibrillator"),
     ("uncomplicated", "pregnan"),
     ("type 1 diabetes", "type 2 diabetes"),
     ("first episode", "previous episode"),

@@ -38,6 +38,10 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
                             eGFR of 15 or more, or with metformin on the list
 ``history-duplicate``       the history names one disease twice ('diabetes mellitus' and
                             'type 2 diabetes') or a listed medicine's use ('glipizide use')
+``history-step-missing``    the history holds an item whose pathway step the condition's KB
+                            ``history_steps`` give (an operation: wound and VTE risk; injection
+                            drug use: HIV and hepatitis testing, addiction services; alcohol use
+                            disorder: thiamine and withdrawal monitoring) and no turn plans it
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
                             does not document (allopurinol with no recurrent flares, tophi or
                             radiographic damage)
@@ -73,6 +77,7 @@ RULES: dict[str, tuple[str, str]] = {
     "step-without-indication": ("error", "a next step starts a drug with no documented indication"),
     "dialysis-incoherent": ("error", "a history of dialysis with an eGFR >= 15 or metformin"),
     "history-duplicate": ("error", "one disease (or a listed medicine's use) named twice"),
+    "history-step-missing": ("error", "a step the history calls for is not in the plan"),
 }
 
 
@@ -768,6 +773,25 @@ def split_condition(item: str) -> tuple[str, str | None]:
     return split(item)
 
 
+def _check_history_steps(
+    where: _Adds, conv: dict[str, Any], case: dict[str, Any], cond: Any
+) -> None:
+    """The steps the history calls for (KB ``history_steps``) against the turns' plans."""
+    from behaviorsft.sources.history import history_steps
+
+    history = [
+        str(f).removeprefix("History:").strip()
+        for f in case.get("facts") or []
+        if str(f).startswith("History")
+    ]
+    said = " ".join(str(t.get("text", "")) for t in conv.get("turns") or []).lower()
+    for step in history_steps(cond, history):
+        if step.lower() not in said:
+            where.add(
+                "history-step-missing", f"the history calls for '{step[:80]}'; no turn plans it"
+            )
+
+
 def lint_conversation(
     kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None = None
 ) -> None:
@@ -799,6 +823,8 @@ def lint_conversation(
                 if f.get("kind") == "exam" and not re.match(r"no\b", str(f.get("value_text")), re.I)
             ]
         )
+    if case is not None and cond is not None and cond.history_steps:
+        _check_history_steps(where, conv, case, cond)
     for t in conv.get("turns") or []:
         text = str(t.get("text", ""))
         if case is not None and cond is not None and " hold " in f" {text}":

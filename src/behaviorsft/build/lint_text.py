@@ -27,6 +27,13 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
 ``history-misfiled``     a habit, exposure, recent event or trigger given as past medical
                          history ("I use cocaine" to "past medical history?") or as a
                          symptom ("onset after a fatty meal")
+``history-presumes``     a trigger that presumes a known disease or a medicine the record
+                         lacks ("insulin omission" beside "new-onset diabetes" or with no
+                         insulin listed; "medication non-adherence" on no medicine), or a
+                         history diagnosis the findings contradict (hypopituitarism with
+                         hyperpigmentation or hyperkalaemia: primary adrenal failure)
+``history-unspecified``  a recent event given without its specifics ("recent surgery": what
+                         operation, and when; sources/history.py ``SURGERY``)
 ``consultant-scope``     a medical consultant giving a surgeon's decision (an operation)
 ``report-commentary``    a study report that comments on the clinical course or the
                          examination, or gives management ("in a patient documented to
@@ -50,11 +57,15 @@ from typing import Any, Protocol
 
 from behaviorsft.sources.history import (
     IMPLIED,
+    PRIMARY_AI_SIGNS,
+    SECONDARY_AI,
     TRIGGER_AS_SYMPTOM,
+    UNNAMED_SURGERY,
     covered,
     is_exposure,
     lab_named,
     mentions_implied,
+    presumption_missing,
     standing_for,
 )
 from behaviorsft.sources.wording import (
@@ -73,6 +84,8 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "history-untreated": ("error", "a chronic disease in the history without its treatment"),
     "history-lab-state": ("error", "a laboratory state as past history, contradicted now"),
     "history-misfiled": ("error", "a habit, exposure or trigger given as past history"),
+    "history-presumes": ("error", "a trigger presumes a disease or medicine the record lacks"),
+    "history-unspecified": ("error", "a recent event without its specifics (what, when)"),
     "relative-implausible": ("warning", "a relative inconsistent with the patient's sex or age"),
     "consultant-scope": ("error", "a medical consultant gives a surgical decision"),
     "report-commentary": ("error", "a study report comments on the course or management"),
@@ -221,12 +234,43 @@ def _check_history(where: _Adds, case: dict[str, Any], history: list[str]) -> No
                         f"history '{item}' but {f.get('name')} is {value:g} ({low:g}-{high:g})",
                     )
                 break
+    home = [
+        f"{m.get('name', '')} {m.get('drug_class') or ''}".lower()
+        for m in meds
+        if m.get("indication") != diagnosis
+    ]
+    for item in history:
+        missing = presumption_missing(item, history, home)
+        if missing:
+            where.add("history-presumes", f"history '{item}' presumes {missing}")
+        if UNNAMED_SURGERY.match(item):
+            where.add("history-unspecified", f"history '{item}' names no operation or date")
+        if SECONDARY_AI.search(item) and _primary_adrenal_signs(case):
+            where.add(
+                "history-presumes",
+                f"history '{item}' (secondary adrenal insufficiency) beside "
+                f"{_primary_adrenal_signs(case)}, signs of primary adrenal failure",
+            )
     documented = any(s.get("title") == "Past history" for s in case.get("sections") or [])
     if code in IMPLIED and documented and not any(mentions_implied(h, code) for h in history):
         where.add(
             "history-untreated",
             f"{diagnosis or code} implies {IMPLIED[code]}, which the history does not name",
         )
+
+
+def _primary_adrenal_signs(case: dict[str, Any]) -> str:
+    """Hyperpigmentation on examination or a day-0 potassium above its range ('' if none)."""
+    for f in case.get("findings") or []:
+        text = str(f.get("value_text") or "")
+        if f.get("kind") == "exam" and PRIMARY_AI_SIGNS.search(text):
+            return f"'{text}'"
+        if str(f.get("name", "")).lower().startswith("potassium") and not f.get("day"):
+            high = (f.get("reference_range") or {}).get("high")
+            value = f.get("value")
+            if value is not None and high is not None and value > high:
+                return f"potassium {value:g}"
+    return ""
 
 
 def _taken(item: str, meds: str) -> bool:

@@ -1,7 +1,11 @@
 """A synthetic patient's past history as a clinician would find it: each chronic disease
 with the standing treatment it implies, the chronic disease an admission implies, no
 laboratory state listed as a past condition, and habits, exposures and recent events kept
-apart from the past medical history.
+apart from the past medical history; a trigger only with the disease and the medicine it
+presumes (``PRESUMES``: no missed insulin beside new-onset diabetes), an operation named and
+dated (``SURGERY``) where the pathway does something with it, and the pathway steps the
+history calls for (``history_steps``: the KB conditions' ``history_steps``) or rules out
+(``WRONG_STEPS``).
 
 Called from :func:`behaviorsft.sources.synthetic.synthesize_case` once the history and
 the medicines are drawn (``treat_history``, ``allergy_pool``), from the conversation
@@ -43,6 +47,9 @@ class Standing:
     need: int = 1
     implied_by: tuple[str, ...] = ()
     full: bool = False  # the generator gives every group it can (HF quadruple therapy)
+    # admissions whose plan gives a stress dose of the standing drug: the home dose is still
+    # listed (the patient takes it), the plan's replaces it (hydrocortisone in adrenal crisis)
+    stress_dosed: tuple[str, ...] = ()
 
 
 LOOP = ("loop diuretic",)
@@ -173,10 +180,20 @@ STANDING: tuple[Standing, ...] = (
     ),
     Standing(
         "adrenal insufficiency",
-        re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
+        re.compile(
+            r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b|adrenal haemorrhage", re.I
+        ),
         (GLUCOCORTICOID,),
-        (("hydrocortisone", 20, "mg", "PO", "once daily"),),
-        implied_by=("adrenal_crisis",),
+        (("hydrocortisone", 10, "mg", "PO", "twice daily"),),
+        stress_dosed=("adrenal_crisis",),
+    ),
+    # HIV: antiretroviral therapy (DHHS 2024). The KB has no antiretroviral yet, so a known
+    # HIV infection, which no record could show treated, is not drawn.
+    Standing(
+        "HIV infection",
+        re.compile(r"\bHIV\b", re.I),
+        (("antiretroviral",),),
+        (),
     ),
     Standing(
         "immunosuppression",
@@ -271,6 +288,141 @@ ALLERGY_NEEDS_HISTORY: dict[str, re.Pattern[str]] = {
 }
 
 
+# An event that leaves a chronic disease: a bleed into both adrenals is primary adrenal
+# insufficiency for life (Endocrine Society 2016).
+DISEASE_EVENT = re.compile(r"adrenal haemorrhage", re.I)
+
+
+# ----------------------------------------------------------------------------- presumptions
+
+
+@dataclass(frozen=True)
+class Presumes:
+    """A trigger that presumes a known disease and a medicine ("I missed my insulin doses":
+    known diabetes, insulin on the list). ``disease``: what another history item must name;
+    ``groups``: class words one regular medicine must hold (``ANY``: any regular medicine);
+    ``excludes``: a history item it cannot stand beside ("new-onset diabetes")."""
+
+    item: re.Pattern[str]
+    disease: re.Pattern[str] | None
+    groups: tuple[str, ...] = ()
+    excludes: re.Pattern[str] | None = None
+
+
+ANY = ("",)  # any regular medicine at all
+_HYPERTENSION = re.compile(r"(?<!portal )\bhypertension\b", re.I)
+_ADRENAL = re.compile(
+    r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b|adrenal haemorrhage", re.I
+)
+PRESUMES: tuple[Presumes, ...] = (
+    Presumes(re.compile(r"^insulin omission\b", re.I), KNOWN_DIABETES, ("insulin",), NEW_ONSET),
+    Presumes(
+        re.compile(r"^intercurrent illness without stress dosing\b", re.I),
+        _ADRENAL,
+        GLUCOCORTICOID,
+    ),
+    Presumes(re.compile(r"^medication non-adherence\b", re.I), None, ANY),
+    Presumes(
+        re.compile(r"^non-adherence to antihypertensives\b", re.I),
+        _HYPERTENSION,
+        ("ace inhibitor", "angiotensin", "beta-blocker", "calcium-channel", "diuretic"),
+    ),
+    Presumes(re.compile(r"^abrupt withdrawal of clonidine\b", re.I), _HYPERTENSION),
+    Presumes(
+        re.compile(r"^recent stopping of antithyroid", re.I),
+        re.compile(r"thyro|graves", re.I),
+        excludes=re.compile(r"\buntreated\b", re.I),  # stopped treatment is treatment
+    ),
+    Presumes(re.compile(r"^missed meals\b", re.I), None, ("insulin", "sulfonylurea")),
+)
+# Native-valve endocarditis: a pacemaker or defibrillator would make it device-related
+# endocarditis (ESC 2023), with a work-up of its own (lead imaging, device removal); the
+# KB entry is native-valve, so the device is not drawn for it.
+NATIVE_VALVE = re.compile(r"\bnative[- ]valve\b", re.I)
+CARDIAC_DEVICE = re.compile(r"\bpacemaker\b|\bdefibrillator\b|\bcardiac device\b", re.I)
+# A history diagnosis that implies another disease than the findings show: secondary
+# (pituitary) adrenal insufficiency has no hyperpigmentation and no hyperkalaemia, which
+# need a high ACTH and mineralocorticoid loss (Endocrine Society 2016).
+SECONDARY_AI = re.compile(r"\bhypopituitarism\b", re.I)
+PRIMARY_AI_SIGNS = re.compile(r"hyperpigmentation", re.I)
+
+
+def presumption_missing(item: str, history: Sequence[str], medicines: Sequence[str]) -> str:
+    """What a trigger ``item`` presumes that the record lacks ('' when nothing): a known
+    disease the other ``history`` items do not name (or rule out: "new-onset diabetes"),
+    or a regular medicine ``medicines`` ("name class", lower-case) does not hold."""
+    for p in PRESUMES:
+        if not p.item.search(item):
+            continue
+        others = [h for h in history if h != item]
+        if p.disease is not None and not any(
+            p.disease.search(h) and not NEW_ONSET.search(h) for h in others
+        ):
+            return f"a known disease ({p.disease.pattern[:40]}) the history does not name"
+        beside = next((h for h in others if p.excludes and p.excludes.search(h)), None)
+        if beside is not None:
+            return f"what '{beside}' rules out"
+        if p.groups and not any(any(w in m for w in p.groups) for m in medicines if m.strip()):
+            return f"a regular medicine ({'/'.join(g for g in p.groups if g) or 'any'}) not listed"
+    return ""
+
+
+# ----------------------------------------------------------------------------- operations
+
+# "recent surgery" made specific: the operations that fit each admission, and how many days
+# ago (lowest, highest). An admission with none here does not draw it: nothing in its
+# pathway follows from an unnamed operation.
+SURGERY: dict[str, tuple[tuple[str, int, int], ...]] = {
+    "dvt": (
+        ("total knee replacement", 7, 28),
+        ("total hip replacement", 7, 28),
+        ("hip fracture repair", 7, 21),
+        ("bowel resection", 7, 21),
+    ),
+    "pulmonary_embolism": (
+        ("total knee replacement", 7, 28),
+        ("total hip replacement", 7, 28),
+        ("hip fracture repair", 7, 21),
+        ("bowel resection", 7, 21),
+    ),
+    "sepsis": (
+        ("bowel resection", 4, 10),
+        ("total hip replacement", 5, 14),
+        ("laparoscopic cholecystectomy", 3, 10),
+    ),
+    "thyroid_storm": (
+        ("appendicectomy", 2, 7),
+        ("laparoscopic cholecystectomy", 2, 7),
+        ("inguinal hernia repair", 2, 7),
+    ),
+    "atrial_fibrillation_rvr": (
+        ("total hip replacement", 2, 7),
+        ("bowel resection", 2, 7),
+        ("inguinal hernia repair", 2, 7),
+    ),
+}
+UNNAMED_SURGERY = re.compile(r"^recent surgery$", re.I)
+OPERATION = re.compile(r"^recent operation: (?P<op>.+) (?P<days>\d+) days ago$", re.I)
+
+
+def operation_item(cond_id: str, rng: random.Random) -> str | None:
+    """'recent operation: <operation> <n> days ago' for ``cond_id`` (None: not drawn)."""
+    options = SURGERY.get(cond_id)
+    if not options:
+        return None
+    op, low, high = rng.choice(options)
+    return f"recent operation: {op} {rng.randint(low, high)} days ago"
+
+
+def history_steps(cond: KBCondition, history: Sequence[str]) -> list[str]:
+    """The condition's pathway steps (KB ``history_steps``) that ``history`` calls for."""
+    return [
+        s.step
+        for s in cond.history_steps
+        if any(re.search(s.history, h.rstrip("."), re.I) for h in history)
+    ]
+
+
 def mentions_implied(item: str, condition_id: str) -> bool:
     """Whether a history item names (or rules out, "new-onset diabetes") the chronic
     disease admission ``condition_id`` implies ("previous ICU admission for asthma" is an
@@ -287,7 +439,9 @@ def is_exposure(item: str) -> bool:
 
 def standing_for(item: str) -> Standing | None:
     """The chronic disease with standing treatment that a history item names, if any."""
-    if is_exposure(item) or item.lower().startswith("previous "):
+    if is_exposure(item) or (
+        item.lower().startswith("previous ") and not DISEASE_EVENT.search(item)
+    ):
         return None  # an event ("previous ICU admission for asthma"), not the disease
     return next((s for s in STANDING if s.pattern.search(item)), None)
 
@@ -344,6 +498,14 @@ def treat_history(
     """
     rng = random.Random(f"behaviorsft-history-care:{seed}:{index}")
     history = [h for h in history if lab_named(h) is None]
+    # an operation named, with when; none where nothing in the pathway follows from it
+    history = [
+        (operation_item(cond.id, rng) if UNNAMED_SURGERY.match(h) else h) or "" for h in history
+    ]
+    primary = any(PRIMARY_AI_SIGNS.search(e) for e in cond.exam)
+    history = [h for h in history if h and not (primary and SECONDARY_AI.search(h))]
+    if NATIVE_VALVE.search(cond.name):
+        history = [h for h in history if not CARDIAC_DEVICE.search(h)]
     if any(NEW_ONSET.search(h) for h in history) and any(KNOWN_DIABETES.search(h) for h in history):
         # 'type 1 diabetes' and 'new-onset diabetes' both drawn: the known disease stays
         history = [h for h in history if not NEW_ONSET.search(h)]
@@ -357,7 +519,7 @@ def treat_history(
 
     lysed = thrombolysed(kb, plan_ids)
 
-    def usable(drug: Drug, dose: tuple[float, str, str]) -> bool:
+    def usable(drug: Drug, dose: tuple[float, str, str], *, stress: bool = False) -> bool:
         if allergy_group is not None and allergy_group in drug.allergy_groups:
             return False
         if lysed and anticoagulant(drug.drug_class):
@@ -376,14 +538,24 @@ def treat_history(
                     return False
             if renal(drug.id, gfr, dose) is not None:
                 return False
-        others = [*plan_ids, *(d.id for m in meds if (d := _kb_drug(kb, m.name)))]
+        # a stress dose of the same drug in the plan replaces the home dose, no clash
+        planned = [] if stress else list(plan_ids)
+        others = [*planned, *(d.id for m in meds if (d := _kb_drug(kb, m.name)))]
         return not clashes(drug.id, others)
 
-    def add(drug_id: str, amount: float, unit: str, route: str, freq: str, why: str) -> bool:
+    def add(
+        drug_id: str,
+        amount: float,
+        unit: str,
+        route: str,
+        freq: str,
+        why: str,
+        stress: bool = False,
+    ) -> bool:
         drug = kb.drugs.get(drug_id)
         if drug is None or any(m.name == drug.name for m in meds):
             return False
-        if not usable(drug, (amount, unit, freq)):
+        if not usable(drug, (amount, unit, freq), stress=stress):
             return False
         meds.append(
             Medication(
@@ -443,7 +615,7 @@ def treat_history(
             group = _group_of(standing, kb, r[0])
             if group is not None and any(any(w in m for w in group) for m in have):
                 continue  # this group is already covered
-            if add(*r, item):
+            if add(*r, item, cond.id in standing.stress_dosed):
                 have.append(_text(meds[-1]))
         with_plan = have + planned if cond.id in standing.implied_by else have
         if covered(standing, with_plan) >= standing.need or implied == item:
@@ -452,6 +624,10 @@ def treat_history(
             # no standing treatment fits this patient: the disease is left out, and the
             # medicines added for it go with it
             meds = [m for m in meds if m.indication != item]
+    # a trigger only where the disease and the medicine it presumes are there ("I missed my
+    # insulin doses" with known diabetes and insulin listed; new-onset diabetes has its own)
+    taking = [_text(m) for m in meds]
+    out = [h for h in out if not presumption_missing(h, out, taking)]
     return out, meds
 
 
@@ -543,13 +719,25 @@ KNOWN_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
 )
 
 
+# Steps the history makes wrong: (step, the history item that rules it out). A clot with
+# active cancer is cancer-associated and a second clot is recurrent: neither is a provoked
+# clot to treat for 3 months (ASH VTE 2021; ESC PE 2019; CHEST VTE 2021).
+WRONG_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"\(provoked\)|\bwhether the provoking factor has resolved\b", re.I),
+        re.compile(r"^active cancer\.?$|^previous VTE\.?$", re.I),
+    ),
+)
+
+
 def known_step(step: str, history: Sequence[str]) -> bool:
     """Whether ``step`` looks for a disease the ``history`` items already name (rhythm
-    monitoring to detect AF in known AF)."""
+    monitoring to detect AF in known AF), or is one the history makes wrong (3 months of
+    anticoagulation for a 'provoked' clot in active cancer: ``WRONG_STEPS``)."""
     return any(
         s.search(step) and any(h.search(item) and not is_exposure(item) for item in history)
         for s, h in KNOWN_STEPS
-    )
+    ) or any(s.search(step) and any(h.search(item) for item in history) for s, h in WRONG_STEPS)
 
 
 def _group_of(standing: Standing, kb: KnowledgeBase, drug_id: str) -> tuple[str, ...] | None:

@@ -539,6 +539,24 @@ class CareItem(_Model):
     source: str = Field(min_length=1, description="Guideline that requires it.")
 
 
+class HistoryStep(_Model):
+    """A step of the pathway that a history item brings (an operation, a device, a habit)."""
+
+    history: str = Field(
+        min_length=1, description="Regular expression (any case) matched against history items."
+    )
+    step: str = Field(min_length=1, description="What the team does because of it.")
+    source: str = Field(min_length=1, description="Guideline that requires it.")
+
+    @model_validator(mode="after")
+    def _pattern(self) -> HistoryStep:
+        try:
+            re.compile(self.history)
+        except re.error as e:
+            raise ValueError(f"history pattern {self.history!r} does not compile: {e}") from e
+        return self
+
+
 class Condition(_Model):
     """An internal-medicine condition with everything needed to synthesise a case."""
 
@@ -563,6 +581,10 @@ class Condition(_Model):
     treatments: Treatment = Field(description="First-line management.")
     standard_of_care: list[CareItem] = Field(description="Required orders/documentation.")
     next_actions: list[str] = Field(description="Typical next steps after diagnosis.")
+    history_steps: list[HistoryStep] = Field(
+        default_factory=list,
+        description="Steps the plan takes when the history holds an item (sources/history.py).",
+    )
     sources: list[str] = Field(min_length=1, description="Guidelines the entry draws on.")
 
     @model_validator(mode="after")

@@ -195,7 +195,7 @@ SPOKEN: dict[str, str] = {
     "recent sexual intercourse": "I recently had sexual intercourse.",
     "new sexual partner": "I have a new sexual partner.",
     "spermicide use": "I use a spermicide.",
-    "leg in a cast until last week": "My leg was in a cast until last week.",
+    "leg in a cast until last week": "My leg was in a cast for a broken ankle until last week.",
     "air pollution exposure": "I live somewhere with a lot of air pollution.",
     "allergen or smoke exposure": "I was around smoke.",
     "smoke exposure": "I was around smoke.",
@@ -474,6 +474,10 @@ def is_medicine(item: str) -> bool:
     return DRUG_RISK.search(item) is not None and NOT_A_MEDICINE.search(item) is None
 
 
+# A named operation ("recent operation: total knee replacement 12 days ago").
+_OPERATION = re.compile(r"^recent operation: (?P<op>.+) (?P<days>\d+) days ago$", re.I)
+
+
 def spoken_history(items: list[str]) -> str:
     """What the patient says when asked about past history: conditions as "I have ...",
     events and exposures in the first person."""
@@ -486,6 +490,9 @@ def spoken_history(items: list[str]) -> str:
             said.append(SPOKEN[item])
         elif is_medicine(item):
             said.append(f"I take {re.sub(r' (?:use|therapy)$', '', item)}.")
+        elif (op := _OPERATION.match(item)) is not None:  # history.operation_item
+            article = "an" if op["op"][0] in "aeiou" else "a"
+            said.append(f"I had {article} {op['op']} {op['days']} days ago.")
         elif item.startswith("recent "):
             said.append(f"I recently had {item[len('recent ') :]}.")
         elif item.startswith("previous "):

@@ -9,6 +9,7 @@ failure") only when the record documents its condition, never when the record ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from behaviorsft.build.coherence import after_discharge, done_by_discharge
@@ -23,6 +24,7 @@ from behaviorsft.build.tasks.common import (
 )
 from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.sources import prescribing
+from behaviorsft.sources.history import known_step
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -61,8 +63,11 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         [f[len("History: ") : -1] for f in facts if f.startswith("History: ")],
         [f.value_text or "" for f in ctx.case.findings if f.kind == "exam"],
     )
+    history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
         reason = _not_due(action, idx)
+        if reason is None and known_step(action, history):
+            reason = "the history rules it out"  # 3 months 'provoked' with active cancer
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
         if reason is None:
@@ -79,12 +84,41 @@ def _done_by_now(ctx: Ctx, end: int) -> list[str]:
     assert ctx.cond is not None
     idx = ctx.index(turn_end=end)
     out = []
+    facts = ctx.case.facts
+    history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     for action in ctx.cond.next_actions:
         if NEGATIVE.search(action) or not done_by_discharge(action):
             continue
+        if known_step(action, history):
+            continue  # the history rules it out (history.WRONG_STEPS)
         _, clause = split_condition(action)
         if clause is None or condition_holds(clause, idx) is True:
             out.append(action)
+    return out
+
+
+# A pathway check done once (not a repeated or counted one, whose claims are another's).
+_REPEATED = re.compile(r"\bevery\b|\bhourly\b|\buntil\b|\bdaily\b|\bat least\b|\bthree\b", re.I)
+
+
+def _pathway_done(ctx: Ctx, end: int) -> list[str]:
+    """The KB pathway's one-off checks (standard of care: "HIV test for all patients with
+    TB", "baseline liver tests") that the record documents done after turn ``end``: the next
+    morning's update lists them done too, so "every step is done" holds for the pathway."""
+    assert ctx.cond is not None
+    start = ctx.anchor("care")
+    if start is None or start < end:
+        return []
+    said = " ".join(t.text for t in ctx.rendered.conversation.turns[start:])
+    out = []
+    for item in ctx.cond.standard_of_care:
+        done = split_condition(item.item)[0]
+        if (
+            item.kind in ("lab", "diagnostic")
+            and not _REPEATED.search(f"{item.item} {item.timing or ''}")
+            and f": {done}." in said
+        ):
+            out.append(done)
     return out
 
 
@@ -160,7 +194,8 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         yield main
     if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
         listed = _done_by_now(ctx, end)
-        done = "; ".join(listed)
+        pathway = [p for p in _pathway_done(ctx, end) if p not in listed]
+        done = "; ".join(listed + pathway)
         # the false alarm is a due step the update lists as done
         due = [a for a in due if a in listed]
         if not due:
