@@ -51,6 +51,22 @@ def done_by_discharge(step: str) -> bool:
     return not after_discharge(step) and LONG_COURSE.search(step) is None
 
 
+# A check claimed after each of an intervention ("sodium rechecked after each hypertonic
+# bolus"): done only where a turn shows that check at its time after the intervention.
+AFTER_EACH = re.compile(r"\b(?P<lab>[a-z]+) rechecked after each\b[^;,.]*?\bbolus\b", re.I)
+
+
+def timed_check_shown(item: str, texts: Iterable[str]) -> bool:
+    """Whether the record ``texts`` back a done-claim ``item`` that is time-qualified
+    ("sodium rechecked after each hypertonic bolus"): a turn gives that recheck, minutes
+    after the bolus, with its value. True for an item without such a qualifier."""
+    m = AFTER_EACH.search(item)
+    if m is None:
+        return True
+    shown = re.compile(rf"\b{m['lab']} rechecked \d+ minutes after (?:the|each) bolus: \d", re.I)
+    return any(shown.search(t) for t in texts)
+
+
 # ----------------------------------------------------------------------------- events
 
 # A step presupposing an operation: "within 24 h of cholecystectomy", "after source control".

@@ -32,6 +32,7 @@ from behaviorsft.build.coherence import (
     organism_conflict,
     step_fits,
     surgeon_advice,
+    timed_check_shown,
 )
 from behaviorsft.build.event_time import day_label
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
@@ -794,7 +795,11 @@ def _render_kb(
     care = [
         i
         for i in cond.standard_of_care
-        if i.item != omit and safe(i.item) and all_shown(i.item, shown)
+        if i.item != omit
+        and safe(i.item)
+        and all_shown(i.item, shown)
+        # a check "after each bolus" only where a turn shows it at that time
+        and timed_check_shown(i.item, (t.text for t in b.turns))
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:

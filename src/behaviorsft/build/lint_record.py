@@ -68,7 +68,9 @@ from behaviorsft.build.coherence import (
     organism_conflict,
     repeat_unshown,
     surgeon_advice,
+    timed_check_shown,
 )
+from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
 
 RULES: dict[str, tuple[str, str]] = {
@@ -85,6 +87,8 @@ RULES: dict[str, tuple[str, str]] = {
     "first-dose-setting": ("error", "a day-0 first dose given by the ward nurse"),
     "overnight-location": ("error", "the overnight turn puts an ICU patient on the ward"),
     "advice-already-done": ("error", "advice to do what the record already did"),
+    "timed-check-unshown": ("error", "a check 'after each bolus' claimed done, none shown"),
+    "imaging-history-contradiction": ("error", "a chest study denies a known thoracic tumour"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -126,6 +130,20 @@ def lint_conversation(
     texts = [str(t.get("text", "")) for t in turns]
     findings = (case or {}).get("findings") or []
     micro = [str(f.get("value_text") or "") for f in findings if f.get("kind") == "lab"]
+    past = " ".join(
+        str(s.get("text") or "")
+        for s in (case or {}).get("sections") or []
+        if s.get("title") == "Past history"
+    )
+    for f in findings:
+        if f.get("kind") == "imaging":
+            said = str(f.get("value_text") or "")
+            known = imaging_contradicts_history(str(f.get("name") or ""), said, past)
+            if known is not None:
+                where.add(
+                    "imaging-history-contradiction",
+                    f"{f.get('name')}: '{said}' with {known} in the history",
+                )
     taking = " ".join(
         f"{m.get('name', '')} {m.get('drug_class') or ''}"
         for m in (case or {}).get("medications") or []
@@ -173,6 +191,12 @@ def lint_conversation(
             item = m["item"]
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
+            elif not timed_check_shown(item, texts):
+                where.add(
+                    "timed-check-unshown",
+                    f"'{item}' recorded as done, but no turn shows that check at its time",
+                    idx,
+                )
             elif split_condition(item)[1] is not None:
                 where.add(
                     "done-impossible",

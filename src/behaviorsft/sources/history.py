@@ -562,3 +562,33 @@ def _group_of(standing: Standing, kb: KnowledgeBase, drug_id: str) -> tuple[str,
 
 def _kb_drug(kb: KnowledgeBase, name: str) -> Drug | None:
     return next((d for d in kb.drugs.values() if d.name == name), None)
+
+
+# ----------------------------------------------------------------------------- imaging
+
+# A thoracic malignancy the history names, and a chest study's words denying any mass.
+THORACIC_MALIGNANCY = re.compile(
+    r"\b(?:lung|bronchial) (?:cancer|carcinoma)\b|\bmesothelioma\b|\bthoracic malignan",
+    re.I,
+)
+CHEST_STUDY = re.compile(r"\bchest\b|\bthorax\b|\bCTPA\b", re.I)
+NO_MASS = re.compile(r"\s*\bwithout a mass or\b|\s*\bwithout a mass\b|[,;]?\s*\bno mass\b", re.I)
+
+
+def imaging_with_history(modality: str, finding: str, history: Sequence[str]) -> str:
+    """A chest study's ``finding`` as it reads for a patient whose ``history`` names a
+    thoracic malignancy: the known tumour shown, never 'without a mass'."""
+    known = next((m for h in history if (m := THORACIC_MALIGNANCY.search(h))), None)
+    if known is None or not CHEST_STUDY.search(modality) or not NO_MASS.search(finding):
+        return finding
+    rest = NO_MASS.sub(lambda m: " without" if "or" in m[0] else "", finding, count=1).strip()
+    return f"hilar mass in keeping with the known {known[0].lower()}; otherwise {rest}"
+
+
+def imaging_contradicts_history(modality: str, finding: str, history: str) -> str | None:
+    """The thoracic malignancy ``history`` names that a chest study's ``finding`` denies
+    ('clear lung fields without a mass' in known lung cancer), or None."""
+    known = THORACIC_MALIGNANCY.search(history)
+    if known is None or not CHEST_STUDY.search(modality) or not NO_MASS.search(finding):
+        return None
+    return known[0]

@@ -66,7 +66,12 @@ from behaviorsft.records import (
     Source,
 )
 from behaviorsft.sources import physiology, prescribing, severity
-from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
+from behaviorsft.sources.history import (
+    COMMON_ALLERGIES,
+    allergy_pool,
+    imaging_with_history,
+    treat_history,
+)
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
 from behaviorsft.sources.planted_orders import Patient, orderable_group
@@ -725,6 +730,8 @@ def synthesize_case(
     if not plan:  # every first-line drug clashes with the allergy: use an alternative
         for td in cond.treatments.drugs:
             drug = kb.drug(td.drug)
+            if severity.owned(cond.id, drug.id):
+                continue  # given only at its severity (3% saline for severe symptoms)
             with_ = partner(kb, td.note)
             if with_ is not None and not usable(with_):
                 continue  # "ciprofloxacin with metronidazole" needs both
@@ -829,6 +836,11 @@ def synthesize_case(
         renal=lambda did, g, dose: renal_problem(kb, did, g, dose, crcl),
     )
     meds = [*home_meds, *plan]
+    # A chest study shows a known thoracic tumour (history.py).
+    seen = imaging_with_history(imaging.modality, imaging.finding, history)
+    if seen != imaging.finding:
+        j = next(k for k, f in enumerate(findings) if f.kind == "imaging")
+        findings[j] = findings[j].model_copy(update={"value_text": seen})
     # Sick-day rules: the regular medicines held in this acute illness (prescribing.py).
     held = prescribing.holds(
         kb,
