@@ -99,3 +99,39 @@ def test_imaging_history_contradiction_rule() -> None:
         if f["kind"] == "imaging":
             f["value_text"] = finding
     assert "imaging-history-contradiction" in _rules(bad, conv)
+
+
+# ----------------------------------------------------------------- AF (31-000216)
+
+
+def test_af_no_action_control_needs_echo_and_thyroid_shown() -> None:
+    """31-000216 `pc`: 'no new action' keyed with no echocardiogram or thyroid function in
+    the record of a new AF; IV diltiazem with BNP 402 and the LVEF unknown."""
+    from behaviorsft.build.tasks import case_tasks
+    from behaviorsft.taxonomy import TaskType
+
+    kb = load_kb()
+    case = synthesize_case(216, seed=31, kb=kb)
+    rendered = render(case, kb, seed=31)
+    tasks = list(case_tasks(case, rendered, kb, seed=31, types={TaskType.PREDICTIVE_NEXT_ACTION}))
+    assert tasks and not any(t.id.endswith(":pc") for t in tasks)
+    keys = [next(o.text for o in t.options if o.label == t.answer) for t in tasks]
+    assert "Thyroid function (TSH) at first diagnosis" in keys
+    names = {m.name for m in case.medications}
+    assert "Diltiazem" not in names and "Metoprolol tartrate" in names
+    assert _rules(case, rendered.conversation) == []
+
+
+def test_diltiazem_barred_by_raised_bnp() -> None:
+    from behaviorsft.sources.prescribing import barred
+
+    af = "atrial_fibrillation_rvr"
+    assert barred(af, "diltiazem", "hypertension", {"bnp": 402})
+    assert not barred(af, "diltiazem", "hypertension", {"bnp": 80})
+    assert barred(af, "diltiazem", "heart failure with reduced ejection fraction")
+    case, conv = _case(216)
+    bad = copy.deepcopy(case.model_dump(mode="json"))
+    for m in bad["medications"]:
+        if m["name"] == "Metoprolol tartrate":
+            m["name"] = "Diltiazem"
+    assert "drug-barred-by-value" in _rules(bad, conv)

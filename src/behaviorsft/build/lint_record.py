@@ -72,6 +72,7 @@ from behaviorsft.build.coherence import (
 )
 from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.prescribing import BARRED_BY_VALUE
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
@@ -89,6 +90,7 @@ RULES: dict[str, tuple[str, str]] = {
     "advice-already-done": ("error", "advice to do what the record already did"),
     "timed-check-unshown": ("error", "a check 'after each bolus' claimed done, none shown"),
     "imaging-history-contradiction": ("error", "a chest study denies a known thoracic tumour"),
+    "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -135,6 +137,20 @@ def lint_conversation(
         for s in (case or {}).get("sections") or []
         if s.get("title") == "Past history"
     )
+    for (cid, did), (lab_id, limit) in BARRED_BY_VALUE.items():
+        drug, lab = kb.drugs.get(did), kb.labs.get(lab_id)
+        if cid != cond.id or drug is None or lab is None:
+            continue
+        value = next(
+            (f.get("value") for f in findings if f.get("name") == lab.name and f.get("day") == 0),
+            None,
+        )
+        given = any(m.get("name") == drug.name for m in (case or {}).get("medications") or [])
+        if given and isinstance(value, int | float) and value > limit:
+            where.add(
+                "drug-barred-by-value",
+                f"{drug.name} in {cond.name} with {lab.name.lower()} {value:g} (above {limit:g})",
+            )
     for f in findings:
         if f.get("kind") == "imaging":
             said = str(f.get("value_text") or "")

@@ -187,10 +187,29 @@ BARRED_BY_HISTORY: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-def barred(cond_id: str, drug_id: str, history: str) -> bool:
-    """Whether the history drawn so far rules a plan drug out (diltiazem in heart failure)."""
+# (condition id, drug id) -> (KB lab id, threshold): a value above it bars the drug while
+# nothing the record shows excludes what it suggests. ESC AF 2024 / ESC HF 2021: a raised
+# natriuretic peptide (BNP > 100 pg/mL in the acute setting) leaves heart failure with a
+# reduced ejection fraction possible; with no echocardiogram showing a preserved LVEF, rate
+# control is a beta-blocker, not a non-dihydropyridine calcium-channel blocker.
+BARRED_BY_VALUE: dict[tuple[str, str], tuple[str, float]] = {
+    ("atrial_fibrillation_rvr", "diltiazem"): ("bnp", 100),
+}
+
+
+def barred(
+    cond_id: str, drug_id: str, history: str, values: Mapping[str, float] | None = None
+) -> bool:
+    """Whether the history drawn so far (diltiazem in heart failure) or a day-0 value of
+    ``values`` (diltiazem with a raised BNP and the LVEF unknown) rules a plan drug out."""
     low = history.lower()
-    return any(w in low for w in BARRED_BY_HISTORY.get((cond_id, drug_id), ()))
+    if any(w in low for w in BARRED_BY_HISTORY.get((cond_id, drug_id), ())):
+        return True
+    by_value = BARRED_BY_VALUE.get((cond_id, drug_id))
+    if by_value is None or values is None:
+        return False
+    v = values.get(by_value[0])
+    return v is not None and v > by_value[1]
 
 
 def condition_met(cond_id: str, drug_id: str, age: float | None, history: str) -> bool:

@@ -702,8 +702,8 @@ def synthesize_case(
         drug = kb.drug(td.drug)
         if not prescribing.timely(cond.id, drug.id, onset_days) and td.choice is not None:
             continue  # colchicine past 36 h of the flare: the next member of its choice
-        if prescribing.barred(cond.id, drug.id, said) and td.choice is not None:
-            continue  # diltiazem with heart failure in the history: metoprolol instead
+        if prescribing.barred(cond.id, drug.id, said, day0) and td.choice is not None:
+            continue  # diltiazem with heart failure or a raised BNP: metoprolol instead
         if not usable(drug):
             if td.choice is not None:
                 continue  # the next member of its choice stands in

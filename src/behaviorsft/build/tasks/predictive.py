@@ -9,6 +9,7 @@ failure") only when the record documents its condition, never when the record ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from behaviorsft.build.coherence import after_discharge, done_by_discharge
@@ -29,6 +30,12 @@ T = TaskType
 
 
 NO_ACTION = "No new action is needed now; continue the current plan"
+# Work-up whose result the record must show before 'no new action' can be the key: an
+# update calling it "done" without a result does not make it done (31-000216: new AF
+# with no echocardiogram or thyroid function in the record).
+WORKUP = re.compile(
+    r"\b(?:echocardiogra\w*|thyroid function|TSH|ultrasound|CT|MRI|endoscopy|biopsy)\b"
+)
 
 
 def _not_due(action: str, idx: RecordIndex) -> str | None:
@@ -159,6 +166,9 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         )
         yield main
     if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
+        if any(WORKUP.search(a) for a in due):
+            ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: due work-up the record does not show")
+            return
         listed = _done_by_now(ctx, end)
         done = "; ".join(listed)
         # the false alarm is a due step the update lists as done
