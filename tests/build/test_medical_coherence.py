@@ -135,3 +135,59 @@ def test_diltiazem_barred_by_raised_bnp() -> None:
         if m["name"] == "Metoprolol tartrate":
             m["name"] = "Diltiazem"
     assert "drug-barred-by-value" in _rules(bad, conv)
+
+
+# ----------------------------------------------------------------- C. difficile (31-000312)
+
+
+def test_cdi_history_gives_antibiotic_exposure_and_no_unshown_fulminant_advice() -> None:
+    """31-000312: no antibiotic exposure in the record, yet 'antibiotic-associated
+    diarrhoea' weighed and 'stop the inciting antibiotic' planned; surgical consultation
+    for fulminant colitis with no hypotension, ileus or megacolon."""
+    case, conv = _case(312)
+    assert case.conditions[0].code == "c_difficile_infection"
+    assert any("recent antibiotics" in f for f in case.facts if f.startswith("History: "))
+    texts = _texts(conv)
+    assert any("course of antibiotics" in t for t in texts)
+    assert not any("inciting antibiotic" in t for t in texts if "Plan:" in t)
+    assert not any("fulminant" in t for t in texts)
+    assert not any("acid suppression" in t for t in texts)  # no PPI taken
+    assert _rules(case, conv) == []
+
+
+def test_every_cdi_case_has_its_exposure() -> None:
+    kb = load_kb()
+    seen = 0
+    for i in range(312, 2000, 42):
+        case = synthesize_case(i, seed=31, kb=kb)
+        if case.conditions[0].code != "c_difficile_infection":
+            continue
+        seen += 1
+        assert any("antibiotic" in f for f in case.facts if f.startswith("History: ")), case.id
+        if seen == 6:
+            break
+    assert seen
+
+
+def test_state_advice_unshown_rule() -> None:
+    from behaviorsft.build.coherence import state_record, state_shown
+
+    advice = "surgical consultation for fulminant colitis"
+    assert not state_shown(advice, state_record([], ["mild distension"], 124))
+    assert state_shown(advice, state_record([], ["toxic megacolon on CT"], 124))
+    assert state_shown(advice, state_record([], [], 84))
+    assert state_shown("complete a 10-day course", "")
+    case, conv = _case(312)
+    bad = copy.deepcopy(conv.model_dump(mode="json"))
+    for t in bad["turns"]:
+        if t["text"].startswith("Day 2 ward round. Plan:"):
+            t["text"] = f"Day 2 ward round. Plan: {advice}."
+    assert "state-advice-unshown" in _rules(case, bad)
+
+
+def test_untaken_drops_stopping_an_antibiotic_not_taken() -> None:
+    from behaviorsft.sources.prescribing import drop_untaken
+
+    actions = ["stop the inciting antibiotic as soon as possible", "oral rehydration"]
+    assert drop_untaken(actions, ["Pantoprazole proton pump inhibitor"]) == ["oral rehydration"]
+    assert drop_untaken(actions, ["Clindamycin lincosamide"]) == actions

@@ -67,6 +67,36 @@ def timed_check_shown(item: str, texts: Iterable[str]) -> bool:
     return any(shown.search(t) for t in texts)
 
 
+# Advice that holds only in a severity state, and the record words that show the state
+# (IDSA/SHEA 2017: fulminant CDI is hypotension or shock, ileus or megacolon; the
+# recurrence pathways need a previous episode).
+SEVERITY_STATES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"\bfulminant\b", re.I),
+        re.compile(r"\bhypotens\w*|\bshock\b|\bileus\b|\bmegacolon\b|\bvasopressor", re.I),
+    ),
+    (
+        re.compile(r"\bfor a first recurrence\b|\bafter a second or later recurrence\b", re.I),
+        re.compile(r"\bprevious (?:CDI|C\. difficile)\b|\brecurren\w*\b", re.I),
+    ),
+)
+HYPOTENSION_SBP = 90  # mmHg
+
+
+def state_record(history: Iterable[str], signs: Iterable[str], sbp: float | None) -> str:
+    """What shows a severity state in a record: its history items, examination and imaging
+    findings, and 'hypotension' for a day-0 systolic below 90 mmHg."""
+    low = sbp is not None and sbp < HYPOTENSION_SBP
+    return " ".join([*history, *signs, *(["hypotension"] if low else [])])
+
+
+def state_shown(step: str, record: str) -> bool:
+    """Whether advice conditional on a severity state ('surgical consultation for
+    fulminant colitis') fits ``record`` (``state_record``): the record shows that state.
+    True for advice that names none."""
+    return all(shown.search(record) for said, shown in SEVERITY_STATES if said.search(step))
+
+
 # ----------------------------------------------------------------------------- events
 
 # A step presupposing an operation: "within 24 h of cholecystectomy", "after source control".

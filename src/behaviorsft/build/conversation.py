@@ -30,6 +30,8 @@ from behaviorsft.build.coherence import (
     agreeing_reason,
     consultant_advice_fits,
     organism_conflict,
+    state_record,
+    state_shown,
     step_fits,
     surgeon_advice,
     timed_check_shown,
@@ -434,10 +436,22 @@ def _render_kb(
 
     known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
 
+    states = state_record(
+        known,
+        [f.value_text or "" for f in case.findings if f.kind in ("exam", "imaging")],
+        next((f.value for f in case.findings if f.name == "Systolic blood pressure"), None),
+    )
+
     def current(text: str) -> bool:
         # not an item the record's severity already had done left conditional (severity.py),
-        # nor a search for a disease the history names (history.known_step)
-        return safe(text) and still_open(kb, case, cond_id, text) and not known_step(text, known)
+        # nor a search for a disease the history names (history.known_step), nor advice for
+        # a severity state the record does not show (coherence.state_shown: fulminant)
+        return (
+            safe(text)
+            and still_open(kb, case, cond_id, text)
+            and not known_step(text, known)
+            and state_shown(text, states)
+        )
 
     # nothing the record already did (ward_turns.advice_done): no ICU advice in intensive care
     plan_drugs = " ".join(f"{m.name} {m.drug_class or ''}" for m in case.medications)
@@ -644,8 +658,6 @@ def _render_kb(
         if current(a)
         and organism_conflict(a, micro) is None
         and action_fits(a, study_reported=imaging is not None, medicines=taking)
-        # no antibiotic to stop unless the history gives one (C. difficile)
-        and ("inciting antibiotic" not in a or any("antibiotic" in h for h in known))
     ]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)

@@ -67,6 +67,8 @@ from behaviorsft.build.coherence import (
     only_negated,
     organism_conflict,
     repeat_unshown,
+    state_record,
+    state_shown,
     surgeon_advice,
     timed_check_shown,
 )
@@ -91,6 +93,7 @@ RULES: dict[str, tuple[str, str]] = {
     "timed-check-unshown": ("error", "a check 'after each bolus' claimed done, none shown"),
     "imaging-history-contradiction": ("error", "a chest study denies a known thoracic tumour"),
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
+    "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -132,6 +135,15 @@ def lint_conversation(
     texts = [str(t.get("text", "")) for t in turns]
     findings = (case or {}).get("findings") or []
     micro = [str(f.get("value_text") or "") for f in findings if f.get("kind") == "lab"]
+    facts = [str(x) for x in (case or {}).get("facts") or []]
+    states = state_record(
+        [x[len("History: ") :] for x in facts if x.startswith("History: ")],
+        [str(f.get("value_text") or "") for f in findings if f.get("kind") in ("exam", "imaging")],
+        next(
+            (f.get("value") for f in findings if f.get("name") == "Systolic blood pressure"),
+            None,
+        ),
+    )
     past = " ".join(
         str(s.get("text") or "")
         for s in (case or {}).get("sections") or []
@@ -220,6 +232,12 @@ def lint_conversation(
                     idx,
                 )
         plan = _PLAN.search(text) is not None
+        if plan and not state_shown(text, states):
+            where.add(
+                "state-advice-unshown",
+                f"advice for a state the record does not show: '{text[:90]}'",
+                idx,
+            )
         if plan and started and FIRST_HOURS.search(text):
             m2 = FIRST_HOURS.search(text)
             assert m2 is not None

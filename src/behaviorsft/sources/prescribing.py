@@ -197,6 +197,27 @@ BARRED_BY_VALUE: dict[tuple[str, str], tuple[str, float]] = {
 }
 
 
+# Conditions whose diagnosis presupposes an exposure the history must give: condition ->
+# its KB risk factor (IDSA/SHEA 2017: CDI follows antibiotic exposure in most patients; the
+# differentials weigh antibiotic-associated diarrhoea).
+EXPOSURE_REQUIRED: dict[str, str] = {
+    "c_difficile_infection": r"^recent antibiotics\b",
+}
+
+
+def with_exposure(cond_id: str, risks: Sequence[str], possible: Sequence[str]) -> list[str]:
+    """``risks`` with the exposure ``cond_id`` presupposes (a recent antibiotic course for
+    C. difficile) in place of the last one drawn, when the draw missed it."""
+    pat = EXPOSURE_REQUIRED.get(cond_id)
+    risks = list(risks)
+    if pat is None or any(re.search(pat, r, re.I) for r in risks):
+        return risks
+    exposure = next((r for r in possible if re.search(pat, r, re.I)), None)
+    if exposure is None:
+        return risks
+    return [*risks[:1], exposure] if len(risks) > 1 else [*risks, exposure]
+
+
 def barred(
     cond_id: str, drug_id: str, history: str, values: Mapping[str, float] | None = None
 ) -> bool:
@@ -522,8 +543,18 @@ K_RAISING = (
     r"ace inhibitor|angiotensin|mineralocorticoid|spironolactone|eplerenone|amiloride|"
     r"triamterene|nsaid|trimethoprim|heparin|potassium chloride|potassium supplement"
 )
+# Antibacterial medicines, as words of a name or class (a course the patient is on).
+ANTIBACTERIAL_TAKEN = (
+    r"penicillin|cephalosporin|carbapenem|tetracycline|macrolide|fluoroquinolone|"
+    r"lincosamide|clindamycin|beta-lactamase|glycopeptide|sulfonamide antibiotic|antibacterial"
+)
+ACID_SUPPRESSION = r"proton pump|prazole\b|h2[- ]receptor|histamine-2|famotidine|ranitidine"
 # "continue/stop X" (pattern): X's drugs, as words of a medicine's name or class
 IF_TAKING: tuple[tuple[str, str], ...] = (
+    # IDSA/SHEA 2017: stop the inciting antibiotic - only while one is being taken (a
+    # course finished before admission has nothing left to stop)
+    (r"stop the inciting antibiotic(?: as soon as possible)?", ANTIBACTERIAL_TAKEN),
+    (r"review any acid suppression\b", ACID_SUPPRESSION),
     (r"urate-lowering therapy.*if already taking", r"allopurinol|febuxostat|probenecid"),
     (
         r"continuation of RAAS inhibitors|continue (?:the )?RAAS inhibitors?",

@@ -515,6 +515,7 @@ def synthesize_case(
         and all(c[0] in THERAPY_MEDS for _, c in history_therapies(r))
     ] or cond.risk_factors[:1]
     risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
+    risks = prescribing.with_exposure(cond.id, risks, possible)  # C. difficile: antibiotics
 
     # Allergy first: the treatment plan must respect it.
     allergies: list[Allergy] = []

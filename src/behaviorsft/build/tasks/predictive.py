@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from behaviorsft.build.coherence import after_discharge, done_by_discharge
+from behaviorsft.build.coherence import (
+    after_discharge,
+    done_by_discharge,
+    state_record,
+    state_shown,
+)
 from behaviorsft.build.record_index import NEGATIVE, RecordIndex, condition_holds, split_condition
 from behaviorsft.build.tasks.common import (
     Ctx,
@@ -68,15 +73,28 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         [f[len("History: ") : -1] for f in facts if f.startswith("History: ")],
         [f.value_text or "" for f in ctx.case.findings if f.kind == "exam"],
     )
+    states = _states(ctx)
     for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
         reason = _not_due(action, idx)
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
+        if reason is None and not state_shown(action, states):
+            reason = "severity state not shown"  # fulminant colitis with none of its signs
         if reason is None:
             due.append(action)
         else:
             not_due.append((action, reason))
     return due, not_due
+
+
+def _states(ctx: Ctx) -> str:
+    """What shows a severity state in the case (``coherence.state_record``)."""
+    facts = ctx.case.facts
+    return state_record(
+        [f[len("History: ") :] for f in facts if f.startswith("History: ")],
+        [f.value_text or "" for f in ctx.case.findings if f.kind in ("exam", "imaging")],
+        next((f.value for f in ctx.case.findings if f.name == "Systolic blood pressure"), None),
+    )
 
 
 def _done_by_now(ctx: Ctx, end: int) -> list[str]:
@@ -86,9 +104,12 @@ def _done_by_now(ctx: Ctx, end: int) -> list[str]:
     assert ctx.cond is not None
     idx = ctx.index(turn_end=end)
     out = []
+    states = _states(ctx)
     for action in ctx.cond.next_actions:
         if NEGATIVE.search(action) or not done_by_discharge(action):
             continue
+        if not state_shown(action, states):
+            continue  # no surgical review for fulminant colitis the record does not show
         _, clause = split_condition(action)
         if clause is None or condition_holds(clause, idx) is True:
             out.append(action)
