@@ -191,3 +191,24 @@ def test_untaken_drops_stopping_an_antibiotic_not_taken() -> None:
     actions = ["stop the inciting antibiotic as soon as possible", "oral rehydration"]
     assert drop_untaken(actions, ["Pantoprazole proton pump inhibitor"]) == ["oral rehydration"]
     assert drop_untaken(actions, ["Clindamycin lincosamide"]) == actions
+
+
+def test_low_potassium_is_replaced() -> None:
+    """31-000312: potassium 3.2 with diarrhoea and no replacement in the plan."""
+    case, conv = _case(312)
+    k = next(f.value for f in case.findings if f.name == "Potassium" and f.day == 0)
+    assert k is not None and k < 3.5
+    plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
+    assert "Potassium chloride 20 mEq PO" in plan
+    bad = copy.deepcopy(case.model_dump(mode="json"))
+    bad["medications"] = [m for m in bad["medications"] if m["name"] != "Potassium chloride"]
+    assert "low-potassium-unreplaced" in _rules(bad, conv)
+
+
+def test_potassium_route() -> None:
+    from behaviorsft.sources.prescribing import potassium_route
+
+    assert potassium_route("c_difficile_infection", {"potassium": 3.2}, ["diarrhoea"]) == "PO"
+    assert potassium_route("small_bowel_obstruction", {"potassium": 3.2}, []) == "IV"
+    assert potassium_route("c_difficile_infection", {"potassium": 3.2}, ["vomiting"]) == "IV"
+    assert potassium_route("c_difficile_infection", {"potassium": 3.9}, []) is None

@@ -74,7 +74,7 @@ from behaviorsft.build.coherence import (
 )
 from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.prescribing import BARRED_BY_VALUE
+from behaviorsft.sources.prescribing import BARRED_BY_VALUE, LOW_POTASSIUM
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
@@ -94,6 +94,7 @@ RULES: dict[str, tuple[str, str]] = {
     "imaging-history-contradiction": ("error", "a chest study denies a known thoracic tumour"),
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
+    "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -149,6 +150,14 @@ def lint_conversation(
         for s in (case or {}).get("sections") or []
         if s.get("title") == "Past history"
     )
+    k = next(
+        (f.get("value") for f in findings if f.get("name") == "Potassium" and f.get("day") == 0),
+        None,
+    )
+    meds = (case or {}).get("medications") or []
+    replaced = any("potassium" in str(m.get("name") or "").lower() for m in meds)
+    if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
+        where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")
     for (cid, did), (lab_id, limit) in BARRED_BY_VALUE.items():
         drug, lab = kb.drugs.get(did), kb.labs.get(lab_id)
         if cid != cond.id or drug is None or lab is None:

@@ -218,6 +218,25 @@ def with_exposure(cond_id: str, risks: Sequence[str], possible: Sequence[str]) -
     return [*risks[:1], exposure] if len(risks) > 1 else [*risks, exposure]
 
 
+# A day-0 potassium below this is replaced in any admission (NICE CKS hypokalaemia; AF 2023
+# and the hepatic-encephalopathy guidance aim for a normal potassium): potassium chloride,
+# IV where the patient cannot take it by mouth.
+LOW_POTASSIUM = 3.5  # mmol/L
+NIL_BY_MOUTH = frozenset({"small_bowel_obstruction", "acute_pancreatitis"})
+
+
+def potassium_route(
+    cond_id: str, values: Mapping[str, float], symptoms: Iterable[str]
+) -> str | None:
+    """The route of the potassium replacement a low day-0 potassium needs ('PO', or 'IV'
+    nil by mouth or vomiting), or None when the potassium is not low."""
+    k = values.get("potassium")
+    if k is None or k >= LOW_POTASSIUM:
+        return None
+    vomiting = any(re.search(r"\bvomit", s, re.I) for s in symptoms)
+    return "IV" if cond_id in NIL_BY_MOUTH or vomiting else "PO"
+
+
 def barred(
     cond_id: str, drug_id: str, history: str, values: Mapping[str, float] | None = None
 ) -> bool:

@@ -741,6 +741,12 @@ def synthesize_case(
                 if with_ is not None and with_.id not in plan_ids:
                     prescribe(with_, None)
                 break
+    # A low potassium is replaced (prescribing.potassium_route): potassium chloride.
+    route = prescribing.potassium_route(cond.id, day0, symptoms)
+    if route is not None and "potassium_chloride" not in plan_ids:
+        kcl = kb.drug("potassium_chloride")
+        if usable(kcl):
+            prescribe(kcl, next(d for d in kcl.doses if d.route == route))
     # Purulent sputum: the condition's conditional antibacterial (GOLD 2024).
     if any("purulent" in s for s in symptoms) and not any(
         antibacterial(kb.drug(d)) for d in plan_ids
