@@ -212,3 +212,31 @@ def test_potassium_route() -> None:
     assert potassium_route("small_bowel_obstruction", {"potassium": 3.2}, []) == "IV"
     assert potassium_route("c_difficile_infection", {"potassium": 3.2}, ["vomiting"]) == "IV"
     assert potassium_route("c_difficile_infection", {"potassium": 3.9}, []) is None
+
+
+# ----------------------------------------------------------------- adrenal crisis (round 5)
+
+
+def test_adrenal_crisis_keeps_home_steroid_and_says_iv_replaces_it() -> None:
+    """Round 5: the home hydrocortisone silently replaced by the IV dose (left off the
+    medication list); 31-000039: 'didn't increase my steroid dose' with no steroid."""
+    for index in (39, 123):
+        case, conv = _case(index)
+        assert case.conditions[0].code == "adrenal_crisis"
+        routes = sorted(m.route or "" for m in case.medications if m.name == "Hydrocortisone")
+        assert routes == ["IV", "PO"]
+        plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
+        assert "IV hydrocortisone replaces the usual oral hydrocortisone 20 mg" in plan
+        assert "double the usual dose (sick-day rules)" in plan
+        assert _rules(case, conv) == []
+    case, conv = _case(39)
+    assert any("adrenal insufficiency" in f for f in case.facts if f.startswith("History: "))
+
+
+def test_home_dose_replaced_unsaid_rule() -> None:
+    case, conv = _case(123)
+    bad = copy.deepcopy(conv.model_dump(mode="json"))
+    for t in bad["turns"]:
+        if t["text"].startswith("Plan:"):
+            t["text"] = t["text"].split("; IV hydrocortisone replaces")[0] + "."
+    assert "home-dose-replaced-unsaid" in _rules(case, bad)

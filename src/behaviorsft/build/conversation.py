@@ -666,6 +666,10 @@ def _render_kb(
     actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
+    actions += prescribing.replaced_home(  # IV hydrocortisone for the home dose
+        [(m.name, m.route or "", m.drug_class or "") for m in plan],
+        [(m.name, m.dose or "", m.route or "", m.drug_class or "") for m in home],
+    )
     b.say(
         attending,
         "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",

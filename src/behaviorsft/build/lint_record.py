@@ -95,6 +95,10 @@ RULES: dict[str, tuple[str, str]] = {
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
     "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
+    "home-dose-replaced-unsaid": (
+        "error",
+        "a home drug the plan gives by another route, unsaid",
+    ),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -155,6 +159,19 @@ def lint_conversation(
         None,
     )
     meds = (case or {}).get("medications") or []
+    final = (case or {}).get("final_diagnosis")
+    home = {m.get("name"): m for m in meds if m.get("indication") != final}
+    for m in meds:
+        h = home.get(m.get("name"))
+        if m.get("indication") == final and h is not None and h.get("route") != m.get("route"):
+            word = re.escape(str(m.get("name") or "").split(" ")[0].lower())
+            said = re.compile(rf"\breplaces the usual (?:\w+ )?{word}\b", re.I)
+            if not any(said.search(x) for x in texts):
+                where.add(
+                    "home-dose-replaced-unsaid",
+                    f"{m.get('name')} {m.get('route')} in the plan and {h.get('route')} at "
+                    "home, and no turn says the plan's dose replaces the usual one",
+                )
     replaced = any("potassium" in str(m.get("name") or "").lower() for m in meds)
     if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
         where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")

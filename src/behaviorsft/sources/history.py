@@ -317,6 +317,32 @@ def _text(med: Medication) -> str:
     return f"{med.name} {med.drug_class or ''}".lower()
 
 
+# Admissions in which the plan's parenteral dose of a home medicine takes the place of the
+# usual oral one (the medicine stays on the list; the plan says so): adrenal crisis, IV
+# hydrocortisone for the home hydrocortisone (Endocrine Society 2016).
+REPLACED_IN_PLAN: dict[str, frozenset[str]] = {
+    "adrenal_crisis": frozenset({"hydrocortisone"}),
+}
+# A history item that presupposes a disease the history must then name: (item, disease
+# named, the item added). "Didn't increase my steroid dose" needs the steroid's disease.
+PRESUPPOSES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\bwithout stress dosing\b", re.I),
+        re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
+        "primary adrenal insufficiency (Addison disease)",
+    ),
+)
+
+
+def presupposed(history: Sequence[str]) -> list[str]:
+    """``history`` with the disease each item presupposes added when it is not named."""
+    out = list(history)
+    for said, named, item in PRESUPPOSES:
+        if any(said.search(h) for h in out) and not any(named.search(h) for h in out):
+            out.append(item)
+    return out
+
+
 def treat_history(
     kb: KnowledgeBase,
     cond: KBCondition,
@@ -343,7 +369,7 @@ def treat_history(
     the plan), or dropped when none fits and the admission does not imply it.
     """
     rng = random.Random(f"behaviorsft-history-care:{seed}:{index}")
-    history = [h for h in history if lab_named(h) is None]
+    history = presupposed([h for h in history if lab_named(h) is None])
     if any(NEW_ONSET.search(h) for h in history) and any(KNOWN_DIABETES.search(h) for h in history):
         # 'type 1 diabetes' and 'new-onset diabetes' both drawn: the known disease stays
         history = [h for h in history if not NEW_ONSET.search(h)]
@@ -376,7 +402,10 @@ def treat_history(
                     return False
             if renal(drug.id, gfr, dose) is not None:
                 return False
-        others = [*plan_ids, *(d.id for m in meds if (d := _kb_drug(kb, m.name)))]
+        # (the plan's IV hydrocortisone replaces the home dose in adrenal crisis: both listed)
+        replaced = REPLACED_IN_PLAN.get(cond.id, frozenset())
+        plan = [p for p in plan_ids if not (p == drug.id and p in replaced)]
+        others = [*plan, *(d.id for m in meds if (d := _kb_drug(kb, m.name)))]
         return not clashes(drug.id, others)
 
     def add(drug_id: str, amount: float, unit: str, route: str, freq: str, why: str) -> bool:

@@ -538,6 +538,39 @@ def cautions(plan: Iterable[tuple[str, str]], age: float | None) -> list[str]:
     return out
 
 
+_ROUTE_WORD = {"PO": "oral", "IV": "IV", "SC": "subcutaneous", "IM": "IM"}
+# Endocrine Society 2016: glucocorticoid sick-day rules double the oral dose in illness.
+GLUCOCORTICOID_WORDS = ("glucocorticoid", "corticosteroid")
+
+
+def replaced_home(
+    plan: Iterable[tuple[str, str, str]], home: Iterable[tuple[str, str, str, str]]
+) -> list[str]:
+    """What the plan says of a home medicine its own dose by another route takes the place
+    of ('IV hydrocortisone replaces the usual oral hydrocortisone 20 mg'), with the
+    glucocorticoid sick-day doubling for the way back; ``plan`` as (name, route, class),
+    ``home`` as (name, dose, route, class)."""
+    out = []
+    home = list(home)
+    for name, route, cls in plan:
+        for h_name, h_dose, h_route, _ in home:
+            if h_name != name or h_route == route:
+                continue
+            drug = short_name(name).lower()
+            text = (
+                f"{_ROUTE_WORD.get(route, route)} {drug} replaces the usual "
+                f"{_ROUTE_WORD.get(h_route, h_route)} {drug} {h_dose} while unwell"
+            )
+            if any(w in cls.lower() for w in GLUCOCORTICOID_WORDS):
+                text += (
+                    f"; back to oral {drug} at double the usual dose (sick-day rules) once "
+                    "eating and drinking, then the usual dose when recovered, with the same "
+                    "advice for any illness after discharge"
+                )
+            out.append(text)
+    return out
+
+
 def untaken(action: str, meds: Iterable[str]) -> str | None:
     """The clause of ``action`` that continues or stops a therapy the patient does not
     take ('stop potassium-raising drugs' on none), given the medicines as 'name class'."""
