@@ -165,8 +165,8 @@ def lint_conversation(
         h = home.get(m.get("name"))
         if m.get("indication") == final and h is not None and h.get("route") != m.get("route"):
             word = re.escape(str(m.get("name") or "").split(" ")[0].lower())
-            said = re.compile(rf"\breplaces the usual (?:\w+ )?{word}\b", re.I)
-            if not any(said.search(x) for x in texts):
+            replaces = re.compile(rf"\breplaces the usual (?:\w+ )?{word}\b", re.I)
+            if not any(replaces.search(x) for x in texts):
                 where.add(
                     "home-dose-replaced-unsaid",
                     f"{m.get('name')} {m.get('route')} in the plan and {h.get('route')} at "
@@ -176,18 +176,23 @@ def lint_conversation(
     if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
         where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")
     for (cid, did), (lab_id, limit) in BARRED_BY_VALUE.items():
-        drug, lab = kb.drugs.get(did), kb.labs.get(lab_id)
-        if cid != cond.id or drug is None or lab is None:
+        drug, barring = kb.drugs.get(did), kb.labs.get(lab_id)
+        if cid != cond.id or drug is None or barring is None:
             continue
         value = next(
-            (f.get("value") for f in findings if f.get("name") == lab.name and f.get("day") == 0),
+            (
+                f.get("value")
+                for f in findings
+                if f.get("name") == barring.name and f.get("day") == 0
+            ),
             None,
         )
         given = any(m.get("name") == drug.name for m in (case or {}).get("medications") or [])
         if given and isinstance(value, int | float) and value > limit:
             where.add(
                 "drug-barred-by-value",
-                f"{drug.name} in {cond.name} with {lab.name.lower()} {value:g} (above {limit:g})",
+                f"{drug.name} in {cond.name} with {barring.name.lower()} {value:g} "
+                f"(above {limit:g})",
             )
     for f in findings:
         if f.get("kind") == "imaging":
