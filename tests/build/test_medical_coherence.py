@@ -240,3 +240,40 @@ def test_home_dose_replaced_unsaid_rule() -> None:
         if t["text"].startswith("Plan:"):
             t["text"] = t["text"].split("; IV hydrocortisone replaces")[0] + "."
     assert "home-dose-replaced-unsaid" in _rules(case, bad)
+
+
+# ----------------------------------------------------------------- round 8 (seed 37)
+
+
+def test_adrenal_crisis_history_is_primary_insufficiency_on_replacement() -> None:
+    """37-000557: a past adrenal haemorrhage with no glucocorticoid; 37-000053:
+    hypopituitarism beside hyperpigmentation and hyperkalaemia (primary features); both:
+    IV hydrocortisone 100 mg 'once' with no ongoing regimen."""
+    for index in (557, 53):
+        case, conv = _case(index, seed=37)
+        assert case.conditions[0].code == "adrenal_crisis"
+        history = case.sections[1].text
+        assert "hypopituitarism" not in history
+        assert "adrenal insufficiency" in history
+        assert any(m.name == "Hydrocortisone" and m.route == "PO" for m in case.medications)
+        plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
+        assert "hydrocortisone 50 mg IV every 6 h" in plan
+        assert _rules(case, conv) == []
+    kb = load_kb()
+    assert not any("hypopituitarism" in r for r in kb.condition("adrenal_crisis").risk_factors)
+
+
+def test_iv_potassium_claim_needs_iv_potassium() -> None:
+    """37-000572: 'IV potassium rate documented and limited' done with oral KCl only."""
+    from behaviorsft.build.coherence import route_claim_shown
+
+    case, conv = _case(572, seed=37)
+    texts = _texts(conv)
+    assert not any("IV potassium rate" in t for t in texts)
+    item = "IV potassium rate documented and limited"
+    said = ["Plan: Potassium chloride 20 mEq PO once.", f"Documented: {item}."]
+    assert not route_claim_shown(item, said)
+    assert route_claim_shown(item, ["Plan: Potassium chloride 10 mEq/h IV continuous."])
+    bad = copy.deepcopy(conv.model_dump(mode="json"))
+    bad["turns"][-2]["text"] = f"Documented: {item}."
+    assert "route-claim-unshown" in _rules(case, bad)

@@ -97,6 +97,23 @@ def state_shown(step: str, record: str) -> bool:
     return all(shown.search(record) for said, shown in SEVERITY_STATES if said.search(step))
 
 
+# A claim about an electrolyte given IV ("IV potassium rate documented and limited"): done
+# only where a turn other than a checklist line gives that electrolyte IV.
+IV_CLAIM = re.compile(r"\bIV (?P<drug>potassium|magnesium|phosphate|calcium)\b", re.I)
+_CHECKLIST = re.compile(r"^(?:Documented|Done and recorded):", re.I)
+
+
+def route_claim_shown(item: str, texts: Iterable[str]) -> bool:
+    """Whether the record ``texts`` back a done-claim ``item`` about an electrolyte given
+    IV: a plan or statement gives it IV (not only by mouth). True for other items."""
+    m = IV_CLAIM.search(item)
+    if m is None:
+        return True
+    drug = m["drug"]
+    given = re.compile(rf"\b{drug}\w*\b[^;.]*\bIV\b|\bIV {drug}", re.I)
+    return any(given.search(t) for t in texts if not _CHECKLIST.match(t))
+
+
 # ----------------------------------------------------------------------------- events
 
 # A step presupposing an operation: "within 24 h of cholecystectomy", "after source control".

@@ -30,6 +30,7 @@ from behaviorsft.build.coherence import (
     agreeing_reason,
     consultant_advice_fits,
     organism_conflict,
+    route_claim_shown,
     state_record,
     state_shown,
     step_fits,
@@ -816,6 +817,8 @@ def _render_kb(
         and all_shown(i.item, shown)
         # a check "after each bolus" only where a turn shows it at that time
         and timed_check_shown(i.item, (t.text for t in b.turns))
+        # and "IV potassium rate documented" only where potassium was given IV
+        and route_claim_shown(i.item, (t.text for t in b.turns))
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:

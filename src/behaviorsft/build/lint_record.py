@@ -67,6 +67,7 @@ from behaviorsft.build.coherence import (
     only_negated,
     organism_conflict,
     repeat_unshown,
+    route_claim_shown,
     state_record,
     state_shown,
     surgeon_advice,
@@ -95,6 +96,7 @@ RULES: dict[str, tuple[str, str]] = {
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
     "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
+    "route-claim-unshown": ("error", "an IV electrolyte claim listed done, none given IV"),
     "home-dose-replaced-unsaid": (
         "error",
         "a home drug the plan gives by another route, unsaid",
@@ -250,6 +252,12 @@ def lint_conversation(
             item = m["item"]
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
+            elif not route_claim_shown(item, texts):
+                where.add(
+                    "route-claim-unshown",
+                    f"'{item}' recorded as done, but the record gives it by no IV route",
+                    idx,
+                )
             elif not timed_check_shown(item, texts):
                 where.add(
                     "timed-check-unshown",

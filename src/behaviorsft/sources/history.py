@@ -331,6 +331,13 @@ PRESUPPOSES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
         re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
         "primary adrenal insufficiency (Addison disease)",
     ),
+    # a past bilateral adrenal haemorrhage leaves primary adrenal insufficiency, on
+    # replacement (round 8, 37-000557)
+    (
+        re.compile(r"\badrenal haemorrhage\b", re.I),
+        re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
+        "primary adrenal insufficiency (Addison disease)",
+    ),
 )
 
 
