@@ -277,3 +277,30 @@ def test_iv_potassium_claim_needs_iv_potassium() -> None:
     bad = copy.deepcopy(conv.model_dump(mode="json"))
     bad["turns"][-2]["text"] = f"Documented: {item}."
     assert "route-claim-unshown" in _rules(case, bad)
+
+
+def test_loading_doses_come_with_their_maintenance() -> None:
+    """37-000025: propylthiouracil 500 mg and hydrocortisone 300 mg 'once' with no
+    maintenance dosing in thyroid storm."""
+    from behaviorsft.sources.prescribing import maintenance
+
+    case, conv = _case(25, seed=37)
+    assert case.conditions[0].code == "thyroid_storm"
+    plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
+    assert "then propylthiouracil 250 mg q4h" in plan
+    assert "then hydrocortisone 100 mg IV every 8 h" in plan
+    assert maintenance([("Aspirin", "once daily", ["then 81 mg once daily"])]) == []
+    assert _rules(case, conv) == []
+
+
+def test_history_items_bring_what_they_presuppose() -> None:
+    """37-000136: 'I've never been told I have diabetes' beside 'I missed my insulin
+    doses'; 37-000572: 'adjust diuretic' / 'if diuretic-induced' for a patient on none."""
+    case, conv = _case(136, seed=37)
+    texts = _texts(conv)
+    assert not any("never been told I have diabetes" in t for t in texts)
+    assert any(m.name.startswith("Insulin glargine") for m in case.medications)
+    case, conv = _case(572, seed=37)
+    assert not any("diuretic" in m.drug_class.lower() for m in case.medications if m.drug_class)
+    assert not any("adjust diuretic" in t or "diuretic-induced" in t for t in _texts(conv))
+    assert _rules(case, conv) == []

@@ -667,6 +667,14 @@ def _render_kb(
     actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
+    notes = {kb.drug(td.drug).name: [td.note or ""] for td in cond.treatments.drugs}
+    actions = [  # after a loading dose, first: "then propylthiouracil 250 mg q4h"
+        *prescribing.maintenance(
+            (m.name, m.frequency or "", [*notes.get(m.name, []), *_dose_notes(kb, m.name, cond.id)])
+            for m in plan
+        ),
+        *actions,
+    ]
     actions += prescribing.replaced_home(  # IV hydrocortisone for the home dose
         [(m.name, m.route or "", m.drug_class or "") for m in plan],
         [(m.name, m.dose or "", m.route or "", m.drug_class or "") for m in home],
@@ -847,6 +855,18 @@ def _render_kb(
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
     return b.done(omitted=(omit,) if omit is not None else ())
+
+
+def _dose_notes(kb: KnowledgeBase, name: str, cond_id: str) -> list[str]:
+    """The KB dose notes for ``cond_id`` of the drug called ``name`` ('loading dose, then
+    250 mg q4h' for propylthiouracil in thyroid storm)."""
+    return [
+        d.note or ""
+        for drug in kb.drugs.values()
+        if drug.name == name
+        for d in drug.doses
+        if d.indication == cond_id
+    ]
 
 
 def _in_icu(case: Case, actions: list[str]) -> bool:

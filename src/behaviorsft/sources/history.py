@@ -331,6 +331,13 @@ PRESUPPOSES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
         re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
         "primary adrenal insufficiency (Addison disease)",
     ),
+    # missed insulin doses: a known diabetes on insulin (37-000136: "never been told I
+    # have diabetes" beside "I missed my insulin doses")
+    (
+        re.compile(r"\binsulin omission\b", re.I),
+        re.compile(r"(?<!new-onset )(?<!new onset )\bdiabetes\b", re.I),
+        "type 1 diabetes",
+    ),
     # a past bilateral adrenal haemorrhage leaves primary adrenal insufficiency, on
     # replacement (round 8, 37-000557)
     (

@@ -571,6 +571,24 @@ def replaced_home(
     return out
 
 
+# A loading dose's maintenance in a KB note: "loading dose, then 250 mg q4h", "300 mg IV load
+# then 100 mg every 8 h" (ATA 2016; Endocrine Society 2016).
+_THEN = re.compile(r"\bthen (?P<rest>\d+(?:\.\d+)?\s*(?:mg|g|units?|mL)\b[^;,.()]*)", re.I)
+
+
+def maintenance(plan: Iterable[tuple[str, str, Sequence[str]]]) -> list[str]:
+    """The regimen after each single loading dose of the plan ('then propylthiouracil 250 mg
+    q4h'), from its KB notes; ``plan`` as (name, frequency, notes)."""
+    out = []
+    for name, freq, notes in plan:
+        if freq != "once":
+            continue
+        m = next((m for n in notes if (m := _THEN.search(n or ""))), None)
+        if m is not None:
+            out.append(f"then {short_name(name).lower()} {m['rest'].strip()}")
+    return out
+
+
 def untaken(action: str, meds: Iterable[str]) -> str | None:
     """The clause of ``action`` that continues or stops a therapy the patient does not
     take ('stop potassium-raising drugs' on none), given the medicines as 'name class'."""
@@ -607,6 +625,8 @@ IF_TAKING: tuple[tuple[str, str], ...] = (
     # course finished before admission has nothing left to stop)
     (r"stop the inciting antibiotic(?: as soon as possible)?", ANTIBACTERIAL_TAKEN),
     (r"review any acid suppression\b", ACID_SUPPRESSION),
+    # hypokalaemia: a diuretic to adjust or replace only where one is taken (37-000572)
+    (r"\badjust diuretic\b|\bif diuretic-induced\b", r"diuretic"),
     (r"urate-lowering therapy.*if already taking", r"allopurinol|febuxostat|probenecid"),
     (
         r"continuation of RAAS inhibitors|continue (?:the )?RAAS inhibitors?",
