@@ -44,6 +44,14 @@ Round-4 rules (docs/building.md, "Turns that read like a ward (round 4)"; helper
                           did: ICU admission in intensive care, starting anticoagulation with
                           an anticoagulant prescribed, a study already reported
 
+Medical coherence (docs/building.md, "Medical coherence: electrolytes, arrhythmia,
+infection"): ``timed-check-unshown`` (a recheck "after each bolus" listed done, none shown),
+``route-claim-unshown`` (an IV electrolyte claim with none given IV),
+``imaging-history-contradiction`` (a chest study "without a mass" in known lung cancer),
+``drug-barred-by-value`` (diltiazem with a raised BNP), ``state-advice-unshown`` (advice for
+fulminant colitis the record does not show), ``low-potassium-unreplaced`` and
+``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid).
+
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
 
