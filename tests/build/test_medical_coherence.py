@@ -304,3 +304,32 @@ def test_history_items_bring_what_they_presuppose() -> None:
     assert not any("diuretic" in m.drug_class.lower() for m in case.medications if m.drug_class)
     assert not any("adjust diuretic" in t or "diuretic-induced" in t for t in _texts(conv))
     assert _rules(case, conv) == []
+
+
+def test_home_basal_insulin_continued_beside_iv_insulin() -> None:
+    """37-000052: DKA on home glargine; the plan never says the basal insulin continues,
+    and the day-2 plan 'starts' the basal insulin the patient is on."""
+    from behaviorsft.build.tasks import case_tasks
+    from behaviorsft.taxonomy import TaskType
+
+    kb = load_kb()
+    case = synthesize_case(52, seed=37, kb=kb)
+    rendered = render(case, kb, seed=37)
+    texts = _texts(rendered.conversation)
+    plan = next(t for t in texts if t.startswith("Plan:"))
+    assert "continue the usual insulin glargine 20 units SC" in plan
+    assert not any("start subcutaneous basal insulin" in t for t in texts)
+    types = {TaskType.PREDICTIVE_NEXT_ACTION}
+    for t in case_tasks(case, rendered, kb, seed=37, types=types):
+        key = next(o.text for o in t.options if o.label == t.answer)
+        assert not key.startswith("Start subcutaneous basal insulin")
+    assert _rules(case, rendered.conversation) == []
+
+
+def test_basal_insulin_unsaid_rule() -> None:
+    case, conv = _case(52, seed=37)
+    bad = copy.deepcopy(conv.model_dump(mode="json"))
+    for t in bad["turns"]:
+        if t["text"].startswith("Plan:"):
+            t["text"] = t["text"].split("; continue the usual insulin")[0] + "."
+    assert "basal-insulin-unsaid" in _rules(case, bad)

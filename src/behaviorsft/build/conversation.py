@@ -675,6 +675,11 @@ def _render_kb(
         ),
         *actions,
     ]
+    actions += prescribing.basal_kept(  # the home glargine beside the IV insulin
+        cond.id,
+        [(m.name, m.route or "") for m in plan],
+        [(m.name, m.dose or "", m.route or "", m.frequency or "") for m in home],
+    )
     actions += prescribing.replaced_home(  # IV hydrocortisone for the home dose
         [(m.name, m.route or "", m.drug_class or "") for m in plan],
         [(m.name, m.dose or "", m.route or "", m.drug_class or "") for m in home],
@@ -844,6 +849,8 @@ def _render_kb(
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
     ]
     steps = prescribing.drop_untaken(steps, home_said)
+    if prescribing.basal_continued(cond.id, [m.name for m in home]):
+        steps = [s for s in steps if not prescribing.BASAL_START.search(s)]  # already on it
     later = [a for a in steps if a != advice]
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)

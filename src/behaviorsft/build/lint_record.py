@@ -50,7 +50,8 @@ infection"): ``timed-check-unshown`` (a recheck "after each bolus" listed done, 
 ``imaging-history-contradiction`` (a chest study "without a mass" in known lung cancer),
 ``drug-barred-by-value`` (diltiazem with a raised BNP), ``state-advice-unshown`` (advice for
 fulminant colitis the record does not show), ``low-potassium-unreplaced`` and
-``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid).
+``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid),
+``basal-insulin-unsaid`` (home glargine beside IV insulin not said to continue).
 
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
@@ -83,7 +84,12 @@ from behaviorsft.build.coherence import (
 )
 from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.prescribing import BARRED_BY_VALUE, LOW_POTASSIUM
+from behaviorsft.sources.prescribing import (
+    BARRED_BY_VALUE,
+    BASAL_START,
+    LOW_POTASSIUM,
+    basal_continued,
+)
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
@@ -104,6 +110,7 @@ RULES: dict[str, tuple[str, str]] = {
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
     "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
+    "basal-insulin-unsaid": ("error", "home basal insulin beside IV insulin, not said kept"),
     "route-claim-unshown": ("error", "an IV electrolyte claim listed done, none given IV"),
     "home-dose-replaced-unsaid": (
         "error",
@@ -182,6 +189,19 @@ def lint_conversation(
                     f"{m.get('name')} {m.get('route')} in the plan and {h.get('route')} at "
                     "home, and no turn says the plan's dose replaces the usual one",
                 )
+    basal = [str(m.get("name") or "") for m in home.values()]
+    iv_insulin = any(
+        "insulin" in str(m.get("name") or "").lower() and m.get("route") == "IV" for m in meds
+    )
+    if iv_insulin and basal_continued(cond.id, basal):
+        kept = any("continue the usual insulin" in x for x in texts)
+        started = any(BASAL_START.search(x.split("Plan: ", 1)[-1]) for x in texts)
+        if not kept or started:
+            where.add(
+                "basal-insulin-unsaid",
+                "home basal insulin beside IV insulin: "
+                + ("not said to continue" if not kept else "'started' on day 2"),
+            )
     replaced = any("potassium" in str(m.get("name") or "").lower() for m in meds)
     if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
         where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")

@@ -589,6 +589,36 @@ def maintenance(plan: Iterable[tuple[str, str, Sequence[str]]]) -> list[str]:
     return out
 
 
+# A home basal insulin is continued beside the IV insulin of a hyperglycaemic crisis (JBDS
+# DKA 2023; ADA/EASD/JBDS consensus 2024), so no step then "starts" it (37-000052).
+BASAL = re.compile(r"glargine|detemir|degludec", re.I)
+BESIDE_IV_INSULIN = frozenset({"dka", "hhs"})
+BASAL_START = re.compile(r"^start subcutaneous basal insulin\b", re.I)
+
+
+def basal_continued(cond_id: str, home: Iterable[str]) -> bool:
+    """Whether a home basal insulin (``home``: names of the regular medicines) runs on
+    beside the IV insulin of ``cond_id``."""
+    return cond_id in BESIDE_IV_INSULIN and any(BASAL.search(n) for n in home)
+
+
+def basal_kept(
+    cond_id: str, plan: Iterable[tuple[str, str]], home: Iterable[tuple[str, str, str, str]]
+) -> list[str]:
+    """What the plan says of the home basal insulin beside its IV insulin; ``plan`` as
+    (name, route), ``home`` as (name, dose, route, frequency)."""
+    home = list(home)
+    iv = any("insulin" in n.lower() and r == "IV" for n, r in plan)
+    if not iv or not basal_continued(cond_id, (h[0] for h in home)):
+        return []
+    return [
+        f"continue the usual {name.lower()} {dose} {route} {freq} alongside the IV insulin "
+        "(consensus 2024)"
+        for name, dose, route, freq in home
+        if BASAL.search(name)
+    ]
+
+
 def untaken(action: str, meds: Iterable[str]) -> str | None:
     """The clause of ``action`` that continues or stops a therapy the patient does not
     take ('stop potassium-raising drugs' on none), given the medicines as 'name class'."""

@@ -78,6 +78,12 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         reason = _not_due(action, idx)
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
+        if (
+            reason is None
+            and prescribing.BASAL_START.search(action)
+            and prescribing.basal_continued(ctx.cond.id, _home_names(ctx))
+        ):
+            reason = "basal insulin continued throughout"  # the home glargine runs on
         if reason is None and not state_shown(action, states):
             reason = "severity state not shown"  # fulminant colitis with none of its signs
         if reason is None:
@@ -85,6 +91,12 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         else:
             not_due.append((action, reason))
     return due, not_due
+
+
+def _home_names(ctx: Ctx) -> list[str]:
+    """The names of the patient's regular medicines."""
+    final = ctx.case.final_diagnosis
+    return [m.name for m in ctx.case.medications if m.indication != final]
 
 
 def _states(ctx: Ctx) -> str:
