@@ -333,3 +333,44 @@ def test_basal_insulin_unsaid_rule() -> None:
         if t["text"].startswith("Plan:"):
             t["text"] = t["text"].split("; continue the usual insulin")[0] + "."
     assert "basal-insulin-unsaid" in _rules(case, bad)
+
+
+def test_culture_counts_claimed_only_when_shown() -> None:
+    """31-000012 / 37-000206: 'at least 3 sets of blood cultures' and 'repeat blood
+    cultures every 24-48 h' listed done with one culture shown."""
+    from behaviorsft.build.coherence import count_claim_shown
+
+    for index, seed in ((12, 31), (206, 37)):
+        case, conv = _case(index, seed=seed)
+        texts = _texts(conv)
+        assert not any("3 sets of blood cultures" in t for t in texts if "Documented" in t)
+        assert not any(
+            t.startswith(("Documented: repeat blood", "Done and recorded: repeat")) for t in texts
+        )
+        assert _rules(case, conv) == []
+    item = "at least 3 sets of blood cultures from separate venepunctures"
+    assert not count_claim_shown(item, ["Blood culture"])
+    assert count_claim_shown(
+        item, ["Blood culture (set 1)", "Blood culture (set 2)", "Blood culture (set 3)"]
+    )
+    repeat = "repeat blood cultures every 24-48 h until bacteraemia clears"
+    assert not count_claim_shown(repeat, [], ["Blood culture", "Blood culture"])
+    case, conv = _case(12)
+    bad = copy.deepcopy(conv.model_dump(mode="json"))
+    bad["turns"][-2]["text"] = f"Documented: {item}."
+    assert "count-claim-unshown" in _rules(case, bad)
+
+
+def test_review7_siblings_of_the_named_items() -> None:
+    """31-000505 / 31-000421: 'sodium rechecked after each hypertonic bolus' with one day-1
+    sodium; 31-000174: IV diltiazem with BNP 370 and no echocardiogram."""
+    for index in (505, 421):
+        case, conv = _case(index)
+        texts = _texts(conv)
+        for t in texts:
+            if "rechecked after each hypertonic bolus" in t:
+                assert timed_check_shown(t, texts)
+        assert _rules(case, conv) == []
+    case, conv = _case(174)
+    assert case.conditions[0].code == "atrial_fibrillation_rvr"
+    assert "Diltiazem" not in {m.name for m in case.medications}

@@ -114,6 +114,37 @@ def route_claim_shown(item: str, texts: Iterable[str]) -> bool:
     return any(given.search(t) for t in texts if not _CHECKLIST.match(t))
 
 
+# A claim of several samples ("at least 3 sets of blood cultures"): done only where the record
+# shows that many day-0 results of the test (31-000012, 37-000206: one set shown).
+COUNT_CLAIM = re.compile(
+    r"\b(?:at least )?(?P<n>2|3|two|three) sets of (?P<test>blood cultures?)\b", re.I
+)
+_NUMBERS = {"2": 2, "3": 3, "two": 2, "three": 3}
+
+
+# A repeat claimed done ("repeat blood cultures every 24-48 h until bacteraemia clears"):
+# the record shows a sample beyond the first one's pending row and its result.
+REPEAT_CLAIM = re.compile(r"^repeat (?P<test>blood cultures?)\b", re.I)
+
+
+def count_claim_shown(item: str, day0_names: Iterable[str], all_names: Iterable[str] = ()) -> bool:
+    """Whether a done-claim ``item`` naming a number of samples ("at least 3 sets of blood
+    cultures") has that many day-0 results among ``day0_names`` (the record's finding
+    names), and a repeat culture ("repeat blood cultures every 24-48 h") a third row of
+    the test among ``all_names`` (beyond the first sample's pending row and result). True
+    for an item naming neither."""
+    m = COUNT_CLAIM.search(item)
+    if m is not None:
+        test = m["test"].lower().rstrip("s")
+        shown = sum(1 for n in day0_names if n.lower().startswith(test))
+        return shown >= _NUMBERS[m["n"].lower()]
+    r = REPEAT_CLAIM.search(item)
+    if r is not None:
+        test = r["test"].lower().rstrip("s")
+        return sum(1 for n in all_names if n.lower().startswith(test)) >= 3
+    return True
+
+
 # ----------------------------------------------------------------------------- events
 
 # A step presupposing an operation: "within 24 h of cholecystectomy", "after source control".

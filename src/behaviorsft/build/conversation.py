@@ -29,6 +29,7 @@ from behaviorsft.build.coherence import (
     advice_specialty,
     agreeing_reason,
     consultant_advice_fits,
+    count_claim_shown,
     organism_conflict,
     route_claim_shown,
     state_record,
@@ -832,6 +833,12 @@ def _render_kb(
         and timed_check_shown(i.item, (t.text for t in b.turns))
         # and "IV potassium rate documented" only where potassium was given IV
         and route_claim_shown(i.item, (t.text for t in b.turns))
+        # and "at least 3 sets of blood cultures" only where 3 sets are shown
+        and count_claim_shown(
+            i.item,
+            [f.name for f in case.findings if f.day == 0],
+            [f.name for f in case.findings if f.kind == "lab"],
+        )
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:

@@ -51,7 +51,8 @@ infection"): ``timed-check-unshown`` (a recheck "after each bolus" listed done, 
 ``drug-barred-by-value`` (diltiazem with a raised BNP), ``state-advice-unshown`` (advice for
 fulminant colitis the record does not show), ``low-potassium-unreplaced`` and
 ``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid),
-``basal-insulin-unsaid`` (home glargine beside IV insulin not said to continue).
+``basal-insulin-unsaid`` (home glargine beside IV insulin not said to continue),
+``count-claim-unshown`` ("at least 3 sets of blood cultures" done with one shown).
 
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
@@ -71,6 +72,7 @@ from behaviorsft.build.coherence import (
     action_fits,
     advice_specialty,
     consulted,
+    count_claim_shown,
     done_by_discharge,
     negation_contradicted,
     only_negated,
@@ -110,6 +112,7 @@ RULES: dict[str, tuple[str, str]] = {
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
     "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
+    "count-claim-unshown": ("error", "'3 sets of blood cultures' done with fewer shown"),
     "basal-insulin-unsaid": ("error", "home basal insulin beside IV insulin, not said kept"),
     "route-claim-unshown": ("error", "an IV electrolyte claim listed done, none given IV"),
     "home-dose-replaced-unsaid": (
@@ -157,6 +160,8 @@ def lint_conversation(
     texts = [str(t.get("text", "")) for t in turns]
     findings = (case or {}).get("findings") or []
     micro = [str(f.get("value_text") or "") for f in findings if f.get("kind") == "lab"]
+    day0_names = [str(f.get("name") or "") for f in findings if f.get("day") == 0]
+    lab_names = [str(f.get("name") or "") for f in findings if f.get("kind") == "lab"]
     facts = [str(x) for x in (case or {}).get("facts") or []]
     states = state_record(
         [x[len("History: ") :] for x in facts if x.startswith("History: ")],
@@ -280,6 +285,12 @@ def lint_conversation(
             item = m["item"]
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
+            elif not count_claim_shown(item, day0_names, lab_names):
+                where.add(
+                    "count-claim-unshown",
+                    f"'{item}' recorded as done, but the record shows fewer results",
+                    idx,
+                )
             elif not route_claim_shown(item, texts):
                 where.add(
                     "route-claim-unshown",
