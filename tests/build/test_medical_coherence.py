@@ -374,3 +374,17 @@ def test_review7_siblings_of_the_named_items() -> None:
     case, conv = _case(174)
     assert case.conditions[0].code == "atrial_fibrillation_rvr"
     assert "Diltiazem" not in {m.name for m in case.medications}
+
+
+def test_low_magnesium_replaced_in_hypokalaemia() -> None:
+    """31-000200: magnesium 1.6 flagged but not replaced with a potassium of 2.x."""
+    case, conv = _case(200)
+    assert case.conditions[0].code == "hypokalemia"
+    mg = next(f.value for f in case.findings if f.name == "Magnesium" and f.day == 0)
+    assert mg is not None and mg < 1.7
+    plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
+    assert "Magnesium sulfate 1 g IV" in plan
+    assert _rules(case, conv) == []
+    bad = copy.deepcopy(case.model_dump(mode="json"))
+    bad["medications"] = [m for m in bad["medications"] if m["name"] != "Magnesium sulfate"]
+    assert "low-magnesium-unreplaced" in _rules(bad, conv)

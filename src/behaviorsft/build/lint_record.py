@@ -52,7 +52,8 @@ infection"): ``timed-check-unshown`` (a recheck "after each bolus" listed done, 
 fulminant colitis the record does not show), ``low-potassium-unreplaced`` and
 ``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid),
 ``basal-insulin-unsaid`` (home glargine beside IV insulin not said to continue),
-``count-claim-unshown`` ("at least 3 sets of blood cultures" done with one shown).
+``count-claim-unshown`` ("at least 3 sets of blood cultures" done with one shown),
+``low-magnesium-unreplaced`` (hypokalaemia with a low magnesium not replaced).
 
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
@@ -89,6 +90,7 @@ from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.prescribing import (
     BARRED_BY_VALUE,
     BASAL_START,
+    BY_VALUE,
     LOW_POTASSIUM,
     basal_continued,
 )
@@ -112,6 +114,7 @@ RULES: dict[str, tuple[str, str]] = {
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
     "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
+    "low-magnesium-unreplaced": ("error", "hypokalaemia with a low magnesium not replaced"),
     "count-claim-unshown": ("error", "'3 sets of blood cultures' done with fewer shown"),
     "basal-insulin-unsaid": ("error", "home basal insulin beside IV insulin, not said kept"),
     "route-claim-unshown": ("error", "an IV electrolyte claim listed done, none given IV"),
@@ -207,6 +210,24 @@ def lint_conversation(
                 "home basal insulin beside IV insulin: "
                 + ("not said to continue" if not kept else "'started' on day 2"),
             )
+    for (cid, did), (lab_id, _, limit) in BY_VALUE.items():
+        need, low_lab = kb.drugs.get(did), kb.labs.get(lab_id)
+        if cid != cond.id or need is None or low_lab is None:
+            continue
+        v = next(
+            (
+                f.get("value")
+                for f in findings
+                if f.get("name") == low_lab.name and not f.get("day")
+            ),
+            None,
+        )
+        if (
+            isinstance(v, int | float)
+            and v < limit
+            and all(m.get("name") != need.name for m in meds)
+        ):
+            where.add("low-magnesium-unreplaced", f"{low_lab.name.lower()} {v:g}: no {need.name}")
     replaced = any("potassium" in str(m.get("name") or "").lower() for m in meds)
     if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
         where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")

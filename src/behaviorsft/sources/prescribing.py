@@ -237,6 +237,25 @@ def potassium_route(
     return "IV" if cond_id in NIL_BY_MOUTH or vomiting else "PO"
 
 
+# Conditional drugs given when a day-0 value meets the KB note's condition: (condition,
+# drug) -> (lab id, op, value). Hypokalaemia: magnesium sulfate "when magnesium is low"
+# (below the 1.7 mg/dL reference; the potassium is refractory until it is corrected).
+BY_VALUE: dict[tuple[str, str], tuple[str, str, float]] = {
+    ("hypokalemia", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+}
+
+
+def value_adds(cond_id: str, values: Mapping[str, float]) -> list[str]:
+    """The conditional drugs of ``cond_id`` whose value condition the day-0 ``values``
+    meet (magnesium sulfate with a low magnesium in hypokalaemia)."""
+    out = []
+    for (c, d), (lab, op, limit) in BY_VALUE.items():
+        v = values.get(lab)
+        if c == cond_id and v is not None and (v < limit if op == "<" else v > limit):
+            out.append(d)
+    return out
+
+
 def barred(
     cond_id: str, drug_id: str, history: str, values: Mapping[str, float] | None = None
 ) -> bool:

@@ -747,6 +747,10 @@ def synthesize_case(
         kcl = kb.drug("potassium_chloride")
         if usable(kcl):
             prescribe(kcl, next(d for d in kcl.doses if d.route == route))
+    for did in prescribing.value_adds(cond.id, day0):  # magnesium sulfate for a low Mg
+        if did not in plan_ids and usable(kb.drug(did)):
+            own = [d for d in kb.drug(did).doses if d.indication == cond.id]
+            prescribe(kb.drug(did), own[0] if own else None)
     # Purulent sputum: the condition's conditional antibacterial (GOLD 2024).
     if any("purulent" in s for s in symptoms) and not any(
         antibacterial(kb.drug(d)) for d in plan_ids
