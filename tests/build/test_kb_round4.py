@@ -238,12 +238,13 @@ def test_a_euvolaemic_examination_shows_the_volume_status(index: int, seed: int)
 def test_c_difficile_course_without_an_antibiotic_to_stop_or_fulminant_advice() -> None:
     """31-000312 / 29-000193 (rounds 6-7): 'stop the inciting antibiotic' with no antibiotic
     in the history, and a consultant advising surgery for a 'fulminant colitis' the record
-    does not show."""
+    does not show. The history now gives the exposure (a course finished last month,
+    prescribing.with_exposure): still nothing to stop."""
     kb = load_kb()
     for index, seed in ((312, 31), (193, 29)):
         case = synthesize_case(index, seed=seed, kb=kb)
         assert kb_condition_id(case) == "c_difficile_infection"
-        assert not any("antibiotic" in f for f in case.facts if f.startswith("History"))
+        assert any("recent antibiotics" in f for f in case.facts if f.startswith("History"))
         texts = [t.text for t in render(case, kb, seed=seed).conversation.turns]
         assert not any("stop the inciting antibiotic" in t for t in texts)
         assert not any("fulminant" in t for t in texts)

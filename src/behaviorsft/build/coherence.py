@@ -51,6 +51,100 @@ def done_by_discharge(step: str) -> bool:
     return not after_discharge(step) and LONG_COURSE.search(step) is None
 
 
+# A check claimed after each of an intervention ("sodium rechecked after each hypertonic
+# bolus"): done only where a turn shows that check at its time after the intervention.
+AFTER_EACH = re.compile(r"\b(?P<lab>[a-z]+) rechecked after each\b[^;,.]*?\bbolus\b", re.I)
+
+
+def timed_check_shown(item: str, texts: Iterable[str]) -> bool:
+    """Whether the record ``texts`` back a done-claim ``item`` that is time-qualified
+    ("sodium rechecked after each hypertonic bolus"): a turn gives that recheck, minutes
+    after the bolus, with its value. True for an item without such a qualifier."""
+    m = AFTER_EACH.search(item)
+    if m is None:
+        return True
+    shown = re.compile(rf"\b{m['lab']} rechecked \d+ minutes after (?:the|each) bolus: \d", re.I)
+    return any(shown.search(t) for t in texts)
+
+
+# Advice that holds only in a severity state, and the record words that show the state
+# (IDSA/SHEA 2017: fulminant CDI is hypotension or shock, ileus or megacolon; the
+# recurrence pathways need a previous episode).
+SEVERITY_STATES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"\bfulminant\b", re.I),
+        re.compile(r"\bhypotens\w*|\bshock\b|\bileus\b|\bmegacolon\b|\bvasopressor", re.I),
+    ),
+    (
+        re.compile(r"\bfor a first recurrence\b|\bafter a second or later recurrence\b", re.I),
+        re.compile(r"\bprevious (?:CDI|C\. difficile)\b|\brecurren\w*\b", re.I),
+    ),
+)
+HYPOTENSION_SBP = 90  # mmHg
+
+
+def state_record(history: Iterable[str], signs: Iterable[str], sbp: float | None) -> str:
+    """What shows a severity state in a record: its history items, examination and imaging
+    findings, and 'hypotension' for a day-0 systolic below 90 mmHg."""
+    low = sbp is not None and sbp < HYPOTENSION_SBP
+    return " ".join([*history, *signs, *(["hypotension"] if low else [])])
+
+
+def state_shown(step: str, record: str) -> bool:
+    """Whether advice conditional on a severity state ('surgical consultation for
+    fulminant colitis') fits ``record`` (``state_record``): the record shows that state.
+    True for advice that names none."""
+    return all(shown.search(record) for said, shown in SEVERITY_STATES if said.search(step))
+
+
+# A claim about an electrolyte given IV ("IV potassium rate documented and limited"): done
+# only where a turn other than a checklist line gives that electrolyte IV.
+IV_CLAIM = re.compile(r"\bIV (?P<drug>potassium|magnesium|phosphate|calcium)\b", re.I)
+_CHECKLIST = re.compile(r"^(?:Documented|Done and recorded):", re.I)
+
+
+def route_claim_shown(item: str, texts: Iterable[str]) -> bool:
+    """Whether the record ``texts`` back a done-claim ``item`` about an electrolyte given
+    IV: a plan or statement gives it IV (not only by mouth). True for other items."""
+    m = IV_CLAIM.search(item)
+    if m is None:
+        return True
+    drug = m["drug"]
+    given = re.compile(rf"\b{drug}\w*\b[^;.]*\bIV\b|\bIV {drug}", re.I)
+    return any(given.search(t) for t in texts if not _CHECKLIST.match(t))
+
+
+# A claim of several samples ("at least 3 sets of blood cultures"): done only where the record
+# shows that many day-0 results of the test (31-000012, 37-000206: one set shown).
+COUNT_CLAIM = re.compile(
+    r"\b(?:at least )?(?P<n>2|3|two|three) sets of (?P<test>blood cultures?)\b", re.I
+)
+_NUMBERS = {"2": 2, "3": 3, "two": 2, "three": 3}
+
+
+# A repeat claimed done ("repeat blood cultures every 24-48 h until bacteraemia clears"):
+# the record shows a sample beyond the first one's pending row and its result.
+REPEAT_CLAIM = re.compile(r"^repeat (?P<test>blood cultures?)\b", re.I)
+
+
+def count_claim_shown(item: str, day0_names: Iterable[str], all_names: Iterable[str] = ()) -> bool:
+    """Whether a done-claim ``item`` naming a number of samples ("at least 3 sets of blood
+    cultures") has that many day-0 results among ``day0_names`` (the record's finding
+    names), and a repeat culture ("repeat blood cultures every 24-48 h") a third row of
+    the test among ``all_names`` (beyond the first sample's pending row and result). True
+    for an item naming neither."""
+    m = COUNT_CLAIM.search(item)
+    if m is not None:
+        test = m["test"].lower().rstrip("s")
+        shown = sum(1 for n in day0_names if n.lower().startswith(test))
+        return shown >= _NUMBERS[m["n"].lower()]
+    r = REPEAT_CLAIM.search(item)
+    if r is not None:
+        test = r["test"].lower().rstrip("s")
+        return sum(1 for n in all_names if n.lower().startswith(test)) >= 3
+    return True
+
+
 # ----------------------------------------------------------------------------- events
 
 # A step presupposing an operation: "within 24 h of cholecystectomy", "after source control".

@@ -29,9 +29,14 @@ from behaviorsft.build.coherence import (
     advice_specialty,
     agreeing_reason,
     consultant_advice_fits,
+    count_claim_shown,
     organism_conflict,
+    route_claim_shown,
+    state_record,
+    state_shown,
     step_fits,
     surgeon_advice,
+    timed_check_shown,
 )
 from behaviorsft.build.event_time import day_label
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
@@ -433,10 +438,22 @@ def _render_kb(
 
     known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
 
+    states = state_record(
+        known,
+        [f.value_text or "" for f in case.findings if f.kind in ("exam", "imaging")],
+        next((f.value for f in case.findings if f.name == "Systolic blood pressure"), None),
+    )
+
     def current(text: str) -> bool:
         # not an item the record's severity already had done left conditional (severity.py),
-        # nor a search for a disease the history names (history.known_step)
-        return safe(text) and still_open(kb, case, cond_id, text) and not known_step(text, known)
+        # nor a search for a disease the history names (history.known_step), nor advice for
+        # a severity state the record does not show (coherence.state_shown: fulminant)
+        return (
+            safe(text)
+            and still_open(kb, case, cond_id, text)
+            and not known_step(text, known)
+            and state_shown(text, states)
+        )
 
     # nothing the record already did (ward_turns.advice_done): no ICU advice in intensive care
     plan_drugs = " ".join(f"{m.name} {m.drug_class or ''}" for m in case.medications)
@@ -652,8 +669,6 @@ def _render_kb(
         if current(a)
         and organism_conflict(a, micro) is None
         and action_fits(a, study_reported=imaging is not None, medicines=taking)
-        # no antibiotic to stop unless the history gives one (C. difficile)
-        and ("inciting antibiotic" not in a or any("antibiotic" in h for h in known))
     ]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
@@ -662,6 +677,23 @@ def _render_kb(
     actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
+    notes = {kb.drug(td.drug).name: [td.note or ""] for td in cond.treatments.drugs}
+    actions = [  # after a loading dose, first: "then propylthiouracil 250 mg q4h"
+        *prescribing.maintenance(
+            (m.name, m.frequency or "", [*notes.get(m.name, []), *_dose_notes(kb, m.name, cond.id)])
+            for m in plan
+        ),
+        *actions,
+    ]
+    actions += prescribing.basal_kept(  # the home glargine beside the IV insulin
+        cond.id,
+        [(m.name, m.route or "") for m in plan],
+        [(m.name, m.dose or "", m.route or "", m.frequency or "") for m in home],
+    )
+    actions += prescribing.replaced_home(  # IV hydrocortisone for the home dose
+        [(m.name, m.route or "", m.drug_class or "") for m in plan],
+        [(m.name, m.dose or "", m.route or "", m.drug_class or "") for m in home],
+    )
     actions += [a for a in history_steps(cond, risks) if safe(a)]  # what the history brings
     b.say(
         attending,
@@ -806,7 +838,19 @@ def _render_kb(
     care = [
         i
         for i in cond.standard_of_care
-        if i.item != omit and safe(i.item) and all_shown(i.item, shown)
+        if i.item != omit
+        and safe(i.item)
+        and all_shown(i.item, shown)
+        # a check "after each bolus" only where a turn shows it at that time
+        and timed_check_shown(i.item, (t.text for t in b.turns))
+        # and "IV potassium rate documented" only where potassium was given IV
+        and route_claim_shown(i.item, (t.text for t in b.turns))
+        # and "at least 3 sets of blood cultures" only where 3 sets are shown
+        and count_claim_shown(
+            i.item,
+            [f.name for f in case.findings if f.day == 0],
+            [f.name for f in case.findings if f.kind == "lab"],
+        )
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:
@@ -832,6 +876,8 @@ def _render_kb(
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
     ]
     steps = prescribing.drop_untaken(steps, home_said)
+    if prescribing.basal_continued(cond.id, [m.name for m in home]):
+        steps = [s for s in steps if not prescribing.BASAL_START.search(s)]  # already on it
     later = [a for a in steps if a != advice]
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)
@@ -843,6 +889,18 @@ def _render_kb(
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
     return b.done(omitted=(omit,) if omit is not None else ())
+
+
+def _dose_notes(kb: KnowledgeBase, name: str, cond_id: str) -> list[str]:
+    """The KB dose notes for ``cond_id`` of the drug called ``name`` ('loading dose, then
+    250 mg q4h' for propylthiouracil in thyroid storm)."""
+    return [
+        d.note or ""
+        for drug in kb.drugs.values()
+        if drug.name == name
+        for d in drug.doses
+        if d.indication == cond_id
+    ]
 
 
 def _in_icu(case: Case, actions: list[str]) -> bool:

@@ -44,6 +44,17 @@ Round-4 rules (docs/building.md, "Turns that read like a ward (round 4)"; helper
                           did: ICU admission in intensive care, starting anticoagulation with
                           an anticoagulant prescribed, a study already reported
 
+Medical coherence (docs/building.md, "Medical coherence: electrolytes, arrhythmia,
+infection"): ``timed-check-unshown`` (a recheck "after each bolus" listed done, none shown),
+``route-claim-unshown`` (an IV electrolyte claim with none given IV),
+``imaging-history-contradiction`` (a chest study "without a mass" in known lung cancer),
+``drug-barred-by-value`` (diltiazem with a raised BNP), ``state-advice-unshown`` (advice for
+fulminant colitis the record does not show), ``low-potassium-unreplaced`` and
+``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid),
+``basal-insulin-unsaid`` (home glargine beside IV insulin not said to continue),
+``count-claim-unshown`` ("at least 3 sets of blood cultures" done with one shown),
+``low-magnesium-unreplaced`` (hypokalaemia with a low magnesium not replaced).
+
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
 
@@ -62,14 +73,27 @@ from behaviorsft.build.coherence import (
     action_fits,
     advice_specialty,
     consulted,
+    count_claim_shown,
     done_by_discharge,
     negation_contradicted,
     only_negated,
     organism_conflict,
     repeat_unshown,
+    route_claim_shown,
+    state_record,
+    state_shown,
     surgeon_advice,
+    timed_check_shown,
 )
+from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.prescribing import (
+    BARRED_BY_VALUE,
+    BASAL_START,
+    BY_VALUE,
+    LOW_POTASSIUM,
+    basal_continued,
+)
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
@@ -85,6 +109,19 @@ RULES: dict[str, tuple[str, str]] = {
     "first-dose-setting": ("error", "a day-0 first dose given by the ward nurse"),
     "overnight-location": ("error", "the overnight turn puts an ICU patient on the ward"),
     "advice-already-done": ("error", "advice to do what the record already did"),
+    "timed-check-unshown": ("error", "a check 'after each bolus' claimed done, none shown"),
+    "imaging-history-contradiction": ("error", "a chest study denies a known thoracic tumour"),
+    "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
+    "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
+    "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
+    "low-magnesium-unreplaced": ("error", "hypokalaemia with a low magnesium not replaced"),
+    "count-claim-unshown": ("error", "'3 sets of blood cultures' done with fewer shown"),
+    "basal-insulin-unsaid": ("error", "home basal insulin beside IV insulin, not said kept"),
+    "route-claim-unshown": ("error", "an IV electrolyte claim listed done, none given IV"),
+    "home-dose-replaced-unsaid": (
+        "error",
+        "a home drug the plan gives by another route, unsaid",
+    ),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -126,6 +163,102 @@ def lint_conversation(
     texts = [str(t.get("text", "")) for t in turns]
     findings = (case or {}).get("findings") or []
     micro = [str(f.get("value_text") or "") for f in findings if f.get("kind") == "lab"]
+    day0_names = [str(f.get("name") or "") for f in findings if f.get("day") == 0]
+    lab_names = [str(f.get("name") or "") for f in findings if f.get("kind") == "lab"]
+    facts = [str(x) for x in (case or {}).get("facts") or []]
+    states = state_record(
+        [x[len("History: ") :] for x in facts if x.startswith("History: ")],
+        [str(f.get("value_text") or "") for f in findings if f.get("kind") in ("exam", "imaging")],
+        next(
+            (f.get("value") for f in findings if f.get("name") == "Systolic blood pressure"),
+            None,
+        ),
+    )
+    past = " ".join(
+        str(s.get("text") or "")
+        for s in (case or {}).get("sections") or []
+        if s.get("title") == "Past history"
+    )
+    k = next(
+        (f.get("value") for f in findings if f.get("name") == "Potassium" and f.get("day") == 0),
+        None,
+    )
+    meds = (case or {}).get("medications") or []
+    final = (case or {}).get("final_diagnosis")
+    home = {m.get("name"): m for m in meds if m.get("indication") != final}
+    for m in meds:
+        h = home.get(m.get("name"))
+        if m.get("indication") == final and h is not None and h.get("route") != m.get("route"):
+            word = re.escape(str(m.get("name") or "").split(" ")[0].lower())
+            replaces = re.compile(rf"\breplaces the usual (?:\w+ )?{word}\b", re.I)
+            if not any(replaces.search(x) for x in texts):
+                where.add(
+                    "home-dose-replaced-unsaid",
+                    f"{m.get('name')} {m.get('route')} in the plan and {h.get('route')} at "
+                    "home, and no turn says the plan's dose replaces the usual one",
+                )
+    basal = [str(m.get("name") or "") for m in home.values()]
+    iv_insulin = any(
+        "insulin" in str(m.get("name") or "").lower() and m.get("route") == "IV" for m in meds
+    )
+    if iv_insulin and basal_continued(cond.id, basal):
+        kept = any("continue the usual insulin" in x for x in texts)
+        started = any(BASAL_START.search(x.split("Plan: ", 1)[-1]) for x in texts)
+        if not kept or started:
+            where.add(
+                "basal-insulin-unsaid",
+                "home basal insulin beside IV insulin: "
+                + ("not said to continue" if not kept else "'started' on day 2"),
+            )
+    for (cid, did), (lab_id, _, limit) in BY_VALUE.items():
+        need, low_lab = kb.drugs.get(did), kb.labs.get(lab_id)
+        if cid != cond.id or need is None or low_lab is None:
+            continue
+        v = next(
+            (
+                f.get("value")
+                for f in findings
+                if f.get("name") == low_lab.name and not f.get("day")
+            ),
+            None,
+        )
+        if (
+            isinstance(v, int | float)
+            and v < limit
+            and all(m.get("name") != need.name for m in meds)
+        ):
+            where.add("low-magnesium-unreplaced", f"{low_lab.name.lower()} {v:g}: no {need.name}")
+    replaced = any("potassium" in str(m.get("name") or "").lower() for m in meds)
+    if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
+        where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")
+    for (cid, did), (lab_id, limit) in BARRED_BY_VALUE.items():
+        drug, barring = kb.drugs.get(did), kb.labs.get(lab_id)
+        if cid != cond.id or drug is None or barring is None:
+            continue
+        value = next(
+            (
+                f.get("value")
+                for f in findings
+                if f.get("name") == barring.name and f.get("day") == 0
+            ),
+            None,
+        )
+        given = any(m.get("name") == drug.name for m in (case or {}).get("medications") or [])
+        if given and isinstance(value, int | float) and value > limit:
+            where.add(
+                "drug-barred-by-value",
+                f"{drug.name} in {cond.name} with {barring.name.lower()} {value:g} "
+                f"(above {limit:g})",
+            )
+    for f in findings:
+        if f.get("kind") == "imaging":
+            said = str(f.get("value_text") or "")
+            known = imaging_contradicts_history(str(f.get("name") or ""), said, past)
+            if known is not None:
+                where.add(
+                    "imaging-history-contradiction",
+                    f"{f.get('name')}: '{said}' with {known} in the history",
+                )
     taking = " ".join(
         f"{m.get('name', '')} {m.get('drug_class') or ''}"
         for m in (case or {}).get("medications") or []
@@ -173,6 +306,24 @@ def lint_conversation(
             item = m["item"]
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
+            elif not count_claim_shown(item, day0_names, lab_names):
+                where.add(
+                    "count-claim-unshown",
+                    f"'{item}' recorded as done, but the record shows fewer results",
+                    idx,
+                )
+            elif not route_claim_shown(item, texts):
+                where.add(
+                    "route-claim-unshown",
+                    f"'{item}' recorded as done, but the record gives it by no IV route",
+                    idx,
+                )
+            elif not timed_check_shown(item, texts):
+                where.add(
+                    "timed-check-unshown",
+                    f"'{item}' recorded as done, but no turn shows that check at its time",
+                    idx,
+                )
             elif split_condition(item)[1] is not None:
                 where.add(
                     "done-impossible",
@@ -180,6 +331,12 @@ def lint_conversation(
                     idx,
                 )
         plan = _PLAN.search(text) is not None
+        if plan and not state_shown(text, states):
+            where.add(
+                "state-advice-unshown",
+                f"advice for a state the record does not show: '{text[:90]}'",
+                idx,
+            )
         if plan and started and FIRST_HOURS.search(text):
             m2 = FIRST_HOURS.search(text)
             assert m2 is not None

@@ -471,6 +471,46 @@ def _text(med: Medication) -> str:
     return f"{med.name} {med.drug_class or ''}".lower()
 
 
+# Admissions in which the plan's parenteral dose of a home medicine takes the place of the
+# usual oral one (the medicine stays on the list; the plan says so): adrenal crisis, IV
+# hydrocortisone for the home hydrocortisone (Endocrine Society 2016).
+REPLACED_IN_PLAN: dict[str, frozenset[str]] = {
+    "adrenal_crisis": frozenset({"hydrocortisone"}),
+}
+# A history item that presupposes a disease the history must then name: (item, disease
+# named, the item added). "Didn't increase my steroid dose" needs the steroid's disease.
+PRESUPPOSES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\bwithout stress dosing\b", re.I),
+        re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
+        "primary adrenal insufficiency (Addison disease)",
+    ),
+    # missed insulin doses: a known diabetes on insulin (37-000136: "never been told I
+    # have diabetes" beside "I missed my insulin doses")
+    (
+        re.compile(r"\binsulin omission\b", re.I),
+        re.compile(r"(?<!new-onset )(?<!new onset )\bdiabetes\b", re.I),
+        "type 1 diabetes",
+    ),
+    # a past bilateral adrenal haemorrhage leaves primary adrenal insufficiency, on
+    # replacement (round 8, 37-000557)
+    (
+        re.compile(r"\badrenal haemorrhage\b", re.I),
+        re.compile(r"adrenal insufficiency|\baddison\b|\bhypopituitarism\b", re.I),
+        "primary adrenal insufficiency (Addison disease)",
+    ),
+)
+
+
+def presupposed(history: Sequence[str]) -> list[str]:
+    """``history`` with the disease each item presupposes added when it is not named."""
+    out = list(history)
+    for said, named, item in PRESUPPOSES:
+        if any(said.search(h) for h in out) and not any(named.search(h) for h in out):
+            out.append(item)
+    return out
+
+
 def treat_history(
     kb: KnowledgeBase,
     cond: KBCondition,
@@ -497,7 +537,7 @@ def treat_history(
     the plan), or dropped when none fits and the admission does not imply it.
     """
     rng = random.Random(f"behaviorsft-history-care:{seed}:{index}")
-    history = [h for h in history if lab_named(h) is None]
+    history = presupposed([h for h in history if lab_named(h) is None])
     # an operation named, with when; none where nothing in the pathway follows from it
     history = [
         (operation_item(cond.id, rng) if UNNAMED_SURGERY.match(h) else h) or "" for h in history
@@ -538,8 +578,10 @@ def treat_history(
                     return False
             if renal(drug.id, gfr, dose) is not None:
                 return False
-        # a stress dose of the same drug in the plan replaces the home dose, no clash
-        planned = [] if stress else list(plan_ids)
+        # a stress dose of the same drug in the plan replaces the home dose, no clash;
+        # (the plan's IV hydrocortisone replaces the home dose in adrenal crisis: both listed)
+        replaced = REPLACED_IN_PLAN.get(cond.id, frozenset())
+        planned = [] if stress else [p for p in plan_ids if not (p == drug.id and p in replaced)]
         others = [*planned, *(d.id for m in meds if (d := _kb_drug(kb, m.name)))]
         return not clashes(drug.id, others)
 
@@ -750,3 +792,33 @@ def _group_of(standing: Standing, kb: KnowledgeBase, drug_id: str) -> tuple[str,
 
 def _kb_drug(kb: KnowledgeBase, name: str) -> Drug | None:
     return next((d for d in kb.drugs.values() if d.name == name), None)
+
+
+# ----------------------------------------------------------------------------- imaging
+
+# A thoracic malignancy the history names, and a chest study's words denying any mass.
+THORACIC_MALIGNANCY = re.compile(
+    r"\b(?:lung|bronchial) (?:cancer|carcinoma)\b|\bmesothelioma\b|\bthoracic malignan",
+    re.I,
+)
+CHEST_STUDY = re.compile(r"\bchest\b|\bthorax\b|\bCTPA\b", re.I)
+NO_MASS = re.compile(r"\s*\bwithout a mass or\b|\s*\bwithout a mass\b|[,;]?\s*\bno mass\b", re.I)
+
+
+def imaging_with_history(modality: str, finding: str, history: Sequence[str]) -> str:
+    """A chest study's ``finding`` as it reads for a patient whose ``history`` names a
+    thoracic malignancy: the known tumour shown, never 'without a mass'."""
+    known = next((m for h in history if (m := THORACIC_MALIGNANCY.search(h))), None)
+    if known is None or not CHEST_STUDY.search(modality) or not NO_MASS.search(finding):
+        return finding
+    rest = NO_MASS.sub(lambda m: " without" if "or" in m[0] else "", finding, count=1).strip()
+    return f"hilar mass in keeping with the known {known[0].lower()}; otherwise {rest}"
+
+
+def imaging_contradicts_history(modality: str, finding: str, history: str) -> str | None:
+    """The thoracic malignancy ``history`` names that a chest study's ``finding`` denies
+    ('clear lung fields without a mass' in known lung cancer), or None."""
+    known = THORACIC_MALIGNANCY.search(history)
+    if known is None or not CHEST_STUDY.search(modality) or not NO_MASS.search(finding):
+        return None
+    return known[0]

@@ -187,10 +187,88 @@ BARRED_BY_HISTORY: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-def barred(cond_id: str, drug_id: str, history: str) -> bool:
-    """Whether the history drawn so far rules a plan drug out (diltiazem in heart failure)."""
+# (condition id, drug id) -> (KB lab id, threshold): a value above it bars the drug while
+# nothing the record shows excludes what it suggests. ESC AF 2024 / ESC HF 2021: a raised
+# natriuretic peptide (BNP > 100 pg/mL in the acute setting) leaves heart failure with a
+# reduced ejection fraction possible; with no echocardiogram showing a preserved LVEF, rate
+# control is a beta-blocker, not a non-dihydropyridine calcium-channel blocker.
+BARRED_BY_VALUE: dict[tuple[str, str], tuple[str, float]] = {
+    ("atrial_fibrillation_rvr", "diltiazem"): ("bnp", 100),
+}
+
+
+# Conditions whose diagnosis presupposes an exposure the history must give: condition ->
+# its KB risk factor (IDSA/SHEA 2017: CDI follows antibiotic exposure in most patients; the
+# differentials weigh antibiotic-associated diarrhoea).
+EXPOSURE_REQUIRED: dict[str, str] = {
+    "c_difficile_infection": r"^recent antibiotics\b",
+}
+
+
+def with_exposure(cond_id: str, risks: Sequence[str], possible: Sequence[str]) -> list[str]:
+    """``risks`` with the exposure ``cond_id`` presupposes (a recent antibiotic course for
+    C. difficile) in place of the last one drawn, when the draw missed it."""
+    pat = EXPOSURE_REQUIRED.get(cond_id)
+    risks = list(risks)
+    if pat is None or any(re.search(pat, r, re.I) for r in risks):
+        return risks
+    exposure = next((r for r in possible if re.search(pat, r, re.I)), None)
+    if exposure is None:
+        return risks
+    return [*risks[:1], exposure] if len(risks) > 1 else [*risks, exposure]
+
+
+# A day-0 potassium below this is replaced in any admission (NICE CKS hypokalaemia; AF 2023
+# and the hepatic-encephalopathy guidance aim for a normal potassium): potassium chloride,
+# IV where the patient cannot take it by mouth.
+LOW_POTASSIUM = 3.5  # mmol/L
+NIL_BY_MOUTH = frozenset({"small_bowel_obstruction", "acute_pancreatitis"})
+
+
+def potassium_route(
+    cond_id: str, values: Mapping[str, float], symptoms: Iterable[str]
+) -> str | None:
+    """The route of the potassium replacement a low day-0 potassium needs ('PO', or 'IV'
+    nil by mouth or vomiting), or None when the potassium is not low."""
+    k = values.get("potassium")
+    if k is None or k >= LOW_POTASSIUM:
+        return None
+    vomiting = any(re.search(r"\bvomit", s, re.I) for s in symptoms)
+    return "IV" if cond_id in NIL_BY_MOUTH or vomiting else "PO"
+
+
+# Conditional drugs given when a day-0 value meets the KB note's condition: (condition,
+# drug) -> (lab id, op, value). Hypokalaemia: magnesium sulfate "when magnesium is low"
+# (below the 1.7 mg/dL reference; the potassium is refractory until it is corrected).
+BY_VALUE: dict[tuple[str, str], tuple[str, str, float]] = {
+    ("hypokalemia", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+}
+
+
+def value_adds(cond_id: str, values: Mapping[str, float]) -> list[str]:
+    """The conditional drugs of ``cond_id`` whose value condition the day-0 ``values``
+    meet (magnesium sulfate with a low magnesium in hypokalaemia)."""
+    out = []
+    for (c, d), (lab, op, limit) in BY_VALUE.items():
+        v = values.get(lab)
+        if c == cond_id and v is not None and (v < limit if op == "<" else v > limit):
+            out.append(d)
+    return out
+
+
+def barred(
+    cond_id: str, drug_id: str, history: str, values: Mapping[str, float] | None = None
+) -> bool:
+    """Whether the history drawn so far (diltiazem in heart failure) or a day-0 value of
+    ``values`` (diltiazem with a raised BNP and the LVEF unknown) rules a plan drug out."""
     low = history.lower()
-    return any(w in low for w in BARRED_BY_HISTORY.get((cond_id, drug_id), ()))
+    if any(w in low for w in BARRED_BY_HISTORY.get((cond_id, drug_id), ())):
+        return True
+    by_value = BARRED_BY_VALUE.get((cond_id, drug_id))
+    if by_value is None or values is None:
+        return False
+    v = values.get(by_value[0])
+    return v is not None and v > by_value[1]
 
 
 def condition_met(cond_id: str, drug_id: str, age: float | None, history: str) -> bool:
@@ -479,6 +557,87 @@ def cautions(plan: Iterable[tuple[str, str]], age: float | None) -> list[str]:
     return out
 
 
+_ROUTE_WORD = {"PO": "oral", "IV": "IV", "SC": "subcutaneous", "IM": "IM"}
+# Endocrine Society 2016: glucocorticoid sick-day rules double the oral dose in illness.
+GLUCOCORTICOID_WORDS = ("glucocorticoid", "corticosteroid")
+
+
+def replaced_home(
+    plan: Iterable[tuple[str, str, str]], home: Iterable[tuple[str, str, str, str]]
+) -> list[str]:
+    """What the plan says of a home medicine its own dose by another route takes the place
+    of ('IV hydrocortisone replaces the usual oral hydrocortisone 20 mg'), with the
+    glucocorticoid sick-day doubling for the way back; ``plan`` as (name, route, class),
+    ``home`` as (name, dose, route, class)."""
+    out = []
+    home = list(home)
+    for name, route, cls in plan:
+        for h_name, h_dose, h_route, _ in home:
+            if h_name != name or h_route == route:
+                continue
+            drug = short_name(name).lower()
+            text = (
+                f"{_ROUTE_WORD.get(route, route)} {drug} replaces the usual "
+                f"{_ROUTE_WORD.get(h_route, h_route)} {drug} {h_dose} while unwell"
+            )
+            if any(w in cls.lower() for w in GLUCOCORTICOID_WORDS):
+                text += (
+                    f"; back to oral {drug} at double the usual dose (sick-day rules) once "
+                    "eating and drinking, then the usual dose when recovered, with the same "
+                    "advice for any illness after discharge"
+                )
+            out.append(text)
+    return out
+
+
+# A loading dose's maintenance in a KB note: "loading dose, then 250 mg q4h", "300 mg IV load
+# then 100 mg every 8 h" (ATA 2016; Endocrine Society 2016).
+_THEN = re.compile(r"\bthen (?P<rest>\d+(?:\.\d+)?\s*(?:mg|g|units?|mL)\b[^;,.()]*)", re.I)
+
+
+def maintenance(plan: Iterable[tuple[str, str, Sequence[str]]]) -> list[str]:
+    """The regimen after each single loading dose of the plan ('then propylthiouracil 250 mg
+    q4h'), from its KB notes; ``plan`` as (name, frequency, notes)."""
+    out = []
+    for name, freq, notes in plan:
+        if freq != "once":
+            continue
+        m = next((m for n in notes if (m := _THEN.search(n or ""))), None)
+        if m is not None:
+            out.append(f"then {short_name(name).lower()} {m['rest'].strip()}")
+    return out
+
+
+# A home basal insulin is continued beside the IV insulin of a hyperglycaemic crisis (JBDS
+# DKA 2023; ADA/EASD/JBDS consensus 2024), so no step then "starts" it (37-000052).
+BASAL = re.compile(r"glargine|detemir|degludec", re.I)
+BESIDE_IV_INSULIN = frozenset({"dka", "hhs"})
+BASAL_START = re.compile(r"^start subcutaneous basal insulin\b", re.I)
+
+
+def basal_continued(cond_id: str, home: Iterable[str]) -> bool:
+    """Whether a home basal insulin (``home``: names of the regular medicines) runs on
+    beside the IV insulin of ``cond_id``."""
+    return cond_id in BESIDE_IV_INSULIN and any(BASAL.search(n) for n in home)
+
+
+def basal_kept(
+    cond_id: str, plan: Iterable[tuple[str, str]], home: Iterable[tuple[str, str, str, str]]
+) -> list[str]:
+    """What the plan says of the home basal insulin beside its IV insulin; ``plan`` as
+    (name, route), ``home`` as (name, dose, route, frequency)."""
+    home = list(home)
+    iv = any("insulin" in n.lower() and r == "IV" for n, r in plan)
+    if not iv or not basal_continued(cond_id, (h[0] for h in home)):
+        return []
+    return [
+        f"continue the usual {name.lower()} {dose} {route} {freq} alongside the IV insulin "
+        "(consensus 2024)"
+        for name, dose, route, freq in home
+        if BASAL.search(name)
+    ]
+
+
 def untaken(action: str, meds: Iterable[str]) -> str | None:
     """The clause of ``action`` that continues or stops a therapy the patient does not
     take ('stop potassium-raising drugs' on none), given the medicines as 'name class'."""
@@ -503,8 +662,20 @@ K_RAISING = (
     r"ace inhibitor|angiotensin|mineralocorticoid|spironolactone|eplerenone|amiloride|"
     r"triamterene|nsaid|trimethoprim|heparin|potassium chloride|potassium supplement"
 )
+# Antibacterial medicines, as words of a name or class (a course the patient is on).
+ANTIBACTERIAL_TAKEN = (
+    r"penicillin|cephalosporin|carbapenem|tetracycline|macrolide|fluoroquinolone|"
+    r"lincosamide|clindamycin|beta-lactamase|glycopeptide|sulfonamide antibiotic|antibacterial"
+)
+ACID_SUPPRESSION = r"proton pump|prazole\b|h2[- ]receptor|histamine-2|famotidine|ranitidine"
 # "continue/stop X" (pattern): X's drugs, as words of a medicine's name or class
 IF_TAKING: tuple[tuple[str, str], ...] = (
+    # IDSA/SHEA 2017: stop the inciting antibiotic - only while one is being taken (a
+    # course finished before admission has nothing left to stop)
+    (r"stop the inciting antibiotic(?: as soon as possible)?", ANTIBACTERIAL_TAKEN),
+    (r"review any acid suppression\b", ACID_SUPPRESSION),
+    # hypokalaemia: a diuretic to adjust or replace only where one is taken (37-000572)
+    (r"\badjust diuretic\b|\bif diuretic-induced\b", r"diuretic"),
     (r"urate-lowering therapy.*if already taking", r"allopurinol|febuxostat|probenecid"),
     (
         r"continuation of RAAS inhibitors|continue (?:the )?RAAS inhibitors?",

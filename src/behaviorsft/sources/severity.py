@@ -58,6 +58,7 @@ class Trigger:
     within: int = 30  # minutes after ``after`` it is done by (5-minute steps)
     first: bool = False  # time-critical: its drug heads the plan (in table order)
     served_by: tuple[str, ...] = ()  # class words of plan drugs that already do it
+    recheck: tuple[str, float] | None = None  # (lab id, rise): ``{recheck}``, its value after
 
 
 _SEVERE_ASTHMA = (
@@ -67,6 +68,15 @@ _SEVERE_ASTHMA = (
 _LIFE_THREATENING_ASTHMA = (
     "Life-threatening features ({why}): ipratropium with the salbutamol and IV magnesium "
     "sulfate 2 g given {t}; senior review, and admitted to the high-dependency unit."
+)
+# EU hyponatraemia 2014: the symptoms that make hyponatraemia severe.
+SEVERE_HYPONATRAEMIA_SIGNS = (
+    r"\bvomiting|\bseizure|\bsomnolen|reduced (?:level of )?consciousness|\bcoma\b"
+)
+SEVERE_HYPONATRAEMIA = (
+    "Severe symptoms ({sign}) with {why}: 3% saline 150 mL IV over 20 min given {t}; "
+    "sodium rechecked 20 minutes after the bolus: {recheck} mmol/L with the symptoms "
+    "easing, so no second bolus; fluid restriction once they settle."
 )
 _HDU_SAY = (
     "{why}, past the high-dependency threshold: we manage this in a high-dependency unit, "
@@ -306,15 +316,19 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="{why} is below the transfusion threshold (7 g/dL): red cells transfused, the "
         "first unit {t}.",
     ),
-    # EU hyponatraemia 2014: severe symptoms (a seizure) bring 3% saline at once.
+    # EU hyponatraemia 2014: severe symptoms (vomiting, seizures, deep somnolence, coma)
+    # bring 3% saline at once, sodium rechecked 20 min after each bolus; without them,
+    # fluid restriction and no hypertonic saline. The KB's "first line without severe
+    # symptoms" is then not the plan's first line.
     Trigger(
         "hyponatremia_siadh",
         "hypertonic saline",
         (("sodium", "<", 130),),
-        sign=r"\bseizure",
+        sign=SEVERE_HYPONATRAEMIA_SIGNS,
         drug="hypertonic_saline_3",
-        say="Seizure with {why}: 3% saline 150 mL IV over 20 min given {t}, repeated until "
-        "sodium rises by 5 mmol/L.",
+        pending=r"first line for SIADH without severe symptoms",
+        say=SEVERE_HYPONATRAEMIA,
+        recheck=("sodium", 2),
     ),
     # IDSA 2004 / ESCMID 2016: meningitis with reduced consciousness is cared for in ICU.
     Trigger(
@@ -385,6 +399,12 @@ def corrected(drug_id: str, lab: str, plan_ids: Iterable[str]) -> bool:
 
 def triggers_for(condition_id: str) -> list[Trigger]:
     return [t for t in TRIGGERS if t.condition == condition_id]
+
+
+def owned(condition_id: str, drug_id: str) -> bool:
+    """Whether ``drug_id`` is given in ``condition_id`` only when a trigger's threshold is
+    met (3% saline for severe hyponatraemia): never as the plan's fallback drug."""
+    return any(t.drug == drug_id for t in triggers_for(condition_id))
 
 
 def row_holds(t: Trigger, values: dict[str, float], signs: Iterable[str]) -> bool:
@@ -559,8 +579,12 @@ def escalate(
             rows = [
                 r for r in triggers_for(cond.id) if r.item == item and row_holds(r, values, signs)
             ]
+            recheck = "" if t.recheck is None else _fmt(values[t.recheck[0]] + t.recheck[1])
+            seen = [m[0] for x in signs if t.sign and (m := re.search(t.sign, x, re.I))]
             text = t.say.format(
+                sign=seen[0].lower() if seen else "",
                 why=_why(rows, values, shown),
+                recheck=recheck,
                 t=f"{rng.randrange(t.after, t.after + t.within, 5)} minutes after arrival",
                 age=shown.get("age", ""),
                 bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",

@@ -66,7 +66,12 @@ from behaviorsft.records import (
     Source,
 )
 from behaviorsft.sources import physiology, prescribing, severity, surgical
-from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
+from behaviorsft.sources.history import (
+    COMMON_ALLERGIES,
+    allergy_pool,
+    imaging_with_history,
+    treat_history,
+)
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
 from behaviorsft.sources.planted_orders import Patient, orderable_group
@@ -510,6 +515,7 @@ def synthesize_case(
         and all(c[0] in THERAPY_MEDS for _, c in history_therapies(r))
     ] or cond.risk_factors[:1]
     risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
+    risks = prescribing.with_exposure(cond.id, risks, possible)  # C. difficile: antibiotics
 
     # Allergy first: the treatment plan must respect it.
     allergies: list[Allergy] = []
@@ -699,8 +705,8 @@ def synthesize_case(
         drug = kb.drug(td.drug)
         if not prescribing.timely(cond.id, drug.id, onset_days) and td.choice is not None:
             continue  # colchicine past 36 h of the flare: the next member of its choice
-        if prescribing.barred(cond.id, drug.id, said) and td.choice is not None:
-            continue  # diltiazem with heart failure in the history: metoprolol instead
+        if prescribing.barred(cond.id, drug.id, said, day0) and td.choice is not None:
+            continue  # diltiazem with heart failure or a raised BNP: metoprolol instead
         if not usable(drug):
             if td.choice is not None:
                 continue  # the next member of its choice stands in
@@ -727,6 +733,8 @@ def synthesize_case(
     if not plan:  # every first-line drug clashes with the allergy: use an alternative
         for td in cond.treatments.drugs:
             drug = kb.drug(td.drug)
+            if severity.owned(cond.id, drug.id):
+                continue  # given only at its severity (3% saline for severe symptoms)
             with_ = partner(kb, td.note)
             if with_ is not None and not usable(with_):
                 continue  # "ciprofloxacin with metronidazole" needs both
@@ -735,6 +743,16 @@ def synthesize_case(
                 if with_ is not None and with_.id not in plan_ids:
                     prescribe(with_, None)
                 break
+    # A low potassium is replaced (prescribing.potassium_route): potassium chloride.
+    route = prescribing.potassium_route(cond.id, day0, symptoms)
+    if route is not None and "potassium_chloride" not in plan_ids:
+        kcl = kb.drug("potassium_chloride")
+        if usable(kcl):
+            prescribe(kcl, next(d for d in kcl.doses if d.route == route))
+    for did in prescribing.value_adds(cond.id, day0):  # magnesium sulfate for a low Mg
+        if did not in plan_ids and usable(kb.drug(did)):
+            own = [d for d in kb.drug(did).doses if d.indication == cond.id]
+            prescribe(kb.drug(did), own[0] if own else None)
     # Purulent sputum: the condition's conditional antibacterial (GOLD 2024).
     if any("purulent" in s for s in symptoms) and not any(
         antibacterial(kb.drug(d)) for d in plan_ids
@@ -831,6 +849,11 @@ def synthesize_case(
         renal=lambda did, g, dose: renal_problem(kb, did, g, dose, crcl),
     )
     meds = [*home_meds, *plan]
+    # A chest study shows a known thoracic tumour (history.py).
+    seen = imaging_with_history(imaging.modality, imaging.finding, history)
+    if seen != imaging.finding:
+        j = next(k for k, f in enumerate(findings) if f.kind == "imaging")
+        findings[j] = findings[j].model_copy(update={"value_text": seen})
     # Sick-day rules: the regular medicines held in this acute illness (prescribing.py).
     held = prescribing.holds(
         kb,

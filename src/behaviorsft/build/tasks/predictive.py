@@ -12,7 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from behaviorsft.build.coherence import after_discharge, done_by_discharge
+from behaviorsft.build.coherence import (
+    after_discharge,
+    done_by_discharge,
+    state_record,
+    state_shown,
+)
 from behaviorsft.build.record_index import NEGATIVE, RecordIndex, condition_holds, split_condition
 from behaviorsft.build.tasks.common import (
     Ctx,
@@ -31,6 +36,12 @@ T = TaskType
 
 
 NO_ACTION = "No new action is needed now; continue the current plan"
+# Work-up whose result the record must show before 'no new action' can be the key: an
+# update calling it "done" without a result does not make it done (31-000216: new AF
+# with no echocardiogram or thyroid function in the record).
+WORKUP = re.compile(
+    r"\b(?:echocardiogra\w*|thyroid function|TSH|ultrasound|CT|MRI|endoscopy|biopsy)\b"
+)
 
 
 def _not_due(action: str, idx: RecordIndex) -> str | None:
@@ -64,17 +75,42 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         [f.value_text or "" for f in ctx.case.findings if f.kind == "exam"],
     )
     history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
+    states = _states(ctx)
     for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
         reason = _not_due(action, idx)
         if reason is None and known_step(action, history):
             reason = "the history rules it out"  # 3 months 'provoked' with active cancer
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
+        if (
+            reason is None
+            and prescribing.BASAL_START.search(action)
+            and prescribing.basal_continued(ctx.cond.id, _home_names(ctx))
+        ):
+            reason = "basal insulin continued throughout"  # the home glargine runs on
+        if reason is None and not state_shown(action, states):
+            reason = "severity state not shown"  # fulminant colitis with none of its signs
         if reason is None:
             due.append(action)
         else:
             not_due.append((action, reason))
     return due, not_due
+
+
+def _home_names(ctx: Ctx) -> list[str]:
+    """The names of the patient's regular medicines."""
+    final = ctx.case.final_diagnosis
+    return [m.name for m in ctx.case.medications if m.indication != final]
+
+
+def _states(ctx: Ctx) -> str:
+    """What shows a severity state in the case (``coherence.state_record``)."""
+    facts = ctx.case.facts
+    return state_record(
+        [f[len("History: ") :] for f in facts if f.startswith("History: ")],
+        [f.value_text or "" for f in ctx.case.findings if f.kind in ("exam", "imaging")],
+        next((f.value for f in ctx.case.findings if f.name == "Systolic blood pressure"), None),
+    )
 
 
 def _done_by_now(ctx: Ctx, end: int) -> list[str]:
@@ -86,11 +122,14 @@ def _done_by_now(ctx: Ctx, end: int) -> list[str]:
     out = []
     facts = ctx.case.facts
     history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
+    states = _states(ctx)
     for action in ctx.cond.next_actions:
         if NEGATIVE.search(action) or not done_by_discharge(action):
             continue
         if known_step(action, history):
             continue  # the history rules it out (history.WRONG_STEPS)
+        if not state_shown(action, states):
+            continue  # no surgical review for fulminant colitis the record does not show
         _, clause = split_condition(action)
         if clause is None or condition_holds(clause, idx) is True:
             out.append(action)
@@ -193,6 +232,9 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         )
         yield main
     if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
+        if any(WORKUP.search(a) for a in due):
+            ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: due work-up the record does not show")
+            return
         listed = _done_by_now(ctx, end)
         pathway = [p for p in _pathway_done(ctx, end) if p not in listed]
         done = "; ".join(listed + pathway)
