@@ -76,10 +76,16 @@ def test_37_000136_no_missed_insulin_beside_new_onset_diabetes() -> None:
     """'I've never been told I have diabetes' and 'I missed my insulin doses', no insulin."""
     case = _case(136)
     history = _history(case)
-    assert "new-onset diabetes" in history
-    assert not any("insulin omission" in h for h in history)
     text, found = _said(case)
-    assert "I missed my insulin doses" not in text
+    if any("insulin omission" in h for h in history):
+        # the missed insulin brings its known diabetes and the insulin (history.PRESUPPOSES)
+        assert "new-onset diabetes" not in history
+        assert any("type 1 diabetes" in h for h in history), history
+        assert any("insulin" in m for m in _home(case)), _home(case)
+        assert "never been told I have diabetes" not in text
+    else:
+        assert "new-onset diabetes" in history
+        assert "I missed my insulin doses" not in text
     assert found == []
 
 
@@ -107,7 +113,8 @@ def test_37_000053_000557_known_adrenal_insufficiency_is_on_hydrocortisone(index
     case = _case(index)
     history = _history(case)
     assert not any("hypopituitarism" in h for h in history)
-    assert "previous adrenal haemorrhage" in history
+    # the known adrenal failure (a past haemorrhage, or Addison disease it presupposes)
+    assert any("adrenal haemorrhage" in h or "Addison" in h for h in history), history
     assert any("glucocorticoid" in m for m in _home(case)), _home(case)
     assert _said(case)[1] == []
 

@@ -226,7 +226,8 @@ def test_adrenal_crisis_keeps_home_steroid_and_says_iv_replaces_it() -> None:
         routes = sorted(m.route or "" for m in case.medications if m.name == "Hydrocortisone")
         assert routes == ["IV", "PO"]
         plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
-        assert "IV hydrocortisone replaces the usual oral hydrocortisone 20 mg" in plan
+        home = next(m for m in case.medications if m.name == "Hydrocortisone" and m.route == "PO")
+        assert f"IV hydrocortisone replaces the usual oral hydrocortisone {home.dose}" in plan
         assert "double the usual dose (sick-day rules)" in plan
         assert _rules(case, conv) == []
     case, conv = _case(39)
