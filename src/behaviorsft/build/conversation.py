@@ -38,11 +38,17 @@ from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_ter
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
-from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
+from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
 from behaviorsft.sources import prescribing
 from behaviorsft.sources.history import is_exposure, known_step
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.severity import level_of_care, statements, still_open
+from behaviorsft.sources.severity import (
+    level_of_care,
+    review_words,
+    statements,
+    still_open,
+    unit_of,
+)
 from behaviorsft.sources.synthetic import (
     COURSE_EVENTS,
     fmt_value,
@@ -343,7 +349,14 @@ def _with_omission(
     # nor is care that no other condition offers as a wrong option (its items are not
     # emitted, ``omissions.offered_wrong_elsewhere``): another item is left out instead
     _, avail = foreign_care(kb)
-    items = [i for i in cond.standard_of_care if not NEGATIVE.search(i.item) and avail[i.item] > 0]
+    given = [(m.name, m.route or "") for m in case.medications]
+    items = [
+        i
+        for i in cond.standard_of_care
+        if not NEGATIVE.search(i.item)
+        and avail[i.item] > 0
+        and prescribing.care_given(i.item, given)  # (no IV potassium rate without IV potassium)
+    ]
     pick.shuffle(items)
     full_idx = RecordIndex.build(case, full.conversation.turns, kb)
     for item in items:
@@ -432,6 +445,8 @@ def _render_kb(
     pharmacist = b.person("pharmacist", "", "clinical pharmacist")
 
     known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
+    # the steps as they read for this history (a cancer-associated clot: not 3 months)
+    next_actions = prescribing.history_steps(cond_id, cond.next_actions, " ".join(known))
 
     def current(text: str) -> bool:
         # not an item the record's severity already had done left conditional (severity.py),
@@ -448,7 +463,7 @@ def _render_kb(
     advice = next(
         (
             a
-            for a in cond.next_actions
+            for a in next_actions
             if current(a)
             and consultant_advice_fits(a)
             and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies)
@@ -653,9 +668,22 @@ def _render_kb(
     actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
+
+    def regimen(m: Medication) -> str:  # a stat dose with its regimen; a full first dose
+        return prescribing.regimen_text(
+            kb,
+            cond_id,
+            m.name,
+            m.dose_value,
+            m.dose_unit or "",
+            m.route or "",
+            m.frequency or "",
+            medication_text(m),
+        )
+
     b.say(
         attending,
-        "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",
+        "Plan: " + "; ".join([regimen(m) for m in plan] + actions) + ".",
         anchor="plan",
     )
     for text in statements(case):  # done on day 0 because of the severity shown
@@ -681,10 +709,13 @@ def _render_kb(
         anchor="first_dose",
     )
     b.say(relative, "Is this serious? What happens now?", "Can you tell us what's going on?")
+    # the review the unit gives: daily on the ward, twice-daily senior reviews in a unit
+    unit = unit_of(case)
+    if unit is None and ward_turns.icu_planned([b.turns[b.anchors["plan"]].text]):
+        unit = "intensive care"
     b.say(
         attending,
-        f"We think this is {cond.name.lower()}; treatment has started and we'll "
-        "review progress daily.",
+        f"We think this is {cond.name.lower()}; {review_words(unit, cond_id)}.",
         anchor="family",
     )
 
@@ -715,10 +746,7 @@ def _render_kb(
             )
 
     def overnight() -> None:
-        unit = level_of_care(case)
         # where the patient is: intensive care where the plan or the severity admitted them
-        if unit is None and ward_turns.icu_planned([b.turns[b.anchors["plan"]].text]):
-            unit = "intensive care"
 
         def icu() -> tuple[str, str]:
             return b.person("icu_nurse", "Nurse", "intensive care nurse")
@@ -730,7 +758,10 @@ def _render_kb(
             )
         elif any("vasopressor" in (m.drug_class or "") for m in plan):
             # a patient on a vasopressor is not "stable on the ward"
-            b.say(icu(), "Overnight in intensive care: still on the vasopressor, observed hourly.")
+            b.say(
+                icu(),
+                "Overnight in the intensive care unit: still on the vasopressor, observed hourly.",
+            )
         else:
             b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
 
@@ -794,7 +825,10 @@ def _render_kb(
     care = [
         i
         for i in cond.standard_of_care
-        if i.item != omit and safe(i.item) and all_shown(i.item, shown)
+        if i.item != omit
+        and safe(i.item)
+        and all_shown(i.item, shown)
+        and prescribing.care_given(i.item, [(m.name, m.route or "") for m in case.medications])
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:
@@ -806,7 +840,7 @@ def _render_kb(
     said = [t.text for t in b.turns]
     steps = [
         a
-        for a in cond.next_actions
+        for a in next_actions
         if current(a)
         and step_fits(a, said, treatment_started=True)
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None

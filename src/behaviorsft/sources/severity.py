@@ -83,6 +83,7 @@ ANTIBACTERIAL_WORDS = (
     "fluoroquinolone",
     "beta-lactamase",
     "glycopeptide",
+    "lipopeptide",
 )
 
 
@@ -248,6 +249,20 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Signs of heart failure with the storm: short-acting IV esmolol instead of oral "
         "propranolol, titrated to heart rate and blood pressure (ATA 2016), started {t}.",
     ),
+    # ATA 2016: thyroid storm is managed in intensive care (the KB's "ICU admission").
+    Trigger("thyroid_storm", "intensive care", level="intensive care unit"),
+    # Endocrine Society 2016: adrenal crisis with hypotension needs high-dependency care
+    # (fluid resuscitation with hourly observations), not a ward bed.
+    Trigger(
+        "adrenal_crisis",
+        "high-dependency care",
+        (("sbp", "<", 90),),
+        level=HDU,
+        say="Adrenal crisis with hypotension ({why}): admitted to the high-dependency unit "
+        "{t}, with hourly observations and fluid balance.",
+    ),
+    # SSC 2021: septic shock (a vasopressor to keep MAP >= 65 mmHg) is cared for in ICU.
+    Trigger("sepsis", "intensive care", level="intensive care unit"),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
         "bacterial_meningitis",
@@ -325,7 +340,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         pending=r"ICU admission for reduced consciousness",
         say="Meningitis with an altered mental state: admitted to the intensive care unit {t}.",
     ),
-    # Severe hypokalaemia: IV replacement.
+    # Severe hypokalaemia (K < 2.5) or ECG changes: IV replacement with cardiac monitoring,
+    # the potassium rechecked and the magnesium replaced (Kardalas 2018; KCl injection label).
     Trigger(
         "hypokalemia",
         "IV potassium",
@@ -333,7 +349,19 @@ TRIGGERS: tuple[Trigger, ...] = (
         drug="potassium_chloride",
         route="IV",
         say="{why} is below 2.5: potassium chloride IV with cardiac monitoring, not by "
-        "mouth, started {t}.",
+        "mouth, started {t}; potassium rechecked every 4-6 h and magnesium checked and "
+        "replaced if low.",
+    ),
+    Trigger(
+        "hypokalemia",
+        "IV potassium",
+        (("potassium", "<", 3.5),),
+        sign=r"U waves|ST depression|T-wave flattening|\bQU\b|arrhythmi|ectopics",
+        drug="potassium_chloride",
+        route="IV",
+        say="ECG changes with {why}: potassium chloride IV at up to 10 mEq/h peripherally "
+        "with cardiac monitoring, not a single oral dose, started {t}; potassium rechecked "
+        "every 4-6 h and magnesium checked and replaced if low.",
     ),
     # SSC 2021: 30 mL/kg crystalloid for hypotension or lactate >= 4.
     *(
@@ -373,6 +401,7 @@ _LABELS = {
     "temperature": "temperature {v} degC",
     "hemoglobin": "haemoglobin {v} g/dL",
     "age": "age {v}",
+    "sbp": "systolic blood pressure {v} mmHg",
 }
 
 
@@ -576,3 +605,63 @@ def escalate(
     if level is not None:
         events.append(Event(day=0, kind=LEVEL, text=f"the {level}"))
     return events
+
+
+# ----------------------------------------------------------------------------- review
+
+# How often a unit reviews its patient and what it watches (the family is told; a ward
+# patient is reviewed daily). Units of critical care take no ward physiotherapy plan in the
+# first days; a stroke unit or a respiratory high-dependency unit keeps its therapists.
+UNIT_REVIEW: dict[str, str] = {
+    "intensive care": "continuous monitoring and a consultant review at least twice a day",
+    "coronary care": "continuous ECG monitoring and a senior review at least twice a day",
+    "high-dependency": "observations at least hourly and a senior review at least twice a day",
+    "stroke unit": "neurological observations and a senior review at least twice a day",
+}
+WARD_REVIEW = "we'll review progress daily"
+# Conditions with a review of their own on the ward (RCUK 2021: observation after
+# anaphylaxis, as a biphasic reaction can follow).
+CONDITION_REVIEW: dict[str, str] = {
+    "anaphylaxis": "treatment has started; we'll keep observing closely for at least 12 hours, "
+    "as the reaction can come back, with observations hourly at first",
+}
+NO_PHYSIO_LEVELS = frozenset({"intensive care unit", "coronary care unit", HDU})
+# Conditions whose stay is short and has no physiotherapy: an anaphylaxis observed after
+# adrenaline, a lower urinary tract infection.
+NO_PHYSIO_CONDITIONS = frozenset({"anaphylaxis", "uncomplicated_cystitis"})
+VASOPRESSOR = "vasopressor"
+
+
+def unit_of(case: Case) -> str | None:
+    """The unit a patient is cared for in after day 0: the level severity set, or intensive
+    care for a patient on a vasopressor ('the intensive care unit'); None: a ward."""
+    level = level_of_care(case)
+    if level is not None:
+        return level
+    if any(VASOPRESSOR in (m.drug_class or "") for m in case.medications):
+        return "the intensive care unit"
+    return None
+
+
+def review_words(unit: str | None, cond_id: str | None = None) -> str:
+    """What the family is told of the review after 'treatment has started': daily on the
+    ward (or the condition's own observation), the unit's monitoring and twice-daily
+    senior reviews in a unit."""
+    if unit is None:
+        return CONDITION_REVIEW.get(cond_id or "", f"treatment has started and {WARD_REVIEW}")
+    name = unit if unit.startswith("the ") else f"the {unit}"
+    for words, review in UNIT_REVIEW.items():
+        if words in unit:
+            return f"treatment has started in {name}, with {review}"
+    return f"treatment has started in {name}, with close monitoring"
+
+
+def physiotherapy_due(cond_id: str, levels: Iterable[str], classes: Iterable[str]) -> bool:
+    """Whether the first days of an admission include a physiotherapy assessment: not in
+    a short stay (anaphylaxis, cystitis), nor in intensive, coronary or high-dependency care
+    (its ``levels``; a vasopressor among the plan's drug ``classes``)."""
+    if cond_id in NO_PHYSIO_CONDITIONS:
+        return False
+    if any(level.removeprefix("the ") in NO_PHYSIO_LEVELS for level in levels):
+        return False
+    return not any(VASOPRESSOR in c for c in classes)

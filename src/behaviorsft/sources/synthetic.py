@@ -357,7 +357,9 @@ COURSE_EVENTS: dict[str, tuple[str, int, int]] = {
 }
 
 
-def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
+def course_events(
+    seed: int, index: int, repeat: Finding | None, physio: bool = True
+) -> list[Event]:
     """The hospital course of case ``index``, in the order it happened: the consult, the
     medicines reconciliation, the physiotherapy assessment and the repeat of ``repeat``
     (on its day) in a uniformly random order, each on a day its window allows.
@@ -369,6 +371,8 @@ def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
     """
     rng = random.Random(f"behaviorsft-synth-course:{seed}:{index}")
     windows = {k: (lo, hi) for k, (_, lo, hi) in COURSE_EVENTS.items()}
+    if not physio:  # critical care or a short stay (severity.physiotherapy_due)
+        del windows["physiotherapy"]
     if repeat is not None:
         day = int(repeat.day or 1)
         windows["lab"] = (day, day)
@@ -859,7 +863,12 @@ def synthesize_case(
         first_med = plan[first_dose_index([m.name for m in plan], stated) or 0]
         timeline.append(Event(day=0, kind="medication", text=f"{first_med.name} started."))
     timeline += severe
-    timeline += course_events(seed, index, repeat)
+    physio = severity.physiotherapy_due(
+        cond.id,
+        [e.text for e in severe if e.kind == severity.LEVEL],
+        [m.drug_class or "" for m in plan],
+    )
+    timeline += course_events(seed, index, repeat, physio)
     timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
 
     presentation = (

@@ -61,7 +61,9 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         [f[len("History: ") : -1] for f in facts if f.startswith("History: ")],
         [f.value_text or "" for f in ctx.case.findings if f.kind == "exam"],
     )
-    for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
+    history = " ".join(f[len("History: ") :] for f in facts if f.startswith("History: "))
+    steps = prescribing.history_steps(ctx.cond.id, ctx.cond.next_actions, history)
+    for action in steps[1:] or steps:
         reason = _not_due(action, idx)
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
@@ -79,7 +81,8 @@ def _done_by_now(ctx: Ctx, end: int) -> list[str]:
     assert ctx.cond is not None
     idx = ctx.index(turn_end=end)
     out = []
-    for action in ctx.cond.next_actions:
+    history = " ".join(f[len("History: ") :] for f in ctx.case.facts if f.startswith("History: "))
+    for action in prescribing.history_steps(ctx.cond.id, ctx.cond.next_actions, history):
         if NEGATIVE.search(action) or not done_by_discharge(action):
             continue
         _, clause = split_condition(action)
