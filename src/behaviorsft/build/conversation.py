@@ -39,7 +39,7 @@ from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
-from behaviorsft.sources import prescribing
+from behaviorsft.sources import prescribing, severity
 from behaviorsft.sources.history import is_exposure, known_step
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import (
@@ -561,7 +561,8 @@ def _render_kb(
     b.say(
         edp, f"On examination: {_join(exam)}.", f"Examination shows {_join(exam)}.", anchor="exam"
     )
-    bloods = _with_procedures(labs0)
+    home_today = severity.outpatient(cond_id)  # treated from the ED: no admission
+    bloods = severity.SAMPLE if home_today else _with_procedures(labs0)
     b.say(
         edp,
         f"Let's send {bloods} and request: {imaging.name}." if imaging else f"Let's send {bloods}.",
@@ -577,7 +578,7 @@ def _render_kb(
     tables = [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
     idx = b.say(
         resident,
-        "Admission bloods are back.",
+        *(() if home_today else ("Admission bloods are back.",)),
         "The first results are in.",
         anchor="labs",
         attachments=tables,
@@ -691,11 +692,14 @@ def _render_kb(
     if case.allergies:
         a = case.allergies[0]
         check = f"I've checked the plan against the {in_sentence(a.substance)} allergy; no clash."
+        swap = prescribing.stand_in(kb, cond_id, [m.name for m in plan], a.substance)
+        if swap is not None:  # the drug the allergy rules out, and what stands in for it
+            check = check.replace("; no clash.", f": {swap}; no clash.")
     else:
         check = "No allergies recorded; doses checked against renal function."
     b.say(pharmacist, check, anchor="pharmacist")
     course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
-    if not any(e.kind == "consult" for e in course):  # a case made before the course events
+    if not home_today and not any(e.kind == "consult" for e in course):  # (before the course)
         b.say(consultant, f"From our side: {said_advice}.", anchor="consultant")
     # given in the emergency department, once: a drug no severity statement already gave
     first = ward_turns.first_dose_index([m.name for m in plan], statements(case))
@@ -765,7 +769,10 @@ def _render_kb(
         else:
             b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
 
-    if not course:
+    if home_today:  # home from the emergency department; the culture results the next day
+        b.say(b.person("ed_nurse", "Nurse", "emergency department nurse"), severity.DISCHARGED)
+        repeat_labs()
+    elif not course:
         repeat_labs()
         overnight()
     # The hospital course in the order it happened, each event saying its day and clock
@@ -846,13 +853,14 @@ def _render_kb(
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
     ]
     steps = prescribing.drop_untaken(steps, home_said)
-    later = [a for a in steps if a != advice]
+    later = [a for a in steps if a != advice or home_today]  # (no consultant at home)
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)
     steps = prescribing.due_steps(cond.id, later[:2], documented)  # never the consultant's again
     b.say(
         attending,
-        "Day 2 ward round. Plan: " + "; ".join(steps or ["continue the current plan"]) + ".",
+        f"{severity.FOLLOW_UP if home_today else 'Day 2 ward round'}. Plan: "
+        + "; ".join(steps or ["continue the current plan"]) + ".",
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")

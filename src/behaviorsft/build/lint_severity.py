@@ -19,6 +19,11 @@ shown"):
                          "we'll review progress daily" (a ward's cadence), or given a
                          physiotherapy assessment in the first days
 
+``admitted-outpatient``    a condition treated from the emergency department without
+                         admission (an afebrile uncomplicated cystitis) whose record has an
+                         admission course: admission bloods, ward events (consult, medicines
+                         reconciliation, physiotherapy) or a ward round
+
 ``thrombolysis-on-anticoagulant``  a fibrinolytic (alteplase) given to a patient whose
                          regular medicines include an anticoagulant (a DOAC taken within
                          48 h, warfarin, a heparin: AHA/ASA 2019 contraindications)
@@ -34,7 +39,17 @@ from typing import Any, Protocol
 
 from behaviorsft.build.lint_values import onset_hours
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.severity import NO_PHYSIO_LEVELS, WARD_REVIEW, Trigger, met, served
+from behaviorsft.sources.severity import (
+    NO_PHYSIO_LEVELS,
+    WARD_REVIEW,
+    Trigger,
+    met,
+    outpatient,
+    served,
+)
+
+# Timeline events of an admission (synthetic.course_events; the ward round).
+_ADMISSION = re.compile(r"admission bloods|ward round|consult|reconciliation|physiotherapy", re.I)
 
 RULES: dict[str, tuple[str, str]] = {
     "care-below-severity": (
@@ -44,6 +59,10 @@ RULES: dict[str, tuple[str, str]] = {
     "review-below-severity": (
         "error",
         "a patient needing a unit is reviewed daily or given a physiotherapy plan",
+    ),
+    "admitted-outpatient": (
+        "error",
+        "a condition treated from the emergency department has an admission course",
     ),
     "thrombolysis-on-anticoagulant": (
         "error",
@@ -117,6 +136,16 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> dict[str
     cond = _condition(case)
     if cond is None:
         return {}
+    if outpatient(cond):
+        for e in case.get("timeline") or []:
+            said = f"{e.get('kind', '')}: {e.get('text', '')}"
+            if e.get("kind") in ("lab", "consult", "reconciliation", "physiotherapy", "review"):
+                if _ADMISSION.search(said):
+                    where.add(
+                        "admitted-outpatient",
+                        f"{cond} is treated from the emergency department, but the record "
+                        f"has '{said[:80]}'",
+                    )
     values, signs = case_values(kb, case)
     due = met(cond, values, signs)
     diagnosis = str(case.get("final_diagnosis") or "")

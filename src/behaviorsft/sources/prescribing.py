@@ -785,3 +785,44 @@ def care_given(item: str, meds: Iterable[tuple[str, str]]) -> bool:
         ):
             return False
     return True
+
+
+# ----------------------------------------------------------------------------- allergy
+
+# What a first-line drug lost to an allergy covers, by class words: its stand-in keeps it.
+COVERS: dict[str, str] = {"glycopeptide": "MRSA cover"}
+
+
+def stand_in(kb: KnowledgeBase, cond_id: str, plan: Sequence[str], substance: str) -> str | None:
+    """What the pharmacist says of a first-line drug the allergy ``substance`` rules out
+    and the plan drug (names in ``plan``) that stands in for it ('daptomycin in place of
+    vancomycin, keeping the MRSA cover'), or None."""
+    cond = kb.conditions.get(cond_id)
+    if cond is None:
+        return None
+    groups = {g for g, x in kb.allergy_groups.items() if x.name.split(" (")[0] == substance}
+    given = {p.lower() for p in plan}
+    lost = next(
+        (
+            kb.drug(td.drug)
+            for td in cond.treatments.drugs
+            if td.role == "first_line" and groups & set(kb.drug(td.drug).allergy_groups)
+        ),
+        None,
+    )
+    if lost is None or lost.name.lower() in given:
+        return None
+    instead = next(
+        (
+            kb.drug(td.drug)
+            for td in cond.treatments.drugs
+            if td.role in ("alternative", "conditional") and kb.drug(td.drug).name.lower() in given
+        ),
+        None,
+    )
+    if instead is None:
+        return None
+    keeps = next((c for w, c in COVERS.items() if w in lost.drug_class.lower()), None)
+    return f"{short_name(instead.name)} in place of {short_name(lost.name)}" + (
+        f", keeping the {keeps}" if keeps else ""
+    )

@@ -632,6 +632,25 @@ NO_PHYSIO_CONDITIONS = frozenset({"anaphylaxis", "uncomplicated_cystitis"})
 VASOPRESSOR = "vasopressor"
 
 
+# Conditions treated from the emergency department without admission (IDSA 2010 / NICE
+# NG109: an afebrile lower urinary tract infection): a urine sample, not admission bloods;
+# home on the first dose; the culture result and a follow-up by telephone, no ward round.
+OUTPATIENT = frozenset({"uncomplicated_cystitis"})
+OUTPATIENT_REVIEW = (
+    "it can be treated at home, so you can go home today on the antibiotic; we'll phone "
+    "with the urine culture result"
+)
+DISCHARGED = "Discharged home from the emergency department on the antibiotic, with advice "
+DISCHARGED += "to come back with fever, flank pain or no improvement in 48 hours."
+SAMPLE = "a urine sample"  # what an outpatient's work-up sends
+FOLLOW_UP = "Day 2 telephone follow-up"
+
+
+def outpatient(cond_id: str | None) -> bool:
+    """Whether the condition is treated without admission (no ward, no ward round)."""
+    return cond_id in OUTPATIENT
+
+
 def unit_of(case: Case) -> str | None:
     """The unit a patient is cared for in after day 0: the level severity set, or intensive
     care for a patient on a vasopressor ('the intensive care unit'); None: a ward."""
@@ -647,6 +666,8 @@ def review_words(unit: str | None, cond_id: str | None = None) -> str:
     """What the family is told of the review after 'treatment has started': daily on the
     ward (or the condition's own observation), the unit's monitoring and twice-daily
     senior reviews in a unit."""
+    if unit is None and outpatient(cond_id):
+        return f"treatment has started; {OUTPATIENT_REVIEW}"
     if unit is None:
         return CONDITION_REVIEW.get(cond_id or "", f"treatment has started and {WARD_REVIEW}")
     name = unit if unit.startswith("the ") else f"the {unit}"

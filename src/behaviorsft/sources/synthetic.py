@@ -613,6 +613,8 @@ def synthesize_case(
         lab = kb.lab(lid)
         if lab.kind != "quantitative" or lf.range is None or lid in NO_DAY1_REPEAT:
             continue  # (a TSH or a CSF count is not repeated at 24 h)
+        if severity.outpatient(cond.id):
+            break  # sent home: no repeat the next day (the culture still results)
         first = next(f for f in findings if f.name == lab.name)
         ref = lab.reference(sex)  # type: ignore[arg-type]
         assert first.value is not None
@@ -854,7 +856,11 @@ def synthesize_case(
         Event(day=-onset_days, kind="symptom", text=f"{complaints[0].capitalize()} began."),
         Event(day=0, kind="presentation", text="Presented to the emergency department."),
         Event(day=0, kind="vitals", text="Triage observations recorded."),
-        Event(day=0, kind="lab", text="Admission bloods drawn."),
+        Event(
+            day=0,
+            kind="lab",
+            text="Urine sample sent." if severity.outpatient(cond.id) else "Admission bloods drawn.",
+        ),
         Event(day=0, kind="imaging", text=f"{imaging.modality} performed."),
         Event(day=0, kind="diagnosis", text=f"Working diagnosis: {cond.name}."),
     ]
@@ -868,8 +874,11 @@ def synthesize_case(
         [e.text for e in severe if e.kind == severity.LEVEL],
         [m.drug_class or "" for m in plan],
     )
-    timeline += course_events(seed, index, repeat, physio)
-    timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
+    if severity.outpatient(cond.id):  # home from the emergency department: no ward course
+        timeline.append(Event(day=2, kind="review", text="Telephone follow-up."))
+    else:
+        timeline += course_events(seed, index, repeat, physio)
+        timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
 
     presentation = (
         f"{onset_phrase(onset_days)} of "
