@@ -10,7 +10,7 @@ a record made bad by hand.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pytest
@@ -34,7 +34,7 @@ RULES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _built(index: int) -> tuple[Any, Any]:
     case = synthesize_case(index, seed=37, kb=KB)
     return case, render(case, KB, seed=37).conversation
@@ -73,7 +73,10 @@ def _edit(conv: dict[str, Any], start: str, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("index", "drug", "first", "then"),
-    [(568, "Meropenem", "1 g IV", "0.5 g IV q12h"), (64, "Piperacillin-tazobactam", "4.5 g", "2.25 g")],
+    [
+        (568, "Meropenem", "1 g IV", "0.5 g IV q12h"),
+        (64, "Piperacillin-tazobactam", "4.5 g", "2.25 g"),
+    ],
 )
 def test_37_septic_shock_first_antibiotic_dose_is_full(
     index: int, drug: str, first: str, then: str
@@ -225,7 +228,7 @@ def test_rule_diuretic_advice_for_no_diuretic() -> None:
 
 
 def test_rule_endocarditis_without_mrsa_cover() -> None:
-    case, conv = _dumps(206)
+    case, _ = _dumps(206)
     for m in case["medications"]:
         if m["name"] == "Daptomycin":
             m.update(

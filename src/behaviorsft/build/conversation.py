@@ -860,7 +860,8 @@ def _render_kb(
     b.say(
         attending,
         f"{severity.FOLLOW_UP if home_today else 'Day 2 ward round'}. Plan: "
-        + "; ".join(steps or ["continue the current plan"]) + ".",
+        + "; ".join(steps or ["continue the current plan"])
+        + ".",
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")

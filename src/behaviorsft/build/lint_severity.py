@@ -49,6 +49,7 @@ from behaviorsft.sources.severity import (
 )
 
 # Timeline events of an admission (synthetic.course_events; the ward round).
+_COURSE = ("lab", "consult", "reconciliation", "physiotherapy", "review")
 _ADMISSION = re.compile(r"admission bloods|ward round|consult|reconciliation|physiotherapy", re.I)
 
 RULES: dict[str, tuple[str, str]] = {
@@ -139,13 +140,12 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> dict[str
     if outpatient(cond):
         for e in case.get("timeline") or []:
             said = f"{e.get('kind', '')}: {e.get('text', '')}"
-            if e.get("kind") in ("lab", "consult", "reconciliation", "physiotherapy", "review"):
-                if _ADMISSION.search(said):
-                    where.add(
-                        "admitted-outpatient",
-                        f"{cond} is treated from the emergency department, but the record "
-                        f"has '{said[:80]}'",
-                    )
+            if e.get("kind") in _COURSE and _ADMISSION.search(said):
+                where.add(
+                    "admitted-outpatient",
+                    f"{cond} is treated from the emergency department, but the record "
+                    f"has '{said[:80]}'",
+                )
     values, signs = case_values(kb, case)
     due = met(cond, values, signs)
     diagnosis = str(case.get("final_diagnosis") or "")

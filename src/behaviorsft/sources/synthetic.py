@@ -859,7 +859,9 @@ def synthesize_case(
         Event(
             day=0,
             kind="lab",
-            text="Urine sample sent." if severity.outpatient(cond.id) else "Admission bloods drawn.",
+            text="Urine sample sent."  # (treated from the emergency department)
+            if severity.outpatient(cond.id)
+            else "Admission bloods drawn.",
         ),
         Event(day=0, kind="imaging", text=f"{imaging.modality} performed."),
         Event(day=0, kind="diagnosis", text=f"Working diagnosis: {cond.name}."),
