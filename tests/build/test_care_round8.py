@@ -258,3 +258,18 @@ def test_rule_admitted_outpatient() -> None:
     assert "admitted-outpatient" not in _rules(case, conv)
     case["timeline"].append({"day": 2, "kind": "review", "text": "Ward round review of progress."})
     assert "admitted-outpatient" in _rules(case, conv)
+
+
+def test_regimen_text_keeps_a_renal_regimen_with_its_own_loading_and_the_route() -> None:
+    cap = "community_acquired_pneumonia"
+    loaded = "Levofloxacin 750 mg PO once, then 500 mg q48h"
+    said = prescribing.regimen_text(
+        KB, cap, "Levofloxacin", 750, "mg", "PO", "once, then 500 mg q48h", loaded
+    )
+    assert said == loaded
+    iv = prescribing.regimen_text(
+        KB, cap, "Levofloxacin", 750, "mg", "IV", "q48h", "Levofloxacin 750 mg IV q48h"
+    )
+    assert iv.startswith(f"Levofloxacin 750 mg IV {prescribing.FULL_FIRST}, then 750 mg IV q48h")
+    usual = "Meropenem 1 g IV q8h"  # a KB dose as it stands: no renal adjustment made
+    assert prescribing.regimen_text(KB, "sepsis", "Meropenem", 1, "g", "IV", "q8h", usual) == usual

@@ -650,15 +650,15 @@ def regimen_text(
         return text
     if dose is not None and dose.then and dose.duration:  # apixaban 10 mg q12h for 7 days
         return f"{text} for {dose.duration}, then {dose.then}"
-    if not _antibacterial(drug) or amount is None:
-        return text
+    if not _antibacterial(drug) or amount is None or _THEN.search(freq):
+        return text  # (a renal regimen with its own loading: levofloxacin 750 mg once, then)
     full = standard_dose(kb, cond_id, drug)
     if not drug.renal or dose is not None:
         return text  # a KB dose as it stands: no renal adjustment made
     if full.unit != unit or full.amount < amount:
         return text
     return (
-        f"{drug.name} {full.amount:g} {full.unit} {full.route} {FULL_FIRST}, then "
+        f"{drug.name} {full.amount:g} {full.unit} {route} {FULL_FIRST}, then "
         f"{amount:g} {unit} {route} {freq} (the renal adjustment is for the maintenance doses "
         "only; reviewed as renal function changes)"
     )
