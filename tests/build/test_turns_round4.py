@@ -243,7 +243,7 @@ def test_rule_first_dose(kb):
 def test_rule_overnight_location(kb):
     case, conv = _record(kb, 187)
     bad = copy.deepcopy(conv)
-    t = _turn(bad, "Overnight in intensive care")
+    t = _turn(bad, "Overnight in the intensive care unit")
     t["text"], t["role"] = "Stable overnight on the ward.", "ward nurse"
     assert "overnight-location" in _lint(kb, case, bad)
 

@@ -716,7 +716,7 @@ def _render_kb(
     # the review the unit gives: daily on the ward, twice-daily senior reviews in a unit
     unit = unit_of(case)
     if unit is None and ward_turns.icu_planned([b.turns[b.anchors["plan"]].text]):
-        unit = "intensive care"
+        unit = "the intensive care unit"
     b.say(
         attending,
         f"We think this is {cond.name.lower()}; {review_words(unit, cond_id)}.",

@@ -249,8 +249,10 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Signs of heart failure with the storm: short-acting IV esmolol instead of oral "
         "propranolol, titrated to heart rate and blood pressure (ATA 2016), started {t}.",
     ),
-    # ATA 2016: thyroid storm is managed in intensive care (the KB's "ICU admission").
+    # ATA 2016: thyroid storm is managed in intensive care (the KB's "ICU admission"); so is
+    # a hypertensive emergency on IV antihypertensives (ACC/AHA 2017: arterial-line monitoring).
     Trigger("thyroid_storm", "intensive care", level="intensive care unit"),
+    Trigger("hypertensive_emergency", "intensive care", level="intensive care unit"),
     # Endocrine Society 2016: adrenal crisis with hypotension needs high-dependency care
     # (fluid resuscitation with hourly observations), not a ward bed.
     Trigger(
