@@ -23,6 +23,14 @@ judged by the same words.
 - Gated steps: a next step that starts a long-term drug only with an indication the record
   documents (urate-lowering therapy after >= 2 flares a year, tophi or radiographic
   damage, ACR 2020).
+- Regimens: a stat or loading dose is followed by its regimen (the KB dose's ``then``:
+  hydrocortisone 100 mg IV stat, then 50 mg IV q6h); a renally reduced antibacterial is
+  given its first dose in full (SSC 2021).
+- History steps: a step that reads otherwise for a history (a cancer-associated clot is
+  anticoagulated for 6 months and while the cancer is active, not 3 months).
+- Care claims: a care item that presupposes a drug by a route (the IV potassium rate) only
+  where that drug was given so; the pharmacist names the drug standing in for one the
+  allergy rules out.
 """
 
 from __future__ import annotations
