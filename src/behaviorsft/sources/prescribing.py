@@ -598,7 +598,7 @@ def due_steps(cond_id: str, steps: Sequence[str], record: str) -> list[str]:
 # antibacterial is given in full whatever the renal function; the renal adjustment applies to
 # the maintenance doses (SSC 2021; IDSA/SHEA stewardship).
 STAT = "once"
-FULL_FIRST = "as the first dose in full"
+FULL_FIRST = "after a first dose in full"
 _THEN = re.compile(r"\bthen\b", re.I)
 
 
@@ -644,17 +644,18 @@ def regimen_text(
     freq: str,
     text: str,
 ) -> str:
-    """A plan medicine's words (``text``, 'Hydrocortisone 100 mg IV once') with its regimen:
-    a stat dose followed by the regimen the KB gives ('..., then 50 mg IV q6h'); a renally
-    reduced antibacterial after its first dose in full ('Meropenem 1 g IV as the first dose
-    in full, then 0.5 g IV q12h (maintenance doses adjusted for renal function)')."""
+    """A plan medicine's words (``text``, 'Hydrocortisone 100 mg IV once', kept as they are)
+    with its regimen: a stat dose followed by the regimen the KB gives ('..., then 50 mg IV
+    q6h'); a renally reduced antibacterial after its first dose in full ('Meropenem 0.5 g IV
+    q12h after a first dose in full (1 g IV; the renal adjustment is for the maintenance
+    doses only, ...)')."""
     drug = _drug_named(kb, name)
     if drug is None:
         return text
     dose = kb_dose(kb, cond_id, drug, amount, unit, freq)
     if freq == STAT:
         if dose is not None and dose.then:
-            return re.sub(rf"\s+{STAT}$", "", text) + f" stat, then {dose.then}"
+            return f"{text}, then {dose.then}"  # (the record's words kept as they are)
         return text
     if dose is not None and dose.then and dose.duration:  # apixaban 10 mg q12h for 7 days
         return f"{text} for {dose.duration}, then {dose.then}"
@@ -666,9 +667,8 @@ def regimen_text(
     if full.unit != unit or full.amount < amount:
         return text
     return (
-        f"{drug.name} {full.amount:g} {full.unit} {route} {FULL_FIRST}, then "
-        f"{amount:g} {unit} {route} {freq} (the renal adjustment is for the maintenance doses "
-        "only; reviewed as renal function changes)"
+        f"{text} {FULL_FIRST} ({full.amount:g} {full.unit} {route}; the renal adjustment is "
+        "for the maintenance doses only, reviewed as renal function changes)"
     )
 
 
