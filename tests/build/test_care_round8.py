@@ -272,3 +272,25 @@ def test_regimen_text_keeps_a_renal_regimen_with_its_own_loading_and_the_route()
     assert iv.startswith(f"Levofloxacin 750 mg IV q48h {prescribing.FULL_FIRST} (750 mg IV;")
     usual = "Meropenem 1 g IV q8h"  # a KB dose as it stands: no renal adjustment made
     assert prescribing.regimen_text(KB, "sepsis", "Meropenem", 1, "g", "IV", "q8h", usual) == usual
+
+
+def test_37_000084_a_short_course_says_its_length() -> None:
+    plan = _turn(84, "Plan: ")
+    assert "Nitrofurantoin (monohydrate/macrocrystals) 100 mg PO q12h for 5 days" in plan
+
+
+@pytest.mark.parametrize(
+    ("index", "unit"), [(8, "high-dependency unit"), (52, "high-dependency unit")]
+)
+def test_37_shocked_bleed_and_severe_dka_are_in_a_unit(index: int, unit: str) -> None:
+    """37-000008: an upper GI bleed with SBP 88 'stable overnight'; 37-000052: severe DKA
+    'reviewed daily'."""
+    family = _turn(index, "We think this is")
+    assert severity.WARD_REVIEW not in family and f"in the {unit}, with" in family
+    assert not any("on the ward" in t for t in _texts(index))
+    assert _lint(*_dumps(index)) == []
+
+
+def test_37_000223_hypoglycaemia_on_a_sulfonylurea_is_monitored_not_reviewed_daily() -> None:
+    family = _turn(223, "We think this is")
+    assert severity.WARD_REVIEW not in family and "sulfonylurea" in family

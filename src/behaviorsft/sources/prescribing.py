@@ -659,6 +659,8 @@ def regimen_text(
         return text
     if dose is not None and dose.then and dose.duration:  # apixaban 10 mg q12h for 7 days
         return f"{text} for {dose.duration}, then {dose.then}"
+    if dose is not None and dose.duration and "day 1" not in freq:  # a course of its length
+        return f"{text} for {dose.duration}"
     if not _antibacterial(drug) or amount is None or _THEN.search(freq):
         return text  # (a renal regimen with its own loading: levofloxacin 750 mg once, then)
     full = standard_dose(kb, cond_id, drug)
@@ -697,11 +699,12 @@ def regimen_gaps(
         )
         if said == text:
             continue
+        added = said.removeprefix(text)  # (a course's length alone is not checked)
         at = plan.lower().find(name.lower())
         after = plan[at:].split(";")[0] if at >= 0 else ""
-        if FULL_FIRST not in said and not _THEN.search(after):
+        if FULL_FIRST not in added and _THEN.search(added) and not _THEN.search(after):
             out.append(f"'{text}' with no regimen after it ('{said}')")
-        elif FULL_FIRST in said and FULL_FIRST not in after:
+        elif FULL_FIRST in added and FULL_FIRST not in after:
             out.append(f"{text}: a renally reduced first dose (the first dose is given in full)")
     return out
 

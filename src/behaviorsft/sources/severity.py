@@ -263,6 +263,16 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Adrenal crisis with hypotension ({why}): admitted to the high-dependency unit "
         "{t}, with hourly observations and fluid balance.",
     ),
+    # ACG 2021 / NICE CG141: an upper GI bleed with shock (SBP < 90) is resuscitated in a
+    # high-dependency unit before endoscopy.
+    Trigger(
+        "upper_gi_bleed",
+        "high-dependency care",
+        (("sbp", "<", 90),),
+        level=HDU,
+        say="Bleeding with hypotension ({why}): admitted to the high-dependency unit {t}, with "
+        "observations at least hourly before the endoscopy.",
+    ),
     # SSC 2021: septic shock (a vasopressor to keep MAP >= 65 mmHg) is cared for in ICU.
     Trigger("sepsis", "intensive care", level="intensive care unit"),
     # IDSA 2004: ampicillin for Listeria over 50 years.
@@ -626,6 +636,10 @@ WARD_REVIEW = "we'll review progress daily"
 CONDITION_REVIEW: dict[str, str] = {
     "anaphylaxis": "treatment has started; we'll keep observing closely for at least 12 hours, "
     "as the reaction can come back, with observations hourly at first",
+    # ADA 2024: glucose rechecked until stable; a sulfonylurea's effect outlasts the first
+    # correction, so monitoring continues for a day or more
+    "hypoglycemia": "treatment has started; we'll check the glucose every hour at first, and "
+    "keep checking for a day or more if a sulfonylurea caused it, as it can drop again",
 }
 NO_PHYSIO_LEVELS = frozenset({"intensive care unit", "coronary care unit", HDU})
 # Conditions whose stay is short and has no physiotherapy: an anaphylaxis observed after
