@@ -196,6 +196,7 @@ def test_lint_flags_hhs_on_the_ward_and_oral_potassium() -> None:
         if t["text"].startswith("Overnight in the high-dependency unit"):
             t["text"] = "Stable overnight on the ward."
         t["text"] = t["text"].replace("in a high-dependency unit", "on the ward")
+        t["text"] = t["text"].replace("started in the high-dependency unit", "started on the ward")
     found = _findings(case, conv)
     assert any("Potassium chloride is planned by mouth" in m for m in found)
     assert any("patient is on the ward" in m for m in found)

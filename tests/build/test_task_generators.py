@@ -28,6 +28,7 @@ from behaviorsft.build.tasks import (
 from behaviorsft.build.tasks.conflicts import conflict_pairs
 from behaviorsft.build.tasks.errors import _canonical_dose
 from behaviorsft.records import PerturbationKind
+from behaviorsft.sources import prescribing
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import allergy_group_of, kb_condition_id, synthesize_cases
 from behaviorsft.store import write_jsonl
@@ -367,7 +368,10 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 else:
                     assert not wrong_own and na in named and na not in own, t.id
             elif t.task_type is T.PREDICTIVE_NEXT_ACTION and t.restraint_control:
-                own = {a.lower() for a in cond.next_actions}
+                # the steps as they read for this history (prescribing.history_steps)
+                history = " ".join(f for f in case.facts if f.startswith("History: "))
+                steps = prescribing.history_steps(cond.id, cond.next_actions, history)
+                own = {a.lower() for a in steps}
                 offered = {x.lower() for x in texts} & own
                 assert len(offered) == 1 and all(x in t.context.excerpt.lower() for x in offered)
 

@@ -43,11 +43,17 @@ from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_ter
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
-from behaviorsft.records import Attachment, Case, Conversation, Finding, Turn
-from behaviorsft.sources import prescribing, surgical
+from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
+from behaviorsft.sources import prescribing, severity, surgical
 from behaviorsft.sources.history import history_steps, is_exposure, known_step
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.severity import level_of_care, statements, still_open
+from behaviorsft.sources.severity import (
+    level_of_care,
+    review_words,
+    statements,
+    still_open,
+    unit_of,
+)
 from behaviorsft.sources.synthetic import (
     COURSE_EVENTS,
     fmt_value,
@@ -348,7 +354,14 @@ def _with_omission(
     # nor is care that no other condition offers as a wrong option (its items are not
     # emitted, ``omissions.offered_wrong_elsewhere``): another item is left out instead
     _, avail = foreign_care(kb)
-    items = [i for i in cond.standard_of_care if not NEGATIVE.search(i.item) and avail[i.item] > 0]
+    given = [(m.name, m.route or "") for m in case.medications]
+    items = [
+        i
+        for i in cond.standard_of_care
+        if not NEGATIVE.search(i.item)
+        and avail[i.item] > 0
+        and prescribing.care_given(i.item, given)  # (no IV potassium rate without IV potassium)
+    ]
     pick.shuffle(items)
     full_idx = RecordIndex.build(case, full.conversation.turns, kb)
     for item in items:
@@ -437,6 +450,8 @@ def _render_kb(
     pharmacist = b.person("pharmacist", "Pharmacist", "clinical pharmacist")
 
     known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
+    # the steps as they read for this history (a cancer-associated clot: not 3 months)
+    next_actions = prescribing.history_steps(cond_id, cond.next_actions, " ".join(known))
 
     states = state_record(
         known,
@@ -465,7 +480,7 @@ def _render_kb(
     advice = next(
         (
             a
-            for a in cond.next_actions
+            for a in next_actions
             if current(a)
             and consultant_advice_fits(a)
             and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies)
@@ -562,7 +577,8 @@ def _render_kb(
         b.finding_turns[(f.name, f.day)] = idx
     said_exam = surgical.exam_text(exam)  # negatives last: "no X and Y" reads as neither
     b.say(edp, f"On examination: {said_exam}.", f"Examination shows {said_exam}.", anchor="exam")
-    bloods = _with_procedures(labs0)
+    home_today = severity.outpatient(cond_id)  # treated from the ED: no admission
+    bloods = severity.SAMPLE if home_today else _with_procedures(labs0)
     b.say(
         edp,
         f"Let's send {bloods} and request: {imaging.name}." if imaging else f"Let's send {bloods}.",
@@ -578,7 +594,7 @@ def _render_kb(
     tables = [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
     idx = b.say(
         resident,
-        "Admission bloods are back.",
+        *(() if home_today else ("Admission bloods are back.",)),
         "The first results are in.",
         anchor="labs",
         attachments=tables,
@@ -677,11 +693,27 @@ def _render_kb(
     actions = prescribing.drop_untaken(actions, home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
+
+    def regimen(m: Medication) -> str:  # a stat dose with its regimen; a full first dose
+        return prescribing.regimen_text(
+            kb,
+            cond_id,
+            m.name,
+            m.dose_value,
+            m.dose_unit or "",
+            m.route or "",
+            m.frequency or "",
+            medication_text(m),
+        )
+
+    regimens = [regimen(m) for m in plan]
     notes = {kb.drug(td.drug).name: [td.note or ""] for td in cond.treatments.drugs}
-    actions = [  # after a loading dose, first: "then propylthiouracil 250 mg q4h"
+    actions = [  # after a loading dose, first: "then propylthiouracil 250 mg q4h" (unless
+        # the dose's own KB regimen already says it: "Hydrocortisone 100 mg IV once, then ...")
         *prescribing.maintenance(
             (m.name, m.frequency or "", [*notes.get(m.name, []), *_dose_notes(kb, m.name, cond.id)])
-            for m in plan
+            for m, said in zip(plan, regimens, strict=True)
+            if " then " not in said
         ),
         *actions,
     ]
@@ -695,9 +727,10 @@ def _render_kb(
         [(m.name, m.dose or "", m.route or "", m.drug_class or "") for m in home],
     )
     actions += [a for a in history_steps(cond, risks) if safe(a)]  # what the history brings
+
     b.say(
         attending,
-        "Plan: " + "; ".join([medication_text(m) for m in plan] + actions) + ".",
+        "Plan: " + "; ".join(regimens + actions) + ".",
         anchor="plan",
     )
     for text in statements(case):  # done on day 0 because of the severity shown
@@ -705,11 +738,14 @@ def _render_kb(
     if case.allergies:
         a = case.allergies[0]
         check = f"I've checked the plan against the {in_sentence(a.substance)} allergy; no clash."
+        swap = prescribing.stand_in(kb, cond_id, [m.name for m in plan], a.substance)
+        if swap is not None:  # the drug the allergy rules out, and what stands in for it
+            check = check.replace("; no clash.", f": {swap}; no clash.")
     else:
         check = "No allergies recorded; doses checked against renal function."
     b.say(pharmacist, check, anchor="pharmacist")
     course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
-    if not any(e.kind == "consult" for e in course):  # a case made before the course events
+    if not home_today and not any(e.kind == "consult" for e in course):  # (before the course)
         b.say(consultant, f"From our side: {said_advice}.", anchor="consultant")
     # given in the emergency department, once: a drug no severity statement already gave
     first = ward_turns.first_dose_index([m.name for m in plan], statements(case))
@@ -723,10 +759,13 @@ def _render_kb(
         anchor="first_dose",
     )
     b.say(relative, "Is this serious? What happens now?", "Can you tell us what's going on?")
+    # the review the unit gives: daily on the ward, twice-daily senior reviews in a unit
+    unit = unit_of(case)
+    if unit is None and ward_turns.icu_planned([b.turns[b.anchors["plan"]].text]):
+        unit = "the intensive care unit"
     b.say(
         attending,
-        f"We think this is {cond.name.lower()}; treatment has started and we'll "
-        "review progress daily.",
+        f"We think this is {cond.name.lower()}; {review_words(unit, cond_id)}.",
         anchor="family",
     )
 
@@ -757,10 +796,7 @@ def _render_kb(
             )
 
     def overnight() -> None:
-        unit = level_of_care(case)
         # where the patient is: intensive care where the plan or the severity admitted them
-        if unit is None and ward_turns.icu_planned([b.turns[b.anchors["plan"]].text]):
-            unit = "intensive care"
 
         def icu() -> tuple[str, str]:
             return b.person("icu_nurse", "Nurse", "intensive care nurse")
@@ -772,11 +808,17 @@ def _render_kb(
             )
         elif any("vasopressor" in (m.drug_class or "") for m in plan):
             # a patient on a vasopressor is not "stable on the ward"
-            b.say(icu(), "Overnight in intensive care: still on the vasopressor, observed hourly.")
+            b.say(
+                icu(),
+                "Overnight in the intensive care unit: still on the vasopressor, observed hourly.",
+            )
         else:
             b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
 
-    if not course:
+    if home_today:  # home from the emergency department; the culture results the next day
+        b.say(b.person("ed_nurse", "Nurse", "emergency department nurse"), severity.DISCHARGED)
+        repeat_labs()
+    elif not course:
         repeat_labs()
         overnight()
     # The hospital course in the order it happened, each event saying its day and clock
@@ -851,6 +893,7 @@ def _render_kb(
             [f.name for f in case.findings if f.day == 0],
             [f.name for f in case.findings if f.kind == "lab"],
         )
+        and prescribing.care_given(i.item, [(m.name, m.route or "") for m in case.medications])
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:
@@ -870,7 +913,7 @@ def _render_kb(
     said = [t.text for t in b.turns]
     steps = [
         a
-        for a in cond.next_actions
+        for a in next_actions
         if current(a)
         and step_fits(a, said, treatment_started=True)
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
@@ -878,13 +921,15 @@ def _render_kb(
     steps = prescribing.drop_untaken(steps, home_said)
     if prescribing.basal_continued(cond.id, [m.name for m in home]):
         steps = [s for s in steps if not prescribing.BASAL_START.search(s)]  # already on it
-    later = [a for a in steps if a != advice]
+    later = [a for a in steps if a != advice or home_today]  # (no consultant at home)
     # prescribing: a step that starts a drug only with the indication the record documents
     documented = prescribing.documented(risks, exam)
     steps = prescribing.due_steps(cond.id, later[:2], documented)  # never the consultant's again
     b.say(
         attending,
-        "Day 2 ward round. Plan: " + "; ".join(steps or ["continue the current plan"]) + ".",
+        f"{severity.FOLLOW_UP if home_today else 'Day 2 ward round'}. Plan: "
+        + "; ".join(steps or ["continue the current plan"])
+        + ".",
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")

@@ -42,6 +42,16 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
                             ``history_steps`` give (an operation: wound and VTE risk; injection
                             drug use: HIV and hepatitis testing, addiction services; alcohol use
                             disorder: thiamine and withdrawal monitoring) and no turn plans it
+``regimen-incomplete``      a plan gives a stat dose whose KB regimen it never states
+                            (hydrocortisone 100 mg IV once in adrenal crisis with no 50 mg
+                            q6h), or a renally reduced antibacterial without its first dose
+                            in full (meropenem 0.5 g q12h from the first dose in septic shock)
+``care-without-drug``       a care item recorded as done presupposes a drug by a route the
+                            record never gives ('IV potassium rate documented and limited'
+                            after oral potassium only)
+``step-against-history``    a step the history rules out: 'anticoagulate for at least 3
+                            months (provoked)' for a clot with active cancer (6 months and
+                            while the cancer is active, NICE NG158; ASCO 2023)
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
                             does not document (allopurinol with no recurrent flares, tophi or
                             radiographic damage)
@@ -75,6 +85,9 @@ RULES: dict[str, tuple[str, str]] = {
     "sick-day-continued": ("error", "a sick-day medicine continued in an acute illness"),
     "hold-not-taken": ("error", "a hold statement names a drug the patient does not take"),
     "step-without-indication": ("error", "a next step starts a drug with no documented indication"),
+    "step-against-history": ("error", "a step the history rules out (3 months with cancer)"),
+    "care-without-drug": ("error", "a care item recorded as done presupposes a drug not given"),
+    "regimen-incomplete": ("error", "a stat dose without its regimen, or a reduced first dose"),
     "dialysis-incoherent": ("error", "a history of dialysis with an eGFR >= 15 or metformin"),
     "history-duplicate": ("error", "one disease (or a listed medicine's use) named twice"),
     "history-step-missing": ("error", "a step the history calls for is not in the plan"),
@@ -523,6 +536,7 @@ ANTIBACTERIAL = (
     "macrolide",
     "tetracycline",
     "glycopeptide",
+    "lipopeptide",
     "nitroimidazole",
     "lincosamide",
     "sulfonamide",
@@ -542,6 +556,9 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
     "pyelonephritis": ("an antibacterial", ANTIBACTERIAL),
     "community_acquired_pneumonia": ("an antibacterial", ANTIBACTERIAL),
     "diverticulitis": ("anaerobic cover", ("nitroimidazole", "penicillin", "carbapenem")),
+    # AHA 2015 / ESC 2023: empirical therapy covers MRSA until sensitivities return
+    # (vancomycin; daptomycin in a glycopeptide allergy), never cefazolin alone
+    "infective_endocarditis": ("MRSA cover", ("glycopeptide", "lipopeptide", "oxazolidinone")),
 }
 
 
@@ -812,6 +829,11 @@ def lint_conversation(
         if str(m.get("indication") or "") != diagnosis
         for n, c in [(str(m.get("name", "")), str(m.get("drug_class") or ""))]
     ]
+    history = _history(case) if case is not None else ""
+    given = [
+        (str(m.get("name", "")), str(m.get("route") or ""))
+        for m in (case or {}).get("medications") or []
+    ]
     gate = prescribing.GATED.get(cond.id) if cond is not None else None
     documented = ""
     if gate is not None and case is not None:
@@ -837,7 +859,7 @@ def lint_conversation(
                     f"'hold ...' names {', '.join(named)} but the patient takes none of them",
                     t.get("index"),
                 )
-        if case is not None and cond is not None and ("continu" in text or "stop " in text):
+        if case is not None and cond is not None and re.search(r"continu|stop |diuretic", text):
             clause = prescribing.untaken(text, [f"{n} {c}" for n, c in home])
             if clause is not None:
                 where.add(
@@ -845,6 +867,13 @@ def lint_conversation(
                     f"'{clause}' but the patient takes no such drug",
                     t.get("index"),
                 )
+        wrong = prescribing.history_step_wrong(cond.id, text, history) if cond else None
+        if wrong is not None:
+            where.add("step-against-history", wrong, t.get("index"))
+        if cond is not None and case is not None and text.startswith("Plan: "):
+            plan = [m for m in (case.get("medications") or []) if m.get("indication") == diagnosis]
+            for gap in prescribing.regimen_gaps(kb, cond.id, plan, text):
+                where.add("regimen-incomplete", gap, t.get("index"))
         if (
             gate is not None
             and text.startswith("Day 2 ward round")
@@ -857,6 +886,12 @@ def lint_conversation(
                 t.get("index"),
             )
         m = _DOCUMENTED.match(text)
+        if m is not None and case is not None and not prescribing.care_given(m["item"], given):
+            where.add(
+                "care-without-drug",
+                f"'{m['item'][:80]}' recorded as done but no such drug was given by that route",
+                t.get("index"),
+            )
         if m is not None and cond is not None and case is not None:
             for item in cond.standard_of_care:
                 if item.item != m["item"] or item.kind != "drug" or item.ref not in kb.drugs:

@@ -463,7 +463,7 @@ def _lint_ward(
             why = wt.advice_done(a.strip(" ."), icu=icu, plan_drugs=plan_drugs, studies=studies)
             if why is not None:
                 where.add("advice-already-done", f"'{a.strip(' .')}' but {why}", idx)
-        if wt.icu_planned([text]) or text.startswith("Overnight in intensive care"):
+        if wt.icu_planned([text]) or re.match(r"Overnight in (?:the )?intensive care", text):
             icu = True
         studies += [
             s

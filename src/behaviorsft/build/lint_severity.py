@@ -13,6 +13,17 @@ shown"):
                          team still offering it as conditional ("escalate to NIV if acidosis
                          persists" after a day-0 gas that meets the criterion)
 
+``review-below-severity``  a patient whose severity needs intensive, coronary or
+                         high-dependency care (``TRIGGERS`` with a level: septic shock,
+                         thyroid storm, adrenal crisis with hypotension, STEMI) is told
+                         "we'll review progress daily" (a ward's cadence), or given a
+                         physiotherapy assessment in the first days
+
+``admitted-outpatient``    a condition treated from the emergency department without
+                         admission (an afebrile uncomplicated cystitis) whose record has an
+                         admission course: admission bloods, ward events (consult, medicines
+                         reconciliation, physiotherapy) or a ward round
+
 ``thrombolysis-on-anticoagulant``  a fibrinolytic (alteplase) given to a patient whose
                          regular medicines include an anticoagulant (a DOAC taken within
                          48 h, warfarin, a heparin: AHA/ASA 2019 contraindications)
@@ -28,12 +39,31 @@ from typing import Any, Protocol
 
 from behaviorsft.build.lint_values import onset_hours
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.severity import Trigger, met, served
+from behaviorsft.sources.severity import (
+    NO_PHYSIO_LEVELS,
+    WARD_REVIEW,
+    Trigger,
+    met,
+    outpatient,
+    served,
+)
+
+# Timeline events of an admission (synthetic.course_events; the ward round).
+_COURSE = ("lab", "consult", "reconciliation", "physiotherapy", "review")
+_ADMISSION = re.compile(r"admission bloods|ward round|consult|reconciliation|physiotherapy", re.I)
 
 RULES: dict[str, tuple[str, str]] = {
     "care-below-severity": (
         "error",
         "the record meets a threshold item's trigger but leaves it undone or conditional",
+    ),
+    "review-below-severity": (
+        "error",
+        "a patient needing a unit is reviewed daily or given a physiotherapy plan",
+    ),
+    "admitted-outpatient": (
+        "error",
+        "a condition treated from the emergency department has an admission course",
     ),
     "thrombolysis-on-anticoagulant": (
         "error",
@@ -107,6 +137,15 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> dict[str
     cond = _condition(case)
     if cond is None:
         return {}
+    if outpatient(cond):
+        for e in case.get("timeline") or []:
+            said = f"{e.get('kind', '')}: {e.get('text', '')}"
+            if e.get("kind") in _COURSE and _ADMISSION.search(said):
+                where.add(
+                    "admitted-outpatient",
+                    f"{cond} is treated from the emergency department, but the record "
+                    f"has '{said[:80]}'",
+                )
     values, signs = case_values(kb, case)
     due = met(cond, values, signs)
     diagnosis = str(case.get("final_diagnosis") or "")
@@ -177,6 +216,16 @@ def lint_conversation(
     if not due:
         return
     turns = [t for t in conv.get("turns") or [] if str(t.get("role", "")) not in LAY_ROLES]
+    units = [t.level for t in due.values() if t.level in NO_PHYSIO_LEVELS]
+    for x in turns if units else ():
+        text = str(x.get("text", ""))
+        physio = str(x.get("role", "")) == "physiotherapist"
+        if WARD_REVIEW in text or physio:
+            where.add(
+                "review-below-severity",
+                f"needs the {units[0]}, but '{text[:90]}'",
+                x.get("index"),
+            )
     for item, t in due.items():
         if t.pending is not None:
             for turn in turns:

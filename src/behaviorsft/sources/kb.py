@@ -301,6 +301,11 @@ class Dose(_Model):
         default=None, pattern=ID_PATTERN, description="Condition id this dose is specific to."
     )
     note: str | None = Field(default=None, description="Loading dose, titration, caveats.")
+    then: str | None = Field(
+        default=None,
+        description="The regimen that follows a stat or loading dose ('50 mg IV q6h'): a "
+        "plan giving this dose states it (sources/prescribing.py).",
+    )
 
     @model_validator(mode="after")
     def _amount_range(self) -> Dose:

@@ -23,6 +23,14 @@ judged by the same words.
 - Gated steps: a next step that starts a long-term drug only with an indication the record
   documents (urate-lowering therapy after >= 2 flares a year, tophi or radiographic
   damage, ACR 2020).
+- Regimens: a stat or loading dose is followed by its regimen (the KB dose's ``then``:
+  hydrocortisone 100 mg IV stat, then 50 mg IV q6h); a renally reduced antibacterial is
+  given its first dose in full (SSC 2021).
+- History steps: a step that reads otherwise for a history (a cancer-associated clot is
+  anticoagulated for 6 months and while the cancer is active, not 3 months).
+- Care claims: a care item that presupposes a drug by a route (the IV potassium rate) only
+  where that drug was given so; the pharmacist names the drug standing in for one the
+  allergy rules out.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from behaviorsft.sources.kb import Condition as KBCondition
-from behaviorsft.sources.kb import Drug, KnowledgeBase
+from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase
 
 # ----------------------------------------------------------------------------- combinations
 
@@ -642,7 +650,7 @@ def untaken(action: str, meds: Iterable[str]) -> str | None:
     """The clause of ``action`` that continues or stops a therapy the patient does not
     take ('stop potassium-raising drugs' on none), given the medicines as 'name class'."""
     taking = " ".join(m.lower() for m in meds)
-    for pat, drugs in IF_TAKING:
+    for pat, drugs in (*IF_TAKING, *IF_TAKING_CLAUSE):
         m = re.search(pat, action, re.I)
         if m is not None and not re.search(drugs, taking, re.I):
             return m[0]
@@ -653,7 +661,7 @@ def drop_untaken(actions: Sequence[str], meds: Iterable[str]) -> list[str]:
     """Actions that continue or stop a therapy only when the patient takes it ('continue
     urate-lowering therapy if already taking it'); ``meds`` as 'name class' strings."""
     meds = list(meds)
-    return [a for a in actions if untaken(a, meds) is None]
+    return [a for a in (drop_clauses(x, meds) for x in actions) if untaken(a, meds) is None]
 
 
 # Drugs that raise potassium (KDIGO potassium controversies 2020): RAAS blockers, MRAs and
@@ -668,6 +676,7 @@ ANTIBACTERIAL_TAKEN = (
     r"lincosamide|clindamycin|beta-lactamase|glycopeptide|sulfonamide antibiotic|antibacterial"
 )
 ACID_SUPPRESSION = r"proton pump|prazole\b|h2[- ]receptor|histamine-2|famotidine|ranitidine"
+DIURETIC = r"diuretic|thiazide|furosemide|bumetanide|torsemide|indapamide"
 # "continue/stop X" (pattern): X's drugs, as words of a medicine's name or class
 IF_TAKING: tuple[tuple[str, str], ...] = (
     # IDSA/SHEA 2017: stop the inciting antibiotic - only while one is being taken (a
@@ -683,7 +692,26 @@ IF_TAKING: tuple[tuple[str, str], ...] = (
     ),
     (r"stop (?:the )?potassium-raising drugs(?: and supplements)?", K_RAISING),
     (r"resume (?:low-dose )?aspirin", r"aspirin"),  # after a bleed: only if it was taken
+    # hypokalaemia: diuretic advice only for a patient on a diuretic
+    (r"potassium-sparing diuretic if diuretic-induced", DIURETIC),
+    (r"adjust (?:the )?diuretic", DIURETIC),
 )
+# Clauses of an action that are left out (the rest of the action kept) for a patient who
+# does not take the drugs: "treat the cause (vomiting, diarrhoea, laxatives) and adjust the
+# diuretic if diuretic-induced" reads "treat the cause (vomiting, diarrhoea, laxatives)".
+IF_TAKING_CLAUSE: tuple[tuple[str, str], ...] = (
+    (r",? and adjust (?:the )?diuretic if diuretic-induced", DIURETIC),
+)
+
+
+def drop_clauses(action: str, meds: Iterable[str]) -> str:
+    """``action`` without its clauses about drugs the patient does not take."""
+    taking = " ".join(m.lower() for m in meds)
+    for pat, drugs in IF_TAKING_CLAUSE:
+        if not re.search(drugs, taking, re.I):
+            action = re.sub(pat, "", action, flags=re.I)
+    return action
+
 
 # ----------------------------------------------------------------------------- gated steps
 
@@ -731,3 +759,252 @@ def due_steps(cond_id: str, steps: Sequence[str], record: str) -> list[str]:
     gate = GATED.get(cond_id)
     kept = [s for s in steps if not gated(cond_id, s, record)]
     return [gate.instead, *kept] if gate is not None and len(kept) < len(steps) else kept
+
+
+# ----------------------------------------------------------------------------- regimens
+
+# A stat or loading dose is followed by its regimen (the KB dose's ``then``: hydrocortisone
+# 100 mg IV stat, then 50 mg IV q6h in adrenal crisis, Endocrine Society 2016;
+# propylthiouracil 500 mg, then 250 mg q4h in thyroid storm, ATA 2016). The first dose of an
+# antibacterial is given in full whatever the renal function; the renal adjustment applies to
+# the maintenance doses (SSC 2021; IDSA/SHEA stewardship).
+STAT = "once"
+FULL_FIRST = "after a first dose in full"
+_THEN_WORD = re.compile(r"\bthen\b", re.I)
+
+
+def kb_dose(
+    kb: KnowledgeBase, cond_id: str, drug: Drug, amount: float | None, unit: str, freq: str
+) -> Dose | None:
+    """The KB dose (the condition's own or the drug's) a plan medicine is given at, or None."""
+    cond = kb.conditions.get(cond_id)
+    own = [td.dose for td in (cond.treatments.drugs if cond else ()) if td.drug == drug.id]
+    for d in [*(x for x in own if x is not None), *drug.doses]:
+        if d.amount == amount and d.unit == unit and d.frequency == freq:
+            return d
+    return None
+
+
+def standard_dose(kb: KnowledgeBase, cond_id: str, drug: Drug) -> Dose:
+    """The dose the condition gives ``drug`` at before any renal adjustment."""
+    cond = kb.conditions.get(cond_id)
+    own = next(
+        (td.dose for td in (cond.treatments.drugs if cond else ()) if td.drug == drug.id),
+        None,
+    )
+    return own if own is not None else drug.dose_for(cond_id)
+
+
+_NAMED: dict[int, tuple[KnowledgeBase, dict[str, Drug]]] = {}
+
+
+def _drug_named(kb: KnowledgeBase, name: str) -> Drug | None:
+    got = _NAMED.get(id(kb))
+    if got is None or got[0] is not kb:
+        got = _NAMED[id(kb)] = (kb, {d.name.lower(): d for d in kb.drugs.values()})
+    return got[1].get(name.lower())
+
+
+def regimen_text(
+    kb: KnowledgeBase,
+    cond_id: str,
+    name: str,
+    amount: float | None,
+    unit: str,
+    route: str,
+    freq: str,
+    text: str,
+) -> str:
+    """A plan medicine's words (``text``, 'Hydrocortisone 100 mg IV once', kept as they are)
+    with its regimen: a stat dose followed by the regimen the KB gives ('..., then 50 mg IV
+    q6h'); a renally reduced antibacterial after its first dose in full ('Meropenem 0.5 g IV
+    q12h after a first dose in full (1 g IV; the renal adjustment is for the maintenance
+    doses only, ...)')."""
+    drug = _drug_named(kb, name)
+    if drug is None:
+        return text
+    dose = kb_dose(kb, cond_id, drug, amount, unit, freq)
+    if freq == STAT:
+        if dose is not None and dose.then:
+            return f"{text}, then {dose.then}"  # (the record's words kept as they are)
+        return text
+    if dose is not None and dose.then and dose.duration:  # apixaban 10 mg q12h for 7 days
+        return f"{text} for {dose.duration}, then {dose.then}"
+    if dose is not None and dose.duration and "day 1" not in freq:  # a course of its length
+        return f"{text} for {dose.duration}"
+    if not _antibacterial(drug) or amount is None or _THEN_WORD.search(freq):
+        return text  # (a renal regimen with its own loading: levofloxacin 750 mg once, then)
+    full = standard_dose(kb, cond_id, drug)
+    if not drug.renal or dose is not None:
+        return text  # a KB dose as it stands: no renal adjustment made
+    if full.unit != unit or full.amount < amount:
+        return text
+    return (
+        f"{text} {FULL_FIRST} ({full.amount:g} {full.unit} {route}; the renal adjustment is "
+        "for the maintenance doses only, reviewed as renal function changes)"
+    )
+
+
+def regimen_gaps(
+    kb: KnowledgeBase, cond_id: str, meds: Iterable[Mapping[str, object]], plan: str
+) -> list[str]:
+    """What the plan turn ``plan`` leaves out of the regimens of its medicines (records as
+    mappings): a stat dose with a KB regimen but no 'then', a renally reduced antibacterial
+    without its first dose in full."""
+    out = []
+    for m in meds:
+        name = str(m.get("name") or "")
+        amount = m.get("dose_value")
+        text = " ".join(
+            str(x) for x in (name, m.get("dose"), m.get("route"), m.get("frequency")) if x
+        )
+        said = regimen_text(
+            kb,
+            cond_id,
+            name,
+            float(amount) if isinstance(amount, (int, float)) else None,
+            str(m.get("dose_unit") or ""),
+            str(m.get("route") or ""),
+            str(m.get("frequency") or ""),
+            text,
+        )
+        if said == text:
+            continue
+        added = said.removeprefix(text)  # (a course's length alone is not checked)
+        at = plan.lower().find(name.lower())
+        after = plan[at:].split(";")[0] if at >= 0 else ""
+        if FULL_FIRST not in added and _THEN_WORD.search(added) and not _THEN_WORD.search(after):
+            out.append(f"'{text}' with no regimen after it ('{said}')")
+        elif FULL_FIRST in added and FULL_FIRST not in after:
+            out.append(f"{text}: a renally reduced first dose (the first dose is given in full)")
+    return out
+
+
+# ----------------------------------------------------------------------------- history steps
+
+# History words of an active cancer (cancer-associated thrombosis).
+ACTIVE_CANCER = re.compile(
+    r"\bactive cancer|chemotherapy|metasta|\bmalignan|\b(?:lymphoma|leukaemia|myeloma)\b", re.I
+)
+_CANCER_VTE = (
+    "cancer-associated {what}: anticoagulate for at least 6 months and for as long as the "
+    "cancer is active or treated (NICE NG158; ASCO 2023); a DOAC (apixaban or rivaroxaban) "
+    "suits, or LMWH where a luminal gastrointestinal or genitourinary cancer brings a high "
+    "bleeding risk"
+)
+_CANCER_REVIEW = (
+    "review anticoagulation at 6 months and then regularly while the cancer is active, with "
+    "oncology (drug interactions with the cancer treatment, bleeding risk, platelet count)"
+)
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """A next step that reads otherwise for a history: the step (pattern) and its words."""
+
+    history: re.Pattern[str]
+    step: str
+    instead: str
+
+
+# condition id -> the steps that a history changes, each replaced one for one (so a list of
+# steps keeps its positions). CHEST 2021 / NICE NG158 / ASCO 2023: a clot with active cancer
+# is not a provoked clot of 3 months; it is treated for 6 months or while the cancer lasts.
+HISTORY_STEPS: dict[str, tuple[HistoryStep, ...]] = {
+    "dvt": (
+        HistoryStep(ACTIVE_CANCER, r"at least 3 months", _CANCER_VTE.format(what="DVT")),
+        HistoryStep(ACTIVE_CANCER, r"provoking factor has resolved", _CANCER_REVIEW),
+    ),
+    "pulmonary_embolism": (
+        HistoryStep(ACTIVE_CANCER, r"at least 3 months", _CANCER_VTE.format(what="PE")),
+        HistoryStep(
+            ACTIVE_CANCER,
+            r"cancer screening",
+            "review the cancer treatment with oncology: drug interactions with the "
+            "anticoagulant and the bleeding risk",
+        ),
+    ),
+}
+
+
+def history_steps(cond_id: str, steps: Sequence[str], history: str) -> list[str]:
+    """``steps`` as they read for this ``history`` (one for one): 'anticoagulate for at
+    least 3 months (provoked)' becomes the extended course of a cancer-associated clot."""
+    rows = HISTORY_STEPS.get(cond_id, ())
+    out = []
+    for s in steps:
+        row = next(
+            (r for r in rows if re.search(r.step, s, re.I) and r.history.search(history)), None
+        )
+        out.append(s if row is None else row.instead)
+    return out
+
+
+def history_step_wrong(cond_id: str, text: str, history: str) -> str | None:
+    """Why ``text`` says what the history rules out ("'at least 3 months' with active
+    cancer in the history"), or None."""
+    for r in HISTORY_STEPS.get(cond_id, ()):
+        h = r.history.search(history)
+        if h is not None and (m := re.search(r.step, text, re.I)):
+            return f"'{m[0]}' with {h[0]} in the history"
+    return None
+
+
+# ----------------------------------------------------------------------------- care claims
+
+# Care items that presuppose a drug given by a route (pattern -> drug-name pattern, route):
+# 'IV potassium rate documented and limited' is claimed only when IV potassium was given.
+CARE_NEEDS: tuple[tuple[str, str, str], ...] = ((r"\bIV potassium\b", r"\bpotassium\b", "IV"),)
+
+
+def care_given(item: str, meds: Iterable[tuple[str, str]]) -> bool:
+    """Whether a care ``item`` can be claimed for a plan of (name, route): True unless it
+    presupposes a drug by a route that none of them is."""
+    meds = list(meds)
+    for pat, drug, route in CARE_NEEDS:
+        if re.search(pat, item, re.I) and not any(
+            re.search(drug, n, re.I) and r == route for n, r in meds
+        ):
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------- allergy
+
+# What a first-line drug lost to an allergy covers, by class words: its stand-in keeps it.
+COVERS: dict[str, str] = {"glycopeptide": "MRSA cover"}
+
+
+def stand_in(kb: KnowledgeBase, cond_id: str, plan: Sequence[str], substance: str) -> str | None:
+    """What the pharmacist says of a first-line drug the allergy ``substance`` rules out
+    and the plan drug (names in ``plan``) that stands in for it ('daptomycin in place of
+    vancomycin, keeping the MRSA cover'), or None."""
+    cond = kb.conditions.get(cond_id)
+    if cond is None:
+        return None
+    groups = {g for g, x in kb.allergy_groups.items() if x.name.split(" (")[0] == substance}
+    given = {p.lower() for p in plan}
+    lost = next(
+        (
+            kb.drug(td.drug)
+            for td in cond.treatments.drugs
+            if td.role == "first_line" and groups & set(kb.drug(td.drug).allergy_groups)
+        ),
+        None,
+    )
+    if lost is None or lost.name.lower() in given:
+        return None
+    instead = next(
+        (
+            kb.drug(td.drug)
+            for td in cond.treatments.drugs
+            if td.role in ("alternative", "conditional") and kb.drug(td.drug).name.lower() in given
+        ),
+        None,
+    )
+    if instead is None:
+        return None
+    keeps = next((c for w, c in COVERS.items() if w in lost.drug_class.lower()), None)
+    return f"{short_name(instead.name)} in place of {short_name(lost.name)}" + (
+        f", keeping the {keeps}" if keeps else ""
+    )

@@ -93,6 +93,7 @@ ANTIBACTERIAL_WORDS = (
     "fluoroquinolone",
     "beta-lactamase",
     "glycopeptide",
+    "lipopeptide",
 )
 
 
@@ -258,6 +259,32 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Signs of heart failure with the storm: short-acting IV esmolol instead of oral "
         "propranolol, titrated to heart rate and blood pressure (ATA 2016), started {t}.",
     ),
+    # ATA 2016: thyroid storm is managed in intensive care (the KB's "ICU admission"); so is
+    # a hypertensive emergency on IV antihypertensives (ACC/AHA 2017: arterial-line monitoring).
+    Trigger("thyroid_storm", "intensive care", level="intensive care unit"),
+    Trigger("hypertensive_emergency", "intensive care", level="intensive care unit"),
+    # Endocrine Society 2016: adrenal crisis with hypotension needs high-dependency care
+    # (fluid resuscitation with hourly observations), not a ward bed.
+    Trigger(
+        "adrenal_crisis",
+        "high-dependency care",
+        (("sbp", "<", 90),),
+        level=HDU,
+        say="Adrenal crisis with hypotension ({why}): admitted to the high-dependency unit "
+        "{t}, with hourly observations and fluid balance.",
+    ),
+    # ACG 2021 / NICE CG141: an upper GI bleed with shock (SBP < 90) is resuscitated in a
+    # high-dependency unit before endoscopy.
+    Trigger(
+        "upper_gi_bleed",
+        "high-dependency care",
+        (("sbp", "<", 90),),
+        level=HDU,
+        say="Bleeding with hypotension ({why}): admitted to the high-dependency unit {t}, with "
+        "observations at least hourly before the endoscopy.",
+    ),
+    # SSC 2021: septic shock (a vasopressor to keep MAP >= 65 mmHg) is cared for in ICU.
+    Trigger("sepsis", "intensive care", level="intensive care unit"),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
         "bacterial_meningitis",
@@ -339,7 +366,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         pending=r"ICU admission for reduced consciousness",
         say="Meningitis with an altered mental state: admitted to the intensive care unit {t}.",
     ),
-    # Severe hypokalaemia: IV replacement.
+    # Severe hypokalaemia (K < 2.5) or ECG changes: IV replacement with cardiac monitoring,
+    # the potassium rechecked and the magnesium replaced (Kardalas 2018; KCl injection label).
     Trigger(
         "hypokalemia",
         "IV potassium",
@@ -347,7 +375,19 @@ TRIGGERS: tuple[Trigger, ...] = (
         drug="potassium_chloride",
         route="IV",
         say="{why} is below 2.5: potassium chloride IV with cardiac monitoring, not by "
-        "mouth, started {t}.",
+        "mouth, started {t}; potassium rechecked every 4-6 h and magnesium checked and "
+        "replaced if low.",
+    ),
+    Trigger(
+        "hypokalemia",
+        "IV potassium",
+        (("potassium", "<", 3.5),),
+        sign=r"U waves|ST depression|T-wave flattening|\bQU\b|arrhythmi|ectopics",
+        drug="potassium_chloride",
+        route="IV",
+        say="ECG changes with {why}: potassium chloride IV at up to 10 mEq/h peripherally "
+        "with cardiac monitoring, not a single oral dose, started {t}; potassium rechecked "
+        "every 4-6 h and magnesium checked and replaced if low.",
     ),
     # SSC 2021: 30 mL/kg crystalloid for hypotension or lactate >= 4.
     *(
@@ -387,6 +427,7 @@ _LABELS = {
     "temperature": "temperature {v} degC",
     "hemoglobin": "haemoglobin {v} g/dL",
     "age": "age {v}",
+    "sbp": "systolic blood pressure {v} mmHg",
 }
 
 
@@ -600,3 +641,88 @@ def escalate(
     if level is not None:
         events.append(Event(day=0, kind=LEVEL, text=f"the {level}"))
     return events
+
+
+# ----------------------------------------------------------------------------- review
+
+# How often a unit reviews its patient and what it watches (the family is told; a ward
+# patient is reviewed daily). Units of critical care take no ward physiotherapy plan in the
+# first days; a stroke unit or a respiratory high-dependency unit keeps its therapists.
+UNIT_REVIEW: dict[str, str] = {
+    "intensive care": "continuous monitoring and a consultant review at least twice a day",
+    "coronary care": "continuous ECG monitoring and a senior review at least twice a day",
+    "high-dependency": "observations at least hourly and a senior review at least twice a day",
+    "stroke unit": "neurological observations and a senior review at least twice a day",
+}
+WARD_REVIEW = "we'll review progress daily"
+# Conditions with a review of their own on the ward (RCUK 2021: observation after
+# anaphylaxis, as a biphasic reaction can follow).
+CONDITION_REVIEW: dict[str, str] = {
+    "anaphylaxis": "treatment has started; we'll keep observing closely for at least 12 hours, "
+    "as the reaction can come back, with observations hourly at first",
+    # ADA 2024: glucose rechecked until stable; a sulfonylurea's effect outlasts the first
+    # correction, so monitoring continues for a day or more
+    "hypoglycemia": "treatment has started; we'll check the glucose every hour at first, and "
+    "keep checking for a day or more if a sulfonylurea caused it, as it can drop again",
+}
+NO_PHYSIO_LEVELS = frozenset({"intensive care unit", "coronary care unit", HDU})
+# Conditions whose stay is short and has no physiotherapy: an anaphylaxis observed after
+# adrenaline, a lower urinary tract infection.
+NO_PHYSIO_CONDITIONS = frozenset({"anaphylaxis", "uncomplicated_cystitis"})
+VASOPRESSOR = "vasopressor"
+
+
+# Conditions treated from the emergency department without admission (IDSA 2010 / NICE
+# NG109: an afebrile lower urinary tract infection): a urine sample, not admission bloods;
+# home on the first dose; the culture result and a follow-up by telephone, no ward round.
+OUTPATIENT = frozenset({"uncomplicated_cystitis"})
+OUTPATIENT_REVIEW = (
+    "it can be treated at home, so you can go home today on the antibiotic; we'll phone "
+    "with the urine culture result"
+)
+DISCHARGED = "Discharged home from the emergency department on the antibiotic, with advice "
+DISCHARGED += "to come back with fever, flank pain or no improvement in 48 hours."
+SAMPLE = "a urine sample"  # what an outpatient's work-up sends
+FOLLOW_UP = "Day 2 telephone follow-up"
+
+
+def outpatient(cond_id: str | None) -> bool:
+    """Whether the condition is treated without admission (no ward, no ward round)."""
+    return cond_id in OUTPATIENT
+
+
+def unit_of(case: Case) -> str | None:
+    """The unit a patient is cared for in after day 0: the level severity set, or intensive
+    care for a patient on a vasopressor ('the intensive care unit'); None: a ward."""
+    level = level_of_care(case)
+    if level is not None:
+        return level
+    if any(VASOPRESSOR in (m.drug_class or "") for m in case.medications):
+        return "the intensive care unit"
+    return None
+
+
+def review_words(unit: str | None, cond_id: str | None = None) -> str:
+    """What the family is told of the review after 'treatment has started': daily on the
+    ward (or the condition's own observation), the unit's monitoring and twice-daily
+    senior reviews in a unit."""
+    if unit is None and outpatient(cond_id):
+        return f"treatment has started; {OUTPATIENT_REVIEW}"
+    if unit is None:
+        return CONDITION_REVIEW.get(cond_id or "", f"treatment has started and {WARD_REVIEW}")
+    name = unit if unit.startswith("the ") else f"the {unit}"
+    for words, review in UNIT_REVIEW.items():
+        if words in unit:
+            return f"treatment has started in {name}, with {review}"
+    return f"treatment has started in {name}, with close monitoring"
+
+
+def physiotherapy_due(cond_id: str, levels: Iterable[str], classes: Iterable[str]) -> bool:
+    """Whether the first days of an admission include a physiotherapy assessment: not in
+    a short stay (anaphylaxis, cystitis), nor in intensive, coronary or high-dependency care
+    (its ``levels``; a vasopressor among the plan's drug ``classes``)."""
+    if cond_id in NO_PHYSIO_CONDITIONS:
+        return False
+    if any(level.removeprefix("the ") in NO_PHYSIO_LEVELS for level in levels):
+        return False
+    return not any(VASOPRESSOR in c for c in classes)

@@ -362,7 +362,9 @@ COURSE_EVENTS: dict[str, tuple[str, int, int]] = {
 }
 
 
-def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
+def course_events(
+    seed: int, index: int, repeat: Finding | None, physio: bool = True
+) -> list[Event]:
     """The hospital course of case ``index``, in the order it happened: the consult, the
     medicines reconciliation, the physiotherapy assessment and the repeat of ``repeat``
     (on its day) in a uniformly random order, each on a day its window allows.
@@ -374,6 +376,8 @@ def course_events(seed: int, index: int, repeat: Finding | None) -> list[Event]:
     """
     rng = random.Random(f"behaviorsft-synth-course:{seed}:{index}")
     windows = {k: (lo, hi) for k, (_, lo, hi) in COURSE_EVENTS.items()}
+    if not physio:  # critical care or a short stay (severity.physiotherapy_due)
+        del windows["physiotherapy"]
     if repeat is not None:
         day = int(repeat.day or 1)
         windows["lab"] = (day, day)
@@ -617,6 +621,8 @@ def synthesize_case(
         lab = kb.lab(lid)
         if lab.kind != "quantitative" or lf.range is None or lid in NO_DAY1_REPEAT:
             continue  # (a TSH or a CSF count is not repeated at 24 h)
+        if severity.outpatient(cond.id):
+            break  # sent home: no repeat the next day (the culture still results)
         first = next(f for f in findings if f.name == lab.name)
         ref = lab.reference(sex)  # type: ignore[arg-type]
         assert first.value is not None
@@ -875,7 +881,13 @@ def synthesize_case(
         Event(day=-onset_days, kind="symptom", text=f"{complaints[0].capitalize()} began."),
         Event(day=0, kind="presentation", text="Presented to the emergency department."),
         Event(day=0, kind="vitals", text="Triage observations recorded."),
-        Event(day=0, kind="lab", text="Admission bloods drawn."),
+        Event(
+            day=0,
+            kind="lab",
+            text="Urine sample sent."  # (treated from the emergency department)
+            if severity.outpatient(cond.id)
+            else "Admission bloods drawn.",
+        ),
         Event(day=0, kind="imaging", text=f"{imaging.modality} performed."),
         Event(day=0, kind="diagnosis", text=f"Working diagnosis: {cond.name}."),
     ]
@@ -885,8 +897,17 @@ def synthesize_case(
         timeline.append(Event(day=0, kind="medication", text=f"{first_med.name} started."))
     timeline += severe
     # an early consult on the admission day; physiotherapy after the surgical review
-    timeline += surgical.order_course(cond, course_events(seed, index, repeat), f"{seed}:{index}")
-    timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
+    physio = severity.physiotherapy_due(
+        cond.id,
+        [e.text for e in severe if e.kind == severity.LEVEL],
+        [m.drug_class or "" for m in plan],
+    )
+    if severity.outpatient(cond.id):  # home from the emergency department: no ward course
+        timeline.append(Event(day=2, kind="review", text="Telephone follow-up."))
+    else:
+        course = course_events(seed, index, repeat, physio)
+        timeline += surgical.order_course(cond, course, f"{seed}:{index}")
+        timeline.append(Event(day=2, kind="review", text="Ward round review of progress."))
 
     presentation = (
         f"{onset_phrase(onset_days)} of "

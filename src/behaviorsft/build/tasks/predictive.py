@@ -76,7 +76,9 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
     )
     history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     states = _states(ctx)
-    for action in ctx.cond.next_actions[1:] or ctx.cond.next_actions:
+    said = " ".join(f[len("History: ") :] for f in facts if f.startswith("History: "))
+    steps = prescribing.history_steps(ctx.cond.id, ctx.cond.next_actions, said)
+    for action in steps[1:] or steps:
         reason = _not_due(action, idx)
         if reason is None and known_step(action, history):
             reason = "the history rules it out"  # 3 months 'provoked' with active cancer
@@ -123,7 +125,8 @@ def _done_by_now(ctx: Ctx, end: int) -> list[str]:
     facts = ctx.case.facts
     history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     states = _states(ctx)
-    for action in ctx.cond.next_actions:
+    said = " ".join(f[len("History: ") :] for f in facts if f.startswith("History: "))
+    for action in prescribing.history_steps(ctx.cond.id, ctx.cond.next_actions, said):
         if NEGATIVE.search(action) or not done_by_discharge(action):
             continue
         if known_step(action, history):
