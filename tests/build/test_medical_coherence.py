@@ -258,7 +258,7 @@ def test_adrenal_crisis_history_is_primary_insufficiency_on_replacement() -> Non
         assert "adrenal insufficiency" in history
         assert any(m.name == "Hydrocortisone" and m.route == "PO" for m in case.medications)
         plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
-        assert "hydrocortisone 50 mg IV every 6 h" in plan
+        assert "Hydrocortisone 100 mg IV once, then 50 mg IV q6h" in plan
         assert _rules(case, conv) == []
     kb = load_kb()
     assert not any("hypopituitarism" in r for r in kb.condition("adrenal_crisis").risk_factors)
@@ -270,12 +270,17 @@ def test_iv_potassium_claim_needs_iv_potassium() -> None:
 
     case, conv = _case(572, seed=37)
     texts = _texts(conv)
-    assert not any("IV potassium rate" in t for t in texts)
+    # claimed only beside IV potassium (ECG changes now bring it: sources/prescribing)
+    iv = any(m.name == "Potassium chloride" and m.route == "IV" for m in case.medications)
+    assert any("IV potassium rate" in t for t in texts) <= iv
     item = "IV potassium rate documented and limited"
     said = ["Plan: Potassium chloride 20 mEq PO once.", f"Documented: {item}."]
     assert not route_claim_shown(item, said)
     assert route_claim_shown(item, ["Plan: Potassium chloride 10 mEq/h IV continuous."])
     bad = copy.deepcopy(conv.model_dump(mode="json"))
+    for t in bad["turns"]:  # potassium by mouth only, and the claim
+        if "otassium chloride" in t["text"] or "IV potassium" in t["text"]:
+            t["text"] = "Plan: Potassium chloride 20 mEq PO once."
     bad["turns"][-2]["text"] = f"Documented: {item}."
     assert "route-claim-unshown" in _rules(case, bad)
 
@@ -288,8 +293,10 @@ def test_loading_doses_come_with_their_maintenance() -> None:
     case, conv = _case(25, seed=37)
     assert case.conditions[0].code == "thyroid_storm"
     plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
-    assert "then propylthiouracil 250 mg q4h" in plan
-    assert "then hydrocortisone 100 mg IV every 8 h" in plan
+    # the KB dose's own regimen (Dose.then) says it once, right after the loading dose
+    assert "Propylthiouracil 500 mg PO once, then 250 mg PO q4h" in plan
+    assert "Hydrocortisone 300 mg IV once, then 100 mg IV q8h" in plan
+    assert plan.count("then propylthiouracil") == 0
     assert maintenance([("Aspirin", "once daily", ["then 81 mg once daily"])]) == []
     assert _rules(case, conv) == []
 

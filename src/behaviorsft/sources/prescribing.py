@@ -872,7 +872,9 @@ def regimen_gaps(
             continue
         added = said.removeprefix(text)  # (a course's length alone is not checked)
         at = plan.lower().find(name.lower())
-        after = plan[at:].split(";")[0] if at >= 0 else ""
+        if at < 0:
+            continue  # a plan turn about other things (the rule reads the turn naming it)
+        after = plan[at:].split(";")[0]
         if FULL_FIRST not in added and _THEN_WORD.search(added) and not _THEN_WORD.search(after):
             out.append(f"'{text}' with no regimen after it ('{said}')")
         elif FULL_FIRST in added and FULL_FIRST not in after:
