@@ -23,6 +23,16 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``considered-incomplete`` a discharge summary whose "also considered" list leaves out a
                           differential the team discussed (septic arthritis and pseudogout
                           in a gout flare)
+``reason-not-discriminating`` a reason cited against a differential that leaves out the
+                          finding that argues against it on its own (the knowledge base's
+                          first: "pneumonia is less likely given hypoxaemia", cut from "no
+                          consolidation on CTPA despite hypoxaemia")
+``reason-nondecisive``    the working diagnosis said to fit best given the presenting
+                          complaint while the record shows the study finding that makes it
+                          (a vegetation on echocardiography)
+``premise-missing``       a differential or step resting on a line, catheter or device
+                          ("catheter-related bacteraemia", "line removal") that the record
+                          never documents
 ``organism-discordant``   a turn (history, examination, plan) naming an organism while the
                           case's microbiology points only to others (a meningococcal contact,
                           or meningococcal chemoprophylaxis, with gram-positive diplococci)
@@ -65,7 +75,9 @@ from behaviorsft.build.coherence import (
     done_by_discharge,
     negation_contradicted,
     only_negated,
+    opposite_stated,
     organism_conflict,
+    premise_missing,
     repeat_unshown,
     surgeon_advice,
 )
@@ -73,6 +85,9 @@ from behaviorsft.sources.kb import KnowledgeBase
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
+    "reason-not-discriminating": ("error", "a reason that argues against nothing on its own"),
+    "reason-nondecisive": ("error", "the working diagnosis justified by symptoms alone"),
+    "premise-missing": ("error", "a differential or step about an undocumented line/device"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
@@ -112,6 +127,41 @@ def kb_condition(kb: KnowledgeBase, case: dict[str, Any] | None) -> Any:
 # ----------------------------------------------------------------------------- turns
 
 
+def _keeps_first(kb_reason: str, said: str) -> bool:
+    """Whether ``said`` (a reason cited against a differential) keeps the first finding of
+    the knowledge base's ``kb_reason``, the one that argues against it on its own (in the
+    KB's words or the report's: "without infiltrate" said "without consolidation")."""
+    from behaviorsft.build.lint_plan import split_clauses
+
+    first = split_clauses(kb_reason)[0].lower()
+    words = {w for w in re.findall(r"[a-z0-9]+", first) if w not in _SOFT}
+    for clause in split_clauses(said):
+        low = clause.lower()
+        if low == first or words <= set(re.findall(r"[a-z0-9]+", low)) | _SOFT:
+            return True
+        if _NEGATIVE.match(first) and _NEGATIVE.match(low):
+            return True  # an absence said in the report's word
+    return False
+
+
+_SOFT = frozenset({"a", "an", "the", "on", "of", "in"})
+
+
+def _decisive_shown(cond: Any, findings: list[dict[str, Any]], texts: list[str]) -> str | None:
+    """The finding of the study that makes ``cond``'s diagnosis (KB ``decisive``) when the
+    record's ``texts`` so far report it, else None."""
+    for f in findings:
+        if f.get("kind") != "imaging":
+            continue
+        value = str(f.get("value_text") or "")
+        study = next((s for s in cond.imaging if s.modality == f.get("name")), None)
+        if study is None or not study.decisive or value != study.finding:
+            continue
+        if any(value in t for t in texts):
+            return value
+    return None
+
+
 def lint_conversation(
     kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None
 ) -> None:
@@ -142,11 +192,43 @@ def lint_conversation(
             where.add("organism-discordant", f"'{text[:80]}' {why}", idx)
         if role in LAY:
             continue
-        reasons = [r for r in cited_reasons(text) if r[1] == "is less likely"]
+        missing = premise_missing(text, " ".join(texts[:i]))
+        if missing is not None:
+            where.add(
+                "premise-missing",
+                f"'{missing}' but the record documents no line, catheter or device",
+                idx,
+            )
+        cited = cited_reasons(text)
+        reasons = [r for r in cited if r[1] == "is less likely"]
+        decisive = _decisive_shown(cond, findings, texts[:i])
+        for dx, verb, reason in cited:
+            if verb == "fits best" and decisive is not None and decisive not in reason:
+                where.add(
+                    "reason-nondecisive",
+                    f"'{dx} fits best given {reason}' while the record shows {decisive}",
+                    idx,
+                )
         if reasons:
             shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]], lay=True)
             for dx, _, reason in reasons:
+                diff = next((d for d in cond.differentials if d.name == dx), None)
+                if diff is not None and not _keeps_first(diff.argues_against, reason):
+                    where.add(
+                        "reason-not-discriminating",
+                        f"'{dx} is less likely given {reason}' leaves out "
+                        f"'{split_clauses(diff.argues_against)[0]}', the finding that argues "
+                        "against it",
+                        idx,
+                    )
                 for clause in split_clauses(reason):
+                    state = opposite_stated(shown.sentences, clause)
+                    if state is not None:
+                        where.add(
+                            "reason-contradicted",
+                            f"'{dx} is less likely given {reason}' but the record gives {state}",
+                            idx,
+                        )
                     if _NEGATIVE.match(clause) and negation_contradicted(shown.sentences, clause):
                         where.add(
                             "reason-contradicted",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from behaviorsft.build.conversation import fits_best_given
+from behaviorsft.build.conversation import decisive_finding, fits_best, fits_best_given
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -63,8 +63,8 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             (f"what did the attending say would favour {x.name.lower()}?", x.favoured_by, x)
         )
     turn = ctx.rendered.conversation.turns[ctx.anchor("ddx") or 0].text
-    given = fits_best_given(symptoms)
-    if symptoms and f"{cond.name} fits best given {given}." in turn:
+    given = fits_best_given(symptoms, decisive_finding(cond, ctx.case))
+    if symptoms and fits_best(cond, ctx.case, symptoms) in turn:
         said.append(
             (
                 f"what did the attending give as the reason {cond.name.lower()} fits best?",
@@ -361,9 +361,10 @@ def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
         correct=label(0),
         pool=[label(j) for j in range(1, len(names))],
         rationale=f"Turn {b} adds {imaging.name}: {imaging.value_text}. With the history, "
-        f"examination and admission results it supports {ctx.cond.name}, the team's "
-        "working diagnosis; " + ", ".join(d.name for d in diffs) + " rest on findings "
-        "this patient does not have.",
+        # only what the window shows: the team names its working diagnosis after turn b
+        f"examination and admission results it supports {ctx.cond.name}; "
+        + ", ".join(d.name for d in diffs)
+        + " rest on findings this patient does not have.",
         turn_start=0,
         turn_end=b,
         n_options=4,
