@@ -288,28 +288,37 @@ def opposite_stated(sentences: Iterable[str], clause: str) -> str | None:
     return None
 
 
-# A premise some differentials and plan steps rest on: an intravascular line, catheter or
-# implanted device ("catheter-related bacteraemia", "line removal"), and the record's
-# words that document one.
-PREMISED = re.compile(
-    r"\bcatheter-related\b|\bline[- ]related\b|\bline removal\b|"
-    r"\bremov\w* (?:the |any |infected )*(?:intravascular )?(?:lines?|catheters?|devices?)\b",
-    re.I,
-)
-PREMISE = re.compile(
+# A premise some differentials and plan steps rest on, and the record's words that
+# document it: a line or catheter ("catheter-related bacteraemia", "line removal"), or any
+# intravascular or implanted device ("remove infected intravascular devices").
+_LINE = (
     r"\bcatheter\b|\bcentral (?:venous )?line\b|\bPICC\b|\bport\b|\bcannula\b|"
-    r"\bpacemaker\b|\bdefibrillator\b|\bcardiac device\b|\bhaemodialysis\b|\bdialysis\b",
-    re.I,
+    r"\bhaemodialysis\b|\bdialysis\b"
+)
+PREMISES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(
+            r"\bcatheter-related\b|\bline[- ]related\b|\bline removal\b|"
+            r"\bremov\w* (?:the |any |infected )*(?:intravascular )?(?:lines?|catheters?)\b",
+            re.I,
+        ),
+        re.compile(_LINE, re.I),
+    ),
+    (
+        re.compile(r"\bremov\w* (?:the |any |infected )*(?:intravascular )?devices?\b", re.I),
+        re.compile(_LINE + r"|\bpacemaker\b|\bdefibrillator\b|\bcardiac device\b", re.I),
+    ),
 )
 
 
 def premise_missing(text: str, record: str) -> str | None:
     """What ``text`` rests on ("line removal") that the ``record`` before it never
-    documents (no line, catheter or device), or None."""
-    m = PREMISED.search(text)
-    if m is None or PREMISE.search(record):
-        return None
-    return m[0]
+    documents (no line or catheter; for a device, none of any kind), or None."""
+    for said, documented in PREMISES:
+        m = said.search(text)
+        if m is not None and not documented.search(record):
+            return m[0]
+    return None
 
 
 def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None:

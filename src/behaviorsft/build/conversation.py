@@ -295,7 +295,7 @@ def fits_best_given(symptoms: list[str], decisive: str | None = None) -> str:
     """What the attending says the working diagnosis fits best given: the decisive
     finding the record shows (``decisive_finding``), else the presenting complaint (the
     first two symptoms, as the patient's opening turn gives them)."""
-    return decisive or _join(symptoms[:2]) or "the presentation"
+    return decisive or complaint(symptoms) or "the presentation"
 
 
 def decisive_finding(cond: Condition, case: Case) -> str | None:
@@ -318,8 +318,13 @@ def fits_best(cond: Condition, case: Case, symptoms: list[str]) -> str:
     decisive = decisive_finding(cond, case)
     said = f"{cond.name} fits best given {fits_best_given(symptoms, decisive)}."
     if decisive is not None and symptoms:
-        said += f" It also explains {_join(symptoms[:2])}."
+        said += f" It also explains {complaint(symptoms)}."
     return said
+
+
+def complaint(symptoms: list[str]) -> str:
+    """The presenting complaint as the attending names it (the first two symptoms)."""
+    return _join(symptoms[:2])
 
 
 def render(case: Case, kb: KnowledgeBase, *, seed: int = 0) -> Rendered:

@@ -849,7 +849,9 @@ def lint_conversation(
         if found:
             shown = shown_record(kb, seen)
             for dx, verb, reason in found:
-                _, bad = supported_clauses(kb, shown, reason)
+                # a report's finding cited in its own words is shown as a whole
+                verbatim = any(reason in t for t, _ in seen)
+                _, bad = ([], []) if verbatim else supported_clauses(kb, shown, reason)
                 if bad:
                     where.add(
                         "reason-not-shown",

@@ -6,7 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from behaviorsft.build.conversation import decisive_finding, fits_best, fits_best_given
+from behaviorsft.build.conversation import (
+    complaint,
+    decisive_finding,
+    fits_best,
+    fits_best_given,
+)
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -27,6 +32,9 @@ def _patient_findings(ctx: Ctx) -> list[str]:
     symptoms = [f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ")]
     exam = [f.value_text for f in ctx.case.findings if f.kind == "exam" and f.value_text]
     return symptoms + exam
+
+
+EXPLAINS = "what did the attending say the working diagnosis also explains?"
 
 
 def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
@@ -67,7 +75,9 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     if symptoms and fits_best(cond, ctx.case, symptoms) in turn:
         said.append(
             (
-                f"what did the attending give as the reason {cond.name.lower()} fits best?",
+                # the diagnosis unnamed: a decisive finding shares words with its name
+                # ("ST elevation" in ST-elevation myocardial infarction)
+                "what did the attending give as the reason the working diagnosis fits best?",
                 given,
                 None,
             )
@@ -76,6 +86,19 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     # would be the answer to either question: ask only about what was said once
     texts = [text.lower() for _, text, _ in said]
     said = [x for x in said if texts.count(x[1].lower()) == 1]
+    # Where the decisive finding is the reason, the presenting complaint it explains is a
+    # statement too, asked about when fewer than four were said: the fillers below are
+    # this patient's findings, never the answer, so without it a complaint-like option
+    # would never be right.
+    explains = complaint(symptoms)
+    also = f"It also explains {explains}."
+    if (
+        given != explains
+        and also in turn
+        and len(said) < 4
+        and explains.lower() not in [text.lower() for _, text, _ in said]
+    ):
+        said.append((EXPLAINS, explains, None))
     if not said:
         return
     # With fewer than four statements (a differential set aside with no reason shown) a
@@ -117,7 +140,13 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             question,
             need=n_options - 1 - len(fixed),
         )
-    if d is None:
+    if ask == EXPLAINS:
+        rationale = (
+            f"Turn {ctx.anchor('ddx')}: the attending says {cond.name} fits best given "
+            f"{given}, which also explains {correct}; the other options were cited for or "
+            "against a differential, or are findings the team did not cite."
+        )
+    elif d is None:
         rationale = (
             f"Turn {ctx.anchor('ddx')}: the attending says {cond.name} fits best given "
             f"{given}; the other options were cited for or against a differential."
