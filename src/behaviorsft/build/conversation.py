@@ -665,7 +665,7 @@ def _render_kb(
         f"So our working diagnosis is {cond.name.lower()}.",
         anchor="diagnosis",
     )
-    told = " ".join(t.text for t in b.turns)
+    said_so_far = " ".join(t.text for t in b.turns)
     # none naming an organism the microbiology contradicts (coherence.organism_conflict)
     micro = [f.value_text or "" for f in case.findings if f.kind == "lab"]
     taking = " ".join(f"{m.name} {m.drug_class or ''}" for m in home)
@@ -678,7 +678,7 @@ def _render_kb(
         # no antibiotic to stop unless the history gives one (C. difficile)
         and ("inciting antibiotic" not in a or any("antibiotic" in h for h in known))
         # no device to remove unless the record documents one
-        and premise_missing(a, told) is None
+        and premise_missing(a, said_so_far) is None
     ]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
