@@ -123,6 +123,15 @@ def test_the_working_diagnosis_rests_on_its_decisive_finding(kb, index, finding)
     assert _lint(kb, *_json(case, rendered)) == []
 
 
+def test_the_decisive_finding_is_cited_without_what_was_done_about_it(kb):
+    """37-000008 (peptic ulcer): the endoscopy finding, not the clips placed."""
+    case, rendered = _build(kb, 8)
+    fits = [r for r in cited_reasons(_ddx(rendered)) if r[1] == "fits best"]
+    assert fits and fits[0][2].startswith("duodenal ulcer with a non-bleeding visible vessel")
+    assert "treated" not in fits[0][2]
+    assert _lint(kb, *_json(case, rendered)) == []
+
+
 @pytest.mark.parametrize("index", [206, 416, 584, 332])
 def test_no_catheter_differential_without_a_line(kb, index):
     """37-000206, 37-000416, 37-000584, 37-000332: 'catheter-related bacteraemia' and

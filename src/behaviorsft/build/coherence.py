@@ -288,6 +288,16 @@ def opposite_stated(sentences: Iterable[str], clause: str) -> str | None:
     return None
 
 
+_TREATED = re.compile(r"[,;]\s*treated\b.*$", re.I)
+
+
+def finding_cited(report: str) -> str:
+    """A report's finding as the team cites it for the diagnosis: without what was done
+    about it ("duodenal ulcer with a visible vessel (Forrest IIa)", not "..., treated with
+    adrenaline injection and two clips")."""
+    return _TREATED.sub("", report)
+
+
 # A premise some differentials and plan steps rest on, and the record's words that
 # document it: a line or catheter ("catheter-related bacteraemia", "line removal"), or any
 # intravascular or implanted device ("remove infected intravascular devices").

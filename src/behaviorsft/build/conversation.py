@@ -29,6 +29,7 @@ from behaviorsft.build.coherence import (
     advice_specialty,
     agreeing_reason,
     consultant_advice_fits,
+    finding_cited,
     organism_conflict,
     premise_missing,
     step_fits,
@@ -307,7 +308,7 @@ def decisive_finding(cond: Condition, case: Case) -> str | None:
             continue
         study = next((i for i in cond.imaging if i.modality == f.name), None)
         if study is not None and study.decisive and f.value_text == study.finding:
-            return f.value_text
+            return finding_cited(f.value_text)
     return None
 
 

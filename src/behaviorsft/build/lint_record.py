@@ -73,6 +73,7 @@ from behaviorsft.build.coherence import (
     advice_specialty,
     consulted,
     done_by_discharge,
+    finding_cited,
     negation_contradicted,
     only_negated,
     opposite_stated,
@@ -158,7 +159,7 @@ def _decisive_shown(cond: Any, findings: list[dict[str, Any]], texts: list[str])
         if study is None or not study.decisive or value != study.finding:
             continue
         if any(value in t for t in texts):
-            return value
+            return finding_cited(value)
     return None
 
 
