@@ -189,6 +189,22 @@ def test_a_cut_reason_keeps_its_discriminating_finding(kb):
     )
 
 
+def test_a_result_of_one_specimen_is_not_supported_by_another(kb):
+    """37-000572: 'low urinary potassium' was taken as shown from the serum potassium."""
+    from behaviorsft.build.lint_plan import _lab_of, clause_supported
+
+    assert _lab_of(kb, "urinary potassium") is None
+    assert _lab_of(kb, "ascitic glucose") is None
+    assert _lab_of(kb, "synovial fluid WBC") is None
+    assert _lab_of(kb, "urine sodium") == "urine_sodium"
+    assert _lab_of(kb, "ascitic PMN count") == "ascitic_pmn"
+    shown = shown_record(kb, [("Bloods.", [["Potassium", "3.1", "mmol/L", "3.5-5.1"]])])
+    assert clause_supported(kb, shown, "low potassium")
+    assert not clause_supported(kb, shown, "low urinary potassium")
+    _, rendered = _build(kb, 572)
+    assert "urinary potassium" not in _ddx(rendered)
+
+
 def test_reason_never_contradicts_a_documented_state(kb):
     """A KB-style 'normotension' is never cited for a patient with hypertension."""
     shown = shown_record(kb, [("I have hypertension.", []), ("Blood pressure normotension.", [])])
