@@ -266,3 +266,24 @@ def test_rule_premise_missing(kb):
     hist = next(t for t in ok["turns"] if t["text"].startswith("I have "))
     hist["text"] += " I have a tunnelled central venous catheter."
     assert not any(f.startswith("premise-missing") for f in _lint(kb, c, ok))
+
+
+def test_rule_rationale_unshown(kb):
+    """37-000103: an evolution rationale naming 'the team's working diagnosis' in a window
+    that ends at the report, before the team states one."""
+    case, rendered = _build(kb, 103)
+    c, conv = _json(case, rendered)
+    task = next(
+        t.model_dump(mode="json")
+        for t in _tasks(kb, 103)
+        if t.task_type == T.REASONING_DIFFERENTIAL_EVOLUTION
+    )
+
+    def rules(t: dict[str, Any]) -> list[str]:
+        found = lint_records([(1, c)], [(1, conv)], kb=kb, tasks=[(1, t)])
+        return [f.rule for f in found]
+
+    assert "rationale-unshown" not in rules(task)
+    bad = copy.deepcopy(task)
+    bad["rationale"] += " It is the team's working diagnosis."
+    assert "rationale-unshown" in rules(bad)

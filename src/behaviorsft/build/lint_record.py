@@ -33,6 +33,8 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``premise-missing``       a differential or step resting on a line, catheter or device
                           ("catheter-related bacteraemia", "line removal") that the record
                           never documents
+``rationale-unshown``     a task's key rationale referring to the team's working diagnosis
+                          while the turns the task shows never state one
 ``organism-discordant``   a turn (history, examination, plan) naming an organism while the
                           case's microbiology points only to others (a meningococcal contact,
                           or meningococcal chemoprophylaxis, with gram-positive diplococci)
@@ -89,6 +91,7 @@ RULES: dict[str, tuple[str, str]] = {
     "reason-not-discriminating": ("error", "a reason that argues against nothing on its own"),
     "reason-nondecisive": ("error", "the working diagnosis justified by symptoms alone"),
     "premise-missing": ("error", "a differential or step about an undocumented line/device"),
+    "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
@@ -420,6 +423,9 @@ _SUMMARY = re.compile(r"final diagnosis (?P<final>.+?)\. Also considered: (?P<it
 _DONE_ALREADY = re.compile(r"done already:\s*(?P<items>.+?)\.?$", re.I)
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
+_WORKING = re.compile(r"\bworking diagnosis\b", re.I)
+# a turn that states the leading diagnosis ("Working diagnosis: X", "X fits best given")
+_LEADING = re.compile(r"\bworking diagnosis\b|\bfits best\b", re.I)
 
 
 def lint_task(
@@ -462,6 +468,16 @@ def lint_task(
                     f"the summary does not list '{d.name}', which the team discussed",
                     None,
                 )
+    rationale = str(task.get("rationale") or "")
+    if _WORKING.search(rationale) and not any(
+        _LEADING.search(str(t.get("text", ""))) for t in turns
+    ):
+        where.add(
+            "rationale-unshown",
+            "the rationale refers to the team's working diagnosis, which the shown turns "
+            "never state",
+            None,
+        )
     claimed: list[str] = []
     m = _NOT_DONE.search(excerpt)
     if m is not None:
