@@ -287,3 +287,28 @@ def test_rule_rationale_unshown(kb):
     bad = copy.deepcopy(task)
     bad["rationale"] += " It is the team's working diagnosis."
     assert "rationale-unshown" in rules(bad)
+
+
+def test_rule_rationale_unshown_bacteraemia(kb):
+    """37-000500: the interpretation-conflict rationale cited a bacteraemia while the
+    blood culture was pending; a differential's name ('... bacteraemia without
+    endocarditis') cites nothing."""
+    case, rendered = _build(kb, 500)
+    c, conv = _json(case, rendered)
+    task = next(
+        t.model_dump(mode="json")
+        for t in _tasks(kb, 500)
+        if t.task_type == T.INTERPRETATION_CONFLICT
+    )
+
+    def rules(t: dict[str, Any]) -> list[str]:
+        found = lint_records([(1, c)], [(1, conv)], kb=kb, tasks=[(1, t)])
+        return [f.rule for f in found]
+
+    assert "rationale-unshown" not in rules(task)
+    named = copy.deepcopy(task)
+    named["rationale"] += " Staphylococcus aureus bacteraemia without endocarditis is unlikely."
+    assert "rationale-unshown" not in rules(named)
+    bad = copy.deepcopy(task)
+    bad["rationale"] += " The murmur with bacteraemia points to the valve."
+    assert "rationale-unshown" in rules(bad)

@@ -424,6 +424,13 @@ _DONE_ALREADY = re.compile(r"done already:\s*(?P<items>.+?)\.?$", re.I)
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
 _WORKING = re.compile(r"\bworking diagnosis\b", re.I)
+_BACTERAEMIA = re.compile(r"\bbacteraemi\w*", re.I)
+# what shows a bacteraemia: growth reported (a Gram stain, an organism) or said
+_GROWTH = re.compile(
+    r"\bgram-(?:positive|negative)\b|\bpositive blood cultures?\b|"
+    r"(?<!no )\bbacteraemi\w*|\bstaphylococc\w*|\bstreptococc\w*|\benterococc\w*",
+    re.I,
+)
 # a turn that states the leading diagnosis ("Working diagnosis: X", "X fits best given")
 _LEADING = re.compile(r"\bworking diagnosis\b|\bfits best\b", re.I)
 
@@ -476,6 +483,18 @@ def lint_task(
             "rationale-unshown",
             "the rationale refers to the team's working diagnosis, which the shown turns "
             "never state",
+            None,
+        )
+    # (a differential's name, "S. aureus bacteraemia without endocarditis", cites nothing)
+    named = re.compile("|".join(re.escape(d.name) for d in cond.differentials) or r"(?!x)x", re.I)
+    if _BACTERAEMIA.search(named.sub("", rationale)) and not any(
+        _GROWTH.search(named.sub("", str(t.get("text", ""))))
+        or any(_GROWTH.search(" ".join(str(x) for x in r)) for r in _rows(t))
+        for t in turns
+    ):
+        where.add(
+            "rationale-unshown",
+            "the rationale cites a bacteraemia, but no blood culture with growth is shown",
             None,
         )
     claimed: list[str] = []
