@@ -485,13 +485,7 @@ def lint_task(
             "never state",
             None,
         )
-    # (a differential's name, "S. aureus bacteraemia without endocarditis", cites nothing)
-    named = re.compile("|".join(re.escape(d.name) for d in cond.differentials) or r"(?!x)x", re.I)
-    if _BACTERAEMIA.search(named.sub("", rationale)) and not any(
-        _GROWTH.search(named.sub("", str(t.get("text", ""))))
-        or any(_GROWTH.search(" ".join(str(x) for x in r)) for r in _rows(t))
-        for t in turns
-    ):
+    if _BACTERAEMIA.search(rationale) and not _bacteraemia_shown(cond, rationale, turns):
         where.add(
             "rationale-unshown",
             "the rationale cites a bacteraemia, but no blood culture with growth is shown",
@@ -513,6 +507,19 @@ def lint_task(
                 "patient",
                 None,
             )
+
+
+def _bacteraemia_shown(cond: Any, rationale: str, turns: list[dict[str, Any]]) -> bool:
+    """Whether a bacteraemia ``rationale`` cites is shown by ``turns`` (growth reported or
+    said), or is only a differential's name ("S. aureus bacteraemia without endocarditis")."""
+    named = re.compile("|".join(re.escape(d.name) for d in cond.differentials) or r"(?!x)x", re.I)
+    if not _BACTERAEMIA.search(named.sub("", rationale)):
+        return True
+    return any(
+        _GROWTH.search(named.sub("", str(t.get("text", ""))))
+        or any(_GROWTH.search(" ".join(str(x) for x in r)) for r in _rows(t))
+        for t in turns
+    )
 
 
 def _items(text: str) -> list[str]:
