@@ -309,6 +309,9 @@ def test_rule_rationale_unshown_bacteraemia(kb):
     named = copy.deepcopy(task)
     named["rationale"] += " Staphylococcus aureus bacteraemia without endocarditis is unlikely."
     assert "rationale-unshown" not in rules(named)
+    quoted = copy.deepcopy(task)  # a turn quoted is what was said, not a claim
+    quoted["rationale"] = "Turn 19 read: 'Clearance of bacteraemia within 72 h.'; as said."
+    assert "rationale-unshown" not in rules(quoted)
     bad = copy.deepcopy(task)
     bad["rationale"] += " The murmur with bacteraemia points to the valve."
     assert "rationale-unshown" in rules(bad)

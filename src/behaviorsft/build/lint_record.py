@@ -425,6 +425,7 @@ _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
 _WORKING = re.compile(r"\bworking diagnosis\b", re.I)
 _BACTERAEMIA = re.compile(r"\bbacteraemi\w*", re.I)
+_QUOTED = re.compile(r"\bread: '.*?'(?=;|\s*$)")
 # what shows a bacteraemia: growth reported (a Gram stain, an organism) or said
 _GROWTH = re.compile(
     r"\bgram-(?:positive|negative)\b|\bpositive blood cultures?\b|"
@@ -513,7 +514,9 @@ def _bacteraemia_shown(cond: Any, rationale: str, turns: list[dict[str, Any]]) -
     """Whether a bacteraemia ``rationale`` cites is shown by ``turns`` (growth reported or
     said), or is only a differential's name ("S. aureus bacteraemia without endocarditis")."""
     named = re.compile("|".join(re.escape(d.name) for d in cond.differentials) or r"(?!x)x", re.I)
-    if not _BACTERAEMIA.search(named.sub("", rationale)):
+    # a turn the rationale quotes ("Turn 19 read: '...'") is what was said, not a claim
+    said = _QUOTED.sub("", rationale)
+    if not _BACTERAEMIA.search(named.sub("", said)):
         return True
     return any(
         _GROWTH.search(named.sub("", str(t.get("text", ""))))
