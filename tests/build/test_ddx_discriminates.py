@@ -95,11 +95,15 @@ def test_every_reason_against_a_differential_discriminates(kb, index, bad):
     assert _lint(kb, *_json(case, rendered)) == []
 
 
-def test_sepsis_is_not_set_aside_in_a_thyroid_storm(kb):
-    """37-000025: infection precipitates a storm; the team no longer calls sepsis less
-    likely on the thyroid results (it weighs the other differentials)."""
-    _, rendered = _build(kb, 25)
-    assert "Sepsis is less likely" not in _ddx(rendered)
+@pytest.mark.parametrize(("index", "sepsis"), [(25, "Sepsis"), (11, "Septic shock")])
+def test_sepsis_is_not_set_aside_where_it_precipitates(kb, index, sepsis):
+    """37-000025: infection precipitates a thyroid storm (and an adrenal crisis, 37-000011);
+    the team no longer calls sepsis less likely on the thyroid results or the electrolytes
+    (it weighs the other differentials)."""
+    _, rendered = _build(kb, index)
+    ddx = _ddx(rendered)
+    assert f"{sepsis} is less likely" not in ddx
+    assert len([r for r in cited_reasons(ddx) if r[1] == "is less likely"]) >= 1
 
 
 # (index, the decisive finding the record shows)
