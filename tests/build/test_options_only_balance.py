@@ -81,14 +81,17 @@ def test_ddx_every_option_is_something_the_discussion_said(bench):
         said = " ".join(turn.text for turn in conv.turns[: t.context.turn_end + 1]).lower()
         for o in t.options:
             assert o.text.lower().rstrip(".") in said, (t.id, o.text)
-        asked[re.sub(r"(against|favour|reason) .*", r"\1", t.question)] += 1
+        asked[re.sub(r"(against|favour|reason|explains)\b.*", r"\1", t.question)] += 1
     # four questions (against either differential, what favours the first, what the
-    # working diagnosis rests on), each about a quarter of the time
+    # working diagnosis rests on), each about a quarter of the time; where the working
+    # diagnosis rests on a decisive finding and fewer than four were said, a fifth: the
+    # presenting complaint that finding also explains
     n = sum(asked.values())
     share = {q.split()[-1]: c / n for q, c in asked.items()}
-    assert set(share) == {"against", "favour", "reason"}, asked
+    assert set(share) - {"explains"} == {"against", "favour", "reason"}, asked
     assert 0.35 <= share["against"] <= 0.65, share
     assert 0.12 <= share["favour"] <= 0.38 and 0.12 <= share["reason"] <= 0.38, share
+    assert share.get("explains", 0) <= 0.15, share
 
 
 def _error_kind(text: str) -> str:

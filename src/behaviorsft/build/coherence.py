@@ -361,11 +361,78 @@ def repeat_unshown(rows: dict[str, list[object]], clause: str, lab_id: str | Non
     return lab_id is None or len(rows.get(lab_id, [])) < 2
 
 
+# A finding cited against a differential that a documented state contradicts, and the
+# record's words for that state: "normotension" where the history gives hypertension
+# (treated blood pressure is not normotension), "afebrile" where fever is reported.
+OPPOSITES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bnormotensi\w*|\bnormal blood pressure\b", re.I), "hypertension"),
+    (re.compile(r"\bafebrile\b", re.I), "fever"),
+)
+
+
+def opposite_stated(sentences: Iterable[str], clause: str) -> str | None:
+    """The state the record affirms that contradicts ``clause`` ("hypertension" for
+    "normotension"), or None."""
+    statements: list[_Statement] | None = None
+    for pattern, state in OPPOSITES:
+        if pattern.search(clause):
+            statements = statements if statements is not None else _statements(sentences)
+            if _contradicted(_mentions(statements, state)):
+                return state
+    return None
+
+
+_TREATED = re.compile(r"[,;]\s*treated\b.*$", re.I)
+
+
+def finding_cited(report: str) -> str:
+    """A report's finding as the team cites it for the diagnosis: without what was done
+    about it ("duodenal ulcer with a visible vessel (Forrest IIa)", not "..., treated with
+    adrenaline injection and two clips")."""
+    return _TREATED.sub("", report)
+
+
+# A premise some differentials and plan steps rest on, and the record's words that
+# document it: a line or catheter ("catheter-related bacteraemia", "line removal"), or any
+# intravascular or implanted device ("remove infected intravascular devices").
+_LINE = (
+    r"\bcatheter\b|\bcentral (?:venous )?line\b|\bPICC\b|\bport\b|\bcannula\b|"
+    r"\bhaemodialysis\b|\bdialysis\b"
+)
+PREMISES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(
+            r"\bcatheter-related\b|\bline[- ]related\b|\bline removal\b|"
+            r"\bremov\w* (?:the |any |infected )*(?:intravascular )?(?:lines?|catheters?)\b",
+            re.I,
+        ),
+        re.compile(_LINE, re.I),
+    ),
+    (
+        re.compile(r"\bremov\w* (?:the |any |infected )*(?:intravascular )?devices?\b", re.I),
+        re.compile(_LINE + r"|\bpacemaker\b|\bdefibrillator\b|\bcardiac device\b", re.I),
+    ),
+)
+
+
+def premise_missing(text: str, record: str) -> str | None:
+    """What ``text`` rests on ("line removal") that the ``record`` before it never
+    documents (no line or catheter; for a device, none of any kind), or None."""
+    for said, documented in PREMISES:
+        m = said.search(text)
+        if m is not None and not documented.search(record):
+            return m[0]
+    return None
+
+
 def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None:
     """``supported_reason`` made to agree with the record: the clauses it keeps are not
     contradicted (an absence the patient reports), a repeat result is shown, a KB word the
     report says otherwise is said in the report's word ("without infiltrate" where the
-    report gives "no consolidation"); None when nothing supported is left."""
+    report gives "no consolidation"); None when nothing supported is left, or when the
+    first cited finding is not: the knowledge base gives first the finding that argues
+    against the differential on its own ("consolidation" against pulmonary embolism), and
+    the findings after it only with it ("fever" alone argues against nothing)."""
     from behaviorsft.build.lint_plan import (
         _lab_of,
         clause_supported,
@@ -390,7 +457,8 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
             statements = statements if statements is not None else _statements(sentences)
             found = _mentions(statements, said)
             negative = _NEGATIVE.match(said) is not None
-            if _contradicted(found) if negative else _denied(found):
+            contradicted = _contradicted(found) if negative else _denied(found)
+            if contradicted or (not negative and opposite_stated(sentences, said) is not None):
                 good = False
         if (
             good
@@ -399,6 +467,8 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
         ):
             good = False
         (ok if good else bad).append(said)
+        if not good and clause is clauses[0]:
+            return None
     if not bad:
         return reason if ok == clauses else join_clauses(ok)
     if not ok:

@@ -30,7 +30,9 @@ from behaviorsft.build.coherence import (
     agreeing_reason,
     consultant_advice_fits,
     count_claim_shown,
+    finding_cited,
     organism_conflict,
+    premise_missing,
     route_claim_shown,
     state_record,
     state_shown,
@@ -46,7 +48,7 @@ from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
 from behaviorsft.sources import prescribing, severity, surgical
 from behaviorsft.sources.history import history_steps, is_exposure, known_step
-from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.kb import Condition, KnowledgeBase
 from behaviorsft.sources.severity import (
     level_of_care,
     review_words,
@@ -301,10 +303,40 @@ def _with_procedures(labs0: list[Finding]) -> str:
     return _join(["admission bloods", *done])
 
 
-def fits_best_given(symptoms: list[str]) -> str:
-    """What the attending says the working diagnosis fits best given: the presenting
-    complaint (the first two symptoms, as the patient's opening turn gives them)."""
-    return _join(symptoms[:2]) or "the presentation"
+def fits_best_given(symptoms: list[str], decisive: str | None = None) -> str:
+    """What the attending says the working diagnosis fits best given: the decisive
+    finding the record shows (``decisive_finding``), else the presenting complaint (the
+    first two symptoms, as the patient's opening turn gives them)."""
+    return decisive or complaint(symptoms) or "the presentation"
+
+
+def decisive_finding(cond: Condition, case: Case) -> str | None:
+    """The report of the study that makes ``cond``'s diagnosis (the knowledge base marks
+    it ``decisive``: a vegetation on echocardiography, a thrombus on duplex), when this
+    case's record reports it; else None."""
+    for f in case.findings:
+        if f.kind != "imaging" or not f.value_text:
+            continue
+        study = next((i for i in cond.imaging if i.modality == f.name), None)
+        if study is not None and study.decisive and f.value_text == study.finding:
+            return finding_cited(f.value_text)
+    return None
+
+
+def fits_best(cond: Condition, case: Case, symptoms: list[str]) -> str:
+    """The attending's sentence on why the working diagnosis fits best: the decisive
+    finding, with the presenting complaint it explains; the complaint alone where the
+    record has no decisive finding."""
+    decisive = decisive_finding(cond, case)
+    said = f"{cond.name} fits best given {fits_best_given(symptoms, decisive)}."
+    if decisive is not None and symptoms:
+        said += f" It also explains {complaint(symptoms)}."
+    return said
+
+
+def complaint(symptoms: list[str]) -> str:
+    """The presenting complaint as the attending names it (the first two symptoms)."""
+    return _join(symptoms[:2])
 
 
 def render(case: Case, kb: KnowledgeBase, *, seed: int = 0) -> Rendered:
@@ -657,7 +689,7 @@ def _render_kb(
         " ".join(
             # h16-b: the presenting complaint the working diagnosis rests on, so that
             # ddx_reasoning can ask about it (``fits_best_given``).
-            [f"{cond.name} fits best given {fits_best_given(symptoms)}.", *against]
+            [fits_best(cond, case, symptoms), *against]
         ),
         anchor="ddx",
     )
@@ -676,6 +708,7 @@ def _render_kb(
         f"So our working diagnosis is {cond.name.lower()}.",
         anchor="diagnosis",
     )
+    said_so_far = " ".join(t.text for t in b.turns)
     # none naming an organism the microbiology contradicts (coherence.organism_conflict)
     micro = [f.value_text or "" for f in case.findings if f.kind == "lab"]
     taking = " ".join(f"{m.name} {m.drug_class or ''}" for m in home)
@@ -685,6 +718,8 @@ def _render_kb(
         if current(a)
         and organism_conflict(a, micro) is None
         and action_fits(a, study_reported=imaging is not None, medicines=taking)
+        # no device to remove unless the record documents one
+        and premise_missing(a, said_so_far) is None
     ]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)

@@ -323,12 +323,26 @@ def shown_record(
     return out
 
 
+# A specimen a cited result names, and the word its lab's id carries: "low urinary
+# potassium" is no serum potassium, "ascitic glucose" no blood glucose.
+_SPECIMENS = (
+    (re.compile(r"\burin(?:e|ary)\b", re.I), "urine"),
+    (re.compile(r"\bascitic\b", re.I), "ascitic"),
+    (re.compile(r"\bcsf\b", re.I), "csf"),
+    (re.compile(r"\bsynovial\b", re.I), "synovial"),
+    (re.compile(r"\bpleural\b", re.I), "pleural"),
+)
+
+
 def _lab_of(kb: KnowledgeBase, name: str) -> str | None:
     from behaviorsft.build.record_index import lexicon
 
     for cid in lexicon(kb).find(name):
         if cid.startswith("test:"):
-            return cid[len("test:") :]
+            lab = cid[len("test:") :]
+            if any(p.search(name) and word not in lab for p, word in _SPECIMENS):
+                return None  # another specimen's test
+            return lab
     return None
 
 
@@ -910,7 +924,9 @@ def lint_conversation(
         if found:
             shown = shown_record(kb, seen)
             for dx, verb, reason in found:
-                _, bad = supported_clauses(kb, shown, reason)
+                # a report's finding cited in its own words is shown as a whole
+                verbatim = any(reason in t for t, _ in seen)
+                _, bad = ([], []) if verbatim else supported_clauses(kb, shown, reason)
                 if bad:
                     where.add(
                         "reason-not-shown",

@@ -23,6 +23,18 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``considered-incomplete`` a discharge summary whose "also considered" list leaves out a
                           differential the team discussed (septic arthritis and pseudogout
                           in a gout flare)
+``reason-not-discriminating`` a reason cited against a differential that leaves out the
+                          finding that argues against it on its own (the knowledge base's
+                          first: "pneumonia is less likely given hypoxaemia", cut from "no
+                          consolidation on CTPA despite hypoxaemia")
+``reason-nondecisive``    the working diagnosis said to fit best given the presenting
+                          complaint while the record shows the study finding that makes it
+                          (a vegetation on echocardiography)
+``premise-missing``       a differential or step resting on a line, catheter or device
+                          ("catheter-related bacteraemia", "line removal") that the record
+                          never documents
+``rationale-unshown``     a task's key rationale referring to the team's working diagnosis
+                          while the turns the task shows never state one
 ``organism-discordant``   a turn (history, examination, plan) naming an organism while the
                           case's microbiology points only to others (a meningococcal contact,
                           or meningococcal chemoprophylaxis, with gram-positive diplococci)
@@ -75,9 +87,12 @@ from behaviorsft.build.coherence import (
     consulted,
     count_claim_shown,
     done_by_discharge,
+    finding_cited,
     negation_contradicted,
     only_negated,
+    opposite_stated,
     organism_conflict,
+    premise_missing,
     repeat_unshown,
     route_claim_shown,
     state_record,
@@ -97,6 +112,10 @@ from behaviorsft.sources.prescribing import (
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
+    "reason-not-discriminating": ("error", "a reason that argues against nothing on its own"),
+    "reason-nondecisive": ("error", "the working diagnosis justified by symptoms alone"),
+    "premise-missing": ("error", "a differential or step about an undocumented line/device"),
+    "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
@@ -147,6 +166,41 @@ def kb_condition(kb: KnowledgeBase, case: dict[str, Any] | None) -> Any:
 
 
 # ----------------------------------------------------------------------------- turns
+
+
+def _keeps_first(kb_reason: str, said: str) -> bool:
+    """Whether ``said`` (a reason cited against a differential) keeps the first finding of
+    the knowledge base's ``kb_reason``, the one that argues against it on its own (in the
+    KB's words or the report's: "without infiltrate" said "without consolidation")."""
+    from behaviorsft.build.lint_plan import split_clauses
+
+    first = split_clauses(kb_reason)[0].lower()
+    words = {w for w in re.findall(r"[a-z0-9]+", first) if w not in _SOFT}
+    for clause in split_clauses(said):
+        low = clause.lower()
+        if low == first or words <= set(re.findall(r"[a-z0-9]+", low)) | _SOFT:
+            return True
+        if _NEGATIVE.match(first) and _NEGATIVE.match(low):
+            return True  # an absence said in the report's word
+    return False
+
+
+_SOFT = frozenset({"a", "an", "the", "on", "of", "in"})
+
+
+def _decisive_shown(cond: Any, findings: list[dict[str, Any]], texts: list[str]) -> str | None:
+    """The finding of the study that makes ``cond``'s diagnosis (KB ``decisive``) when the
+    record's ``texts`` so far report it, else None."""
+    for f in findings:
+        if f.get("kind") != "imaging":
+            continue
+        value = str(f.get("value_text") or "")
+        study = next((s for s in cond.imaging if s.modality == f.get("name")), None)
+        if study is None or not study.decisive or value != study.finding:
+            continue
+        if any(value in t for t in texts):
+            return finding_cited(value)
+    return None
 
 
 def lint_conversation(
@@ -275,11 +329,43 @@ def lint_conversation(
             where.add("organism-discordant", f"'{text[:80]}' {why}", idx)
         if role in LAY:
             continue
-        reasons = [r for r in cited_reasons(text) if r[1] == "is less likely"]
+        missing = premise_missing(text, " ".join(texts[:i]))
+        if missing is not None:
+            where.add(
+                "premise-missing",
+                f"'{missing}' but the record documents no line, catheter or device",
+                idx,
+            )
+        cited = cited_reasons(text)
+        reasons = [r for r in cited if r[1] == "is less likely"]
+        decisive = _decisive_shown(cond, findings, texts[:i])
+        for dx, verb, reason in cited:
+            if verb == "fits best" and decisive is not None and decisive not in reason:
+                where.add(
+                    "reason-nondecisive",
+                    f"'{dx} fits best given {reason}' while the record shows {decisive}",
+                    idx,
+                )
         if reasons:
             shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]], lay=True)
             for dx, _, reason in reasons:
+                diff = next((d for d in cond.differentials if d.name == dx), None)
+                if diff is not None and not _keeps_first(diff.argues_against, reason):
+                    where.add(
+                        "reason-not-discriminating",
+                        f"'{dx} is less likely given {reason}' leaves out "
+                        f"'{split_clauses(diff.argues_against)[0]}', the finding that argues "
+                        "against it",
+                        idx,
+                    )
                 for clause in split_clauses(reason):
+                    state = opposite_stated(shown.sentences, clause)
+                    if state is not None:
+                        where.add(
+                            "reason-contradicted",
+                            f"'{dx} is less likely given {reason}' but the record gives {state}",
+                            idx,
+                        )
                     if _NEGATIVE.match(clause) and negation_contradicted(shown.sentences, clause):
                         where.add(
                             "reason-contradicted",
@@ -494,6 +580,17 @@ _SUMMARY = re.compile(r"final diagnosis (?P<final>.+?)\. Also considered: (?P<it
 _DONE_ALREADY = re.compile(r"done already:\s*(?P<items>.+?)\.?$", re.I)
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
+_WORKING = re.compile(r"\bworking diagnosis\b", re.I)
+_BACTERAEMIA = re.compile(r"\bbacteraemi\w*", re.I)
+_QUOTED = re.compile(r"\bread: '.*?'(?=;|\s*$)")
+# what shows a bacteraemia: growth reported (a Gram stain, an organism) or said
+_GROWTH = re.compile(
+    r"\bgram-(?:positive|negative)\b|\bpositive blood cultures?\b|"
+    r"(?<!no )\bbacteraemi\w*|\bstaphylococc\w*|\bstreptococc\w*|\benterococc\w*",
+    re.I,
+)
+# a turn that states the leading diagnosis ("Working diagnosis: X", "X fits best given")
+_LEADING = re.compile(r"\bworking diagnosis\b|\bfits best\b", re.I)
 
 
 def lint_task(
@@ -536,6 +633,22 @@ def lint_task(
                     f"the summary does not list '{d.name}', which the team discussed",
                     None,
                 )
+    rationale = str(task.get("rationale") or "")
+    if _WORKING.search(rationale) and not any(
+        _LEADING.search(str(t.get("text", ""))) for t in turns
+    ):
+        where.add(
+            "rationale-unshown",
+            "the rationale refers to the team's working diagnosis, which the shown turns "
+            "never state",
+            None,
+        )
+    if _BACTERAEMIA.search(rationale) and not _bacteraemia_shown(cond, rationale, turns):
+        where.add(
+            "rationale-unshown",
+            "the rationale cites a bacteraemia, but no blood culture with growth is shown",
+            None,
+        )
     claimed: list[str] = []
     m = _NOT_DONE.search(excerpt)
     if m is not None:
@@ -552,6 +665,21 @@ def lint_task(
                 "patient",
                 None,
             )
+
+
+def _bacteraemia_shown(cond: Any, rationale: str, turns: list[dict[str, Any]]) -> bool:
+    """Whether a bacteraemia ``rationale`` cites is shown by ``turns`` (growth reported or
+    said), or is only a differential's name ("S. aureus bacteraemia without endocarditis")."""
+    named = re.compile("|".join(re.escape(d.name) for d in cond.differentials) or r"(?!x)x", re.I)
+    # a turn the rationale quotes ("Turn 19 read: '...'") is what was said, not a claim
+    said = _QUOTED.sub("", rationale)
+    if not _BACTERAEMIA.search(named.sub("", said)):
+        return True
+    return any(
+        _GROWTH.search(named.sub("", str(t.get("text", ""))))
+        or any(_GROWTH.search(" ".join(str(x) for x in r)) for r in _rows(t))
+        for t in turns
+    )
 
 
 def _items(text: str) -> list[str]:

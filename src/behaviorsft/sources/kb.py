@@ -491,6 +491,11 @@ class Imaging(_Model):
         min_length=1, description="Plausible result that conflicts with exam/presentation."
     )
     note: str | None = Field(default=None, description="Indication or interpretation.")
+    decisive: bool = Field(
+        default=False,
+        description="Whether the typical finding makes the diagnosis (a vegetation on "
+        "echocardiography), so the team cites it for the working diagnosis.",
+    )
 
 
 class Differential(_Model):

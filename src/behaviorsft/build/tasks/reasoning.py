@@ -6,7 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from behaviorsft.build.conversation import fits_best_given
+from behaviorsft.build.conversation import (
+    complaint,
+    decisive_finding,
+    fits_best,
+    fits_best_given,
+)
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -27,6 +32,9 @@ def _patient_findings(ctx: Ctx) -> list[str]:
     symptoms = [f[len("Reports ") : -1] for f in ctx.case.facts if f.startswith("Reports ")]
     exam = [f.value_text for f in ctx.case.findings if f.kind == "exam" and f.value_text]
     return symptoms + exam
+
+
+EXPLAINS = "what did the attending say the working diagnosis also explains?"
 
 
 def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
@@ -63,11 +71,13 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             (f"what did the attending say would favour {x.name.lower()}?", x.favoured_by, x)
         )
     turn = ctx.rendered.conversation.turns[ctx.anchor("ddx") or 0].text
-    given = fits_best_given(symptoms)
-    if symptoms and f"{cond.name} fits best given {given}." in turn:
+    given = fits_best_given(symptoms, decisive_finding(cond, ctx.case))
+    if symptoms and fits_best(cond, ctx.case, symptoms) in turn:
         said.append(
             (
-                f"what did the attending give as the reason {cond.name.lower()} fits best?",
+                # the diagnosis unnamed: a decisive finding shares words with its name
+                # ("ST elevation" in ST-elevation myocardial infarction)
+                "what did the attending give as the reason the working diagnosis fits best?",
                 given,
                 None,
             )
@@ -76,6 +86,19 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     # would be the answer to either question: ask only about what was said once
     texts = [text.lower() for _, text, _ in said]
     said = [x for x in said if texts.count(x[1].lower()) == 1]
+    # Where the decisive finding is the reason, the presenting complaint it explains is a
+    # statement too, asked about when fewer than four were said: the fillers below are
+    # this patient's findings, never the answer, so without it a complaint-like option
+    # would never be right.
+    explains = complaint(symptoms)
+    also = f"It also explains {explains}."
+    if (
+        given != explains
+        and also in turn
+        and len(said) < 4
+        and explains.lower() not in [text.lower() for _, text, _ in said]
+    ):
+        said.append((EXPLAINS, explains, None))
     if not said:
         return
     # With fewer than four statements (a differential set aside with no reason shown) a
@@ -85,10 +108,14 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     # the question.
     longest = max(len(text) for _, text, _ in said)
     few = len(said) < 4
+    # The same for the reason the working diagnosis fits best (a study's report, which no
+    # filler resembles): asked as often as any other statement, it would be the key in a
+    # third of the items with three statements.
     weights = [
         (0.6 if few and len(text) == longest else 1.0)
         * (0.7 if few and q.startswith("what did the attending say would favour") else 1.0)
-        for q, text, _ in said
+        * (0.6 if few and x is None and q != EXPLAINS else 1.0)
+        for q, text, x in said
     ]
     ask, correct, d = ctx.rng.choices(said, weights)[0]
     question = f"In the team's discussion, {ask}"
@@ -117,7 +144,13 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             question,
             need=n_options - 1 - len(fixed),
         )
-    if d is None:
+    if ask == EXPLAINS:
+        rationale = (
+            f"Turn {ctx.anchor('ddx')}: the attending says {cond.name} fits best given "
+            f"{given}, which also explains {correct}; the other options were cited for or "
+            "against a differential, or are findings the team did not cite."
+        )
+    elif d is None:
         rationale = (
             f"Turn {ctx.anchor('ddx')}: the attending says {cond.name} fits best given "
             f"{given}; the other options were cited for or against a differential."
@@ -361,9 +394,10 @@ def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
         correct=label(0),
         pool=[label(j) for j in range(1, len(names))],
         rationale=f"Turn {b} adds {imaging.name}: {imaging.value_text}. With the history, "
-        f"examination and admission results it supports {ctx.cond.name}, the team's "
-        "working diagnosis; " + ", ".join(d.name for d in diffs) + " rest on findings "
-        "this patient does not have.",
+        # only what the window shows: the team names its working diagnosis after turn b
+        f"examination and admission results it supports {ctx.cond.name}; "
+        + ", ".join(d.name for d in diffs)
+        + " rest on findings this patient does not have.",
         turn_start=0,
         turn_end=b,
         n_options=4,
