@@ -334,3 +334,66 @@ def test_lint_bench_reads_each_file_once_with_the_same_findings(tmp_path, monkey
     monkeypatch.setattr(lint, "_read", lambda path: reads.append(path.name) or real_read(path))
     assert lint.lint_bench(tmp_path) == expected
     assert sorted(reads) == ["cases.jsonl", "conversations.jsonl", "tasks.jsonl"]
+
+
+def test_a_record_index_cut_to_its_first_turns_equals_one_built_for_them() -> None:
+    """``Ctx.index`` cuts the renderer's index of the whole record (``RecordIndex.prefix``)
+    instead of indexing a task's turns again: the same places, in the same order."""
+    from behaviorsft.build.conversation import render
+    from behaviorsft.build.record_index import RecordIndex
+    from behaviorsft.sources.synthetic import synthesize_case
+
+    kb = load_kb()
+    for i in range(3):
+        case = synthesize_case(i, seed=7, kb=kb)
+        rendered = render(case, kb, seed=7)
+        whole = rendered.index
+        assert isinstance(whole, RecordIndex)
+        turns = rendered.conversation.turns
+        for end in range(-1, len(turns) + 1):
+            cut = whole.prefix(end)
+            built = RecordIndex.build(case, turns, kb, turn_end=end)
+            assert cut.texts == built.texts
+            assert cut.sentences == built.sentences
+            assert cut.roles == built.roles
+            assert list(cut.hits.items()) == list(built.hits.items())
+            assert list(cut.done_hits.items()) == list(built.done_hits.items())
+            assert not cut.memo
+
+
+def test_key_rates_read_back_from_the_disk_cache_are_the_same(monkeypatch, tmp_path) -> None:
+    """The key-rate tables kept on disk come back float for float and in order; the probe
+    runs again when the cache is off."""
+    from behaviorsft.build.tasks import key_rates
+
+    kb = load_kb()
+    monkeypatch.setattr(key_rates, "PROBES", 1)  # a small probe (part of the fingerprint)
+    monkeypatch.setenv(key_rates.KEY_RATE_CACHE, str(tmp_path))
+    key_rates._RATES.clear()
+    key_rates._EMITTED.clear()
+    try:
+        key_rates.measure(kb)
+        measured = [(k, list(v.items())) for k, v in key_rates._RATES.items()]
+        emitted = [(k, list(v.items())) for k, v in key_rates._EMITTED.items()]
+        assert measured and emitted
+        assert len(list(tmp_path.glob("key_rates-*.json"))) == 1
+
+        probed: list[int] = []
+        real = key_rates._probe
+        monkeypatch.setattr(key_rates, "_probe", lambda kb, i: probed.append(i) or real(kb, i))
+        key_rates._RATES.clear()
+        key_rates._EMITTED.clear()
+        key_rates.measure(kb)
+        assert not probed  # read from the cache
+        assert [(k, list(v.items())) for k, v in key_rates._RATES.items()] == measured
+        assert [(k, list(v.items())) for k, v in key_rates._EMITTED.items()] == emitted
+
+        monkeypatch.setenv(key_rates.KEY_RATE_CACHE, "off")
+        key_rates._RATES.clear()
+        key_rates._EMITTED.clear()
+        key_rates.measure(kb)
+        assert len(probed) == len(kb.conditions)
+        assert [(k, list(v.items())) for k, v in key_rates._RATES.items()] == measured
+    finally:  # the tables of the full probe for the tests that follow
+        key_rates._RATES.clear()
+        key_rates._EMITTED.clear()

@@ -213,7 +213,7 @@ def test_every_key_text_is_also_offered_wrong(built, ttype):
     assert share <= 0.05, (ttype, share)
 
 
-def test_probes_in_forked_workers_give_the_same_tables():
+def test_probes_in_forked_workers_give_the_same_tables(monkeypatch):
     """``measure(workers=2)`` renders the probe cases in two processes and sums their
     contributions in probe order: the tables are equal to the one-process ones, float for
     float (a build's output must not depend on its worker count)."""
@@ -223,6 +223,7 @@ def test_probes_in_forked_workers_give_the_same_tables():
 
     if "fork" not in mp.get_all_start_methods():
         pytest.skip("no fork on this platform")
+    monkeypatch.setenv(key_rates.KEY_RATE_CACHE, "off")  # measured both times
     kb = load_kb()
     key_rates._RATES.clear()
     key_rates._EMITTED.clear()

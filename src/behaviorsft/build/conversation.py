@@ -169,6 +169,9 @@ class Rendered:
     # differential name -> the reason the attending cited against it (only what the record
     # showed before; a differential set aside without a reason is absent)
     reasons: dict[str, str] = field(default_factory=dict)
+    # the whole record indexed (a ``RecordIndex`` of every turn, no excerpt) where the
+    # renderer built it: ``Ctx.index`` cuts it to a task's turns instead of indexing again
+    index: object | None = field(default=None, repr=False, compare=False)
 
 
 class _Builder:
@@ -413,9 +416,11 @@ def _with_omission(
         )
         rng = random.Random(f"behaviorsft-render:{seed}:{case.id}")
         out = _render_kb(case, kb, cond_id, rng, hide=hide, omit=item.item)
-        checked = check_item(item, RecordIndex.build(case, out.conversation.turns, kb))
+        out.index = RecordIndex.build(case, out.conversation.turns, kb)
+        checked = check_item(item, out.index)
         if checked.absent and checked.required and not _names_lab(out, kb, item.ref, tests):
             return out
+    full.index = full_idx
     return full
 
 

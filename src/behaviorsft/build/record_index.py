@@ -324,6 +324,23 @@ class RecordIndex:
             idx._add(Ref(None, EXCERPT_ROLE, ""), excerpt, reported=False)
         return idx
 
+    def prefix(self, turn_end: int) -> RecordIndex:
+        """This index cut to the turns up to ``turn_end``: the same as ``build`` with that
+        ``turn_end``, for an index built from the first turn without an excerpt (a turn is
+        indexed from its own text and the one before it, so the cut keeps every list and
+        dict in the order a build gives; the memo starts empty)."""
+        idx = RecordIndex(case=self.case, lexicon=self.lexicon, kb=self.kb)
+        end = turn_end
+        idx.roles = {i: r for i, r in self.roles.items() if i <= end}
+        idx.texts = [x for x in self.texts if (t := x[0].turn) is not None and t <= end]
+        idx.sentences = [x for x in self.sentences if (t := x[0].turn) is not None and t <= end]
+        for whole, cut in ((self.hits, idx.hits), (self.done_hits, idx.done_hits)):
+            for cid, refs in whole.items():
+                # the first place a concept is named comes first
+                if (t := refs[0].turn) is not None and t <= end:
+                    cut[cid] = [r for r in refs if (t := r.turn) is not None and t <= end]
+        return idx
+
     def _add(self, ref: Ref, text: str, *, reported: bool | None) -> None:
         """Index ``text``; ``reported``: it shows results (True), never (False), per sentence."""
         self.texts.append((ref, text))

@@ -94,6 +94,15 @@ class Ctx:
         """The record a task shows (turns 0..``turn_end`` plus ``excerpt``), indexed (cached)."""
         key = (turn_end, excerpt)
         if key not in self._indexes:
+            whole = self.rendered.index  # the renderer's index of every turn, when it made one
+            if (
+                excerpt is None
+                and turn_end is not None
+                and isinstance(whole, RecordIndex)
+                and whole.case is self.case
+            ):
+                self._indexes[key] = whole.prefix(turn_end)
+                return self._indexes[key]
             self._indexes[key] = RecordIndex.build(
                 self.case,
                 self.rendered.conversation.turns,

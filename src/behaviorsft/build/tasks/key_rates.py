@@ -17,6 +17,12 @@ items per case of its condition whose key is ``text``. The table is computed onc
 knowledge base and process (all types in one pass over the probe cases) and is the same
 for every build, so builds stay deterministic with any number of workers.
 
+Measuring costs about as much CPU as building a thousand cases, so the tables are kept on
+disk (``KEY_RATE_CACHE``) under a fingerprint of everything they depend on: the knowledge
+base, every source and data file of the package, the probe settings, the registered
+functions and the Python version. A build whose fingerprint matches reads them back
+(exactly the same floats, in the same order) instead of probing again.
+
 A generator may also register a ``RestraintFn`` that says how many perturbed items and
 restraint controls it emits for a probe: ``emitted`` gives these per condition, and
 ``restraint_offer_rate`` the share of items on which a "no issue" option must be offered
@@ -25,9 +31,15 @@ for it to be the key about one time in the number of options.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import random
+import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.taxonomy import TaskType
@@ -121,15 +133,110 @@ def _tally(kb: KnowledgeBase, probes: Iterator[_Probe | None]) -> None:
         _EMITTED[(id(kb), t)] = {c: (i / PROBES, r / PROBES) for c, (i, r) in per.items()}
 
 
+# The folder of the tables kept on disk; "off" (or "0") measures in every process.
+# Default: $XDG_CACHE_HOME/behaviorsft (~/.cache/behaviorsft).
+KEY_RATE_CACHE = "BEHAVIORSFT_KEY_RATE_CACHE"
+CACHE_KEEP = 8  # tables kept (the newest); older fingerprints are removed
+_PACKAGE_FINGERPRINT: list[str] = []
+
+
+def _package_fingerprint() -> str:
+    """sha256 of every source and data file of the package (paths and bytes)."""
+    if not _PACKAGE_FINGERPRINT:
+        root = Path(__file__).resolve().parents[2]
+        h = hashlib.sha256()
+        for p in sorted(root.rglob("*")):
+            if "__pycache__" in p.parts or p.suffix == ".pyc" or not p.is_file():
+                continue
+            h.update(p.relative_to(root).as_posix().encode() + b"\0")
+            h.update(p.read_bytes() + b"\0")
+        _PACKAGE_FINGERPRINT.append(h.hexdigest())
+    return _PACKAGE_FINGERPRINT[0]
+
+
+def _cache_file(kb: KnowledgeBase) -> Path | None:
+    """Where the tables of ``kb`` are kept on disk (None: the cache is off)."""
+    setting = os.environ.get(KEY_RATE_CACHE, "")
+    if setting.lower() in ("off", "0"):
+        return None
+    folder = Path(setting) if setting else None
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        folder = Path(base) / "behaviorsft"
+    h = hashlib.sha256()
+    for part in (
+        kb.model_dump_json(),
+        _package_fingerprint(),
+        f"{PROBES}:{PROBE_SEED}:{sys.version}",
+        *(f"{t.value}={fn.__module__}.{fn.__qualname__}" for t, fn in _KEY_FNS.items()),
+        *(f"{t.value}~{fn.__module__}.{fn.__qualname__}" for t, fn in _RESTRAINT_FNS.items()),
+    ):
+        h.update(part.encode() + b"\0")
+    return folder / f"key_rates-{h.hexdigest()[:32]}.json"
+
+
+def _load_cached(kb: KnowledgeBase) -> bool:
+    """Fill the tables of ``kb`` from the disk cache; False when absent or unusable."""
+    path = _cache_file(kb)
+    if path is None:
+        return False
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        got_rates = {
+            TaskType(t): {str(k): float(v) for k, v in c.items()} for t, c in doc["rates"].items()
+        }
+        got_emitted = {
+            TaskType(t): {str(c): (float(i), float(r)) for c, (i, r) in per.items()}
+            for t, per in doc["emitted"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if set(got_rates) != set(_KEY_FNS) or set(got_emitted) != set(_RESTRAINT_FNS):
+        return False
+    if len(_RATES) > 64:
+        _RATES.clear()
+        _EMITTED.clear()
+    for t, c in got_rates.items():
+        _RATES[(id(kb), t)] = c
+    for t, per in got_emitted.items():
+        _EMITTED[(id(kb), t)] = per
+    return True
+
+
+def _save_cached(kb: KnowledgeBase) -> None:
+    """Keep the tables of ``kb`` on disk (best effort: a read-only home just re-measures)."""
+    path = _cache_file(kb)
+    if path is None:
+        return
+    doc = {
+        "rates": {t.value: _RATES[(id(kb), t)] for t in _KEY_FNS},
+        "emitted": {t.value: _EMITTED[(id(kb), t)] for t in _RESTRAINT_FNS},
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key_rates-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+        os.replace(tmp, path)
+        # keep the newest few (each edit of the package makes a new fingerprint)
+        kept = sorted(path.parent.glob("key_rates-*.json"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-CACHE_KEEP]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
+
+
 def rates(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
     """Normalised key text -> expected items per case of its condition keyed by it.
 
     The probe cases are rendered once for all registered types (the first call measures
-    them all)."""
+    them all, or reads them from the disk cache)."""
     hit = _RATES.get((id(kb), task_type))
     if hit is not None:
         return hit
-    _tally(kb, (_probe(kb, i) for i in range(PROBES * len(kb.conditions))))
+    if not _load_cached(kb):
+        _tally(kb, (_probe(kb, i) for i in range(PROBES * len(kb.conditions))))
+        _save_cached(kb)
     return _RATES[(id(kb), task_type)]
 
 
@@ -213,7 +320,7 @@ def measure(kb: KnowledgeBase, types: set[TaskType] | None = None, workers: int 
         return
     import multiprocessing as mp
 
-    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+    if workers <= 1 or "fork" not in mp.get_all_start_methods() or _load_cached(kb):
         rates(kb, wanted[0])
         return
     _POOL_KB = kb
@@ -223,3 +330,4 @@ def measure(kb: KnowledgeBase, types: set[TaskType] | None = None, workers: int 
             _tally(kb, pool.imap(_probe_in_worker, range(n), chunksize=8))
     finally:
         _POOL_KB = None
+    _save_cached(kb)

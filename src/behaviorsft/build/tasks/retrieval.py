@@ -41,7 +41,7 @@ from behaviorsft.build.tasks.grounding import (
 )
 from behaviorsft.records import Finding, Task
 from behaviorsft.sources.kb import KnowledgeBase, Lab
-from behaviorsft.sources.synthetic import _round, fmt_value
+from behaviorsft.sources.synthetic import fmt_value
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -186,11 +186,17 @@ def _drawn_values(ctx: Ctx, f: Finding, n: int = 24) -> list[str]:
         lo, hi = ref.low + 0.2 * span, ref.high - 0.2 * span
     if lab.bounds is not None:
         lo, hi = max(lo, lab.bounds.low), min(hi, lab.bounds.high)
+    # ``_round(ctx.rng.uniform(lo, hi), lab.decimals)``, inlined (the same draws and
+    # floats: ``uniform`` is ``a + (b - a) * random()``); this runs for every value asked
+    random, width, places, unit = ctx.rng.random, hi - lo, lab.decimals, f.unit
+    cap = 100.0 if unit == "%" else float("inf")
     for _ in range(n):
-        v = _round(ctx.rng.uniform(lo, hi), lab.decimals)
-        text = _format_value(v)
-        if text != own and v > 0 and not (f.unit == "%" and v > 100):
-            out.append(f"{text} {f.unit}")
+        v = lo + width * random()
+        v = round(v, places) if places else float(round(v))
+        if 0 < v <= cap:
+            text = _format_value(v)
+            if text != own:
+                out.append(f"{text} {unit}")
     return list(dict.fromkeys(out))
 
 
