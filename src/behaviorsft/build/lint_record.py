@@ -100,6 +100,7 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
+from behaviorsft.sources import surgical
 from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.prescribing import (
@@ -350,7 +351,14 @@ def lint_conversation(
             shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]], lay=True)
             for dx, _, reason in reasons:
                 diff = next((d for d in cond.differentials if d.name == dx), None)
-                if diff is not None and not _keeps_first(diff.argues_against, reason):
+                # (a known hernia found soft and reducible argues against its incarceration on
+                # its own: sources/surgical.hernia_reason)
+                hernia = surgical.HERNIA.search(dx) and "reducible" in reason
+                if (
+                    diff is not None
+                    and not hernia
+                    and not _keeps_first(diff.argues_against, reason)
+                ):
                     where.add(
                         "reason-not-discriminating",
                         f"'{dx} is less likely given {reason}' leaves out "
