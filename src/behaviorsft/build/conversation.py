@@ -25,6 +25,7 @@ from functools import lru_cache
 
 from behaviorsft.build import ward_turns
 from behaviorsft.build.coherence import (
+    claim_checker,
     action_fits,
     advice_specialty,
     agreeing_reason,
@@ -33,7 +34,7 @@ from behaviorsft.build.coherence import (
     step_fits,
     surgeon_advice,
 )
-from behaviorsft.build.event_time import day_label
+from behaviorsft.build.event_time import day_label, draw_ecg_minutes, ecg_first
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
@@ -543,15 +544,25 @@ def _render_kb(
     )
     for f in vitals:
         b.finding_turns[(f.name, f.day)] = idx
+    # a suspected ACS: the ECG recorded and read at arrival, before any blood (event_time)
+    study = imaging  # the study requested with the bloods, reported after them
+    if imaging is not None and ecg_first(cond_id, imaging.name):
+        at = draw_ecg_minutes(rng)
+        b.say(
+            edp,
+            f"{imaging.name}: {imaging.value_text}. Recorded {at} minutes after arrival.",
+            anchor="imaging",
+        )
+        study = None  # reported: not requested with the bloods
     b.say(
         edp, f"On examination: {_join(exam)}.", f"Examination shows {_join(exam)}.", anchor="exam"
     )
     bloods = _with_procedures(labs0)
     b.say(
         edp,
-        f"Let's send {bloods} and request: {imaging.name}." if imaging else f"Let's send {bloods}.",
-        f"{bloods[0].upper()}{bloods[1:]} please, and I'd like this study: {imaging.name}."
-        if imaging
+        f"Let's send {bloods} and request: {study.name}." if study else f"Let's send {bloods}.",
+        f"{bloods[0].upper()}{bloods[1:]} please, and I'd like this study: {study.name}."
+        if study
         else f"{bloods[0].upper()}{bloods[1:]} please.",
         anchor="orders",
     )
@@ -583,17 +594,16 @@ def _render_kb(
     if ranged and worded:
         comment += f" Also abnormal: {_join(worded)}."
     b.say(resident, comment, anchor="labs_comment")
-    if imaging is not None:
+    if study is not None:
         reporter = radiologist
-        if not _is_radiology(imaging.name):
-            study = imaging.name.lower()
-            who = next((r for w, r in REPORTERS if w in study), None)
+        if not _is_radiology(study.name):
+            who = next((r for w, r in REPORTERS if w in study.name.lower()), None)
             # An ECG (or anything else at the bedside) is read by the doctor who ordered it.
             reporter = b.person(*who) if who is not None else edp
         b.say(
             reporter,
-            f"{imaging.name}: {imaging.value_text}.",
-            f"I've reported the {imaging.name.lower()}: {imaging.value_text}.",
+            f"{study.name}: {study.value_text}.",
+            f"I've reported the {study.name.lower()}: {study.value_text}.",
             anchor="imaging",
         )
     diffs = cond.differentials[:2]
@@ -791,10 +801,24 @@ def _render_kb(
         [f.name.lower() for f in case.findings if f.name not in hide]
         + ([imaging.name.lower(), imaging.value_text or ""] if imaging is not None else [])
     )
+    # ...and only a claim it proves: its count, repeat, time and order (coherence.py)
+    proves = claim_checker(
+        kb,
+        [
+            (f.name, f.day, f.value_text)
+            for f in case.findings
+            if f.kind in ("lab", "imaging") and f.name not in hide
+        ],
+        [t.text for t in b.turns],
+        [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in case.medications],
+    )
     care = [
         i
         for i in cond.standard_of_care
-        if i.item != omit and safe(i.item) and all_shown(i.item, shown)
+        if i.item != omit
+        and safe(i.item)
+        and all_shown(i.item, shown)
+        and proves(split_condition(i.item)[0]) is None
     ]
     b.anchors["care"] = len(b.turns)
     for item in care:

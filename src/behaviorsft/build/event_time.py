@@ -86,3 +86,24 @@ def strictly_ordered(times: Sequence[When]) -> bool:
     """Whether every pair of ``times`` (in the claimed order) is ordered by documented
     time: no tie, no two events of one day without a clock time on each."""
     return all(ordered(a, b) for i, a in enumerate(times) for b in times[i + 1 :])
+
+
+# A suspected acute coronary syndrome: the 12-lead ECG is recorded and read within 10
+# minutes of arrival (ESC ACS 2023), before any blood result; the record says when.
+ECG_FIRST = frozenset({"stemi", "nstemi"})
+ECG_WITHIN_MIN = 10
+
+
+def ecg_first(cond_id: str, study: str | None) -> bool:
+    """Whether the record's study ``study`` is an ECG recorded at arrival (``ECG_FIRST``)."""
+    return cond_id in ECG_FIRST and study is not None and "ecg" in study.lower()
+
+
+def draw_ecg_minutes(rng: random.Random) -> int:
+    """Minutes after arrival the ECG of a suspected ACS is recorded at (3 to 9)."""
+    return rng.randint(3, ECG_WITHIN_MIN - 1)
+
+
+# A transfer to a unit (HDU, ICU) comes after the emergency work-up the record shows: the
+# history, the admission bloods back (about an hour), a plan and its first doses.
+TRANSFER_AFTER_MIN = 90

@@ -13,6 +13,15 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           discharge or runs for months ("recheck renal function 3 months
                           after the episode"), or a conditional step whose condition the
                           record does not show
+``claim-unproved``        a turn or a checklist lists as done what the record cannot show
+                          as claimed: more samples than it has ("at least 3 sets of blood
+                          cultures" with one), a repeat it never shows ("serial troponin (0 h
+                          and 1-3 h)" with a repeat a day later), a time it does not
+                          document ("ECG within 10 min of arrival"), an order it does not
+                          show ("thionamide given before iodine" with neither given), a
+                          medicine route never used ("IV potassium rate" with oral
+                          potassium), a course or a schedule of checks (never done), or a
+                          test it names in passing ("(and T3)") with no result
 ``not-done-contradicted`` a consultation called not done, or outstanding, while a
                           consultant of that specialty reviewed the patient
 ``step-out-of-order``     a plan step about an event the record lacks or has passed: "within
@@ -55,12 +64,14 @@ from typing import Any, Protocol
 
 from behaviorsft.build.coherence import (
     AFTER_OPERATION,
+    SCHEDULE,
     AWAITING,
     FIRST_HOURS,
     IF_TAKING,
     OPERATION_DONE,
     action_fits,
     advice_specialty,
+    claim_checker,
     consulted,
     done_by_discharge,
     negation_contradicted,
@@ -74,6 +85,7 @@ from behaviorsft.sources.kb import KnowledgeBase
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
+    "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
     "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
@@ -171,6 +183,9 @@ def lint_conversation(
         m = _DONE_TURN.match(text)
         if m is not None:
             item = m["item"]
+            why = record_claims(kb, turns[:i], case)(item)
+            if why is not None and done_by_discharge(item):
+                where.add("claim-unproved", f"'{item}' recorded as done: {why}", idx)
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
             elif split_condition(item)[1] is not None:
@@ -361,7 +376,7 @@ def lint_task(
         from behaviorsft.build.record_index import split_condition
 
         for item in _items(m["items"]):
-            if not done_by_discharge(item):
+            if not done_by_discharge(item) or SCHEDULE.search(item):
                 where.add("done-impossible", f"'{item}' listed as done already", None)
             elif split_condition(item)[1] is not None and not _holds(kb, case, turns, item):
                 where.add(
@@ -369,6 +384,13 @@ def lint_task(
                     f"'{item}' listed as done although its condition is not in the record",
                     None,
                 )
+    m = _CHECKLIST.match(excerpt)
+    if m is not None:
+        proves = record_claims(kb, turns, case)
+        for item in _items(m["items"]):
+            why = proves(item)
+            if why is not None:
+                where.add("claim-unproved", f"'{item}' listed as done: {why}", None)
     m = _SUMMARY.search(excerpt)
     if m is not None:
         listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}
@@ -395,6 +417,53 @@ def lint_task(
                 "patient",
                 None,
             )
+
+
+# a handover checklist or a team note listing what was done (then what was not)
+_CHECKLIST = re.compile(
+    r"^(?:Handover checklist, done|Team note):\s*(?!Not done)(?P<items>.+?)\.(?:\s+(?:Not applicable|Not done)\b|$)"
+)
+_TABLE_DAY = re.compile(r"\bday (\d+)\b", re.I)
+_CLAIMS: dict[tuple[int, int], tuple[object, Any]] = {}
+
+
+def record_claims(
+    kb: KnowledgeBase, turns: list[dict[str, Any]], case: dict[str, Any] | None
+) -> Any:
+    """``coherence.claim_checker`` of the record ``turns`` show: the rows of their tables
+    (dated by the table's title or the turn's "Day N"), the studies reported, the turns'
+    texts, the case's medicines (cached per conversation and length)."""
+    key = (id(turns[0]) if turns else 0, len(turns))
+    hit = _CLAIMS.get(key)
+    if hit is not None and hit[0] is (turns[0] if turns else None):
+        return hit[1]
+    findings: list[tuple[str, float | None, str | None]] = []
+    texts = [str(t.get("text", "")) for t in turns]
+    studies = [
+        str(f.get("name", ""))
+        for f in (case or {}).get("findings") or []
+        if f.get("kind") == "imaging"
+    ]
+    for t, text in zip(turns, texts, strict=True):
+        said = _TABLE_DAY.search(text[:12]) if text.startswith("Day ") else None
+        for a in t.get("attachments") or []:
+            m = _TABLE_DAY.search(str(a.get("title") or "")) or said
+            day = float(m.group(1)) if m else 0.0
+            for row in a.get("rows") or []:
+                if row:
+                    findings.append((str(row[0]), day, str(row[1]) if len(row) > 1 else None))
+        for n in studies:
+            if text.startswith(f"{n}:") or f"reported the {n.lower()}:" in text:
+                findings.append((n, 0.0, text))
+    given = [
+        (f"{m.get('name', '')} {m.get('drug_class') or ''}", str(m.get("route") or ""))
+        for m in (case or {}).get("medications") or []
+    ]
+    check = claim_checker(kb, findings, texts, given)
+    if len(_CLAIMS) > 256:
+        _CLAIMS.clear()
+    _CLAIMS[key] = (turns[0] if turns else None, check)
+    return check
 
 
 def _items(text: str) -> list[str]:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from behaviorsft.build.coherence import consulted
+from behaviorsft.build.coherence import claim_checker, consulted
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
@@ -72,6 +72,9 @@ class CheckedItem:
     present: tuple[Concept, ...]  # those the record names anywhere (even as a request)
     shown: tuple[Concept, ...]  # those the record shows done (results, reports, medicines)
     mentioned: bool  # one sentence of the record holds all its words
+    # why the record cannot show it done as it claims (count, repeat, time, order; None: it
+    # can), ``coherence.unproved_claim``
+    unproved: str | None = None
 
     @property
     def absent(self) -> bool:
@@ -85,8 +88,9 @@ class CheckedItem:
 
     @property
     def listable(self) -> bool:
-        """It may be listed as done: all it names is shown done, or it names nothing checkable."""
-        return len(self.shown) == len(self.named)
+        """It may be listed as done: all it names is shown done, or it names nothing
+        checkable, and the record proves the claim (``unproved``)."""
+        return len(self.shown) == len(self.named) and self.unproved is None
 
     @property
     def done_text(self) -> str:
@@ -99,8 +103,10 @@ class CheckedItem:
         return self.item.model_copy(update={"item": self.done_text})
 
 
-def check_item(item: KBCareItem, idx: RecordIndex) -> CheckedItem:
-    """``item`` against the record ``idx`` indexes."""
+def check_item(
+    item: KBCareItem, idx: RecordIndex, proves: Callable[[str], str | None] | None = None
+) -> CheckedItem:
+    """``item`` against the record ``idx`` indexes (``proves``: ``claim_checker`` of it)."""
     core, clause = split_condition(item.item)
     kinds = {"test", "group", "procedure"}
     if item.kind == "drug":
@@ -123,6 +129,7 @@ def check_item(item: KBCareItem, idx: RecordIndex) -> CheckedItem:
         present=tuple(present),
         shown=tuple(shown),
         mentioned=bool(idx.phrase_refs(core)),
+        unproved=proves(core) if proves is not None else None,
     )
 
 
@@ -130,10 +137,27 @@ def _verdicts(ctx: Ctx, items: list[KBCareItem], end: int) -> list[CheckedItem]:
     idx = ctx.index(turn_end=end)
     key = ("care items", tuple(i.item for i in items))
     if key not in idx.memo:  # omission and standard of care check the same items
-        idx.memo[key] = [check_item(i, idx) for i in items]
+        proves = record_claims(ctx, end)
+        idx.memo[key] = [check_item(i, idx, proves) for i in items]
     out = idx.memo[key]
     assert isinstance(out, list)
     return out
+
+
+def record_claims(ctx: Ctx, end: int) -> Callable[[str], str | None]:
+    """``coherence.claim_checker`` of the record turns ``0..end`` show: the results shown
+    by then, the turns, the medicines given."""
+    turns = ctx.rendered.conversation.turns[: end + 1]
+    at = ctx.rendered.finding_turns
+    imaging = ctx.rendered.anchors.get("imaging")
+    shown = [
+        (f.name, f.day, f.value_text)
+        for f in ctx.case.findings
+        if (f.kind == "lab" and (at.get((f.name, f.day)) is not None) and at[(f.name, f.day)] <= end)
+        or (f.kind == "imaging" and imaging is not None and imaging <= end)
+    ]
+    given = [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in ctx.case.medications]
+    return claim_checker(ctx.kb, shown, [t.text for t in turns], given)
 
 
 def _key_reason(c: CheckedItem) -> str | None:

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from behaviorsft.build.coherence import after_discharge, done_by_discharge
+from behaviorsft.build.coherence import (
+    SCHEDULE,
+    after_discharge,
+    done_by_discharge,
+    startable,
+)
 from behaviorsft.build.record_index import NEGATIVE, RecordIndex, condition_holds, split_condition
 from behaviorsft.build.tasks.common import (
     Ctx,
@@ -72,20 +77,26 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
     return due, not_due
 
 
-def _done_by_now(ctx: Ctx, end: int) -> list[str]:
-    """The steps an update on this record may list as done: none after discharge or
-    lasting months, none recommending against something, and a conditional one only where
-    the record shows its condition (``coherence.done_by_discharge``)."""
+def _done_by_now(ctx: Ctx, end: int) -> tuple[list[str], list[str]]:
+    """The steps an update on this record may list as done, and the courses it may list as
+    started (their first doses given): none after discharge, none recommending against
+    something, a conditional one only where the record shows its condition; a course
+    (weeks, months, "until") or a schedule of checks is never done by the next morning,
+    and a course only started where it waits on no result (``coherence.startable``)."""
     assert ctx.cond is not None
     idx = ctx.index(turn_end=end)
-    out = []
+    done, started = [], []
     for action in ctx.cond.next_actions:
-        if NEGATIVE.search(action) or not done_by_discharge(action):
+        if NEGATIVE.search(action) or after_discharge(action):
             continue
         _, clause = split_condition(action)
-        if clause is None or condition_holds(clause, idx) is True:
-            out.append(action)
-    return out
+        if clause is not None and condition_holds(clause, idx) is not True:
+            continue
+        if startable(action):
+            started.append(action)
+        elif done_by_discharge(action) and SCHEDULE.search(action) is None:
+            done.append(action)
+    return done, started
 
 
 def _key_texts(ctx: object) -> tuple[list[str], int]:
@@ -159,13 +170,21 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         )
         yield main
     if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
-        listed = _done_by_now(ctx, end)
+        listed, started = _done_by_now(ctx, end)
+        if any(a not in listed and a not in started for a in due):
+            # "every step is done" only where the update can list each due step done (or,
+            # a course, started): a course waiting on a result is neither
+            ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: a due step cannot be listed done")
+            return
         done = "; ".join(listed)
-        # the false alarm is a due step the update lists as done
-        due = [a for a in due if a in listed]
+        # the false alarm is a due step the update lists as done (or started)
+        due = [a for a in due if a in listed] or [a for a in due if a in started]
         if not due:
             ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: no due step can be listed done")
             return
+        update = (f"done already: {done}." if listed else "") + (
+            f" Started and continuing: {'; '.join(started)}." if started else ""
+        )
         yield control_of(
             main,
             key="pc",
@@ -176,5 +195,5 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             rationale="Every step the guideline lists at this point is already done; "
             "further action would be unnecessary.",
             # the next morning's round: a step due within 24 h can be done by then
-            excerpt=f"Ward round update, the next morning: done already: {done}.",
+            excerpt=f"Ward round update, the next morning: {update.strip()}",
         )
