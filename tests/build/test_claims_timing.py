@@ -12,7 +12,6 @@ from behaviorsft.build.conversation import render
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import synthesize_case
-from behaviorsft.taxonomy import TaskType as T
 
 SEED = 37
 _CLAIM = re.compile(r"^(?:Documented|Done and recorded):\s*(?P<item>.+?)\.?$")
@@ -128,9 +127,23 @@ def test_meningitis_antibiotics_before_the_lumbar_puncture_and_ct_before_csf(kb)
     no antibiotic before the LP."""
     _, rendered, _ = _built(kb, 276)
     texts = [t.text for t in rendered.conversation.turns]
-    rows = [" ".join(" ".join(r) for a in t.attachments for r in a.rows) for t in rendered.conversation.turns]
-    ct = next(i for i, t in enumerate(texts) if "ct head" in t.lower() and ":" in t and "request" not in t.lower() and "study" not in t.lower())
+    rows = [
+        " ".join(" ".join(r) for a in t.attachments for r in a.rows)
+        for t in rendered.conversation.turns
+    ]
+    ct = next(
+        i
+        for i, t in enumerate(texts)
+        if "ct head" in t.lower()
+        and ":" in t
+        and "request" not in t.lower()
+        and "study" not in t.lower()
+    )
     csf = next(i for i, r in enumerate(rows) if "CSF" in r)
     assert ct < csf
-    given = next(i for i, t in enumerate(texts) if re.search(r"ceftriaxone[^.]*given|given[^.]*ceftriaxone", t, re.I))
+    given = next(
+        i
+        for i, t in enumerate(texts)
+        if re.search(r"ceftriaxone[^.]*given|given[^.]*ceftriaxone", t, re.I)
+    )
     assert given < csf

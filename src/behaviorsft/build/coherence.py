@@ -380,9 +380,7 @@ SCHEDULE = re.compile(
 )
 # How many samples a claim says were taken ("at least 3 sets", "three sputum specimens").
 _NUMBERS = {"two": 2, "three": 3, "four": 4}
-COUNT = re.compile(
-    r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:sets|specimens|samples)\b", re.I
-)
+COUNT = re.compile(r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:sets|specimens|samples)\b", re.I)
 REPEATED = re.compile(r"\b(?:repeat(?:ed)?|serial)\b", re.I)
 # An interval in hours between serial samples ("(0 h and 1-3 h)"): the repeat that day.
 _HOURS_APART = re.compile(r"\b\d+(?:-\d+)?\s*h\b", re.I)
@@ -393,7 +391,9 @@ WITHIN = re.compile(
 )
 AFTER_ARRIVAL = re.compile(r"\b(?P<n>\d+) minutes after arrival\b", re.I)
 # "X before Y" (not "before discharge", which is a deadline, not an order of events).
-BEFORE = re.compile(r"^(?P<x>.+?)\s+(?:given |drawn |measured )?before (?!discharge)(?P<y>.+)$", re.I)
+BEFORE = re.compile(
+    r"^(?P<x>.+?)\s+(?:given |drawn |measured )?before (?!discharge)(?P<y>.+)$", re.I
+)
 # "IV potassium rate documented": a claim about a medicine given into a vein.
 IV_DRUG = re.compile(
     r"\bIV (?P<what>(?!therapy|fluids?|contrast|diuresis|access|line)[a-z]+)\b", re.I
@@ -452,9 +452,7 @@ def unproved_claim(
     if REPEATED.search(item):
         if not named or min(len(v) for v in named.values()) < 2:
             return "claims a repeat the record never shows"
-        if _HOURS_APART.search(item) and not any(
-            v[1][0] == v[0][0] for v in named.values()
-        ):
+        if _HOURS_APART.search(item) and not any(v[1][0] == v[0][0] for v in named.values()):
             return "claims a repeat within hours; the record's repeat is a day later"
     m = WITHIN.search(item)
     if m is not None:
@@ -527,9 +525,7 @@ def _order_unproved(
     doses = [m["drug"].lower() for t in texts for m in FIRST_DOSE_OF.finditer(t)]
     # the drug by name, or a medicine of its class ("thionamide": propylthiouracil) by name
     names = [n.lower() for n, _ in given if any(w in n.lower() for w in words)]
-    if any(w in d for w in words for d in doses) or any(
-        d in n for n in names for d in doses if d
-    ):
+    if any(w in d for w in words for d in doses) or any(d in n for n in names for d in doses if d):
         return None
     return f"claims '{first}' first; the record documents no first dose of it"
 

@@ -25,10 +25,10 @@ from functools import lru_cache
 
 from behaviorsft.build import ward_turns
 from behaviorsft.build.coherence import (
-    claim_checker,
     action_fits,
     advice_specialty,
     agreeing_reason,
+    claim_checker,
     consultant_advice_fits,
     organism_conflict,
     step_fits,

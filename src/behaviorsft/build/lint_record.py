@@ -22,6 +22,10 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           medicine route never used ("IV potassium rate" with oral
                           potassium), a course or a schedule of checks (never done), or a
                           test it names in passing ("(and T3)") with no result
+``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
+                          work-up the record shows allows ("admitted to a high-dependency
+                          setting 15 minutes after arrival" after a history, bloods back and
+                          a plan: ``event_time.TRANSFER_AFTER_MIN``)
 ``not-done-contradicted`` a consultation called not done, or outstanding, while a
                           consultant of that specialty reviewed the patient
 ``step-out-of-order``     a plan step about an event the record lacks or has passed: "within
@@ -64,11 +68,11 @@ from typing import Any, Protocol
 
 from behaviorsft.build.coherence import (
     AFTER_OPERATION,
-    SCHEDULE,
     AWAITING,
     FIRST_HOURS,
     IF_TAKING,
     OPERATION_DONE,
+    SCHEDULE,
     action_fits,
     advice_specialty,
     claim_checker,
@@ -80,12 +84,14 @@ from behaviorsft.build.coherence import (
     repeat_unshown,
     surgeon_advice,
 )
+from behaviorsft.build.event_time import TRANSFER_AFTER_MIN, TRANSFERRED
 from behaviorsft.sources.kb import KnowledgeBase
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "transfer-too-early": ("error", "a unit transfer dated before the work-up it follows"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
     "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
@@ -240,6 +246,14 @@ def lint_conversation(
                     f"a {role} refers to surgery for an operation: '{said[:80]}'",
                     idx,
                 )
+        moved = TRANSFERRED.search(text)
+        if moved is not None and int(moved["n"]) < TRANSFER_AFTER_MIN:
+            where.add(
+                "transfer-too-early",
+                f"'{moved.group(0)}': the work-up before it takes {TRANSFER_AFTER_MIN} "
+                "minutes or more",
+                idx,
+            )
         if _FIRST_DOSE.match(text):
             started = True
     _lint_ward(where, turns, texts, case)
@@ -421,7 +435,8 @@ def lint_task(
 
 # a handover checklist or a team note listing what was done (then what was not)
 _CHECKLIST = re.compile(
-    r"^(?:Handover checklist, done|Team note):\s*(?!Not done)(?P<items>.+?)\.(?:\s+(?:Not applicable|Not done)\b|$)"
+    r"^(?:Handover checklist, done|Team note):\s*(?!Not done)(?P<items>.+?)\."
+    r"(?:\s+(?:Not applicable|Not done)\b|$)"
 )
 _TABLE_DAY = re.compile(r"\bday (\d+)\b", re.I)
 _CLAIMS: dict[tuple[int, int], tuple[object, Any]] = {}

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from behaviorsft.build.event_time import said_minutes
 from behaviorsft.records import Case, Event, Medication
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, compare
@@ -561,7 +562,7 @@ def escalate(
             ]
             text = t.say.format(
                 why=_why(rows, values, shown),
-                t=f"{rng.randrange(t.after, t.after + t.within, 5)} minutes after arrival",
+                t=f"{said_minutes(t.say, t.after, t.within, rng)} minutes after arrival",
                 age=shown.get("age", ""),
                 bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",
                 drug=kb.drug(

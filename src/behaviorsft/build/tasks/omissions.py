@@ -153,7 +153,9 @@ def record_claims(ctx: Ctx, end: int) -> Callable[[str], str | None]:
     shown = [
         (f.name, f.day, f.value_text)
         for f in ctx.case.findings
-        if (f.kind == "lab" and (at.get((f.name, f.day)) is not None) and at[(f.name, f.day)] <= end)
+        if (
+            f.kind == "lab" and (at.get((f.name, f.day)) is not None) and at[(f.name, f.day)] <= end
+        )
         or (f.kind == "imaging" and imaging is not None and imaging <= end)
     ]
     given = [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in ctx.case.medications]
