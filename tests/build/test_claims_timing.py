@@ -124,26 +124,156 @@ def test_a_unit_transfer_leaves_time_for_the_work_up(kb):
 
 def test_meningitis_antibiotics_before_the_lumbar_puncture_and_ct_before_csf(kb):
     """37-000276: CSF results back before the CT that altered mental status requires, and
-    no antibiotic before the LP."""
+    no antibiotic before the LP: the CSF comes after the CT report, and the empirical
+    antibiotic is given minutes after arrival, not waiting for the lumbar puncture."""
     _, rendered, _ = _built(kb, 276)
-    texts = [t.text for t in rendered.conversation.turns]
-    rows = [
-        " ".join(" ".join(r) for a in t.attachments for r in a.rows)
-        for t in rendered.conversation.turns
-    ]
-    ct = next(
-        i
-        for i, t in enumerate(texts)
-        if "ct head" in t.lower()
-        and ":" in t
-        and "request" not in t.lower()
-        and "study" not in t.lower()
+    turns = rendered.conversation.turns
+    ct = next(i for i, t in enumerate(turns) if t.text.lower().startswith("i've reported the ct"))
+    csf = next(
+        i for i, t in enumerate(turns) for a in t.attachments for r in a.rows if "CSF" in r[0]
     )
-    csf = next(i for i, r in enumerate(rows) if "CSF" in r)
     assert ct < csf
-    given = next(
-        i
-        for i, t in enumerate(texts)
-        if re.search(r"ceftriaxone[^.]*given|given[^.]*ceftriaxone", t, re.I)
+    assert any(
+        re.search(
+            r"ceftriaxone given \d+ minutes after arrival, not waiting for the lumbar", t.text
+        )
+        for t in turns
     )
-    assert given < csf
+
+
+# ----------------------------------------------------------------------------- lint rules
+
+
+def _record(kb, index: int):
+    case, rendered, tasks = _built(kb, index)
+    return (
+        case.model_dump(mode="json"),
+        rendered.conversation.model_dump(mode="json"),
+        [t.model_dump(mode="json") for t in tasks],
+    )
+
+
+def _lint(kb, case, conv, tasks=None) -> list[str]:
+    from behaviorsft.build.lint import lint_records
+
+    found = lint_records(
+        [(1, case)], [(1, conv)], kb=kb, tasks=list(enumerate(tasks, 1)) if tasks else None
+    )
+    return [f.rule for f in found]
+
+
+_NEW_RULES = {
+    "claim-unproved",
+    "transfer-too-early",
+    "marker-before-rise",
+    "result-timing",
+    "done-impossible",
+}
+
+
+@pytest.mark.parametrize("index", [206, 297, 276, 52, 527, 583])
+def test_the_named_records_are_clean(kb, index):
+    case, conv, tasks = _record(kb, index)
+    assert not set(_lint(kb, case, conv, tasks)) & _NEW_RULES
+
+
+def _said(conv, text: str) -> None:
+    """Append a resident's turn saying ``text`` to ``conv``."""
+    turns = conv["turns"]
+    turns.append({**turns[-2], "index": len(turns), "text": text, "attachments": []})
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "Done and recorded: at least 3 sets of blood cultures from separate venepunctures "
+        "before antibiotics.",  # one culture shown
+        "Documented: serial high-sensitivity troponin (0 h and 1-3 h).",  # no repeat at hours
+        "Documented: IV potassium rate documented and limited.",  # none given IV
+        "Documented: TSH and free T4 (and T3).",  # no thyroid tests at all
+        "Documented: thionamide given before iodine.",  # no thionamide given
+        "Documented: proximal leg vein ultrasound within 4 h of request.",  # no time documented
+    ],
+)
+def test_rule_claim_unproved_on_a_turn(kb, claim):
+    import copy
+
+    case, conv, _ = _record(kb, 206)
+    bad = copy.deepcopy(conv)
+    _said(bad, claim)
+    assert "claim-unproved" in _lint(kb, case, bad)
+
+
+def test_rule_claim_unproved_on_a_checklist(kb):
+    case, conv, tasks = _record(kb, 206)
+    task = next(t for t in tasks if t["task_type"] == "omission_detection")
+    task = {**task, "context": {**task["context"]}}
+    task["context"]["excerpt"] = (
+        "Handover checklist, done: transthoracic echocardiogram; at least 3 sets of blood "
+        "cultures from separate venepunctures before antibiotics."
+    )
+    assert _lint(kb, case, conv, [task]) == ["claim-unproved"]
+
+
+def test_the_ecg_time_proves_the_claim(kb):
+    """The ACS record documents its ECG minutes after arrival: 'within 10 min' holds."""
+    from behaviorsft.build.coherence import claim_checker
+
+    case, rendered, _ = _built(kb, 297)
+    texts = [t.text for t in rendered.conversation.turns]
+    shown = [(f.name, f.day, f.value_text) for f in case.findings if f.kind in ("lab", "imaging")]
+    proves = claim_checker(kb, shown, texts, [])
+    assert proves("12-lead ECG within 10 min of arrival") is None
+    late = [re.sub(r"\d+ minutes after arrival", "25 minutes after arrival", t) for t in texts]
+    assert proves("12-lead ECG within 2 min of arrival") is not None
+    assert claim_checker(kb, shown, late, [])("12-lead ECG within 10 min of arrival") is not None
+
+
+def test_rule_done_impossible_for_a_course_on_a_turn(kb):
+    import copy
+
+    case, conv, _ = _record(kb, 206)
+    bad = copy.deepcopy(conv)
+    _said(bad, "Documented: repeat blood cultures every 24-48 h until bacteraemia clears.")
+    assert "done-impossible" in _lint(kb, case, bad)
+
+
+def test_rule_done_impossible_for_a_course(kb):
+    case, conv, tasks = _record(kb, 583)
+    task = next(t for t in tasks if t["task_type"] == "predictive_next_action")
+    task = {**task, "context": {**task["context"]}}
+    task["context"]["excerpt"] = (
+        "Ward round update, the next morning: done already: 2 months of isoniazid, "
+        "rifampin, pyrazinamide and ethambutol, then 4 months of isoniazid and rifampin."
+    )
+    assert "done-impossible" in _lint(kb, case, conv, [task])
+
+
+def test_rule_transfer_too_early(kb):
+    import copy
+
+    case, conv, _ = _record(kb, 52)
+    bad = copy.deepcopy(conv)
+    t = next(t for t in bad["turns"] if "admitted to a high-dependency setting" in t["text"])
+    t["text"] = re.sub(r"\d+ minutes after arrival", "15 minutes after arrival", t["text"])
+    assert "transfer-too-early" in _lint(kb, case, bad)
+
+
+def test_rule_marker_before_rise(kb):
+    import copy
+
+    case, conv, _ = _record(kb, 297)
+    bad = copy.deepcopy(case)
+    ck = next(f for f in bad["findings"] if f["name"] == "Creatine kinase" and f["day"] == 0)
+    ck["value"] = 2357.0
+    assert "marker-before-rise" in _lint(kb, bad, conv)
+
+
+def test_rule_result_timing_for_a_final_culture_on_day_1(kb):
+    import copy
+
+    case, conv, _ = _record(kb, 527)
+    bad = copy.deepcopy(case)
+    f = next(f for f in bad["findings"] if f["name"] == "Blood culture" and f["day"] == 1)
+    f["value_text"] = "no growth"
+    assert "result-timing" in _lint(kb, bad, conv)

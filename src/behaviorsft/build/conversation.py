@@ -34,7 +34,7 @@ from behaviorsft.build.coherence import (
     step_fits,
     surgeon_advice,
 )
-from behaviorsft.build.event_time import day_label, draw_ecg_minutes, ecg_first
+from behaviorsft.build.event_time import day_label, draw_ecg_minutes, ecg_first, lp_after_ct
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
@@ -557,43 +557,60 @@ def _render_kb(
     b.say(
         edp, f"On examination: {_join(exam)}.", f"Examination shows {_join(exam)}.", anchor="exam"
     )
-    bloods = _with_procedures(labs0)
+    # a CT head before the lumbar puncture: the CSF is taken once the CT is reported
+    # (event_time.lp_after_ct), so its results come after the CT's report
+    csf = [f for f in labs0 if study is not None and lp_after_ct(study.name, f.name)]
+    first = [f for f in labs0 if f not in csf]
+    bloods = _with_procedures(first)
+    after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
         edp,
-        f"Let's send {bloods} and request: {study.name}." if study else f"Let's send {bloods}.",
-        f"{bloods[0].upper()}{bloods[1:]} please, and I'd like this study: {study.name}."
+        f"Let's send {bloods} and request: {study.name}{after}."
+        if study
+        else f"Let's send {bloods}.",
+        f"{bloods[0].upper()}{bloods[1:]} please, and I'd like this study: {study.name}{after}."
         if study
         else f"{bloods[0].upper()}{bloods[1:]} please.",
         anchor="orders",
     )
-    by_panel: dict[str, list[Finding]] = defaultdict(list)
-    for f in labs0:
-        lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
-        by_panel[lab.panel if lab else "other"].append(f)
-    tables = [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
+
+    def tables_of(found: list[Finding]) -> list[Attachment]:
+        by_panel: dict[str, list[Finding]] = defaultdict(list)
+        for f in found:
+            lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+            by_panel[lab.panel if lab else "other"].append(f)
+        return [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
+
+    def comment_on(found: list[Finding]) -> str:
+        flagged = [f for f in found if _abnormal(kb, f)]
+        ranged = [
+            f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is not None
+        ]
+        # a qualitative result has no reference range: it is reported as found (detected, 3+)
+        worded = [
+            f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is None
+        ]
+        comment = (
+            f"Outside the reference range: {_join(ranged)}."
+            if ranged
+            else "Abnormal results: " + _join(worded) + "; the numeric results are within range."
+            if worded
+            else "Nothing outside the reference ranges."
+        )
+        if ranged and worded:
+            comment += f" Also abnormal: {_join(worded)}."
+        return comment
+
     idx = b.say(
         resident,
         "Admission bloods are back.",
         "The first results are in.",
         anchor="labs",
-        attachments=tables,
+        attachments=tables_of(first),
     )
-    for f in labs0:
+    for f in first:
         b.finding_turns[(f.name, f.day)] = idx
-    flagged = [f for f in labs0 if _abnormal(kb, f)]
-    ranged = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is not None]
-    # a qualitative result has no reference range: it is reported as found (detected, 3+)
-    worded = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is None]
-    comment = (
-        f"Outside the reference range: {_join(ranged)}."
-        if ranged
-        else "Abnormal results: " + _join(worded) + "; the numeric results are within range."
-        if worded
-        else "Nothing outside the reference ranges."
-    )
-    if ranged and worded:
-        comment += f" Also abnormal: {_join(worded)}."
-    b.say(resident, comment, anchor="labs_comment")
+    b.say(resident, comment_on(first), anchor="labs_comment")
     if study is not None:
         reporter = radiologist
         if not _is_radiology(study.name):
@@ -606,6 +623,17 @@ def _render_kb(
             f"I've reported the {study.name.lower()}: {study.value_text}.",
             anchor="imaging",
         )
+    if csf:
+        idx = b.say(
+            resident,
+            f"Lumbar puncture done after the {study.name if study else 'CT'}; the CSF results "
+            "are back.",
+            anchor="csf",
+            attachments=tables_of(csf),
+        )
+        for f in csf:
+            b.finding_turns[(f.name, f.day)] = idx
+        b.say(resident, "CSF: " + comment_on(csf)[0].lower() + comment_on(csf)[1:])
     diffs = cond.differentials[:2]
     # Only what the record has shown so far is cited against a differential (the KB's
     # reason cut to the findings this patient has; none left: no reason given).

@@ -137,3 +137,9 @@ def said_minutes(say: str, after: int, within: int, rng: random.Random) -> int:
     if ADMITTED_AT.search(say):
         after = max(after, TRANSFER_AFTER_MIN)
     return rng.randrange(after, after + within, 5)
+
+
+def lp_after_ct(study: str, result: str) -> bool:
+    """Whether the CSF ``result`` comes from a lumbar puncture done after the record's CT
+    head ``study``: a CT before the LP (altered mental status, a focal sign) delays it."""
+    return "ct head" in study.lower() and result.lower().startswith("csf")

@@ -363,7 +363,9 @@ def _answer(task: dict[str, Any]) -> str:
 
 
 _SUMMARY = re.compile(r"final diagnosis (?P<final>.+?)\. Also considered: (?P<items>.+?)\.?$", re.I)
-_DONE_ALREADY = re.compile(r"done already:\s*(?P<items>.+?)\.?$", re.I)
+_DONE_ALREADY = re.compile(
+    r"done already:\s*(?P<items>.+?)(?:\.\s+Started and continuing:|\.?$)", re.I
+)
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
 

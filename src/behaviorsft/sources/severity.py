@@ -249,6 +249,19 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Signs of heart failure with the storm: short-acting IV esmolol instead of oral "
         "propranolol, titrated to heart rate and blood pressure (ATA 2016), started {t}.",
     ),
+    # ESCMID 2016 / NICE NG240: a CT head before the lumbar puncture delays it, so the
+    # empirical antibiotic (with dexamethasone) is given first, after blood cultures
+    # (build/event_time.lp_after_ct: the record's LP follows its CT).
+    Trigger(
+        "bacterial_meningitis",
+        "antibiotics before the lumbar puncture",
+        drug="ceftriaxone",
+        say="CT head before the lumbar puncture: blood cultures taken, then dexamethasone "
+        "and ceftriaxone given {t}, not waiting for the lumbar puncture.",
+        after=10,
+        within=20,
+        first=True,
+    ),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
         "bacterial_meningitis",
