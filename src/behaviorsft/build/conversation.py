@@ -587,9 +587,7 @@ def _render_kb(
             f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is not None
         ]
         # a qualitative result has no reference range: it is reported as found (detected, 3+)
-        worded = [
-            f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is None
-        ]
+        worded = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is None]
         comment = (
             f"Outside the reference range: {_join(ranged)}."
             if ranged
@@ -835,7 +833,7 @@ def _render_kb(
         [
             (f.name, f.day, f.value_text)
             for f in case.findings
-            if f.kind in ("lab", "imaging") and f.name not in hide
+            if f.kind in ("vital", "lab", "imaging") and f.name not in hide
         ],
         [t.text for t in b.turns],
         [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in case.medications],

@@ -154,7 +154,9 @@ def record_claims(ctx: Ctx, end: int) -> Callable[[str], str | None]:
         (f.name, f.day, f.value_text)
         for f in ctx.case.findings
         if (
-            f.kind == "lab" and (at.get((f.name, f.day)) is not None) and at[(f.name, f.day)] <= end
+            f.kind in ("vital", "lab")
+            and (at.get((f.name, f.day)) is not None)
+            and at[(f.name, f.day)] <= end
         )
         or (f.kind == "imaging" and imaging is not None and imaging <= end)
     ]
