@@ -605,7 +605,16 @@ def claim_checker(
             memo[item] = unproved_claim(item, results, texts, given)
         return memo[item]
 
+    check.results = results  # type: ignore[attr-defined]
     return check
+
+
+def provable(check: Callable[[str], str | None], item: str) -> str | None:
+    """``item`` as a record checked by ``check`` (a ``claim_checker``) may list it done:
+    whole, or its ``proved_part``; None when neither."""
+    if check(item) is None:
+        return item
+    return proved_part(item, check, check.results)  # type: ignore[attr-defined]
 
 
 # A course an update may call started (its first doses given): not one that waits on a
@@ -616,3 +625,33 @@ _WAITS = re.compile(r"\bcounted from\b|\bpathogen-directed\b|\bonce\b|\bafter re
 def startable(step: str) -> bool:
     """Whether an update may list the course ``step`` as started (its first doses given)."""
     return course(step) and _WAITS.search(step) is None and not after_discharge(step)
+
+
+# Where the part of a claim the record cannot prove begins ("within 10 min", "before
+# antibiotics", "every 2-4 h", "(0 h and 1-3 h)"), and a qualifier in front of its tests.
+_QUALIFIED = re.compile(
+    r"\s+(?:within|before|every|until|during|from separate|given|counted from|daily|for at "
+    r"least|for \d)\b|\s*\(|,",
+    re.I,
+)
+_LEADING = re.compile(
+    r"^(?:(?:at least )?(?:\d+|two|three|four) (?:sets|specimens|samples) (?:of|for) |"
+    r"serial |repeat(?:ed)? |hourly |baseline )+",
+    re.I,
+)
+
+
+def proved_part(
+    item: str, proves: Callable[[str], str | None], results_of: Callable[[str], dict[str, Results]]
+) -> str | None:
+    """What of ``item`` the record proves when the whole claim fails ``proves``: its tests
+    without the count, repeat, time or order ("blood cultures" of "at least 3 sets of blood
+    cultures ... before antibiotics", "12-lead ECG" of "... within 10 min of arrival"), where
+    they name tests the record shows and nothing else fails; None otherwise."""
+    part = _LEADING.sub("", _QUALIFIED.split(item, maxsplit=1)[0]).strip()
+    if not part or part == item or IV_DRUG.search(part):
+        return None
+    tests = results_of(part)
+    if not tests or not all(tests.values()) or proves(part) is not None:
+        return None
+    return part

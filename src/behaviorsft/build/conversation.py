@@ -31,6 +31,7 @@ from behaviorsft.build.coherence import (
     claim_checker,
     consultant_advice_fits,
     organism_conflict,
+    provable,
     step_fits,
     surgeon_advice,
 )
@@ -560,8 +561,8 @@ def _render_kb(
     # a CT head before the lumbar puncture: the CSF is taken once the CT is reported
     # (event_time.lp_after_ct), so its results come after the CT's report
     csf = [f for f in labs0 if study is not None and lp_after_ct(study.name, f.name)]
-    first = [f for f in labs0 if f not in csf]
-    bloods = _with_procedures(first)
+    drawn = [f for f in labs0 if f not in csf]
+    bloods = _with_procedures(drawn)
     after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
         edp,
@@ -604,11 +605,11 @@ def _render_kb(
         "Admission bloods are back.",
         "The first results are in.",
         anchor="labs",
-        attachments=tables_of(first),
+        attachments=tables_of(drawn),
     )
-    for f in first:
+    for f in drawn:
         b.finding_turns[(f.name, f.day)] = idx
-    b.say(resident, comment_on(first), anchor="labs_comment")
+    b.say(resident, comment_on(drawn), anchor="labs_comment")
     if study is not None:
         reporter = radiologist
         if not _is_radiology(study.name):
@@ -841,15 +842,13 @@ def _render_kb(
     care = [
         i
         for i in cond.standard_of_care
-        if i.item != omit
-        and safe(i.item)
-        and all_shown(i.item, shown)
-        and proves(split_condition(i.item)[0]) is None
+        if i.item != omit and safe(i.item) and all_shown(i.item, shown)
     ]
     b.anchors["care"] = len(b.turns)
-    for item in care:
-        # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%")
-        done = split_condition(item.item)[0]
+    # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%"), and
+    # of a claim the record does not prove whole, the part it proves ("blood cultures")
+    proved = [provable(proves, split_condition(i.item)[0]) for i in care]
+    for done in dict.fromkeys(p for p in proved if p):
         b.say(resident, f"Documented: {done}.", f"Done and recorded: {done}.")
     # the steps after the consultant's, none that presumes an operation the record lacks
     # or belongs to the first hours (coherence.step_fits)

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from behaviorsft.build.coherence import claim_checker, consulted
+from behaviorsft.build.coherence import claim_checker, consulted, provable
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
@@ -75,6 +75,7 @@ class CheckedItem:
     # why the record cannot show it done as it claims (count, repeat, time, order; None: it
     # can), ``coherence.unproved_claim``
     unproved: str | None = None
+    part: str | None = None  # what of it the record proves, when not all (``provable``)
 
     @property
     def absent(self) -> bool:
@@ -89,12 +90,22 @@ class CheckedItem:
     @property
     def listable(self) -> bool:
         """It may be listed as done: all it names is shown done, or it names nothing
-        checkable, and the record proves the claim (``unproved``)."""
+        checkable, and the record proves the claim (``unproved``) or the part of it listed
+        (``part``: "blood cultures" of "at least 3 sets of blood cultures")."""
+        return len(self.shown) == len(self.named) and (self.unproved is None or bool(self.part))
+
+    @property
+    def complete(self) -> bool:
+        """It is done as a whole: listable, and the record proves the whole claim (a control
+        saying nothing is outstanding needs every required item complete)."""
         return len(self.shown) == len(self.named) and self.unproved is None
 
     @property
     def done_text(self) -> str:
-        """How a note lists it as done (a condition that does not hold is left out)."""
+        """How a note lists it as done (a condition that does not hold is left out; a claim
+        the record does not prove whole, by the part it proves)."""
+        if self.unproved is not None and self.part:
+            return self.part
         return self.item.item if self.holds is True else self.core
 
     @property
@@ -129,7 +140,8 @@ def check_item(
         present=tuple(present),
         shown=tuple(shown),
         mentioned=bool(idx.phrase_refs(core)),
-        unproved=proves(core) if proves is not None else None,
+        unproved=(why := proves(core) if proves is not None else None),
+        part=provable(proves, core) if proves is not None and why is not None else None,
     )
 
 
@@ -445,7 +457,7 @@ def _omission_emitted(ctx: object) -> tuple[float, float]:
     if not [c for c in checked if c.listable and c.holds is not False and c is not missing]:
         return 0.0, 0.0
     control = ctx.is_control(T.OMISSION_DETECTION) and not any(
-        c.holds is not False and not c.listable for c in checked
+        c.holds is not False and not c.complete for c in checked
     )
     return float(bool(keys)), float(control)
 
@@ -542,7 +554,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if not listed:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
-    done = [c.done_text for c in listed]
+    done = list(dict.fromkeys(c.done_text for c in listed))
     # A listed item is offered (wrong: it is done), drawn the same way.
     on_list, not_applicable = _listed_option(ctx, listed, foreign, end)
     others = [o for o in others if o not in on_list]
@@ -573,7 +585,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if ctx.is_control(T.OMISSION_DETECTION):
         # Every item that applies here must be on the list for "nothing outstanding" to be
         # right; an item whose condition the record cannot settle leaves it open.
-        if any(c.holds is not False and not c.listable for c in checked):
+        if any(c.holds is not False and not c.complete for c in checked):
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
         all_done = [c.done_text for c in checked if c.holds is not False]
@@ -689,7 +701,7 @@ def _soc_emitted(ctx: object) -> tuple[float, float]:
         return 0.0, 0.0
     required = [c for c in checked if c.holds is not False]
     control = (
-        ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.listable for c in required)
+        ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.complete for c in required)
     )
     return float(bool(offered_wrong_elsewhere(ctx, verified))), float(control)
 
@@ -772,7 +784,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         ctx.rng.shuffle(declined_items)
         return (
             "Team note: "
-            + ("; ".join(c.done_text for c in done) + ". " if done else "")
+            + ("; ".join(dict.fromkeys(c.done_text for c in done)) + ". " if done else "")
             + f"Not done, not felt necessary: {'; '.join(declined_items)}."
         )
 
@@ -818,7 +830,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
         required = [c for c in checked if c.holds is not False]
-        if not required or any(not c.listable for c in required):
+        if not required or any(not c.complete for c in required):
             ctx.drop(T.STANDARD_OF_CARE, "control: a required item is not in the record")
             return
         # false alarms: requirements the note documents and ones it rightly declines; the
