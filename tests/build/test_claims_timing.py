@@ -277,3 +277,26 @@ def test_rule_result_timing_for_a_final_culture_on_day_1(kb):
     f = next(f for f in bad["findings"] if f["name"] == "Blood culture" and f["day"] == 1)
     f["value_text"] = "no growth"
     assert "result-timing" in _lint(kb, bad, conv)
+
+
+def test_the_part_a_record_proves_is_listed(kb):
+    from behaviorsft.build.coherence import claim_checker, provable
+
+    shown = [
+        ("Blood culture", 0.0, "pending"),
+        ("Blood culture", 1.0, "gram-positive cocci in clusters"),
+        ("12-lead ECG", 0.0, "sinus rhythm"),
+        ("Thyroid-stimulating hormone", 0.0, None),
+        ("Free thyroxine (free T4)", 0.0, None),
+    ]
+    check = claim_checker(kb, shown, [], [("Potassium chloride electrolyte", "PO")])
+    item = "at least 3 sets of blood cultures from separate venepunctures before antibiotics"
+    assert check(item) is not None
+    assert provable(check, item) == "blood cultures before antibiotics"
+    assert provable(check, "12-lead ECG within 10 min of arrival") == "12-lead ECG"
+    assert provable(check, "TSH and free T4 (and T3)") == "TSH and free T4"
+    assert provable(check, "thionamide given before iodine") is None
+    assert provable(check, "IV potassium rate documented and limited") is None
+    assert (
+        provable(check, "blood cultures before antibiotics") == "blood cultures before antibiotics"
+    )

@@ -627,31 +627,41 @@ def startable(step: str) -> bool:
     return course(step) and _WAITS.search(step) is None and not after_discharge(step)
 
 
-# Where the part of a claim the record cannot prove begins ("within 10 min", "before
-# antibiotics", "every 2-4 h", "(0 h and 1-3 h)"), and a qualifier in front of its tests.
-_QUALIFIED = re.compile(
-    r"\s+(?:within|before|every|until|during|from separate|given|counted from|daily|for at "
-    r"least|for \d)\b|\s*\(|,",
-    re.I,
+# What a claim says beyond its tests, taken off to leave the part a record proves: a count,
+# a repeat or schedule, a time limit, a passing test, a course's span; then an order.
+_BEYOND = (
+    re.compile(
+        r"^(?:at least )?(?:\d+|two|three|four) (?:sets|specimens|samples) (?:of|for) ", re.I
+    ),
+    re.compile(r"^(?:(?:serial|repeat(?:ed)?|hourly|baseline) )+", re.I),
+    re.compile(r"\s*\([^)]*\)", re.I),
+    re.compile(r"\s+from separate \w+", re.I),
+    re.compile(
+        r"\s+within \d+\s*(?:min\w*|h\w*)(?: of (?:arrival|presentation|admission|request))?",
+        re.I,
+    ),
+    re.compile(r"\s+(?:every|until|during|daily|for at least|counted from)\b.*$", re.I),
 )
-_LEADING = re.compile(
-    r"^(?:(?:at least )?(?:\d+|two|three|four) (?:sets|specimens|samples) (?:of|for) |"
-    r"serial |repeat(?:ed)? |hourly |baseline )+",
-    re.I,
-)
+_ORDER = re.compile(r"\s+(?:given |drawn |measured )?before .*$", re.I)
 
 
 def proved_part(
-    item: str, proves: Callable[[str], str | None], results_of: Callable[[str], dict[str, Results]]
+    item: str,
+    proves: Callable[[str], str | None],
+    results_of: Callable[[str], dict[str, Results]],
 ) -> str | None:
     """What of ``item`` the record proves when the whole claim fails ``proves``: its tests
-    without the count, repeat, time or order ("blood cultures" of "at least 3 sets of blood
-    cultures ... before antibiotics", "12-lead ECG" of "... within 10 min of arrival"), where
-    they name tests the record shows and nothing else fails; None otherwise."""
-    part = _LEADING.sub("", _QUALIFIED.split(item, maxsplit=1)[0]).strip()
-    if not part or part == item or IV_DRUG.search(part):
-        return None
-    tests = results_of(part)
-    if not tests or not all(tests.values()) or proves(part) is not None:
-        return None
-    return part
+    without the count, repeat, time or passing test it cannot show ("blood cultures before
+    antibiotics" of "at least 3 sets of blood cultures from separate venepunctures before
+    antibiotics", "12-lead ECG" of "... within 10 min of arrival"), then without the order
+    too; only where they name tests the record shows and nothing else fails, else None."""
+    part = item
+    for pattern in _BEYOND:
+        part = pattern.sub("", part).strip(" ,")
+    for candidate in (part, _ORDER.sub("", part).strip(" ,")):
+        if not candidate or candidate == item or IV_DRUG.search(candidate):
+            continue
+        tests = results_of(candidate)
+        if tests and all(tests.values()) and proves(candidate) is None:
+            return candidate
+    return None
