@@ -23,7 +23,7 @@ find the text that does not:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 from behaviorsft.sources.kb import KnowledgeBase
@@ -47,8 +47,8 @@ def after_discharge(step: str) -> bool:
 
 def done_by_discharge(step: str) -> bool:
     """Whether ``step`` can be done by the end of an admission (not after discharge, not a
-    course lasting months)."""
-    return not after_discharge(step) and LONG_COURSE.search(step) is None
+    course: ``course``)."""
+    return not after_discharge(step) and LONG_COURSE.search(step) is None and not course(step)
 
 
 # A check claimed after each of an intervention ("sodium rechecked after each hypertonic
@@ -526,4 +526,306 @@ def organism_conflict(text: str, results: Iterable[str]) -> str | None:
         return f"names {', '.join(sorted(named))} but the results point to " + ", ".join(
             sorted(found)
         )
+    return None
+
+
+# ----------------------------------------------------------------------------- claims
+
+# A course of treatment or monitoring that runs on (weeks, months, a daily review, "until"
+# something happens): an admission can start it, with its first doses, never have it done.
+COURSE = re.compile(
+    r"\b\d+(?:-\d+)?[- ]?(?:days?|weeks?|months?)\b(?!\s+after)|\buntil\b|\bcounted from\b|"
+    r"\bcourse\b|\bdaily\b|\bmonthly\b",
+    re.I,
+)
+# A schedule of checks (hourly, every 2-4 h, for at least 6 h): more than a record shows.
+SCHEDULE = re.compile(
+    r"\bhourly\b|\bevery \d|\b\d+(?:-\d+)?-hourly\b|\bfor at least \d+\s*h\b", re.I
+)
+# How many samples a claim says were taken ("at least 3 sets", "three sputum specimens").
+_NUMBERS = {"two": 2, "three": 3, "four": 4}
+COUNT = re.compile(r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:sets|specimens|samples)\b", re.I)
+REPEATED = re.compile(r"\b(?:repeat(?:ed)?|serial)\b", re.I)
+# An interval in hours between serial samples ("(0 h and 1-3 h)"): the repeat that day.
+_HOURS_APART = re.compile(r"\b\d+(?:-\d+)?\s*h\b", re.I)
+WITHIN = re.compile(
+    r"\bwithin (?P<n>\d+)\s*(?P<unit>min(?:utes?)?|h(?:ours?)?)\b(?: of (?:arrival|presentation|"
+    r"admission|request))?",
+    re.I,
+)
+AFTER_ARRIVAL = re.compile(r"\b(?P<n>\d+) minutes after arrival\b", re.I)
+# "X before Y" (not "before discharge", which is a deadline, not an order of events).
+BEFORE = re.compile(
+    r"^(?P<x>.+?)\s+(?:given |drawn |measured )?before (?!discharge)(?P<y>.+)$", re.I
+)
+# "IV potassium rate documented": a claim about a medicine given into a vein.
+IV_DRUG = re.compile(
+    r"\bIV (?P<what>(?!therapy|fluids?|contrast|diuresis|access|line)[a-z]+)\b", re.I
+)
+# "(and T3)": a further test a claim names in passing, which the record must show too.
+_ALSO = re.compile(r"\(and (?P<what>[^)]+)\)", re.I)
+_RECORDED = re.compile(r"\b(?:documented|checked|screen|assessed|considered)\b", re.I)
+_TREATMENT = re.compile(r"\b(?:needle|antimicrob\w*|antibiotics?|dose|thromboly\w*)\b", re.I)
+FIRST_DOSE_OF = re.compile(r"\bfirst dose of (?P<drug>[^.;]+?) given\b", re.I)
+
+
+def course(step: str) -> bool:
+    """Whether ``step`` is a course (weeks, months, "until", daily): an admission starts it
+    and shows its first doses, never has it done."""
+    return COURSE.search(step) is not None
+
+
+# The documented results of one test: (day, clock minutes or None), in record order.
+Results = list[tuple[float, int | None]]
+
+
+def unproved_claim(
+    item: str,
+    results: Callable[[str], dict[str, Results]],
+    texts: Sequence[str],
+    given: Iterable[tuple[str, str]],
+) -> str | None:
+    """Why the record cannot show ``item`` done, or None where it can.
+
+    ``results(text)``: for each test (or study) ``text`` names, the results the record
+    shows (a pending culture counts as its sample); ``texts``: the record's turns so far;
+    ``given``: (name and class, route) of each medicine given in hospital. Beyond the
+    plain presence of the tests it names, a claim is checked for its count ("at least 3
+    sets"), its repetition ("repeat", "serial", at "1-3 h"), its time ("within 10 min of
+    arrival": a documented time after arrival), its order ("X before Y": X's result with
+    the admission bloods, a drug X's first dose in the record) and its medicines ("IV
+    potassium": a potassium given IV); a course or a schedule of checks is never done."""
+    if course(item):
+        return "a course runs on: an admission starts it, never has it done"
+    if SCHEDULE.search(item):
+        return "a schedule of checks the record cannot show"
+    core = _ALSO.sub("", item)
+    named = results(core)
+    for test, got in named.items():
+        if not got:
+            return f"no {test} result in the record"
+    for also in _ALSO.finditer(item):
+        extra = results(also["what"])
+        if not extra or not all(extra.values()):
+            return f"no {also['what']} result in the record"
+    m = COUNT.search(item)
+    if m is not None:
+        n = _NUMBERS.get(m["n"].lower()) or int(m["n"])
+        if not named or min(len(v) for v in named.values()) < n:
+            return f"claims {n} samples; the record shows fewer"
+    if REPEATED.search(item):
+        if not named or min(len(v) for v in named.values()) < 2:
+            return "claims a repeat the record never shows"
+        if _HOURS_APART.search(item) and not any(v[1][0] == v[0][0] for v in named.values()):
+            return "claims a repeat within hours; the record's repeat is a day later"
+    m = WITHIN.search(item)
+    if m is not None:
+        limit = int(m["n"]) * (1 if m["unit"].lower().startswith("m") else 60)
+        subject = item[: m.start()]
+        if not _timed(subject, limit, results, texts):
+            return f"claims a time (within {m['n']} {m['unit']}) the record does not document"
+    m = BEFORE.match(split_before(item))
+    if m is not None:
+        why = _order_unproved(m["x"], results, texts, given)
+        if why is not None:
+            return why
+    m = IV_DRUG.search(item)
+    if m is not None:
+        what = m["what"].lower()
+        if not any(what in name.lower() and route.upper() == "IV" for name, route in given):
+            return f"claims IV {what}; none was given IV"
+    return None
+
+
+def split_before(item: str) -> str:
+    """``item`` without a trailing condition that is no order ("..., if this causes no
+    substantial delay")."""
+    return re.split(r",\s*(?:if|unless|only|when)\b|\s+only if\b", item, maxsplit=1)[0]
+
+
+def _timed(
+    subject: str, limit: int, results: Callable[[str], dict[str, Results]], texts: Sequence[str]
+) -> bool:
+    """Whether the record documents ``subject`` (its tests) ``limit`` minutes or less after
+    arrival: a turn naming it says "N minutes after arrival", or, for a limit of a day or
+    more, its result is dated within it."""
+    tests = results(subject)
+    if not tests:
+        # a treatment's time ("door-to-needle", "antimicrobials within 1 h"): a dose the
+        # record says was given that many minutes after arrival
+        if not _TREATMENT.search(subject):
+            return False
+        return any(
+            (m := AFTER_ARRIVAL.search(t)) is not None
+            and int(m["n"]) <= limit
+            and re.search(r"\bgiven\b", t[: m.start()])
+            for t in texts
+        )
+    if limit >= 24 * 60:
+        return all(v and v[0][0] * 24 * 60 <= limit for v in tests.values())
+    for text in texts:
+        m = AFTER_ARRIVAL.search(text)
+        if m is not None and int(m["n"]) <= limit and set(results(text)) >= set(tests):
+            return True
+    return False
+
+
+def _order_unproved(
+    first: str,
+    results: Callable[[str], dict[str, Results]],
+    texts: Sequence[str],
+    given: Iterable[tuple[str, str]],
+) -> str | None:
+    """Why the record cannot show ``first`` (of "X before Y") done first, or None: its tests
+    resulted with the admission bloods (day 0, before the first dose), a drug's first dose
+    documented."""
+    tests = results(first)
+    if tests:
+        late = [t for t, v in tests.items() if v and v[0][0] > 0]
+        return f"claims {', '.join(late)} first; its first result is after day 0" if late else None
+    words = {w for w in _TOKEN.findall(first.lower()) if len(w) >= 5} - {"given", "baseline"}
+    if not words or _RECORDED.search(first):
+        return None  # a documentation item ("clinical probability documented", a screen)
+    doses = [m["drug"].lower() for t in texts for m in FIRST_DOSE_OF.finditer(t)]
+    # the drug by name, or a medicine of its class ("thionamide": propylthiouracil) by name
+    names = [n.lower() for n, _ in given if any(w in n.lower() for w in words)]
+    if any(w in d for w in words for d in doses) or any(d in n for n in names for d in doses if d):
+        return None
+    return f"claims '{first}' first; the record documents no first dose of it"
+
+
+PENDING = "pending"
+# A test a result of another name shows done: a prothrombin time by its INR, a fingerstick
+# glucose by a plasma glucose of the same draw.
+SAME_RESULT: dict[str, tuple[str, ...]] = {
+    "test:pt": ("test:inr",),
+    "test:glucose_poc": ("test:glucose",),
+}
+
+
+def results_finder(
+    kb: KnowledgeBase, findings: Iterable[tuple[str, float | None, str | None]]
+) -> Callable[[str], dict[str, Results]]:
+    """``unproved_claim``'s ``results`` over the record's shown ``findings`` ((name, day,
+    value text) in record order): per test or study a text names, its samples (a culture
+    pending on day 0 and resulted on day 1 is one sample, taken on day 0)."""
+    from behaviorsft.build.record_index import lexicon
+
+    lx = lexicon(kb)
+    by_test: dict[str, Results] = {}
+    waiting: set[str] = set()
+    for name, day, text in findings:
+        cid = lx.by_lab_name.get(name.lower())
+        cid = f"test:{cid}" if cid and not cid.startswith(("test:", "proc:")) else cid
+        cid = cid or lx.resolve(name)
+        if not cid:
+            continue
+        if (text or "").strip().lower() == PENDING:
+            waiting.add(cid)
+        elif cid in waiting:
+            waiting.discard(cid)  # the result of the sample already counted
+            continue
+        by_test.setdefault(cid, []).append((day or 0.0, None))
+
+    def rows(cid: str) -> Results:
+        return sorted(
+            (r for c in (cid, *SAME_RESULT.get(cid, ())) for r in by_test.get(c, [])),
+            key=lambda r: r[0],
+        )
+
+    def results(text: str) -> dict[str, Results]:
+        out: dict[str, Results] = {}
+        for cid in lx.find(text):
+            c = lx.concepts[cid]
+            if c.kind == "test" and (cid[len("test:") :] in kb.labs or cid in by_test):
+                out[c.name or cid] = rows(cid)
+            elif c.kind == "procedure" and cid in by_test:
+                # a study or procedure: only where the record reports one (its results may
+                # be rows of other names: a paracentesis, the ascitic fluid counts)
+                out[c.name or cid] = rows(cid)
+            elif c.kind == "group":
+                out[c.name or cid] = sorted(
+                    (r for m in c.members for r in rows(m)), key=lambda r: r[0]
+                )
+        return out
+
+    return results
+
+
+def claim_checker(
+    kb: KnowledgeBase,
+    findings: Iterable[tuple[str, float | None, str | None]],
+    texts: Sequence[str],
+    given: Iterable[tuple[str, str]],
+) -> Callable[[str], str | None]:
+    """``unproved_claim`` bound to one record (its shown ``findings``, its ``texts`` and the
+    medicines ``given``), each item checked once."""
+    results = results_finder(kb, findings)
+    texts, given = list(texts), list(given)
+    memo: dict[str, str | None] = {}
+
+    def check(item: str) -> str | None:
+        if item not in memo:
+            memo[item] = unproved_claim(item, results, texts, given)
+        return memo[item]
+
+    check.results = results  # type: ignore[attr-defined]
+    return check
+
+
+def provable(check: Callable[[str], str | None], item: str) -> str | None:
+    """``item`` as a record checked by ``check`` (a ``claim_checker``) may list it done:
+    whole, or its ``proved_part``; None when neither."""
+    if check(item) is None:
+        return item
+    return proved_part(item, check, check.results)  # type: ignore[attr-defined]
+
+
+# A course an update may call started (its first doses given): not one that waits on a
+# result the record does not have ("counted from the first negative blood culture").
+_WAITS = re.compile(r"\bcounted from\b|\bpathogen-directed\b|\bonce\b|\bafter recovery\b", re.I)
+
+
+def startable(step: str) -> bool:
+    """Whether an update may list the course ``step`` as started (its first doses given)."""
+    return course(step) and _WAITS.search(step) is None and not after_discharge(step)
+
+
+# What a claim says beyond its tests, taken off to leave the part a record proves: a count,
+# a repeat or schedule, a time limit, a passing test, a course's span; then an order.
+_BEYOND = (
+    re.compile(
+        r"^(?:at least )?(?:\d+|two|three|four) (?:sets|specimens|samples) (?:of|for) ", re.I
+    ),
+    re.compile(r"^(?:(?:serial|repeat(?:ed)?|hourly|baseline) )+", re.I),
+    re.compile(r"\s*\([^)]*\)", re.I),
+    re.compile(r"\s+from separate \w+", re.I),
+    re.compile(
+        r"\s+within \d+\s*(?:min\w*|h\w*)(?: of (?:arrival|presentation|admission|request))?",
+        re.I,
+    ),
+    re.compile(r"\s+(?:every|until|during|daily|for at least|counted from)\b.*$", re.I),
+)
+_ORDER = re.compile(r"\s+(?:given |drawn |measured )?before .*$", re.I)
+
+
+def proved_part(
+    item: str,
+    proves: Callable[[str], str | None],
+    results_of: Callable[[str], dict[str, Results]],
+) -> str | None:
+    """What of ``item`` the record proves when the whole claim fails ``proves``: its tests
+    without the count, repeat, time or passing test it cannot show ("blood cultures before
+    antibiotics" of "at least 3 sets of blood cultures from separate venepunctures before
+    antibiotics", "12-lead ECG" of "... within 10 min of arrival"), then without the order
+    too; only where they name tests the record shows and nothing else fails, else None."""
+    part = item
+    for pattern in _BEYOND:
+        part = pattern.sub("", part).strip(" ,")
+    for candidate in (part, _ORDER.sub("", part).strip(" ,")):
+        if not candidate or candidate == item or IV_DRUG.search(candidate):
+            continue
+        tests = results_of(candidate)
+        if tests and all(tests.values()) and proves(candidate) is None:
+            return candidate
     return None

@@ -28,11 +28,13 @@ from behaviorsft.build.coherence import (
     action_fits,
     advice_specialty,
     agreeing_reason,
+    claim_checker,
     consultant_advice_fits,
     count_claim_shown,
     finding_cited,
     organism_conflict,
     premise_missing,
+    provable,
     route_claim_shown,
     state_record,
     state_shown,
@@ -40,7 +42,7 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
-from behaviorsft.build.event_time import day_label
+from behaviorsft.build.event_time import day_label, draw_ecg_minutes, ecg_first, lp_after_ct
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
@@ -612,59 +614,94 @@ def _render_kb(
     )
     for f in vitals:
         b.finding_turns[(f.name, f.day)] = idx
+    # a suspected ACS: the ECG recorded and read at arrival, before any blood (event_time)
+    study = imaging  # the study requested with the bloods, reported after them
+    if imaging is not None and ecg_first(cond_id, imaging.name):
+        at = draw_ecg_minutes(rng)
+        b.say(
+            edp,
+            f"{imaging.name}: {imaging.value_text}. Recorded {at} minutes after arrival.",
+            anchor="imaging",
+        )
+        study = None  # reported: not requested with the bloods
     said_exam = surgical.exam_text(exam)  # negatives last: "no X and Y" reads as neither
     b.say(edp, f"On examination: {said_exam}.", f"Examination shows {said_exam}.", anchor="exam")
     home_today = severity.outpatient(cond_id)  # treated from the ED: no admission
-    bloods = severity.SAMPLE if home_today else _with_procedures(labs0)
+    # a CT head before the lumbar puncture: the CSF is taken once the CT is reported
+    # (event_time.lp_after_ct), so its results come after the CT's report
+    csf = [f for f in labs0 if study is not None and lp_after_ct(study.name, f.name)]
+    drawn = [f for f in labs0 if f not in csf]
+    bloods = severity.SAMPLE if home_today else _with_procedures(drawn)
+    after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
         edp,
-        f"Let's send {bloods} and request: {imaging.name}." if imaging else f"Let's send {bloods}.",
-        f"{bloods[0].upper()}{bloods[1:]} please, and I'd like this study: {imaging.name}."
-        if imaging
+        f"Let's send {bloods} and request: {study.name}{after}."
+        if study
+        else f"Let's send {bloods}.",
+        f"{bloods[0].upper()}{bloods[1:]} please, and I'd like this study: {study.name}{after}."
+        if study
         else f"{bloods[0].upper()}{bloods[1:]} please.",
         anchor="orders",
     )
-    by_panel: dict[str, list[Finding]] = defaultdict(list)
-    for f in labs0:
-        lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
-        by_panel[lab.panel if lab else "other"].append(f)
-    tables = [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
+
+    def tables_of(found: list[Finding]) -> list[Attachment]:
+        by_panel: dict[str, list[Finding]] = defaultdict(list)
+        for f in found:
+            lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+            by_panel[lab.panel if lab else "other"].append(f)
+        return [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
+
+    def comment_on(found: list[Finding]) -> str:
+        flagged = [f for f in found if _abnormal(kb, f)]
+        ranged = [
+            f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is not None
+        ]
+        # a qualitative result has no reference range: it is reported as found (detected, 3+)
+        worded = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is None]
+        comment = (
+            f"Outside the reference range: {_join(ranged)}."
+            if ranged
+            else "Abnormal results: " + _join(worded) + "; the numeric results are within range."
+            if worded
+            else "Nothing outside the reference ranges."
+        )
+        if ranged and worded:
+            comment += f" Also abnormal: {_join(worded)}."
+        return comment
+
     idx = b.say(
         resident,
         *(() if home_today else ("Admission bloods are back.",)),
         "The first results are in.",
         anchor="labs",
-        attachments=tables,
+        attachments=tables_of(drawn),
     )
-    for f in labs0:
+    for f in drawn:
         b.finding_turns[(f.name, f.day)] = idx
-    flagged = [f for f in labs0 if _abnormal(kb, f)]
-    ranged = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is not None]
-    # a qualitative result has no reference range: it is reported as found (detected, 3+)
-    worded = [f"{f.name.lower()} {format_finding_value(f)}" for f in flagged if f.value is None]
-    comment = (
-        f"Outside the reference range: {_join(ranged)}."
-        if ranged
-        else "Abnormal results: " + _join(worded) + "; the numeric results are within range."
-        if worded
-        else "Nothing outside the reference ranges."
-    )
-    if ranged and worded:
-        comment += f" Also abnormal: {_join(worded)}."
-    b.say(resident, comment, anchor="labs_comment")
-    if imaging is not None:
+    b.say(resident, comment_on(drawn), anchor="labs_comment")
+    if study is not None:
         reporter = radiologist
-        if not _is_radiology(imaging.name):
-            study = imaging.name.lower()
-            who = next((r for w, r in REPORTERS if w in study), None)
+        if not _is_radiology(study.name):
+            who = next((r for w, r in REPORTERS if w in study.name.lower()), None)
             # An ECG (or anything else at the bedside) is read by the doctor who ordered it.
             reporter = b.person(*who) if who is not None else edp
         b.say(
             reporter,
-            f"{imaging.name}: {imaging.value_text}.",
-            f"I've reported the {imaging.name.lower()}: {imaging.value_text}.",
+            f"{study.name}: {study.value_text}.",
+            f"I've reported the {study.name.lower()}: {study.value_text}.",
             anchor="imaging",
         )
+    if csf:
+        idx = b.say(
+            resident,
+            f"Lumbar puncture done after the {study.name if study else 'CT'}; the CSF results "
+            "are back.",
+            anchor="csf",
+            attachments=tables_of(csf),
+        )
+        for f in csf:
+            b.finding_turns[(f.name, f.day)] = idx
+        b.say(resident, "CSF: " + comment_on(csf)[0].lower() + comment_on(csf)[1:])
     diffs = cond.differentials[:2]
     # Only what the record has shown so far is cited against a differential (the KB's
     # reason cut to the findings this patient has; none left: no reason given).
@@ -917,6 +954,17 @@ def _render_kb(
         [f.name.lower() for f in case.findings if f.name not in hide]
         + ([imaging.name.lower(), imaging.value_text or ""] if imaging is not None else [])
     )
+    # ...and only a claim it proves: its count, repeat, time and order (coherence.py)
+    proves = claim_checker(
+        kb,
+        [
+            (f.name, f.day, f.value_text)
+            for f in case.findings
+            if f.kind in ("vital", "lab", "imaging") and f.name not in hide
+        ],
+        [t.text for t in b.turns],
+        [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in case.medications],
+    )
     care = [
         i
         for i in cond.standard_of_care
@@ -936,13 +984,18 @@ def _render_kb(
         and prescribing.care_given(i.item, [(m.name, m.route or "") for m in case.medications])
     ]
     b.anchors["care"] = len(b.turns)
-    for item in care:
-        # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%")
-        done = split_condition(item.item)[0]
+    # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%"), and
+    # of a claim the record does not prove whole, the part it proves ("blood cultures")
+    proved = [provable(proves, split_condition(i.item)[0]) for i in care]
+    listed: set[str] = set()
+    for item, done in zip(care, proved, strict=True):
         asked = surgical.requested(item.item)  # a test whose result the record lacks
         if asked is not None:
             b.say(resident, f"Requested: {asked}.")
             continue
+        if not done or done in listed:
+            continue
+        listed.add(done)
         said_done = surgical.documented(done)  # "Documented: X", not "Documented: X documented"
         if said_done is not None:
             b.say(resident, said_done)

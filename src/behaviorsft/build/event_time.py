@@ -13,6 +13,7 @@ every pair of which is ordered so (``strictly_ordered``).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
 # Clock times drawn for the hospital course, on a 10-minute grid: on the admission day
@@ -86,3 +87,59 @@ def strictly_ordered(times: Sequence[When]) -> bool:
     """Whether every pair of ``times`` (in the claimed order) is ordered by documented
     time: no tie, no two events of one day without a clock time on each."""
     return all(ordered(a, b) for i, a in enumerate(times) for b in times[i + 1 :])
+
+
+# A suspected acute coronary syndrome: the 12-lead ECG is recorded and read within 10
+# minutes of arrival (ESC ACS 2023), before any blood result; the record says when.
+ECG_FIRST = frozenset({"stemi", "nstemi"})
+ECG_WITHIN_MIN = 10
+
+
+def ecg_first(cond_id: str, study: str | None) -> bool:
+    """Whether the record's study ``study`` is an ECG recorded at arrival (``ECG_FIRST``)."""
+    return cond_id in ECG_FIRST and study is not None and "ecg" in study.lower()
+
+
+def draw_ecg_minutes(rng: random.Random) -> int:
+    """Minutes after arrival the ECG of a suspected ACS is recorded at (3 to 9)."""
+    return rng.randint(3, ECG_WITHIN_MIN - 1)
+
+
+# A transfer to a unit (HDU, ICU) comes after the emergency work-up the record shows: the
+# history, the admission bloods back (about an hour), a plan and its first doses.
+TRANSFER_AFTER_MIN = 90
+
+
+# A culture is final after about 48 hours or more (5 days for a blood culture): a negative
+# one reported before that is "no growth to date", never the final "no growth".
+FINAL_CULTURE_DAYS = 2
+NO_GROWTH = "no growth"
+
+
+def culture_report(text: str, days_since_sample: float) -> str:
+    """How a culture's result ``text`` is reported ``days_since_sample`` after the sample."""
+    if text == NO_GROWTH and days_since_sample < FINAL_CULTURE_DAYS:
+        return f"{NO_GROWTH} to date"
+    return text
+
+
+# A statement whose time is that of a transfer to a unit ("admitted there {t}").
+ADMITTED_AT = re.compile(r"\badmitted (?:to|there)\b[^.{]*\{t\}", re.I)
+TRANSFERRED = re.compile(
+    r"\badmitted (?:to|there)\b[^.]*?\b(?P<n>\d+) minutes after arrival\b", re.I
+)
+
+
+def said_minutes(say: str, after: int, within: int, rng: random.Random) -> int:
+    """Minutes after arrival a statement ``say`` dates its event ``{t}`` at: drawn in
+    ``after .. after + within`` (5-minute steps), and no sooner than ``TRANSFER_AFTER_MIN``
+    where the event is a transfer to a unit (one draw either way)."""
+    if ADMITTED_AT.search(say):
+        after = max(after, TRANSFER_AFTER_MIN)
+    return rng.randrange(after, after + within, 5)
+
+
+def lp_after_ct(study: str, result: str) -> bool:
+    """Whether the CSF ``result`` comes from a lumbar puncture done after the record's CT
+    head ``study``: a CT before the LP (altered mental status, a focal sign) delays it."""
+    return "ct head" in study.lower() and result.lower().startswith("csf")

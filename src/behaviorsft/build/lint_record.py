@@ -13,6 +13,19 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           discharge or runs for months ("recheck renal function 3 months
                           after the episode"), or a conditional step whose condition the
                           record does not show
+``claim-unproved``        a turn or a checklist lists as done what the record cannot show
+                          as claimed: more samples than it has ("at least 3 sets of blood
+                          cultures" with one), a repeat it never shows ("serial troponin (0 h
+                          and 1-3 h)" with a repeat a day later), a time it does not
+                          document ("ECG within 10 min of arrival"), an order it does not
+                          show ("thionamide given before iodine" with neither given), a
+                          medicine route never used ("IV potassium rate" with oral
+                          potassium), a course or a schedule of checks (never done), or a
+                          test it names in passing ("(and T3)") with no result
+``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
+                          work-up the record shows allows ("admitted to a high-dependency
+                          setting 15 minutes after arrival" after a history, bloods back and
+                          a plan: ``event_time.TRANSFER_AFTER_MIN``)
 ``not-done-contradicted`` a consultation called not done, or outstanding, while a
                           consultant of that specialty reviewed the patient
 ``step-out-of-order``     a plan step about an event the record lacks or has passed: "within
@@ -82,8 +95,10 @@ from behaviorsft.build.coherence import (
     FIRST_HOURS,
     IF_TAKING,
     OPERATION_DONE,
+    SCHEDULE,
     action_fits,
     advice_specialty,
+    claim_checker,
     consulted,
     count_claim_shown,
     done_by_discharge,
@@ -100,6 +115,7 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
+from behaviorsft.build.event_time import TRANSFER_AFTER_MIN, TRANSFERRED
 from behaviorsft.sources import surgical
 from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
@@ -118,6 +134,8 @@ RULES: dict[str, tuple[str, str]] = {
     "premise-missing": ("error", "a differential or step about an undocumented line/device"),
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
+    "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "transfer-too-early": ("error", "a unit transfer dated before the work-up it follows"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
     "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
@@ -398,6 +416,9 @@ def lint_conversation(
         m = _DONE_TURN.match(text)
         if m is not None:
             item = m["item"]
+            why = record_claims(kb, turns[:i], case)(item)
+            if why is not None and done_by_discharge(item):
+                where.add("claim-unproved", f"'{item}' recorded as done: {why}", idx)
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
             elif not count_claim_shown(item, day0_names, lab_names):
@@ -476,6 +497,14 @@ def lint_conversation(
                     f"a {role} refers to surgery for an operation: '{said[:80]}'",
                     idx,
                 )
+        moved = TRANSFERRED.search(text)
+        if moved is not None and int(moved["n"]) < TRANSFER_AFTER_MIN:
+            where.add(
+                "transfer-too-early",
+                f"'{moved.group(0)}': the work-up before it takes {TRANSFER_AFTER_MIN} "
+                "minutes or more",
+                idx,
+            )
         if _FIRST_DOSE.match(text):
             started = True
     _lint_ward(where, turns, texts, case)
@@ -585,7 +614,9 @@ def _answer(task: dict[str, Any]) -> str:
 
 
 _SUMMARY = re.compile(r"final diagnosis (?P<final>.+?)\. Also considered: (?P<items>.+?)\.?$", re.I)
-_DONE_ALREADY = re.compile(r"done already:\s*(?P<items>.+?)\.?$", re.I)
+_DONE_ALREADY = re.compile(
+    r"done already:\s*(?P<items>.+?)(?:\.\s+Started and continuing:|\.?$)", re.I
+)
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
 _WORKING = re.compile(r"\bworking diagnosis\b", re.I)
@@ -623,7 +654,7 @@ def lint_task(
         from behaviorsft.build.record_index import split_condition
 
         for item in _items(m["items"]):
-            if not done_by_discharge(item):
+            if not done_by_discharge(item) or SCHEDULE.search(item):
                 where.add("done-impossible", f"'{item}' listed as done already", None)
             elif split_condition(item)[1] is not None and not _holds(kb, case, turns, item):
                 where.add(
@@ -631,6 +662,13 @@ def lint_task(
                     f"'{item}' listed as done although its condition is not in the record",
                     None,
                 )
+    m = _CHECKLIST.match(excerpt)
+    if m is not None:
+        proves = record_claims(kb, turns, case)
+        for item in _items(m["items"]):
+            why = proves(item)
+            if why is not None:
+                where.add("claim-unproved", f"'{item}' listed as done: {why}", None)
     m = _SUMMARY.search(excerpt)
     if m is not None:
         listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}
@@ -688,6 +726,54 @@ def _bacteraemia_shown(cond: Any, rationale: str, turns: list[dict[str, Any]]) -
         or any(_GROWTH.search(" ".join(str(x) for x in r)) for r in _rows(t))
         for t in turns
     )
+
+
+# a handover checklist or a team note listing what was done (then what was not)
+_CHECKLIST = re.compile(
+    r"^(?:Handover checklist, done|Team note):\s*(?!Not done)(?P<items>.+?)\."
+    r"(?:\s+(?:Not applicable|Not done)\b|$)"
+)
+_TABLE_DAY = re.compile(r"\bday (\d+)\b", re.I)
+_CLAIMS: dict[tuple[int, int], tuple[object, Any]] = {}
+
+
+def record_claims(
+    kb: KnowledgeBase, turns: list[dict[str, Any]], case: dict[str, Any] | None
+) -> Any:
+    """``coherence.claim_checker`` of the record ``turns`` show: the rows of their tables
+    (dated by the table's title or the turn's "Day N"), the studies reported, the turns'
+    texts, the case's medicines (cached per conversation and length)."""
+    key = (id(turns[0]) if turns else 0, len(turns))
+    hit = _CLAIMS.get(key)
+    if hit is not None and hit[0] is (turns[0] if turns else None):
+        return hit[1]
+    findings: list[tuple[str, float | None, str | None]] = []
+    texts = [str(t.get("text", "")) for t in turns]
+    studies = [
+        str(f.get("name", ""))
+        for f in (case or {}).get("findings") or []
+        if f.get("kind") == "imaging"
+    ]
+    for t, text in zip(turns, texts, strict=True):
+        said = _TABLE_DAY.search(text[:12]) if text.startswith("Day ") else None
+        for a in t.get("attachments") or []:
+            m = _TABLE_DAY.search(str(a.get("title") or "")) or said
+            day = float(m.group(1)) if m else 0.0
+            for row in a.get("rows") or []:
+                if row:
+                    findings.append((str(row[0]), day, str(row[1]) if len(row) > 1 else None))
+        for n in studies:
+            if text.startswith(f"{n}:") or f"reported the {n.lower()}:" in text:
+                findings.append((n, 0.0, text))
+    given = [
+        (f"{m.get('name', '')} {m.get('drug_class') or ''}", str(m.get("route") or ""))
+        for m in (case or {}).get("medications") or []
+    ]
+    check = claim_checker(kb, findings, texts, given)
+    if len(_CLAIMS) > 256:
+        _CLAIMS.clear()
+    _CLAIMS[key] = (turns[0] if turns else None, check)
+    return check
 
 
 def _items(text: str) -> list[str]:

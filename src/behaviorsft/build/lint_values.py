@@ -38,6 +38,7 @@ import math
 import re
 from typing import Any, Protocol
 
+from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, culture_report
 from behaviorsft.sources.kb import KnowledgeBase
 
 VALUE_RULES: dict[str, tuple[Any, str]] = {
@@ -51,6 +52,10 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "onset-implausible": ("error", "history too long for a hyperacute condition, or too short"),
     "outside-time-window": ("error", "a time-critical drug given outside its window"),
     "report-ambiguous": ("error", "a study report states two alternative findings"),
+    "marker-before-rise": (
+        "error",
+        "a cardiac marker of infarction higher than the hours since onset allow",
+    ),
     "oxygenation-mismatch": (
         "error",
         "pulse oximetry disagrees with the same draw's PaO2 (dissociation curve)",
@@ -278,6 +283,27 @@ PEAK_AFTER_ONSET: dict[str, tuple[frozenset[str], float]] = {
     "troponin_i": (frozenset({"stemi", "nstemi"}), 12.0),
 }
 _TRANSFUSION = re.compile(r"transfus|red[- ]cell|packed cells|\bprbc", re.I)
+
+# Cardiac markers of a myocardial infarction against the hours from onset to the admission
+# draw (ESC ACS 2023; CK rises after about 4-6 h, troponin from about 1-3 h and peaks at
+# 12-24 h): the most each can be, as a multiple of its upper reference limit, below each
+# number of hours; none from 12 h on.
+MI_MARKERS = frozenset({"stemi", "nstemi"})
+_TROPONIN_CAPS = ((1.0, 5.0), (2.0, 10.0), (3.0, 25.0), (6.0, 70.0), (12.0, 200.0))
+MARKER_CAPS: dict[str, tuple[tuple[float, float], ...]] = {
+    "ck": ((4.0, 1.0), (8.0, 3.0), (12.0, 8.0)),
+    "troponin_t_hs": _TROPONIN_CAPS,
+    "troponin_i": _TROPONIN_CAPS,
+}
+
+
+def biomarker_cap(lab_id: str, hours: float, uln: float) -> float:
+    """The highest ``lab_id`` an infarction ``hours`` old can show (``MARKER_CAPS``)."""
+    for below, times in MARKER_CAPS.get(lab_id, ()):
+        if hours < below:
+            return times * uln
+    return float("inf")
+
 
 # Cultures: results that take a day or more, pending on the day the sample is taken.
 SLOW_RESULTS = frozenset({"blood_culture", "urine_culture", "sputum_culture"})
@@ -640,6 +666,14 @@ def _check_timing(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None
                 f"{f.get('name')} '{f.get('value_text')}' reported on the day it was taken "
                 "(a culture is pending on day 0)",
             )
+        day = _num(f.get("day"))
+        if lid in SLOW_RESULTS and day is not None and culture_report(text, day) != text:
+            where.add(
+                "result-timing",
+                f"{f.get('name')} '{f.get('value_text')}' (a final report) on day {day:g}: a "
+                f"negative culture is final after {FINAL_CULTURE_DAYS} days or more ('no "
+                "growth to date' before then)",
+            )
 
 
 def _check_onset(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
@@ -659,6 +693,20 @@ def _check_onset(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
             "onset-implausible",
             f"'{slow.group(1)}' in a history of {hours / 24:g} day(s): it takes weeks",
         )
+    if cond in MI_MARKERS:
+        ids = _lab_ids(kb)
+        sex = (case.get("demographics") or {}).get("sex")
+        for f in case.get("findings") or []:
+            lid = ids.get(str(f.get("name", "")).lower())
+            value = _num(f.get("value"))
+            if lid not in MARKER_CAPS or value is None or _num(f.get("day")) != 0:
+                continue
+            cap = biomarker_cap(lid, hours, kb.labs[lid].reference(sex).high)
+            if value > cap:
+                where.add(
+                    "marker-before-rise",
+                    f"{f.get('name')} {value:g} {hours:g} h after onset (at most {cap:g} then)",
+                )
     names = {str(m.get("name", "")).lower() for m in case.get("medications") or []}
     for (drug, on), window in TIME_WINDOWS.items():
         if on != cond or drug not in kb.drugs or kb.drugs[drug].name.lower() not in names:

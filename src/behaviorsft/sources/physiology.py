@@ -28,9 +28,11 @@ import random
 from behaviorsft.build.lint_values import (
     EXPECTED_ACID_BASE,
     HEART_FAILURE,
+    MI_MARKERS,
     NON_SINUS_CONDITIONS,
     RESP_ACIDOSIS,
     RESP_ALKALOSIS,
+    biomarker_cap,
     compensation_range,
     hco3_for,
     henderson_hasselbalch_ph,
@@ -152,3 +154,23 @@ def known_heart_failure(
         if lid in v and v[lid] <= PEPTIDE_UPPER[lid]:
             v[lid] = float(round(rng.uniform(low, high)))
     return v
+
+
+def fit_markers(
+    cond_id: str,
+    values: dict[str, float],
+    onset_hours: float,
+    uln: dict[str, float],
+    rng: random.Random,
+) -> dict[str, float]:
+    """``values`` with the cardiac markers of an infarction no higher than the hours since
+    onset allow (``lint_values.MARKER_CAPS``): one above its cap is drawn again below it
+    (a CK within its reference range before about 4 h)."""
+    if cond_id not in MI_MARKERS:
+        return values
+    out = dict(values)
+    for lid, high in uln.items():
+        cap = biomarker_cap(lid, onset_hours, high)
+        if lid in out and out[lid] > cap:
+            out[lid] = rng.uniform(0.4 * cap, cap)
+    return out

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from behaviorsft.build.event_time import said_minutes
 from behaviorsft.records import Case, Event, Medication
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, compare
@@ -285,6 +286,19 @@ TRIGGERS: tuple[Trigger, ...] = (
     ),
     # SSC 2021: septic shock (a vasopressor to keep MAP >= 65 mmHg) is cared for in ICU.
     Trigger("sepsis", "intensive care", level="intensive care unit"),
+    # ESCMID 2016 / NICE NG240: a CT head before the lumbar puncture delays it, so the
+    # empirical antibiotic (with dexamethasone) is given first, after blood cultures
+    # (build/event_time.lp_after_ct: the record's LP follows its CT).
+    Trigger(
+        "bacterial_meningitis",
+        "antibiotics before the lumbar puncture",
+        drug="ceftriaxone",
+        say="CT head before the lumbar puncture: blood cultures taken, then dexamethasone "
+        "and ceftriaxone given {t}, not waiting for the lumbar puncture.",
+        after=10,
+        within=20,
+        first=True,
+    ),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
         "bacterial_meningitis",
@@ -626,7 +640,7 @@ def escalate(
                 sign=seen[0].lower() if seen else "",
                 why=_why(rows, values, shown),
                 recheck=recheck,
-                t=f"{rng.randrange(t.after, t.after + t.within, 5)} minutes after arrival",
+                t=f"{said_minutes(t.say, t.after, t.within, rng)} minutes after arrival",
                 age=shown.get("age", ""),
                 bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",
                 drug=kb.drug(

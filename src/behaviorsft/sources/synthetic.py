@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from behaviorsft import __version__
 from behaviorsft.build.coherence import organism_conflict
-from behaviorsft.build.event_time import draw_clocks
+from behaviorsft.build.event_time import culture_report, draw_clocks
 from behaviorsft.build.lint import drug_family
 from behaviorsft.build.lint_plan import (
     ANTIBACTERIAL,
@@ -41,6 +41,7 @@ from behaviorsft.build.lint_values import (
     BASELINE_BY_DAY1,
     DAILY_LIMITS,
     HYPERACUTE_HOURS,
+    MARKER_CAPS,
     NO_DAY1_REPEAT,
     PEAK_AFTER_ONSET,
     PENDING,
@@ -564,7 +565,9 @@ def synthesize_case(
             pool = lf.values if lf is not None and lf.values else lab.normal_values
             result = rng.choice(pool)
             if lid in SLOW_RESULTS:
-                cultures.append(_finding(lab, value=None, text=result, day=1, sex=sex))
+                # not final on day 1: "no growth to date" (build/event_time.py)
+                text = culture_report(result, 1)
+                cultures.append(_finding(lab, value=None, text=text, day=1, sex=sex))
                 result = PENDING
             findings.append(_finding(lab, value=None, text=result, day=0, sex=sex))
         else:
@@ -586,6 +589,9 @@ def synthesize_case(
     derived = physiology.cohere(
         cond.id, {**vitals, **derived}, {**ranges, **vital_ranges}, age, prng
     )
+    # cardiac markers no higher than the hours since onset allow (CK normal before ~4 h)
+    uln = {lid: kb.lab(lid).reference(sex).high for lid in lab_ids if lid in MARKER_CAPS}  # type: ignore[arg-type]
+    derived = physiology.fit_markers(cond.id, derived, onset_days * 24, uln, prng)
     for i, did in enumerate([*VITALS, *lab_ids]):  # findings follow VITALS, lab_ids
         if did in derived and derived[did] != findings[i].value:
             lab = kb.lab(did)

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from behaviorsft.build.coherence import consulted
+from behaviorsft.build.coherence import claim_checker, consulted, provable
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
@@ -72,6 +72,10 @@ class CheckedItem:
     present: tuple[Concept, ...]  # those the record names anywhere (even as a request)
     shown: tuple[Concept, ...]  # those the record shows done (results, reports, medicines)
     mentioned: bool  # one sentence of the record holds all its words
+    # why the record cannot show it done as it claims (count, repeat, time, order; None: it
+    # can), ``coherence.unproved_claim``
+    unproved: str | None = None
+    part: str | None = None  # what of it the record proves, when not all (``provable``)
 
     @property
     def absent(self) -> bool:
@@ -85,12 +89,23 @@ class CheckedItem:
 
     @property
     def listable(self) -> bool:
-        """It may be listed as done: all it names is shown done, or it names nothing checkable."""
-        return len(self.shown) == len(self.named)
+        """It may be listed as done: all it names is shown done, or it names nothing
+        checkable, and the record proves the claim (``unproved``) or the part of it listed
+        (``part``: "blood cultures" of "at least 3 sets of blood cultures")."""
+        return len(self.shown) == len(self.named) and (self.unproved is None or bool(self.part))
+
+    @property
+    def complete(self) -> bool:
+        """It is done as a whole: listable, and the record proves the whole claim (a control
+        saying nothing is outstanding needs every required item complete)."""
+        return len(self.shown) == len(self.named) and self.unproved is None
 
     @property
     def done_text(self) -> str:
-        """How a note lists it as done (a condition that does not hold is left out)."""
+        """How a note lists it as done (a condition that does not hold is left out; a claim
+        the record does not prove whole, by the part it proves)."""
+        if self.unproved is not None and self.part:
+            return self.part
         return self.item.item if self.holds is True else self.core
 
     @property
@@ -99,8 +114,10 @@ class CheckedItem:
         return self.item.model_copy(update={"item": self.done_text})
 
 
-def check_item(item: KBCareItem, idx: RecordIndex) -> CheckedItem:
-    """``item`` against the record ``idx`` indexes."""
+def check_item(
+    item: KBCareItem, idx: RecordIndex, proves: Callable[[str], str | None] | None = None
+) -> CheckedItem:
+    """``item`` against the record ``idx`` indexes (``proves``: ``claim_checker`` of it)."""
     core, clause = split_condition(item.item)
     kinds = {"test", "group", "procedure"}
     if item.kind == "drug":
@@ -123,6 +140,8 @@ def check_item(item: KBCareItem, idx: RecordIndex) -> CheckedItem:
         present=tuple(present),
         shown=tuple(shown),
         mentioned=bool(idx.phrase_refs(core)),
+        unproved=(why := proves(core) if proves is not None else None),
+        part=provable(proves, core) if proves is not None and why is not None else None,
     )
 
 
@@ -130,10 +149,31 @@ def _verdicts(ctx: Ctx, items: list[KBCareItem], end: int) -> list[CheckedItem]:
     idx = ctx.index(turn_end=end)
     key = ("care items", tuple(i.item for i in items))
     if key not in idx.memo:  # omission and standard of care check the same items
-        idx.memo[key] = [check_item(i, idx) for i in items]
+        proves = record_claims(ctx, end)
+        idx.memo[key] = [check_item(i, idx, proves) for i in items]
     out = idx.memo[key]
     assert isinstance(out, list)
     return out
+
+
+def record_claims(ctx: Ctx, end: int) -> Callable[[str], str | None]:
+    """``coherence.claim_checker`` of the record turns ``0..end`` show: the results shown
+    by then, the turns, the medicines given."""
+    turns = ctx.rendered.conversation.turns[: end + 1]
+    at = ctx.rendered.finding_turns
+    imaging = ctx.rendered.anchors.get("imaging")
+    shown = [
+        (f.name, f.day, f.value_text)
+        for f in ctx.case.findings
+        if (
+            f.kind in ("vital", "lab")
+            and (at.get((f.name, f.day)) is not None)
+            and at[(f.name, f.day)] <= end
+        )
+        or (f.kind == "imaging" and imaging is not None and imaging <= end)
+    ]
+    given = [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in ctx.case.medications]
+    return claim_checker(ctx.kb, shown, [t.text for t in turns], given)
 
 
 def _key_reason(c: CheckedItem) -> str | None:
@@ -417,7 +457,7 @@ def _omission_emitted(ctx: object) -> tuple[float, float]:
     if not [c for c in checked if c.listable and c.holds is not False and c is not missing]:
         return 0.0, 0.0
     control = ctx.is_control(T.OMISSION_DETECTION) and not any(
-        c.holds is not False and not c.listable for c in checked
+        c.holds is not False and not c.complete for c in checked
     )
     return float(bool(keys)), float(control)
 
@@ -514,7 +554,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if not listed:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
-    done = [c.done_text for c in listed]
+    done = list(dict.fromkeys(c.done_text for c in listed))
     # A listed item is offered (wrong: it is done), drawn the same way.
     on_list, not_applicable = _listed_option(ctx, listed, foreign, end)
     others = [o for o in others if o not in on_list]
@@ -545,7 +585,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     if ctx.is_control(T.OMISSION_DETECTION):
         # Every item that applies here must be on the list for "nothing outstanding" to be
         # right; an item whose condition the record cannot settle leaves it open.
-        if any(c.holds is not False and not c.listable for c in checked):
+        if any(c.holds is not False and not c.complete for c in checked):
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
         all_done = [c.done_text for c in checked if c.holds is not False]
@@ -661,7 +701,7 @@ def _soc_emitted(ctx: object) -> tuple[float, float]:
         return 0.0, 0.0
     required = [c for c in checked if c.holds is not False]
     control = (
-        ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.listable for c in required)
+        ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.complete for c in required)
     )
     return float(bool(offered_wrong_elsewhere(ctx, verified))), float(control)
 
@@ -744,7 +784,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         ctx.rng.shuffle(declined_items)
         return (
             "Team note: "
-            + ("; ".join(c.done_text for c in done) + ". " if done else "")
+            + ("; ".join(dict.fromkeys(c.done_text for c in done)) + ". " if done else "")
             + f"Not done, not felt necessary: {'; '.join(declined_items)}."
         )
 
@@ -790,7 +830,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
         required = [c for c in checked if c.holds is not False]
-        if not required or any(not c.listable for c in required):
+        if not required or any(not c.complete for c in required):
             ctx.drop(T.STANDARD_OF_CARE, "control: a required item is not in the record")
             return
         # false alarms: requirements the note documents and ones it rightly declines; the

@@ -13,8 +13,10 @@ import re
 from collections.abc import Iterator
 
 from behaviorsft.build.coherence import (
+    SCHEDULE,
     after_discharge,
     done_by_discharge,
+    startable,
     state_record,
     state_shown,
 )
@@ -115,28 +117,35 @@ def _states(ctx: Ctx) -> str:
     )
 
 
-def _done_by_now(ctx: Ctx, end: int) -> list[str]:
-    """The steps an update on this record may list as done: none after discharge or
-    lasting months, none recommending against something, and a conditional one only where
-    the record shows its condition (``coherence.done_by_discharge``)."""
+def _done_by_now(ctx: Ctx, end: int) -> tuple[list[str], list[str]]:
+    """The steps an update on this record may list as done, and the courses it may list as
+    started (their first doses given): none after discharge, none recommending against
+    something, none the history rules out or whose severity state the record lacks, a
+    conditional one only where the record shows its condition; a course (weeks, months,
+    "until") or a schedule of checks is never done by the next morning, and a course only
+    started where it waits on no result (``coherence.startable``)."""
     assert ctx.cond is not None
     idx = ctx.index(turn_end=end)
-    out = []
+    done, started = [], []
     facts = ctx.case.facts
     history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     states = _states(ctx)
     said = " ".join(f[len("History: ") :] for f in facts if f.startswith("History: "))
     for action in prescribing.history_steps(ctx.cond.id, ctx.cond.next_actions, said):
-        if NEGATIVE.search(action) or not done_by_discharge(action):
+        if NEGATIVE.search(action) or after_discharge(action):
             continue
         if known_step(action, history):
             continue  # the history rules it out (history.WRONG_STEPS)
         if not state_shown(action, states):
             continue  # no surgical review for fulminant colitis the record does not show
         _, clause = split_condition(action)
-        if clause is None or condition_holds(clause, idx) is True:
-            out.append(action)
-    return out
+        if clause is not None and condition_holds(clause, idx) is not True:
+            continue
+        if startable(action):
+            started.append(action)
+        elif done_by_discharge(action) and SCHEDULE.search(action) is None:
+            done.append(action)
+    return done, started
 
 
 # A pathway check done once (not a repeated or counted one, whose claims are another's).
@@ -238,14 +247,22 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
         if any(WORKUP.search(a) for a in due):
             ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: due work-up the record does not show")
             return
-        listed = _done_by_now(ctx, end)
+        listed, started = _done_by_now(ctx, end)
+        if any(a not in listed and a not in started for a in due):
+            # "every step is done" only where the update can list each due step done (or,
+            # a course, started): a course waiting on a result is neither
+            ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: a due step cannot be listed done")
+            return
         pathway = [p for p in _pathway_done(ctx, end) if p not in listed]
         done = "; ".join(listed + pathway)
-        # the false alarm is a due step the update lists as done
-        due = [a for a in due if a in listed]
+        # the false alarm is a due step the update lists as done (or started)
+        due = [a for a in due if a in listed] or [a for a in due if a in started]
         if not due:
             ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: no due step can be listed done")
             return
+        update = (f"done already: {done}." if listed else "") + (
+            f" Started and continuing: {'; '.join(started)}." if started else ""
+        )
         yield control_of(
             main,
             key="pc",
@@ -256,5 +273,5 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
             rationale="Every step the guideline lists at this point is already done; "
             "further action would be unnecessary.",
             # the next morning's round: a step due within 24 h can be done by then
-            excerpt=f"Ward round update, the next morning: done already: {done}.",
+            excerpt=f"Ward round update, the next morning: {update.strip()}",
         )
