@@ -543,7 +543,7 @@ SCHEDULE = re.compile(
     r"\bhourly\b|\bevery \d|\b\d+(?:-\d+)?-hourly\b|\bfor at least \d+\s*h\b", re.I
 )
 # How many samples a claim says were taken ("at least 3 sets", "three sputum specimens").
-_NUMBERS = {"two": 2, "three": 3, "four": 4}
+_COUNT_WORDS = {"two": 2, "three": 3, "four": 4}
 COUNT = re.compile(r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:sets|specimens|samples)\b", re.I)
 REPEATED = re.compile(r"\b(?:repeat(?:ed)?|serial)\b", re.I)
 # An interval in hours between serial samples ("(0 h and 1-3 h)"): the repeat that day.
@@ -610,7 +610,7 @@ def unproved_claim(
             return f"no {also['what']} result in the record"
     m = COUNT.search(item)
     if m is not None:
-        n = _NUMBERS.get(m["n"].lower()) or int(m["n"])
+        n = _COUNT_WORDS.get(m["n"].lower()) or int(m["n"])
         if not named or min(len(v) for v in named.values()) < n:
             return f"claims {n} samples; the record shows fewer"
     if REPEATED.search(item):
