@@ -1115,9 +1115,9 @@ def lint_records(
         if tasks is not None:
             convs[rid] = conv
     if tasks is not None:
-        lint_record.lint_tasks(
-            kb, tasks, convs, raw, lambda line, tid: _Where(tasks_file, line, tid, findings)
-        )
+        where_of = lambda line, tid: _Where(tasks_file, line, tid, findings)  # noqa: E731
+        tasks = lint_values.checked_tasks(kb, tasks, where_of)  # value-impossible in notes
+        lint_record.lint_tasks(kb, tasks, convs, raw, where_of)
     return findings
 
 
