@@ -544,7 +544,10 @@ def _render_kb(
     for f in vitals:
         b.finding_turns[(f.name, f.day)] = idx
     b.say(
-        edp, f"On examination: {_join(exam)}.", f"Examination shows {_join(exam)}.", anchor="exam"
+        edp,
+        f"On examination: {ward_turns.exam_phrase(exam)}.",
+        f"Examination shows {ward_turns.exam_phrase(exam)}.",
+        anchor="exam",
     )
     bloods = _with_procedures(labs0)
     b.say(

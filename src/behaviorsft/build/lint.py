@@ -1165,6 +1165,7 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
                             "case_id": task.get("case_id"),
                             "task_type": task.get("task_type"),
                             "context": {"excerpt": excerpt},
+                            "options": task.get("options"),  # query-as-ordered
                         },
                     )
                 )

@@ -65,7 +65,7 @@ from behaviorsft.records import (
     Section,
     Source,
 )
-from behaviorsft.sources import physiology, prescribing, severity
+from behaviorsft.sources import exam_normals, physiology, prescribing, severity
 from behaviorsft.sources.history import COMMON_ALLERGIES, allergy_pool, treat_history
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
@@ -871,6 +871,10 @@ def synthesize_case(
         )
         + "."
     )
+    # Normal results of other signs examined (kb/conflicts.yaml; sources/exam_normals.py).
+    for e in exam_normals.alongside_findings(cond.id, exam, history, seed, index):
+        exam.append(e)
+        findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     sections = [
         Section(title="History of presenting illness", text=presentation),
         Section(title="Past history", text="; ".join(history) + "." if history else "None."),
