@@ -23,10 +23,10 @@ from behaviorsft.build.conversation import render
 from behaviorsft.build.record_index import RecordIndex
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.build.tasks.conflicts import conflict_pairs
-from behaviorsft.sources.exam_normals import normal_results
 from behaviorsft.build.tasks.key_rates import rates, weighted_sample
 from behaviorsft.build.tasks.omissions import check_item, foreign_care
 from behaviorsft.records import Task
+from behaviorsft.sources.exam_normals import normal_results
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import kb_condition_id, synthesize_cases
 from behaviorsft.taxonomy import TaskType as T
