@@ -749,6 +749,10 @@ def impossible_value(kb: KnowledgeBase, name: str, value: float, unit: str | Non
 
 
 def _check_possible(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
+    """Synthetic records only: an imported record's values are quoted as its source gave
+    them (its units may differ, and a data error there is the source's)."""
+    if _condition(case) is None:
+        return
     for f in case.get("findings") or []:
         v = _num(f.get("value"))
         if v is None or f.get("kind") not in ("lab", "vital"):
@@ -799,7 +803,7 @@ def check_task_values(kb: KnowledgeBase, where: _Adds, task: dict[str, Any]) -> 
         o = _OPTION.match(str(opt.get("text") or ""))
         if o is None:
             continue
-        for part in (o["note"], o["table"]):
+        for part in (o["note"],):  # the table's value is the record's own
             v = _VALUE.match(part)
             if v is None:
                 continue

@@ -872,7 +872,7 @@ def synthesize_case(
         + "."
     )
     # Normal results of other signs examined (kb/conflicts.yaml; sources/exam_normals.py).
-    for e in exam_normals.alongside_findings(cond.id, exam, history, seed, index):
+    for e in exam_normals.alongside_findings(kb, cond.id, exam, history, seed, index):
         exam.append(e)
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     sections = [

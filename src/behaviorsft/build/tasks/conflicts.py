@@ -218,10 +218,9 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         s: normal[s] for s in pair.alongside if normal[s] in found
     }  # the normal results this examination documents, by sign
     candidates = list(documented)
-    hosts = sign_hosts(ctx.kb)
-    weights = [
-        key_rate(ctx.kb, T.INTERPRETATION_CONFLICT, flag_report(s)) / hosts[s] for s in candidates
-    ]
+    # (the examination documents each sign in proportion to its key rate over its hosts
+    # already: exam_normals.py; here the three of four are drawn by key rate)
+    weights = [key_rate(ctx.kb, T.INTERPRETATION_CONFLICT, flag_report(s)) for s in candidates]
     n_decoys = DECOY_FLAGS + DECOY_NO_CONFLICT
     negatives = weighted_sample(ctx.rng, candidates, weights, n_decoys)
     if len(negatives) < n_decoys:

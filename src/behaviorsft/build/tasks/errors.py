@@ -84,12 +84,31 @@ def _usual_schedule(ctx: Ctx, ordered: str | None) -> str:
     and only knowing the drug's usual one tells whether it applies. A query proposing the
     schedule as ordered ("the usual schedule is once daily" for an order once daily) is
     ruled out by reading alone."""
-    by_condition = _plan_doses(ctx.kb)
-    for _ in range(40):
-        f = ctx.rng.choice(ctx.rng.choice(by_condition))[2]
-        if f in _TOO_OFTEN and f != ordered:
-            return f
-    return "q12h" if ordered != "q12h" else "q8h"
+    share = _schedule_shares(ctx.kb)
+    options = [f for f in share if f != ordered]
+    # A schedule of share p is the ordered one on a share p of the items, where it cannot be
+    # drawn: drawn with weight p / (1 - p) elsewhere, each is offered about as often as it
+    # is the key (the usual schedule of a frequency item).
+    return ctx.rng.choices(options, [share[f] / (1 - share[f]) for f in options])[0]
+
+
+_SHARES: dict[int, dict[str, float]] = {}
+
+
+def _schedule_shares(kb: KnowledgeBase) -> dict[str, float]:
+    """Schedule -> the share of plan drugs (a condition, then one of its drugs) given on it,
+    among the schedules a frequency item can make too frequent (cached per KB)."""
+    hit = _SHARES.get(id(kb))
+    if hit is None:
+        by_condition = _plan_doses(kb)
+        raw: dict[str, float] = {}
+        for doses in by_condition:
+            for _, _, f in doses:
+                if f in _TOO_OFTEN:
+                    raw[f] = raw.get(f, 0.0) + 1 / len(doses)
+        total = sum(raw.values())
+        hit = _SHARES[id(kb)] = {f: v / total for f, v in sorted(raw.items())}
+    return hit
 
 
 def _order_options(drug: str) -> list[str]:
