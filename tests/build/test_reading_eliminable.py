@@ -43,7 +43,7 @@ class _Found:
 # ------------------------------------------------------------ data_conflict_resolution
 
 _OPTION = re.compile(
-    r"^The note \((\S+) (\S+)\) and the table \((\S+) (\S+)\) (?:dis)?agree on (.+?)[ :]"
+    r"^The note \((\S+) (\S+)\) and the table \((\S+) (\S+)\) (?:dis)?agree on (.+?)(?: \(|:)"
 )
 
 
