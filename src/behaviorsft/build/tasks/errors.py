@@ -96,16 +96,17 @@ _SHARES: dict[int, dict[str, float]] = {}
 
 
 def _schedule_shares(kb: KnowledgeBase) -> dict[str, float]:
-    """Schedule -> the share of plan drugs (a condition, then one of its drugs) given on it,
-    among the schedules a frequency item can make too frequent (cached per KB)."""
+    """Schedule -> the share of frequency items whose usual schedule it is (a condition,
+    then one of its plan's drugs on a schedule ``_TOO_OFTEN`` makes too frequent; cached
+    per KB)."""
     hit = _SHARES.get(id(kb))
     if hit is None:
         by_condition = _plan_doses(kb)
         raw: dict[str, float] = {}
-        for doses in by_condition:
-            for _, _, f in doses:
-                if f in _TOO_OFTEN:
-                    raw[f] = raw.get(f, 0.0) + 1 / len(doses)
+        for doses in by_condition:  # as a frequency item draws: one of the timed drugs
+            timed = [f for _, _, f in doses if f in _TOO_OFTEN]
+            for f in timed:
+                raw[f] = raw.get(f, 0.0) + 1 / len(timed)
         total = sum(raw.values())
         hit = _SHARES[id(kb)] = {f: v / total for f, v in sorted(raw.items())}
     return hit
