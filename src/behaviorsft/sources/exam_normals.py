@@ -98,14 +98,6 @@ def _weights(kb: KnowledgeBase) -> dict[str, float]:
     return out
 
 
-def sign_of(finding: str) -> str | None:
-    """The sign whose normal result ``finding`` is, or None."""
-    for sign, text in normal_results().items():
-        if text == finding:
-            return sign
-    return None
-
-
 def alongside_findings(
     kb: KnowledgeBase,
     cond_id: str,
