@@ -298,3 +298,20 @@ def test_lint_query_as_ordered(kb):
     lint_tasks([], [(1, task)], lambda line, tid: found)
     got = [m for r, m in found.rules if r == "query-as-ordered"]
     assert len(got) == 2 and "once daily" in got[0] and "30 mg" in got[1]
+
+
+@pytest.mark.parametrize("index", [182, 8])
+def test_tenfold_key_is_not_copied_from_the_plan(kb, index):
+    """37-000182 (colchicine 12 mg), 37-000008 (pantoprazole 800 mg): the right dose was
+    written in the plan turn the item showed. The item now shows the record up to the
+    working diagnosis: no shown turn gives the ordered drug with its usual dose."""
+    _, rendered, tasks = _build(kb, index)
+    turns = [t.text for t in rendered.conversation.turns]
+    items = [t for t in tasks if t.id.endswith(":x1")]
+    assert items
+    for t in items:
+        usual = t.perturbation.original  # "Colchicine 1.2 mg PO once, ..." as planned
+        assert any(usual in x for x in turns)  # the plan still gives it, later
+        shown = turns[t.context.turn_start : t.context.turn_end + 1]
+        assert not [x for x in shown if usual in x], t.id
+        assert t.context.turn_end < rendered.anchors["plan"]

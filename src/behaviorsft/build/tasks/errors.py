@@ -368,10 +368,12 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             correct=query_dose(usual),
             pool=_order_options(name),
             fixed=[PROCEED, *no_clash, not_usual, schedule],
-            rationale=f"{wrong} is ten times the usual {usual} ({medication_text(m)} in turn "
-            f"{ctx.anchor('plan')}).",
+            rationale=f"{wrong} is ten times the usual {usual} (the plan later gives "
+            f"{medication_text(m)}, turn {ctx.anchor('plan')}).",
             turn_start=0,
-            turn_end=end,
+            # The record up to the working diagnosis: the order is the first one for the
+            # drug, so the usual dose is known, not copied from the plan's line.
+            turn_end=(ctx.anchor("plan") or 1) - 1,
             excerpt=f"{attending}: New order: {order}.",
             perturbation=Perturbation(
                 kind=PerturbationKind.ERROR,
