@@ -61,6 +61,7 @@ def query_as_ordered(order: str, options: Iterable[str]) -> list[str]:
             out.append(text)
     return out
 
+
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
 _KB_CODES = "behaviorsft-kb"
 _TASK = "explicit_error_correction"
