@@ -14,6 +14,7 @@ whose text was the key most often (smoothed) among the *other* cases' items offe
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter, defaultdict
 
 import pytest
@@ -21,10 +22,11 @@ import pytest
 from behaviorsft.build.conversation import render
 from behaviorsft.build.record_index import RecordIndex
 from behaviorsft.build.tasks import case_tasks
-from behaviorsft.build.tasks.conflicts import absent_findings, conflict_pairs
+from behaviorsft.build.tasks.conflicts import conflict_pairs
 from behaviorsft.build.tasks.key_rates import rates, weighted_sample
 from behaviorsft.build.tasks.omissions import check_item, foreign_care
 from behaviorsft.records import Task
+from behaviorsft.sources.exam_normals import normal_results
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import kb_condition_id, synthesize_cases
 from behaviorsft.taxonomy import TaskType as T
@@ -118,8 +120,8 @@ def test_keys_stay_verified(kb, built):
     """Every key is absent from the record and required here; whatever the note or request
     adds to balance the options is genuinely not this patient's (or not recorded)."""
     per_care, _ = foreign_care(kb)
-    per_exam, _ = absent_findings(kb)
     pairs = conflict_pairs(kb)
+    normal = normal_results()
     n = Counter()
     for case, turns, tasks in built:
         cond = kb.conditions[kb_condition_id(case)]
@@ -151,14 +153,19 @@ def test_keys_stay_verified(kb, built):
                 n["not applicable"] += 1
             if t.task_type is T.INTERPRETATION_CONFLICT:
                 exam = [f.value_text for f in case.findings if f.kind == "exam"]
-                unrecorded = t.context.excerpt.split("Not recorded: ")[1].split(". Report: ")[0]
-                for e in unrecorded.split("; "):
-                    # another condition's contradicted finding this examination lacks
-                    assert e in per_exam[cond.id], t.id
-                    assert e not in exam and e not in pairs[cond.id].exam, t.id
-                    n["unrecorded"] += 1
+                signs = {
+                    m[1]
+                    for o in t.options
+                    if (m := re.match(r"^(?:Flag|No conflict).* the examination \((.+)\)", o.text))
+                }
+                for s in signs - set(pairs[cond.id].signs):
+                    # a sign whose normal result this examination documents (the report
+                    # does not bear on it), never one the report contradicts
+                    assert s in pairs[cond.id].alongside, t.id
+                    assert normal[s] in exam and normal[s] in t.context.excerpt, t.id
+                    n["documented"] += 1
     assert n[T.STANDARD_OF_CARE] > 100 and n[T.OMISSION_DETECTION] > 100
-    assert n["decoy"] > 50 and n["unrecorded"] > 50 and n["not applicable"] > 20
+    assert n["decoy"] > 50 and n["documented"] > 50 and n["not applicable"] > 20
 
 
 def test_key_rates_are_measured_per_condition(kb):

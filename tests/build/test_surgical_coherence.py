@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from behaviorsft.build import ward_turns
 from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import lint_bench, lint_records
 from behaviorsft.build.lint_text import dangling_end
@@ -354,7 +355,7 @@ def test_37_examination_lists_what_was_found_before_what_was_not(
     turns = render(case, KB, seed=37).conversation.turns
     exam = next(t.text for t in turns if t.text.startswith(("On examination", "Examination")))
     assert exam.index(found) < exam.index(absent), exam
-    assert surgical.exam_text([absent, found]) == f"{found} and {absent}"
+    assert ward_turns.exam_phrase([absent, found]) == f"{found}; {absent}"
 
 
 def test_lint_negation_scope(tmp_path: Path) -> None:

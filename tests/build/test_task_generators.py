@@ -29,6 +29,7 @@ from behaviorsft.build.tasks.conflicts import conflict_pairs
 from behaviorsft.build.tasks.errors import _canonical_dose
 from behaviorsft.records import PerturbationKind
 from behaviorsft.sources import prescribing
+from behaviorsft.sources.exam_normals import normal_results
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import allergy_group_of, kb_condition_id, synthesize_cases
 from behaviorsft.store import write_jsonl
@@ -199,7 +200,7 @@ T = TaskType
 EEC = T.EXPLICIT_ERROR_CORRECTION
 IC = T.INTERPRETATION_CONFLICT
 _QUERY = re.compile(r"^Query the ordered dose: the usual dose is (\S+) (.+)$")
-_FLAG = re.compile(r"^Flag the mismatch with the examination \((.+)\); recheck the study$")
+_FLAG = re.compile(r"^Flag the mismatch with the examination \((.+)\); recheck the study first$")
 
 
 def _template(ttype: TaskType, text: str) -> str:
@@ -224,8 +225,8 @@ def test_items_and_controls_offer_the_same_option_templates(tasks):
         ctrl = Counter(_signature(t) for t in of_type if t.restraint_control)
         assert len(ctrl) and len(main)
         if ttype is IC:
-            # the flag and "no conflict" naming this examination's finding, two flags and
-            # one "no conflict" naming findings the request states as absent
+            # the flag and "no conflict" naming the contradicted finding's sign, two flags
+            # and one "no conflict" naming signs whose normal result the examination documents
             assert set(main) == set(ctrl) == {(("flag", 3), ("no issue", 2))}
         else:
             full = (("no issue", 1), ("query", 2), ("stop", 1))
@@ -254,29 +255,29 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
             texts = [o.text for o in t.options]
             if t.task_type is IC:
                 flagged = [_FLAG.match(x)[1] for x in texts if _FLAG.match(x)]
-                # the right flag names a finding of this examination that the report
-                # genuinely contradicts (conflicts.yaml); the decoy flag names one it
-                # does not contradict, or one the examination lacks
-                genuine = conflict_pairs(kb)[cond.id].exam
-                real = [x for x in flagged if x in exam and x in genuine]
+                # the right flag names the sign of a finding of this examination that the
+                # report genuinely contradicts (conflicts.yaml); the other flags name signs
+                # whose normal result the examination documents, which the report does not
+                # bear on
+                pair = conflict_pairs(kb)[cond.id]
+                genuine = {g for e, g in zip(pair.exam, pair.signs, strict=True) if e in exam}
+                real = [x for x in flagged if x in genuine]
                 assert len(real) == 1 and len(set(flagged)) == 3
-                # every other finding named is one the request lists as not recorded (and
-                # the examination did not find): flagging it, or saying it fits, is wrong
                 named = {
                     m[1]
                     for x in texts
                     if (
                         m := re.match(
                             r"^(?:Flag the mismatch with|No conflict: the report "
-                            r"fits) the examination \((.*)\)",
+                            r"confirms) the examination \((.*)\)",
                             x,
                         )
                     )
                 }
-                unrecorded = t.context.excerpt.split("Not recorded: ")[1].split(". Report: ")[0]
+                normal = normal_results()
                 for x in named - set(real):
-                    assert x not in exam, t.id
-                    assert x in unrecorded.split("; "), t.id
+                    assert x in pair.alongside and normal[x] in exam, t.id
+                    assert normal[x] in t.context.excerpt, t.id
                 if not t.restraint_control:
                     assert t.answer_text == flag_report(real[0])
             elif t.task_type is EEC:
@@ -299,10 +300,10 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                     assert not [x for x in queried if f" {x[0]:g} {x[1]} " in f" {order}"]
                     amount = float(next(w for w in order.split() if re.fullmatch(r"[\d.]+", w)))
                 else:
-                    # the order gives the usual dose: the query quoting it is a false alarm
-                    as_ordered = [x for x in queried if f" {x[0]:g} {x[1]} " in f" {order}"]
-                    assert len(as_ordered) == 1
-                    amount = as_ordered[0][0]
+                    # the order gives the usual dose: no query proposes it (one proposing the
+                    # dose as ordered is ruled out by reading alone); both quote other doses
+                    assert not [x for x in queried if f" {x[0]:g} {x[1]} " in f" {order}"]
+                    amount = float(next(w for w in order.split() if re.fullmatch(r"[\d.]+", w)))
                 drug = order.split(f" {amount:g} ")[0].lower()
                 # an allergy stop is right exactly on the allergy item, a false alarm elsewhere
                 frequency = t.perturbation is not None and "frequency" in t.perturbation.description

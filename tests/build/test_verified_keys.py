@@ -229,7 +229,9 @@ def test_conflict_pairs_are_genuine(kb, built):
     pairs = conflict_pairs(kb)
     for case, _, t in _of(built, T.INTERPRETATION_CONFLICT):
         pair = pairs[kb_condition_id(case)]
-        assert any(f"({e})" in t.answer_text for e in pair.exam), t.id
+        # the key names the sign of a finding the report contradicts; the rationale, the finding
+        assert any(f"({s})" in t.answer_text for s in pair.signs), t.id
+        assert any(f"found {e}," in t.rationale for e in pair.exam), t.id
         assert pair.justification in t.rationale
 
 

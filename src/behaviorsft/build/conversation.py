@@ -624,7 +624,9 @@ def _render_kb(
             anchor="imaging",
         )
         study = None  # reported: not requested with the bloods
-    said_exam = surgical.exam_text(exam)  # negatives last: "no X and Y" reads as neither
+    # found signs first, each absent one in its own clause ("no X and Y" reads as neither),
+    # a finding worded as what the patient does with its subject (ward_turns.exam_phrase)
+    said_exam = ward_turns.exam_phrase(exam)
     b.say(edp, f"On examination: {said_exam}.", f"Examination shows {said_exam}.", anchor="exam")
     home_today = severity.outpatient(cond_id)  # treated from the ED: no admission
     # a CT head before the lumbar puncture: the CSF is taken once the CT is reported

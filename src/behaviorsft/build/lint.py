@@ -1121,9 +1121,9 @@ def lint_records(
         if tasks is not None:
             convs[rid] = conv
     if tasks is not None:
-        lint_record.lint_tasks(
-            kb, tasks, convs, raw, lambda line, tid: _Where(tasks_file, line, tid, findings)
-        )
+        where_of = lambda line, tid: _Where(tasks_file, line, tid, findings)  # noqa: E731
+        tasks = lint_values.checked_tasks(kb, tasks, where_of)  # value-impossible in notes
+        lint_record.lint_tasks(kb, tasks, convs, raw, where_of)
     return findings
 
 
@@ -1171,6 +1171,7 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
                             "case_id": task.get("case_id"),
                             "task_type": task.get("task_type"),
                             "context": {"excerpt": excerpt},
+                            "options": task.get("options"),  # query-as-ordered
                         },
                     )
                 )

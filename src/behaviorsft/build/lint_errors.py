@@ -1,6 +1,6 @@
 """Clinical linter, planted orders: every new order of explicit_error_correction has a reason.
 
-Rule (called from ``lint.py``; see docs/building.md, "Errors a clinician could make"):
+Rules (called from ``lint.py``; see docs/building.md, "Errors a clinician could make"):
 
 ``order-no-indication``     a new order of an explicit_error_correction item or control
                             ("New order: ... Indication: ...") on a synthetic case states no
@@ -14,6 +14,10 @@ Rule (called from ``lint.py``; see docs/building.md, "Errors a clinician could m
                             order with no reason ("lisinopril in thyroid storm", IV
                             vancomycin for improving cellulitis) is an error nobody
                             makes, and the odd one out among the items.
+
+``query-as-ordered``        a query option of such an item proposing the dose or schedule
+                            the order already has ("the usual schedule is once daily" for an
+                            order once daily): ruled out by reading, not by knowing the drug.
 
 Only the case record is read (conditions, medications, facts, findings), once per case
 with such an item; the tasks are read as they come.
@@ -35,7 +39,28 @@ from behaviorsft.sources.planted_orders import (
 
 RULES: dict[str, tuple[str, str]] = {
     "order-no-indication": ("error", "a planted order states no indication the record gives"),
+    "query-as-ordered": (
+        "error",
+        "a dose or schedule query proposing the dose or schedule the order already has",
+    ),
 }
+# The query options of explicit_error_correction (build/tasks/errors.py).
+_QUERY_DOSE = re.compile(r"^Query the ordered dose: the usual dose is (?P<v>.+)$")
+_QUERY_FREQ = re.compile(r"^Query the ordered frequency: the usual schedule is (?P<v>.+)$")
+
+
+def query_as_ordered(order: str, options: Iterable[str]) -> list[str]:
+    """The query options of ``options`` that propose what ``order`` already says: a "usual
+    dose" equal to the dose ordered, or a "usual schedule" equal to the schedule ordered
+    (wrong by reading alone, whatever the drug)."""
+    padded = f" {order.strip().rstrip('.')} "
+    out = []
+    for text in options:
+        m = _QUERY_DOSE.match(text) or _QUERY_FREQ.match(text)
+        if m is not None and f" {m['v']} " in padded:
+            out.append(text)
+    return out
+
 
 # The code system synthetic cases link their KB condition with (sources/synthetic.py).
 _KB_CODES = "behaviorsft-kb"
@@ -118,6 +143,11 @@ def lint_tasks(
             continue
         parsed = order_indication(str((task.get("context") or {}).get("excerpt") or ""))
         if parsed is not None:
+            texts = [str(o.get("text") or "") for o in task.get("options") or []]
+            for text in query_as_ordered(parsed[0], texts):
+                where_of(line, str(task.get("id"))).add(
+                    "query-as-ordered", f"'{text}' for the order '{parsed[0]}'"
+                )
             wanted.setdefault(str(task.get("case_id")), []).append(
                 (line, str(task.get("id")), parsed[1])
             )

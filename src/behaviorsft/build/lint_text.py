@@ -44,6 +44,10 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          ("no flank ecchymosis and epigastric tenderness": read as absent)
 ``dangling-end``         a sentence cut off after a function word or a verb that wants its
                          object ("CT to confirm obstruction and look.", "doses adjusted for.")
+``exam-negation-scope``  an examination turn joining a present finding to a negated one
+                         ("no tophi and overlying erythema"), so it reads as absent
+``exam-subject-missing`` "Examination shows appears unwell": a finding worded as what the
+                         patient does, without its subject
 
 The wording rules apply to knowledge-base (synthetic) records, whose text the
 generator controls; real-source text is quoted as its source wrote it.
@@ -55,6 +59,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from behaviorsft.build.ward_turns import exam_subject_missing, negation_scope
 from behaviorsft.sources.history import (
     IMPLIED,
     PRIMARY_AI_SIGNS,
@@ -92,6 +97,11 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "dangling-end": ("error", "a sentence ends on a dangling word (truncated text)"),
     "negation-scope": ("error", "a found sign listed after a negated one reads as absent"),
     "speaker-untitled": ("error", "a member of staff named without a title showing the role"),
+    "exam-negation-scope": (
+        "error",
+        "a present finding joined to a negated one ('no tophi and overlying erythema')",
+    ),
+    "exam-subject-missing": ("error", "'Examination shows appears unwell': a verb, no subject"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -145,6 +155,7 @@ class TextFacts:
     age: float | None
     exposures: list[str] = field(default_factory=list)  # history items asked apart
     pmh_asked: bool = False  # the last clinician turn asked for the past medical history
+    exam: list[str] = field(default_factory=list)  # the documented examination findings
 
 
 def _is_synthetic(case: dict[str, Any]) -> bool:
@@ -174,6 +185,7 @@ def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
     ).lower()
     _check_history(where, case, [t for k, t in said if k == "history"])
     facts.exposures = [t for k, t in said if k == "history" and is_exposure(t)]
+    facts.exam = [t for k, t in said if k == "exam"]
     for kind, text in said:
         if kind == "complaint" and TRIGGER_AS_SYMPTOM.search(text):
             where.add("history-misfiled", f"a trigger given as a symptom: '{text}'")
@@ -332,6 +344,12 @@ def check_turn_text(
         scope = NEGATION_SCOPE.search(body)
         if scope is not None:
             where.add("negation-scope", f"examination '{scope.group(0)}...': '{body[:90]}'", idx)
+        joined = negation_scope(body, facts.exam)
+        if joined is not None:
+            where.add("exam-negation-scope", f"'{joined}' read as negated: '{text[:90]}'", idx)
+        verb = exam_subject_missing(text)
+        if verb is not None:
+            where.add("exam-subject-missing", f"'{verb}' with no subject: '{text[:90]}'", idx)
     rel = RELATIVE.search(speaker)
     if rel is not None:
         who = rel.group(1).lower()

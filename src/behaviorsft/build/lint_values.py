@@ -36,6 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, culture_report
@@ -74,6 +75,10 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "qualitative-as-range": (
         "error",
         "a qualitative result (detected, positive) called outside a reference range",
+    ),
+    "value-impossible": (
+        "error",
+        "a value no living patient has (outside the KB test's bounds), in a record or a note",
     ),
 }
 
@@ -757,6 +762,102 @@ def check_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
     _check_timing(where, kb, case)
     _check_onset(where, kb, case)
     _check_reports(where, case)
+    _check_possible(where, kb, case)
+
+
+# --------------------------------------------------------------------------- possible values
+
+_BOUNDS: dict[int, tuple[KnowledgeBase, dict[str, tuple[str | None, float, float]]]] = {}
+
+
+def possible_bounds(kb: KnowledgeBase) -> dict[str, tuple[str | None, float, float]]:
+    """Test display name (lower case) -> (unit, lowest, highest) a living patient can have
+    (the KB lab's ``bounds``; cached per KB object)."""
+    hit = _BOUNDS.get(id(kb))
+    if hit is None or hit[0] is not kb:
+        table = {
+            lab.name.lower(): (lab.unit, lab.bounds.low, lab.bounds.high)
+            for lab in kb.labs.values()
+            if lab.kind == "quantitative" and lab.bounds is not None
+        }
+        hit = _BOUNDS[id(kb)] = (kb, table)
+    return hit[1]
+
+
+def impossible_value(kb: KnowledgeBase, name: str, value: float, unit: str | None) -> str | None:
+    """Why ``value`` (in ``unit``) of the test ``name`` is impossible, or None (also when the
+    KB has no bounds for the test in that unit)."""
+    known = possible_bounds(kb).get(name.lower())
+    if known is None or known[0] != unit:
+        return None
+    lo, hi = known[1], known[2]
+    if lo <= value <= hi:
+        return None
+    return f"{name} {value:g} {unit or ''}".rstrip() + f" is outside the possible {lo:g}-{hi:g}"
+
+
+def _check_possible(where: _Adds, kb: KnowledgeBase, case: dict[str, Any]) -> None:
+    """Synthetic records only: an imported record's values are quoted as its source gave
+    them (its units may differ, and a data error there is the source's)."""
+    if _condition(case) is None:
+        return
+    for f in case.get("findings") or []:
+        v = _num(f.get("value"))
+        if v is None or f.get("kind") not in ("lab", "vital"):
+            continue
+        why = impossible_value(kb, str(f.get("name") or ""), v, f.get("unit"))
+        if why is not None:
+            where.add("value-impossible", why, None)
+
+
+# A data_conflict_resolution note and the values its options quote (build/tasks/conflicts.py,
+# conflict_pools.py): "Note (day 0): Sodium 256 mmol/L on this sample." and "The note
+# (145 mmol/L) and the table (121 mmol/L) disagree on sodium: ...".
+_NOTE = re.compile(
+    r"^Note \([^)]*\): (?P<name>.+?) (?P<value>-?\d+(?:\.\d+)?)(?: (?P<unit>\S+))? on this"
+)
+_OPTION = re.compile(
+    r"^The note \((?P<note>[^)]*)\) and the table \((?P<table>[^)]*)\) (?:dis)?agree on "
+    r"(?P<name>.+?)(?: \([^)]*\))?:"
+)
+_VALUE = re.compile(r"^(?P<value>-?\d+(?:\.\d+)?)(?: (?P<unit>\S+))?$")
+_DATA_CONFLICT = "data_conflict_resolution"
+
+
+def checked_tasks(
+    kb: KnowledgeBase, tasks: Iterable[tuple[int, dict[str, Any]]], where_of: Any
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``tasks`` passed through, each checked by :func:`check_task_values` on the way
+    (``where_of(line, id)`` makes its adder)."""
+    for line, task in tasks:
+        if task.get("task_type") == _DATA_CONFLICT:
+            check_task_values(kb, where_of(line, str(task.get("id", ""))), task)
+        yield line, task
+
+
+def check_task_values(kb: KnowledgeBase, where: _Adds, task: dict[str, Any]) -> None:
+    """``value-impossible`` on a data_conflict_resolution item: the note's value and the
+    values its options quote (a planted slip of sodium 256 mmol/L is a conflict found by
+    knowing what is possible, not by reading the record)."""
+    if task.get("task_type") != _DATA_CONFLICT:
+        return
+    excerpt = str((task.get("context") or {}).get("excerpt") or "")
+    m = _NOTE.match(excerpt)
+    if m is not None:
+        why = impossible_value(kb, m["name"], float(m["value"]), m["unit"])
+        if why is not None:
+            where.add("value-impossible", f"the note: {why}", None)
+    for opt in task.get("options") or []:
+        o = _OPTION.match(str(opt.get("text") or ""))
+        if o is None:
+            continue
+        for part in (o["note"],):  # the table's value is the record's own
+            v = _VALUE.match(part)
+            if v is None:
+                continue
+            why = impossible_value(kb, o["name"], float(v["value"]), v["unit"])
+            if why is not None:
+                where.add("value-impossible", f"option {opt.get('label')}: {why}", None)
 
 
 # --------------------------------------------------------------------------- conversation

@@ -40,8 +40,13 @@ EXPOSURE_KINDS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ),
     (
         "sexual",
-        re.compile(r"sexual|spermicide", re.I),
+        re.compile(r"sexual", re.I),
         "Any new sexual partner or recent sexual contact?",
+    ),
+    (  # a method answers "what contraception?", not "any new partner?"
+        "contraception",
+        re.compile(r"spermicide|contracept|diaphragm", re.I),
+        "What do you use for contraception?",
     ),
     (
         "trigger",
@@ -102,6 +107,49 @@ def asked_kinds(text: str) -> list[str] | None:
 
 
 # ----------------------------------------------------------------------------- exam
+
+# A finding documented as absent ("no tophi"); said apart from the present ones, since
+# "no tophi and overlying erythema" reads as denying the erythema too.
+_ABSENT = re.compile(r"^no\b", re.I)
+# A finding worded as what the patient does ("appears unwell", "talks in phrases"), which
+# cannot follow "Examination shows": said with its subject.
+_DOES = re.compile(r"^(?:appears|looks|talks|is)\b", re.I)
+
+
+def exam_phrase(findings: Sequence[str]) -> str:
+    """The examination's findings as one phrase: the present ones joined ("A, B and C"),
+    then a finding worded as what the patient does, with its subject ("; the patient
+    appears unwell"), then the absent ones, each with its own "no" ("; no D, no E")."""
+
+    def join(items: list[str]) -> str:
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+    present = [f for f in findings if not _ABSENT.match(f) and not _DOES.match(f)]
+    clauses = [join(present)] if present else []
+    clauses += [f"the patient {f}" for f in findings if _DOES.match(f)]
+    absent = [f for f in findings if _ABSENT.match(f)]
+    if absent:
+        clauses.append(", ".join(absent))
+    return "; ".join(clauses)
+
+
+def negation_scope(text: str, present: Iterable[str]) -> str | None:
+    """A present finding of ``present`` that ``text`` joins to a negated one ("no tophi and
+    overlying erythema"), or None."""
+    for p in present:
+        if _ABSENT.match(p) or not p:
+            continue
+        if re.search(rf"\bno\b[^;.:()]*?\b(?:and|or) {re.escape(p)}\b", text):
+            return p
+    return None
+
+
+def exam_subject_missing(text: str) -> str | None:
+    """The finding after "Examination shows" / "On examination:" worded as what the patient
+    does ("Examination shows appears unwell"), or None."""
+    m = re.match(r"(?:Examination shows|On examination:)\s+(\w+)", text)
+    return m.group(1) if m is not None and _DOES.match(m.group(1)) else None
+
 
 # An examination finding that states a vital sign, and when the vitals contradict it
 # (vital id, the test that the value contradicts the finding).

@@ -150,22 +150,3 @@ def documented(done: str) -> str | None:
     "documented"."""
     core = _SAYS_DOCUMENTED.sub("", done.strip())
     return None if core == done.strip() or not core else f"Documented: {core}."
-
-
-NEGATED = re.compile(r"^(?:no|without|not)\b", re.I)
-_NEGATION = re.compile(r"\b(?:no|without|not)\b", re.I)
-
-
-def exam_text(findings: Sequence[str]) -> str:
-    """The examination findings as one sentence: what was found first and what was not last
-    (after "no flank ecchymosis and", "epigastric tenderness" would read as absent too); set
-    apart by semicolons where a finding has its own comma or semicolon, or a negation
-    before the last ("pharyngeal erythema without exudate; scattered wheeze")."""
-    items = sorted(findings, key=lambda f: NEGATED.match(f) is not None)
-    if not items:
-        return ""
-    if len(items) == 1:
-        return items[0]
-    if any("," in f or ";" in f for f in items) or any(_NEGATION.search(f) for f in items[:-1]):
-        return "; ".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -66,7 +66,7 @@ from behaviorsft.records import (
     Section,
     Source,
 )
-from behaviorsft.sources import physiology, prescribing, severity, surgical
+from behaviorsft.sources import exam_normals, physiology, prescribing, severity, surgical
 from behaviorsft.sources.history import (
     COMMON_ALLERGIES,
     allergy_pool,
@@ -924,6 +924,10 @@ def synthesize_case(
         )
         + "."
     )
+    # Normal results of other signs examined (kb/conflicts.yaml; sources/exam_normals.py).
+    for e in exam_normals.alongside_findings(kb, cond.id, exam, history, seed, index):
+        exam.append(e)
+        findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     sections = [
         Section(title="History of presenting illness", text=presentation),
         Section(title="Past history", text="; ".join(history) + "." if history else "None."),

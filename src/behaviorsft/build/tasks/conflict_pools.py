@@ -210,6 +210,34 @@ def record_numbers(f: Finding, text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+_POSSIBLE: dict[int, dict[str, tuple[str | None, float, float]]] = {}
+
+
+def analyte_range(kb: KnowledgeBase, f: Finding) -> tuple[float, float] | None:
+    """The values ``f``'s test can take in a living patient (the KB lab's ``bounds``, in its
+    unit), or None when the KB has no such test in ``f``'s unit. A transcription slip is a
+    value a human could have: a sodium of 256 mmol/L gives the conflict away unread."""
+    table = _POSSIBLE.get(id(kb))
+    if table is None:
+        table = _POSSIBLE[id(kb)] = {
+            lab.name.lower(): (lab.unit, lab.bounds.low, lab.bounds.high)
+            for lab in kb.labs.values()
+            if lab.kind == "quantitative" and lab.bounds is not None
+        }
+    hit = table.get(f.name.lower())
+    if hit is None or hit[0] != f.unit:
+        return None
+    return hit[1], hit[2]
+
+
+def _narrowest(
+    a: tuple[float, float] | None, b: tuple[float, float] | None
+) -> tuple[float, float] | None:
+    if a is None or b is None:
+        return a or b
+    return max(a[0], b[0]), min(a[1], b[1])
+
+
 def slip_values(
     ctx: Ctx, f: Finding, text: str, k: int = 5, possible: tuple[float, float] | None = None
 ) -> list[str]:
@@ -219,8 +247,9 @@ def slip_values(
     Candidates are this test's values on other days, numbers the record shows in the
     test's format (a value copied from the wrong row or column, within 0.4 to 2.5 times
     the value) and values 20-60 % away from it; each differs from the value by at least
-    10 % and stays in a possible range (a percentage at most 100; ``possible``, where the
-    caller knows the test's, e.g. a vital sign of an imported record). The record's own
+    10 % and stays in a range a living patient can have: a percentage at most 100, the
+    KB test's bounds (``analyte_range``) and ``possible``, where the caller knows the
+    test's (e.g. a vital sign of an imported record). The record's own
     numbers come first, so the chosen values are as quoted by the record as each other.
     """
     assert f.value is not None
@@ -244,6 +273,7 @@ def slip_values(
         scaled.append(f"{t} {f.unit}" if f.unit else t)
 
     value = f.value
+    possible = _narrowest(possible, analyte_range(ctx.kb, f))
 
     def plausible(v: str) -> bool:
         x = float(v.split()[0])

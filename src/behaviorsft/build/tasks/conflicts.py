@@ -21,7 +21,6 @@ from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
     _value_text,
-    _words,
     control_of,
 )
 from behaviorsft.build.tasks.conflict_pools import (
@@ -39,6 +38,7 @@ from behaviorsft.build.tasks.conflict_pools import (
 from behaviorsft.build.tasks.dated_values import finding_turn, is_dated
 from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.records import Finding, Perturbation, PerturbationKind
+from behaviorsft.sources.exam_normals import normal_results
 from behaviorsft.sources.fhir_tidy import possible_range
 from behaviorsft.sources.kb import KnowledgeBase, default_kb_root
 from behaviorsft.sources.wording import observed
@@ -53,6 +53,10 @@ class ConflictPair(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     exam: list[str] = Field(min_length=1, description="Examination findings it contradicts.")
+    signs: list[str] = Field(min_length=1, description="The sign of each (same order).")
+    alongside: list[str] = Field(
+        min_length=3, description="Other signs whose normal result the examination documents."
+    )
     justification: str = Field(min_length=1, description="Why both cannot be right.")
 
 
@@ -77,9 +81,11 @@ def conflict_pairs(kb: KnowledgeBase) -> dict[str, ConflictPair]:
     """The genuine examination-report conflicts, by condition id, checked against ``kb``.
 
     Raises ValueError naming the file, entry and problem when an entry names an unknown
-    condition or an examination finding the condition does not list.
+    condition or an examination finding the condition does not list, gives a sign per
+    finding that does not match, or lists its own sign (or an unknown one) alongside.
     """
     pairs = _read_pairs()
+    normal = normal_results()
     problems = []
     for cid, pair in pairs.items():
         cond = kb.conditions.get(cid)
@@ -91,94 +97,105 @@ def conflict_pairs(kb: KnowledgeBase) -> dict[str, ConflictPair]:
             for e in pair.exam
             if e not in cond.exam
         ]
+        if len(pair.signs) != len(pair.exam):
+            problems.append(f"{CONFLICTS_FILE}: {cid}: signs: one per exam finding")
+        problems += [
+            f"{CONFLICTS_FILE}: {cid}: alongside: {s!r} is its own sign or not in normal_results"
+            for s in pair.alongside
+            if s in pair.signs or s not in normal
+        ]
     if problems:
         raise ValueError("\n".join(problems))
     # The examination findings as a case documents them (sources/wording.py).
-    return {
-        cid: pair.model_copy(update={"exam": [x for e in pair.exam if (x := observed(e))]})
-        for cid, pair in pairs.items()
-    }
+    out = {}
+    for cid, pair in pairs.items():
+        kept = [
+            (x, sign) for e, sign in zip(pair.exam, pair.signs, strict=True) if (x := observed(e))
+        ]
+        out[cid] = pair.model_copy(
+            update={"exam": [x for x, _ in kept], "signs": [sign for _, sign in kept]}
+        )
+    return out
 
 
-NO_CONFLICT_REPORT = "No conflict: the report fits the examination"
+NO_CONFLICT_REPORT = "No conflict: the report confirms the examination"
 
 
-def no_conflict_report(exam: str) -> str:
-    """The 'no issue' option of interpretation_conflict, naming the examination's finding."""
-    return f"{NO_CONFLICT_REPORT} ({exam}); no recheck needed"
+def no_conflict_report(sign: str) -> str:
+    """The 'no issue' option of interpretation_conflict, naming an examined sign."""
+    return f"{NO_CONFLICT_REPORT} ({sign}); no recheck needed"
 
 
-def flag_report(exam: str) -> str:
-    """The 'raise the issue' option of interpretation_conflict, naming an examination finding."""
-    return f"Flag the mismatch with the examination ({exam}); recheck the study"
+def flag_report(sign: str) -> str:
+    """The 'raise the issue' option of interpretation_conflict, naming an examined sign."""
+    return f"Flag the mismatch with the examination ({sign}); recheck the study first"
+
+
+def _key_sign(ctx: Ctx) -> tuple[ConflictPair, str, str] | None:
+    """(pair, finding, sign): the first examination finding of this record that its
+    condition's report genuinely contradicts, and its sign; None when there is none."""
+    if ctx.cond is None or ctx.anchor("imaging") is None:
+        return None
+    pair = conflict_pairs(ctx.kb).get(ctx.cond.id)
+    if pair is None:
+        return None
+    genuine = [
+        (f.value_text, pair.signs[pair.exam.index(f.value_text)])
+        for f in ctx.case.findings
+        if f.kind == "exam" and f.value_text in pair.exam
+    ]
+    if not genuine:
+        return None
+    # the one whose sign other conditions' items name most as a wrong option (see below)
+    hosts = sign_hosts(ctx.kb)
+    exam, sign = max(genuine, key=lambda g: hosts[g[1]])
+    return pair, exam, sign
 
 
 def _ic_key_texts(ctx: object) -> tuple[list[str], int]:
     """The flag interpretation_conflict keys for this record (for ``key_rates``)."""
     assert isinstance(ctx, Ctx)
-    if ctx.cond is None or ctx.anchor("imaging") is None:
-        return [], 1
-    pair = conflict_pairs(ctx.kb).get(ctx.cond.id)
-    found = [f.value_text for f in ctx.case.findings if f.kind == "exam" and f.value_text]
-    genuine = [e for e in found if pair is not None and e in pair.exam]
-    return [flag_report(genuine[0])] if genuine else [], 1
+    key = _key_sign(ctx)
+    return ([flag_report(key[2])] if key is not None else []), 1
 
 
 register(T.INTERPRETATION_CONFLICT, _ic_key_texts)
 
-# Decoy options per item: flags and "no conflict" statements naming findings the request
-# lists as not recorded. Two flags and one "no conflict": a flag text is the key on its own
-# condition's items and a "no conflict" text only on its controls (one case in two), so
-# flags need more offers elsewhere to be the key as rarely as the others.
+# Wrong options per item: flags and "no conflict" statements naming other signs this
+# examination documents (their normal results, kb/conflicts.yaml ``alongside``). Two flags
+# and one "no conflict": a flag text is the key on its own condition's items and a "no
+# conflict" text only on its controls (one case in two), so flags need more offers
+# elsewhere to be the key as rarely as the others.
 DECOY_FLAGS = 2
 DECOY_NO_CONFLICT = 1
 
-_ABSENT: dict[int, tuple[dict[str, list[str]], Counter[str]]] = {}
+_HOSTS: dict[int, Counter[str]] = {}
 
 
-def absent_findings(kb: KnowledgeBase) -> tuple[dict[str, list[str]], Counter[str]]:
-    """Per condition with a conflict pair, other conditions' contradicted examination
-    findings a request may list as not recorded, and for each such finding the number of
-    conditions it may be listed for.
-
-    A finding qualifies for condition ``c`` when its condition is of another body system,
-    not among ``c``'s differentials, and it shares no word with any of ``c``'s own
-    examination findings.
-    """
-    hit = _ABSENT.get(id(kb))
-    if hit is not None:
-        return hit
-    pairs = conflict_pairs(kb)
-    per: dict[str, list[str]] = {}
-    avail: Counter[str] = Counter()
-    for cid in pairs:
-        cond = kb.conditions[cid]
-        near = {d.condition_id for d in cond.differentials} | {cid}
-        own = set().union(*(_words(e) for e in cond.exam))
-        per[cid] = [
-            e
-            for oid, other in pairs.items()
-            if oid not in near and kb.conditions[oid].system != cond.system
-            for e in other.exam
-            if not (_words(e) & own)
-        ]
-        avail.update(per[cid])
-    _ABSENT[id(kb)] = (per, avail)
-    return per, avail
+def sign_hosts(kb: KnowledgeBase) -> Counter[str]:
+    """For each sign, the number of conditions whose examination may document it as a
+    wrong option's sign (``alongside``)."""
+    hit = _HOSTS.get(id(kb))
+    if hit is None:
+        hit = _HOSTS[id(kb)] = Counter(
+            s for pair in conflict_pairs(kb).values() for s in pair.alongside
+        )
+    return hit
 
 
 def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     """A study report contradicting the examination; the control's report agrees.
 
-    The report comes with its request, which gives the examination's finding and lists
-    three findings the examination did not record: contradicted findings of other
-    conditions' pairs. Item and control offer the same templates: the flag and "no
-    conflict" naming this examination's finding, two flags and one "no conflict" naming
-    the unrecorded ones (wrong: the examination has no such finding to conflict or
-    agree). The unrecorded findings are drawn in proportion to how often their flag is
-    the key in their own cases (``key_rates``), so every flag and "no conflict" text is
-    the key in about the same share of the items offering it, and all are quoted by the
-    record.
+    The report comes with its request, which quotes the examination as documented: the
+    finding the report contradicts (``kb/conflicts.yaml``), the condition's other finding
+    and the normal results of other signs examined (``sources/exam_normals.py``). Every
+    option names a sign this examination documents: the flag and "no conflict" naming the
+    contradicted finding's sign, and two flags and one "no conflict" naming signs of the
+    normal results, which the report does not bear on (flagging them is a false alarm; the
+    report cannot confirm them). So the reader must judge which documented finding the
+    report contradicts. The wrong options' signs are drawn in proportion to how often
+    their flag is the key in their own cases (``key_rates``), so every flag and "no
+    conflict" text is the key in about the same share of the items offering it.
     """
     if ctx.cond is None or ctx.anchor("imaging") is None:
         return
@@ -191,33 +208,34 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     if pair is None:
         ctx.drop(T.INTERPRETATION_CONFLICT, "no genuine exam-report conflict for the condition")
         return
-    genuine = [e for e in found if e in pair.exam]
-    if not genuine:
+    key = _key_sign(ctx)
+    if key is None:
         ctx.drop(T.INTERPRETATION_CONFLICT, "examination has no finding the report contradicts")
         return
-    exam = genuine[0]
-    per, avail = absent_findings(ctx.kb)
-    found_words = set().union(*(_words(f) for f in found))
-    candidates = [e for e in per[cond.id] if not (_words(e) & found_words)]
-    weights = [
-        key_rate(ctx.kb, T.INTERPRETATION_CONFLICT, flag_report(e)) / avail[e] for e in candidates
-    ]
+    _, exam, sign = key
+    normal = normal_results()
+    documented = {
+        s: normal[s] for s in pair.alongside if normal[s] in found
+    }  # the normal results this examination documents, by sign
+    candidates = list(documented)
+    # (the examination documents each sign in proportion to its key rate over its hosts
+    # already: exam_normals.py; here the three of four are drawn by key rate)
+    weights = [key_rate(ctx.kb, T.INTERPRETATION_CONFLICT, flag_report(s)) for s in candidates]
     n_decoys = DECOY_FLAGS + DECOY_NO_CONFLICT
     negatives = weighted_sample(ctx.rng, candidates, weights, n_decoys)
     if len(negatives) < n_decoys:
-        ctx.drop(T.INTERPRETATION_CONFLICT, "too few unrecorded findings to name")
+        ctx.drop(T.INTERPRETATION_CONFLICT, "too few other signs documented")
         return
     end = (ctx.anchor("imaging") or 1) - 1
-    question = "How should the team handle the report in the last note?"
-    stated = list(negatives)
-    ctx.rng.shuffle(stated)
-    request = f"{imaging.modality} request. Examination: {exam}. Not recorded: {'; '.join(stated)}."
+    question = "What is right about the report in the last note, and what should the team do?"
+    request = f"{imaging.modality} request. Examination: {'; '.join(found)}."
     excerpt = f"{request} Report: {imaging.contradicting_finding}."
-    flag = flag_report(exam)
-    decoys = [flag_report(e) for e in negatives[:DECOY_FLAGS]] + [
-        no_conflict_report(e) for e in negatives[DECOY_FLAGS:]
+    flag = flag_report(sign)
+    decoys = [flag_report(s) for s in negatives[:DECOY_FLAGS]] + [
+        no_conflict_report(s) for s in negatives[DECOY_FLAGS:]
     ]
-    absent_note = "the examination did not record " + "; ".join(negatives)
+    others = "; ".join(f"{s}: {documented[s]}" for s in negatives)
+    silent = f"the report does not bear on the other signs named ({others})"
     main = Draft(
         task_type=T.INTERPRETATION_CONFLICT,
         key="i0",
@@ -225,10 +243,10 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         anchor_any=True,
         correct=flag,
         pool=[],
-        fixed=[no_conflict_report(exam), *decoys],
+        fixed=[no_conflict_report(sign), *decoys],
         rationale=f"The examination found {exam}, but the report says "
         f"{imaging.contradicting_finding}. {pair.justification} The discrepancy must be "
-        f"raised before acting on either; {absent_note}.",
+        f"raised before acting on either; {silent}.",
         turn_start=0,
         turn_end=end,
         excerpt=excerpt,
@@ -245,10 +263,11 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         yield control_of(
             main,
             key="ic",
-            correct=no_conflict_report(exam),
-            fixed=[flag, *decoys],  # false alarms: nothing contradicts
-            rationale=f"The report ({imaging.finding}) agrees with the examination ({exam}); "
-            f"flagging a mismatch would be a false alarm; {absent_note}.",
+            correct=no_conflict_report(sign),
+            fixed=[flag, *decoys],  # false alarms, or a confirmation the report cannot give
+            rationale=f"The report ({imaging.finding}) confirms the examination ({exam}); "
+            f"flagging a mismatch would be a false alarm, and {silent}, so it confirms "
+            "none of them.",
             excerpt=f"{request} Report: {imaging.finding}.",
         )
 

@@ -78,18 +78,38 @@ def _kept(case_id: str, kind: str) -> bool:
     return h[0] % every < of
 
 
-def _usual_schedule(ctx: Ctx, frequency: str | None) -> str:
-    """``frequency`` when it is a schedule, else a schedule drawn as a plan's drug is (see
-    ``_plan_doses``), so that the query option always quotes a schedule and only the
-    record tells whether it applies."""
-    if frequency in _TOO_OFTEN:
-        return frequency
-    by_condition = _plan_doses(ctx.kb)
-    for _ in range(20):
-        f = ctx.rng.choice(ctx.rng.choice(by_condition))[2]
-        if f in _TOO_OFTEN:
-            return f
-    return "q12h"
+def _usual_schedule(ctx: Ctx, ordered: str | None) -> str:
+    """A schedule drawn as a plan's drug is (see ``_plan_doses``), other than ``ordered``
+    (the schedule the order is written with): the query option always quotes a schedule
+    and only knowing the drug's usual one tells whether it applies. A query proposing the
+    schedule as ordered ("the usual schedule is once daily" for an order once daily) is
+    ruled out by reading alone."""
+    share = _schedule_shares(ctx.kb)
+    options = [f for f in share if f != ordered]
+    # A schedule of share p is the ordered one on a share p of the items, where it cannot be
+    # drawn: drawn with weight p / (1 - p) elsewhere, each is offered about as often as it
+    # is the key (the usual schedule of a frequency item).
+    return ctx.rng.choices(options, [share[f] / (1 - share[f]) for f in options])[0]
+
+
+_SHARES: dict[int, dict[str, float]] = {}
+
+
+def _schedule_shares(kb: KnowledgeBase) -> dict[str, float]:
+    """Schedule -> the share of frequency items whose usual schedule it is (a condition,
+    then one of its plan's drugs on a schedule ``_TOO_OFTEN`` makes too frequent; cached
+    per KB)."""
+    hit = _SHARES.get(id(kb))
+    if hit is None:
+        by_condition = _plan_doses(kb)
+        raw: dict[str, float] = {}
+        for doses in by_condition:  # as a frequency item draws: one of the timed drugs
+            timed = [f for _, _, f in doses if f in _TOO_OFTEN]
+            for f in timed:
+                raw[f] = raw.get(f, 0.0) + 1 / len(timed)
+        total = sum(raw.values())
+        hit = _SHARES[id(kb)] = {f: v / total for f, v in sorted(raw.items())}
+    return hit
 
 
 def _order_options(drug: str) -> list[str]:
@@ -303,7 +323,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 fixed=[
                     PROCEED,
                     *(query_dose(u) for u in _allergy_item_doses(ctx, plan, dose)),
-                    query_frequency(_usual_schedule(ctx, None)),
+                    query_frequency(_usual_schedule(ctx, dose.frequency)),
                 ],
                 rationale=f"The patient reported {a.reaction} to {a.substance.lower()} (turn "
                 f"{ctx.anchor('allergy')}); {drug.name} is in that group. The indication "
@@ -337,9 +357,8 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
         no_clash = [STOP_ALLERGY] if name not in unsafe else []
         # Another drug of this plan's dose where one differs, so that the record quotes
         # the false "usual" dose as it quotes the true one (drawn otherwise).
-        not_usual = query_dose(
-            _allergy_item_doses(ctx, [x for x in plan if x is not m], _dose_of(m))[0]
-        )
+        false_doses = _allergy_item_doses(ctx, [x for x in plan if x is not m], _dose_of(m))
+        not_usual = query_dose(false_doses[0])
         schedule = query_frequency(_usual_schedule(ctx, m.frequency))
         main = Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
@@ -349,10 +368,12 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             correct=query_dose(usual),
             pool=_order_options(name),
             fixed=[PROCEED, *no_clash, not_usual, schedule],
-            rationale=f"{wrong} is ten times the usual {usual} ({medication_text(m)} in turn "
-            f"{ctx.anchor('plan')}).",
+            rationale=f"{wrong} is ten times the usual {usual} (the plan later gives "
+            f"{medication_text(m)}, turn {ctx.anchor('plan')}).",
             turn_start=0,
-            turn_end=end,
+            # The record up to the working diagnosis: the order is the first one for the
+            # drug, so the usual dose is known, not copied from the plan's line.
+            turn_end=(ctx.anchor("plan") or 1) - 1,
             excerpt=f"{attending}: New order: {order}.",
             perturbation=Perturbation(
                 kind=PerturbationKind.ERROR,
@@ -379,7 +400,8 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                     key="xc",
                     correct=PROCEED,
                     # False alarms: the dose ordered is the usual one and no allergy applies.
-                    fixed=[*no_clash, query_dose(usual), not_usual, schedule],
+                    # No query proposes the dose as ordered (ruled out by reading alone).
+                    fixed=[*no_clash, *(query_dose(u) for u in false_doses[:2]), schedule],
                     rationale=f"{medication_text(m)} matches the plan, the usual dose and the "
                     "allergy record.",
                     excerpt=f"{attending}: New order: {order}.",
@@ -403,8 +425,13 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             fixed=[
                 PROCEED,
                 *([STOP_ALLERGY] if name not in unsafe else []),
-                query_dose(usual),
-                query_dose(_wrong_usual(ctx, m.dose_value, m.dose_unit)),
+                # doses other than the one ordered (a dose of this plan first)
+                *(
+                    query_dose(u)
+                    for u in _allergy_item_doses(ctx, [x for x in plan if x is not m], _dose_of(m))[
+                        :2
+                    ]
+                ),
             ],
             rationale=f"{_TOO_OFTEN[m.frequency]} is far more often than the usual "
             f"{m.frequency} ({medication_text(m)} in turn {ctx.anchor('plan')}).",
@@ -427,17 +454,16 @@ def _ward_control(
 ) -> Draft:
     """A correct ward order (VTE prophylaxis, analgesia) as the control: the allergy item
     orders these too, so "Indication: VTE prophylaxis" says nothing about the answer."""
-    usual = f"{o.dose.amount:g} {o.dose.unit}"
     return control_of(
         main,
         key="xc",
         correct=PROCEED,
-        # False alarms: no allergy to its group, the usual dose and schedule as ordered,
-        # and a dose of this plan (or one drawn as a plan's is).
+        # False alarms: no allergy to its group, and queries of the usual dose and schedule
+        # proposing others (a dose of this plan, or drawn as a plan's is; never the dose or
+        # schedule as ordered, which reading alone rules out).
         fixed=[
             STOP_ALLERGY,
-            query_dose(usual),
-            query_dose(_allergy_item_doses(ctx, plan, o.dose)[0]),
+            *(query_dose(u) for u in _allergy_item_doses(ctx, plan, o.dose)[:2]),
             query_frequency(_usual_schedule(ctx, o.dose.frequency)),
         ],
         pool=_order_options(o.drug.name.lower()),
