@@ -66,7 +66,6 @@ def test_a_course_is_never_done_already(kb, index, course):
         (416, "3 sets"),
         (416, "repeat blood cultures"),
         (534, "serial high-sensitivity troponin"),  # repeat a day later, not at 1-3 h
-        (572, "iv potassium"),  # only oral potassium
         (12, "aptt"),  # no LFT or aPTT result
         (403, "t3"),  # no T3 result
         (403, "thionamide given before iodine"),  # neither given

@@ -116,13 +116,23 @@ _ABSENT = re.compile(r"^no\b", re.I)
 _DOES = re.compile(r"^(?:appears|looks|talks|is)\b", re.I)
 
 
+_INNER_NEGATION = re.compile(r"\b(?:no|not|without)\b", re.I)
+
+
 def exam_phrase(findings: Sequence[str]) -> str:
     """The examination's findings as one phrase: the present ones joined ("A, B and C"),
     then a finding worded as what the patient does, with its subject ("; the patient
     appears unwell"), then the absent ones, each with its own "no" ("; no D, no E")."""
 
     def join(items: list[str]) -> str:
-        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+        if len(items) == 1:
+            return items[0]
+        # a finding with its own negation or punctuation ("erythema without exudate",
+        # "euvolaemic (moist mucosa, no oedema)") is set apart, so that "and" never follows
+        # a negation: "without exudate and scattered rhonchi" reads as neither
+        if any(_INNER_NEGATION.search(f) or re.search(r"[,;()]", f) for f in items[:-1]):
+            return "; ".join(items)
+        return ", ".join(items[:-1]) + " and " + items[-1]
 
     present = [f for f in findings if not _ABSENT.match(f) and not _DOES.match(f)]
     clauses = [join(present)] if present else []
