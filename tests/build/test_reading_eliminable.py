@@ -315,3 +315,18 @@ def test_tenfold_key_is_not_copied_from_the_plan(kb, index):
         shown = turns[t.context.turn_start : t.context.turn_end + 1]
         assert not [x for x in shown if usual in x], t.id
         assert t.context.turn_end < rendered.anchors["plan"]
+
+
+def test_no_query_proposes_the_schedule_of_an_as_needed_order(kb):
+    """7-000942 (full 6,876-case build): 'the usual schedule is q6h' offered for the order
+    'Ipratropium bromide 5 mg inhaled q6h as needed'."""
+    from behaviorsft.build.lint_errors import order_indication, query_as_ordered
+
+    case = synthesize_case(942, seed=7, kb=kb)
+    tasks = case_tasks(case, render(case, kb, seed=7), kb, seed=7)
+    items = [t for t in tasks if t.task_type == T.EXPLICIT_ERROR_CORRECTION]
+    assert any("as needed" in (t.context.excerpt or "") for t in items)
+    for t in items:
+        parsed = order_indication(t.context.excerpt)
+        assert parsed is not None
+        assert query_as_ordered(parsed[0], [o.text for o in t.options]) == [], t.id

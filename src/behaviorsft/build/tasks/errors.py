@@ -4,6 +4,7 @@ schedule far too frequent)."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 
 from behaviorsft.build.lint import drug_family
@@ -78,6 +79,9 @@ def _kept(case_id: str, kind: str) -> bool:
     return h[0] % every < of
 
 
+_AS_NEEDED = re.compile(r"\s+(?:as needed|prn)\b.*$", re.I)
+
+
 def _usual_schedule(ctx: Ctx, ordered: str | None) -> str:
     """A schedule drawn as a plan's drug is (see ``_plan_doses``), other than ``ordered``
     (the schedule the order is written with): the query option always quotes a schedule
@@ -85,7 +89,9 @@ def _usual_schedule(ctx: Ctx, ordered: str | None) -> str:
     schedule as ordered ("the usual schedule is once daily" for an order once daily) is
     ruled out by reading alone."""
     share = _schedule_shares(ctx.kb)
-    options = [f for f in share if f != ordered]
+    # "q6h as needed" is ordered q6h: its schedule is not proposed either
+    base = _AS_NEEDED.sub("", ordered) if ordered else ordered
+    options = [f for f in share if f not in (ordered, base)]
     # A schedule of share p is the ordered one on a share p of the items, where it cannot be
     # drawn: drawn with weight p / (1 - p) elsewhere, each is offered about as often as it
     # is the key (the usual schedule of a frequency item).
