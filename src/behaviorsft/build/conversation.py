@@ -555,6 +555,14 @@ def _render_kb(
         f"New arrival, {age}-year-old {sex}. Complaint: {case.presentation}",
         anchor="triage",
     )
+    # what severity brings at once is said when it was done: before the history (IM
+    # adrenaline at triage), or after the orders (not after the plan it came before)
+    said_when = {
+        at: [x for x in statements(case) if severity.placement(x) == at]
+        for at in ("arrival", "orders", "plan")
+    }
+    for text in said_when["arrival"]:
+        b.say(edp, text)
     b.say(
         edp,
         "Hello, I'm one of the emergency doctors. What brought you in today?",
@@ -645,6 +653,8 @@ def _render_kb(
         else f"{bloods[0].upper()}{bloods[1:]} please.",
         anchor="orders",
     )
+    for text in said_when["orders"]:
+        b.say(edp, text)
 
     def tables_of(found: list[Finding]) -> list[Attachment]:
         by_panel: dict[str, list[Finding]] = defaultdict(list)
@@ -812,7 +822,7 @@ def _render_kb(
         "Plan: " + "; ".join(regimens + actions) + ".",
         anchor="plan",
     )
-    for text in statements(case):  # done on day 0 because of the severity shown
+    for text in said_when["plan"]:  # done on day 0 because of the severity shown
         b.say(attending, text)
     if case.allergies:
         a = case.allergies[0]

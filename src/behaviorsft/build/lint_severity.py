@@ -24,6 +24,12 @@ shown"):
                          admission course: admission bloods, ward events (consult, medicines
                          reconciliation, physiotherapy) or a ward round
 
+``statement-late``       what severity brings at once said after what it came before: IM
+                         adrenaline "before the history was taken" said after the patient's
+                         history, an antibiotic "not waiting for the lumbar puncture" or
+                         life-threatening asthma's magnesium said after the first results
+                         (``Trigger.at``: "arrival" or "orders")
+
 ``thrombolysis-on-anticoagulant``  a fibrinolytic (alteplase) given to a patient whose
                          regular medicines include an anticoagulant (a DOAC taken within
                          48 h, warfarin, a heparin: AHA/ASA 2019 contraindications)
@@ -45,6 +51,7 @@ from behaviorsft.sources.severity import (
     Trigger,
     met,
     outpatient,
+    placement,
     served,
 )
 
@@ -64,6 +71,10 @@ RULES: dict[str, tuple[str, str]] = {
     "admitted-outpatient": (
         "error",
         "a condition treated from the emergency department has an admission course",
+    ),
+    "statement-late": (
+        "error",
+        "an immediate treatment said after the history or results it came before",
     ),
     "thrombolysis-on-anticoagulant": (
         "error",
@@ -212,9 +223,25 @@ def _thrombolysis(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None
 def lint_conversation(
     kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], due: dict[str, Trigger] | None
 ) -> None:
-    """Each met item stated as done, at its level of care, and never left conditional."""
+    """Each met item stated as done, at its level of care, and never left conditional; an
+    immediate one said before what it came before (``statement-late``)."""
     if not due:
         return
+    history = results = False  # the patient has spoken; a result beyond triage is shown
+    for x in conv.get("turns") or []:
+        text = str(x.get("text", ""))
+        at = placement(text) if x.get("role") not in LAY_ROLES else "plan"
+        if (at == "arrival" and history) or (at == "orders" and results):
+            where.add(
+                "statement-late",
+                f"said after the {'history' if at == 'arrival' else 'first results'} it came "
+                f"before: '{text[:90]}'",
+                x.get("index"),
+            )
+        history = history or x.get("role") == "patient"
+        results = results or any(
+            str(a.get("title") or "") != "Triage observations" for a in x.get("attachments") or []
+        )
     turns = [t for t in conv.get("turns") or [] if str(t.get("role", "")) not in LAY_ROLES]
     units = [t.level for t in due.values() if t.level in NO_PHYSIO_LEVELS]
     for x in turns if units else ():

@@ -60,6 +60,10 @@ class Trigger:
     first: bool = False  # time-critical: its drug heads the plan (in table order)
     served_by: tuple[str, ...] = ()  # class words of plan drugs that already do it
     recheck: tuple[str, float] | None = None  # (lab id, rise): ``{recheck}``, its value after
+    # where the record says it, in turn order as in time: "arrival" (after the triage
+    # handover, before the history), "orders" (after the examination and the orders, before
+    # any result), "plan" (after the plan: it cites results or the plan's own drugs)
+    at: str = "plan"
 
 
 _SEVERE_ASTHMA = (
@@ -114,6 +118,7 @@ TRIGGERS: tuple[Trigger, ...] = (
             drug="ipratropium",
             say=_SEVERE_ASTHMA,
             covered_by="IV magnesium",
+            at="orders",  # its reasons are the triage observations
         )
         for clause in (("heart_rate", ">", 120), ("respiratory_rate", ">", 25), ("spo2", "<", 92))
     ),
@@ -125,6 +130,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         level=HDU,
         pending=r"\bIV magnesium if\b",
         say=_LIFE_THREATENING_ASTHMA,
+        at="orders",
     ),
     # GOLD 2024: NIV for pH <= 7.35 with PaCO2 >= 45 mmHg.
     Trigger(
@@ -232,6 +238,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "no improvement.",
         after=3,
         within=5,
+        at="arrival",
     ),
     # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
     # not a day-1 consultant's advice to activate the laboratory; then coronary care.
@@ -298,6 +305,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         after=10,
         within=20,
         first=True,
+        at="orders",
     ),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
@@ -542,6 +550,15 @@ def still_open(kb: KnowledgeBase, case: Case, condition_id: str, text: str) -> b
 def statements(case: Case) -> list[str]:
     """What the team did on day 0 because of the severity the record shows."""
     return [e.text for e in case.timeline if e.kind == ESCALATION]
+
+
+def placement(text: str) -> str:
+    """Where a severity statement ``text`` is said (``Trigger.at``): "arrival", "orders" or
+    "plan", by the trigger whose words it opens with."""
+    for t in TRIGGERS:
+        if t.say is not None and t.at != "plan" and text.startswith(t.say.split("{")[0]):
+            return t.at
+    return "plan"
 
 
 def level_of_care(case: Case) -> str | None:

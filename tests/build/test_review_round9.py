@@ -1,0 +1,90 @@
+"""Review round 9 (seed 41): what severity brings at once is said when it was done, and a
+C. difficile infection always reports its diarrhoea."""
+
+from __future__ import annotations
+
+import pytest
+
+from behaviorsft.build.conversation import render
+from behaviorsft.sources import severity
+from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.synthetic import synthesize_case
+
+SEED = 41
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_kb()
+
+
+def _turns(kb, index: int):
+    case = synthesize_case(index, seed=SEED, kb=kb)
+    return case, render(case, kb, seed=SEED)
+
+
+def test_41_000039_adrenaline_is_said_before_the_history(kb):
+    """Anaphylactic shock: 'IM adrenaline ... before the history was taken' used to come
+    after the plan, 20 turns after the history it preceded."""
+    case, rendered = _turns(kb, 39)
+    assert case.conditions[0].code == "anaphylaxis"
+    texts = [t.text for t in rendered.conversation.turns]
+    said = next(i for i, t in enumerate(texts) if "IM adrenaline" in t)
+    history = rendered.anchors["history"]
+    assert said < history < rendered.anchors["plan"]
+
+
+def test_41_000254_meningitis_antibiotic_is_said_before_the_ct_and_the_csf(kb):
+    """Suspected meningococcal meningitis: the antibiotic 'not waiting for the lumbar
+    puncture' was said after the CT report and the CSF results."""
+    case, rendered = _turns(kb, 254)
+    texts = [t.text for t in rendered.conversation.turns]
+    said = next(i for i, t in enumerate(texts) if "not waiting for the lumbar puncture" in t)
+    csf = next(i for i, t in enumerate(texts) if t.startswith("CSF:"))
+    ct = next(i for i, t in enumerate(texts) if "reported the ct head" in t.lower())
+    assert rendered.anchors["orders"] < said < min(csf, ct)
+
+
+def test_41_000446_life_threatening_asthma_treatment_comes_before_the_results(kb):
+    case, rendered = _turns(kb, 446)
+    texts = [t.text for t in rendered.conversation.turns]
+    said = next(i for i, t in enumerate(texts) if t.startswith("Life-threatening features"))
+    assert rendered.anchors["orders"] < said < rendered.anchors["labs_comment"]
+
+
+def test_placement_of_statements():
+    said = (
+        "Recognised at triage: IM adrenaline into the anterolateral thigh given 3 minutes "
+        "after arrival, with high-flow oxygen, before the history was taken."
+    )
+    assert severity.placement(said) == "arrival"
+    assert severity.placement("Acute severe asthma (heart rate 124): ipratropium") == "orders"
+    # a statement citing a CT result stays after the plan
+    assert severity.placement("Within the 4.5-h thrombolysis window, no haemorrhage") == "plan"
+
+
+def test_41_000075_c_difficile_reports_its_diarrhoea(kb):
+    """The stool test needs an unformed stool: every C. difficile case says it has one."""
+    case, _ = _turns(kb, 75)
+    assert case.conditions[0].code == "c_difficile_infection"
+    assert "loose stools" in case.presentation or "unformed" in case.presentation
+    cond = kb.condition("c_difficile_infection")
+    assert any(s.frequency == 1.0 and "unformed" in s.name for s in cond.symptoms)
+
+
+def test_lint_statement_late(kb):
+    """The old order (adrenaline said after the plan) is found with its turn."""
+    from behaviorsft.build.lint import lint_records
+
+    case, rendered = _turns(kb, 39)
+    conv = rendered.conversation.model_dump(mode="json")
+    found = lint_records([(1, case.model_dump(mode="json"))], [(1, conv)], kb=kb)
+    assert not [f for f in found if f.rule == "statement-late"]
+    turns = conv["turns"]
+    said = next(i for i, t in enumerate(turns) if "IM adrenaline" in t["text"])
+    moved = turns.pop(said)
+    turns.insert(len(turns) - 3, moved)
+    for i, t in enumerate(turns):
+        t["index"] = i
+    found = lint_records([(1, case.model_dump(mode="json"))], [(1, conv)], kb=kb)
+    assert [f.turn for f in found if f.rule == "statement-late"] == [len(turns) - 4]
