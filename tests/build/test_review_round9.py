@@ -38,6 +38,7 @@ def test_41_000254_meningitis_antibiotic_is_said_before_the_ct_and_the_csf(kb):
     """Suspected meningococcal meningitis: the antibiotic 'not waiting for the lumbar
     puncture' was said after the CT report and the CSF results."""
     case, rendered = _turns(kb, 254)
+    assert case.conditions[0].code == "bacterial_meningitis"
     texts = [t.text for t in rendered.conversation.turns]
     said = next(i for i, t in enumerate(texts) if "not waiting for the lumbar puncture" in t)
     csf = next(i for i, t in enumerate(texts) if t.startswith("CSF:"))
@@ -47,6 +48,7 @@ def test_41_000254_meningitis_antibiotic_is_said_before_the_ct_and_the_csf(kb):
 
 def test_41_000446_life_threatening_asthma_treatment_comes_before_the_results(kb):
     case, rendered = _turns(kb, 446)
+    assert case.conditions[0].code == "asthma_exacerbation"
     texts = [t.text for t in rendered.conversation.turns]
     said = next(i for i, t in enumerate(texts) if t.startswith("Life-threatening features"))
     assert rendered.anchors["orders"] < said < rendered.anchors["labs_comment"]
@@ -88,3 +90,27 @@ def test_lint_statement_late(kb):
         t["index"] = i
     found = lint_records([(1, case.model_dump(mode="json"))], [(1, conv)], kb=kb)
     assert [f.turn for f in found if f.rule == "statement-late"] == [len(turns) - 4]
+
+
+def test_41_000515_a_low_glucose_is_treated_in_any_admission(kb):
+    """Adrenal crisis with a day-0 glucose of 44 mg/dL and no glucose given."""
+    case, rendered = _turns(kb, 515)
+    assert case.conditions[0].code == "adrenal_crisis"
+    glucose = next(f.value for f in case.findings if f.name == "Glucose (serum/plasma)")
+    assert glucose is not None and glucose < 70
+    assert any(m.name == "Dextrose 50% injection" and m.route == "IV" for m in case.medications)
+    plan = next(t.text for t in rendered.conversation.turns if t.text.startswith("Plan:"))
+    assert "Dextrose 50% injection 25 g IV" in plan
+
+
+def test_lint_low_glucose_untreated(kb):
+    from behaviorsft.build.lint import lint_records
+
+    case, rendered = _turns(kb, 515)
+    bad = case.model_dump(mode="json")
+    bad["medications"] = [m for m in bad["medications"] if "Dextrose" not in m["name"]]
+    conv = rendered.conversation.model_dump(mode="json")
+    found = lint_records([(1, bad)], [(1, conv)], kb=kb)
+    assert "low-glucose-untreated" in {f.rule for f in found}
+    found = lint_records([(1, case.model_dump(mode="json"))], [(1, conv)], kb=kb)
+    assert "low-glucose-untreated" not in {f.rule for f in found}

@@ -74,7 +74,8 @@ infection"): ``timed-check-unshown`` (a recheck "after each bolus" listed done, 
 ``route-claim-unshown`` (an IV electrolyte claim with none given IV),
 ``imaging-history-contradiction`` (a chest study "without a mass" in known lung cancer),
 ``drug-barred-by-value`` (diltiazem with a raised BNP), ``state-advice-unshown`` (advice for
-fulminant colitis the record does not show), ``low-potassium-unreplaced`` and
+fulminant colitis the record does not show), ``low-potassium-unreplaced``,
+``low-glucose-untreated`` and
 ``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid),
 ``basal-insulin-unsaid`` (home glargine beside IV insulin not said to continue),
 ``count-claim-unshown`` ("at least 3 sets of blood cultures" done with one shown),
@@ -123,6 +124,7 @@ from behaviorsft.sources.prescribing import (
     BARRED_BY_VALUE,
     BASAL_START,
     BY_VALUE,
+    LOW_GLUCOSE,
     LOW_POTASSIUM,
     basal_continued,
 )
@@ -152,6 +154,7 @@ RULES: dict[str, tuple[str, str]] = {
     "drug-barred-by-value": ("error", "a plan drug a day-0 value rules out (diltiazem, BNP)"),
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
     "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
+    "low-glucose-untreated": ("error", "a day-0 glucose below 70 mg/dL with no glucose given"),
     "low-magnesium-unreplaced": ("error", "hypokalaemia with a low magnesium not replaced"),
     "count-claim-unshown": ("error", "'3 sets of blood cultures' done with fewer shown"),
     "basal-insulin-unsaid": ("error", "home basal insulin beside IV insulin, not said kept"),
@@ -304,6 +307,19 @@ def lint_conversation(
     replaced = any("potassium" in str(m.get("name") or "").lower() for m in meds)
     if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
         where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")
+    glucose = next(
+        (
+            f.get("value")
+            for f in findings
+            if f.get("name") == "Glucose (serum/plasma)" and f.get("day") == 0
+        ),
+        None,
+    )
+    given = any(
+        re.search(r"dextrose|glucose|glucagon", str(m.get("name") or ""), re.I) for m in meds
+    )
+    if isinstance(glucose, int | float) and glucose < LOW_GLUCOSE and not given:
+        where.add("low-glucose-untreated", f"glucose {glucose:g} mg/dL with no glucose given")
     for (cid, did), (lab_id, limit) in BARRED_BY_VALUE.items():
         drug, barring = kb.drugs.get(did), kb.labs.get(lab_id)
         if cid != cond.id or drug is None or barring is None:

@@ -245,6 +245,18 @@ def potassium_route(
     return "IV" if cond_id in NIL_BY_MOUTH or vomiting else "PO"
 
 
+# A day-0 glucose below this is treated in any admission (ADA SoC 2024 s6: level 2
+# hypoglycaemia is below 54 mg/dL, and glucose below 70 in an unwell patient who may not eat
+# is given IV glucose): dextrose 50% 25 g IV (41-000515: glucose 44 in an adrenal crisis).
+LOW_GLUCOSE = 70.0  # mg/dL
+
+
+def glucose_low(values: Mapping[str, float]) -> bool:
+    """Whether the day-0 serum glucose of ``values`` needs IV dextrose."""
+    g = values.get("glucose")
+    return g is not None and g < LOW_GLUCOSE
+
+
 # Conditional drugs given when a day-0 value meets the KB note's condition: (condition,
 # drug) -> (lab id, op, value). Hypokalaemia: magnesium sulfate "when magnesium is low"
 # (below the 1.7 mg/dL reference; the potassium is refractory until it is corrected).

@@ -761,6 +761,11 @@ def synthesize_case(
         kcl = kb.drug("potassium_chloride")
         if usable(kcl):
             prescribe(kcl, next(d for d in kcl.doses if d.route == route))
+    # A low glucose is treated (prescribing.glucose_low): dextrose 50% IV.
+    if prescribing.glucose_low(day0) and "dextrose_50" not in plan_ids:
+        dex = kb.drug("dextrose_50")
+        if usable(dex):
+            prescribe(dex, next(d for d in dex.doses if d.indication == "hypoglycemia"))
     for did in prescribing.value_adds(cond.id, day0):  # magnesium sulfate for a low Mg
         if did not in plan_ids and usable(kb.drug(did)):
             own = [d for d in kb.drug(did).doses if d.indication == cond.id]
