@@ -250,22 +250,29 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     # (turn, window width) -> share of each text's words in the record around that gap
     shares: dict[tuple[int, int], dict[str, float]] = {}
 
+    records: dict[tuple[int, int], set[str]] = {}
+
+    def record_of(t: Turn) -> set[str]:
+        """Words of the record shown around t's gap (cached per turn and window width)."""
+        got = records.get((t.index, before))
+        if got is None:
+            start, excerpt = window(t)
+            got = records[(t.index, before)] = shown_words(ctx, start, t.index - 1, excerpt)
+        return got
+
     def share_of(t: Turn, text: str) -> float:
         """``share(text, record around t's gap, t's question)``, cached."""
         memo = shares.setdefault((t.index, before), {})
         got = memo.get(text)
         if got is None:
-            start, excerpt = window(t)
-            record = shown_words(ctx, start, t.index - 1, excerpt)
-            got = memo[text] = share(text, record, question_words(t))
+            got = memo[text] = share(text, record_of(t), question_words(t))
         return got
 
     def _pool(t: Turn) -> list[str]:
         """Up to k wrong turns: the same role's quoted around the gap as much as the missing
         one, then the same kind's that are, then the same role's others (the same kind's
         others only to reach k_min)."""
-        start, excerpt = window(t)
-        record = shown_words(ctx, start, t.index - 1, excerpt)
+        record = record_of(t)
         by_role, same_kind = candidates(t)
         texts = [x.text for x in by_role]
         memo = shares.setdefault((t.index, before), {})
