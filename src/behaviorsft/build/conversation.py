@@ -498,16 +498,22 @@ def _render_kb(
         next((f.value for f in case.findings if f.name == "Systolic blood pressure"), None),
     )
 
+    is_current: dict[str, bool] = {}
+
     def current(text: str) -> bool:
         # not an item the record's severity already had done left conditional (severity.py),
         # nor a search for a disease the history names (history.known_step), nor advice for
-        # a severity state the record does not show (coherence.state_shown: fulminant)
-        return (
-            safe(text)
-            and still_open(kb, case, cond_id, text)
-            and not known_step(text, known)
-            and state_shown(text, states)
-        )
+        # a severity state the record does not show (coherence.state_shown: fulminant);
+        # cached: the same actions are asked about for each part of the record
+        got = is_current.get(text)
+        if got is None:
+            got = is_current[text] = bool(
+                safe(text)
+                and still_open(kb, case, cond_id, text)
+                and not known_step(text, known)
+                and state_shown(text, states)
+            )
+        return got
 
     # nothing the record already did (ward_turns.advice_done): no ICU advice in intensive care
     plan_drugs = " ".join(f"{m.name} {m.drug_class or ''}" for m in case.medications)

@@ -143,6 +143,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     windows: dict[tuple[int, int], tuple[int, str | None]] = {}
     questions: dict[int, str] = {}
     norms = {x.index: _norm(x.text) for x in turns}
+    lay_of = {x.index: _lay(x.role) for x in turns}
     pools: dict[tuple[int, int, int, frozenset[int] | None], list[str]] = {}
 
     def window(t: Turn) -> tuple[int, str | None]:
@@ -194,7 +195,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         """``_candidates(t)`` were every turn allowed."""
         start, _ = window(t)
         visible = {norms[x.index] for x in turns[start : t.index + 3]}
-        lay = _lay(t.role)
+        lay = lay_of[t.index]
         by_role: list[Turn] = []
         same_kind: list[Turn] = []
         for x in wrong_from:
@@ -202,7 +203,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
                 continue
             if x.role == t.role:
                 by_role.append(x)
-            elif _lay(x.role) == lay:
+            elif lay_of[x.index] == lay:
                 same_kind.append(x)
         return by_role, same_kind
 
@@ -364,7 +365,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         offered_by = {x: [t for t in idx if texts[x] in offered[t]] for x in idx}
         p = {i: 1.0 / len(idx) for i in idx}
         for _ in range(30):
-            new = {x: sum(p[t] for t in offered_by[x]) + 1e-3 for x in idx}
+            new = {x: sum([p[t] for t in offered_by[x]]) + 1e-3 for x in idx}
             total = sum(new.values())
             p = {x: v / total for x, v in new.items()}
         r = ctx.rng.random() * sum(p.values())
