@@ -16,7 +16,13 @@ from behaviorsft.build.tasks.common import (
     Draft,
     _norm,
 )
-from behaviorsft.build.tasks.grounding import grounded, share, shown_words
+from behaviorsft.build.tasks.grounding import (
+    _text_words,
+    _turn_words,
+    grounded,
+    share,
+    shown_words,
+)
 from behaviorsft.records import Turn
 from behaviorsft.taxonomy import TaskType
 
@@ -110,6 +116,11 @@ def _match(m: int, fits: Callable[[Turn, int], bool], turns: Sequence[Turn]) -> 
     return [turns[got[r]] for r in range(m)]
 
 
+def _marker(t: Turn) -> str:
+    """Where the excerpt of an item asking about ``t`` shows the gap."""
+    return f"[Turn {t.index} is missing]"
+
+
 def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     """Which turn is missing: the wrong options are other turns of the same conversation
     spoken by someone in the same role (the same kind of person, failing that), chosen
@@ -167,8 +178,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         if start == 0 and own and len(own & words(turns[0].text)) >= 0.5 * len(own):
             start = 1
         after = turns[t.index + 1 : t.index + 3]
-        marker = f"[Turn {t.index} is missing]"
-        return start, marker + "".join("\n\n" + format_turn(x) for x in after)
+        return start, _marker(t) + "".join("\n\n" + format_turn(x) for x in after)
 
     cands: dict[tuple[int, int, int, frozenset[int] | None], tuple[list[Turn], list[Turn]]] = {}
 
@@ -257,8 +267,13 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         """Words of the record shown around t's gap (cached per turn and window width)."""
         got = records.get((t.index, before))
         if got is None:
-            start, excerpt = window(t)
-            got = records[(t.index, before)] = shown_words(ctx, start, t.index - 1, excerpt)
+            # ``shown_words(ctx, start, t.index - 1, excerpt)``, as the union of its parts'
+            # words (the excerpt: the marker, then the two turns after, blank lines apart)
+            start, _ = window(t)
+            after = _turn_words(ctx.rendered.conversation)[t.index + 1 : t.index + 3]
+            got = records[(t.index, before)] = shown_words(ctx, start, t.index - 1).union(
+                _text_words(_marker(t)), *after
+            )
         return got
 
     def share_of(t: Turn, text: str) -> float:

@@ -149,7 +149,22 @@ ROUND_PREFERENCE = 0.3
 
 
 def _measured_values(ctx: Ctx, end: int) -> list[str]:
-    """The results the turns up to ``end`` show, written as the record writes them."""
+    """The results the turns up to ``end`` show, written as the record writes them
+    (cached per case, rendering and ``end``)."""
+    key = (ctx.case, ctx.rendered.conversation, ctx.rendered.finding_turns)
+    if not _MEASURED or any(a is not b for a, b in zip(_MEASURED[0][0], key, strict=True)):
+        _MEASURED[:] = [(key, {})]
+    memo = _MEASURED[0][1]
+    got = memo.get(end)
+    if got is None:
+        got = memo[end] = _measured(ctx, end)
+    return got
+
+
+_MEASURED: list[tuple[tuple[object, ...], dict[int, list[str]]]] = []
+
+
+def _measured(ctx: Ctx, end: int) -> list[str]:
     shown = shown_value_set(ctx, 0, end)
     out = []
     for g in ctx.case.findings:
