@@ -973,6 +973,9 @@ def _render_kb(
         [t.text for t in b.turns],
         [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in case.medications],
     )
+    first_day = [f.name for f in case.findings if f.day == 0]
+    lab_names = [f.name for f in case.findings if f.kind == "lab"]
+    given_routes = [(m.name, m.route or "") for m in case.medications]
     care = [
         i
         for i in cond.standard_of_care
@@ -984,12 +987,8 @@ def _render_kb(
         # and "IV potassium rate documented" only where potassium was given IV
         and route_claim_shown(i.item, (t.text for t in b.turns))
         # and "at least 3 sets of blood cultures" only where 3 sets are shown
-        and count_claim_shown(
-            i.item,
-            [f.name for f in case.findings if f.day == 0],
-            [f.name for f in case.findings if f.kind == "lab"],
-        )
-        and prescribing.care_given(i.item, [(m.name, m.route or "") for m in case.medications])
+        and count_claim_shown(i.item, first_day, lab_names)
+        and prescribing.care_given(i.item, given_routes)
     ]
     b.anchors["care"] = len(b.turns)
     # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%"), and

@@ -149,7 +149,8 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     # Wrong options come from the turns that could themselves be asked about, so no kind
     # of turn is only ever wrong (a very short transcript falls back below).
     wrong_from = eligible
-    allowed: set[int] | None = None  # the turns that may be asked about or offered
+    # the turns that may be asked about or offered (a frozenset: part of cache keys)
+    allowed: frozenset[int] | None = None
 
     windows: dict[tuple[int, int], tuple[int, str | None]] = {}
     questions: dict[int, str] = {}
@@ -184,7 +185,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
 
     def candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
         """``_candidates(t)``, cached like ``pool``."""
-        key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
+        key = (t.index, before, id(wrong_from), allowed)
         got = cands.get(key)
         if got is None:
             got = cands[key] = _candidates(t)
@@ -239,7 +240,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
 
     def pool(t: Turn) -> list[str]:
         """``_pool(t)``, cached per turn, window, candidate turns and allowed set."""
-        key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
+        key = (t.index, before, id(wrong_from), allowed)
         got = pools.get(key)
         if got is None:
             # the same candidate turns give the same pool, whatever else is allowed
@@ -344,7 +345,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         nonlocal allowed
         keep = [t for t in options]
         for _ in range(6):
-            allowed = {t.index for t in keep}
+            allowed = frozenset(t.index for t in keep)
             ok = []
             for t in keep:
                 wrong = pool(t)
