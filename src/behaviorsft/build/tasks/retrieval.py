@@ -218,13 +218,14 @@ def _drawn_values(ctx: Ctx, f: Finding, n: int = 24) -> list[str]:
     # floats: ``uniform`` is ``a + (b - a) * random()``); this runs for every value asked
     random, width, places, unit = ctx.rng.random, hi - lo, lab.decimals, f.unit
     cap = 100.0 if unit == "%" else float("inf")
+    fmt, add, suffix = _format_value, out.append, " " + unit
     for _ in range(n):
         v = lo + width * random()
         v = round(v, places) if places else float(round(v))
         if 0 < v <= cap:
-            text = _format_value(v)
+            text = fmt(v)
             if text != own:
-                out.append(f"{text} {unit}")
+                add(text + suffix)
     return list(dict.fromkeys(out))
 
 
