@@ -50,7 +50,7 @@ from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
 from behaviorsft.sources import prescribing, severity, surgical
 from behaviorsft.sources.history import history_steps, is_exposure, known_step
-from behaviorsft.sources.kb import Condition, KnowledgeBase
+from behaviorsft.sources.kb import Condition, Drug, KnowledgeBase, Lab
 from behaviorsft.sources.severity import (
     level_of_care,
     review_words,
@@ -274,7 +274,7 @@ def _abnormal(kb: KnowledgeBase, f: Finding) -> bool:
             and r.high is not None
             and not r.low <= f.value <= r.high
         )
-    lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+    lab = _first_lab_named(kb).get(f.name)
     return (
         f.value_text != PENDING
         and lab is not None
@@ -654,8 +654,9 @@ def _render_kb(
 
     def tables_of(found: list[Finding]) -> list[Attachment]:
         by_panel: dict[str, list[Finding]] = defaultdict(list)
+        first_lab = _first_lab_named(kb)
         for f in found:
-            lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+            lab = first_lab.get(f.name)
             by_panel[lab.panel if lab else "other"].append(f)
         return [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
 
@@ -1041,11 +1042,33 @@ def _dose_notes(kb: KnowledgeBase, name: str, cond_id: str) -> list[str]:
     250 mg q4h' for propylthiouracil in thyroid storm)."""
     return [
         d.note or ""
-        for drug in kb.drugs.values()
-        if drug.name == name
+        for drug in _by_name(kb)[1].get(name, [])
         for d in drug.doses
         if d.indication == cond_id
     ]
+
+
+_BY_NAME: dict[int, tuple[KnowledgeBase, dict[str, Lab], dict[str, list[Drug]]]] = {}
+
+
+def _by_name(kb: KnowledgeBase) -> tuple[dict[str, Lab], dict[str, list[Drug]]]:
+    """The KB's first test of each name, and its drugs of each name in order (cached per
+    KB: rendering looks them up for every result and dose it writes)."""
+    hit = _BY_NAME.get(id(kb))
+    if hit is None or hit[0] is not kb:  # an id reused by a later KB
+        labs: dict[str, Lab] = {}
+        for lb in kb.labs.values():
+            labs.setdefault(lb.name, lb)
+        drugs: dict[str, list[Drug]] = {}
+        for drug in kb.drugs.values():
+            drugs.setdefault(drug.name, []).append(drug)
+        hit = _BY_NAME[id(kb)] = (kb, labs, drugs)
+    return hit[1], hit[2]
+
+
+def _first_lab_named(kb: KnowledgeBase) -> dict[str, Lab]:
+    """``next(lab for lab in kb.labs.values() if lab.name == name)``, by name."""
+    return _by_name(kb)[0]
 
 
 def _in_icu(case: Case, actions: list[str]) -> bool:
