@@ -50,7 +50,7 @@ from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
 from behaviorsft.sources import prescribing, severity, surgical
 from behaviorsft.sources.history import history_steps, is_exposure, known_step
-from behaviorsft.sources.kb import Condition, KnowledgeBase
+from behaviorsft.sources.kb import Condition, Drug, KnowledgeBase, Lab
 from behaviorsft.sources.severity import (
     level_of_care,
     review_words,
@@ -274,7 +274,7 @@ def _abnormal(kb: KnowledgeBase, f: Finding) -> bool:
             and r.high is not None
             and not r.low <= f.value <= r.high
         )
-    lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+    lab = _first_lab_named(kb).get(f.name)
     return (
         f.value_text != PENDING
         and lab is not None
@@ -498,16 +498,22 @@ def _render_kb(
         next((f.value for f in case.findings if f.name == "Systolic blood pressure"), None),
     )
 
+    is_current: dict[str, bool] = {}
+
     def current(text: str) -> bool:
         # not an item the record's severity already had done left conditional (severity.py),
         # nor a search for a disease the history names (history.known_step), nor advice for
-        # a severity state the record does not show (coherence.state_shown: fulminant)
-        return (
-            safe(text)
-            and still_open(kb, case, cond_id, text)
-            and not known_step(text, known)
-            and state_shown(text, states)
-        )
+        # a severity state the record does not show (coherence.state_shown: fulminant);
+        # cached: the same actions are asked about for each part of the record
+        got = is_current.get(text)
+        if got is None:
+            got = is_current[text] = bool(
+                safe(text)
+                and still_open(kb, case, cond_id, text)
+                and not known_step(text, known)
+                and state_shown(text, states)
+            )
+        return got
 
     # nothing the record already did (ward_turns.advice_done): no ICU advice in intensive care
     plan_drugs = " ".join(f"{m.name} {m.drug_class or ''}" for m in case.medications)
@@ -658,8 +664,9 @@ def _render_kb(
 
     def tables_of(found: list[Finding]) -> list[Attachment]:
         by_panel: dict[str, list[Finding]] = defaultdict(list)
+        first_lab = _first_lab_named(kb)
         for f in found:
-            lab = next((lb for lb in kb.labs.values() if lb.name == f.name), None)
+            lab = first_lab.get(f.name)
             by_panel[lab.panel if lab else "other"].append(f)
         return [b.table(f"{panel} (day 0)", fs) for panel, fs in by_panel.items()]
 
@@ -977,6 +984,9 @@ def _render_kb(
         [t.text for t in b.turns],
         [(f"{m.name} {m.drug_class or ''}", m.route or "") for m in case.medications],
     )
+    first_day = [f.name for f in case.findings if f.day == 0]
+    lab_names = [f.name for f in case.findings if f.kind == "lab"]
+    given_routes = [(m.name, m.route or "") for m in case.medications]
     care = [
         i
         for i in cond.standard_of_care
@@ -988,12 +998,8 @@ def _render_kb(
         # and "IV potassium rate documented" only where potassium was given IV
         and route_claim_shown(i.item, (t.text for t in b.turns))
         # and "at least 3 sets of blood cultures" only where 3 sets are shown
-        and count_claim_shown(
-            i.item,
-            [f.name for f in case.findings if f.day == 0],
-            [f.name for f in case.findings if f.kind == "lab"],
-        )
-        and prescribing.care_given(i.item, [(m.name, m.route or "") for m in case.medications])
+        and count_claim_shown(i.item, first_day, lab_names)
+        and prescribing.care_given(i.item, given_routes)
     ]
     b.anchors["care"] = len(b.turns)
     # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%"), and
@@ -1046,11 +1052,33 @@ def _dose_notes(kb: KnowledgeBase, name: str, cond_id: str) -> list[str]:
     250 mg q4h' for propylthiouracil in thyroid storm)."""
     return [
         d.note or ""
-        for drug in kb.drugs.values()
-        if drug.name == name
+        for drug in _by_name(kb)[1].get(name, [])
         for d in drug.doses
         if d.indication == cond_id
     ]
+
+
+_BY_NAME: dict[int, tuple[KnowledgeBase, dict[str, Lab], dict[str, list[Drug]]]] = {}
+
+
+def _by_name(kb: KnowledgeBase) -> tuple[dict[str, Lab], dict[str, list[Drug]]]:
+    """The KB's first test of each name, and its drugs of each name in order (cached per
+    KB: rendering looks them up for every result and dose it writes)."""
+    hit = _BY_NAME.get(id(kb))
+    if hit is None or hit[0] is not kb:  # an id reused by a later KB
+        labs: dict[str, Lab] = {}
+        for lb in kb.labs.values():
+            labs.setdefault(lb.name, lb)
+        drugs: dict[str, list[Drug]] = {}
+        for drug in kb.drugs.values():
+            drugs.setdefault(drug.name, []).append(drug)
+        hit = _BY_NAME[id(kb)] = (kb, labs, drugs)
+    return hit[1], hit[2]
+
+
+def _first_lab_named(kb: KnowledgeBase) -> dict[str, Lab]:
+    """``next(lab for lab in kb.labs.values() if lab.name == name)``, by name."""
+    return _by_name(kb)[0]
 
 
 def _in_icu(case: Case, actions: list[str]) -> bool:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase
@@ -662,11 +663,21 @@ def untaken(action: str, meds: Iterable[str]) -> str | None:
     """The clause of ``action`` that continues or stops a therapy the patient does not
     take ('stop potassium-raising drugs' on none), given the medicines as 'name class'."""
     taking = " ".join(m.lower() for m in meds)
-    for pat, drugs in (*IF_TAKING, *IF_TAKING_CLAUSE):
-        m = re.search(pat, action, re.I)
-        if m is not None and not re.search(drugs, taking, re.I):
+    for pat, drugs in _if_taking():
+        m = pat.search(action)
+        if m is not None and not drugs.search(taking):
             return m[0]
     return None
+
+
+@lru_cache(maxsize=1)
+def _if_taking() -> tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]:
+    """``IF_TAKING`` and ``IF_TAKING_CLAUSE`` compiled (``untaken`` runs for every plan
+    step of every rendering)."""
+    return tuple(
+        (re.compile(pat, re.I), re.compile(drugs, re.I))
+        for pat, drugs in (*IF_TAKING, *IF_TAKING_CLAUSE)
+    )
 
 
 def drop_untaken(actions: Sequence[str], meds: Iterable[str]) -> list[str]:

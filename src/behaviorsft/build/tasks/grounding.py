@@ -17,7 +17,7 @@ from collections.abc import Set as AbstractSet
 from functools import lru_cache
 
 from behaviorsft.bench import format_turn, format_turns
-from behaviorsft.build.audit import words
+from behaviorsft.build.audit import _STOP, _WORD
 from behaviorsft.build.tasks.common import Ctx, _norm
 from behaviorsft.records import Conversation
 
@@ -115,16 +115,34 @@ _DISTINCT: dict[
 
 def _shown_values(conv: Conversation, start: int, end: int) -> list[str]:
     out: list[str] = []
-    for turn in conv.turns[start : end + 1]:
-        out += _NUMBER.findall(turn.text)
-        for a in turn.attachments:
-            cols = [c.lower() for c in a.columns]
-            keep = [i for i, c in enumerate(cols) if "reference" not in c and "range" not in c]
-            for row in a.rows:
-                for i in keep:
-                    if i < len(row):
-                        out += _NUMBER.findall(row[i])
+    for values in _turn_values(conv)[start : end + 1]:
+        out += values
     return out
+
+
+def _turn_values(conv: Conversation) -> list[list[str]]:
+    """The numbers each turn shows, in order (its text's, then its tables' cells but
+    reference ranges'), cached per rendered conversation."""
+    hit = _TURN_VALUES.get(id(conv))
+    if hit is None or hit[0] is not conv:  # an id reused by a later conversation
+        if len(_TURN_VALUES) > 64:
+            _TURN_VALUES.clear()
+        turns = []
+        for turn in conv.turns:
+            out = _NUMBER.findall(turn.text)
+            for a in turn.attachments:
+                cols = [c.lower() for c in a.columns]
+                keep = [i for i, c in enumerate(cols) if "reference" not in c and "range" not in c]
+                for row in a.rows:
+                    for i in keep:
+                        if i < len(row):
+                            out += _NUMBER.findall(row[i])
+            turns.append(out)
+        hit = _TURN_VALUES[id(conv)] = (conv, turns)
+    return hit[1]
+
+
+_TURN_VALUES: dict[int, tuple[Conversation, list[list[str]]]] = {}
 
 
 def shown_numbers(ctx: Ctx, start: int, end: int) -> frozenset[str]:
@@ -163,8 +181,10 @@ def decimals_of(number: str) -> int:
 
 @lru_cache(maxsize=1 << 16)
 def _text_words(text: str) -> frozenset[str]:
-    """``words(text)``, cached: the same turns and options are scored many times."""
-    return frozenset(words(text))
+    """``words(text)``, cached: the same turns and options are scored many times.
+
+    (The same set, taken as a set difference: this runs for every new text of a build.)"""
+    return frozenset(_WORD.findall(text.lower())) - _STOP
 
 
 def share(text: str, record: AbstractSet[str], question: AbstractSet[str]) -> float:

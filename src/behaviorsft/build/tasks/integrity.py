@@ -16,7 +16,13 @@ from behaviorsft.build.tasks.common import (
     Draft,
     _norm,
 )
-from behaviorsft.build.tasks.grounding import grounded, share, shown_words
+from behaviorsft.build.tasks.grounding import (
+    _text_words,
+    _turn_words,
+    grounded,
+    share,
+    shown_words,
+)
 from behaviorsft.records import Turn
 from behaviorsft.taxonomy import TaskType
 
@@ -110,6 +116,11 @@ def _match(m: int, fits: Callable[[Turn, int], bool], turns: Sequence[Turn]) -> 
     return [turns[got[r]] for r in range(m)]
 
 
+def _marker(t: Turn) -> str:
+    """Where the excerpt of an item asking about ``t`` shows the gap."""
+    return f"[Turn {t.index} is missing]"
+
+
 def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     """Which turn is missing: the wrong options are other turns of the same conversation
     spoken by someone in the same role (the same kind of person, failing that), chosen
@@ -138,11 +149,13 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     # Wrong options come from the turns that could themselves be asked about, so no kind
     # of turn is only ever wrong (a very short transcript falls back below).
     wrong_from = eligible
-    allowed: set[int] | None = None  # the turns that may be asked about or offered
+    # the turns that may be asked about or offered (a frozenset: part of cache keys)
+    allowed: frozenset[int] | None = None
 
     windows: dict[tuple[int, int], tuple[int, str | None]] = {}
     questions: dict[int, str] = {}
     norms = {x.index: _norm(x.text) for x in turns}
+    lay_of = {x.index: _lay(x.role) for x in turns}
     pools: dict[tuple[int, int, int, frozenset[int] | None], list[str]] = {}
 
     def window(t: Turn) -> tuple[int, str | None]:
@@ -166,14 +179,13 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         if start == 0 and own and len(own & words(turns[0].text)) >= 0.5 * len(own):
             start = 1
         after = turns[t.index + 1 : t.index + 3]
-        marker = f"[Turn {t.index} is missing]"
-        return start, marker + "".join("\n\n" + format_turn(x) for x in after)
+        return start, _marker(t) + "".join("\n\n" + format_turn(x) for x in after)
 
     cands: dict[tuple[int, int, int, frozenset[int] | None], tuple[list[Turn], list[Turn]]] = {}
 
     def candidates(t: Turn) -> tuple[list[Turn], list[Turn]]:
         """``_candidates(t)``, cached like ``pool``."""
-        key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
+        key = (t.index, before, id(wrong_from), allowed)
         got = cands.get(key)
         if got is None:
             got = cands[key] = _candidates(t)
@@ -194,7 +206,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         """``_candidates(t)`` were every turn allowed."""
         start, _ = window(t)
         visible = {norms[x.index] for x in turns[start : t.index + 3]}
-        lay = _lay(t.role)
+        lay = lay_of[t.index]
         by_role: list[Turn] = []
         same_kind: list[Turn] = []
         for x in wrong_from:
@@ -202,7 +214,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
                 continue
             if x.role == t.role:
                 by_role.append(x)
-            elif _lay(x.role) == lay:
+            elif lay_of[x.index] == lay:
                 same_kind.append(x)
         return by_role, same_kind
 
@@ -228,7 +240,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
 
     def pool(t: Turn) -> list[str]:
         """``_pool(t)``, cached per turn, window, candidate turns and allowed set."""
-        key = (t.index, before, id(wrong_from), None if allowed is None else frozenset(allowed))
+        key = (t.index, before, id(wrong_from), allowed)
         got = pools.get(key)
         if got is None:
             # the same candidate turns give the same pool, whatever else is allowed
@@ -250,22 +262,34 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     # (turn, window width) -> share of each text's words in the record around that gap
     shares: dict[tuple[int, int], dict[str, float]] = {}
 
+    records: dict[tuple[int, int], set[str]] = {}
+
+    def record_of(t: Turn) -> set[str]:
+        """Words of the record shown around t's gap (cached per turn and window width)."""
+        got = records.get((t.index, before))
+        if got is None:
+            # ``shown_words(ctx, start, t.index - 1, excerpt)``, as the union of its parts'
+            # words (the excerpt: the marker, then the two turns after, blank lines apart)
+            start, _ = window(t)
+            after = _turn_words(ctx.rendered.conversation)[t.index + 1 : t.index + 3]
+            got = records[(t.index, before)] = shown_words(ctx, start, t.index - 1).union(
+                _text_words(_marker(t)), *after
+            )
+        return got
+
     def share_of(t: Turn, text: str) -> float:
         """``share(text, record around t's gap, t's question)``, cached."""
         memo = shares.setdefault((t.index, before), {})
         got = memo.get(text)
         if got is None:
-            start, excerpt = window(t)
-            record = shown_words(ctx, start, t.index - 1, excerpt)
-            got = memo[text] = share(text, record, question_words(t))
+            got = memo[text] = share(text, record_of(t), question_words(t))
         return got
 
     def _pool(t: Turn) -> list[str]:
         """Up to k wrong turns: the same role's quoted around the gap as much as the missing
         one, then the same kind's that are, then the same role's others (the same kind's
         others only to reach k_min)."""
-        start, excerpt = window(t)
-        record = shown_words(ctx, start, t.index - 1, excerpt)
+        record = record_of(t)
         by_role, same_kind = candidates(t)
         texts = [x.text for x in by_role]
         memo = shares.setdefault((t.index, before), {})
@@ -321,7 +345,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         nonlocal allowed
         keep = [t for t in options]
         for _ in range(6):
-            allowed = {t.index for t in keep}
+            allowed = frozenset(t.index for t in keep)
             ok = []
             for t in keep:
                 wrong = pool(t)
@@ -357,7 +381,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         offered_by = {x: [t for t in idx if texts[x] in offered[t]] for x in idx}
         p = {i: 1.0 / len(idx) for i in idx}
         for _ in range(30):
-            new = {x: sum(p[t] for t in offered_by[x]) + 1e-3 for x in idx}
+            new = {x: sum([p[t] for t in offered_by[x]]) + 1e-3 for x in idx}
             total = sum(new.values())
             p = {x: v / total for x, v in new.items()}
         r = ctx.rng.random() * sum(p.values())

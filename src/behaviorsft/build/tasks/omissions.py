@@ -777,7 +777,12 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         # in weighted order; a decoy only if the record shows nothing it names
         order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
         idx = ctx.index(turn_end=end)
-        picked = [p for p in order if p not in decoys or check_item(decoys[p][0], idx).absent][:k]
+        picked: list[str] = []
+        for p in order:  # (the first k only: a decoy's check reads the whole record)
+            if len(picked) >= k:
+                break
+            if p not in decoys or check_item(decoys[p][0], idx).absent:
+                picked.append(p)
         return picked, [decoys[p][0].item for p in picked if p in decoys]
 
     def note_of(done: list[CheckedItem], declined_items: list[str]) -> str:

@@ -19,7 +19,7 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
 )
 from behaviorsft.build.tasks.grounding import grounded, shown_words
-from behaviorsft.sources.kb import Differential
+from behaviorsft.sources.kb import Differential, KnowledgeBase
 from behaviorsft.sources.synthetic import medication_text
 from behaviorsft.sources.wording import is_condition
 from behaviorsft.taxonomy import TaskType
@@ -186,15 +186,30 @@ _NOT_A_DIAGNOSIS = re.compile(
 )
 
 
+_KB_NAMES: dict[int, tuple[KnowledgeBase, list[str], dict[str, list[str]]]] = {}
+
+
+def _kb_names(kb: KnowledgeBase, drug: str) -> tuple[list[str], list[str]]:
+    """The KB's drug names (lower case, without a bracketed gloss), and the conditions
+    (lower case) a drug of the name ``drug`` (lower case) treats: cached per KB."""
+    hit = _KB_NAMES.get(id(kb))
+    if hit is None or hit[0] is not kb:  # an id reused by a later KB
+        names = [d.name.lower().split(" (")[0] for d in kb.drugs.values()]
+        hit = _KB_NAMES[id(kb)] = (kb, names, {})
+    treats = hit[2].get(drug)
+    if treats is None:
+        drug_ids = {d.id for d in kb.drugs.values() if d.name.lower() == drug}
+        treats = hit[2][drug] = [
+            c.name.lower()
+            for c in kb.conditions.values()
+            if any(t.drug in drug_ids for t in c.treatments.drugs)
+        ]
+    return hit[1], treats
+
+
 def _history_diagnoses(ctx: Ctx, drug: str) -> list[str]:
     """This patient's documented history items that are diagnoses the drug does not treat."""
-    drug_ids = {d.id for d in ctx.kb.drugs.values() if d.name.lower() == drug.lower()}
-    drug_names = [d.name.lower().split(" (")[0] for d in ctx.kb.drugs.values()]
-    treats = [
-        c.name.lower()
-        for c in ctx.kb.conditions.values()
-        if any(t.drug in drug_ids for t in c.treatments.drugs)
-    ]
+    drug_names, treats = _kb_names(ctx.kb, drug.lower())
     out = []
     for fact in ctx.case.facts:
         if not fact.startswith("History: "):

@@ -39,7 +39,7 @@ from behaviorsft.build.tasks.grounding import (
     shown_value_set,
     shown_words,
 )
-from behaviorsft.records import Finding, Task
+from behaviorsft.records import Case, Finding, Task
 from behaviorsft.sources.kb import KnowledgeBase, Lab
 from behaviorsft.sources.synthetic import fmt_value
 from behaviorsft.taxonomy import TaskType
@@ -66,6 +66,19 @@ def _with_unit(number: str, f: Finding) -> str:
     return f"{number} {f.unit}" if f.unit else number
 
 
+_NAMED: list[tuple[Case, dict[str, list[Finding]]]] = []
+
+
+def _named(case: Case, name: str) -> list[Finding]:
+    """``case``'s findings of the test ``name``, in order (grouped once per case)."""
+    if not _NAMED or _NAMED[0][0] is not case:
+        by_name: dict[str, list[Finding]] = {}
+        for g in case.findings:
+            by_name.setdefault(g.name, []).append(g)
+        _NAMED[:] = [(case, by_name)]
+    return _NAMED[0][1].get(name, [])
+
+
 def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> tuple[list[str], list[str]]:
     """Wrong values for ``f``, as plausible for its test and as present in the record as it.
 
@@ -77,8 +90,8 @@ def _value_distractors(ctx: Ctx, f: Finding, end: int, k: int) -> tuple[list[str
     assert f.value is not None
     others = [
         _value_text(g)
-        for g in ctx.case.findings
-        if g.name == f.name and g is not f and g.value is not None and g.value != f.value
+        for g in _named(ctx.case, f.name)
+        if g is not f and g.value is not None and g.value != f.value
     ]
     ref = f.reference_range
     spread = 0.25 * abs(f.value)
@@ -136,7 +149,22 @@ ROUND_PREFERENCE = 0.3
 
 
 def _measured_values(ctx: Ctx, end: int) -> list[str]:
-    """The results the turns up to ``end`` show, written as the record writes them."""
+    """The results the turns up to ``end`` show, written as the record writes them
+    (cached per case, rendering and ``end``)."""
+    key = (ctx.case, ctx.rendered.conversation, ctx.rendered.finding_turns)
+    if not _MEASURED or any(a is not b for a, b in zip(_MEASURED[0][0], key, strict=True)):
+        _MEASURED[:] = [(key, {})]
+    memo = _MEASURED[0][1]
+    got = memo.get(end)
+    if got is None:
+        got = memo[end] = _measured(ctx, end)
+    return got
+
+
+_MEASURED: list[tuple[tuple[object, ...], dict[int, list[str]]]] = []
+
+
+def _measured(ctx: Ctx, end: int) -> list[str]:
     shown = shown_value_set(ctx, 0, end)
     out = []
     for g in ctx.case.findings:
@@ -190,13 +218,14 @@ def _drawn_values(ctx: Ctx, f: Finding, n: int = 24) -> list[str]:
     # floats: ``uniform`` is ``a + (b - a) * random()``); this runs for every value asked
     random, width, places, unit = ctx.rng.random, hi - lo, lab.decimals, f.unit
     cap = 100.0 if unit == "%" else float("inf")
+    fmt, add, suffix = _format_value, out.append, " " + unit
     for _ in range(n):
         v = lo + width * random()
         v = round(v, places) if places else float(round(v))
         if 0 < v <= cap:
-            text = _format_value(v)
+            text = fmt(v)
             if text != own:
-                out.append(f"{text} {unit}")
+                add(text + suffix)
     return list(dict.fromkeys(out))
 
 
@@ -292,8 +321,8 @@ def gen_fact_retrieval(ctx: Ctx) -> Iterator[Draft]:
         # hardest wrong answers, and only fair ones if the record shows them.
         same = [
             ctx.rendered.finding_turns[(g.name, g.day)]
-            for g in ctx.case.findings
-            if g.name == f.name and (g.name, g.day) in ctx.rendered.finding_turns
+            for g in _named(ctx.case, f.name)
+            if (g.name, g.day) in ctx.rendered.finding_turns
         ]
         end = min(n_turns - 1, max([turn + 2, *same]))
         when = _when(f)
