@@ -545,6 +545,7 @@ def _lint_ward(
     plan_drugs = " ".join(f"{m.get('name', '')} {m.get('drug_class') or ''}" for m in meds)
     icu = any("vasopressor" in str(m.get("drug_class") or "") for m in meds)
     studies: list[str] = []
+    imaging = [str(f.get("name", "")) for f in findings if f.get("kind") == "imaging"]
     given: list[str] = []  # severity statements: what was given, and when
     for i, t in enumerate(turns):
         idx = t.get("index", i)
@@ -598,9 +599,7 @@ def _lint_ward(
         if wt.icu_planned([text]) or re.match(r"Overnight in (?:the )?intensive care", text):
             icu = True
         studies += [
-            s
-            for s in (str(f.get("name", "")) for f in findings if f.get("kind") == "imaging")
-            if text.startswith(f"{s}:") or f"reported the {s.lower()}:" in text
+            s for s in imaging if text.startswith(f"{s}:") or f"reported the {s.lower()}:" in text
         ]
 
 
