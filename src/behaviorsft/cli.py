@@ -976,14 +976,17 @@ def audit_tables(report: Any, width: int) -> tuple[list[Any], list[str]]:
     return tables, below
 
 
-def _lint_findings(bench: Path) -> tuple[list[dict[str, Any]] | None, str]:
-    """Run the clinical linter over the bench: (findings, or None when it cannot, a note)."""
+def _lint_findings(
+    bench: Path, half: tuple[int, int] | None = None
+) -> tuple[list[dict[str, Any]] | None, str]:
+    """Run the clinical linter over the bench: (findings, or None when it cannot, a note);
+    ``half``: one of two halves (``lint_records``)."""
     import dataclasses
 
     from behaviorsft.build.lint import lint_bench
 
     try:
-        findings = lint_bench(bench)
+        findings = lint_bench(bench, half=half)
     except FileNotFoundError as exc:  # a bench built without cases or conversations
         return None, f"lint: skipped ({exc})"
     found = [dataclasses.asdict(f) for f in findings]
@@ -991,10 +994,11 @@ def _lint_findings(bench: Path) -> tuple[list[dict[str, Any]] | None, str]:
 
 
 def _lint_beside(bench: Path) -> Any:
-    """Start ``_lint_findings(bench)`` in a forked process, so that it runs beside the
-    audit's baselines (with two cores the audit then takes the longer of the two, not
-    their sum); returns the function that waits for its result. In this process, later,
-    where there is no fork or only one core."""
+    """Start the linter (``_lint_findings``) in two forked processes, each on half the
+    conversations, so that it runs beside the audit's baselines (on two cores the audit
+    then takes little more than the linter's half, not the sum of all three); returns the
+    function that waits for the findings. In this process, later, where there is no fork
+    or only one core."""
     import multiprocessing as mp
     import os
 
@@ -1002,32 +1006,51 @@ def _lint_beside(bench: Path) -> Any:
     if "fork" not in mp.get_all_start_methods() or (cores or 1) < 2:
         return lambda: _lint_findings(bench)
     ctx = mp.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
+    try:  # loaded once, here, for both processes
+        from behaviorsft.sources.kb import load_kb
 
-    def child() -> None:
-        try:
-            send.send(("ok", _lint_findings(bench)))
-        except Exception as exc:  # raised again in the parent
+        load_kb()
+    except Exception:  # each process reports it (as the linter does)
+        pass
+    conv_path = bench / "conversations.jsonl"
+    at = 0  # any split gives the same findings (the second half also has the tasks)
+    if conv_path.is_file():
+        with conv_path.open("rb") as fh:
+            at = sum(1 for _ in fh) * 11 // 20
+    started = []
+    for second in (0, 1):
+        receive, send = ctx.Pipe(duplex=False)
+
+        def child(send: Any = send, half: tuple[int, int] = (at, second)) -> None:
             try:
-                send.send(("error", exc))
-            except Exception:  # an exception that does not pickle
-                send.send(("error", RuntimeError(f"lint: {exc!r}")))
+                send.send(("ok", _lint_findings(bench, half)))
+            except Exception as exc:  # raised again in the parent
+                try:
+                    send.send(("error", exc))
+                except Exception:  # an exception that does not pickle
+                    send.send(("error", RuntimeError(f"lint: {exc!r}")))
 
-    proc = ctx.Process(target=child, daemon=True)  # (ended at exit if the audit fails)
-    proc.start()
-    send.close()
+        proc = ctx.Process(target=child, daemon=True)  # (ended at exit if the audit fails)
+        proc.start()
+        send.close()
+        started.append((proc, receive))
 
     def result() -> tuple[list[dict[str, Any]] | None, str]:
-        try:
-            kind, value = receive.recv()
-        except EOFError:
+        found: list[dict[str, Any]] = []
+        for proc, receive in started:
+            try:
+                kind, value = receive.recv()
+            except EOFError:
+                proc.join()
+                msg = f"lint: the linting process ended with code {proc.exitcode}"
+                raise RuntimeError(msg) from None
             proc.join()
-            msg = f"lint: the linting process ended with code {proc.exitcode}"
-            raise RuntimeError(msg) from None
-        proc.join()
-        if kind == "error":
-            raise value
-        return value  # type: ignore[no-any-return]
+            if kind == "error":
+                raise value
+            if value[0] is None:  # nothing to lint
+                return value
+            found += value[0]
+        return found, f"lint: {len(found)} finding(s)"
 
     return result
 
