@@ -1022,6 +1022,12 @@ def _lint_beside(bench: Path) -> Any:
         receive, send = ctx.Pipe(duplex=False)
 
         def child(send: Any = send, half: tuple[int, int] = (at, second)) -> None:
+            import gc
+
+            from behaviorsft.build.pipeline import GC_THRESHOLDS
+
+            gc.freeze()  # (what it holds lives to its end: collected less often, as a build)
+            gc.set_threshold(*GC_THRESHOLDS)
             try:
                 send.send(("ok", _lint_findings(bench, half)))
             except Exception as exc:  # raised again in the parent
@@ -1091,6 +1097,7 @@ def audit_cmd(
     listed as file:line: field: problem), 3 with --strict when a target is missed.
     """
     from behaviorsft.build.audit import EmptyBenchError, audit_bench
+    from behaviorsft.build.pipeline import _lean_gc
     from behaviorsft.exit_codes import ExitCode, exit_with
     from behaviorsft.store import RecordFileError
 
@@ -1114,13 +1121,14 @@ def audit_cmd(
                     bars[stage] = prog.add_task(stage, total=total)
                 prog.update(bars[stage], completed=done, total=total)
 
-            report = audit_bench(
-                bench,
-                option_only=option_only,
-                encoder=encoder,
-                semantic_cases=semantic_cases or None,
-                progress=tick,
-            )
+            with _lean_gc():  # (the tasks it holds live to its end, as in a build)
+                report = audit_bench(
+                    bench,
+                    option_only=option_only,
+                    encoder=encoder,
+                    semantic_cases=semantic_cases or None,
+                    progress=tick,
+                )
     except (FileNotFoundError, EmptyBenchError) as exc:
         err_console.print(f"audit: {exc}", markup=False, soft_wrap=True)
         raise exit_with(ExitCode.INPUT_ERROR) from None
