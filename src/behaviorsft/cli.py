@@ -1211,7 +1211,9 @@ def lint_cmd(
     ):
         console.print(f"{bench}: no cases.jsonl or conversations.jsonl to lint", markup=False)
         raise exit_with(ExitCode.INPUT_ERROR)
-    with console.status(f"linting {bench}"):
+    from behaviorsft.build.pipeline import _lean_gc
+
+    with console.status(f"linting {bench}"), _lean_gc():
         findings = lint_bench(bench, cases=cases)
     if json_out is not None:
         with json_out.open("w", encoding="utf-8") as fh:
