@@ -976,18 +976,89 @@ def audit_tables(report: Any, width: int) -> tuple[list[Any], list[str]]:
     return tables, below
 
 
-def _lint_findings(bench: Path) -> tuple[list[dict[str, Any]] | None, str]:
-    """Run the clinical linter over the bench: (findings, or None when it cannot, a note)."""
+def _lint_findings(
+    bench: Path, half: tuple[int, int] | None = None
+) -> tuple[list[dict[str, Any]] | None, str]:
+    """Run the clinical linter over the bench: (findings, or None when it cannot, a note);
+    ``half``: one of two halves (``lint_records``)."""
     import dataclasses
 
     from behaviorsft.build.lint import lint_bench
 
     try:
-        findings = lint_bench(bench)
+        findings = lint_bench(bench, half=half)
     except FileNotFoundError as exc:  # a bench built without cases or conversations
         return None, f"lint: skipped ({exc})"
     found = [dataclasses.asdict(f) for f in findings]
     return found, f"lint: {len(found)} finding(s)"
+
+
+def _lint_beside(bench: Path) -> Any:
+    """Start the linter (``_lint_findings``) in two forked processes, each on half the
+    conversations, so that it runs beside the audit's baselines (on two cores the audit
+    then takes little more than the linter's half, not the sum of all three); returns the
+    function that waits for the findings. In this process, later, where there is no fork
+    or only one core."""
+    import multiprocessing as mp
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if "fork" not in mp.get_all_start_methods() or (cores or 1) < 2:
+        return lambda: _lint_findings(bench)
+    ctx = mp.get_context("fork")
+    try:  # loaded once, here, for both processes
+        from behaviorsft.sources.kb import load_kb
+
+        load_kb()
+    except Exception:  # each process reports it (as the linter does)
+        pass
+    conv_path = bench / "conversations.jsonl"
+    at = 0  # any split gives the same findings (the second half also has the tasks)
+    if conv_path.is_file():
+        with conv_path.open("rb") as fh:
+            at = sum(1 for _ in fh) * 11 // 20
+    started = []
+    for second in (0, 1):
+        receive, send = ctx.Pipe(duplex=False)
+
+        def child(send: Any = send, half: tuple[int, int] = (at, second)) -> None:
+            import gc
+
+            from behaviorsft.build.pipeline import GC_THRESHOLDS
+
+            gc.freeze()  # (what it holds lives to its end: collected less often, as a build)
+            gc.set_threshold(*GC_THRESHOLDS)
+            try:
+                send.send(("ok", _lint_findings(bench, half)))
+            except Exception as exc:  # raised again in the parent
+                try:
+                    send.send(("error", exc))
+                except Exception:  # an exception that does not pickle
+                    send.send(("error", RuntimeError(f"lint: {exc!r}")))
+
+        proc = ctx.Process(target=child, daemon=True)  # (ended at exit if the audit fails)
+        proc.start()
+        send.close()
+        started.append((proc, receive))
+
+    def result() -> tuple[list[dict[str, Any]] | None, str]:
+        found: list[dict[str, Any]] = []
+        for proc, receive in started:
+            try:
+                kind, value = receive.recv()
+            except EOFError:
+                proc.join()
+                msg = f"lint: the linting process ended with code {proc.exitcode}"
+                raise RuntimeError(msg) from None
+            proc.join()
+            if kind == "error":
+                raise value
+            if value[0] is None:  # nothing to lint
+                return value
+            found += value[0]
+        return found, f"lint: {len(found)} finding(s)"
+
+    return result
 
 
 @app.command("audit")
@@ -1026,9 +1097,11 @@ def audit_cmd(
     listed as file:line: field: problem), 3 with --strict when a target is missed.
     """
     from behaviorsft.build.audit import EmptyBenchError, audit_bench
+    from behaviorsft.build.pipeline import lean_gc
     from behaviorsft.exit_codes import ExitCode, exit_with
     from behaviorsft.store import RecordFileError
 
+    lint_result = _lint_beside(bench) if lint else None
     encoder = None
     if semantic:
         from behaviorsft.build.semantic import Encoder, SemanticUnavailable
@@ -1048,13 +1121,14 @@ def audit_cmd(
                     bars[stage] = prog.add_task(stage, total=total)
                 prog.update(bars[stage], completed=done, total=total)
 
-            report = audit_bench(
-                bench,
-                option_only=option_only,
-                encoder=encoder,
-                semantic_cases=semantic_cases or None,
-                progress=tick,
-            )
+            with lean_gc():  # (the tasks it holds live to its end, as in a build)
+                report = audit_bench(
+                    bench,
+                    option_only=option_only,
+                    encoder=encoder,
+                    semantic_cases=semantic_cases or None,
+                    progress=tick,
+                )
     except (FileNotFoundError, EmptyBenchError) as exc:
         err_console.print(f"audit: {exc}", markup=False, soft_wrap=True)
         raise exit_with(ExitCode.INPUT_ERROR) from None
@@ -1074,8 +1148,8 @@ def audit_cmd(
     for note in report.notes:
         err_console.print(f"warning: {note}", markup=False, soft_wrap=True)
     lint_note = ""
-    if lint:
-        findings, lint_note = _lint_findings(bench)
+    if lint_result is not None:
+        findings, lint_note = lint_result()
         if findings is not None:
             report.lint = findings
     (bench / "audit.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -1137,7 +1211,9 @@ def lint_cmd(
     ):
         console.print(f"{bench}: no cases.jsonl or conversations.jsonl to lint", markup=False)
         raise exit_with(ExitCode.INPUT_ERROR)
-    with console.status(f"linting {bench}"):
+    from behaviorsft.build.pipeline import lean_gc
+
+    with console.status(f"linting {bench}"), lean_gc():
         findings = lint_bench(bench, cases=cases)
     if json_out is not None:
         with json_out.open("w", encoding="utf-8") as fh:

@@ -191,10 +191,10 @@ def test_render_gives_the_same_conversation_with_its_checks_cached_or_not() -> N
 def test_a_build_in_this_process_leaves_the_gc_settings_as_they_were() -> None:
     import gc
 
-    from behaviorsft.build.pipeline import GC_THRESHOLDS, _lean_gc
+    from behaviorsft.build.pipeline import GC_THRESHOLDS, lean_gc
 
     before = gc.get_threshold()
-    with _lean_gc():
+    with lean_gc():
         assert gc.get_threshold() == GC_THRESHOLDS
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before

@@ -505,3 +505,20 @@ def test_a_drug_the_narrative_says_was_given_is_in_the_record(tmp_path):
     _say(conv, "medical resident", "Patient was given diphenhydramine.")
     _say(conv, "attending physician", "Itch settled after diphenhydramine.")
     assert lint_bench(_bench(tmp_path, (case, conv))) == []
+
+
+def test_two_halves_give_the_findings_of_the_whole(tmp_path):
+    # `behaviorsft audit` lints in two processes, each on half the conversations
+    bp_case, bp_conv = _record("sepsis")
+    _set_finding(bp_case, "Systolic blood pressure", 66)
+    _set_finding(bp_case, "Diastolic blood pressure", 71)
+    _say(bp_conv, "ward nurse", "BP 66/71 mmHg, repeat in 15 minutes.")
+    clean = _record("community_acquired_pneumonia")
+    allergic, allergic_conv = _record("alcohol_withdrawal")
+    allergic["allergies"] = [{"substance": "Benzodiazepines", "reaction": "rash"}]
+    _say(allergic_conv, "attending physician", "Plan: symptom-triggered benzodiazepine dosing.")
+    bench = _bench(tmp_path, (bp_case, bp_conv), clean, (allergic, allergic_conv))
+    whole = lint_bench(bench)
+    assert {Path(f.file).name for f in whole} == {"cases.jsonl", "conversations.jsonl"}
+    for at in range(4):
+        assert lint_bench(bench, half=(at, 0)) + lint_bench(bench, half=(at, 1)) == whole

@@ -1094,22 +1094,36 @@ def lint_records(
     kb: KnowledgeBase | None = None,
     tasks: Iterable[tuple[int, dict[str, Any]]] | None = None,
     tasks_file: str = "tasks.jsonl",
+    half: tuple[int, int] | None = None,
 ) -> list[LintFinding]:
-    """Lint ``(line, record)`` pairs of cases, conversations and tasks (raw JSON dicts)."""
+    """Lint ``(line, record)`` pairs of cases, conversations and tasks (raw JSON dicts).
+
+    ``half=(at, 0)`` lints only the cases and the conversations before the ``at``-th,
+    ``half=(at, 1)`` only the conversations from the ``at``-th on and the tasks: the
+    findings of the two halves, in that order, are those of the whole (for two processes).
+    """
     kb = kb or load_kb()
     findings: list[LintFinding] = []
     facts: dict[str, _Facts] = {}
     raw: dict[str, dict[str, Any]] = {}  # what lint_plan's conversation checks need
     due: dict[str, dict[str, lint_severity.Trigger]] = {}  # items the severity shown requires
     convs: dict[str, dict[str, Any]] = {}  # what lint_record's task checks need
+    at, second = half if half is not None else (0, 0)
+    if half is not None and not second:
+        tasks = None  # the second half's
+    said = [] if second else findings  # the second half: case findings are the first's
     for line, case in cases:
         rid = str(case.get("id", ""))
-        facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, findings), case)
-        lint_plan.lint_case(kb, _Where(cases_file, line, rid, findings), case)
+        facts[rid] = _lint_case(kb, _Where(cases_file, line, rid, said), case)
+        lint_plan.lint_case(kb, _Where(cases_file, line, rid, said), case)
         raw[rid] = case
-        due[rid] = lint_severity.lint_case(kb, _Where(cases_file, line, rid, findings), case)
-    for line, conv in conversations:
+        due[rid] = lint_severity.lint_case(kb, _Where(cases_file, line, rid, said), case)
+    for nth, (line, conv) in enumerate(conversations):
         rid = str(conv.get("case_id", ""))
+        if tasks is not None:
+            convs[rid] = conv
+        if half is not None and (nth < at) == bool(second):
+            continue  # the other half's
         _lint_conversation(
             kb, _Where(conversations_file, line, rid, findings), conv, facts.get(rid)
         )
@@ -1118,8 +1132,6 @@ def lint_records(
         lint_severity.lint_conversation(kb, where, conv, due.get(rid))
         lint_surgical.lint_conversation(kb, where, conv, raw.get(rid))
         lint_record.lint_conversation(kb, where, conv, raw.get(rid))
-        if tasks is not None:
-            convs[rid] = conv
     if tasks is not None:
         where_of = lambda line, tid: _Where(tasks_file, line, tid, findings)  # noqa: E731
         tasks = lint_values.checked_tasks(kb, tasks, where_of)  # value-impossible in notes
@@ -1141,8 +1153,11 @@ def _is_order(task: dict[str, Any]) -> bool:
     )
 
 
-def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFinding]:
-    """Lint a BENCH folder's cases (``cases.jsonl``, or ``cases``) and conversations."""
+def lint_bench(
+    folder: Path | str, *, cases: Path | None = None, half: tuple[int, int] | None = None
+) -> list[LintFinding]:
+    """Lint a BENCH folder's cases (``cases.jsonl``, or ``cases``) and conversations
+    (``half``: one of two halves, as ``lint_records`` says; the tasks are the second's)."""
     folder = Path(folder)
     case_path = cases or _case_file(folder)
     conv_path = folder / "conversations.jsonl"
@@ -1178,7 +1193,11 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
             yield row
 
     case_rows = keep(_read(case_path), cases_seen, False) if case_path is not None else None
-    task_rows = keep(_read(task_path), orders, True) if task_path.is_file() else None
+    task_rows = (
+        keep(_read(task_path), orders, True)
+        if task_path.is_file() and (half is None or half[1])
+        else None
+    )
     findings = lint_records(
         case_rows if case_rows is not None else iter(()),
         _read(conv_path) if conv_path.is_file() else iter(()),
@@ -1186,6 +1205,7 @@ def lint_bench(folder: Path | str, *, cases: Path | None = None) -> list[LintFin
         conversations_file=str(conv_path),
         tasks=task_rows,
         tasks_file=str(task_path),
+        half=half,
     )
     if case_rows is not None and task_rows is not None:  # planted orders: lint_errors.py
         for rows in (case_rows, task_rows):  # read to the end (both are, normally)

@@ -69,6 +69,8 @@ def _vital_places(name: str) -> int | None:
 def _empty_headings(text: str) -> list[str]:
     """Headings with no text of their own before the next heading or the end ("# Assessment
     and Plan" straight followed by "## Plan" counts: the reviewers read it as empty)."""
+    if "#" not in text:
+        return []  # (no heading: most turns)
     out = []
     heading: str | None = None
     for line in text.splitlines():

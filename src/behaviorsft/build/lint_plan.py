@@ -290,6 +290,10 @@ def _num(x: Any) -> float | None:
         return None
 
 
+_SHOWN_SENTENCE = re.compile(r"(?<=[.;!?:])\s+")
+_SHOWN_RANGE = re.compile(r"\s*(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)\s*")
+
+
 def shown_record(
     kb: KnowledgeBase, turns: Iterable[tuple[str, list[list[Any]]]], *, lay: bool = True
 ) -> Shown:
@@ -299,7 +303,7 @@ def shown_record(
     by_name = _lab_ids(kb)  # (cached per knowledge base)
     out = Shown()
     for text, rows in turns:
-        out.sentences += [s for s in re.split(r"(?<=[.;!?:])\s+", text) if s]
+        out.sentences += [s for s in _SHOWN_SENTENCE.split(text) if s]
         for row in rows:
             if not row:
                 continue
@@ -309,7 +313,7 @@ def shown_record(
                 continue
             low = high = None
             ref = str(row[3]) if len(row) > 3 else ""
-            m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)-(-?\d+(?:\.\d+)?)\s*", ref)
+            m = _SHOWN_RANGE.fullmatch(ref)
             if m:
                 low, high = float(m[1]), float(m[2])
             out.rows.setdefault(lab_id, []).append(
@@ -457,6 +461,8 @@ def supported_reason(kb: KnowledgeBase, shown: Shown, reason: str) -> str | None
 
 def cited_reasons(text: str) -> list[tuple[str, str, str]]:
     """``(diagnosis, verb, reason)`` of each "X fits best / is less likely given R." in ``text``."""
+    if "fits best given " not in text and "is less likely given " not in text:
+        return []  # (what every match holds: most turns cite no reason)
     return [(m["dx"], m["verb"], m["reason"]) for m in _REASON.finditer(text)]
 
 

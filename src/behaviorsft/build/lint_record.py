@@ -210,9 +210,13 @@ def _keeps_first(kb_reason: str, said: str) -> bool:
 _SOFT = frozenset({"a", "an", "the", "on", "of", "in"})
 
 
-def _decisive_shown(cond: Any, findings: list[dict[str, Any]], texts: list[str]) -> str | None:
-    """The finding of the study that makes ``cond``'s diagnosis (KB ``decisive``) when the
-    record's ``texts`` so far report it, else None."""
+def _decisive_first(
+    cond: Any, findings: list[dict[str, Any]], texts: list[str]
+) -> list[tuple[int, str]]:
+    """The findings of the studies that make ``cond``'s diagnosis (KB ``decisive``), as
+    ``(first of texts reporting it, finding cited)`` in ``findings`` order: the one the
+    record shows before turn ``i`` is the first whose turn is below ``i``."""
+    out = []
     for f in findings:
         if f.get("kind") != "imaging":
             continue
@@ -220,9 +224,10 @@ def _decisive_shown(cond: Any, findings: list[dict[str, Any]], texts: list[str])
         study = next((s for s in cond.imaging if s.modality == f.get("name")), None)
         if study is None or not study.decisive or value != study.finding:
             continue
-        if any(value in t for t in texts):
-            return finding_cited(value)
-    return None
+        first = next((j for j, t in enumerate(texts) if value in t), None)
+        if first is not None:
+            out.append((first, finding_cited(value)))
+    return out
 
 
 def lint_conversation(
@@ -355,7 +360,11 @@ def lint_conversation(
     )
     studies = [str(f.get("name", "")) for f in findings if f.get("kind") == "imaging"]
     started = reported = False
+    decisive_at = _decisive_first(cond, findings, texts)
+    before = ""  # " ".join(texts[:i]), grown turn by turn
     for i, t in enumerate(turns):
+        if i:
+            before = texts[0] if i == 1 else before + " " + texts[i - 1]
         idx = t.get("index", i)
         role = str(t.get("role", "")).lower()
         text = texts[i]
@@ -364,7 +373,7 @@ def lint_conversation(
             where.add("organism-discordant", f"'{text[:80]}' {why}", idx)
         if role in LAY:
             continue
-        missing = premise_missing(text, " ".join(texts[:i]))
+        missing = premise_missing(text, before)
         if missing is not None:
             where.add(
                 "premise-missing",
@@ -373,7 +382,7 @@ def lint_conversation(
             )
         cited = cited_reasons(text)
         reasons = [r for r in cited if r[1] == "is less likely"]
-        decisive = _decisive_shown(cond, findings, texts[:i])
+        decisive = next((cited for first, cited in decisive_at if first < i), None)
         for dx, verb, reason in cited:
             if verb == "fits best" and decisive is not None and decisive not in reason:
                 where.add(
@@ -552,6 +561,7 @@ def _lint_ward(
     plan_drugs = " ".join(f"{m.get('name', '')} {m.get('drug_class') or ''}" for m in meds)
     icu = any("vasopressor" in str(m.get("drug_class") or "") for m in meds)
     studies: list[str] = []
+    imaging = [str(f.get("name", "")) for f in findings if f.get("kind") == "imaging"]
     given: list[str] = []  # severity statements: what was given, and when
     for i, t in enumerate(turns):
         idx = t.get("index", i)
@@ -605,9 +615,7 @@ def _lint_ward(
         if wt.icu_planned([text]) or re.match(r"Overnight in (?:the )?intensive care", text):
             icu = True
         studies += [
-            s
-            for s in (str(f.get("name", "")) for f in findings if f.get("kind") == "imaging")
-            if text.startswith(f"{s}:") or f"reported the {s.lower()}:" in text
+            s for s in imaging if text.startswith(f"{s}:") or f"reported the {s.lower()}:" in text
         ]
 
 

@@ -158,7 +158,7 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 
 @contextmanager
-def _lean_gc() -> Iterator[None]:
+def lean_gc() -> Iterator[None]:
     """Freeze what exists now and raise the thresholds; as before on exit (a caller that
     had frozen objects itself keeps them frozen, and ours with them)."""
     old = gc.get_threshold()
@@ -532,7 +532,7 @@ def _run(
     try:
         if n_workers <= 1:
             _init(seed, types)
-            lean.enter_context(_lean_gc())
+            lean.enter_context(lean_gc())
             results: Iterator[dict[str, Any]] = map(_one, items())
             pool = None
         else:
@@ -541,7 +541,7 @@ def _run(
                 _init(seed, types)
             # The workers inherit the frozen objects (the key-rate probe's workers too: with
             # the default thresholds they spent about a fifth of their CPU in collections).
-            lean.enter_context(_lean_gc())
+            lean.enter_context(lean_gc())
             if fork and todo:
                 # Forked workers inherit the knowledge base and the key-rate table
                 # (measured once here rather than once per worker).
