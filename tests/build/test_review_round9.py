@@ -114,3 +114,23 @@ def test_lint_low_glucose_untreated(kb):
     assert "low-glucose-untreated" in {f.rule for f in found}
     found = lint_records([(1, case.model_dump(mode="json"))], [(1, conv)], kb=kb)
     assert "low-glucose-untreated" not in {f.rule for f in found}
+
+
+def test_error_items_plant_errors_only_on_the_conditions_own_drugs(kb):
+    """A drug any admission may add (dextrose for a low glucose, potassium chloride for a low
+    potassium) is not in the doses the wrong 'usual dose' options are drawn from, so an
+    item on it would mark its key by the unit alone."""
+    from behaviorsft.build.tasks import case_tasks
+    from behaviorsft.taxonomy import TaskType
+
+    case, rendered = _turns(kb, 515)
+    assert any(m.name == "Dextrose 50% injection" for m in case.medications)
+    own = {kb.drug(td.drug).name for td in kb.condition("adrenal_crisis").treatments.drugs}
+    tasks = case_tasks(case, rendered, kb, seed=SEED, types={TaskType.EXPLICIT_ERROR_CORRECTION})
+    assert tasks
+    for t in tasks:
+        excerpt = t.context.excerpt or ""
+        assert "Dextrose" not in excerpt, t.id
+        p = t.perturbation
+        if p is not None and p.original:
+            assert any(p.original.startswith(name) for name in own), p.original

@@ -294,7 +294,15 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     cond, kb = ctx.cond, ctx.kb
     attending = ctx.rendered.conversation.turns[ctx.anchor("plan") or 0].speaker
     end = ctx.n_turns - 1
-    plan = [m for m in ctx.case.medications if m.indication == cond.name and m.dose_value]
+    # the condition's own KB drugs: a drug any admission may add (potassium chloride for a
+    # low potassium, dextrose for a low glucose) is not among the "usual" doses the wrong
+    # options are drawn from (``_plan_doses``), so its dose would mark the key
+    own = {kb.drug(td.drug).name for td in cond.treatments.drugs}
+    plan = [
+        m
+        for m in ctx.case.medications
+        if m.indication == cond.name and m.dose_value and m.name in own
+    ]
     group = allergy_group_of(kb, ctx.case.allergies[0].substance) if ctx.case.allergies else None
     unsafe = _unsafe_drugs(ctx)
     # "prescription", not "order": "proceed: the order is ..." would otherwise be the one option
