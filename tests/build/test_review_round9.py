@@ -123,14 +123,15 @@ def test_error_items_plant_errors_only_on_the_conditions_own_drugs(kb):
     from behaviorsft.build.tasks import case_tasks
     from behaviorsft.taxonomy import TaskType
 
-    case, rendered = _turns(kb, 515)
-    assert any(m.name == "Dextrose 50% injection" for m in case.medications)
-    own = {kb.drug(td.drug).name for td in kb.condition("adrenal_crisis").treatments.drugs}
-    tasks = case_tasks(case, rendered, kb, seed=SEED, types={TaskType.EXPLICIT_ERROR_CORRECTION})
-    assert tasks
-    for t in tasks:
-        excerpt = t.context.excerpt or ""
-        assert "Dextrose" not in excerpt, t.id
-        p = t.perturbation
-        if p is not None and p.original:
-            assert any(p.original.startswith(name) for name in own), p.original
+    checked = 0
+    for index in range(0, 160, 2):
+        case, rendered = _turns(kb, index)
+        cond = kb.condition(case.conditions[0].code)
+        own = {kb.drug(td.drug).name for td in cond.treatments.drugs}
+        types = {TaskType.EXPLICIT_ERROR_CORRECTION}
+        for t in case_tasks(case, rendered, kb, seed=SEED, types=types):
+            p = t.perturbation
+            if p is not None and p.original:
+                checked += 1
+                assert any(p.original.startswith(name) for name in own), (t.id, p.original)
+    assert checked > 40
