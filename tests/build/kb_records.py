@@ -18,3 +18,36 @@ def kb_record(condition: str, seed: int = 7) -> tuple[dict[str, Any], dict[str, 
             conv = render(case, kb, seed=seed).conversation
             return case.model_dump(mode="json"), conv.model_dump(mode="json")
     raise AssertionError(f"no {condition} case in the first 200")
+
+
+def build_item(kb: Any, index: int, seed: int) -> tuple[Any, Any, list[Any]]:
+    """Case ``index`` of ``cases synth --seed seed``, its rendering and its tasks (the way
+    the review-round tests rebuild a named item, e.g. 37-000452)."""
+    from behaviorsft.build.tasks import case_tasks
+
+    case = synthesize_case(index, seed=seed, kb=kb)
+    rendered = render(case, kb, seed=seed)
+    return case, rendered, list(case_tasks(case, rendered, kb, seed=seed))
+
+
+def as_records(
+    case: Any, rendered: Any, tasks: list[Any]
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """A built item as the JSON records a bench folder holds."""
+    return (
+        case.model_dump(mode="json"),
+        rendered.conversation.model_dump(mode="json"),
+        [t.model_dump(mode="json") for t in tasks],
+    )
+
+
+def lint_rules(
+    kb: Any, case: dict[str, Any], conv: dict[str, Any], tasks: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """The rules the linter reports on one record (and its tasks)."""
+    from behaviorsft.build.lint import lint_records
+
+    found = lint_records(
+        [(1, case)], [(1, conv)], kb=kb, tasks=list(enumerate(tasks, 1)) if tasks else None
+    )
+    return [f.rule for f in found]

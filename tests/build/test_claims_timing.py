@@ -8,10 +8,8 @@ import re
 
 import pytest
 
-from behaviorsft.build.conversation import render
-from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources.kb import load_kb
-from behaviorsft.sources.synthetic import synthesize_case
+from tests.build.kb_records import as_records, build_item, lint_rules
 
 SEED = 37
 _CLAIM = re.compile(r"^(?:Documented|Done and recorded):\s*(?P<item>.+?)\.?$")
@@ -28,9 +26,7 @@ _MEMO: dict[int, tuple] = {}
 
 def _built(kb, index: int):
     if index not in _MEMO:
-        case = synthesize_case(index, seed=SEED, kb=kb)
-        rendered = render(case, kb, seed=SEED)
-        _MEMO[index] = (case, rendered, list(case_tasks(case, rendered, kb, seed=SEED)))
+        _MEMO[index] = build_item(kb, index, SEED)
     return _MEMO[index]
 
 
@@ -144,21 +140,10 @@ def test_meningitis_antibiotics_before_the_lumbar_puncture_and_ct_before_csf(kb)
 
 
 def _record(kb, index: int):
-    case, rendered, tasks = _built(kb, index)
-    return (
-        case.model_dump(mode="json"),
-        rendered.conversation.model_dump(mode="json"),
-        [t.model_dump(mode="json") for t in tasks],
-    )
+    return as_records(*_built(kb, index))
 
 
-def _lint(kb, case, conv, tasks=None) -> list[str]:
-    from behaviorsft.build.lint import lint_records
-
-    found = lint_records(
-        [(1, case)], [(1, conv)], kb=kb, tasks=list(enumerate(tasks, 1)) if tasks else None
-    )
-    return [f.rule for f in found]
+_lint = lint_rules
 
 
 _NEW_RULES = {

@@ -17,6 +17,7 @@ from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import kb_condition_id, synthesize_case
 from behaviorsft.taxonomy import TaskType as T
+from tests.build.kb_records import build_item
 
 SEED = 37
 
@@ -27,9 +28,7 @@ def kb():
 
 
 def _build(kb, index: int):
-    case = synthesize_case(index, seed=SEED, kb=kb)
-    rendered = render(case, kb, seed=SEED)
-    return case, rendered, case_tasks(case, rendered, kb, seed=SEED)
+    return build_item(kb, index, SEED)
 
 
 class _Found:

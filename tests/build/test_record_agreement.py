@@ -21,12 +21,12 @@ from behaviorsft.build.coherence import (
     step_fits,
 )
 from behaviorsft.build.conversation import render
-from behaviorsft.build.lint import lint_records
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import synthesize_case
 from behaviorsft.taxonomy import TaskType as T
+from tests.build.kb_records import as_records, build_item, lint_rules
 
 SEED = 17
 
@@ -37,9 +37,7 @@ def kb():
 
 
 def _build(kb, index: int):
-    case = synthesize_case(index, seed=SEED, kb=kb)
-    rendered = render(case, kb, seed=SEED)
-    return case, rendered, case_tasks(case, rendered, kb, seed=SEED)
+    return build_item(kb, index, SEED)
 
 
 def _texts(rendered) -> list[str]:
@@ -247,19 +245,11 @@ def test_mentions_read_the_negation_where_it_stands():
 
 
 def _record(kb, index: int) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    case, rendered, tasks = _build(kb, index)
-    return (
-        case.model_dump(mode="json"),
-        rendered.conversation.model_dump(mode="json"),
-        [t.model_dump(mode="json") for t in tasks],
-    )
+    return as_records(*_build(kb, index))
 
 
 def _lint(kb, case, conv, tasks=None) -> list[str]:
-    found = lint_records(
-        [(1, case)], [(1, conv)], kb=kb, tasks=list(enumerate(tasks, 1)) if tasks else None
-    )
-    return [f.rule for f in found if f.rule in lint_record.RULES]
+    return [r for r in lint_rules(kb, case, conv, tasks) if r in lint_record.RULES]
 
 
 def _turn(conv: dict[str, Any], anchor_text: str) -> dict[str, Any]:
@@ -425,7 +415,6 @@ def test_the_done_already_update_is_the_next_mornings_round() -> None:
     """19-000506 (round 4): 'repeat potassium ... within 24 h' listed as done already in a
     record that ends on day 0: the update is dated to the next morning's round, when a
     step due within 24 hours can be done."""
-    from behaviorsft.build.tasks import case_tasks
     from behaviorsft.sources.kb import load_kb
     from behaviorsft.sources.synthetic import synthesize_case
 
@@ -448,7 +437,6 @@ def test_an_admitted_patient_is_not_planned_as_an_outpatient() -> None:
     admitted, the consultant 'admit if ...' on day 1, and the day-2 plan repeated the
     consultant's advice word for word."""
     from behaviorsft.sources.kb import load_kb
-    from behaviorsft.sources.synthetic import synthesize_case
 
     kb = load_kb()
     for index in (556, 114):
