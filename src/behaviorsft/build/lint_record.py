@@ -260,10 +260,15 @@ def lint_conversation(
         for s in (case or {}).get("sections") or []
         if s.get("title") == "Past history"
     )
-    k = next(
-        (f.get("value") for f in findings if f.get("name") == "Potassium" and f.get("day") == 0),
-        None,
-    )
+
+    def day0(name: str) -> Any:
+        """The day-0 value of the test ``name`` in the case's findings, or None."""
+        return next(
+            (f.get("value") for f in findings if f.get("name") == name and not f.get("day")),
+            None,
+        )
+
+    k = day0("Potassium")
     meds = (case or {}).get("medications") or []
     final = (case or {}).get("final_diagnosis")
     home = {m.get("name"): m for m in meds if m.get("indication") != final}
@@ -295,14 +300,7 @@ def lint_conversation(
         need, low_lab = kb.drugs.get(did), kb.labs.get(lab_id)
         if cid != cond.id or need is None or low_lab is None:
             continue
-        v = next(
-            (
-                f.get("value")
-                for f in findings
-                if f.get("name") == low_lab.name and not f.get("day")
-            ),
-            None,
-        )
+        v = day0(low_lab.name)
         if (
             isinstance(v, int | float)
             and v < limit
@@ -312,14 +310,7 @@ def lint_conversation(
     replaced = any("potassium" in str(m.get("name") or "").lower() for m in meds)
     if isinstance(k, int | float) and k < LOW_POTASSIUM and not replaced:
         where.add("low-potassium-unreplaced", f"potassium {k:g} with no replacement planned")
-    glucose = next(
-        (
-            f.get("value")
-            for f in findings
-            if f.get("name") == "Glucose (serum/plasma)" and f.get("day") == 0
-        ),
-        None,
-    )
+    glucose = day0("Glucose (serum/plasma)")
     given = any(
         re.search(r"dextrose|glucose|glucagon", str(m.get("name") or ""), re.I) for m in meds
     )
@@ -329,14 +320,7 @@ def lint_conversation(
         drug, barring = kb.drugs.get(did), kb.labs.get(lab_id)
         if cid != cond.id or drug is None or barring is None:
             continue
-        value = next(
-            (
-                f.get("value")
-                for f in findings
-                if f.get("name") == barring.name and f.get("day") == 0
-            ),
-            None,
-        )
+        value = day0(barring.name)
         given = any(m.get("name") == drug.name for m in (case or {}).get("medications") or [])
         if given and isinstance(value, int | float) and value > limit:
             where.add(
