@@ -369,9 +369,9 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 else:
                     assert not wrong_own and na in named and na not in own, t.id
             elif t.task_type is T.PREDICTIVE_NEXT_ACTION and t.restraint_control:
-                # the steps as they read for this history (prescribing.history_steps)
+                # the steps as they read for this history (prescribing.steps_for_history)
                 history = " ".join(f for f in case.facts if f.startswith("History: "))
-                steps = prescribing.history_steps(cond.id, cond.next_actions, history)
+                steps = prescribing.steps_for_history(cond.id, cond.next_actions, history)
                 own = {a.lower() for a in steps}
                 offered = {x.lower() for x in texts} & own
                 assert len(offered) == 1 and all(x in t.context.excerpt.lower() for x in offered)

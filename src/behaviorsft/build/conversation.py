@@ -490,7 +490,7 @@ def _render_kb(
 
     known = [f[len("History: ") :] for f in case.facts if f.startswith("History: ")]
     # the steps as they read for this history (a cancer-associated clot: not 3 months)
-    next_actions = prescribing.history_steps(cond_id, cond.next_actions, " ".join(known))
+    next_actions = prescribing.steps_for_history(cond_id, cond.next_actions, " ".join(known))
 
     states = state_record(
         known,

@@ -952,7 +952,7 @@ HISTORY_STEPS: dict[str, tuple[HistoryStep, ...]] = {
 }
 
 
-def history_steps(cond_id: str, steps: Sequence[str], history: str) -> list[str]:
+def steps_for_history(cond_id: str, steps: Sequence[str], history: str) -> list[str]:
     """``steps`` as they read for this ``history`` (one for one): 'anticoagulate for at
     least 3 months (provoked)' becomes the extended course of a cancer-associated clot."""
     rows = HISTORY_STEPS.get(cond_id, ())

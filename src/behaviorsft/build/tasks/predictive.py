@@ -79,7 +79,7 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
     history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     states = _states(ctx)
     said = " ".join(f[len("History: ") :] for f in facts if f.startswith("History: "))
-    steps = prescribing.history_steps(ctx.cond.id, ctx.cond.next_actions, said)
+    steps = prescribing.steps_for_history(ctx.cond.id, ctx.cond.next_actions, said)
     for action in steps[1:] or steps:
         reason = _not_due(action, idx)
         if reason is None and known_step(action, history):
@@ -131,7 +131,7 @@ def _done_by_now(ctx: Ctx, end: int) -> tuple[list[str], list[str]]:
     history = [f[len("History: ") : -1] for f in facts if f.startswith("History: ")]
     states = _states(ctx)
     said = " ".join(f[len("History: ") :] for f in facts if f.startswith("History: "))
-    for action in prescribing.history_steps(ctx.cond.id, ctx.cond.next_actions, said):
+    for action in prescribing.steps_for_history(ctx.cond.id, ctx.cond.next_actions, said):
         if NEGATIVE.search(action) or after_discharge(action):
             continue
         if known_step(action, history):
