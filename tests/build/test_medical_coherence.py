@@ -287,9 +287,7 @@ def test_iv_potassium_claim_needs_iv_potassium() -> None:
 
 def test_loading_doses_come_with_their_maintenance() -> None:
     """37-000025: propylthiouracil 500 mg and hydrocortisone 300 mg 'once' with no
-    maintenance dosing in thyroid storm."""
-    from behaviorsft.sources.prescribing import maintenance
-
+    maintenance dosing in thyroid storm (the KB dose's regimen, ``Dose.then``)."""
     case, conv = _case(25, seed=37)
     assert case.conditions[0].code == "thyroid_storm"
     plan = next(t for t in _texts(conv) if t.startswith("Plan:"))
@@ -297,7 +295,6 @@ def test_loading_doses_come_with_their_maintenance() -> None:
     assert "Propylthiouracil 500 mg PO once, then 250 mg PO q4h" in plan
     assert "Hydrocortisone 300 mg IV once, then 100 mg IV q8h" in plan
     assert plan.count("then propylthiouracil") == 0
-    assert maintenance([("Aspirin", "once daily", ["then 81 mg once daily"])]) == []
     assert _rules(case, conv) == []
 
 

@@ -803,16 +803,6 @@ def _render_kb(
         )
 
     regimens = [regimen(m) for m in plan]
-    notes = {kb.drug(td.drug).name: [td.note or ""] for td in cond.treatments.drugs}
-    actions = [  # after a loading dose, first: "then propylthiouracil 250 mg q4h" (unless
-        # the dose's own KB regimen already says it: "Hydrocortisone 100 mg IV once, then ...")
-        *prescribing.maintenance(
-            (m.name, m.frequency or "", [*notes.get(m.name, []), *_dose_notes(kb, m.name, cond.id)])
-            for m, said in zip(plan, regimens, strict=True)
-            if " then " not in said
-        ),
-        *actions,
-    ]
     actions += prescribing.basal_kept(  # the home glargine beside the IV insulin
         cond.id,
         [(m.name, m.route or "") for m in plan],
@@ -1045,17 +1035,6 @@ def _render_kb(
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
     return b.done(omitted=(omit,) if omit is not None else ())
-
-
-def _dose_notes(kb: KnowledgeBase, name: str, cond_id: str) -> list[str]:
-    """The KB dose notes for ``cond_id`` of the drug called ``name`` ('loading dose, then
-    250 mg q4h' for propylthiouracil in thyroid storm)."""
-    return [
-        d.note or ""
-        for drug in _by_name(kb)[1].get(name, [])
-        for d in drug.doses
-        if d.indication == cond_id
-    ]
 
 
 _BY_NAME: dict[int, tuple[KnowledgeBase, dict[str, Lab], dict[str, list[Drug]]]] = {}

@@ -611,24 +611,6 @@ def replaced_home(
     return out
 
 
-# A loading dose's maintenance in a KB note: "loading dose, then 250 mg q4h", "300 mg IV load
-# then 100 mg every 8 h" (ATA 2016; Endocrine Society 2016).
-_THEN = re.compile(r"\bthen (?P<rest>\d+(?:\.\d+)?\s*(?:mg|g|units?|mL)\b[^;,.()]*)", re.I)
-
-
-def maintenance(plan: Iterable[tuple[str, str, Sequence[str]]]) -> list[str]:
-    """The regimen after each single loading dose of the plan ('then propylthiouracil 250 mg
-    q4h'), from its KB notes; ``plan`` as (name, frequency, notes)."""
-    out = []
-    for name, freq, notes in plan:
-        if freq != "once":
-            continue
-        m = next((m for n in notes if (m := _THEN.search(n or ""))), None)
-        if m is not None:
-            out.append(f"then {short_name(name).lower()} {m['rest'].strip()}")
-    return out
-
-
 # A home basal insulin is continued beside the IV insulin of a hyperglycaemic crisis (JBDS
 # DKA 2023; ADA/EASD/JBDS consensus 2024), so no step then "starts" it (37-000052).
 BASAL = re.compile(r"glargine|detemir|degludec", re.I)
