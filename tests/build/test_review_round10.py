@@ -1,0 +1,31 @@
+"""Review round 10 (seed 43): a next step the plan already states is not offered as due."""
+
+from __future__ import annotations
+
+import pytest
+
+from behaviorsft.sources.kb import load_kb
+from tests.build.kb_records import build_item
+
+SEED = 43
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_kb()
+
+
+def test_43_000532_discharge_controller_is_not_already_in_the_plan(kb):
+    """Asthma: the key 'discharge on ICS-containing controller ...' was due while the plan
+    (turn 24) already said 'start or step up inhaled-corticosteroid-containing treatment at
+    discharge', so 'no new action' was as right as the key."""
+    case, rendered, tasks = build_item(kb, 532, SEED)
+    assert case.conditions[0].code == "asthma_exacerbation"
+    plan = rendered.conversation.turns[rendered.anchors["plan"]].text.lower()
+    assert "inhaled-corticosteroid" not in plan and "ics" not in plan.split()
+    keyed = [
+        next(o.text for o in t.options if o.label == t.answer)
+        for t in tasks
+        if t.task_type.value == "predictive_next_action"
+    ]
+    assert any("controller" in k for k in keyed)  # the step is still asked, now truly due
