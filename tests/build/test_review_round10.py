@@ -29,3 +29,29 @@ def test_43_000532_discharge_controller_is_not_already_in_the_plan(kb):
         if t.task_type.value == "predictive_next_action"
     ]
     assert any("controller" in k for k in keyed)  # the step is still asked, now truly due
+
+
+def test_43_000395_urosepsis_grows_a_urinary_organism(kb):
+    """Sepsis with dysuria and a nitrite-positive urine grew gram-positive cocci in clusters
+    with no cover for them, no urine culture was sent, and the day-2 plan imaged 'if the
+    source is unclear' although it was plainly urinary."""
+    case, rendered, _ = build_item(kb, 395, SEED)
+    assert case.conditions[0].code == "sepsis"
+    cultures = {
+        row[0]: row[1]
+        for t in rendered.conversation.turns
+        for a in t.attachments or []
+        for row in a.rows
+        if "culture" in row[0].lower() and row[1] != "pending"
+    }
+    assert cultures["Blood culture"] in ("gram-negative rods", "no growth")
+    assert (
+        "Escherichia coli" in cultures["Urine culture"]
+        or "Klebsiella" in cultures["Urine culture"]
+        or "Proteus" in cultures["Urine culture"]
+    )
+    said = " ".join(t.text for t in rendered.conversation.turns)
+    assert "source is unclear" not in said
+    # every organism the KB can draw for sepsis fits its urinary source
+    sepsis = kb.conditions["sepsis"]
+    assert set(sepsis.labs["blood_culture"].values) <= {"gram-negative rods", "no growth"}
