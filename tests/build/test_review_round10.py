@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from behaviorsft.sources.kb import load_kb
-from tests.build.kb_records import build_item
+from tests.build.kb_records import as_records, build_item, lint_rules
 
 SEED = 43
 
@@ -55,3 +55,30 @@ def test_43_000395_urosepsis_grows_a_urinary_organism(kb):
     # every organism the KB can draw for sepsis fits its urinary source
     sepsis = kb.conditions["sepsis"]
     assert set(sepsis.labs["blood_culture"].values) <= {"gram-negative rods", "no growth"}
+
+
+def test_43_000317_confusion_with_sodium_118_brings_hypertonic_saline(kb):
+    """SIADH with sodium 118 and confusion was treated with fluid restriction alone 'as
+    first line without severe symptoms': confusion is a moderately severe symptom, which
+    brings a single 150 mL bolus of 3% saline (EU 2014)."""
+    case, rendered, tasks = build_item(kb, 317, SEED)
+    assert case.conditions[0].code == "hyponatremia_siadh"
+    plan = rendered.conversation.turns[rendered.anchors["plan"]].text
+    assert "3%" in plan and "without severe symptoms" not in plan
+    said = [t.text for t in rendered.conversation.turns]
+    assert any(t.startswith("Moderately severe symptoms (confusion)") for t in said)
+    assert lint_rules(kb, *as_records(case, rendered, tasks)) == []
+
+
+def test_confusion_without_hypertonic_saline_is_reported(kb):
+    """The severity linter reads the same table: the old record (confusion, sodium 118,
+    fluid restriction only) is a finding."""
+    case, rendered, tasks = build_item(kb, 317, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    c["medications"] = [m for m in c["medications"] if "3%" not in m["name"]]
+    for turn in conv["turns"]:
+        turn["text"] = turn["text"].replace(
+            "Sodium chloride 3% (hypertonic saline) 150 mL IV over 20 min; ", ""
+        )
+    conv["turns"] = [t for t in conv["turns"] if not t["text"].startswith("Moderately severe")]
+    assert "care-below-severity" in lint_rules(kb, c, conv, ts)

@@ -264,9 +264,11 @@ def test_hyperkalaemia_with_ecg_changes_gets_calcium_and_monitoring_stated_done(
 
 
 def test_signs_and_thresholds_of_the_other_rows() -> None:
-    # a seizure with hyponatraemia needs 3% saline; confusion alone does not
+    # a seizure with hyponatraemia needs 3% saline; confusion (moderately severe, EU 2014)
+    # a single bolus where the sodium is below 125, not above it
     assert "hypertonic saline" in met("hyponatremia_siadh", {"sodium": 121}, ["seizure"])
-    assert "hypertonic saline" not in met("hyponatremia_siadh", {"sodium": 121}, ["confusion"])
+    assert "hypertonic saline" in met("hyponatremia_siadh", {"sodium": 121}, ["confusion"])
+    assert "hypertonic saline" not in met("hyponatremia_siadh", {"sodium": 127}, ["confusion"])
     # a haemoglobin below 7 in an upper GI bleed needs red cells (the generator stays at 7+)
     assert "red-cell transfusion" in met("upper_gi_bleed", {"hemoglobin": 6.8}, [])
     assert "red-cell transfusion" not in met("upper_gi_bleed", {"hemoglobin": 7.0}, [])

@@ -83,6 +83,11 @@ SEVERE_HYPONATRAEMIA = (
     "sodium rechecked 20 minutes after the bolus: {recheck} mmol/L with the symptoms "
     "easing, so no second bolus; fluid restriction once they settle."
 )
+MODERATE_HYPONATRAEMIA = (
+    "Moderately severe symptoms ({sign}) with {why}: a single 3% saline 150 mL IV over 20 "
+    "min given {t}; sodium rechecked 20 minutes after the bolus: {recheck} mmol/L, so no "
+    "second bolus; fluid restriction to follow."
+)
 _HDU_SAY = (
     "{why}, past the high-dependency threshold: we manage this in a high-dependency unit, "
     "admitted there {t}."
@@ -377,6 +382,19 @@ TRIGGERS: tuple[Trigger, ...] = (
         drug="hypertonic_saline_3",
         pending=r"first line for SIADH without severe symptoms",
         say=SEVERE_HYPONATRAEMIA,
+        recheck=("sodium", 2),
+    ),
+    # EU hyponatraemia 2014: moderately severe symptoms (confusion) with profound
+    # hyponatraemia (< 125) bring a single 150 mL bolus of 3% saline, not fluid restriction
+    # alone (the severe row above comes first where both hold).
+    Trigger(
+        "hyponatremia_siadh",
+        "hypertonic saline",
+        (("sodium", "<", 125),),
+        sign=r"\bconfusion|\bconfused\b",
+        drug="hypertonic_saline_3",
+        pending=r"first line for SIADH without severe symptoms",
+        say=MODERATE_HYPONATRAEMIA,
         recheck=("sodium", 2),
     ),
     # IDSA 2004 / ESCMID 2016: meningitis with reduced consciousness is cared for in ICU.
