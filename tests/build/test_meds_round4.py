@@ -72,7 +72,7 @@ def test_known_af_gets_no_monitoring_to_detect_af() -> None:
 @pytest.mark.parametrize(
     ("index", "drugs", "why"),
     [
-        (305, ("metformin", "dapagliflozin"), "sepsis"),
+        (305, ("metformin", "dapagliflozin"), "systemic infection"),  # a pneumonia with SIRS
         (213, ("lisinopril",), "hypotension"),
         (561, ("spironolactone",), None),
     ],
@@ -124,8 +124,10 @@ def test_hyperkalaemia_clauses_only_about_drugs_taken(index: int) -> None:
 def test_hold_reason_sepsis_hypotension_and_mra() -> None:
     args = ("community_acquired_pneumonia", 1.0, 1.3, 4.2, ["cough"])
     sirs = {"temperature": 38.4, "heart_rate": 119, "respiratory_rate": 26, "sbp": 135}
-    assert prescribing.hold_reason(*args, "biguanide", sirs) == "sepsis"
-    assert prescribing.hold_reason(*args, "SGLT2 inhibitor", sirs) == "sepsis"
+    # a pneumonia with a systemic response is not called sepsis; sepsis itself is
+    assert prescribing.hold_reason(*args, "biguanide", sirs) == "systemic infection"
+    assert prescribing.hold_reason(*args, "SGLT2 inhibitor", sirs) == "systemic infection"
+    assert prescribing.hold_reason("sepsis", *args[1:], "biguanide", sirs) == "sepsis"
     assert prescribing.hold_reason(*args, "biguanide", {"sbp": 120}) is None
     assert (
         prescribing.hold_reason("upper_gi_bleed", 1.0, 1.3, 4.2, [], "ACE inhibitor", {"sbp": 87})

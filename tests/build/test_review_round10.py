@@ -82,3 +82,13 @@ def test_confusion_without_hypertonic_saline_is_reported(kb):
         )
     conv["turns"] = [t for t in conv["turns"] if not t["text"].startswith("Moderately severe")]
     assert "care-below-severity" in lint_rules(kb, c, conv, ts)
+
+
+def test_43_000075_covid_pneumonia_regimen_and_hold_reason(kb):
+    """COVID-19 pneumonia: remdesivir was written as its day-1 dose only, and the regular
+    medicines were held for 'sepsis' in a viral pneumonia with a normal procalcitonin."""
+    case, rendered, _ = build_item(kb, 75, SEED)
+    assert case.conditions[0].code == "covid19_pneumonia"
+    plan = rendered.conversation.turns[rendered.anchors["plan"]].text
+    assert "Remdesivir 200 mg IV once on day 1, then 100 mg IV once daily on days 2-5" in plan
+    assert "(sepsis" not in plan and "systemic infection" in plan

@@ -427,7 +427,9 @@ def hold_reason(
         aki = cond_id in KIDNEY_INJURY or creatinine >= 1.5 * creatinine_high
         return "acute kidney injury" if aki else "raised creatinine"
     if septic(cond_id, vitals):
-        return "sepsis"
+        # sepsis itself, or an infection with a systemic response: "sepsis" is the
+        # diagnosis of organ dysfunction (Sepsis-3), not a label for a febrile pneumonia
+        return "sepsis" if cond_id == "sepsis" else "systemic infection"
     said = next((m[1].lower() for c in complaints if (m := DEHYDRATING.search(c))), None)
     if said is not None:
         return "dehydration" if said == "reduced urine output" else said
@@ -833,6 +835,8 @@ def regimen_text(
         if dose is not None and dose.then:
             return f"{text}, then {dose.then}"  # (the record's words kept as they are)
         return text
+    if dose is not None and dose.then and "day 1" in freq:  # remdesivir 200 mg on day 1
+        return f"{text}, then {dose.then}"
     if dose is not None and dose.then and dose.duration:  # apixaban 10 mg q12h for 7 days
         return f"{text} for {dose.duration}, then {dose.then}"
     if dose is not None and dose.duration and "day 1" not in freq:  # a course of its length
