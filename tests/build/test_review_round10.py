@@ -92,3 +92,16 @@ def test_43_000075_covid_pneumonia_regimen_and_hold_reason(kb):
     plan = rendered.conversation.turns[rendered.anchors["plan"]].text
     assert "Remdesivir 200 mg IV once on day 1, then 100 mg IV once daily on days 2-5" in plan
     assert "(sepsis" not in plan and "systemic infection" in plan
+
+
+def test_43_000469_no_oral_first_dose_before_the_swallow_screen(kb):
+    """Stroke: 'First dose of atorvastatin given' on arrival day, before the swallow screen
+    the pathway requires before any oral intake; the linter reports the old wording."""
+    case, rendered, tasks = build_item(kb, 469, SEED)
+    assert case.conditions[0].code == "ischemic_stroke"
+    c, conv, ts = as_records(case, rendered, tasks)
+    assert not any(t["text"].startswith("First dose of atorvastatin") for t in conv["turns"])
+    assert lint_rules(kb, c, conv, ts) == []
+    nurse = next(t for t in conv["turns"] if t["role"] == "emergency department nurse")
+    nurse["text"] = "First dose of atorvastatin given."
+    assert "oral-before-swallow-screen" in lint_rules(kb, c, conv, ts)

@@ -834,7 +834,11 @@ def _render_kb(
     if not home_today and not any(e.kind == "consult" for e in course):  # (before the course)
         b.say(consultant, f"From our side: {said_advice}.", anchor="consultant")
     # given in the emergency department, once: a drug no severity statement already gave
-    first = ward_turns.first_dose_index([m.name for m in plan], statements(case))
+    # (nothing by mouth before the swallow screen where the pathway requires one: stroke)
+    swallow_first = any("dysphagia screen" in i.item for i in cond.standard_of_care)
+    can = [i for i, m in enumerate(plan) if not (swallow_first and m.route == "PO")]
+    k = ward_turns.first_dose_index([plan[i].name for i in can], statements(case))
+    first = can[k] if k is not None else None
     b.say(
         b.person("ed_nurse", "Nurse", "emergency department nurse"),
         f"First dose of {plan[first].name.lower()} given."

@@ -61,6 +61,7 @@ Round-4 rules (docs/building.md, "Turns that read like a ward (round 4)"; helper
 ``exam-vitals-contradiction`` an examination finding the same record's vitals contradict
                           ("slow pulse" with heart rate 80)
 ``first-dose-repeated``   "First dose of X given" after a severity statement already gave X
+``oral-before-swallow-screen`` an oral first dose on a pathway that screens swallowing first
 ``first-dose-setting``    a day-0 first dose given by the ward nurse (the patient is still in
                           the emergency department)
 ``overnight-location``    "stable overnight on the ward" for a patient admitted to intensive
@@ -147,6 +148,7 @@ RULES: dict[str, tuple[str, str]] = {
     "exam-vitals-contradiction": ("error", "an examination finding the vitals contradict"),
     "first-dose-repeated": ("error", "a first dose stated after it was already said given"),
     "first-dose-setting": ("error", "a day-0 first dose given by the ward nurse"),
+    "oral-before-swallow-screen": ("error", "an oral first dose before the swallow screen"),
     "overnight-location": ("error", "the overnight turn puts an ICU patient on the ward"),
     "advice-already-done": ("error", "advice to do what the record already did"),
     "timed-check-unshown": ("error", "a check 'after each bolus' claimed done, none shown"),
@@ -516,6 +518,20 @@ def lint_conversation(
             )
         if _FIRST_DOSE.match(text):
             started = True
+    if any("dysphagia screen" in i.item for i in cond.standard_of_care):
+        by_mouth = {
+            str(m.get("name", "")).lower()
+            for m in (case or {}).get("medications") or []
+            if m.get("route") == "PO"
+        }
+        for i, text in enumerate(texts):
+            m = _FIRST_DOSE_OF.match(text)
+            if m is not None and m["drug"].lower() in by_mouth:
+                where.add(
+                    "oral-before-swallow-screen",
+                    f"'{text}': nothing by mouth before the swallow screen ({cond.name})",
+                    turns[i].get("index", i),
+                )
     _lint_ward(where, turns, texts, case)
 
 
