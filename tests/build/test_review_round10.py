@@ -105,3 +105,15 @@ def test_43_000469_no_oral_first_dose_before_the_swallow_screen(kb):
     nurse = next(t for t in conv["turns"] if t["role"] == "emergency department nurse")
     nurse["text"] = "First dose of atorvastatin given."
     assert "oral-before-swallow-screen" in lint_rules(kb, c, conv, ts)
+
+
+def test_43_000112_life_threatening_asthma_says_its_bronchodilator_and_steroid(kb):
+    """Life-threatening asthma: the statement on arrival named ipratropium and magnesium
+    'with the salbutamol' and no systemic steroid, so the turns a reader sees showed neither
+    the salbutamol nor a steroid given; the steroid's first dose is not reported twice."""
+    case, rendered, tasks = build_item(kb, 112, SEED)
+    said = [t.text for t in rendered.conversation.turns]
+    statement = next(t for t in said if t.startswith("Life-threatening features"))
+    assert "salbutamol nebulisers" in statement and "prednisone 40 mg PO" in statement
+    assert "First dose of prednisone given." not in said
+    assert lint_rules(kb, *as_records(case, rendered, tasks)) == []

@@ -66,13 +66,17 @@ class Trigger:
     at: str = "plan"
 
 
+# (the KB's only systemic steroid for asthma is prednisone: said given here, the nurse's
+# "first dose" turn names another drug)
 _SEVERE_ASTHMA = (
-    "Acute severe asthma ({why}): ipratropium added to the salbutamol nebulisers {t}, with a "
-    "senior review; IV magnesium if there is no response to the first hour of treatment."
+    "Acute severe asthma ({why}): salbutamol nebulisers with ipratropium added and "
+    "prednisone 40 mg PO given {t}, with a senior review; IV magnesium if there is no "
+    "response to the first hour of treatment."
 )
 _LIFE_THREATENING_ASTHMA = (
-    "Life-threatening features ({why}): ipratropium with the salbutamol and IV magnesium "
-    "sulfate 2 g given {t}; senior review, and admitted to the high-dependency unit."
+    "Life-threatening features ({why}): back-to-back salbutamol nebulisers with "
+    "ipratropium, prednisone 40 mg PO and IV magnesium sulfate 2 g given {t}; senior "
+    "review, and admitted to the high-dependency unit."
 )
 # EU hyponatraemia 2014: the symptoms that make hyponatraemia severe.
 SEVERE_HYPONATRAEMIA_SIGNS = (
