@@ -117,3 +117,21 @@ def test_43_000112_life_threatening_asthma_says_its_bronchodilator_and_steroid(k
     assert "salbutamol nebulisers" in statement and "prednisone 40 mg PO" in statement
     assert "First dose of prednisone given." not in said
     assert lint_rules(kb, *as_records(case, rendered, tasks)) == []
+
+
+def test_43_000471_no_frequency_query_restating_the_order_in_other_words(kb):
+    """Enoxaparin ordered once daily was offered 'Query the ordered frequency: the usual
+    schedule is q24h', the same schedule: wrong by reading alone."""
+    from behaviorsft.build.lint_errors import order_indication, query_as_ordered
+
+    assert query_as_ordered(
+        "Enoxaparin 40 mg SC once daily",
+        ["Query the ordered frequency: the usual schedule is q24h"],
+    ) == ["Query the ordered frequency: the usual schedule is q24h"]
+    _, _, tasks = build_item(kb, 471, SEED)
+    items = [t for t in tasks if t.task_type.value == "explicit_error_correction"]
+    assert items
+    for t in items:
+        parsed = order_indication(t.context.excerpt or "")
+        if parsed is not None:
+            assert query_as_ordered(parsed[0], [o.text for o in t.options]) == [], t.id

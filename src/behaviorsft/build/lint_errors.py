@@ -16,8 +16,9 @@ Rules (called from ``lint.py``; see docs/building.md, "Errors a clinician could 
                             makes, and the odd one out among the items.
 
 ``query-as-ordered``        a query option of such an item proposing the dose or schedule
-                            the order already has ("the usual schedule is once daily" for an
-                            order once daily): ruled out by reading, not by knowing the drug.
+                            the order already has ("the usual schedule is once daily", or
+                            "q24h", for an order once daily): ruled out by reading, not by
+                            knowing the drug.
 
 Only the case record is read (conditions, medications, facts, findings), once per case
 with such an item; the tasks are read as they come.
@@ -53,11 +54,16 @@ def query_as_ordered(order: str, options: Iterable[str]) -> list[str]:
     """The query options of ``options`` that propose what ``order`` already says: a "usual
     dose" equal to the dose ordered, or a "usual schedule" equal to the schedule ordered
     (wrong by reading alone, whatever the drug)."""
+    from behaviorsft.build.tasks.errors import SAME_SCHEDULE
+
     padded = f" {order.strip().rstrip('.')} "
     out = []
     for text in options:
         m = _QUERY_DOSE.match(text) or _QUERY_FREQ.match(text)
-        if m is not None and f" {m['v']} " in padded:
+        if m is None:
+            continue
+        said = [m["v"], SAME_SCHEDULE.get(m["v"])] if m.re is _QUERY_FREQ else [m["v"]]
+        if any(v is not None and f" {v} " in padded for v in said):
             out.append(text)
     return out
 

@@ -79,6 +79,17 @@ def _kept(case_id: str, kind: str) -> bool:
     return h[0] % every < of
 
 
+# Schedules written two ways: a query proposing one for an order written the other way
+# proposes the schedule as ordered.
+SAME_SCHEDULE = {
+    "once daily": "q24h",
+    "q24h": "once daily",
+    "twice daily": "q12h",
+    "q12h": "twice daily",
+    "four times daily": "q6h",
+    "q6h": "four times daily",
+}
+
 _AS_NEEDED = re.compile(r"\s+(?:as needed|prn)\b.*$", re.I)
 
 
@@ -91,7 +102,9 @@ def _usual_schedule(ctx: Ctx, ordered: str | None) -> str:
     share = _schedule_shares(ctx.kb)
     # "q6h as needed" is ordered q6h: its schedule is not proposed either
     base = _AS_NEEDED.sub("", ordered) if ordered else ordered
-    options = [f for f in share if f not in (ordered, base)]
+    # nor the same schedule in other words ("q24h" for an order once daily)
+    same = {ordered, base, *(SAME_SCHEDULE.get(f or "", ()) for f in (ordered, base))}
+    options = [f for f in share if f not in same]
     # A schedule of share p is the ordered one on a share p of the items, where it cannot be
     # drawn: drawn with weight p / (1 - p) elsewhere, each is offered about as often as it
     # is the key (the usual schedule of a frequency item).
