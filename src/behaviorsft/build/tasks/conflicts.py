@@ -227,7 +227,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.INTERPRETATION_CONFLICT, "too few other signs documented")
         return
     end = (ctx.anchor("imaging") or 1) - 1
-    question = "What is right about the report in the last note, and what should the team do?"
+    question = "Does the report in the last note fit the examination, and what should the team do?"
     request = f"{imaging.modality} request. Examination: {'; '.join(found)}."
     excerpt = f"{request} Report: {imaging.contradicting_finding}."
     flag = flag_report(sign)
