@@ -57,8 +57,9 @@ def test_siadh_severe_symptoms_get_saline_with_recheck_shown() -> None:
 
 
 def test_siadh_without_severe_symptoms_gets_no_hypertonic_saline() -> None:
-    """Without vomiting, seizure or reduced consciousness: fluid restriction, no 3% saline,
-    and no claim of rechecks after a bolus never given."""
+    """Without vomiting, seizure or reduced consciousness, nor confusion with a sodium below
+    125 (moderately severe): fluid restriction, no 3% saline, and no claim of rechecks after
+    a bolus never given."""
     kb = load_kb()
     seen = 0
     for i in range(600):
@@ -67,6 +68,9 @@ def test_siadh_without_severe_symptoms_gets_no_hypertonic_saline() -> None:
             continue
         reported = " ".join(f for f in case.facts if f.startswith("Reports "))
         if "vomiting" in reported or "seizure" in reported:
+            continue
+        sodium = next(f.value for f in case.findings if f.name == "Sodium" and f.day == 0)
+        if "confusion" in reported and sodium < 125:
             continue
         seen += 1
         assert all("hypertonic" not in m.name for m in case.medications)
