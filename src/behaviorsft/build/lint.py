@@ -65,6 +65,7 @@ from behaviorsft.build import (
     lint_values,
 )
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
+from behaviorsft.build.vignette_turns import VIGNETTE_SOURCES
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
 from behaviorsft.taxonomy import TaskType
@@ -609,6 +610,9 @@ def _case_facts(kb: KnowledgeBase, case: dict[str, Any]) -> _Facts:
     shown |= {
         str(f.get("value_text") or "").lower() for f in findings if f.get("kind") == "imaging"
     }
+    if (case.get("source") or {}).get("name") in VIGNETTE_SOURCES:
+        # the resident presents the whole vignette: the results it reports are shown
+        shown.add(str(case.get("presentation") or "").lower())
     return _Facts(allergies, history.lower(), shown, list(case.get("medications") or []))
 
 

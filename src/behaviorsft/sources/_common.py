@@ -547,3 +547,49 @@ def parse_turns(dialogue: str, match: SpeakerMatch) -> list[Turn]:
         Turn(index=i, speaker=speaker, role=role, text="\n".join(t for t in text if t))
         for i, (speaker, role, text) in enumerate(pieces)
     ]
+
+
+# What only a clinician says ("how are you doing today" to open, "what brings you in",
+# "let me examine", "i'm going to prescribe"), and what only a patient says of themselves
+# ("my big toe hurts", "i've been having chest pain").
+_CLINICIAN_CUES = re.compile(
+    r"^(hi|hello|hey|good (morning|afternoon|evening))\b[^?.!]{0,40}\bhow are you\b|"
+    r"\bwhat brings you (in|here|to)\b|\blet me (examine|take a look|listen)\b|"
+    r"\bi('m| am) going to (prescribe|order|refer|examine)\b|\bon (physical )?exam(ination)?\b"
+    r"|\byour (x-ray|labs|blood work|lab results)\b",
+    re.I,
+)
+_PATIENT_CUES = re.compile(
+    r"\bmy (\w+ ){0,3}(hurts|hurt|aches|is (sore|swollen|killing me))\b|"
+    r"\bi('ve| have) been (having|feeling|getting)\b|\bit hurts (when|if) i\b",
+    re.I,
+)
+# Evidence needed, and by how much it must outweigh the evidence of the right labels.
+SWAP_EVIDENCE = 2
+
+
+def swapped_speakers(turns: Sequence[Turn]) -> str | None:
+    """Why a transcript's doctor and patient labels look swapped (the "patient" greets the
+    clinician and asks what brings them in, the "doctor" says "my big toe hurts"), or None.
+
+    Counted over the turns of the physician and the patient: what only the other says,
+    against what each says in their own role. Two such turns, and more of them than of
+    the right ones, make a swap."""
+    swapped = right = 0
+    first: list[str] = []
+    for t in turns:
+        if t.role not in ("physician", "patient"):
+            continue
+        clinician = bool(_CLINICIAN_CUES.search(t.text))
+        patient = bool(_PATIENT_CUES.search(t.text))
+        if clinician == patient:
+            continue
+        if (t.role == "patient") == clinician:
+            swapped += 1
+            if len(first) < 2:
+                first.append(f"turn {t.index} ({t.speaker}): {t.text[:60]!r}")
+        else:
+            right += 1
+    if swapped >= SWAP_EVIDENCE and swapped > right:
+        return "speaker labels swapped in the source: " + "; ".join(first)
+    return None
