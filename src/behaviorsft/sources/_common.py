@@ -593,3 +593,51 @@ def swapped_speakers(turns: Sequence[Turn]) -> str | None:
     if swapped >= SWAP_EVIDENCE and swapped > right:
         return "speaker labels swapped in the source: " + "; ".join(first)
     return None
+
+
+# --------------------------------------------------------------------------
+# Vital signs no living patient at a visit shows
+# --------------------------------------------------------------------------
+
+_BP = re.compile(r"\b(\d{2,3})\s*/\s*(\d{2,3})\s*(?:mm\s*Hg|mmHg)", re.I)
+_PULSE = re.compile(r"\b(?:pulse|heart rate)(?: rate)?(?: is| of|:)?\s+(\d{1,3})\s*/\s*min", re.I)
+_SPO2 = re.compile(
+    r"\b(?:oxygen saturation|SpO2|pulse oximetry)\b[^.;\d]{0,30}?(\d{1,3})\s*%", re.I
+)
+# A blood pressure whose diastolic is within MIN_PULSE_PRESSURE of its systolic, above
+# MAX_DIASTOLIC, or under a systolic above MAX_SYSTOLIC (an inverted one is the linter's
+# ``bp-inverted``); a pulse outside PULSE_RANGE; a saturation below MIN_SPO2.
+MIN_PULSE_PRESSURE = 10
+MAX_DIASTOLIC = 150
+MAX_SYSTOLIC = 280
+PULSE_RANGE = (20, 250)
+MIN_SPO2 = 50
+
+
+def bp_impossible(systolic: float, diastolic: float) -> bool:
+    """A blood pressure no living patient shows (an inverted one aside)."""
+    if diastolic >= systolic:
+        return False
+    return (
+        systolic - diastolic < MIN_PULSE_PRESSURE
+        or diastolic > MAX_DIASTOLIC
+        or systolic > MAX_SYSTOLIC
+    )
+
+
+def impossible_vitals(text: str) -> list[str]:
+    """The vital signs written in ``text`` that no living patient shows ("blood pressure
+    102/98"), as short descriptions; [] when there are none."""
+    out = []
+    for m in _BP.finditer(text):
+        s, d = int(m.group(1)), int(m.group(2))
+        if bp_impossible(s, d):
+            out.append(f"blood pressure {s}/{d}")
+    for m in _PULSE.finditer(text):
+        p = int(m.group(1))
+        if not PULSE_RANGE[0] <= p <= PULSE_RANGE[1]:
+            out.append(f"pulse {p}/min")
+    for m in _SPO2.finditer(text):
+        if int(m.group(1)) < MIN_SPO2:
+            out.append(f"oxygen saturation {m.group(1)}%")
+    return out

@@ -291,6 +291,9 @@ _PLAUSIBLE: dict[str, tuple[float, float]] = {
 # Results older than this (years) before the most recent encounter are no longer what
 # the record reports as its results (an encounter of 2021 with results of 2003-2007).
 STALE_YEARS = 5.0
+# Kinds of finding that are results (a questionnaire answer such as a smoking status of
+# 1990 is history, kept).
+_RESULT_KINDS = frozenset({"vital", "lab", "exam", "imaging"})
 # Results that imply a diagnosis the problem list must carry (HIV viral loads with no HIV
 # among the conditions, and no therapy), and the condition that would carry it.
 _IMPLIES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
@@ -348,7 +351,12 @@ def tidy_findings(
     for f in findings:
         if f.name in bad.get(f.time, set()):
             dropped["impossible vital sign(s) left out"] += 1
-        elif stale_before is not None and f.time is not None and _naive(f.time) < stale_before:
+        elif (
+            stale_before is not None
+            and f.kind in _RESULT_KINDS
+            and f.time is not None
+            and _naive(f.time) < stale_before
+        ):
             dropped[f"result(s) more than {STALE_YEARS:g} years before the encounter left out"] += 1
         elif any(
             lab.search(f.name) and not diagnosis.search(problems) for lab, diagnosis, _ in _IMPLIES

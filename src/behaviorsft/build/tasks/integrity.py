@@ -135,13 +135,13 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     option slot, the answer at every rank of record share and of length once
     (``designed``), or none (counted in the manifest)."""
     turns = ctx.rendered.conversation.turns
-    if len(turns) < 6:
-        return
     if ctx.case.source.name in VIGNETTE_SOURCES:
         # A presented vignette's turns are note sections in the note's order (MEDEC's
         # sometimes misplaced): the gap is found by that order, not by reasoning, and
         # two sections often fit it equally well.
         ctx.drop(T.INTEGRITY_MISSING_TURN_INFERENCE, VIGNETTE_ORDER_ONLY)
+        return
+    if len(turns) < 6:
         return
     k = DEFAULT_OPTIONS - 1
     k_min = 3  # four options where the role has few turns
