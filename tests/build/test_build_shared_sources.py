@@ -22,6 +22,22 @@ SOURCES = {
 }
 
 
+# Types a source supports that its shared file no longer gives, and why.
+NOT_GIVEN = {
+    # a presented vignette's turns are note sections: their order alone decides a gap
+    "medec": {"integrity_missing_turn_inference"},
+    "mediq": {"integrity_missing_turn_inference"},
+    # every result of the six Synthea patients is 7 to 45 years older than their most
+    # recent encounter: dropped as stale (sources/fhir_tidy.py), so no result is asked about
+    "fhir": {"fact_retrieval", "data_conflict_resolution"},
+}
+# Entries a source's importer skips, and why (one each).
+SKIPPED = {
+    "aci-bench": "speaker labels swapped in the source",
+    "mediq": "impossible vital sign(s)",
+}
+
+
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_source_builds_every_type_it_supports(shared_data, tmp_path, source):
     folder = shared_data / SOURCES[source]
@@ -31,8 +47,12 @@ def test_source_builds_every_type_it_supports(shared_data, tmp_path, source):
         JsonlWriter(cases) as cw,
         JsonlWriter(tmp_path / "conversations.jsonl", key="case_id") as vw,
     ):
+        skipped = 0
         for item in import_paths(source, [folder]):
-            assert item.error is None, str(item.error)
+            if item.error is not None:
+                assert source in SKIPPED and SKIPPED[source] in str(item.error), str(item.error)
+                skipped += 1
+                continue
             cw.write(item.case)
             n += 1
             if item.conversation is not None:
@@ -42,8 +62,8 @@ def test_source_builds_every_type_it_supports(shared_data, tmp_path, source):
     assert report.cases == n
     got = report.by_source_type[source]
     print(source, n, "cases ->", report.tasks, "tasks", got)
-    assert {t.value for t in SOURCE_TYPES[source]} <= set(got)
-    assert set(got) <= {t.value for t in SOURCE_TYPES[source]}
+    assert skipped == (1 if source in SKIPPED else 0)
+    assert {t.value for t in SOURCE_TYPES[source]} - NOT_GIVEN.get(source, set()) == set(got)
 
 
 SHORT_REPORT = (

@@ -54,7 +54,7 @@ def _hiv_module_bundle(note: str = SYNTHEA_NOTE) -> dict[str, Any]:
     vitals = [
         ("t", "5088", "TEMPERATURE", 36.043, "C"),
         ("p", "5087", "PULSE", 51.582, "beats/minute"),
-        ("s", "5092", "BLOOD OXYGEN SATURATION", 74.806, "%"),
+        ("s", "5092", "BLOOD OXYGEN SATURATION", 94.806, "%"),
         ("bp1", "5085", "LOINC Code", 114.89, "mmHg"),
         ("bp2", "5085", "LOINC Code", 132.07, "mmHg"),
     ]
@@ -122,7 +122,7 @@ def test_vitals_to_clinical_precision_and_named(tmp_path):
     got = {f.name: (f.value, f.kind) for f in case.findings if f.time and f.time.year == 2021}
     assert got["Temperature"] == (36.0, "vital")
     assert got["Pulse"] == (52.0, "vital")
-    assert got["Oxygen saturation"] == (75.0, "vital")
+    assert got["Oxygen saturation"] == (95.0, "vital")
     # Both coded 5085 'LOINC Code': the higher of one time is the systolic.
     assert got["Systolic blood pressure"] == (132.0, "vital")
     assert got["Diastolic blood pressure"] == (115.0, "vital")

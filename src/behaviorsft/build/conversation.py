@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from behaviorsft.build import ward_turns
+from behaviorsft.build import vignette_turns, ward_turns
 from behaviorsft.build.coherence import (
     action_fits,
     advice_specialty,
@@ -1097,12 +1097,18 @@ def _render_generic(case: Case, rng: random.Random) -> Rendered:
     colleague = b.person("colleague", "Dr.", "medical resident")
     nurse = b.person("nurse", "Nurse", "nurse")
     speakers = [doctor, colleague]
-    if case.presentation:
+    told = vignette_turns.vignette_sentences(case)
+    if told:  # a written vignette: the resident presents it to the attending
+        for by_resident, text, _kind in vignette_turns.presentation(told, rng):
+            b.say(colleague if by_resident else doctor, text)
+    elif case.presentation:
         b.say(doctor, f"Summary: {case.presentation}", anchor="presentation")
     for i, sec in enumerate(case.sections):
         if sec.title in ("MEDEC error annotation", "Source question", "FHIR import notes"):
             continue  # annotations and source questions are ground truth, not context
         if sec.title == "Sentences":
+            if told:
+                continue
             for line in sec.text.splitlines():
                 text = line.split(" ", 1)[1] if " " in line else line
                 if text.strip():
@@ -1111,7 +1117,7 @@ def _render_generic(case: Case, rng: random.Random) -> Rendered:
         b.say(
             speakers[i % 2], f"{sec.title}: {sec.text.strip()}" if sec.text.strip() else sec.title
         )
-    for fact in case.facts:
+    for fact in [] if told else case.facts:  # a vignette's facts restate its sentences
         b.say(speakers[len(b.turns) % 2], fact)
     if case.allergies:
         b.say(

@@ -57,6 +57,7 @@ from typing import Any, Literal
 
 from behaviorsft.build import (
     lint_chart,
+    lint_encounter,
     lint_errors,
     lint_plan,
     lint_record,
@@ -65,6 +66,7 @@ from behaviorsft.build import (
     lint_values,
 )
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
+from behaviorsft.build.vignette_turns import VIGNETTE_SOURCES
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
 from behaviorsft.taxonomy import TaskType
@@ -97,6 +99,7 @@ RULES.update(lint_plan.RULES)  # type: ignore[arg-type]  # plans, medicines, rea
 RULES.update(lint_severity.RULES)  # type: ignore[arg-type]  # care matching the severity
 RULES.update(lint_surgical.RULES)  # type: ignore[arg-type]  # surgical and GI coherence
 RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/lint_chart.py
+RULES.update(lint_encounter.RULES)  # how a record reads as an encounter: lint_encounter.py
 RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
 RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
 
@@ -609,6 +612,9 @@ def _case_facts(kb: KnowledgeBase, case: dict[str, Any]) -> _Facts:
     shown |= {
         str(f.get("value_text") or "").lower() for f in findings if f.get("kind") == "imaging"
     }
+    if (case.get("source") or {}).get("name") in VIGNETTE_SOURCES:
+        # the resident presents the whole vignette: the results it reports are shown
+        shown.add(str(case.get("presentation") or "").lower())
     return _Facts(allergies, history.lower(), shown, list(case.get("medications") or []))
 
 
@@ -1027,6 +1033,7 @@ def _lint_conversation(
     turns = conv.get("turns") or []
     lint_values.check_conversation(kb, where, conv)
     lint_chart.check_conversation(where, conv)
+    lint_encounter.check_conversation(where, conv)
     shown = _shown(turns, facts)
     values = _table_values(turns)
     # What the record gives: its medicines, and every statement that a drug was given.

@@ -547,3 +547,97 @@ def parse_turns(dialogue: str, match: SpeakerMatch) -> list[Turn]:
         Turn(index=i, speaker=speaker, role=role, text="\n".join(t for t in text if t))
         for i, (speaker, role, text) in enumerate(pieces)
     ]
+
+
+# What only a clinician says ("how are you doing today" to open, "what brings you in",
+# "let me examine", "i'm going to prescribe"), and what only a patient says of themselves
+# ("my big toe hurts", "i've been having chest pain").
+_CLINICIAN_CUES = re.compile(
+    r"^(hi|hello|hey|good (morning|afternoon|evening))\b[^?.!]{0,40}\bhow are you\b|"
+    r"\bwhat brings you (in|here|to)\b|\blet me (examine|take a look|listen)\b|"
+    r"\bi('m| am) going to (prescribe|order|refer|examine)\b|\bon (physical )?exam(ination)?\b"
+    r"|\byour (x-ray|labs|blood work|lab results)\b",
+    re.I,
+)
+_PATIENT_CUES = re.compile(
+    r"\bmy (\w+ ){0,3}(hurts|hurt|aches|is (sore|swollen|killing me))\b|"
+    r"\bi('ve| have) been (having|feeling|getting)\b|\bit hurts (when|if) i\b",
+    re.I,
+)
+# Evidence needed, and by how much it must outweigh the evidence of the right labels.
+SWAP_EVIDENCE = 2
+
+
+def swapped_speakers(turns: Sequence[Turn]) -> str | None:
+    """Why a transcript's doctor and patient labels look swapped (the "patient" greets the
+    clinician and asks what brings them in, the "doctor" says "my big toe hurts"), or None.
+
+    Counted over the turns of the physician and the patient: what only the other says,
+    against what each says in their own role. Two such turns, and more of them than of
+    the right ones, make a swap."""
+    swapped = right = 0
+    first: list[str] = []
+    for t in turns:
+        if t.role not in ("physician", "patient"):
+            continue
+        clinician = bool(_CLINICIAN_CUES.search(t.text))
+        patient = bool(_PATIENT_CUES.search(t.text))
+        if clinician == patient:
+            continue
+        if (t.role == "patient") == clinician:
+            swapped += 1
+            if len(first) < 2:
+                first.append(f"turn {t.index} ({t.speaker}): {t.text[:60]!r}")
+        else:
+            right += 1
+    if swapped >= SWAP_EVIDENCE and swapped > right:
+        return "speaker labels swapped in the source: " + "; ".join(first)
+    return None
+
+
+# --------------------------------------------------------------------------
+# Vital signs no living patient at a visit shows
+# --------------------------------------------------------------------------
+
+_BP = re.compile(r"\b(\d{2,3})\s*/\s*(\d{2,3})\s*(?:mm\s*Hg|mmHg)", re.I)
+_PULSE = re.compile(r"\b(?:pulse|heart rate)(?: rate)?(?: is| of|:)?\s+(\d{1,3})\s*/\s*min", re.I)
+_SPO2 = re.compile(
+    r"\b(?:oxygen saturation|SpO2|pulse oximetry)\b[^.;\d]{0,30}?(\d{1,3})\s*%", re.I
+)
+# A blood pressure whose diastolic is within MIN_PULSE_PRESSURE of its systolic, above
+# MAX_DIASTOLIC, or under a systolic above MAX_SYSTOLIC (an inverted one is the linter's
+# ``bp-inverted``); a pulse outside PULSE_RANGE; a saturation below MIN_SPO2.
+MIN_PULSE_PRESSURE = 10
+MAX_DIASTOLIC = 150
+MAX_SYSTOLIC = 280
+PULSE_RANGE = (20, 250)
+MIN_SPO2 = 50
+
+
+def bp_impossible(systolic: float, diastolic: float) -> bool:
+    """A blood pressure no living patient shows (an inverted one aside)."""
+    if diastolic >= systolic:
+        return False
+    return (
+        systolic - diastolic < MIN_PULSE_PRESSURE
+        or diastolic > MAX_DIASTOLIC
+        or systolic > MAX_SYSTOLIC
+    )
+
+
+def impossible_vitals(text: str) -> list[str]:
+    """The vital signs written in ``text`` that no living patient shows ("blood pressure
+    102/98"), as short descriptions; [] when there are none."""
+    out = []
+    for m in _BP.finditer(text):
+        s, d = int(m.group(1)), int(m.group(2))
+        if bp_impossible(s, d):
+            out.append(f"blood pressure {s}/{d}")
+    for m in _PULSE.finditer(text):
+        p = int(m.group(1))
+        if not PULSE_RANGE[0] <= p <= PULSE_RANGE[1]:
+            out.append(f"pulse {p}/min")
+    for m in _SPO2.finditer(text):
+        if int(m.group(1)) < MIN_SPO2:
+            out.append(f"oxygen saturation {m.group(1)}%")
+    return out

@@ -34,6 +34,7 @@ from behaviorsft.sources._common import (
     parse_sex,
     parse_turns,
     split_sections,
+    swapped_speakers,
 )
 
 SOURCE = "aci-bench"
@@ -99,12 +100,17 @@ def read(path: Path) -> Iterator[Imported]:
         if not row["dialogue"].strip():
             yield error(path, line, "dialogue", "empty")
             continue
-        yield guarded(path, line, partial(_case, path, row, eid, meta.get(eid)))
+        yield guarded(path, line, partial(_case, path, row, eid, meta.get(eid), line))
 
 
-def _case(path: Path, row: dict[str, str], eid: str, meta: dict[str, str] | None) -> Imported:
+def _case(
+    path: Path, row: dict[str, str], eid: str, meta: dict[str, str] | None, line: int = 0
+) -> Imported:
     case_id = f"{SOURCE}:{eid}"
     turns = parse_turns(row["dialogue"], _match)
+    swapped = swapped_speakers(turns)
+    if swapped is not None:  # skipped (and counted in the manifest), not relabelled:
+        return error(path, line, "dialogue", swapped)  # such turns also run together
     sections = [
         Section(title=title or "Note", text=body)
         for title, body in split_sections(row["note"], markdown=False)

@@ -88,6 +88,8 @@ from behaviorsft.sources.fhir_tidy import (
     clinical_value,
     is_vital_code,
     name_blood_pressures,
+    settle_conditions,
+    tidy_findings,
     tidy_note,
 )
 
@@ -793,6 +795,14 @@ def _build(path: Path, doc: dict[str, Any], bundle: _Bundle) -> Iterator[Importe
             last_findings.extend(got)
     findings = name_blood_pressures(findings)
     last_findings = name_blood_pressures(last_findings)
+    # What a clinician would reject (fhir_tidy): impossible vital signs, results long
+    # before the encounter, results implying a diagnosis the record lacks; and acute
+    # events long past are history, not active problems.
+    seen_at = _encounter_start(last.resource) if last is not None else None
+    conditions, settled = settle_conditions(conditions, at=seen_at)
+    findings, tidied = tidy_findings(findings, at=seen_at, conditions=conditions)
+    last_findings, _ = tidy_findings(last_findings, at=seen_at, conditions=conditions)
+    notes += settled + tidied
     if len(observations) > len(kept):
         notes.append(
             f"Findings: only the most recent {MAX_OBSERVATIONS} of {len(observations)} "

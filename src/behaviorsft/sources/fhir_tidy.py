@@ -24,10 +24,11 @@ as written:
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
-from behaviorsft.records import Finding
+from behaviorsft.records import Condition, Finding
 
 # Vital signs by code (LOINC, or the OpenMRS/CIEL id Synthea pads under the LOINC
 # system): their name when the source gives none, and the decimals a chart keeps.
@@ -269,3 +270,127 @@ def tidy_note(
     if all(_DATE_LINE.match(line) for line in out if line.strip()):
         return None  # a date line and nothing else
     return "\n".join(out)
+
+
+# ------------------------------------------------------------------- findings, conditions
+
+# Vital signs no chart would carry for a patient walking into a routine visit: Synthea's
+# HIV module draws them at random (186/167, 241/202 with a pulse of 194, SpO2 71%).
+# A pair of blood-pressure readings is dropped whole where the diastolic is within
+# MIN_PULSE_PRESSURE of the systolic, above MAX_DIASTOLIC or under a systolic above
+# MAX_SYSTOLIC; a pulse or saturation outside these bounds alone.
+MIN_PULSE_PRESSURE = 15.0
+MAX_DIASTOLIC = 140.0
+MAX_SYSTOLIC = 250.0
+_PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "Heart rate": (35.0, 180.0),
+    "Pulse": (35.0, 180.0),
+    "Oxygen saturation": (85.0, 100.0),
+    "Respiratory rate": (6.0, 40.0),
+}
+# Results older than this (years) before the most recent encounter are no longer what
+# the record reports as its results (an encounter of 2021 with results of 2003-2007).
+STALE_YEARS = 5.0
+# Kinds of finding that are results (a questionnaire answer such as a smoking status of
+# 1990 is history, kept).
+_RESULT_KINDS = frozenset({"vital", "lab", "exam", "imaging"})
+# Results that imply a diagnosis the problem list must carry (HIV viral loads with no HIV
+# among the conditions, and no therapy), and the condition that would carry it.
+_IMPLIES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\bHIV\b|\bCD4\b|antiretroviral|\bPCP prophylaxis\b", re.I),
+        re.compile(r"\bHIV\b|human immunodeficiency", re.I),
+        "HIV",
+    ),
+)
+# Acute events Synthea leaves "active" for decades ("Cardiac Arrest" at a vaccine visit
+# 38 years on): past ACUTE_DAYS they are history, not an active problem.
+_ACUTE_EVENT = re.compile(r"^\s*(cardiac arrest|myocardial infarction|acute\b.*)$", re.I)
+ACUTE_DAYS = 30
+
+
+def _bp_impossible(systolic: float, diastolic: float) -> bool:
+    return (
+        diastolic >= systolic - MIN_PULSE_PRESSURE
+        or diastolic > MAX_DIASTOLIC
+        or systolic > MAX_SYSTOLIC
+    )
+
+
+def vitals_impossible(values: dict[str, float]) -> list[str]:
+    """The names among ``values`` (one time's vital signs, by name) that no chart of a
+    routine visit would carry (both blood pressures where the pair is impossible)."""
+    out = []
+    s, d = values.get(SYSTOLIC), values.get(DIASTOLIC)
+    if s is not None and d is not None and _bp_impossible(s, d):
+        out += [SYSTOLIC, DIASTOLIC]
+    for name, (lo, hi) in _PLAUSIBLE.items():
+        v = values.get(name)
+        if v is not None and not lo <= v <= hi:
+            out.append(name)
+    return out
+
+
+def tidy_findings(
+    findings: Sequence[Finding], *, at: datetime | None, conditions: Iterable[Condition]
+) -> tuple[list[Finding], list[str]]:
+    """``findings`` without what a clinician would reject (see the constants above):
+    impossible vital signs, results more than ``STALE_YEARS`` before ``at`` (the most
+    recent encounter), and results implying a diagnosis that ``conditions`` lack. Also
+    returns one import note per kind of drop, with its count."""
+    at = _naive(at) if at is not None else None
+    problems = " ".join(c.name for c in conditions)
+    by_time: dict[object, dict[str, float]] = defaultdict(dict)
+    for f in findings:
+        if f.value is not None and (f.kind == "vital" or f.name in (SYSTOLIC, DIASTOLIC)):
+            by_time[f.time][f.name] = f.value
+    bad = {t: set(vitals_impossible(v)) for t, v in by_time.items()}
+    stale_before = at - timedelta(days=365.25 * STALE_YEARS) if at is not None else None
+    kept: list[Finding] = []
+    dropped: Counter[str] = Counter()
+    for f in findings:
+        if f.name in bad.get(f.time, set()):
+            dropped["impossible vital sign(s) left out"] += 1
+        elif (
+            stale_before is not None
+            and f.kind in _RESULT_KINDS
+            and f.time is not None
+            and _naive(f.time) < stale_before
+        ):
+            dropped[f"result(s) more than {STALE_YEARS:g} years before the encounter left out"] += 1
+        elif any(
+            lab.search(f.name) and not diagnosis.search(problems) for lab, diagnosis, _ in _IMPLIES
+        ):
+            what = next(n for lab, _, n in _IMPLIES if lab.search(f.name))
+            dropped[f"{what} result(s) with no {what} diagnosis in the record left out"] += 1
+        else:
+            kept.append(f)
+    return kept, [f"Findings: {n} {why}." for why, n in dropped.items()]
+
+
+def settle_conditions(
+    conditions: Sequence[Condition], *, at: datetime | None
+) -> tuple[list[Condition], list[str]]:
+    """``conditions`` with an acute event long past ("Cardiac Arrest" decades ago) no
+    longer active (resolved: it is history), and a note of how many were."""
+    if at is None:
+        return list(conditions), []
+    at = _naive(at)
+    out = []
+    settled = 0
+    for c in conditions:
+        if (
+            _ACUTE_EVENT.match(c.name)
+            and (c.status or "active").lower() == "active"
+            and c.onset is not None
+            and _naive(c.onset) < at - timedelta(days=ACUTE_DAYS)
+        ):
+            c = c.model_copy(update={"status": "resolved"})
+            settled += 1
+        out.append(c)
+    note = f"Conditions: {settled} acute event(s) long past marked resolved, not active."
+    return out, [note] if settled else []
+
+
+def _naive(when: datetime) -> datetime:
+    return when.replace(tzinfo=None)

@@ -29,6 +29,7 @@ from behaviorsft.sources._common import (
     error,
     error_from_validation,
     guarded,
+    impossible_vitals,
     iter_jsonl,
     make_source,
     parse_age,
@@ -120,6 +121,10 @@ def read(path: Path) -> Iterator[Imported]:
             yield error(path, n, "id", f"duplicate id {rid!r} (first on line {seen[rid]})")
             continue
         seen[rid] = n
+        impossible = impossible_vitals(" ".join(entry.context))
+        if impossible:  # a slip in the source ("102/98 mm Hg"): no record to build on
+            yield error(path, n, "context", f"impossible vital sign(s): {', '.join(impossible)}")
+            continue
         yield guarded(path, n, partial(_case, path, entry, rid))
     if not any_line:
         yield error(path, 0, "<file>", "file is empty")

@@ -31,6 +31,7 @@ from behaviorsft.sources._common import (
     make_source,
     parse_turns,
     slug,
+    swapped_speakers,
 )
 
 SOURCE = "mts-dialog"
@@ -102,10 +103,10 @@ def read(path: Path) -> Iterator[Imported]:
         if not row["section_header"].strip():
             yield error(path, line, "section_header", "empty")
             continue
-        yield guarded(path, line, partial(_case, path, row, split, rid))
+        yield guarded(path, line, partial(_case, path, row, split, rid, line))
 
 
-def _case(path: Path, row: dict[str, str], split: str, rid: str) -> Imported:
+def _case(path: Path, row: dict[str, str], split: str, rid: str, line: int = 0) -> Imported:
     case_id = f"{SOURCE}:{split}-{rid}"
     header = row["section_header"].strip()
     text = row["section_text"].replace("\r\n", "\n").strip()
@@ -126,4 +127,7 @@ def _case(path: Path, row: dict[str, str], split: str, rid: str) -> Imported:
         final_diagnosis=(text or None) if header.upper() == "DIAGNOSIS" else None,
     )
     turns = parse_turns(row["dialogue"], _match)
+    swapped = swapped_speakers(turns)
+    if swapped is not None:  # skipped (and counted in the manifest), not relabelled
+        return error(path, line, "dialogue", swapped)
     return Imported(case=case, conversation=Conversation(case_id=case_id, turns=turns))

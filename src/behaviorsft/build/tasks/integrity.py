@@ -23,6 +23,7 @@ from behaviorsft.build.tasks.grounding import (
     share,
     shown_words,
 )
+from behaviorsft.build.vignette_turns import VIGNETTE_SOURCES
 from behaviorsft.records import Turn
 from behaviorsft.taxonomy import TaskType
 
@@ -121,6 +122,12 @@ def _marker(t: Turn) -> str:
     return f"[Turn {t.index} is missing]"
 
 
+VIGNETTE_ORDER_ONLY = "vignette: section order alone decides the gap"
+SHORT_CONTEXT = "transcript: no fair gap with three turns before it"
+# Real transcripts, whose items show three turns before the gap (never one).
+FULL_CONTEXT_SOURCES = frozenset({"aci-bench", "mts-dialog", "fhir"})
+
+
 def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     """Which turn is missing: the wrong options are other turns of the same conversation
     spoken by someone in the same role (the same kind of person, failing that), chosen
@@ -131,6 +138,12 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     option slot, the answer at every rank of record share and of length once
     (``designed``), or none (counted in the manifest)."""
     turns = ctx.rendered.conversation.turns
+    if ctx.case.source.name in VIGNETTE_SOURCES:
+        # A presented vignette's turns are note sections in the note's order (MEDEC's
+        # sometimes misplaced): the gap is found by that order, not by reasoning, and
+        # two sections often fit it equally well.
+        ctx.drop(T.INTEGRITY_MISSING_TURN_INFERENCE, VIGNETTE_ORDER_ONLY)
+        return
     if len(turns) < 6:
         return
     k = DEFAULT_OPTIONS - 1
@@ -503,7 +516,17 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         # item of the list it introduces ("Creatinine 1.2 mg/dL") is asked about or offered.
         frags = fragment_turns(turns)
         eligible = [t for t in eligible if t.index not in frags]
+        # A real transcript's gap has three turns before it shown, or none is asked:
+        # with one, two replies often fit it equally well (round-10 review, mts-dialog
+        # train-110).
+        strict = ctx.case.source.name in FULL_CONTEXT_SOURCES
+        if strict:
+            eligible = [t for t in eligible if t.index >= before]
         wrong_from = eligible
+        if strict and not askable(eligible):
+            if eligible or len(turns) >= 6:
+                ctx.drop(T.INTEGRITY_MISSING_TURN_INFERENCE, SHORT_CONTEXT)
+            return
         if not askable(eligible):
             # A short transcript (a brief imported report): one turn before the gap, and
             # any unshown turn after the first may serve as a wrong option.
@@ -522,7 +545,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
         rng = random.Random(f"behaviorsft-missing-turn:{ctx.generator.seed}:{ctx.case.id}")
         options = askable(eligible)
         items = designed(options, rng)
-        if not items and before > 1:
+        if not items and before > 1 and not strict:
             # Too few turns outside a window of three before the gap: one before it.
             before = 1
             items = designed(askable(eligible), rng)

@@ -15,6 +15,7 @@ from behaviorsft.build.tasks.common import (
     unique_candidates,
 )
 from behaviorsft.build.tasks.grounding import share, shown_words
+from behaviorsft.build.vignette_turns import vignette_sentences
 from behaviorsft.records import Perturbation, PerturbationKind
 from behaviorsft.sources.medec import error_span, join_fragments, medec_annotation
 from behaviorsft.taxonomy import TaskType
@@ -39,8 +40,9 @@ MEDEC_CONTROL_SHARE = 0.38
 # corrections from other notes alone would let "the option the record quotes" find it.
 MEDEC_SHARE_TOLERANCE = 0.0
 MEDEC_QUESTION = (
-    "Each numbered turn after the summary is one sentence of this note. Does a sentence "
-    "need correcting? If so, which correction is right?"
+    "The resident presents a clinical note that may hold one wrong sentence. Does a "
+    "sentence need correcting? If so, which correction is right (it replaces the sentence "
+    "of that turn that it rewrites)?"
 )
 # What a whole sentence looks like: starts with a capital or digit, ends with a full stop
 # (or ?, !, :), at least three words. Fragments ("Hg.", "Her pulse is") are never options.
@@ -55,14 +57,14 @@ _SPACE_BEFORE = re.compile(r"\s+([.,;:!?])")
 
 
 def correction(index: int, sentence: str) -> str:
-    """The option "sentence ``index`` should read ``sentence``" (no space before its
-    punctuation and no unpaired quote mark at its start, as some MEDEC sentences have:
-    "... panic disorder .", '" Labor was induced.'; a capital first)."""
+    """The option "in turn ``index``, the sentence should read ``sentence``" (no space
+    before its punctuation and no unpaired quote mark at its start, as some MEDEC sentences
+    have: "... panic disorder .", '" Labor was induced.'; a capital first)."""
     tidy = _SPACE_BEFORE.sub(r"\1", sentence).strip()
     if tidy.count('"') % 2 and tidy.startswith('"'):
         tidy = tidy[1:].lstrip()
     tidy = tidy[:1].upper() + tidy[1:]
-    return f'Sentence {index} should read: "{tidy}"'
+    return f'In turn {index}, the sentence should read: "{tidy}"'
 
 
 def _swap(sentence: str, old: str, new: str) -> str | None:
@@ -109,10 +111,7 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
     if ann is None:
         return
     turns = ctx.rendered.conversation.turns
-    # The note's sentences as the transcript gives them, pieces of a split sentence joined
-    # (older imports keep MEDEC's split lines); not the opening summary of the whole note.
-    body = [t for t in turns if not t.text.startswith("Summary:")]
-    sentences = [(body[i].index, text) for i, text in join_fragments([t.text for t in body])]
+    sentences = _note_sentences(ctx)
     if ann.error_flag and ann.error_sentence and ann.corrected_sentence:
         wrong = _norm(ann.error_sentence)
         err = next(((i, text) for i, text in sentences if wrong in _norm(text)), None)
@@ -195,6 +194,22 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
             f'"{ann.twin_error_sentence}").',
             restraint_control=True,
         )
+
+
+def _note_sentences(ctx: Ctx) -> list[tuple[int, str]]:
+    """The note's sentences, each with the turn of the presentation that says it (pieces
+    of a split sentence joined: older imports keep MEDEC's split lines)."""
+    turns = ctx.rendered.conversation.turns
+    told = vignette_sentences(ctx.case)
+    if not told:  # a transcript of another shape: one sentence per turn, after a summary
+        body = [t for t in turns if not t.text.startswith("Summary:")]
+        return [(body[i].index, text) for i, text in join_fragments([t.text for t in body])]
+    out = []
+    for _, text in join_fragments(told):
+        turn = next((t.index for t in turns if text in t.text), None)
+        if turn is not None:
+            out.append((turn, text))
+    return out
 
 
 def _alternatives(sentence: str, old: str, parts: list[str], *taken: str) -> list[str]:
