@@ -58,6 +58,7 @@ from typing import Any, Literal
 from behaviorsft.build import (
     lint_chart,
     lint_errors,
+    lint_items,
     lint_plan,
     lint_record,
     lint_severity,
@@ -99,6 +100,7 @@ RULES.update(lint_surgical.RULES)  # type: ignore[arg-type]  # surgical and GI c
 RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/lint_chart.py
 RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
 RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
+RULES.update(lint_items.RULES)  # type: ignore[arg-type]  # item metadata: lint_items.py
 
 
 @dataclass(frozen=True)

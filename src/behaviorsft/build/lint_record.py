@@ -90,6 +90,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from behaviorsft.build import lint_items
 from behaviorsft.build.coherence import (
     AFTER_OPERATION,
     AWAITING,
@@ -102,6 +103,7 @@ from behaviorsft.build.coherence import (
     claim_checker,
     consulted,
     count_claim_shown,
+    decisive_result,
     done_by_discharge,
     finding_cited,
     negation_contradicted,
@@ -374,6 +376,16 @@ def lint_conversation(
                     f"'{dx} fits best given {reason}' while the record shows {decisive}",
                     idx,
                 )
+            elif verb == "fits best" and decisive is None and cond.decisive_results:
+                # a decisive result (coherence.decisive_result) the turns before show
+                shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]])
+                result = decisive_result(kb, shown, cond)
+                if result is not None and split_clauses(result)[0] not in reason:
+                    where.add(
+                        "reason-nondecisive",
+                        f"'{dx} fits best given {reason}' while the record shows {result}",
+                        idx,
+                    )
         if reasons:
             shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]], lay=True)
             for dx, _, reason in reasons:
@@ -817,4 +829,6 @@ def lint_tasks(
     """Every task of ``tasks`` (``(line, task)``); ``where_of(line, id)`` makes its adder."""
     for line, task in tasks:
         cid = str(task.get("case_id", ""))
-        lint_task(kb, where_of(line, str(task.get("id", ""))), task, convs.get(cid), cases.get(cid))
+        where = where_of(line, str(task.get("id", "")))
+        lint_items.lint_task(where, task, convs.get(cid))  # item metadata: lint_items.py
+        lint_task(kb, where, task, convs.get(cid), cases.get(cid))
