@@ -42,7 +42,8 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           consolidation on CTPA despite hypoxaemia")
 ``reason-nondecisive``    the working diagnosis said to fit best given the presenting
                           complaint while the record shows the study finding that makes it
-                          (a vegetation on echocardiography)
+                          (a vegetation on echocardiography), or a decisive result the
+                          turns before show (KB ``decisive_results``: CK above 5x ULN)
 ``premise-missing``       a differential or step resting on a line, catheter or device
                           ("catheter-related bacteraemia", "line removal") that the record
                           never documents
