@@ -43,14 +43,14 @@ def _ddx(rendered) -> str:
 def _fitting_options(rendered, task) -> list[str]:
     """The options of a "citing R" question whose differential the record dismissed with a
     finding of R."""
-    asked = {c.lower() for c in split_clauses(_CITING.match(task.question)["r"])}
+    asked = lint_items.clause_keys(_CITING.match(task.question)["r"])
     options = {o.text.lower() for o in task.options}
     return [
         dx
         for dx, verb, said in cited_reasons(_ddx(rendered))
         if verb == "is less likely"
         and dx.lower() in options
-        and asked & {c.lower() for c in split_clauses(said)}
+        and asked & lint_items.clause_keys(said)
     ]
 
 
@@ -158,9 +158,12 @@ def test_43_000202_treatment_failure_rule_is_a_fall_of_less_than_25_percent(kb):
 
 
 def test_43_000482_rationale_cites_the_turn_that_says_the_item(kb):
-    """The recent infection is said with the recent events (turn 8), not the history (6)."""
+    """The rationale cited turn 6 (the history) for a recent infection said in turn 8 with
+    the recent events; and a recent infection, the storm's likely precipitant, was offered as
+    "a condition the patient already had". Recent events are no longer offered as such."""
     _, rendered, tasks = build_item(kb, 482, SEED)
     task = next(t for t in tasks if t.task_type.value == "treatment_decision")
+    assert "Infection" not in [o.text for o in task.options]
     m = re.match(r"Turn (\d+): the patient's history includes (.+?);", task.rationale)
     if m is not None:
         assert m[2] in rendered.conversation.turns[int(m[1])].text.lower()
@@ -312,3 +315,25 @@ def test_reason_nondecisive_rule_sees_a_decisive_result(kb):
             r"fits best given .+?\. It also explains (.+?)\.", r"fits best given \1.", t["text"]
         )
     assert "reason-nondecisive" in lint_rules(kb, case, conv)
+
+
+def test_own_reason_names_only_what_was_cited_against_one_differential():
+    from behaviorsft.build.tasks.reasoning import _own_reason
+
+    shared = {"Cystitis": "fever", "Colic": "fever and positive leukocyte esterase"}
+    assert _own_reason(shared, "Cystitis") is None  # "citing fever" would have two answers
+    assert _own_reason(shared, "Colic") == "positive leukocyte esterase"
+    apart = {"Cystitis": "fever", "Colic": "positive leukocyte esterase"}
+    assert _own_reason(apart, "Cystitis") == "fever"
+    lipase = {
+        "Ulcer": "lipase > 3x ULN without free air",
+        "Cholecystitis": "lipase > 3x ULN with pain radiating to the back",
+    }
+    assert _own_reason(lipase, "Ulcer") == "no free air"
+    # an absence said two ways is one finding (43-000035: flutter and MAT, no P waves)
+    waves = {
+        "Flutter": "irregularly irregular narrow-complex tachycardia without P waves",
+        "MAT": "no P waves",
+    }
+    assert _own_reason(waves, "MAT") is None
+    assert _own_reason(waves, "Flutter") == "irregularly irregular narrow-complex tachycardia"

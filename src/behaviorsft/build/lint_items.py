@@ -43,8 +43,9 @@ _NAMED = re.compile(r"\bturn\s+(\d+)\b|^\[(\d+)\]", re.I | re.M)
 _TRANSCRIBED = re.compile(r"^(?P<name>.+?) transcribed with a different value")
 
 
-def _clauses(reason: str) -> set[str]:
-    return {c.lower() for c in split_clauses(reason)}
+def clause_keys(reason: str) -> set[str]:
+    """The findings a reason cites, compared alike ("without free air" is "no free air")."""
+    return {re.sub(r"^without ", "no ", c.lower()) for c in split_clauses(reason)}
 
 
 def lint_task(where: _Adds, task: dict[str, Any], conv: dict[str, Any] | None) -> None:
@@ -86,14 +87,14 @@ def _check_rationale(
 def _check_shared(
     where: _Adds, task: dict[str, Any], turns: list[dict[str, Any]], reason: str
 ) -> None:
-    asked = _clauses(reason)
+    asked = clause_keys(reason)
     options = {str(o.get("text", "")).lower() for o in task.get("options") or []}
     fits = sorted(
         {
             dx
             for t in turns
             for dx, verb, said in cited_reasons(str(t.get("text", "")))
-            if verb == "is less likely" and dx.lower() in options and asked & _clauses(said)
+            if verb == "is less likely" and dx.lower() in options and asked & clause_keys(said)
         }
     )
     if len(fits) > 1:

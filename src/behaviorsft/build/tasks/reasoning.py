@@ -12,7 +12,8 @@ from behaviorsft.build.conversation import (
     fits_best,
     fits_best_given,
 )
-from behaviorsft.build.lint_plan import split_clauses
+from behaviorsft.build.lint_items import clause_keys
+from behaviorsft.build.lint_plan import join_clauses, split_clauses
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -20,6 +21,7 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
 )
 from behaviorsft.build.tasks.grounding import grounded, shown_words
+from behaviorsft.sources.history import is_exposure
 from behaviorsft.sources.kb import Differential, KnowledgeBase
 from behaviorsft.sources.synthetic import medication_text
 from behaviorsft.sources.wording import is_condition
@@ -219,6 +221,9 @@ def _history_diagnoses(ctx: Ctx, drug: str) -> list[str]:
         low = item.lower()
         if (
             not is_condition(item)  # said as an event or exposure, not a diagnosis
+            # a recent event the record gives with the recent events ("an infection
+            # recently"): a precipitant, not a condition the patient already had
+            or is_exposure(item)
             or _NOT_A_DIAGNOSIS.search(item)
             or any(low in t or t in low for t in treats)
             or any(n in low for n in drug_names)
@@ -228,12 +233,22 @@ def _history_diagnoses(ctx: Ctx, drug: str) -> list[str]:
     return out
 
 
-def _reason_shared(reasons: dict[str, str], name: str) -> bool:
-    """Whether a finding the attending cited against ``name`` was cited against another
-    differential too ("fever" against cystitis, "fever and pyuria" against ureteric colic):
-    "which diagnosis was judged less likely, citing it?" would then have two answers."""
-    own = {c.lower() for c in split_clauses(reasons[name])}
-    return any(own & {c.lower() for c in split_clauses(r)} for n, r in reasons.items() if n != name)
+def _own_reason(reasons: dict[str, str], name: str) -> str | None:
+    """What the attending cited against ``name`` and against no other differential: the
+    whole reason, or the findings of it cited only against ``name`` ("fever" was cited
+    against cystitis and, with leukocyte esterase, against ureteric colic: "which diagnosis
+    was judged less likely, citing fever?" would have two answers, "citing positive
+    leukocyte esterase" one); None when every finding was cited against another too."""
+    clauses = split_clauses(reasons[name])
+    # (compared alike: "without P waves" against flutter is "no P waves" against MAT)
+    others = {k for n, r in reasons.items() if n != name for k in clause_keys(r)}
+    own = [c for c in clauses if not clause_keys(c) <= others]
+    if len(own) == len(clauses):
+        return reasons[name]
+    if not own:
+        return None
+    said = join_clauses(own)
+    return "no " + said[len("without ") :] if said.startswith("without ") else said
 
 
 def _turn_saying(ctx: Ctx, item: str, end: int, fallback: str) -> int | None:
@@ -284,12 +299,12 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         )
     ] + [
         (
-            f"Which diagnosis did the attending judge less likely, citing {reasons[d.name]}?",
+            f"Which diagnosis did the attending judge less likely, citing {own}?",
             d.name,
             f"Turn {ddx_turn}: {d.name} is less likely given {reasons[d.name]}.",
         )
         for d in diffs
-        if d.name in reasons and not _reason_shared(reasons, d.name)
+        if d.name in reasons and (own := _own_reason(reasons, d.name)) is not None
     ]
     # A differential set aside with no reason shown is the answer to a question too (else
     # its name would only ever be wrong): the one set aside without a reason, or the one
