@@ -135,7 +135,7 @@ def test_43_reasons_argue_against_their_differential(kb, index, code, gone, said
         (384, "hepatic_encephalopathy", "raised ammonia"),
         (435, "aki", "urine sodium below 20 mmol/L"),
         (569, "hyponatremia_siadh", "serum osmolality below 275 mOsm/kg"),
-        (185, "sepsis", "raised lactate"),
+        (185, "sepsis", "raised procalcitonin with raised lactate"),
         (53, "rhabdomyolysis", "CK above 5x ULN"),
     ],
 )
