@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
-from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.kb import Condition, KnowledgeBase
 
 # ----------------------------------------------------------------------------- timing
 
@@ -476,6 +476,17 @@ def agreeing_reason(kb: KnowledgeBase, shown: object, reason: str) -> str | None
     if all(_NEGATIVE.match(c) for c in ok):
         return None
     return join_clauses(ok)
+
+
+def decisive_result(kb: KnowledgeBase, shown: object, cond: Condition) -> str | None:
+    """The first of ``cond``'s decisive results (``Condition.decisive_results``: "CK above
+    5x ULN" for rhabdomyolysis) that the record ``shown`` gives, cut as ``agreeing_reason``
+    cuts a reason; None when it shows none."""
+    for result in cond.decisive_results:
+        said = agreeing_reason(kb, shown, result)
+        if said is not None:
+            return said
+    return None
 
 
 # ----------------------------------------------------------------------------- organisms

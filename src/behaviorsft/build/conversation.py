@@ -31,6 +31,7 @@ from behaviorsft.build.coherence import (
     claim_checker,
     consultant_advice_fits,
     count_claim_shown,
+    decisive_result,
     finding_cited,
     organism_conflict,
     premise_missing,
@@ -171,6 +172,9 @@ class Rendered:
     # differential name -> the reason the attending cited against it (only what the record
     # showed before; a differential set aside without a reason is absent)
     reasons: dict[str, str] = field(default_factory=dict)
+    # the decisive result the attending says the working diagnosis fits best given ("CK
+    # above 5x ULN": coherence.decisive_result), where no study report is decisive
+    decisive: str | None = None
     # the whole record indexed (a ``RecordIndex`` of every turn, no excerpt) where the
     # renderer built it: ``Ctx.index`` cuts it to a task's turns instead of indexing again
     index: object | None = field(default=None, repr=False, compare=False)
@@ -189,6 +193,7 @@ class _Builder:
         self._names = iter(names)
         self.people: dict[str, tuple[str, str]] = {}
         self.reasons: dict[str, str] = {}
+        self.decisive: str | None = None
 
     def person(self, key: str, title: str, role: str) -> tuple[str, str]:
         if key not in self.people:
@@ -231,6 +236,7 @@ class _Builder:
             dated_turns=self.dated_turns,
             omitted=omitted,
             reasons=self.reasons,
+            decisive=self.decisive,
         )
 
 
@@ -328,11 +334,11 @@ def decisive_finding(cond: Condition, case: Case) -> str | None:
     return None
 
 
-def fits_best(cond: Condition, case: Case, symptoms: list[str]) -> str:
+def fits_best(cond: Condition, case: Case, symptoms: list[str], result: str | None = None) -> str:
     """The attending's sentence on why the working diagnosis fits best: the decisive
-    finding, with the presenting complaint it explains; the complaint alone where the
-    record has no decisive finding."""
-    decisive = decisive_finding(cond, case)
+    finding (a study's report, else the decisive ``result`` the record shows), with the
+    presenting complaint it explains; the complaint alone where the record has neither."""
+    decisive = decisive_finding(cond, case) or result
     said = f"{cond.name} fits best given {fits_best_given(symptoms, decisive)}."
     if decisive is not None and symptoms:
         said += f" It also explains {complaint(symptoms)}."
@@ -737,6 +743,8 @@ def _render_kb(
             if reason is not None
             else f"{d.name} is less likely on what we have so far."
         )
+    if decisive_finding(cond, case) is None:
+        b.decisive = decisive_result(kb, so_far, cond)
     # a known hernia is weighed against its examination (sources/surgical.py)
     hernia = surgical.hernia_reason(
         cond,
@@ -750,7 +758,7 @@ def _render_kb(
         " ".join(
             # h16-b: the presenting complaint the working diagnosis rests on, so that
             # ddx_reasoning can ask about it (``fits_best_given``).
-            [fits_best(cond, case, symptoms), *against]
+            [fits_best(cond, case, symptoms, b.decisive), *against]
         ),
         anchor="ddx",
     )

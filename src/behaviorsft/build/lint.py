@@ -59,6 +59,7 @@ from behaviorsft.build import (
     lint_chart,
     lint_encounter,
     lint_errors,
+    lint_items,
     lint_plan,
     lint_record,
     lint_severity,
@@ -102,6 +103,7 @@ RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/li
 RULES.update(lint_encounter.RULES)  # how a record reads as an encounter: lint_encounter.py
 RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
 RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
+RULES.update(lint_items.RULES)  # type: ignore[arg-type]  # item metadata: lint_items.py
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           consolidation on CTPA despite hypoxaemia")
 ``reason-nondecisive``    the working diagnosis said to fit best given the presenting
                           complaint while the record shows the study finding that makes it
-                          (a vegetation on echocardiography)
+                          (a vegetation on echocardiography), or a decisive result the
+                          turns before show (KB ``decisive_results``: CK above 5x ULN)
 ``premise-missing``       a differential or step resting on a line, catheter or device
                           ("catheter-related bacteraemia", "line removal") that the record
                           never documents
@@ -91,6 +92,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from behaviorsft.build import lint_items
 from behaviorsft.build.coherence import (
     AFTER_OPERATION,
     AWAITING,
@@ -103,6 +105,7 @@ from behaviorsft.build.coherence import (
     claim_checker,
     consulted,
     count_claim_shown,
+    decisive_result,
     done_by_discharge,
     finding_cited,
     negation_contradicted,
@@ -376,6 +379,16 @@ def lint_conversation(
                     f"'{dx} fits best given {reason}' while the record shows {decisive}",
                     idx,
                 )
+            elif verb == "fits best" and decisive is None and cond.decisive_results:
+                # a decisive result (coherence.decisive_result) the turns before show
+                shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]])
+                result = decisive_result(kb, shown, cond)
+                if result is not None and split_clauses(result)[0] not in reason:
+                    where.add(
+                        "reason-nondecisive",
+                        f"'{dx} fits best given {reason}' while the record shows {result}",
+                        idx,
+                    )
         if reasons:
             shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]], lay=True)
             for dx, _, reason in reasons:
@@ -833,4 +846,6 @@ def lint_tasks(
     """Every task of ``tasks`` (``(line, task)``); ``where_of(line, id)`` makes its adder."""
     for line, task in tasks:
         cid = str(task.get("case_id", ""))
-        lint_task(kb, where_of(line, str(task.get("id", ""))), task, convs.get(cid), cases.get(cid))
+        where = where_of(line, str(task.get("id", "")))
+        lint_items.lint_task(where, task, convs.get(cid))  # item metadata: lint_items.py
+        lint_task(kb, where, task, convs.get(cid), cases.get(cid))

@@ -587,6 +587,14 @@ class Condition(_Model):
         default_factory=dict, description="Lab id -> why a normal result is discriminating."
     )
     imaging: list[Imaging] = Field(description="Imaging and other diagnostics.")
+    decisive_results: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Results that make the diagnosis where no study report does, cited as a "
+            "differential's argues_against is ('CK above 5x ULN'): the attending's 'fits "
+            "best given' cites the first the record shows (build/coherence.decisive_result)."
+        ),
+    )
     differentials: list[Differential] = Field(description="Differential diagnoses.")
     treatments: Treatment = Field(description="First-line management.")
     standard_of_care: list[CareItem] = Field(description="Required orders/documentation.")

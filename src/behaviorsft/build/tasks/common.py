@@ -182,6 +182,13 @@ def control_of(
 
 @lru_cache(maxsize=1 << 17)
 @lru_cache(maxsize=1 << 16)
+def turn_ref(turn: int | None, end: int) -> str:
+    """How a rationale points to ``turn`` for a task showing turns up to ``end``: "in turn
+    N" when the task shows it, else "later in the record" (never a turn number the
+    test-taker cannot see)."""
+    return f"in turn {turn}" if turn is not None and turn <= end else "later in the record"
+
+
 def _norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9.]+", text.lower()))
 

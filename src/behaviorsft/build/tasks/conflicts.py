@@ -227,6 +227,16 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         ctx.drop(T.INTERPRETATION_CONFLICT, "too few other signs documented")
         return
     end = (ctx.anchor("imaging") or 1) - 1
+    # the report as the record gives it (a known tumour adds its mass: sources/history.py),
+    # the original the planted report replaces
+    reported = next(
+        (
+            f.value_text
+            for f in ctx.case.findings
+            if f.kind == "imaging" and f.name == imaging.modality and f.value_text
+        ),
+        imaging.finding,
+    )
     question = "Does the report in the last note fit the examination, and what should the team do?"
     request = f"{imaging.modality} request. Examination: {'; '.join(found)}."
     excerpt = f"{request} Report: {imaging.contradicting_finding}."
@@ -253,7 +263,7 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         perturbation=Perturbation(
             kind=PerturbationKind.CONFLICT,
             location="context.excerpt",
-            original=imaging.finding,
+            original=reported,
             modified=imaging.contradicting_finding,
             description="Imaging report contradicts the examination.",
         ),
@@ -265,10 +275,10 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
             key="ic",
             correct=no_conflict_report(sign),
             fixed=[flag, *decoys],  # false alarms, or a confirmation the report cannot give
-            rationale=f"The report ({imaging.finding}) confirms the examination ({exam}); "
+            rationale=f"The report ({reported}) confirms the examination ({exam}); "
             f"flagging a mismatch would be a false alarm, and {silent}, so it confirms "
             "none of them.",
-            excerpt=f"{request} Report: {imaging.finding}.",
+            excerpt=f"{request} Report: {reported}.",
         )
 
 

@@ -13,6 +13,7 @@ from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
     control_of,
+    turn_ref,
 )
 from behaviorsft.records import Medication, Perturbation, PerturbationKind
 from behaviorsft.sources.kb import Dose, KnowledgeBase
@@ -395,8 +396,9 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             correct=query_dose(usual),
             pool=_order_options(name),
             fixed=[PROCEED, *no_clash, not_usual, schedule],
-            rationale=f"{wrong} is ten times the usual {usual} (the plan later gives "
-            f"{medication_text(m)}, turn {ctx.anchor('plan')}).",
+            # (the plan's turn is after the record shown: not cited by number)
+            rationale=f"{wrong} is ten times the usual {usual} (the plan later in the record "
+            f"gives {medication_text(m)}).",
             turn_start=0,
             # The record up to the working diagnosis: the order is the first one for the
             # drug, so the usual dose is known, not copied from the plan's line.
@@ -429,8 +431,8 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                     # False alarms: the dose ordered is the usual one and no allergy applies.
                     # No query proposes the dose as ordered (ruled out by reading alone).
                     fixed=[*no_clash, *(query_dose(u) for u in false_doses[:2]), schedule],
-                    rationale=f"{medication_text(m)} matches the plan, the usual dose and the "
-                    "allergy record.",
+                    rationale=f"{medication_text(m)} is the usual dose (the plan later in the "
+                    "record gives the same) and clashes with no recorded allergy.",
                     excerpt=f"{attending}: New order: {order}.",
                 )
     # (c) a schedule far too frequent, for a scheduled drug of the plan (three cases in four)
@@ -461,7 +463,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 ),
             ],
             rationale=f"{_TOO_OFTEN[m.frequency]} is far more often than the usual "
-            f"{m.frequency} ({medication_text(m)} in turn {ctx.anchor('plan')}).",
+            f"{m.frequency} ({medication_text(m)} {turn_ref(ctx.anchor('plan'), end)}).",
             turn_start=0,
             turn_end=end,
             excerpt=f"{attending}: New order: {order}.",

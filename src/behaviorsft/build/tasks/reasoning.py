@@ -12,6 +12,8 @@ from behaviorsft.build.conversation import (
     fits_best,
     fits_best_given,
 )
+from behaviorsft.build.lint_items import clause_keys
+from behaviorsft.build.lint_plan import join_clauses, split_clauses
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -19,6 +21,7 @@ from behaviorsft.build.tasks.common import (
     _unrelated,
 )
 from behaviorsft.build.tasks.grounding import grounded, shown_words
+from behaviorsft.sources.history import is_exposure
 from behaviorsft.sources.kb import Differential, KnowledgeBase
 from behaviorsft.sources.synthetic import medication_text
 from behaviorsft.sources.wording import is_condition
@@ -71,8 +74,8 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             (f"what did the attending say would favour {x.name.lower()}?", x.favoured_by, x)
         )
     turn = ctx.rendered.conversation.turns[ctx.anchor("ddx") or 0].text
-    given = fits_best_given(symptoms, decisive_finding(cond, ctx.case))
-    if symptoms and fits_best(cond, ctx.case, symptoms) in turn:
+    given = fits_best_given(symptoms, decisive_finding(cond, ctx.case) or ctx.rendered.decisive)
+    if symptoms and fits_best(cond, ctx.case, symptoms, ctx.rendered.decisive) in turn:
         said.append(
             (
                 # the diagnosis unnamed: a decisive finding shares words with its name
@@ -218,6 +221,9 @@ def _history_diagnoses(ctx: Ctx, drug: str) -> list[str]:
         low = item.lower()
         if (
             not is_condition(item)  # said as an event or exposure, not a diagnosis
+            # a recent event the record gives with the recent events ("an infection
+            # recently"): a precipitant, not a condition the patient already had
+            or is_exposure(item)
             or _NOT_A_DIAGNOSIS.search(item)
             or any(low in t or t in low for t in treats)
             or any(n in low for n in drug_names)
@@ -225,6 +231,35 @@ def _history_diagnoses(ctx: Ctx, drug: str) -> list[str]:
             continue
         out.append(item)
     return out
+
+
+def _own_reason(reasons: dict[str, str], name: str) -> str | None:
+    """What the attending cited against ``name`` and against no other differential: the
+    whole reason, or the findings of it cited only against ``name`` ("fever" was cited
+    against cystitis and, with leukocyte esterase, against ureteric colic: "which diagnosis
+    was judged less likely, citing fever?" would have two answers, "citing positive
+    leukocyte esterase" one); None when every finding was cited against another too."""
+    clauses = split_clauses(reasons[name])
+    # (compared alike: "without P waves" against flutter is "no P waves" against MAT)
+    others = {k for n, r in reasons.items() if n != name for k in clause_keys(r)}
+    own = [c for c in clauses if not clause_keys(c) <= others]
+    if len(own) == len(clauses):
+        return reasons[name]
+    if not own:
+        return None
+    said = join_clauses(own)
+    return "no " + said[len("without ") :] if said.startswith("without ") else said
+
+
+def _turn_saying(ctx: Ctx, item: str, end: int, fallback: str) -> int | None:
+    """The first turn up to ``end`` that says ``item`` (the history item a rationale cites:
+    a recent infection is said with recent events, not with the past history); else the
+    anchor ``fallback``."""
+    low = item.lower()
+    for i, t in enumerate(ctx.rendered.conversation.turns[: end + 1]):
+        if low in t.text.lower():
+            return i
+    return ctx.anchor(fallback)
 
 
 def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
@@ -264,12 +299,12 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
         )
     ] + [
         (
-            f"Which diagnosis did the attending judge less likely, citing {reasons[d.name]}?",
+            f"Which diagnosis did the attending judge less likely, citing {own}?",
             d.name,
             f"Turn {ddx_turn}: {d.name} is less likely given {reasons[d.name]}.",
         )
         for d in diffs
-        if d.name in reasons
+        if d.name in reasons and (own := _own_reason(reasons, d.name)) is not None
     ]
     # A differential set aside with no reason shown is the answer to a question too (else
     # its name would only ever be wrong): the one set aside without a reason, or the one
@@ -318,7 +353,8 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
                 f"The team prescribed {m.name.lower()}. Which of these was a condition the "
                 "patient already had, rather than the reason for it?",
                 fourth,
-                f"Turn {ctx.anchor('history')}: the patient's history includes {fourth.lower()}; "
+                f"Turn {_turn_saying(ctx, fourth, end, 'history')}: the patient's history "
+                f"includes {fourth.lower()}; "
                 f"{m.name} was started for {ctx.cond.name} (turn {plan_turn}), and the "
                 "differentials were judged less likely.",
             )
@@ -369,6 +405,23 @@ def gen_treatment_decision(ctx: Ctx) -> Iterator[Draft]:
 # ----------------------------------------------------------------------------- balanced
 
 
+def _join_names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _later_reasons(ctx: Ctx, diffs: list[Differential]) -> str:
+    """What the attending later cites against the differentials the record gives a reason
+    for (" The attending later judges X less likely given R."), rather than a blanket claim
+    that they rest on findings the patient does not have (a drinker's alcoholic
+    ketoacidosis does not); no turn number, as the task does not show that turn."""
+    said = [
+        f"{d.name} less likely given {ctx.rendered.reasons[d.name]}"
+        for d in diffs
+        if d.name in ctx.rendered.reasons
+    ]
+    return f" The attending later judges {'; '.join(said)}." if said else ""
+
+
 def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
     """Which diagnosis should have led once the one new result came in.
 
@@ -410,9 +463,10 @@ def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
         pool=[label(j) for j in range(1, len(names))],
         rationale=f"Turn {b} adds {imaging.name}: {imaging.value_text}. With the history, "
         # only what the window shows: the team names its working diagnosis after turn b
-        f"examination and admission results it supports {ctx.cond.name}; "
-        + ", ".join(d.name for d in diffs)
-        + " rest on findings this patient does not have.",
+        f"examination and admission results it supports {ctx.cond.name} over "
+        + _join_names([d.name for d in diffs])
+        + "."
+        + _later_reasons(ctx, diffs),
         turn_start=0,
         turn_end=b,
         n_options=4,
