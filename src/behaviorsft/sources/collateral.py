@@ -511,3 +511,18 @@ def thanks(sex: str | None) -> tuple[str, str]:
     """The relative's thanks at the day-2 ward round, for a patient still short of words."""
     p = pronouns(sex)
     return (f"Thank you. {p['S']} seems a little better today.", "Thanks, that makes sense.")
+
+
+# A relative's turn that speaks of the patient ("She has ...", "It gave him ...").
+THIRD_PERSON = re.compile(r"\b(?:she|he|her|his|him)\b|\bthe patient\b", re.I)
+
+
+def told_by_relative(turns: Iterable[tuple[str, str]]) -> bool:
+    """Whether a conversation's history was told by a relative: some lay turn ((role,
+    text) pairs) other than the patient's speaks of the patient in the third person.
+    The patient's few words and the relative's account are then told apart by their
+    voice alone, so neither is a fair wrong option for the other (tasks/integrity.py)."""
+    return any(
+        role in ("family member", "relative", "caregiver") and THIRD_PERSON.search(text)
+        for role, text in turns
+    )
