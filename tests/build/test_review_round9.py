@@ -42,8 +42,7 @@ def test_41_000254_meningitis_antibiotic_is_said_before_the_ct_and_the_csf(kb):
     texts = [t.text for t in rendered.conversation.turns]
     said = next(i for i, t in enumerate(texts) if "not waiting for the lumbar puncture" in t)
     csf = next(i for i, t in enumerate(texts) if t.startswith("CSF:"))
-    ct = rendered.anchors["imaging"]  # the CT report, in either wording
-    assert "CT head" in texts[ct]
+    ct = next(i for i, t in enumerate(texts) if "reported the ct head" in t.lower())
     assert rendered.anchors["orders"] < said < min(csf, ct)
 
 

@@ -585,6 +585,7 @@ def _render_kb(
             allergy=(case.allergies[0].substance, case.allergies[0].reaction or "a reaction")
             if case.allergies
             else None,
+            draw=random.Random(f"behaviorsft-collateral:{case.id}"),
         ):
             b.say(
                 {"edp": edp, "patient": patient, "relative": relative}[speaker],

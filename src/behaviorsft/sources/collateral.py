@@ -17,6 +17,7 @@ The linter (``lint_text.py``: ``history-from-incapable-patient``) uses ``needed`
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -450,11 +451,16 @@ def history_turns(
     exposures: list[str],
     medicines: list[str],
     allergy: tuple[str, str] | None,
+    draw: random.Random,
 ) -> list[HistoryTurn]:
     """The history taken from ``relative`` (their word: "daughter") for a patient who cannot
     give it: the doctor greets the patient, who manages a few words, turns to the
     relative and asks the usual questions about the patient; the same facts, in the
-    third person (anchors as for a history the patient gives)."""
+    third person (anchors as for a history the patient gives).
+
+    The turns a history the patient gives lacks (the patient's words, the doctor turning
+    to the relative) are worded by ``draw``, so that the renderer's own stream draws as
+    many wordings as for that history and the rest of the record reads the same."""
     from behaviorsft.build.ward_turns import exposure_kinds
 
     turns: list[HistoryTurn] = [
@@ -466,8 +472,8 @@ def history_turns(
             ),
             None,
         ),
-        ("patient", PATIENT_SAYS[reason.kind], None),
-        ("edp", turn_to_relative(reason, sex, relative), None),
+        ("patient", (draw.choice(PATIENT_SAYS[reason.kind]),), None),
+        ("edp", (draw.choice(turn_to_relative(reason, sex, relative)),), None),
         (
             "relative",
             (
