@@ -133,3 +133,19 @@ def test_missing_turn_options_keep_the_speakers_voice(kb, seed, index) -> None:
     for t in lay:
         roles = {role_of[o.text] for o in t.options}
         assert roles == {role_of[answer(t)]}, [o.text for o in t.options]
+
+
+@pytest.mark.parametrize("index", [17, 125, 384, 506, 576])
+def test_round_10_items_take_the_history_from_the_relative(kb, index) -> None:
+    """Round 10 (seed 43): 43-000017 (confused), 43-000125 (drowsy but rousable), 43-000384
+    (disoriented; a partner present), 43-000506 (confusion, seizure), 43-000576 (tongue
+    angioedema, SpO2 88%) gave a fluent first-person history."""
+    from behaviorsft.build.conversation import render
+    from behaviorsft.sources.synthetic import synthesize_case
+
+    case = synthesize_case(index, seed=43, kb=kb)
+    rendered = render(case, kb, seed=43)
+    turns = rendered.conversation.turns
+    assert all(turns[rendered.anchors[a]].role == "family member" for a in HISTORY_ANCHORS)
+    before = turns[: rendered.anchors["vitals"]]
+    assert not any(fluent_history(t.text) for t in before if t.role == "patient")

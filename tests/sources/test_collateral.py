@@ -125,6 +125,14 @@ def test_the_father_is_named_as_the_relative_names_him() -> None:
         (["breathlessness", "wheeze"], [], 30, 93, "breathless"),
         (["breathlessness"], [], 24, 87, "breathless"),
         (["breathlessness"], ["talks in phrases rather than sentences"], 26, 92, "breathless"),
+        # 43-000576: anaphylaxis with tongue angioedema, SpO2 88%
+        (
+            ["lip and tongue swelling"],
+            ["angioedema of the lips and tongue"],
+            26,
+            88,
+            "swollen tongue",
+        ),
         (["breathlessness", "cough"], [], 29, 88, None),
         (["anxiety and agitation"], ["oriented to time and place"], 20, 97, None),
     ],

@@ -1,10 +1,10 @@
 """Who gives the history: the patient, or a relative when the patient cannot.
 
 A patient the record documents as confused (new confusion, disorientation, inattention,
-asterixis, a reduced level of consciousness), drowsy, aphasic or dysarthric, or too
-breathless to talk (respiratory rate of 30/min or more, SpO2 below 88%, talking in
-phrases) does not answer the history questions in fluent sentences. ``needed`` reads that
-off the case's complaints, examination and triage vitals; the renderer
+asterixis, a reduced level of consciousness), drowsy, aphasic or dysarthric, with a swollen
+tongue (angioedema), or too breathless to talk (respiratory rate of 30/min or more, SpO2
+below 88%, talking in phrases) does not answer the history questions in fluent sentences.
+``needed`` reads that off the case's complaints, examination and triage vitals; the renderer
 (``build/conversation.py``) then greets the patient, who says a few words at most, and
 takes the history from the relative at the bedside, who tells it in the third person.
 
@@ -31,7 +31,7 @@ from behaviorsft.sources.wording import is_medicine
 @dataclass(frozen=True)
 class Reason:
     """Why the patient cannot give the history: ``kind`` (confused, drowsy, aphasic,
-    breathless) and the record's words that show it (``shown``)."""
+    swollen tongue, breathless) and the record's words that show it (``shown``)."""
 
     kind: str
     shown: str
@@ -45,6 +45,7 @@ _CONFUSED = re.compile(
 )
 _DROWSY = re.compile(r"^drowsiness$|^drowsy\b|^reduced level of consciousness$", re.I)
 _APHASIC = re.compile(r"^expressive aphasia$|^slurred speech$", re.I)
+_SWOLLEN = re.compile(r"^lip and tongue swelling$|^angioedema of the lips and tongue$", re.I)
 _BREATHLESS = re.compile(
     r"^unable to complete sentences$|^talks in phrases rather than sentences$", re.I
 )
@@ -52,6 +53,7 @@ _KINDS = (
     ("confused", _CONFUSED),
     ("drowsy", _DROWSY),
     ("aphasic", _APHASIC),
+    ("swollen tongue", _SWOLLEN),
     ("breathless", _BREATHLESS),
 )
 # Too breathless to talk in sentences, from the triage observations.
@@ -347,6 +349,7 @@ _TURN_TO: dict[str, str] = {
     "confused": "{S} seems too muddled to tell me much.",
     "drowsy": "{S} is too drowsy to tell me much.",
     "aphasic": "{S} is struggling to get the words out.",
+    "swollen tongue": "{S} can barely talk with that swelling.",
     "breathless": "{S} is too breathless to talk much.",
 }
 # What the patient manages to say, by the reason: a few words.
@@ -354,6 +357,7 @@ PATIENT_SAYS: dict[str, tuple[str, str]] = {
     "confused": ("Not sure... I'm all muddled.", "I don't know... what day is it?"),
     "drowsy": ("Mm... so tired...", "Just... let me sleep."),
     "aphasic": ("I... can't... the words...", "Can't... get it... out."),
+    "swollen tongue": ("Tongue's... so swollen...", "Can't... talk... properly."),
     "breathless": ("Can't... catch... my breath.", "So... breathless..."),
 }
 
