@@ -149,3 +149,15 @@ def test_round_10_items_take_the_history_from_the_relative(kb, index) -> None:
     assert all(turns[rendered.anchors[a]].role == "family member" for a in HISTORY_ANCHORS)
     before = turns[: rendered.anchors["vitals"]]
     assert not any(fluent_history(t.text) for t in before if t.role == "patient")
+
+
+def test_lint_finds_an_exposure_the_relative_gives_as_past_history(kb, items) -> None:
+    """history-misfiled covers the relative's words too: 41-000552's 'She couldn't get
+    enough to drink.' said in answer to the past-medical-history question."""
+    case, rendered, tasks = items[552]
+    case_j, conv, _ = as_records(case, rendered, tasks)
+    bad = copy.deepcopy(conv)
+    at = rendered.anchors["history"]
+    bad["turns"][at]["text"] += " She couldn't get enough to drink."
+    assert ("history-misfiled", at) in _found(kb, case_j, bad)
+    assert ("history-misfiled", at) not in _found(kb, case_j, conv)

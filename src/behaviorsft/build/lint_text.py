@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from behaviorsft.build.ward_turns import exam_subject_missing, negation_scope
-from behaviorsft.sources.collateral import Reason, fluent_history, needed_for_record
+from behaviorsft.sources.collateral import Reason, fluent_history, needed_for_record, said_of
 from behaviorsft.sources.history import (
     IMPLIED,
     PRIMARY_AI_SIGNS,
@@ -346,9 +346,9 @@ def check_turn_text(
             f"'{text[:80]}'",
             idx,
         )
-    if role == "patient" and facts.pmh_asked:
-        for item in facts.exposures:
-            if spoken_history([item]) in text:
+    if role in ("patient", "family member") and facts.pmh_asked:
+        for item in facts.exposures:  # in the patient's words, or the relative's
+            if spoken_history([item]) in text or said_of([item], facts.sex) in text:
                 where.add("history-misfiled", f"'{item}' given as past medical history", idx)
     if role != "patient":
         facts.pmh_asked = PMH_QUESTION.search(text) is not None
