@@ -128,9 +128,10 @@ def test_no_laboratory_state_as_a_past_condition(index: int, state: str) -> None
         # (the operation is named since round 8: sources/history.py SURGERY)
         (148, "I had an inguinal hernia repair 4 days ago."),
         # 17-000027's meningococcal contact is gone (its Gram stain shows pneumococci:
-        # test_record_agreement); its remaining exposure is the alcohol use
-        (27, "I have an alcohol problem."),
-        (216, "I had done much more exercise than usual."),
+        # test_record_agreement); its remaining exposure is the alcohol use, told by his
+        # wife since he is confused (sources/collateral.py)
+        (27, "He has an alcohol problem."),
+        (216, "had done much more exercise than usual."),  # (told by a relative)
         (197, "I use cocaine."),
     ],
 )

@@ -68,10 +68,11 @@ def test_an_absence_is_cited_in_the_reports_word(kb):
 
 def test_no_reason_is_a_finding_the_record_denies(kb):
     """17-000040: 'Alcoholic ketoacidosis is less likely given glucose above 250 mg/dL and
-    diabetes' where the patient has 'never been told I have diabetes'."""
+    diabetes' where the patient has 'never been told I have diabetes' (told since by his
+    daughter, the patient being drowsy: sources/collateral.py)."""
     _, rendered, _ = _build(kb, 40)
     said = " ".join(_texts(rendered))
-    assert "never been told I have diabetes" in said
+    assert "never been told he has diabetes" in said
     ddx = rendered.conversation.turns[rendered.anchors["ddx"]].text
     assert "and diabetes." not in ddx
 

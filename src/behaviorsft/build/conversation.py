@@ -49,7 +49,7 @@ from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
-from behaviorsft.sources import prescribing, severity, surgical
+from behaviorsft.sources import collateral, prescribing, severity, surgical
 from behaviorsft.sources.history import history_steps, is_exposure, known_step
 from behaviorsft.sources.kb import Condition, Drug, KnowledgeBase, Lab
 from behaviorsft.sources.severity import (
@@ -575,56 +575,80 @@ def _render_kb(
     }
     for text in said_when["arrival"]:
         b.say(edp, text)
-    b.say(
-        edp,
-        "Hello, I'm one of the emergency doctors. What brought you in today?",
-        "Good morning. Can you tell me what has been going on?",
-    )
-    b.say(
-        patient,
-        f"For about {onset_phrase(onset)} I've had {_join(symptoms[:2])}.",
-        f"It started {onset_phrase(onset)} ago: {_join(symptoms[:2])}.",
-        anchor="symptoms",
-    )
-    b.say(edp, "Anything else you've noticed?", "Any other symptoms at all?")
-    b.say(
-        patient,
-        f"Yes, also {_join(symptoms[2:])}." if symptoms[2:] else "No, that's about it.",
-        anchor="symptoms_more",
-    )
-    b.say(
-        edp,
-        "Do you have any medical conditions we should know about?",
-        "What about your past medical history?",
-    )
-    b.say(
-        patient,
-        spoken_history([r for r in risks if not is_exposure(r)]),
-        anchor="history",
-    )
-    exposures = [r for r in risks if is_exposure(r)]  # habits and recent events: own question
-    if exposures:
-        b.say(edp, ward_turns.exposure_question(exposures))  # asks what the patient tells
-        b.say(patient, spoken_history(exposures), anchor="exposures")
-    b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
-    b.say(
-        patient,
-        f"I take {_join([medication_text(m) for m in home])}."
-        if home
-        else "None, I don't take anything regularly.",
-        anchor="home_meds",
-    )
-    b.say(edp, "Are you allergic to any medicines?", "Any drug allergies?")
-    if case.allergies:
-        a = case.allergies[0]
+    # a patient documented as unable to give a history: the relative gives it, in the
+    # third person (sources/collateral.py)
+    unable = collateral.needed_for_case(case)
+    if unable is not None:
+        for speaker, variants, anchor in collateral.history_turns(
+            unable,
+            sex=sex,
+            relative=relative[0].split("'s ", 1)[1],
+            onset=onset_phrase(onset),
+            symptoms=symptoms,
+            conditions=[r for r in risks if not is_exposure(r)],
+            exposures=[r for r in risks if is_exposure(r)],
+            medicines=[medication_text(m) for m in home],
+            allergy=(case.allergies[0].substance, case.allergies[0].reaction or "a reaction")
+            if case.allergies
+            else None,
+            draw=random.Random(f"behaviorsft-collateral:{case.id}"),
+        ):
+            b.say(
+                {"edp": edp, "patient": patient, "relative": relative}[speaker],
+                *variants,
+                anchor=anchor,
+            )
+    else:
+        b.say(
+            edp,
+            "Hello, I'm one of the emergency doctors. What brought you in today?",
+            "Good morning. Can you tell me what has been going on?",
+        )
         b.say(
             patient,
-            f"Yes, {in_sentence(a.substance)}: I had {a.reaction} once.",
-            f"{a.substance}. It gave me {a.reaction}.",
-            anchor="allergy",
+            f"For about {onset_phrase(onset)} I've had {_join(symptoms[:2])}.",
+            f"It started {onset_phrase(onset)} ago: {_join(symptoms[:2])}.",
+            anchor="symptoms",
         )
-    else:
-        b.say(patient, "No, none that I know of.", "Not that I'm aware of.", anchor="allergy")
+        b.say(edp, "Anything else you've noticed?", "Any other symptoms at all?")
+        b.say(
+            patient,
+            f"Yes, also {_join(symptoms[2:])}." if symptoms[2:] else "No, that's about it.",
+            anchor="symptoms_more",
+        )
+        b.say(
+            edp,
+            "Do you have any medical conditions we should know about?",
+            "What about your past medical history?",
+        )
+        b.say(
+            patient,
+            spoken_history([r for r in risks if not is_exposure(r)]),
+            anchor="history",
+        )
+        exposures = [r for r in risks if is_exposure(r)]  # habits and recent events: own question
+        if exposures:
+            b.say(edp, ward_turns.exposure_question(exposures))  # asks what the patient tells
+            b.say(patient, spoken_history(exposures), anchor="exposures")
+        b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
+        b.say(
+            patient,
+            f"I take {_join([medication_text(m) for m in home])}."
+            if home
+            else "None, I don't take anything regularly.",
+            anchor="home_meds",
+        )
+        b.say(edp, "Are you allergic to any medicines?", "Any drug allergies?")
+        if case.allergies:
+            a = case.allergies[0]
+            b.say(
+                patient,
+                f"Yes, {in_sentence(a.substance)}: I had {a.reaction} once.",
+                f"{a.substance}. It gave me {a.reaction}.",
+                anchor="allergy",
+            )
+        else:
+            b.say(patient, "No, none that I know of.", "Not that I'm aware of.", anchor="allergy")
     idx = b.say(
         triage,
         "Observations at triage are in the chart.",
@@ -947,7 +971,7 @@ def _render_kb(
                 "patient's own list" + (f"; {prescribing.held_text(held)}." if held else ".")
                 if home
                 else f"{day}: medicines reconciliation done; no regular medicines, as the "
-                "patient said.",
+                + ("patient said." if unable is None else f"{relative[0].lower()} said."),
                 anchor="reconciliation",
             )
         elif ev.kind == "physiotherapy":
@@ -1045,7 +1069,10 @@ def _render_kb(
         + ".",
         anchor="next_steps",
     )
-    b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
+    if unable is not None and unable.kind == "aphasic":  # still struggling for words
+        b.say(relative, *collateral.thanks(sex))
+    else:
+        b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
     return b.done(omitted=(omit,) if omit is not None else ())
 
 

@@ -259,7 +259,7 @@ _DURATION = re.compile(
 _UNIT_DAYS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 30, "year": 365}
 _ONSET = re.compile(
     r"(?:^|\b(?:for about|started|began|it started)\s+)(\d+)\s*(day|week|month|hour)s?\b"
-    r"(?:\s+ago)?(?:\s*of|:|\s+I've had)",
+    r"(?:\s+ago)?(?:\s*of|:|\s+(?:I've|she's|he's) had)",
     re.I,
 )
 _ABNORMAL_LIST = re.compile(r"^(outside the reference range|abnormal results?)\s*:\s*(.*)$", re.I)

@@ -59,6 +59,8 @@ Round-4 rules (docs/building.md, "Turns that read like a ward (round 4)"; helper
 ``exposure-question``     the doctor's question on habits and recent events asks about other
                           kinds than the patient's items (the fixed "smoke, drink ..., home?"
                           question answered with "I've had a cold")
+``answer-off-question``   the answer to that question says nothing of a kind it asked ("Where
+                          are you living?" answered "I couldn't get enough to drink.")
 ``exam-vitals-contradiction`` an examination finding the same record's vitals contradict
                           ("slow pulse" with heart rate 80)
 ``first-dose-repeated``   "First dose of X given" after a severity statement already gave X
@@ -148,6 +150,7 @@ RULES: dict[str, tuple[str, str]] = {
     "organism-discordant": ("error", "a turn names an organism the microbiology contradicts"),
     "considered-incomplete": ("error", "a summary's 'also considered' omits a discussed dx"),
     "exposure-question": ("error", "the habits/recent-events question asks the wrong kinds"),
+    "answer-off-question": ("error", "a social-history answer about something else than asked"),
     "exam-vitals-contradiction": ("error", "an examination finding the vitals contradict"),
     "first-dose-repeated": ("error", "a first dose stated after it was already said given"),
     "first-dose-setting": ("error", "a day-0 first dose given by the ward nurse"),
@@ -576,11 +579,20 @@ def _lint_ward(
     studies: list[str] = []
     imaging = [str(f.get("name", "")) for f in findings if f.get("kind") == "imaging"]
     given: list[str] = []  # severity statements: what was given, and when
+    asked: list[str] | None = None  # the kinds the last staff turn asked about
     for i, t in enumerate(turns):
         idx = t.get("index", i)
         role = str(t.get("role", "")).lower()
         text = texts[i]
         if role in LAY:
+            off = wt.unanswered(asked or [], text)
+            if off:
+                where.add(
+                    "answer-off-question",
+                    f"asked about {', '.join(off)}, the answer says nothing of it: '{text[:80]}'",
+                    idx,
+                )
+            asked = None
             continue
         asked = wt.asked_kinds(text)
         if asked is not None and asked != needed:

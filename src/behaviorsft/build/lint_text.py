@@ -34,6 +34,10 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          hyperpigmentation or hyperkalaemia: primary adrenal failure)
 ``history-unspecified``  a recent event given without its specifics ("recent surgery": what
                          operation, and when; sources/history.py ``SURGERY``)
+``history-from-incapable-patient`` a patient the record documents as unable to give a
+                         history (confused, drowsy, aphasic, too breathless to talk:
+                         sources/collateral.py ``needed``) who answers the history
+                         questions in fluent first-person sentences
 ``consultant-scope``     a medical consultant giving a surgeon's decision (an operation)
 ``report-commentary``    a study report that comments on the clinical course or the
                          examination, or gives management ("in a patient documented to
@@ -60,6 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from behaviorsft.build.ward_turns import exam_subject_missing, negation_scope
+from behaviorsft.sources.collateral import Reason, fluent_history, needed_for_record, said_of
 from behaviorsft.sources.history import (
     IMPLIED,
     PRIMARY_AI_SIGNS,
@@ -92,6 +97,10 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "history-presumes": ("error", "a trigger presumes a disease or medicine the record lacks"),
     "history-unspecified": ("error", "a recent event without its specifics (what, when)"),
     "relative-implausible": ("warning", "a relative inconsistent with the patient's sex or age"),
+    "history-from-incapable-patient": (
+        "error",
+        "a patient documented as confused or too breathless gives a fluent history",
+    ),
     "consultant-scope": ("error", "a medical consultant gives a surgical decision"),
     "report-commentary": ("error", "a study report comments on the course or management"),
     "dangling-end": ("error", "a sentence ends on a dangling word (truncated text)"),
@@ -120,7 +129,9 @@ COMMENTARY = re.compile(
 )
 REPORTERS = ("radiologist", "endoscopist", "laboratory scientist", "cardiologist")
 # "4 weeks of ...", "For about 4 weeks I've had ...", "It started 4 weeks ago: ..."
-ONSET = re.compile(r"\b\d+\s*(?:hour|day|week|month)s?(?:\s+of\b|\s+I've had\b|\s+ago:)", re.I)
+ONSET = re.compile(
+    r"\b\d+\s*(?:hour|day|week|month)s?(?:\s+of\b|\s+(?:I've|she's|he's) had\b|\s+ago:)", re.I
+)
 RELATIVE = re.compile(r"\bPatient's (\w+)\b")
 # A sentence (or clause before a semicolon) cut off after a word that cannot end one: a
 # conjunction, preposition or article, or a verb left without its object ("and look.").
@@ -156,6 +167,7 @@ class TextFacts:
     exposures: list[str] = field(default_factory=list)  # history items asked apart
     pmh_asked: bool = False  # the last clinician turn asked for the past medical history
     exam: list[str] = field(default_factory=list)  # the documented examination findings
+    unable: Reason | None = None  # why the patient cannot give a history (collateral.py)
 
 
 def _is_synthetic(case: dict[str, Any]) -> bool:
@@ -186,6 +198,7 @@ def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
     _check_history(where, case, [t for k, t in said if k == "history"])
     facts.exposures = [t for k, t in said if k == "history" and is_exposure(t)]
     facts.exam = [t for k, t in said if k == "exam"]
+    facts.unable = needed_for_record(case)
     for kind, text in said:
         if kind == "complaint" and TRIGGER_AS_SYMPTOM.search(text):
             where.add("history-misfiled", f"a trigger given as a symptom: '{text}'")
@@ -326,13 +339,20 @@ def check_turn_text(
                 f"onset '{onset.group(0)}' beside '{m.group(0)}': '{text[:90]}'",
                 idx,
             )
-    if role == "patient" and facts.pmh_asked:
-        for item in facts.exposures:
-            if spoken_history([item]) in text:
+    if role == "patient" and facts.unable is not None and fluent_history(text):
+        where.add(
+            "history-from-incapable-patient",
+            f"the patient is documented {facts.unable.kind} ({facts.unable.shown}) but says "
+            f"'{text[:80]}'",
+            idx,
+        )
+    if role in ("patient", "family member") and facts.pmh_asked:
+        for item in facts.exposures:  # in the patient's words, or the relative's
+            if spoken_history([item]) in text or said_of([item], facts.sex) in text:
                 where.add("history-misfiled", f"'{item}' given as past medical history", idx)
     if role != "patient":
         facts.pmh_asked = PMH_QUESTION.search(text) is not None
-    if role == "patient" and text.startswith("The doctors have mentioned"):
+    if role in ("patient", "family member") and text.startswith("The doctors have mentioned"):
         for item in re.split(r",\s*| and ", text[len("The doctors have mentioned") :]):
             if DEMOGRAPHIC.search(item):
                 where.add("history-demographic", f"the patient gives '{item.strip()}'", idx)

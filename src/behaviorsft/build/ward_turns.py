@@ -69,10 +69,31 @@ EXPOSURE_KINDS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ),
     (
         "living",
-        re.compile(r"residen|homeless|incarceration|access to water|birth in", re.I),
+        re.compile(r"residen|homeless|incarceration", re.I),
         "Where are you living at the moment, and how do you manage there?",
     ),
+    (  # where the patient comes from (not where they live now)
+        "origin",
+        re.compile(r"birth in", re.I),
+        "Where were you born?",
+    ),
+    (  # what the patient has drunk: not "where are you living?" (h3-collateral)
+        "intake",
+        re.compile(r"access to water|fluid intake", re.I),
+        "Have you been eating and drinking normally?",
+    ),
 )
+# What an answer to each kind's question talks about (an answer that does not, answers
+# another question: "Where are you living?" - "I couldn't get enough to drink.").
+ANSWERS: dict[str, re.Pattern[str]] = {
+    "habit": re.compile(r"\b(?:smok\w*|drink\w*|alcohol|beer|cocaine|inject\w*|drugs?)\b", re.I),
+    "sexual": re.compile(r"\bsexual\b|\bpartner\b", re.I),
+    "contraception": re.compile(r"\bspermicide\b|\bcontracept\w*|\bdiaphragm\b", re.I),
+    "vaccination": re.compile(r"\bvaccin\w*", re.I),
+    "living": re.compile(r"\bliv(?:e|es|ing)\b|\bhome\b|\bhomeless\b|\bprison\b", re.I),
+    "origin": re.compile(r"\bborn\b", re.I),
+    "intake": re.compile(r"\b(?:drink\w*|eat\w*|meals?|fluids?|water)\b", re.I),
+}
 # Asked when no item has a known kind.
 EXPOSURE_FALLBACK = "Anything about your habits, your home or recent events we should know?"
 # The one fixed question of round 4 (asks every kind at once).
@@ -103,7 +124,18 @@ def asked_kinds(text: str) -> list[str] | None:
     if OLD_EXPOSURE_QUESTION in text:
         return [k for k, _, _ in EXPOSURE_KINDS]
     got = [k for k, _, q in EXPOSURE_KINDS if q in text]
+    if not got and EXPOSURE_FALLBACK not in text:  # asked of a relative (sources/collateral)
+        from behaviorsft.sources.collateral import asked_of_relative
+
+        of = asked_of_relative(text)
+        if of is not None:
+            return [k for k, _, _ in EXPOSURE_KINDS if k in of]
     return got or ([] if EXPOSURE_FALLBACK in text else None)
+
+
+def unanswered(kinds: Iterable[str], answer: str) -> list[str]:
+    """The kinds asked (``asked_kinds``) that ``answer`` says nothing about (``ANSWERS``)."""
+    return [k for k in kinds if k in ANSWERS and not ANSWERS[k].search(answer)]
 
 
 # ----------------------------------------------------------------------------- exam

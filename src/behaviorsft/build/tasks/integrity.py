@@ -25,6 +25,7 @@ from behaviorsft.build.tasks.grounding import (
 )
 from behaviorsft.build.vignette_turns import VIGNETTE_SOURCES
 from behaviorsft.records import Turn
+from behaviorsft.sources.collateral import told_by_relative
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
@@ -169,6 +170,9 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
     questions: dict[int, str] = {}
     norms = {x.index: _norm(x.text) for x in turns}
     lay_of = {x.index: _lay(x.role) for x in turns}
+    # a history told by a relative: the patient's few words and the relative's account are
+    # not each other's wrong options (their voice tells them apart: sources/collateral.py)
+    collateral = told_by_relative((x.role, x.text) for x in turns)
     pools: dict[tuple[int, int, int, frozenset[int] | None], list[str]] = {}
 
     def window(t: Turn) -> tuple[int, str | None]:
@@ -227,7 +231,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
                 continue
             if x.role == t.role:
                 by_role.append(x)
-            elif lay_of[x.index] == lay:
+            elif lay_of[x.index] == lay and not (lay and collateral):
                 same_kind.append(x)
         return by_role, same_kind
 
