@@ -96,6 +96,34 @@ def test_41_examination_documents_the_cardinal_finding(
     assert exam_normals.cardinal_missing(KB, code, found) == []
 
 
+# Round-10 items (seed 43) of the same class.
+@pytest.mark.parametrize(
+    ("index", "code", "cardinal", "gone"),
+    [
+        (19, "pyelonephritis", "costovertebral angle tenderness", []),
+        (532, "asthma_exacerbation", "expiratory wheeze", []),
+        (504, "acute_gout", "first metatarsophalangeal joint", []),
+        (384, "hepatic_encephalopathy", "ascites", []),
+        (9, "acute_cholecystitis", "", ["no focal neurological deficit", "no apical crackles"]),
+        (287, "atrial_fibrillation_rvr", "", ["orthostatic", "normal bowel sounds"]),
+        (478, "upper_gi_bleed", "", ["percussion", "apical crackles", "heart murmur"]),
+        (447, "acute_decompensated_heart_failure", "", ["peritonitis", "palpable bladder"]),
+    ],
+)
+def test_43_examination_fits_the_patient(
+    index: int, code: str, cardinal: str, gone: list[str]
+) -> None:
+    case = synthesize_case(index, seed=43, kb=KB)
+    assert case.conditions[0].code == code
+    turns = render(case, KB, seed=43).conversation.turns
+    said = next(t.text for t in turns if t.text.startswith(EXAM_START))
+    assert cardinal in said, said
+    for text in gone:
+        assert text not in said, said
+    if code == "hepatic_encephalopathy":  # the encephalopathy too, not the ascites alone
+        assert "asterixis" in said or "disorientation" in said, said
+
+
 def test_41_000440_findings_said_as_clauses() -> None:
     """'oriented to time and place and agitation and hyperreflexia'."""
     code, _, said = _exam(440)

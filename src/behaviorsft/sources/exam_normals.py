@@ -79,8 +79,19 @@ def _read_file() -> tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, 
     return normal, alongside, keys
 
 
+def _groups(entry: object) -> tuple[tuple[str, ...], ...]:
+    """A ``cardinal`` entry as groups: a flat list is one group (any one of its findings),
+    a list of lists several."""
+    items = list(entry) if isinstance(entry, list) else []
+    if items and all(isinstance(g, list) for g in items):
+        return tuple(tuple(str(f) for f in g) for g in items)
+    return (tuple(str(f) for f in items),)
+
+
 @lru_cache(maxsize=1)
-def _read_exam() -> tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+def _read_exam() -> tuple[
+    dict[str, str], dict[str, tuple[str, ...]], dict[str, tuple[tuple[str, ...], ...]]
+]:
     """(sign -> region, condition -> focused regions, condition -> cardinal findings),
     checked against ``conflicts.yaml``: every sign has a region and every ``alongside``
     sign's region is general or one its condition's examination focuses on."""
@@ -91,9 +102,7 @@ def _read_exam() -> tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, 
     focused = {
         str(cid): tuple(str(r) for r in rs or []) for cid, rs in (doc.get("focused") or {}).items()
     }
-    cardinal = {
-        str(cid): tuple(str(f) for f in fs or []) for cid, fs in (doc.get("cardinal") or {}).items()
-    }
+    cardinal = {str(cid): _groups(entry) for cid, entry in (doc.get("cardinal") or {}).items()}
     normal, alongside = _read()
     problems = [f"{EXAM_FILE}: regions: {s!r} has none" for s in normal if s not in regions]
     for cid, signs in alongside.items():
@@ -119,37 +128,56 @@ def focused_regions(cond_id: str) -> frozenset[str]:
     return frozenset({*_read_exam()[1].get(cond_id, ()), GENERAL})
 
 
-def cardinal_findings(kb: KnowledgeBase, cond_id: str) -> list[str]:
-    """The cardinal findings of ``cond_id`` as a record documents them (empty: none)."""
+def cardinal_groups(kb: KnowledgeBase, cond_id: str) -> list[list[str]]:
+    """The cardinal findings of ``cond_id`` as a record documents them: groups, each of
+    which the examination documents one of (empty: none)."""
     cond = kb.conditions.get(cond_id)
     raw = _read_exam()[2].get(cond_id, ())
     if cond is None or not raw:
         return []
-    missing = [f for f in raw if f not in cond.exam]
+    missing = [f for group in raw for f in group if f not in cond.exam]
     if missing:
         raise ValueError(f"{EXAM_FILE}: cardinal: {cond_id}: {missing!r} not in its exam")
-    return [x for f in raw if (x := observed(f)) is not None]
+    return [[x for f in group if (x := observed(f)) is not None] for group in raw]
+
+
+def cardinal_findings(kb: KnowledgeBase, cond_id: str) -> list[str]:
+    """Every cardinal finding of ``cond_id`` as a record documents it (empty: none)."""
+    return [f for group in cardinal_groups(kb, cond_id) for f in group]
 
 
 def with_cardinal(
     kb: KnowledgeBase, cond_id: str, exam: Sequence[str], allowed: Sequence[str], key: str
 ) -> list[str]:
-    """``exam`` with one of the condition's cardinal findings first when it has none: one
+    """``exam`` with one finding of each cardinal group it has none of, first: one
     ``allowed`` (the vitals do not contradict it), drawn on a stream of its own (``key``),
-    in place of the last drawn finding, so the examination keeps its size."""
-    cards = [c for c in cardinal_findings(kb, cond_id) if c in allowed]
-    if not cards or any(e in cards for e in exam):
-        return list(exam)
-    pick = random.Random(f"behaviorsft-exam-cardinal:{key}").choice(cards)
-    kept = list(exam[:-1]) if len(exam) > 1 else list(exam)
-    return [pick, *kept]
+    in place of the last drawn finding that is not cardinal (added beside cardinal ones),
+    so the examination keeps its size."""
+    rng = random.Random(f"behaviorsft-exam-cardinal:{key}")
+    every = set(cardinal_findings(kb, cond_id))
+    out = list(exam)
+    put = 0
+    for group in cardinal_groups(kb, cond_id):
+        cards = [c for c in group if c in allowed]
+        if not cards or any(e in cards for e in out):
+            continue
+        others = [i for i, e in enumerate(out) if e not in every]
+        if len(out) > 1 and others:
+            del out[others[-1]]
+        out.insert(put, rng.choice(cards))
+        put += 1
+    return out
 
 
 def cardinal_missing(kb: KnowledgeBase, cond_id: str, exam: Sequence[str]) -> list[str]:
-    """The condition's cardinal findings when the documented ``exam`` has none of them
-    (empty: one is documented, or the condition names none)."""
-    cards = cardinal_findings(kb, cond_id)
-    return [] if not exam or any(e in cards for e in exam) else cards
+    """The findings of the first cardinal group the documented ``exam`` has none of
+    (empty: every group is documented, or the condition names none)."""
+    if not exam:
+        return []
+    for group in cardinal_groups(kb, cond_id):
+        if not any(e in group for e in exam):
+            return group
+    return []
 
 
 _BY_TEXT: dict[str, str] = {}
@@ -206,11 +234,41 @@ def _weights(kb: KnowledgeBase) -> dict[str, float]:
         if cond is None:
             continue
         n = sum(observed(e) is not None for e in cond.exam)
-        for s in signs:
-            share[s] = share.get(s, 0.0) + min(1.0, 2 / max(n, 1)) / len(signs)
+        for s, e in zip(signs, _key_findings().get(cid, []), strict=False):
+            share[s] = share.get(s, 0.0) + _documented_share(kb, cid, n, observed(e)) / len(signs)
     out = {s: max(share.get(s, 0.0), 0.1) / hosts[s] for s in hosts}
     _WEIGHTS[id(kb)] = out
     return out
+
+
+@lru_cache(maxsize=1)
+def _key_findings() -> dict[str, list[str]]:
+    """Per condition, the examination findings (KB wording) its report contradicts."""
+    path = default_kb_root() / CONFLICTS_FILE
+    with path.open("r", encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    return {
+        str(cid): [str(x) for x in (entry or {}).get("exam") or []]
+        for cid, entry in (doc.get("conflicts") or {}).items()
+    }
+
+
+def _documented_share(kb: KnowledgeBase, cond_id: str, n: int, finding: str | None) -> float:
+    """About the chance that a case of ``cond_id`` documents ``finding``: two of its ``n``
+    documented findings are drawn, then a cardinal one put first in place of the last
+    drawn when neither is cardinal (``with_cardinal``)."""
+    if finding is None or n < 1:
+        return 0.0
+    drawn = min(1.0, 2 / n)
+    cards = cardinal_findings(kb, cond_id)
+    c = len(cards)
+    if not c or n <= 2:
+        return drawn
+    if finding in cards:  # drawn, or put in when no cardinal finding was drawn
+        none_drawn = (n - c) * (n - c - 1) / (n * (n - 1))
+        return min(1.0, drawn + none_drawn / c)
+    # kept beside a drawn cardinal finding, or as the first of two others
+    return drawn * (c / (n - 1) + (n - 1 - c) / (n - 1) / 2)
 
 
 def alongside_findings(
