@@ -170,10 +170,21 @@ def test_a_focused_examination_draws_one_general_line_at_most_and_few_per_region
 
 
 def test_cardinal_findings_are_the_conditions_own() -> None:
+    from behaviorsft.sources.wording import observed
+
     for cid in exam_normals._read_exam()[2]:
-        cards = exam_normals.cardinal_findings(KB, cid)
-        assert cards, cid
-        assert set(cards) <= {str(x) for x in KB.conditions[cid].exam} | set(cards)
+        groups = exam_normals.cardinal_groups(KB, cid)
+        own = {observed(e) for e in KB.conditions[cid].exam}
+        assert groups and all(groups), cid
+        assert {f for g in groups for f in g} <= own, cid
+
+
+def test_a_cardinal_finding_not_in_the_conditions_exam_is_refused(monkeypatch) -> None:
+    regions, focused, cardinal = exam_normals._read_exam()
+    bad = {**cardinal, "cellulitis": (("crepitus over the calf",),)}
+    monkeypatch.setattr(exam_normals, "_read_exam", lambda: (regions, focused, bad))
+    with pytest.raises(ValueError, match="cellulitis"):
+        exam_normals.cardinal_groups(KB, "cellulitis")
 
 
 def test_every_synthesized_examination_is_focused_and_has_its_cardinal_finding() -> None:
@@ -219,3 +230,17 @@ def test_lint_exam_and_chain(tmp_path: Path) -> None:
     assert ("exam-and-chain", exam["index"]) not in _lint(tmp_path / "ok", case, conv)
     exam["text"] = "On examination: oriented to time and place and agitation and hyperreflexia."
     assert ("exam-and-chain", exam["index"]) in _lint(tmp_path / "bad", case, conv)
+
+
+def test_an_unfocused_alongside_sign_is_refused(monkeypatch) -> None:
+    """conflicts.yaml listing 'peritonitis' beside atrial fibrillation fails at load."""
+    normal, alongside = exam_normals._read()
+    bad = {**alongside, "atrial_fibrillation_rvr": ("peritonitis", "heart murmur")}
+    monkeypatch.setattr(exam_normals, "_read", lambda: (normal, bad))
+    exam_normals._read_exam.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="atrial_fibrillation_rvr: alongside: 'peritonitis'"):
+            exam_normals._read_exam()
+    finally:
+        monkeypatch.undo()
+        exam_normals._read_exam.cache_clear()
