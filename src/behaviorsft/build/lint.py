@@ -800,7 +800,7 @@ def _lint_case(kb: KnowledgeBase, where: _Where, case: dict[str, Any]) -> _Facts
     _check_case_bp(where, case)
     _check_case_drugs(kb, where, case, facts)
     _check_case_text(where, case, facts)
-    facts.text = check_case_text(where, case)
+    facts.text = check_case_text(where, case, kb)
     lint_values.check_case(kb, where, case)
     return facts
 

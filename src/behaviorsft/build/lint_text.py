@@ -52,6 +52,13 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          ("no tophi and overlying erythema"), so it reads as absent
 ``exam-subject-missing`` "Examination shows appears unwell": a finding worded as what the
                          patient does, without its subject
+``exam-and-chain``       an examination turn running findings together with two "and"s in
+                         one clause ("oriented to time and place and agitation and ...")
+``exam-normal-unfocused`` a documented normal result from a region of the examination the
+                         condition and its differentials do not call for ("no generalised
+                         peritonitis" beside atrial fibrillation; sources/exam_normals.py)
+``exam-cardinal-missing`` an examination without any of its condition's cardinal findings
+                         (a cellulitis without the erythema; kb/exam.yaml ``cardinal``)
 
 The wording rules apply to knowledge-base (synthetic) records, whose text the
 generator controls; real-source text is quoted as its source wrote it.
@@ -63,7 +70,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from behaviorsft.build.ward_turns import exam_subject_missing, negation_scope
+from behaviorsft.build.ward_turns import and_chain, exam_subject_missing, negation_scope
+from behaviorsft.sources import exam_normals
 from behaviorsft.sources.collateral import Reason, fluent_history, needed_for_record, said_of
 from behaviorsft.sources.history import (
     IMPLIED,
@@ -78,6 +86,7 @@ from behaviorsft.sources.history import (
     presumption_missing,
     standing_for,
 )
+from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.wording import (
     DEMOGRAPHIC,
     DURATION_WORDING,
@@ -111,6 +120,12 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
         "a present finding joined to a negated one ('no tophi and overlying erythema')",
     ),
     "exam-subject-missing": ("error", "'Examination shows appears unwell': a verb, no subject"),
+    "exam-and-chain": ("error", "examination findings run together with two 'and's"),
+    "exam-normal-unfocused": (
+        "warning",
+        "a normal result from an examination region the presentation does not call for",
+    ),
+    "exam-cardinal-missing": ("error", "an examination without its condition's cardinal sign"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -174,7 +189,9 @@ def _is_synthetic(case: dict[str, Any]) -> bool:
     return any(c.get("code_system") == KB_CODES for c in case.get("conditions") or [])
 
 
-def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
+def check_case_text(
+    where: _Adds, case: dict[str, Any], kb: KnowledgeBase | None = None
+) -> TextFacts:
     """The case's documented findings, complaints and history (synthetic records)."""
     demo = case.get("demographics") or {}
     facts = TextFacts(_is_synthetic(case), demo.get("sex"), demo.get("age_years"))
@@ -199,6 +216,8 @@ def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
     facts.exposures = [t for k, t in said if k == "history" and is_exposure(t)]
     facts.exam = [t for k, t in said if k == "exam"]
     facts.unable = needed_for_record(case)
+    if kb is not None:
+        _check_exam(where, case, facts.exam, kb)
     for kind, text in said:
         if kind == "complaint" and TRIGGER_AS_SYMPTOM.search(text):
             where.add("history-misfiled", f"a trigger given as a symptom: '{text}'")
@@ -213,6 +232,29 @@ def check_case_text(where: _Adds, case: dict[str, Any]) -> TextFacts:
         elif is_medicine(text) and not _taken(text, meds):
             where.add("history-drug-absent", f"history '{text}' but no such medicine is listed")
     return facts
+
+
+def _check_exam(where: _Adds, case: dict[str, Any], exam: list[str], kb: KnowledgeBase) -> None:
+    """The examination against its condition: normal results from the regions a focused
+    examination covers, and one of the condition's cardinal findings."""
+    code = next(
+        (
+            str(c.get("code"))
+            for c in case.get("conditions") or []
+            if c.get("code_system") == KB_CODES
+        ),
+        None,
+    )
+    if code is None or code not in kb.conditions:
+        return
+    for finding, region in exam_normals.unfocused(kb, code, exam):
+        where.add("exam-normal-unfocused", f"examination '{finding}' ({region}) in {code}")
+    missing = exam_normals.cardinal_missing(kb, code, exam)
+    if missing:
+        where.add(
+            "exam-cardinal-missing",
+            f"{code}: the examination documents none of: {'; '.join(missing)}",
+        )
 
 
 def _check_history(where: _Adds, case: dict[str, Any], history: list[str]) -> None:
@@ -370,6 +412,9 @@ def check_turn_text(
         verb = exam_subject_missing(text)
         if verb is not None:
             where.add("exam-subject-missing", f"'{verb}' with no subject: '{text[:90]}'", idx)
+        chain = and_chain(text)
+        if chain is not None:
+            where.add("exam-and-chain", f"findings run together: '{chain[:90]}'", idx)
     rel = RELATIVE.search(speaker)
     if rel is not None:
         who = rel.group(1).lower()

@@ -161,8 +161,11 @@ def exam_phrase(findings: Sequence[str]) -> str:
             return items[0]
         # a finding with its own negation or punctuation ("erythema without exudate",
         # "euvolaemic (moist mucosa, no oedema)") is set apart, so that "and" never follows
-        # a negation: "without exudate and scattered rhonchi" reads as neither
-        if any(_INNER_NEGATION.search(f) or re.search(r"[,;()]", f) for f in items[:-1]):
+        # a negation: "without exudate and scattered rhonchi" reads as neither; so is one
+        # with its own "and" ("oriented to time and place and agitation and ...")
+        if any(_INNER_NEGATION.search(f) or re.search(r"[,;()]", f) for f in items[:-1]) or any(
+            _AND.search(f) for f in items
+        ):
             return "; ".join(items)
         return ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -173,6 +176,20 @@ def exam_phrase(findings: Sequence[str]) -> str:
     if absent:
         clauses.append(", ".join(absent))
     return "; ".join(clauses)
+
+
+_AND = re.compile(r"\band\b")
+# Two "and"s in one clause of an examination ("oriented to time and place and agitation
+# and hyperreflexia"): findings run together.
+_AND_CHAIN = re.compile(r"[^;,.:]*\band\b[^;,.:]*\band\b[^;,.:]*")
+
+
+def and_chain(text: str) -> str | None:
+    """The clause of an examination turn ``text`` that runs findings together with two
+    "and"s ("tenderness and oedema and interdigital fissuring"), or None."""
+    body = text.split(":", 1)[1] if ":" in text else re.sub(r"^Examination shows", "", text)
+    m = _AND_CHAIN.search(body)
+    return m.group(0).strip() if m else None
 
 
 def negation_scope(text: str, present: Iterable[str]) -> str | None:

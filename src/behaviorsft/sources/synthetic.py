@@ -612,6 +612,8 @@ def synthesize_case(
     allowed = [str(observed(e)) for e in documented]
     allowed = [e for e in allowed if exam_vitals_conflict(e, shown_vitals) is None]
     exam = [e for e in exam if e in allowed] or allowed[:1] or exam
+    # one of the condition's cardinal findings (its erythema, its distension; exam_normals)
+    exam = exam_normals.with_cardinal(kb, cond.id, exam, allowed, f"{seed}:{index}")
     # the hernial orifices where the KB asks for them, agreeing with the history (surgical.py)
     exam = surgical.with_orifices(cond, exam, risks, f"{seed}:{index}")
     for e in exam:
