@@ -58,6 +58,7 @@ from typing import Any, Literal
 from behaviorsft.build import (
     lint_chart,
     lint_errors,
+    lint_patient,
     lint_plan,
     lint_record,
     lint_severity,
@@ -99,6 +100,7 @@ RULES.update(lint_surgical.RULES)  # type: ignore[arg-type]  # surgical and GI c
 RULES.update(lint_chart.RECORD_RULES)  # how a record reads as a chart: build/lint_chart.py
 RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
 RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
+RULES.update(lint_patient.RULES)  # type: ignore[arg-type]  # one patient: build/lint_patient.py
 
 
 @dataclass(frozen=True)
@@ -1132,6 +1134,7 @@ def lint_records(
         lint_severity.lint_conversation(kb, where, conv, due.get(rid))
         lint_surgical.lint_conversation(kb, where, conv, raw.get(rid))
         lint_record.lint_conversation(kb, where, conv, raw.get(rid))
+        lint_patient.lint_conversation(kb, where, conv, raw.get(rid))
     if tasks is not None:
         where_of = lambda line, tid: _Where(tasks_file, line, tid, findings)  # noqa: E731
         tasks = lint_values.checked_tasks(kb, tasks, where_of)  # value-impossible in notes

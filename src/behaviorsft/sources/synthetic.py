@@ -66,7 +66,14 @@ from behaviorsft.records import (
     Section,
     Source,
 )
-from behaviorsft.sources import exam_normals, physiology, prescribing, severity, surgical
+from behaviorsft.sources import (
+    exam_normals,
+    patient,
+    physiology,
+    prescribing,
+    severity,
+    surgical,
+)
 from behaviorsft.sources.history import (
     COMMON_ALLERGIES,
     allergy_pool,
@@ -618,7 +625,13 @@ def synthesize_case(
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     imaging = cond.imaging[0]
     findings.append(
-        Finding(name=imaging.modality, kind="imaging", value_text=imaging.finding, day=0)
+        Finding(
+            name=imaging.modality,
+            kind="imaging",
+            # 'sinus rhythm' at 114/min reads as sinus tachycardia (sources/patient.py)
+            value_text=patient.ecg_fits_rate(imaging.finding, shown_vitals.get("heart_rate")),
+            day=0,
+        )
     )
 
     # Day-1 repeat of the most deranged numeric condition lab, moving towards normal.
@@ -865,6 +878,8 @@ def synthesize_case(
         clashes=lambda did, ids: clashes_with_plan(kb, did, ids),
         renal=lambda did, g, dose: renal_problem(kb, did, g, dose, crcl),
     )
+    # no regular medicine the history rules out (an ACE inhibitor with ascites: patient.py)
+    home_meds = [m for m in home_meds if patient.history_bars(m.drug_class or "", history) is None]
     meds = [*home_meds, *plan]
     # A chest study shows a known thoracic tumour (history.py).
     seen = imaging_with_history(imaging.modality, imaging.finding, history)
@@ -931,6 +946,7 @@ def synthesize_case(
     )
     # Normal results of other signs examined (kb/conflicts.yaml; sources/exam_normals.py).
     for e in exam_normals.alongside_findings(kb, cond.id, exam, history, seed, index):
+        e = patient.exam_fits_vitals(e, shown_vitals)  # no orthostatic test at 130/min
         exam.append(e)
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     sections = [
