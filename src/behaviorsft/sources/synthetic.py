@@ -81,7 +81,16 @@ from behaviorsft.sources.history import (
     treat_history,
 )
 from behaviorsft.sources.kb import Condition as KBCondition
-from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
+from behaviorsft.sources.kb import (
+    Dose,
+    Drug,
+    KnowledgeBase,
+    Lab,
+    LabFinding,
+    Range,
+    compare,
+    load_kb,
+)
 from behaviorsft.sources.planted_orders import Patient, orderable_group
 from behaviorsft.sources.wording import complaint, history_item, is_history, observed
 
@@ -144,11 +153,18 @@ def fmt_value(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}" if decimals else str(round(value))
 
 
+# Normal blood pressures are drawn where they were before the triage reference widened to
+# 90-140/60-90 (labs.yaml, round 10): the middle of 90-120/60-80, so every case's draws stay.
+NORMAL_DRAW: dict[str, tuple[float, float]] = {"sbp": (90, 120), "dbp": (60, 80)}
+
+
 def _sample_numeric(rng: random.Random, finding: LabFinding | None, lab: Lab, sex: str) -> float:
     if finding is not None and finding.range is not None:
         lo, hi = finding.range.low, finding.range.high
     else:
         ref = lab.reference(sex)  # type: ignore[arg-type]
+        if lab.id in NORMAL_DRAW:
+            ref = Range(low=NORMAL_DRAW[lab.id][0], high=NORMAL_DRAW[lab.id][1])
         # Stay inside the middle of the normal interval so "normal" is unambiguous.
         span = ref.high - ref.low
         lo, hi = ref.low + 0.2 * span, ref.high - 0.2 * span
