@@ -168,6 +168,13 @@ def test_43_000447_known_heart_failure_keeps_beta_blocker_and_loop_diuretic(kb) 
     assert "heart-failure-untreated" not in _lint(kb, case, conv)
 
 
+def test_43_000497_fast_af_with_heart_failure_keeps_the_home_beta_blocker(kb) -> None:
+    case, conv = _item(497)
+    assert any("beta" in (m["drug_class"] or "").lower() for m in _home(case))
+    assert _said(conv, r"IV metoprolol tartrate replaces the usual oral metoprolol")
+    assert not _lint(kb, case, conv)
+
+
 # ------------------------------------------------------------------ generator helpers
 
 

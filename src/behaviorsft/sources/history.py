@@ -479,6 +479,8 @@ REPLACED_IN_PLAN: dict[str, frozenset[str]] = {
     # the home loop diuretic given IV in decompensated heart failure (ESC HF 2021; round 10:
     # a known HFrEF patient listed on no loop diuretic)
     "acute_decompensated_heart_failure": frozenset({"furosemide"}),
+    # the home beta-blocker of known heart failure, given IV for the fast AF (43-000497)
+    "atrial_fibrillation_rvr": frozenset({"metoprolol"}),
 }
 # A contraindication on starting a drug during the admission's illness ("do not start or
 # uptitrate during decompensation"): a patient already on it continues it (ACC/AHA/HFSA HF
