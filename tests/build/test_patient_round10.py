@@ -152,7 +152,8 @@ def test_43_000202_no_ace_inhibitor_with_ascites() -> None:
 def test_43_000240_beta_blocker_held_in_anaphylaxis() -> None:
     case, conv = _item(240)
     assert "Held: Metoprolol tartrate (anaphylaxis)." in case["facts"]
-    assert _said(conv, r"hold metoprolol")
+    assert _said(conv, r"hold metoprolol tartrate while unwell \(anaphylaxis\)")
+    assert not _said(conv, r"anaphylaxis; sick-day rules")  # not a sick-day hold
 
 
 def test_43_000462_no_nsaid_at_creatinine_179() -> None:

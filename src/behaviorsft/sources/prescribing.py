@@ -541,10 +541,16 @@ def hold_action(action: str, held: Sequence[str]) -> str:
     return (f"{head}; " if head else "") + "no regular medicine to hold" + action[m.end() :]
 
 
+# Holds the KB gives for an illness's own treatment, not under the sick-day rules: a home
+# beta-blocker in anaphylaxis, home tiotropium beside nebulised ipratropium (round 10).
+NOT_SICK_DAY = frozenset({"anaphylaxis", "copd exacerbation"})
+
+
 def held_text(held: dict[str, str]) -> str:
     """'metformin and lisinopril held while unwell (acute kidney injury; sick-day rules)'."""
     whys = list(dict.fromkeys(held.values()))
-    return f"{_join(list(held))} held while unwell ({_join(whys)}; sick-day rules)"
+    rules = "; sick-day rules" if any(w not in NOT_SICK_DAY for w in whys) else ""
+    return f"{_join(list(held))} held while unwell ({_join(whys)}{rules})"
 
 
 def plan_actions(actions: Sequence[str], held: dict[str, str]) -> list[str]:
