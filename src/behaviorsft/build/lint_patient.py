@@ -73,6 +73,22 @@ _HEART_FAILURE = re.compile(r"\bheart failure\b|\bHFrEF\b|\bCHF\b", re.I)
 _BETA = re.compile(r"beta-blocker|beta1|beta-1", re.I)
 _LOOP = re.compile(r"loop diuretic", re.I)
 _ECG = re.compile(r"\bECG\b|electrocardiogra", re.I)
+# Substrings the other-sex patterns need (a cheap test of the whole record first).
+_OTHER_SEX_WORDS = {
+    "female": ("prostat", "testi", "scrot", "epididym"),
+    "male": (
+        "ovar",
+        "uter",
+        "vagin",
+        "cervical motion",
+        "pelvic infl",
+        "pregnan",
+        "menstru",
+        "multiparity",
+        "postpartum",
+    ),
+}
+_NIV_STARTED = re.compile(r"\bon NIV\b|NIV started|ventilation started", re.I)
 _DOCUMENTED = re.compile(r"^(?:Documented|Done and recorded):", re.I)
 
 
@@ -131,14 +147,19 @@ def lint_conversation(
         if f.get("day") == 0 and (v := _num(f.get("value"))) is not None
     }
 
-    for idx, text in texts:
-        term = other_sex_term(text, sex)
-        if term is not None:
-            where.add("sex-other-organ", f"'{term}' in a {sex} patient's record", idx)
-    for idx, text in texts:
-        why = premise_unmet(text, day0)
-        if why is not None and not re.search(r"\bon NIV\b|NIV started|ventilation started", text):
-            where.add("advice-premise-unmet", why, idx)
+    # one search of the whole record first; the turns only where it finds something
+    said = "\n".join(t for _, t in texts)
+    lower = said.lower()
+    if any(w in lower for w in _OTHER_SEX_WORDS.get(sex or "", ())):
+        for idx, text in texts:
+            term = other_sex_term(text, sex)
+            if term is not None:
+                where.add("sex-other-organ", f"'{term}' in a {sex} patient's record", idx)
+    if "acidosis persists" in lower:
+        for idx, text in texts:
+            why = premise_unmet(text, day0)
+            if why is not None and not _NIV_STARTED.search(text):
+                where.add("advice-premise-unmet", why, idx)
 
     hr = vitals.get("heart rate", (None, ""))[0]
     if hr is not None and not BRADYCARDIA <= hr <= TACHYCARDIA:
@@ -165,11 +186,19 @@ def lint_conversation(
         if not left_out:
             where.add("hypoxaemia-no-oxygen", f"SpO2 {spo2:g}% at triage, no oxygen given", at)
 
-    per_kg = next(((i, m[0]) for i, t in texts if (m := _PER_KG.search(t))), None)
-    if per_kg is not None and not any(_WEIGHT.search(t) for _, t in texts):
+    per_kg = (
+        next(((i, m[0]) for i, t in texts if (m := _PER_KG.search(t))), None)
+        if "/kg" in said
+        else None
+    )
+    if per_kg is not None and not _WEIGHT.search(said):
         where.add("weight-unrecorded", f"'{per_kg[1]}' with no weight recorded", per_kg[0])
 
-    planned = next((i for i, t in texts if AIRBORNE.search(t)), None)
+    planned = (
+        next((i for i, t in texts if AIRBORNE.search(t)), None)
+        if "airborne isolation" in lower
+        else None
+    )
     if planned is not None and not any(
         "triage" in r and _SEPARATED.search(t) for r, (_, t) in zip(roles, texts, strict=True)
     ):
