@@ -50,6 +50,7 @@ from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
 from behaviorsft.sources import collateral, prescribing, severity, surgical
+from behaviorsft.sources import patient as patient_fit
 from behaviorsft.sources.history import history_steps, is_exposure, known_step
 from behaviorsft.sources.kb import Condition, Drug, KnowledgeBase, Lab
 from behaviorsft.sources.severity import (
@@ -121,9 +122,9 @@ SURGICAL_ADVICE = re.compile(
 REFERRAL = re.compile(r"\b(surgical (?:consultation|review|referral)|refer\w*)\b", re.I)
 
 
-def consultant_specialty(system: str, advice: str) -> str:
+def consultant_specialty(system: str, advice: str, condition: str | None = None) -> str:
     """Who gives ``advice``: a surgeon for an operation (or a referral for one), else the
-    system's specialty."""
+    condition's specialty (``CONDITION_SPECIALTY``) or its system's."""
     if SURGICAL_ADVICE.search(advice) and (
         not REFERRAL.search(advice) or surgeon_advice(advice) is not None
     ):
@@ -131,7 +132,8 @@ def consultant_specialty(system: str, advice: str) -> str:
     other = advice_specialty(advice)  # renal replacement: nephrology's (coherence.py)
     if other is not None:
         return other
-    return SPECIALTY.get(system, "internal medicine")
+    own = patient_fit.CONDITION_SPECIALTY.get(condition or "")  # a leg DVT: haematology
+    return own or SPECIALTY.get(system, "internal medicine")
 
 
 SPECIALTY = {
@@ -505,6 +507,9 @@ def _render_kb(
     )
 
     is_current: dict[str, bool] = {}
+    day0_values = {
+        f.name.lower(): f.value for f in case.findings if f.day == 0 and f.value is not None
+    }
 
     def current(text: str) -> bool:
         # not an item the record's severity already had done left conditional (severity.py),
@@ -518,6 +523,9 @@ def _render_kb(
                 and still_open(kb, case, cond_id, text)
                 and not known_step(text, known)
                 and state_shown(text, states)
+                # nor advice for a state the values do not show ('if acidosis persists'
+                # at pH 7.37: sources/patient.py)
+                and patient_fit.premise_unmet(text, day0_values) is None
             )
         return got
 
@@ -543,7 +551,7 @@ def _render_kb(
     )
     said_advice = surgeon_advice(advice) or advice  # the surgeon's own words for a referral
     consultant = b.person(
-        "consultant", "Dr.", f"{consultant_specialty(cond.system, advice)} consultant"
+        "consultant", "Dr.", f"{consultant_specialty(cond.system, advice, cond_id)} consultant"
     )
     ward = b.person("ward", "Nurse", "ward nurse")
     relative = (f"Patient's {rng.choice(relatives_for(sex, age))}", "family member")
@@ -567,6 +575,9 @@ def _render_kb(
         f"New arrival, {age}-year-old {sex}. Complaint: {case.presentation}",
         anchor="triage",
     )
+    isolated = patient_fit.isolation_at_triage(cond.treatments.actions, omit)
+    if isolated is not None:  # suspected TB: masked and separated on arrival
+        b.say(triage, isolated)
     # what severity brings at once is said when it was done: before the history (IM
     # adrenaline at triage), or after the orders (not after the plan it came before)
     said_when = {
@@ -595,7 +606,7 @@ def _render_kb(
         ):
             b.say(
                 {"edp": edp, "patient": patient, "relative": relative}[speaker],
-                *variants,
+                *(patient_fit.one_home(v, risks) for v in variants),
                 anchor=anchor,
             )
     else:
@@ -623,13 +634,15 @@ def _render_kb(
         )
         b.say(
             patient,
-            spoken_history([r for r in risks if not is_exposure(r)]),
+            patient_fit.one_home(spoken_history([r for r in risks if not is_exposure(r)]), risks),
             anchor="history",
         )
         exposures = [r for r in risks if is_exposure(r)]  # habits and recent events: own question
         if exposures:
             b.say(edp, ward_turns.exposure_question(exposures))  # asks what the patient tells
-            b.say(patient, spoken_history(exposures), anchor="exposures")
+            b.say(
+                patient, patient_fit.one_home(spoken_history(exposures), risks), anchor="exposures"
+            )
         b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
         b.say(
             patient,
@@ -649,15 +662,25 @@ def _render_kb(
             )
         else:
             b.say(patient, "No, none that I know of.", "Not that I'm aware of.", anchor="allergy")
+    kg = patient_fit.triage_weight(case.id, sex)  # any per-kg dose needs it (patient.py)
     idx = b.say(
         triage,
-        "Observations at triage are in the chart.",
-        "First set of observations below.",
+        f"Observations at triage are in the chart; weight {kg} kg.",
+        f"First set of observations below; weight {kg} kg.",
         anchor="vitals",
         attachments=[b.table("Triage observations", vitals)],
     )
     for f in vitals:
         b.finding_turns[(f.name, f.day)] = idx
+    # oxygen for a saturation below 92% on air, unless the record already gives it (IM
+    # adrenaline 'with high-flow oxygen') or leaves oxygen out as this record's omission
+    oxygen = patient_fit.oxygen_started(
+        next((f.value for f in vitals if f.name.startswith("Oxygen saturation")), None),
+        [cond.name, *known],
+        said_when["arrival"],
+    )
+    if oxygen is not None and not (omit and "oxygen" in omit.lower()):
+        b.say(triage, oxygen)
     # a suspected ACS: the ECG recorded and read at arrival, before any blood (event_time)
     study = imaging  # the study requested with the bloods, reported after them
     if imaging is not None and ecg_first(cond_id, imaging.name):
@@ -792,7 +815,8 @@ def _render_kb(
             attending,
             # said as what would change the team's mind, not as this patient's findings (an
             # excerpt may start after the question)
-            f"I would reconsider {diffs[0].name.lower()} with {diffs[0].favoured_by}.",
+            f"I would reconsider {diffs[0].name.lower()} with "
+            f"{patient_fit.for_sex(diffs[0].favoured_by, sex)}.",
             anchor="ddx_discriminator",
         )
     b.say(

@@ -60,6 +60,7 @@ from behaviorsft.build import (
     lint_encounter,
     lint_errors,
     lint_items,
+    lint_patient,
     lint_plan,
     lint_record,
     lint_severity,
@@ -104,6 +105,7 @@ RULES.update(lint_encounter.RULES)  # how a record reads as an encounter: lint_e
 RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tasks.jsonl)
 RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
 RULES.update(lint_items.RULES)  # type: ignore[arg-type]  # item metadata: lint_items.py
+RULES.update(lint_patient.RULES)  # type: ignore[arg-type]  # one patient: build/lint_patient.py
 
 
 @dataclass(frozen=True)
@@ -1141,6 +1143,7 @@ def lint_records(
         lint_severity.lint_conversation(kb, where, conv, due.get(rid))
         lint_surgical.lint_conversation(kb, where, conv, raw.get(rid))
         lint_record.lint_conversation(kb, where, conv, raw.get(rid))
+        lint_patient.lint_conversation(kb, where, conv, raw.get(rid))
     if tasks is not None:
         where_of = lambda line, tid: _Where(tasks_file, line, tid, findings)  # noqa: E731
         tasks = lint_values.checked_tasks(kb, tasks, where_of)  # value-impossible in notes

@@ -221,13 +221,20 @@ EXAM_VITALS: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"\bafebrile\b", re.I), "temperature", "ge38"),
     (re.compile(_NOT_NEGATED + r"\btachypno\w*", re.I), "respiratory_rate", "le20"),
     (re.compile(_NOT_NEGATED + r"\bhypox\w*", re.I), "spo2", "ge95"),
+    # orthostatic testing is for a patient normotensive lying down and not tachycardic:
+    # none is done at a systolic below 90 or a heart rate above 100 (round 10: 'postural
+    # hypotension' at 88/53; 'no orthostatic hypotension' at a heart rate of 161)
+    (re.compile(r"(?<!no )\b(?:postural|orthostatic) (?:hypotension|drop)", re.I), "sbp", "lt90"),
+    (re.compile(r"\bno (?:postural|orthostatic) hypotension", re.I), "sbp", "lt90"),
+    (re.compile(r"\bno (?:postural|orthostatic) hypotension", re.I), "heart_rate", "gt100"),
 )
 _SAID = {"heart_rate": "heart rate", "sbp": "systolic BP", "temperature": "temperature"}
 
 
 def _contradicts(test: str, value: float) -> bool:
     op, bound = test[:2], float(test[2:])
-    return {"ge": value >= bound, "le": value <= bound, "lt": value < bound}[op]
+    checks = {"ge": value >= bound, "le": value <= bound, "lt": value < bound}
+    return checks.get(op, value > bound)  # else "gt"
 
 
 def exam_vitals_conflict(text: str, vitals: Mapping[str, float]) -> str | None:

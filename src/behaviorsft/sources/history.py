@@ -476,7 +476,25 @@ def _text(med: Medication) -> str:
 # hydrocortisone for the home hydrocortisone (Endocrine Society 2016).
 REPLACED_IN_PLAN: dict[str, frozenset[str]] = {
     "adrenal_crisis": frozenset({"hydrocortisone"}),
+    # the home loop diuretic given IV in decompensated heart failure (ESC HF 2021; round 10:
+    # a known HFrEF patient listed on no loop diuretic)
+    "acute_decompensated_heart_failure": frozenset({"furosemide"}),
+    # the home beta-blocker of known heart failure, given IV for the fast AF (43-000497)
+    "atrial_fibrillation_rvr": frozenset({"metoprolol"}),
 }
+# A contraindication on starting a drug during the admission's illness ("do not start or
+# uptitrate during decompensation"): a patient already on it continues it (ACC/AHA/HFSA HF
+# 2022: the home beta-blocker is continued unless in shock), so it stays on the home list.
+# A hold while the illness lasts ("hold while nebulised ipratropium is given") likewise.
+_ON_STARTING = re.compile(r"^(?:do not (?:start|initiate)|hold while)\b", re.I)
+
+
+def continued(note: str | None) -> bool:
+    """Whether a contraindication's ``note`` bars starting the drug (or holds it for now)
+    only, not taking it."""
+    return bool(note) and _ON_STARTING.match(note or "") is not None
+
+
 # A history item that presupposes a disease the history must then name: (item, disease
 # named, the item added). "Didn't increase my steroid dose" needs the steroid's disease.
 PRESUPPOSES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
@@ -565,7 +583,7 @@ def treat_history(
         if lysed and anticoagulant(drug.drug_class):
             return False  # an anticoagulant taken today bars the plan's thrombolysis
         for ci in drug.contraindications:
-            if ci.condition == cond.id:
+            if ci.condition == cond.id and not continued(ci.note):
                 return False
             if ci.lab is not None and ci.op is not None and ci.value is not None:
                 v = values.get(ci.lab)

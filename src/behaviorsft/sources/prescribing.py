@@ -543,10 +543,16 @@ def hold_action(action: str, held: Sequence[str]) -> str:
     return (f"{head}; " if head else "") + "no regular medicine to hold" + action[m.end() :]
 
 
+# Holds the KB gives for an illness's own treatment, not under the sick-day rules: a home
+# beta-blocker in anaphylaxis, home tiotropium beside nebulised ipratropium (round 10).
+NOT_SICK_DAY = frozenset({"anaphylaxis", "copd exacerbation"})
+
+
 def held_text(held: dict[str, str]) -> str:
     """'metformin and lisinopril held while unwell (acute kidney injury; sick-day rules)'."""
     whys = list(dict.fromkeys(held.values()))
-    return f"{_join(list(held))} held while unwell ({_join(whys)}; sick-day rules)"
+    rules = "; sick-day rules" if any(w not in NOT_SICK_DAY for w in whys) else ""
+    return f"{_join(list(held))} held while unwell ({_join(whys)}{rules})"
 
 
 def plan_actions(actions: Sequence[str], held: dict[str, str]) -> list[str]:
@@ -903,6 +909,12 @@ _CANCER_VTE = (
     "suits, or LMWH where a luminal gastrointestinal or genitourinary cancer brings a high "
     "bleeding risk"
 )
+# A previous clot in the history (dvt.yaml risk factor 'previous VTE').
+PREVIOUS_VTE = re.compile(r"\bprevious VTE\b", re.I)
+_SECOND_VTE = (
+    "a second VTE: anticoagulate for at least 3 months, then decide on extended "
+    "anticoagulation by how each clot was provoked (CHEST 2021)"
+)
 _CANCER_REVIEW = (
     "review anticoagulation at 6 months and then regularly while the cancer is active, with "
     "oncology (drug interactions with the cancer treatment, bleeding risk, platelet count)"
@@ -925,6 +937,9 @@ HISTORY_STEPS: dict[str, tuple[HistoryStep, ...]] = {
     "dvt": (
         HistoryStep(ACTIVE_CANCER, r"at least 3 months", _CANCER_VTE.format(what="DVT")),
         HistoryStep(ACTIVE_CANCER, r"provoking factor has resolved", _CANCER_REVIEW),
+        # a second clot is not treated as a provoked one of 3 months: its length turns on how
+        # both clots were provoked (CHEST 2021; round 10: 'provoked' beside 'no set stop date')
+        HistoryStep(PREVIOUS_VTE, r"at least 3 months \(provoked\)", _SECOND_VTE),
     ),
     "pulmonary_embolism": (
         HistoryStep(ACTIVE_CANCER, r"at least 3 months", _CANCER_VTE.format(what="PE")),

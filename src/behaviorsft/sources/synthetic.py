@@ -66,7 +66,14 @@ from behaviorsft.records import (
     Section,
     Source,
 )
-from behaviorsft.sources import exam_normals, physiology, prescribing, severity, surgical
+from behaviorsft.sources import (
+    exam_normals,
+    patient,
+    physiology,
+    prescribing,
+    severity,
+    surgical,
+)
 from behaviorsft.sources.history import (
     COMMON_ALLERGIES,
     allergy_pool,
@@ -74,7 +81,16 @@ from behaviorsft.sources.history import (
     treat_history,
 )
 from behaviorsft.sources.kb import Condition as KBCondition
-from behaviorsft.sources.kb import Dose, Drug, KnowledgeBase, Lab, LabFinding, compare, load_kb
+from behaviorsft.sources.kb import (
+    Dose,
+    Drug,
+    KnowledgeBase,
+    Lab,
+    LabFinding,
+    Range,
+    compare,
+    load_kb,
+)
 from behaviorsft.sources.planted_orders import Patient, orderable_group
 from behaviorsft.sources.wording import complaint, history_item, is_history, observed
 
@@ -137,11 +153,18 @@ def fmt_value(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}" if decimals else str(round(value))
 
 
+# Normal blood pressures are drawn where they were before the triage reference widened to
+# 90-140/60-90 (labs.yaml, round 10): the middle of 90-120/60-80, so every case's draws stay.
+NORMAL_DRAW: dict[str, tuple[float, float]] = {"sbp": (90, 120), "dbp": (60, 80)}
+
+
 def _sample_numeric(rng: random.Random, finding: LabFinding | None, lab: Lab, sex: str) -> float:
     if finding is not None and finding.range is not None:
         lo, hi = finding.range.low, finding.range.high
     else:
         ref = lab.reference(sex)  # type: ignore[arg-type]
+        if lab.id in NORMAL_DRAW:
+            ref = Range(low=NORMAL_DRAW[lab.id][0], high=NORMAL_DRAW[lab.id][1])
         # Stay inside the middle of the normal interval so "normal" is unambiguous.
         span = ref.high - ref.low
         lo, hi = ref.low + 0.2 * span, ref.high - 0.2 * span
@@ -620,7 +643,13 @@ def synthesize_case(
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     imaging = cond.imaging[0]
     findings.append(
-        Finding(name=imaging.modality, kind="imaging", value_text=imaging.finding, day=0)
+        Finding(
+            name=imaging.modality,
+            kind="imaging",
+            # 'sinus rhythm' at 114/min reads as sinus tachycardia (sources/patient.py)
+            value_text=patient.ecg_fits_rate(imaging.finding, shown_vitals.get("heart_rate")),
+            day=0,
+        )
     )
 
     # Day-1 repeat of the most deranged numeric condition lab, moving towards normal.
@@ -867,6 +896,8 @@ def synthesize_case(
         clashes=lambda did, ids: clashes_with_plan(kb, did, ids),
         renal=lambda did, g, dose: renal_problem(kb, did, g, dose, crcl),
     )
+    # no regular medicine the history rules out (an ACE inhibitor with ascites: patient.py)
+    home_meds = [m for m in home_meds if patient.history_bars(m.drug_class or "", history) is None]
     meds = [*home_meds, *plan]
     # A chest study shows a known thoracic tumour (history.py).
     seen = imaging_with_history(imaging.modality, imaging.finding, history)
@@ -933,6 +964,7 @@ def synthesize_case(
     )
     # Normal results of other signs examined (kb/conflicts.yaml; sources/exam_normals.py).
     for e in exam_normals.alongside_findings(kb, cond.id, exam, history, seed, index):
+        e = patient.exam_fits_vitals(e, shown_vitals)  # no orthostatic test at 130/min
         exam.append(e)
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))
     sections = [
