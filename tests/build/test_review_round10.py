@@ -135,3 +135,15 @@ def test_43_000471_no_frequency_query_restating_the_order_in_other_words(kb):
         parsed = order_indication(t.context.excerpt or "")
         if parsed is not None:
             assert query_as_ordered(parsed[0], [o.text for o in t.options]) == [], t.id
+
+
+def test_homeless_household_contact_in_the_relatives_words():
+    """A relative who gives the history speaks of the shelter too (the collateral history
+    and the homeless wording were written apart)."""
+    from behaviorsft.build.lint_patient import _LIVE_WITH
+    from behaviorsft.sources.patient import one_home
+
+    said = one_home("Someone she lives with had infectious TB.", ["homeless"])
+    assert said == "Someone at the shelter where she stays had infectious TB."
+    assert _LIVE_WITH.search("Someone he lives with had infectious TB.")
+    assert not _LIVE_WITH.search(said)
