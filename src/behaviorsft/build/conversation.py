@@ -65,7 +65,7 @@ from behaviorsft.sources.synthetic import (
     medication_text,
     onset_phrase,
 )
-from behaviorsft.sources.wording import spoken_history
+from behaviorsft.sources.wording import spoken, spoken_history
 
 SURNAMES = (
     "Okafor",
@@ -1034,6 +1034,9 @@ def _render_kb(
         anchor="next_steps",
     )
     b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
+    for t in b.turns:  # said, not cited: the KB's guideline citations stay in the KB
+        if spoken(t.text) != t.text:
+            t.text = spoken(t.text)
     return b.done(omitted=(omit,) if omit is not None else ())
 
 

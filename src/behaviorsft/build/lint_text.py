@@ -48,6 +48,9 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          ("no tophi and overlying erythema"), so it reads as absent
 ``exam-subject-missing`` "Examination shows appears unwell": a finding worded as what the
                          patient does, without its subject
+``spoken-citation``      a guideline citation said aloud ("... for at least 5 days (IDSA/ATS
+                         2019)"): the KB keeps it as provenance, a turn says the step
+                         (sources/wording.py ``spoken``)
 
 The wording rules apply to knowledge-base (synthetic) records, whose text the
 generator controls; real-source text is quoted as its source wrote it.
@@ -76,6 +79,7 @@ from behaviorsft.sources.history import (
 from behaviorsft.sources.wording import (
     DEMOGRAPHIC,
     DURATION_WORDING,
+    citation,
     hedged,
     is_medicine,
     spoken_history,
@@ -102,6 +106,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
         "a present finding joined to a negated one ('no tophi and overlying erythema')",
     ),
     "exam-subject-missing": ("error", "'Examination shows appears unwell': a verb, no subject"),
+    "spoken-citation": ("error", "a guideline citation said aloud in a turn ('(BTS 2017)')"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -314,6 +319,9 @@ def check_turn_text(
         and len(speaker.split()) < 2
     ):
         where.add("speaker-untitled", f"the {role} is named '{speaker}' with no title", idx)
+    cited = citation(text)
+    if cited is not None:
+        where.add("spoken-citation", f"'{cited}' said aloud: '{text[:90]}'", idx)
     cut = dangling_end(text)
     if cut is not None:
         where.add("dangling-end", f"a sentence ends on '{cut}': '{text[:90]}'", idx)

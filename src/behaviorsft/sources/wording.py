@@ -12,6 +12,11 @@ explicit table where a choice is clinical, then general rules); ``spoken_history
 says a history item as a patient would. ``HEDGE``/``hedged`` detect what is left
 (the linter's ``hedged-wording`` rule uses them), so a KB edit that adds new textbook
 wording is caught by the linter and by tests/sources/test_wording.py.
+
+``spoken`` is the form of a KB step, advice or checklist text a clinician says: the
+guideline citation that gives its provenance ("(BTS 2017)", "(NICE NG158; ASCO 2023)")
+stays in the KB and in documents (rationales), never in a turn; ``CITATION`` finds one
+left in a turn (the linter's ``spoken-citation`` rule).
 """
 
 from __future__ import annotations
@@ -503,3 +508,38 @@ def spoken_history(items: list[str]) -> str:
         joined = have[0] if len(have) == 1 else ", ".join(have[:-1]) + " and " + have[-1]
         said.insert(0, f"I have {joined}.")
     return " ".join(said)
+
+
+# A guideline citation: an issuing body or author and a year ("BTS 2017", "IDSA/ATS CAP
+# 2019", "ESC 2019 PE guideline", "Sullivan JT et al. 1989"), a body alone ("NIH", "NICE
+# NG158"), "JBDS DKA guideline", a drug label. Not an equation's name ("CKD-EPI 2021").
+_YEAR = r"(?:19|20)\d\d"
+_CITE = (
+    r"(?:(?!CKD-EPI\b)(?:[A-Z][\w/&.\-]*|consensus)(?:\s+[\w/&.\-]+){0,5}?,?\s+"
+    + _YEAR
+    + r"(?:\s+[\w.\-]+){0,3}|NIH|NICE\s+NG\d+|[A-Z]{2,}(?:\s+[A-Z]{2,})*\s+guideline|"
+    r"Label(?:,\s+updated\s+" + _YEAR + r")?|[A-Z][\w.\-]*\s+[A-Z]{1,3}\s+et al\.[^;()]*)"
+)
+# one or more, "; "-separated (a trial name may follow: "ACG 2024; WATERFALL")
+_CITES = r"(?:" + _CITE + r")(?:;\s*(?:" + _CITE + r"|[A-Z]{5,}))*"
+# a whole parenthesis of citations ("... 5 days (IDSA/ATS 2019)")
+CITATION = re.compile(r"\s*\(" + _CITES + r"\)")
+# citations opening ("(ATS/CDC/IDSA 2016: diabetes, HIV)") or closing ("(e.g. 200-500 mg;
+# EFNS 2010)") a parenthesis that says something else too
+_CITATION_HEAD = re.compile(r"(?<=\()" + _CITES + r":\s*")
+_CITATION_TAIL = re.compile(r"[;,]\s*" + _CITES + r"(?=\))")
+
+
+def citation(text: str) -> str | None:
+    """The first guideline citation in ``text`` ("(BTS 2017)"), or None."""
+    m = CITATION.search(text) or _CITATION_HEAD.search(text) or _CITATION_TAIL.search(text)
+    return m.group(0).strip(" ;,") if m is not None else None
+
+
+def spoken(text: str) -> str:
+    """A KB text as a clinician says it: without its guideline citations."""
+    if "(" not in text:
+        return text
+    text = CITATION.sub("", text)
+    text = _CITATION_HEAD.sub("", text)
+    return _CITATION_TAIL.sub("", text)

@@ -1,0 +1,98 @@
+"""Clinicians speak, they do not cite (session 11, h2-speech).
+
+Review round 9 (seed 41) found KB text said aloud as it is written in the KB: guideline
+citations in plans and ward rounds ("(BTS 2017)", "(IDSA/ATS 2019)", "(AF 2023)"), KB
+clauses whose condition this patient does not have ("treat the cause (vomiting, laxative
+misuse)" with no laxatives, "treat predisposing tinea pedis and oedema" with no tinea),
+contentless checklist lines ("Documented: antibiotic duration") and filler. Each class is
+checked on the named item rebuilt from ``cases synth --seed 41`` and, for the linter, on a
+hand-made bad record.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.wording import citation, spoken
+from tests.build.kb_records import build_item, kb_record, lint_rules
+
+SEED = 41
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_kb()
+
+
+def _texts(rendered) -> list[str]:
+    return [t.text for t in rendered.conversation.turns]
+
+
+# ------------------------------------------------------------------ citations
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "titrate oxygen to SpO2 94-98% (88-92% if at risk of hypercapnia) (BTS 2017); "
+            "treat for at least 5 days (IDSA/ATS 2019).",
+            "titrate oxygen to SpO2 94-98% (88-92% if at risk of hypercapnia); "
+            "treat for at least 5 days.",
+        ),
+        ("oxygen to SpO2 92-96% (NIH); prone", "oxygen to SpO2 92-96%; prone"),
+        ("while the cancer is active (NICE NG158; ASCO 2023).", "while the cancer is active."),
+        ("follow-up (ESC 2019 PE guideline)", "follow-up"),
+        ("risk factors (ATS/CDC/IDSA 2016: diabetes, HIV)", "risk factors (diabetes, HIV)"),
+        ("thiamine (e.g. 200-500 mg IV; EFNS 2010)", "thiamine (e.g. 200-500 mg IV)"),
+        # not citations: an equation's name, a numbered list, a plain parenthesis
+        ("estimated GFR (CKD-EPI 2021) 20", "estimated GFR (CKD-EPI 2021) 20"),
+        ("(40-55 kg 1000 mg; 56-75 kg 1500 mg)", "(40-55 kg 1000 mg; 56-75 kg 1500 mg)"),
+        ("stool test (NAAT) for C. difficile", "stool test (NAAT) for C. difficile"),
+    ],
+)
+def test_spoken_drops_citations_only(text, said):
+    assert spoken(text) == said
+    assert citation(said) is None
+
+
+def test_every_kb_citation_in_a_step_is_recognised(kb):
+    """Every parenthesis of a KB step, advice or checklist item that names a guideline
+    year is removed by ``spoken`` (a new citation style added to the KB is caught here)."""
+    import re
+
+    year = re.compile(r"\([^()]*\b(?:19|20)\d\d\b[^()]*\)")
+    texts = []
+    for c in kb.conditions.values():
+        texts += c.treatments.actions + c.next_actions + [i.item for i in c.standard_of_care]
+    left = [t for t in texts if year.search(spoken(t)) and "CKD-EPI" not in t]
+    assert left == []
+
+
+@pytest.mark.parametrize("index", [336, 16, 145, 64])
+def test_41_reviewed_items_say_no_citation(kb, index):
+    """41-000336 '(BTS 2017)', '(IDSA/ATS 2019)'; 41-000016 '(AF 2023)'; 41-000145
+    '(ATS/CDC/IDSA 2016)'; 41-000064 '(ACC/AHA 2017)': the plan says the step, the KB
+    keeps its source."""
+    case, rendered, _ = build_item(kb, index, SEED)
+    assert [t for t in _texts(rendered) if citation(t)] == []
+    cond = kb.conditions[case.conditions[0].code]
+    cited = [a for a in cond.treatments.actions + cond.next_actions if citation(a)]
+    assert cited, "the KB keeps its citations (provenance)"
+
+
+def test_41_000336_plan_keeps_the_step_without_its_source(kb):
+    _, rendered, _ = build_item(kb, 336, SEED)
+    plan = _texts(rendered)[rendered.anchors["plan"]]
+    assert "titrate oxygen to SpO2 94-98%" in plan
+    assert "treat for at least 5 days and until clinically stable;" in plan
+    assert "BTS" not in plan and "IDSA" not in plan
+
+
+def test_lint_spoken_citation_on_a_hand_made_record(kb):
+    case, conv = kb_record("community_acquired_pneumonia")
+    assert "spoken-citation" not in lint_rules(kb, case, conv)
+    plan = next(t for t in conv["turns"] if t["text"].startswith("Plan:"))
+    plan["text"] = plan["text"].rstrip(".") + "; treat for at least 5 days (IDSA/ATS 2019)."
+    assert "spoken-citation" in lint_rules(kb, case, conv)
