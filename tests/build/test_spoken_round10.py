@@ -96,3 +96,81 @@ def test_lint_spoken_citation_on_a_hand_made_record(kb):
     plan = next(t for t in conv["turns"] if t["text"].startswith("Plan:"))
     plan["text"] = plan["text"].rstrip(".") + "; treat for at least 5 days (IDSA/ATS 2019)."
     assert "spoken-citation" in lint_rules(kb, case, conv)
+
+
+# ------------------------------------------------------------------ causes this record lacks
+
+
+def test_41_000078_plan_treats_only_the_documented_cause(kb):
+    """Hypokalaemia with recurrent vomiting: 'treat the cause (vomiting, laxative
+    misuse)' named laxative misuse, which the record never mentions."""
+    case, rendered, _ = build_item(kb, 78, SEED)
+    assert case.conditions[0].code == "hypokalemia"
+    plan = _texts(rendered)[rendered.anchors["plan"]]
+    assert "treat the cause (vomiting)" in plan
+    assert not any("laxative" in t.lower() for t in _texts(rendered))
+
+
+def test_41_000228_no_tinea_pedis_treated_where_none_was_found(kb):
+    """Cellulitis with a leg ulcer: 'treat predisposing tinea pedis and oedema' with no
+    tinea and no chronic oedema in the record (the ultrasound's subcutaneous oedema is the
+    infection's own)."""
+    case, rendered, _ = build_item(kb, 228, SEED)
+    assert case.conditions[0].code == "cellulitis"
+    assert not any("tinea" in t.lower() for t in _texts(rendered))
+    assert "predisposing" not in _texts(rendered)[rendered.anchors["plan"]]
+
+
+def test_41_000396_tinea_found_is_treated(kb):
+    """The same step stays where the history has tinea pedis and venous insufficiency."""
+    _, rendered, _ = build_item(kb, 396, SEED)
+    assert "treat predisposing tinea pedis and oedema" in _texts(rendered)[rendered.anchors["plan"]]
+
+
+@pytest.mark.parametrize(
+    ("step", "record", "said"),
+    [
+        (
+            "treat the cause (vomiting, laxative misuse)",
+            "I take a lot of laxatives.",
+            "treat the cause (laxative misuse)",
+        ),
+        (
+            "treat the cause (vomiting, laxative misuse)",
+            "no vomiting",
+            "look for and treat the cause",
+        ),
+        (
+            "treat predisposing tinea pedis and oedema",
+            "no pedal oedema; interdigital fissuring",
+            "treat predisposing tinea pedis",
+        ),
+        ("treat predisposing tinea pedis and oedema", "leg ulcer", None),
+        (
+            "treat precipitants (infection, hypovolaemia)",
+            "",
+            "treat precipitants (infection, hypovolaemia)",
+        ),
+    ],
+)
+def test_for_patient(step, record, said):
+    from behaviorsft.sources.wording import for_patient
+
+    assert for_patient(step, record) == said
+
+
+def test_lint_cause_undocumented_on_a_hand_made_record(kb):
+    case, conv = kb_record("hypokalemia")
+    assert "cause-undocumented" not in lint_rules(kb, case, conv)
+    plan = next(t for t in conv["turns"] if t["text"].startswith("Plan:"))
+    plan["text"] = plan["text"].rstrip(".") + "; treat the cause (vomiting, laxative misuse)."
+    assert "cause-undocumented" in lint_rules(kb, case, conv)
+
+
+def test_dvt_plan_says_no_stockings_not_a_guideline_sentence(kb):
+    """41-000337: 'compression stockings are not used to prevent post-thrombotic
+    syndrome' was a guideline sentence spoken as the plan."""
+    _, rendered, _ = build_item(kb, 337, SEED)
+    plan = _texts(rendered)[rendered.anchors["plan"]]
+    assert "no compression stockings" in plan
+    assert "are not used" not in plan

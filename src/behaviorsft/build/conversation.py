@@ -65,7 +65,7 @@ from behaviorsft.sources.synthetic import (
     medication_text,
     onset_phrase,
 )
-from behaviorsft.sources.wording import spoken, spoken_history
+from behaviorsft.sources.wording import for_patient, spoken, spoken_history
 
 SURNAMES = (
     "Okafor",
@@ -782,6 +782,8 @@ def _render_kb(
         # no device to remove unless the record documents one
         and premise_missing(a, said_so_far) is None
     ]
+    # a cause named only where the record documents it (wording.for_patient)
+    actions = [s for s in (for_patient(a, said_so_far) for a in actions) if s]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)

@@ -48,6 +48,9 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          ("no tophi and overlying erythema"), so it reads as absent
 ``exam-subject-missing`` "Examination shows appears unwell": a finding worded as what the
                          patient does, without its subject
+``cause-undocumented``   a plan that treats a cause or predisposition the record never
+                         documents ("treat the cause (vomiting, laxative misuse)" with no
+                         laxative; "treat predisposing tinea pedis" with no tinea found)
 ``spoken-citation``      a guideline citation said aloud ("... for at least 5 days (IDSA/ATS
                          2019)"): the KB keeps it as provenance, a turn says the step
                          (sources/wording.py ``spoken``)
@@ -77,12 +80,14 @@ from behaviorsft.sources.history import (
     standing_for,
 )
 from behaviorsft.sources.wording import (
+    CAUSE_LIST,
     DEMOGRAPHIC,
     DURATION_WORDING,
     citation,
     hedged,
     is_medicine,
     spoken_history,
+    undocumented_causes,
 )
 
 TEXT_RULES: dict[str, tuple[str, str]] = {
@@ -106,6 +111,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
         "a present finding joined to a negated one ('no tophi and overlying erythema')",
     ),
     "exam-subject-missing": ("error", "'Examination shows appears unwell': a verb, no subject"),
+    "cause-undocumented": ("error", "a plan treats a cause the record never documents"),
     "spoken-citation": ("error", "a guideline citation said aloud in a turn ('(BTS 2017)')"),
 }
 
@@ -161,6 +167,7 @@ class TextFacts:
     exposures: list[str] = field(default_factory=list)  # history items asked apart
     pmh_asked: bool = False  # the last clinician turn asked for the past medical history
     exam: list[str] = field(default_factory=list)  # the documented examination findings
+    said: list[str] = field(default_factory=list)  # the turns so far
 
 
 def _is_synthetic(case: dict[str, Any]) -> bool:
@@ -322,6 +329,10 @@ def check_turn_text(
     cited = citation(text)
     if cited is not None:
         where.add("spoken-citation", f"'{cited}' said aloud: '{text[:90]}'", idx)
+    if CAUSE_LIST.search(text) and role not in ("patient", "family member"):
+        for cause in undocumented_causes(text, " ".join(facts.said)):
+            where.add("cause-undocumented", f"'{cause}' never documented: '{text[:90]}'", idx)
+    facts.said.append(text)
     cut = dangling_end(text)
     if cut is not None:
         where.add("dangling-end", f"a sentence ends on '{cut}': '{text[:90]}'", idx)

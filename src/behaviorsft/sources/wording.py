@@ -543,3 +543,67 @@ def spoken(text: str) -> str:
     text = CITATION.sub("", text)
     text = _CITATION_HEAD.sub("", text)
     return _CITATION_TAIL.sub("", text)
+
+
+# Causes and predispositions a KB plan step names as this patient's ("treat the cause
+# (vomiting, laxative misuse)", "treat predisposing tinea pedis and oedema"), each with the
+# words that show it in a record: a step names only the ones the record documents.
+CAUSES: dict[str, re.Pattern[str]] = {
+    "vomiting": re.compile(r"\bvomit", re.I),
+    "laxative misuse": re.compile(r"\blaxative", re.I),
+    "tinea pedis": re.compile(r"\btinea\b|\binterdigital\b|\btoe[- ]web", re.I),
+    # oedema that predisposes: chronic leg oedema, not the infection's own swelling
+    "oedema": re.compile(
+        r"\blymphoedema\b|\bvenous insufficiency\b|\b(?:leg|ankle|pedal|pitting) oedema\b", re.I
+    ),
+}
+# "treat the cause (A, B)": the causes as a list; "treat predisposing A and B"
+CAUSE_LIST = re.compile(
+    r"\btreat (?:the cause|the precipitant|precipitants) \((?P<list>[^()]+)\)|"
+    r"\btreat predisposing (?P<bare>[\w\s,-]+?)(?=;|\.|$| and adjust\b)",
+    re.I,
+)
+_ITEMS = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
+
+
+def undocumented_causes(text: str, record: str) -> list[str]:
+    """The causes (``CAUSES``) a "treat the cause" step in ``text`` names that ``record``
+    never documents ("laxative misuse" where no laxative is mentioned)."""
+    out = []
+    for m in CAUSE_LIST.finditer(text):
+        for item in _ITEMS.split(m["list"] or m["bare"]):
+            shows = CAUSES.get(item.strip().lower())
+            if shows is not None and not _documents(shows, record):
+                out.append(item.strip())
+    return out
+
+
+def _documents(shows: re.Pattern[str], record: str) -> bool:
+    """Whether ``record`` states what ``shows`` matches, not negated in its clause ("no
+    pedal oedema" does not document oedema)."""
+    for m in shows.finditer(record):
+        clause = re.split(r"[.;:,]", record[max(0, m.start() - 60) : m.start()])[-1]
+        if not _NEGATED.search(clause):
+            return True
+    return False
+
+
+def for_patient(step: str, record: str) -> str | None:
+    """A KB plan step as said for this patient: a "treat the cause" list cut to the causes
+    ``record`` documents ("treat the cause (vomiting)"); with none of them left, a search
+    ("look for and treat the cause"), or no step at all for "treat predisposing ..."."""
+    missing = undocumented_causes(step, record)
+    if not missing:
+        return step
+    m = CAUSE_LIST.search(step)
+    assert m is not None
+    items = [i.strip() for i in _ITEMS.split(m["list"] or m["bare"]) if i.strip() not in missing]
+    if m["list"] is not None:
+        head = m[0][: m[0].index(" (")]  # "treat the cause"
+        said = f"{head} ({', '.join(items)})" if items else "look for and " + head
+    elif items:
+        said = "treat predisposing " + " and ".join(items)
+    else:
+        rest = (step[: m.start()] + step[m.end() :]).strip(" ;")
+        return re.sub(r"^and\s+", "", rest) or None
+    return step[: m.start()] + said + step[m.end() :]
