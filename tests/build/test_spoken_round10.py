@@ -174,3 +174,63 @@ def test_dvt_plan_says_no_stockings_not_a_guideline_sentence(kb):
     plan = _texts(rendered)[rendered.anchors["plan"]]
     assert "no compression stockings" in plan
     assert "are not used" not in plan
+
+
+# ------------------------------------------------------------------ checklist lines with content
+
+
+def test_41_000396_no_duration_documented_where_none_is_stated(kb):
+    """Cellulitis on clindamycin with no course length: 'Documented: antibiotic duration'
+    (turns 32-34) named no duration; the line is left out."""
+    _, rendered, _ = build_item(kb, 396, SEED)
+    texts = _texts(rendered)
+    assert not any("antibiotic duration" in t for t in texts)
+    assert not any(t.startswith("Documented: ") and "days" in t for t in texts)
+
+
+def test_41_000228_duration_documented_with_the_plan_s_duration(kb):
+    """Cephalexin for 5 days: the checklist names the duration it documents; no
+    fissuring is said treated where none was found."""
+    _, rendered, _ = build_item(kb, 228, SEED)
+    care = _texts(rendered)[rendered.anchors["care"] :]
+    assert any(t.endswith(": antibiotic duration of five days.") for t in care)
+    assert not any("fissuring" in t for t in care)
+    assert any(t.endswith(": interdigital toe spaces examined.") for t in care)
+
+
+@pytest.mark.parametrize(
+    ("item", "record", "said"),
+    [
+        (
+            "antibiotic duration documented",
+            "Plan: Cephalexin 500 mg PO q6h for 5 days.",
+            "antibiotic duration of five days",
+        ),
+        ("antibiotic duration documented", "Plan: Clindamycin 300 mg PO q6-8h.", None),
+        ("CHA2DS2-VASc stroke risk", "anything", None),
+        ("TG18 severity grade", "anything", None),
+        (
+            "clinical volume status",
+            "On examination: clinically euvolaemic (moist mucosa)",
+            "clinically euvolaemic on examination",
+        ),
+        (
+            "door-to-balloon time",
+            "primary PCI done 65 minutes after arrival (door-to-balloon time recorded)",
+            "door-to-balloon time of 65 minutes",
+        ),
+        ("12-lead ECG to confirm the rhythm", "", "12-lead ECG to confirm the rhythm"),
+    ],
+)
+def test_checklist_item(item, record, said):
+    from behaviorsft.sources.wording import checklist_item
+
+    assert checklist_item(item, record) == said
+
+
+def test_lint_checklist_no_value_on_a_hand_made_record(kb):
+    case, conv = kb_record("cellulitis")
+    assert "checklist-no-value" not in lint_rules(kb, case, conv)
+    care = next(t for t in conv["turns"] if t["text"].startswith(("Documented:", "Done and")))
+    care["text"] = "Documented: antibiotic duration."
+    assert "checklist-no-value" in lint_rules(kb, case, conv)

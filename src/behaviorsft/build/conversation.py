@@ -65,7 +65,7 @@ from behaviorsft.sources.synthetic import (
     medication_text,
     onset_phrase,
 )
-from behaviorsft.sources.wording import for_patient, spoken, spoken_history
+from behaviorsft.sources.wording import checklist_item, for_patient, spoken, spoken_history
 
 SURNAMES = (
     "Okafor",
@@ -998,11 +998,14 @@ def _render_kb(
     # of a claim the record does not prove whole, the part it proves ("blood cultures")
     proved = [provable(proves, split_condition(i.item)[0]) for i in care]
     listed: set[str] = set()
+    record = " ".join(t.text for t in b.turns)
     for item, done in zip(care, proved, strict=True):
         asked = surgical.requested(item.item)  # a test whose result the record lacks
         if asked is not None:
             b.say(resident, f"Requested: {asked}.")
             continue
+        # a score, duration or time listed with its value, or not at all (wording.py)
+        done = checklist_item(done, record) if done else None
         if not done or done in listed:
             continue
         listed.add(done)

@@ -51,6 +51,9 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
 ``cause-undocumented``   a plan that treats a cause or predisposition the record never
                          documents ("treat the cause (vomiting, laxative misuse)" with no
                          laxative; "treat predisposing tinea pedis" with no tinea found)
+``checklist-no-value``   a checklist line for an item that records a value (a score, a
+                         grade, a duration, a status, a time) that names none ("Documented:
+                         antibiotic duration.", "Documented: NIHSS.")
 ``spoken-citation``      a guideline citation said aloud ("... for at least 5 days (IDSA/ATS
                          2019)"): the KB keeps it as provenance, a turn says the step
                          (sources/wording.py ``spoken``)
@@ -83,6 +86,7 @@ from behaviorsft.sources.wording import (
     CAUSE_LIST,
     DEMOGRAPHIC,
     DURATION_WORDING,
+    bare_checklist,
     citation,
     hedged,
     is_medicine,
@@ -112,6 +116,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     ),
     "exam-subject-missing": ("error", "'Examination shows appears unwell': a verb, no subject"),
     "cause-undocumented": ("error", "a plan treats a cause the record never documents"),
+    "checklist-no-value": ("error", "'Documented: antibiotic duration': a value never named"),
     "spoken-citation": ("error", "a guideline citation said aloud in a turn ('(BTS 2017)')"),
 }
 
@@ -333,6 +338,9 @@ def check_turn_text(
         for cause in undocumented_causes(text, " ".join(facts.said)):
             where.add("cause-undocumented", f"'{cause}' never documented: '{text[:90]}'", idx)
     facts.said.append(text)
+    bare = bare_checklist(text)
+    if bare is not None:
+        where.add("checklist-no-value", f"'{bare}' listed without its value", idx)
     cut = dangling_end(text)
     if cut is not None:
         where.add("dangling-end", f"a sentence ends on '{cut}': '{text[:90]}'", idx)

@@ -518,7 +518,7 @@ _CITE = (
     r"(?:(?!CKD-EPI\b)(?:[A-Z][\w/&.\-]*|consensus)(?:\s+[\w/&.\-]+){0,5}?,?\s+"
     + _YEAR
     + r"(?:\s+[\w.\-]+){0,3}|NIH|NICE\s+NG\d+|[A-Z]{2,}(?:\s+[A-Z]{2,})*\s+guideline|"
-    r"Label(?:,\s+updated\s+" + _YEAR + r")?|[A-Z][\w.\-]*\s+[A-Z]{1,3}\s+et al\.[^;()]*)"
+    r"TG\d\d|Label(?:,\s+updated\s+" + _YEAR + r")?|[A-Z][\w.\-]*\s+[A-Z]{1,3}\s+et al\.[^;()]*)"
 )
 # one or more, "; "-separated (a trial name may follow: "ACG 2024; WATERFALL")
 _CITES = r"(?:" + _CITE + r")(?:;\s*(?:" + _CITE + r"|[A-Z]{5,}))*"
@@ -607,3 +607,80 @@ def for_patient(step: str, record: str) -> str | None:
         rest = (step[: m.start()] + step[m.end() :]).strip(" ;")
         return re.sub(r"^and\s+", "", rest) or None
     return step[: m.start()] + said + step[m.end() :]
+
+
+# A checklist item that records a value (a score, a grade, a duration, a status, a time):
+# a line says the value the record shows ("antibiotic duration of 5 days"), never the bare
+# item ("Documented: antibiotic duration" where no duration is stated anywhere).
+RECORDS_VALUE = re.compile(
+    r"\b(?:duration|scored?|grade|stroke risk|NIHSS|time last known well|"
+    r"door-to-(?:balloon|needle) time|probability|status|risk assessment)\b",
+    re.I,
+)
+# (the item, where the record states its value, how the line names it)
+_VALUES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^antibiotic duration\b"),
+        re.compile(r"\bPlan: [^.]*?\bfor (\d+(?:-\d+)? days)\b"),
+        "antibiotic duration of {}",
+    ),
+    (
+        re.compile(r"^clinical volume status\b"),
+        re.compile(r"\b(clinically (?:eu|hypo|hyper)volaemic)\b"),
+        "{} on examination",
+    ),
+    (
+        re.compile(r"^door-to-balloon time\b"),
+        re.compile(r"\bprimary PCI done (\d+ minutes) after arrival\b"),
+        "door-to-balloon time of {}",
+    ),
+)
+# a clause of a checklist item that presumes a finding: said only where the record has it
+_PRESUMES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (re.compile(r"\s+and fissuring treated$"), CAUSES["tinea pedis"]),
+)
+_CHECKLIST = re.compile(r"^(?:Documented|Done and recorded): (?P<item>.+?)\.?$")
+
+
+def checklist_item(item: str, record: str) -> str | None:
+    """How a checklist names the done ``item``: as it is, or, for an item that records a
+    value (``RECORDS_VALUE``), with the value ``record`` states ("antibiotic duration of 5
+    days"); None where the record states none (the line would say nothing)."""
+    for clause, shows in _PRESUMES:
+        m = clause.search(item)
+        if m is not None and not _documents(shows, record):
+            item = item[: m.start()]  # "toe spaces examined", no fissuring to treat
+    if RECORDS_VALUE.search(item) is None:
+        return item
+    for names, value, said in _VALUES:
+        if names.search(item):
+            m = value.search(record)
+            return said.format(_in_words(m[1])) if m is not None else None
+    return None
+
+
+_WORDS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+_NUMBER = {str(i): w for i, w in enumerate(_WORDS.split(), 1)}
+_NUMBER_WORD = re.compile(r"\b(?:" + "|".join(_NUMBER.values()) + r")\b")
+
+
+def _in_words(value: str) -> str:
+    """'5-7 days' -> 'five to seven days': a duration documented, not a course listed as
+    done (the linter's ``done-impossible`` reads "5 days" as a course)."""
+    if not value.endswith("days"):
+        return value
+    return re.sub(
+        r"\b(\d+)(?:-(\d+))?\b",
+        lambda m: " to ".join(_NUMBER.get(n, n) for n in m.groups() if n),
+        value,
+    )
+
+
+def bare_checklist(text: str) -> str | None:
+    """The item of a checklist line ("Documented: NIHSS.") that records a value but names
+    none, or None."""
+    m = _CHECKLIST.match(text)
+    item = m["item"] if m is not None else ""
+    if not RECORDS_VALUE.search(item) or re.search(r"\d", item) or _NUMBER_WORD.search(item):
+        return None
+    return item
