@@ -234,3 +234,27 @@ def test_lint_checklist_no_value_on_a_hand_made_record(kb):
     care = next(t for t in conv["turns"] if t["text"].startswith(("Documented:", "Done and")))
     care["text"] = "Documented: antibiotic duration."
     assert "checklist-no-value" in lint_rules(kb, case, conv)
+
+
+# ------------------------------------------------------------------ filler
+
+
+@pytest.mark.parametrize("index", [396, 336])
+def test_41_no_filler_claims_observations_never_shown(kb, index):
+    """41-000396 / 41-000336: 'Overnight observations were stable' / 'Stable overnight'
+    with no observation shown; 'we'll review progress daily'."""
+    from behaviorsft.sources.wording import FILLER
+
+    _, rendered, _ = build_item(kb, index, SEED)
+    texts = _texts(rendered)
+    assert [t for t in texts if FILLER.search(t)] == []
+    night = next(t for t in rendered.conversation.turns if t.role == "ward nurse")
+    assert "observations every 4 hours" in night.text or "4-hourly observations" in night.text
+
+
+def test_lint_filler_unshown_on_a_hand_made_record(kb):
+    case, conv = kb_record("cellulitis")
+    assert "filler-unshown" not in lint_rules(kb, case, conv)
+    night = next(t for t in conv["turns"] if t["role"] == "ward nurse")
+    night["text"] = "Overnight observations were stable."
+    assert "filler-unshown" in lint_rules(kb, case, conv)

@@ -901,7 +901,7 @@ def _render_kb(
                 "Overnight in the intensive care unit: still on the vasopressor, observed hourly.",
             )
         else:
-            b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
+            b.say(ward, *ward_turns.WARD_NIGHT)  # what the ward did, no values unshown
 
     if home_today:  # home from the emergency department; the culture results the next day
         b.say(b.person("ed_nurse", "Nurse", "emergency department nurse"), severity.DISCHARGED)

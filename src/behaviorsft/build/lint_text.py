@@ -54,6 +54,8 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
 ``checklist-no-value``   a checklist line for an item that records a value (a score, a
                          grade, a duration, a status, a time) that names none ("Documented:
                          antibiotic duration.", "Documented: NIHSS.")
+``filler-unshown``       filler that claims what no turn shows or says nothing ("Overnight
+                         observations were stable", "we'll review progress daily")
 ``spoken-citation``      a guideline citation said aloud ("... for at least 5 days (IDSA/ATS
                          2019)"): the KB keeps it as provenance, a turn says the step
                          (sources/wording.py ``spoken``)
@@ -86,6 +88,7 @@ from behaviorsft.sources.wording import (
     CAUSE_LIST,
     DEMOGRAPHIC,
     DURATION_WORDING,
+    FILLER,
     bare_checklist,
     citation,
     hedged,
@@ -117,6 +120,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "exam-subject-missing": ("error", "'Examination shows appears unwell': a verb, no subject"),
     "cause-undocumented": ("error", "a plan treats a cause the record never documents"),
     "checklist-no-value": ("error", "'Documented: antibiotic duration': a value never named"),
+    "filler-unshown": ("error", "filler: 'overnight observations were stable' with none shown"),
     "spoken-citation": ("error", "a guideline citation said aloud in a turn ('(BTS 2017)')"),
 }
 
@@ -338,6 +342,9 @@ def check_turn_text(
         for cause in undocumented_causes(text, " ".join(facts.said)):
             where.add("cause-undocumented", f"'{cause}' never documented: '{text[:90]}'", idx)
     facts.said.append(text)
+    filler = FILLER.search(text)
+    if filler is not None:
+        where.add("filler-unshown", f"'{filler.group(0)}': '{text[:90]}'", idx)
     bare = bare_checklist(text)
     if bare is not None:
         where.add("checklist-no-value", f"'{bare}' listed without its value", idx)

@@ -238,7 +238,16 @@ ICU_ADMISSION = re.compile(
 )
 _CONDITIONAL = re.compile(r"\b(?:if|when|unless|consider|referral)\b", re.I)
 WARD_OVERNIGHT = re.compile(
-    r"\b(?:stable overnight on the ward|overnight observations were)\b", re.I
+    r"\b(?:stable overnight on the ward|overnight observations were|overnight on the ward)\b",
+    re.I,
+)
+# The ward nurse's overnight turn: what the ward did (no "observations were stable" with
+# none of them shown; wording.FILLER)
+WARD_NIGHT = (
+    "Overnight on the ward: observations every 4 hours, no early-warning trigger and no "
+    "call to the doctor.",
+    "Quiet overnight on the ward: 4-hourly observations, none of them needing a call to "
+    "the doctor.",
 )
 
 

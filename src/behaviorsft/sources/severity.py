@@ -685,7 +685,10 @@ UNIT_REVIEW: dict[str, str] = {
     "high-dependency": "observations at least hourly and a senior review at least twice a day",
     "stroke unit": "neurological observations and a senior review at least twice a day",
 }
-WARD_REVIEW = "we'll review progress daily"
+# (what the ward does and when the family hears, not "we'll review progress daily")
+WARD_REVIEW = (
+    "the ward team will see the patient every morning, and we'll talk with you after the round"
+)
 # Conditions with a review of their own on the ward (RCUK 2021: observation after
 # anaphylaxis, as a biphasic reaction can follow).
 CONDITION_REVIEW: dict[str, str] = {

@@ -684,3 +684,12 @@ def bare_checklist(text: str) -> str | None:
     if not RECORDS_VALUE.search(item) or re.search(r"\d", item) or _NUMBER_WORD.search(item):
         return None
     return item
+
+
+# Filler a reviewer reads as template: a claim of observations no turn shows ("Overnight
+# observations were stable"), a review with nothing said of what is reviewed ("we'll
+# review progress daily").
+FILLER = re.compile(
+    r"\bovernight observations were stable\b|\bstable overnight\b|\breview progress daily\b",
+    re.I,
+)
