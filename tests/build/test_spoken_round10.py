@@ -258,3 +258,12 @@ def test_lint_filler_unshown_on_a_hand_made_record(kb):
     night = next(t for t in conv["turns"] if t["role"] == "ward nurse")
     night["text"] = "Overnight observations were stable."
     assert "filler-unshown" in lint_rules(kb, case, conv)
+
+
+def test_41_000078_severity_statement_is_said_not_quoted(kb):
+    """'not a single oral dose, started 30 minutes after arrival' was the guideline's
+    contrast spoken as if speech: the attending says what is done and why."""
+    _, rendered, _ = build_item(kb, 78, SEED)
+    said = next(t for t in _texts(rendered) if t.startswith("ECG changes with potassium"))
+    assert "not a single oral dose" not in said
+    assert ", so the potassium chloride goes in IV" in said

@@ -396,9 +396,9 @@ TRIGGERS: tuple[Trigger, ...] = (
         (("potassium", "<", 2.5),),
         drug="potassium_chloride",
         route="IV",
-        say="{why} is below 2.5: potassium chloride IV with cardiac monitoring, not by "
-        "mouth, started {t}; potassium rechecked every 4-6 h and magnesium checked and "
-        "replaced if low.",
+        say="{why} is below 2.5, so the potassium chloride goes in IV on a cardiac monitor, "
+        "started {t}; potassium rechecked every 4-6 h and magnesium checked and replaced "
+        "if low.",
     ),
     Trigger(
         "hypokalemia",
@@ -407,8 +407,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         sign=r"U waves|ST depression|T-wave flattening|\bQU\b|arrhythmi|ectopics",
         drug="potassium_chloride",
         route="IV",
-        say="ECG changes with {why}: potassium chloride IV at up to 10 mEq/h peripherally "
-        "with cardiac monitoring, not a single oral dose, started {t}; potassium rechecked "
+        say="ECG changes with {why}, so the potassium chloride goes in IV, up to 10 mEq/h "
+        "through a peripheral line, on a cardiac monitor, started {t}; potassium rechecked "
         "every 4-6 h and magnesium checked and replaced if low.",
     ),
     # SSC 2021: 30 mL/kg crystalloid for hypotension or lactate >= 4.
