@@ -249,7 +249,9 @@ def test_41_no_filler_claims_observations_never_shown(kb, index):
     texts = _texts(rendered)
     assert [t for t in texts if FILLER.search(t)] == []
     night = next(t for t in rendered.conversation.turns if t.role == "ward nurse")
-    assert "observations every 4 hours" in night.text or "4-hourly observations" in night.text
+    from behaviorsft.build.ward_turns import WARD_NIGHT
+
+    assert night.text in WARD_NIGHT
 
 
 def test_lint_filler_unshown_on_a_hand_made_record(kb):
@@ -267,3 +269,53 @@ def test_41_000078_severity_statement_is_said_not_quoted(kb):
     said = next(t for t in _texts(rendered) if t.startswith("ECG changes with potassium"))
     assert "not a single oral dose" not in said
     assert ", so the potassium chloride goes in IV" in said
+
+
+def test_checklist_lines_are_said_as_day_0_s(kb):
+    """43-000469 (round 10): 'Documented:' lines after the day-2 events read as day-2
+    work; the resident first says they go back over the day-0 checklist."""
+    from behaviorsft.build.conversation import CHECKLIST_INTRO
+
+    _, rendered, _ = build_item(kb, 228, SEED)
+    texts = _texts(rendered)
+    care = rendered.anchors["care"]
+    assert texts[care] == CHECKLIST_INTRO
+    assert texts[care + 1].startswith(("Documented: ", "Done and recorded: "))
+    assert texts.count(CHECKLIST_INTRO) == 1
+
+
+def test_tg18_grade_is_said_not_cited(kb):
+    """'(TG18)' after the cholecystectomy step cited the Tokyo guideline; the plan says this
+    patient's grade, and the checklist lists the grade it documents."""
+    from behaviorsft.build.conversation import render
+    from behaviorsft.sources.synthetic import synthesize_case
+
+    case = next(
+        c
+        for c in (synthesize_case(i, seed=7, kb=kb) for i in range(200))
+        if c.conditions[0].code == "acute_cholecystitis"
+    )
+    texts = [t.text for t in render(case, kb, seed=7).conversation.turns]
+    plan = next(t for t in texts if t.startswith("Plan:"))
+    assert "(TG18)" not in plan
+    assert "(TG18 grade II)" in plan  # a palpable tender gallbladder: grade II
+    assert all(citation(t) is None for t in texts)
+
+
+@pytest.mark.parametrize(
+    ("labs", "sbp", "exam", "imaging", "days", "confused", "grade"),
+    [
+        ({"White blood cell count": 14}, 130, "right upper quadrant tenderness", "", 1, False, "I"),
+        ({"White blood cell count": 19}, 130, "", "", 1, False, "II"),
+        ({}, 130, "palpable tender gallbladder", "", 1, False, "II"),
+        ({}, 130, "", "", 4, False, "II"),
+        ({}, 130, "", "gangrenous gallbladder wall", 1, False, "II"),
+        ({"Platelet count": 80}, 130, "", "", 1, False, "III"),
+        ({}, 85, "", "", 1, False, "III"),
+        ({}, 130, "", "", 1, True, "III"),
+    ],
+)
+def test_tg18_grade(labs, sbp, exam, imaging, days, confused, grade):
+    from behaviorsft.sources.severity import tg18_grade
+
+    assert tg18_grade(labs, sbp, exam, imaging, days, confused) == grade

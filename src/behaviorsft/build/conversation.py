@@ -784,6 +784,16 @@ def _render_kb(
     ]
     # a cause named only where the record documents it (wording.for_patient)
     actions = [s for s in (for_patient(a, said_so_far) for a in actions) if s]
+    if cond_id == "acute_cholecystitis":  # the TG18 grade said, not the guideline cited
+        grade = severity.tg18_grade(
+            {f.name: f.value for f in labs0 if f.value is not None},
+            next((f.value for f in vitals if f.name == "Systolic blood pressure"), None),
+            " ".join(exam),
+            imaging.value_text or "" if imaging is not None else "",
+            onset,
+            any("confusion" in s for s in symptoms),
+        )
+        actions = [a.replace("(TG18)", f"(TG18 grade {grade})") for a in actions]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)
@@ -999,15 +1009,23 @@ def _render_kb(
     proved = [provable(proves, split_condition(i.item)[0]) for i in care]
     listed: set[str] = set()
     record = " ".join(t.text for t in b.turns)
+
+    def checklist() -> None:  # said once, before the first line: the lines are day 0's
+        if not listed:
+            b.say(resident, CHECKLIST_INTRO)
+            listed.add("")
+
     for item, done in zip(care, proved, strict=True):
         asked = surgical.requested(item.item)  # a test whose result the record lacks
         if asked is not None:
+            checklist()
             b.say(resident, f"Requested: {asked}.")
             continue
         # a score, duration or time listed with its value, or not at all (wording.py)
         done = checklist_item(done, record) if done else None
         if not done or done in listed:
             continue
+        checklist()
         listed.add(done)
         said_done = surgical.documented(done)  # "Documented: X", not "Documented: X documented"
         if said_done is not None:
@@ -1044,6 +1062,9 @@ def _render_kb(
             t.text = spoken(t.text)
     return b.done(omitted=(omit,) if omit is not None else ())
 
+
+# Said before the checklist lines, which come after the course: they are day 0's.
+CHECKLIST_INTRO = "Going back over the day-0 checklist:"
 
 _BY_NAME: dict[int, tuple[KnowledgeBase, dict[str, Lab], dict[str, list[Drug]]]] = {}
 

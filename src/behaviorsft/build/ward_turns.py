@@ -241,13 +241,12 @@ WARD_OVERNIGHT = re.compile(
     r"\b(?:stable overnight on the ward|overnight observations were|overnight on the ward)\b",
     re.I,
 )
-# The ward nurse's overnight turn: what the ward did (no "observations were stable" with
-# none of them shown; wording.FILLER)
+# The ward nurse's overnight turn: what happened (no "observations were stable" with none
+# of them shown; wording.FILLER), in words no care item uses (the audit's record match:
+# "every 4 hours" or "early warning" quote other conditions' items offered as wrong options)
 WARD_NIGHT = (
-    "Overnight on the ward: observations every 4 hours, no early-warning trigger and no "
-    "call to the doctor.",
-    "Quiet overnight on the ward: 4-hourly observations, none of them needing a call to "
-    "the doctor.",
+    "Overnight on the ward: nothing that needed a doctor.",
+    "Quiet overnight on the ward: no call to the doctor.",
 )
 
 

@@ -685,10 +685,8 @@ UNIT_REVIEW: dict[str, str] = {
     "high-dependency": "observations at least hourly and a senior review at least twice a day",
     "stroke unit": "neurological observations and a senior review at least twice a day",
 }
-# (what the ward does and when the family hears, not "we'll review progress daily")
-WARD_REVIEW = (
-    "the ward team will see the patient every morning, and we'll talk with you after the round"
-)
+# (when the family hears next, not "we'll review progress daily")
+WARD_REVIEW = "we'll talk with you again tomorrow morning, once we've seen how the night went"
 # Conditions with a review of their own on the ward (RCUK 2021: observation after
 # anaphylaxis, as a biphasic reaction can follow).
 CONDITION_REVIEW: dict[str, str] = {
@@ -760,3 +758,35 @@ def physiotherapy_due(cond_id: str, levels: Iterable[str], classes: Iterable[str
     if any(level.removeprefix("the ") in NO_PHYSIO_LEVELS for level in levels):
         return False
     return not any(VASOPRESSOR in c for c in classes)
+
+
+# Tokyo Guidelines 2018 severity of acute cholecystitis: grade III with organ dysfunction
+# (hypotension, reduced consciousness, creatinine > 2.0 mg/dL, INR > 1.5, platelets <
+# 100 x10^3/uL); grade II with WBC > 18 x10^3/uL, a palpable tender mass in the right
+# upper quadrant, complaints for more than 72 h or marked local inflammation; else grade I.
+_TG18_MARKED = re.compile(r"\bgangren\w*|\bemphysematous\b|\babscess\b|\bperitonitis\b", re.I)
+
+
+def tg18_grade(
+    labs: dict[str, float], sbp: float | None, exam: str, imaging: str, days: float, confused: bool
+) -> str:
+    """The TG18 severity grade ("I", "II", "III") of acute cholecystitis in this record:
+    ``labs`` day-0 values by name, the systolic pressure, the examination and study text,
+    the days since onset, and whether the patient is confused."""
+    if (
+        (sbp is not None and sbp < 90)
+        or confused
+        or labs.get("Creatinine", 0) > 2.0
+        or labs.get("INR", 0) > 1.5
+        or labs.get("Platelet count", 1000) < 100
+    ):
+        return "III"
+    marked = _TG18_MARKED.search(imaging) is not None and not re.search(r"\bno\b", imaging)
+    if (
+        labs.get("White blood cell count", 0) > 18
+        or re.search(r"\bpalpable tender (?:gallbladder|mass)\b", exam, re.I)
+        or days > 3
+        or marked
+    ):
+        return "II"
+    return "I"

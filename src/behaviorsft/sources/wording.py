@@ -630,6 +630,11 @@ _VALUES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
         "{} on examination",
     ),
     (
+        re.compile(r"^TG18 severity grade\b"),
+        re.compile(r"\(TG18 (grade I{1,3})\)"),
+        "TG18 severity {}",
+    ),
+    (
         re.compile(r"^door-to-balloon time\b"),
         re.compile(r"\bprimary PCI done (\d+ minutes) after arrival\b"),
         "door-to-balloon time of {}",
