@@ -319,3 +319,27 @@ def test_tg18_grade(labs, sbp, exam, imaging, days, confused, grade):
     from behaviorsft.sources.severity import tg18_grade
 
     assert tg18_grade(labs, sbp, exam, imaging, days, confused) == grade
+
+
+def test_41_000016_af_duration_clause_said_for_this_patient(kb):
+    """'if AF > 48 h or of unknown duration, anticoagulate ... (AF 2023)': the record gives
+    the onset (2 days), so the plan says the patient's case."""
+    _, rendered, _ = build_item(kb, 16, SEED)
+    plan = _texts(rendered)[rendered.anchors["plan"]]
+    assert "if AF > 48 h" not in plan
+    assert "AF for 2 days, so anticoagulate 3 weeks before elective cardioversion" in plan
+
+
+@pytest.mark.parametrize(
+    ("record", "said"),
+    [
+        ("Complaint: 3 days of palpitations.", "AF for 3 days, so anticoagulate"),
+        ("Complaint: 12 hours of palpitations.", None),
+        ("no onset given", "if AF > 48 h or of unknown duration, anticoagulate"),
+    ],
+)
+def test_for_patient_af_duration(record, said):
+    from behaviorsft.sources.wording import for_patient
+
+    got = for_patient("if AF > 48 h or of unknown duration, anticoagulate", record)
+    assert got == said

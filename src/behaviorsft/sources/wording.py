@@ -588,10 +588,23 @@ def _documents(shows: re.Pattern[str], record: str) -> bool:
     return False
 
 
+# "if AF > 48 h or of unknown duration, ...": settled by the onset the record gives
+_AF_48 = re.compile(r"^if AF > 48 h or of unknown duration, (?P<then>.+)$")
+_ONSET = re.compile(r"\b(?P<n>\d+) (?P<unit>hour|day|week)s? of\b")
+
+
 def for_patient(step: str, record: str) -> str | None:
     """A KB plan step as said for this patient: a "treat the cause" list cut to the causes
     ``record`` documents ("treat the cause (vomiting)"); with none of them left, a search
-    ("look for and treat the cause"), or no step at all for "treat predisposing ..."."""
+    ("look for and treat the cause"), or no step at all for "treat predisposing ...". A
+    step conditional on how long AF has lasted is said as this patient's ("AF for 3 days,
+    so ..."), or not at all when the onset is under 48 h."""
+    af = _AF_48.match(step)
+    onset = _ONSET.search(record) if af is not None else None
+    if af is not None and onset is not None:
+        hours = int(onset["n"]) * {"hour": 1, "day": 24, "week": 168}[onset["unit"]]
+        lasted = f"{onset['n']} {onset['unit']}{'s' if onset['n'] != '1' else ''}"
+        return f"AF for {lasted}, so {af['then']}" if hours >= 48 else None
     missing = undocumented_causes(step, record)
     if not missing:
         return step
