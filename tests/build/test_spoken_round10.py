@@ -85,7 +85,8 @@ def test_41_reviewed_items_say_no_citation(kb, index):
 def test_41_000336_plan_keeps_the_step_without_its_source(kb):
     _, rendered, _ = build_item(kb, 336, SEED)
     plan = _texts(rendered)[rendered.anchors["plan"]]
-    assert "titrate oxygen to SpO2 94-98%" in plan
+    # (COPD in the history: the target that applies, not both)
+    assert "titrate oxygen to SpO2 88-92%, as there is a risk of hypercapnia;" in plan
     assert "treat for at least 5 days and until clinically stable;" in plan
     assert "BTS" not in plan and "IDSA" not in plan
 
@@ -343,3 +344,21 @@ def test_for_patient_af_duration(record, said):
 
     got = for_patient("if AF > 48 h or of unknown duration, anticoagulate", record)
     assert got == said
+
+
+@pytest.mark.parametrize(
+    ("record", "target"),
+    [
+        ("I have COPD and hypertension.", "SpO2 88-92%, as there is a risk of hypercapnia"),
+        ("I have hypertension.", "SpO2 94-98%;"),
+    ],
+)
+def test_oxygen_target_is_this_patient_s(record, target):
+    """41-000420: a COPD patient's plan restated '94-98% (88-92% if at risk of
+    hypercapnia)' without committing to either target."""
+    from behaviorsft.sources.wording import for_patient
+
+    said = for_patient(
+        "titrate oxygen to SpO2 94-98% (88-92% if at risk of hypercapnia); x", record
+    )
+    assert said is not None and target in said and "if at risk" not in said

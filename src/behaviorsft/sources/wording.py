@@ -589,6 +589,13 @@ def _documents(shows: re.Pattern[str], record: str) -> bool:
 
 
 # "if AF > 48 h or of unknown duration, ...": settled by the onset the record gives
+# "SpO2 94-98% (88-92% if at risk of hypercapnia)": the target of this patient's record
+_O2_TARGET = re.compile(r"SpO2 94-98% \(88-92% if at risk of hypercapnia\)")
+_HYPERCAPNIA = re.compile(
+    r"\bCOPD\b|\bchronic obstructive\b|\bhypercapni|\bobesity hypoventilation\b|"
+    r"\bbronchiectasis\b|\bcystic fibrosis\b|\bneuromuscular\b",
+    re.I,
+)
 _AF_48 = re.compile(r"^if AF > 48 h or of unknown duration, (?P<then>.+)$")
 _ONSET = re.compile(r"\b(?P<n>\d+) (?P<unit>hour|day|week)s? of\b")
 
@@ -598,13 +605,19 @@ def for_patient(step: str, record: str) -> str | None:
     ``record`` documents ("treat the cause (vomiting)"); with none of them left, a search
     ("look for and treat the cause"), or no step at all for "treat predisposing ...". A
     step conditional on how long AF has lasted is said as this patient's ("AF for 3 days,
-    so ..."), or not at all when the onset is under 48 h."""
+    so ..."), or not at all when the onset is under 48 h; an oxygen target with its
+    alternative ("94-98% (88-92% if at risk of hypercapnia)") gives the one that applies."""
     af = _AF_48.match(step)
     onset = _ONSET.search(record) if af is not None else None
     if af is not None and onset is not None:
         hours = int(onset["n"]) * {"hour": 1, "day": 24, "week": 168}[onset["unit"]]
         lasted = f"{onset['n']} {onset['unit']}{'s' if onset['n'] != '1' else ''}"
         return f"AF for {lasted}, so {af['then']}" if hours >= 48 else None
+    target = _O2_TARGET.search(step)
+    if target is not None:  # the one target this patient has (BTS 2017)
+        risk = _HYPERCAPNIA.search(record) is not None
+        said = "SpO2 88-92%, as there is a risk of hypercapnia" if risk else "SpO2 94-98%"
+        step = step[: target.start()] + said + step[target.end() :]
     missing = undocumented_causes(step, record)
     if not missing:
         return step
