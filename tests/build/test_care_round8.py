@@ -247,7 +247,7 @@ def test_rule_review_below_severity() -> None:
     _edit(
         conv,
         "We think this is",
-        "We think this is a heart attack; treatment has started and we'll review progress daily.",
+        f"We think this is a heart attack; treatment has started and {severity.WARD_REVIEW}.",
     )
     assert "review-below-severity" in _rules(case, conv)
 

@@ -67,7 +67,7 @@ from behaviorsft.sources.synthetic import (
     medication_text,
     onset_phrase,
 )
-from behaviorsft.sources.wording import spoken_history
+from behaviorsft.sources.wording import checklist_item, for_patient, spoken, spoken_history
 
 SURNAMES = (
     "Okafor",
@@ -838,6 +838,18 @@ def _render_kb(
         # no device to remove unless the record documents one
         and premise_missing(a, said_so_far) is None
     ]
+    # a cause named only where the record documents it (wording.for_patient)
+    actions = [s for s in (for_patient(a, said_so_far) for a in actions) if s]
+    if cond_id == "acute_cholecystitis":  # the TG18 grade said, not the guideline cited
+        grade = severity.tg18_grade(
+            {f.name: f.value for f in labs0 if f.value is not None},
+            next((f.value for f in vitals if f.name == "Systolic blood pressure"), None),
+            " ".join(exam),
+            imaging.value_text or "" if imaging is not None else "",
+            onset,
+            any("confusion" in s for s in symptoms),
+        )
+        actions = [a.replace("(TG18)", f"(TG18 grade {grade})") for a in actions]
     # prescribing: no 'continue X if already taking it' for an X not taken; hold clauses
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)
@@ -959,7 +971,7 @@ def _render_kb(
                 "Overnight in the intensive care unit: still on the vasopressor, observed hourly.",
             )
         else:
-            b.say(ward, "Overnight observations were stable.", "Stable overnight on the ward.")
+            b.say(ward, *ward_turns.WARD_NIGHT)  # what the ward did, no values unshown
 
     if home_today:  # home from the emergency department; the culture results the next day
         b.say(b.person("ed_nurse", "Nurse", "emergency department nurse"), severity.DISCHARGED)
@@ -1056,13 +1068,24 @@ def _render_kb(
     # of a claim the record does not prove whole, the part it proves ("blood cultures")
     proved = [provable(proves, split_condition(i.item)[0]) for i in care]
     listed: set[str] = set()
+    record = " ".join(t.text for t in b.turns)
+
+    def checklist() -> None:  # said once, before the first line: the lines are day 0's
+        if not listed:
+            b.say(resident, CHECKLIST_INTRO)
+            listed.add("")
+
     for item, done in zip(care, proved, strict=True):
         asked = surgical.requested(item.item)  # a test whose result the record lacks
         if asked is not None:
+            checklist()
             b.say(resident, f"Requested: {asked}.")
             continue
+        # a score, duration or time listed with its value, or not at all (wording.py)
+        done = checklist_item(done, record) if done else None
         if not done or done in listed:
             continue
+        checklist()
         listed.add(done)
         said_done = surgical.documented(done)  # "Documented: X", not "Documented: X documented"
         if said_done is not None:
@@ -1097,8 +1120,14 @@ def _render_kb(
         b.say(relative, *collateral.thanks(sex))
     else:
         b.say(patient, "Thank you, I'm feeling a little better.", "Thanks, that makes sense.")
+    for t in b.turns:  # said, not cited: the KB's guideline citations stay in the KB
+        if spoken(t.text) != t.text:
+            t.text = spoken(t.text)
     return b.done(omitted=(omit,) if omit is not None else ())
 
+
+# Said before the checklist lines, which come after the course: they are day 0's.
+CHECKLIST_INTRO = "Going back over the day-0 checklist:"
 
 _BY_NAME: dict[int, tuple[KnowledgeBase, dict[str, Lab], dict[str, list[Drug]]]] = {}
 

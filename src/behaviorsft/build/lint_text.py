@@ -59,6 +59,17 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          peritonitis" beside atrial fibrillation; sources/exam_normals.py)
 ``exam-cardinal-missing`` an examination without any of its condition's cardinal findings
                          (a cellulitis without the erythema; kb/exam.yaml ``cardinal``)
+``cause-undocumented``   a plan that treats a cause or predisposition the record never
+                         documents ("treat the cause (vomiting, laxative misuse)" with no
+                         laxative; "treat predisposing tinea pedis" with no tinea found)
+``checklist-no-value``   a checklist line for an item that records a value (a score, a
+                         grade, a duration, a status, a time) that names none ("Documented:
+                         antibiotic duration.", "Documented: NIHSS.")
+``filler-unshown``       filler that claims what no turn shows or says nothing ("Overnight
+                         observations were stable", "we'll review progress daily")
+``spoken-citation``      a guideline citation said aloud ("... for at least 5 days (IDSA/ATS
+                         2019)"): the KB keeps it as provenance, a turn says the step
+                         (sources/wording.py ``spoken``)
 
 The wording rules apply to knowledge-base (synthetic) records, whose text the
 generator controls; real-source text is quoted as its source wrote it.
@@ -88,11 +99,16 @@ from behaviorsft.sources.history import (
 )
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.wording import (
+    CAUSE_LIST,
     DEMOGRAPHIC,
     DURATION_WORDING,
+    FILLER,
+    bare_checklist,
+    citation,
     hedged,
     is_medicine,
     spoken_history,
+    undocumented_causes,
 )
 
 TEXT_RULES: dict[str, tuple[str, str]] = {
@@ -126,6 +142,10 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
         "a normal result from an examination region the presentation does not call for",
     ),
     "exam-cardinal-missing": ("error", "an examination without its condition's cardinal sign"),
+    "cause-undocumented": ("error", "a plan treats a cause the record never documents"),
+    "checklist-no-value": ("error", "'Documented: antibiotic duration': a value never named"),
+    "filler-unshown": ("error", "filler: 'overnight observations were stable' with none shown"),
+    "spoken-citation": ("error", "a guideline citation said aloud in a turn ('(BTS 2017)')"),
 }
 
 KB_CODES = "behaviorsft-kb"
@@ -183,6 +203,7 @@ class TextFacts:
     pmh_asked: bool = False  # the last clinician turn asked for the past medical history
     exam: list[str] = field(default_factory=list)  # the documented examination findings
     unable: Reason | None = None  # why the patient cannot give a history (collateral.py)
+    said: list[str] = field(default_factory=list)  # the turns so far
 
 
 def _is_synthetic(case: dict[str, Any]) -> bool:
@@ -369,6 +390,19 @@ def check_turn_text(
         and len(speaker.split()) < 2
     ):
         where.add("speaker-untitled", f"the {role} is named '{speaker}' with no title", idx)
+    cited = citation(text)
+    if cited is not None:
+        where.add("spoken-citation", f"'{cited}' said aloud: '{text[:90]}'", idx)
+    if CAUSE_LIST.search(text) and role not in ("patient", "family member"):
+        for cause in undocumented_causes(text, " ".join(facts.said)):
+            where.add("cause-undocumented", f"'{cause}' never documented: '{text[:90]}'", idx)
+    facts.said.append(text)
+    filler = FILLER.search(text)
+    if filler is not None:
+        where.add("filler-unshown", f"'{filler.group(0)}': '{text[:90]}'", idx)
+    bare = bare_checklist(text)
+    if bare is not None:
+        where.add("checklist-no-value", f"'{bare}' listed without its value", idx)
     cut = dangling_end(text)
     if cut is not None:
         where.add("dangling-end", f"a sentence ends on '{cut}': '{text[:90]}'", idx)

@@ -294,7 +294,15 @@ ICU_ADMISSION = re.compile(
 )
 _CONDITIONAL = re.compile(r"\b(?:if|when|unless|consider|referral)\b", re.I)
 WARD_OVERNIGHT = re.compile(
-    r"\b(?:stable overnight on the ward|overnight observations were)\b", re.I
+    r"\b(?:stable overnight on the ward|overnight observations were|overnight on the ward)\b",
+    re.I,
+)
+# The ward nurse's overnight turn: what happened (no "observations were stable" with none
+# of them shown; wording.FILLER), in words no care item uses (the audit's record match:
+# "every 4 hours" or "early warning" quote other conditions' items offered as wrong options)
+WARD_NIGHT = (
+    "Overnight on the ward: nothing that needed a doctor.",
+    "Quiet overnight on the ward: no call to the doctor.",
 )
 
 

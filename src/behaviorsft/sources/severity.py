@@ -418,9 +418,9 @@ TRIGGERS: tuple[Trigger, ...] = (
         (("potassium", "<", 2.5),),
         drug="potassium_chloride",
         route="IV",
-        say="{why} is below 2.5: potassium chloride IV with cardiac monitoring, not by "
-        "mouth, started {t}; potassium rechecked every 4-6 h and magnesium checked and "
-        "replaced if low.",
+        say="{why} is below 2.5, so the potassium chloride goes in IV on a cardiac monitor, "
+        "started {t}; potassium rechecked every 4-6 h and magnesium checked and replaced "
+        "if low.",
     ),
     Trigger(
         "hypokalemia",
@@ -429,8 +429,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         sign=r"U waves|ST depression|T-wave flattening|\bQU\b|arrhythmi|ectopics",
         drug="potassium_chloride",
         route="IV",
-        say="ECG changes with {why}: potassium chloride IV at up to 10 mEq/h peripherally "
-        "with cardiac monitoring, not a single oral dose, started {t}; potassium rechecked "
+        say="ECG changes with {why}, so the potassium chloride goes in IV, up to 10 mEq/h "
+        "through a peripheral line, on a cardiac monitor, started {t}; potassium rechecked "
         "every 4-6 h and magnesium checked and replaced if low.",
     ),
     # SSC 2021: 30 mL/kg crystalloid for hypotension or lactate >= 4.
@@ -707,7 +707,8 @@ UNIT_REVIEW: dict[str, str] = {
     "high-dependency": "observations at least hourly and a senior review at least twice a day",
     "stroke unit": "neurological observations and a senior review at least twice a day",
 }
-WARD_REVIEW = "we'll review progress daily"
+# (when the family hears next, not "we'll review progress daily")
+WARD_REVIEW = "we'll talk with you again tomorrow morning, once we've seen how the night went"
 # Conditions with a review of their own on the ward (RCUK 2021: observation after
 # anaphylaxis, as a biphasic reaction can follow).
 CONDITION_REVIEW: dict[str, str] = {
@@ -779,3 +780,35 @@ def physiotherapy_due(cond_id: str, levels: Iterable[str], classes: Iterable[str
     if any(level.removeprefix("the ") in NO_PHYSIO_LEVELS for level in levels):
         return False
     return not any(VASOPRESSOR in c for c in classes)
+
+
+# Tokyo Guidelines 2018 severity of acute cholecystitis: grade III with organ dysfunction
+# (hypotension, reduced consciousness, creatinine > 2.0 mg/dL, INR > 1.5, platelets <
+# 100 x10^3/uL); grade II with WBC > 18 x10^3/uL, a palpable tender mass in the right
+# upper quadrant, complaints for more than 72 h or marked local inflammation; else grade I.
+_TG18_MARKED = re.compile(r"\bgangren\w*|\bemphysematous\b|\babscess\b|\bperitonitis\b", re.I)
+
+
+def tg18_grade(
+    labs: dict[str, float], sbp: float | None, exam: str, imaging: str, days: float, confused: bool
+) -> str:
+    """The TG18 severity grade ("I", "II", "III") of acute cholecystitis in this record:
+    ``labs`` day-0 values by name, the systolic pressure, the examination and study text,
+    the days since onset, and whether the patient is confused."""
+    if (
+        (sbp is not None and sbp < 90)
+        or confused
+        or labs.get("Creatinine", 0) > 2.0
+        or labs.get("INR", 0) > 1.5
+        or labs.get("Platelet count", 1000) < 100
+    ):
+        return "III"
+    marked = _TG18_MARKED.search(imaging) is not None and not re.search(r"\bno\b", imaging)
+    if (
+        labs.get("White blood cell count", 0) > 18
+        or re.search(r"\bpalpable tender (?:gallbladder|mass)\b", exam, re.I)
+        or days > 3
+        or marked
+    ):
+        return "II"
+    return "I"

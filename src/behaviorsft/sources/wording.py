@@ -12,6 +12,11 @@ explicit table where a choice is clinical, then general rules); ``spoken_history
 says a history item as a patient would. ``HEDGE``/``hedged`` detect what is left
 (the linter's ``hedged-wording`` rule uses them), so a KB edit that adds new textbook
 wording is caught by the linter and by tests/sources/test_wording.py.
+
+``spoken`` is the form of a KB step, advice or checklist text a clinician says: the
+guideline citation that gives its provenance ("(BTS 2017)", "(NICE NG158; ASCO 2023)")
+stays in the KB and in documents (rationales), never in a turn; ``CITATION`` finds one
+left in a turn (the linter's ``spoken-citation`` rule).
 """
 
 from __future__ import annotations
@@ -503,3 +508,219 @@ def spoken_history(items: list[str]) -> str:
         joined = have[0] if len(have) == 1 else ", ".join(have[:-1]) + " and " + have[-1]
         said.insert(0, f"I have {joined}.")
     return " ".join(said)
+
+
+# A guideline citation: an issuing body or author and a year ("BTS 2017", "IDSA/ATS CAP
+# 2019", "ESC 2019 PE guideline", "Sullivan JT et al. 1989"), a body alone ("NIH", "NICE
+# NG158"), "JBDS DKA guideline", a drug label. Not an equation's name ("CKD-EPI 2021").
+_YEAR = r"(?:19|20)\d\d"
+_CITE = (
+    r"(?:(?!CKD-EPI\b)(?:[A-Z][\w/&.\-]*|consensus)(?:\s+[\w/&.\-]+){0,5}?,?\s+"
+    + _YEAR
+    + r"(?:\s+[\w.\-]+){0,3}|NIH|NICE\s+NG\d+|[A-Z]{2,}(?:\s+[A-Z]{2,})*\s+guideline|"
+    r"TG\d\d|Label(?:,\s+updated\s+" + _YEAR + r")?|[A-Z][\w.\-]*\s+[A-Z]{1,3}\s+et al\.[^;()]*)"
+)
+# one or more, "; "-separated (a trial name may follow: "ACG 2024; WATERFALL")
+_CITES = r"(?:" + _CITE + r")(?:;\s*(?:" + _CITE + r"|[A-Z]{5,}))*"
+# a whole parenthesis of citations ("... 5 days (IDSA/ATS 2019)")
+CITATION = re.compile(r"\s*\(" + _CITES + r"\)")
+# citations opening ("(ATS/CDC/IDSA 2016: diabetes, HIV)") or closing ("(e.g. 200-500 mg;
+# EFNS 2010)") a parenthesis that says something else too
+_CITATION_HEAD = re.compile(r"(?<=\()" + _CITES + r":\s*")
+_CITATION_TAIL = re.compile(r"[;,]\s*" + _CITES + r"(?=\))")
+
+
+def citation(text: str) -> str | None:
+    """The first guideline citation in ``text`` ("(BTS 2017)"), or None."""
+    m = CITATION.search(text) or _CITATION_HEAD.search(text) or _CITATION_TAIL.search(text)
+    return m.group(0).strip(" ;,") if m is not None else None
+
+
+def spoken(text: str) -> str:
+    """A KB text as a clinician says it: without its guideline citations."""
+    if "(" not in text:
+        return text
+    text = CITATION.sub("", text)
+    text = _CITATION_HEAD.sub("", text)
+    return _CITATION_TAIL.sub("", text)
+
+
+# Causes and predispositions a KB plan step names as this patient's ("treat the cause
+# (vomiting, laxative misuse)", "treat predisposing tinea pedis and oedema"), each with the
+# words that show it in a record: a step names only the ones the record documents.
+CAUSES: dict[str, re.Pattern[str]] = {
+    "vomiting": re.compile(r"\bvomit", re.I),
+    "laxative misuse": re.compile(r"\blaxative", re.I),
+    "tinea pedis": re.compile(r"\btinea\b|\binterdigital\b|\btoe[- ]web", re.I),
+    # oedema that predisposes: chronic leg oedema, not the infection's own swelling
+    "oedema": re.compile(
+        r"\blymphoedema\b|\bvenous insufficiency\b|\b(?:leg|ankle|pedal|pitting) oedema\b", re.I
+    ),
+}
+# "treat the cause (A, B)": the causes as a list; "treat predisposing A and B"
+CAUSE_LIST = re.compile(
+    r"\btreat (?:the cause|the precipitant|precipitants) \((?P<list>[^()]+)\)|"
+    r"\btreat predisposing (?P<bare>[\w\s,-]+?)(?=;|\.|$| and adjust\b)",
+    re.I,
+)
+_ITEMS = re.compile(r",\s*(?:and\s+)?|\s+and\s+")
+
+
+def undocumented_causes(text: str, record: str) -> list[str]:
+    """The causes (``CAUSES``) a "treat the cause" step in ``text`` names that ``record``
+    never documents ("laxative misuse" where no laxative is mentioned)."""
+    out = []
+    for m in CAUSE_LIST.finditer(text):
+        for item in _ITEMS.split(m["list"] or m["bare"]):
+            shows = CAUSES.get(item.strip().lower())
+            if shows is not None and not _documents(shows, record):
+                out.append(item.strip())
+    return out
+
+
+def _documents(shows: re.Pattern[str], record: str) -> bool:
+    """Whether ``record`` states what ``shows`` matches, not negated in its clause ("no
+    pedal oedema" does not document oedema)."""
+    for m in shows.finditer(record):
+        clause = re.split(r"[.;:,]", record[max(0, m.start() - 60) : m.start()])[-1]
+        if not _NEGATED.search(clause):
+            return True
+    return False
+
+
+# "if AF > 48 h or of unknown duration, ...": settled by the onset the record gives
+# "SpO2 94-98% (88-92% if at risk of hypercapnia)": the target of this patient's record
+_O2_TARGET = re.compile(r"SpO2 94-98% \(88-92% if at risk of hypercapnia\)")
+_HYPERCAPNIA = re.compile(
+    r"\bCOPD\b|\bchronic obstructive\b|\bhypercapni|\bobesity hypoventilation\b|"
+    r"\bbronchiectasis\b|\bcystic fibrosis\b|\bneuromuscular\b",
+    re.I,
+)
+_AF_48 = re.compile(r"^if AF > 48 h or of unknown duration, (?P<then>.+)$")
+_ONSET = re.compile(r"\b(?P<n>\d+) (?P<unit>hour|day|week)s? of\b")
+
+
+def for_patient(step: str, record: str) -> str | None:
+    """A KB plan step as said for this patient: a "treat the cause" list cut to the causes
+    ``record`` documents ("treat the cause (vomiting)"); with none of them left, a search
+    ("look for and treat the cause"), or no step at all for "treat predisposing ...". A
+    step conditional on how long AF has lasted is said as this patient's ("AF for 3 days,
+    so ..."), or not at all when the onset is under 48 h; an oxygen target with its
+    alternative ("94-98% (88-92% if at risk of hypercapnia)") gives the one that applies."""
+    af = _AF_48.match(step)
+    onset = _ONSET.search(record) if af is not None else None
+    if af is not None and onset is not None:
+        hours = int(onset["n"]) * {"hour": 1, "day": 24, "week": 168}[onset["unit"]]
+        lasted = f"{onset['n']} {onset['unit']}{'s' if onset['n'] != '1' else ''}"
+        return f"AF for {lasted}, so {af['then']}" if hours >= 48 else None
+    target = _O2_TARGET.search(step)
+    if target is not None:  # the one target this patient has (BTS 2017)
+        risk = _HYPERCAPNIA.search(record) is not None
+        said = "SpO2 88-92%, as there is a risk of hypercapnia" if risk else "SpO2 94-98%"
+        step = step[: target.start()] + said + step[target.end() :]
+    missing = undocumented_causes(step, record)
+    if not missing:
+        return step
+    m = CAUSE_LIST.search(step)
+    assert m is not None
+    items = [i.strip() for i in _ITEMS.split(m["list"] or m["bare"]) if i.strip() not in missing]
+    if m["list"] is not None:
+        head = m[0][: m[0].index(" (")]  # "treat the cause"
+        said = f"{head} ({', '.join(items)})" if items else "look for and " + head
+    elif items:
+        said = "treat predisposing " + " and ".join(items)
+    else:
+        rest = (step[: m.start()] + step[m.end() :]).strip(" ;")
+        return re.sub(r"^and\s+", "", rest) or None
+    return step[: m.start()] + said + step[m.end() :]
+
+
+# A checklist item that records a value (a score, a grade, a duration, a status, a time):
+# a line says the value the record shows ("antibiotic duration of 5 days"), never the bare
+# item ("Documented: antibiotic duration" where no duration is stated anywhere).
+RECORDS_VALUE = re.compile(
+    r"\b(?:duration|scored?|grade|stroke risk|NIHSS|time last known well|"
+    r"door-to-(?:balloon|needle) time|probability|status|risk assessment)\b",
+    re.I,
+)
+# (the item, where the record states its value, how the line names it)
+_VALUES: tuple[tuple[re.Pattern[str], re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^antibiotic duration\b"),
+        re.compile(r"\bPlan: [^.]*?\bfor (\d+(?:-\d+)? days)\b"),
+        "antibiotic duration of {}",
+    ),
+    (
+        re.compile(r"^clinical volume status\b"),
+        re.compile(r"\b(clinically (?:eu|hypo|hyper)volaemic)\b"),
+        "{} on examination",
+    ),
+    (
+        re.compile(r"^TG18 severity grade\b"),
+        re.compile(r"\(TG18 (grade I{1,3})\)"),
+        "TG18 severity {}",
+    ),
+    (
+        re.compile(r"^door-to-balloon time\b"),
+        re.compile(r"\bprimary PCI done (\d+ minutes) after arrival\b"),
+        "door-to-balloon time of {}",
+    ),
+)
+# a clause of a checklist item that presumes a finding: said only where the record has it
+_PRESUMES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (re.compile(r"\s+and fissuring treated$"), CAUSES["tinea pedis"]),
+)
+_CHECKLIST = re.compile(r"^(?:Documented|Done and recorded): (?P<item>.+?)\.?$")
+
+
+def checklist_item(item: str, record: str) -> str | None:
+    """How a checklist names the done ``item``: as it is, or, for an item that records a
+    value (``RECORDS_VALUE``), with the value ``record`` states ("antibiotic duration of 5
+    days"); None where the record states none (the line would say nothing)."""
+    for clause, shows in _PRESUMES:
+        m = clause.search(item)
+        if m is not None and not _documents(shows, record):
+            item = item[: m.start()]  # "toe spaces examined", no fissuring to treat
+    if RECORDS_VALUE.search(item) is None:
+        return item
+    for names, value, said in _VALUES:
+        if names.search(item):
+            m = value.search(record)
+            return said.format(_in_words(m[1])) if m is not None else None
+    return None
+
+
+_WORDS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+_NUMBER = {str(i): w for i, w in enumerate(_WORDS.split(), 1)}
+_NUMBER_WORD = re.compile(r"\b(?:" + "|".join(_NUMBER.values()) + r")\b")
+
+
+def _in_words(value: str) -> str:
+    """'5-7 days' -> 'five to seven days': a duration documented, not a course listed as
+    done (the linter's ``done-impossible`` reads "5 days" as a course)."""
+    if not value.endswith("days"):
+        return value
+    return re.sub(
+        r"\b(\d+)(?:-(\d+))?\b",
+        lambda m: " to ".join(_NUMBER.get(n, n) for n in m.groups() if n),
+        value,
+    )
+
+
+def bare_checklist(text: str) -> str | None:
+    """The item of a checklist line ("Documented: NIHSS.") that records a value but names
+    none, or None."""
+    m = _CHECKLIST.match(text)
+    item = m["item"] if m is not None else ""
+    if not RECORDS_VALUE.search(item) or re.search(r"\d", item) or _NUMBER_WORD.search(item):
+        return None
+    return item
+
+
+# Filler a reviewer reads as template: a claim of observations no turn shows ("Overnight
+# observations were stable"), a review with nothing said of what is reviewed ("we'll
+# review progress daily").
+FILLER = re.compile(
+    r"\bovernight observations were stable\b|\bstable overnight\b|\breview progress daily\b",
+    re.I,
+)
