@@ -1127,7 +1127,7 @@ def _render_kb(
 
 
 # Said before the checklist lines, which come after the course: they are day 0's.
-CHECKLIST_INTRO = "Going back over the day-0 checklist:"
+CHECKLIST_INTRO = "Going back over the day-0 checklist now."
 
 _BY_NAME: dict[int, tuple[KnowledgeBase, dict[str, Lab], dict[str, list[Drug]]]] = {}
 
