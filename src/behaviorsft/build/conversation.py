@@ -42,7 +42,13 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
-from behaviorsft.build.event_time import day_label, draw_ecg_minutes, ecg_first, lp_after_ct
+from behaviorsft.build.event_time import (
+    after_study,
+    day_label,
+    draw_ecg_minutes,
+    ecg_first,
+    lp_after_ct,
+)
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
@@ -305,7 +311,7 @@ def _with_procedures(labs0: list[Finding]) -> str:
         for prefix, (proc, _) in SAMPLED_BY.items()
         if any(f.name.lower().startswith(prefix) for f in labs0)
     ]
-    return _join(["admission bloods", *done])
+    return _join(["admission bloods", *dict.fromkeys(done)])
 
 
 def fits_best_given(symptoms: list[str], decisive: str | None = None) -> str:
@@ -646,8 +652,10 @@ def _render_kb(
     # a CT head before the lumbar puncture: the CSF is taken once the CT is reported
     # (event_time.lp_after_ct), so its results come after the CT's report
     csf = [f for f in labs0 if study is not None and lp_after_ct(study.name, f.name)]
-    drawn = [f for f in labs0 if f not in csf]
-    bloods = severity.SAMPLE if home_today else _with_procedures(drawn)
+    # a sputum smear or NAAT: sent with the bloods, back after the study is reported
+    later = [f for f in labs0 if study is not None and f not in csf and after_study(f.name)]
+    drawn = [f for f in labs0 if f not in csf and f not in later]
+    bloods = severity.SAMPLE if home_today else _with_procedures(drawn + later)
     after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
         edp,
@@ -710,6 +718,17 @@ def _render_kb(
             f"I've reported the {study.name.lower()}: {study.value_text}.",
             anchor="imaging",
         )
+    if later:
+        idx = b.say(
+            resident,
+            "The first sputum specimen is back: "
+            + _join([f"{in_sentence(f.name)} {format_finding_value(f)}" for f in later])
+            + ".",
+            anchor="sputum",
+            attachments=tables_of(later),
+        )
+        for f in later:
+            b.finding_turns[(f.name, f.day)] = idx
     if csf:
         idx = b.say(
             resident,

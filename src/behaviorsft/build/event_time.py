@@ -139,6 +139,16 @@ def said_minutes(say: str, after: int, within: int, rng: random.Random) -> int:
     return rng.randrange(after, after + within, 5)
 
 
+# Results of a sample sent with the bloods but reported after the study (the first sputum
+# specimen's AFB smear and TB NAAT take hours, not the minutes of a blood panel: 41-000523).
+AFTER_STUDY = ("sputum acid-fast", "mycobacterium tuberculosis naat")
+
+
+def after_study(result: str) -> bool:
+    """Whether ``result`` is reported after the record's first study, not with the bloods."""
+    return result.lower().startswith(AFTER_STUDY)
+
+
 def lp_after_ct(study: str, result: str) -> bool:
     """Whether the CSF ``result`` comes from a lumbar puncture done after the record's CT
     head ``study``: a CT before the LP (altered mental status, a focal sign) delays it."""

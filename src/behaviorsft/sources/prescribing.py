@@ -259,10 +259,14 @@ def glucose_low(values: Mapping[str, float]) -> bool:
 
 
 # Conditional drugs given when a day-0 value meets the KB note's condition: (condition,
-# drug) -> (lab id, op, value). Hypokalaemia: magnesium sulfate "when magnesium is low"
-# (below the 1.7 mg/dL reference; the potassium is refractory until it is corrected).
+# drug) -> (lab id, op, value). Magnesium sulfate "when magnesium is low" (below the 1.7
+# mg/dL reference): in hypokalaemia the potassium is refractory until it is corrected; in
+# alcohol withdrawal (ASAM 2020) and AF (AF 2023, an electrolyte precipitant) it is replaced
+# too (41-000440, 41-000146: magnesium 1.3 and 1.5 flagged in withdrawal, never replaced).
 BY_VALUE: dict[tuple[str, str], tuple[str, str, float]] = {
     ("hypokalemia", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+    ("alcohol_withdrawal", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+    ("atrial_fibrillation_rvr", "magnesium_sulfate"): ("magnesium", "<", 1.7),
 }
 
 

@@ -326,20 +326,22 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Systemic signs of infection ({why}): IV cefazolin instead of oral treatment, "
         "the first dose {t}.",
     ),
-    # UK Kidney Association 2020: ECG changes (or K >= 6.5) bring IV calcium and monitoring.
+    # UK Kidney Association 2020: ECG changes (or K >= 6.5) bring IV calcium and monitoring,
+    # whatever raised the potassium (41-000515: K 6.4 with peaked T waves in adrenal crisis).
     *(
         Trigger(
-            "hyperkalemia",
+            cond,
             "cardiac monitoring",
             when,
             sign=sign,
             drug="calcium_gluconate",
-            pending=r"cardiac monitoring when",
+            pending=r"cardiac monitoring when" if cond == "hyperkalemia" else None,
             say=say,
             # membrane stabilisation is the first thing done: within minutes, not half an hour
             after=5,
             within=10,
         )
+        for cond in ("hyperkalemia", "adrenal_crisis", "aki", "dka")
         for when, sign, say in (
             (
                 (("potassium", ">", 5.5),),
@@ -420,6 +422,17 @@ TRIGGERS: tuple[Trigger, ...] = (
     *(
         Trigger("spontaneous_bacterial_peritonitis", "albumin", (clause,), drug="albumin_human")
         for clause in (("creatinine", ">", 1), ("bun", ">", 30), ("bilirubin_total", ">", 4))
+    ),
+    # ESC 2023 ACS: a haemoglobin below the (male) reference in an NSTEMI on antiplatelet
+    # and anticoagulant drugs is weighed as bleeding risk, not left flagged and unsaid
+    # (41-000024: haemoglobin 11.6 on DAPT and enoxaparin, never addressed).
+    Trigger(
+        "nstemi",
+        "bleeding risk",
+        (("hemoglobin", "<", 13.8),),
+        done=r"bleeding risk weighed",
+        say="{why} with antiplatelet and anticoagulant treatment: bleeding risk weighed in "
+        "the plan, haemoglobin rechecked daily and any fall investigated.",
     ),
     # ESC 2019: systemic thrombolysis for high-risk PE (SBP < 90).
     Trigger("pulmonary_embolism", "systemic thrombolysis", (("sbp", "<", 90),), drug="alteplase"),
