@@ -250,3 +250,81 @@ def test_unordered_sputum_with_the_bloods_is_flagged() -> None:
     found.clear()
     check_conversation(load_kb(), Where(), conv("Admission bloods and a sputum sample please."))
     assert found == ["result-too-fast"]
+
+
+def test_tryptase_is_ordered_and_back_after_the_plan() -> None:
+    """41-000543: serum tryptase back with the first bloods, about an hour from onset."""
+    case, conv = _case(543)
+    assert case.conditions[0].code == "anaphylaxis"
+    texts = [t.text for t in conv.turns]
+    orders = next(i for i, t in enumerate(texts) if t.startswith("Let's send"))
+    assert "a serum tryptase" in texts[orders]
+    plan = next(i for i, t in enumerate(texts) if t.startswith("Plan:"))
+    shown = [
+        i
+        for i, t in enumerate(conv.turns)
+        if any(str(r[0]) == "Serum tryptase" for a in t.attachments for r in a.rows)
+    ]
+    assert shown and min(shown) > plan
+    assert "ng/mL" in texts[min(shown)]
+    found = _rules(case, conv)
+    assert "sample-not-taken" not in found and "result-too-fast" not in found
+
+
+def test_tryptase_with_the_first_bloods_is_flagged() -> None:
+    from behaviorsft.build.lint_values import check_conversation
+
+    found: list[str] = []
+
+    class Where:
+        def add(self, rule: str, message: str, turn: int | None = None) -> None:
+            found.append(rule)
+
+    turns = [
+        {"index": 0, "role": "emergency physician", "text": "Bloods and a serum tryptase."},
+        {
+            "index": 1,
+            "role": "resident",
+            "text": "Admission bloods are back.",
+            "attachments": [{"rows": [["Lactate", "2.2"], ["Serum tryptase", "21.1"]]}],
+        },
+    ]
+    check_conversation(load_kb(), Where(), {"turns": turns})
+    assert found == ["result-too-fast"]
+    found.clear()
+    turns[1]["attachments"] = [{"rows": [["Serum tryptase", "21.1"]]}]
+    check_conversation(load_kb(), Where(), {"turns": turns})
+    assert found == []
+
+
+# ----------------------------------------------------------------- planted slips
+
+
+def test_planted_electrolyte_slip_keeps_the_panel_possible() -> None:
+    """A data-conflict slip of one electrolyte stays one the rest of the panel allows (a
+    chloride of 136 beside sodium 139 and bicarbonate 30 leaves a gap of -27)."""
+    from types import SimpleNamespace
+
+    from behaviorsft.build.lint_values import panel_possible
+    from behaviorsft.build.tasks.conflict_pools import panel_kept
+    from behaviorsft.records import Finding
+
+    assert not panel_possible({"sodium": 139, "chloride": 136, "bicarbonate": 30})
+    assert panel_possible({"sodium": 139, "chloride": 78, "bicarbonate": 30})
+    assert not panel_possible({"sodium": 152, "bicarbonate": 18, "anion_gap": 2})
+    kb = load_kb()
+
+    def lab(lid: str, value: float) -> Finding:
+        return Finding(name=kb.labs[lid].name, kind="lab", value=value, unit="mmol/L", day=0)
+
+    chloride = lab("chloride", 97)
+    ctx = SimpleNamespace(
+        kb=kb, case=SimpleNamespace(findings=[lab("sodium", 139), chloride, lab("bicarbonate", 30)])
+    )
+    slips = ["78 mmol/L", "68 mmol/L", "87 mmol/L", "58 mmol/L", "121 mmol/L", "136 mmol/L"]
+    # 58 leaves a gap of 51, 121 and 136 a negative one
+    assert panel_kept(ctx, chloride, slips, 3) == ["78 mmol/L", "68 mmol/L", "87 mmol/L"]
+    # fewer than k possible ones: all are kept (the item is still made)
+    assert panel_kept(ctx, chloride, slips, 4) == slips
+    potassium = lab("potassium", 2.9)
+    assert panel_kept(ctx, potassium, ["4.1 mmol/L"], 5) == ["4.1 mmol/L"]

@@ -43,6 +43,7 @@ from behaviorsft.build.coherence import (
     timed_check_shown,
 )
 from behaviorsft.build.event_time import (
+    after_plan,
     after_study,
     day_label,
     draw_ecg_minutes,
@@ -654,8 +655,10 @@ def _render_kb(
     csf = [f for f in labs0 if study is not None and lp_after_ct(study.name, f.name)]
     # a sputum smear or NAAT: sent with the bloods, back after the study is reported
     later = [f for f in labs0 if study is not None and f not in csf and after_study(f.name)]
-    drawn = [f for f in labs0 if f not in csf and f not in later]
-    bloods = severity.SAMPLE if home_today else _with_procedures(drawn + later)
+    # a serum tryptase: back after the plan (event_time.after_plan)
+    awaited = [f for f in labs0 if f not in csf and f not in later and after_plan(f.name)]
+    drawn = [f for f in labs0 if f not in csf and f not in later and f not in awaited]
+    bloods = severity.SAMPLE if home_today else _with_procedures(drawn + later + awaited)
     after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
         edp,
@@ -863,6 +866,17 @@ def _render_kb(
         else "Plan started.",
         anchor="first_dose",
     )
+    if awaited:
+        idx = b.say(
+            resident,
+            f"The {_join([in_sentence(f.name) for f in awaited])} sent on arrival is back: "
+            + _join([f"{format_finding_value(f)} {f.unit or ''}".rstrip() for f in awaited])
+            + ".",
+            anchor="awaited",
+            attachments=tables_of(awaited),
+        )
+        for f in awaited:
+            b.finding_turns[(f.name, f.day)] = idx
     b.say(relative, "Is this serious? What happens now?", "Can you tell us what's going on?")
     # the review the unit gives: daily on the ward, twice-daily senior reviews in a unit
     unit = unit_of(case)

@@ -144,9 +144,25 @@ def said_minutes(say: str, after: int, within: int, rng: random.Random) -> int:
 AFTER_STUDY = ("sputum acid-fast", "mycobacterium tuberculosis naat")
 
 
+# ... and one that takes longer still: a serum tryptase (drawn 15 min to 3 h after onset) is
+# back hours later, after the plan, not with the bloods of the first hour (41-000543).
+AFTER_PLAN = ("serum tryptase",)
+
+
 def after_study(result: str) -> bool:
     """Whether ``result`` is reported after the record's first study, not with the bloods."""
     return result.lower().startswith(AFTER_STUDY)
+
+
+def after_plan(result: str) -> bool:
+    """Whether ``result`` is reported after the plan (the first dose), not with the bloods."""
+    return result.lower().startswith(AFTER_PLAN)
+
+
+def slow_result(result: str) -> bool:
+    """Whether ``result`` is never back with the first bloods (:func:`after_study`,
+    :func:`after_plan`)."""
+    return after_study(result) or after_plan(result)
 
 
 def lp_after_ct(study: str, result: str) -> bool:

@@ -39,7 +39,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, after_study, culture_report
+from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, culture_report, slow_result
 from behaviorsft.sources.kb import KnowledgeBase
 
 VALUE_RULES: dict[str, tuple[Any, str]] = {
@@ -55,7 +55,7 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     ),
     "result-too-fast": (
         "error",
-        "a slow specimen result (sputum AFB smear, TB NAAT) reported with the first bloods",
+        "a slow result (sputum AFB smear, TB NAAT, serum tryptase) reported with the first bloods",
     ),
     "onset-implausible": ("error", "history too long for a hyperacute condition, or too short"),
     "outside-time-window": ("error", "a time-critical drug given outside its window"),
@@ -368,6 +368,7 @@ SAMPLED_BY: dict[str, tuple[str, re.Pattern[str]]] = {
     "c. difficile stool": ("a stool sample", re.compile(r"\bstool (?:sample|specimen)", re.I)),
     "sars-cov-2 rna": _SWAB,
     "influenza a/b rna": _SWAB,
+    "serum tryptase": ("a serum tryptase", re.compile(r"\btryptase\b", re.I)),
 }
 
 # Hyperacute conditions: presentation within hours (generator range, linter limit in h).
@@ -624,6 +625,29 @@ def electrolyte_problem(v: dict[str, float], cond: str | None) -> tuple[str, flo
             f"{NA_CL_LIMITS[0]:g}-{NA_CL_LIMITS[1]:g})"
         )
     return None if why is None else (why, cl, ag)
+
+
+# A chloride a living patient can have (mmol/L), implied by a panel's Na, HCO3 and gap.
+CHLORIDE_POSSIBLE = (75.0, 130.0)
+ELECTROLYTES = ("sodium", "chloride", "bicarbonate", "anion_gap")
+
+
+def panel_possible(v: dict[str, float]) -> bool:
+    """Whether one draw's Na, Cl, HCO3 and anion gap (by KB id) can all be true at once: the
+    gap ``Na - Cl - HCO3`` inside :data:`ANION_GAP_LIMITS` where the chloride is shown, else
+    the chloride ``Na - HCO3 - AG`` inside :data:`CHLORIDE_POSSIBLE` (True for a panel
+    showing fewer than three of them). A planted slip of one keeps to this where it can."""
+    na, hco3 = v.get("sodium"), v.get("bicarbonate")
+    cl, ag = v.get("chloride"), v.get("anion_gap")
+    if na is None or hco3 is None or (cl is None and ag is None):
+        return True
+    if cl is not None:
+        return ANION_GAP_LIMITS[0] <= na - cl - hco3 <= ANION_GAP_LIMITS[1]
+    assert ag is not None
+    return (
+        ANION_GAP_LIMITS[0] <= ag <= ANION_GAP_LIMITS[1]
+        and CHLORIDE_POSSIBLE[0] <= na - hco3 - ag <= CHLORIDE_POSSIBLE[1]
+    )
 
 
 def _check_electrolytes(where: _Adds, when: Any, v: dict[str, float], cond: str | None) -> None:
@@ -1034,12 +1058,11 @@ def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) ->
                             t.get("index"),
                         )
         rows = [str(r[0]) for a in t.get("attachments") or [] for r in a.get("rows") or [] if r]
-        slow = [r for r in rows if after_study(r)]
+        slow = [r for r in rows if slow_result(r)]
         if slow and len(slow) < len(rows):
             where.add(
                 "result-too-fast",
                 f"{', '.join(slow)} reported with the first bloods "
-                f"({', '.join([r for r in rows if r not in slow][:3])}): a sputum smear or "
-                "NAAT takes hours",
+                f"({', '.join([r for r in rows if r not in slow][:3])}): it takes hours",
                 t.get("index"),
             )
