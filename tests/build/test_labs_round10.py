@@ -328,3 +328,24 @@ def test_planted_electrolyte_slip_keeps_the_panel_possible() -> None:
     assert panel_kept(ctx, chloride, slips, 4) == slips
     potassium = lab("potassium", 2.9)
     assert panel_kept(ctx, potassium, ["4.1 mmol/L"], 5) == ["4.1 mmol/L"]
+
+
+@pytest.mark.parametrize("index", [462, 420])
+def test_raised_creatinine_in_gout_is_said_and_bars_the_nsaid(index: int) -> None:
+    """Round 10, 43-000462 and 43-000420: creatinine 1.79 / 1.65 flagged, never addressed,
+    with naproxen in the plan of the first."""
+    case, conv = _case(index, seed=43)
+    assert case.conditions[0].code == "acute_gout"
+    assert _day0(case)["creatinine"] > 1.1
+    assert "Naproxen" not in {m.name for m in case.medications}
+    assert any("reduced renal function, so no NSAID" in t.text for t in conv.turns)
+    assert _rules(case, conv) == []
+    bad = copy.deepcopy(conv.model_dump(mode="json"))
+    bad["turns"] = [t for t in bad["turns"] if "so no NSAID" not in t["text"]]
+    assert "care-below-severity" in _rules(case, bad)
+    bad_case = copy.deepcopy(case.model_dump(mode="json"))
+    bad_case["medications"].append(
+        {"name": "Naproxen", "dose_value": 500, "dose_unit": "mg", "route": "PO"}
+        | {"frequency": "q12h", "indication": "Acute gout flare"}
+    )
+    assert "drug-barred-by-value" in _rules(bad_case, conv)

@@ -201,8 +201,11 @@ BARRED_BY_HISTORY: dict[tuple[str, str], tuple[str, ...]] = {
 # natriuretic peptide (BNP > 100 pg/mL in the acute setting) leaves heart failure with a
 # reduced ejection fraction possible; with no echocardiogram showing a preserved LVEF, rate
 # control is a beta-blocker, not a non-dihydropyridine calcium-channel blocker.
+# ACR 2020 / the KB's own note: an NSAID is avoided in gout with renal impairment (a raised
+# creatinine, above the female reference, 43-000462: naproxen with creatinine 1.79).
 BARRED_BY_VALUE: dict[tuple[str, str], tuple[str, float]] = {
     ("atrial_fibrillation_rvr", "diltiazem"): ("bnp", 100),
+    ("acute_gout", "naproxen"): ("creatinine", 1.1),
 }
 
 

@@ -434,6 +434,16 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="{why} with antiplatelet and anticoagulant treatment: bleeding risk weighed in "
         "the plan, haemoglobin rechecked daily and any fall investigated.",
     ),
+    # ACR 2020: a raised creatinine in a gout flare is said and acted on (no NSAID:
+    # prescribing.BARRED_BY_VALUE), not left flagged (43-000462, 43-000420).
+    Trigger(
+        "acute_gout",
+        "renal function",
+        (("creatinine", ">", 1.1),),
+        done=r"reduced renal function, so no NSAID",
+        say="{why}: reduced renal function, so no NSAID for the flare; creatinine rechecked "
+        "tomorrow.",
+    ),
     # ESC 2019: systemic thrombolysis for high-risk PE (SBP < 90).
     Trigger("pulmonary_embolism", "systemic thrombolysis", (("sbp", "<", 90),), drug="alteplase"),
 )
@@ -461,6 +471,7 @@ _LABELS = {
     "onset_hours": "onset {v} hour(s) ago",
     "temperature": "temperature {v} degC",
     "hemoglobin": "haemoglobin {v} g/dL",
+    "creatinine": "creatinine {v} mg/dL",
     "age": "age {v}",
     "sbp": "systolic blood pressure {v} mmHg",
 }
