@@ -349,3 +349,44 @@ def test_raised_creatinine_in_gout_is_said_and_bars_the_nsaid(index: int) -> Non
         | {"frequency": "q12h", "indication": "Acute gout flare"}
     )
     assert "drug-barred-by-value" in _rules(bad_case, conv)
+
+
+def test_outpatient_bloods_are_ordered() -> None:
+    """Round 10, 43-000213: only a urine sample and urine microscopy requested, yet the
+    BMP and CBC come back."""
+    case, conv = _case(213, seed=43)
+    assert case.conditions[0].code == "uncomplicated_cystitis"
+    texts = [t.text for t in conv.turns]
+    orders = next(i for i, t in enumerate(texts) if "urine sample" in t)
+    assert "bloods for renal function" in texts[orders]
+    assert "result-unordered" not in _rules(case, conv)
+
+
+def test_blood_results_with_no_bloods_ordered_are_flagged() -> None:
+    from behaviorsft.build.lint_values import check_conversation
+
+    found: list[str] = []
+
+    class Where:
+        def add(self, rule: str, message: str, turn: int | None = None) -> None:
+            found.append(rule)
+
+    def conv(case_id: str, order: str) -> dict[str, Any]:
+        rows = [["Creatinine", "0.69"], ["Urine nitrite (dipstick)", "positive"]]
+        return {
+            "case_id": case_id,
+            "turns": [
+                {"index": 0, "role": "emergency physician", "text": order},
+                {"index": 1, "role": "resident", "text": "The first results are in."}
+                | {"attachments": [{"rows": rows}]},
+            ],
+        }
+
+    kb = load_kb()
+    check_conversation(kb, Where(), conv("synthetic:43-000213", "A urine sample please."))
+    assert found == ["result-unordered"]
+    found.clear()
+    check_conversation(kb, Where(), conv("synthetic:1-1", "A urine sample and bloods please."))
+    assert found == []
+    check_conversation(kb, Where(), conv("fhir:abc", "Summary of the chart."))  # imported
+    assert found == []

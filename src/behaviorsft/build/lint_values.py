@@ -53,6 +53,10 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
         "error",
         "a body-fluid, sputum, stool or swab result without the procedure or sample it needs",
     ),
+    "result-unordered": (
+        "error",
+        "a synthetic record shows blood results while no turn up to them orders bloods",
+    ),
     "result-too-fast": (
         "error",
         "a slow result (sputum AFB smear, TB NAAT, serum tryptase) reported with the first bloods",
@@ -1014,12 +1018,30 @@ def _check_range_list(
             )
 
 
+# KB panels of venous or arterial blood (a capillary fingerstick, urine, CSF or swab is not
+# "bloods"), and the words that order them (a synthetic record's own wording).
+BLOOD_PANELS = frozenset(
+    {"BMP", "CBC", "LFT", "electrolytes", "renal", "coag", "cardiac", "inflammatory"}
+    | {"metabolic", "endocrine", "pancreatic", "lipid", "ABG"}
+)
+_BLOODS_ORDERED = re.compile(r"\bbloods\b|\bblood (?:sample|count|test|gas)", re.I)
+_PANELS: dict[int, tuple[KnowledgeBase, dict[str, str]]] = {}
+
+
+def _panel_of(kb: KnowledgeBase, name: str) -> str | None:
+    hit = _PANELS.get(id(kb))
+    if hit is None or hit[0] is not kb:
+        hit = _PANELS[id(kb)] = (kb, {lab.name.lower(): lab.panel for lab in kb.labs.values()})
+    return hit[1].get(name.lower())
+
+
 def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) -> None:
     """A body-fluid result shown while no earlier turn mentions the procedure that samples
     it (a paracentesis recorded as done after the count is back does not take the sample);
     a culture result cited as evidence while the record's cultures are still pending; a
     sputum smear or NAAT in the same results as the admission bloods."""
     turns = conv.get("turns") or []
+    synthetic = str(conv.get("case_id") or "").startswith("synthetic:")
     said = ""
     pending = resulted = False
     qualitative: list[str] = []  # "name result" of the qualitative table rows shown so far
@@ -1058,6 +1080,13 @@ def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) ->
                             t.get("index"),
                         )
         rows = [str(r[0]) for a in t.get("attachments") or [] for r in a.get("rows") or [] if r]
+        blood = [r for r in rows if _panel_of(kb, r) in BLOOD_PANELS]
+        if synthetic and blood and not _BLOODS_ORDERED.search(said):
+            where.add(
+                "result-unordered",
+                f"{', '.join(blood[:3])} shown but no turn up to it orders bloods",
+                t.get("index"),
+            )
         slow = [r for r in rows if slow_result(r)]
         if slow and len(slow) < len(rows):
             where.add(

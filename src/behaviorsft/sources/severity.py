@@ -728,7 +728,8 @@ VASOPRESSOR = "vasopressor"
 
 
 # Conditions treated from the emergency department without admission (IDSA 2010 / NICE
-# NG109: an afebrile lower urinary tract infection): a urine sample, not admission bloods;
+# NG109: an afebrile lower urinary tract infection): a urine sample and the renal function
+# the antibiotic is dosed by (AGS Beers 2023: nitrofurantoin), not a full admission work-up;
 # home on the first dose; the culture result and a follow-up by telephone, no ward round.
 OUTPATIENT = frozenset({"uncomplicated_cystitis"})
 OUTPATIENT_REVIEW = (
@@ -737,7 +738,8 @@ OUTPATIENT_REVIEW = (
 )
 DISCHARGED = "Discharged home from the emergency department on the antibiotic, with advice "
 DISCHARGED += "to come back with fever, flank pain or no improvement in 48 hours."
-SAMPLE = "a urine sample"  # what an outpatient's work-up sends
+# what an outpatient's work-up sends (its blood results are ordered too: 43-000213)
+SAMPLE = "a urine sample and bloods for renal function before the antibiotic"
 FOLLOW_UP = "Day 2 telephone follow-up"
 
 
