@@ -304,13 +304,15 @@ def in_sentence(name: str) -> str:
     return name if name[:2].isupper() else name[:1].lower() + name[1:]
 
 
+_SAMPLED_PREFIXES = tuple(SAMPLED_BY)  # names of results a procedure or non-blood sample yields
+
+
 def _with_procedures(labs0: list[Finding]) -> str:
     """'admission bloods', plus the procedure that takes any body-fluid sample shown
     ('admission bloods and a diagnostic paracentesis'), so no count appears untaken."""
+    names = [n for f in labs0 if (n := f.name.lower()).startswith(_SAMPLED_PREFIXES)]
     done = [
-        proc
-        for prefix, (proc, _) in SAMPLED_BY.items()
-        if any(f.name.lower().startswith(prefix) for f in labs0)
+        proc for prefix, (proc, _) in SAMPLED_BY.items() if any(n.startswith(prefix) for n in names)
     ]
     return _join(["admission bloods", *dict.fromkeys(done)])
 
