@@ -390,3 +390,23 @@ def test_blood_results_with_no_bloods_ordered_are_flagged() -> None:
     assert found == []
     check_conversation(kb, Where(), conv("fhir:abc", "Summary of the chart."))  # imported
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("index", "phrases"),
+    [
+        (35, ("a mild rise the fast rate explains", "a reduced ejection fraction cannot be")),
+        (363, ("a low-level rise, common in decompensated heart failure",)),
+    ],
+)
+def test_flagged_cardiac_markers_are_read(index: int, phrases: tuple[str, ...]) -> None:
+    """Round 10, 43-000035 (troponin 22 and BNP 446 in AF) and 43-000363 (troponin 23 in
+    decompensated heart failure): flagged, never discussed."""
+    case, conv = _case(index, seed=43)
+    texts = [t.text for t in conv.turns]
+    for phrase in phrases:
+        assert any(phrase in t for t in texts), phrase
+    assert "care-below-severity" not in _rules(case, conv)
+    bad = copy.deepcopy(conv.model_dump(mode="json"))
+    bad["turns"] = [t for t in bad["turns"] if phrases[0] not in t["text"]]
+    assert "care-below-severity" in _rules(case, bad)

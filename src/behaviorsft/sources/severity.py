@@ -444,6 +444,35 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="{why}: reduced renal function, so no NSAID for the flare; creatinine rechecked "
         "tomorrow.",
     ),
+    # A flagged cardiac marker is read, not left unsaid (round 10: 43-000035, troponin 22 and
+    # BNP 446 in AF; 43-000363, troponin 23 in decompensated heart failure). ESC AF 2024: a
+    # mild troponin rise with a fast rate is demand-related; a raised BNP leaves a reduced
+    # LVEF possible (no diltiazem: prescribing.BARRED_BY_VALUE). ESC HF 2021: low-level
+    # troponin is common in heart failure; an ACS is sought with ischaemic pain or ECG change.
+    Trigger(
+        "atrial_fibrillation_rvr",
+        "troponin read",
+        (("troponin_t_hs", ">", 14),),
+        done=r"a mild rise the fast rate explains",
+        say="{why}: a mild rise the fast rate explains (demand), with no ischaemic change on "
+        "the ECG.",
+    ),
+    Trigger(
+        "atrial_fibrillation_rvr",
+        "BNP read",
+        (("bnp", ">", 100),),
+        done=r"a reduced ejection fraction cannot be excluded",
+        say="{why}: a reduced ejection fraction cannot be excluded, so rate control without "
+        "diltiazem until an echocardiogram shows it.",
+    ),
+    Trigger(
+        "acute_decompensated_heart_failure",
+        "troponin read",
+        (("troponin_t_hs", ">", 14),),
+        done=r"a low-level rise, common in decompensated heart failure",
+        say="{why}: a low-level rise, common in decompensated heart failure; an acute coronary "
+        "cause is sought only with ischaemic pain or ECG change.",
+    ),
     # ESC 2019: systemic thrombolysis for high-risk PE (SBP < 90).
     Trigger("pulmonary_embolism", "systemic thrombolysis", (("sbp", "<", 90),), drug="alteplase"),
 )
@@ -472,6 +501,8 @@ _LABELS = {
     "temperature": "temperature {v} degC",
     "hemoglobin": "haemoglobin {v} g/dL",
     "creatinine": "creatinine {v} mg/dL",
+    "troponin_t_hs": "high-sensitivity troponin T {v} ng/L",
+    "bnp": "BNP {v} pg/mL",
     "age": "age {v}",
     "sbp": "systolic blood pressure {v} mmHg",
 }
