@@ -454,8 +454,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "troponin read",
         (("troponin_t_hs", ">", 14),),
         done=r"a mild rise the fast rate explains",
-        say="{why}: a mild rise the fast rate explains (demand), with no ischaemic change on "
-        "the ECG.",
+        say="{why}: a mild rise the fast rate explains (demand), not an infarction on its own.",
     ),
     Trigger(
         "atrial_fibrillation_rvr",
@@ -470,8 +469,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         "troponin read",
         (("troponin_t_hs", ">", 14),),
         done=r"a low-level rise, common in decompensated heart failure",
-        say="{why}: a low-level rise, common in decompensated heart failure; an acute coronary "
-        "cause is sought only with ischaemic pain or ECG change.",
+        say="{why}: a low-level rise, common in decompensated heart failure, not an "
+        "infarction on its own.",
     ),
     # ESC 2019: systemic thrombolysis for high-risk PE (SBP < 90).
     Trigger("pulmonary_embolism", "systemic thrombolysis", (("sbp", "<", 90),), drug="alteplase"),
