@@ -395,7 +395,7 @@ def test_blood_results_with_no_bloods_ordered_are_flagged() -> None:
 @pytest.mark.parametrize(
     ("index", "phrases"),
     [
-        (35, ("a mild rise the fast rate explains", "a reduced ejection fraction cannot be")),
+        (35, ("a mild rise the fast rate explains", "a failing ventricle cannot be excluded")),
         (363, ("a low-level rise, common in decompensated heart failure",)),
     ],
 )

@@ -460,9 +460,8 @@ TRIGGERS: tuple[Trigger, ...] = (
         "atrial_fibrillation_rvr",
         "BNP read",
         (("bnp", ">", 100),),
-        done=r"a reduced ejection fraction cannot be excluded",
-        say="{why}: a reduced ejection fraction cannot be excluded, so rate control without "
-        "diltiazem until an echocardiogram shows it.",
+        done=r"a failing ventricle cannot be excluded",
+        say="{why}: a failing ventricle cannot be excluded, so rate control without diltiazem.",
     ),
     Trigger(
         "acute_decompensated_heart_failure",
