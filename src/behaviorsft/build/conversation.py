@@ -43,7 +43,14 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
-from behaviorsft.build.event_time import day_label, draw_ecg_minutes, ecg_first, lp_after_ct
+from behaviorsft.build.event_time import (
+    after_plan,
+    after_study,
+    day_label,
+    draw_ecg_minutes,
+    ecg_first,
+    lp_after_ct,
+)
 from behaviorsft.build.lint import absent_drugs, allergy_groups_of, clashing_terms, unshown_tests
 from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
@@ -305,15 +312,17 @@ def in_sentence(name: str) -> str:
     return name if name[:2].isupper() else name[:1].lower() + name[1:]
 
 
+_SAMPLED_PREFIXES = tuple(SAMPLED_BY)  # names of results a procedure or non-blood sample yields
+
+
 def _with_procedures(labs0: list[Finding]) -> str:
     """'admission bloods', plus the procedure that takes any body-fluid sample shown
     ('admission bloods and a diagnostic paracentesis'), so no count appears untaken."""
+    names = [n for f in labs0 if (n := f.name.lower()).startswith(_SAMPLED_PREFIXES)]
     done = [
-        proc
-        for prefix, (proc, _) in SAMPLED_BY.items()
-        if any(f.name.lower().startswith(prefix) for f in labs0)
+        proc for prefix, (proc, _) in SAMPLED_BY.items() if any(n.startswith(prefix) for n in names)
     ]
-    return _join(["admission bloods", *done])
+    return _join(["admission bloods", *dict.fromkeys(done)])
 
 
 def fits_best_given(symptoms: list[str], decisive: str | None = None) -> str:
@@ -699,8 +708,12 @@ def _render_kb(
     # a CT head before the lumbar puncture: the CSF is taken once the CT is reported
     # (event_time.lp_after_ct), so its results come after the CT's report
     csf = [f for f in labs0 if study is not None and lp_after_ct(study.name, f.name)]
-    drawn = [f for f in labs0 if f not in csf]
-    bloods = severity.SAMPLE if home_today else _with_procedures(drawn)
+    # a sputum smear or NAAT: sent with the bloods, back after the study is reported
+    later = [f for f in labs0 if study is not None and f not in csf and after_study(f.name)]
+    # a serum tryptase: back after the plan (event_time.after_plan)
+    awaited = [f for f in labs0 if f not in csf and f not in later and after_plan(f.name)]
+    drawn = [f for f in labs0 if f not in csf and f not in later and f not in awaited]
+    bloods = severity.SAMPLE if home_today else _with_procedures(drawn + later + awaited)
     after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
         edp,
@@ -763,6 +776,17 @@ def _render_kb(
             f"I've reported the {study.name.lower()}: {study.value_text}.",
             anchor="imaging",
         )
+    if later:
+        idx = b.say(
+            resident,
+            "The first sputum specimen is back: "
+            + _join([f"{in_sentence(f.name)} {format_finding_value(f)}" for f in later])
+            + ".",
+            anchor="sputum",
+            attachments=tables_of(later),
+        )
+        for f in later:
+            b.finding_turns[(f.name, f.day)] = idx
     if csf:
         idx = b.say(
             resident,
@@ -916,6 +940,17 @@ def _render_kb(
         else "Plan started.",
         anchor="first_dose",
     )
+    if awaited:
+        idx = b.say(
+            resident,
+            f"The {_join([in_sentence(f.name) for f in awaited])} sent on arrival is back: "
+            + _join([f"{format_finding_value(f)} {f.unit or ''}".rstrip() for f in awaited])
+            + ".",
+            anchor="awaited",
+            attachments=tables_of(awaited),
+        )
+        for f in awaited:
+            b.finding_turns[(f.name, f.day)] = idx
     b.say(relative, "Is this serious? What happens now?", "Can you tell us what's going on?")
     # the review the unit gives: daily on the ward, twice-daily senior reviews in a unit
     unit = unit_of(case)

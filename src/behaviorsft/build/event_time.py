@@ -139,6 +139,32 @@ def said_minutes(say: str, after: int, within: int, rng: random.Random) -> int:
     return rng.randrange(after, after + within, 5)
 
 
+# Results of a sample sent with the bloods but reported after the study (the first sputum
+# specimen's AFB smear and TB NAAT take hours, not the minutes of a blood panel: 41-000523).
+AFTER_STUDY = ("sputum acid-fast", "mycobacterium tuberculosis naat")
+
+
+# ... and one that takes longer still: a serum tryptase (drawn 15 min to 3 h after onset) is
+# back hours later, after the plan, not with the bloods of the first hour (41-000543).
+AFTER_PLAN = ("serum tryptase",)
+
+
+def after_study(result: str) -> bool:
+    """Whether ``result`` is reported after the record's first study, not with the bloods."""
+    return result.lower().startswith(AFTER_STUDY)
+
+
+def after_plan(result: str) -> bool:
+    """Whether ``result`` is reported after the plan (the first dose), not with the bloods."""
+    return result.lower().startswith(AFTER_PLAN)
+
+
+def slow_result(result: str) -> bool:
+    """Whether ``result`` is never back with the first bloods (:func:`after_study`,
+    :func:`after_plan`)."""
+    return after_study(result) or after_plan(result)
+
+
 def lp_after_ct(study: str, result: str) -> bool:
     """Whether the CSF ``result`` comes from a lumbar puncture done after the record's CT
     head ``study``: a CT before the LP (altered mental status, a focal sign) delays it."""

@@ -83,7 +83,8 @@ fulminant colitis the record does not show), ``low-potassium-unreplaced``,
 ``home-dose-replaced-unsaid`` (IV hydrocortisone for the home dose, unsaid),
 ``basal-insulin-unsaid`` (home glargine beside IV insulin not said to continue),
 ``count-claim-unshown`` ("at least 3 sets of blood cultures" done with one shown),
-``low-magnesium-unreplaced`` (hypokalaemia with a low magnesium not replaced).
+``low-magnesium-unreplaced`` (a low magnesium not replaced in hypokalaemia, alcohol
+withdrawal or AF: ``prescribing.BY_VALUE``).
 
 The rules apply to knowledge-base (synthetic) records, whose text the generator controls.
 """
@@ -163,7 +164,10 @@ RULES: dict[str, tuple[str, str]] = {
     "state-advice-unshown": ("error", "advice for a severity state the record does not show"),
     "low-potassium-unreplaced": ("error", "a day-0 potassium below 3.5 with no replacement"),
     "low-glucose-untreated": ("error", "a day-0 glucose below 70 mg/dL with no glucose given"),
-    "low-magnesium-unreplaced": ("error", "hypokalaemia with a low magnesium not replaced"),
+    "low-magnesium-unreplaced": (
+        "error",
+        "a low magnesium not replaced (hypokalaemia, alcohol withdrawal, AF)",
+    ),
     "count-claim-unshown": ("error", "'3 sets of blood cultures' done with fewer shown"),
     "basal-insulin-unsaid": ("error", "home basal insulin beside IV insulin, not said kept"),
     "route-claim-unshown": ("error", "an IV electrolyte claim listed done, none given IV"),

@@ -39,7 +39,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, culture_report
+from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, culture_report, slow_result
 from behaviorsft.sources.kb import KnowledgeBase
 
 VALUE_RULES: dict[str, tuple[Any, str]] = {
@@ -49,7 +49,18 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
         "a result changes faster (or slower) than its kinetics allow",
     ),
     "result-timing": ("error", "a slow result (culture) reported on the day it was taken"),
-    "sample-not-taken": ("error", "a body-fluid result without the procedure that samples it"),
+    "sample-not-taken": (
+        "error",
+        "a body-fluid, sputum, stool or swab result without the procedure or sample it needs",
+    ),
+    "result-unordered": (
+        "error",
+        "a synthetic record shows blood results while no turn up to them orders bloods",
+    ),
+    "result-too-fast": (
+        "error",
+        "a slow result (sputum AFB smear, TB NAAT, serum tryptase) reported with the first bloods",
+    ),
     "onset-implausible": ("error", "history too long for a hyperacute condition, or too short"),
     "outside-time-window": ("error", "a time-critical drug given outside its window"),
     "report-ambiguous": ("error", "a study report states two alternative findings"),
@@ -79,6 +90,11 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
     "value-impossible": (
         "error",
         "a value no living patient has (outside the KB test's bounds), in a record or a note",
+    ),
+    "electrolyte-pattern": (
+        "error",
+        "sodium, chloride, bicarbonate and anion gap imply a chloride or gap no patient with "
+        "the condition has, or the wrong metabolic acid-base direction",
     ),
 }
 
@@ -223,6 +239,27 @@ EXPECTED_ACID_BASE: dict[str, str] = {
     "copd_exacerbation": RESP_ACIDOSIS,  # acute on chronic: HCO3 raised
     "dka": MET_ACIDOSIS,
 }
+# The metabolic pattern of a condition's serum electrolytes (KB condition id): vomiting
+# or diuretics lose chloride (a hypochloraemic metabolic alkalosis: Gennari 1998), DKA adds
+# ketoacids (a high-anion-gap acidosis), diarrhoea loses bicarbonate (a hyperchloraemic,
+# normal-gap acidosis). A panel that shows Na, HCO3 and Cl or the anion gap (so the fourth
+# is implied by Na = Cl + HCO3 + AG) must show it (:func:`electrolyte_problem`).
+HYPOCHLORAEMIC_ALKALOSIS = "hypochloraemic metabolic alkalosis"
+HIGH_GAP_ACIDOSIS = "high-anion-gap metabolic acidosis"
+NORMAL_GAP_ACIDOSIS = "normal-anion-gap metabolic acidosis"
+METABOLIC_PATTERN: dict[str, str] = {
+    "hypokalemia": HYPOCHLORAEMIC_ALKALOSIS,  # vomiting, laxatives, diuretics (KB history)
+    "dka": HIGH_GAP_ACIDOSIS,
+    "c_difficile_infection": NORMAL_GAP_ACIDOSIS,
+}
+# Na - Cl (the strong-ion difference's bedside proxy, = HCO3 + AG): 34-40 in health (Na
+# 135-145, Cl 98-107); below NA_CL_LIMITS[0] the chloride is raised beyond what the sodium
+# explains (saline, diarrhoea, RTA), above [1] it is lost (vomiting, diuretics).
+NA_CL_LIMITS = (32.0, 46.0)
+ANION_GAP_LIMITS = (3.0, 45.0)  # any anion gap shown or implied (mmol/L)
+ALKALOSIS_HCO3 = 30.0  # above the 22-29 reference: a metabolic alkalosis
+ALKALOSIS_CHLORIDE = 97.0  # at most this: below the 98-107 reference
+HIGH_GAP = 12.0  # an anion gap above this (reference 4-12) is raised
 # Slack (mmHg or mmol/L) on the compensation ranges for the rounding of the shown values.
 ACID_BASE_SLACK = 2.0
 # Age-predicted maximum heart rate 220 - age (Fox 1971; Tanaka 2001 gives 208 - 0.7 age,
@@ -323,10 +360,19 @@ _CULTURE_RESULT = re.compile(
 )
 _CITES = re.compile(r"\b(given|in view of|because of|as shown by|confirmed by)\b", re.I)
 _CONDITIONAL = re.compile(r"\b(if|when|would|unless|should|consider|once|until)\b", re.I)
-# Body-fluid results and the procedure that samples them (words any turn may use).
+# Body-fluid and other non-blood results and the procedure or sample that yields them
+# (words any turn may use): a sputum smear or NAAT back with nothing sent (41-000523).
+_SPUTUM = ("a sputum sample", re.compile(r"\bsputum (?:sample|specimen)", re.I))
+_SWAB = ("a nasopharyngeal swab", re.compile(r"\bnasopharyngeal swab|\bswab\b", re.I))
 SAMPLED_BY: dict[str, tuple[str, re.Pattern[str]]] = {
     "ascitic": ("a diagnostic paracentesis", re.compile(r"paracentesis|ascitic tap", re.I)),
     "csf": ("a lumbar puncture", re.compile(r"lumbar puncture|\bLP\b", re.I)),
+    "sputum": _SPUTUM,
+    "mycobacterium tuberculosis naat (sputum)": _SPUTUM,
+    "c. difficile stool": ("a stool sample", re.compile(r"\bstool (?:sample|specimen)", re.I)),
+    "sars-cov-2 rna": _SWAB,
+    "influenza a/b rna": _SWAB,
+    "serum tryptase": ("a serum tryptase", re.compile(r"\btryptase\b", re.I)),
 }
 
 # Hyperacute conditions: presentation within hours (generator range, linter limit in h).
@@ -556,6 +602,73 @@ def _check_acid_base(
             )
 
 
+def electrolyte_problem(v: dict[str, float], cond: str | None) -> tuple[str, float, float] | None:
+    """What is wrong with one draw's Na, Cl, HCO3 and anion gap for condition ``cond``
+    (:data:`METABOLIC_PATTERN`; others keep Na - Cl inside :data:`NA_CL_LIMITS`), with the
+    chloride and gap shown or implied; None when the panel coheres or shows fewer than
+    three of the four."""
+    na, hco3 = v.get("sodium"), v.get("bicarbonate")
+    cl, ag = v.get("chloride"), v.get("anion_gap")
+    if na is None or not hco3 or (cl is None and ag is None):
+        return None
+    cl = na - hco3 - ag if cl is None else cl  # type: ignore[operator]
+    ag = na - cl - hco3 if ag is None else ag
+    pattern = METABOLIC_PATTERN.get(cond or "")
+    why = None
+    if not ANION_GAP_LIMITS[0] <= ag <= ANION_GAP_LIMITS[1]:
+        why = f"an anion gap of {ag:g}"
+    elif pattern == HYPOCHLORAEMIC_ALKALOSIS:
+        if hco3 < ALKALOSIS_HCO3 or cl > ALKALOSIS_CHLORIDE:
+            why = f"no {pattern} (HCO3 {hco3:g}, Cl {cl:g})"
+    elif pattern in (HIGH_GAP_ACIDOSIS, NORMAL_GAP_ACIDOSIS) and (
+        hco3 >= ACIDOSIS_HCO3 or (ag > HIGH_GAP) != (pattern == HIGH_GAP_ACIDOSIS)
+    ):
+        why = f"no {pattern} (HCO3 {hco3:g}, anion gap {ag:g})"
+    elif pattern != NORMAL_GAP_ACIDOSIS and not NA_CL_LIMITS[0] <= na - cl <= NA_CL_LIMITS[1]:
+        why = f"chloride {cl:g} with sodium {na:g} (Na - Cl {na - cl:g}, expected " + (
+            f"{NA_CL_LIMITS[0]:g}-{NA_CL_LIMITS[1]:g})"
+        )
+    return None if why is None else (why, cl, ag)
+
+
+# A chloride a living patient can have (mmol/L), implied by a panel's Na, HCO3 and gap.
+CHLORIDE_POSSIBLE = (75.0, 130.0)
+ELECTROLYTES = ("sodium", "chloride", "bicarbonate", "anion_gap")
+
+
+def panel_possible(v: dict[str, float]) -> bool:
+    """Whether one draw's Na, Cl, HCO3 and anion gap (by KB id) can all be true at once: the
+    gap ``Na - Cl - HCO3`` inside :data:`ANION_GAP_LIMITS` where the chloride is shown, else
+    the chloride ``Na - HCO3 - AG`` inside :data:`CHLORIDE_POSSIBLE` (True for a panel
+    showing fewer than three of them). A planted slip of one keeps to this where it can."""
+    na, hco3 = v.get("sodium"), v.get("bicarbonate")
+    cl, ag = v.get("chloride"), v.get("anion_gap")
+    if na is None or hco3 is None or (cl is None and ag is None):
+        return True
+    if cl is not None:
+        return ANION_GAP_LIMITS[0] <= na - cl - hco3 <= ANION_GAP_LIMITS[1]
+    assert ag is not None
+    return (
+        ANION_GAP_LIMITS[0] <= ag <= ANION_GAP_LIMITS[1]
+        and CHLORIDE_POSSIBLE[0] <= na - hco3 - ag <= CHLORIDE_POSSIBLE[1]
+    )
+
+
+def _check_electrolytes(where: _Adds, when: Any, v: dict[str, float], cond: str | None) -> None:
+    problem = electrolyte_problem(v, cond)
+    if problem is None:
+        return
+    why, cl, ag = problem
+    at = f" ({'day ' if isinstance(when, (int, float)) else ''}{when})"
+    shown = ", ".join(
+        f"{name} {v[k]:g}"
+        for k, name in (("sodium", "Na"), ("chloride", "Cl"), ("bicarbonate", "HCO3"))
+        if k in v
+    ) + (f", anion gap {v['anion_gap']:g}" if "anion_gap" in v else "")
+    implied = f"chloride {cl:g}" if "chloride" not in v else f"anion gap {ag:g}"
+    where.add("electrolyte-pattern", f"{shown} imply {implied}: {why}{at}")
+
+
 def heart_failure_history(case: dict[str, Any]) -> str | None:
     """The history item (past history, or a 'History:' fact) that records known heart
     failure, if any (not a negated one: "no heart failure")."""
@@ -757,6 +870,8 @@ def check_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
         values = {lid: v for lid, f in labs.items() if (v := _num(f.get("value"))) is not None}
         _check_derived(where, when, values, age, sex)
         _check_physiology(where, when, values, age, cond, rhythm)
+        if cond is not None:  # synthetic: an imported panel is quoted as its source gave it
+            _check_electrolytes(where, when, values, cond)
     _check_history_markers(where, kb, case)
     _check_kinetics(where, kb, case)
     _check_timing(where, kb, case)
@@ -903,11 +1018,30 @@ def _check_range_list(
             )
 
 
+# KB panels of venous or arterial blood (a capillary fingerstick, urine, CSF or swab is not
+# "bloods"), and the words that order them (a synthetic record's own wording).
+BLOOD_PANELS = frozenset(
+    {"BMP", "CBC", "LFT", "electrolytes", "renal", "coag", "cardiac", "inflammatory"}
+    | {"metabolic", "endocrine", "pancreatic", "lipid", "ABG"}
+)
+_BLOODS_ORDERED = re.compile(r"\bbloods\b|\bblood (?:sample|count|test|gas)", re.I)
+_PANELS: dict[int, tuple[KnowledgeBase, dict[str, str]]] = {}
+
+
+def _panel_of(kb: KnowledgeBase, name: str) -> str | None:
+    hit = _PANELS.get(id(kb))
+    if hit is None or hit[0] is not kb:
+        hit = _PANELS[id(kb)] = (kb, {lab.name.lower(): lab.panel for lab in kb.labs.values()})
+    return hit[1].get(name.lower())
+
+
 def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) -> None:
     """A body-fluid result shown while no earlier turn mentions the procedure that samples
     it (a paracentesis recorded as done after the count is back does not take the sample);
-    a culture result cited as evidence while the record's cultures are still pending."""
+    a culture result cited as evidence while the record's cultures are still pending; a
+    sputum smear or NAAT in the same results as the admission bloods."""
     turns = conv.get("turns") or []
+    synthetic = str(conv.get("case_id") or "").startswith("synthetic:")
     said = ""
     pending = resulted = False
     qualitative: list[str] = []  # "name result" of the qualitative table rows shown so far
@@ -945,3 +1079,19 @@ def check_conversation(kb: KnowledgeBase, where: _Adds, conv: dict[str, Any]) ->
                             f"{row[0]} shown but no turn mentions {procedure}",
                             t.get("index"),
                         )
+        rows = [str(r[0]) for a in t.get("attachments") or [] for r in a.get("rows") or [] if r]
+        blood = [r for r in rows if _panel_of(kb, r) in BLOOD_PANELS]
+        if synthetic and blood and not _BLOODS_ORDERED.search(said):
+            where.add(
+                "result-unordered",
+                f"{', '.join(blood[:3])} shown but no turn up to it orders bloods",
+                t.get("index"),
+            )
+        slow = [r for r in rows if slow_result(r)]
+        if slow and len(slow) < len(rows):
+            where.add(
+                "result-too-fast",
+                f"{', '.join(slow)} reported with the first bloods "
+                f"({', '.join([r for r in rows if r not in slow][:3])}): it takes hours",
+                t.get("index"),
+            )

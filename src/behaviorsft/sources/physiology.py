@@ -15,7 +15,12 @@ agree with one another by the formulas the linter checks them with
   the arterial saturation;
 - a sinus tachycardia stays below ``lint_values.SINUS_MAX_SHARE`` of the age-predicted maximum
   heart rate (220 - age);
-- a patient with known heart failure has a BNP / NT-proBNP above its reference range.
+- a patient with known heart failure has a BNP / NT-proBNP above its reference range;
+- sodium, chloride, bicarbonate and the anion gap (Na = Cl + HCO3 + AG, the fourth implied
+  when three are shown) follow the condition's metabolic pattern
+  (``lint_values.METABOLIC_PATTERN``): a hypochloraemic alkalosis in hypokalaemia from
+  vomiting or diuretics, a high-gap acidosis in DKA, elsewhere a chloride the sodium
+  explains (:func:`electrolytes`, before the pH is derived from the bicarbonate).
 
 Each case draws these from a stream of its own, so everything else about it stays as it was.
 """
@@ -26,8 +31,13 @@ import math
 import random
 
 from behaviorsft.build.lint_values import (
+    ALKALOSIS_CHLORIDE,
+    ALKALOSIS_HCO3,
     EXPECTED_ACID_BASE,
     HEART_FAILURE,
+    HIGH_GAP_ACIDOSIS,
+    HYPOCHLORAEMIC_ALKALOSIS,
+    METABOLIC_PATTERN,
     MI_MARKERS,
     NON_SINUS_CONDITIONS,
     RESP_ACIDOSIS,
@@ -54,6 +64,82 @@ KNOWN_HF_PEPTIDE: dict[str, tuple[float, float]] = {
 # Their reference upper limits (labs.yaml; the ESC 2021 rule-out thresholds): only a value
 # within the reference range is raised (a raised one may already be the day-1 repeat's base).
 PEPTIDE_UPPER: dict[str, float] = {"bnp": 100.0, "nt_probnp": 125.0}
+
+
+# What the generator draws inside the linter's electrolyte limits (mmol/L): Na - Cl (= HCO3 +
+# anion gap) by metabolic pattern, the anion gap when the panel does not show it, and the
+# chloride of a patient whose condition does not set its range.
+NA_CL_TARGET: dict[str | None, tuple[float, float]] = {
+    None: (34.0, 40.0),
+    HIGH_GAP_ACIDOSIS: (34.0, 42.0),
+    HYPOCHLORAEMIC_ALKALOSIS: (42.0, 50.0),
+}
+IMPLIED_GAP = (8.0, 14.0)
+CHLORIDE_TARGET = (92.0, 114.0)
+# A sodium moved to make the panel cohere stays inside this (and the condition's range).
+SODIUM_SHIFT = (130.0, 150.0)
+
+
+def electrolytes_rng(seed: int, index: int) -> random.Random:
+    """The stream case ``index`` of ``seed`` draws its electrolyte panel's coherence from."""
+    return random.Random(f"behaviorsft-synth-electrolytes:{seed}:{index}")
+
+
+def _meet(*spans: tuple[float, float]) -> tuple[float, float]:
+    return max(s[0] for s in spans), min(s[1] for s in spans)
+
+
+def electrolytes(
+    condition_id: str,
+    values: dict[str, float],
+    ranges: dict[str, tuple[float, float]],
+    rng: random.Random,
+) -> dict[str, float]:
+    """Sodium, chloride, bicarbonate and anion gap (by KB id) made to agree, when the panel
+    shows the sodium, the bicarbonate and the chloride or the gap: Na - Cl (= HCO3 + AG)
+    drawn inside the condition's pattern (:data:`NA_CL_TARGET`), the gap inside the
+    condition's range (else :data:`IMPLIED_GAP`), the chloride inside the condition's range
+    (else :data:`CHLORIDE_TARGET`, below :data:`lint_values.ALKALOSIS_CHLORIDE` in an
+    alkalosis). The bicarbonate, then the sodium, move (inside their ranges) only where
+    their draw leaves no such panel. The gap is then ``Na - Cl - HCO3`` exactly."""
+    if not {"sodium", "bicarbonate"} <= values.keys() or not values.keys() & {
+        "chloride",
+        "anion_gap",
+    }:
+        return values
+    v = dict(values)
+    pattern = METABOLIC_PATTERN.get(condition_id)
+    target = NA_CL_TARGET.get(pattern, NA_CL_TARGET[None])
+    gap = ranges.get("anion_gap", IMPLIED_GAP)
+    chloride = ranges.get("chloride", CHLORIDE_TARGET)
+    hco3_span = ranges.get("bicarbonate", (v["bicarbonate"], v["bicarbonate"]))
+    if pattern == HYPOCHLORAEMIC_ALKALOSIS:
+        chloride = (chloride[0], min(chloride[1], ALKALOSIS_CHLORIDE))
+        hco3_span = (max(hco3_span[0], ALKALOSIS_HCO3), max(hco3_span[1], ALKALOSIS_HCO3))
+    na, hco3 = v["sodium"], min(max(v["bicarbonate"], hco3_span[0]), hco3_span[1])
+    # Na - Cl the sodium allows (the chloride in its range), and the gap the HCO3 allows
+    diff = _meet(target, (na - chloride[1], na - chloride[0]))
+    if diff[0] > diff[1]:  # the sodium leaves no chloride in range: move it (least)
+        na = min(max(na, chloride[0] + target[0]), chloride[1] + target[1])
+        low, high = _meet(SODIUM_SHIFT, ranges.get("sodium", SODIUM_SHIFT))
+        na = min(max(na, low), high)
+        diff = _meet(target, (na - chloride[1], na - chloride[0]))
+    span = _meet(diff, (hco3 + gap[0], hco3 + gap[1]))
+    if span[0] > span[1]:  # the bicarbonate leaves no gap in range: move it (least)
+        hco3 = min(max(hco3, diff[0] - gap[1]), diff[1] - gap[0])
+        hco3 = float(round(min(max(hco3, hco3_span[0]), hco3_span[1])))
+        span = _meet(diff, (hco3 + gap[0], hco3 + gap[1]))
+    if span[0] > span[1]:
+        return values  # (no coherent panel within the condition's ranges: left as drawn)
+    d = float(round(rng.uniform(*span)))
+    d = min(max(d, math.ceil(span[0])), math.floor(span[1])) if span[1] - span[0] >= 1 else d
+    v["sodium"], v["bicarbonate"] = float(round(na)), hco3
+    cl = v["sodium"] - d
+    if "chloride" in v:
+        v["chloride"] = cl
+    if "anion_gap" in v:
+        v["anion_gap"] = v["sodium"] - cl - hco3
+    return v
 
 
 def physiology_rng(seed: int, index: int) -> random.Random:

@@ -201,8 +201,11 @@ BARRED_BY_HISTORY: dict[tuple[str, str], tuple[str, ...]] = {
 # natriuretic peptide (BNP > 100 pg/mL in the acute setting) leaves heart failure with a
 # reduced ejection fraction possible; with no echocardiogram showing a preserved LVEF, rate
 # control is a beta-blocker, not a non-dihydropyridine calcium-channel blocker.
+# ACR 2020 / the KB's own note: an NSAID is avoided in gout with renal impairment (a raised
+# creatinine, above the female reference, 43-000462: naproxen with creatinine 1.79).
 BARRED_BY_VALUE: dict[tuple[str, str], tuple[str, float]] = {
     ("atrial_fibrillation_rvr", "diltiazem"): ("bnp", 100),
+    ("acute_gout", "naproxen"): ("creatinine", 1.1),
 }
 
 
@@ -259,10 +262,14 @@ def glucose_low(values: Mapping[str, float]) -> bool:
 
 
 # Conditional drugs given when a day-0 value meets the KB note's condition: (condition,
-# drug) -> (lab id, op, value). Hypokalaemia: magnesium sulfate "when magnesium is low"
-# (below the 1.7 mg/dL reference; the potassium is refractory until it is corrected).
+# drug) -> (lab id, op, value). Magnesium sulfate "when magnesium is low" (below the 1.7
+# mg/dL reference): in hypokalaemia the potassium is refractory until it is corrected; in
+# alcohol withdrawal (ASAM 2020) and AF (AF 2023, an electrolyte precipitant) it is replaced
+# too (41-000440, 41-000146: magnesium 1.3 and 1.5 flagged in withdrawal, never replaced).
 BY_VALUE: dict[tuple[str, str], tuple[str, str, float]] = {
     ("hypokalemia", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+    ("alcohol_withdrawal", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+    ("atrial_fibrillation_rvr", "magnesium_sulfate"): ("magnesium", "<", 1.7),
 }
 
 

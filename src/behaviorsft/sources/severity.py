@@ -335,20 +335,22 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Systemic signs of infection ({why}): IV cefazolin instead of oral treatment, "
         "the first dose {t}.",
     ),
-    # UK Kidney Association 2020: ECG changes (or K >= 6.5) bring IV calcium and monitoring.
+    # UK Kidney Association 2020: ECG changes (or K >= 6.5) bring IV calcium and monitoring,
+    # whatever raised the potassium (41-000515: K 6.4 with peaked T waves in adrenal crisis).
     *(
         Trigger(
-            "hyperkalemia",
+            cond,
             "cardiac monitoring",
             when,
             sign=sign,
             drug="calcium_gluconate",
-            pending=r"cardiac monitoring when",
+            pending=r"cardiac monitoring when" if cond == "hyperkalemia" else None,
             say=say,
             # membrane stabilisation is the first thing done: within minutes, not half an hour
             after=5,
             within=10,
         )
+        for cond in ("hyperkalemia", "adrenal_crisis", "aki", "dka")
         for when, sign, say in (
             (
                 (("potassium", ">", 5.5),),
@@ -443,6 +445,54 @@ TRIGGERS: tuple[Trigger, ...] = (
         Trigger("spontaneous_bacterial_peritonitis", "albumin", (clause,), drug="albumin_human")
         for clause in (("creatinine", ">", 1), ("bun", ">", 30), ("bilirubin_total", ">", 4))
     ),
+    # ESC 2023 ACS: a haemoglobin below the (male) reference in an NSTEMI on antiplatelet
+    # and anticoagulant drugs is weighed as bleeding risk, not left flagged and unsaid
+    # (41-000024: haemoglobin 11.6 on DAPT and enoxaparin, never addressed).
+    Trigger(
+        "nstemi",
+        "bleeding risk",
+        (("hemoglobin", "<", 13.8),),
+        done=r"bleeding risk weighed",
+        say="{why} with antiplatelet and anticoagulant treatment: bleeding risk weighed in "
+        "the plan, haemoglobin rechecked daily and any fall investigated.",
+    ),
+    # ACR 2020: a raised creatinine in a gout flare is said and acted on (no NSAID:
+    # prescribing.BARRED_BY_VALUE), not left flagged (43-000462, 43-000420).
+    Trigger(
+        "acute_gout",
+        "renal function",
+        (("creatinine", ">", 1.1),),
+        done=r"reduced renal function, so no NSAID",
+        say="{why}: reduced renal function, so no NSAID for the flare; creatinine rechecked "
+        "tomorrow.",
+    ),
+    # A flagged cardiac marker is read, not left unsaid (round 10: 43-000035, troponin 22 and
+    # BNP 446 in AF; 43-000363, troponin 23 in decompensated heart failure). ESC AF 2024: a
+    # mild troponin rise with a fast rate is demand-related; a raised BNP leaves a reduced
+    # LVEF possible (no diltiazem: prescribing.BARRED_BY_VALUE). ESC HF 2021: low-level
+    # troponin is common in heart failure; an ACS is sought with ischaemic pain or ECG change.
+    Trigger(
+        "atrial_fibrillation_rvr",
+        "troponin read",
+        (("troponin_t_hs", ">", 14),),
+        done=r"a mild rise the fast rate explains",
+        say="{why}: a mild rise the fast rate explains (demand), not an infarction on its own.",
+    ),
+    Trigger(
+        "atrial_fibrillation_rvr",
+        "BNP read",
+        (("bnp", ">", 100),),
+        done=r"a failing ventricle cannot be excluded",
+        say="{why}: a failing ventricle cannot be excluded, so rate control without diltiazem.",
+    ),
+    Trigger(
+        "acute_decompensated_heart_failure",
+        "troponin read",
+        (("troponin_t_hs", ">", 14),),
+        done=r"a low-level rise, common in decompensated heart failure",
+        say="{why}: a low-level rise, common in decompensated heart failure, not an "
+        "infarction on its own.",
+    ),
     # ESC 2019: systemic thrombolysis for high-risk PE (SBP < 90).
     Trigger("pulmonary_embolism", "systemic thrombolysis", (("sbp", "<", 90),), drug="alteplase"),
 )
@@ -470,6 +520,9 @@ _LABELS = {
     "onset_hours": "onset {v} hour(s) ago",
     "temperature": "temperature {v} degC",
     "hemoglobin": "haemoglobin {v} g/dL",
+    "creatinine": "creatinine {v} mg/dL",
+    "troponin_t_hs": "high-sensitivity troponin T {v} ng/L",
+    "bnp": "BNP {v} pg/mL",
     "age": "age {v}",
     "sbp": "systolic blood pressure {v} mmHg",
 }
@@ -727,7 +780,8 @@ VASOPRESSOR = "vasopressor"
 
 
 # Conditions treated from the emergency department without admission (IDSA 2010 / NICE
-# NG109: an afebrile lower urinary tract infection): a urine sample, not admission bloods;
+# NG109: an afebrile lower urinary tract infection): a urine sample and the renal function
+# the antibiotic is dosed by (AGS Beers 2023: nitrofurantoin), not a full admission work-up;
 # home on the first dose; the culture result and a follow-up by telephone, no ward round.
 OUTPATIENT = frozenset({"uncomplicated_cystitis"})
 OUTPATIENT_REVIEW = (
@@ -736,7 +790,8 @@ OUTPATIENT_REVIEW = (
 )
 DISCHARGED = "Discharged home from the emergency department on the antibiotic, with advice "
 DISCHARGED += "to come back with fever, flank pain or no improvement in 48 hours."
-SAMPLE = "a urine sample"  # what an outpatient's work-up sends
+# what an outpatient's work-up sends (its blood results are ordered too: 43-000213)
+SAMPLE = "a urine sample and bloods for renal function before the antibiotic"
 FOLLOW_UP = "Day 2 telephone follow-up"
 
 

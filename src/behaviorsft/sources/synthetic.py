@@ -601,6 +601,10 @@ def synthesize_case(
         for lid, lf in cond.labs.items()
         if lf.low is not None and lf.high is not None
     }
+    # Na, Cl, HCO3 and anion gap agree (physiology.py), on a stream of their own.
+    sampled = physiology.electrolytes(
+        cond.id, sampled, ranges, physiology.electrolytes_rng(seed, index)
+    )
     derived = derive_values(sampled, ranges, age, sex, rng)
     # Oxygenation, acid-base and rate coherence (physiology.py), on a stream of its own.
     prng = physiology.physiology_rng(seed, index)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from behaviorsft.bench import format_turn, format_turns
 from behaviorsft.build.audit import words
 from behaviorsft.build.conversation import format_finding_value
+from behaviorsft.build.lint_values import ELECTROLYTES, _lab_ids, panel_possible
 from behaviorsft.build.tasks.common import Ctx, _value_text, unique_candidates
 from behaviorsft.build.tasks.dated_values import is_dated, same_test_values
 from behaviorsft.records import Finding
@@ -238,6 +239,23 @@ def _narrowest(
     return max(a[0], b[0]), min(a[1], b[1])
 
 
+def panel_kept(ctx: Ctx, f: Finding, values: list[str], k: int) -> list[str]:
+    """``values`` (slips of ``f``) that the rest of its draw's electrolyte panel allows
+    (``lint_values.panel_possible``: a chloride slip of 136 beside sodium 139 leaves a
+    negative anion gap), where at least ``k`` of them do; else all of them."""
+    ids = _lab_ids(ctx.kb)
+    lid = ids.get(f.name.lower())
+    if lid not in ELECTROLYTES:
+        return values
+    panel = {
+        ids[g.name.lower()]: g.value
+        for g in ctx.case.findings
+        if g.day == f.day and g.value is not None and ids.get(g.name.lower()) in ELECTROLYTES
+    }
+    kept = [v for v in values if panel_possible({**panel, str(lid): float(v.split()[0])})]
+    return kept if len(kept) >= k else values
+
+
 def slip_values(
     ctx: Ctx, f: Finding, text: str, k: int = 5, possible: tuple[float, float] | None = None
 ) -> list[str]:
@@ -286,6 +304,7 @@ def slip_values(
     record = words(text)
     values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled) if plausible(v)]
     values = [v for v in values if v != table]
+    values = panel_kept(ctx, f, values, k)
     shown = [v for v in values if words(v) <= record]
     rest = [v for v in values if v not in shown]
     ctx.rng.shuffle(shown)
