@@ -187,8 +187,10 @@ def test_most_allergies_of_a_synthetic_stream_allow_an_indicated_order(kb):
         _, tasks = _tasks(kb, index, seed=7)
         orderable += f"{case.id}:explicit_error_correction:x0" in tasks
     # most allergies allow an indicated order: the stop stays the key of about one item
-    # in six (main: one in five), enough for the options to stay balanced
-    assert orderable >= 0.6 * allergic, (orderable, allergic)
+    # in six (main: one in five), enough for the options to stay balanced (38 of 62, then
+    # 37 of 62 once home medicines the history bars were dropped; the audit measures the
+    # balance itself)
+    assert orderable >= 0.55 * allergic, (orderable, allergic)
 
 
 # ------------------------------------------------------------------------- the linter

@@ -23,6 +23,7 @@ from behaviorsft.build.tasks.common import (
 from behaviorsft.build.tasks.grounding import grounded, shown_words
 from behaviorsft.sources.history import is_exposure
 from behaviorsft.sources.kb import Differential, KnowledgeBase
+from behaviorsft.sources.patient import for_sex
 from behaviorsft.sources.synthetic import medication_text
 from behaviorsft.sources.wording import is_condition
 from behaviorsft.taxonomy import TaskType
@@ -70,9 +71,9 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     ]
     if discriminator is not None:
         x = diffs[0]
-        said.append(
-            (f"what did the attending say would favour {x.name.lower()}?", x.favoured_by, x)
-        )
+        # as the attending said it (an example naming the other sex's organs left out)
+        favour = for_sex(x.favoured_by, ctx.case.demographics.sex)
+        said.append((f"what did the attending say would favour {x.name.lower()}?", favour, x))
     turn = ctx.rendered.conversation.turns[ctx.anchor("ddx") or 0].text
     given = fits_best_given(symptoms, decisive_finding(cond, ctx.case) or ctx.rendered.decisive)
     if symptoms and fits_best(cond, ctx.case, symptoms, ctx.rendered.decisive) in turn:
