@@ -147,3 +147,18 @@ def test_homeless_household_contact_in_the_relatives_words():
     assert said == "Someone at the shelter where she stays had infectious TB."
     assert _LIVE_WITH.search("Someone he lives with had infectious TB.")
     assert not _LIVE_WITH.search(said)
+
+
+def test_47_000431_three_months_then_decide_is_not_due_after_a_second_clot(kb):
+    """Round 11: a PE with a previous clot had 'extended anticoagulation with no set stop
+    date' in its plan while 'anticoagulate for at least 3 months, then decide on extended
+    therapy' was keyed as the step still due."""
+    case, rendered, tasks = build_item(kb, 431, 47)
+    assert case.conditions[0].code == "pulmonary_embolism"
+    assert "previous VTE." in [f[len("History: ") :] for f in case.facts]
+    keyed = [
+        next(o.text for o in t.options if o.label == t.answer)
+        for t in tasks
+        if t.task_type.value == "predictive_next_action"
+    ]
+    assert not any("at least 3 months, then decide" in k for k in keyed)

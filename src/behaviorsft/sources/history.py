@@ -787,6 +787,12 @@ WRONG_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
         re.compile(r"\(provoked\)|\bwhether the provoking factor has resolved\b", re.I),
         re.compile(r"^active cancer\.?$|^previous VTE\.?$", re.I),
     ),
+    # "at least 3 months, then decide" after a second clot (extended therapy planned from
+    # the start) or with active cancer (as long as the cancer is active)
+    (
+        re.compile(r"\bat least 3 months, then decide on extended\b", re.I),
+        re.compile(r"^active cancer\.?$|^previous VTE\.?$", re.I),
+    ),
 )
 
 
