@@ -180,7 +180,6 @@ def control_of(
     )
 
 
-@lru_cache(maxsize=1 << 17)
 @lru_cache(maxsize=1 << 16)
 def turn_ref(turn: int | None, end: int) -> str:
     """How a rationale points to ``turn`` for a task showing turns up to ``end``: "in turn
@@ -189,6 +188,7 @@ def turn_ref(turn: int | None, end: int) -> str:
     return f"in turn {turn}" if turn is not None and turn <= end else "later in the record"
 
 
+@lru_cache(maxsize=1 << 17)
 def _norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9.]+", text.lower()))
 
