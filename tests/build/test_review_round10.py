@@ -153,7 +153,7 @@ def test_47_000431_three_months_then_decide_is_not_due_after_a_second_clot(kb):
     """Round 11: a PE with a previous clot had 'extended anticoagulation with no set stop
     date' in its plan while 'anticoagulate for at least 3 months, then decide on extended
     therapy' was keyed as the step still due."""
-    case, rendered, tasks = build_item(kb, 431, 47)
+    case, _, tasks = build_item(kb, 431, 47)
     assert case.conditions[0].code == "pulmonary_embolism"
     assert "previous VTE." in [f[len("History: ") :] for f in case.facts]
     keyed = [
@@ -162,3 +162,19 @@ def test_47_000431_three_months_then_decide_is_not_due_after_a_second_clot(kb):
         if t.task_type.value == "predictive_next_action"
     ]
     assert not any("at least 3 months, then decide" in k for k in keyed)
+
+
+def test_47_000484_alteplase_given_inside_the_window(kb):
+    """Round 11: a stroke that arrived 4 h after onset was given alteplase 50 minutes later,
+    4 h 50 min after onset, 'within the 4.5-h window'. Strokes now arrive in time, and the
+    window counts the minutes after arrival too (rule outside-time-window)."""
+    case, rendered, tasks = build_item(kb, 484, 47)
+    assert case.conditions[0].code == "ischemic_stroke"
+    onset_h = -next(e.day for e in case.timeline if e.kind == "symptom") * 24
+    assert onset_h <= 3
+    c, conv, ts = as_records(case, rendered, tasks)
+    assert "outside-time-window" not in lint_rules(kb, c, conv, ts)
+    for e in c["timeline"]:
+        if e["kind"] == "symptom":
+            e["day"] = -4 / 24  # the old record: 4 h, then alteplase 50 minutes after arrival
+    assert "outside-time-window" in lint_rules(kb, c, conv, ts)

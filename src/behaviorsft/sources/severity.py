@@ -97,6 +97,11 @@ _HDU_SAY = (
     "admitted there {t}."
 )
 
+# AHA/ASA 2019: alteplase within 4.5 h of last known well. It is given 30-60 minutes
+# after arrival (``after=30`` below), so a stroke that arrives more than 3.5 h after onset
+# is past the window by the time it could be given.
+ALTEPLASE_ONSET_HOURS = 3.5
+
 # Class words of the antibacterials (a served_by for "an antibiotic").
 ANTIBACTERIAL_WORDS = (
     "penicillin",
@@ -215,7 +220,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         Trigger(
             "ischemic_stroke",
             "blood pressure lowered before alteplase",
-            (("onset_hours", "<=", 4.5), clause),
+            (("onset_hours", "<=", ALTEPLASE_ONSET_HOURS), clause),
             drug="labetalol",
             first=True,
             say="Blood pressure {bp} is above 185/110: IV labetalol brought it below 185/110 "
@@ -226,7 +231,7 @@ TRIGGERS: tuple[Trigger, ...] = (
     Trigger(
         "ischemic_stroke",
         "IV thrombolysis",
-        (("onset_hours", "<=", 4.5),),
+        (("onset_hours", "<=", ALTEPLASE_ONSET_HOURS),),
         drug="alteplase",
         first=True,
         level="stroke unit",
