@@ -19,6 +19,7 @@ An item that fails a check is not emitted; ``Ctx.drop`` counts why.
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -332,6 +333,125 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
         avail.update(i.item for i in per[cond.id])
     _FOREIGN[id(kb)] = (per, avail)
     return per, avail
+
+
+_NEAR: dict[int, tuple[dict[str, list[tuple[KBCareItem, str]]], Counter[str]]] = {}
+
+
+def _linked(kb: KnowledgeBase, cond_id: str) -> list[str]:
+    """Conditions in this condition's differential, or with it in theirs."""
+    out = [d.condition_id for d in kb.conditions[cond_id].differentials if d.condition_id]
+    out += [
+        o.id
+        for o in kb.conditions.values()
+        if o.id != cond_id and any(d.condition_id == cond_id for d in o.differentials)
+    ]
+    return list(dict.fromkeys(out))
+
+
+def near_conditions(kb: KnowledgeBase, cond_id: str) -> dict[str, str]:
+    """The conditions of this presentation's differential: those linked to this condition
+    as a differential either way round, then those linked to them (a leg swelling beside a
+    cellulitis: DVT, and heart failure beside the DVT), then, outside the broad systems
+    (``_BROAD_SYSTEMS``), the other conditions of its body system. Condition id -> the
+    name a note gives it (this condition's name for it when it lists it, else its own).
+
+    The second step is needed for balance: without it the requirements of conditions few
+    others link to (the modified Duke criteria of an endocarditis) are never offered wrong
+    and an options-only reader picks them (36.6% on 300 cases against 17.9% with it)."""
+    cond = kb.conditions[cond_id]
+    out = {d.condition_id: d.name for d in cond.differentials if d.condition_id}
+    first = _linked(kb, cond_id)
+    same = [] if cond.system in _BROAD_SYSTEMS else _same_system(kb, cond_id)
+    for cid in first + [c for f in first for c in _linked(kb, f)] + same:
+        if cid != cond_id and cid not in out:
+            out[cid] = kb.conditions[cid].name
+    return out
+
+
+# Body systems too broad to share a presentation (tuberculosis and cellulitis are both
+# infections): their conditions are not one another's differential by system alone.
+_BROAD_SYSTEMS = frozenset({"infectious"})
+
+
+def _same_system(kb: KnowledgeBase, cond_id: str) -> list[str]:
+    """The other conditions of this condition's body system (a small bowel obstruction
+    beside a pancreatitis, a hypokalaemia beside a hyperkalaemia)."""
+    system = kb.conditions[cond_id].system
+    return [c.id for c in kb.conditions.values() if c.system == system and c.id != cond_id]
+
+
+def near_care(
+    kb: KnowledgeBase,
+) -> tuple[dict[str, list[tuple[KBCareItem, str]]], Counter[str]]:
+    """Per condition, the requirements of its differential diagnoses that a note may rightly
+    decline for it (the differential judged unlikely), each with the differential's name,
+    and for each such item the number of conditions it is offered for.
+
+    The workup of a diagnosis the team weighed (a leg duplex for a possible DVT beside a
+    cellulitis), never care from an unrelated system (an LVEF in a cellulitis note). The
+    filters of ``foreign_care`` apply: no drug, no recommendation against, no clause, no
+    care any inpatient may need, no topic word shared with this condition's own items."""
+    hit = _NEAR.get(id(kb))
+    if hit is not None:
+        return hit
+    per: dict[str, list[tuple[KBCareItem, str]]] = {}
+    avail: Counter[str] = Counter()
+    for cond in kb.conditions.values():
+        own = set().union(*(_topic(i.item) for i in cond.standard_of_care))
+        mine = {i.item for i in cond.standard_of_care}
+        seen: set[str] = set()
+        pool: list[tuple[KBCareItem, str]] = []
+        for cid, name in near_conditions(kb, cond.id).items():
+            for i in kb.conditions[cid].standard_of_care:
+                if (
+                    i.kind != "drug"
+                    and not GENERIC_CARE.search(i.item)
+                    and not NEGATIVE.search(i.item)
+                    and split_condition(i.item)[1] is None
+                    and not (_topic(i.item) & own)
+                    and i.item not in mine
+                    and i.item not in seen
+                ):
+                    seen.add(i.item)
+                    pool.append((i, name))
+        per[cond.id] = pool
+        avail.update(i.item for i, _ in pool)
+    _NEAR[id(kb)] = (per, avail)
+    return per, avail
+
+
+# A declined item's reason in a team note: "X (only if deep vein thrombosis is likely, not
+# the case here)". Every declined item carries one, the key's included (a restriction the
+# guidance does not make, or a condition the record shows met), so the reason's form marks
+# no option.
+NOT_THE_CASE = ", not the case here"
+# How much more often than its key rate alone would have it a team note's wrong options
+# draw an item the note may rightly decline (``near_care``, ``_clause_decoys``) rather than
+# one of the requirements it documents
+NEAR_BOOST = 40.0
+DECLINE_REASON = re.compile(r"\s+\((?P<why>only [^()]*), not the case here\)$")
+# restrictions a note wrongly puts on an unconditional requirement
+_FALSE_LIMITS = ("only in severe disease", "only if not improving", "only if complicated")
+
+
+def _dx_name(name: str) -> str:
+    """A diagnosis's name inside a sentence ("deep vein thrombosis", "COVID-19 pneumonia"),
+    without a parenthesis ("heart failure (hypervolaemic hyponatraemia)")."""
+    name = name.split(" (")[0].strip()
+    return name[0].lower() + name[1:] if name[1:2].islower() else name
+
+
+def clause_limit(clause: str) -> str:
+    """An applicability clause as a note states it ("only in patients on warfarin"), cut
+    before any parenthesis (``split_condition`` may leave one open)."""
+    text = clause.split(" (")[0].split("(")[0].strip(" ,;")
+    return text if text.lower().startswith("only ") else f"only {text}"
+
+
+def decline_text(item: str, why: str) -> str:
+    """How a team note declines ``item`` for the reason ``why`` (``DECLINE_REASON``)."""
+    return f"{item} ({why}{NOT_THE_CASE})"
 
 
 _WEIGHTS: dict[tuple[int, TaskType], dict[str, float]] = {}
@@ -710,13 +830,41 @@ register(T.STANDARD_OF_CARE, _soc_key_texts)
 register_restraint(T.STANDARD_OF_CARE, _soc_emitted)
 
 
-def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, float]]:
-    """Other conditions' requirements a note may rightly decline for this patient
-    (``foreign_care``; each is checked absent from the record when drawn), as
-    "No: X is required" -> (X, how many conditions it is offered for)."""
+def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, str]]:
+    """Requirements a note may rightly decline for this patient, as "No: X is required" ->
+    (X, why it is declined): the workup of a differential diagnosis (``near_care``; "only
+    if deep vein thrombosis is likely"), each checked absent from the record when drawn.
+    A conditional requirement of this condition whose condition the record rules out
+    (``_clause_decoys``) is added by the caller."""
     assert ctx.cond is not None
-    per, avail = foreign_care(ctx.kb)
-    return {_required(i): (i, float(avail[i.item])) for i in per[ctx.cond.id]}
+    per, _ = near_care(ctx.kb)
+    return {
+        _required(i): (i, f"only if {_dx_name(name)} is likely") for i, name in per[ctx.cond.id]
+    }
+
+
+def _clause_decoys(checked: list[CheckedItem]) -> dict[str, tuple[CheckedItem, str]]:
+    """This condition's conditional requirements whose condition the record rules out and
+    which it does not show done ("blood cultures only with systemic toxicity ..." in a
+    patient who is not toxic), as "No: X is required" -> (the item, the clause the note
+    cites): wrong here, and the key in the cases where the condition holds."""
+    return {
+        _required(c.item): (c, clause_limit(c.clause))
+        for c in checked
+        if c.holds is False
+        and c.clause is not None
+        and c.absent
+        and not NEGATIVE.search(c.item.item)
+        and not c.clause.lower().startswith(("unless", "where"))
+    }
+
+
+def key_reason(c: CheckedItem, rng: random.Random) -> str:
+    """The (wrong) reason a note gives for declining the required item ``c``: its own
+    clause, which the record shows met, or a restriction the guidance does not make."""
+    if c.clause is not None:
+        return clause_limit(c.clause)
+    return rng.choice(_FALSE_LIMITS)
 
 
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
@@ -760,6 +908,15 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     item = declined.item
     key = _required(item)
     decoys = _decoys(ctx)
+    own_decoys = {k: v for k, v in _clause_decoys(checked).items() if v[0] is not declined}
+    # other conditions' requirements (``foreign_care``): wrong options only when the
+    # others run out (they keep each text's key rate even), never declined in the note
+    per_foreign, _ = foreign_care(ctx.kb)
+    foreign = {
+        f: (i, "")
+        for i in per_foreign[cond.id]
+        if (f := _required(i)) not in decoys and f not in own_decoys
+    }
 
     def wrong_no(documented: list[CheckedItem], k: int) -> tuple[list[str], list[str]]:
         """``k`` wrong "No" options and the decoys among them (to be declined).
@@ -773,17 +930,35 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             for c in documented
         }
         weight = foreign_weights(ctx.kb, T.STANDARD_OF_CARE)
-        rate |= {d: weight[item.item] for d, (item, _) in decoys.items()}
-        # in weighted order; a decoy only if the record shows nothing it names
+        rate |= {d: NEAR_BOOST * weight.get(item.item, 0.0) for d, (item, _) in decoys.items()}
+        rate |= {
+            d: NEAR_BOOST * key_rate(ctx.kb, T.STANDARD_OF_CARE, d)
+            for d in own_decoys
+            if d not in rate
+        }
+        fill = {f: weight.get(i.item, 0.0) for f, (i, _) in foreign.items() if f not in rate}
+        outside = decoys | foreign
+        # in weighted order, another condition's items only when the others run out (a
+        # differential's workup never keyed anywhere is drawn after the others); a decoy
+        # only if the record shows nothing it names
         order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
+        order += weighted_sample(ctx.rng, list(fill), list(fill.values()), len(fill))
         idx = ctx.index(turn_end=end)
         picked: list[str] = []
         for p in order:  # (the first k only: a decoy's check reads the whole record)
             if len(picked) >= k:
                 break
-            if p not in decoys or check_item(decoys[p][0], idx).absent:
+            if p in own_decoys or p not in outside or check_item(outside[p][0], idx).absent:
                 picked.append(p)
-        return picked, [decoys[p][0].item for p in picked if p in decoys]
+        # the note declines the differential's workup and the clauses ruled out; another
+        # condition's item is only offered (no note declines care foreign to the patient)
+        return picked, [
+            decline_text(decoys[p][0].item, decoys[p][1])
+            if p in decoys
+            else decline_text(own_decoys[p][0].item.item, own_decoys[p][1])
+            for p in picked
+            if p in decoys or p in own_decoys
+        ]
 
     def note_of(done: list[CheckedItem], declined_items: list[str]) -> str:
         ctx.rng.shuffle(declined_items)
@@ -802,7 +977,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     if offer is None and ctx.rng.random() < plan.generic:
         offer = "generic"
     wrong, declined_decoys = wrong_no(done, 4 if offer is None else 3)
-    note = note_of(done, [item.item, *declined_decoys])
+    note = note_of(done, [decline_text(item.item, key_reason(declined, ctx.rng)), *declined_decoys])
     meets: list[str] = []
     if offer == "cited" and done:
         score = score_in(shown_words(ctx, 0, end, note), question)
@@ -819,7 +994,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         fixed=meets,
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
-        "the note, or belong to other conditions and are rightly declined for this patient.",
+        "the note, or rightly declined for this patient (their condition is not met here, or "
+        "they belong to a differential diagnosis judged unlikely).",
         turn_start=0,
         turn_end=end,
         excerpt=note,
@@ -856,6 +1032,6 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             else MEETS_STANDARD,
             pool=alarms,
             rationale=f"All items the guidance requires for {cond.name} are documented"
-            + ("; the ones the note declines belong to other conditions." if declined_c else "."),
+            + ("; the ones the note declines do not apply to this patient." if declined_c else "."),
             excerpt=note_c,
         )
