@@ -430,6 +430,9 @@ NOT_THE_CASE = ", not the case here"
 # draw an item the note may rightly decline (``near_care``, ``_clause_decoys``) rather than
 # one of the requirements it documents
 NEAR_BOOST = 40.0
+# Another condition's item fewer notes than this may decline (``near_care``) is drawn as a
+# wrong option (never declined) among those, at its own weight, so that it is offered wrong
+FEW_NEAR = 10
 DECLINE_REASON = re.compile(r"\s+\((?P<why>only [^()]*), not the case here\)$")
 # restrictions a note wrongly puts on an unconditional requirement
 _FALSE_LIMITS = ("only in severe disease", "only if not improving", "only if complicated")
@@ -935,6 +938,14 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             d: NEAR_BOOST * key_rate(ctx.kb, T.STANDARD_OF_CARE, d)
             for d in own_decoys
             if d not in rate
+        }
+        # another condition's item that few notes may decline (``FEW_NEAR``) is drawn among
+        # them at its own weight: only as an option can it be offered wrong often enough
+        _, reach = near_care(ctx.kb)
+        rate |= {
+            f: weight.get(i.item, 0.0)
+            for f, (i, _) in foreign.items()
+            if f not in rate and reach[i.item] < FEW_NEAR
         }
         fill = {f: weight.get(i.item, 0.0) for f, (i, _) in foreign.items() if f not in rate}
         outside = decoys | foreign
