@@ -427,13 +427,14 @@ def near_care(
 # guidance does not make, or a condition the record shows met), so the reason's form marks
 # no option.
 NOT_THE_CASE = ", not the case here"
-# How much more often than its key rate alone would have it a team note's wrong options
-# draw an item the note may rightly decline (``near_care``, ``_clause_decoys``) rather than
-# one of the requirements it documents
+# How much more often, at the same weight (``soc_weights``), a team note's wrong options
+# draw an item the note may rightly decline (``near_care``, ``_clause_decoys``) than one
+# of the requirements it documents
 NEAR_BOOST = 40.0
-# Another condition's item fewer notes than this may decline (``near_care``) is drawn as a
-# wrong option (never declined) among those, at its own weight, so that it is offered wrong
-FEW_NEAR = 10
+# ... and than another condition's item (``foreign_care``: offered, never declined), which
+# is drawn mostly where the notes that may decline its text are too few to offer it wrong
+# as often as it is the key
+FOREIGN_SHARE = 0.002
 DECLINE_REASON = re.compile(r"\s+\((?P<why>only [^()]*), not the case here\)$")
 # restrictions a note wrongly puts on an unconditional requirement
 _FALSE_LIMITS = ("only in severe disease", "only if not improving", "only if complicated")
@@ -503,6 +504,81 @@ def foreign_weights(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
     if len(_WEIGHTS) > 64:
         _WEIGHTS.clear()
     _WEIGHTS[(id(kb), task_type)] = w
+    return w
+
+
+_SOC_WEIGHTS: dict[int, dict[str, float]] = {}
+
+
+def _fill(slots: float, weights: dict[str, float]) -> dict[str, float]:
+    """The chance that each text is among ``slots`` drawn from ``weights``, approximated as
+    ``min(1, l * weight)`` with ``l`` such that the chances sum to ``slots`` (or to the
+    number of texts of positive weight, if fewer)."""
+    ranked = sorted(((v, t) for t, v in weights.items() if v > 0), reverse=True)
+    rest = sum(v for v, _ in ranked)
+    for m, (v, _) in enumerate(ranked):
+        scale = (slots - m) / rest if rest > 0 else 0.0
+        if scale * v <= 1.0:
+            return {t: 1.0 if j < m else scale * u for j, (u, t) in enumerate(ranked)}
+        rest -= v
+    return {t: 1.0 for _, t in ranked}
+
+
+def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str, float]:
+    """Requirement -> the weight with which standard_of_care's wrong "No" options draw it,
+    so that over a build each text is offered wrong about ``n_options - 1`` times as often
+    as it is the key (``key_rate``).
+
+    A condition's items draw from one pool: its own requirements (documented in the note,
+    weight divided by ``NEAR_BOOST``), its differentials' workup and its own clauses the
+    record rules out (declined in the note), and other conditions' requirements (offered
+    only, weight times ``FOREIGN_SHARE``). The weights solve, by fixed-point iteration,
+    ``(n - 1) key_rate(t) = sum over pools c holding t of min(tasks(c), slots(c) w(t)
+    role(c, t) / W(c))``, with ``slots(c)`` the wrong "No" options c's items and controls
+    offer per case (``key_rates.emitted``, ``yes_plans``) and ``W(c)`` the pool's total
+    weight. A text only few notes may decline (modified Duke criteria, a stroke's imaging)
+    thereby gets the weight that makes other conditions' items offer it often enough,
+    which a weight divided among the conditions offering it left short."""
+    hit = _SOC_WEIGHTS.get(id(kb))
+    if hit is not None:
+        return hit
+    per_near, _ = near_care(kb)
+    per_foreign, _ = foreign_care(kb)
+    plans = yes_plans(kb, n_options)
+    target: dict[str, float] = {}
+    pools: dict[str, dict[str, float]] = {}
+    slots: dict[str, tuple[float, float]] = {}
+    for cid, (items, controls) in emitted(kb, T.STANDARD_OF_CARE).items():
+        cond = kb.conditions.get(cid)
+        if cond is None or items + controls <= 0:
+            continue
+        plan = plans.get(cid, YesPlan(1.0, 0.0, 1.0))
+        yes = plan.cited + (1 - plan.cited) * plan.generic
+        slots[cid] = (items + controls, items * (n_options - 1 - yes) + controls * (n_options - 1))
+        pool = {i.item: FOREIGN_SHARE for i in per_foreign[cid]}
+        pool |= {i.item: 1.0 for i, _ in per_near[cid]}
+        pool |= {
+            i.item: 1.0 if split_condition(i.item)[1] is not None else 1.0 / NEAR_BOOST
+            for i in cond.standard_of_care
+        }
+        pools[cid] = pool
+    for pool in pools.values():
+        for t in pool:
+            target[t] = (n_options - 1) * key_rate(kb, T.STANDARD_OF_CARE, _required_text(t))
+    w = {t: 1.0 for t in target}
+    for _ in range(100):
+        offered = dict.fromkeys(target, 0.0)
+        for cid, pool in pools.items():
+            tasks, n_slots = slots[cid]
+            for t, p in _fill(n_slots / tasks, {t: w[t] * r for t, r in pool.items()}).items():
+                offered[t] += tasks * p
+        w = {
+            t: 0.0 if target[t] <= 0 or offered[t] <= 0 else w[t] * (target[t] / offered[t]) ** 0.5
+            for t in target
+        }
+    if len(_SOC_WEIGHTS) > 16:
+        _SOC_WEIGHTS.clear()
+    _SOC_WEIGHTS[id(kb)] = w
     return w
 
 
@@ -874,14 +950,16 @@ def key_reason(c: CheckedItem, rng: random.Random) -> str:
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     """A note declining a required item; the control documents every item.
 
-    The note also declines one or two requirements of other conditions that this
-    patient does not need (rightly), so that "not done" in the note does not mark the
-    key. The control offers four "No: X is required" options and "meets the standard"
+    The note also declines, each with its reason, requirements this patient rightly goes
+    without (a differential's workup, its own clauses the record rules out), so that
+    "not done" in the note does not mark the key. The control offers four "No: X is
+    required" options and "meets the standard"
     (citing a requirement the note documents, or the generic MEETS_STANDARD); the item
     offers the same on a share of items (``yes_plans``), five "No" options otherwise,
     so that each "Yes" text is the key about one time in five. The wrong "No" options
-    are the note's documented requirements and the ones it rightly declines, drawn in
-    proportion to how often their text is the key in other cases (``key_rates``), so no
+    are the note's documented requirements, the ones it rightly declines and, offered
+    only, other conditions' requirements, drawn with weights solved so that each text is
+    offered wrong about four times as often as it is the key (``soc_weights``), so no
     text marks itself as right or wrong. The declined item is verified absent from the
     record and required for this patient; the items the note documents are verified as
     for omission_detection.
@@ -925,36 +1003,23 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     def wrong_no(documented: list[CheckedItem], k: int) -> tuple[list[str], list[str]]:
         """``k`` wrong "No" options and the decoys among them (to be declined).
 
-        Each is drawn with weight (how often its text is the key per case of its
-        condition) / (conditions it is offered for): a requirement of this condition is
-        offered only in its own cases, another condition's in many, so over the build
-        each text is offered in proportion to how often it is the key."""
-        rate = {
-            _required(c.as_done): key_rate(ctx.kb, T.STANDARD_OF_CARE, _required(c.item))
-            for c in documented
-        }
-        weight = foreign_weights(ctx.kb, T.STANDARD_OF_CARE)
-        rate |= {d: NEAR_BOOST * weight.get(item.item, 0.0) for d, (item, _) in decoys.items()}
+        Drawn in one weighted order with the weights ``soc_weights`` solves (a documented
+        requirement's divided by ``NEAR_BOOST``, another condition's times
+        ``FOREIGN_SHARE``), so that over the build each text is offered wrong about four
+        times as often as it is the key."""
+        weight = soc_weights(ctx.kb)
+        rate = {_required(c.as_done): weight.get(c.item.item, 0.0) / NEAR_BOOST for c in documented}
+        rate |= {d: weight.get(i.item, 0.0) for d, (i, _) in decoys.items()}
+        rate |= {d: weight.get(c.item.item, 0.0) for d, (c, _) in own_decoys.items()}
         rate |= {
-            d: NEAR_BOOST * key_rate(ctx.kb, T.STANDARD_OF_CARE, d)
-            for d in own_decoys
-            if d not in rate
-        }
-        # another condition's item that few notes may decline (``FEW_NEAR``) is drawn among
-        # them at its own weight: only as an option can it be offered wrong often enough
-        _, reach = near_care(ctx.kb)
-        rate |= {
-            f: weight.get(i.item, 0.0)
+            f: FOREIGN_SHARE * weight.get(i.item, 0.0)
             for f, (i, _) in foreign.items()
-            if f not in rate and reach[i.item] < FEW_NEAR
+            if f not in rate
         }
-        fill = {f: weight.get(i.item, 0.0) for f, (i, _) in foreign.items() if f not in rate}
         outside = decoys | foreign
-        # in weighted order, another condition's items only when the others run out (a
-        # differential's workup never keyed anywhere is drawn after the others); a decoy
-        # only if the record shows nothing it names
+        # in one weighted order (texts never keyed anywhere last); a decoy only if the
+        # record shows nothing it names
         order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
-        order += weighted_sample(ctx.rng, list(fill), list(fill.values()), len(fill))
         idx = ctx.index(turn_end=end)
         picked: list[str] = []
         for p in order:  # (the first k only: a decoy's check reads the whole record)
