@@ -510,18 +510,28 @@ def foreign_weights(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
 _SOC_WEIGHTS: dict[int, dict[str, float]] = {}
 
 
-def _fill(slots: float, weights: dict[str, float]) -> dict[str, float]:
+def _fill(
+    slots: float, weights: dict[str, float], caps: dict[str, float] | None = None
+) -> dict[str, float]:
     """The chance that each text is among ``slots`` drawn from ``weights``, approximated as
-    ``min(1, l * weight)`` with ``l`` such that the chances sum to ``slots`` (or to the
-    number of texts of positive weight, if fewer)."""
-    ranked = sorted(((v, t) for t, v in weights.items() if v > 0), reverse=True)
-    rest = sum(v for v, _ in ranked)
-    for m, (v, _) in enumerate(ranked):
-        scale = (slots - m) / rest if rest > 0 else 0.0
-        if scale * v <= 1.0:
-            return {t: 1.0 if j < m else scale * u for j, (u, t) in enumerate(ranked)}
+    ``min(cap, l * weight)`` (``cap`` 1 unless ``caps`` says less) with ``l`` such that the
+    chances sum to ``slots`` (or to the sum of the caps of the texts of positive weight,
+    if less)."""
+    caps = caps or {}
+    ranked = sorted(
+        (caps.get(t, 1.0) / v, v, t) for t, v in weights.items() if v > 0 and caps.get(t, 1.0) > 0
+    )
+    rest = sum(v for _, v, _ in ranked)
+    full = 0.0
+    for m, (limit, v, _) in enumerate(ranked):
+        scale = (slots - full) / rest if rest > 0 else 0.0
+        if scale <= limit:
+            return {
+                t: caps.get(t, 1.0) if j < m else scale * u for j, (_, u, t) in enumerate(ranked)
+            }
+        full += caps.get(ranked[m][2], 1.0)
         rest -= v
-    return {t: 1.0 for _, t in ranked}
+    return {t: caps.get(t, 1.0) for _, _, t in ranked}
 
 
 def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str, float]:
@@ -548,6 +558,7 @@ def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str
     target: dict[str, float] = {}
     pools: dict[str, dict[str, float]] = {}
     slots: dict[str, tuple[float, float]] = {}
+    caps: dict[str, dict[str, float]] = {}
     for cid, (items, controls) in emitted(kb, T.STANDARD_OF_CARE).items():
         cond = kb.conditions.get(cid)
         if cond is None or items + controls <= 0:
@@ -562,6 +573,18 @@ def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str
             for i in cond.standard_of_care
         }
         pools[cid] = pool
+        # an own conditional requirement is offered wrong (declined) only in the tasks it
+        # is not the key of; an unconditional one only where the record shows it done,
+        # which is seldom where it can be the key, so it is not counted on
+        caps[cid] = {
+            i.item: max(
+                0.0,
+                1 - key_rate(kb, T.STANDARD_OF_CARE, _required(i)) / (items + controls),
+            )
+            if split_condition(i.item)[1] is not None
+            else 0.0
+            for i in cond.standard_of_care
+        }
     for pool in pools.values():
         for t in pool:
             target[t] = (n_options - 1) * key_rate(kb, T.STANDARD_OF_CARE, _required_text(t))
@@ -570,7 +593,8 @@ def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str
         offered = dict.fromkeys(target, 0.0)
         for cid, pool in pools.items():
             tasks, n_slots = slots[cid]
-            for t, p in _fill(n_slots / tasks, {t: w[t] * r for t, r in pool.items()}).items():
+            weights = {t: w[t] * r for t, r in pool.items()}
+            for t, p in _fill(n_slots / tasks, weights, caps[cid]).items():
                 offered[t] += tasks * p
         w = {
             t: 0.0 if target[t] <= 0 or offered[t] <= 0 else w[t] * (target[t] / offered[t]) ** 0.5
