@@ -24,7 +24,12 @@ from behaviorsft.build.record_index import RecordIndex
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.build.tasks.conflicts import conflict_pairs
 from behaviorsft.build.tasks.key_rates import rates, weighted_sample
-from behaviorsft.build.tasks.omissions import check_item, foreign_care
+from behaviorsft.build.tasks.omissions import (
+    DECLINE_REASON,
+    check_item,
+    foreign_care,
+    near_care,
+)
 from behaviorsft.records import Task
 from behaviorsft.sources.exam_normals import normal_results
 from behaviorsft.sources.kb import load_kb
@@ -120,6 +125,7 @@ def test_keys_stay_verified(kb, built):
     """Every key is absent from the record and required here; whatever the note or request
     adds to balance the options is genuinely not this patient's (or not recorded)."""
     per_care, _ = foreign_care(kb)
+    near = {cid: {i.item: i for i, _ in pool} for cid, pool in near_care(kb)[0].items()}
     pairs = conflict_pairs(kb)
     normal = normal_results()
     n = Counter()
@@ -138,13 +144,23 @@ def test_keys_stay_verified(kb, built):
                 n[t.task_type] += 1
             if t.task_type is T.STANDARD_OF_CARE:
                 declined = t.context.excerpt.split("Not done, not felt necessary: ")[1]
-                for d in declined.rstrip(".").split("; "):
+                for item in declined.rstrip(".").split("; "):
+                    why = DECLINE_REASON.search(item)
+                    assert why is not None, (t.id, item)  # every declined item has a reason
+                    d = item[: why.start()]
                     if d == t.perturbation.original:
                         continue
-                    # a requirement of another body system's condition, absent here
-                    assert d in foreign and d not in own, (t.id, d)
-                    assert check_item(foreign[d], idx).absent, (t.id, d)
-                    n["decoy"] += 1
+                    # the workup of a differential of this presentation, or a conditional
+                    # requirement of this condition whose condition the record rules out;
+                    # absent here either way
+                    if d in near[cond.id]:
+                        assert d not in own, (t.id, d)
+                        assert check_item(near[cond.id][d], idx).absent, (t.id, d)
+                        n["decoy"] += 1
+                    else:
+                        ruled_out = check_item(own[d], idx)
+                        assert ruled_out.holds is False and ruled_out.absent, (t.id, d)
+                        n["clause ruled out"] += 1
             if t.task_type is T.OMISSION_DETECTION and "Not applicable: " in t.context.excerpt:
                 na = t.context.excerpt.split("Not applicable: ")[1].rstrip(".")
                 # another condition's item, plainly not this patient's, absent here

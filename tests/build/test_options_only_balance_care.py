@@ -26,7 +26,10 @@ from behaviorsft.build.tasks.key_rates import emitted, restraint_offer_rate
 from behaviorsft.build.tasks.omissions import (
     MEETS_STANDARD,
     NOTHING_MISSING,
+    _fill,
     foreign_care,
+    near_care,
+    soc_weights,
     yes_plans,
 )
 from behaviorsft.sources.kb import load_kb
@@ -147,3 +150,90 @@ def test_yes_plans_make_each_yes_text_the_key_one_time_in_five(kb):
         generic_offered += items * (1 - plan.cited) * plan.generic
     assert generic_key > 0
     assert generic_key / generic_offered == pytest.approx(0.2)
+
+
+def test_keys_few_notes_may_decline_are_offered_wrong_four_times_as_often(kb, tasks):
+    """The key texts that fewer than five conditions' notes may decline (``near_care``:
+    modified Duke criteria, a stroke's imaging, urinalysis for pyuria) were the key of 15
+    of the 40 times they were offered in this sample (a reader of the standard_of_care
+    options alone scored 27.0% on 1,000 cases of seed 11); with ``soc_weights`` 15 of 84,
+    about one time in five."""
+    _, reach = near_care(kb)
+    few = {
+        f"No: {t.perturbation.original} is required"
+        for t in tasks
+        if t.task_type is T.STANDARD_OF_CARE
+        and t.perturbation is not None
+        and reach[t.perturbation.original] < 5
+    }
+    offered = right = 0
+    for t in tasks:
+        if t.task_type is T.STANDARD_OF_CARE:
+            for o in t.options:
+                if o.text in few:
+                    offered += 1
+                    right += o.label == t.answer
+    print(f"{len(few)} texts: key {right} of {offered} offers")
+    assert right >= 10  # enough keys to mean something
+    assert right / offered <= 0.3
+
+
+def test_soc_weights_offer_each_text_wrong_four_times_its_key_rate(kb):
+    """Under the solved weights the expected wrong offers of each requirement over one
+    case of every condition (the pools ``soc_weights`` models) are four times its key
+    rate, within 5% (an own conditional requirement offered wrong only in the tasks it is
+    not the key of, an unconditional one not counted on)."""
+    from behaviorsft.build.tasks.key_rates import key_rate
+    from behaviorsft.build.tasks.omissions import (
+        FOREIGN_SHARE,
+        NEAR_BOOST,
+        YesPlan,
+        split_condition,
+    )
+
+    w = soc_weights(kb)
+    per_near, _ = near_care(kb)
+    per_foreign, _ = foreign_care(kb)
+    plans = yes_plans(kb)
+    offered: Counter[str] = Counter()
+    for cid, (items, controls) in emitted(kb, T.STANDARD_OF_CARE).items():
+        if items + controls <= 0:
+            continue
+        plan = plans.get(cid, YesPlan(1.0, 0.0, 1.0))
+        yes = plan.cited + (1 - plan.cited) * plan.generic
+        slots = items * (4 - yes) + controls * 4
+        pool = {i.item: FOREIGN_SHARE * w[i.item] for i in per_foreign[cid]}
+        pool |= {i.item: w[i.item] for i, _ in per_near[cid]}
+        pool |= {
+            i.item: w[i.item] * (1.0 if split_condition(i.item)[1] else 1 / NEAR_BOOST)
+            for i in kb.conditions[cid].standard_of_care
+        }
+        own = {
+            i.item: max(
+                0.0,
+                1
+                - key_rate(kb, T.STANDARD_OF_CARE, f"No: {i.item} is required")
+                / (items + controls),
+            )
+            if split_condition(i.item)[1]
+            else 0.0
+            for i in kb.conditions[cid].standard_of_care
+        }
+        for t, p in _fill(slots / (items + controls), pool, own).items():
+            offered[t] += (items + controls) * p
+    checked = 0
+    for t in w:
+        target = 4 * key_rate(kb, T.STANDARD_OF_CARE, f"No: {t} is required")
+        if target > 0:
+            assert offered[t] == pytest.approx(target, rel=0.05), t
+            checked += 1
+    assert checked >= 20
+
+
+def test_fill_spreads_the_slots_over_the_weights():
+    assert _fill(2, {"a": 1.0, "b": 1.0, "c": 2.0}) == pytest.approx({"a": 0.5, "b": 0.5, "c": 1.0})
+    assert _fill(1, {"a": 1.0, "b": 3.0}) == pytest.approx({"a": 0.25, "b": 0.75})
+    assert _fill(3, {"a": 1.0, "b": 0.0}) == {"a": 1.0}
+    # a capped text gives its share to the others
+    assert _fill(1, {"a": 1.0, "b": 1.0}, {"a": 0.0}) == pytest.approx({"b": 1.0})
+    assert _fill(1.5, {"a": 3.0, "b": 1.0}, {"a": 0.5}) == pytest.approx({"a": 0.5, "b": 1.0})

@@ -327,7 +327,7 @@ def test_rule_not_done_contradicted(kb):
             "turn_end": end,
             "excerpt": (
                 "Team note: serum lactate. Not done, not felt necessary: early surgical "
-                "consultation."
+                "consultation (only if complicated, not the case here)."
             ),
         },
         "options": [{"label": "A", "text": "No: early surgical consultation is required"}],

@@ -33,6 +33,11 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           site-of-care decision once treatment has started
 ``consultant-specialty``  a consultant giving another specialty's decision (renal
                           replacement therapy from a rheumatologist)
+``declined-foreign``      a team note declining ("not felt necessary") a requirement of a
+                          condition that is neither this one nor in its presentation's
+                          differential (an LVEF in a cellulitis note)
+``declined-unreasoned``   a team note declining an item without the reason the note gives
+                          ("(only if DVT is likely, not the case here)")
 ``considered-incomplete`` a discharge summary whose "also considered" list leaves out a
                           differential the team discussed (septic arthritis and pseudogout
                           in a gout flare)
@@ -150,6 +155,8 @@ RULES: dict[str, tuple[str, str]] = {
     "consultant-specialty": ("error", "a consultant gives another specialty's decision"),
     "organism-discordant": ("error", "a turn names an organism the microbiology contradicts"),
     "considered-incomplete": ("error", "a summary's 'also considered' omits a discussed dx"),
+    "declined-foreign": ("error", "a note declines care of an unrelated condition"),
+    "declined-unreasoned": ("error", "a note declines an item without a reason"),
     "exposure-question": ("error", "the habits/recent-events question asks the wrong kinds"),
     "answer-off-question": ("error", "a social-history answer about something else than asked"),
     "exam-vitals-contradiction": ("error", "an examination finding the vitals contradict"),
@@ -751,7 +758,19 @@ def lint_task(
     claimed: list[str] = []
     m = _NOT_DONE.search(excerpt)
     if m is not None:
-        claimed += _items(m["items"])
+        for item in _items(m["items"]):
+            bare = _DECLINE_REASON.sub("", item)
+            claimed.append(bare)
+            if bare == item:
+                where.add("declined-unreasoned", f"'{item}' declined without a reason", None)
+            owner = _declinable(kb, cond.id).get(bare.lower())
+            if owner is not None:
+                where.add(
+                    "declined-foreign",
+                    f"'{bare}' declined, a requirement of {owner}: neither this "
+                    "condition's nor one of its differential diagnoses'",
+                    None,
+                )
     if kind in ("omission_detection", "standard_of_care") and not task.get("restraint_control"):
         answer = _answer(task)
         r = _REQUIRED.match(answer)
@@ -764,6 +783,31 @@ def lint_task(
                 "patient",
                 None,
             )
+
+
+# a declined item's reason in a team note ("X (only if DVT is likely, not the case here)")
+_DECLINE_REASON = re.compile(r"\s+\(only [^()]*, not the case here\)$")
+_DECLINABLE: dict[tuple[int, str], dict[str, str]] = {}
+
+
+def _declinable(kb: KnowledgeBase, cond_id: str) -> dict[str, str]:
+    """Requirement text (lower case) -> the condition requiring it, for the requirements
+    of conditions that are neither ``cond_id`` nor of its presentation's differential
+    (``omissions.near_conditions``): care no note of this condition declines."""
+    key = (id(kb), cond_id)
+    hit = _DECLINABLE.get(key)
+    if hit is None:
+        from behaviorsft.build.tasks.omissions import near_conditions
+
+        near = {cond_id, *near_conditions(kb, cond_id)}
+        own = {i.item.lower() for c in near for i in kb.conditions[c].standard_of_care}
+        hit = {}
+        for c in kb.conditions.values():
+            for i in c.standard_of_care:
+                if c.id not in near and i.item.lower() not in own:
+                    hit.setdefault(i.item.lower(), c.name)
+        _DECLINABLE[key] = hit
+    return hit
 
 
 def _bacteraemia_shown(cond: Any, rationale: str, turns: list[dict[str, Any]]) -> bool:

@@ -19,6 +19,7 @@ An item that fails a check is not emitted; ``Ctx.drop`` counts why.
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -334,6 +335,130 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
     return per, avail
 
 
+_NEAR: dict[int, tuple[dict[str, list[tuple[KBCareItem, str]]], Counter[str]]] = {}
+
+
+def _linked(kb: KnowledgeBase, cond_id: str) -> list[str]:
+    """Conditions in this condition's differential, or with it in theirs."""
+    out = [d.condition_id for d in kb.conditions[cond_id].differentials if d.condition_id]
+    out += [
+        o.id
+        for o in kb.conditions.values()
+        if o.id != cond_id and any(d.condition_id == cond_id for d in o.differentials)
+    ]
+    return list(dict.fromkeys(out))
+
+
+def near_conditions(kb: KnowledgeBase, cond_id: str) -> dict[str, str]:
+    """The conditions of this presentation's differential: those linked to this condition
+    as a differential either way round, then those linked to them (a leg swelling beside a
+    cellulitis: DVT, and heart failure beside the DVT), then, outside the broad systems
+    (``_BROAD_SYSTEMS``), the other conditions of its body system. Condition id -> the
+    name a note gives it (this condition's name for it when it lists it, else its own).
+
+    The second step is needed for balance: without it the notes' pools are smaller, more
+    options are other conditions' items the record never quotes, and on 1,000 cases (seed
+    11) "the option the record quotes most" scores 33.0% (24.2% with it), an options-only
+    classifier of this type alone 35.6% (27.0%)."""
+    cond = kb.conditions[cond_id]
+    out = {d.condition_id: d.name for d in cond.differentials if d.condition_id}
+    first = _linked(kb, cond_id)
+    same = [] if cond.system in _BROAD_SYSTEMS else _same_system(kb, cond_id)
+    for cid in first + [c for f in first for c in _linked(kb, f)] + same:
+        if cid != cond_id and cid not in out:
+            out[cid] = kb.conditions[cid].name
+    return out
+
+
+# Body systems too broad to share a presentation (tuberculosis and cellulitis are both
+# infections): their conditions are not one another's differential by system alone.
+_BROAD_SYSTEMS = frozenset({"infectious"})
+
+
+def _same_system(kb: KnowledgeBase, cond_id: str) -> list[str]:
+    """The other conditions of this condition's body system (a small bowel obstruction
+    beside a pancreatitis, a hypokalaemia beside a hyperkalaemia)."""
+    system = kb.conditions[cond_id].system
+    return [c.id for c in kb.conditions.values() if c.system == system and c.id != cond_id]
+
+
+def near_care(
+    kb: KnowledgeBase,
+) -> tuple[dict[str, list[tuple[KBCareItem, str]]], Counter[str]]:
+    """Per condition, the requirements of its differential diagnoses that a note may rightly
+    decline for it (the differential judged unlikely), each with the differential's name,
+    and for each such item the number of conditions it is offered for.
+
+    The workup of a diagnosis the team weighed (a leg duplex for a possible DVT beside a
+    cellulitis), never care from an unrelated system (an LVEF in a cellulitis note). The
+    filters of ``foreign_care`` apply: no drug, no recommendation against, no clause, no
+    care any inpatient may need, no topic word shared with this condition's own items."""
+    hit = _NEAR.get(id(kb))
+    if hit is not None:
+        return hit
+    per: dict[str, list[tuple[KBCareItem, str]]] = {}
+    avail: Counter[str] = Counter()
+    for cond in kb.conditions.values():
+        own = set().union(*(_topic(i.item) for i in cond.standard_of_care))
+        mine = {i.item for i in cond.standard_of_care}
+        seen: set[str] = set()
+        pool: list[tuple[KBCareItem, str]] = []
+        for cid, name in near_conditions(kb, cond.id).items():
+            for i in kb.conditions[cid].standard_of_care:
+                if (
+                    i.kind != "drug"
+                    and not GENERIC_CARE.search(i.item)
+                    and not NEGATIVE.search(i.item)
+                    and split_condition(i.item)[1] is None
+                    and not (_topic(i.item) & own)
+                    and i.item not in mine
+                    and i.item not in seen
+                ):
+                    seen.add(i.item)
+                    pool.append((i, name))
+        per[cond.id] = pool
+        avail.update(i.item for i, _ in pool)
+    _NEAR[id(kb)] = (per, avail)
+    return per, avail
+
+
+# A declined item's reason in a team note: "X (only if deep vein thrombosis is likely, not
+# the case here)". Every declined item carries one, the key's included (a restriction the
+# guidance does not make, or a condition the record shows met), so the reason's form marks
+# no option.
+NOT_THE_CASE = ", not the case here"
+# How much more often, at the same weight (``soc_weights``), a team note's wrong options
+# draw an item the note may rightly decline (``near_care``, ``_clause_decoys``) than one
+# of the requirements it documents
+NEAR_BOOST = 40.0
+# ... and than another condition's item (``foreign_care``: offered, never declined), which
+# is drawn mostly where the notes that may decline its text are too few to offer it wrong
+# as often as it is the key
+FOREIGN_SHARE = 0.002
+DECLINE_REASON = re.compile(r"\s+\((?P<why>only [^()]*), not the case here\)$")
+# restrictions a note wrongly puts on an unconditional requirement
+_FALSE_LIMITS = ("only in severe disease", "only if not improving", "only if complicated")
+
+
+def _dx_name(name: str) -> str:
+    """A diagnosis's name inside a sentence ("deep vein thrombosis", "COVID-19 pneumonia"),
+    without a parenthesis ("heart failure (hypervolaemic hyponatraemia)")."""
+    name = name.split(" (")[0].strip()
+    return name[0].lower() + name[1:] if name[1:2].islower() else name
+
+
+def clause_limit(clause: str) -> str:
+    """An applicability clause as a note states it ("only in patients on warfarin"), cut
+    before any parenthesis (``split_condition`` may leave one open)."""
+    text = clause.split(" (")[0].split("(")[0].strip(" ,;")
+    return text if text.lower().startswith("only ") else f"only {text}"
+
+
+def decline_text(item: str, why: str) -> str:
+    """How a team note declines ``item`` for the reason ``why`` (``DECLINE_REASON``)."""
+    return f"{item} ({why}{NOT_THE_CASE})"
+
+
 _WEIGHTS: dict[tuple[int, TaskType], dict[str, float]] = {}
 
 
@@ -379,6 +504,105 @@ def foreign_weights(kb: KnowledgeBase, task_type: TaskType) -> dict[str, float]:
     if len(_WEIGHTS) > 64:
         _WEIGHTS.clear()
     _WEIGHTS[(id(kb), task_type)] = w
+    return w
+
+
+_SOC_WEIGHTS: dict[int, dict[str, float]] = {}
+
+
+def _fill(
+    slots: float, weights: dict[str, float], caps: dict[str, float] | None = None
+) -> dict[str, float]:
+    """The chance that each text is among ``slots`` drawn from ``weights``, approximated as
+    ``min(cap, l * weight)`` (``cap`` 1 unless ``caps`` says less) with ``l`` such that the
+    chances sum to ``slots`` (or to the sum of the caps of the texts of positive weight,
+    if less)."""
+    caps = caps or {}
+    ranked = sorted(
+        (caps.get(t, 1.0) / v, v, t) for t, v in weights.items() if v > 0 and caps.get(t, 1.0) > 0
+    )
+    rest = sum(v for _, v, _ in ranked)
+    full = 0.0
+    for m, (limit, v, _) in enumerate(ranked):
+        scale = (slots - full) / rest if rest > 0 else 0.0
+        if scale <= limit:
+            return {
+                t: caps.get(t, 1.0) if j < m else scale * u for j, (_, u, t) in enumerate(ranked)
+            }
+        full += caps.get(ranked[m][2], 1.0)
+        rest -= v
+    return {t: caps.get(t, 1.0) for _, _, t in ranked}
+
+
+def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str, float]:
+    """Requirement -> the weight with which standard_of_care's wrong "No" options draw it,
+    so that over a build each text is offered wrong about ``n_options - 1`` times as often
+    as it is the key (``key_rate``).
+
+    A condition's items draw from one pool: its own requirements (documented in the note,
+    weight divided by ``NEAR_BOOST``), its differentials' workup and its own clauses the
+    record rules out (declined in the note), and other conditions' requirements (offered
+    only, weight times ``FOREIGN_SHARE``). The weights solve, by fixed-point iteration,
+    ``(n - 1) key_rate(t) = sum over pools c holding t of min(tasks(c), slots(c) w(t)
+    role(c, t) / W(c))``, with ``slots(c)`` the wrong "No" options c's items and controls
+    offer per case (``key_rates.emitted``, ``yes_plans``) and ``W(c)`` the pool's total
+    weight. A text only few notes may decline (modified Duke criteria, a stroke's imaging)
+    thereby gets the weight that makes other conditions' items offer it often enough,
+    which a weight divided among the conditions offering it left short."""
+    hit = _SOC_WEIGHTS.get(id(kb))
+    if hit is not None:
+        return hit
+    per_near, _ = near_care(kb)
+    per_foreign, _ = foreign_care(kb)
+    plans = yes_plans(kb, n_options)
+    target: dict[str, float] = {}
+    pools: dict[str, dict[str, float]] = {}
+    slots: dict[str, tuple[float, float]] = {}
+    caps: dict[str, dict[str, float]] = {}
+    for cid, (items, controls) in emitted(kb, T.STANDARD_OF_CARE).items():
+        cond = kb.conditions.get(cid)
+        if cond is None or items + controls <= 0:
+            continue
+        plan = plans.get(cid, YesPlan(1.0, 0.0, 1.0))
+        yes = plan.cited + (1 - plan.cited) * plan.generic
+        slots[cid] = (items + controls, items * (n_options - 1 - yes) + controls * (n_options - 1))
+        pool = {i.item: FOREIGN_SHARE for i in per_foreign[cid]}
+        pool |= {i.item: 1.0 for i, _ in per_near[cid]}
+        pool |= {
+            i.item: 1.0 if split_condition(i.item)[1] is not None else 1.0 / NEAR_BOOST
+            for i in cond.standard_of_care
+        }
+        pools[cid] = pool
+        # an own conditional requirement is offered wrong (declined) only in the tasks it
+        # is not the key of; an unconditional one only where the record shows it done,
+        # which is seldom where it can be the key, so it is not counted on
+        caps[cid] = {
+            i.item: max(
+                0.0,
+                1 - key_rate(kb, T.STANDARD_OF_CARE, _required(i)) / (items + controls),
+            )
+            if split_condition(i.item)[1] is not None
+            else 0.0
+            for i in cond.standard_of_care
+        }
+    for pool in pools.values():
+        for t in pool:
+            target[t] = (n_options - 1) * key_rate(kb, T.STANDARD_OF_CARE, _required_text(t))
+    w = {t: 1.0 for t in target}
+    for _ in range(100):
+        offered = dict.fromkeys(target, 0.0)
+        for cid, pool in pools.items():
+            tasks, n_slots = slots[cid]
+            weights = {t: w[t] * r for t, r in pool.items()}
+            for t, p in _fill(n_slots / tasks, weights, caps[cid]).items():
+                offered[t] += tasks * p
+        w = {
+            t: 0.0 if target[t] <= 0 or offered[t] <= 0 else w[t] * (target[t] / offered[t]) ** 0.5
+            for t in target
+        }
+    if len(_SOC_WEIGHTS) > 16:
+        _SOC_WEIGHTS.clear()
+    _SOC_WEIGHTS[id(kb)] = w
     return w
 
 
@@ -710,26 +934,56 @@ register(T.STANDARD_OF_CARE, _soc_key_texts)
 register_restraint(T.STANDARD_OF_CARE, _soc_emitted)
 
 
-def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, float]]:
-    """Other conditions' requirements a note may rightly decline for this patient
-    (``foreign_care``; each is checked absent from the record when drawn), as
-    "No: X is required" -> (X, how many conditions it is offered for)."""
+def _decoys(ctx: Ctx) -> dict[str, tuple[KBCareItem, str]]:
+    """Requirements a note may rightly decline for this patient, as "No: X is required" ->
+    (X, why it is declined): the workup of a differential diagnosis (``near_care``; "only
+    if deep vein thrombosis is likely"), each checked absent from the record when drawn.
+    A conditional requirement of this condition whose condition the record rules out
+    (``_clause_decoys``) is added by the caller."""
     assert ctx.cond is not None
-    per, avail = foreign_care(ctx.kb)
-    return {_required(i): (i, float(avail[i.item])) for i in per[ctx.cond.id]}
+    per, _ = near_care(ctx.kb)
+    return {
+        _required(i): (i, f"only if {_dx_name(name)} is likely") for i, name in per[ctx.cond.id]
+    }
+
+
+def _clause_decoys(checked: list[CheckedItem]) -> dict[str, tuple[CheckedItem, str]]:
+    """This condition's conditional requirements whose condition the record rules out and
+    which it does not show done ("blood cultures only with systemic toxicity ..." in a
+    patient who is not toxic), as "No: X is required" -> (the item, the clause the note
+    cites): wrong here, and the key in the cases where the condition holds."""
+    return {
+        _required(c.item): (c, clause_limit(c.clause))
+        for c in checked
+        if c.holds is False
+        and c.clause is not None
+        and c.absent
+        and not NEGATIVE.search(c.item.item)
+        and not c.clause.lower().startswith(("unless", "where"))
+    }
+
+
+def key_reason(c: CheckedItem, rng: random.Random) -> str:
+    """The (wrong) reason a note gives for declining the required item ``c``: its own
+    clause, which the record shows met, or a restriction the guidance does not make."""
+    if c.clause is not None:
+        return clause_limit(c.clause)
+    return rng.choice(_FALSE_LIMITS)
 
 
 def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     """A note declining a required item; the control documents every item.
 
-    The note also declines one or two requirements of other conditions that this
-    patient does not need (rightly), so that "not done" in the note does not mark the
-    key. The control offers four "No: X is required" options and "meets the standard"
+    The note also declines, each with its reason, requirements this patient rightly goes
+    without (a differential's workup, its own clauses the record rules out), so that
+    "not done" in the note does not mark the key. The control offers four "No: X is
+    required" options and "meets the standard"
     (citing a requirement the note documents, or the generic MEETS_STANDARD); the item
     offers the same on a share of items (``yes_plans``), five "No" options otherwise,
     so that each "Yes" text is the key about one time in five. The wrong "No" options
-    are the note's documented requirements and the ones it rightly declines, drawn in
-    proportion to how often their text is the key in other cases (``key_rates``), so no
+    are the note's documented requirements, the ones it rightly declines and, offered
+    only, other conditions' requirements, drawn with weights solved so that each text is
+    offered wrong about four times as often as it is the key (``soc_weights``), so no
     text marks itself as right or wrong. The declined item is verified absent from the
     record and required for this patient; the items the note documents are verified as
     for omission_detection.
@@ -760,30 +1014,52 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     item = declined.item
     key = _required(item)
     decoys = _decoys(ctx)
+    own_decoys = {k: v for k, v in _clause_decoys(checked).items() if v[0] is not declined}
+    # other conditions' requirements (``foreign_care``): wrong options only when the
+    # others run out (they keep each text's key rate even), never declined in the note
+    per_foreign, _ = foreign_care(ctx.kb)
+    foreign = {
+        f: (i, "")
+        for i in per_foreign[cond.id]
+        if (f := _required(i)) not in decoys and f not in own_decoys
+    }
 
     def wrong_no(documented: list[CheckedItem], k: int) -> tuple[list[str], list[str]]:
         """``k`` wrong "No" options and the decoys among them (to be declined).
 
-        Each is drawn with weight (how often its text is the key per case of its
-        condition) / (conditions it is offered for): a requirement of this condition is
-        offered only in its own cases, another condition's in many, so over the build
-        each text is offered in proportion to how often it is the key."""
-        rate = {
-            _required(c.as_done): key_rate(ctx.kb, T.STANDARD_OF_CARE, _required(c.item))
-            for c in documented
+        Drawn in one weighted order with the weights ``soc_weights`` solves (a documented
+        requirement's divided by ``NEAR_BOOST``, another condition's times
+        ``FOREIGN_SHARE``), so that over the build each text is offered wrong about four
+        times as often as it is the key."""
+        weight = soc_weights(ctx.kb)
+        rate = {_required(c.as_done): weight.get(c.item.item, 0.0) / NEAR_BOOST for c in documented}
+        rate |= {d: weight.get(i.item, 0.0) for d, (i, _) in decoys.items()}
+        rate |= {d: weight.get(c.item.item, 0.0) for d, (c, _) in own_decoys.items()}
+        rate |= {
+            f: FOREIGN_SHARE * weight.get(i.item, 0.0)
+            for f, (i, _) in foreign.items()
+            if f not in rate
         }
-        weight = foreign_weights(ctx.kb, T.STANDARD_OF_CARE)
-        rate |= {d: weight[item.item] for d, (item, _) in decoys.items()}
-        # in weighted order; a decoy only if the record shows nothing it names
+        outside = decoys | foreign
+        # in one weighted order (texts never keyed anywhere last); a decoy only if the
+        # record shows nothing it names
         order = weighted_sample(ctx.rng, list(rate), list(rate.values()), len(rate))
         idx = ctx.index(turn_end=end)
         picked: list[str] = []
         for p in order:  # (the first k only: a decoy's check reads the whole record)
             if len(picked) >= k:
                 break
-            if p not in decoys or check_item(decoys[p][0], idx).absent:
+            if p in own_decoys or p not in outside or check_item(outside[p][0], idx).absent:
                 picked.append(p)
-        return picked, [decoys[p][0].item for p in picked if p in decoys]
+        # the note declines the differential's workup and the clauses ruled out; another
+        # condition's item is only offered (no note declines care foreign to the patient)
+        return picked, [
+            decline_text(decoys[p][0].item, decoys[p][1])
+            if p in decoys
+            else decline_text(own_decoys[p][0].item.item, own_decoys[p][1])
+            for p in picked
+            if p in decoys or p in own_decoys
+        ]
 
     def note_of(done: list[CheckedItem], declined_items: list[str]) -> str:
         ctx.rng.shuffle(declined_items)
@@ -802,7 +1078,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     if offer is None and ctx.rng.random() < plan.generic:
         offer = "generic"
     wrong, declined_decoys = wrong_no(done, 4 if offer is None else 3)
-    note = note_of(done, [item.item, *declined_decoys])
+    note = note_of(done, [decline_text(item.item, key_reason(declined, ctx.rng)), *declined_decoys])
     meets: list[str] = []
     if offer == "cited" and done:
         score = score_in(shown_words(ctx, 0, end, note), question)
@@ -819,7 +1095,8 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         fixed=meets,
         rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
         "and the record does not show it. The other requirements offered are documented in "
-        "the note, or belong to other conditions and are rightly declined for this patient.",
+        "the note, or rightly declined for this patient (their condition is not met here, or "
+        "they belong to a differential diagnosis judged unlikely).",
         turn_start=0,
         turn_end=end,
         excerpt=note,
@@ -856,6 +1133,6 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             else MEETS_STANDARD,
             pool=alarms,
             rationale=f"All items the guidance requires for {cond.name} are documented"
-            + ("; the ones the note declines belong to other conditions." if declined_c else "."),
+            + ("; the ones the note declines do not apply to this patient." if declined_c else "."),
             excerpt=note_c,
         )
