@@ -1009,7 +1009,9 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     keys = offered_wrong_elsewhere(ctx, verified)
     if not keys:
         ctx.drop(T.STANDARD_OF_CARE, "key never offered wrong elsewhere")
-    question = "Does the management described in the note follow accepted guidance?"
+    # one question for every item, whether or not it offers a "Yes" option (a yes/no question
+    # with only "No: ..." options reads as asked the wrong way)
+    question = "Which statement about the management in the note is right?"
     declined = ctx.rng.choice(keys or verified)
     item = declined.item
     key = _required(item)
