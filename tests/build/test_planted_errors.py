@@ -52,7 +52,9 @@ def _ordered_drug(kb, order: str):
         (148, "x0"),  # lisinopril on day 2 of thyroid storm, no hypertension
         (213, "x0"),  # IV vancomycin for improving cellulitis
         (187, "x1"),  # tenfold insulin in a hyperosmolar state
-        (201, "x2"),  # levofloxacin every 2 hours for pneumonia
+        # (201-x2, levofloxacin every 2 hours, is gone: levofloxacin is the alternative for
+        # a penicillin allergy, whose dose no "usual" dose pool holds)
+        (243, "x2"),  # ceftriaxone every 2 hours for pneumonia
     ],
 )
 def test_reviewed_orders_state_an_indication_the_record_gives(kb, index, key):
@@ -246,3 +248,31 @@ def test_linter_passes_a_supported_ward_order(tmp_path):
     case, _ = kb_record("thyroid_storm")
     order = "Dr. A: New order: Enoxaparin 40 mg SC once daily. Indication: VTE prophylaxis."
     assert _lint(tmp_path, case, [_task(case, order, "xc")]) == []
+
+
+def test_error_items_only_on_doses_the_usual_dose_pool_holds(kb):
+    """A planted error's drug is a first-line drug at the dose the wrong "usual" doses are
+    drawn from: a severity-changed dose (IV potassium at 10 mEq/h) or the second member of
+    a choice (prednisone for gout) was the key of every dose query quoting it (10 mEq/h:
+    37 of 61 items offering it, 1,500 cases)."""
+    from behaviorsft.build.tasks.errors import _pooled_doses
+
+    seen = 0
+    for index in range(80):
+        case = synthesize_case(index, seed=7, kb=kb)
+        _, tasks = _tasks(kb, index, seed=7)
+        for t in tasks.values():
+            p = t.perturbation
+            if t.task_type.value != "explicit_error_correction" or p is None or not p.original:
+                continue
+            if "Tenfold" not in (p.description or ""):
+                continue
+            name = kb.conditions[case.conditions[0].code].name
+            med = next(
+                m
+                for m in case.medications
+                if p.original.startswith(m.name) and m.indication == name
+            )
+            assert (med.dose_value, med.dose_unit) in _pooled_doses(kb, case.conditions[0].code)
+            seen += 1
+    assert seen >= 20

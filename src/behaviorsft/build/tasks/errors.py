@@ -106,10 +106,15 @@ def _usual_schedule(ctx: Ctx, ordered: str | None) -> str:
     # nor the same schedule in other words ("q24h" for an order once daily)
     same = {ordered, base, *(SAME_SCHEDULE.get(f or "", ()) for f in (ordered, base))}
     options = [f for f in share if f not in same]
-    # A schedule of share p is the ordered one on a share p of the items, where it cannot be
-    # drawn: drawn with weight p / (1 - p) elsewhere, each is offered about as often as it
-    # is the key (the usual schedule of a frequency item).
-    return ctx.rng.choices(options, [share[f] / (1 - share[f]) for f in options])[0]
+
+    # A schedule of share p is the ordered one (or its other spelling, of share p') on a
+    # share p + p' of the items, where it cannot be drawn: drawn with weight
+    # p / (1 - p - p') elsewhere, each is offered about as often as it is the key (the
+    # usual schedule of a frequency item).
+    def weight(f: str) -> float:
+        return share[f] / (1 - share[f] - share.get(SAME_SCHEDULE.get(f, ""), 0.0))
+
+    return ctx.rng.choices(options, [weight(f) for f in options])[0]
 
 
 _SHARES: dict[int, dict[str, float]] = {}
@@ -217,6 +222,27 @@ def _plan_doses(kb: KnowledgeBase) -> list[list[tuple[float, str, str]]]:
     return cached
 
 
+_POOLED: dict[tuple[int, str], set[tuple[float, str]]] = {}
+
+
+def _pooled_doses(kb: KnowledgeBase, cond_id: str) -> set[tuple[float, str]]:
+    """(amount, unit) of the doses ``_plan_doses`` holds for ``cond_id`` (cached)."""
+    hit = _POOLED.get((id(kb), cond_id))
+    if hit is None:
+        cond = kb.conditions[cond_id]
+        chosen: set[str] = set()
+        hit = set()
+        for td in cond.treatments.drugs:
+            if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
+                continue
+            if td.choice is not None:
+                chosen.add(td.choice)
+            d = td.dose or kb.drug(td.drug).dose_for(cond_id)
+            hit.add((d.amount, d.unit))
+        _POOLED[(id(kb), cond_id)] = hit
+    return hit
+
+
 def _allergy_item_doses(ctx: Ctx, plan: list[Medication], dose: Dose) -> list[str]:
     """Two false "usual" doses for ``dose``'s queries, neither it nor ten times it: a dose
     of ``plan`` where one differs, and ``_wrong_usual``s."""
@@ -308,14 +334,21 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
     cond, kb = ctx.cond, ctx.kb
     attending = ctx.rendered.conversation.turns[ctx.anchor("plan") or 0].speaker
     end = ctx.n_turns - 1
-    # the condition's own KB drugs: a drug any admission may add (potassium chloride for a
-    # low potassium, dextrose for a low glucose) is not among the "usual" doses the wrong
-    # options are drawn from (``_plan_doses``), so its dose would mark the key
-    own = {kb.drug(td.drug).name for td in cond.treatments.drugs}
+    # the condition's first-line KB drugs, whose doses the wrong "usual" doses are drawn
+    # from (``_plan_doses``): a drug any admission may add (potassium chloride for a low
+    # potassium) or severity brings (3% saline, calcium gluconate), or a conditional or
+    # alternative drug, is in no such pool, so its dose would mark the key
+    own = {kb.drug(td.drug).name for td in cond.treatments.drugs if td.role == "first_line"}
+    # and at the dose that pool holds (not the second member of a choice, nor a first-line
+    # drug whose route severity changed: IV potassium at 10 mEq/h for the 20 mEq by mouth)
+    pooled = _pooled_doses(kb, cond.id)
     plan = [
         m
         for m in ctx.case.medications
-        if m.indication == cond.name and m.dose_value and m.name in own
+        if m.indication == cond.name
+        and m.dose_value
+        and m.name in own
+        and (m.dose_value, m.dose_unit) in pooled
     ]
     group = allergy_group_of(kb, ctx.case.allergies[0].substance) if ctx.case.allergies else None
     unsafe = _unsafe_drugs(ctx)
