@@ -178,3 +178,17 @@ def test_47_000484_alteplase_given_inside_the_window(kb):
         if e["kind"] == "symptom":
             e["day"] = -4 / 24  # the old record: 4 h, then alteplase 50 minutes after arrival
     assert "outside-time-window" in lint_rules(kb, c, conv, ts)
+
+
+def test_47_000411_hypoglycaemia_presents_within_hours(kb):
+    """Round 11: glucose 25 mg/dL after four days of sweating and hunger. Symptomatic
+    hypoglycaemia is brought in within hours; the linter's onset rule now covers it."""
+    case, rendered, tasks = build_item(kb, 411, 47)
+    assert case.conditions[0].code == "hypoglycemia"
+    assert -next(e.day for e in case.timeline if e.kind == "symptom") * 24 <= 6
+    c, conv, ts = as_records(case, rendered, tasks)
+    assert "onset-implausible" not in lint_rules(kb, c, conv, ts)
+    for e in c["timeline"]:
+        if e["kind"] == "symptom":
+            e["day"] = -4  # the old record: four days
+    assert "onset-implausible" in lint_rules(kb, c, conv, ts)

@@ -380,6 +380,9 @@ HYPERACUTE_HOURS: dict[str, tuple[int, int, float]] = {
     "anaphylaxis": (1, 3, 12.0),
     "stemi": (1, 6, 12.0),
     "ischemic_stroke": (1, 3, 24.0),  # arrives in time for alteplase (severity.py)
+    # symptomatic hypoglycaemia (glucose in the 20s-40s) is brought in within hours, not
+    # after days of sweating and confusion
+    "hypoglycemia": (1, 6, 24.0),
 }
 # Symptoms that take weeks to develop, and the shortest history (days) they allow.
 SLOW_SYMPTOMS: dict[str, int] = {"weight loss": 14}
