@@ -192,3 +192,18 @@ def test_47_000411_hypoglycaemia_presents_within_hours(kb):
         if e["kind"] == "symptom":
             e["day"] = -4  # the old record: four days
     assert "onset-implausible" in lint_rules(kb, c, conv, ts)
+
+
+def test_47_000393_active_extravasation_is_embolised_the_same_day(kb):
+    """Round 11: active contrast extravasation on the day-0 CT angiogram, but embolisation
+    only planned on day 2, beside 'discharge low-risk patients for outpatient colonoscopy'."""
+    case, rendered, tasks = build_item(kb, 393, 47)
+    assert case.conditions[0].code == "lower_gi_bleed"
+    said = [t.text for t in rendered.conversation.turns]
+    day0 = said[: rendered.anchors["next_steps"]]
+    assert any("embolised the bleeding vessel" in t for t in day0)
+    assert not any("outpatient colonoscopy" in t for t in said)
+    c, conv, ts = as_records(case, rendered, tasks)
+    assert lint_rules(kb, c, conv, ts) == []
+    conv["turns"] = [t for t in conv["turns"] if "embolised" not in t["text"]]
+    assert "care-below-severity" in lint_rules(kb, c, conv, ts)

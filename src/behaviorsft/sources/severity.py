@@ -305,6 +305,20 @@ TRIGGERS: tuple[Trigger, ...] = (
         say="Bleeding with hypotension ({why}): admitted to the high-dependency unit {t}, with "
         "observations at least hourly before the endoscopy.",
     ),
+    # ACG LGIB 2023: active extravasation on CT angiography goes to catheter angiography and
+    # embolisation the same day, not to a next step on day 2 (the report is the reason: said
+    # after the plan).
+    Trigger(
+        "lower_gi_bleed",
+        "embolisation",
+        sign=r"active contrast extravasation",
+        pending=r"angiographic embolisation for active extravasation",
+        done=r"embolis",
+        say="Active contrast extravasation on the CT angiogram: interventional radiology "
+        "embolised the bleeding vessel, the procedure starting {t}.",
+        after=120,
+        within=60,
+    ),
     # SSC 2021: septic shock (a vasopressor to keep MAP >= 65 mmHg) is cared for in ICU.
     Trigger("sepsis", "intensive care", level="intensive care unit"),
     # ESCMID 2016 / NICE NG240: a CT head before the lumbar puncture delays it, so the
