@@ -9,6 +9,7 @@ found none of its findings, are left out and counted (``Ctx.drop``).
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
@@ -38,7 +39,7 @@ from behaviorsft.build.tasks.conflict_pools import (
 from behaviorsft.build.tasks.dated_values import finding_turn, is_dated
 from behaviorsft.build.tasks.key_rates import key_rate, register, weighted_sample
 from behaviorsft.records import Finding, Perturbation, PerturbationKind
-from behaviorsft.sources.exam_normals import normal_results
+from behaviorsft.sources.exam_normals import alongside_findings, normal_results
 from behaviorsft.sources.fhir_tidy import possible_range
 from behaviorsft.sources.kb import KnowledgeBase, default_kb_root
 from behaviorsft.sources.wording import observed
@@ -183,6 +184,108 @@ def sign_hosts(kb: KnowledgeBase) -> Counter[str]:
     return hit
 
 
+# The offer-weight solve: documented examinations sampled per condition, and rounds of
+# multiplicative correction toward offers in proportion to key counts.
+SOLVE_SAMPLES = 96
+SOLVE_ROUNDS = 12
+_OFFER_WEIGHTS: dict[int, dict[str, float]] = {}
+
+
+def _documented_sets(kb: KnowledgeBase) -> dict[str, list[list[str]]]:
+    """Per condition with a pair, ``SOLVE_SAMPLES`` sets of the ``alongside`` signs an
+    examination of it documents (``exam_normals.alongside_findings``, on a seed of its own)."""
+    normal = normal_results()
+    by_text = {v: k for k, v in normal.items()}
+    out = {}
+    for cid in conflict_pairs(kb):
+        out[cid] = [
+            [by_text[t] for t in alongside_findings(kb, cid, [], [], seed=-1, index=i)]
+            for i in range(SOLVE_SAMPLES)
+        ]
+    return out
+
+
+def _offers(
+    sets: dict[str, list[list[str]]], items: dict[str, float], weight: dict[str, float]
+) -> dict[str, float]:
+    """Expected wrong-option offers per sign when ``DECOY_FLAGS + DECOY_NO_CONFLICT`` of each
+    documented set are drawn by ``weight`` (a fixed stream: the same for every build)."""
+    rng = random.Random("behaviorsft-ic-offer-solve")
+    n = DECOY_FLAGS + DECOY_NO_CONFLICT
+    got: dict[str, float] = {}
+    for cid, samples in sets.items():
+        share = items[cid] / len(samples)
+        for signs in samples:
+            if len(signs) < n:
+                continue
+            for s in weighted_sample(rng, signs, [weight[s] for s in signs], n):
+                got[s] = got.get(s, 0.0) + share
+    return got
+
+
+def offer_weights(kb: KnowledgeBase) -> dict[str, float]:
+    """Per ``alongside`` sign, the weight interpretation_conflict draws its wrong options'
+    signs by, solved so that each sign is offered wrong about in proportion to how often
+    its flag is the key (``key_rates``).
+
+    Key rates alone are not enough: an examination documents up to four normal results
+    and three are offered, so a sign documented in most examinations (the pulse, the
+    general line taken whenever too few signs of the focused regions fit) is offered in
+    most items whatever its weight would say, and a text offered far more often than it is
+    the key marks itself wrong to a reader of the options alone. Here the documented sets
+    are sampled per condition (weighted by its items per case), the expected offers per
+    sign computed, and each weight multiplied by (target / offers) ** 0.5 for a few
+    rounds, the targets being the offers shared in proportion to the key rates."""
+    hit = _OFFER_WEIGHTS.get(id(kb))
+    if hit is not None:
+        return hit
+    key = _sign_keys(kb)
+    weight = {s: max(k, 1e-3) for s, k in key.items()}
+    for _ in range(SOLVE_ROUNDS):
+        for s, ratio in offer_balance(kb, weight).items():
+            weight[s] *= (1 / ratio) ** 0.5 if ratio > 0 else 2.0
+        top = max(weight.values())
+        weight = {s: max(w / top, 1e-6) for s, w in weight.items()}
+    _OFFER_WEIGHTS[id(kb)] = weight
+    return weight
+
+
+def _sign_keys(kb: KnowledgeBase) -> dict[str, float]:
+    """Per ``alongside`` sign, the key rate of its flag."""
+    return {s: key_rate(kb, T.INTERPRETATION_CONFLICT, flag_report(s)) for s in sign_hosts(kb)}
+
+
+_SOLVE_INPUTS: dict[int, tuple[dict[str, list[list[str]]], dict[str, float]]] = {}
+
+
+def offer_balance(kb: KnowledgeBase, weight: dict[str, float]) -> dict[str, float]:
+    """Per sign that is ever a key, its expected wrong-option offers over its share of
+    them in proportion to its key rate, when the signs are drawn by ``weight`` (1: offered
+    as often as its key rate asks; above 1: over-offered, a text marking itself wrong)."""
+    got = _SOLVE_INPUTS.get(id(kb))
+    if got is None:
+        pairs = conflict_pairs(kb)
+        keyed_by = Counter(s for pair in pairs.values() for s in set(pair.signs))
+        # items per case of each condition: the key rates of its signs, shared among the
+        # conditions keyed by them
+        items = {
+            cid: sum(
+                key_rate(kb, T.INTERPRETATION_CONFLICT, flag_report(s)) / keyed_by[s]
+                for s in set(pair.signs)
+            )
+            for cid, pair in pairs.items()
+        }
+        got = _SOLVE_INPUTS[id(kb)] = (_documented_sets(kb), items)
+    sets, items = got
+    key = _sign_keys(kb)
+    offers = _offers(sets, items, weight)
+    total_offers = sum(offers.values())
+    total_keys = sum(key.values()) or 1.0
+    return {
+        s: offers.get(s, 0.0) / (total_offers * k / total_keys) for s, k in key.items() if k > 0
+    }
+
+
 def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     """A study report contradicting the examination; the control's report agrees.
 
@@ -193,9 +296,10 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
     contradicted finding's sign, and two flags and one "no conflict" naming signs of the
     normal results, which the report does not bear on (flagging them is a false alarm; the
     report cannot confirm them). So the reader must judge which documented finding the
-    report contradicts. The wrong options' signs are drawn in proportion to how often
-    their flag is the key in their own cases (``key_rates``), so every flag and "no
-    conflict" text is the key in about the same share of the items offering it.
+    report contradicts. The wrong options' signs are drawn by weights solved so that each
+    is offered in proportion to how often its flag is the key in its own cases
+    (``offer_weights``), so every flag and "no conflict" text is the key in about the same
+    share of the items offering it.
     """
     if ctx.cond is None or ctx.anchor("imaging") is None:
         return
@@ -218,9 +322,10 @@ def gen_interpretation_conflict(ctx: Ctx) -> Iterator[Draft]:
         s: normal[s] for s in pair.alongside if normal[s] in found
     }  # the normal results this examination documents, by sign
     candidates = list(documented)
-    # (the examination documents each sign in proportion to its key rate over its hosts
-    # already: exam_normals.py; here the three of four are drawn by key rate)
-    weights = [key_rate(ctx.kb, T.INTERPRETATION_CONFLICT, flag_report(s)) for s in candidates]
+    # drawn by weights solved so that each sign is offered about in proportion to how
+    # often it is the key (``offer_weights``), however often examinations document it
+    solved = offer_weights(ctx.kb)
+    weights = [solved.get(s, 0.0) for s in candidates]
     n_decoys = DECOY_FLAGS + DECOY_NO_CONFLICT
     negatives = weighted_sample(ctx.rng, candidates, weights, n_decoys)
     if len(negatives) < n_decoys:
