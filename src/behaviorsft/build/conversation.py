@@ -709,11 +709,11 @@ def _render_kb(
     # (event_time.lp_after_ct), so its results come after the CT's report
     csf = [f for f in labs0 if study is not None and lp_after_ct(study.name, f.name)]
     # a sputum smear or NAAT: sent with the bloods, back after the study is reported
-    later = [f for f in labs0 if study is not None and f not in csf and after_study(f.name)]
+    after_report = [f for f in labs0 if study is not None and f not in csf and after_study(f.name)]
     # a serum tryptase: back after the plan (event_time.after_plan)
-    awaited = [f for f in labs0 if f not in csf and f not in later and after_plan(f.name)]
-    drawn = [f for f in labs0 if f not in csf and f not in later and f not in awaited]
-    bloods = severity.SAMPLE if home_today else _with_procedures(drawn + later + awaited)
+    awaited = [f for f in labs0 if f not in csf and f not in after_report and after_plan(f.name)]
+    drawn = [f for f in labs0 if f not in csf and f not in after_report and f not in awaited]
+    bloods = severity.SAMPLE if home_today else _with_procedures(drawn + after_report + awaited)
     after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
         edp,
@@ -776,16 +776,16 @@ def _render_kb(
             f"I've reported the {study.name.lower()}: {study.value_text}.",
             anchor="imaging",
         )
-    if later:
+    if after_report:
         idx = b.say(
             resident,
             "The first sputum specimen is back: "
-            + _join([f"{in_sentence(f.name)} {format_finding_value(f)}" for f in later])
+            + _join([f"{in_sentence(f.name)} {format_finding_value(f)}" for f in after_report])
             + ".",
             anchor="sputum",
-            attachments=tables_of(later),
+            attachments=tables_of(after_report),
         )
-        for f in later:
+        for f in after_report:
             b.finding_turns[(f.name, f.day)] = idx
     if csf:
         idx = b.say(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
+from behaviorsft.build.lint_record import kb_condition
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.patient import (
     AIRBORNE,
@@ -64,7 +65,6 @@ RULES: dict[str, tuple[str, str]] = {
     "advice-premise-unmet": ("error", "advice presupposing a state the day-0 values do not show"),
 }
 
-KB_CODES = "behaviorsft-kb"
 _PER_KG = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mL|g|mcg|units?)/kg\b(?!/h)", re.I)
 _WEIGHT = re.compile(r"\bweigh(?:t|s|ing)\b[^.;]{0,20}?\b\d+(?:\.\d+)? ?kg\b", re.I)
 _SEPARATED = re.compile(r"\bside room\b|\bisolat(?:ion|ed)\b|\bmask\b", re.I)
@@ -96,13 +96,6 @@ class _Adds(Protocol):
     def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
-def _condition(kb: KnowledgeBase, case: dict[str, Any] | None) -> Any:
-    for c in (case or {}).get("conditions") or []:
-        if c.get("code_system") == KB_CODES and c.get("code") in kb.conditions:
-            return kb.conditions[c["code"]]
-    return None
-
-
 def _num(value: Any) -> float | None:
     try:
         return float(value)
@@ -128,7 +121,7 @@ def lint_conversation(
     kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None
 ) -> None:
     """The turns of one synthetic conversation, against the patient its case describes."""
-    cond = _condition(kb, case)
+    cond = kb_condition(kb, case)
     if cond is None or case is None:
         return
     turns = conv.get("turns") or []

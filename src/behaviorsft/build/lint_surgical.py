@@ -28,6 +28,7 @@ import itertools
 import re
 from typing import Any, Protocol
 
+from behaviorsft.build.lint_record import kb_condition
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.surgical import (
     EARLY_CONSULT,
@@ -52,7 +53,6 @@ RULES: dict[str, tuple[str, str]] = {
     "reconsider-unframed": ("error", "what would change the diagnosis said as bare findings"),
 }
 
-KB_CODES = "behaviorsft-kb"
 _EXAM = re.compile(r"^(?:On examination:|Examination shows)", re.I)
 _DATED = re.compile(r"^Day (?P<day>\d+)(?:, (?P<clock>\d\d:\d\d))?: (?P<what>.*)$")
 _DONE = re.compile(r"^(?:Documented|Done and recorded):\s*(?P<item>.+?)\.?$")
@@ -74,13 +74,6 @@ class _Adds(Protocol):
     def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
-def _condition(kb: KnowledgeBase, case: dict[str, Any] | None) -> Any:
-    for c in (case or {}).get("conditions") or []:
-        if c.get("code_system") == KB_CODES and c.get("code") in kb.conditions:
-            return kb.conditions[c["code"]]
-    return None
-
-
 def _shows_result(text: str) -> bool:
     """Whether ``text`` gives a result ("stool antigen positive"), not a condition on one
     ("eradication only if the result is positive")."""
@@ -96,7 +89,7 @@ def lint_conversation(
     kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None
 ) -> None:
     """The turns of one synthetic conversation."""
-    cond = _condition(kb, case)
+    cond = kb_condition(kb, case)
     if cond is None:
         return
     turns = [

@@ -206,20 +206,25 @@ def _plan_doses(kb: KnowledgeBase) -> list[list[tuple[float, str, str]]]:
     cached = _PLAN_DOSES.get(id(kb))
     if cached is None:
         cached = []
-        for cid, cond in sorted(kb.conditions.items()):
-            chosen: set[str] = set()
-            doses = []
-            for td in cond.treatments.drugs:
-                if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
-                    continue
-                if td.choice is not None:
-                    chosen.add(td.choice)
-                d = td.dose or kb.drug(td.drug).dose_for(cid)
-                doses.append((d.amount, d.unit, d.frequency))
+        for cid in sorted(kb.conditions):
+            doses = [(d.amount, d.unit, d.frequency) for d in _first_line_doses(kb, cid)]
             if doses:
                 cached.append(doses)
         _PLAN_DOSES[id(kb)] = cached
     return cached
+
+
+def _first_line_doses(kb: KnowledgeBase, cond_id: str) -> list[Dose]:
+    """The doses of ``cond_id``'s first-line drugs, one per interchangeable choice."""
+    chosen: set[str] = set()
+    out = []
+    for td in kb.conditions[cond_id].treatments.drugs:
+        if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
+            continue
+        if td.choice is not None:
+            chosen.add(td.choice)
+        out.append(td.dose or kb.drug(td.drug).dose_for(cond_id))
+    return out
 
 
 _POOLED: dict[tuple[int, str], set[tuple[float, str]]] = {}
@@ -229,17 +234,9 @@ def _pooled_doses(kb: KnowledgeBase, cond_id: str) -> set[tuple[float, str]]:
     """(amount, unit) of the doses ``_plan_doses`` holds for ``cond_id`` (cached)."""
     hit = _POOLED.get((id(kb), cond_id))
     if hit is None:
-        cond = kb.conditions[cond_id]
-        chosen: set[str] = set()
-        hit = set()
-        for td in cond.treatments.drugs:
-            if td.role != "first_line" or (td.choice is not None and td.choice in chosen):
-                continue
-            if td.choice is not None:
-                chosen.add(td.choice)
-            d = td.dose or kb.drug(td.drug).dose_for(cond_id)
-            hit.add((d.amount, d.unit))
-        _POOLED[(id(kb), cond_id)] = hit
+        hit = _POOLED[(id(kb), cond_id)] = {
+            (d.amount, d.unit) for d in _first_line_doses(kb, cond_id)
+        }
     return hit
 
 
