@@ -207,3 +207,40 @@ def test_47_000393_active_extravasation_is_embolised_the_same_day(kb):
     assert lint_rules(kb, c, conv, ts) == []
     conv["turns"] = [t for t in conv["turns"] if "embolised" not in t["text"]]
     assert "care-below-severity" in lint_rules(kb, c, conv, ts)
+
+
+def test_round12_alcohol_withdrawal_always_drinks(kb):
+    """Round 12 (53-000449, 53-000491): alcohol withdrawal with withdrawal seizures in the
+    history and no alcohol use anywhere in the record."""
+    from behaviorsft.sources.synthetic import synthesize_case
+
+    seen = 0
+    for index in range(600):
+        case = synthesize_case(index, seed=53, kb=kb)
+        if case.conditions[0].code != "alcohol_withdrawal":
+            continue
+        seen += 1
+        assert any("alcohol" in f for f in case.facts if f.startswith("History: ")), case.id
+    assert seen >= 10
+
+
+def test_round12_tsh_in_the_table_is_not_a_step_still_due(kb):
+    """53-000320 (AF): 'thyroid function (TSH) at first diagnosis' was keyed as due with a
+    TSH of 2.68 in the day-0 table."""
+    _, _, tasks = build_item(kb, 320, 53)
+    keyed = [
+        next(o.text for o in t.options if o.label == t.answer)
+        for t in tasks
+        if t.task_type.value == "predictive_next_action"
+    ]
+    assert keyed and not any("TSH" in k for k in keyed)
+
+
+def test_round12_no_euvolaemia_after_days_of_vomiting(kb):
+    """53-000258 (small-bowel obstruction): 'clinically euvolaemic (moist mucosa)' after four
+    days of vomiting with a raised creatinine; and no hypoglycaemia unawareness beside
+    adrenergic symptoms (53-000469)."""
+    case, _, _ = build_item(kb, 258, 53)
+    assert case.conditions[0].code == "small_bowel_obstruction"
+    assert not any("euvolaemic" in (f.value_text or "") for f in case.findings)
+    assert not any("unawareness" in r for r in kb.conditions["hypoglycemia"].risk_factors)

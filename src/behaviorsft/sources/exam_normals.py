@@ -278,6 +278,8 @@ def alongside_findings(
     history: Sequence[str],
     seed: int,
     index: int,
+    *,
+    fluid_losses: bool = False,
 ) -> list[str]:
     """The normal results case ``index`` of ``seed`` documents beside ``exam`` (empty for a
     condition without a conflict pair): up to ``ALONGSIDE`` signs of the condition's list,
@@ -295,6 +297,8 @@ def alongside_findings(
         and s.lower() not in said
         and not (s == "pulse" and ("atrial fibrillation" in said or "pulse" in said))
         and not (s == "peritonitis" and "peritonism" in said)
+        # no "clinically euvolaemic (moist mucosa)" after days of vomiting or diarrhoea
+        and not (s == "clinically euvolaemic" and fluid_losses)
     ]
     if not signs:
         return []

@@ -214,6 +214,9 @@ BARRED_BY_VALUE: dict[tuple[str, str], tuple[str, float]] = {
 # differentials weigh antibiotic-associated diarrhoea).
 EXPOSURE_REQUIRED: dict[str, str] = {
     "c_difficile_infection": r"^recent antibiotics\b",
+    # alcohol withdrawal presupposes the drinking it withdraws from (round 12: 53-000449,
+    # 53-000491 had withdrawal seizures in the history and no alcohol use at all)
+    "alcohol_withdrawal": r"\balcohol use\b",
 }
 
 

@@ -967,7 +967,10 @@ def synthesize_case(
         + "."
     )
     # Normal results of other signs examined (kb/conflicts.yaml; sources/exam_normals.py).
-    for e in exam_normals.alongside_findings(kb, cond.id, exam, history, seed, index):
+    losses = any(re.search(r"\bvomit|\bdiarrh", c, re.I) for c in complaints)
+    for e in exam_normals.alongside_findings(
+        kb, cond.id, exam, history, seed, index, fluid_losses=losses
+    ):
         e = patient.exam_fits_vitals(e, shown_vitals)  # no orthostatic test at 130/min
         exam.append(e)
         findings.append(Finding(name="Examination", kind="exam", value_text=e, day=0))

@@ -61,6 +61,11 @@ def _not_due(action: str, idx: RecordIndex) -> str | None:
             return "condition not documented"
     if idx.phrase_refs(core, affirmed=True):
         return "already in record"
+    # a test or study the step asks for that the record shows done under another name
+    # ("thyroid function (TSH) at first diagnosis" with a TSH in the day-0 table)
+    asked = [c for c in idx.entities(core) if c.kind in ("test", "group", "procedure")]
+    if asked and all(idx.shows_done(c) for c in asked):
+        return "already in record"
     return None
 
 
