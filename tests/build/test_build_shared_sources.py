@@ -28,8 +28,10 @@ NOT_GIVEN = {
     "medec": {"integrity_missing_turn_inference"},
     "mediq": {"integrity_missing_turn_inference"},
     # every result of the six Synthea patients is 7 to 45 years older than their most
-    # recent encounter: dropped as stale (sources/fhir_tidy.py), so no result is asked about
-    "fhir": {"fact_retrieval", "data_conflict_resolution"},
+    # recent encounter: dropped as stale (sources/fhir_tidy.py), so no result is asked about;
+    # and the one patient with four dated events repeats them (a yearly cardioversion, five
+    # times), which leaves no event with one place in the order (round 12)
+    "fhir": {"fact_retrieval", "data_conflict_resolution", "timeline_sequence"},
 }
 # Entries a source's importer skips, and why (one each).
 SKIPPED = {
