@@ -90,3 +90,14 @@ def test_solved_weights_are_the_same_in_every_process():
     assert all(w > 0 for w in solved.values())
     conflicts._OFFER_WEIGHTS.clear()
     assert offer_weights(KB) == solved  # solved on a fixed stream
+
+
+def test_solve_samples_leave_out_euvolaemia_as_vomiting_cases_do():
+    """A small-bowel obstruction that vomits (4 cases in 5) documents no euvolaemia
+    (synthetic.py): the examinations the offer weights are solved over leave it out in the
+    same share, so the weights match what builds offer."""
+    from behaviorsft.build.tasks.conflicts import SOLVE_SAMPLES, _documented_sets
+
+    sets = _documented_sets(KB)["small_bowel_obstruction"]
+    with_it = sum("clinically euvolaemic" in s for s in sets)
+    assert with_it <= 0.2 * SOLVE_SAMPLES + 1
