@@ -521,9 +521,9 @@ def gen_timeline_sequence(ctx: Ctx) -> Iterator[Draft]:
         # Timeline events narrated in the conversation, ordered by the date it shows.
         # (an event the record shows more than once, a yearly cardioversion, has no one
         # place in the order: left out)
-        shown = ctx.case.timeline[-TIMELINE_SHOWN:]
-        seen = Counter(ev.text.rstrip(".") for ev in shown if ev.time is not None)
-        for ev in shown:
+        narrated = ctx.case.timeline[-TIMELINE_SHOWN:]
+        seen = Counter(ev.text.rstrip(".") for ev in narrated if ev.time is not None)
+        for ev in narrated:
             if ev.time is not None and seen[ev.text.rstrip(".")] == 1:
                 day = ev.time.date().toordinal()
                 events.append(((day, 0, 0), ev.text.rstrip("."), 0, (day, None)))
