@@ -244,3 +244,20 @@ def test_round12_no_euvolaemia_after_days_of_vomiting(kb):
     assert case.conditions[0].code == "small_bowel_obstruction"
     assert not any("euvolaemic" in (f.value_text or "") for f in case.findings)
     assert not any("unawareness" in r for r in kb.conditions["hypoglycemia"].risk_factors)
+
+
+def test_a_step_that_repeats_or_uses_a_shown_test_stays_due(kb):
+    """The 'test already shown' check is for a step that asks for the test itself: a step
+    that repeats it, trends it or uses it (a first build with the check dropped 164 items of
+    each of these at 6,876 cases) is still due with the test in the day-0 table."""
+    from behaviorsft.build.record_index import RecordIndex
+    from behaviorsft.build.tasks.predictive import _not_due
+
+    case, rendered, _ = build_item(kb, 395, 43)  # sepsis: procalcitonin and lactate on day 0
+    idx = RecordIndex.build(
+        case, rendered.conversation.turns, kb, turn_end=rendered.anchors["family"]
+    )
+    used = "procalcitonin with clinical evaluation to guide shortening of antibiotics"
+    assert _not_due(used, idx) is None
+    assert _not_due("repeat lactate within 6 h", idx) is None
+    assert _not_due("procalcitonin", idx) == "already in record"

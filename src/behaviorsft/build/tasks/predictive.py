@@ -61,12 +61,22 @@ def _not_due(action: str, idx: RecordIndex) -> str | None:
             return "condition not documented"
     if idx.phrase_refs(core, affirmed=True):
         return "already in record"
-    # a test or study the step asks for that the record shows done under another name
-    # ("thyroid function (TSH) at first diagnosis" with a TSH in the day-0 table)
-    asked = [c for c in idx.entities(core) if c.kind in ("test", "group", "procedure")]
-    if asked and all(idx.shows_done(c) for c in asked):
-        return "already in record"
+    # a step that asks for a test (named first, once: not a repeat, a trend or a use of
+    # it) that the record shows done under another name ("thyroid function (TSH) at first
+    # diagnosis" with a TSH in the day-0 table)
+    if not _USES_AGAIN.search(core):
+        asked = [c for c in idx.entities(" ".join(core.split()[:3])) if c.kind in _TESTS]
+        if asked and all(idx.shows_done(c) for c in asked):
+            return "already in record"
     return None
+
+
+_TESTS = ("test", "group")
+# a step that repeats, trends or uses a test the record has ("repeat potassium 1-2 h after
+# treatment", "procalcitonin ... to guide shortening of antibiotics")
+_USES_AGAIN = re.compile(
+    r"\b(?:repeat|recheck|serial|again|until|guide|monitor|trend|daily|every|after)\b", re.I
+)
 
 
 def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
