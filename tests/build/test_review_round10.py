@@ -1,4 +1,5 @@
-"""Review round 10 (seed 43): a next step the plan already states is not offered as due."""
+"""Review rounds 10-12 (seeds 43, 47, 53): the named items rebuilt, each defect gone, and the
+rules that report it."""
 
 from __future__ import annotations
 
