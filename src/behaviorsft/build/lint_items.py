@@ -13,6 +13,9 @@ Rules (called from ``lint_record.lint_tasks``; see docs/building.md, "Reasons th
 ``original-unshown``      a planted conflict's ``perturbation.original`` that is not what the
                           record shows: an imaging report the record never gives, or a
                           value no table of the record gives for that test
+``slip-impossible``       a planted blood-pressure slip that the same reading's other pressure
+                          rules out unread: a diastolic of 140 beside a systolic of 126, or
+                          a pulse pressure under 15 mmHg
 
 Each reads one task and its conversation (the turns it shows, or every turn's tables for
 the original value); nothing is re-parsed per turn beyond what the rule needs.
@@ -34,7 +37,13 @@ RULES: dict[str, tuple[str, str]] = {
     "reason-shared": ("error", "a reason asked about was cited against two options"),
     "rationale-turn-unseen": ("error", "a key rationale citing a turn the task does not show"),
     "original-unshown": ("error", "a planted conflict's original the record does not show"),
+    "slip-impossible": ("error", "a planted pressure slip its reading's other pressure rules out"),
 }
+_PAIR = {
+    "systolic blood pressure": ("diastolic blood pressure", 1),
+    "diastolic blood pressure": ("systolic blood pressure", -1),
+}
+_MIN_PULSE_PRESSURE = 15.0
 
 _CITING = re.compile(r"^Which diagnosis did the attending judge less likely, citing (?P<r>.+)\?$")
 # "turn 23", "turns 4 and 6", "turn 3-5", "Turn 12:" (a number after "turn")
@@ -65,6 +74,7 @@ def lint_task(where: _Adds, task: dict[str, Any], conv: dict[str, Any] | None) -
     pert = task.get("perturbation") or {}
     if pert.get("kind") == "conflict" and pert.get("original"):
         _check_original(where, task, turns, str(pert["original"]), str(pert.get("description")))
+        _check_slip(where, turns, pert)
 
 
 def _check_rationale(
@@ -130,3 +140,34 @@ def _check_original(
                 "original-unshown",
                 f"the planted report replaces '{original}', which the record never reports",
             )
+
+
+def _check_slip(where: _Adds, turns: list[dict[str, Any]], pert: dict[str, Any]) -> None:
+    m = _TRANSCRIBED.match(str(pert.get("description")))
+    pair = _PAIR.get(m["name"].lower()) if m is not None else None
+    if m is None or pair is None:
+        return
+    name, value = m["name"].lower(), str(pert["original"]).split(" ")[0]
+    try:
+        slip = float(str(pert.get("modified")).split(" ")[0])
+    except ValueError:
+        return
+    for t in turns:
+        for a in t.get("attachments") or []:
+            rows = [r for r in a.get("rows") or [] if len(r) > 1]
+            if not any(str(r[0]).lower() == name and str(r[1]) == value for r in rows):
+                continue
+            for r in rows:
+                if str(r[0]).lower() != pair[0]:
+                    continue
+                try:
+                    other = float(r[1])
+                except ValueError:
+                    continue
+                if pair[1] * (slip - other) < _MIN_PULSE_PRESSURE:
+                    where.add(
+                        "slip-impossible",
+                        f"the planted {m['name']} {pert['modified']} beside {r[0]} {r[1]} "
+                        "of the same reading is impossible",
+                    )
+                return

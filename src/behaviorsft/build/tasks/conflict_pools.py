@@ -239,6 +239,40 @@ def _narrowest(
     return max(a[0], b[0]), min(a[1], b[1])
 
 
+#: the other half of a blood pressure reading, and the side of it a slip must stay on
+_PRESSURE_PAIR = {
+    "systolic blood pressure": ("diastolic blood pressure", 1),
+    "diastolic blood pressure": ("systolic blood pressure", -1),
+}
+#: the narrowest pulse pressure (mmHg) a slip may leave: a note giving a diastolic of 140
+#: beside a systolic of 126 is impossible as a reading, so it gives the slip away unread
+MIN_PULSE_PRESSURE = 15.0
+
+
+def pressure_kept(ctx: Ctx, f: Finding, values: list[str]) -> list[str]:
+    """``values`` (slips of a systolic or diastolic pressure) that leave the same
+    reading's other pressure on its side by at least ``MIN_PULSE_PRESSURE``; the others
+    of ``f``'s test are returned unchanged."""
+    pair = _PRESSURE_PAIR.get(f.name.lower())
+    if pair is None:
+        return values
+    other = next(
+        (
+            g.value
+            for g in ctx.case.findings
+            if g.name.lower() == pair[0]
+            and g.day == f.day
+            and g.time == f.time
+            and g.value is not None
+        ),
+        None,
+    )
+    if other is None:
+        return values
+    side = pair[1]
+    return [v for v in values if side * (float(v.split()[0]) - other) >= MIN_PULSE_PRESSURE]
+
+
 def panel_kept(ctx: Ctx, f: Finding, values: list[str], k: int) -> list[str]:
     """``values`` (slips of ``f``) that the rest of its draw's electrolyte panel allows
     (``lint_values.panel_possible``: a chloride slip of 136 beside sodium 139 leaves a
@@ -304,6 +338,7 @@ def slip_values(
     record = words(text)
     values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled) if plausible(v)]
     values = [v for v in values if v != table]
+    values = pressure_kept(ctx, f, values)
     values = panel_kept(ctx, f, values, k)
     shown = [v for v in values if words(v) <= record]
     rest = [v for v in values if v not in shown]
