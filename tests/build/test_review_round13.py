@@ -4,6 +4,7 @@ built from the named review item."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -80,3 +81,44 @@ def test_slip_impossible_reports_a_diastolic_above_the_systolic(kb):
     assert "slip-impossible" in _item_rules(task, conv)
     task["perturbation"]["modified"] = f"{bp['systolic blood pressure'] - 40:g} mmHg"
     assert "slip-impossible" not in _item_rules(task, conv)
+
+
+_DECLINED = re.compile(r"(?P<item>[^;:]+?) \((?P<why>only [^()]*), not the case here\)")
+
+
+def _odd_reason_options(task: dict[str, Any]) -> list[str]:
+    """The "No: X is required" options whose X the note declines for a reason that is not
+    a differential's ("only if atrial fibrillation ... is likely")."""
+    note = str(task["context"].get("excerpt") or "")
+    if "Not done, not felt necessary:" not in note:
+        return []
+    declined = note.split("Not done, not felt necessary:", 1)[1]
+    why = {m["item"].strip().lower(): m["why"] for m in _DECLINED.finditer(declined)}
+    out = []
+    for o in task["options"]:
+        m = re.match(r"No: (.+) is required$", o["text"])
+        if m and m[1].lower() in why and not why[m[1].lower()].endswith(" is likely"):
+            out.append(o["label"])
+    return out
+
+
+def test_the_declined_reason_form_does_not_mark_the_standard_of_care_key(kb):
+    """Round 13 (59-000163, 59-000212, 59-000391): the note declined the key "only if not
+    improving" and every decoy "only if <differential> is likely", so picking the one odd
+    reason solved 92% of a 300-case build's standard_of_care items. The key now borrows a
+    decoy's differential reason; the odd one out is no better than chance."""
+    items = []
+    for index in range(0, 120, 2):
+        _, _, tasks = build_item(kb, index, SEED)
+        items += [
+            t.model_dump(mode="json")
+            for t in tasks
+            if t.task_type.value == "standard_of_care" and t.perturbation is not None
+        ]
+    assert len(items) >= 15
+    solved = sum(
+        1
+        for t in items
+        if (odd := _odd_reason_options(t)) and len(odd) == 1 and odd[0] == t["answer"]
+    )
+    assert solved / len(items) <= 0.25, (solved, len(items))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from behaviorsft.build.coherence import claim_checker, consulted, provable
@@ -963,11 +963,18 @@ def _clause_decoys(checked: list[CheckedItem]) -> dict[str, tuple[CheckedItem, s
     }
 
 
-def key_reason(c: CheckedItem, rng: random.Random) -> str:
+def key_reason(c: CheckedItem, rng: random.Random, beside: Sequence[str] = ()) -> str:
     """The (wrong) reason a note gives for declining the required item ``c``: its own
-    clause, which the record shows met, or a restriction the guidance does not make."""
+    clause, which the record shows met, or else one of the differential reasons the note
+    gives for its rightly declined items (``beside``: "only if atrial fibrillation is
+    likely"), which does not apply to an unconditional requirement of this condition.
+    Only a note declining nothing else gets a restriction the guidance does not make
+    ("only if not improving"): a reason of a form no decoy had marked the key (round 13,
+    59-000163, 59-000212, 59-000391)."""
     if c.clause is not None:
         return clause_limit(c.clause)
+    if beside:
+        return rng.choice(list(beside))
     return rng.choice(_FALSE_LIMITS)
 
 
@@ -1080,7 +1087,9 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     if offer is None and ctx.rng.random() < plan.generic:
         offer = "generic"
     wrong, declined_decoys = wrong_no(done, 4 if offer is None else 3)
-    note = note_of(done, [decline_text(item.item, key_reason(declined, ctx.rng)), *declined_decoys])
+    beside = [decoys[p][1] for p in wrong if p in decoys]
+    why = key_reason(declined, ctx.rng, beside)
+    note = note_of(done, [decline_text(item.item, why), *declined_decoys])
     meets: list[str] = []
     if offer == "cited" and done:
         score = score_in(shown_words(ctx, 0, end, note), question)
