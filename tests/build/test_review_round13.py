@@ -11,7 +11,7 @@ import pytest
 
 from behaviorsft.build import lint_items
 from behaviorsft.sources.kb import load_kb
-from tests.build.kb_records import as_records, build_item
+from tests.build.kb_records import as_records, build_item, lint_rules
 
 SEED = 59
 
@@ -122,3 +122,23 @@ def test_the_declined_reason_form_does_not_mark_the_standard_of_care_key(kb):
         if (odd := _odd_reason_options(t)) and len(odd) == 1 and odd[0] == t["answer"]
     )
     assert solved / len(items) <= 0.25, (solved, len(items))
+
+
+def test_59_000068_the_examination_does_not_name_the_consolidation(kb):
+    """The bedside examination found "dullness to percussion over the consolidation" before
+    any chest film: it now says where (the right lung base, as the film later shows)."""
+    case, rendered, tasks = build_item(kb, 68, SEED)
+    case_r, conv, _ = as_records(case, rendered, tasks)
+    exam = [t["text"] for t in conv["turns"] if t["text"].startswith(("On examination", "Examination"))]
+    assert exam and "right lung base" in " ".join(exam)
+    assert not any("consolidation" in t for t in exam)
+    assert "exam-imaging-term" not in lint_rules(kb, case_r, conv)
+
+
+def test_exam_imaging_term_reports_a_film_finding_at_the_bedside(kb):
+    case, rendered, tasks = build_item(kb, 68, SEED)
+    case_r, conv, _ = as_records(case, rendered, tasks)
+    bad = copy.deepcopy(conv)
+    turn = next(t for t in bad["turns"] if t["text"].startswith(("On examination", "Examination")))
+    turn["text"] = turn["text"].replace("at the right lung base", "over the consolidation", 1)
+    assert "exam-imaging-term" in lint_rules(kb, case_r, bad)

@@ -54,6 +54,8 @@ Called from :mod:`behaviorsft.build.lint` (one hook per case, one per turn). The
                          patient does, without its subject
 ``exam-and-chain``       an examination turn running findings together with two "and"s in
                          one clause ("oriented to time and place and agitation and ...")
+``exam-imaging-term``    an examination naming what only imaging shows ("dullness over the
+                         consolidation" before any chest film; a vegetation, air bronchograms)
 ``exam-normal-unfocused`` a documented normal result from a region of the examination the
                          condition and its differentials do not call for ("no generalised
                          peritonitis" beside atrial fibrillation; sources/exam_normals.py)
@@ -111,6 +113,13 @@ from behaviorsft.sources.wording import (
     undocumented_causes,
 )
 
+# what only imaging (or an echocardiogram) shows, named in a bedside examination
+IMAGING_TERM = re.compile(
+    r"\b(?:consolidation|air bronchograms?|vegetations?|filling defects?|ground[- ]glass"
+    r"|infiltrates?)\b",
+    re.I,
+)
+
 TEXT_RULES: dict[str, tuple[str, str]] = {
     "hedged-wording": ("error", "textbook hedge or alternative documented as a finding"),
     "duration-restated": ("error", "a complaint restates its duration threshold by the onset"),
@@ -137,6 +146,7 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     ),
     "exam-subject-missing": ("error", "'Examination shows appears unwell': a verb, no subject"),
     "exam-and-chain": ("error", "examination findings run together with two 'and's"),
+    "exam-imaging-term": ("error", "an examination naming what only imaging shows"),
     "exam-normal-unfocused": (
         "warning",
         "a normal result from an examination region the presentation does not call for",
@@ -449,6 +459,9 @@ def check_turn_text(
         chain = and_chain(text)
         if chain is not None:
             where.add("exam-and-chain", f"findings run together: '{chain[:90]}'", idx)
+        seen = IMAGING_TERM.search(body)
+        if seen is not None:
+            where.add("exam-imaging-term", f"the examination names '{seen.group(0)}'", idx)
     rel = RELATIVE.search(speaker)
     if rel is not None:
         who = rel.group(1).lower()
