@@ -129,7 +129,9 @@ def test_59_000068_the_examination_does_not_name_the_consolidation(kb):
     any chest film: it now says where (the right lung base, as the film later shows)."""
     case, rendered, tasks = build_item(kb, 68, SEED)
     case_r, conv, _ = as_records(case, rendered, tasks)
-    exam = [t["text"] for t in conv["turns"] if t["text"].startswith(("On examination", "Examination"))]
+    exam = [
+        t["text"] for t in conv["turns"] if t["text"].startswith(("On examination", "Examination"))
+    ]
     assert exam and "right lung base" in " ".join(exam)
     assert not any("consolidation" in t for t in exam)
     assert "exam-imaging-term" not in lint_rules(kb, case_r, conv)
@@ -142,3 +144,29 @@ def test_exam_imaging_term_reports_a_film_finding_at_the_bedside(kb):
     turn = next(t for t in bad["turns"] if t["text"].startswith(("On examination", "Examination")))
     turn["text"] = turn["text"].replace("at the right lung base", "over the consolidation", 1)
     assert "exam-imaging-term" in lint_rules(kb, case_r, bad)
+
+
+def test_59_000464_antithrombotics_before_primary_pci(kb):
+    """The nurse charted the first aspirin after primary PCI was done: the PCI statement now
+    gives the plan's antiplatelets and heparin before it, and the nurse's first dose is
+    another plan drug. The working diagnosis keeps its acronym ("st-elevation" before)."""
+    case, rendered, tasks = build_item(kb, 464, SEED)
+    _, conv, _ = as_records(case, rendered, tasks)
+    texts = [t["text"] for t in conv["turns"]]
+    pci = next(i for i, t in enumerate(texts) if "primary PCI done" in t)
+    assert "aspirin, ticagrelor and heparin given and primary PCI done" in texts[pci]
+    first = next(t for t in texts if t.startswith("First dose of"))
+    assert not any(d in first for d in ("aspirin", "ticagrelor", "heparin"))
+    assert "So our working diagnosis is ST-elevation myocardial infarction." in texts
+
+
+def test_named_keeps_acronyms_and_eponyms():
+    from behaviorsft.build.conversation import named
+
+    assert (
+        named("Non-ST-elevation myocardial infarction") == "non-ST-elevation myocardial infarction"
+    )
+    assert named("Mallory-Weiss tear") == "Mallory-Weiss tear"
+    assert named("COVID-19 pneumonia") == "COVID-19 pneumonia"
+    assert named("Chest X-ray (PA and lateral)") == "chest X-ray (PA and lateral)"
+    assert named("Acute gout flare") == "acute gout flare"

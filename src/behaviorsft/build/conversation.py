@@ -312,6 +312,21 @@ def in_sentence(name: str) -> str:
     return name if name[:2].isupper() else name[:1].lower() + name[1:]
 
 
+# names that keep their capital inside a sentence: eponyms and a genus
+_PROPER = ("Mallory", "Wolff", "Baker", "Todd", "Clostridioides", "Staphylococcus")
+
+
+def named(name: str) -> str:
+    """A diagnosis or study named inside a sentence: its first word lower-cased when it is
+    an ordinary capitalised word, every acronym and eponym kept ("ST-elevation myocardial
+    infarction", "non-ST-elevation ...", "COVID-19 pneumonia", "Mallory-Weiss tear",
+    "Clostridioides difficile infection", "chest X-ray (PA and lateral)", "12-lead ECG");
+    ``name.lower()`` gave "st-elevation", "covid-19", "12-lead ecg"."""
+    if name[1:2].islower() and not name.startswith(_PROPER):
+        return name[:1].lower() + name[1:]
+    return name
+
+
 _SAMPLED_PREFIXES = tuple(SAMPLED_BY)  # names of results a procedure or non-blood sample yields
 
 
@@ -773,7 +788,9 @@ def _render_kb(
         b.say(
             reporter,
             f"{study.name}: {study.value_text}.",
-            f"I've reported the {study.name.lower()}: {study.value_text}.",
+            f"I've reported the {named(study.name)}: {study.value_text}."
+            if reporter is radiologist
+            else f"{study.name}: {study.value_text}.",
             anchor="imaging",
         )
     if after_report:
@@ -834,19 +851,19 @@ def _render_kb(
         anchor="ddx",
     )
     if diffs:
-        b.say(resident, f"What would make you reconsider {diffs[0].name.lower()}?")
+        b.say(resident, f"What would make you reconsider {named(diffs[0].name)}?")
         b.say(
             attending,
             # said as what would change the team's mind, not as this patient's findings (an
             # excerpt may start after the question)
-            f"I would reconsider {diffs[0].name.lower()} with "
+            f"I would reconsider {named(diffs[0].name)} with "
             f"{patient_fit.for_sex(diffs[0].favoured_by, sex)}.",
             anchor="ddx_discriminator",
         )
     b.say(
         attending,
         f"Working diagnosis: {cond.name}.",
-        f"So our working diagnosis is {cond.name.lower()}.",
+        f"So our working diagnosis is {named(cond.name)}.",
         anchor="diagnosis",
     )
     said_so_far = " ".join(t.text for t in b.turns)
@@ -958,7 +975,7 @@ def _render_kb(
         unit = "the intensive care unit"
     b.say(
         attending,
-        f"We think this is {cond.name.lower()}; {review_words(unit, cond_id)}.",
+        f"We think this is {named(cond.name)}; {review_words(unit, cond_id)}.",
         anchor="family",
     )
 

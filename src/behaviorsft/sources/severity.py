@@ -60,6 +60,9 @@ class Trigger:
     first: bool = False  # time-critical: its drug heads the plan (in table order)
     served_by: tuple[str, ...] = ()  # class words of plan drugs that already do it
     recheck: tuple[str, float] | None = None  # (lab id, rise): ``{recheck}``, its value after
+    # class words of plan drugs given with it, before it (``{gives}``: "aspirin, ticagrelor
+    # and heparin" before primary PCI), so no later turn gives their first dose
+    gives: tuple[str, ...] = ()
     # where the record says it, in turn order as in time: "arrival" (after the triage
     # handover, before the history), "orders" (after the examination and the orders, before
     # any result), "plan" (after the plan: it cites results or the plan's own drugs)
@@ -264,8 +267,10 @@ TRIGGERS: tuple[Trigger, ...] = (
         pending=r"activate the catheterisation laboratory|^primary PCI with|"
         r"^fibrinolysis within 30 min of arrival if PCI cannot",
         done=r"primary PCI",
-        say="ST elevation on the ECG: catheterisation laboratory activated, primary PCI "
-        "done {t} (door-to-balloon time recorded); to the coronary care unit after it.",
+        say="ST elevation on the ECG: catheterisation laboratory activated, {gives} given "
+        "and primary PCI done {t} (door-to-balloon time recorded); to the coronary care unit "
+        "after it.",
+        gives=("antiplatelet", "P2Y12", "anticoagulant"),
         after=45,
         within=40,
     ),
@@ -641,6 +646,13 @@ def still_open(kb: KnowledgeBase, case: Case, condition_id: str, text: str) -> b
     )
 
 
+def _join_names(names: list[str]) -> str:
+    """"aspirin, ticagrelor and heparin" (empty: "its antithrombotic loading")."""
+    if not names:
+        return "antithrombotic loading"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def statements(case: Case) -> list[str]:
     """What the team did on day 0 because of the severity the record shows."""
     return [e.text for e in case.timeline if e.kind == ESCALATION]
@@ -759,6 +771,13 @@ def escalate(
                 ).name.lower()
                 if t.served_by
                 else "",
+                gives=_join_names(
+                    [
+                        kb.drug(d).name.split(" (")[0].lower()
+                        for d in plan_ids
+                        if any(w in (kb.drug(d).drug_class or "") for w in t.gives)
+                    ]
+                ),
             )
             if not text.startswith("pH"):
                 text = text[0].upper() + text[1:]
