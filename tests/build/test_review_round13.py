@@ -170,3 +170,19 @@ def test_named_keeps_acronyms_and_eponyms():
     assert named("COVID-19 pneumonia") == "COVID-19 pneumonia"
     assert named("Chest X-ray (PA and lateral)") == "chest X-ray (PA and lateral)"
     assert named("Acute gout flare") == "acute gout flare"
+
+
+def test_59_000163_bronchodilators_before_niv_and_the_antibiotic_on_it(kb):
+    """Salbutamol was charted after NIV and the antibiotic: the NIV statement now follows
+    the nebulised bronchodilators, and the antibiotic "on non-invasive ventilation" is
+    started after the ventilation, not 10 minutes before it."""
+    case, rendered, tasks = build_item(kb, 163, SEED)
+    _, conv, _ = as_records(case, rendered, tasks)
+    texts = [t["text"] for t in conv["turns"]]
+    niv = next(t for t in texts if "non-invasive ventilation started" in t)
+    assert "after albuterol and ipratropium bromide by nebuliser" in niv
+    abx = next(t for t in texts if t.startswith("On non-invasive ventilation"))
+    minutes = [int(re.search(r"(\d+) minutes after arrival", t)[1]) for t in (niv, abx)]
+    assert minutes[0] < minutes[1]
+    first = next(t for t in texts if t.startswith("First dose of"))
+    assert "albuterol" not in first and "ipratropium" not in first

@@ -157,8 +157,10 @@ TRIGGERS: tuple[Trigger, ...] = (
         level="respiratory high-dependency unit",
         pending=r"non-invasive ventilation if|escalate to NIV",
         done=r"non-invasive ventilation started",
-        say="{why} meets the NIV criterion (pH <= 7.35 with PaCO2 >= 45 mmHg): non-invasive "
-        "ventilation started {t}; ICU review if the acidosis persists on NIV.",
+        say="{why} meets the NIV criterion (pH <= 7.35 with PaCO2 >= 45 mmHg) after {gives} "
+        "by nebuliser: non-invasive ventilation started {t}; ICU review if the acidosis "
+        "persists on NIV.",
+        gives=("beta2-agonist", "muscarinic antagonist"),
     ),
     # GOLD 2024: an exacerbation needing ventilatory support is given an antibiotic (any
     # antibacterial of the plan serves).
@@ -170,6 +172,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         served_by=ANTIBACTERIAL_WORDS,
         say="On non-invasive ventilation: an antibiotic is given as well (GOLD 2024), "
         "{drug} started {t}.",
+        after=50,  # once ventilation runs (NIV starts within 15-45 minutes)
     ),
     # JBDS HHS 2015: high-dependency care for osmolality > 350, sodium > 160 or GCS < 12.
     *(
@@ -647,9 +650,9 @@ def still_open(kb: KnowledgeBase, case: Case, condition_id: str, text: str) -> b
 
 
 def _join_names(names: list[str]) -> str:
-    """"aspirin, ticagrelor and heparin" (empty: "its antithrombotic loading")."""
+    """"aspirin, ticagrelor and heparin" (empty: "the first treatment")."""
     if not names:
-        return "antithrombotic loading"
+        return "the first treatment"
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
