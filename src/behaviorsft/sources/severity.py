@@ -99,7 +99,8 @@ _HDU_SAY = (
 
 # AHA/ASA 2019: alteplase within 4.5 h of last known well. It is given 30-60 minutes
 # after arrival (``after=30`` below), so a stroke that arrives more than 3.5 h after onset
-# is past the window by the time it could be given.
+# is past the window by the time it could be given. The generator's stroke onsets
+# (build/lint_values.HYPERACUTE_HOURS) stop at this bound, so each one is thrombolysed.
 ALTEPLASE_ONSET_HOURS = 3.5
 
 # Class words of the antibacterials (a served_by for "an antibiotic").
