@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from behaviorsft.build.conversation import render
+from behaviorsft.records import Case, Conversation
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import synthesize_case
 
@@ -18,6 +19,22 @@ def kb_record(condition: str, seed: int = 7) -> tuple[dict[str, Any], dict[str, 
             conv = render(case, kb, seed=seed).conversation
             return case.model_dump(mode="json"), conv.model_dump(mode="json")
     raise AssertionError(f"no {condition} case in the first 200")
+
+
+def case_record(index: int, seed: int) -> tuple[Case, Conversation]:
+    """Case ``index`` of ``cases synth --seed seed`` and its conversation."""
+    kb = load_kb()
+    case = synthesize_case(index, seed=seed, kb=kb)
+    return case, render(case, kb, seed=seed).conversation
+
+
+def record_rules(case: Case | dict[str, Any], conv: Conversation | dict[str, Any]) -> list[str]:
+    """The rules the linter reports on one record, given as models or as JSON dicts."""
+    from behaviorsft.build.lint import lint_records
+
+    c = case.model_dump(mode="json") if isinstance(case, Case) else case
+    v = conv.model_dump(mode="json") if isinstance(conv, Conversation) else conv
+    return [f.rule for f in lint_records([(1, c)], [(1, v)])]
 
 
 def build_item(kb: Any, index: int, seed: int) -> tuple[Any, Any, list[Any]]:

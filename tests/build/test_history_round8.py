@@ -21,9 +21,11 @@ from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import lint_bench, lint_records
 from behaviorsft.build.tasks.registry import case_tasks
 from behaviorsft.records import Case
+from behaviorsft.sources import prescribing
 from behaviorsft.sources.history import (
     SURGERY,
     history_steps,
+    known_step,
     operation_item,
     presumption_missing,
 )
@@ -317,6 +319,25 @@ def test_37_000432_active_cancer_is_not_a_provoked_three_month_clot() -> None:
     assert "cancer-associated VTE: anticoagulate for at least 6 months" in _plan(case)
     tasks = case_tasks(case, rendered, KB, seed=SEED, types={TaskType.PREDICTIVE_NEXT_ACTION})
     assert all("provok" not in str(t.model_dump()) for t in tasks)
+
+
+def test_cancer_associated_clot_has_one_owner() -> None:
+    """prescribing.py decides which history makes a clot cancer-associated or recurrent;
+    history.known_step rules out the 3-month 'provoked' course by the same words
+    (prescribing.EXTENDED_VTE), so any history the plan rewrites for cancer is one whose
+    old step is also ruled out, and the KB's history steps fire on the same items."""
+    provoked = "anticoagulate for at least 3 months (provoked) and reassess at 3 months"
+    for item in ("active cancer", "metastatic breast cancer", "on chemotherapy for lymphoma"):
+        assert prescribing.steps_for_history("dvt", [provoked], item) != [provoked], item
+        assert known_step(provoked, [item]), item
+    assert not known_step(provoked, ["hypertension"])
+    assert prescribing.steps_for_history("dvt", [provoked], "hypertension") == [provoked]
+    for cond_id in ("dvt", "pulmonary_embolism"):
+        cond = KB.condition(cond_id)
+        for risk in cond.risk_factors:
+            brings = history_steps(cond, [risk])
+            extended = [s for s in brings if re.match(r"cancer-associated|recurrent", s)]
+            assert bool(extended) == bool(prescribing.EXTENDED_VTE.search(risk)), risk
 
 
 def test_37_000052_a_recent_infection_as_the_precipitant_is_looked_for() -> None:

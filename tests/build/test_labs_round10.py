@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from behaviorsft.build.conversation import render
-from behaviorsft.build.lint import lint_records
 from behaviorsft.build.lint_values import (
     ALKALOSIS_CHLORIDE,
     ALKALOSIS_HCO3,
@@ -20,19 +18,12 @@ from behaviorsft.build.lint_values import (
 from behaviorsft.records import Case, Conversation
 from behaviorsft.sources import physiology
 from behaviorsft.sources.kb import load_kb
-from behaviorsft.sources.synthetic import synthesize_case
+from tests.build.kb_records import case_record
+from tests.build.kb_records import record_rules as _rules
 
 
 def _case(index: int, seed: int = 41) -> tuple[Case, Conversation]:
-    kb = load_kb()
-    case = synthesize_case(index, seed=seed, kb=kb)
-    return case, render(case, kb, seed=seed).conversation
-
-
-def _rules(case: Case | dict[str, Any], conv: Conversation | dict[str, Any]) -> list[str]:
-    c = case.model_dump(mode="json") if isinstance(case, Case) else case
-    v = conv.model_dump(mode="json") if isinstance(conv, Conversation) else conv
-    return [f.rule for f in lint_records([(1, c)], [(1, v)])]
+    return case_record(index, seed)
 
 
 def _day0(case: Case) -> dict[str, float]:

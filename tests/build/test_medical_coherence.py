@@ -7,27 +7,19 @@ defect is gone; linter tests run the rules on hand-made bad records.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from behaviorsft.build.coherence import timed_check_shown
 from behaviorsft.build.conversation import render
-from behaviorsft.build.lint import lint_records
 from behaviorsft.records import Case, Conversation
 from behaviorsft.sources.history import imaging_contradicts_history, imaging_with_history
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import synthesize_case
+from tests.build.kb_records import case_record
+from tests.build.kb_records import record_rules as _rules
 
 
 def _case(index: int, seed: int = 31) -> tuple[Case, Conversation]:
-    kb = load_kb()
-    case = synthesize_case(index, seed=seed, kb=kb)
-    return case, render(case, kb, seed=seed).conversation
-
-
-def _rules(case: Case | dict[str, Any], conv: Conversation | dict[str, Any]) -> list[str]:
-    c = case.model_dump(mode="json") if isinstance(case, Case) else case
-    v = conv.model_dump(mode="json") if isinstance(conv, Conversation) else conv
-    return [f.rule for f in lint_records([(1, c)], [(1, v)])]
+    return case_record(index, seed)
 
 
 def _texts(conv: Conversation) -> list[str]:

@@ -155,6 +155,21 @@ def test_lint_turn_fragment_and_sentence_split():
     assert found.get("turn-fragment") == [2, 3]
 
 
+def test_sentence_split_reads_open_ends_as_the_medec_importer_joins_them():
+    """One pattern (sources/_common.OPEN_END) for a line cut mid-sentence: the linter flags
+    a turn ending on any word after which the MEDEC importer joins the next line ('and',
+    'in', 'as' were missing from the linter's own copy)."""
+    for previous in ("Her pulse is", "She has had fever and", "A mass in", "It is described as"):
+        assert medec.continues(previous, "106/min at rest.")
+        found = _lint([("physician", previous), ("medical resident", "106/min at rest.")])
+        assert found.get("sentence-split") == [0], previous
+    # a finished sentence is neither joined nor flagged
+    assert not medec.continues("Her pulse is fast.", "106/min at rest.")
+    assert "sentence-split" not in _lint(
+        [("physician", "Her pulse is fast."), ("medical resident", "106/min at rest.")]
+    )
+
+
 def test_lint_summary_duplicate():
     a = "She has had a fever and chills for one week now."
     b = "Her temperature is 40 C and her pulse is 118 per minute."

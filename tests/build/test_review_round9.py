@@ -57,12 +57,21 @@ def test_41_000446_life_threatening_asthma_treatment_comes_before_the_results(kb
 def test_placement_of_statements():
     said = (
         "Recognised at triage: IM adrenaline into the anterolateral thigh given 3 minutes "
-        "after arrival, with high-flow oxygen, before the history was taken."
+        "after arrival, with high-flow oxygen, before the history was taken; repeat after 5 "
+        "minutes if there is no improvement."
     )
-    assert severity.placement(said) == "arrival"
-    assert severity.placement("Acute severe asthma (heart rate 124): ipratropium") == "orders"
+    assert severity.placement(said) == severity.Placement.ARRIVAL == "arrival"
+    asthma = next(t for t in severity.TRIGGERS if t.item == "ipratropium")
+    assert asthma.say is not None
+    said = asthma.say.format(why="heart rate 124", t="20 minutes after arrival")
+    assert severity.placement(said) == "orders"
+    # the statement is recognised by its whole template, not by its opening words
+    assert severity.placement("Acute severe asthma (heart rate 124): ipratropium") == "plan"
     # a statement citing a CT result stays after the plan
     assert severity.placement("Within the 4.5-h thrombolysis window, no haemorrhage") == "plan"
+    # a statement said before the plan must open with its own words, not a field
+    with pytest.raises(ValueError, match="opens with a field"):
+        severity._said("{why}: admitted to intensive care {t}.")
 
 
 def test_41_000075_c_difficile_reports_its_diarrhoea(kb):

@@ -14,9 +14,10 @@ import pytest
 
 from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import lint_records
+from behaviorsft.build.lint_values import HYPERACUTE_HOURS
 from behaviorsft.records import Case, Conversation
 from behaviorsft.sources.kb import load_kb
-from behaviorsft.sources.severity import TRIGGERS, met, record_values
+from behaviorsft.sources.severity import ALTEPLASE_ONSET_HOURS, TRIGGERS, met, record_values
 from behaviorsft.sources.synthetic import synthesize_case
 
 RULE = "care-below-severity"
@@ -111,6 +112,27 @@ def test_stroke_in_the_window_is_thrombolysed_after_bp_lowering() -> None:
     case_d, conv_d = _dumps(case, conv)
     assert _findings(case_d, conv_d) == []
     assert _findings(case_d, conv_d, "drug-contraindicated") == []
+
+
+def test_every_generated_stroke_onset_meets_the_alteplase_trigger() -> None:
+    """The generator's stroke onsets (lint_values.HYPERACUTE_HOURS) stop at
+    severity.ALTEPLASE_ONSET_HOURS: a later one keeps the KB's first-line alteplase in the
+    plan with no statement that it was given in the window."""
+    lo, hi, _limit = HYPERACUTE_HOURS["ischemic_stroke"]
+    assert hi <= ALTEPLASE_ONSET_HOURS
+    for hours in range(lo, hi + 1):
+        assert "IV thrombolysis" in met("ischemic_stroke", {"onset_hours": hours}, [])
+    kb = load_kb()
+    strokes = [
+        c
+        for c in (synthesize_case(i, seed=7, kb=kb) for i in range(300))
+        if c.conditions[0].code == "ischemic_stroke"
+    ]
+    assert strokes
+    for case in strokes:
+        texts = _texts(render(case, kb, seed=7).conversation)
+        if any(m.name == "Alteplase" for m in case.medications):
+            assert any("IV alteplase given" in t for t in texts), case.id
 
 
 def test_hhs_high_osmolality_goes_to_hdu_with_iv_medicines() -> None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from behaviorsft.sources._common import (
     MIN_SPO2,
+    OPEN_END,
     PULSE_RANGE,
     bp_impossible,
     impossible_vitals,
@@ -48,10 +49,6 @@ _INTERJECTION = re.compile(
     r"^(ok(ay)?|right|good|great|yes|yeah|no|sure|thanks|hmm+|mhm|uh-huh|alright|fine|"
     r"perfect|excellent|go|continue|and)$",
     re.I,
-)
-# Words a written sentence cannot end on ("Her pulse is", "... 102/73 mm").
-_OPEN_END = re.compile(
-    r"\b(is|are|was|were|of|with|without|to|at|by|for|from|the|a|an|mm|than|per)$"
 )
 _STARTS_WRITTEN = re.compile(r"^[A-Z0-9\"'(]")
 _CARRIES_ON = re.compile(r"^([a-z(/]|\d|Hg\b)")
@@ -119,7 +116,7 @@ def check_conversation(where: _Adds, conv: dict[str, Any]) -> None:
         if (
             nxt == i + 1
             and _STARTS_WRITTEN.match(text)
-            and _OPEN_END.search(text)
+            and OPEN_END.search(text)
             and _CARRIES_ON.match(texts[nxt])
         ):
             where.add("sentence-split", f"'...{text[-30:]}' | '{texts[nxt][:30]}...'", idx)

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, culture_report, slow_result
 from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.severity import ALTEPLASE_ONSET_HOURS
 
 VALUE_RULES: dict[str, tuple[Any, str]] = {
     "derived-value-mismatch": ("error", "a derived result disagrees with its inputs"),
@@ -379,7 +380,9 @@ SAMPLED_BY: dict[str, tuple[str, re.Pattern[str]]] = {
 HYPERACUTE_HOURS: dict[str, tuple[int, int, float]] = {
     "anaphylaxis": (1, 3, 12.0),
     "stemi": (1, 6, 12.0),
-    "ischemic_stroke": (1, 3, 24.0),  # arrives in time for alteplase (severity.py)
+    # arrives in time for alteplase: every onset the generator draws meets the thrombolysis
+    # trigger (one constant, severity.ALTEPLASE_ONSET_HOURS)
+    "ischemic_stroke": (1, int(ALTEPLASE_ONSET_HOURS), 24.0),
     # symptomatic hypoglycaemia (glucose in the 20s-40s) is brought in within hours, not
     # after days of sweating and confusion
     "hypoglycemia": (1, 6, 24.0),

@@ -479,6 +479,16 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-") or "x"
 
 
+# A line ending in one of these words stops mid-sentence ("Her pulse is", "... 102/73 mm"):
+# the MEDEC importer joins it to the next line (medec.continues) and the linter flags a turn
+# left so (build/lint_encounter.py, ``sentence-split``).
+OPEN_END = re.compile(
+    r"\b(is|are|was|were|of|and|or|with|without|to|at|in|on|by|for|from|a|an|the|mm|"
+    r"than|as|per)\s*$",
+    re.I,
+)
+
+
 # --------------------------------------------------------------------------
 # Dialogues
 # --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from behaviorsft.records import Medication
 from behaviorsft.sources.kb import Condition as KBCondition
 from behaviorsft.sources.kb import Drug, KnowledgeBase, compare
+from behaviorsft.sources.prescribing import EXTENDED_VTE
 
 
 @dataclass(frozen=True)
@@ -781,18 +782,16 @@ KNOWN_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
 
 # Steps the history makes wrong: (step, the history item that rules it out). A clot with
 # active cancer is cancer-associated and a second clot is recurrent: neither is a provoked
-# clot to treat for 3 months (ASH VTE 2021; ESC PE 2019; CHEST VTE 2021).
+# clot to treat for 3 months (ASH VTE 2021; ESC PE 2019; CHEST VTE 2021). Which history
+# does so is prescribing.EXTENDED_VTE, the table of the cancer-associated course's owner.
 WRONG_STEPS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
     (
         re.compile(r"\(provoked\)|\bwhether the provoking factor has resolved\b", re.I),
-        re.compile(r"^active cancer\.?$|^previous VTE\.?$", re.I),
+        EXTENDED_VTE,
     ),
     # "at least 3 months, then decide" after a second clot (extended therapy planned from
     # the start) or with active cancer (as long as the cancer is active)
-    (
-        re.compile(r"\bat least 3 months, then decide on extended\b", re.I),
-        re.compile(r"^active cancer\.?$|^previous VTE\.?$", re.I),
-    ),
+    (re.compile(r"\bat least 3 months, then decide on extended\b", re.I), EXTENDED_VTE),
 )
 
 

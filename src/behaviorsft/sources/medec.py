@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from behaviorsft.records import Case, Section
 from behaviorsft.sources._common import (
+    OPEN_END,
     Imported,
     demographics_from_text,
     error,
@@ -115,12 +116,6 @@ class MedecAnnotation(BaseModel):
 
 
 _TERMINAL = re.compile(r"[.!?:;]\s*$")
-# A line ending in one of these words stops mid-sentence ("Her pulse is", "... 102/73 mm").
-_OPEN_END = re.compile(
-    r"\b(is|are|was|were|of|and|or|with|without|to|at|in|on|by|for|from|a|an|the|mm|"
-    r"than|as|per)\s*$",
-    re.I,
-)
 
 
 # Lab lists split mid-value: "Na+ 137 mEq/" + "L", "Hemoglobin 14.6 g" + "/dL",
@@ -144,7 +139,7 @@ def continues(previous: str, line: str) -> bool:
     return bool(
         re.match(r"[a-z(]", line)  # lower case: the sentence goes on
         or re.fullmatch(r"\S{1,5}\.", line)  # a lone unit such as "Hg."
-        or _OPEN_END.search(previous)
+        or OPEN_END.search(previous)
         or previous.endswith("/")
         or line.startswith("/")
         or (previous[-1].isdigit() and _LONE_UNIT.fullmatch(line.split(ROW_SEPARATOR)[0]))

@@ -925,6 +925,9 @@ _SECOND_VTE = (
     "a second VTE: anticoagulate for at least 3 months, then decide on extended "
     "anticoagulation by how each clot was provoked (CHEST 2021)"
 )
+# A history item after which a clot is not a provoked one of 3 months: active cancer (a
+# cancer-associated clot) or a previous clot (a recurrent one). history.WRONG_STEPS reads it.
+EXTENDED_VTE = re.compile(f"{ACTIVE_CANCER.pattern}|{PREVIOUS_VTE.pattern}", re.I)
 _CANCER_REVIEW = (
     "review anticoagulation at 6 months and then regularly while the cancer is active, with "
     "oncology (drug interactions with the cancer treatment, bleeding risk, platelet count)"

@@ -26,6 +26,7 @@ import random
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 from behaviorsft.build.event_time import said_minutes
 from behaviorsft.records import Case, Event, Medication
@@ -37,6 +38,14 @@ HDU = "high-dependency unit"
 # Timeline kinds the generator adds (not course events: timeline_sequence leaves them out).
 ESCALATION = "escalation"
 LEVEL = "level_of_care"
+
+
+class Placement(str, Enum):
+    """Where the record says a severity statement (``Trigger.at``)."""
+
+    ARRIVAL = "arrival"  # after the triage handover, before the history
+    ORDERS = "orders"  # after the examination and the orders, before any result
+    PLAN = "plan"  # after the plan: it cites results or the plan's own drugs
 
 
 @dataclass(frozen=True)
@@ -63,10 +72,7 @@ class Trigger:
     # class words of plan drugs given with it, before it (``{gives}``: "aspirin, ticagrelor
     # and heparin" before primary PCI), so no later turn gives their first dose
     gives: tuple[str, ...] = ()
-    # where the record says it, in turn order as in time: "arrival" (after the triage
-    # handover, before the history), "orders" (after the examination and the orders, before
-    # any result), "plan" (after the plan: it cites results or the plan's own drugs)
-    at: str = "plan"
+    at: Placement = Placement.PLAN  # where the record says it, in turn order as in time
 
 
 # (the KB's only systemic steroid for asthma is prednisone: said given here, the nurse's
@@ -102,7 +108,8 @@ _HDU_SAY = (
 
 # AHA/ASA 2019: alteplase within 4.5 h of last known well. It is given 30-60 minutes
 # after arrival (``after=30`` below), so a stroke that arrives more than 3.5 h after onset
-# is past the window by the time it could be given.
+# is past the window by the time it could be given. The generator's stroke onsets
+# (build/lint_values.HYPERACUTE_HOURS) stop at this bound, so each one is thrombolysed.
 ALTEPLASE_ONSET_HOURS = 3.5
 
 # Class words of the antibacterials (a served_by for "an antibiotic").
@@ -135,7 +142,7 @@ TRIGGERS: tuple[Trigger, ...] = (
             drug="ipratropium",
             say=_SEVERE_ASTHMA,
             covered_by="IV magnesium",
-            at="orders",  # its reasons are the triage observations
+            at=Placement.ORDERS,  # its reasons are the triage observations
         )
         for clause in (("heart_rate", ">", 120), ("respiratory_rate", ">", 25), ("spo2", "<", 92))
     ),
@@ -147,7 +154,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         level=HDU,
         pending=r"\bIV magnesium if\b",
         say=_LIFE_THREATENING_ASTHMA,
-        at="orders",
+        at=Placement.ORDERS,
     ),
     # GOLD 2024: NIV for pH <= 7.35 with PaCO2 >= 45 mmHg.
     Trigger(
@@ -258,7 +265,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "no improvement.",
         after=3,
         within=5,
-        at="arrival",
+        at=Placement.ARRIVAL,
     ),
     # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
     # not a day-1 consultant's advice to activate the laboratory; then coronary care.
@@ -341,7 +348,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         after=10,
         within=20,
         first=True,
-        at="orders",
+        at=Placement.ORDERS,
     ),
     # IDSA 2004: ampicillin for Listeria over 50 years.
     Trigger(
@@ -661,13 +668,34 @@ def statements(case: Case) -> list[str]:
     return [e.text for e in case.timeline if e.kind == ESCALATION]
 
 
-def placement(text: str) -> str:
-    """Where a severity statement ``text`` is said (``Trigger.at``): "arrival", "orders" or
-    "plan", by the trigger whose words it opens with."""
+def _said(say: str) -> re.Pattern[str]:
+    """A statement template (``Trigger.say``) as a pattern: its own words, any text for
+    each ``{field}``."""
+    parts = re.split(r"\{\w+\}", say)
+    if not parts[0]:
+        raise ValueError(f"a statement said before the plan opens with a field: {say!r}")
+    return re.compile(".*?".join(map(re.escape, parts)), re.S)
+
+
+def _before_plan() -> tuple[tuple[re.Pattern[str], Placement], ...]:
+    """The statements said before the plan, each with its trigger's placement (all others
+    are said with the plan); one statement has one placement."""
+    at: dict[str, Placement] = {}
     for t in TRIGGERS:
-        if t.say is not None and t.at != "plan" and text.startswith(t.say.split("{")[0]):
-            return t.at
-    return "plan"
+        if t.say is None:
+            continue
+        if at.setdefault(t.say, t.at) is not t.at:
+            raise ValueError(f"one statement placed at {at[t.say]} and {t.at}: {t.say!r}")
+    return tuple((_said(say), a) for say, a in at.items() if a is not Placement.PLAN)
+
+
+_SAID_BEFORE_PLAN = _before_plan()
+
+
+def placement(text: str) -> Placement:
+    """Where a severity statement ``text`` is said: its trigger's ``at``, for the trigger
+    whose statement it is (``text`` opens with the whole statement); PLAN for any other."""
+    return next((at for said, at in _SAID_BEFORE_PLAN if said.match(text)), Placement.PLAN)
 
 
 def level_of_care(case: Case) -> str | None:
