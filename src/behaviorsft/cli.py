@@ -891,6 +891,7 @@ _AUDIT_COLUMNS = (
     ("record_most", "rec+"),
     ("record_fewest", "rec-"),
     ("top_letter", "top"),
+    ("excerpt_context", "ctx"),
 )
 
 
@@ -945,7 +946,7 @@ def audit_tables(report: Any, width: int) -> tuple[list[Any], list[str]]:
     below = [
         "long: longest option; q-ovl: most words shared with the question; opts: options-only "
         "classifier; rec+/rec-: option the record quotes most/least; top: most common letter "
-        "(held out); ! above target"
+        "(held out); ctx: classifier on the excerpt's words around each option; ! above target"
     ]
     if short:
         used = [r.task_type for r in report.shortcuts if r.task_type in _AUDIT_SHORT_NAMES]

@@ -301,3 +301,44 @@ def test_empty_bench_is_an_error(tmp_path):
     (tmp_path / "tasks.jsonl").write_text("")
     with pytest.raises(EmptyBenchError, match="no tasks"):
         audit_bench(tmp_path)
+
+
+def _note_tasks(n: int, *, tell: bool) -> list[Task]:
+    """n cases whose note declines four items: the key "only if not improving" and the
+    others "only if <a diagnosis> is likely" (``tell``), or every one alike."""
+    tasks = []
+    for i in range(n):
+        items = [f"alpha{i} check", f"beta{i} scan", f"gamma{i} score", f"delta{i} test"]
+        right = i % 4
+        why = [
+            "only if not improving" if tell and j == right else "only if sepsis is likely"
+            for j in range(4)
+        ]
+        note = "Not done, not felt necessary: " + "; ".join(
+            f"{it} ({w}, not the case here)" for it, w in zip(items, why, strict=True)
+        )
+        tasks.append(
+            mk(
+                f"n{i}",
+                "Which statement is right?",
+                [f"No: {it} is required" for it in items],
+                "ABCD"[right],
+                case_id=f"c{i}",
+                context={"turn_start": 0, "turn_end": 0, "excerpt": note},
+            )
+        )
+    return tasks
+
+
+def test_excerpt_context_classifier_finds_a_cue_in_how_the_note_frames_the_key():
+    # Round 13: the declined key alone read "only if not improving". Options and record
+    # quotes are alike; only the words around each option in the excerpt tell.
+    row = audit(_note_tasks(60, tell=True)).shortcuts[-1]
+    assert row.excerpt_context is not None and row.excerpt_context > 0.9
+    assert "excerpt_context" in row.missed and not row.passes
+    assert row.option_only is not None and row.option_only < 0.5
+    fair = audit(_note_tasks(60, tell=False)).shortcuts[-1]
+    assert fair.excerpt_context == pytest.approx(0.25, abs=0.1)
+    assert "excerpt_context" not in fair.missed
+    # Tasks without an excerpt count at chance; without learned baselines it is not run.
+    assert audit(_note_tasks(8, tell=True), option_only=False).shortcuts[-1].excerpt_context is None
