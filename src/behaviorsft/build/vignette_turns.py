@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from behaviorsft.records import Case
 
@@ -425,23 +425,18 @@ def cites_image(sentence: str) -> bool:
 _SHOWN = re.compile(r"\b(is|are) (shown|displayed|depicted)( here| below)?\s*\.?\s*$", re.I)
 
 
-def _unshown(sentences: Sequence[str], i: int) -> str | None:
-    """Sentence ``i`` without the image it cites: itself where it cites none or the image is
-    a table that follows ("Results ... are shown." | "Pco2 16 mm Hg"), the sentence with
-    the citation cut where it states the finding itself ("white patches on her tongue (as
-    seen in the image)"), None where its point is the image (``_BARE``)."""
-    s = sentences[i]
+def _unshown(s: str, nxt: str) -> str | None:
+    """Sentence ``s`` without the image it cites: itself where it cites none or the image is
+    a table that follows (``nxt``: "Results ... are shown." | "Pco2 16 mm Hg"), the
+    sentence with the citation cut where it states the finding itself ("white patches on
+    her tongue (as seen in the image)"), None where its point is the image (``_BARE``)."""
     if not cites_image(s):
         return s
-    nxt = sentences[i + 1] if i + 1 < len(sentences) else ""
     if _SHOWN.search(s) and not _CITATION.search(s) and (_row(nxt) or _header(nxt)):
         return s
     if _BARE.search(s):
         return None
     return uncited(s)
-
-
-_CELL = " | "
 
 
 def uncited(sentence: str) -> str:
@@ -452,6 +447,9 @@ def uncited(sentence: str) -> str:
     return re.sub(r"\s+([.,;])", r"\1", _CITATION.sub("", sentence).strip())
 
 
+_CELL = " | "
+
+
 def _parts(line: str) -> tuple[list[str], str]:
     """A line cut into its sentences (a MEDEC line sometimes holds two) or the cells of a
     table it holds (MediQ's "... | Hemoglobin 14.6 g/dL | ..."), and the joint."""
@@ -460,17 +458,29 @@ def _parts(line: str) -> tuple[list[str], str]:
     return split_sentences(line) or [line], " "
 
 
+def _told(sentences: Sequence[str]) -> Iterator[tuple[str, list[str | None], str]]:
+    """Each line citing an image: the line, each of its parts without the image
+    (``_unshown``; None for a part left out), and the joint of its parts."""
+    for i, line in enumerate(sentences):
+        if cites_image(line):
+            parts, joint = _parts(line)
+            after = sentences[i + 1] if i + 1 < len(sentences) else ""
+            nexts = [*parts[1:], after]
+            yield line, [_unshown(x, n) for x, n in zip(parts, nexts, strict=True)], joint
+
+
 def without_images(sentences: Sequence[str]) -> list[str]:
     """``sentences`` with each image citation cut, and each sentence whose point is an
     image never shown left out."""
+    told = {line: (parts, joint) for line, parts, joint in _told(sentences)}
     out: list[str] = []
     for line in sentences:
-        if not cites_image(line):
+        if line not in told:
             out.append(line)
             continue
-        parts, joint = _parts(line)
-        kept = [x for j in range(len(parts)) if (x := _unshown(parts, j)) is not None]
-        if any(x.strip() for x in kept):
+        parts, joint = told[line]
+        kept = [x for x in parts if x is not None and x.strip()]
+        if kept:
             out.append(joint.join(kept))
     return out
 
@@ -479,10 +489,4 @@ def image_unshown(case: Case) -> bool:
     """Whether ``case``'s vignette rests on an image that is never shown: a sentence
     citing one says nothing of what it shows (``_unshown`` leaves nothing of it). Its
     key (a diagnosis, an organism, the sentence MEDEC changed) may rest on that image."""
-    told = source_sentences(case)
-    for line in told:
-        if cites_image(line):
-            parts, _ = _parts(line)
-            if any(_unshown(parts, j) is None for j in range(len(parts))):
-                return True
-    return False
+    return any(None in parts for _, parts, _ in _told(source_sentences(case)))
