@@ -157,6 +157,9 @@ def test_image_citations_are_cut_and_a_bare_one_left_out(kb):
     table = ["Results of his arterial blood gas analysis are shown.", "Pco2 16 mm Hg", "pH 7.1"]
     assert vt.without_images(table) == table
     assert not vt.image_unshown(_case("mediq", ["A 30-year-old man has vomiting.", *table]))
+    # mediq:926: a closed sentence after "... is shown." is no table
+    eye = ["Fundoscopic examination of the right eye is shown.", "His CD4+ count is 46/mm3."]
+    assert vt.without_images(eye) == eye[1:]
     texts = [t.text for t in render(_case("medec", LESIONS), kb, seed=1).conversation.turns]
     assert not any(vt.cites_image(s) for t in texts for s in vt.split_sentences(t))
 
@@ -245,12 +248,13 @@ def test_lint_image_unshown_and_turn_empty():
             ("medical resident", "An ECG is performed as seen in Figure A."),
             ("medical resident", "He appears well. A photograph of the lesion is shown."),
             ("medical resident", "Results are shown. Pco2 16 mm Hg; pH 7.1."),
+            ("medical resident", "Fundoscopy is shown. His CD4+ count is 46/mm3."),
             ("physician", ""),
             ("patient", "It was shown to me by the nurse."),
         ]
     )
-    assert found.get("image-unshown") == [1, 2]
-    assert found.get("turn-empty") == [4]
+    assert found.get("image-unshown") == [1, 2, 4]
+    assert found.get("turn-empty") == [5]
 
 
 # ----------------------------------------------------------------------------- shared data

@@ -102,7 +102,7 @@ def _check_vitals(where: _Adds, idx: int | None, text: str, attachments: list[An
 # A turn can cite an image only with one of these words (a cheap filter before the
 # sentence-level check of ``vignette_turns.cites_image``).
 _IMAGE_WORD = re.compile(r"\b(shown|displayed|depicted|figures?|images?|exhibit|picture)\b", re.I)
-# A list row after "... are shown." (the table is the thing shown).
+# A list after "... are shown." (the table is the thing shown): rows joined by "; ".
 _ROW_NEXT = re.compile(r"^[A-Za-z][\w+\-(),/ ]{0,40}?:?\s[<>]?\d|^[A-Z][^.!?]{0,60}:$")
 
 
@@ -110,7 +110,8 @@ def _check_images(where: _Adds, idx: int | None, text: str) -> None:
     sentences = split_sentences(text)
     for j, s in enumerate(sentences):
         nxt = sentences[j + 1] if j + 1 < len(sentences) else ""
-        if cites_image(s) and not _ROW_NEXT.match(nxt):
+        table = _ROW_NEXT.match(nxt) and (";" in nxt or nxt.endswith(":"))
+        if cites_image(s) and not table:
             where.add("image-unshown", f"'{s[:60]}' with no image", idx)
 
 

@@ -432,7 +432,8 @@ def _unshown(s: str, nxt: str) -> str | None:
     her tongue (as seen in the image)"), None where its point is the image (``_BARE``)."""
     if not cites_image(s):
         return s
-    if _SHOWN.search(s) and not _CITATION.search(s) and (_row(nxt) or _header(nxt)):
+    table = (_row(nxt) and unfinished(nxt)) or _header(nxt)  # a row has no full stop
+    if _SHOWN.search(s) and not _CITATION.search(s) and table:
         return s
     if _BARE.search(s):
         return None
