@@ -54,7 +54,12 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(is|was) (then )?diagnosed\b|\bthe (patient|physician) (is|was) "
             r"(started|given)|\b(recommend|prescrib|administ)\w*\b.*\b(therapy|treatment)\b|"
             r"^(treatment|management|therapy) (with|of|is|was)\b|\bsuspected (of|to)\b|"
-            r"\bthe patient (is|was) (started|given|prescribed|treated|scheduled)\b",
+            r"\bthe patient (is|was) (started|given|prescribed|treated|scheduled)\b|"
+            r"\b(is|was|were) (reassured|encouraged|instructed|discontinued|switched|"
+            r"ordered)\b|"
+            r"\b(section|version|surgery|repair|resection|excision|drainage|transfusion|"
+            r"intubation|\w+ectomy|\w+otomy|\w+plasty) (is|was|were) (performed|done|"
+            r"scheduled|planned)\b",
             re.I,
         ),
     ),
@@ -87,7 +92,8 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         BACKGROUND,
         re.compile(
             r"\b(history of|medical history|past history|has (had )?(a )?(type [12] )?"
-            r"(diabetes|hypertension|asthma|hyperlipid\w*)|medications?|takes|taking|"
+            r"(diabetes|hypertension|asthma|hyperlipid\w*)|medications?|"
+            r"(takes|taking)(?! (short|small|long|slow|a) )|"
             r"smok\w*|cigarettes?|pack-years?|drinks|alcohol|illicit|drug use|works as|"
             r"lives (with|alone)|family history|mother|father|sister|brother|married|"
             r"immuniz\w*|vaccinat\w*|menarche|menstrual|sexually active|allerg\w*|"
@@ -165,11 +171,18 @@ _NOW = re.compile(r"\b(now|currently|today|on arrival|at this visit)\b", re.I)
 # days later, ...", "The next day, ...", "After 1 hour of treatment, ...").
 _LATER = re.compile(
     r"^((about |approximately |over the next |within )?[\w-]+ (minutes?|hours?|days?|weeks?|"
-    r"months?|years?) later|(the )?next (day|morning|week)|the following (day|morning|week|"
-    r"night)|later (that|the same) (day|night|evening)|on (the )?(second|third|fourth|fifth|"
+    r"months?|years?) (later|after (admission|the \w+|\w+ing)|following)|"
+    r"(the )?next (day|morning|week)|the following (day|morning|week|night)|"
+    r"later (that|the same) (day|night|evening)|on (the )?(second|third|fourth|fifth|"
     r"sixth|seventh|next) (day|night|visit|postoperative day)|on (hospital|postoperative) day "
     r"\d+|after (\w+ ){0,3}(minutes?|hours?|days?|weeks?)( of (\w+ )?(treatment|therapy|"
-    r"observation))?|at (the|a|her|his) follow-up( (visit|examination))?)\b",
+    r"observation))?|at (the|a|her|his) follow-up( (visit|examination))?|"
+    r"(she|he|the patient) (returns|comes back|is seen again)\b)\b",
+    re.I,
+)
+_EXAM_OPENS = re.compile(
+    r"^(on|upon) (physical )?exam(ination)?\b|^(physical|cardiac|cardiopulmonary|pulmonary|"
+    r"abdominal|neurologic\w*|pelvic|skin|general) exam(ination)?\b",
     re.I,
 )
 # Cues of what an examination or a plan section holds (for its prompt).
@@ -202,6 +215,8 @@ def kind(sentence: str) -> str | None:
     """The kind of section ``sentence`` opens, or None where no cue places it."""
     if _LATER.match(sentence):
         return FOLLOW_UP
+    if _EXAM_OPENS.match(sentence):  # "On examination, she ... ECG leads": the exam
+        return EXAM
     for name, cue in _CUES:
         if cue.search(sentence):
             if name != BACKGROUND and _PAST.search(sentence) and not _NOW.search(sentence):
@@ -234,7 +249,7 @@ def sections(sentences: Sequence[str]) -> list[tuple[str, list[str]]]:
             continue
         current, body = out[-1]
         if (
-            unfinished(body[-1])
+            (unfinished(body[-1]) and not (found == PLAN and _row(body[-1])))
             or found is None
             or found == current
             or (current == FOLLOW_UP and found in (BACKGROUND, EXAM))
@@ -338,17 +353,27 @@ def presentation(
 
 def _ask(name: str, body: Sequence[str], asked: set[str], rng: random.Random) -> str:
     """The attending's question before a section (``prompt``); ``asked`` holds the prompt
-    families asked already."""
+    families and the questions asked already (none is asked twice)."""
     if name == FOLLOW_UP:
         m = _LATER.match(body[0])
-        when = m.group(0) if m else "And then"
+        if m is None or not re.search(r"\d|later|after|next|following|day", m.group(0), re.I):
+            return "And at the follow-up?"  # "She returns 1 month later ..."
+        when = re.sub(r" following$", " later", m.group(0))  # "One hour following"
         return f"{when[:1].upper()}{when[1:]}?"
     cls = prompt(name, body)
     family = FAMILY[cls]
     if family in asked:
-        return rng.choice(AGAIN[family])
-    asked.add(family)
-    return rng.choice(PROMPTS[cls])
+        fresh = [q for q in (*AGAIN[family], *_ANYTHING) if q not in asked]
+        out = rng.choice(fresh[:2] if fresh else _ANYTHING)
+    else:
+        asked.add(family)
+        out = rng.choice(PROMPTS[cls])
+    asked.add(out)
+    return out
+
+
+# Questions of any section, once those of its family are spent.
+_ANYTHING = ("Anything else?", "What next?", "Go on.")
 
 
 _SENTENCE_END = re.compile(r"(?<=[a-z0-9)%\]][.!?])\s+(?=[A-Z(\"'])")
