@@ -135,6 +135,17 @@ def test_a_past_blood_pressure_is_history_not_the_examination():
     assert vt.kind("Her pulse is 88/min and blood pressure is 150/96 mm Hg.") == vt.EXAM
 
 
+def test_what_a_sentence_is_decides_its_question():
+    """mediq:282: another patient's reason for admission answered "How was it managed?";
+    MEDEC's "Urinalysis was ordered" answered "Any results back?"."""
+    assert vt.kind("The source patient was admitted for hemoptysis and night sweats.") is None
+    assert vt.kind("She is admitted to the hospital.") == vt.PLAN
+    assert vt.kind("Urinalysis was ordered for the patient.") == vt.PLAN
+    assert vt.kind("On examination, she pulls at her ECG leads.") == vt.EXAM
+    assert vt.kind("Two days after admission, her temperature is 37.6 C.") == vt.FOLLOW_UP
+    assert vt.kind("She has a broad-based gait and takes short steps.") != vt.BACKGROUND
+
+
 # ----------------------------------------------------------------------------- images
 
 LESIONS = [

@@ -49,7 +49,7 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         PLAN,
         re.compile(
             r"\b(is|was|were|are) (started|treated|given|administered|prescribed|scheduled|"
-            r"referred|admitted|discharged|counsel+ed|recommended|advised|managed|"
+            r"referred|admitted(?! for)|discharged|counsel+ed|recommended|advised|managed|"
             r"initiated|performed on|taken to the operating)\b|\bdiagnosis (of|is)\b|"
             r"\b(is|was) (then )?diagnosed\b|\bthe (patient|physician) (is|was) "
             r"(started|given)|\b(recommend|prescrib|administ)\w*\b.*\b(therapy|treatment)\b|"
