@@ -146,6 +146,20 @@ def test_what_a_sentence_is_decides_its_question():
     assert vt.kind("She has a broad-based gait and takes short steps.") != vt.BACKGROUND
 
 
+def test_a_medqa_step_before_more_findings_is_not_the_plan():
+    """A MedQA vignette keeps its order; a treatment that more findings follow is asked
+    for as a step ("What was done first?"), the plan being what comes last."""
+    lines = [
+        "A 30-year-old man is brought to the emergency department because of vomiting.",
+        "He is given 2 L of Ringer lactate.",
+        "Laboratory studies show a serum potassium concentration of 2.9 mEq/L.",
+    ]
+    pairs = _prompts_and_sections(lines, source="mediq")
+    assert pairs[0] == ("What was done first?", lines[1])
+    assert pairs[1][1] == lines[2]
+    assert vt.kind("She was recently diagnosed with breast cancer and treated.") != vt.PLAN
+
+
 # ----------------------------------------------------------------------------- images
 
 LESIONS = [

@@ -161,8 +161,9 @@ _CLOSED = re.compile(r"[.!?][\"')\]]*$")
 # ...", "She had a blood pressure of 148/94 mm Hg on her previous visit") is history,
 # whatever treatment, vital sign or test it names.
 _PAST = re.compile(
-    r"\b(ago|previously|prior to|earlier|last (week|month|year|visit)|in the past|"
-    r"previous (visit|examination|admission)|at the age of|as a child|"
+    r"\b(ago|yesterday|previously|prior to|earlier|last (week|month|year|visit)|in the past|"
+    r"previous (visit|examination|admission)|at the age of|as a (child|teenager)|history|"
+    r"recently|during (infancy|childhood)|"
     r"since (childhood|birth))\b",
     re.I,
 )
@@ -219,7 +220,9 @@ def kind(sentence: str) -> str | None:
         return EXAM
     for name, cue in _CUES:
         if cue.search(sentence):
-            if name != BACKGROUND and _PAST.search(sentence) and not _NOW.search(sentence):
+            if name == PLAN and _PAST.search(sentence):
+                continue  # "diagnosed 8 months ago and currently undergoing treatment"
+            if name in (EXAM, RESULTS) and _PAST.search(sentence) and not _NOW.search(sentence):
                 continue
             return name
     return None
@@ -344,11 +347,32 @@ def presentation(
     prompts (``by_resident`` False, kind None) between the resident's sections."""
     turns: list[tuple[bool, str, str | None]] = [(False, rng.choice(OPENERS), None)]
     asked: set[str] = set()
-    for i, (name, body) in enumerate(sections(sentences)):
-        if i:
+    told = sections(sentences)
+    for i, (name, body) in enumerate(told):
+        if i and name == PLAN and _interim(told[i + 1 :]):
+            # a step before more findings (MedQA: "is given 2 L of Ringer's lactate" |
+            # "Laboratory studies show ..."): not "the plan", which comes last
+            q = next((q for q in INTERIM if q not in asked), "What next?")
+            asked.add(q)
+            turns.append((False, q, None))
+        elif i:
             turns.append((False, _ask(name, body, asked, rng), None))
         turns.append((True, joined(body), name))
     return turns
+
+
+# What the attending asks before a decision that more findings follow.
+INTERIM = ("What was done first?", "What happened next?", "And then?")
+
+
+def _interim(after: Sequence[tuple[str, list[str]]]) -> bool:
+    """Whether the examination or results follow (before a later reassessment)."""
+    for name, _ in after:
+        if name == FOLLOW_UP:
+            return False
+        if name in (EXAM, RESULTS):
+            return True
+    return False
 
 
 def _ask(name: str, body: Sequence[str], asked: set[str], rng: random.Random) -> str:
