@@ -9,7 +9,11 @@
   (an opening "Summary:" of the whole note before the note is read out again);
 * ``vital-impossible``: a vital sign no living patient at a visit shows (a blood pressure
   whose diastolic is within 10 of its systolic or above 150, a systolic above 280, a
-  pulse above 250 or below 20, a saturation below 50%), in a turn's text or a table.
+  pulse above 250 or below 20, a saturation below 50%), in a turn's text or a table;
+* ``image-unshown``: a turn citing an image the record does not hold ("A photograph of
+  the lesion is shown.", "... as seen in Figure A"), in a turn with no attachment;
+* ``turn-empty``: a turn with nothing said and nothing attached (a transcript's bare
+  "[doctor]" line).
 
 Each finding names the turn; ``build/vignette_turns.py``, ``sources/_common.py`` and
 ``sources/fhir_tidy.py`` are the builder's and importers' side of each.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol
 
+from behaviorsft.build.vignette_turns import cites_image, split_sentences
 from behaviorsft.sources._common import (
     MIN_SPO2,
     OPEN_END,
@@ -33,6 +38,8 @@ RULES: dict[str, tuple[Any, str]] = {
     "sentence-split": ("error", "a written sentence cut between two turns"),
     "summary-duplicate": ("error", "a turn repeating other turns of the record word for word"),
     "vital-impossible": ("error", "a vital sign no living patient at a visit shows"),
+    "image-unshown": ("error", "a turn citing an image the record does not show"),
+    "turn-empty": ("error", "a turn with nothing said and nothing attached"),
 }
 
 
@@ -89,6 +96,22 @@ def _check_vitals(where: _Adds, idx: int | None, text: str, attachments: list[An
             where.add("vital-impossible", f"table '{a.get('title')}': SpO2 {o:g}%", idx)
 
 
+# A turn can cite an image only with one of these words (a cheap filter before the
+# sentence-level check of ``vignette_turns.cites_image``).
+_IMAGE_WORD = re.compile(r"\b(shown|displayed|depicted|figures?|images?|exhibit|picture)\b", re.I)
+# A list after "... are shown." (the table is the thing shown): rows joined by "; ".
+_ROW_NEXT = re.compile(r"^[A-Za-z][\w+\-(),/ ]{0,40}?:?\s[<>]?\d|^[A-Z][^.!?]{0,60}:$")
+
+
+def _check_images(where: _Adds, idx: int | None, text: str) -> None:
+    sentences = split_sentences(text)
+    for j, s in enumerate(sentences):
+        nxt = sentences[j + 1] if j + 1 < len(sentences) else ""
+        table = _ROW_NEXT.match(nxt) and (";" in nxt or nxt.endswith(":"))
+        if cites_image(s) and not table:
+            where.add("image-unshown", f"'{s[:60]}' with no image", idx)
+
+
 def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
@@ -108,6 +131,12 @@ def check_conversation(where: _Adds, conv: dict[str, Any]) -> None:
         idx = t.get("index")
         text = texts[i]
         _check_vitals(where, idx, text, t.get("attachments") or [])
+        if not t.get("attachments"):
+            if not text:
+                where.add("turn-empty", f"{roles[i] or 'a speaker'}: nothing said", idx)
+                continue
+            if _IMAGE_WORD.search(text):
+                _check_images(where, idx, text)
         if _lay(roles[i]) or t.get("attachments"):
             continue
         if _HEADER.match(text) or (_BARE_WORD.match(text) and not _INTERJECTION.match(text)):

@@ -541,7 +541,8 @@ def parse_turns(dialogue: str, match: SpeakerMatch) -> list[Turn]:
 
     A line that opens no turn continues the previous one (transcripts wrap
     long utterances); text before the first speaker is kept as an 'Unknown'
-    turn rather than dropped.
+    turn rather than dropped. A speaker's line with nothing said ("[doctor]" alone,
+    ACI-Bench D2N072) is no turn: the turns after it are numbered on.
     """
     pieces: list[tuple[str, str, list[str]]] = []
     for line in dialogue.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
@@ -553,9 +554,10 @@ def parse_turns(dialogue: str, match: SpeakerMatch) -> list[Turn]:
             if not pieces:
                 pieces.append(("Unknown", "unknown", []))
             pieces[-1][2].append(line.strip())
+    said = [(speaker, role, "\n".join(t for t in text if t)) for speaker, role, text in pieces]
     return [
-        Turn(index=i, speaker=speaker, role=role, text="\n".join(t for t in text if t))
-        for i, (speaker, role, text) in enumerate(pieces)
+        Turn(index=i, speaker=speaker, role=role, text=text)
+        for i, (speaker, role, text) in enumerate(x for x in said if x[2].strip())
     ]
 
 

@@ -15,15 +15,32 @@ from behaviorsft.build.tasks.common import (
     unique_candidates,
 )
 from behaviorsft.build.tasks.grounding import share, shown_words
-from behaviorsft.build.vignette_turns import vignette_sentences
+from behaviorsft.build.vignette_turns import (
+    image_unshown,
+    source_sentences,
+    uncited,
+    vignette_sentences,
+)
 from behaviorsft.records import Perturbation, PerturbationKind
-from behaviorsft.sources.medec import error_span, join_fragments, medec_annotation
+from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.medec import (
+    MedecAnnotation,
+    error_span,
+    join_fragments,
+    medec_annotation,
+)
 from behaviorsft.taxonomy import TaskType
 
 T = TaskType
 
 
 NO_ERROR = "None of the sentences needs correcting"
+# Why an item of a vignette is left out (build manifest): its key may rest on an image the
+# written source showed and the dialogue cannot (build/vignette_turns.py); the sentence the
+# key holds right gives a drug the KB contraindicates in pregnancy in a pregnant patient
+# (MEDEC ms-val-330/331: ciprofloxacin at 12 weeks' gestation, right by the source's label).
+IMAGE_UNSHOWN = "image-unshown: the key may rest on an image never shown"
+KEY_CONTRAINDICATED = "key gives a drug the KB contraindicates in the note's pregnancy"
 _MEDQA = re.compile(
     r"Question:\s*(?P<q>.+?)\nOptions:\n(?P<opts>(?:[A-F]\.\s.*\n?)+)Answer:\s*(?P<a>[A-F])", re.S
 )
@@ -112,15 +129,24 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
         return
     turns = ctx.rendered.conversation.turns
     sentences = _note_sentences(ctx)
+    if (ann.error_flag or _asked_control(ctx, ann)) and image_unshown(ctx.case):
+        ctx.drop(T.EXPLICIT_ERROR_CORRECTION, IMAGE_UNSHOWN)
+        return
     if ann.error_flag and ann.error_sentence and ann.corrected_sentence:
-        wrong = _norm(ann.error_sentence)
+        # as told: an image citation inside the sentence is cut (build/vignette_turns.py)
+        error_sentence = uncited(ann.error_sentence)
+        corrected_sentence = uncited(ann.corrected_sentence)
+        if contraindicated_in_pregnancy(ctx.kb, source_sentences(ctx.case), corrected_sentence):
+            ctx.drop(T.EXPLICIT_ERROR_CORRECTION, KEY_CONTRAINDICATED)
+            return
+        wrong = _norm(error_sentence)
         err = next(((i, text) for i, text in sentences if wrong in _norm(text)), None)
-        if err is None or not _whole(err[1]) or ann.error_sentence.strip() not in err[1]:
+        if err is None or not _whole(err[1]) or error_sentence.strip() not in err[1]:
             ctx.drop(T.EXPLICIT_ERROR_CORRECTION, "MEDEC: error sentence not found whole")
             return
         index, text = err
-        span = error_span(ann.error_sentence, ann.corrected_sentence)
-        key = text.replace(ann.error_sentence.strip(), ann.corrected_sentence.strip())
+        span = error_span(error_sentence, corrected_sentence)
+        key = text.replace(error_sentence.strip(), corrected_sentence.strip())
         pool = _grounded(
             ctx,
             correction(index, key),
@@ -140,21 +166,16 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
             pool=pool,
             fixed=[NO_ERROR],
             rationale=f"Turn {index} is wrong ({ann.error_type}); it should read: "
-            f"{ann.corrected_sentence}",
+            f"{corrected_sentence}",
             perturbation=Perturbation(
                 kind=PerturbationKind.ERROR,
                 location=f"turn {index}",
-                original=ann.corrected_sentence,
-                modified=ann.error_sentence,
+                original=corrected_sentence,
+                modified=error_sentence,
                 description=f"MEDEC annotated error ({ann.error_type}).",
             ),
         )
-    elif (
-        not ann.error_flag
-        and ann.twin_error_sentence
-        and ann.twin_corrected_sentence
-        and _hash(ctx.case.id) < MEDEC_CONTROL_SHARE * 256
-    ):
+    elif _asked_control(ctx, ann) and ann.twin_error_sentence and ann.twin_corrected_sentence:
         span = error_span(ann.twin_error_sentence, ann.twin_corrected_sentence)
         # This note's own version of the changed sentence: the twin's corrected sentence
         # where MEDEC kept it, else the one sentence holding the changed words.
@@ -164,6 +185,9 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.EXPLICIT_ERROR_CORRECTION, "MEDEC: twin's sentence not found once")
             return
         index, text = found[0]
+        if contraindicated_in_pregnancy(ctx.kb, source_sentences(ctx.case), text):
+            ctx.drop(T.EXPLICIT_ERROR_CORRECTION, KEY_CONTRAINDICATED)
+            return
         old = right.removesuffix(span.end) if span.whole else right
         twin_error = _swap(text, old, span.wrong)
         if twin_error is None:
@@ -194,6 +218,47 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
             f'"{ann.twin_error_sentence}").',
             restraint_control=True,
         )
+
+
+def _asked_control(ctx: Ctx, ann: MedecAnnotation) -> bool:
+    """Whether an error-free note is asked about (the restraint control's share)."""
+    return (
+        not ann.error_flag
+        and ann.twin_error_sentence is not None
+        and _hash(ctx.case.id) < MEDEC_CONTROL_SHARE * 256
+    )
+
+
+# A note about a pregnant woman ("gravida 2, para 1 at 12 weeks' gestation", "she is
+# pregnant"); not a newborn "born at 30 weeks' gestation".
+_PREGNANT = re.compile(r"\bpregnant\b|\b(at|of) \d+(\s|-)weeks?'? gestation\b", re.I)
+_BORN = re.compile(r"\b(born|delivered)\b", re.I)
+_PREGNANCY_DRUGS: dict[int, tuple[KnowledgeBase, list[re.Pattern[str]]]] = {}
+
+
+def _pregnancy_drugs(kb: KnowledgeBase) -> list[re.Pattern[str]]:
+    """Names of the KB drugs with a contraindication "pregnancy" (absolute or relative),
+    as patterns (once per KB)."""
+    hit = _PREGNANCY_DRUGS.get(id(kb))
+    if hit is None or hit[0] is not kb:
+        names = [
+            d.name
+            for d in kb.drugs.values()
+            if any((ci.finding or "").lower() == "pregnancy" for ci in d.contraindications)
+        ]
+        hit = _PREGNANCY_DRUGS[id(kb)] = (
+            kb,
+            [re.compile(rf"\b{re.escape(n)}\b", re.I) for n in names],
+        )
+    return hit[1]
+
+
+def contraindicated_in_pregnancy(kb: KnowledgeBase, note: list[str], sentence: str) -> bool:
+    """Whether ``sentence`` (the one a key holds right) gives a drug the KB contraindicates
+    in pregnancy while ``note`` documents a pregnancy."""
+    if not any(_PREGNANT.search(s) and not _BORN.search(s) for s in note):
+        return False
+    return any(p.search(sentence) for p in _pregnancy_drugs(kb))
 
 
 def _note_sentences(ctx: Ctx) -> list[tuple[int, str]]:
@@ -291,12 +356,17 @@ def gen_mediq(ctx: Ctx) -> Iterator[Draft]:
     )
     if not 4 <= len(opts) <= 6 or m["a"] not in opts:
         return
+    if q.count('"') % 2 and q.endswith('"'):
+        q = q[:-1].rstrip()  # MedQA's stray closing quotation mark (mediq:420)
     low = q.lower()
     if re.search(r"next (best )?step|most appropriate (next|initial)|best initial", low):
         ttype = T.PREDICTIVE_NEXT_ACTION
     elif re.search(r"most likely (diagnosis|cause)|diagnosis", low):
         ttype = T.DDX_REASONING
     else:
+        return
+    if image_unshown(ctx.case):
+        ctx.drop(ttype, IMAGE_UNSHOWN)
         return
     correct = opts[m["a"]]
     yield Draft(
