@@ -671,7 +671,8 @@ def _render_kb(
             )
         else:
             b.say(patient, "No, none that I know of.", "Not that I'm aware of.", anchor="allergy")
-    kg = patient_fit.triage_weight(case.id, sex)  # any per-kg dose needs it (patient.py)
+    # any per-kg dose needs it; a wasted patient weighs little (patient.py, dosing.py)
+    kg = patient_fit.record_weight(case.id, sex, ((s.title, s.text) for s in case.sections))
     idx = b.say(
         triage,
         f"Observations at triage are in the chart; weight {kg} kg.",
