@@ -95,6 +95,9 @@ def test_round12_apixaban_reduced_at_91_years_and_54_kg(kb):
     assert (apixaban["dose_value"], apixaban["frequency"]) == (2.5, "q12h")
     assert any(re.search(r"Apixaban 2\.5 mg PO q12h", t["text"]) for t in conv["turns"])
     assert not any(re.search(r"Apixaban 5 mg", t["text"]) for t in conv["turns"])
+    # and the pharmacist's check says why (it covered only the allergy)
+    check = next(t["text"] for t in conv["turns"] if t["role"] == "clinical pharmacist")
+    assert "apixaban at the reduced 2.5 mg q12h (age 91 y >= 80, weight" in check.lower()
 
 
 def test_round11_oseltamivir_full_dose_at_the_clearance_of_the_weight_shown():
@@ -187,6 +190,18 @@ def test_false_usual_doses_are_no_band_of_the_drug(kb):
     for _ in range(200):
         u = errors._wrong_usual(ctx, 2000, "mg", bands)  # type: ignore[arg-type]
         assert errors._split_dose(u) not in {(b, "mg") for b in bands}
+
+
+def test_planted_allergy_order_quotes_the_fitted_dose(kb):
+    """A planted order of a banded drug (rifampicin in a rifamycin allergy) is written, and
+    its 'usual' dose quoted, at the patient's band (sources/planted_orders.py)."""
+    from behaviorsft.sources.planted_orders import Patient, condition_orders
+
+    cond = kb.conditions["pulmonary_tuberculosis"]
+    for kg, amount in ((48, 450), (80, 600)):
+        orders = condition_orders(kb, cond, "rifamycins", Patient(40, (), 90, kg=kg))
+        rif = next(o for o in orders if o.drug.id == "rifampin")
+        assert rif.text == f"Rifampin (rifampicin) {amount} mg PO once daily"
 
 
 # ----------------------------------------------------------------------------- lint rules

@@ -15,10 +15,10 @@ import pytest
 from behaviorsft.build.conversation import render
 from behaviorsft.build.lint import lint_records
 from behaviorsft.build.lint_plan import cockcroft_gault, egfr
-from behaviorsft.sources.patient import record_weight
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources import prescribing
 from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.patient import record_weight
 from behaviorsft.sources.synthetic import antibacterial, synthesize_case
 from behaviorsft.taxonomy import TaskType
 

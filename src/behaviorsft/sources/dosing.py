@@ -109,7 +109,7 @@ REDUCTIONS: dict[tuple[str, str], Reduction] = {
         age_at_least=80,
         weight_at_most=60,
         creatinine_at_least=1.5,
-        source="apixaban label",
+        source="per the apixaban label",
     ),
 }
 
@@ -182,3 +182,34 @@ def criteria_problem(
             f"{red.amount:g} {red.unit} {red.frequency} ({red.source})"
         )
     return None
+
+
+def pharmacist_note(
+    plan: list[tuple[str, str, float | None, str, str]],
+    cond_id: str,
+    kg: float | None,
+    age: float | None,
+    creatinine: float | None,
+) -> str | None:
+    """What the pharmacist says of the plan's doses fitted to this patient, or None: the
+    weight band the banded drugs follow, the label criteria a reduced dose meets. ``plan``:
+    (drug id, name, amount, unit, frequency) of the plan's medicines."""
+    parts = []
+    banded_names = [
+        f"{name.split(' (')[0].lower()} {amount:g} {unit}"
+        for did, name, amount, unit, _ in plan
+        if did in WEIGHT_BANDS and amount is not None and kg is not None
+    ]
+    if banded_names:
+        parts.append(f"TB drug doses by weight band ({kg:g} kg): " + ", ".join(banded_names))
+    for did, name, amount, unit, freq in plan:
+        red = REDUCTIONS.get((did, cond_id))
+        if red is None or amount != red.amount or unit != red.unit or freq != red.frequency:
+            continue
+        met = red.met(age, kg, creatinine)
+        if len(met) >= red.needed:
+            parts.append(
+                f"{name.lower()} at the reduced {amount:g} {unit} {freq} "
+                f"({', '.join(met)}; {red.source})"
+            )
+    return "; ".join(parts) + "." if parts else None

@@ -707,7 +707,7 @@ def synthesize_case(
     if allergy_group is not None:  # one a plausible order could clash with (planted_orders.py)
         groups = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
         reported = tuple(complaint(s) for s in symptoms)
-        who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"))
+        who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"), kg, crcl, creat)
         groups = [g for g in groups if g != "beta_lactams"]
         allergy_group = orderable_group(kb, cond, allergy_group, groups, who, f"{seed}:{index}")
         update: dict[str, str] = {"substance": allergy_name(kb, allergy_group)}

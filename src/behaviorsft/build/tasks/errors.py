@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 from behaviorsft.build.lint import drug_family
-from behaviorsft.build.lint_plan import egfr
+from behaviorsft.build.lint_plan import cockcroft_gault, egfr
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -18,6 +18,7 @@ from behaviorsft.build.tasks.common import (
 from behaviorsft.records import Medication, Perturbation, PerturbationKind
 from behaviorsft.sources import dosing, prescribing
 from behaviorsft.sources.kb import Dose, KnowledgeBase
+from behaviorsft.sources.patient import record_weight
 from behaviorsft.sources.planted_orders import (
     IndicatedOrder,
     Patient,
@@ -178,7 +179,11 @@ def _patient(ctx: Ctx) -> Patient:
     day0 = {f.name: f.value for f in ctx.case.findings if f.day == 0 and f.value is not None}
     creat, sbp, k = (day0.get(ctx.kb.lab(x).name) for x in ("creatinine", "sbp", "potassium"))
     years = float(age) if age is not None else 50.0
-    return Patient(years, complaints, egfr(creat, years, sex) if creat else None, sbp, k)
+    # the weight the triage turn records, and the clearance at it (sources/dosing.py)
+    kg = record_weight(ctx.case.id, sex, ((s.title, s.text) for s in ctx.case.sections))
+    crcl = cockcroft_gault(creat, years, sex, kg) if creat else None
+    gfr = egfr(creat, years, sex) if creat else None
+    return Patient(years, complaints, gfr, sbp, k, kg, crcl, creat)
 
 
 def _not_taken(ctx: Ctx, orders: list[IndicatedOrder]) -> list[IndicatedOrder]:
