@@ -254,3 +254,22 @@ def test_dose_criteria_fires_on_full_apixaban(kb):
     found = _lint(kb, case, conv)
     assert found.rules == ["dose-criteria"]
     assert "age 91 y >= 80" in found.messages[0]
+
+
+def test_exam_weight_fires_on_obesity_in_a_light_patient(kb):
+    """Round 11, 47-000118: 'obesity' in the history at 68 kg."""
+    case, conv = _tb_record()
+    case["facts"].append("History: obesity.")
+    found = _lint(kb, case, conv)
+    assert found.rules == ["exam-weight"] and "'obesity' at" in found.messages[0]
+
+
+def test_round11_obesity_only_at_its_weight():
+    """47-000118: obesity the only history item of a man of 68 kg. The weight is drawn
+    first and obesity stays in a history only where the weight makes it credible."""
+    case, conv = _item(118, 47)
+    kg = _weight(conv)
+    history = [f for f in case["facts"] if f.startswith("History: ")]
+    assert not any(patient.obesity_unfit(h, case["demographics"]["sex"], kg) for h in history)
+    assert patient.obesity_unfit("obesity", "male", 68)
+    assert not patient.obesity_unfit("obesity", "male", 95)

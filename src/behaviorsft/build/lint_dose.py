@@ -10,7 +10,8 @@ and kidneys"; the generator's side is ``sources/dosing.py``):
                       hold (apixaban 5 mg q12h for AF with two of age >= 80 y, weight
                       <= 60 kg, creatinine >= 1.5 mg/dL)
 ``exam-weight``       a wasted habitus (cachexia, emaciated) on examination in a patient
-                      the triage turn weighs above 70 kg
+                      the triage turn weighs above 70 kg, or obesity in the history of one
+                      too light for it (under 80 kg a woman, 90 kg a man)
 
 Only records of a KB condition (synthetic cases) are checked for the doses; the habitus
 rule reads every record.
@@ -24,12 +25,12 @@ from typing import Any, Protocol
 from behaviorsft.build.lint_record import kb_condition
 from behaviorsft.sources import dosing
 from behaviorsft.sources.kb import KnowledgeBase
-from behaviorsft.sources.patient import WASTED_ABOVE, wasted
+from behaviorsft.sources.patient import WASTED_ABOVE, obesity_unfit, wasted
 
 RULES: dict[str, tuple[str, str]] = {
     "dose-weight-band": ("error", "a weight-banded drug outside the patient's weight band"),
     "dose-criteria": ("error", "a full dose while the label's reduction criteria hold"),
-    "exam-weight": ("error", "a wasted habitus on examination at a weight above 70 kg"),
+    "exam-weight": ("error", "a wasted habitus above 70 kg, or obesity at a light weight"),
 }
 
 # "weight 92 kg" as the triage turn says it.
@@ -80,6 +81,9 @@ def lint_conversation(
     if cond is None or case is None:
         return
     demo = case.get("demographics") or {}
+    for f in case.get("facts") or []:
+        if str(f).startswith("History: ") and obesity_unfit(str(f), demo.get("sex"), kg):
+            where.add("exam-weight", f"'{str(f)[9:].rstrip('.')}' at {kg:g} kg", at)
     age = _num(demo.get("age_years"))
     creat = next(
         (

@@ -137,6 +137,18 @@ def wasted(exam: str) -> str | None:
     return None
 
 
+# Obesity in the history only for a patient whose weight makes it credible: a BMI of 30 at
+# an ordinary height (1.63 m for a woman, 1.73 m for a man) is about 80 and 90 kg (round 11:
+# 47-000118, obesity at 68 kg). The weight is drawn first; the history follows it.
+OBESE = re.compile(r"\bobes(?:e|ity)\b", re.I)
+OBESE_FROM = {"female": 80, "male": 90}
+
+
+def obesity_unfit(item: str, sex: str | None, kg: float) -> bool:
+    """Whether a history ``item`` says obesity of a patient too light for it."""
+    return OBESE.search(item) is not None and kg < OBESE_FROM.get(sex or "", 85)
+
+
 def triage_weight(case_id: str, sex: str | None, exam: str = "") -> int:
     """The weight the triage nurse records, drawn from the case id (same case, same weight);
     from the wasted range when the examination ``exam`` finds the patient wasted."""

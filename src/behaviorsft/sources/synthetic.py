@@ -889,6 +889,7 @@ def synthesize_case(
             and risk_fits(h, sex, age)
             and h not in history
             and organism_conflict(h, micro) is None
+            and not patient.obesity_unfit(h, sex, kg)  # obesity only at its weight
         ):
             history.append(h)
     # Each chronic disease with its standing treatment (sources/history.py).
