@@ -62,12 +62,13 @@ def _lint(kb: Any, case: dict[str, Any], conv: dict[str, Any]) -> _Found:
 # ----------------------------------------------------------------------------- review items
 
 
-@pytest.mark.parametrize("index", [515, 179])
-def test_round12_tb_doses_follow_the_weight_band_and_cachexia_weighs_little(kb, index):
+@pytest.mark.parametrize(("index", "seed"), [(515, 53), (179, 53), (213, 47)])
+def test_round12_tb_doses_follow_the_weight_band_and_cachexia_weighs_little(kb, index, seed):
     """53-000515 and 53-000179: pyrazinamide 1000 mg and ethambutol 800 mg at 92 and 97 kg,
-    with cachexia on examination. Now a cachectic patient weighs what wasting means and
-    every TB drug is at the dose of that weight's band."""
-    case, conv = _item(index, 53)
+    with cachexia on examination (round 11, 47-000213: pyrazinamide 1000 mg at 66 kg). Now a
+    cachectic patient weighs what wasting means and every TB drug is at the dose of that
+    weight's band."""
+    case, conv = _item(index, seed)
     assert case["conditions"][0]["code"] == "pulmonary_tuberculosis"
     kg = _weight(conv)
     exam = next(s["text"] for s in case["sections"] if s["title"] == "Examination")

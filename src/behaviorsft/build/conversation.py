@@ -1175,11 +1175,10 @@ def _fitted_doses(
     case: Case, kb: KnowledgeBase, cond_id: str, plan: list[Medication], age: float
 ) -> str | None:
     """The pharmacist's words on the plan doses fitted to this patient (sources/dosing.py)."""
-    named = {d.name: d.id for d in kb.drugs.values()}
     rows = [
-        (named[m.name], m.name, m.dose_value, m.dose_unit or "", m.frequency or "")
+        (drug.id, m.name, m.dose_value, m.dose_unit or "", m.frequency or "")
         for m in plan
-        if m.name in named
+        if (drug := prescribing._drug_named(kb, m.name)) is not None
     ]
     sex = case.demographics.sex if case.demographics else None
     kg = patient_fit.record_weight(case.id, sex, ((s.title, s.text) for s in case.sections))

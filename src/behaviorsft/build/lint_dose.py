@@ -23,7 +23,7 @@ import re
 from typing import Any, Protocol
 
 from behaviorsft.build.lint_record import kb_condition
-from behaviorsft.sources import dosing
+from behaviorsft.sources import dosing, prescribing
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.patient import WASTED_ABOVE, obesity_unfit, wasted
 
@@ -93,14 +93,14 @@ def lint_conversation(
         ),
         None,
     )
-    by_name = {d.name.lower(): d.id for d in kb.drugs.values()}
     for m in case.get("medications") or []:
         if m.get("indication") != cond.name:
             continue  # the plan's medicines (regular ones are the patient's own)
         name = str(m.get("name") or "")
-        did = by_name.get(name.lower())
-        if did is None:
+        drug = prescribing._drug_named(kb, name)
+        if drug is None:
             continue
+        did = drug.id
         amount, unit = _num(m.get("dose_value")), str(m.get("dose_unit") or "")
         why = dosing.band_problem(did, amount, unit, kg)
         if why is not None:
