@@ -205,6 +205,16 @@ def test_planted_allergy_order_quotes_the_fitted_dose(kb):
         assert rif.text == f"Rifampin (rifampicin) {amount} mg PO once daily"
 
 
+def test_false_usual_doses_of_apixaban_are_neither_af_dose(kb):
+    """An order of apixaban 2.5 mg (reduced for age and weight) never has '5 mg' quoted as a
+    false usual dose, nor an order at 5 mg '2.5 mg'."""
+    from behaviorsft.build.tasks import errors
+    from behaviorsft.records import Medication
+
+    m = Medication(name="Apixaban", dose="2.5 mg", dose_value=2.5, dose_unit="mg")
+    assert set(errors._bands(kb, m)) == {2.5, 5.0}
+
+
 # ----------------------------------------------------------------------------- lint rules
 
 

@@ -293,10 +293,18 @@ def _dose_of(m: Medication) -> Dose:
 
 
 def _bands(kb: KnowledgeBase, m: Medication) -> tuple[float, ...]:
-    """The weight bands' doses (mg) of ``m``'s drug: right for another patient, never a
-    false "usual" dose (sources/dosing.py)."""
+    """The doses (mg) of ``m``'s drug that are right for another patient, never a false
+    "usual" dose (sources/dosing.py): its weight bands' doses, and for a drug with a
+    label's reduction both the full and the reduced dose (apixaban 5 and 2.5 mg in AF)."""
     drug = prescribing._drug_named(kb, m.name)
-    return dosing.band_amounts(drug.id) if drug is not None else ()
+    if drug is None:
+        return ()
+    out = list(dosing.band_amounts(drug.id))
+    for (did, cid), red in dosing.REDUCTIONS.items():
+        full = drug.dose_for(cid) if did == drug.id else None
+        if full is not None and red.unit == dosing.BAND_UNIT == full.unit:
+            out += [red.amount, full.amount]
+    return tuple(out)
 
 
 def _wrong_usuals(
