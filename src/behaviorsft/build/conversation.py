@@ -56,7 +56,7 @@ from behaviorsft.build.lint_plan import shown_record
 from behaviorsft.build.lint_values import PENDING, SAMPLED_BY
 from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
-from behaviorsft.sources import collateral, prescribing, severity, surgical
+from behaviorsft.sources import collateral, dosing, prescribing, severity, surgical
 from behaviorsft.sources import patient as patient_fit
 from behaviorsft.sources.history import history_steps, is_exposure, known_step
 from behaviorsft.sources.kb import Condition, Drug, KnowledgeBase, Lab
@@ -686,7 +686,8 @@ def _render_kb(
             )
         else:
             b.say(patient, "No, none that I know of.", "Not that I'm aware of.", anchor="allergy")
-    kg = patient_fit.triage_weight(case.id, sex)  # any per-kg dose needs it (patient.py)
+    # any per-kg dose needs it; a wasted patient weighs little (patient.py, dosing.py)
+    kg = patient_fit.record_weight(case.id, sex, ((s.title, s.text) for s in case.sections))
     idx = b.say(
         triage,
         f"Observations at triage are in the chart; weight {kg} kg.",
@@ -938,6 +939,9 @@ def _render_kb(
             check = check.replace("; no clash.", f": {swap}; no clash.")
     else:
         check = "No allergies recorded; doses checked against renal function."
+    fitted = _fitted_doses(case, kb, cond_id, plan, age)  # weight bands, label criteria
+    if fitted is not None:
+        check = f"{check} {fitted[0].upper()}{fitted[1:]}"
     b.say(pharmacist, check, anchor="pharmacist")
     course = [e for e in case.timeline if e.kind in COURSE_KINDS or (e.kind == "lab" and e.day)]
     if not home_today and not any(e.kind == "consult" for e in course):  # (before the course)
@@ -1182,6 +1186,21 @@ def _render_kb(
 CHECKLIST_INTRO = "Going back over the day-0 checklist now."
 
 _BY_NAME: dict[int, tuple[KnowledgeBase, dict[str, Lab], dict[str, list[Drug]]]] = {}
+
+
+def _fitted_doses(
+    case: Case, kb: KnowledgeBase, cond_id: str, plan: list[Medication], age: float
+) -> str | None:
+    """The pharmacist's words on the plan doses fitted to this patient (sources/dosing.py)."""
+    rows = [
+        (drug.id, m.name, m.dose_value, m.dose_unit or "", m.frequency or "")
+        for m in plan
+        if (drug := prescribing._drug_named(kb, m.name)) is not None
+    ]
+    sex = case.demographics.sex if case.demographics else None
+    kg = patient_fit.record_weight(case.id, sex, ((s.title, s.text) for s in case.sections))
+    creat = next((f.value for f in case.findings if f.name == "Creatinine" and not f.day), None)
+    return dosing.pharmacist_note(rows, cond_id, kg, age, creat)
 
 
 def _by_name(kb: KnowledgeBase) -> tuple[dict[str, Lab], dict[str, list[Drug]]]:

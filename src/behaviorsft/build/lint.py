@@ -57,6 +57,7 @@ from typing import Any, Literal
 
 from behaviorsft.build import (
     lint_chart,
+    lint_dose,
     lint_encounter,
     lint_errors,
     lint_items,
@@ -106,6 +107,7 @@ RULES.update(lint_errors.RULES)  # type: ignore[arg-type]  # planted orders (tas
 RULES.update(lint_record.RULES)  # type: ignore[arg-type]  # agreement with the record
 RULES.update(lint_items.RULES)  # type: ignore[arg-type]  # item metadata: lint_items.py
 RULES.update(lint_patient.RULES)  # type: ignore[arg-type]  # one patient: build/lint_patient.py
+RULES.update(lint_dose.RULES)  # type: ignore[arg-type]  # doses for the patient: lint_dose.py
 
 
 @dataclass(frozen=True)
@@ -1144,6 +1146,7 @@ def lint_records(
         lint_surgical.lint_conversation(kb, where, conv, raw.get(rid))
         lint_record.lint_conversation(kb, where, conv, raw.get(rid))
         lint_patient.lint_conversation(kb, where, conv, raw.get(rid))
+        lint_dose.lint_conversation(kb, where, conv, raw.get(rid))
     if tasks is not None:
         where_of = lambda line, tid: _Where(tasks_file, line, tid, findings)  # noqa: E731
         tasks = lint_values.checked_tasks(kb, tasks, where_of)  # value-impossible in notes

@@ -114,10 +114,13 @@ def egfr(creatinine: float, age: float, sex: str | None) -> float:
 NOMINAL_WEIGHT = {"male": 70.0, "female": 60.0}
 
 
-def cockcroft_gault(creatinine: float, age: float, sex: str | None) -> float:
-    """Creatinine clearance (mL/min) by Cockcroft-Gault at the nominal weight of the sex
-    (70 kg men, 60 kg women; 65 kg unknown): what labels' CrCl thresholds mean."""
-    weight = NOMINAL_WEIGHT.get(sex or "", 65.0)
+def cockcroft_gault(
+    creatinine: float, age: float, sex: str | None, kg: float | None = None
+) -> float:
+    """Creatinine clearance (mL/min) by Cockcroft-Gault at the weight ``kg`` the record
+    shows, or the nominal weight of the sex (70 kg men, 60 kg women; 65 kg unknown): what
+    labels' CrCl thresholds mean."""
+    weight = kg if kg is not None else NOMINAL_WEIGHT.get(sex or "", 65.0)
     value = (140 - age) * weight / (72 * creatinine)
     return value * 0.85 if sex == "female" else value
 
@@ -676,7 +679,14 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
             where.add("dialysis-incoherent", f"history of dialysis: {why}")
     if creat and age is not None:
         gfr = egfr(creat, age, sex)
-        crcl = cockcroft_gault(creat, age, sex)
+        from behaviorsft.sources.patient import record_weight
+
+        kg = record_weight(  # the triage weight (sources/patient.py)
+            str(case.get("id", "")),
+            sex,
+            ((str(x.get("title", "")), str(x.get("text", ""))) for x in case.get("sections") or []),
+        )
+        crcl = cockcroft_gault(creat, age, sex, kg)
         by_name = {d.name.lower(): d.id for d in kb.drugs.values()}
         for med in meds:
             did = by_name.get(str(med.get("name", "")).lower())

@@ -13,7 +13,8 @@ patient. This module holds the small fixes the generator applies (see docs/build
 - oxygen: a saturation below 92% on air gets oxygen at triage, said by the nurse
   (``oxygen_started``; BTS 2017: target 94-98%, or 88-92% at risk of hypercapnia);
 - weight: the triage nurse records a weight (``triage_weight``), which any per-kilogram
-  dose (30 mL/kg of crystalloid, isoniazid 5 mg/kg) needs.
+  dose (30 mL/kg of crystalloid, isoniazid 5 mg/kg) needs; a wasted patient (cachexia on
+  examination) weighs what wasting means (``wasted``; the doses follow: ``dosing.py``).
 """
 
 from __future__ import annotations
@@ -117,12 +118,50 @@ def oxygen_started(spo2: float | None, texts: Iterable[str], said: Iterable[str]
 # Adult weights at triage (kg), drawn per case: a range by sex, so a dose per kg reads
 # with a weight it could be worked out from.
 WEIGHT_RANGE = {"female": (52, 88), "male": (62, 102)}
+# A wasted patient (cachexia on examination) weighs what wasting means: a BMI below about
+# 18.5 at an ordinary height (ESPEN 2015 malnutrition criteria), never 90 kg (round 12:
+# 53-000515 and 53-000179, cachexia at 92 and 97 kg).
+WASTED_RANGE = {"female": (40, 50), "male": (45, 56)}
+WASTED = re.compile(r"\b(?:cachex\w*|emaciat\w*|wasted|severely malnourished)\b", re.I)
+# Heavier than this, a wasted habitus is not credible (lint: exam-weight).
+WASTED_ABOVE = 70
 
 
-def triage_weight(case_id: str, sex: str | None) -> int:
-    """The weight the triage nurse records, drawn from the case id (same case, same weight)."""
-    low, high = WEIGHT_RANGE.get(sex or "", (55, 95))
+def wasted(exam: str) -> str | None:
+    """The word of ``exam`` (examination findings, '; '-separated) that says the patient
+    is wasted ('cachexia'), or None; a negated finding ('no cachexia') says nothing."""
+    for part in re.split(r"[;.]\s*", exam):
+        m = WASTED.search(part)
+        if m is not None and not re.match(r"\s*(?:no|not)\b", part, re.I):
+            return m[0]
+    return None
+
+
+# Obesity in the history only for a patient whose weight makes it credible: a BMI of 30 at
+# an ordinary height (1.63 m for a woman, 1.73 m for a man) is about 80 and 90 kg (round 11:
+# 47-000118, obesity at 68 kg). The weight is drawn first; the history follows it.
+OBESE = re.compile(r"\bobes(?:e|ity)\b", re.I)
+OBESE_FROM = {"female": 80, "male": 90}
+
+
+def obesity_unfit(item: str, sex: str | None, kg: float) -> bool:
+    """Whether a history ``item`` says obesity of a patient too light for it."""
+    return OBESE.search(item) is not None and kg < OBESE_FROM.get(sex or "", 85)
+
+
+def triage_weight(case_id: str, sex: str | None, exam: str = "") -> int:
+    """The weight the triage nurse records, drawn from the case id (same case, same weight);
+    from the wasted range when the examination ``exam`` finds the patient wasted."""
+    ranges = WASTED_RANGE if wasted(exam) else WEIGHT_RANGE
+    low, high = ranges.get(sex or "", (45, 55) if ranges is WASTED_RANGE else (55, 95))
     return random.Random(f"behaviorsft-weight:{case_id}").randint(low, high)
+
+
+def record_weight(case_id: str, sex: str | None, sections: Iterable[tuple[str, str]]) -> int:
+    """``triage_weight`` of a record from its sections (title, text): what the triage turn
+    says, so the doses and the creatinine clearance are worked out from the same weight."""
+    exam = " ".join(text for title, text in sections if title.lower() == "examination")
+    return triage_weight(case_id, sex, exam)
 
 
 # Regular medicines a disease in the history rules out (drug-class words, history pattern,

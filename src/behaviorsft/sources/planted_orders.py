@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from behaviorsft.build.lint_plan import renal_dose, renal_problem
+from behaviorsft.sources import dosing
 from behaviorsft.sources.kb import Condition, Dose, Drug, KnowledgeBase
 
 # Roles of a condition's drug that the working diagnosis alone indicates (an adjunct is an
@@ -100,6 +101,9 @@ class Patient:
     gfr: float | None  # day-0 eGFR, mL/min/1.73 m2
     sbp: float | None = None  # day-0 systolic blood pressure, mmHg
     potassium: float | None = None  # day-0 potassium, mmol/L
+    kg: float | None = None  # the triage weight (sources/patient.py)
+    crcl: float | None = None  # Cockcroft-Gault clearance at that weight, mL/min
+    creatinine: float | None = None  # day-0 creatinine, mg/dL
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,12 @@ def indication(kb: KnowledgeBase, cond: Condition, drug_name: str) -> str:
     return cond.name
 
 
-def _renal_ok(kb: KnowledgeBase, drug: Drug, dose: Dose, gfr: float | None) -> bool:
+def _renal_ok(
+    kb: KnowledgeBase, drug: Drug, dose: Dose, gfr: float | None, crcl: float | None = None
+) -> bool:
     if gfr is None:
         return True
-    return renal_problem(kb, drug.id, gfr, (dose.amount, dose.unit, dose.frequency)) is None
+    return renal_problem(kb, drug.id, gfr, (dose.amount, dose.unit, dose.frequency), crcl) is None
 
 
 def condition_orders(
@@ -158,7 +164,11 @@ def condition_orders(
         ):
             continue
         dose = td.dose or drug.dose_for(cond.id)
-        if _renal_ok(kb, drug, dose, patient.gfr) and all(o.drug.id != drug.id for o in out):
+        # its weight band or the label's reduced dose (sources/dosing.py)
+        dose = dosing.fit_dose(drug.id, cond.id, dose, patient.kg, patient.age, patient.creatinine)
+        if _renal_ok(kb, drug, dose, patient.gfr, patient.crcl) and all(
+            o.drug.id != drug.id for o in out
+        ):
             out.append(IndicatedOrder(drug, dose, indication(kb, cond, drug.name)))
     return out
 
@@ -176,7 +186,7 @@ def ward_orders(kb: KnowledgeBase, cond: Condition, patient: Patient) -> list[In
     ):
         dose = next((d for d in enox.doses if d.note == VTE_PROPHYLAXIS), None)
         if dose is not None and patient.gfr is not None:
-            reduced = renal_dose(kb, enox.id, patient.gfr, dose.amount, dose.unit)
+            reduced = renal_dose(kb, enox.id, patient.gfr, dose.amount, dose.unit, patient.crcl)
             if reduced is not None:  # 30 mg once daily at CrCl < 30
                 dose = dose.model_copy(update={"amount": reduced[0], "frequency": reduced[1]})
         if dose is not None:

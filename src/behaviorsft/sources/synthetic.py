@@ -67,6 +67,7 @@ from behaviorsft.records import (
     Source,
 )
 from behaviorsft.sources import (
+    dosing,
     exam_normals,
     patient,
     physiology,
@@ -699,11 +700,14 @@ def synthesize_case(
     }
     creat = day0.get("creatinine")
     gfr = egfr(creat, age, sex) if creat else None
-    crcl = cockcroft_gault(creat, age, sex) if creat else None  # for the KB's CrCl rules
+    # the weight the triage nurse records (a wasted patient weighs little): the doses and
+    # the creatinine clearance are worked out from it (sources/dosing.py)
+    kg = patient.triage_weight(f"synthetic:{seed}-{index:06d}", sex, "; ".join(exam))
+    crcl = cockcroft_gault(creat, age, sex, kg) if creat else None  # for the KB's CrCl rules
     if allergy_group is not None:  # one a plausible order could clash with (planted_orders.py)
         groups = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
         reported = tuple(complaint(s) for s in symptoms)
-        who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"))
+        who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"), kg, crcl, creat)
         groups = [g for g in groups if g != "beta_lactams"]
         allergy_group = orderable_group(kb, cond, allergy_group, groups, who, f"{seed}:{index}")
         update: dict[str, str] = {"substance": allergy_name(kb, allergy_group)}
@@ -722,7 +726,9 @@ def synthesize_case(
         return gfr is None or renal_problem(kb, drug.id, gfr, (None, "", ""), crcl) is None
 
     def prescribe(drug: Drug, dose: Dose | None) -> None:
-        med = medication(drug, cond.id, cond.name, dose)
+        d0 = dose if dose is not None else drug.dose_for(cond.id)  # its band or criteria:
+        d0 = dosing.fit_dose(drug.id, cond.id, d0, kg, age, creat)  # (sources/dosing.py)
+        med = medication(drug, cond.id, cond.name, d0)
         if gfr is not None and med.dose_value is not None and med.dose_unit:
             adjusted = renal_dose(kb, drug.id, gfr, med.dose_value, med.dose_unit, crcl)
             if adjusted is not None:  # enoxaparin at CrCl < 30: the KB's reduced dose
@@ -883,6 +889,7 @@ def synthesize_case(
             and risk_fits(h, sex, age)
             and h not in history
             and organism_conflict(h, micro) is None
+            and not patient.obesity_unfit(h, sex, kg)  # obesity only at its weight
         ):
             history.append(h)
     # Each chronic disease with its standing treatment (sources/history.py).

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 from behaviorsft.build.lint import drug_family
-from behaviorsft.build.lint_plan import egfr
+from behaviorsft.build.lint_plan import cockcroft_gault, egfr
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -16,7 +16,9 @@ from behaviorsft.build.tasks.common import (
     turn_ref,
 )
 from behaviorsft.records import Medication, Perturbation, PerturbationKind
+from behaviorsft.sources import dosing, prescribing
 from behaviorsft.sources.kb import Dose, KnowledgeBase
+from behaviorsft.sources.patient import record_weight
 from behaviorsft.sources.planted_orders import (
     IndicatedOrder,
     Patient,
@@ -177,7 +179,11 @@ def _patient(ctx: Ctx) -> Patient:
     day0 = {f.name: f.value for f in ctx.case.findings if f.day == 0 and f.value is not None}
     creat, sbp, k = (day0.get(ctx.kb.lab(x).name) for x in ("creatinine", "sbp", "potassium"))
     years = float(age) if age is not None else 50.0
-    return Patient(years, complaints, egfr(creat, years, sex) if creat else None, sbp, k)
+    # the weight the triage turn records, and the clearance at it (sources/dosing.py)
+    kg = record_weight(ctx.case.id, sex, ((s.title, s.text) for s in ctx.case.sections))
+    crcl = cockcroft_gault(creat, years, sex, kg) if creat else None
+    gfr = egfr(creat, years, sex) if creat else None
+    return Patient(years, complaints, gfr, sbp, k, kg, crcl, creat)
 
 
 def _not_taken(ctx: Ctx, orders: list[IndicatedOrder]) -> list[IndicatedOrder]:
@@ -223,7 +229,8 @@ def _first_line_doses(kb: KnowledgeBase, cond_id: str) -> list[Dose]:
             continue
         if td.choice is not None:
             chosen.add(td.choice)
-        out.append(td.dose or kb.drug(td.drug).dose_for(cond_id))
+        # a weight-banded drug at the dose most plans give it (sources/dosing.py)
+        out.append(dosing.pool_dose(td.drug, td.dose or kb.drug(td.drug).dose_for(cond_id)))
     return out
 
 
@@ -236,16 +243,33 @@ def _pooled_doses(kb: KnowledgeBase, cond_id: str) -> set[tuple[float, str]]:
     if hit is None:
         hit = _POOLED[(id(kb), cond_id)] = {
             (d.amount, d.unit) for d in _first_line_doses(kb, cond_id)
-        }
+        } | _fitted_doses(kb, cond_id)
     return hit
 
 
-def _allergy_item_doses(ctx: Ctx, plan: list[Medication], dose: Dose) -> list[str]:
-    """Two false "usual" doses for ``dose``'s queries, neither it nor ten times it: a dose
-    of ``plan`` where one differs, and ``_wrong_usual``s."""
+def _fitted_doses(kb: KnowledgeBase, cond_id: str) -> set[tuple[float, str]]:
+    """(amount, unit) of the other doses a plan gives ``cond_id``'s first-line drugs for
+    the patient's weight or age (their weight bands, a label's reduced dose)."""
+    out: set[tuple[float, str]] = set()
+    for td in kb.conditions[cond_id].treatments.drugs:
+        if td.role == "first_line":
+            out |= {(a, dosing.BAND_UNIT) for a in dosing.band_amounts(td.drug)}
+            red = dosing.REDUCTIONS.get((td.drug, cond_id))
+            if red is not None:
+                out.add((red.amount, red.unit))
+    return out
+
+
+def _allergy_item_doses(
+    ctx: Ctx, plan: list[Medication], dose: Dose, bands: tuple[float, ...] = ()
+) -> list[str]:
+    """Two false "usual" doses for ``dose``'s queries, neither it nor ten times it, nor
+    another weight band's dose of its drug (``bands``, mg: ``_bands``): a dose of ``plan``
+    where one differs, and ``_wrong_usual``s."""
     ruled_out = {
         _canonical_dose(dose.amount, dose.unit),
         _canonical_dose(dose.amount * 10, dose.unit),
+        *((a, dosing.BAND_UNIT) for a in bands),
     }
     own = [
         f"{m.dose_value:g} {m.dose_unit}"
@@ -255,7 +279,7 @@ def _allergy_item_doses(ctx: Ctx, plan: list[Medication], dose: Dose) -> list[st
         and _canonical_dose(m.dose_value, m.dose_unit) not in ruled_out
     ]
     out = [ctx.rng.choice(own)] if own else []
-    for u in _wrong_usuals(ctx, dose.amount, dose.unit, 3):
+    for u in _wrong_usuals(ctx, dose.amount, dose.unit, 3, bands):
         if len(out) < 2 and _canonical_dose(*_split_dose(u)) not in {
             _canonical_dose(*_split_dose(x)) for x in out
         }:
@@ -268,11 +292,28 @@ def _dose_of(m: Medication) -> Dose:
     return Dose(amount=m.dose_value, unit=m.dose_unit, route="PO", frequency=m.frequency or "once")
 
 
-def _wrong_usuals(ctx: Ctx, amount: float, unit: str, k: int) -> list[str]:
+def _bands(kb: KnowledgeBase, m: Medication) -> tuple[float, ...]:
+    """The doses (mg) of ``m``'s drug that are right for another patient, never a false
+    "usual" dose (sources/dosing.py): its weight bands' doses, and for a drug with a
+    label's reduction both the full and the reduced dose (apixaban 5 and 2.5 mg in AF)."""
+    drug = prescribing._drug_named(kb, m.name)
+    if drug is None:
+        return ()
+    out = list(dosing.band_amounts(drug.id))
+    for (did, cid), red in dosing.REDUCTIONS.items():
+        full = drug.dose_for(cid) if did == drug.id else None
+        if full is not None and red.unit == dosing.BAND_UNIT == full.unit:
+            out += [red.amount, full.amount]
+    return tuple(out)
+
+
+def _wrong_usuals(
+    ctx: Ctx, amount: float, unit: str, k: int, bands: tuple[float, ...] = ()
+) -> list[str]:
     """``k`` different doses from ``_wrong_usual``."""
     out: list[str] = []
     for _ in range(10 * k):
-        u = _wrong_usual(ctx, amount, unit)
+        u = _wrong_usual(ctx, amount, unit, bands)
         if _canonical_dose(*_split_dose(u)) not in {_canonical_dose(*_split_dose(x)) for x in out}:
             out.append(u)
         if len(out) == k:
@@ -285,10 +326,11 @@ def _split_dose(text: str) -> tuple[float, str]:
     return float(amount), unit
 
 
-def _wrong_usual(ctx: Ctx, amount: float, unit: str) -> str:
-    """A dose that is neither the usual ``amount unit`` nor ten times it (see
-    ``_plan_doses``)."""
+def _wrong_usual(ctx: Ctx, amount: float, unit: str, bands: tuple[float, ...] = ()) -> str:
+    """A dose that is neither the usual ``amount unit`` nor ten times it, nor a weight
+    band's dose of the drug (``bands``, mg; see ``_plan_doses``)."""
     ruled_out = {_canonical_dose(amount, unit), _canonical_dose(amount * 10, unit)}
+    ruled_out |= {(a, dosing.BAND_UNIT) for a in bands}
     by_condition = _plan_doses(ctx.kb)
     for _ in range(20):
         a, u, _f = ctx.rng.choice(ctx.rng.choice(by_condition))
@@ -415,7 +457,9 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
         no_clash = [STOP_ALLERGY] if name not in unsafe else []
         # Another drug of this plan's dose where one differs, so that the record quotes
         # the false "usual" dose as it quotes the true one (drawn otherwise).
-        false_doses = _allergy_item_doses(ctx, [x for x in plan if x is not m], _dose_of(m))
+        false_doses = _allergy_item_doses(
+            ctx, [x for x in plan if x is not m], _dose_of(m), _bands(kb, m)
+        )
         not_usual = query_dose(false_doses[0])
         schedule = query_frequency(_usual_schedule(ctx, m.frequency))
         main = Draft(
@@ -487,9 +531,9 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                 # doses other than the one ordered (a dose of this plan first)
                 *(
                     query_dose(u)
-                    for u in _allergy_item_doses(ctx, [x for x in plan if x is not m], _dose_of(m))[
-                        :2
-                    ]
+                    for u in _allergy_item_doses(
+                        ctx, [x for x in plan if x is not m], _dose_of(m), _bands(kb, m)
+                    )[:2]
                 ),
             ],
             rationale=f"{_TOO_OFTEN[m.frequency]} is far more often than the usual "
