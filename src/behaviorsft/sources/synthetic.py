@@ -75,9 +75,12 @@ from behaviorsft.sources import (
     surgical,
 )
 from behaviorsft.sources.history import (
+    CLASS_REACTION,
     COMMON_ALLERGIES,
+    age_fits,
     allergy_pool,
     imaging_with_history,
+    reaction_for,
     treat_history,
 )
 from behaviorsft.sources.kb import Condition as KBCondition
@@ -543,6 +546,8 @@ def synthesize_case(
         and all(c[0] in THERAPY_MEDS for _, c in history_therapies(r))
     ] or cond.risk_factors[:1]
     risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
+    # a care home, a long lie: an older patient's (history.py; drawn first, the stream kept)
+    risks = [r for r in risks if age_fits(r, age)]
     risks = prescribing.with_exposure(cond.id, risks, possible)  # C. difficile: antibiotics
 
     # Allergy first: the treatment plan must respect it.
@@ -555,7 +560,7 @@ def synthesize_case(
             g for g in COMMON_ALLERGIES if allergy_fits(kb, cond, g)
         ]
         allergy_group = rng.choice(pool)
-        reaction = rng.choice(REACTIONS)
+        reaction = reaction_for(allergy_group, rng.choice(REACTIONS))  # ACE: angioedema
         allergies.append(
             Allergy(
                 substance=allergy_name(kb, allergy_group),
@@ -704,9 +709,13 @@ def synthesize_case(
         groups = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
         reported = tuple(complaint(s) for s in symptoms)
         who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"))
-        groups = [g for g in groups if g != "beta_lactams"]
+        # a past HIT only where heparin was drawn for this condition, not as the fallback
+        # that fits almost any admission (round 12: a stamp in many unrelated cases)
+        groups = [g for g in groups if g not in ("beta_lactams", "heparins")]
         allergy_group = orderable_group(kb, cond, allergy_group, groups, who, f"{seed}:{index}")
         update: dict[str, str] = {"substance": allergy_name(kb, allergy_group)}
+        if allergy_group in CLASS_REACTION:
+            update |= {"reaction": CLASS_REACTION[allergy_group], "severity": "severe"}
         if allergy_group == "heparins":
             # a heparin 'allergy' on a real chart is nearly always a past HIT
             update |= {"reaction": "heparin-induced thrombocytopenia", "severity": "severe"}
