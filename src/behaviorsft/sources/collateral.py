@@ -274,6 +274,9 @@ THIRD: dict[str, str] = {
     "previous VTE": "{S}'s had a blood clot before.",
     "previous CDI": "{S}'s had C. diff before.",
     "previous SBP": "{S}'s had an infection of the fluid in {p} abdomen before.",
+    "previous Helicobacter pylori infection": (
+        "{S} was treated for a stomach infection called H. pylori a few years ago."
+    ),
 }
 
 # A named operation ("recent operation: total knee replacement 12 days ago").

@@ -58,7 +58,8 @@ BETA = ("beta-blocker",)
 MRA = ("mineralocorticoid",)
 SGLT2 = ("sglt2",)
 ANTICOAG = ("anticoagulant", "factor xa", "vitamin k", "heparin")
-GLUCOCORTICOID = ("glucocorticoid", "corticosteroid")
+GLUCOCORTICOID = ("glucocorticoid",)
+SALT_RETAINING = ("salt-retaining",)
 # Diseases whose standing treatment is anticoagulation (ACC/AHA AF 2023): left out of a
 # thrombolysed patient's history (AHA/ASA 2019: a DOAC within 48 h bars alteplase).
 ANTICOAGULATED = frozenset({"atrial fibrillation"})
@@ -171,12 +172,23 @@ STANDING: tuple[Standing, ...] = (
         (("atorvastatin", 40, "mg", "PO", "once daily"),),
         implied_by=("nstemi", "stemi"),
     ),
-    Standing(
+    Standing(  # a beta-blocker eases the symptoms; the thionamide treats (round 12, 53-000488)
         "hyperthyroidism",
         re.compile(r"^hyperthyroidism$", re.I),
-        (("thionamide",), BETA),
+        (("thionamide",),),
         (("methimazole", 10, "mg", "PO", "once daily"),),
         implied_by=("thyroid_storm",),
+    ),
+    Standing(  # primary: the mineralocorticoid replaced too (Endocrine Society 2016)
+        "primary adrenal insufficiency",
+        re.compile(r"primary adrenal insufficiency|\baddison\b|adrenal haemorrhage", re.I),
+        (GLUCOCORTICOID, SALT_RETAINING),
+        (
+            ("hydrocortisone", 10, "mg", "PO", "twice daily"),
+            ("fludrocortisone", 100, "mcg", "PO", "once daily"),
+        ),
+        full=True,
+        stress_dosed=("adrenal_crisis",),
     ),
     Standing(
         "adrenal insufficiency",
@@ -970,3 +982,80 @@ def imaging_contradicts_history(modality: str, finding: str, history: str) -> st
     if known is None or not CHEST_STUDY.search(modality) or not NO_MASS.search(finding):
         return None
     return known[0]
+
+
+# ----------------------------------------------------------------------------- checks
+
+# A known condition and the maintenance drug it is never without (checked by
+# build/lint_patient.py ``home-med-missing``): (history item, class words of a medicine that
+# holds it, the drug named). Primary adrenal insufficiency replaces the mineralocorticoid
+# (Endocrine Society 2016; round 12, 53-000218); known hyperthyroidism takes a thionamide,
+# not only a beta-blocker (ATA 2016; 53-000488).
+MAINTENANCE: tuple[tuple[re.Pattern[str], tuple[str, ...], str], ...] = (
+    (
+        re.compile(r"primary adrenal insufficiency|\baddison\b|adrenal haemorrhage", re.I),
+        SALT_RETAINING,
+        "fludrocortisone",
+    ),
+    (re.compile(r"^hyperthyroidism$", re.I), ("thionamide",), "an antithyroid drug"),
+)
+
+
+def maintenance_missing(history: Sequence[str], medicines: Sequence[str]) -> list[str]:
+    """'<item>: no <drug>' for each history item whose maintenance drug (``MAINTENANCE``)
+    none of ``medicines`` ("name class", lower-case) holds."""
+    out = []
+    for item in history:
+        for named, words, drug in MAINTENANCE:
+            if named.search(item) and not any(any(w in m for w in words) for m in medicines):
+                out.append(f"'{item}' with no {drug}")
+    return out
+
+
+# What a past-medical-history answer does not hold: a symptom the patient has now, an
+# obstetric item, a device with nothing it is for (``pmh-not-condition``).
+PMH_NOT_CONDITION = re.compile(
+    r"\b(?:recurrent )?vomiting\b|\bpregnanc\w*|\bchildren\b|\bintravascular catheter\b", re.I
+)
+
+
+def pmh_misfiled(answer: str) -> str | None:
+    """The words of a past-medical-history answer that are no past condition, or None."""
+    m = PMH_NOT_CONDITION.search(answer)
+    return m[0] if m is not None else None
+
+
+# A known infection the plan then tests for as if unknown (round 12, 53-000539: known
+# H. pylori and "Helicobacter pylori testing"): (history item, the plan's words).
+KNOWN_THEN_TESTED: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"^(?:Helicobacter|H\.) pylori infection$", re.I),
+        re.compile(r"\bpylori test", re.I),
+    ),
+)
+NOTHING_ELSE = re.compile(r"^No, that's about it\.$")
+TAKES_NOTHING = re.compile(r"\b(?:don't|doesn't) take anything regularly\b")
+SELF_TAKEN_SAID = re.compile(r"\b(?:take|takes) a lot of (?P<what>laxatives)\b")
+
+
+def contradictions(
+    history: Sequence[str], lay: Sequence[tuple[int, str]], said: Sequence[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """Where the history contradicts itself (``history-contradiction``): (turn, why).
+    ``history``: the record's items; ``lay``: the patient's or relative's turns; ``said``:
+    every turn."""
+    out: list[tuple[int, str]] = []
+    nothing = next((i for i, t in lay if NOTHING_ELSE.match(t)), None)
+    symptom = next((h for h in history if history_kind(h) == "symptom"), None)
+    if nothing is not None and symptom is not None:
+        out.append((nothing, f"'No, that's about it' to other symptoms, yet '{symptom}'"))
+    taken = next(((i, m["what"]) for i, t in lay if (m := SELF_TAKEN_SAID.search(t))), None)
+    none = next((i for i, t in lay if TAKES_NOTHING.search(t)), None)
+    if taken is not None and none is not None:
+        out.append((none, f"takes nothing regularly, yet 'a lot of {taken[1]}' (turn {taken[0]})"))
+    for item, step in KNOWN_THEN_TESTED:
+        known = next((h for h in history if item.search(h)), None)
+        tested = next((i for i, t in said if step.search(t)), None)
+        if known is not None and tested is not None:
+            out.append((tested, f"tests for what the history knows: '{known}'"))
+    return out

@@ -272,6 +272,9 @@ SPOKEN: dict[str, str] = {
     "previous VTE": "I've had a blood clot before.",
     "previous CDI": "I've had C. diff before.",
     "previous SBP": "I've had an infection of the fluid in my abdomen before.",
+    "previous Helicobacter pylori infection": (
+        "I was treated for a stomach infection called H. pylori a few years ago."
+    ),
 }
 
 # History items with a clinical choice to make: KB wording -> documented item (None:
@@ -359,6 +362,8 @@ HISTORY: dict[str, str | None] = {
     "indwelling lines or urinary catheter": "urinary catheter",
     "vomiting or diarrhoea": "recent diarrhoea",
     "intracranial disease": "previous head injury",
+    # a known, untreated infection would be treated, not tested for (round 12, 53-000539)
+    "Helicobacter pylori infection": "previous Helicobacter pylori infection",
 }
 
 # Risk factors that are a medicine the patient takes: voiced only when the medication
