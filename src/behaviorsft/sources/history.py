@@ -301,7 +301,9 @@ SYMPTOM_ITEMS: dict[str, str] = {
     "vomiting": "vomiting on and off for the past few days",
 }
 OBSTETRIC = re.compile(r"^(?:multiparity|pregnancy)$", re.I)
-DEVICE = re.compile(r"pacemaker|defibrillator|catheter|cochlear implant|TIPS|line", re.I)
+DEVICE = re.compile(
+    r"\bpacemaker\b|\bdefibrillator\b|\bcatheter\b|\bcochlear implant\b|\bTIPS\b|\bline\b", re.I
+)
 
 
 def history_kind(item: str) -> str:
