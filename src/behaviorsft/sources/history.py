@@ -396,6 +396,10 @@ def reaction_misfits(substance: str, reaction: str) -> str | None:
 # in platelets some days into heparin, usually after an operation), not an "allergy" to
 # state in two words (round 12: the same "Heparins. It gave me heparin-induced
 # thrombocytopenia" in many unrelated cases).
+# The share of patients whose drawn allergy no plausible order could clash with that get a
+# past HIT instead (an order of enoxaparin prophylaxis fits almost any admission): 1 in 4,
+# not every one (round 12: 137 of 600 cases). The allergy-clash task of the rest is not made.
+HIT_FALLBACK_SHARE = 0.25
 HIT = re.compile(r"heparin-induced thrombocytopenia|\bHIT\b", re.I)
 
 

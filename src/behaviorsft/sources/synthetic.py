@@ -77,6 +77,7 @@ from behaviorsft.sources import (
 from behaviorsft.sources.history import (
     CLASS_REACTION,
     COMMON_ALLERGIES,
+    HIT_FALLBACK_SHARE,
     age_fits,
     allergy_pool,
     imaging_with_history,
@@ -709,9 +710,10 @@ def synthesize_case(
         groups = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
         reported = tuple(complaint(s) for s in symptoms)
         who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"))
-        # a past HIT only where heparin was drawn for this condition, not as the fallback
-        # that fits almost any admission (round 12: a stamp in many unrelated cases)
-        groups = [g for g in groups if g not in ("beta_lactams", "heparins")]
+        # a past HIT as the fallback that fits almost any admission only now and then
+        # (round 12: a stamp in many unrelated cases; history.HIT_FALLBACK_SHARE)
+        hit = random.Random(f"behaviorsft-hit:{seed}:{index}").random() < HIT_FALLBACK_SHARE
+        groups = [g for g in groups if g != "beta_lactams" and (hit or g != "heparins")]
         allergy_group = orderable_group(kb, cond, allergy_group, groups, who, f"{seed}:{index}")
         update: dict[str, str] = {"substance": allergy_name(kb, allergy_group)}
         if allergy_group in CLASS_REACTION:
