@@ -173,6 +173,13 @@ def test_53_000256_and_128_no_care_home_or_long_lie_when_young() -> None:
     assert not any("long lie" in h for h in _history(53, 128))
 
 
+def test_53_000479_no_coronary_disease_at_40() -> None:
+    """A 40-year-old woman with coronary artery disease and no risk factors."""
+    case, _ = _item(53, 479)
+    assert case.demographics.age_years == 40
+    assert "coronary artery disease" not in _history(53, 479)
+
+
 def test_53_000566_and_067_events_have_an_indication_and_a_time() -> None:
     ercp = _answer_to(53, 566, r"Has anything happened recently")
     assert "ERCP for a stone in my bile duct just before this started" in ercp

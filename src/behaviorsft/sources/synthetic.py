@@ -124,7 +124,9 @@ HOME_MEDS: dict[str, tuple[float, str, str, str, int]] = {
     "lisinopril": (10, "mg", "once daily", "hypertension", 30),
     "metformin": (500, "mg", "twice daily", "type 2 diabetes", 30),
     "pantoprazole": (40, "mg", "once daily", "gastro-oesophageal reflux disease", 18),
-    "aspirin": (81, "mg", "once daily", "coronary artery disease", 40),
+    # coronary disease itself (secondary prevention) is rare below 50 without risk factors
+    # (round 12, 53-000479: a 40-year-old woman with CAD and nothing to explain it)
+    "aspirin": (81, "mg", "once daily", "coronary artery disease", 50),
 }
 
 # Current drug therapies a history item may name, and the regular medicine that carries it
