@@ -472,7 +472,11 @@ def history_item(
 def is_condition(item: str) -> bool:
     """Whether the patient names a history item as a condition they have, in its own
     words ("I have X", "I have a groin hernia"): not an event, exposure or medicine."""
+    from behaviorsft.sources.history import history_kind
+
     if item.startswith(("recent ", "previous ")) or is_medicine(item):
+        return False
+    if history_kind(item) == "symptom":  # told with the symptoms ("vomiting on and off")
         return False
     return item.lower() in spoken_history([item]).lower()
 
