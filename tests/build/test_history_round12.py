@@ -25,6 +25,7 @@ from behaviorsft.sources.history import (
 )
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import synthesize_case
+from behaviorsft.sources.wording import spoken_history
 from tests.build.kb_records import lint_rules
 
 MINE = {"pmh-not-condition", "history-contradiction", "home-med-missing", "allergy-reaction-class"}
@@ -171,6 +172,9 @@ def test_53_000256_and_128_no_care_home_or_long_lie_when_young() -> None:
     hours after a fall' with no cause."""
     assert not any("care home" in h or "residen" in h for h in _history(53, 256))
     assert not any("long lie" in h for h in _history(53, 128))
+    # an older patient's long lie comes with how the fall happened, told alike by a relative
+    assert "tripped on the rug" in spoken_history(["long lie after a fall"])
+    assert "tripped on the rug" in collateral.said_of(["long lie after a fall"], "female")
 
 
 def test_53_000479_no_coronary_disease_at_40() -> None:

@@ -215,7 +215,9 @@ THIRD: dict[str, str] = {
     "poor adherence to inhaled corticosteroid": "{S} hasn't been using {p} preventer inhaler.",
     "multiparity": "{S}'s had five children.",
     "pregnancy": "{S}'s pregnant.",
-    "long lie after a fall": "{S} was on the floor for hours after a fall.",
+    "long lie after a fall": (
+        "{S} tripped on the rug at home and couldn't get up; {s} was on the floor for hours."
+    ),
     "abrupt cessation of alcohol": "{S} stopped drinking suddenly a couple of days ago.",
     "insulin omission": "{S} missed {p} insulin doses.",
     "intercurrent illness without stress dosing": (

@@ -213,7 +213,9 @@ SPOKEN: dict[str, str] = {
     "poor adherence to inhaled corticosteroid": "I haven't been using my preventer inhaler.",
     "multiparity": "I've had five children.",
     "pregnancy": "I'm pregnant.",
-    "long lie after a fall": "I was on the floor for hours after a fall.",
+    "long lie after a fall": (
+        "I tripped on the rug at home and couldn't get up; I was on the floor for hours."
+    ),
     "abrupt cessation of alcohol": "I stopped drinking suddenly a couple of days ago.",
     "insulin omission": "I missed my insulin doses.",
     "intercurrent illness without stress dosing": (
