@@ -49,7 +49,8 @@ def _ordered_drug(kb, order: str):
 @pytest.mark.parametrize(
     ("index", "key"),
     [
-        (148, "x0"),  # lisinopril on day 2 of thyroid storm, no hypertension
+        # (148-x0, lisinopril on day 2 of thyroid storm, is gone: its patient's fallback
+        # allergy was a past HIT, now drawn for one patient in four: history.py)
         (213, "x0"),  # IV vancomycin for improving cellulitis
         (187, "x1"),  # tenfold insulin in a hyperosmolar state
         # (201-x2, levofloxacin every 2 hours, is gone: levofloxacin is the alternative for
@@ -188,11 +189,13 @@ def test_most_allergies_of_a_synthetic_stream_allow_an_indicated_order(kb):
         allergic += 1
         _, tasks = _tasks(kb, index, seed=7)
         orderable += f"{case.id}:explicit_error_correction:x0" in tasks
-    # most allergies allow an indicated order: the stop stays the key of about one item
+    # many allergies allow an indicated order: the stop stays the key of about one item
     # in six (main: one in five), enough for the options to stay balanced (38 of 62, then
-    # 37 of 62 once home medicines the history bars were dropped; the audit measures the
+    # 37 of 62 once home medicines the history bars were dropped; 23 of 62 once a past HIT,
+    # which an enoxaparin order fits in almost any admission, became the fallback allergy of
+    # one patient in four instead of all: round 12 found it a stamp; the audit measures the
     # balance itself)
-    assert orderable >= 0.55 * allergic, (orderable, allergic)
+    assert orderable >= 0.35 * allergic, (orderable, allergic)
 
 
 # ------------------------------------------------------------------------- the linter

@@ -58,7 +58,15 @@ from behaviorsft.build.record_index import split_condition
 from behaviorsft.records import Attachment, Case, Conversation, Finding, Medication, Turn
 from behaviorsft.sources import collateral, dosing, prescribing, severity, surgical
 from behaviorsft.sources import patient as patient_fit
-from behaviorsft.sources.history import history_steps, is_exposure, known_step
+from behaviorsft.sources.history import (
+    allergy_said,
+    history_steps,
+    is_exposure,
+    known_step,
+    past_conditions,
+    self_taken,
+    told_as_symptom,
+)
 from behaviorsft.sources.kb import Condition, Drug, KnowledgeBase, Lab
 from behaviorsft.sources.severity import (
     level_of_care,
@@ -620,9 +628,11 @@ def _render_kb(
             relative=relative[0].split("'s ", 1)[1],
             onset=onset_phrase(onset),
             symptoms=symptoms,
-            conditions=[r for r in risks if not is_exposure(r)],
+            conditions=past_conditions(risks),
             exposures=[r for r in risks if is_exposure(r)],
             medicines=[medication_text(m) for m in home],
+            more=told_as_symptom(risks),  # a symptom item with the symptoms (history.py)
+            self_taken=self_taken(risks),
             allergy=(case.allergies[0].substance, case.allergies[0].reaction or "a reaction")
             if case.allergies
             else None,
@@ -646,9 +656,10 @@ def _render_kb(
             anchor="symptoms",
         )
         b.say(edp, "Anything else you've noticed?", "Any other symptoms at all?")
+        more = [*symptoms[2:], *told_as_symptom(risks)]  # "recurrent vomiting" (history.py)
         b.say(
             patient,
-            f"Yes, also {_join(symptoms[2:])}." if symptoms[2:] else "No, that's about it.",
+            f"Yes, also {_join(more)}." if more else "No, that's about it.",
             anchor="symptoms_more",
         )
         b.say(
@@ -658,7 +669,7 @@ def _render_kb(
         )
         b.say(
             patient,
-            patient_fit.one_home(spoken_history([r for r in risks if not is_exposure(r)]), risks),
+            patient_fit.one_home(spoken_history(past_conditions(risks)), risks),
             anchor="history",
         )
         exposures = [r for r in risks if is_exposure(r)]  # habits and recent events: own question
@@ -668,11 +679,17 @@ def _render_kb(
                 patient, patient_fit.one_home(spoken_history(exposures), risks), anchor="exposures"
             )
         b.say(edp, "Which medicines do you take regularly?", "Are you on any regular medication?")
+        unprescribed = self_taken(risks)  # "the laxatives I mentioned" (history.py)
+        own = f"the {_join(unprescribed)} I mentioned" if unprescribed else ""
         b.say(
             patient,
-            f"I take {_join([medication_text(m) for m in home])}."
+            f"I take {_join([medication_text(m) for m in home] + ([own] if own else []))}."
             if home
-            else "None, I don't take anything regularly.",
+            else (
+                f"Nothing prescribed; only {own}."
+                if own
+                else "None, I don't take anything regularly."
+            ),
             anchor="home_meds",
         )
         b.say(edp, "Are you allergic to any medicines?", "Any drug allergies?")
@@ -680,8 +697,13 @@ def _render_kb(
             a = case.allergies[0]
             b.say(
                 patient,
-                f"Yes, {in_sentence(a.substance)}: I had {a.reaction} once.",
-                f"{a.substance}. It gave me {a.reaction}.",
+                *(
+                    allergy_said(a.substance, a.reaction or "")  # HIT with its story
+                    or (
+                        f"Yes, {in_sentence(a.substance)}: I had {a.reaction} once.",
+                        f"{a.substance}. It gave me {a.reaction}.",
+                    )
+                ),
                 anchor="allergy",
             )
         else:

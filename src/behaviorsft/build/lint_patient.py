@@ -23,6 +23,18 @@ generator's side is ``sources/patient.py``):
                            diuretic among the regular medicines (and none held or replaced)
 ``advice-premise-unmet``   advice presupposing a state the day-0 values do not show
                            ("escalate to NIV if acidosis persists" with pH 7.37)
+``pmh-not-condition``      the answer to "any medical conditions?" holds no past condition
+                           (a symptom "recurrent vomiting", "several pregnancies", a
+                           "long-term intravascular catheter"; sources/history.py kinds)
+``history-contradiction``  the history contradicts itself: "No, that's about it" to other
+                           symptoms and a symptom in the history, or beside a swollen tongue
+                           the relative sees; "a lot of laxatives" and "nothing regularly";
+                           a known infection the plan tests for (known H. pylori)
+``home-med-missing``       a known condition without its maintenance drug (primary adrenal
+                           insufficiency without fludrocortisone, hyperthyroidism without a
+                           thionamide: history.py ``MAINTENANCE``)
+``allergy-reaction-class`` a drug allergy's reaction its class does not cause (ACE inhibitors:
+                           angioedema, not anaphylaxis or hives)
 
 Only records of a KB condition (synthetic cases) are checked.
 """
@@ -33,6 +45,13 @@ import re
 from typing import Any, Protocol
 
 from behaviorsft.build.lint_record import kb_condition
+from behaviorsft.sources import collateral
+from behaviorsft.sources.history import (
+    contradictions,
+    maintenance_missing,
+    pmh_misfiled,
+    reaction_misfits,
+)
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.patient import (
     AIRBORNE,
@@ -63,6 +82,10 @@ RULES: dict[str, tuple[str, str]] = {
         "known heart failure with neither a beta-blocker nor a loop diuretic at home",
     ),
     "advice-premise-unmet": ("error", "advice presupposing a state the day-0 values do not show"),
+    "pmh-not-condition": ("error", "a past-medical-history answer holds no past condition"),
+    "history-contradiction": ("error", "the history contradicts itself"),
+    "home-med-missing": ("error", "a known condition without its maintenance drug"),
+    "allergy-reaction-class": ("error", "an allergy's reaction its drug class does not cause"),
 }
 
 _PER_KG = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mL|g|mcg|units?)/kg\b(?!/h)", re.I)
@@ -90,6 +113,8 @@ _OTHER_SEX_WORDS = {
 }
 _NIV_STARTED = re.compile(r"\bon NIV\b|NIV started|ventilation started", re.I)
 _DOCUMENTED = re.compile(r"^(?:Documented|Done and recorded):", re.I)
+_PMH_QUESTION = re.compile(r"medical conditions\b|past medical history\b", re.I)
+_LAY = ("patient", "family member", "relative", "caregiver")
 
 
 class _Adds(Protocol):
@@ -220,3 +245,47 @@ def lint_conversation(
                 "heart-failure-untreated",
                 "heart failure in the history; no beta-blocker or loop diuretic at home",
             )
+    _lint_history(where, case, texts, roles, history, sex)
+
+
+def _lint_history(
+    where: _Adds,
+    case: dict[str, Any],
+    texts: list[tuple[int, str]],
+    roles: list[str],
+    history: list[str],
+    sex: str | None,
+) -> None:
+    """The history rules (sources/history.py kinds and checks): what the answer to "any
+    medical conditions?" holds, what contradicts what, maintenance drugs, allergy reactions."""
+    history = [h.rstrip(".") for h in history]
+    lay = [(i, t) for (i, t), r in zip(texts, roles, strict=True) if r in _LAY]
+    for n, ((_, q), r) in enumerate(zip(texts, roles, strict=True)):
+        if r in _LAY or not _PMH_QUESTION.search(q) or n + 1 >= len(texts):
+            continue
+        idx, answer = texts[n + 1]
+        if roles[n + 1] in _LAY and (word := pmh_misfiled(answer)) is not None:
+            where.add("pmh-not-condition", f"'{word}' given as past medical history", idx)
+    for idx, why in contradictions(history, lay, texts):
+        where.add("history-contradiction", why, idx)
+    unable = collateral.needed_for_record(case)
+    if unable is not None:
+        told = [
+            str(f)[len("Reports ") :]
+            for f in case.get("facts") or []
+            if str(f).startswith("Reports ")
+        ]
+        seen = collateral.seen(unable, told, sex)
+        for (idx, text), r in zip(texts, roles, strict=True):
+            if seen is not None and r != "patient" and r in _LAY and text == "No, that's about it.":
+                where.add("history-contradiction", f"'No, that's about it' though {seen}", idx)
+    taking = [
+        f"{m.get('name', '')} {m.get('drug_class') or ''}".lower()
+        for m in case.get("medications") or []
+    ]
+    for why in maintenance_missing(history, taking):
+        where.add("home-med-missing", why)
+    for a in case.get("allergies") or []:
+        misfit = reaction_misfits(str(a.get("substance") or ""), str(a.get("reaction") or ""))
+        if misfit is not None:
+            where.add("allergy-reaction-class", misfit)

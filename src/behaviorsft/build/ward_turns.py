@@ -77,6 +77,12 @@ EXPOSURE_KINDS: tuple[tuple[str, re.Pattern[str], str], ...] = (
         re.compile(r"birth in", re.I),
         "Where were you born?",
     ),
+    (  # an obstetric history item: its own question, not "any medical conditions?" (h5)
+        "obstetric",
+        re.compile(r"^multiparity$", re.I),
+        "Have you had any children?",
+    ),
+    ("pregnancy", re.compile(r"^pregnancy$", re.I), "Could you be pregnant?"),
     (  # what the patient has drunk: not "where are you living?" (h3-collateral)
         "intake",
         re.compile(r"access to water|fluid intake", re.I),
@@ -93,6 +99,8 @@ ANSWERS: dict[str, re.Pattern[str]] = {
     "living": re.compile(r"\bliv(?:e|es|ing)\b|\bhome\b|\bhomeless\b|\bprison\b", re.I),
     "origin": re.compile(r"\bborn\b", re.I),
     "intake": re.compile(r"\b(?:drink\w*|eat\w*|meals?|fluids?|water)\b", re.I),
+    "obstetric": re.compile(r"\bchildren\b|\bpregnancies\b", re.I),
+    "pregnancy": re.compile(r"\bpregnant\b", re.I),
 }
 # Asked when no item has a known kind.
 EXPOSURE_FALLBACK = "Anything about your habits, your home or recent events we should know?"

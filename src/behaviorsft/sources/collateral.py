@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from behaviorsft.sources.history import allergy_said_of
 from behaviorsft.sources.wording import is_medicine
 
 # ----------------------------------------------------------------------------- who
@@ -163,6 +164,9 @@ def pronouns(sex: str | None) -> dict[str, str]:
     return _PRONOUNS.get(sex or "", _NEUTRAL)
 
 
+# ``wording._CHEST_INFECTION`` as a relative says it.
+_CHEST_INFECTION = "{S} had a chest infection last week and finished a course of antibiotics."
+
 # What the relative says of each history item a patient says in their own words
 # (``wording.SPOKEN``): {S}/{s}/{o}/{p}/{P} pronouns, {father} the patient's father as the
 # relative names him.
@@ -209,9 +213,11 @@ THIRD: dict[str, str] = {
     "long smoking history": "{S} has smoked for many years.",
     "poor inhaler technique": "I'm not sure {s} uses {p} inhaler properly.",
     "poor adherence to inhaled corticosteroid": "{S} hasn't been using {p} preventer inhaler.",
-    "multiparity": "{S} has had several pregnancies.",
+    "multiparity": "{S}'s had five children.",
     "pregnancy": "{S}'s pregnant.",
-    "long lie after a fall": "{S} was on the floor for hours after a fall.",
+    "long lie after a fall": (
+        "{S} tripped on the rug at home and couldn't get up; {s} was on the floor for hours."
+    ),
     "abrupt cessation of alcohol": "{S} stopped drinking suddenly a couple of days ago.",
     "insulin omission": "{S} missed {p} insulin doses.",
     "intercurrent illness without stress dosing": (
@@ -244,9 +250,9 @@ THIRD: dict[str, str] = {
     "groin hernia": "{S} has a groin hernia.",
     "haemodialysis": "{S}'s on haemodialysis.",
     "immunosuppression": "{S}'s immunosuppressed.",
-    "infection": "{S}'s had an infection recently.",
-    "intercurrent infection": "{S}'s had an infection recently.",
-    "recent infection": "{S}'s had an infection recently.",
+    "infection": _CHEST_INFECTION,
+    "intercurrent infection": _CHEST_INFECTION,
+    "recent infection": _CHEST_INFECTION,
     "insect-venom allergy": "{S}'s allergic to bee stings.",
     "previous head injury": "{S} had a head injury some years ago.",
     "laxative misuse": "{S} takes a lot of laxatives.",
@@ -266,10 +272,13 @@ THIRD: dict[str, str] = {
     "new-onset diabetes": "{S}'s never been told {s} has diabetes.",
     "urinary catheter": "{S} has a urinary catheter.",
     "gastrointestinal bleeding": "{S}'s had some bleeding from the gut.",
-    "recent ERCP": "{S} recently had an ERCP.",
+    "recent ERCP": "{S} had an ERCP for a stone in {p} bile duct just before this started.",
     "previous VTE": "{S}'s had a blood clot before.",
     "previous CDI": "{S}'s had C. diff before.",
     "previous SBP": "{S}'s had an infection of the fluid in {p} abdomen before.",
+    "previous Helicobacter pylori infection": (
+        "{S} was treated for a stomach infection called H. pylori a few years ago."
+    ),
 }
 
 # A named operation ("recent operation: total knee replacement 12 days ago").
@@ -326,12 +335,43 @@ def symptoms_of(onset: str, symptoms: list[str], sex: str | None) -> str:
     return f"For about {onset} {p['s']}'s {' and '.join(parts) or 'been unwell'}."
 
 
-def medicines_of(names: list[str], sex: str | None) -> str:
-    """The relative's answer on the regular medicines (``names``: as the record words them)."""
+def medicines_of(names: list[str], sex: str | None, self_taken: Sequence[str] = ()) -> str:
+    """The relative's answer on the regular medicines (``names``: as the record words them;
+    ``self_taken``: what the patient takes unprescribed, "laxatives")."""
     p = pronouns(sex)
+    own = f"the {_join(list(self_taken))} I mentioned" if self_taken else ""
     if not names:
+        if own:
+            return f"Nothing prescribed; only {own}."
         return f"None, {p['s']} doesn't take anything regularly."
-    return f"{p['S']} takes {_join(names)}."
+    return f"{p['S']} takes {_join([*names, own] if own else names)}."
+
+
+# What a relative sees of the reason the patient cannot talk, when the complaint does not
+# already say it (round 12, 53-000525: "No, that's about it" beside a swollen tongue).
+_SEEN: dict[str, tuple[re.Pattern[str], str]] = {
+    "swollen tongue": (re.compile(r"swell|angioedema", re.I), "{p} lips and tongue swelled up"),
+    "confused": (re.compile(r"confus|muddl|disorient", re.I), "{s}'s been confused"),
+    "drowsy": (re.compile(r"drows|conscious", re.I), "{s}'s been very drowsy"),
+}
+
+
+def seen(reason: Reason, symptoms: Sequence[str], sex: str | None) -> str | None:
+    """What the relative adds of the ``reason`` the patient cannot give a history, or None
+    when the complaint (``symptoms``) says it already or it is not seen as a symptom."""
+    hit = _SEEN.get(reason.kind)
+    if hit is None or any(hit[0].search(s) for s in symptoms):
+        return None
+    return hit[1].format(**pronouns(sex))
+
+
+def other_symptoms(more: Sequence[str], seen_: str | None) -> str:
+    """The relative's answer to "any other symptoms?"."""
+    if not more and seen_ is None:
+        return "No, that's about it."
+    if not more:
+        return f"Yes, {seen_}."
+    return f"Yes, also {_join(list(more))}" + (f"; and {seen_}." if seen_ else ".")
 
 
 def allergy_of(substance: str, reaction: str, sex: str | None) -> tuple[str, str]:
@@ -411,6 +451,8 @@ THIRD_QUESTIONS: dict[str, str] = {
     "living": "Where is {s} living at the moment, and how does {s} manage there?",
     "origin": "Where was {s} born?",
     "intake": "Has {s} been eating and drinking normally?",
+    "obstetric": "Has {s} had any children?",
+    "pregnancy": "Could {s} be pregnant?",
 }
 THIRD_FALLBACK = "Anything about {p} habits, {p} home or recent events we should know?"
 
@@ -456,11 +498,16 @@ def history_turns(
     medicines: list[str],
     allergy: tuple[str, str] | None,
     draw: random.Random,
+    more: Sequence[str] = (),
+    self_taken: Sequence[str] = (),
 ) -> list[HistoryTurn]:
     """The history taken from ``relative`` (their word: "daughter") for a patient who cannot
     give it: the doctor greets the patient, who manages a few words, turns to the
     relative and asks the usual questions about the patient; the same facts, in the
-    third person (anchors as for a history the patient gives).
+    third person (anchors as for a history the patient gives). ``more``: symptoms the
+    history items hold ("vomiting on and off ...": ``history.told_as_symptom``), told with
+    the other symptoms, as is what the relative can see (``seen``: the swollen tongue);
+    ``self_taken``: what the patient takes unprescribed (``history.self_taken``).
 
     The turns a history the patient gives lacks (the patient's words, the doctor turning
     to the relative) are worded by ``draw``, so that the renderer's own stream draws as
@@ -491,7 +538,7 @@ def history_turns(
         ("edp", ("Anything else you've noticed?", "Any other symptoms at all?"), None),
         (
             "relative",
-            (f"Yes, also {_join(symptoms[2:])}." if symptoms[2:] else "No, that's about it.",),
+            (other_symptoms([*symptoms[2:], *more], seen(reason, symptoms, sex)),),
             "symptoms_more",
         ),
         ("edp", pmh_questions(sex), None),
@@ -504,11 +551,11 @@ def history_turns(
         ]
     turns += [
         ("edp", medicine_questions(sex), None),
-        ("relative", (medicines_of(medicines, sex),), "home_meds"),
+        ("relative", (medicines_of(medicines, sex, self_taken),), "home_meds"),
         ("edp", allergy_questions(sex), None),
         (
             "relative",
-            allergy_of(*allergy, sex)
+            (allergy_said_of(*allergy, pronouns(sex)) or allergy_of(*allergy, sex))
             if allergy is not None
             else ("No, none that I know of.", "Not that I'm aware of."),
             "allergy",

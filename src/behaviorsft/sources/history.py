@@ -59,7 +59,8 @@ BETA = ("beta-blocker",)
 MRA = ("mineralocorticoid",)
 SGLT2 = ("sglt2",)
 ANTICOAG = ("anticoagulant", "factor xa", "vitamin k", "heparin")
-GLUCOCORTICOID = ("glucocorticoid", "corticosteroid")
+GLUCOCORTICOID = ("glucocorticoid",)
+SALT_RETAINING = ("salt-retaining",)
 # Diseases whose standing treatment is anticoagulation (ACC/AHA AF 2023): left out of a
 # thrombolysed patient's history (AHA/ASA 2019: a DOAC within 48 h bars alteplase).
 ANTICOAGULATED = frozenset({"atrial fibrillation"})
@@ -172,12 +173,23 @@ STANDING: tuple[Standing, ...] = (
         (("atorvastatin", 40, "mg", "PO", "once daily"),),
         implied_by=("nstemi", "stemi"),
     ),
-    Standing(
+    Standing(  # a beta-blocker eases the symptoms; the thionamide treats (round 12, 53-000488)
         "hyperthyroidism",
         re.compile(r"^hyperthyroidism$", re.I),
-        (("thionamide",), BETA),
+        (("thionamide",),),
         (("methimazole", 10, "mg", "PO", "once daily"),),
         implied_by=("thyroid_storm",),
+    ),
+    Standing(  # primary: the mineralocorticoid replaced too (Endocrine Society 2016)
+        "primary adrenal insufficiency",
+        re.compile(r"primary adrenal insufficiency|\baddison\b|adrenal haemorrhage", re.I),
+        (GLUCOCORTICOID, SALT_RETAINING),
+        (
+            ("hydrocortisone", 10, "mg", "PO", "twice daily"),
+            ("fludrocortisone", 100, "mcg", "PO", "once daily"),
+        ),
+        full=True,
+        stress_dosed=("adrenal_crisis",),
     ),
     Standing(
         "adrenal insufficiency",
@@ -273,9 +285,65 @@ EXPOSURE = re.compile(
     r"smoke exposure|long-distance|"
     r"new sexual|spermicide|leg in a cast|long lie|postoperative|viral|infection$|"
     r"not vaccinated|not up to date|dietary|physical inactivity|rapid weight loss|"
-    r"laxative misuse|residen|homelessness|incarceration|birth in)",
+    r"laxative misuse|residen|homelessness|incarceration|birth in|multiparity|pregnancy$)",
     re.I,
 )
+
+# ----------------------------------------------------------------------------- kinds
+
+# What kind of thing a history item is, and so where the history takes it: a past
+# ``condition`` ("I have asthma") under the medical-history question; an ``exposure``
+# (habit, recent event, trigger: ``EXPOSURE``) and an ``obstetric`` item ("I've had five
+# children") under a question of their own; a ``symptom`` the patient has now ("recurrent
+# vomiting") with the other symptoms, never as a past condition (round 12, 53-000295:
+# "No, that's about it", then "I have recurrent vomiting"); a ``device`` with what it is for.
+SYMPTOM_ITEMS: dict[str, str] = {
+    "recurrent vomiting": "vomiting on and off for the past few weeks",
+    "vomiting": "vomiting on and off for the past few days",
+}
+OBSTETRIC = re.compile(r"^(?:multiparity|pregnancy)$", re.I)
+DEVICE = re.compile(
+    r"\bpacemaker\b|\bdefibrillator\b|\bcatheter\b|\bcochlear implant\b|\bTIPS\b|\bline\b", re.I
+)
+
+
+def history_kind(item: str) -> str:
+    """The kind of a history item: 'symptom', 'obstetric', 'exposure', 'device' or
+    'condition' (see ``SYMPTOM_ITEMS``)."""
+    text = item.strip()
+    if text.lower() in SYMPTOM_ITEMS:
+        return "symptom"
+    if OBSTETRIC.match(text):
+        return "obstetric"
+    if is_exposure(text):
+        return "exposure"
+    if DEVICE.search(text):
+        return "device"
+    return "condition"
+
+
+def told_as_symptom(items: Sequence[str]) -> list[str]:
+    """The symptoms among history ``items``, as the patient adds them to the complaint."""
+    return [SYMPTOM_ITEMS[i.strip().lower()] for i in items if history_kind(i) == "symptom"]
+
+
+def past_conditions(items: Sequence[str]) -> list[str]:
+    """The history ``items`` told under "any medical conditions?" (not exposures, obstetric
+    items or symptoms)."""
+    return [i for i in items if history_kind(i) in ("condition", "device")]
+
+
+# Habits that are medicines the patient takes unprescribed: what the answer on regular
+# medicines then owns to ("I take a lot of laxatives" and "None, I don't take anything
+# regularly" cannot both be said: round 12, 47-000094).
+SELF_TAKEN: dict[str, str] = {"laxative misuse": "laxatives"}
+
+
+def self_taken(items: Sequence[str]) -> list[str]:
+    """What the patient takes unprescribed, from the history ``items`` ("laxatives")."""
+    return [SELF_TAKEN[i.strip().lower()] for i in items if i.strip().lower() in SELF_TAKEN]
+
+
 # A trigger given as a symptom ("onset after a fatty meal"): the patient says what set it
 # off, not that "onset" is a symptom.
 TRIGGER_AS_SYMPTOM = re.compile(r"^onset (?:after|on)\b", re.I)
@@ -287,6 +355,78 @@ ALLERGY_NEEDS_HISTORY: dict[str, re.Pattern[str]] = {
     "thionamides": re.compile(r"thyro|graves", re.I),
     "ace_inhibitors": re.compile(r"hypertens|heart failure|diabetes|kidney|coronary", re.I),
 }
+
+
+# History items that need an age to be likely: (KB risk wording, youngest age). Living in a
+# care home at 59 with nothing major (round 12, 53-000256), a 30-year-old found on the floor
+# after hours with no cause (53-000128): a long lie is a frail older person's fall.
+AGE_FROM: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"residen|care home|residential care", re.I), 75),
+    (re.compile(r"\blong lie\b", re.I), 70),
+)
+
+
+def age_fits(item: str, age: int) -> bool:
+    """Whether a history item (KB wording or documented) is likely at ``age``."""
+    return all(age >= low for p, low in AGE_FROM if p.search(item))
+
+
+# A drug class's reaction as it happens: an ACE inhibitor's is angioedema (bradykinin), not
+# IgE anaphylaxis or hives (round 12, 53-000052: "ACE inhibitors - anaphylaxis").
+CLASS_REACTION: dict[str, str] = {"ace_inhibitors": "angioedema"}
+CLASS_REACTION_NAMES: dict[str, re.Pattern[str]] = {
+    "ace_inhibitors": re.compile(r"\bACE inhibitors?\b|\blisinopril\b|\bramipril\b", re.I),
+}
+
+
+def reaction_for(group: str, reaction: str) -> str:
+    """The reaction a patient allergic to ``group`` (KB allergy group) reports."""
+    return CLASS_REACTION.get(group, reaction)
+
+
+def reaction_misfits(substance: str, reaction: str) -> str | None:
+    """Why a recorded reaction does not fit the substance's class (None: it fits)."""
+    for group, names in CLASS_REACTION_NAMES.items():
+        want = CLASS_REACTION[group]
+        if names.search(substance) and want not in reaction.lower():
+            return f"{substance}: '{reaction}' (this class causes {want})"
+    return None
+
+
+# Heparin-induced thrombocytopenia is an adverse reaction with a history of its own (a fall
+# in platelets some days into heparin, usually after an operation), not an "allergy" to
+# state in two words (round 12: the same "Heparins. It gave me heparin-induced
+# thrombocytopenia" in many unrelated cases).
+# The share of patients whose drawn allergy no plausible order could clash with that get a
+# past HIT instead (an order of enoxaparin prophylaxis fits almost any admission): 1 in 4,
+# not every one (round 12: 137 of 600 cases). The allergy-clash task of the rest is not made.
+HIT_FALLBACK_SHARE = 0.25
+HIT = re.compile(r"heparin-induced thrombocytopenia|\bHIT\b", re.I)
+
+
+def allergy_said(substance: str, reaction: str) -> tuple[str, str] | None:
+    """Two first-person wordings of an adverse reaction told with its context (HIT), or
+    None for an allergy said the usual way."""
+    if not HIT.search(reaction):
+        return None
+    return (
+        "Not an allergy as such, but heparin dropped my platelets after an operation years "
+        "ago; they called it HIT and told me never to have heparin again.",
+        "Heparin. My platelets fell while I was on it after an operation; they said it was "
+        "heparin-induced thrombocytopenia.",
+    )
+
+
+def allergy_said_of(substance: str, reaction: str, p: dict[str, str]) -> tuple[str, str] | None:
+    """``allergy_said`` as a relative tells it (``p``: collateral pronouns)."""
+    if not HIT.search(reaction):
+        return None
+    return (
+        f"Not an allergy as such, but heparin dropped {p['p']} platelets after an operation "
+        f"years ago; they called it HIT and told {p['o']} never to have heparin again.",
+        f"Heparin. {p['P']} platelets fell while {p['s']} was on it after an operation; they "
+        "said it was heparin-induced thrombocytopenia.",
+    )
 
 
 # An event that leaves a chronic disease: a bleed into both adrenals is primary adrenal
@@ -697,7 +837,9 @@ DIALYSIS = re.compile(r"dialysis|end-stage (?:kidney|renal)|\bESKD\b|\bESRD\b", 
 KIDNEY_FAILURE_GFR = 15.0
 # A dialysis history whose values do not fit: the risk it stood for, said otherwise
 # (infective endocarditis: 'haemodialysis or long-term intravascular catheter').
-_INSTEAD = {"haemodialysis": "long-term intravascular catheter"}
+# None: left out. A "long-term intravascular catheter" with nothing it is for reads as a
+# stamp (round 12, 47-000142); the history is left without it.
+_INSTEAD: dict[str, str] = {}
 
 
 def kidney_failure_fits(item: str, gfr: float | None) -> str | None:
@@ -845,3 +987,80 @@ def imaging_contradicts_history(modality: str, finding: str, history: str) -> st
     if known is None or not CHEST_STUDY.search(modality) or not NO_MASS.search(finding):
         return None
     return known[0]
+
+
+# ----------------------------------------------------------------------------- checks
+
+# A known condition and the maintenance drug it is never without (checked by
+# build/lint_patient.py ``home-med-missing``): (history item, class words of a medicine that
+# holds it, the drug named). Primary adrenal insufficiency replaces the mineralocorticoid
+# (Endocrine Society 2016; round 12, 53-000218); known hyperthyroidism takes a thionamide,
+# not only a beta-blocker (ATA 2016; 53-000488).
+MAINTENANCE: tuple[tuple[re.Pattern[str], tuple[str, ...], str], ...] = (
+    (
+        re.compile(r"primary adrenal insufficiency|\baddison\b|adrenal haemorrhage", re.I),
+        SALT_RETAINING,
+        "fludrocortisone",
+    ),
+    (re.compile(r"^hyperthyroidism$", re.I), ("thionamide",), "an antithyroid drug"),
+)
+
+
+def maintenance_missing(history: Sequence[str], medicines: Sequence[str]) -> list[str]:
+    """'<item>: no <drug>' for each history item whose maintenance drug (``MAINTENANCE``)
+    none of ``medicines`` ("name class", lower-case) holds."""
+    out = []
+    for item in history:
+        for named, words, drug in MAINTENANCE:
+            if named.search(item) and not any(any(w in m for w in words) for m in medicines):
+                out.append(f"'{item}' with no {drug}")
+    return out
+
+
+# What a past-medical-history answer does not hold: a symptom the patient has now, an
+# obstetric item, a device with nothing it is for (``pmh-not-condition``).
+PMH_NOT_CONDITION = re.compile(
+    r"\b(?:recurrent )?vomiting\b|\bpregnanc\w*|\bchildren\b|\bintravascular catheter\b", re.I
+)
+
+
+def pmh_misfiled(answer: str) -> str | None:
+    """The words of a past-medical-history answer that are no past condition, or None."""
+    m = PMH_NOT_CONDITION.search(answer)
+    return m[0] if m is not None else None
+
+
+# A known infection the plan then tests for as if unknown (round 12, 53-000539: known
+# H. pylori and "Helicobacter pylori testing"): (history item, the plan's words).
+KNOWN_THEN_TESTED: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"^(?:Helicobacter|H\.) pylori infection$", re.I),
+        re.compile(r"\bpylori test", re.I),
+    ),
+)
+NOTHING_ELSE = re.compile(r"^No, that's about it\.$")
+TAKES_NOTHING = re.compile(r"\b(?:don't|doesn't) take anything regularly\b")
+SELF_TAKEN_SAID = re.compile(r"\b(?:take|takes) a lot of (?P<what>laxatives)\b")
+
+
+def contradictions(
+    history: Sequence[str], lay: Sequence[tuple[int, str]], said: Sequence[tuple[int, str]]
+) -> list[tuple[int, str]]:
+    """Where the history contradicts itself (``history-contradiction``): (turn, why).
+    ``history``: the record's items; ``lay``: the patient's or relative's turns; ``said``:
+    every turn."""
+    out: list[tuple[int, str]] = []
+    nothing = next((i for i, t in lay if NOTHING_ELSE.match(t)), None)
+    symptom = next((h for h in history if history_kind(h) == "symptom"), None)
+    if nothing is not None and symptom is not None:
+        out.append((nothing, f"'No, that's about it' to other symptoms, yet '{symptom}'"))
+    taken = next(((i, m["what"]) for i, t in lay if (m := SELF_TAKEN_SAID.search(t))), None)
+    none = next((i for i, t in lay if TAKES_NOTHING.search(t)), None)
+    if taken is not None and none is not None:
+        out.append((none, f"takes nothing regularly, yet 'a lot of {taken[1]}' (turn {taken[0]})"))
+    for item, step in KNOWN_THEN_TESTED:
+        known = next((h for h in history if item.search(h)), None)
+        tested = next((i for i, t in said if step.search(t)), None)
+        if known is not None and tested is not None:
+            out.append((tested, f"tests for what the history knows: '{known}'"))
+    return out

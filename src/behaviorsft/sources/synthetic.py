@@ -76,9 +76,13 @@ from behaviorsft.sources import (
     surgical,
 )
 from behaviorsft.sources.history import (
+    CLASS_REACTION,
     COMMON_ALLERGIES,
+    HIT_FALLBACK_SHARE,
+    age_fits,
     allergy_pool,
     imaging_with_history,
+    reaction_for,
     treat_history,
 )
 from behaviorsft.sources.kb import Condition as KBCondition
@@ -121,7 +125,9 @@ HOME_MEDS: dict[str, tuple[float, str, str, str, int]] = {
     "lisinopril": (10, "mg", "once daily", "hypertension", 30),
     "metformin": (500, "mg", "twice daily", "type 2 diabetes", 30),
     "pantoprazole": (40, "mg", "once daily", "gastro-oesophageal reflux disease", 18),
-    "aspirin": (81, "mg", "once daily", "coronary artery disease", 40),
+    # coronary disease itself (secondary prevention) is rare below 50 without risk factors
+    # (round 12, 53-000479: a 40-year-old woman with CAD and nothing to explain it)
+    "aspirin": (81, "mg", "once daily", "coronary artery disease", 50),
 }
 
 # Current drug therapies a history item may name, and the regular medicine that carries it
@@ -544,6 +550,8 @@ def synthesize_case(
         and all(c[0] in THERAPY_MEDS for _, c in history_therapies(r))
     ] or cond.risk_factors[:1]
     risks = rng.sample(possible, k=min(len(possible), rng.randint(1, 2)))
+    # a care home, a long lie: an older patient's (history.py; drawn first, the stream kept)
+    risks = [r for r in risks if age_fits(r, age)]
     risks = prescribing.with_exposure(cond.id, risks, possible)  # C. difficile: antibiotics
 
     # Allergy first: the treatment plan must respect it.
@@ -556,7 +564,7 @@ def synthesize_case(
             g for g in COMMON_ALLERGIES if allergy_fits(kb, cond, g)
         ]
         allergy_group = rng.choice(pool)
-        reaction = rng.choice(REACTIONS)
+        reaction = reaction_for(allergy_group, rng.choice(REACTIONS))  # ACE: angioedema
         allergies.append(
             Allergy(
                 substance=allergy_name(kb, allergy_group),
@@ -708,9 +716,14 @@ def synthesize_case(
         groups = [g for g in sorted(kb.allergy_groups) if allergy_fits(kb, cond, g)]
         reported = tuple(complaint(s) for s in symptoms)
         who = Patient(age, reported, gfr, day0.get("sbp"), day0.get("potassium"), kg, crcl, creat)
-        groups = [g for g in groups if g != "beta_lactams"]
+        # a past HIT as the fallback that fits almost any admission only now and then
+        # (round 12: a stamp in many unrelated cases; history.HIT_FALLBACK_SHARE)
+        hit = random.Random(f"behaviorsft-hit:{seed}:{index}").random() < HIT_FALLBACK_SHARE
+        groups = [g for g in groups if g != "beta_lactams" and (hit or g != "heparins")]
         allergy_group = orderable_group(kb, cond, allergy_group, groups, who, f"{seed}:{index}")
         update: dict[str, str] = {"substance": allergy_name(kb, allergy_group)}
+        if allergy_group in CLASS_REACTION:
+            update |= {"reaction": CLASS_REACTION[allergy_group], "severity": "severe"}
         if allergy_group == "heparins":
             # a heparin 'allergy' on a real chart is nearly always a past HIT
             update |= {"reaction": "heparin-induced thrombocytopenia", "severity": "severe"}

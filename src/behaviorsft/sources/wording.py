@@ -162,6 +162,10 @@ COMPLAINT: dict[str, str] = {
     "agitation or delirium": "agitation",
 }
 
+# A recent infection said with its site and time (round 12, 53-000067: "an infection
+# recently" with neither); ``collateral.THIRD`` says the same.
+_CHEST_INFECTION = "I had a chest infection last week and finished a course of antibiotics."
+
 # History items spoken by the patient in the first person (the rest: "I have ...",
 # "I recently had ...", "I've had ... before").
 SPOKEN: dict[str, str] = {
@@ -207,9 +211,11 @@ SPOKEN: dict[str, str] = {
     "long smoking history": "I have smoked for many years.",
     "poor inhaler technique": "I'm not sure I use my inhaler properly.",
     "poor adherence to inhaled corticosteroid": "I haven't been using my preventer inhaler.",
-    "multiparity": "I have had several pregnancies.",
+    "multiparity": "I've had five children.",
     "pregnancy": "I'm pregnant.",
-    "long lie after a fall": "I was on the floor for hours after a fall.",
+    "long lie after a fall": (
+        "I tripped on the rug at home and couldn't get up; I was on the floor for hours."
+    ),
     "abrupt cessation of alcohol": "I stopped drinking suddenly a couple of days ago.",
     "insulin omission": "I missed my insulin doses.",
     "intercurrent illness without stress dosing": (
@@ -242,9 +248,9 @@ SPOKEN: dict[str, str] = {
     "groin hernia": "I have a groin hernia.",
     "haemodialysis": "I'm on haemodialysis.",
     "immunosuppression": "I'm immunosuppressed.",
-    "infection": "I've had an infection recently.",
-    "intercurrent infection": "I've had an infection recently.",
-    "recent infection": "I've had an infection recently.",
+    "infection": _CHEST_INFECTION,
+    "intercurrent infection": _CHEST_INFECTION,
+    "recent infection": _CHEST_INFECTION,
     "insect-venom allergy": "I'm allergic to bee stings.",
     "previous head injury": "I had a head injury some years ago.",
     "laxative misuse": "I take a lot of laxatives.",
@@ -264,10 +270,13 @@ SPOKEN: dict[str, str] = {
     "new-onset diabetes": "I've never been told I have diabetes.",
     "urinary catheter": "I have a urinary catheter.",
     "gastrointestinal bleeding": "I've had some bleeding from the gut.",
-    "recent ERCP": "I recently had an ERCP.",
+    "recent ERCP": "I had an ERCP for a stone in my bile duct just before this started.",
     "previous VTE": "I've had a blood clot before.",
     "previous CDI": "I've had C. diff before.",
     "previous SBP": "I've had an infection of the fluid in my abdomen before.",
+    "previous Helicobacter pylori infection": (
+        "I was treated for a stomach infection called H. pylori a few years ago."
+    ),
 }
 
 # History items with a clinical choice to make: KB wording -> documented item (None:
@@ -355,6 +364,8 @@ HISTORY: dict[str, str | None] = {
     "indwelling lines or urinary catheter": "urinary catheter",
     "vomiting or diarrhoea": "recent diarrhoea",
     "intracranial disease": "previous head injury",
+    # a known, untreated infection would be treated, not tested for (round 12, 53-000539)
+    "Helicobacter pylori infection": "previous Helicobacter pylori infection",
 }
 
 # Risk factors that are a medicine the patient takes: voiced only when the medication
@@ -463,7 +474,11 @@ def history_item(
 def is_condition(item: str) -> bool:
     """Whether the patient names a history item as a condition they have, in its own
     words ("I have X", "I have a groin hernia"): not an event, exposure or medicine."""
+    from behaviorsft.sources.history import history_kind
+
     if item.startswith(("recent ", "previous ")) or is_medicine(item):
+        return False
+    if history_kind(item) == "symptom":  # told with the symptoms ("vomiting on and off")
         return False
     return item.lower() in spoken_history([item]).lower()
 
