@@ -101,6 +101,8 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
             reason = "the history rules it out"  # 3 months 'provoked' with active cancer
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
+        if reason is None and prescribing.presupposed_missing(action, _taken(ctx)):
+            reason = "acts on a medicine the patient does not take"  # no PPI to review
         if (
             reason is None
             and prescribing.BASAL_START.search(action)
@@ -114,6 +116,11 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         else:
             not_due.append((action, reason))
     return due, not_due
+
+
+def _taken(ctx: Ctx) -> list[str]:
+    """The name and class of every medicine the patient takes or is given."""
+    return [f"{m.name} {m.drug_class or ''}" for m in ctx.case.medications]
 
 
 def _home_names(ctx: Ctx) -> list[str]:
@@ -151,6 +158,8 @@ def _done_by_now(ctx: Ctx, end: int) -> tuple[list[str], list[str]]:
             continue
         if known_step(action, history):
             continue  # the history rules it out (history.WRONG_STEPS)
+        if prescribing.presupposed_missing(action, _taken(ctx)):
+            continue  # no acid suppression to review
         if not state_shown(action, states):
             continue  # no surgical review for fulminant colitis the record does not show
         _, clause = split_condition(action)
