@@ -42,3 +42,89 @@ def test_53_000550_acid_suppression_not_keyed_without_a_ppi(kb):
     assert not any("prazole" in t or "tidine" in t for t in taken)
     keys = _keys(tasks, "predictive_next_action")
     assert not any("acid suppression" in k.lower() for k in keys)
+
+
+def _said_lines(rendered) -> list[str]:
+    return [
+        t.text
+        for t in rendered.conversation.turns
+        if t.text.startswith(("Documented:", "Done and recorded:"))
+    ]
+
+
+def _excerpts(tasks, task_type: str) -> list[str]:
+    return [t.context.excerpt or "" for t in tasks if t.task_type.value == task_type]
+
+
+def test_53_000225_pef_not_recorded_done_without_a_value(kb):
+    """Asthma: 'Done and recorded: PEF or FEV1 measured ...' with no PEF anywhere."""
+    case, rendered, _ = build_item(kb, 225, SEED)
+    assert case.conditions[0].code == "asthma_exacerbation"
+    assert not any(f.name.lower().startswith(("pef", "peak")) for f in case.findings)
+    assert not any("PEF" in line for line in _said_lines(rendered))
+
+
+def test_53_000488_stroke_risk_not_listed_without_a_score(kb):
+    """AF: the checklist and the note called 'CHA2DS2-VASc stroke risk documented' done with
+    no score in the record."""
+    case, rendered, tasks = build_item(kb, 488, SEED)
+    assert case.conditions[0].code == "atrial_fibrillation_rvr"
+    assert not any("CHA2DS2-VASc" in line for line in _said_lines(rendered))
+    for excerpt in _excerpts(tasks, "omission_detection") + _excerpts(tasks, "standard_of_care"):
+        done = excerpt.split("Not ")[0]
+        assert "CHA2DS2-VASc" not in done
+
+
+def test_53_000515_three_sputum_specimens_not_claimed_with_one(kb):
+    """TB: 'three sputum specimens ...' listed done with one sputum result shown."""
+    case, _, tasks = build_item(kb, 515, SEED)
+    assert case.conditions[0].code == "pulmonary_tuberculosis"
+    shown = [f for f in case.findings if "sputum" in f.name.lower() and f.value_text != "pending"]
+    assert len(shown) < 3
+    for excerpt in _excerpts(tasks, "omission_detection") + _excerpts(tasks, "standard_of_care"):
+        assert "three sputum specimens" not in excerpt.split("Not ")[0]
+
+
+def test_claim_checker_counts_and_values(kb):
+    from behaviorsft.build.coherence import NO_VALUE, claim_checker
+
+    shown = [("Sputum AFB smear", 0.0, "negative"), ("Creatinine", 0.0, "1.0")]
+    proves = claim_checker(kb, shown, ["Plan: rate control."], [])
+    assert "fewer" in (proves("three sputum specimens for AFB smear and culture") or "")
+    assert (proves("PEF or FEV1 measured before and after initial treatment") or "").startswith(
+        NO_VALUE
+    )
+    assert (proves("CHA2DS2-VASc stroke risk documented") or "").startswith(NO_VALUE)
+    assert proves("renal function") is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Done and recorded: PEF or FEV1 measured before and after initial treatment.",
+        "Documented: CHA2DS2-VASc stroke risk.",
+    ],
+)
+def test_rule_claim_no_value_on_a_turn(kb, line):
+    import copy
+
+    from tests.build.kb_records import as_records, lint_rules
+
+    case, conv, _ = as_records(*build_item(kb, 225, SEED))
+    bad = copy.deepcopy(conv)
+    turns = bad["turns"]
+    turns.append({**turns[-2], "index": len(turns), "text": line, "attachments": []})
+    assert "claim-no-value" in lint_rules(kb, case, bad)
+    assert "claim-no-value" not in lint_rules(kb, case, conv)
+
+
+def test_rule_claim_no_value_on_a_checklist(kb):
+    from tests.build.kb_records import as_records, lint_rules
+
+    case, conv, tasks = as_records(*build_item(kb, 488, SEED))
+    task = next(t for t in tasks if t["task_type"] == "omission_detection")
+    task = {**task, "context": {**task["context"]}}
+    task["context"]["excerpt"] = (
+        "Handover checklist, done: renal function; CHA2DS2-VASc stroke risk documented."
+    )
+    assert lint_rules(kb, case, conv, [task]) == ["claim-no-value"]

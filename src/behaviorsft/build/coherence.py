@@ -555,7 +555,9 @@ SCHEDULE = re.compile(
 )
 # How many samples a claim says were taken ("at least 3 sets", "three sputum specimens").
 _COUNT_WORDS = {"two": 2, "three": 3, "four": 4}
-COUNT = re.compile(r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:sets|specimens|samples)\b", re.I)
+COUNT = re.compile(
+    r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:[a-z]+ )?(?:sets|specimens|samples)\b", re.I
+)
 REPEATED = re.compile(r"\b(?:repeat(?:ed)?|serial)\b", re.I)
 # An interval in hours between serial samples ("(0 h and 1-3 h)"): the repeat that day.
 _HOURS_APART = re.compile(r"\b\d+(?:-\d+)?\s*h\b", re.I)
@@ -612,8 +614,11 @@ def unproved_claim(
         return "a schedule of checks the record cannot show"
     core = _ALSO.sub("", item)
     named = results(core)
+    measured = getattr(results, "measured", frozenset())
     for test, got in named.items():
         if not got:
+            if test in measured:
+                return f"{NO_VALUE} ({test}) the record never states"
             return f"no {test} result in the record"
     for also in _ALSO.finditer(item):
         extra = results(also["what"])
@@ -645,7 +650,24 @@ def unproved_claim(
         what = m["what"].lower()
         if not any(what in name.lower() and route.upper() == "IV" for name, route in given):
             return f"claims IV {what}; none was given IV"
-    return None
+    return value_unstated(item, texts)
+
+
+# How ``unproved_claim`` begins its answer for a claim of a value the record never states
+# (the linter's ``claim-no-value``, not ``claim-unproved``).
+NO_VALUE = "claims a value"
+
+
+def value_unstated(item: str, texts: Sequence[str]) -> str | None:
+    """Why a claim that records a value (a score, a grade, a stroke risk: ``wording.
+    RECORDS_VALUE``) is unproved where the record ``texts`` state no value for it, or None
+    ("CHA2DS2-VASc stroke risk documented" with no score anywhere)."""
+    from behaviorsft.sources.wording import RECORDS_VALUE, checklist_item
+
+    m = RECORDS_VALUE.search(item)
+    if m is None or checklist_item(item, " ".join(texts)) is not None:
+        return None
+    return f"{NO_VALUE} ({m.group(0)}) the record never states"
 
 
 def split_before(item: str) -> str:
@@ -714,6 +736,10 @@ SAME_RESULT: dict[str, tuple[str, ...]] = {
 }
 
 
+# Procedures whose result is a value: claimed done only where the record shows one.
+MEASURED = frozenset({"proc:pef"})
+
+
 def results_finder(
     kb: KnowledgeBase, findings: Iterable[tuple[str, float | None, str | None]]
 ) -> Callable[[str], dict[str, Results]]:
@@ -750,9 +776,10 @@ def results_finder(
             c = lx.concepts[cid]
             if c.kind == "test" and (cid[len("test:") :] in kb.labs or cid in by_test):
                 out[c.name or cid] = rows(cid)
-            elif c.kind == "procedure" and cid in by_test:
+            elif c.kind == "procedure" and (cid in by_test or cid in MEASURED):
                 # a study or procedure: only where the record reports one (its results may
-                # be rows of other names: a paracentesis, the ascitic fluid counts)
+                # be rows of other names: a paracentesis, the ascitic fluid counts); a
+                # measurement always (a PEF "measured" with no value shown is no PEF)
                 out[c.name or cid] = rows(cid)
             elif c.kind == "group":
                 out[c.name or cid] = sorted(
@@ -760,6 +787,9 @@ def results_finder(
                 )
         return out
 
+    results.measured = frozenset(  # type: ignore[attr-defined]
+        lx.concepts[c].name or c for c in MEASURED if c in lx.concepts
+    )
     return results
 
 

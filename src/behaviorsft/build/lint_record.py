@@ -22,6 +22,9 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           medicine route never used ("IV potassium rate" with oral
                           potassium), a course or a schedule of checks (never done), or a
                           test it names in passing ("(and T3)") with no result
+``claim-no-value``        a turn or a checklist lists as done a measurement or a score whose
+                          value the record never states ("PEF or FEV1 measured" with no
+                          PEF, "CHA2DS2-VASc stroke risk documented" with no score)
 ``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
                           work-up the record shows allows ("admitted to a high-dependency
                           setting 15 minutes after arrival" after a history, bloods back and
@@ -106,6 +109,7 @@ from behaviorsft.build.coherence import (
     AWAITING,
     FIRST_HOURS,
     IF_TAKING,
+    NO_VALUE,
     OPERATION_DONE,
     SCHEDULE,
     action_fits,
@@ -149,6 +153,7 @@ RULES: dict[str, tuple[str, str]] = {
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "claim-no-value": ("error", "a measurement or score claimed done with no value shown"),
     "transfer-too-early": ("error", "a unit transfer dated before the work-up it follows"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
@@ -456,7 +461,7 @@ def lint_conversation(
             item = m["item"]
             why = record_claims(kb, turns[:i], case)(item)
             if why is not None and done_by_discharge(item):
-                where.add("claim-unproved", f"'{item}' recorded as done: {why}", idx)
+                where.add(_claim_rule(why), f"'{item}' recorded as done: {why}", idx)
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
             elif not count_claim_shown(item, day0_names, lab_names):
@@ -728,7 +733,7 @@ def lint_task(
         for item in _items(m["items"]):
             why = proves(item)
             if why is not None:
-                where.add("claim-unproved", f"'{item}' listed as done: {why}", None)
+                where.add(_claim_rule(why), f"'{item}' listed as done: {why}", None)
     m = _SUMMARY.search(excerpt)
     if m is not None:
         listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}
@@ -871,6 +876,12 @@ def record_claims(
         _CLAIMS.clear()
     _CLAIMS[key] = (turns[0] if turns else None, check)
     return check
+
+
+def _claim_rule(why: str) -> str:
+    """The rule a done-claim the record does not prove breaks (``coherence.unproved_claim``
+    says why): ``claim-no-value`` for a value it never states, else ``claim-unproved``."""
+    return "claim-no-value" if why.startswith(NO_VALUE) else "claim-unproved"
 
 
 def _items(text: str) -> list[str]:
