@@ -128,3 +128,41 @@ def test_rule_claim_no_value_on_a_checklist(kb):
         "Handover checklist, done: renal function; CHA2DS2-VASc stroke risk documented."
     )
     assert lint_rules(kb, case, conv, [task]) == ["claim-no-value"]
+
+
+@pytest.mark.parametrize(("seed", "index"), [(53, 74), (53, 116), (47, 142)])
+def test_blood_cultures_listed_once(kb, seed, index):
+    """Endocarditis: 'blood cultures before antibiotics; transthoracic echocardiogram; blood
+    cultures' (the part proved of 'at least 3 sets ...' beside the other item)."""
+    case, _, tasks = build_item(kb, index, seed)
+    assert case.conditions[0].code == "infective_endocarditis"
+    excerpts = _excerpts(tasks, "omission_detection") + _excerpts(tasks, "standard_of_care")
+    assert excerpts
+    for excerpt in excerpts:
+        done = excerpt.split(": ", 1)[1].split(". ")[0].split("; ")
+        assert done.count("blood cultures") + done.count("blood cultures before antibiotics") <= 1
+
+
+def test_distinct_claims():
+    from behaviorsft.build.coherence import covered_claim, distinct_claims
+
+    items = ["blood cultures before antibiotics", "transthoracic echocardiogram", "blood cultures"]
+    assert distinct_claims(items) == items[:2]
+    assert covered_claim("blood cultures", items) == items[0]
+    assert covered_claim("transthoracic echocardiogram", items) is None
+    assert distinct_claims(["ECG", "ECG", "serial troponin"]) == ["ECG", "serial troponin"]
+
+
+def test_rule_checklist_duplicate(kb):
+    from tests.build.kb_records import as_records, lint_rules
+
+    case, conv, tasks = as_records(*build_item(kb, 74, SEED))
+    task = next(t for t in tasks if t["task_type"] == "omission_detection")
+    good = task["context"]["excerpt"]
+    assert "checklist-duplicate" not in lint_rules(kb, case, conv, [task])
+    bad = {**task, "context": {**task["context"]}}
+    bad["context"]["excerpt"] = good.replace(
+        "; transthoracic echocardiogram.", "; transthoracic echocardiogram; blood cultures."
+    )
+    assert bad["context"]["excerpt"] != good
+    assert "checklist-duplicate" in lint_rules(kb, case, conv, [bad])

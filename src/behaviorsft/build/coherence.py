@@ -653,6 +653,37 @@ def unproved_claim(
     return value_unstated(item, texts)
 
 
+# Words that join a claim's parts, not what it claims.
+_JOINERS = frozenset(["and", "or", "of", "the", "a", "an", "for", "in", "on", "to", "with", "at"])
+
+
+def _claim_words(item: str) -> frozenset[str]:
+    return frozenset(w.rstrip("s") for w in _TOKEN.findall(item.lower())) - _JOINERS
+
+
+def covered_claim(item: str, others: Iterable[str]) -> str | None:
+    """The claim among ``others`` that already says all ``item`` says ("blood cultures before
+    antibiotics" for "blood cultures"), or None: listed beside it, ``item`` is the same line
+    twice."""
+    own = _claim_words(item)
+    for other in others:
+        if other != item and own and own <= _claim_words(other):
+            return other
+    return None
+
+
+def distinct_claims(items: Iterable[str]) -> list[str]:
+    """``items`` once each, without one another claim covers (``covered_claim``)."""
+    unique = list(dict.fromkeys(items))
+    words = {i: _claim_words(i) for i in unique}
+    kept: list[str] = []
+    for i in unique:
+        if any(words[i] < words[o] for o in unique) or any(words[i] == words[k] for k in kept):
+            continue
+        kept.append(i)
+    return kept
+
+
 # How ``unproved_claim`` begins its answer for a claim of a value the record never states
 # (the linter's ``claim-no-value``, not ``claim-unproved``).
 NO_VALUE = "claims a value"

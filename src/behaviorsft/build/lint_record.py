@@ -25,6 +25,9 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``claim-no-value``        a turn or a checklist lists as done a measurement or a score whose
                           value the record never states ("PEF or FEV1 measured" with no
                           PEF, "CHA2DS2-VASc stroke risk documented" with no score)
+``checklist-duplicate``   a checklist or a team note lists one thing twice, the second time
+                          in fewer words ("blood cultures before antibiotics; ...; blood
+                          cultures")
 ``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
                           work-up the record shows allows ("admitted to a high-dependency
                           setting 15 minutes after arrival" after a history, bloods back and
@@ -117,6 +120,7 @@ from behaviorsft.build.coherence import (
     claim_checker,
     consulted,
     count_claim_shown,
+    covered_claim,
     decisive_result,
     done_by_discharge,
     finding_cited,
@@ -153,6 +157,7 @@ RULES: dict[str, tuple[str, str]] = {
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "checklist-duplicate": ("error", "a checklist or note lists one item twice"),
     "claim-no-value": ("error", "a measurement or score claimed done with no value shown"),
     "transfer-too-early": ("error", "a unit transfer dated before the work-up it follows"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
@@ -730,10 +735,15 @@ def lint_task(
     m = _CHECKLIST.match(excerpt)
     if m is not None:
         proves = record_claims(kb, turns, case)
-        for item in _items(m["items"]):
+        items = _items(m["items"])
+        for item in items:
             why = proves(item)
             if why is not None:
                 where.add(_claim_rule(why), f"'{item}' listed as done: {why}", None)
+        for n, item in enumerate(items):
+            other = item if item in items[:n] else covered_claim(item, items)
+            if other is not None:
+                where.add("checklist-duplicate", f"'{item}' listed beside '{other}'", None)
     m = _SUMMARY.search(excerpt)
     if m is not None:
         listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}

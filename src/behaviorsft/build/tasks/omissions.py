@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from behaviorsft.build.coherence import claim_checker, consulted, provable
+from behaviorsft.build.coherence import claim_checker, consulted, distinct_claims, provable
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
@@ -144,6 +144,19 @@ def check_item(
         unproved=(why := proves(core) if proves is not None else None),
         part=provable(proves, core) if proves is not None and why is not None else None,
     )
+
+
+def distinct_done(items: list[CheckedItem]) -> list[CheckedItem]:
+    """``items`` whose done texts differ, without one whose text another's covers ("blood
+    cultures" beside "blood cultures before antibiotics": ``coherence.distinct_claims``),
+    so that no list names one thing twice."""
+    keep = set(distinct_claims(c.done_text for c in items))
+    out: list[CheckedItem] = []
+    for c in items:
+        if c.done_text in keep:
+            keep.discard(c.done_text)
+            out.append(c)
+    return out
 
 
 def _verdicts(ctx: Ctx, items: list[KBCareItem], end: int) -> list[CheckedItem]:
@@ -775,6 +788,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
         c for c in listable if c is not missing
     ]
+    listed = distinct_done(listed)
     if not listed:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
@@ -812,9 +826,9 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         if any(c.holds is not False and not c.complete for c in checked):
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
-        all_done = [c.done_text for c in checked if c.holds is not False]
+        all_done = distinct_claims(c.done_text for c in checked if c.holds is not False)
         alarm, not_applicable_c = _listed_option(
-            ctx, [c for c in checked if c.holds is not False], foreign, end
+            ctx, distinct_done([c for c in checked if c.holds is not False]), foreign, end
         )
         yield control_of(
             main,
@@ -1067,11 +1081,13 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         ctx.rng.shuffle(declined_items)
         return (
             "Team note: "
-            + ("; ".join(dict.fromkeys(c.done_text for c in done)) + ". " if done else "")
+            + ("; ".join(distinct_claims(c.done_text for c in done)) + ". " if done else "")
             + f"Not done, not felt necessary: {'; '.join(declined_items)}."
         )
 
-    done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
+    done = distinct_done(
+        [c for c in checked if c is not declined and c.listable and c.holds is not False]
+    )
     # "Meets the standard" (citing a documented item, or the generic text) is offered on
     # the share of items that makes each "Yes" text the key about one time in five
     # (``yes_plans``); otherwise a fourth wrong "No" takes its place.
@@ -1123,7 +1139,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         if declined_c:
             note_c = note_of(required, declined_c)
         else:
-            note_c = "Team note: " + "; ".join(c.done_text for c in required) + "."
+            note_c = "Team note: " + "; ".join(distinct_claims(c.done_text for c in required)) + "."
         score_c = score_in(shown_words(ctx, 0, end, note_c), question)
         yield control_of(
             main,
