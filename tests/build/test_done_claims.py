@@ -166,3 +166,34 @@ def test_rule_checklist_duplicate(kb):
     )
     assert bad["context"]["excerpt"] != good
     assert "checklist-duplicate" in lint_rules(kb, case, conv, [bad])
+
+
+@pytest.mark.parametrize("index", [477, 435])
+def test_asthma_checklist_names_no_unrelated_condition(kb, index):
+    """Asthma: the checklist marked 'LVEF assessed before discharge' (53-000477) or 'drug
+    susceptibility testing on the initial isolate' (53-000435) not applicable: another
+    condition's line. Its 'not applicable' line now names a differential's workup."""
+    from behaviorsft.build.tasks.omissions import near_care
+
+    case, _, tasks = build_item(kb, index, SEED)
+    assert case.conditions[0].code == "asthma_exacerbation"
+    near = {i.item for i, _ in near_care(kb)[0]["asthma_exacerbation"]}
+    for excerpt in _excerpts(tasks, "omission_detection"):
+        assert "LVEF" not in excerpt and "susceptibility" not in excerpt
+        if "Not applicable: " in excerpt:
+            line = excerpt.split("Not applicable: ")[1]
+            assert line.rsplit(" (", 1)[0] in near and line.endswith("judged unlikely).")
+
+
+def test_rule_checklist_foreign(kb):
+    from tests.build.kb_records import as_records, lint_rules
+
+    case, conv, tasks = as_records(*build_item(kb, 477, SEED))
+    task = next(t for t in tasks if t["task_type"] == "omission_detection")
+    assert "checklist-foreign" not in lint_rules(kb, case, conv, [task])
+    bad = {**task, "context": {**task["context"]}}
+    bad["context"]["excerpt"] = (
+        task["context"]["excerpt"].split(" Not applicable")[0]
+        + " Not applicable: LVEF assessed before discharge."
+    )
+    assert "checklist-foreign" in lint_rules(kb, case, conv, [bad])

@@ -28,6 +28,9 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``checklist-duplicate``   a checklist or a team note lists one thing twice, the second time
                           in fewer words ("blood cultures before antibiotics; ...; blood
                           cultures")
+``checklist-foreign``     a handover checklist marks "not applicable" the care of a condition
+                          neither this one nor of its differential ("LVEF assessed before
+                          discharge" in asthma)
 ``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
                           work-up the record shows allows ("admitted to a high-dependency
                           setting 15 minutes after arrival" after a history, bloods back and
@@ -157,6 +160,7 @@ RULES: dict[str, tuple[str, str]] = {
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "checklist-foreign": ("error", "a checklist marks an unrelated condition's item n/a"),
     "checklist-duplicate": ("error", "a checklist or note lists one item twice"),
     "claim-no-value": ("error", "a measurement or score claimed done with no value shown"),
     "transfer-too-early": ("error", "a unit transfer dated before the work-up it follows"),
@@ -689,6 +693,9 @@ _DONE_ALREADY = re.compile(
 )
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
+# a checklist's "not applicable" line, and its reason ("(pulmonary embolism judged unlikely)")
+_NOT_APPLICABLE = re.compile(r"\bNot applicable: (?P<item>.+?)\.?$")
+_UNLIKELY = re.compile(r"\s+\([^()]* judged unlikely\)$")
 _WORKING = re.compile(r"\bworking diagnosis\b", re.I)
 _BACTERAEMIA = re.compile(r"\bbacteraemi\w*", re.I)
 _QUOTED = re.compile(r"\bread: '.*?'(?=;|\s*$)")
@@ -744,6 +751,17 @@ def lint_task(
             other = item if item in items[:n] else covered_claim(item, items)
             if other is not None:
                 where.add("checklist-duplicate", f"'{item}' listed beside '{other}'", None)
+    m = _NOT_APPLICABLE.search(excerpt)
+    if m is not None:
+        bare = _UNLIKELY.sub("", m["item"])
+        owner = _declinable(kb, cond.id).get(bare.lower())
+        if owner is not None:
+            where.add(
+                "checklist-foreign",
+                f"'{bare}' marked not applicable, a requirement of {owner}: neither this "
+                "condition's nor one of its differential diagnoses'",
+                None,
+            )
     m = _SUMMARY.search(excerpt)
     if m is not None:
         listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}

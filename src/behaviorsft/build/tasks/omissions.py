@@ -709,8 +709,10 @@ def _listed_option(
     """One item the checklist shows, as a (wrong) option, and the checklist's tail.
 
     A listed item, drawn by how often its text is the missing item in other cases; or
-    another condition's item plainly not required here, drawn as the other wrong options
-    are and shown on the checklist as "not applicable" (checked absent from the record).
+    the workup of a differential diagnosis the team judged unlikely (``near_care``), drawn
+    by how often its text is the missing item in its own condition's cases and shown on
+    the checklist as "not applicable" with that reason (checked absent from the record;
+    never an unrelated condition's item, which no checklist of this patient would name).
     Either way the record quotes it, which keeps "the option the record quotes most"
     from pointing to the key. A listed item is offered with probability (the summed key
     rates of the listed items) / (tasks per case of this condition), so that over the
@@ -726,12 +728,14 @@ def _listed_option(
     share = min(1.0, sum(rate.values()) / tasks) if tasks > 0 else 1.0
     if not foreign or (any(rate.values()) and ctx.rng.random() < share):
         return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
-    per, _ = foreign_care(ctx.kb)
-    items = {_cap(i.item): i for i in per[ctx.cond.id]} if ctx.cond else {}
+    per, _ = near_care(ctx.kb)
+    items = {_cap(i.item): (i, name) for i, name in per[ctx.cond.id]} if ctx.cond else {}
+    near = {t: key_rate(ctx.kb, T.OMISSION_DETECTION, t) for t in items}
     idx = ctx.index(turn_end=end)
-    for text in weighted_sample(ctx.rng, list(foreign), list(foreign.values()), len(foreign)):
-        if foreign[text] > 0 and check_item(items[text], idx).absent:
-            return [text], f" Not applicable: {items[text].item}."
+    for text in weighted_sample(ctx.rng, list(near), list(near.values()), len(near)):
+        item, name = items[text]
+        if near[text] > 0 and check_item(item, idx).absent:
+            return [text], f" Not applicable: {item.item} ({_dx_name(name)} judged unlikely)."
     return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
 
 
