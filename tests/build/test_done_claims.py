@@ -197,3 +197,48 @@ def test_rule_checklist_foreign(kb):
         + " Not applicable: LVEF assessed before discharge."
     )
     assert "checklist-foreign" in lint_rules(kb, case, conv, [bad])
+
+
+AUTOINJECTOR = "epinephrine autoinjector prescribed with a written action plan at discharge"
+
+
+@pytest.mark.parametrize(("seed", "index"), [(53, 105), (47, 427)])
+def test_discharge_item_not_done_before_discharge(kb, seed, index):
+    """Anaphylaxis: 'nothing is due' (53-000105) while the autoinjector is still to be
+    prescribed at discharge, and a day-1 checklist calling it done (47-000427)."""
+    case, rendered, tasks = build_item(kb, index, seed)
+    assert case.conditions[0].code == "anaphylaxis"
+    assert not any("autoinjector" in line for line in _said_lines(rendered))
+    for t in tasks:
+        excerpt = t.context.excerpt or ""
+        assert AUTOINJECTOR not in excerpt.split("Not ")[0], t.id
+        if t.task_type.value == "predictive_next_action":
+            assert not t.restraint_control, t.id
+
+
+def test_discharge_steps_are_not_started_early():
+    from behaviorsft.build.coherence import early_discharge_item, startable
+
+    assert early_discharge_item(AUTOINJECTOR, ["Day 1 ward round."])
+    assert not early_discharge_item(AUTOINJECTOR, ["Day 3: discharged home."])
+    assert not early_discharge_item("IM epinephrine without delay", [])
+    step = "discharge on ICS-containing controller plus oral corticosteroid course"
+    assert not startable(step)
+    assert startable("complete a 10-day course and review stool frequency daily")
+
+
+def test_rule_discharge_item_early(kb):
+    import copy
+
+    from tests.build.kb_records import as_records, lint_rules
+
+    case, conv, tasks = as_records(*build_item(kb, 105, SEED))
+    assert "discharge-item-early" not in lint_rules(kb, case, conv, tasks)
+    bad = copy.deepcopy(conv)
+    turns = bad["turns"]
+    line = f"Documented: {AUTOINJECTOR}."
+    turns.append({**turns[-2], "index": len(turns), "text": line, "attachments": []})
+    assert "discharge-item-early" in lint_rules(kb, case, bad)
+    task = {**tasks[0], "context": {**tasks[0]["context"]}}
+    task["context"]["excerpt"] = f"Team note: {AUTOINJECTOR}; IM epinephrine without delay."
+    assert lint_rules(kb, case, conv, [task]) == ["discharge-item-early"]

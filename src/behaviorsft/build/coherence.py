@@ -40,6 +40,20 @@ AFTER_DISCHARGE = re.compile(
 LONG_COURSE = re.compile(r"\b(?:for|of) (?:at least )?\d+(?:-\d+)?\s*months?\b", re.I)
 
 
+# A step done when the patient leaves ("autoinjector prescribed ... at discharge", "discharge
+# on an ICS-containing controller"): still due, never done, before the record's discharge.
+AT_DISCHARGE = re.compile(r"\b(?:at|on) discharge\b|^discharge on\b", re.I)
+DISCHARGED = re.compile(r"\bdischarged\b|\bgoing home (?:today|now)\b|\bsent home\b", re.I)
+# How ``unproved_claim`` begins its answer for such a claim (the linter's
+# ``discharge-item-early``).
+EARLY = "done at discharge"
+
+
+def early_discharge_item(item: str, texts: Iterable[str]) -> bool:
+    """Whether ``item`` is done at discharge and the record ``texts`` show none yet."""
+    return AT_DISCHARGE.search(item) is not None and not any(DISCHARGED.search(t) for t in texts)
+
+
 def after_discharge(step: str) -> bool:
     """Whether ``step`` happens after discharge (no admission can have it done or due)."""
     return AFTER_DISCHARGE.search(step) is not None
@@ -610,6 +624,8 @@ def unproved_claim(
     potassium": a potassium given IV); a course or a schedule of checks is never done."""
     if course(item):
         return "a course runs on: an admission starts it, never has it done"
+    if early_discharge_item(item, texts):
+        return f"{EARLY}, and the record has not reached the discharge"
     if SCHEDULE.search(item):
         return "a schedule of checks the record cannot show"
     core = _ALSO.sub("", item)
@@ -859,8 +875,14 @@ _WAITS = re.compile(r"\bcounted from\b|\bpathogen-directed\b|\bonce\b|\bafter re
 
 
 def startable(step: str) -> bool:
-    """Whether an update may list the course ``step`` as started (its first doses given)."""
-    return course(step) and _WAITS.search(step) is None and not after_discharge(step)
+    """Whether an update may list the course ``step`` as started (its first doses given):
+    not one begun at discharge ("discharge on ... plus an oral corticosteroid course")."""
+    return (
+        course(step)
+        and _WAITS.search(step) is None
+        and not after_discharge(step)
+        and AT_DISCHARGE.search(step) is None
+    )
 
 
 # What a claim says beyond its tests, taken off to leave the part a record proves: a count,

@@ -31,6 +31,9 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``checklist-foreign``     a handover checklist marks "not applicable" the care of a condition
                           neither this one nor of its differential ("LVEF assessed before
                           discharge" in asthma)
+``discharge-item-early``  a turn, a checklist or an update lists as done an item done at
+                          discharge ("epinephrine autoinjector prescribed ... at
+                          discharge") before the record reaches the discharge
 ``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
                           work-up the record shows allows ("admitted to a high-dependency
                           setting 15 minutes after arrival" after a history, bloods back and
@@ -112,7 +115,9 @@ from typing import Any, Protocol
 from behaviorsft.build import lint_items
 from behaviorsft.build.coherence import (
     AFTER_OPERATION,
+    AT_DISCHARGE,
     AWAITING,
+    EARLY,
     FIRST_HOURS,
     IF_TAKING,
     NO_VALUE,
@@ -160,6 +165,7 @@ RULES: dict[str, tuple[str, str]] = {
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "discharge-item-early": ("error", "an item done at discharge listed done before it"),
     "checklist-foreign": ("error", "a checklist marks an unrelated condition's item n/a"),
     "checklist-duplicate": ("error", "a checklist or note lists one item twice"),
     "claim-no-value": ("error", "a measurement or score claimed done with no value shown"),
@@ -731,7 +737,13 @@ def lint_task(
         from behaviorsft.build.record_index import split_condition
 
         for item in _items(m["items"]):
-            if not done_by_discharge(item) or SCHEDULE.search(item):
+            if AT_DISCHARGE.search(item):
+                where.add(
+                    "discharge-item-early",
+                    f"'{item}' listed as done already, before the discharge",
+                    None,
+                )
+            elif not done_by_discharge(item) or SCHEDULE.search(item):
                 where.add("done-impossible", f"'{item}' listed as done already", None)
             elif split_condition(item)[1] is not None and not _holds(kb, case, turns, item):
                 where.add(
@@ -908,8 +920,11 @@ def record_claims(
 
 def _claim_rule(why: str) -> str:
     """The rule a done-claim the record does not prove breaks (``coherence.unproved_claim``
-    says why): ``claim-no-value`` for a value it never states, else ``claim-unproved``."""
-    return "claim-no-value" if why.startswith(NO_VALUE) else "claim-unproved"
+    says why): ``claim-no-value`` for a value it never states, ``discharge-item-early`` for
+    an item done at a discharge the record has not reached, else ``claim-unproved``."""
+    if why.startswith(NO_VALUE):
+        return "claim-no-value"
+    return "discharge-item-early" if why.startswith(EARLY) else "claim-unproved"
 
 
 def _items(text: str) -> list[str]:
