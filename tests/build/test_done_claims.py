@@ -242,3 +242,58 @@ def test_rule_discharge_item_early(kb):
     task = {**tasks[0], "context": {**tasks[0]["context"]}}
     task["context"]["excerpt"] = f"Team note: {AUTOINJECTOR}; IM epinephrine without delay."
     assert lint_rules(kb, case, conv, [task]) == ["discharge-item-early"]
+
+
+@pytest.mark.parametrize(
+    ("index", "code", "words"),
+    [
+        (179, "pulmonary_tuberculosis", ("isolation",)),  # nursed in airborne isolation
+        (278, "atrial_fibrillation_rvr", ("LVEF", "echocardiogram")),  # new AF has a TTE
+        (67, "thyroid_storm", ("LVEF", "echocardiogram")),  # the record shows heart failure
+    ],
+)
+def test_no_note_declines_what_the_patient_needs(kb, index, code, words):
+    """The note declined 'transmission-based isolation precautions (only if COVID-19)' for
+    TB (53-000179), 'LVEF assessed before discharge (only if STEMI)' in a new AF
+    (53-000278) and a TTE 'only if AF with RVR' in a thyroid storm with heart failure
+    (53-000067)."""
+    case, _, tasks = build_item(kb, index, SEED)
+    assert case.conditions[0].code == code
+    notes = _excerpts(tasks, "standard_of_care")
+    assert notes
+    for note in notes:
+        declined = note.split("Not done, not felt necessary: ")[-1]
+        for t in tasks:
+            if t.task_type.value == "standard_of_care":
+                key = next(o.text for o in t.options if o.label == t.answer)
+                declined = declined.replace(key[len("No: ") : -len(" is required")], "")
+        assert not any(w in declined for w in words), note
+
+
+def test_required_as():
+    from behaviorsft.build.coherence import required_as, required_by_state
+
+    kb = load_kb()
+    tb, af = kb.conditions["pulmonary_tuberculosis"], kb.conditions["atrial_fibrillation_rvr"]
+    assert "airborne isolation" in (
+        required_as(tb, "transmission-based isolation precautions") or ""
+    )
+    assert required_as(af, "LVEF assessed before discharge") == "transthoracic echocardiogram"
+    assert required_as(tb, "LVEF assessed before discharge") is None
+    assert required_by_state("transthoracic echocardiogram", lambda s: s == "heart failure")
+    assert not required_by_state("transthoracic echocardiogram", lambda s: False)
+
+
+def test_rule_declined_required(kb):
+    from tests.build.kb_records import as_records, lint_rules
+
+    case, conv, tasks = as_records(*build_item(kb, 179, SEED))
+    task = next(t for t in tasks if t["task_type"] == "standard_of_care")
+    assert "declined-required" not in lint_rules(kb, case, conv, [task])
+    bad = {**task, "context": {**task["context"]}}
+    bad["context"]["excerpt"] = (
+        task["context"]["excerpt"].rstrip(".")
+        + "; transmission-based isolation precautions (only if COVID-19 pneumonia is likely, "
+        "not the case here)."
+    )
+    assert "declined-required" in lint_rules(kb, case, conv, [bad])

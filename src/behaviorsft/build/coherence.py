@@ -556,6 +556,49 @@ def organism_conflict(text: str, results: Iterable[str]) -> str | None:
 
 # ----------------------------------------------------------------------------- claims
 
+# Care one concept names in several ways: another condition's item in one of them is this
+# condition's requirement under another name where its own care names the concept too
+# ("transmission-based isolation precautions" for a TB patient in airborne isolation, "LVEF
+# assessed" for a new AF that has a transthoracic echocardiogram).
+CARE_CONCEPTS = (
+    re.compile(r"\bisolation\b|\bairborne\b|\bnegative-pressure\b", re.I),
+    re.compile(
+        r"\bechocardiogra\w*|\bTTE\b|\bTOE\b|\bLVEF\b|\bLV function\b|\bejection fraction\b",
+        re.I,
+    ),
+)
+
+
+# A state the record may show that requires a concept whatever the diagnosis: heart failure
+# an echocardiogram (ESC HF 2021), so no note declines one as another diagnosis's workup.
+STATE_REQUIRES: tuple[tuple[str, re.Pattern[str]], ...] = (("heart failure", CARE_CONCEPTS[1]),)
+
+
+def required_by_state(text: str, shows: Callable[[str], bool]) -> str | None:
+    """The state (``STATE_REQUIRES``) that requires what ``text`` names and that the record
+    shows (``shows(phrase)``: a sentence affirms it), or None."""
+    for state, concept in STATE_REQUIRES:
+        if concept.search(text) and shows(state):
+            return state
+    return None
+
+
+def required_as(cond: Condition, text: str) -> str | None:
+    """The care of ``cond`` (a KB condition: its requirements, first actions and next steps)
+    that requires what ``text`` names under another name (``CARE_CONCEPTS``), or None."""
+    own = [
+        *(i.item for i in cond.standard_of_care),
+        *cond.treatments.actions,
+        *cond.next_actions,
+    ]
+    for concept in CARE_CONCEPTS:
+        if concept.search(text):
+            hit = next((o for o in own if concept.search(o)), None)
+            if hit is not None:
+                return hit
+    return None
+
+
 # A course of treatment or monitoring that runs on (weeks, months, a daily review, "until"
 # something happens): an admission can start it, with its first doses, never have it done.
 COURSE = re.compile(

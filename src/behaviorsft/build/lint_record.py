@@ -34,6 +34,10 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``discharge-item-early``  a turn, a checklist or an update lists as done an item done at
                           discharge ("epinephrine autoinjector prescribed ... at
                           discharge") before the record reaches the discharge
+``declined-required``     a team note declines as another diagnosis's workup, or a checklist
+                          marks not applicable, what this condition requires under another
+                          name ("transmission-based isolation precautions" for TB, which is
+                          nursed in airborne isolation; "LVEF assessed" in a new AF)
 ``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
                           work-up the record shows allows ("admitted to a high-dependency
                           setting 15 minutes after arrival" after a history, bloods back and
@@ -138,6 +142,7 @@ from behaviorsft.build.coherence import (
     organism_conflict,
     premise_missing,
     repeat_unshown,
+    required_as,
     route_claim_shown,
     state_record,
     state_shown,
@@ -165,6 +170,7 @@ RULES: dict[str, tuple[str, str]] = {
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "declined-required": ("error", "a note declines what this condition requires by name"),
     "discharge-item-early": ("error", "an item done at discharge listed done before it"),
     "checklist-foreign": ("error", "a checklist marks an unrelated condition's item n/a"),
     "checklist-duplicate": ("error", "a checklist or note lists one item twice"),
@@ -701,6 +707,8 @@ _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
 # a checklist's "not applicable" line, and its reason ("(pulmonary embolism judged unlikely)")
 _NOT_APPLICABLE = re.compile(r"\bNot applicable: (?P<item>.+?)\.?$")
+# a declined item's reason naming a differential ("only if deep vein thrombosis is likely")
+_LIKELY = re.compile(r"\(only if [^()]* is likely, not the case here\)$")
 _UNLIKELY = re.compile(r"\s+\([^()]* judged unlikely\)$")
 _WORKING = re.compile(r"\bworking diagnosis\b", re.I)
 _BACTERAEMIA = re.compile(r"\bbacteraemi\w*", re.I)
@@ -766,6 +774,13 @@ def lint_task(
     m = _NOT_APPLICABLE.search(excerpt)
     if m is not None:
         bare = _UNLIKELY.sub("", m["item"])
+        required = required_as(cond, bare)
+        if required is not None:
+            where.add(
+                "declined-required",
+                f"'{bare}' marked not applicable, but this condition requires it as '{required}'",
+                None,
+            )
         owner = _declinable(kb, cond.id).get(bare.lower())
         if owner is not None:
             where.add(
@@ -808,6 +823,14 @@ def lint_task(
             claimed.append(bare)
             if bare == item:
                 where.add("declined-unreasoned", f"'{item}' declined without a reason", None)
+            required = required_as(cond, bare) if _LIKELY.search(item) else None
+            if required is not None:
+                where.add(
+                    "declined-required",
+                    f"'{bare}' declined as another diagnosis's workup, but this condition "
+                    f"requires it as '{required}'",
+                    None,
+                )
             owner = _declinable(kb, cond.id).get(bare.lower())
             if owner is not None:
                 where.add(

@@ -25,7 +25,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from behaviorsft.build.coherence import claim_checker, consulted, distinct_claims, provable
+from behaviorsft.build.coherence import (
+    claim_checker,
+    consulted,
+    distinct_claims,
+    provable,
+    required_as,
+    required_by_state,
+)
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
@@ -341,7 +348,10 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
         per[cond.id] = [
             i
             for c, i in eligible
-            if c.id not in near and c.system != cond.system and not (_topic(i.item) & own)
+            if c.id not in near
+            and c.system != cond.system
+            and not (_topic(i.item) & own)
+            and required_as(cond, i.item) is None
         ]
         avail.update(i.item for i in per[cond.id])
     _FOREIGN[id(kb)] = (per, avail)
@@ -426,6 +436,7 @@ def near_care(
                     and not (_topic(i.item) & own)
                     and i.item not in mine
                     and i.item not in seen
+                    and required_as(cond, i.item) is None
                 ):
                     seen.add(i.item)
                     pool.append((i, name))
@@ -1069,7 +1080,17 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         for p in order:  # (the first k only: a decoy's check reads the whole record)
             if len(picked) >= k:
                 break
-            if p in own_decoys or p not in outside or check_item(outside[p][0], idx).absent:
+            # (nor one the record's state requires: no echocardiogram in heart failure)
+            if (
+                p in own_decoys
+                or p not in outside
+                or (
+                    check_item(outside[p][0], idx).absent
+                    and not required_by_state(
+                        outside[p][0].item, lambda s: bool(idx.phrase_refs(s, affirmed=True))
+                    )
+                )
+            ):
                 picked.append(p)
         # the note declines the differential's workup and the clauses ruled out; another
         # condition's item is only offered (no note declines care foreign to the patient)
