@@ -297,3 +297,16 @@ def test_rule_declined_required(kb):
         "not the case here)."
     )
     assert "declined-required" in lint_rules(kb, case, conv, [bad])
+
+
+def test_rule_discharge_item_early_in_an_update(kb):
+    from tests.build.kb_records import as_records, lint_rules
+
+    case, conv, tasks = as_records(*build_item(kb, 105, SEED))
+    task = next(t for t in tasks if t["task_type"] == "predictive_next_action")
+    task = {**task, "context": {**task["context"]}}
+    task["context"]["excerpt"] = (
+        "Ward round update, the next morning: done already: refer to an allergist to confirm "
+        f"the trigger; {AUTOINJECTOR}."
+    )
+    assert "discharge-item-early" in lint_rules(kb, case, conv, [task])
