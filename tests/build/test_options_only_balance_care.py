@@ -194,7 +194,7 @@ def test_soc_weights_offer_each_text_wrong_four_times_its_key_rate(kb):
 
     w = soc_weights(kb)
     per_near, _ = near_care(kb)
-    per_foreign, _ = foreign_care(kb)
+    per_foreign, _ = foreign_care(kb, soc=True)
     plans = yes_plans(kb)
     offered: Counter[str] = Counter()
     for cid, (items, controls) in emitted(kb, T.STANDARD_OF_CARE).items():

@@ -314,10 +314,12 @@ def _topic(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z]{4,}", text.lower())) - _HOW
 
 
-_FOREIGN: dict[int, tuple[dict[str, list[KBCareItem]], Counter[str]]] = {}
+_FOREIGN: dict[tuple[int, bool], tuple[dict[str, list[KBCareItem]], Counter[str]]] = {}
 
 
-def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counter[str]]:
+def foreign_care(
+    kb: KnowledgeBase, *, soc: bool = False
+) -> tuple[dict[str, list[KBCareItem]], Counter[str]]:
     """Per condition, other conditions' requirements that are plainly not required for it,
     and for each such item the number of conditions it is offered for.
 
@@ -325,9 +327,12 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
     system that is not among ``c``'s differentials, names no drug, recommends nothing
     against, holds no applicability clause, is not care any inpatient may need
     (``GENERIC_CARE``), and shares no topic word with any of ``c``'s own requirements
-    ("serum magnesium" is not foreign to "electrolytes including magnesium").
+    ("serum magnesium" is not foreign to "electrolytes including magnesium"). With ``soc``
+    (standard_of_care's "No: X is required" options), nor does it name what this condition
+    requires under another name (``coherence.required_as``: no "LVEF assessed" where a TTE
+    is required).
     """
-    hit = _FOREIGN.get(id(kb))
+    hit = _FOREIGN.get((id(kb), soc))
     if hit is not None:
         return hit
     conds = list(kb.conditions.values())
@@ -351,10 +356,10 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
             if c.id not in near
             and c.system != cond.system
             and not (_topic(i.item) & own)
-            and required_as(cond, i.item) is None
+            and not (soc and required_as(cond, i.item) is not None)
         ]
         avail.update(i.item for i in per[cond.id])
-    _FOREIGN[id(kb)] = (per, avail)
+    _FOREIGN[(id(kb), soc)] = (per, avail)
     return per, avail
 
 
@@ -577,7 +582,7 @@ def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str
     if hit is not None:
         return hit
     per_near, _ = near_care(kb)
-    per_foreign, _ = foreign_care(kb)
+    per_foreign, _ = foreign_care(kb, soc=True)
     plans = yes_plans(kb, n_options)
     target: dict[str, float] = {}
     pools: dict[str, dict[str, float]] = {}
@@ -654,14 +659,16 @@ def _omission_keys(
     return _offerable(ctx, _left_out(ctx, keys)), kinds
 
 
-def _offerable(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+def _offerable(ctx: Ctx, keys: list[CheckedItem], *, soc: bool = False) -> list[CheckedItem]:
     """``keys``, narrowed to those another condition's items may offer as a wrong option
     when there are any: a key text never offered wrong anywhere would mark itself."""
-    _, avail = foreign_care(ctx.kb)
+    _, avail = foreign_care(ctx.kb, soc=soc)
     return [c for c in keys if avail[c.item.item] > 0] or keys
 
 
-def offered_wrong_elsewhere(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+def offered_wrong_elsewhere(
+    ctx: Ctx, keys: list[CheckedItem], *, soc: bool = False
+) -> list[CheckedItem]:
     """The ``keys`` that other conditions' items may offer as a wrong option.
 
     Care any inpatient may need (VTE prophylaxis, a fluid balance chart, a medication
@@ -670,7 +677,7 @@ def offered_wrong_elsewhere(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedIt
     only verified key it would be the key of every item that offers it (an options-only
     reader picks it on sight). Such an item is not emitted (``Ctx.drop`` counts it);
     the case's restraint control still is."""
-    _, avail = foreign_care(ctx.kb)
+    _, avail = foreign_care(ctx.kb, soc=soc)
     return [c for c in keys if avail[c.item.item] > 0]
 
 
@@ -929,9 +936,8 @@ def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
         and not _in_other_words(ctx, c, end)
         and not _consulted(ctx, c, end)
     ]
-    return _offerable(
-        ctx, [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
-    )
+    named = [c for c in keys if c.named and c.item.item in ctx.rendered.omitted]
+    return _offerable(ctx, named or keys, soc=True)
 
 
 def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
@@ -939,7 +945,8 @@ def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
     got = _care_checked(ctx)
     if got is None:
         return [], 1
-    return [_required(c.item) for c in offered_wrong_elsewhere(ctx, _soc_keys(ctx, got[1]))], 1
+    keys = offered_wrong_elsewhere(ctx, _soc_keys(ctx, got[1]), soc=True)
+    return [_required(c.item) for c in keys], 1
 
 
 def _soc_emitted(ctx: object) -> tuple[float, float]:
@@ -956,7 +963,7 @@ def _soc_emitted(ctx: object) -> tuple[float, float]:
     control = (
         ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.complete for c in required)
     )
-    return float(bool(offered_wrong_elsewhere(ctx, verified))), float(control)
+    return float(bool(offered_wrong_elsewhere(ctx, verified, soc=True))), float(control)
 
 
 register(T.STANDARD_OF_CARE, _soc_key_texts)
@@ -1035,7 +1042,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     if not verified:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return
-    keys = offered_wrong_elsewhere(ctx, verified)
+    keys = offered_wrong_elsewhere(ctx, verified, soc=True)
     if not keys:
         ctx.drop(T.STANDARD_OF_CARE, "key never offered wrong elsewhere")
     # one question for every item, whether or not it offers a "Yes" option (a yes/no question
@@ -1048,7 +1055,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     own_decoys = {k: v for k, v in _clause_decoys(checked).items() if v[0] is not declined}
     # other conditions' requirements (``foreign_care``): wrong options only when the
     # others run out (they keep each text's key rate even), never declined in the note
-    per_foreign, _ = foreign_care(ctx.kb)
+    per_foreign, _ = foreign_care(ctx.kb, soc=True)
     foreign = {
         f: (i, "")
         for i in per_foreign[cond.id]
