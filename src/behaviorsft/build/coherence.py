@@ -673,7 +673,7 @@ def unproved_claim(
         return "a schedule of checks the record cannot show"
     core = _ALSO.sub("", item)
     named = results(core)
-    measured = getattr(results, "measured", frozenset())
+    measured: frozenset[str] = getattr(results, "measured", frozenset())
     for test, got in named.items():
         if not got:
             if test in measured:
