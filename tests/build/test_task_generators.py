@@ -150,8 +150,9 @@ def test_every_proactive_type_has_controls_at_the_documented_ratio(tasks):
             cases = len({t.case_id for t in of_type})
             # one control per CONTROL_EVERY (= 2) cases, by a hash of the case id; a checklist
             # or note control ("nothing outstanding") only where every required item is in
-            # the record, so fewer of those
-            low = 0.05 if ttype in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE) else 0.35
+            # the record, so fewer of those (fewer still since a score with no value in the
+            # record or an item done at discharge is never complete: 7 of 152 cases)
+            low = 0.03 if ttype in (T.OMISSION_DETECTION, T.STANDARD_OF_CARE) else 0.35
             assert low < controls / cases < 0.65, (ttype, controls, cases)
 
 
@@ -358,10 +359,15 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 right = {t.perturbation.original.lower()} if t.perturbation else set()
                 wrong_own = (named & own) - right
                 # one item the checklist shows is offered and is wrong: one of the condition's
-                # own items on the list, or another condition's item it marks not applicable
+                # own items on the list, or a differential's item it marks not applicable
+                # (with its reason: "(deep vein thrombosis judged unlikely)")
                 excerpt = t.context.excerpt.lower()
                 na = (
-                    excerpt.split("not applicable: ")[1].rstrip(".")
+                    re.sub(
+                        r" \([^()]* judged unlikely\)$",
+                        "",
+                        excerpt.split("not applicable: ")[1].rstrip("."),
+                    )
                     if "not applicable: " in (excerpt)
                     else None
                 )

@@ -40,6 +40,20 @@ AFTER_DISCHARGE = re.compile(
 LONG_COURSE = re.compile(r"\b(?:for|of) (?:at least )?\d+(?:-\d+)?\s*months?\b", re.I)
 
 
+# A step done when the patient leaves ("autoinjector prescribed ... at discharge", "discharge
+# on an ICS-containing controller"): still due, never done, before the record's discharge.
+AT_DISCHARGE = re.compile(r"\b(?:at|on) discharge\b|^discharge on\b", re.I)
+DISCHARGED = re.compile(r"\bdischarged\b|\bgoing home (?:today|now)\b|\bsent home\b", re.I)
+# How ``unproved_claim`` begins its answer for such a claim (the linter's
+# ``discharge-item-early``).
+EARLY = "done at discharge"
+
+
+def early_discharge_item(item: str, texts: Iterable[str]) -> bool:
+    """Whether ``item`` is done at discharge and the record ``texts`` show none yet."""
+    return AT_DISCHARGE.search(item) is not None and not any(DISCHARGED.search(t) for t in texts)
+
+
 def after_discharge(step: str) -> bool:
     """Whether ``step`` happens after discharge (no admission can have it done or due)."""
     return AFTER_DISCHARGE.search(step) is not None
@@ -542,6 +556,49 @@ def organism_conflict(text: str, results: Iterable[str]) -> str | None:
 
 # ----------------------------------------------------------------------------- claims
 
+# Care one concept names in several ways: another condition's item in one of them is this
+# condition's requirement under another name where its own care names the concept too
+# ("transmission-based isolation precautions" for a TB patient in airborne isolation, "LVEF
+# assessed" for a new AF that has a transthoracic echocardiogram).
+CARE_CONCEPTS = (
+    re.compile(r"\bisolation\b|\bairborne\b|\bnegative-pressure\b", re.I),
+    re.compile(
+        r"\bechocardiogra\w*|\bTTE\b|\bTOE\b|\bLVEF\b|\bLV function\b|\bejection fraction\b",
+        re.I,
+    ),
+)
+
+
+# A state the record may show that requires a concept whatever the diagnosis: heart failure
+# an echocardiogram (ESC HF 2021), so no note declines one as another diagnosis's workup.
+STATE_REQUIRES: tuple[tuple[str, re.Pattern[str]], ...] = (("heart failure", CARE_CONCEPTS[1]),)
+
+
+def required_by_state(text: str, shows: Callable[[str], bool]) -> str | None:
+    """The state (``STATE_REQUIRES``) that requires what ``text`` names and that the record
+    shows (``shows(phrase)``: a sentence affirms it), or None."""
+    for state, concept in STATE_REQUIRES:
+        if concept.search(text) and shows(state):
+            return state
+    return None
+
+
+def required_as(cond: Condition, text: str) -> str | None:
+    """The care of ``cond`` (a KB condition: its requirements, first actions and next steps)
+    that requires what ``text`` names under another name (``CARE_CONCEPTS``), or None."""
+    own = [
+        *(i.item for i in cond.standard_of_care),
+        *cond.treatments.actions,
+        *cond.next_actions,
+    ]
+    for concept in CARE_CONCEPTS:
+        if concept.search(text):
+            hit = next((o for o in own if concept.search(o)), None)
+            if hit is not None:
+                return hit
+    return None
+
+
 # A course of treatment or monitoring that runs on (weeks, months, a daily review, "until"
 # something happens): an admission can start it, with its first doses, never have it done.
 COURSE = re.compile(
@@ -555,7 +612,9 @@ SCHEDULE = re.compile(
 )
 # How many samples a claim says were taken ("at least 3 sets", "three sputum specimens").
 _COUNT_WORDS = {"two": 2, "three": 3, "four": 4}
-COUNT = re.compile(r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:sets|specimens|samples)\b", re.I)
+COUNT = re.compile(
+    r"\b(?:at least )?(?P<n>\d+|two|three|four) (?:[a-z]+ )?(?:sets|specimens|samples)\b", re.I
+)
 REPEATED = re.compile(r"\b(?:repeat(?:ed)?|serial)\b", re.I)
 # An interval in hours between serial samples ("(0 h and 1-3 h)"): the repeat that day.
 _HOURS_APART = re.compile(r"\b\d+(?:-\d+)?\s*h\b", re.I)
@@ -608,12 +667,17 @@ def unproved_claim(
     potassium": a potassium given IV); a course or a schedule of checks is never done."""
     if course(item):
         return "a course runs on: an admission starts it, never has it done"
+    if early_discharge_item(item, texts):
+        return f"{EARLY}, and the record has not reached the discharge"
     if SCHEDULE.search(item):
         return "a schedule of checks the record cannot show"
     core = _ALSO.sub("", item)
     named = results(core)
+    measured: frozenset[str] = getattr(results, "measured", frozenset())
     for test, got in named.items():
         if not got:
+            if test in measured:
+                return f"{NO_VALUE} ({test}) the record never states"
             return f"no {test} result in the record"
     for also in _ALSO.finditer(item):
         extra = results(also["what"])
@@ -645,7 +709,55 @@ def unproved_claim(
         what = m["what"].lower()
         if not any(what in name.lower() and route.upper() == "IV" for name, route in given):
             return f"claims IV {what}; none was given IV"
+    return value_unstated(item, texts)
+
+
+# Words that join a claim's parts, not what it claims.
+_JOINERS = frozenset(["and", "or", "of", "the", "a", "an", "for", "in", "on", "to", "with", "at"])
+
+
+def _claim_words(item: str) -> frozenset[str]:
+    return frozenset(w.rstrip("s") for w in _TOKEN.findall(item.lower())) - _JOINERS
+
+
+def covered_claim(item: str, others: Iterable[str]) -> str | None:
+    """The claim among ``others`` that already says all ``item`` says ("blood cultures before
+    antibiotics" for "blood cultures"), or None: listed beside it, ``item`` is the same line
+    twice."""
+    own = _claim_words(item)
+    for other in others:
+        if other != item and own and own <= _claim_words(other):
+            return other
     return None
+
+
+def distinct_claims(items: Iterable[str]) -> list[str]:
+    """``items`` once each, without one another claim covers (``covered_claim``)."""
+    unique = list(dict.fromkeys(items))
+    words = {i: _claim_words(i) for i in unique}
+    kept: list[str] = []
+    for i in unique:
+        if any(words[i] < words[o] for o in unique) or any(words[i] == words[k] for k in kept):
+            continue
+        kept.append(i)
+    return kept
+
+
+# How ``unproved_claim`` begins its answer for a claim of a value the record never states
+# (the linter's ``claim-no-value``, not ``claim-unproved``).
+NO_VALUE = "claims a value"
+
+
+def value_unstated(item: str, texts: Sequence[str]) -> str | None:
+    """Why a claim that records a value (a score, a grade, a stroke risk: ``wording.
+    RECORDS_VALUE``) is unproved where the record ``texts`` state no value for it, or None
+    ("CHA2DS2-VASc stroke risk documented" with no score anywhere)."""
+    from behaviorsft.sources.wording import RECORDS_VALUE, checklist_item
+
+    m = RECORDS_VALUE.search(item)
+    if m is None or checklist_item(item, " ".join(texts)) is not None:
+        return None
+    return f"{NO_VALUE} ({m.group(0)}) the record never states"
 
 
 def split_before(item: str) -> str:
@@ -714,6 +826,10 @@ SAME_RESULT: dict[str, tuple[str, ...]] = {
 }
 
 
+# Procedures whose result is a value: claimed done only where the record shows one.
+MEASURED = frozenset({"proc:pef"})
+
+
 def results_finder(
     kb: KnowledgeBase, findings: Iterable[tuple[str, float | None, str | None]]
 ) -> Callable[[str], dict[str, Results]]:
@@ -750,9 +866,10 @@ def results_finder(
             c = lx.concepts[cid]
             if c.kind == "test" and (cid[len("test:") :] in kb.labs or cid in by_test):
                 out[c.name or cid] = rows(cid)
-            elif c.kind == "procedure" and cid in by_test:
+            elif c.kind == "procedure" and (cid in by_test or cid in MEASURED):
                 # a study or procedure: only where the record reports one (its results may
-                # be rows of other names: a paracentesis, the ascitic fluid counts)
+                # be rows of other names: a paracentesis, the ascitic fluid counts); a
+                # measurement always (a PEF "measured" with no value shown is no PEF)
                 out[c.name or cid] = rows(cid)
             elif c.kind == "group":
                 out[c.name or cid] = sorted(
@@ -760,6 +877,9 @@ def results_finder(
                 )
         return out
 
+    results.measured = frozenset(  # type: ignore[attr-defined]
+        lx.concepts[c].name or c for c in MEASURED if c in lx.concepts
+    )
     return results
 
 
@@ -798,8 +918,14 @@ _WAITS = re.compile(r"\bcounted from\b|\bpathogen-directed\b|\bonce\b|\bafter re
 
 
 def startable(step: str) -> bool:
-    """Whether an update may list the course ``step`` as started (its first doses given)."""
-    return course(step) and _WAITS.search(step) is None and not after_discharge(step)
+    """Whether an update may list the course ``step`` as started (its first doses given):
+    not one begun at discharge ("discharge on ... plus an oral corticosteroid course")."""
+    return (
+        course(step)
+        and _WAITS.search(step) is None
+        and not after_discharge(step)
+        and AT_DISCHARGE.search(step) is None
+    )
 
 
 # What a claim says beyond its tests, taken off to leave the part a record proves: a count,

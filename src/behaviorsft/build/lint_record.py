@@ -22,6 +22,22 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
                           medicine route never used ("IV potassium rate" with oral
                           potassium), a course or a schedule of checks (never done), or a
                           test it names in passing ("(and T3)") with no result
+``claim-no-value``        a turn or a checklist lists as done a measurement or a score whose
+                          value the record never states ("PEF or FEV1 measured" with no
+                          PEF, "CHA2DS2-VASc stroke risk documented" with no score)
+``checklist-duplicate``   a checklist or a team note lists one thing twice, the second time
+                          in fewer words ("blood cultures before antibiotics; ...; blood
+                          cultures")
+``checklist-foreign``     a handover checklist marks "not applicable" the care of a condition
+                          neither this one nor of its differential ("LVEF assessed before
+                          discharge" in asthma)
+``discharge-item-early``  a turn, a checklist or an update lists as done an item done at
+                          discharge ("epinephrine autoinjector prescribed ... at
+                          discharge") before the record reaches the discharge
+``declined-required``     a team note declines as another diagnosis's workup, or a checklist
+                          marks not applicable, what this condition requires under another
+                          name ("transmission-based isolation precautions" for TB, which is
+                          nursed in airborne isolation; "LVEF assessed" in a new AF)
 ``transfer-too-early``    a transfer to a unit dated sooner after arrival than the emergency
                           work-up the record shows allows ("admitted to a high-dependency
                           setting 15 minutes after arrival" after a history, bloods back and
@@ -103,9 +119,12 @@ from typing import Any, Protocol
 from behaviorsft.build import lint_items
 from behaviorsft.build.coherence import (
     AFTER_OPERATION,
+    AT_DISCHARGE,
     AWAITING,
+    EARLY,
     FIRST_HOURS,
     IF_TAKING,
+    NO_VALUE,
     OPERATION_DONE,
     SCHEDULE,
     action_fits,
@@ -113,6 +132,7 @@ from behaviorsft.build.coherence import (
     claim_checker,
     consulted,
     count_claim_shown,
+    covered_claim,
     decisive_result,
     done_by_discharge,
     finding_cited,
@@ -122,6 +142,7 @@ from behaviorsft.build.coherence import (
     organism_conflict,
     premise_missing,
     repeat_unshown,
+    required_as,
     route_claim_shown,
     state_record,
     state_shown,
@@ -149,6 +170,11 @@ RULES: dict[str, tuple[str, str]] = {
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
+    "declined-required": ("error", "a note declines what this condition requires by name"),
+    "discharge-item-early": ("error", "an item done at discharge listed done before it"),
+    "checklist-foreign": ("error", "a checklist marks an unrelated condition's item n/a"),
+    "checklist-duplicate": ("error", "a checklist or note lists one item twice"),
+    "claim-no-value": ("error", "a measurement or score claimed done with no value shown"),
     "transfer-too-early": ("error", "a unit transfer dated before the work-up it follows"),
     "not-done-contradicted": ("error", "a consultation called not done that took place"),
     "step-out-of-order": ("error", "a plan step about an event the record lacks or has passed"),
@@ -456,7 +482,7 @@ def lint_conversation(
             item = m["item"]
             why = record_claims(kb, turns[:i], case)(item)
             if why is not None and done_by_discharge(item):
-                where.add("claim-unproved", f"'{item}' recorded as done: {why}", idx)
+                where.add(_claim_rule(why), f"'{item}' recorded as done: {why}", idx)
             if not done_by_discharge(item):
                 where.add("done-impossible", f"'{item}' recorded as done in the admission", idx)
             elif not count_claim_shown(item, day0_names, lab_names):
@@ -679,6 +705,11 @@ _DONE_ALREADY = re.compile(
 )
 _NOT_DONE = re.compile(r"Not done, not felt necessary:\s*(?P<items>.+?)\.?$", re.I)
 _REQUIRED = re.compile(r"^No: (?P<item>.+) is required$")
+# a checklist's "not applicable" line, and its reason ("(pulmonary embolism judged unlikely)")
+_NOT_APPLICABLE = re.compile(r"\bNot applicable: (?P<item>.+?)\.?$")
+# a declined item's reason naming a differential ("only if deep vein thrombosis is likely")
+_LIKELY = re.compile(r"\(only if [^()]* is likely, not the case here\)$")
+_UNLIKELY = re.compile(r"\s+\([^()]* judged unlikely\)$")
 _WORKING = re.compile(r"\bworking diagnosis\b", re.I)
 _BACTERAEMIA = re.compile(r"\bbacteraemi\w*", re.I)
 _QUOTED = re.compile(r"\bread: '.*?'(?=;|\s*$)")
@@ -714,7 +745,13 @@ def lint_task(
         from behaviorsft.build.record_index import split_condition
 
         for item in _items(m["items"]):
-            if not done_by_discharge(item) or SCHEDULE.search(item):
+            if AT_DISCHARGE.search(item):
+                where.add(
+                    "discharge-item-early",
+                    f"'{item}' listed as done already, before the discharge",
+                    None,
+                )
+            elif not done_by_discharge(item) or SCHEDULE.search(item):
                 where.add("done-impossible", f"'{item}' listed as done already", None)
             elif split_condition(item)[1] is not None and not _holds(kb, case, turns, item):
                 where.add(
@@ -725,10 +762,33 @@ def lint_task(
     m = _CHECKLIST.match(excerpt)
     if m is not None:
         proves = record_claims(kb, turns, case)
-        for item in _items(m["items"]):
+        items = _items(m["items"])
+        for item in items:
             why = proves(item)
             if why is not None:
-                where.add("claim-unproved", f"'{item}' listed as done: {why}", None)
+                where.add(_claim_rule(why), f"'{item}' listed as done: {why}", None)
+        for n, item in enumerate(items):
+            other = item if item in items[:n] else covered_claim(item, items)
+            if other is not None:
+                where.add("checklist-duplicate", f"'{item}' listed beside '{other}'", None)
+    m = _NOT_APPLICABLE.search(excerpt)
+    if m is not None:
+        bare = _UNLIKELY.sub("", m["item"])
+        required = required_as(cond, bare)
+        if required is not None:
+            where.add(
+                "declined-required",
+                f"'{bare}' marked not applicable, but this condition requires it as '{required}'",
+                None,
+            )
+        owner = _declinable(kb, cond.id).get(bare.lower())
+        if owner is not None:
+            where.add(
+                "checklist-foreign",
+                f"'{bare}' marked not applicable, a requirement of {owner}: neither this "
+                "condition's nor one of its differential diagnoses'",
+                None,
+            )
     m = _SUMMARY.search(excerpt)
     if m is not None:
         listed = {x.lower() for x in _items(m["items"])} | {m["final"].lower()}
@@ -763,6 +823,14 @@ def lint_task(
             claimed.append(bare)
             if bare == item:
                 where.add("declined-unreasoned", f"'{item}' declined without a reason", None)
+            required = required_as(cond, bare) if _LIKELY.search(item) else None
+            if required is not None:
+                where.add(
+                    "declined-required",
+                    f"'{bare}' declined as another diagnosis's workup, but this condition "
+                    f"requires it as '{required}'",
+                    None,
+                )
             owner = _declinable(kb, cond.id).get(bare.lower())
             if owner is not None:
                 where.add(
@@ -871,6 +939,15 @@ def record_claims(
         _CLAIMS.clear()
     _CLAIMS[key] = (turns[0] if turns else None, check)
     return check
+
+
+def _claim_rule(why: str) -> str:
+    """The rule a done-claim the record does not prove breaks (``coherence.unproved_claim``
+    says why): ``claim-no-value`` for a value it never states, ``discharge-item-early`` for
+    an item done at a discharge the record has not reached, else ``claim-unproved``."""
+    if why.startswith(NO_VALUE):
+        return "claim-no-value"
+    return "discharge-item-early" if why.startswith(EARLY) else "claim-unproved"
 
 
 def _items(text: str) -> list[str]:

@@ -784,6 +784,36 @@ def due_steps(cond_id: str, steps: Sequence[str], record: str) -> list[str]:
     return [gate.instead, *kept] if gate is not None and len(kept) < len(steps) else kept
 
 
+# A step that acts on a medicine the patient must already take ("review any acid
+# suppression and stop it ..." in a patient on no PPI or H2 blocker; "adjust or stop insulin
+# secretagogues ..." with neither): step pattern -> what a medicine's name or class must
+# match. Such a step is due only where the patient takes one (IDSA/SHEA 2017; ADA 2024).
+PRESUPPOSES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        re.compile(r"\bacid suppression\b", re.I),
+        re.compile(
+            r"\b(?:\w+prazole|famotidine|ranitidine|cimetidine|nizatidine|proton pump"
+            r"|PPI|H2[- ](?:receptor )?(?:antagonist|blocker))",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"\binsulin secretagogues\b", re.I),
+        re.compile(r"\b(?:insulin|\w+ glargine|sulfonylurea|gli\w+|glyburide|\w+glinide)", re.I),
+    ),
+)
+
+
+def presupposed_missing(step: str, meds: Iterable[str]) -> bool:
+    """Whether ``step`` acts on a medicine (``PRESUPPOSES``) that none of ``meds`` (names
+    and classes the patient takes) is."""
+    meds = list(meds)
+    return any(
+        pat.search(step) is not None and not any(drug.search(m) for m in meds)
+        for pat, drug in PRESUPPOSES
+    )
+
+
 # ----------------------------------------------------------------------------- regimens
 
 # A stat or loading dose is followed by its regimen (the KB dose's ``then``: hydrocortisone

@@ -25,7 +25,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from behaviorsft.build.coherence import claim_checker, consulted, provable
+from behaviorsft.build.coherence import (
+    claim_checker,
+    consulted,
+    distinct_claims,
+    provable,
+    required_as,
+    required_by_state,
+)
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
@@ -144,6 +151,19 @@ def check_item(
         unproved=(why := proves(core) if proves is not None else None),
         part=provable(proves, core) if proves is not None and why is not None else None,
     )
+
+
+def distinct_done(items: list[CheckedItem]) -> list[CheckedItem]:
+    """``items`` whose done texts differ, without one whose text another's covers ("blood
+    cultures" beside "blood cultures before antibiotics": ``coherence.distinct_claims``),
+    so that no list names one thing twice."""
+    keep = set(distinct_claims(c.done_text for c in items))
+    out: list[CheckedItem] = []
+    for c in items:
+        if c.done_text in keep:
+            keep.discard(c.done_text)
+            out.append(c)
+    return out
 
 
 def _verdicts(ctx: Ctx, items: list[KBCareItem], end: int) -> list[CheckedItem]:
@@ -294,10 +314,12 @@ def _topic(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z]{4,}", text.lower())) - _HOW
 
 
-_FOREIGN: dict[int, tuple[dict[str, list[KBCareItem]], Counter[str]]] = {}
+_FOREIGN: dict[tuple[int, bool], tuple[dict[str, list[KBCareItem]], Counter[str]]] = {}
 
 
-def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counter[str]]:
+def foreign_care(
+    kb: KnowledgeBase, *, soc: bool = False
+) -> tuple[dict[str, list[KBCareItem]], Counter[str]]:
     """Per condition, other conditions' requirements that are plainly not required for it,
     and for each such item the number of conditions it is offered for.
 
@@ -305,9 +327,12 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
     system that is not among ``c``'s differentials, names no drug, recommends nothing
     against, holds no applicability clause, is not care any inpatient may need
     (``GENERIC_CARE``), and shares no topic word with any of ``c``'s own requirements
-    ("serum magnesium" is not foreign to "electrolytes including magnesium").
+    ("serum magnesium" is not foreign to "electrolytes including magnesium"). With ``soc``
+    (standard_of_care's "No: X is required" options), nor does it name what this condition
+    requires under another name (``coherence.required_as``: no "LVEF assessed" where a TTE
+    is required).
     """
-    hit = _FOREIGN.get(id(kb))
+    hit = _FOREIGN.get((id(kb), soc))
     if hit is not None:
         return hit
     conds = list(kb.conditions.values())
@@ -328,10 +353,13 @@ def foreign_care(kb: KnowledgeBase) -> tuple[dict[str, list[KBCareItem]], Counte
         per[cond.id] = [
             i
             for c, i in eligible
-            if c.id not in near and c.system != cond.system and not (_topic(i.item) & own)
+            if c.id not in near
+            and c.system != cond.system
+            and not (_topic(i.item) & own)
+            and not (soc and required_as(cond, i.item) is not None)
         ]
         avail.update(i.item for i in per[cond.id])
-    _FOREIGN[id(kb)] = (per, avail)
+    _FOREIGN[(id(kb), soc)] = (per, avail)
     return per, avail
 
 
@@ -413,6 +441,7 @@ def near_care(
                     and not (_topic(i.item) & own)
                     and i.item not in mine
                     and i.item not in seen
+                    and required_as(cond, i.item) is None
                 ):
                     seen.add(i.item)
                     pool.append((i, name))
@@ -553,7 +582,7 @@ def soc_weights(kb: KnowledgeBase, n_options: int = DEFAULT_OPTIONS) -> dict[str
     if hit is not None:
         return hit
     per_near, _ = near_care(kb)
-    per_foreign, _ = foreign_care(kb)
+    per_foreign, _ = foreign_care(kb, soc=True)
     plans = yes_plans(kb, n_options)
     target: dict[str, float] = {}
     pools: dict[str, dict[str, float]] = {}
@@ -630,14 +659,16 @@ def _omission_keys(
     return _offerable(ctx, _left_out(ctx, keys)), kinds
 
 
-def _offerable(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+def _offerable(ctx: Ctx, keys: list[CheckedItem], *, soc: bool = False) -> list[CheckedItem]:
     """``keys``, narrowed to those another condition's items may offer as a wrong option
     when there are any: a key text never offered wrong anywhere would mark itself."""
-    _, avail = foreign_care(ctx.kb)
+    _, avail = foreign_care(ctx.kb, soc=soc)
     return [c for c in keys if avail[c.item.item] > 0] or keys
 
 
-def offered_wrong_elsewhere(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedItem]:
+def offered_wrong_elsewhere(
+    ctx: Ctx, keys: list[CheckedItem], *, soc: bool = False
+) -> list[CheckedItem]:
     """The ``keys`` that other conditions' items may offer as a wrong option.
 
     Care any inpatient may need (VTE prophylaxis, a fluid balance chart, a medication
@@ -646,7 +677,7 @@ def offered_wrong_elsewhere(ctx: Ctx, keys: list[CheckedItem]) -> list[CheckedIt
     only verified key it would be the key of every item that offers it (an options-only
     reader picks it on sight). Such an item is not emitted (``Ctx.drop`` counts it);
     the case's restraint control still is."""
-    _, avail = foreign_care(ctx.kb)
+    _, avail = foreign_care(ctx.kb, soc=soc)
     return [c for c in keys if avail[c.item.item] > 0]
 
 
@@ -696,8 +727,10 @@ def _listed_option(
     """One item the checklist shows, as a (wrong) option, and the checklist's tail.
 
     A listed item, drawn by how often its text is the missing item in other cases; or
-    another condition's item plainly not required here, drawn as the other wrong options
-    are and shown on the checklist as "not applicable" (checked absent from the record).
+    the workup of a differential diagnosis the team judged unlikely (``near_care``), drawn
+    by how often its text is the missing item in its own condition's cases and shown on
+    the checklist as "not applicable" with that reason (checked absent from the record;
+    never an unrelated condition's item, which no checklist of this patient would name).
     Either way the record quotes it, which keeps "the option the record quotes most"
     from pointing to the key. A listed item is offered with probability (the summed key
     rates of the listed items) / (tasks per case of this condition), so that over the
@@ -713,12 +746,14 @@ def _listed_option(
     share = min(1.0, sum(rate.values()) / tasks) if tasks > 0 else 1.0
     if not foreign or (any(rate.values()) and ctx.rng.random() < share):
         return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
-    per, _ = foreign_care(ctx.kb)
-    items = {_cap(i.item): i for i in per[ctx.cond.id]} if ctx.cond else {}
+    per, _ = near_care(ctx.kb)
+    items = {_cap(i.item): (i, name) for i, name in per[ctx.cond.id]} if ctx.cond else {}
+    near = {t: key_rate(ctx.kb, T.OMISSION_DETECTION, t) for t in items}
     idx = ctx.index(turn_end=end)
-    for text in weighted_sample(ctx.rng, list(foreign), list(foreign.values()), len(foreign)):
-        if foreign[text] > 0 and check_item(items[text], idx).absent:
-            return [text], f" Not applicable: {items[text].item}."
+    for text in weighted_sample(ctx.rng, list(near), list(near.values()), len(near)):
+        item, name = items[text]
+        if near[text] > 0 and check_item(item, idx).absent:
+            return [text], f" Not applicable: {item.item} ({_dx_name(name)} judged unlikely)."
     return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
 
 
@@ -775,6 +810,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     listed = [c for c in listable if c is not missing and c.item.kind in kinds] or [
         c for c in listable if c is not missing
     ]
+    listed = distinct_done(listed)
     if not listed:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
         return
@@ -812,9 +848,9 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         if any(c.holds is not False and not c.complete for c in checked):
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
-        all_done = [c.done_text for c in checked if c.holds is not False]
+        all_done = distinct_claims(c.done_text for c in checked if c.holds is not False)
         alarm, not_applicable_c = _listed_option(
-            ctx, [c for c in checked if c.holds is not False], foreign, end
+            ctx, distinct_done([c for c in checked if c.holds is not False]), foreign, end
         )
         yield control_of(
             main,
@@ -900,9 +936,8 @@ def _soc_keys(ctx: Ctx, checked: list[CheckedItem]) -> list[CheckedItem]:
         and not _in_other_words(ctx, c, end)
         and not _consulted(ctx, c, end)
     ]
-    return _offerable(
-        ctx, [c for c in keys if c.named and c.item.item in ctx.rendered.omitted] or keys
-    )
+    named = [c for c in keys if c.named and c.item.item in ctx.rendered.omitted]
+    return _offerable(ctx, named or keys, soc=True)
 
 
 def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
@@ -910,7 +945,8 @@ def _soc_key_texts(ctx: object) -> tuple[list[str], int]:
     got = _care_checked(ctx)
     if got is None:
         return [], 1
-    return [_required(c.item) for c in offered_wrong_elsewhere(ctx, _soc_keys(ctx, got[1]))], 1
+    keys = offered_wrong_elsewhere(ctx, _soc_keys(ctx, got[1]), soc=True)
+    return [_required(c.item) for c in keys], 1
 
 
 def _soc_emitted(ctx: object) -> tuple[float, float]:
@@ -927,7 +963,7 @@ def _soc_emitted(ctx: object) -> tuple[float, float]:
     control = (
         ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.complete for c in required)
     )
-    return float(bool(offered_wrong_elsewhere(ctx, verified))), float(control)
+    return float(bool(offered_wrong_elsewhere(ctx, verified, soc=True))), float(control)
 
 
 register(T.STANDARD_OF_CARE, _soc_key_texts)
@@ -1013,7 +1049,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     if not verified:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
         return
-    keys = offered_wrong_elsewhere(ctx, verified)
+    keys = offered_wrong_elsewhere(ctx, verified, soc=True)
     if not keys:
         ctx.drop(T.STANDARD_OF_CARE, "key never offered wrong elsewhere")
     # one question for every item, whether or not it offers a "Yes" option (a yes/no question
@@ -1026,7 +1062,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     own_decoys = {k: v for k, v in _clause_decoys(checked).items() if v[0] is not declined}
     # other conditions' requirements (``foreign_care``): wrong options only when the
     # others run out (they keep each text's key rate even), never declined in the note
-    per_foreign, _ = foreign_care(ctx.kb)
+    per_foreign, _ = foreign_care(ctx.kb, soc=True)
     foreign = {
         f: (i, "")
         for i in per_foreign[cond.id]
@@ -1058,7 +1094,17 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         for p in order:  # (the first k only: a decoy's check reads the whole record)
             if len(picked) >= k:
                 break
-            if p in own_decoys or p not in outside or check_item(outside[p][0], idx).absent:
+            # (nor one the record's state requires: no echocardiogram in heart failure)
+            if (
+                p in own_decoys
+                or p not in outside
+                or (
+                    check_item(outside[p][0], idx).absent
+                    and not required_by_state(
+                        outside[p][0].item, lambda s: bool(idx.phrase_refs(s, affirmed=True))
+                    )
+                )
+            ):
                 picked.append(p)
         # the note declines the differential's workup and the clauses ruled out; another
         # condition's item is only offered (no note declines care foreign to the patient)
@@ -1074,11 +1120,13 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         ctx.rng.shuffle(declined_items)
         return (
             "Team note: "
-            + ("; ".join(dict.fromkeys(c.done_text for c in done)) + ". " if done else "")
+            + ("; ".join(distinct_claims(c.done_text for c in done)) + ". " if done else "")
             + f"Not done, not felt necessary: {'; '.join(declined_items)}."
         )
 
-    done = [c for c in checked if c is not declined and c.listable and c.holds is not False]
+    done = distinct_done(
+        [c for c in checked if c is not declined and c.listable and c.holds is not False]
+    )
     # "Meets the standard" (citing a documented item, or the generic text) is offered on
     # the share of items that makes each "Yes" text the key about one time in five
     # (``yes_plans``); otherwise a fourth wrong "No" takes its place.
@@ -1132,7 +1180,7 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         if declined_c:
             note_c = note_of(required, declined_c)
         else:
-            note_c = "Team note: " + "; ".join(c.done_text for c in required) + "."
+            note_c = "Team note: " + "; ".join(distinct_claims(c.done_text for c in required)) + "."
         score_c = score_in(shown_words(ctx, 0, end, note_c), question)
         yield control_of(
             main,

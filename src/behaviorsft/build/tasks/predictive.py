@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 
 from behaviorsft.build.coherence import (
+    AT_DISCHARGE,
     SCHEDULE,
     after_discharge,
     done_by_discharge,
@@ -101,6 +102,8 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
             reason = "the history rules it out"  # 3 months 'provoked' with active cancer
         if reason is None and prescribing.gated(ctx.cond.id, action, shown):
             reason = "candidate indication not documented"
+        if reason is None and prescribing.presupposed_missing(action, _taken(ctx)):
+            reason = "acts on a medicine the patient does not take"  # no PPI to review
         if (
             reason is None
             and prescribing.BASAL_START.search(action)
@@ -114,6 +117,11 @@ def _due(ctx: Ctx, end: int) -> tuple[list[str], list[tuple[str, str]]]:
         else:
             not_due.append((action, reason))
     return due, not_due
+
+
+def _taken(ctx: Ctx) -> list[str]:
+    """The name and class of every medicine the patient takes or is given."""
+    return [f"{m.name} {m.drug_class or ''}" for m in ctx.case.medications]
 
 
 def _home_names(ctx: Ctx) -> list[str]:
@@ -151,16 +159,34 @@ def _done_by_now(ctx: Ctx, end: int) -> tuple[list[str], list[str]]:
             continue
         if known_step(action, history):
             continue  # the history rules it out (history.WRONG_STEPS)
+        if prescribing.presupposed_missing(action, _taken(ctx)):
+            continue  # no acid suppression to review
         if not state_shown(action, states):
             continue  # no surgical review for fulminant colitis the record does not show
         _, clause = split_condition(action)
         if clause is not None and condition_holds(clause, idx) is not True:
             continue
+        if AT_DISCHARGE.search(action):
+            continue  # done when the patient leaves, not by the next morning
         if startable(action):
             started.append(action)
         elif done_by_discharge(action) and SCHEDULE.search(action) is None:
             done.append(action)
     return done, started
+
+
+def _discharge_items(ctx: Ctx, end: int) -> list[str]:
+    """The condition's standard-of-care items done at discharge ("epinephrine autoinjector
+    prescribed with a written action plan at discharge") that apply to this record: due
+    until the patient leaves, so no update before then has every step done."""
+    assert ctx.cond is not None
+    idx = ctx.index(turn_end=end)
+    out = []
+    for item in ctx.cond.standard_of_care:
+        core, clause = split_condition(item.item)
+        if AT_DISCHARGE.search(core) and (clause is None or condition_holds(clause, idx)):
+            out.append(core)
+    return out
 
 
 # A pathway check done once (not a repeated or counted one, whose claims are another's).
@@ -261,6 +287,10 @@ def gen_predictive_next_action(ctx: Ctx) -> Iterator[Draft]:
     if main is not None and ctx.is_control(T.PREDICTIVE_NEXT_ACTION):
         if any(WORKUP.search(a) for a in due):
             ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: due work-up the record does not show")
+            return
+        if _discharge_items(ctx, end):
+            # "nothing is due" while the autoinjector is still to be prescribed at discharge
+            ctx.drop(T.PREDICTIVE_NEXT_ACTION, "control: a discharge-time item is still due")
             return
         listed, started = _done_by_now(ctx, end)
         if any(a not in listed and a not in started for a in due):
