@@ -109,12 +109,12 @@ def test_the_declined_reason_form_does_not_mark_the_standard_of_care_key(kb):
     decoy's differential reason; the odd one out is no better than chance."""
     items = []
     for index in range(0, 120, 2):
-        _, _, tasks = build_item(kb, index, SEED)
-        items += [
-            t.model_dump(mode="json")
-            for t in tasks
-            if t.task_type.value == "standard_of_care" and t.perturbation is not None
-        ]
+        case, rendered, tasks = build_item(kb, index, SEED)
+        soc = [t for t in tasks if t.task_type.value == "standard_of_care" and t.perturbation]
+        if soc:  # the planted deviation's differential reason is no declined-required
+            case_r, conv, records = as_records(case, rendered, soc)
+            assert "declined-required" not in lint_rules(kb, case_r, conv, records)
+        items += [t.model_dump(mode="json") for t in soc]
     assert len(items) >= 15
     solved = sum(
         1

@@ -816,6 +816,8 @@ def lint_task(
             None,
         )
     claimed: list[str] = []
+    pert = task.get("perturbation") or {}
+    planted = pert.get("original") if pert.get("kind") == "deviation" else None
     m = _NOT_DONE.search(excerpt)
     if m is not None:
         for item in _items(m["items"]):
@@ -824,7 +826,9 @@ def lint_task(
             if bare == item:
                 where.add("declined-unreasoned", f"'{item}' declined without a reason", None)
             required = required_as(cond, bare) if _LIKELY.search(item) else None
-            if required is not None:
+            # (the planted deviation itself: a requirement of this condition the note
+            # declines with a differential's reason, which is what the item asks about)
+            if required is not None and bare != planted:
                 where.add(
                     "declined-required",
                     f"'{bare}' declined as another diagnosis's workup, but this condition "
