@@ -878,7 +878,8 @@ def _render_kb(
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)
     home_said = [f"{m.name} {m.drug_class or ''}" for m in home]  # 'continue/stop X' only on X
-    actions = prescribing.drop_untaken(actions, home_said)[:2]
+    home_pairs = [(m.name, m.drug_class or "") for m in home]  # 'stop statins': the one taken
+    actions = prescribing.drop_untaken(prescribing.own_drugs(actions, home_pairs), home_said)[:2]
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
 
@@ -1084,6 +1085,7 @@ def _render_kb(
     first_day = [f.name for f in case.findings if f.day == 0]
     lab_names = [f.name for f in case.findings if f.kind == "lab"]
     given_routes = [(m.name, m.route or "") for m in case.medications]
+    given_classes = [(m.name, m.drug_class or "") for m in case.medications]
     care = [
         i
         for i in cond.standard_of_care
@@ -1097,6 +1099,8 @@ def _render_kb(
         # and "at least 3 sets of blood cultures" only where 3 sets are shown
         and count_claim_shown(i.item, first_day, lab_names)
         and prescribing.care_given(i.item, given_routes)
+        # and "glucagon prescribed for people on insulin" only for a patient on insulin
+        and prescribing.care_applies(i.item, (f"{n} {c}" for n, c in given_classes))
     ]
     b.anchors["care"] = len(b.turns)
     # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%"), and
@@ -1137,7 +1141,7 @@ def _render_kb(
         and step_fits(a, said, treatment_started=True)
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
     ]
-    steps = prescribing.drop_untaken(steps, home_said)
+    steps = prescribing.drop_untaken(prescribing.own_drugs(steps, home_pairs), home_said)
     if prescribing.basal_continued(cond.id, [m.name for m in home]):
         steps = [s for s in steps if not prescribing.BASAL_START.search(s)]  # already on it
     later = [a for a in steps if a != advice or home_today]  # (no consultant at home)

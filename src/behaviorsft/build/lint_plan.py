@@ -52,6 +52,11 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
 ``step-against-history``    a step the history rules out: 'anticoagulate for at least 3
                             months (provoked)' for a clot with active cancer (6 months and
                             while the cancer is active, NICE NG158; ASCO 2023)
+``plan-untaken-drug``       a plan clause names a drug group the patient takes none of ('stop
+                            causative drugs (e.g. statins)' on metoprolol alone, 'reduce
+                            insulin doses' with no insulin), or a checklist line records a care
+                            item meant for the people on a drug the patient is not on
+                            ('glucagon prescribed' for people on insulin, on glipizide alone)
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
                             does not document (allopurinol with no recurrent flares, tophi or
                             radiographic damage)
@@ -91,7 +96,11 @@ RULES: dict[str, tuple[str, str]] = {
     "dialysis-incoherent": ("error", "a history of dialysis with an eGFR >= 15 or metformin"),
     "history-duplicate": ("error", "one disease (or a listed medicine's use) named twice"),
     "history-step-missing": ("error", "a step the history calls for is not in the plan"),
+    "plan-untaken-drug": ("error", "a plan or checklist line names a drug the patient lacks"),
 }
+
+
+_STOP_REDUCE = re.compile(r"\b(?:stop|reduce)\b", re.I)  # prescribing.NAMED_CLAUSES' verbs
 
 
 class _Adds(Protocol):
@@ -887,6 +896,13 @@ def lint_conversation(
                     f"'{clause}' but the patient takes no such drug",
                     t.get("index"),
                 )
+        if case is not None and _STOP_REDUCE.search(text):
+            for clause in prescribing.named_untaken(text, [f"{n} {c}" for n, c in taken]):
+                where.add(
+                    "plan-untaken-drug",
+                    f"'{clause}' but the patient takes no such drug",
+                    t.get("index"),
+                )
         wrong = prescribing.history_step_wrong(cond.id, text, history) if cond else None
         if wrong is not None:
             where.add("step-against-history", wrong, t.get("index"))
@@ -914,6 +930,15 @@ def lint_conversation(
             )
         if m is not None and cond is not None and case is not None:
             for item in cond.standard_of_care:
+                if split_condition(item.item)[0] == m["item"] and not prescribing.care_applies(
+                    item.item, (f"{n} {c}" for n, c in taken)
+                ):
+                    where.add(
+                        "plan-untaken-drug",
+                        f"'{m['item']}' recorded as done, but it is for '{item.item}' and the "
+                        "patient takes no such drug",
+                        t.get("index"),
+                    )
                 if item.item != m["item"] or item.kind != "drug" or item.ref not in kb.drugs:
                     continue
                 clause = split_condition(item.item)[1]

@@ -736,6 +736,99 @@ def drop_clauses(action: str, meds: Iterable[str]) -> str:
     return action
 
 
+# Plan clauses that name a drug group the patient may not take (round 12: 'stop causative
+# drugs (e.g. statins)' on metoprolol alone, 'stop nephrotoxins (NSAIDs, aminoglycosides)'
+# on lisinopril alone, 'reduce insulin doses' with no insulin): the clause -> the group's
+# medicines, as words of a name or class. A patient who takes one has the clause name it
+# ('stop causative drugs (atorvastatin)'); one who takes none has it left out.
+STATIN = r"statin\b|hmg-coa"
+NSAID = r"\bnsaid|ibuprofen|naproxen|diclofenac|ketorolac|indomet|celecoxib|meloxicam"
+AMINOGLYCOSIDE = r"aminoglycoside|gentamicin|amikacin|tobramycin"
+SEDATIVE = r"benzodiazepine|sedative|hypnotic|zolpidem|zopiclone|\bopioid|azepam|azolam"
+# SIADH: SSRIs, carbamazepine/oxcarbazepine, tricyclics, antipsychotics, cyclophosphamide,
+# vincristine (EU hyponatraemia guideline 2014)
+SIADH_DRUG = (
+    r"serotonin reuptake|\bssri|carbamazepine|oxcarbazepine|tricyclic|antipsychotic|"
+    r"cyclophosphamide|vincristine"
+)
+SECRETAGOGUE = r"sulfonylurea|sulphonylurea|meglitinide|glipizide|gliclazide|glimepiride|glib"
+INSULIN = r"\binsulin\b(?! secretagogue)"
+NAMED_CLAUSES: tuple[tuple[str, str], ...] = (
+    (r"stop causative drugs \(e\.g\. statins\)", STATIN),
+    (r"stop nephrotoxins \(NSAIDs, aminoglycosides\)", f"{NSAID}|{AMINOGLYCOSIDE}"),
+    (r"stop sedatives", SEDATIVE),
+    (r"stop drugs that cause SIADH where possible", SIADH_DRUG),
+    (r"adjust or stop insulin secretagogues", SECRETAGOGUE),
+    (r"reduce insulin doses", INSULIN),
+)
+_GROUP_CLAUSES = tuple((re.compile(c, re.I), re.compile(d, re.I)) for c, d in NAMED_CLAUSES)
+_EXAMPLES = re.compile(r"\s*\([^()]*\)$")
+_JOINED_AFTER = re.compile(r"^(?:\s*;\s*|\s+and\s+|,\s*)")
+_JOINED_BEFORE = re.compile(r"(?:\s*;\s*|\s+and\s+|,\s*)$")
+
+
+def _cut(action: str, start: int, end: int) -> str:
+    """``action`` without ``[start:end]`` and the word joining it to the rest."""
+    before, after = action[:start], action[end:]
+    if before.strip():  # "x and <clause>": the "and" before it goes
+        before = _JOINED_BEFORE.sub("", before)
+    else:  # "<clause> and x": the "and" after it
+        after = _JOINED_AFTER.sub("", after, count=1)
+    return (before + after).strip(" ;,")
+
+
+def named_untaken(action: str, meds: Iterable[str]) -> list[str]:
+    """The clauses of ``action`` that name a drug group the patient (medicines as 'name
+    class') takes none of."""
+    taking = " ".join(m.lower() for m in meds)
+    return [
+        m[0]
+        for clause, drugs in _GROUP_CLAUSES
+        if (m := clause.search(action)) is not None and not drugs.search(taking)
+    ]
+
+
+def own_drugs(actions: Sequence[str], meds: Sequence[tuple[str, str]]) -> list[str]:
+    """``actions`` with each clause naming a drug group said of this patient's medicines
+    (name, class): naming the ones taken, or left out (an action left empty goes)."""
+    out = []
+    for action in actions:
+        for clause, drugs in _GROUP_CLAUSES:
+            m = clause.search(action)
+            if m is None:
+                continue
+            names = [short_name(n) for n, c in meds if drugs.search(f"{n} {c}")]
+            if names:
+                said = _EXAMPLES.sub("", m[0])
+                action = action[: m.start()] + f"{said} ({_join(names)})" + action[m.end() :]
+            else:
+                action = _cut(action, m.start(), m.end())
+        if action:
+            out.append(action)
+    return out
+
+
+# A care item for the people on a drug ('glucagon prescribed for people on insulin at risk
+# of level 2 or 3 hypoglycaemia', ADA 2024) applies only to a patient on it (53-000553:
+# glucagon recorded for a sulfonylurea-only patient).
+_FOR_PEOPLE_ON = re.compile(
+    r"\b(?:for|in) (?:people|patients|those) (?:on|taking|receiving) (?P<what>[\w -]+?)"
+    r"(?= at risk\b|[,;)]|$)",
+    re.I,
+)
+
+
+def care_applies(item: str, meds: Iterable[str]) -> bool:
+    """Whether a care ``item`` meant for the people on a drug applies to a patient whose
+    medicines (as 'name class') are ``meds``: one of them is that drug."""
+    m = _FOR_PEOPLE_ON.search(item)
+    if m is None:
+        return True
+    taking = " ".join(x.lower() for x in meds)
+    words = [w for w in re.findall(r"[a-z][a-z-]{3,}", m["what"].lower())]
+    return not words or any(re.search(rf"\b{re.escape(w)}", taking) for w in words)
+
+
 # ----------------------------------------------------------------------------- gated steps
 
 
