@@ -1,0 +1,113 @@
+"""Round-12 review (seed 53): plan lines that are this patient's. A plan clause naming a
+drug group names the patient's own drug or is left out; a care item meant for the people
+on a drug is recorded only for a patient on it; and the rule that reports either."""
+
+from __future__ import annotations
+
+import pytest
+
+from behaviorsft.sources import prescribing
+from behaviorsft.sources.kb import load_kb
+from tests.build.kb_records import as_records, build_item, lint_rules
+
+SEED = 53
+
+
+@pytest.fixture(scope="module")
+def kb():
+    return load_kb()
+
+
+def _said(rendered) -> str:
+    return " ".join(t.text for t in rendered.conversation.turns)
+
+
+def test_53_000128_rhabdomyolysis_plan_names_no_statin_for_metoprolol_alone(kb):
+    """'stop causative drugs (e.g. statins)' with only metoprolol taken (turn 23)."""
+    case, rendered, tasks = build_item(kb, 128, SEED)
+    assert case.conditions[0].code == "rhabdomyolysis"
+    assert not any("statin" in (m.drug_class or "").lower() for m in case.medications)
+    assert "statins" not in _said(rendered)
+    assert "causative drugs" not in _said(rendered)
+    assert "plan-untaken-drug" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+def test_53_000503_aki_plan_holds_lisinopril_without_template_nephrotoxins(kb):
+    """'stop nephrotoxins (NSAIDs, aminoglycosides)' with only lisinopril named."""
+    case, rendered, _ = build_item(kb, 503, SEED)
+    assert case.conditions[0].code == "aki"
+    plan = rendered.conversation.turns[rendered.anchors["plan"]].text
+    assert "NSAIDs" not in plan and "aminoglycosides" not in plan
+    assert "hold lisinopril" in plan
+
+
+def test_53_000553_sulfonylurea_hypoglycaemia_has_no_insulin_plan_or_glucagon(kb):
+    """Day-2 'reduce insulin doses' and 'Documented: glucagon prescribed' for a patient on
+    glipizide and metformin, no insulin."""
+    case, rendered, tasks = build_item(kb, 553, SEED)
+    assert case.conditions[0].code == "hypoglycemia"
+    assert not any("insulin" in (m.drug_class or "").lower() for m in case.medications)
+    said = _said(rendered)
+    assert "reduce insulin doses" not in said
+    assert "glucagon prescribed" not in said
+    day2 = rendered.conversation.turns[rendered.anchors["next_steps"]].text
+    assert "insulin secretagogues (glipizide)" in day2
+    assert "plan-untaken-drug" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+@pytest.mark.parametrize(
+    ("action", "meds", "expected"),
+    [
+        ("stop causative drugs (e.g. statins)", [("Metoprolol", "beta-blocker")], []),
+        (
+            "stop causative drugs (e.g. statins)",
+            [("Atorvastatin", "HMG-CoA reductase inhibitor (statin)")],
+            ["stop causative drugs (atorvastatin)"],
+        ),
+        (
+            "stop nephrotoxins (NSAIDs, aminoglycosides) and hold ACE inhibitor/ARB",
+            [("Lisinopril", "ACE inhibitor")],
+            ["hold ACE inhibitor/ARB"],
+        ),
+        (
+            "stop nephrotoxins (NSAIDs, aminoglycosides) and hold ACE inhibitor/ARB",
+            [("Ibuprofen", "NSAID")],
+            ["stop nephrotoxins (ibuprofen) and hold ACE inhibitor/ARB"],
+        ),
+        (
+            "adjust or stop insulin secretagogues and reduce insulin doses",
+            [("Insulin glargine", "long-acting insulin")],
+            ["reduce insulin doses (insulin glargine)"],
+        ),
+        ("adjust or stop insulin secretagogues and reduce insulin doses", [], []),
+        ("stop sedatives; protect the airway", [], ["protect the airway"]),
+    ],
+)
+def test_own_drugs_names_the_drug_taken_or_leaves_the_clause_out(action, meds, expected):
+    assert prescribing.own_drugs([action], meds) == expected
+
+
+def test_care_item_for_people_on_a_drug_applies_only_to_them():
+    item = "glucagon prescribed for people on insulin at risk of level 2 or 3 hypoglycaemia"
+    assert not prescribing.care_applies(item, ["Glipizide sulfonylurea"])
+    assert prescribing.care_applies(item, ["Insulin glargine long-acting insulin"])
+    assert prescribing.care_applies("serial CK", [])
+
+
+def test_template_group_clause_is_reported(kb):
+    """The old rhabdomyolysis plan (metoprolol alone, 'stop causative drugs (e.g.
+    statins)') is a plan-untaken-drug finding."""
+    case, rendered, tasks = build_item(kb, 128, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    plan = conv["turns"][rendered.anchors["plan"]]
+    plan["text"] = plan["text"].rstrip(".") + "; stop causative drugs (e.g. statins)."
+    assert "plan-untaken-drug" in lint_rules(kb, c, conv, ts)
+
+
+def test_care_item_for_another_population_is_reported(kb):
+    """The old checklist line 'Documented: glucagon prescribed.' on glipizide alone."""
+    case, rendered, tasks = build_item(kb, 553, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    care = conv["turns"][rendered.anchors["care"]]
+    care["text"] = "Documented: glucagon prescribed."
+    assert "plan-untaken-drug" in lint_rules(kb, c, conv, ts)
