@@ -687,6 +687,7 @@ def _render_kb(
         next((f.value for f in vitals if f.name.startswith("Oxygen saturation")), None),
         [cond.name, *known],
         said_when["arrival"],
+        patient_fit.oxygen_target(cond.treatments.actions),  # the plan's range (GINA 93-95%)
     )
     if oxygen is not None and not (omit and "oxygen" in omit.lower()):
         b.say(triage, oxygen)
@@ -895,7 +896,11 @@ def _render_kb(
             medication_text(m),
         )
 
-    regimens = [regimen(m) for m in plan]
+    # a dose the severity statements gave before the plan is not ordered again (severity.py)
+    before_plan = said_when["arrival"] + said_when["orders"]
+    regimens = [
+        severity.after_given(regimen(m), m.name, m.frequency or "", before_plan) for m in plan
+    ]
     actions += prescribing.basal_kept(  # the home glargine beside the IV insulin
         cond.id,
         [(m.name, m.route or "") for m in plan],

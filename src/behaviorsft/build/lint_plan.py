@@ -57,6 +57,11 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
                             insulin doses' with no insulin), or a checklist line records a care
                             item meant for the people on a drug the patient is not on
                             ('glucagon prescribed' for people on insulin, on glipizide alone)
+``target-inconsistent``     two turns give different SpO2 targets (94-98% at triage, 93-95%
+                            in the asthma plan)
+``reorder-given``           the plan orders a one-off dose an earlier turn already gave (IV
+                            magnesium 2 g given on arrival for life-threatening asthma, then
+                            'Magnesium sulfate 2 g IV once' in the plan)
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
                             does not document (allopurinol with no recurrent flares, tophi or
                             radiographic damage)
@@ -77,6 +82,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.patient import TARGET_SAID
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-not-shown": ("error", "reasoning cites a finding the record does not show"),
@@ -97,6 +103,8 @@ RULES: dict[str, tuple[str, str]] = {
     "history-duplicate": ("error", "one disease (or a listed medicine's use) named twice"),
     "history-step-missing": ("error", "a step the history calls for is not in the plan"),
     "plan-untaken-drug": ("error", "a plan or checklist line names a drug the patient lacks"),
+    "target-inconsistent": ("error", "two turns give different oxygen saturation targets"),
+    "reorder-given": ("error", "the plan orders again a one-off dose already given"),
 }
 
 
@@ -838,6 +846,27 @@ def _check_history_steps(
             )
 
 
+def _check_reordered(
+    where: _Adds, turn: dict[str, Any], plan: Sequence[dict[str, Any]], before: Sequence[str]
+) -> None:
+    """``reorder-given``: the plan ``turn`` orders a one-off dose of a drug an earlier turn
+    (``before``) said given, without saying it was (severity.after_given)."""
+    from behaviorsft.sources import severity
+
+    text = str(turn.get("text", ""))
+    for m in plan:
+        name, freq = str(m.get("name", "")), str(m.get("frequency") or "")
+        if not re.search(r"\bonce\b(?! daily)", freq) or not severity.given_before(name, before):
+            continue
+        said = next((p for p in text[6:].split("; ") if p.startswith(name)), None)
+        if said is not None and severity.ALREADY_GIVEN not in said:
+            where.add(
+                "reorder-given",
+                f"'{said[:70]}' ordered again after an earlier turn gave it",
+                turn.get("index"),
+            )
+
+
 def lint_conversation(
     kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None = None
 ) -> None:
@@ -876,8 +905,18 @@ def lint_conversation(
         )
     if case is not None and cond is not None and cond.history_steps:
         _check_history_steps(where, conv, case, cond)
+    target: str | None = None  # the first SpO2 target said
     for t in conv.get("turns") or []:
         text = str(t.get("text", ""))
+        for said in TARGET_SAID.finditer(text) if "%" in text else ():
+            if target is None:
+                target = said["range"]
+            elif said["range"] != target:
+                where.add(
+                    "target-inconsistent",
+                    f"SpO2 target {said['range']}% here, {target}% in an earlier turn",
+                    t.get("index"),
+                )
         if case is not None and cond is not None and " hold " in f" {text}":
             named = [
                 t for t in prescribing.hold_terms(text) if not prescribing.taken_term(t, taken)
@@ -908,6 +947,7 @@ def lint_conversation(
             where.add("step-against-history", wrong, t.get("index"))
         if cond is not None and case is not None and text.startswith("Plan: "):
             plan = [m for m in (case.get("medications") or []) if m.get("indication") == diagnosis]
+            _check_reordered(where, t, plan, [x for x, _ in seen])
             for gap in prescribing.regimen_gaps(kb, cond.id, plan, text):
                 where.add("regimen-incomplete", gap, t.get("index"))
         if (

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from behaviorsft.build.event_time import said_minutes
@@ -653,6 +653,31 @@ def placement(text: str) -> str:
         if t.say is not None and t.at != "plan" and text.startswith(t.say.split("{")[0]):
             return t.at
     return "plan"
+
+
+# A plan drug the severity statements already said given before the plan (53-000477: IV
+# magnesium 2 g given 30 minutes after arrival, then "Magnesium sulfate 2 g IV once" in the
+# plan): a one-off dose is not ordered again, a course goes on from the dose given.
+ALREADY_GIVEN = "already given, not repeated"
+CONTINUING = "continuing from the dose already given"
+_GIVEN_SENTENCE = re.compile(r"[^.;]*\bgiven\b[^.;]*", re.I)
+_NAME_WORD = re.compile(r"[a-z]{5,}")
+
+
+def given_before(name: str, said: Iterable[str]) -> bool:
+    """Whether a statement of ``said`` gives the drug ``name`` ('Albuterol (salbutamol)':
+    'salbutamol nebulisers ... given')."""
+    words = _NAME_WORD.findall(name.lower())
+    return any(w in m[0].lower() for s in said for m in _GIVEN_SENTENCE.finditer(s) for w in words)
+
+
+def after_given(regimen: str, name: str, frequency: str, said: Sequence[str]) -> str:
+    """The plan's ``regimen`` of drug ``name`` said against the doses ``said`` given before
+    the plan: a one-off dose already given is not repeated, a course continues from it."""
+    if not said or not given_before(name, said):
+        return regimen
+    once = re.search(r"\bonce\b(?! daily)", frequency, re.I) is not None
+    return f"{regimen}: {ALREADY_GIVEN}" if once else f"{regimen}, {CONTINUING}"
 
 
 def level_of_care(case: Case) -> str | None:

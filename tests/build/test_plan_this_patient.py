@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from behaviorsft.sources import prescribing
+from behaviorsft.sources import prescribing, severity
 from behaviorsft.sources.kb import load_kb
+from behaviorsft.sources.patient import TARGET_SAID, oxygen_started, oxygen_target
 from tests.build.kb_records import as_records, build_item, lint_rules
 
 SEED = 53
@@ -111,3 +112,53 @@ def test_care_item_for_another_population_is_reported(kb):
     care = conv["turns"][rendered.anchors["care"]]
     care["text"] = "Documented: glucagon prescribed."
     assert "plan-untaken-drug" in lint_rules(kb, c, conv, ts)
+
+
+def test_53_000477_asthma_plan_keeps_one_oxygen_target_and_no_second_magnesium(kb):
+    """Triage oxygen 'target 94-98%' against the plan's 'SpO2 93-95%', and 'Magnesium
+    sulfate 2 g IV once' ordered after the severity turn gave IV magnesium 2 g."""
+    case, rendered, tasks = build_item(kb, 477, SEED)
+    assert case.conditions[0].code == "asthma_exacerbation"
+    said = [t.text for t in rendered.conversation.turns]
+    targets = {m["range"] for t in said for m in TARGET_SAID.finditer(t)}
+    assert targets == {"93-95"}
+    assert any("magnesium sulfate 2 g given" in t for t in said)
+    plan = said[rendered.anchors["plan"]]
+    mg = next(p for p in plan.split("; ") if p.startswith("Magnesium sulfate"))
+    assert mg.endswith("already given, not repeated")
+    rules = lint_rules(kb, *as_records(case, rendered, tasks))
+    assert "target-inconsistent" not in rules and "reorder-given" not in rules
+
+
+def test_oxygen_target_is_the_condition_range():
+    assert oxygen_target(["controlled oxygen to SpO2 93-95% (GINA 2024)"]) == "93-95"
+    assert oxygen_target(["oxygen to SpO2 92-96% (NIH)"]) == "92-96"
+    # the BTS pair is settled per patient elsewhere (wording.py): no single range
+    bts = "titrate oxygen to SpO2 94-98% (88-92% if at risk of hypercapnia) (BTS 2017)"
+    assert oxygen_target([bts]) is None
+    assert oxygen_started(90, ["asthma"], [], "93-95").endswith("target 93-95%.")
+    assert oxygen_started(90, ["pneumonia"], []).endswith("target 94-98%.")
+
+
+def test_differing_oxygen_targets_and_a_reordered_dose_are_reported(kb):
+    """The old asthma record: 94-98% at triage, and magnesium ordered again in the plan."""
+    case, rendered, tasks = build_item(kb, 477, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    for turn in conv["turns"]:
+        turn["text"] = turn["text"].replace("target 93-95%", "target 94-98%")
+        turn["text"] = turn["text"].replace(": already given, not repeated", "")
+    rules = lint_rules(kb, c, conv, ts)
+    assert "target-inconsistent" in rules and "reorder-given" in rules
+
+
+def test_after_given_marks_a_dose_given_before_the_plan():
+    said = ["Life-threatening features: prednisone 40 mg PO and IV magnesium sulfate 2 g given."]
+    assert severity.after_given(
+        "Magnesium sulfate 2 g IV once", "Magnesium sulfate", "once", said
+    ) == ("Magnesium sulfate 2 g IV once: already given, not repeated")
+    assert severity.after_given("Prednisone 40 mg PO", "Prednisone", "once daily", said).endswith(
+        "continuing from the dose already given"
+    )
+    assert severity.after_given("Ceftriaxone 2 g IV", "Ceftriaxone", "once", said) == (
+        "Ceftriaxone 2 g IV"
+    )
