@@ -162,3 +162,56 @@ def test_after_given_marks_a_dose_given_before_the_plan():
     assert severity.after_given("Ceftriaxone 2 g IV", "Ceftriaxone", "once", said) == (
         "Ceftriaxone 2 g IV"
     )
+
+
+def test_53_000128_hyperkalaemia_the_plan_treats_is_treated(kb):
+    """Potassium 6.5 with the plan 'treat hyperkalaemia' and nothing given: insulin with
+    glucose is charted and the plan says so."""
+    case, rendered, tasks = build_item(kb, 128, SEED)
+    k = next(f.value for f in case.findings if f.name == "Potassium" and f.day == 0)
+    assert k >= prescribing.INSULIN_GLUCOSE_FROM
+    names = [m.name for m in case.medications]
+    assert "Insulin regular (human)" in names and "Dextrose 50% injection" in names
+    plan = rendered.conversation.turns[rendered.anchors["plan"]].text
+    assert "treat hyperkalaemia" not in plan
+    assert f"hyperkalaemia (potassium {k:g}) treated with the insulin and glucose" in plan
+    assert "treat-without-order" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+@pytest.mark.parametrize(
+    ("potassium", "expected"),
+    [
+        (4.9, "avoid calcium for asymptomatic hypocalcaemia"),
+        (5.8, "mild hyperkalaemia (potassium 5.8): no insulin-glucose below 6.0; avoid calcium"),
+        (6.2, "hyperkalaemia (potassium 6.2) treated with the insulin and glucose; avoid calcium"),
+    ],
+)
+def test_potassium_action_says_this_patients_potassium(potassium, expected):
+    action = "treat hyperkalaemia; avoid calcium for asymptomatic hypocalcaemia"
+    assert prescribing.potassium_action(action, potassium).startswith(expected)
+
+
+def test_53_000449_low_phosphate_in_withdrawal_is_replaced(kb):
+    """Phosphate 2.1 flagged in alcohol withdrawal and never replaced."""
+    case, rendered, tasks = build_item(kb, 449, SEED)
+    assert case.conditions[0].code == "alcohol_withdrawal"
+    phosphate = next(f.value for f in case.findings if f.name == "Phosphate" and f.day == 0)
+    assert phosphate < 2.5
+    assert any(m.name.startswith("Oral phosphate") for m in case.medications)
+    assert "Oral phosphate" in rendered.conversation.turns[rendered.anchors["plan"]].text
+    assert "treat-without-order" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+def test_untreated_values_are_reported(kb):
+    """The old records: rhabdomyolysis 'treat hyperkalaemia' with no insulin, and alcohol
+    withdrawal with phosphate 2.1 and no phosphate given."""
+    case, rendered, tasks = build_item(kb, 128, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    c["medications"] = [m for m in c["medications"] if "Insulin" not in m["name"]]
+    plan = conv["turns"][rendered.anchors["plan"]]
+    plan["text"] = plan["text"].rstrip(".") + "; treat hyperkalaemia."
+    assert "treat-without-order" in lint_rules(kb, c, conv, ts)
+    case, rendered, tasks = build_item(kb, 449, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    c["medications"] = [m for m in c["medications"] if "phosphate" not in m["name"]]
+    assert "treat-without-order" in lint_rules(kb, c, conv, ts)

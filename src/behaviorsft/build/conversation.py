@@ -881,6 +881,8 @@ def _render_kb(
     home_said = [f"{m.name} {m.drug_class or ''}" for m in home]  # 'continue/stop X' only on X
     home_pairs = [(m.name, m.drug_class or "") for m in home]  # 'stop statins': the one taken
     actions = prescribing.drop_untaken(prescribing.own_drugs(actions, home_pairs), home_said)[:2]
+    potassium = next((f.value for f in labs0 if f.name == "Potassium"), None)
+    actions = [prescribing.potassium_action(a, potassium) for a in actions]  # K 6.5: treated
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
 

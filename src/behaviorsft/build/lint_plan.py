@@ -62,6 +62,10 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
 ``reorder-given``           the plan orders a one-off dose an earlier turn already gave (IV
                             magnesium 2 g given on arrival for life-threatening asthma, then
                             'Magnesium sulfate 2 g IV once' in the plan)
+``treat-without-order``     the plan says it treats a value the chart never treats ('treat
+                            hyperkalaemia' with no insulin, binder or other potassium-lowering
+                            drug given), or a day-0 value the condition replaces is left
+                            alone (phosphate 2.1 in alcohol withdrawal, no phosphate given)
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
                             does not document (allopurinol with no recurrent flares, tophi or
                             radiographic damage)
@@ -105,6 +109,7 @@ RULES: dict[str, tuple[str, str]] = {
     "plan-untaken-drug": ("error", "a plan or checklist line names a drug the patient lacks"),
     "target-inconsistent": ("error", "two turns give different oxygen saturation targets"),
     "reorder-given": ("error", "the plan orders again a one-off dose already given"),
+    "treat-without-order": ("error", "the plan treats a value but no such treatment is given"),
 }
 
 
@@ -721,6 +726,33 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
         for what in required_missing(kb, cond_id, plan, record):
             where.add("plan-missing-class", f"the plan for {diagnosis or cond_id} lacks {what}")
         _lint_prescribing(kb, where, case, cond_id, plan, history)
+        _check_value_treated(kb, where, case, cond_id, meds)
+
+
+def _check_value_treated(
+    kb: KnowledgeBase,
+    where: _Adds,
+    case: dict[str, Any],
+    cond_id: str,
+    meds: Sequence[dict[str, Any]],
+) -> None:
+    """``treat-without-order``: a day-0 value the condition replaces (a low magnesium or
+    phosphate in alcohol withdrawal, prescribing.BY_VALUE) with no replacement given."""
+    from behaviorsft.sources import prescribing
+
+    labs = {lab for (c, _), (lab, _, _) in prescribing.BY_VALUE.items() if c == cond_id}
+    values = {
+        lab: v
+        for lab in labs
+        if lab in kb.labs and (v := _day0(case, kb.labs[lab].name.lower())) is not None
+    }
+    for did in prescribing.value_adds(cond_id, values):
+        if did in kb.drugs and not _gives(kb, meds, did):
+            lab, op, limit = prescribing.BY_VALUE[(cond_id, did)]
+            where.add(
+                "treat-without-order",
+                f"{lab} {values[lab]:g} ({op} {limit:g}) with no {kb.drugs[did].name} given",
+            )
 
 
 def _day0(case: dict[str, Any], name: str) -> float | None:
@@ -933,6 +965,14 @@ def lint_conversation(
                 where.add(
                     "hold-not-taken",
                     f"'{clause}' but the patient takes no such drug",
+                    t.get("index"),
+                )
+        if case is not None and "treat hyperkal" in text.lower():
+            lowering = [n for n, c in taken if prescribing.LOWERS_POTASSIUM.search(f"{n} {c}")]
+            if not lowering:
+                where.add(
+                    "treat-without-order",
+                    "'treat hyperkalaemia' but no potassium-lowering drug is given",
                     t.get("index"),
                 )
         if case is not None and _STOP_REDUCE.search(text):

@@ -264,6 +264,44 @@ def glucose_low(values: Mapping[str, float]) -> bool:
     return g is not None and g < LOW_GLUCOSE
 
 
+# A plan that says it treats hyperkalaemia ('treat hyperkalaemia' in rhabdomyolysis) treats
+# the potassium the record shows (53-000128: K 6.5, the plan 'treat hyperkalaemia', nothing
+# given). UK Kidney Association 2020: moderate (6.0-6.4) and severe (>= 6.5) hyperkalaemia
+# bring insulin 10 units IV with glucose 25 g; mild (5.5-5.9) no insulin-glucose; a normal
+# potassium nothing to treat.
+INSULIN_GLUCOSE_FROM = 6.0  # mmol/L
+TREATS_POTASSIUM = re.compile(r"\btreat hyperkalaemia\b(?:; |, | and )?", re.I)
+POTASSIUM_LOWERING = ("insulin_regular", "dextrose_50")  # their doses for 'hyperkalemia'
+LOWERS_POTASSIUM = re.compile(r"\binsulin\b|potassium binder|zirconium|patiromer", re.I)
+
+
+def potassium_treated(actions: Iterable[str], values: Mapping[str, float]) -> bool:
+    """Whether the plan ``actions`` say they treat hyperkalaemia and the day-0 potassium of
+    ``values`` calls for insulin with glucose."""
+    k = values.get("potassium")
+    return (
+        k is not None
+        and k >= INSULIN_GLUCOSE_FROM
+        and any(TREATS_POTASSIUM.search(a) for a in actions)
+    )
+
+
+def potassium_action(action: str, potassium: float | None) -> str:
+    """A plan ``action``'s 'treat hyperkalaemia' said of this patient's ``potassium``: the
+    insulin with glucose the plan gives, mild hyperkalaemia watched, or left out."""
+    m = TREATS_POTASSIUM.search(action)
+    if m is None:
+        return action
+    rest = action[: m.start()] + action[m.end() :]
+    if potassium is None or potassium <= HYPERKALAEMIA:
+        return rest.strip(" ;,")
+    if potassium >= INSULIN_GLUCOSE_FROM:
+        said = f"hyperkalaemia (potassium {potassium:g}) treated with the insulin and glucose"
+    else:
+        said = f"mild hyperkalaemia (potassium {potassium:g}): no insulin-glucose below 6.0"
+    return f"{said}; {rest.strip(' ;,')}" if rest.strip(" ;,") else said
+
+
 # Conditional drugs given when a day-0 value meets the KB note's condition: (condition,
 # drug) -> (lab id, op, value). Magnesium sulfate "when magnesium is low" (below the 1.7
 # mg/dL reference): in hypokalaemia the potassium is refractory until it is corrected; in
@@ -273,6 +311,9 @@ BY_VALUE: dict[tuple[str, str], tuple[str, str, float]] = {
     ("hypokalemia", "magnesium_sulfate"): ("magnesium", "<", 1.7),
     ("alcohol_withdrawal", "magnesium_sulfate"): ("magnesium", "<", 1.7),
     ("atrial_fibrillation_rvr", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+    # a low phosphate in alcohol withdrawal (below the 2.5 mg/dL reference) is replaced by
+    # mouth (53-000449, 53-000365: phosphate 2.1 and 1.6 flagged, never replaced)
+    ("alcohol_withdrawal", "phosphate_oral"): ("phosphate", "<", 2.5),
 }
 
 
