@@ -215,3 +215,33 @@ def test_untreated_values_are_reported(kb):
     c, conv, ts = as_records(case, rendered, tasks)
     c["medications"] = [m for m in c["medications"] if "phosphate" not in m["name"]]
     assert "treat-without-order" in lint_rules(kb, c, conv, ts)
+
+
+def test_53_000469_confused_diabetic_has_a_bedside_glucose_before_the_ct_head(kb):
+    """A confused diabetic on a sulfonylurea had a CT head requested before any bedside
+    glucose; the capillary glucose (49) came only with the admission bloods."""
+    case, rendered, tasks = build_item(kb, 469, SEED)
+    turns = rendered.conversation.turns
+    orders = rendered.anchors["orders"]
+    first = next(
+        i
+        for i, t in enumerate(turns)
+        for a in t.attachments or []
+        for r in a.rows
+        if r[0] == "Capillary (fingerstick) glucose"
+    )
+    assert first < orders and first < rendered.anchors["exam"]
+    assert "bedside glucose at triage" in turns[first].text
+    assert "glucose-after-study" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+def test_glucose_after_the_study_is_reported(kb):
+    """The old order: the bedside glucose table moved after the CT head request."""
+    case, rendered, tasks = build_item(kb, 469, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    turns = conv["turns"]
+    first = next(i for i, t in enumerate(turns) if "bedside glucose at triage" in t["text"])
+    moved = turns[first]["attachments"]
+    turns[first]["attachments"] = []
+    turns[rendered.anchors["labs"]]["attachments"] += moved
+    assert "glucose-after-study" in lint_rules(kb, c, conv, ts)

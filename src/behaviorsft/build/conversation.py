@@ -46,6 +46,7 @@ from behaviorsft.build.coherence import (
 from behaviorsft.build.event_time import (
     after_plan,
     after_study,
+    at_triage,
     day_label,
     draw_ecg_minutes,
     ecg_first,
@@ -691,6 +692,23 @@ def _render_kb(
     )
     if oxygen is not None and not (omit and "oxygen" in omit.lower()):
         b.say(triage, oxygen)
+    # an altered mental state: the capillary glucose is taken at triage (event_time.at_triage)
+    bedside = [f for f in labs0 if at_triage(f.name, symptoms)]
+    if bedside:
+        idx = b.say(
+            triage,
+            "Altered mental state, so a bedside glucose at triage: "
+            + _join(
+                [
+                    f"{in_sentence(f.name)} {format_finding_value(f)} {f.unit or ''}".rstrip()
+                    for f in bedside
+                ]
+            )
+            + ".",
+            attachments=[b.table("Bedside glucose (triage)", bedside)],
+        )
+        for f in bedside:
+            b.finding_turns[(f.name, f.day)] = idx
     # a suspected ACS: the ECG recorded and read at arrival, before any blood (event_time)
     study = imaging  # the study requested with the bloods, reported after them
     if imaging is not None and ecg_first(cond_id, imaging.name):
@@ -713,7 +731,11 @@ def _render_kb(
     after_report = [f for f in labs0 if study is not None and f not in csf and after_study(f.name)]
     # a serum tryptase: back after the plan (event_time.after_plan)
     awaited = [f for f in labs0 if f not in csf and f not in after_report and after_plan(f.name)]
-    drawn = [f for f in labs0 if f not in csf and f not in after_report and f not in awaited]
+    drawn = [
+        f
+        for f in labs0
+        if f not in csf and f not in after_report and f not in awaited and f not in bedside
+    ]
     bloods = severity.SAMPLE if home_today else _with_procedures(drawn + after_report + awaited)
     after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(

@@ -62,6 +62,8 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
 ``reorder-given``           the plan orders a one-off dose an earlier turn already gave (IV
                             magnesium 2 g given on arrival for life-threatening asthma, then
                             'Magnesium sulfate 2 g IV once' in the plan)
+``glucose-after-study``     a patient with an altered mental state has a study requested (CT
+                            head) before any capillary glucose is shown
 ``treat-without-order``     the plan says it treats a value the chart never treats ('treat
                             hyperkalaemia' with no insulin, binder or other potassium-lowering
                             drug given), or a day-0 value the condition replaces is left
@@ -110,9 +112,11 @@ RULES: dict[str, tuple[str, str]] = {
     "target-inconsistent": ("error", "two turns give different oxygen saturation targets"),
     "reorder-given": ("error", "the plan orders again a one-off dose already given"),
     "treat-without-order": ("error", "the plan treats a value but no such treatment is given"),
+    "glucose-after-study": ("error", "altered mental state: a study requested before any glucose"),
 }
 
 
+_STUDY_ASKED = re.compile(r"\bthis study: |\band request: ", re.I)  # the orders turn
 _STOP_REDUCE = re.compile(r"\b(?:stop|reduce)\b", re.I)  # prescribing.NAMED_CLAUSES' verbs
 
 
@@ -938,8 +942,29 @@ def lint_conversation(
     if case is not None and cond is not None and cond.history_steps:
         _check_history_steps(where, conv, case, cond)
     target: str | None = None  # the first SpO2 target said
+    from behaviorsft.build.event_time import ALTERED_MENTAL_STATE, AT_TRIAGE
+
+    altered = case is not None and any(
+        str(f).startswith("Reports ") and ALTERED_MENTAL_STATE.search(str(f))
+        for f in case.get("facts") or []
+    )
+    studied = False  # a study requested in an earlier turn
     for t in conv.get("turns") or []:
         text = str(t.get("text", ""))
+        if altered:
+            named = [
+                str(r[0]).lower() for a in t.get("attachments") or [] for r in a.get("rows") or []
+            ]
+            if studied and any(n.startswith(AT_TRIAGE) for n in named):
+                where.add(
+                    "glucose-after-study",
+                    "altered mental state: the capillary glucose is first shown after a study "
+                    "was requested",
+                    t.get("index"),
+                )
+            if any(n.startswith(AT_TRIAGE) for n in named):
+                altered = False  # shown: nothing more to check
+            studied = studied or bool(_STUDY_ASKED.search(text))
         for said in TARGET_SAID.finditer(text) if "%" in text else ():
             if target is None:
                 target = said["range"]
