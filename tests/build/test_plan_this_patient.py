@@ -245,3 +245,25 @@ def test_glucose_after_the_study_is_reported(kb):
     turns[first]["attachments"] = []
     turns[rendered.anchors["labs"]]["attachments"] += moved
     assert "glucose-after-study" in lint_rules(kb, c, conv, ts)
+
+
+def test_53_000477_potassium_plan_promises_no_recheck_the_record_lacks(kb):
+    """'guided by serum potassium rechecked within 4-6 h' with the first repeat potassium
+    on day 1 at 11:30."""
+    case, rendered, tasks = build_item(kb, 477, SEED)
+    said = " ".join(t.text for t in rendered.conversation.turns)
+    assert "Potassium chloride 20 mEq PO once, then" in said
+    assert "rechecked within" not in said
+    assert "recheck-not-done" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+def test_recheck_within_hours_not_shown_is_reported(kb):
+    """The old plan text: a recheck within 4-6 h, the next potassium on day 1."""
+    case, rendered, tasks = build_item(kb, 477, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    plan = conv["turns"][rendered.anchors["plan"]]
+    plan["text"] = plan["text"].replace(
+        "adjusted to the serum potassium", "guided by serum potassium rechecked within 4-6 h"
+    )
+    assert "rechecked within 4-6 h" in plan["text"]
+    assert "recheck-not-done" in lint_rules(kb, c, conv, ts)

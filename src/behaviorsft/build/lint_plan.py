@@ -62,6 +62,9 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
 ``reorder-given``           the plan orders a one-off dose an earlier turn already gave (IV
                             magnesium 2 g given on arrival for life-threatening asthma, then
                             'Magnesium sulfate 2 g IV once' in the plan)
+``recheck-not-done``        a turn promises a lab rechecked within hours ('serum potassium
+                            rechecked within 4-6 h') and the record shows no second value
+                            of it that day
 ``glucose-after-study``     a patient with an altered mental state has a study requested (CT
                             head) before any capillary glucose is shown
 ``treat-without-order``     the plan says it treats a value the chart never treats ('treat
@@ -113,6 +116,7 @@ RULES: dict[str, tuple[str, str]] = {
     "reorder-given": ("error", "the plan orders again a one-off dose already given"),
     "treat-without-order": ("error", "the plan treats a value but no such treatment is given"),
     "glucose-after-study": ("error", "altered mental state: a study requested before any glucose"),
+    "recheck-not-done": ("error", "a recheck within hours that the record never shows"),
 }
 
 
@@ -882,6 +886,32 @@ def _check_history_steps(
             )
 
 
+# "guided by serum potassium rechecked within 4-6 h": a recheck the same day, in hours
+_RECHECK = re.compile(
+    r"\b(?P<lab>[a-z]+) (?:is |are )?rechecked within (?P<hours>\d+)(?:-\d+)? ?h\b", re.I
+)
+
+
+def _check_recheck(where: _Adds, turn: dict[str, Any], case: dict[str, Any]) -> None:
+    """``recheck-not-done``: a turn promises a lab rechecked within hours, and the record's
+    only later value of that lab is on a later day (or there is none)."""
+    for m in _RECHECK.finditer(str(turn.get("text", ""))):
+        if int(m["hours"]) >= 24:
+            continue
+        word = m["lab"].lower()
+        days = [
+            f.get("day") or 0
+            for f in case.get("findings") or []
+            if word in str(f.get("name", "")).lower().split()
+        ]
+        if len([d for d in days if d == 0]) < 2:  # no second value on the day
+            where.add(
+                "recheck-not-done",
+                f"'{m[0]}' but the record shows no {word} later that day",
+                turn.get("index"),
+            )
+
+
 def _check_reordered(
     where: _Adds, turn: dict[str, Any], plan: Sequence[dict[str, Any]], before: Sequence[str]
 ) -> None:
@@ -992,6 +1022,8 @@ def lint_conversation(
                     f"'{clause}' but the patient takes no such drug",
                     t.get("index"),
                 )
+        if case is not None and " within " in text:
+            _check_recheck(where, t, case)
         if case is not None and "treat hyperkal" in text.lower():
             lowering = [n for n, c in taken if prescribing.LOWERS_POTASSIUM.search(f"{n} {c}")]
             if not lowering:
