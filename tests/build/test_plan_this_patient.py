@@ -267,3 +267,32 @@ def test_recheck_within_hours_not_shown_is_reported(kb):
     )
     assert "rechecked within 4-6 h" in plan["text"]
     assert "recheck-not-done" in lint_rules(kb, c, conv, ts)
+
+
+def test_53_000525_tongue_angioedema_brings_an_airway_assessment(kb):
+    """Tongue and lip angioedema with falling saturation and no airway assessment or
+    anaesthetic call; the day-2 plan offered glucagon 'in patients taking beta-blockers'
+    to a patient on none."""
+    case, rendered, tasks = build_item(kb, 525, SEED)
+    assert case.conditions[0].code == "anaphylaxis"
+    said = [t.text for t in rendered.conversation.turns]
+    airway = next(i for i, t in enumerate(said) if "airway assessed by the on-call" in t)
+    assert airway < rendered.anchors["plan"]
+    assert "tongue" in said[airway]
+    assert not any("beta-blocker" in (m.drug_class or "") for m in case.medications)
+    assert "in patients taking beta-blockers" not in " ".join(said)
+    rules = lint_rules(kb, *as_records(case, rendered, tasks))
+    assert "care-below-severity" not in rules and "plan-untaken-drug" not in rules
+
+
+def test_airway_left_unassessed_is_reported(kb):
+    """The old record: tongue angioedema and no airway statement; the glucagon step."""
+    case, rendered, tasks = build_item(kb, 525, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    conv["turns"] = [t for t in conv["turns"] if "airway assessed" not in t["text"]]
+    assert "care-below-severity" in lint_rules(kb, c, conv, ts)
+    step = conv["turns"][rendered.anchors["next_steps"] - 1]
+    step["text"] += (
+        " Glucagon for epinephrine-refractory anaphylaxis in patients taking beta-blockers."
+    )
+    assert "plan-untaken-drug" in lint_rules(kb, c, conv, ts)

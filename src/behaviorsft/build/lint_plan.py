@@ -121,7 +121,10 @@ RULES: dict[str, tuple[str, str]] = {
 
 
 _STUDY_ASKED = re.compile(r"\bthis study: |\band request: ", re.I)  # the orders turn
-_STOP_REDUCE = re.compile(r"\b(?:stop|reduce)\b", re.I)  # prescribing.NAMED_CLAUSES' verbs
+# prescribing.NAMED_CLAUSES' verbs, and a step for the patients on a drug
+_STOP_REDUCE = re.compile(
+    r"\b(?:stop|reduce)\b|\b(?:people|patients|those) (?:on|taking|receiving)\b", re.I
+)
 
 
 class _Adds(Protocol):

@@ -821,19 +821,27 @@ def _cut(action: str, start: int, end: int) -> str:
 def named_untaken(action: str, meds: Iterable[str]) -> list[str]:
     """The clauses of ``action`` that name a drug group the patient (medicines as 'name
     class') takes none of."""
+    meds = list(meds)
     taking = " ".join(m.lower() for m in meds)
-    return [
+    out = [
         m[0]
         for clause, drugs in _GROUP_CLAUSES
         if (m := clause.search(action)) is not None and not drugs.search(taking)
     ]
+    on = _FOR_PEOPLE_ON.search(action)
+    if on is not None and not care_applies(action, meds):
+        out.append(on[0])  # 'glucagon ... in patients taking beta-blockers' on none
+    return out
 
 
 def own_drugs(actions: Sequence[str], meds: Sequence[tuple[str, str]]) -> list[str]:
     """``actions`` with each clause naming a drug group said of this patient's medicines
     (name, class): naming the ones taken, or left out (an action left empty goes)."""
     out = []
+    said = [f"{n} {c}" for n, c in meds]
     for action in actions:
+        if not care_applies(action, said):
+            continue  # 'glucagon ... in patients taking beta-blockers' on none
         for clause, drugs in _GROUP_CLAUSES:
             m = clause.search(action)
             if m is None:
@@ -854,7 +862,7 @@ def own_drugs(actions: Sequence[str], meds: Sequence[tuple[str, str]]) -> list[s
 # glucagon recorded for a sulfonylurea-only patient).
 _FOR_PEOPLE_ON = re.compile(
     r"\b(?:for|in) (?:people|patients|those) (?:on|taking|receiving) (?P<what>[\w -]+?)"
-    r"(?= at risk\b|[,;)]|$)",
+    r"(?= at risk\b|[,;.)]|$)",
     re.I,
 )
 
@@ -866,7 +874,8 @@ def care_applies(item: str, meds: Iterable[str]) -> bool:
     if m is None:
         return True
     taking = " ".join(x.lower() for x in meds)
-    words = [w for w in re.findall(r"[a-z][a-z-]{3,}", m["what"].lower())]
+    # 'beta-blockers' is a 'beta-blocker' class; 'insulin' an insulin
+    words = [re.sub(r"s$", "", w) for w in re.findall(r"[a-z][a-z-]{3,}", m["what"].lower())]
     return not words or any(re.search(rf"\b{re.escape(w)}", taking) for w in words)
 
 

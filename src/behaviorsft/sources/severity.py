@@ -66,6 +66,13 @@ class Trigger:
     at: str = "plan"
 
 
+# The signs of an airway at risk in anaphylaxis (tongue or throat swelling, stridor,
+# hoarseness), as the examination or the complaints say them.
+AIRWAY_SIGN = (
+    r"(?:angioedema|swelling)[^.;]*\b(?:tongue|throat)\b|\b(?:tongue|throat)\b[^.;]*swelling|"
+    r"\bstridor\b|\bhoarse voice\b|\bthroat tightness\b"
+)
+
 # (the KB's only systemic steroid for asthma is prednisone: said given here, the nurse's
 # "first dose" turn names another drug)
 _SEVERE_ASTHMA = (
@@ -253,6 +260,20 @@ TRIGGERS: tuple[Trigger, ...] = (
         after=3,
         within=5,
         at="arrival",
+    ),
+    # RCUK 2021 / WAO 2020: tongue or throat swelling, stridor or a hoarse voice is an
+    # airway problem: a senior airway assessment (anaesthetist) at once, not a plan that
+    # never mentions the airway (53-000525, 47-000427: tongue angioedema, SpO2 falling)
+    Trigger(
+        "anaphylaxis",
+        "airway assessment",
+        sign=AIRWAY_SIGN,
+        done=r"airway assessed",
+        say="Upper-airway involvement ({sign}): the airway assessed by the on-call "
+        "anaesthetist {t}, with difficult-airway equipment at the bedside.",
+        after=15,
+        within=15,
+        at="orders",
     ),
     # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
     # not a day-1 consultant's advice to activate the laboratory; then coronary care.
