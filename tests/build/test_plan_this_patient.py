@@ -296,3 +296,15 @@ def test_airway_left_unassessed_is_reported(kb):
         " Glucagon for epinephrine-refractory anaphylaxis in patients taking beta-blockers."
     )
     assert "plan-untaken-drug" in lint_rules(kb, c, conv, ts)
+
+
+def test_own_drugs_keeps_every_action_after_a_named_one():
+    """An action after one naming the patient's drug is judged on the medicines, not on
+    the words of the clause before it."""
+    meds = [("Atorvastatin", "HMG-CoA reductase inhibitor (statin)"), ("Warfarin", "VKA")]
+    actions = ["stop causative drugs (e.g. statins)", "INR in patients on warfarin"]
+    assert prescribing.own_drugs(actions, meds) == [
+        "stop causative drugs (atorvastatin)",
+        "INR in patients on warfarin",
+    ]
+    assert prescribing.own_drugs(actions[1:], meds[:1]) == []

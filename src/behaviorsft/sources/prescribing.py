@@ -838,9 +838,9 @@ def own_drugs(actions: Sequence[str], meds: Sequence[tuple[str, str]]) -> list[s
     """``actions`` with each clause naming a drug group said of this patient's medicines
     (name, class): naming the ones taken, or left out (an action left empty goes)."""
     out = []
-    said = [f"{n} {c}" for n, c in meds]
+    taking = [f"{n} {c}" for n, c in meds]
     for action in actions:
-        if not care_applies(action, said):
+        if not care_applies(action, taking):
             continue  # 'glucagon ... in patients taking beta-blockers' on none
         for clause, drugs in _GROUP_CLAUSES:
             m = clause.search(action)
