@@ -308,3 +308,20 @@ def test_own_drugs_keeps_every_action_after_a_named_one():
         "INR in patients on warfarin",
     ]
     assert prescribing.own_drugs(actions[1:], meds[:1]) == []
+
+
+def test_53_000229_ct_angiography_gives_its_result(kb):
+    """CT angiography planned (turn 24) with thrombectomy in the plan, no result ever."""
+    case, rendered, tasks = build_item(kb, 229, SEED)
+    assert case.conditions[0].code == "ischemic_stroke"
+    cta = [t.text for t in rendered.conversation.turns if t.text.startswith("CT angiography")]
+    assert cta and cta[0].endswith(": no large-vessel occlusion, so no thrombectomy.")
+    assert "planned-result-missing" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+def test_day0_study_without_result_is_reported(kb):
+    case, rendered, tasks = build_item(kb, 229, SEED)
+    c, conv, ts = as_records(case, rendered, tasks)
+    for turn in conv["turns"]:
+        turn["text"] = turn["text"].replace(": no large-vessel occlusion, so no thrombectomy", "")
+    assert "planned-result-missing" in lint_rules(kb, c, conv, ts)

@@ -62,6 +62,9 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
 ``reorder-given``           the plan orders a one-off dose an earlier turn already gave (IV
                             magnesium 2 g given on arrival for life-threatening asthma, then
                             'Magnesium sulfate 2 g IV once' in the plan)
+``planned-result-missing``  a turn does a study on day 0 'to look for' something and gives no
+                            result ('CT angiography on day 0, to look for a large-vessel
+                            occlusion ...' and nothing more)
 ``recheck-not-done``        a turn promises a lab rechecked within hours ('serum potassium
                             rechecked within 4-6 h') and the record shows no second value
                             of it that day
@@ -117,6 +120,7 @@ RULES: dict[str, tuple[str, str]] = {
     "treat-without-order": ("error", "the plan treats a value but no such treatment is given"),
     "glucose-after-study": ("error", "altered mental state: a study requested before any glucose"),
     "recheck-not-done": ("error", "a recheck within hours that the record never shows"),
+    "planned-result-missing": ("error", "a day-0 study the team does with no result shown"),
 }
 
 
@@ -889,6 +893,8 @@ def _check_history_steps(
             )
 
 
+# "CT angiography on day 0, to look for a large-vessel occlusion ...", ending with no result
+_DAY0_STUDY = re.compile(r"^[A-Z][^,:.]* on day 0, to look for [^:]*$")
 # "guided by serum potassium rechecked within 4-6 h": a recheck the same day, in hours
 _RECHECK = re.compile(
     r"\b(?P<lab>[a-z]+) (?:is |are )?rechecked within (?P<hours>\d+)(?:-\d+)? ?h\b", re.I
@@ -1025,6 +1031,12 @@ def lint_conversation(
                     f"'{clause}' but the patient takes no such drug",
                     t.get("index"),
                 )
+        if _DAY0_STUDY.match(text):
+            where.add(
+                "planned-result-missing",
+                f"'{text[:90]}' but no result of it is given",
+                t.get("index"),
+            )
         if case is not None and " within " in text:
             _check_recheck(where, t, case)
         if case is not None and "treat hyperkal" in text.lower():

@@ -220,8 +220,11 @@ TRIGGERS: tuple[Trigger, ...] = (
         (("onset_hours", "<=", 6),),
         pending=r"\bCTA\b",
         done=r"CT angiography",
+        # with its result (53-000229: CTA planned, never reported): no occlusion, as the
+        # record has no thrombectomy
         say="CT angiography on day 0, to look for a large-vessel occlusion while "
-        "thrombectomy is possible (6 h from onset).",
+        "thrombectomy is possible (6 h from onset): no large-vessel occlusion, so no "
+        "thrombectomy.",
     ),
     *(
         Trigger(
