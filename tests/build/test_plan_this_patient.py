@@ -4,6 +4,8 @@ on a drug is recorded only for a patient on it; and the rule that reports either
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from behaviorsft.sources import prescribing, severity
@@ -53,6 +55,9 @@ def test_53_000553_sulfonylurea_hypoglycaemia_has_no_insulin_plan_or_glucagon(kb
     assert "glucagon prescribed" not in said
     day2 = rendered.conversation.turns[rendered.anchors["next_steps"]].text
     assert "insulin secretagogues (glipizide)" in day2
+    # the 15-minute recheck recorded as done is shown with its value; no hourly checks promised
+    assert re.search(r"capillary glucose rechecked 15 minutes later: \d+ mg/dL", said)
+    assert "every hour" not in said
     assert "plan-untaken-drug" not in lint_rules(kb, *as_records(case, rendered, tasks))
 
 

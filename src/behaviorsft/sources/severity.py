@@ -278,6 +278,20 @@ TRIGGERS: tuple[Trigger, ...] = (
         within=15,
         at="orders",
     ),
+    # ADA 2024: glucose rechecked 15 minutes after treatment, repeated if still low; the
+    # recheck shown with its value, not only recorded as done (53-000553)
+    Trigger(
+        "hypoglycemia",
+        "glucose rechecked after treatment",
+        (("glucose_poc", "<", 70),),
+        drug="dextrose_50",
+        done=r"rechecked 15 minutes later",
+        say="Dextrose 50% 25 g IV given {t}; capillary glucose rechecked 15 minutes later: "
+        "{recheck} mg/dL, so no second dose.",
+        recheck=("glucose_poc", 60),
+        after=20,
+        within=20,
+    ),
     # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
     # not a day-1 consultant's advice to activate the laboratory; then coronary care.
     Trigger(
@@ -837,8 +851,8 @@ CONDITION_REVIEW: dict[str, str] = {
     "as the reaction can come back, with observations hourly at first",
     # ADA 2024: glucose rechecked until stable; a sulfonylurea's effect outlasts the first
     # correction, so monitoring continues for a day or more
-    "hypoglycemia": "treatment has started; we'll check the glucose every hour at first, and "
-    "keep checking for a day or more if a sulfonylurea caused it, as it can drop again",
+    "hypoglycemia": "treatment has started; we'll keep checking the glucose, for a day or "
+    "more if a sulfonylurea caused it, as it can drop again",
 }
 NO_PHYSIO_LEVELS = frozenset({"intensive care unit", "coronary care unit", HDU})
 # Conditions whose stay is short and has no physiotherapy: an anaphylaxis observed after
