@@ -698,15 +698,23 @@ def placement(text: str) -> str:
 # plan): a one-off dose is not ordered again, a course goes on from the dose given.
 ALREADY_GIVEN = "already given, not repeated"
 CONTINUING = "continuing from the dose already given"
-_GIVEN_SENTENCE = re.compile(r"[^.;]*\bgiven\b[^.;]*", re.I)
+_GIVEN = re.compile(r"\bgiven\b")
+_SENTENCE_END = re.compile(r"[.;]")
 _NAME_WORD = re.compile(r"[a-z]{5,}")
 
 
 def given_before(name: str, said: Iterable[str]) -> bool:
-    """Whether a statement of ``said`` gives the drug ``name`` ('Albuterol (salbutamol)':
+    """Whether a sentence of ``said`` gives the drug ``name`` ('Albuterol (salbutamol)':
     'salbutamol nebulisers ... given')."""
     words = _NAME_WORD.findall(name.lower())
-    return any(w in m[0].lower() for s in said for m in _GIVEN_SENTENCE.finditer(s) for w in words)
+    for text in said:
+        low = text.lower()
+        if "given" not in low or not any(w in low for w in words):
+            continue  # (most turns: no need to split them)
+        for sentence in _SENTENCE_END.split(low):
+            if _GIVEN.search(sentence) and any(w in sentence for w in words):
+                return True
+    return False
 
 
 def after_given(regimen: str, name: str, frequency: str, said: Sequence[str]) -> str:
