@@ -46,6 +46,7 @@ from behaviorsft.build.coherence import (
 from behaviorsft.build.event_time import (
     after_plan,
     after_study,
+    at_triage,
     day_label,
     draw_ecg_minutes,
     ecg_first,
@@ -725,9 +726,27 @@ def _render_kb(
         next((f.value for f in vitals if f.name.startswith("Oxygen saturation")), None),
         [cond.name, *known],
         said_when["arrival"],
+        patient_fit.oxygen_target(cond.treatments.actions),  # the plan's range (GINA 93-95%)
     )
     if oxygen is not None and not (omit and "oxygen" in omit.lower()):
         b.say(triage, oxygen)
+    # an altered mental state: the capillary glucose is taken at triage (event_time.at_triage)
+    bedside = [f for f in labs0 if at_triage(f.name, symptoms)]
+    if bedside:
+        idx = b.say(
+            triage,
+            "Altered mental state, so a bedside glucose at triage: "
+            + _join(
+                [
+                    f"{in_sentence(f.name)} {format_finding_value(f)} {f.unit or ''}".rstrip()
+                    for f in bedside
+                ]
+            )
+            + ".",
+            attachments=[b.table("Bedside glucose (triage)", bedside)],
+        )
+        for f in bedside:
+            b.finding_turns[(f.name, f.day)] = idx
     # a suspected ACS: the ECG recorded and read at arrival, before any blood (event_time)
     study = imaging  # the study requested with the bloods, reported after them
     if imaging is not None and ecg_first(cond_id, imaging.name):
@@ -750,7 +769,11 @@ def _render_kb(
     after_report = [f for f in labs0 if study is not None and f not in csf and after_study(f.name)]
     # a serum tryptase: back after the plan (event_time.after_plan)
     awaited = [f for f in labs0 if f not in csf and f not in after_report and after_plan(f.name)]
-    drawn = [f for f in labs0 if f not in csf and f not in after_report and f not in awaited]
+    drawn = [
+        f
+        for f in labs0
+        if f not in csf and f not in after_report and f not in awaited and f not in bedside
+    ]
     bloods = severity.SAMPLE if home_today else _with_procedures(drawn + after_report + awaited)
     after = "; lumbar puncture once the CT is reported" if csf else ""
     b.say(
@@ -918,7 +941,10 @@ def _render_kb(
     # name only the medicines held for this patient (sick-day rules)
     held = prescribing.held_names(case.facts)
     home_said = [f"{m.name} {m.drug_class or ''}" for m in home]  # 'continue/stop X' only on X
-    actions = prescribing.drop_untaken(actions, home_said)[:2]
+    home_pairs = [(m.name, m.drug_class or "") for m in home]  # 'stop statins': the one taken
+    actions = prescribing.drop_untaken(prescribing.own_drugs(actions, home_pairs), home_said)[:2]
+    potassium = next((f.value for f in labs0 if f.name == "Potassium"), None)
+    actions = [prescribing.potassium_action(a, potassium) for a in actions]  # K 6.5: treated
     actions = prescribing.plan_actions(actions, held)
     actions += prescribing.cautions([(m.name, m.drug_class or "") for m in plan], age)
 
@@ -934,7 +960,11 @@ def _render_kb(
             medication_text(m),
         )
 
-    regimens = [regimen(m) for m in plan]
+    # a dose the severity statements gave before the plan is not ordered again (severity.py)
+    before_plan = said_when["arrival"] + said_when["orders"]
+    regimens = [
+        severity.after_given(regimen(m), m.name, m.frequency or "", before_plan) for m in plan
+    ]
     actions += prescribing.basal_kept(  # the home glargine beside the IV insulin
         cond.id,
         [(m.name, m.route or "") for m in plan],
@@ -1127,6 +1157,7 @@ def _render_kb(
     first_day = [f.name for f in case.findings if f.day == 0]
     lab_names = [f.name for f in case.findings if f.kind == "lab"]
     given_routes = [(m.name, m.route or "") for m in case.medications]
+    given_classes = [(m.name, m.drug_class or "") for m in case.medications]
     care = [
         i
         for i in cond.standard_of_care
@@ -1140,6 +1171,8 @@ def _render_kb(
         # and "at least 3 sets of blood cultures" only where 3 sets are shown
         and count_claim_shown(i.item, first_day, lab_names)
         and prescribing.care_given(i.item, given_routes)
+        # and "glucagon prescribed for people on insulin" only for a patient on insulin
+        and prescribing.care_applies(i.item, (f"{n} {c}" for n, c in given_classes))
     ]
     b.anchors["care"] = len(b.turns)
     # what was done, not the rule's condition ("ABG", not "ABG if PEF/FEV1 <50%"), and
@@ -1180,7 +1213,7 @@ def _render_kb(
         and step_fits(a, said, treatment_started=True)
         and ward_turns.advice_done(a, icu=in_icu, plan_drugs=plan_drugs, studies=studies) is None
     ]
-    steps = prescribing.drop_untaken(steps, home_said)
+    steps = prescribing.drop_untaken(prescribing.own_drugs(steps, home_pairs), home_said)
     if prescribing.basal_continued(cond.id, [m.name for m in home]):
         steps = [s for s in steps if not prescribing.BASAL_START.search(s)]  # already on it
     later = [a for a in steps if a != advice or home_today]  # (no consultant at home)

@@ -165,6 +165,26 @@ def slow_result(result: str) -> bool:
     return after_study(result) or after_plan(result)
 
 
+# A capillary glucose is taken at triage for an altered mental state (ADA 2024; every
+# triage pathway for confusion or reduced consciousness): before any CT head is requested,
+# not with the bloods back an hour later (53-000469: a confused diabetic on a sulfonylurea
+# had a CT head requested before the bedside glucose of 49).
+AT_TRIAGE = ("capillary (fingerstick) glucose",)
+ALTERED_MENTAL_STATE = re.compile(
+    r"\bconfus|\bdrows|\bunresponsive|\bmuddled|altered (?:mental|conscious)|"
+    r"reduced (?:level of )?consciousness|\bseizure|\bcoma\b|\bslurred",
+    re.I,
+)
+
+
+def at_triage(result: str, symptoms: Sequence[str]) -> bool:
+    """Whether ``result`` is measured at triage, given the presenting ``symptoms``: a
+    capillary glucose when the mental state is altered."""
+    return result.lower().startswith(AT_TRIAGE) and any(
+        ALTERED_MENTAL_STATE.search(s) for s in symptoms
+    )
+
+
 def lp_after_ct(study: str, result: str) -> bool:
     """Whether the CSF ``result`` comes from a lumbar puncture done after the record's CT
     head ``study``: a CT before the LP (altered mental status, a focal sign) delays it."""

@@ -52,6 +52,28 @@ Rules (called from ``lint.py``; see docs/building.md, "Clinical linter"):
 ``step-against-history``    a step the history rules out: 'anticoagulate for at least 3
                             months (provoked)' for a clot with active cancer (6 months and
                             while the cancer is active, NICE NG158; ASCO 2023)
+``plan-untaken-drug``       a plan clause names a drug group the patient takes none of ('stop
+                            causative drugs (e.g. statins)' on metoprolol alone, 'reduce
+                            insulin doses' with no insulin), or a checklist line records a care
+                            item meant for the people on a drug the patient is not on
+                            ('glucagon prescribed' for people on insulin, on glipizide alone)
+``target-inconsistent``     two turns give different SpO2 targets (94-98% at triage, 93-95%
+                            in the asthma plan)
+``reorder-given``           the plan orders a one-off dose an earlier turn already gave (IV
+                            magnesium 2 g given on arrival for life-threatening asthma, then
+                            'Magnesium sulfate 2 g IV once' in the plan)
+``planned-result-missing``  a turn does a study on day 0 'to look for' something and gives no
+                            result ('CT angiography on day 0, to look for a large-vessel
+                            occlusion ...' and nothing more)
+``recheck-not-done``        a turn promises a lab rechecked within hours ('serum potassium
+                            rechecked within 4-6 h') and the record shows no second value
+                            of it that day
+``glucose-after-study``     a patient with an altered mental state has a study requested (CT
+                            head) before any capillary glucose is shown
+``treat-without-order``     the plan says it treats a value the chart never treats ('treat
+                            hyperkalaemia' with no insulin, binder or other potassium-lowering
+                            drug given), or a day-0 value the condition replaces is left
+                            alone (phosphate 2.1 in alcohol withdrawal, no phosphate given)
 ``step-without-indication`` a next step starts a long-term drug whose indication the record
                             does not document (allopurinol with no recurrent flares, tophi or
                             radiographic damage)
@@ -72,6 +94,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from behaviorsft.sources.kb import KnowledgeBase
+from behaviorsft.sources.patient import TARGET_SAID
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-not-shown": ("error", "reasoning cites a finding the record does not show"),
@@ -91,7 +114,21 @@ RULES: dict[str, tuple[str, str]] = {
     "dialysis-incoherent": ("error", "a history of dialysis with an eGFR >= 15 or metformin"),
     "history-duplicate": ("error", "one disease (or a listed medicine's use) named twice"),
     "history-step-missing": ("error", "a step the history calls for is not in the plan"),
+    "plan-untaken-drug": ("error", "a plan or checklist line names a drug the patient lacks"),
+    "target-inconsistent": ("error", "two turns give different oxygen saturation targets"),
+    "reorder-given": ("error", "the plan orders again a one-off dose already given"),
+    "treat-without-order": ("error", "the plan treats a value but no such treatment is given"),
+    "glucose-after-study": ("error", "altered mental state: a study requested before any glucose"),
+    "recheck-not-done": ("error", "a recheck within hours that the record never shows"),
+    "planned-result-missing": ("error", "a day-0 study the team does with no result shown"),
 }
+
+
+_STUDY_ASKED = re.compile(r"\bthis study: |\band request: ", re.I)  # the orders turn
+# prescribing.NAMED_CLAUSES' verbs, and a step for the patients on a drug
+_STOP_REDUCE = re.compile(
+    r"\b(?:stop|reduce)\b|\b(?:people|patients|those) (?:on|taking|receiving)\b", re.I
+)
 
 
 class _Adds(Protocol):
@@ -714,6 +751,33 @@ def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:
         for what in required_missing(kb, cond_id, plan, record):
             where.add("plan-missing-class", f"the plan for {diagnosis or cond_id} lacks {what}")
         _lint_prescribing(kb, where, case, cond_id, plan, history)
+        _check_value_treated(kb, where, case, cond_id, meds)
+
+
+def _check_value_treated(
+    kb: KnowledgeBase,
+    where: _Adds,
+    case: dict[str, Any],
+    cond_id: str,
+    meds: Sequence[dict[str, Any]],
+) -> None:
+    """``treat-without-order``: a day-0 value the condition replaces (a low magnesium or
+    phosphate in alcohol withdrawal, prescribing.BY_VALUE) with no replacement given."""
+    from behaviorsft.sources import prescribing
+
+    labs = {lab for (c, _), (lab, _, _) in prescribing.BY_VALUE.items() if c == cond_id}
+    values = {
+        lab: v
+        for lab in labs
+        if lab in kb.labs and (v := _day0(case, kb.labs[lab].name.lower())) is not None
+    }
+    for did in prescribing.value_adds(cond_id, values):
+        if did in kb.drugs and not _gives(kb, meds, did):
+            lab, op, limit = prescribing.BY_VALUE[(cond_id, did)]
+            where.add(
+                "treat-without-order",
+                f"{lab} {values[lab]:g} ({op} {limit:g}) with no {kb.drugs[did].name} given",
+            )
 
 
 def _day0(case: dict[str, Any], name: str) -> float | None:
@@ -839,6 +903,55 @@ def _check_history_steps(
             )
 
 
+# "CT angiography on day 0, to look for a large-vessel occlusion ...", ending with no result
+_DAY0_STUDY = re.compile(r"^[A-Z][^,:.]* on day 0, to look for [^:]*$")
+# "guided by serum potassium rechecked within 4-6 h": a recheck the same day, in hours
+_RECHECK = re.compile(
+    r"\b(?P<lab>[a-z]+) (?:is |are )?rechecked within (?P<hours>\d+)(?:-\d+)? ?h\b", re.I
+)
+
+
+def _check_recheck(where: _Adds, turn: dict[str, Any], case: dict[str, Any]) -> None:
+    """``recheck-not-done``: a turn promises a lab rechecked within hours, and the record's
+    only later value of that lab is on a later day (or there is none)."""
+    for m in _RECHECK.finditer(str(turn.get("text", ""))):
+        if int(m["hours"]) >= 24:
+            continue
+        word = m["lab"].lower()
+        days = [
+            f.get("day") or 0
+            for f in case.get("findings") or []
+            if word in str(f.get("name", "")).lower().split()
+        ]
+        if len([d for d in days if d == 0]) < 2:  # no second value on the day
+            where.add(
+                "recheck-not-done",
+                f"'{m[0]}' but the record shows no {word} later that day",
+                turn.get("index"),
+            )
+
+
+def _check_reordered(
+    where: _Adds, turn: dict[str, Any], plan: Sequence[dict[str, Any]], before: Sequence[str]
+) -> None:
+    """``reorder-given``: the plan ``turn`` orders a one-off dose of a drug an earlier turn
+    (``before``) said given, without saying it was (severity.after_given)."""
+    from behaviorsft.sources import severity
+
+    text = str(turn.get("text", ""))
+    for m in plan:
+        name, freq = str(m.get("name", "")), str(m.get("frequency") or "")
+        if not re.search(r"\bonce\b(?! daily)", freq) or not severity.given_before(name, before):
+            continue
+        said = next((p for p in text[6:].split("; ") if p.startswith(name)), None)
+        if said is not None and severity.ALREADY_GIVEN not in said:
+            where.add(
+                "reorder-given",
+                f"'{said[:70]}' ordered again after an earlier turn gave it",
+                turn.get("index"),
+            )
+
+
 def lint_conversation(
     kb: KnowledgeBase, where: _Adds, conv: dict[str, Any], case: dict[str, Any] | None = None
 ) -> None:
@@ -877,8 +990,39 @@ def lint_conversation(
         )
     if case is not None and cond is not None and cond.history_steps:
         _check_history_steps(where, conv, case, cond)
+    target: str | None = None  # the first SpO2 target said
+    from behaviorsft.build.event_time import ALTERED_MENTAL_STATE, AT_TRIAGE
+
+    altered = case is not None and any(
+        str(f).startswith("Reports ") and ALTERED_MENTAL_STATE.search(str(f))
+        for f in case.get("facts") or []
+    )
+    studied = False  # a study requested in an earlier turn
     for t in conv.get("turns") or []:
         text = str(t.get("text", ""))
+        if altered:
+            named = [
+                str(r[0]).lower() for a in t.get("attachments") or [] for r in a.get("rows") or []
+            ]
+            if studied and any(n.startswith(AT_TRIAGE) for n in named):
+                where.add(
+                    "glucose-after-study",
+                    "altered mental state: the capillary glucose is first shown after a study "
+                    "was requested",
+                    t.get("index"),
+                )
+            if any(n.startswith(AT_TRIAGE) for n in named):
+                altered = False  # shown: nothing more to check
+            studied = studied or bool(_STUDY_ASKED.search(text))
+        for said in TARGET_SAID.finditer(text) if "%" in text else ():
+            if target is None:
+                target = said["range"]
+            elif said["range"] != target:
+                where.add(
+                    "target-inconsistent",
+                    f"SpO2 target {said['range']}% here, {target}% in an earlier turn",
+                    t.get("index"),
+                )
         if case is not None and cond is not None and " hold " in f" {text}":
             named = [
                 t for t in prescribing.hold_terms(text) if not prescribing.taken_term(t, taken)
@@ -897,11 +1041,35 @@ def lint_conversation(
                     f"'{clause}' but the patient takes no such drug",
                     t.get("index"),
                 )
+        if _DAY0_STUDY.match(text):
+            where.add(
+                "planned-result-missing",
+                f"'{text[:90]}' but no result of it is given",
+                t.get("index"),
+            )
+        if case is not None and " within " in text:
+            _check_recheck(where, t, case)
+        if case is not None and "treat hyperkal" in text.lower():
+            lowering = [n for n, c in taken if prescribing.LOWERS_POTASSIUM.search(f"{n} {c}")]
+            if not lowering:
+                where.add(
+                    "treat-without-order",
+                    "'treat hyperkalaemia' but no potassium-lowering drug is given",
+                    t.get("index"),
+                )
+        if case is not None and _STOP_REDUCE.search(text):
+            for clause in prescribing.named_untaken(text, [f"{n} {c}" for n, c in taken]):
+                where.add(
+                    "plan-untaken-drug",
+                    f"'{clause}' but the patient takes no such drug",
+                    t.get("index"),
+                )
         wrong = prescribing.history_step_wrong(cond.id, text, history) if cond else None
         if wrong is not None:
             where.add("step-against-history", wrong, t.get("index"))
         if cond is not None and case is not None and text.startswith("Plan: "):
             plan = [m for m in (case.get("medications") or []) if m.get("indication") == diagnosis]
+            _check_reordered(where, t, plan, [x for x, _ in seen])
             for gap in prescribing.regimen_gaps(kb, cond.id, plan, text):
                 where.add("regimen-incomplete", gap, t.get("index"))
         if (
@@ -924,6 +1092,15 @@ def lint_conversation(
             )
         if m is not None and cond is not None and case is not None:
             for item in cond.standard_of_care:
+                if split_condition(item.item)[0] == m["item"] and not prescribing.care_applies(
+                    item.item, (f"{n} {c}" for n, c in taken)
+                ):
+                    where.add(
+                        "plan-untaken-drug",
+                        f"'{m['item']}' recorded as done, but it is for '{item.item}' and the "
+                        "patient takes no such drug",
+                        t.get("index"),
+                    )
                 if item.item != m["item"] or item.kind != "drug" or item.ref not in kb.drugs:
                     continue
                 clause = split_condition(item.item)[1]

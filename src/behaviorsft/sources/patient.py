@@ -99,10 +99,25 @@ OXYGEN_SAID = re.compile(
 )
 
 
-def oxygen_started(spo2: float | None, texts: Iterable[str], said: Iterable[str]) -> str | None:
+# The SpO2 range a plan action gives ('controlled oxygen to SpO2 93-95%', GINA 2024; 'oxygen
+# to SpO2 92-96%', NIH COVID-19): one range, not the BTS pair '94-98% (88-92% if ...)'.
+_TARGET = re.compile(r"\bSpO2 (?:of )?(?P<range>\d\d-\d\d)%(?! \(\d\d-\d\d% if)")
+TARGET_SAID = re.compile(r"(?:\btarget|\bSpO2)[^.;]*?\b(?P<range>\d\d-\d\d)%(?! if)")
+
+
+def oxygen_target(actions: Iterable[str]) -> str | None:
+    """The one SpO2 range the condition's plan ``actions`` set, or None."""
+    return next((m["range"] for a in actions if (m := _TARGET.search(a))), None)
+
+
+def oxygen_started(
+    spo2: float | None, texts: Iterable[str], said: Iterable[str], target: str | None = None
+) -> str | None:
     """The triage nurse's words starting oxygen for a saturation below 92% on air, or None
     (saturation at or above 92%, or oxygen already said in ``said``). ``texts``: the
-    condition and history, which say whether the patient risks hypercapnia."""
+    condition and history, which say whether the patient risks hypercapnia; ``target``: the
+    condition's own range (``oxygen_target``), which the plan later gives too (53-000477:
+    94-98% at triage, 93-95% in the asthma plan)."""
     if spo2 is None or spo2 >= OXYGEN_BELOW or any(OXYGEN_SAID.search(s) for s in said):
         return None
     if any(HYPERCAPNIA_RISK.search(t) for t in texts):
@@ -111,7 +126,8 @@ def oxygen_started(spo2: float | None, texts: Iterable[str], said: Iterable[str]
             "target 88-92%."
         )
     return (
-        f"Saturation {spo2:g}% on air: oxygen started by nasal cannula at 2 L/min, target 94-98%."
+        f"Saturation {spo2:g}% on air: oxygen started by nasal cannula at 2 L/min, "
+        f"target {target or '94-98'}%."
     )
 
 

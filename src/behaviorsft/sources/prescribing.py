@@ -264,6 +264,44 @@ def glucose_low(values: Mapping[str, float]) -> bool:
     return g is not None and g < LOW_GLUCOSE
 
 
+# A plan that says it treats hyperkalaemia ('treat hyperkalaemia' in rhabdomyolysis) treats
+# the potassium the record shows (53-000128: K 6.5, the plan 'treat hyperkalaemia', nothing
+# given). UK Kidney Association 2020: moderate (6.0-6.4) and severe (>= 6.5) hyperkalaemia
+# bring insulin 10 units IV with glucose 25 g; mild (5.5-5.9) no insulin-glucose; a normal
+# potassium nothing to treat.
+INSULIN_GLUCOSE_FROM = 6.0  # mmol/L
+TREATS_POTASSIUM = re.compile(r"\btreat hyperkalaemia\b(?:; |, | and )?", re.I)
+POTASSIUM_LOWERING = ("insulin_regular", "dextrose_50")  # their doses for 'hyperkalemia'
+LOWERS_POTASSIUM = re.compile(r"\binsulin\b|potassium binder|zirconium|patiromer", re.I)
+
+
+def potassium_treated(actions: Iterable[str], values: Mapping[str, float]) -> bool:
+    """Whether the plan ``actions`` say they treat hyperkalaemia and the day-0 potassium of
+    ``values`` calls for insulin with glucose."""
+    k = values.get("potassium")
+    return (
+        k is not None
+        and k >= INSULIN_GLUCOSE_FROM
+        and any(TREATS_POTASSIUM.search(a) for a in actions)
+    )
+
+
+def potassium_action(action: str, potassium: float | None) -> str:
+    """A plan ``action``'s 'treat hyperkalaemia' said of this patient's ``potassium``: the
+    insulin with glucose the plan gives, mild hyperkalaemia watched, or left out."""
+    m = TREATS_POTASSIUM.search(action)
+    if m is None:
+        return action
+    rest = action[: m.start()] + action[m.end() :]
+    if potassium is None or potassium <= HYPERKALAEMIA:
+        return rest.strip(" ;,")
+    if potassium >= INSULIN_GLUCOSE_FROM:
+        said = f"hyperkalaemia (potassium {potassium:g}) treated with the insulin and glucose"
+    else:
+        said = f"mild hyperkalaemia (potassium {potassium:g}): no insulin-glucose below 6.0"
+    return f"{said}; {rest.strip(' ;,')}" if rest.strip(" ;,") else said
+
+
 # Conditional drugs given when a day-0 value meets the KB note's condition: (condition,
 # drug) -> (lab id, op, value). Magnesium sulfate "when magnesium is low" (below the 1.7
 # mg/dL reference): in hypokalaemia the potassium is refractory until it is corrected; in
@@ -273,6 +311,9 @@ BY_VALUE: dict[tuple[str, str], tuple[str, str, float]] = {
     ("hypokalemia", "magnesium_sulfate"): ("magnesium", "<", 1.7),
     ("alcohol_withdrawal", "magnesium_sulfate"): ("magnesium", "<", 1.7),
     ("atrial_fibrillation_rvr", "magnesium_sulfate"): ("magnesium", "<", 1.7),
+    # a low phosphate in alcohol withdrawal (below the 2.5 mg/dL reference) is replaced by
+    # mouth (53-000449, 53-000365: phosphate 2.1 and 1.6 flagged, never replaced)
+    ("alcohol_withdrawal", "phosphate_oral"): ("phosphate", "<", 2.5),
 }
 
 
@@ -734,6 +775,108 @@ def drop_clauses(action: str, meds: Iterable[str]) -> str:
         if not re.search(drugs, taking, re.I):
             action = re.sub(pat, "", action, flags=re.I)
     return action
+
+
+# Plan clauses that name a drug group the patient may not take (round 12: 'stop causative
+# drugs (e.g. statins)' on metoprolol alone, 'stop nephrotoxins (NSAIDs, aminoglycosides)'
+# on lisinopril alone, 'reduce insulin doses' with no insulin): the clause -> the group's
+# medicines, as words of a name or class. A patient who takes one has the clause name it
+# ('stop causative drugs (atorvastatin)'); one who takes none has it left out.
+STATIN = r"statin\b|hmg-coa"
+NSAID = r"\bnsaid|ibuprofen|naproxen|diclofenac|ketorolac|indomet|celecoxib|meloxicam"
+AMINOGLYCOSIDE = r"aminoglycoside|gentamicin|amikacin|tobramycin"
+SEDATIVE = r"benzodiazepine|sedative|hypnotic|zolpidem|zopiclone|\bopioid|azepam|azolam"
+# SIADH: SSRIs, carbamazepine/oxcarbazepine, tricyclics, antipsychotics, cyclophosphamide,
+# vincristine (EU hyponatraemia guideline 2014)
+SIADH_DRUG = (
+    r"serotonin reuptake|\bssri|carbamazepine|oxcarbazepine|tricyclic|antipsychotic|"
+    r"cyclophosphamide|vincristine"
+)
+SECRETAGOGUE = r"sulfonylurea|sulphonylurea|meglitinide|glipizide|gliclazide|glimepiride|glib"
+INSULIN = r"\binsulin\b(?! secretagogue)"
+NAMED_CLAUSES: tuple[tuple[str, str], ...] = (
+    (r"stop causative drugs \(e\.g\. statins\)", STATIN),
+    (r"stop nephrotoxins \(NSAIDs, aminoglycosides\)", f"{NSAID}|{AMINOGLYCOSIDE}"),
+    (r"stop sedatives", SEDATIVE),
+    (r"stop drugs that cause SIADH where possible", SIADH_DRUG),
+    (r"adjust or stop insulin secretagogues", SECRETAGOGUE),
+    (r"reduce insulin doses", INSULIN),
+)
+_GROUP_CLAUSES = tuple((re.compile(c, re.I), re.compile(d, re.I)) for c, d in NAMED_CLAUSES)
+_EXAMPLES = re.compile(r"\s*\([^()]*\)$")
+_JOINED_AFTER = re.compile(r"^(?:\s*;\s*|\s+and\s+|,\s*)")
+_JOINED_BEFORE = re.compile(r"(?:\s*;\s*|\s+and\s+|,\s*)$")
+
+
+def _cut(action: str, start: int, end: int) -> str:
+    """``action`` without ``[start:end]`` and the word joining it to the rest."""
+    before, after = action[:start], action[end:]
+    if before.strip():  # "x and <clause>": the "and" before it goes
+        before = _JOINED_BEFORE.sub("", before)
+    else:  # "<clause> and x": the "and" after it
+        after = _JOINED_AFTER.sub("", after, count=1)
+    return (before + after).strip(" ;,")
+
+
+def named_untaken(action: str, meds: Iterable[str]) -> list[str]:
+    """The clauses of ``action`` that name a drug group the patient (medicines as 'name
+    class') takes none of."""
+    meds = list(meds)
+    taking = " ".join(m.lower() for m in meds)
+    out = [
+        m[0]
+        for clause, drugs in _GROUP_CLAUSES
+        if (m := clause.search(action)) is not None and not drugs.search(taking)
+    ]
+    on = _FOR_PEOPLE_ON.search(action)
+    if on is not None and not care_applies(action, meds):
+        out.append(on[0])  # 'glucagon ... in patients taking beta-blockers' on none
+    return out
+
+
+def own_drugs(actions: Sequence[str], meds: Sequence[tuple[str, str]]) -> list[str]:
+    """``actions`` with each clause naming a drug group said of this patient's medicines
+    (name, class): naming the ones taken, or left out (an action left empty goes)."""
+    out = []
+    taking = [f"{n} {c}" for n, c in meds]
+    for action in actions:
+        if not care_applies(action, taking):
+            continue  # 'glucagon ... in patients taking beta-blockers' on none
+        for clause, drugs in _GROUP_CLAUSES:
+            m = clause.search(action)
+            if m is None:
+                continue
+            names = [short_name(n) for n, c in meds if drugs.search(f"{n} {c}")]
+            if names:
+                said = _EXAMPLES.sub("", m[0])
+                action = action[: m.start()] + f"{said} ({_join(names)})" + action[m.end() :]
+            else:
+                action = _cut(action, m.start(), m.end())
+        if action:
+            out.append(action)
+    return out
+
+
+# A care item for the people on a drug ('glucagon prescribed for people on insulin at risk
+# of level 2 or 3 hypoglycaemia', ADA 2024) applies only to a patient on it (53-000553:
+# glucagon recorded for a sulfonylurea-only patient).
+_FOR_PEOPLE_ON = re.compile(
+    r"\b(?:for|in) (?:people|patients|those) (?:on|taking|receiving) (?P<what>[\w -]+?)"
+    r"(?= at risk\b|[,;.)]|$)",
+    re.I,
+)
+
+
+def care_applies(item: str, meds: Iterable[str]) -> bool:
+    """Whether a care ``item`` meant for the people on a drug applies to a patient whose
+    medicines (as 'name class') are ``meds``: one of them is that drug."""
+    m = _FOR_PEOPLE_ON.search(item)
+    if m is None:
+        return True
+    taking = " ".join(x.lower() for x in meds)
+    # 'beta-blockers' is a 'beta-blocker' class; 'insulin' an insulin
+    words = [re.sub(r"s$", "", w) for w in re.findall(r"[a-z][a-z-]{3,}", m["what"].lower())]
+    return not words or any(re.search(rf"\b{re.escape(w)}", taking) for w in words)
 
 
 # ----------------------------------------------------------------------------- gated steps

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -74,6 +74,13 @@ class Trigger:
     gives: tuple[str, ...] = ()
     at: Placement = Placement.PLAN  # where the record says it, in turn order as in time
 
+
+# The signs of an airway at risk in anaphylaxis (tongue or throat swelling, stridor,
+# hoarseness), as the examination or the complaints say them.
+AIRWAY_SIGN = (
+    r"(?:angioedema|swelling)[^.;]*\b(?:tongue|throat)\b|\b(?:tongue|throat)\b[^.;]*swelling|"
+    r"\bstridor\b|\bhoarse voice\b|\bthroat tightness\b"
+)
 
 # (the KB's only systemic steroid for asthma is prednisone: said given here, the nurse's
 # "first dose" turn names another drug)
@@ -226,8 +233,11 @@ TRIGGERS: tuple[Trigger, ...] = (
         (("onset_hours", "<=", 6),),
         pending=r"\bCTA\b",
         done=r"CT angiography",
+        # with its result (53-000229: CTA planned, never reported): no occlusion, as the
+        # record has no thrombectomy
         say="CT angiography on day 0, to look for a large-vessel occlusion while "
-        "thrombectomy is possible (6 h from onset).",
+        "thrombectomy is possible (6 h from onset): no large-vessel occlusion, so no "
+        "thrombectomy.",
     ),
     *(
         Trigger(
@@ -266,6 +276,34 @@ TRIGGERS: tuple[Trigger, ...] = (
         after=3,
         within=5,
         at=Placement.ARRIVAL,
+    ),
+    # RCUK 2021 / WAO 2020: tongue or throat swelling, stridor or a hoarse voice is an
+    # airway problem: a senior airway assessment (anaesthetist) at once, not a plan that
+    # never mentions the airway (53-000525, 47-000427: tongue angioedema, SpO2 falling)
+    Trigger(
+        "anaphylaxis",
+        "airway assessment",
+        sign=AIRWAY_SIGN,
+        done=r"airway assessed",
+        say="Upper-airway involvement ({sign}): the airway assessed by the on-call "
+        "anaesthetist {t}, with difficult-airway equipment at the bedside.",
+        after=15,
+        within=15,
+        at="orders",
+    ),
+    # ADA 2024: glucose rechecked 15 minutes after treatment, repeated if still low; the
+    # recheck shown with its value, not only recorded as done (53-000553)
+    Trigger(
+        "hypoglycemia",
+        "glucose rechecked after treatment",
+        (("glucose_poc", "<", 70),),
+        drug="dextrose_50",
+        done=r"rechecked 15 minutes later",
+        say="Dextrose 50% 25 g IV given {t}; capillary glucose rechecked 15 minutes later: "
+        "{recheck} mg/dL, so no second dose.",
+        recheck=("glucose_poc", 60),
+        after=20,
+        within=20,
     ),
     # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
     # not a day-1 consultant's advice to activate the laboratory; then coronary care.
@@ -698,6 +736,39 @@ def placement(text: str) -> Placement:
     return next((at for said, at in _SAID_BEFORE_PLAN if said.match(text)), Placement.PLAN)
 
 
+# A plan drug the severity statements already said given before the plan (53-000477: IV
+# magnesium 2 g given 30 minutes after arrival, then "Magnesium sulfate 2 g IV once" in the
+# plan): a one-off dose is not ordered again, a course goes on from the dose given.
+ALREADY_GIVEN = "already given, not repeated"
+CONTINUING = "continuing from the dose already given"
+_GIVEN = re.compile(r"\bgiven\b")
+_SENTENCE_END = re.compile(r"[.;]")
+_NAME_WORD = re.compile(r"[a-z]{5,}")
+
+
+def given_before(name: str, said: Iterable[str]) -> bool:
+    """Whether a sentence of ``said`` gives the drug ``name`` ('Albuterol (salbutamol)':
+    'salbutamol nebulisers ... given')."""
+    words = _NAME_WORD.findall(name.lower())
+    for text in said:
+        low = text.lower()
+        if "given" not in low or not any(w in low for w in words):
+            continue  # (most turns: no need to split them)
+        for sentence in _SENTENCE_END.split(low):
+            if _GIVEN.search(sentence) and any(w in sentence for w in words):
+                return True
+    return False
+
+
+def after_given(regimen: str, name: str, frequency: str, said: Sequence[str]) -> str:
+    """The plan's ``regimen`` of drug ``name`` said against the doses ``said`` given before
+    the plan: a one-off dose already given is not repeated, a course continues from it."""
+    if not said or not given_before(name, said):
+        return regimen
+    once = re.search(r"\bonce\b(?! daily)", frequency, re.I) is not None
+    return f"{regimen}: {ALREADY_GIVEN}" if once else f"{regimen}, {CONTINUING}"
+
+
 def level_of_care(case: Case) -> str | None:
     """Where the patient is cared for after day 0, when severity set it ('the
     high-dependency unit')."""
@@ -838,8 +909,8 @@ CONDITION_REVIEW: dict[str, str] = {
     "as the reaction can come back, with observations hourly at first",
     # ADA 2024: glucose rechecked until stable; a sulfonylurea's effect outlasts the first
     # correction, so monitoring continues for a day or more
-    "hypoglycemia": "treatment has started; we'll check the glucose every hour at first, and "
-    "keep checking for a day or more if a sulfonylurea caused it, as it can drop again",
+    "hypoglycemia": "treatment has started; we'll keep checking the glucose, for a day or "
+    "more if a sulfonylurea caused it, as it can drop again",
 }
 NO_PHYSIO_LEVELS = frozenset({"intensive care unit", "coronary care unit", HDU})
 # Conditions whose stay is short and has no physiotherapy: an anaphylaxis observed after

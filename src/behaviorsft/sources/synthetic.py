@@ -820,6 +820,12 @@ def synthesize_case(
         dex = kb.drug("dextrose_50")
         if usable(dex):
             prescribe(dex, next(d for d in dex.doses if d.indication == "hypoglycemia"))
+    # A plan that treats hyperkalaemia gives insulin with glucose for K >= 6.0 (prescribing.py)
+    if prescribing.potassium_treated(cond.treatments.actions, day0):
+        for did in prescribing.POTASSIUM_LOWERING:
+            if did not in plan_ids and usable(kb.drug(did)):
+                doses = kb.drug(did).doses
+                prescribe(kb.drug(did), next(d for d in doses if d.indication == "hyperkalemia"))
     for did in prescribing.value_adds(cond.id, day0):  # magnesium sulfate for a low Mg
         if did not in plan_ids and usable(kb.drug(did)):
             own = [d for d in kb.drug(did).doses if d.indication == cond.id]
