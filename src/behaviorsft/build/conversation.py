@@ -27,7 +27,6 @@ from behaviorsft.build import vignette_turns, ward_turns
 from behaviorsft.build.coherence import (
     action_fits,
     advice_specialty,
-    agreeing_reason,
     claim_checker,
     consultant_advice_fits,
     count_claim_shown,
@@ -43,6 +42,7 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
+from behaviorsft.build.discriminators import against_reason, reconsider_with
 from behaviorsft.build.event_time import (
     after_plan,
     after_study,
@@ -184,6 +184,9 @@ class Rendered:
     # the decisive result the attending says the working diagnosis fits best given ("CK
     # above 5x ULN": coherence.decisive_result), where no study report is decisive
     decisive: str | None = None
+    # what the attending said would make the team reconsider the first differential (its
+    # ``favoured_by`` less what the record already shows: discriminators.reconsider_with)
+    reconsider: str | None = None
     # the whole record indexed (a ``RecordIndex`` of every turn, no excerpt) where the
     # renderer built it: ``Ctx.index`` cuts it to a task's turns instead of indexing again
     index: object | None = field(default=None, repr=False, compare=False)
@@ -203,6 +206,7 @@ class _Builder:
         self.people: dict[str, tuple[str, str]] = {}
         self.reasons: dict[str, str] = {}
         self.decisive: str | None = None
+        self.reconsider: str | None = None
 
     def person(self, key: str, title: str, role: str) -> tuple[str, str]:
         if key not in self.people:
@@ -246,6 +250,7 @@ class _Builder:
             omitted=omitted,
             reasons=self.reasons,
             decisive=self.decisive,
+            reconsider=self.reconsider,
         )
 
 
@@ -806,7 +811,7 @@ def _render_kb(
     )
     against = []
     for d in diffs:
-        reason = agreeing_reason(kb, so_far, d.argues_against)
+        reason = against_reason(kb, so_far, d)  # (build/discriminators.py)
         if reason is not None:
             b.reasons[d.name] = reason
         against.append(
@@ -833,14 +838,17 @@ def _render_kb(
         ),
         anchor="ddx",
     )
-    if diffs:
+    # only what the record does not show already (a criterion already met is no criterion)
+    reconsider = reconsider_with(kb, so_far, diffs[0]) if diffs else None
+    if diffs and reconsider is not None:
+        b.reconsider = reconsider
         b.say(resident, f"What would make you reconsider {diffs[0].name.lower()}?")
         b.say(
             attending,
             # said as what would change the team's mind, not as this patient's findings (an
             # excerpt may start after the question)
             f"I would reconsider {diffs[0].name.lower()} with "
-            f"{patient_fit.for_sex(diffs[0].favoured_by, sex)}.",
+            f"{patient_fit.for_sex(reconsider, sex)}.",
             anchor="ddx_discriminator",
         )
     b.say(

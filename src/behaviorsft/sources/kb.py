@@ -509,6 +509,11 @@ class Differential(_Model):
     argues_against: str = Field(
         min_length=1, description="Finding typical of this condition that argues against it."
     )
+    also_against: tuple[str, ...] = Field(
+        default=(),
+        description="Other findings, each on its own arguing against it, cited in turn where "
+        "the record does not show ``argues_against`` (build/discriminators.py).",
+    )
 
 
 class TreatmentDrug(_Model):
