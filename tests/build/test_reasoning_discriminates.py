@@ -13,7 +13,12 @@ import pytest
 
 from behaviorsft.build import lint_record
 from behaviorsft.build.conversation import render
-from behaviorsft.build.discriminators import met_findings, reconsider_with, settled_before
+from behaviorsft.build.discriminators import (
+    circular,
+    met_findings,
+    reconsider_with,
+    settled_before,
+)
 from behaviorsft.build.lint_plan import cited_reasons, shown_record
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.sources.kb import load_kb
@@ -176,3 +181,41 @@ def test_ddx_rationale_says_what_each_option_is(kb, index):
                 assert f"{dx} is less likely given {option}".lower() in text, (option, dx)
             else:
                 assert f"reconsider {dx} with {option}".lower() in text, (option, dx)
+
+
+@pytest.mark.parametrize(("seed", "index"), [(53, 85), (47, 220)])
+def test_circular_fits_best_names_the_cause(kb, seed, index):
+    """53-000085 and 47-000220: 'hypokalaemia fits best given potassium below 3.5' with the
+    laxatives the patient takes never named as the cause."""
+    case, rendered, tasks = build_item(kb, index, seed)
+    assert case.conditions[0].code == "hypokalemia"
+    ddx = _ddx(rendered)
+    assert "The likely cause here is laxative misuse." in ddx
+    assert "reason-circular" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+def test_rule_reason_circular(kb):
+    """The same turn without the cause is reported; a diagnosis not named after a result
+    is not circular."""
+    assert circular("Hypokalaemia", "potassium below 3.5 mmol/L")
+    assert circular("Hyperkalaemia", "hyperkalaemia")
+    assert not circular("Rhabdomyolysis", "CK above 5x ULN")
+    assert not circular("Hypokalaemia", "potassium below 3.5 mmol/L with laxative misuse")
+    case, rendered, _ = build_item(kb, 85, SEED)
+    case_j, conv, _ = as_records(case, rendered, [])
+    i = rendered.anchors["ddx"]
+    conv["turns"][i]["text"] = conv["turns"][i]["text"].replace(
+        " The likely cause here is laxative misuse.", ""
+    )
+    assert "reason-circular" in lint_rules(kb, case_j, conv)
+
+
+def test_evolution_still_asked_where_the_report_decides(kb):
+    """47-000515 (pulmonary embolism): the CTPA is the first decisive result, so the item is
+    asked, and its rationale gives the reasons the attending later cites."""
+    case, rendered, tasks = build_item(kb, 515, 47)
+    assert case.conditions[0].code == "pulmonary_embolism"
+    items = [t for t in tasks if t.task_type.value == "reasoning_differential_evolution"]
+    assert len(items) == 1
+    for name, reason in rendered.reasons.items():
+        assert f"{name} less likely given {reason}" in items[0].rationale

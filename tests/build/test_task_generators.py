@@ -60,8 +60,10 @@ def test_all_13_types_and_about_21_tasks_per_case(tasks, built):
     assert set(counts) == set(TaskType)
     # the paper has 142,496 tasks from 6,876 cases (20.7 per case); items whose key the
     # record cannot verify are left out (omission, standard of care, next action, and
-    # interpretation conflicts, built only for the 14 conditions with a genuine pair)
-    assert len(tasks) / len(built) >= 17.0
+    # interpretation conflicts, built only for the 14 conditions with a genuine pair), and
+    # a differential-evolution item where a result before the report already settled the
+    # diagnosis (about half of them: build/discriminators.settled_before)
+    assert len(tasks) / len(built) >= 16.5
 
 
 def test_generation_is_deterministic(kb, built):

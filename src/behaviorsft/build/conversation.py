@@ -42,7 +42,7 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
-from behaviorsft.build.discriminators import against_reason, reconsider_with
+from behaviorsft.build.discriminators import against_reason, cause_sentence, reconsider_with
 from behaviorsft.build.event_time import (
     after_plan,
     after_study,
@@ -829,12 +829,15 @@ def _render_kb(
     )
     if hernia is not None and not any(surgical.HERNIA.search(d.name) for d in diffs):
         against.append(hernia)
+    # a diagnosis named after a result ("hypokalaemia") with the cause the record gives
+    fits = fits_best(cond, case, symptoms, b.decisive)
+    cause = [c for c in [cause_sentence(cond, case, " ".join(so_far.sentences), fits)] if c]
     b.say(
         attending,
         " ".join(
             # h16-b: the presenting complaint the working diagnosis rests on, so that
             # ddx_reasoning can ask about it (``fits_best_given``).
-            [fits_best(cond, case, symptoms, b.decisive), *against]
+            [fits, *cause, *against]
         ),
         anchor="ddx",
     )

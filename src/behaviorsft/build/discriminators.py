@@ -85,12 +85,17 @@ def reconsider_with(kb: KnowledgeBase, shown: Any, diff: Differential) -> str | 
     return join_clauses(left) if left else None
 
 
+# a test that identifies the organism or its toxin (a NAAT, a PCR, an antigen or toxin test)
+_IDENTIFIES = re.compile(r"\b(?:NAAT|PCR|antigen|toxin)\b", re.I)
+
+
 def settled_before(kb: KnowledgeBase, shown: Any, cond_id: str) -> str | None:
     """What the record ``shown`` (the turns before a study's report) already gives that
     makes ``cond_id``'s diagnosis on its own: one of its decisive results (a positive
-    C. difficile test) or a result its knowledge base gives only as positive (a SARS-CoV-2
-    NAAT "detected"); None when nothing shown settles it. reasoning_differential_evolution
-    then asks nothing about the report, which changes no ranking."""
+    C. difficile test) or a test identifying its organism that its knowledge base gives only
+    as positive (a SARS-CoV-2 NAAT "detected"); None when nothing shown settles it.
+    reasoning_differential_evolution then asks nothing about the report, which changes no
+    ranking."""
     from behaviorsft.build.coherence import decisive_result
 
     cond = kb.conditions[cond_id]
@@ -100,7 +105,7 @@ def settled_before(kb: KnowledgeBase, shown: Any, cond_id: str) -> str | None:
     rows: dict[str, list[tuple[Any, ...]]] = getattr(shown, "rows", {})
     for lab_id, spec in cond.labs.items():
         lab = kb.labs.get(lab_id)
-        if not spec.values or lab is None or lab.kind != "qualitative":
+        if not spec.values or lab is None or not _IDENTIFIES.search(lab.name):
             continue
         if any(v in lab.normal_values for v in spec.values):
             continue  # (a smear given as positive or negative settles nothing)
@@ -108,3 +113,94 @@ def settled_before(kb: KnowledgeBase, shown: Any, cond_id: str) -> str | None:
             if row[1] in spec.values:
                 return f"{lab.name} {row[1]}"
     return None
+
+
+# A diagnosis that names a result's derangement, and the words of that result: "hypokalaemia
+# fits best given potassium below 3.5 mmol/L" restates the diagnosis, not why it arose.
+_DEFINED_BY = (
+    (re.compile(r"kal(?:a)?emia", re.I), re.compile(r"potassium|kal(?:a)?emia", re.I)),
+    (re.compile(r"glyc(?:a)?emia", re.I), re.compile(r"glucose|glyc(?:a)?emia", re.I)),
+    (re.compile(r"natr(?:a)?emia", re.I), re.compile(r"\bsodium\b|natr(?:a)?emia", re.I)),
+    (re.compile(r"calc(?:a)?emia", re.I), re.compile(r"calcium|calc(?:a)?emia", re.I)),
+    (re.compile(r"magnes(?:a)?emia", re.I), re.compile(r"magnesium|magnes(?:a)?emia", re.I)),
+)
+# the sentence that names the cause the record gives (``cause_sentence``)
+CAUSE_SAID = re.compile(r"\bThe likely cause here is [^.]+\.")
+_WORD = re.compile(r"[a-z][a-z0-9-]{2,}")  # ("ace" of ACE inhibitor)
+_VAGUE = frozenset(
+    [
+        "and",
+        "the",
+        "for",
+        "with",
+        "other",
+        "especially",
+        "therapy",
+        "disease",
+        "intake",
+        "chronic",
+        "inhibitor",
+        "inhibitors",
+        "antagonist",
+        "antagonists",
+        "agent",
+        "agents",
+        "drug",
+        "drugs",
+        "high-dose",
+    ]
+)
+
+
+def circular(dx: str, reason: str) -> bool:
+    """Whether "``dx`` fits best given ``reason``" cites only the result the diagnosis is
+    named after (the potassium of hypokalaemia, the glucose of hypoglycaemia)."""
+    from behaviorsft.build.lint_plan import split_clauses
+
+    clauses = split_clauses(reason)
+    return any(
+        names.search(dx) is not None and all(result.search(c) for c in clauses)
+        for names, result in _DEFINED_BY
+    )
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _VAGUE}
+
+
+def causes_shown(cond: Any, case: Any, said: str) -> list[str]:
+    """The causes of ``cond`` (its KB ``risk_factors``) this patient has and the record
+    ``said`` gives: a history item ("laxative misuse") or a medicine taken before
+    admission ("lisinopril", an ACE inhibitor), in the KB's order."""
+    low = said.lower()
+    history = [f[len("History: ") : -1] for f in case.facts if f.startswith("History: ")]
+    home = [m for m in case.medications if m.indication != cond.name]
+    out: list[str] = []
+    for factor in cond.risk_factors:
+        want = _words(factor)
+        for m in home:  # (a medicine before a history item it is given with: "sulfonylurea
+            # therapy, especially with chronic kidney disease")
+            kind = f"{m.drug_class or ''} {m.name}"
+            name = m.name.lower()
+            if want & _words(kind) and name in low and name not in out:
+                out.append(name)
+        for item in history:
+            # said in the patient's words ("I take a lot of laxatives" for laxative misuse)
+            words = _words(item)
+            if want & words and any(w[:6] in low for w in words) and item.lower() not in out:
+                out.append(item.lower())
+    return out
+
+
+def cause_sentence(cond: Any, case: Any, said: str, fits: str) -> str | None:
+    """The sentence naming the cause after a circular "fits best" (``fits``): "The likely
+    cause here is laxative misuse."; None when ``fits`` is not circular or the record
+    gives no cause."""
+    from behaviorsft.build.lint_plan import cited_reasons
+
+    if not any(v == "fits best" and circular(dx, r) for dx, v, r in cited_reasons(fits)):
+        return None
+    causes = causes_shown(cond, case, said)[:2]
+    if not causes:
+        return None
+    return f"The likely cause here is {' and '.join(causes)}."

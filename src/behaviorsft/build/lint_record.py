@@ -55,6 +55,9 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``reconsider-already-met`` "I would reconsider X with Y" where the turns before already show
                           a finding of Y (upper GI bleeding reconsidered "with haemodynamic
                           instability" at a heart rate of 120: build/discriminators.py)
+``reason-circular``       the working diagnosis said to fit best given only the result it is
+                          named after ("hypokalaemia fits best given potassium below 3.5
+                          mmol/L") with no cause named in the same turn
 ``rationale-unshown``     a task's key rationale referring to the team's working diagnosis
                           while the turns the task shows never state one
 ``organism-discordant``   a turn (history, examination, plan) naming an organism while the
@@ -131,7 +134,7 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
-from behaviorsft.build.discriminators import met_findings
+from behaviorsft.build.discriminators import CAUSE_SAID, circular, met_findings
 from behaviorsft.build.event_time import TRANSFER_AFTER_MIN, TRANSFERRED
 from behaviorsft.sources import surgical
 from behaviorsft.sources.history import imaging_contradicts_history
@@ -156,6 +159,7 @@ RULES: dict[str, tuple[str, str]] = {
     "reason-nondecisive": ("error", "the working diagnosis justified by symptoms alone"),
     "premise-missing": ("error", "a differential or step about an undocumented line/device"),
     "reconsider-already-met": ("error", "a criterion for reconsidering that already holds"),
+    "reason-circular": ("error", "the working diagnosis fits best given its own result"),
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
@@ -414,6 +418,13 @@ def lint_conversation(
                 )
         cited = cited_reasons(text)
         reasons = [r for r in cited if r[1] == "is less likely"]
+        for dx, verb, reason in cited:
+            if verb == "fits best" and circular(dx, reason) and not CAUSE_SAID.search(text):
+                where.add(
+                    "reason-circular",
+                    f"'{dx} fits best given {reason}': the result it is named after, with no cause",
+                    idx,
+                )
         decisive = next((cited for first, cited in decisive_at if first < i), None)
         for dx, verb, reason in cited:
             if verb == "fits best" and decisive is not None and decisive not in reason:
