@@ -219,3 +219,34 @@ def test_evolution_still_asked_where_the_report_decides(kb):
     assert len(items) == 1
     for name, reason in rendered.reasons.items():
         assert f"{name} less likely given {reason}" in items[0].rationale
+
+
+@pytest.mark.parametrize(
+    ("index", "condition", "given"),
+    [
+        (13, "copd_exacerbation", "known COPD"),
+        (477, "asthma_exacerbation", "known asthma with widespread polyphonic expiratory wheeze"),
+    ],
+)
+def test_fits_best_cites_what_sets_it_apart(kb, index, condition, given):
+    """53-000013 (COPD 'fits best given worsening dyspnoea and increased cough', shared by
+    pneumonia and heart failure, with known COPD, purulent sputum and a PaCO2 of 57 uncited)
+    and 53-000477 (asthma 'fits best given wheeze and breathlessness')."""
+    case, rendered, tasks = build_item(kb, index, SEED)
+    assert case.conditions[0].code == condition
+    fits = next(r for _, v, r in cited_reasons(_ddx(rendered)) if v == "fits best")
+    assert fits.startswith(given), fits
+    assert "reason-undiscriminating" not in lint_rules(kb, *as_records(case, rendered, tasks))
+
+
+def test_rule_reason_undiscriminating(kb):
+    """The COPD turn put back to the shared complaint is reported."""
+    case, rendered, _ = build_item(kb, 13, SEED)
+    case_j, conv, _ = as_records(case, rendered, [])
+    i = rendered.anchors["ddx"]
+    text = conv["turns"][i]["text"]
+    fits = next(r for _, v, r in cited_reasons(text) if v == "fits best")
+    conv["turns"][i]["text"] = text.replace(
+        f"fits best given {fits}.", "fits best given worsening dyspnoea and increased cough."
+    )
+    assert "reason-undiscriminating" in lint_rules(kb, case_j, conv)

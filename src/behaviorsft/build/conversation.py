@@ -42,7 +42,12 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
-from behaviorsft.build.discriminators import against_reason, cause_sentence, reconsider_with
+from behaviorsft.build.discriminators import (
+    against_reason,
+    cause_sentence,
+    discriminating_result,
+    reconsider_with,
+)
 from behaviorsft.build.event_time import (
     after_plan,
     after_study,
@@ -820,7 +825,9 @@ def _render_kb(
             else f"{d.name} is less likely on what we have so far."
         )
     if decisive_finding(cond, case) is None:
-        b.decisive = decisive_result(kb, so_far, cond)
+        # else a finding that sets it apart from its differentials (known COPD, purulent
+        # sputum), not the complaint they share (discriminators.discriminating_result)
+        b.decisive = decisive_result(kb, so_far, cond) or discriminating_result(kb, so_far, cond)
     # a known hernia is weighed against its examination (sources/surgical.py)
     hernia = surgical.hernia_reason(
         cond,

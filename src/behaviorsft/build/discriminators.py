@@ -204,3 +204,16 @@ def cause_sentence(cond: Any, case: Any, said: str, fits: str) -> str | None:
     if not causes:
         return None
     return f"The likely cause here is {' and '.join(causes)}."
+
+
+def discriminating_result(kb: KnowledgeBase, shown: Any, cond: Any) -> str | None:
+    """The first of ``cond``'s ``fits_best_by`` findings the record ``shown`` gives (cut as
+    ``coherence.agreeing_reason`` cuts a reason), or None: what the working diagnosis "fits
+    best given" where no study or decisive result makes it."""
+    from behaviorsft.build.coherence import agreeing_reason
+
+    for finding in cond.fits_best_by:
+        said = agreeing_reason(kb, shown, finding)
+        if said is not None:
+            return said
+    return None

@@ -58,6 +58,10 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``reason-circular``       the working diagnosis said to fit best given only the result it is
                           named after ("hypokalaemia fits best given potassium below 3.5
                           mmol/L") with no cause named in the same turn
+``reason-undiscriminating`` the working diagnosis said to fit best given the presenting
+                          complaint while the turns before show a finding that sets it apart
+                          from its differentials (KB ``fits_best_by``: known COPD, purulent
+                          sputum)
 ``rationale-unshown``     a task's key rationale referring to the team's working diagnosis
                           while the turns the task shows never state one
 ``organism-discordant``   a turn (history, examination, plan) naming an organism while the
@@ -134,7 +138,12 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
-from behaviorsft.build.discriminators import CAUSE_SAID, circular, met_findings
+from behaviorsft.build.discriminators import (
+    CAUSE_SAID,
+    circular,
+    discriminating_result,
+    met_findings,
+)
 from behaviorsft.build.event_time import TRANSFER_AFTER_MIN, TRANSFERRED
 from behaviorsft.sources import surgical
 from behaviorsft.sources.history import imaging_contradicts_history
@@ -160,6 +169,7 @@ RULES: dict[str, tuple[str, str]] = {
     "premise-missing": ("error", "a differential or step about an undocumented line/device"),
     "reconsider-already-met": ("error", "a criterion for reconsidering that already holds"),
     "reason-circular": ("error", "the working diagnosis fits best given its own result"),
+    "reason-undiscriminating": ("error", "fits best given what its differentials share"),
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
@@ -441,6 +451,17 @@ def lint_conversation(
                     where.add(
                         "reason-nondecisive",
                         f"'{dx} fits best given {reason}' while the record shows {result}",
+                        idx,
+                    )
+            elif verb == "fits best" and decisive is None and cond.fits_best_by:
+                # a finding that sets it apart (discriminators.discriminating_result)
+                shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]])
+                result = discriminating_result(kb, shown, cond)
+                if result is not None and split_clauses(result)[0] not in reason:
+                    where.add(
+                        "reason-undiscriminating",
+                        f"'{dx} fits best given {reason}', what its differentials share, "
+                        f"while the record shows {result}",
                         idx,
                     )
         if reasons:

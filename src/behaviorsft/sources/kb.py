@@ -600,6 +600,15 @@ class Condition(_Model):
             "best given' cites the first the record shows (build/coherence.decisive_result)."
         ),
     )
+    fits_best_by: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Where neither a study nor a decisive result makes the diagnosis: findings, typical "
+            "of it, that set it apart from its differentials ('known COPD with purulent sputum "
+            "and PaCO2 above 45 mmHg'); the attending's 'fits best given' cites the first the "
+            "record shows instead of the presenting complaint (build/discriminators.py)."
+        ),
+    )
     differentials: list[Differential] = Field(description="Differential diagnoses.")
     treatments: Treatment = Field(description="First-line management.")
     standard_of_care: list[CareItem] = Field(description="Required orders/documentation.")
