@@ -196,12 +196,10 @@ def _said_roles(
     for q, text, x in said:
         if text == correct:
             continue
-        if x is None:
-            role = (
-                "is what the working diagnosis also explains"
-                if q == EXPLAINS
-                else ("is why the working diagnosis fits best")
-            )
+        if x is None and q == EXPLAINS:
+            role = "is what the working diagnosis also explains"
+        elif x is None:
+            role = "is why the working diagnosis fits best"
         elif text == reasons.get(x.name):
             role = f"was cited against {in_sentence(x.name)}"
         else:
