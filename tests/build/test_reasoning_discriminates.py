@@ -250,3 +250,24 @@ def test_rule_reason_undiscriminating(kb):
         f"fits best given {fits}.", "fits best given worsening dyspnoea and increased cough."
     )
     assert "reason-undiscriminating" in lint_rules(kb, case_j, conv)
+
+
+def test_a_finding_named_only_to_deny_it_is_not_met(kb):
+    """'No orthostatic hypotension' and 'without hydronephrosis' do not meet a criterion
+    that names them; a criterion left with only an absence is said 'with no ...'."""
+    shown = shown_record(
+        kb,
+        [
+            ("Examination shows moist mucosa, no orthostatic hypotension, no oedema.", []),
+            ("Renal ultrasound: normal kidneys without hydronephrosis.", []),
+        ],
+    )
+    assert met_findings(kb, shown, "orthostatic hypotension, dry mucosa") == []
+    assert met_findings(kb, shown, "hydronephrosis, palpable bladder") == []
+    cystitis = next(
+        d
+        for d in kb.conditions["pyelonephritis"].differentials
+        if d.favoured_by.startswith("dysuria and frequency without")
+    )
+    dysuria = shown_record(kb, [("I have had dysuria and frequency.", [])])
+    assert reconsider_with(kb, dysuria, cystitis) == "no fever or flank pain"

@@ -59,14 +59,19 @@ def _vital_met(shown: object, clause: str) -> bool | None:
 def met_findings(kb: KnowledgeBase, shown: Any, criterion: str) -> list[str]:
     """The findings of ``criterion`` (a ``favoured_by``, or what the attending said would
     make the team reconsider) that the record ``shown`` already gives."""
+    from behaviorsft.build.coherence import only_negated
     from behaviorsft.build.lint_plan import clause_supported, split_clauses
 
     met = []
+    sentences: list[str] = getattr(shown, "sentences", [])
     for clause in split_clauses(criterion):
         if _ABSENCE.match(clause):
             continue
         vital = _vital_met(shown, clause)
-        if vital if vital is not None else clause_supported(kb, shown, clause):
+        if vital is None:
+            # named only to deny it ("no orthostatic hypotension", "without hydronephrosis")
+            vital = clause_supported(kb, shown, clause) and not only_negated(sentences, clause)
+        if vital:
             met.append(clause)
     return met
 
@@ -82,7 +87,11 @@ def reconsider_with(kb: KnowledgeBase, shown: Any, diff: Differential) -> str | 
     if not met:
         return diff.favoured_by
     left = [c for c in clauses if c not in met]
-    return join_clauses(left) if left else None
+    if not left:
+        return None
+    said = join_clauses(left)
+    # (only an absence left: "with no fever or flank pain", not "with without ...")
+    return "no " + said[len("without ") :] if said.startswith("without ") else said
 
 
 # a test that identifies the organism or its toxin (a NAAT, a PCR, an antigen or toxin test)
