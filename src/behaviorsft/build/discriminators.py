@@ -8,6 +8,14 @@ keeps of a differential's ``favoured_by`` only the findings the record does not 
 ("I would reconsider upper GI bleeding with haemodynamic instability" is not said of a
 patient with a heart rate of 120 and a systolic pressure of 97). ``met_findings`` is the test
 both the generator and the linter (``reconsider-already-met``) apply.
+
+The working diagnosis: ``discriminating_result`` is what it "fits best given" where no study
+or decisive result makes it (KB ``fits_best_by``: known COPD with purulent sputum, not the
+breathlessness its differentials share; rule ``reason-undiscriminating``), and
+``cause_sentence`` names the cause the record gives after a diagnosis that is named after its
+own result ("hypokalaemia fits best given potassium below 3.5 mmol/L. The likely cause here is
+laxative misuse."; ``circular``, rule ``reason-circular``). ``settled_before`` tells
+reasoning_differential_evolution that a result before the report already made the diagnosis.
 """
 
 from __future__ import annotations
