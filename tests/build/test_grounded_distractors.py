@@ -59,7 +59,9 @@ def _record(task, rendered) -> set[str]:
 @pytest.mark.parametrize("ttype", GROUNDED, ids=lambda t: t.value)
 def test_record_match_is_near_chance_both_ways(built, ttype):
     rows = [(t, r) for _, r, ts in built for t in ts if t.task_type is ttype]
-    assert len(rows) >= 60, len(rows)
+    # (differential evolution: 53 items in these 100 cases since it is skipped where a result
+    # before the report settles the diagnosis: build/discriminators.settled_before)
+    assert len(rows) >= 50, len(rows)
     ch = sum(chance(t) for t, _ in rows) / len(rows)
     most = sum(record_match_hit(t, _record(t, r)) for t, r in rows) / len(rows)
     fewest = sum(record_match_hit(t, _record(t, r), most=False) for t, r in rows) / len(rows)

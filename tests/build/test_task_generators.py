@@ -61,10 +61,12 @@ def test_all_13_types_and_about_21_tasks_per_case(tasks, built):
     assert set(counts) == set(TaskType)
     # the paper has 142,496 tasks from 6,876 cases (20.7 per case); items whose key the
     # record cannot verify are left out (omission, standard of care, next action, and
-    # interpretation conflicts, built only for the 14 conditions with a genuine pair; and
-    # since round 12 the allergy-clash item of a patient whose only orderable allergy would
-    # be a past HIT, now one patient in four: about 0.12 items a case fewer)
-    assert len(tasks) / len(built) >= 16.8
+    # interpretation conflicts, built only for the 14 conditions with a genuine pair; since
+    # round 12 the allergy-clash item of a patient whose only orderable allergy would be a
+    # past HIT, now one patient in four: about 0.12 items a case fewer), and a
+    # differential-evolution item where a result before the report already settled the
+    # diagnosis (about half of them: build/discriminators.settled_before)
+    assert len(tasks) / len(built) >= 16.3
 
 
 def test_generation_is_deterministic(kb, built):

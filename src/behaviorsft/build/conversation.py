@@ -27,7 +27,6 @@ from behaviorsft.build import vignette_turns, ward_turns
 from behaviorsft.build.coherence import (
     action_fits,
     advice_specialty,
-    agreeing_reason,
     claim_checker,
     consultant_advice_fits,
     count_claim_shown,
@@ -42,6 +41,12 @@ from behaviorsft.build.coherence import (
     step_fits,
     surgeon_advice,
     timed_check_shown,
+)
+from behaviorsft.build.discriminators import (
+    against_reason,
+    cause_sentence,
+    discriminating_result,
+    reconsider_with,
 )
 from behaviorsft.build.event_time import (
     after_plan,
@@ -193,6 +198,9 @@ class Rendered:
     # the decisive result the attending says the working diagnosis fits best given ("CK
     # above 5x ULN": coherence.decisive_result), where no study report is decisive
     decisive: str | None = None
+    # what the attending said would make the team reconsider the first differential (its
+    # ``favoured_by`` less what the record already shows: discriminators.reconsider_with)
+    reconsider: str | None = None
     # the whole record indexed (a ``RecordIndex`` of every turn, no excerpt) where the
     # renderer built it: ``Ctx.index`` cuts it to a task's turns instead of indexing again
     index: object | None = field(default=None, repr=False, compare=False)
@@ -212,6 +220,7 @@ class _Builder:
         self.people: dict[str, tuple[str, str]] = {}
         self.reasons: dict[str, str] = {}
         self.decisive: str | None = None
+        self.reconsider: str | None = None
 
     def person(self, key: str, title: str, role: str) -> tuple[str, str]:
         if key not in self.people:
@@ -255,6 +264,7 @@ class _Builder:
             omitted=omitted,
             reasons=self.reasons,
             decisive=self.decisive,
+            reconsider=self.reconsider,
         )
 
 
@@ -869,7 +879,7 @@ def _render_kb(
     )
     against = []
     for d in diffs:
-        reason = agreeing_reason(kb, so_far, d.argues_against)
+        reason = against_reason(kb, so_far, d)  # (build/discriminators.py)
         if reason is not None:
             b.reasons[d.name] = reason
         against.append(
@@ -878,7 +888,9 @@ def _render_kb(
             else f"{d.name} is less likely on what we have so far."
         )
     if decisive_finding(cond, case) is None:
-        b.decisive = decisive_result(kb, so_far, cond)
+        # else a finding that sets it apart from its differentials (known COPD, purulent
+        # sputum), not the complaint they share (discriminators.discriminating_result)
+        b.decisive = decisive_result(kb, so_far, cond) or discriminating_result(kb, so_far, cond)
     # a known hernia is weighed against its examination (sources/surgical.py)
     hernia = surgical.hernia_reason(
         cond,
@@ -887,23 +899,29 @@ def _render_kb(
     )
     if hernia is not None and not any(surgical.HERNIA.search(d.name) for d in diffs):
         against.append(hernia)
+    # a diagnosis named after a result ("hypokalaemia") with the cause the record gives
+    fits = fits_best(cond, case, symptoms, b.decisive)
+    cause = [c for c in [cause_sentence(cond, case, " ".join(so_far.sentences), fits)] if c]
     b.say(
         attending,
         " ".join(
             # h16-b: the presenting complaint the working diagnosis rests on, so that
             # ddx_reasoning can ask about it (``fits_best_given``).
-            [fits_best(cond, case, symptoms, b.decisive), *against]
+            [fits, *cause, *against]
         ),
         anchor="ddx",
     )
-    if diffs:
+    # only what the record does not show already (a criterion already met is no criterion)
+    reconsider = reconsider_with(kb, so_far, diffs[0]) if diffs else None
+    if diffs and reconsider is not None:
+        b.reconsider = reconsider
         b.say(resident, f"What would make you reconsider {named(diffs[0].name)}?")
         b.say(
             attending,
             # said as what would change the team's mind, not as this patient's findings (an
             # excerpt may start after the question)
             f"I would reconsider {named(diffs[0].name)} with "
-            f"{patient_fit.for_sex(diffs[0].favoured_by, sex)}.",
+            f"{patient_fit.for_sex(reconsider, sex)}.",
             anchor="ddx_discriminator",
         )
     b.say(

@@ -414,9 +414,16 @@ def _phrase(shown: Shown, clause: str, *, negative: bool) -> bool:
     return False
 
 
+# a finding cited as what the history or the patient gave (discriminators.against_reason)
+_KNOWN = re.compile(r"^(?:known|a preceding|a patient)\s+(?=\w)", re.I)
+
+
 def clause_supported(kb: KnowledgeBase, shown: Shown, clause: str) -> bool:
     """Whether the record ``shown`` gives (and does not contradict) one cited ``clause``."""
     clause = _WHERE_SEEN.sub("", clause.strip().rstrip("."))
+    known = _KNOWN.match(clause)  # "known asthma": the history gives asthma
+    if known is not None:
+        clause = clause[known.end() :]
     low = clause.lower()
     if low in TERMS:
         term_lab, op, threshold = TERMS[low]

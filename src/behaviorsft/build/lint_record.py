@@ -68,6 +68,16 @@ bench's ``tasks.jsonl``). The rules (docs/building.md, "Turns that agree with th
 ``premise-missing``       a differential or step resting on a line, catheter or device
                           ("catheter-related bacteraemia", "line removal") that the record
                           never documents
+``reconsider-already-met`` "I would reconsider X with Y" where the turns before already show
+                          a finding of Y (upper GI bleeding reconsidered "with haemodynamic
+                          instability" at a heart rate of 120: build/discriminators.py)
+``reason-circular``       the working diagnosis said to fit best given only the result it is
+                          named after ("hypokalaemia fits best given potassium below 3.5
+                          mmol/L") with no cause named in the same turn
+``reason-undiscriminating`` the working diagnosis said to fit best given the presenting
+                          complaint while the turns before show a finding that sets it apart
+                          from its differentials (KB ``fits_best_by``: known COPD, purulent
+                          sputum)
 ``rationale-unshown``     a task's key rationale referring to the team's working diagnosis
                           while the turns the task shows never state one
 ``organism-discordant``   a turn (history, examination, plan) naming an organism while the
@@ -149,6 +159,12 @@ from behaviorsft.build.coherence import (
     surgeon_advice,
     timed_check_shown,
 )
+from behaviorsft.build.discriminators import (
+    CAUSE_SAID,
+    circular,
+    discriminating_result,
+    met_findings,
+)
 from behaviorsft.build.event_time import TRANSFER_AFTER_MIN, TRANSFERRED
 from behaviorsft.sources import surgical
 from behaviorsft.sources.history import imaging_contradicts_history
@@ -162,11 +178,19 @@ from behaviorsft.sources.prescribing import (
     basal_continued,
 )
 
+# the attending's "I would reconsider X with Y." (conversation.py)
+_RECONSIDER = re.compile(r"^I would reconsider (?P<dx>.+?) with (?P<with>.+?)\.$")
+
+_DISCUSSION = re.compile(r"\bfits best given\b|\bis less likely\b|\breconsider\b")
+
 RULES: dict[str, tuple[str, str]] = {
     "reason-contradicted": ("error", "a reason against a differential the record contradicts"),
     "reason-not-discriminating": ("error", "a reason that argues against nothing on its own"),
     "reason-nondecisive": ("error", "the working diagnosis justified by symptoms alone"),
     "premise-missing": ("error", "a differential or step about an undocumented line/device"),
+    "reconsider-already-met": ("error", "a criterion for reconsidering that already holds"),
+    "reason-circular": ("error", "the working diagnosis fits best given its own result"),
+    "reason-undiscriminating": ("error", "fits best given what its differentials share"),
     "rationale-unshown": ("error", "a key rationale citing what the shown turns never state"),
     "done-impossible": ("error", "a step listed as done that cannot be done by then"),
     "claim-unproved": ("error", "a done-claim the record cannot show as claimed"),
@@ -409,8 +433,34 @@ def lint_conversation(
                 f"'{missing}' but the record documents no line, catheter or device",
                 idx,
             )
+        m = _RECONSIDER.match(text)
+        if m is not None:  # (build/discriminators.py)
+            # what the record showed, not the discussion's own words (its reasons name
+            # findings as what argues for or against)
+            shown = shown_record(
+                kb,
+                [
+                    (x.get("text", ""), _rows(x))
+                    for x in turns[:i]
+                    if not _DISCUSSION.search(str(x.get("text", "")))
+                ],
+            )
+            met = met_findings(kb, shown, m["with"])
+            if met:
+                where.add(
+                    "reconsider-already-met",
+                    f"'{text[:90]}' but the record already shows {', '.join(met)}",
+                    idx,
+                )
         cited = cited_reasons(text)
         reasons = [r for r in cited if r[1] == "is less likely"]
+        for dx, verb, reason in cited:
+            if verb == "fits best" and circular(dx, reason) and not CAUSE_SAID.search(text):
+                where.add(
+                    "reason-circular",
+                    f"'{dx} fits best given {reason}': the result it is named after, with no cause",
+                    idx,
+                )
         decisive = next((cited for first, cited in decisive_at if first < i), None)
         for dx, verb, reason in cited:
             if verb == "fits best" and decisive is not None and decisive not in reason:
@@ -429,6 +479,17 @@ def lint_conversation(
                         f"'{dx} fits best given {reason}' while the record shows {result}",
                         idx,
                     )
+            elif verb == "fits best" and decisive is None and cond.fits_best_by:
+                # a finding that sets it apart (discriminators.discriminating_result)
+                shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]])
+                result = discriminating_result(kb, shown, cond)
+                if result is not None and split_clauses(result)[0] not in reason:
+                    where.add(
+                        "reason-undiscriminating",
+                        f"'{dx} fits best given {reason}', what its differentials share, "
+                        f"while the record shows {result}",
+                        idx,
+                    )
         if reasons:
             shown = shown_record(kb, [(x.get("text", ""), _rows(x)) for x in turns[:i]], lay=True)
             for dx, _, reason in reasons:
@@ -439,7 +500,9 @@ def lint_conversation(
                 if (
                     diff is not None
                     and not hernia
-                    and not _keeps_first(diff.argues_against, reason)
+                    and not any(
+                        _keeps_first(r, reason) for r in (diff.argues_against, *diff.also_against)
+                    )
                 ):
                     where.add(
                         "reason-not-discriminating",

@@ -509,6 +509,11 @@ class Differential(_Model):
     argues_against: str = Field(
         min_length=1, description="Finding typical of this condition that argues against it."
     )
+    also_against: tuple[str, ...] = Field(
+        default=(),
+        description="Other findings, each on its own arguing against it, cited in turn where "
+        "the record does not show ``argues_against`` (build/discriminators.py).",
+    )
 
 
 class TreatmentDrug(_Model):
@@ -593,6 +598,15 @@ class Condition(_Model):
             "Results that make the diagnosis where no study report does, cited as a "
             "differential's argues_against is ('CK above 5x ULN'): the attending's 'fits "
             "best given' cites the first the record shows (build/coherence.decisive_result)."
+        ),
+    )
+    fits_best_by: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Where neither a study nor a decisive result makes the diagnosis: findings, typical "
+            "of it, that set it apart from its differentials ('known COPD with purulent sputum "
+            "and PaCO2 above 45 mmHg'); the attending's 'fits best given' cites the first the "
+            "record shows instead of the presenting complaint (build/discriminators.py)."
         ),
     )
     differentials: list[Differential] = Field(description="Differential diagnoses.")

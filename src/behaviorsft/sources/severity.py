@@ -289,7 +289,7 @@ TRIGGERS: tuple[Trigger, ...] = (
         "anaesthetist {t}, with difficult-airway equipment at the bedside.",
         after=15,
         within=15,
-        at="orders",
+        at=Placement.ORDERS,
     ),
     # ADA 2024: glucose rechecked 15 minutes after treatment, repeated if still low; the
     # recheck shown with its value, not only recorded as done (53-000553)

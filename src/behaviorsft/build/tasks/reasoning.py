@@ -11,9 +11,11 @@ from behaviorsft.build.conversation import (
     decisive_finding,
     fits_best,
     fits_best_given,
+    in_sentence,
 )
+from behaviorsft.build.discriminators import settled_before
 from behaviorsft.build.lint_items import clause_keys
-from behaviorsft.build.lint_plan import join_clauses, split_clauses
+from behaviorsft.build.lint_plan import join_clauses, shown_record, split_clauses
 from behaviorsft.build.tasks.common import (
     Ctx,
     Draft,
@@ -72,7 +74,7 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
     if discriminator is not None:
         x = diffs[0]
         # as the attending said it (an example naming the other sex's organs left out)
-        favour = for_sex(x.favoured_by, ctx.case.demographics.sex)
+        favour = for_sex(ctx.rendered.reconsider or x.favoured_by, ctx.case.demographics.sex)
         said.append((f"what did the attending say would favour {x.name.lower()}?", favour, x))
     turn = ctx.rendered.conversation.turns[ctx.anchor("ddx") or 0].text
     given = fits_best_given(symptoms, decisive_finding(cond, ctx.case) or ctx.rendered.decisive)
@@ -148,23 +150,24 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
             question,
             need=n_options - 1 - len(fixed),
         )
+    # what each other option is, as the discussion said it (a filler is a finding the team
+    # did not cite: the rationale no longer claims every option was cited)
+    others = _said_roles(said, correct, reasons, bool(pool))
     if ask == EXPLAINS:
         rationale = (
             f"Turn {ctx.anchor('ddx')}: the attending says {cond.name} fits best given "
-            f"{given}, which also explains {correct}; the other options were cited for or "
-            "against a differential, or are findings the team did not cite."
+            f"{given}, which also explains {correct}; {others}"
         )
     elif d is None:
         rationale = (
             f"Turn {ctx.anchor('ddx')}: the attending says {cond.name} fits best given "
-            f"{given}; the other options were cited for or against a differential."
+            f"{given}; {others}"
         )
     else:
         verb = "against" if correct == reasons.get(d.name) else "in favour of"
         rationale = (
             f"Turn {discriminator if verb == 'in favour of' else ctx.anchor('ddx')}: "
-            f"the attending cites {correct} {verb} {d.name}; the other options are said of "
-            "another differential or of the working diagnosis."
+            f"the attending cites {correct} {verb} {d.name}; {others}"
         )
     yield Draft(
         task_type=T.DDX_REASONING,
@@ -178,6 +181,33 @@ def gen_ddx_reasoning(ctx: Ctx) -> Iterator[Draft]:
         turn_end=end,
         n_options=n_options,
     )
+
+
+def _said_roles(
+    said: list[tuple[str, str, Differential | None]],
+    correct: str,
+    reasons: dict[str, str],
+    fillers: bool,
+) -> str:
+    """The other options of a ddx_reasoning item as the discussion said them ("'known
+    asthma' was cited against COPD exacerbation; ..."), ending with the fillers, findings
+    the record gives that the team did not cite, where there are any."""
+    roles = []
+    for q, text, x in said:
+        if text == correct:
+            continue
+        if x is None and q == EXPLAINS:
+            role = "is what the working diagnosis also explains"
+        elif x is None:
+            role = "is why the working diagnosis fits best"
+        elif text == reasons.get(x.name):
+            role = f"was cited against {in_sentence(x.name)}"
+        else:
+            role = f"would favour {in_sentence(x.name)}"
+        roles.append(f"'{_cap(text)}' {role}")
+    if fillers:
+        roles.append("the other options are findings the team did not cite")
+    return ("; ".join(roles) or "no other option was said in the discussion") + "."
 
 
 # History items that are not a diagnosis (an exposure, a drug, a demographic), so they
@@ -442,6 +472,18 @@ def gen_differential_evolution(ctx: Ctx) -> Iterator[Draft]:
     imaging = next((f for f in ctx.case.findings if f.kind == "imaging"), None)
     diffs = ctx.cond.differentials[:3]
     if a is None or b is None or imaging is None or b <= a or len(diffs) < 3:
+        return
+    # the report must be what decides: not asked where a result before it already made
+    # the diagnosis (a positive stool test before the CT: discriminators.settled_before)
+    before = shown_record(
+        ctx.kb,
+        [
+            (t.text, [r for x in t.attachments for r in x.rows])
+            for t in ctx.rendered.conversation.turns[:b]
+        ],
+    )
+    if settled_before(ctx.kb, before, ctx.cond.id) is not None:
+        ctx.drop(T.REASONING_DIFFERENTIAL_EVOLUTION, "diagnosis settled before the report")
         return
     names = [ctx.cond.name, *(d.name for d in diffs)]
     order = list(range(len(names)))
