@@ -723,15 +723,16 @@ register_restraint(T.OMISSION_DETECTION, _omission_emitted)
 
 def _listed_option(
     ctx: Ctx, listed: list[CheckedItem], foreign: dict[str, float], end: int
-) -> list[str]:
-    """One item offered wrong beside the key: on the checklist, or the record rules it out.
+) -> tuple[list[str], str]:
+    """One item the checklist shows, as a (wrong) option, and the checklist's tail.
 
     A listed item, drawn by how often its text is the missing item in other cases; or
     the workup of a differential diagnosis the team judged unlikely (``near_care``), drawn
-    by how often its text is the missing item in its own condition's cases, checked absent
-    from the record and not on the checklist (never an unrelated condition's item). The
-    listed item is quoted by the record, the differential's workup is not, like the key.
-    A listed item is offered with probability (the summed key
+    by how often its text is the missing item in its own condition's cases and shown on
+    the checklist as "not applicable" with that reason (checked absent from the record;
+    never an unrelated condition's item, which no checklist of this patient would name).
+    Either way the record quotes it, which keeps "the option the record quotes most"
+    from pointing to the key. A listed item is offered with probability (the summed key
     rates of the listed items) / (tasks per case of this condition), so that over the
     build each listed text is offered here about as often as it is the key: offered on
     every task, an item that is listable in most cases of its condition but seldom
@@ -744,28 +745,23 @@ def _listed_option(
     tasks = sum(emitted(ctx.kb, T.OMISSION_DETECTION).get(ctx.cond.id if ctx.cond else "", (0, 0)))
     share = min(1.0, sum(rate.values()) / tasks) if tasks > 0 else 1.0
     if not foreign or (any(rate.values()) and ctx.rng.random() < share):
-        return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1)
+        return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
     per, _ = near_care(ctx.kb)
     items = {_cap(i.item): (i, name) for i, name in per[ctx.cond.id]} if ctx.cond else {}
     near = {t: key_rate(ctx.kb, T.OMISSION_DETECTION, t) for t in items}
     idx = ctx.index(turn_end=end)
     for text in weighted_sample(ctx.rng, list(near), list(near.values()), len(near)):
-        item, _ = items[text]
+        item, name = items[text]
         if near[text] > 0 and check_item(item, idx).absent:
-            # not on the checklist: marked "not applicable" there, it was the one option
-            # the checklist's own words ruled out (review round 13: the excerpt-context
-            # classifier and the record's fewest quotes both read 25.0 against 20 chance);
-            # unlisted, that it is not outstanding follows from the differential the team
-            # judged unlikely, in the record
-            return [text]
-    return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1)
+            return [text], f" Not applicable: {item.item} ({_dx_name(name)} judged unlikely)."
+    return weighted_sample(ctx.rng, list(rate), list(rate.values()), 1), ""
 
 
 def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     """A handover checklist missing one required item; the control lists every item.
 
-    Both offer an item the checklist shows done, or the workup of a differential judged
-    unlikely (not on the checklist), and other conditions' items of the same kinds,
+    Both offer an item the checklist shows (one of this condition's, done, or another
+    condition's marked "not applicable") and other conditions' items of the same kinds,
     so neither the item's name nor its kind says whether it is the missing one; the
     control and a share of the items (``restraint_offer_rate``) offer "nothing
     outstanding". The listed and other conditions' items are drawn in proportion to how
@@ -820,7 +816,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         return
     done = list(dict.fromkeys(c.done_text for c in listed))
     # A listed item is offered (wrong: it is done), drawn the same way.
-    on_list = _listed_option(ctx, listed, foreign, end)
+    on_list, not_applicable = _listed_option(ctx, listed, foreign, end)
     others = [o for o in others if o not in on_list]
     main = Draft(
         task_type=T.OMISSION_DETECTION,
@@ -835,7 +831,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
         "done (on the checklist) or not required for this condition.",
         turn_start=0,
         turn_end=end,
-        excerpt="Handover checklist, done: " + "; ".join(done) + ".",
+        excerpt="Handover checklist, done: " + "; ".join(done) + "." + not_applicable,
         perturbation=Perturbation(
             kind=PerturbationKind.OMISSION,
             location="context.excerpt",
@@ -853,7 +849,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
             return
         all_done = distinct_claims(c.done_text for c in checked if c.holds is not False)
-        alarm = _listed_option(
+        alarm, not_applicable_c = _listed_option(
             ctx, distinct_done([c for c in checked if c.holds is not False]), foreign, end
         )
         yield control_of(
@@ -863,7 +859,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
             fixed=alarm,  # false alarm: it is on the checklist
             rationale=f"Every item the standard of care for {cond.name} requires is on the "
             "checklist, and the tests it lists are in the record.",
-            excerpt="Handover checklist, done: " + "; ".join(all_done) + ".",
+            excerpt="Handover checklist, done: " + "; ".join(all_done) + "." + not_applicable_c,
             pool=[o for o in main.pool if o not in alarm],
         )
 
