@@ -75,6 +75,23 @@ _TOO_OFTEN = {
 _KEEP = {"allergy": (1, 1), "frequency": (5, 6), "ward": (1, 1)}
 
 
+# Share of the items that are no allergy clash offering the allergy stop as a false alarm
+# (a third false dose query takes its place on the rest). Offered on all of them, the stop
+# was the key on 14% of its offers once a past HIT became a rare fallback allergy (one
+# patient in four: fewer clash items), and an options-only reader learnt to avoid it
+# (26.9 on the 6,876-case build, target 25); this share puts it near one in five.
+STOP_ALARM_SHARE = 0.65
+
+
+def _stop_alarm(ctx: Ctx, name: str, unsafe: set[str]) -> list[str]:
+    """The allergy stop as a false alarm for the order of ``name``, on ``STOP_ALARM_SHARE``
+    of the orders whose drug is in no group the patient reacts to (none where it merely
+    cross-reacts: the stop would be arguable)."""
+    if name in unsafe or ctx.rng.random() >= STOP_ALARM_SHARE:
+        return []
+    return [STOP_ALLERGY]
+
+
 def _kept(case_id: str, kind: str) -> bool:
     """Whether ``case_id`` gets its ``kind`` item (deterministic in the case id)."""
     of, every = _KEEP[kind]
@@ -261,9 +278,9 @@ def _fitted_doses(kb: KnowledgeBase, cond_id: str) -> set[tuple[float, str]]:
 
 
 def _allergy_item_doses(
-    ctx: Ctx, plan: list[Medication], dose: Dose, bands: tuple[float, ...] = ()
+    ctx: Ctx, plan: list[Medication], dose: Dose, bands: tuple[float, ...] = (), k: int = 2
 ) -> list[str]:
-    """Two false "usual" doses for ``dose``'s queries, neither it nor ten times it, nor
+    """``k`` false "usual" doses for ``dose``'s queries, neither it nor ten times it, nor
     another weight band's dose of its drug (``bands``, mg: ``_bands``): a dose of ``plan``
     where one differs, and ``_wrong_usual``s."""
     ruled_out = {
@@ -279,8 +296,8 @@ def _allergy_item_doses(
         and _canonical_dose(m.dose_value, m.dose_unit) not in ruled_out
     ]
     out = [ctx.rng.choice(own)] if own else []
-    for u in _wrong_usuals(ctx, dose.amount, dose.unit, 3, bands):
-        if len(out) < 2 and _canonical_dose(*_split_dose(u)) not in {
+    for u in _wrong_usuals(ctx, dose.amount, dose.unit, k + 1, bands):
+        if len(out) < k and _canonical_dose(*_split_dose(u)) not in {
             _canonical_dose(*_split_dose(x)) for x in out
         }:
             out.append(u)
@@ -454,13 +471,14 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
         # no group the patient is allergic to; left out when it merely cross-reacts, as
         # the stop would then be arguable) and a dose query quoting a dose that is not
         # the usual one.
-        no_clash = [STOP_ALLERGY] if name not in unsafe else []
+        no_clash = _stop_alarm(ctx, name, unsafe)
         # Another drug of this plan's dose where one differs, so that the record quotes
         # the false "usual" dose as it quotes the true one (drawn otherwise).
         false_doses = _allergy_item_doses(
-            ctx, [x for x in plan if x is not m], _dose_of(m), _bands(kb, m)
+            ctx, [x for x in plan if x is not m], _dose_of(m), _bands(kb, m), k=3
         )
         not_usual = query_dose(false_doses[0])
+        extra = [] if no_clash else [query_dose(u) for u in false_doses[1:2]]
         schedule = query_frequency(_usual_schedule(ctx, m.frequency))
         main = Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
@@ -469,7 +487,7 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             anchor_any=True,
             correct=query_dose(usual),
             pool=_order_options(name),
-            fixed=[PROCEED, *no_clash, not_usual, schedule],
+            fixed=[PROCEED, *no_clash, not_usual, *extra, schedule],
             # (the plan's turn is after the record shown: not cited by number)
             rationale=f"{wrong} is ten times the usual {usual} (the plan later in the record "
             f"gives {medication_text(m)}).",
@@ -504,7 +522,11 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
                     correct=PROCEED,
                     # False alarms: the dose ordered is the usual one and no allergy applies.
                     # No query proposes the dose as ordered (ruled out by reading alone).
-                    fixed=[*no_clash, *(query_dose(u) for u in false_doses[:2]), schedule],
+                    fixed=[
+                        *no_clash,
+                        *(query_dose(u) for u in false_doses[: 2 if no_clash else 3]),
+                        schedule,
+                    ],
                     rationale=f"{medication_text(m)} is the usual dose (the plan later in the "
                     "record gives the same) and clashes with no recorded allergy.",
                     excerpt=f"{attending}: New order: {order}.",
@@ -527,13 +549,13 @@ def gen_error_correction(ctx: Ctx) -> Iterator[Draft]:
             pool=_order_options(name),
             fixed=[
                 PROCEED,
-                *([STOP_ALLERGY] if name not in unsafe else []),
+                *(stop := _stop_alarm(ctx, name, unsafe)),
                 # doses other than the one ordered (a dose of this plan first)
                 *(
                     query_dose(u)
                     for u in _allergy_item_doses(
-                        ctx, [x for x in plan if x is not m], _dose_of(m), _bands(kb, m)
-                    )[:2]
+                        ctx, [x for x in plan if x is not m], _dose_of(m), _bands(kb, m), k=3
+                    )[: 2 if stop else 3]
                 ),
             ],
             rationale=f"{_TOO_OFTEN[m.frequency]} is far more often than the usual "
@@ -565,8 +587,11 @@ def _ward_control(
         # proposing others (a dose of this plan, or drawn as a plan's is; never the dose or
         # schedule as ordered, which reading alone rules out).
         fixed=[
-            STOP_ALLERGY,
-            *(query_dose(u) for u in _allergy_item_doses(ctx, plan, o.dose)[:2]),
+            *(stop := _stop_alarm(ctx, o.drug.name.lower(), set())),
+            *(
+                query_dose(u)
+                for u in _allergy_item_doses(ctx, plan, o.dose, k=3)[: 2 if stop else 3]
+            ),
             query_frequency(_usual_schedule(ctx, o.dose.frequency)),
         ],
         pool=_order_options(o.drug.name.lower()),
