@@ -235,10 +235,13 @@ def test_items_and_controls_offer_the_same_option_templates(tasks):
             assert set(main) == set(ctrl) == {(("flag", 3), ("no issue", 2))}
         else:
             full = (("no issue", 1), ("query", 2), ("stop", 1))
-            # The stop is left out only when the ordered drug merely cross-reacts (rare).
-            assert set(main) | set(ctrl) <= {full, (("no issue", 1), ("query", 2))}
-            assert main[full] / sum(main.values()) > 0.95
-            assert ctrl[full] / sum(ctrl.values()) > 0.95
+            # The stop is a false alarm on STOP_ALARM_SHARE of the items that are no clash
+            # (a third dose query in its place), and left out when the ordered drug merely
+            # cross-reacts (rare); the clash items offer it as their key.
+            no_stop = (("no issue", 1), ("query", 3))
+            assert set(main) | set(ctrl) <= {full, no_stop, (("no issue", 1), ("query", 2))}
+            assert 0.4 < ctrl[full] / sum(ctrl.values()) < 0.85
+            assert 0.5 < main[full] / sum(main.values()) < 0.95
         # The issue-raising template is right on items, wrong (a false alarm) on controls.
         for t in of_type:
             right = _template(ttype, t.answer_text)
@@ -289,7 +292,9 @@ def test_false_alarms_are_wrong_for_the_record(kb, built):
                 order = t.context.excerpt.split("New order: ", 1)[1]
                 queried = [(float(q[1]), q[2]) for x in texts if (q := _QUERY.match(x))]
                 doses = {_canonical_dose(*q) for q in queried}
-                assert len(queried) == 2 and len(doses) == 2
+                # two queries beside the stop, three where it is left out
+                assert len(queried) == (2 if STOP_ALLERGY in texts else 3) or len(queried) == 2
+                assert len(doses) == len(queried), t.id
                 tenfold = t.perturbation is not None and "Tenfold" in t.perturbation.description
                 if tenfold:
                     # the right query quotes the plan's dose; the other neither it nor the order

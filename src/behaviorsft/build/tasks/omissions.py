@@ -464,6 +464,11 @@ NEAR_BOOST = 40.0
 # is drawn mostly where the notes that may decline its text are too few to offer it wrong
 # as often as it is the key
 FOREIGN_SHARE = 0.002
+# Share of standard_of_care items whose note leaves the required item out rather than
+# declining it; about the share that makes an option the note never mentions the key as
+# often as one it declines (600-case build, seed 61: 194 unmentioned wrong options, 585
+# declined wrong ones, 208 keys)
+SOC_OMIT_SHARE = 0.25
 DECLINE_REASON = re.compile(r"\s+\((?P<why>only [^()]*), not the case here\)$")
 # restrictions a note wrongly puts on an unconditional requirement
 _FALSE_LIMITS = ("only in severe disease", "only if not improving", "only if complicated")
@@ -1121,8 +1126,12 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         return (
             "Team note: "
             + ("; ".join(distinct_claims(c.done_text for c in done)) + ". " if done else "")
-            + f"Not done, not felt necessary: {'; '.join(declined_items)}."
-        )
+            + (
+                f"Not done, not felt necessary: {'; '.join(declined_items)}."
+                if declined_items
+                else ""
+            )
+        ).strip()
 
     done = distinct_done(
         [c for c in checked if c is not declined and c.listable and c.holds is not False]
@@ -1141,7 +1150,19 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     # drawn uniformly 63.7; copied, 34.1 (about the one in three declined items of a note)
     beside = [decoys[p][1] for p in wrong if p in decoys]
     why = key_reason(declined, ctx.rng, beside)
-    note = note_of(done, [decline_text(item.item, why), *declined_decoys])
+    # On a share of items the note leaves the requirement out instead of declining it
+    # (``SOC_OMIT_SHARE``): declined on every item, the key was always one of the note's
+    # declined items, never one it does not mention, so the options it does not mention
+    # (other conditions' requirements) were ruled out by that alone (excerpt-context
+    # classifier 40.1 on the 6,876-case build, chance 20).
+    # A key with no differential reason to borrow is left out too: a restriction of the
+    # form no decoy has ("only if not improving") marked it (round 13).
+    omitted = bool(done or declined_decoys) and (
+        ctx.rng.random() < SOC_OMIT_SHARE or (declined.clause is None and not beside)
+    )
+    note = note_of(
+        done, list(declined_decoys) if omitted else [decline_text(item.item, why), *declined_decoys]
+    )
     meets: list[str] = []
     if offer == "cited" and done:
         score = score_in(shown_words(ctx, 0, end, note), question)
@@ -1156,8 +1177,9 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         correct=key,
         pool=wrong,
         fixed=meets,
-        rationale=f"{item.source} requires {item.item} in {cond.name}; the note declines it "
-        "and the record does not show it. The other requirements offered are documented in "
+        rationale=f"{item.source} requires {item.item} in {cond.name}; the note "
+        f"{'leaves it out' if omitted else 'declines it'} and the record does not show it. "
+        "The other requirements offered are documented in "
         "the note, or rightly declined for this patient (their condition is not met here, or "
         "they belong to a differential diagnosis judged unlikely).",
         turn_start=0,
@@ -1167,8 +1189,9 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             kind=PerturbationKind.DEVIATION,
             location="context.excerpt",
             original=item.item,
-            modified=f"Not done, not felt necessary: {item.item}",
-            description=f"Deviation from {item.source}.",
+            modified=None if omitted else f"Not done, not felt necessary: {item.item}",
+            description=f"Deviation from {item.source}"
+            + (": left out of the note." if omitted else "."),
         ),
     )
     if keys:
