@@ -68,3 +68,22 @@ def lint_rules(
         [(1, case)], [(1, conv)], kb=kb, tasks=list(enumerate(tasks, 1)) if tasks else None
     )
     return [f.rule for f in found]
+
+
+class _Found:
+    """Collects the rules a linter hook reports (``where.add``)."""
+
+    def __init__(self) -> None:
+        self.rules: list[str] = []
+
+    def add(self, rule: str, message: str, turn: int | None = None) -> None:
+        self.rules.append(rule)
+
+
+def item_rules(task: dict[str, Any], conv: dict[str, Any] | None) -> list[str]:
+    """The rules ``lint_items.lint_task`` reports on one task and its conversation."""
+    from behaviorsft.build import lint_items
+
+    found = _Found()
+    lint_items.lint_task(found, task, conv)
+    return found.rules

@@ -11,7 +11,7 @@ import pytest
 from behaviorsft.build import lint_items
 from behaviorsft.build.lint_plan import cited_reasons, split_clauses
 from behaviorsft.sources.kb import load_kb
-from tests.build.kb_records import as_records, build_item, kb_record, lint_rules
+from tests.build.kb_records import as_records, build_item, item_rules, kb_record, lint_rules
 
 SEED = 43
 _CITING = re.compile(r"^Which diagnosis did the attending judge less likely, citing (?P<r>.+)\?$")
@@ -20,20 +20,6 @@ _CITING = re.compile(r"^Which diagnosis did the attending judge less likely, cit
 @pytest.fixture(scope="module")
 def kb():
     return load_kb()
-
-
-class _Found:
-    def __init__(self) -> None:
-        self.rules: list[str] = []
-
-    def add(self, rule: str, message: str, turn: int | None = None) -> None:
-        self.rules.append(rule)
-
-
-def _item_rules(task: dict[str, Any], conv: dict[str, Any] | None) -> list[str]:
-    found = _Found()
-    lint_items.lint_task(found, task, conv)
-    return found.rules
 
 
 def _ddx(rendered) -> str:
@@ -79,7 +65,7 @@ def test_no_citing_question_has_two_fitting_options_over_a_build(kb):
         case, rendered, tasks = build_item(kb, index, SEED)
         _, conv, task_rows = as_records(case, rendered, tasks)
         for task, row in zip(tasks, task_rows, strict=True):
-            assert _item_rules(row, conv) == [], row["id"]
+            assert item_rules(row, conv) == [], row["id"]
             if task.task_type.value == "treatment_decision" and _CITING.match(task.question):
                 asked += 1
                 assert len(_fitting_options(rendered, task)) == 1, task.id
@@ -176,7 +162,7 @@ def test_43_rationales_cite_only_turns_the_task_shows(kb, index):
     case, rendered, tasks = build_item(kb, index, SEED)
     _, conv, rows = as_records(case, rendered, tasks)
     for row in rows:
-        assert "rationale-turn-unseen" not in _item_rules(row, conv), row["id"]
+        assert "rationale-turn-unseen" not in item_rules(row, conv), row["id"]
         if row["task_type"] == "explicit_error_correction":
             assert "matches the plan" not in row["rationale"]
 
@@ -244,7 +230,7 @@ def test_reason_shared_rule():
         question="Which diagnosis did the attending judge less likely, citing fever?",
         options=options,
     )
-    assert _item_rules(bad, conv) == ["reason-shared"]
+    assert item_rules(bad, conv) == ["reason-shared"]
     good = _task(
         question="Which diagnosis did the attending judge less likely, citing positive "
         "leukocyte esterase?",
@@ -256,15 +242,15 @@ def test_reason_shared_rule():
         "likely given fever. Ureteric colic without infection is less likely given positive "
         "leukocyte esterase.",
     )
-    assert _item_rules(good, conv_ok) == []
+    assert item_rules(good, conv_ok) == []
 
 
 def test_rationale_turn_unseen_rule():
     conv = _conv("a", "b", "c", "d")
     bad = _task(rationale="12 mg is ten times the usual 1.2 mg (the plan gives it, turn 3).")
-    assert _item_rules(bad, conv) == ["rationale-turn-unseen"]
+    assert item_rules(bad, conv) == ["rationale-turn-unseen"]
     ok = _task(rationale="12 mg is ten times the usual 1.2 mg (the plan later in the record).")
-    assert _item_rules(ok, conv) == []
+    assert item_rules(ok, conv) == []
     # the missing turn an integrity item names is the answer, not an unseen citation
     missing = _task(
         task_type="integrity_missing_turn_inference",
@@ -272,7 +258,7 @@ def test_rationale_turn_unseen_rule():
         context={"turn_start": 0, "turn_end": 2, "excerpt": "[Turn 3 is missing]\n\n[4] x"},
         rationale="Turn 3 read: 'x'; turn 4 follows from it.",
     )
-    assert _item_rules(missing, conv) == []
+    assert item_rules(missing, conv) == []
 
 
 def test_original_unshown_rule():
@@ -287,9 +273,9 @@ def test_original_unshown_rule():
             "description": "Uric acid transcribed with a different value.",
         },
     )
-    assert _item_rules(value, conv) == ["original-unshown"]
+    assert item_rules(value, conv) == ["original-unshown"]
     value["perturbation"]["original"] = "10.5 mg/dL"
-    assert _item_rules(value, conv) == []
+    assert item_rules(value, conv) == []
     report = _task(
         task_type="interpretation_conflict",
         perturbation={
@@ -299,9 +285,9 @@ def test_original_unshown_rule():
             "description": "Imaging report contradicts the examination.",
         },
     )
-    assert _item_rules(report, conv) == ["original-unshown"]
+    assert item_rules(report, conv) == ["original-unshown"]
     report["perturbation"]["original"] = "hilar mass; otherwise clear lung fields"
-    assert _item_rules(report, conv) == []
+    assert item_rules(report, conv) == []
 
 
 def test_reason_nondecisive_rule_sees_a_decisive_result(kb):

@@ -11,7 +11,7 @@ import pytest
 
 from behaviorsft.build import lint_items
 from behaviorsft.sources.kb import load_kb
-from tests.build.kb_records import as_records, build_item, lint_rules
+from tests.build.kb_records import as_records, build_item, item_rules, lint_rules
 
 SEED = 59
 
@@ -19,20 +19,6 @@ SEED = 59
 @pytest.fixture(scope="module")
 def kb():
     return load_kb()
-
-
-class _Found:
-    def __init__(self) -> None:
-        self.rules: list[str] = []
-
-    def add(self, rule: str, message: str, turn: int | None = None) -> None:
-        self.rules.append(rule)
-
-
-def _item_rules(task: dict[str, Any], conv: dict[str, Any]) -> list[str]:
-    found = _Found()
-    lint_items.lint_task(found, task, conv)
-    return found.rules
 
 
 def _pressures(conv: dict[str, Any]) -> dict[str, float]:
@@ -58,7 +44,7 @@ def test_59_000382_blood_pressure_slips_leave_a_possible_reading(kb):
         and "blood pressure" in t["question"] + str(t["options"])
     ]
     for t in items:
-        assert not _item_rules(t, conv).count("slip-impossible")
+        assert not item_rules(t, conv).count("slip-impossible")
         for o in t["options"]:
             if "diastolic" in o["text"]:
                 note = float(o["text"].split("The note (")[1].split(" ")[0])
@@ -78,9 +64,9 @@ def test_slip_impossible_reports_a_diastolic_above_the_systolic(kb):
         "modified": f"{bp['systolic blood pressure'] + 14:g} mmHg",
         "description": "Diastolic blood pressure transcribed with a different value.",
     }
-    assert "slip-impossible" in _item_rules(task, conv)
+    assert "slip-impossible" in item_rules(task, conv)
     task["perturbation"]["modified"] = f"{bp['systolic blood pressure'] - 40:g} mmHg"
-    assert "slip-impossible" not in _item_rules(task, conv)
+    assert "slip-impossible" not in item_rules(task, conv)
 
 
 _DECLINED = re.compile(r"(?P<item>[^;:]+?) \((?P<why>only [^()]*), not the case here\)")

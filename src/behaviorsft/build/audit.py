@@ -26,7 +26,7 @@ import os
 import re
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +449,30 @@ def _segments_hit(scores: Any, starts: Any, counts: Any, answers: Any) -> Any:
     return np.where(is_best[starts + answers], 1.0 / n_tied, 0.0)
 
 
+def _train_folds(
+    fold: Any,
+    folds: int,
+    max_train_tasks: int | None,
+    rng: Any,
+    progress: ProgressFn | None,
+    stage: str,
+) -> Iterator[tuple[Any, Any]]:
+    """(held-out tasks, training tasks) of each fold by case, the training tasks a seeded
+    sample of at most ``max_train_tasks``; folds with no task on one side are skipped."""
+    import numpy as np
+
+    for f in range(folds):
+        if progress:
+            progress(stage, f + 1, folds + 1)
+        test = np.flatnonzero(fold == f)
+        train = np.flatnonzero(fold != f)
+        if not len(test) or not len(train):
+            continue
+        if max_train_tasks is not None and len(train) > max_train_tasks:
+            train = np.sort(rng.choice(train, max_train_tasks, replace=False))
+        yield test, train
+
+
 def _option_only(
     c: _Collector,
     fold: Any,
@@ -509,15 +533,7 @@ def _option_only(
         )
         return np.arange(counts.sum()) + offsets
 
-    for f in range(folds):
-        if progress:
-            progress(stage, f + 1, folds + 1)
-        test_tasks = np.flatnonzero(fold == f)
-        train_tasks = np.flatnonzero(fold != f)
-        if not len(test_tasks) or not len(train_tasks):
-            continue
-        if max_train_tasks is not None and len(train_tasks) > max_train_tasks:
-            train_tasks = np.sort(rng.choice(train_tasks, max_train_tasks, replace=False))
+    for test_tasks, train_tasks in _train_folds(fold, folds, max_train_tasks, rng, progress, stage):
         train_rows = rows(train_tasks)
         if is_answer[train_rows].min() == is_answer[train_rows].max():
             continue
@@ -639,15 +655,7 @@ def _excerpt_context(
     is_answer[starts + answers] = 1
     rng = np.random.default_rng(seed)
     task_fold = fold[tasks]
-    for f in range(folds):
-        if progress:
-            progress(stage, f + 1, folds + 1)
-        test = np.flatnonzero(task_fold == f)
-        train = np.flatnonzero(task_fold != f)
-        if not len(test) or not len(train):
-            continue
-        if max_train_tasks is not None and len(train) > max_train_tasks:
-            train = np.sort(rng.choice(train, max_train_tasks, replace=False))
+    for test, train in _train_folds(task_fold, folds, max_train_tasks, rng, progress, stage):
         train_rows = np.concatenate([np.arange(starts[t], starts[t] + counts[t]) for t in train])
         y = is_answer[train_rows]
         if y.min() == y.max():
