@@ -172,3 +172,20 @@ def test_59_000163_bronchodilators_before_niv_and_the_antibiotic_on_it(kb):
     assert minutes[0] < minutes[1]
     first = next(t for t in texts if t.startswith("First dose of"))
     assert "albuterol" not in first and "ipratropium" not in first
+
+
+def test_67_000407_lvef_is_not_done_without_an_echocardiogram(kb):
+    """Round 15 (seed 67): a STEMI checklist listed "LVEF assessed before discharge" done
+    and the control keyed "nothing outstanding", with no echocardiogram or ejection
+    fraction anywhere in the record. An LVEF (an echocardiogram, coherence.MEASURED) is done
+    only with its result shown."""
+    from behaviorsft.build.coherence import MEASURED
+
+    assert "proc:echocardiogram" in MEASURED
+    case, rendered, tasks = build_item(kb, 407, 67)
+    _, conv, records = as_records(case, rendered, tasks)
+    said = " ".join(t["text"] for t in conv["turns"]).lower()
+    assert "ejection fraction" not in said and "echocardiogram:" not in said
+    for t in records:
+        done = str(t["context"].get("excerpt") or "").split("Not ")[0]
+        assert "LVEF assessed" not in done, t["id"]

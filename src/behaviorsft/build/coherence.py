@@ -827,7 +827,7 @@ SAME_RESULT: dict[str, tuple[str, ...]] = {
 
 
 # Procedures whose result is a value: claimed done only where the record shows one.
-MEASURED = frozenset({"proc:pef"})
+MEASURED = frozenset({"proc:pef", "proc:echocardiogram"})
 
 
 def results_finder(
