@@ -189,7 +189,9 @@ def test_image_citations_are_cut_and_a_bare_one_left_out(kb):
     assert not any(vt.cites_image(s) for t in texts for s in vt.split_sentences(t))
 
 
-def _mediq_case(tmp_path: Path, context: list[str], question: str) -> Case:
+def _mediq_case(
+    tmp_path: Path, context: list[str], question: str, patient: dict | None = None
+) -> Case:
     entry = {
         "id": 7,
         "question": question,
@@ -198,7 +200,7 @@ def _mediq_case(tmp_path: Path, context: list[str], question: str) -> Case:
         "answer": "Hookworm",
         "answer_idx": "A",
         "facts": [],
-        "patient": {"gender": "Male", "age": "6 years old"},
+        "patient": patient or {"gender": "Male", "age": "6 years old"},
     }
     path = tmp_path / "mediq.jsonl"
     path.write_text(json.dumps(entry) + "\n")
@@ -225,6 +227,19 @@ def test_mediq_item_resting_on_an_unshown_image_is_left_out(kb, tmp_path):
         if t.task_type is T.DDX_REASONING
     ]
     assert task.question == "Which of the following is the most likely diagnosis?"
+
+
+def test_mediq_question_without_a_patient_is_left_out(kb, tmp_path):
+    """mediq:1016 (round 15): a ribosome question ("An investigator is developing a new
+    vaccine") was presented as the next case of a ward round, with no patient."""
+    context = ["An investigator is developing a new vaccine.", "Eukaryote ribosomes are used."]
+    question = "Which of the following is the next step in protein formation?"
+    study = _mediq_case(tmp_path, context, question, {"gender": "study", "age": "study"})
+    assert list(case_tasks(study, render(study, kb, seed=0), kb, seed=0)) == []
+    person = _mediq_case(tmp_path, ["A 6-year-old boy has a fever.", *context], question)
+    assert [t.task_type for t in case_tasks(person, render(person, kb, seed=0), kb, seed=0)] == [
+        T.PREDICTIVE_NEXT_ACTION
+    ]
 
 
 # ----------------------------------------------------------------------------- KB check

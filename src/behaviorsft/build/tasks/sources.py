@@ -40,6 +40,7 @@ NO_ERROR = "None of the sentences needs correcting"
 # key holds right gives a drug the KB contraindicates in pregnancy in a pregnant patient
 # (MEDEC ms-val-330/331: ciprofloxacin at 12 weeks' gestation, right by the source's label).
 IMAGE_UNSHOWN = "image-unshown: the key may rest on an image never shown"
+NO_PATIENT = "MediQ: no patient (a laboratory or study question)"
 KEY_CONTRAINDICATED = "key gives a drug the KB contraindicates in the note's pregnancy"
 _MEDQA = re.compile(
     r"Question:\s*(?P<q>.+?)\nOptions:\n(?P<opts>(?:[A-F]\.\s.*\n?)+)Answer:\s*(?P<a>[A-F])", re.S
@@ -367,6 +368,12 @@ def gen_mediq(ctx: Ctx) -> Iterator[Draft]:
         return
     if image_unshown(ctx.case):
         ctx.drop(ttype, IMAGE_UNSHOWN)
+        return
+    d = ctx.case.demographics
+    if d is None or (d.age_years is None and getattr(d.sex, "value", d.sex) in (None, "unknown")):
+        # a laboratory or study question ("An investigator is developing a vaccine"): no
+        # patient, so no encounter to present (round 15, mediq:1016)
+        ctx.drop(ttype, NO_PATIENT)
         return
     correct = opts[m["a"]]
     yield Draft(
