@@ -140,7 +140,7 @@ def test_keys_stay_verified(kb, built):
                 assert checked.absent and checked.required, t.id
                 n[t.task_type] += 1
             if t.task_type is T.STANDARD_OF_CARE:
-                # (a note that leaves the key out may decline nothing: SOC_OMIT_SHARE)
+                # (a note that leaves the key out may decline nothing)
                 declined = (t.context.excerpt.split("Not done, not felt necessary: ") + [""])[1]
                 if t.perturbation.modified is None:  # left out: not in the note at all
                     assert t.perturbation.original not in t.context.excerpt, t.id

@@ -342,3 +342,22 @@ def test_excerpt_context_classifier_finds_a_cue_in_how_the_note_frames_the_key()
     assert "excerpt_context" not in fair.missed
     # Tasks without an excerpt count at chance; without learned baselines it is not run.
     assert audit(_note_tasks(8, tell=True), option_only=False).shortcuts[-1].excerpt_context is None
+
+
+def test_excerpt_clauses_keep_parentheses_and_abbreviations_whole():
+    from behaviorsft.build.audit import excerpt_clauses
+
+    note = (
+        "Team note: ECG; troponin. Not done, not felt necessary: risk stratification (e.g. "
+        "Oakland score) documented (only if lower gastrointestinal bleeding is likely, not the "
+        "case here); lipase (only if acute pancreatitis is likely, not the case here)."
+    )
+    assert excerpt_clauses(note) == [
+        "Team note",
+        "ECG",
+        "troponin",
+        "Not done, not felt necessary",
+        "risk stratification (e.g. Oakland score) documented (only if lower gastrointestinal "
+        "bleeding is likely, not the case here)",
+        "lipase (only if acute pancreatitis is likely, not the case here).",
+    ]

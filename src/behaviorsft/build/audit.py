@@ -572,7 +572,26 @@ def _option_only(
 CONTEXT_MIN_SHARE = 0.6
 # words of an option's frame, not of what it names ("No: X is required")
 _FRAME = frozenset({"no", "yes", "not", "required", "needed", "done"})
-_CLAUSE = re.compile(r"[;.]\s+|:\s+")
+_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|approx|cf)\.$", re.I)
+
+
+def excerpt_clauses(text: str) -> list[str]:
+    """``text`` cut at "; ", ". " and ": " outside parentheses and after no abbreviation
+    ("risk stratification (e.g. Oakland score) documented (only if ...)" is one clause:
+    cut at "e.g. ", an option lost its reason to the next clause)."""
+    out: list[str] = []
+    start = depth = 0
+    for m in re.finditer(r"[()]|[;.:]\s+", text):
+        tok = m.group()
+        if tok == "(":
+            depth += 1
+        elif tok == ")":
+            depth = max(0, depth - 1)
+        elif depth == 0 and not _ABBREVIATION.search(text[start : m.start() + 1]):
+            out.append(text[start : m.start()])
+            start = m.end()
+    out.append(text[start:])
+    return [p for p in out if p.strip()]
 
 
 def _context_features(c: _Collector) -> tuple[Any, list[int]]:
@@ -590,7 +609,7 @@ def _context_features(c: _Collector) -> tuple[Any, list[int]]:
             continue
         got = clauses.get(x)
         if got is None:
-            parts = [p for p in _CLAUSE.split(c.excerpts.text[x]) if p.strip()]
+            parts = excerpt_clauses(c.excerpts.text[x])
             toks = [_WORD.findall(p.lower()) for p in parts]
             got = clauses[x] = (toks, [frozenset(t) for t in toks])
         toks, sets = got

@@ -464,11 +464,6 @@ NEAR_BOOST = 40.0
 # is drawn mostly where the notes that may decline its text are too few to offer it wrong
 # as often as it is the key
 FOREIGN_SHARE = 0.002
-# Share of standard_of_care items whose note leaves the required item out rather than
-# declining it; about the share that makes an option the note never mentions the key as
-# often as one it declines (600-case build, seed 61: 194 unmentioned wrong options, 585
-# declined wrong ones, 208 keys)
-SOC_OMIT_SHARE = 0.25
 DECLINE_REASON = re.compile(r"\s+\((?P<why>only [^()]*), not the case here\)$")
 # restrictions a note wrongly puts on an unconditional requirement
 _FALSE_LIMITS = ("only in severe disease", "only if not improving", "only if complicated")
@@ -1150,15 +1145,22 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
     # drawn uniformly 63.7; copied, 34.1 (about the one in three declined items of a note)
     beside = [decoys[p][1] for p in wrong if p in decoys]
     why = key_reason(declined, ctx.rng, beside)
-    # On a share of items the note leaves the requirement out instead of declining it
-    # (``SOC_OMIT_SHARE``): declined on every item, the key was always one of the note's
-    # declined items, never one it does not mention, so the options it does not mention
-    # (other conditions' requirements) were ruled out by that alone (excerpt-context
-    # classifier 40.1 on the 6,876-case build, chance 20).
-    # A key with no differential reason to borrow is left out too: a restriction of the
-    # form no decoy has ("only if not improving") marked it (round 13).
+    # The note leaves the requirement out instead of declining it with the probability
+    # that balances the two: the share of the wrong "No" options the note does not
+    # mention (other conditions' requirements). With q that share, a key declined
+    # (1 - q) is one of the K + 1 declined options as often as a key left out (q) is one
+    # of the A not mentioned: (1 - q) / (K + 1 - q) = q / (A + q) gives q = A / (A + K).
+    # Declined on every item, the key was always a declined option, and the options the
+    # note does not mention were ruled out by that alone (excerpt-context classifier 40.1
+    # on the 6,876-case build, chance 20; 36.7 with a fixed quarter left out, as notes
+    # with few declined items made each of them likelier the key). A key with no
+    # differential reason to borrow (no decoy declined: q = 1) is left out: a restriction
+    # of the form no decoy has ("only if not improving") marked it (round 13).
+    mentioned = set(decoys) | set(own_decoys) | {_required(c.as_done) for c in done}
+    unmentioned = [p for p in wrong if p not in mentioned]
+    share = len(unmentioned) / len(wrong) if wrong else 0.0
     omitted = bool(done or declined_decoys) and (
-        ctx.rng.random() < SOC_OMIT_SHARE or (declined.clause is None and not beside)
+        ctx.rng.random() < share or (declined.clause is None and not beside)
     )
     note = note_of(
         done, list(declined_decoys) if omitted else [decline_text(item.item, why), *declined_decoys]
