@@ -189,3 +189,18 @@ def test_67_000407_lvef_is_not_done_without_an_echocardiogram(kb):
     for t in records:
         done = str(t["context"].get("excerpt") or "").split("Not ")[0]
         assert "LVEF assessed" not in done, t["id"]
+
+
+def test_67_000351_dextrose_at_triage_before_the_history_and_the_ct(kb):
+    """Rounds 14-15 (67-000351, 67-000225, 67-000519, 61-000099): a confused patient with a
+    capillary glucose of 32-41 mg/dL got dextrose 20-40 minutes after arrival, after the CT
+    head and the bloods were requested. The dextrose is now given at triage."""
+    case, rendered, tasks = build_item(kb, 351, 67)
+    assert case.conditions[0].code == "hypoglycemia"
+    _, conv, _ = as_records(case, rendered, tasks)
+    texts = [t["text"] for t in conv["turns"]]
+    given = next(i for i, t in enumerate(texts) if "dextrose 50% 25 g IV given" in t)
+    minutes = int(re.search(r"given (\d+) minutes after arrival", texts[given])[1])
+    assert minutes <= 15
+    assert given < next(i for i, t in enumerate(texts) if "going on" in t)
+    assert given < next(i for i, t in enumerate(texts) if "CT head" in t)

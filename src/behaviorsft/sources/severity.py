@@ -299,11 +299,16 @@ TRIGGERS: tuple[Trigger, ...] = (
         (("glucose_poc", "<", 70),),
         drug="dextrose_50",
         done=r"rechecked 15 minutes later",
-        say="Dextrose 50% 25 g IV given {t}; capillary glucose rechecked 15 minutes later: "
-        "{recheck} mg/dL, so no second dose.",
+        say="Capillary glucose {poc} mg/dL at triage: dextrose 50% 25 g IV given {t}, before the "
+        "history and the bloods; capillary glucose rechecked 15 minutes later: {recheck} "
+        "mg/dL, so no second dose.",
         recheck=("glucose_poc", 60),
-        after=20,
-        within=20,
+        # at once, not after the CT and the bloods (rounds 14-15: dextrose 20-40 minutes
+        # after arrival in a confused patient with a glucose of 41 mg/dL)
+        after=5,
+        within=10,
+        first=True,
+        at=Placement.ARRIVAL,
     ),
     # ACC/AHA 2013 STEMI: ST elevation brings primary PCI at once (door-to-device <= 90 min),
     # not a day-1 consultant's advice to activate the laboratory; then coronary care.
@@ -695,7 +700,7 @@ def still_open(kb: KnowledgeBase, case: Case, condition_id: str, text: str) -> b
 
 
 def _join_names(names: list[str]) -> str:
-    """"aspirin, ticagrelor and heparin" (empty: "the first treatment")."""
+    """The plan drugs a statement gives, joined ("aspirin, ticagrelor and heparin")."""
     if not names:
         return "the first treatment"
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -868,6 +873,7 @@ def escalate(
                 t=f"{said_minutes(t.say, t.after, t.within, rng)} minutes after arrival",
                 age=shown.get("age", ""),
                 bp=f"{shown.get('sbp', '')}/{shown.get('dbp', '')}",
+                poc=shown.get("glucose_poc", ""),
                 drug=kb.drug(
                     next((d for d in plan_ids if served(t, [kb.drug(d).drug_class])), t.drug or "")
                 ).name.lower()
