@@ -74,7 +74,7 @@ def _edit(conv: dict[str, Any], start: str, text: str) -> None:
 @pytest.mark.parametrize(
     ("index", "drug", "first", "then"),
     [
-        (568, "Meropenem", "1 g IV", "0.5 g IV q12h"),
+        (442, "Meropenem", "1 g IV", "0.5 g IV q12h"),
         (64, "Piperacillin-tazobactam", "4.5 g IV", "2.25 g IV q6h"),
     ],
 )
@@ -185,8 +185,9 @@ def test_rule_regimen_incomplete_stat_dose() -> None:
 
 
 def test_rule_regimen_incomplete_reduced_first_dose() -> None:
-    case, conv = _dumps(568)
-    plan = _turn(568, "Plan: ")
+    # (37-000568 was the meropenem case until session 11's history changes redrew it)
+    case, conv = _dumps(442)
+    plan = _turn(442, "Plan: ")
     said = plan[plan.index("Meropenem") :].split(";")[0]
     _edit(conv, "Plan: ", plan.replace(said, "Meropenem 0.5 g IV q12h"))
     found = _lint(case, conv)
