@@ -21,7 +21,6 @@ import pytest
 
 from behaviorsft.build import vignette_turns as vt
 from behaviorsft.build.conversation import render
-from behaviorsft.build.lint import lint_records
 from behaviorsft.build.tasks import case_tasks
 from behaviorsft.build.tasks.sources import contraindicated_in_pregnancy
 from behaviorsft.records import Case, Section
@@ -29,6 +28,7 @@ from behaviorsft.sources import aci_bench, medec, mediq
 from behaviorsft.sources._common import make_source, parse_turns
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.taxonomy import TaskType
+from tests.build.test_real_encounters import _lint
 
 T = TaskType
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -265,20 +265,6 @@ def test_an_empty_transcript_turn_is_no_turn():
 
 
 # ----------------------------------------------------------------------------- linter
-
-
-def _lint(texts: list[tuple[str, str]]) -> dict[str, list]:
-    conv = {
-        "case_id": "x:1",
-        "turns": [
-            {"index": i, "speaker": role, "role": role, "text": text, "attachments": []}
-            for i, (role, text) in enumerate(texts)
-        ],
-    }
-    found: dict[str, list] = {}
-    for f in lint_records(iter(()), iter([(1, conv)])):
-        found.setdefault(f.rule, []).append(f.turn)
-    return found
 
 
 def test_lint_image_unshown_and_turn_empty():

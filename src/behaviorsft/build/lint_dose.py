@@ -20,8 +20,9 @@ rule reads every record.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_patient import _Adds, _num
 from behaviorsft.build.lint_record import kb_condition
 from behaviorsft.sources import dosing, prescribing
 from behaviorsft.sources.kb import KnowledgeBase
@@ -35,17 +36,6 @@ RULES: dict[str, tuple[str, str]] = {
 
 # "weight 92 kg" as the triage turn says it.
 _WEIGHT = re.compile(r"\bweight (\d+(?:\.\d+)?) kg\b", re.I)
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
-
-
-def _num(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def recorded_weight(texts: list[tuple[int, str]]) -> tuple[int, float] | None:
