@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
-from behaviorsft.build import (
-    lint,
-    lint_chart,
-    lint_dose,
-    lint_encounter,
-    lint_errors,
-    lint_items,
-    lint_patient,
-    lint_plan,
-    lint_record,
-    lint_severity,
-    lint_surgical,
-    lint_text,
-    lint_values,
-)
+from behaviorsft.build import lint_common
 from behaviorsft.build.lint_common import KB_CODES, LAY_ROLES, kb_code, num
 from behaviorsft.sources.synthetic import KB_CODE_SYSTEM
 
@@ -88,25 +76,17 @@ def test_kb_code_of_a_synthetic_case_only() -> None:
 
 def test_every_linter_module_uses_the_shared_helpers() -> None:
     """No module keeps a copy of its own: each name is the shared object."""
-    modules = (
-        lint_chart,
-        lint_dose,
-        lint_encounter,
-        lint_errors,
-        lint_items,
-        lint_patient,
-        lint_plan,
-        lint_record,
-        lint_severity,
-        lint_surgical,
-        lint_text,
-        lint_values,
-    )
-    from behaviorsft.build import lint_common
-
-    for m in modules:
-        assert m._Adds is lint_common.Adds, m.__name__
-    for m in (lint, lint_dose, lint_encounter, lint_patient, lint_plan, lint_severity, lint_values):
-        assert m._num is num, m.__name__
-    assert lint.KB_CODES is lint_record.KB_CODES is lint_text.KB_CODES is KB_CODES
-    assert lint_patient._LAY is lint_values._LAY is lint_record.LAY is LAY_ROLES
+    rules = ("chart", "dose", "encounter", "errors", "items", "patient", "plan", "record")
+    rules += ("severity", "surgical", "text", "values")
+    names = ["lint"] + [f"lint_{n}" for n in rules]
+    mod = {n: importlib.import_module(f"behaviorsft.build.{n}") for n in names}
+    for name, m in mod.items():
+        if name != "lint":
+            assert m._Adds is lint_common.Adds, name
+    for name in ("lint", "lint_dose", "lint_encounter", "lint_patient", "lint_plan"):
+        assert mod[name]._num is num, name
+    assert mod["lint_severity"]._num is mod["lint_values"]._num is num
+    assert mod["lint"].KB_CODES is mod["lint_record"].KB_CODES is mod["lint_text"].KB_CODES
+    assert mod["lint_text"].KB_CODES is KB_CODES
+    lay = (mod["lint_patient"]._LAY, mod["lint_values"]._LAY, mod["lint_record"].LAY)
+    assert all(x is LAY_ROLES for x in lay)

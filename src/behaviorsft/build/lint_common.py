@@ -1,6 +1,6 @@
 """Helpers every linter module shares (build/lint*.py).
 
-* ``Adds``: what a rule reports a finding to (``lint.Findings`` and its per-record views);
+* ``Adds``: what a rule reports a finding to (``lint._Where``: the record being linted);
 * ``num``: a record's value (a finding's ``value``, a table row's result, an age, a dose) as
   a number, or None when it is not one;
 * ``KB_CODES`` and ``kb_code``: the code system of the knowledge-base conditions a synthetic
