@@ -68,14 +68,13 @@ from behaviorsft.build import (
     lint_surgical,
     lint_values,
 )
+from behaviorsft.build.lint_common import KB_CODES
+from behaviorsft.build.lint_common import num as _num
 from behaviorsft.build.lint_text import TEXT_RULES, TextFacts, check_case_text, check_turn_text
 from behaviorsft.build.vignette_turns import VIGNETTE_SOURCES
 from behaviorsft.sources.kb import KnowledgeBase, compare, load_kb
 from behaviorsft.sources.severity import corrected
 from behaviorsft.taxonomy import TaskType
-
-# The code system synthetic cases link their KB condition with (sources/synthetic.py).
-KB_CODES = "behaviorsft-kb"
 
 Severity = Literal["error", "warning"]
 
@@ -514,13 +513,6 @@ def _duration_conflict(text: str) -> str | None:
 
 def _sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text) if s]
-
-
-def _num(value: Any) -> float | None:
-    try:
-        return float(str(value).replace(",", ""))
-    except (TypeError, ValueError):
-        return None
 
 
 def _row_abnormal(lex: _Lexicon, row: list[Any]) -> bool | None:

@@ -16,8 +16,9 @@ Each finding names the turn; ``sources/fhir_tidy.py`` is the importer's side of 
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.sources.fhir_tidy import synthea_names
 
 RECORD_RULES: dict[str, tuple[Any, str]] = {
@@ -30,10 +31,6 @@ RECORD_RULES: dict[str, tuple[Any, str]] = {
     ),
     "empty-section": ("error", "a note heading with no text of its own"),
 }
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 # Vital signs by words of their name -> decimals a chart keeps.

@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from behaviorsft.build.lint_patient import _Adds, _num
+from behaviorsft.build.lint_common import Adds as _Adds
+from behaviorsft.build.lint_common import num as _num
 from behaviorsft.build.lint_record import kb_condition
 from behaviorsft.sources import dosing, prescribing
 from behaviorsft.sources.kb import KnowledgeBase

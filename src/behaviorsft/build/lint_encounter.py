@@ -22,8 +22,10 @@ Each finding names the turn; ``build/vignette_turns.py``, ``sources/_common.py``
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import Adds as _Adds
+from behaviorsft.build.lint_common import num as _num
 from behaviorsft.build.vignette_turns import cites_image, split_sentences
 from behaviorsft.sources._common import (
     MIN_SPO2,
@@ -41,10 +43,6 @@ RULES: dict[str, tuple[Any, str]] = {
     "image-unshown": ("error", "a turn citing an image the record does not show"),
     "turn-empty": ("error", "a turn with nothing said and nothing attached"),
 }
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 # Speakers who are not clinicians: their one-word answers ("Yes", "No") are speech.
@@ -67,13 +65,6 @@ _REPEATED_MIN_WORDS = 6
 
 def _lay(role: str) -> bool:
     return role.lower() in _LAY
-
-
-def _num(x: Any) -> float | None:
-    try:
-        return float(str(x).replace(",", ""))
-    except ValueError:
-        return None
 
 
 def _check_vitals(where: _Adds, idx: int | None, text: str, attachments: list[Any]) -> None:

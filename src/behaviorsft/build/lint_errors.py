@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import KB_CODES as _KB_CODES
+from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.sources.planted_orders import (
     ACE_INHIBITOR_FOR,
     GASTRIC_PROTECTION,
@@ -68,15 +70,9 @@ def query_as_ordered(order: str, options: Iterable[str]) -> list[str]:
     return out
 
 
-# The code system synthetic cases link their KB condition with (sources/synthetic.py).
-_KB_CODES = "behaviorsft-kb"
 _TASK = "explicit_error_correction"
 _ORDER = re.compile(r"New order: (?P<order>.*?)(?:\. Indication: (?P<why>.*?))?\.?$")
 _ANTITHROMBOTIC = ("heparin", "anticoagulant", "factor xa", "vitamin k")
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 def order_indication(excerpt: str) -> tuple[str, str | None] | None:

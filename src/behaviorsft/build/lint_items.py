@@ -24,14 +24,10 @@ the original value); nothing is re-parsed per turn beyond what the rule needs.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.build.lint_plan import cited_reasons, split_clauses
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
-
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-shared": ("error", "a reason asked about was cited against two options"),

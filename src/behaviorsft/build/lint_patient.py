@@ -42,8 +42,11 @@ Only records of a KB condition (synthetic cases) are checked.
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import LAY_ROLES as _LAY
+from behaviorsft.build.lint_common import Adds as _Adds
+from behaviorsft.build.lint_common import num as _num
 from behaviorsft.build.lint_record import kb_condition
 from behaviorsft.sources import collateral
 from behaviorsft.sources.history import (
@@ -114,18 +117,6 @@ _OTHER_SEX_WORDS = {
 _NIV_STARTED = re.compile(r"\bon NIV\b|NIV started|ventilation started", re.I)
 _DOCUMENTED = re.compile(r"^(?:Documented|Done and recorded):", re.I)
 _PMH_QUESTION = re.compile(r"medical conditions\b|past medical history\b", re.I)
-_LAY = ("patient", "family member", "relative", "caregiver")
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
-
-
-def _num(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _triage(turns: list[dict[str, Any]]) -> tuple[int | None, dict[str, tuple[float, str]]]:

@@ -91,8 +91,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import Adds as _Adds
+from behaviorsft.build.lint_common import kb_code as _kb_condition
+from behaviorsft.build.lint_common import num as _num
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.patient import TARGET_SAID
 
@@ -129,10 +132,6 @@ _STUDY_ASKED = re.compile(r"\bthis study: |\band request: ", re.I)  # the orders
 _STOP_REDUCE = re.compile(
     r"\b(?:stop|reduce)\b|\b(?:people|patients|those) (?:on|taking|receiving)\b", re.I
 )
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 # ----------------------------------------------------------------------------- renal
@@ -321,13 +320,6 @@ class Shown:
     rows: dict[str, list[tuple[float | None, str, float | None, float | None]]] = field(
         default_factory=dict
     )
-
-
-def _num(x: Any) -> float | None:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 _SHOWN_SENTENCE = re.compile(r"(?<=[.;!?:])\s+")
@@ -666,13 +658,6 @@ def _history(case: dict[str, Any]) -> str:
         if str(f).startswith("History")
     ]
     return " ".join(parts)
-
-
-def _kb_condition(case: dict[str, Any]) -> str | None:
-    for c in case.get("conditions") or []:
-        if c.get("code_system") == "behaviorsft-kb" and c.get("code"):
-            return str(c["code"])
-    return None
 
 
 def lint_case(kb: KnowledgeBase, where: _Adds, case: dict[str, Any]) -> None:

@@ -124,7 +124,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from behaviorsft.build import lint_items
 from behaviorsft.build.coherence import (
@@ -166,6 +166,9 @@ from behaviorsft.build.discriminators import (
     met_findings,
 )
 from behaviorsft.build.event_time import TRANSFER_AFTER_MIN, TRANSFERRED
+from behaviorsft.build.lint_common import KB_CODES
+from behaviorsft.build.lint_common import LAY_ROLES as LAY
+from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.sources import surgical
 from behaviorsft.sources.history import imaging_contradicts_history
 from behaviorsft.sources.kb import KnowledgeBase
@@ -234,18 +237,12 @@ RULES: dict[str, tuple[str, str]] = {
     ),
 }
 
-KB_CODES = "behaviorsft-kb"
 _NEGATIVE = re.compile(r"^(?:no|without|not)\s+", re.I)
 _DONE_TURN = re.compile(r"^(?:Documented|Done and recorded):\s*(?P<item>.+?)\.?$")
 _FIRST_DOSE = re.compile(r"^(?:First dose of .+ given|Plan started|The first doses are in)\b", re.I)
 _FIRST_DOSE_OF = re.compile(r"^First dose of (?P<drug>.+) given\.", re.I)
 _GIVEN_AT = re.compile(r"\bgiven \d+ minutes after arrival\b", re.I)
 _PLAN = re.compile(r"\b(?:Plan|From our side):", re.I)
-LAY = ("patient", "family member", "relative", "caregiver")
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 def kb_condition(kb: KnowledgeBase, case: dict[str, Any] | None) -> Any:

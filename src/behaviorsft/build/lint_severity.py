@@ -41,8 +41,11 @@ Only records of a KB condition (synthetic cases) are checked; day-0 values count
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import Adds as _Adds
+from behaviorsft.build.lint_common import kb_code as _condition
+from behaviorsft.build.lint_common import num as _num
 from behaviorsft.build.lint_values import onset_hours
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import (
@@ -82,26 +85,7 @@ RULES: dict[str, tuple[str, str]] = {
     ),
 }
 
-KB_CODE_SYSTEM = "behaviorsft-kb"  # (synthetic.KB_CODE_SYSTEM; importing it would cycle)
 LAY_ROLES = ("patient", "family member")
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
-
-
-def _num(v: Any) -> float | None:
-    try:
-        return None if v is None or isinstance(v, bool) else float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _condition(case: dict[str, Any]) -> str | None:
-    for c in case.get("conditions") or []:
-        if c.get("code_system") == KB_CODE_SYSTEM and c.get("code"):
-            return str(c["code"])
-    return None
 
 
 def case_values(kb: KnowledgeBase, case: dict[str, Any]) -> tuple[dict[str, float], list[str]]:

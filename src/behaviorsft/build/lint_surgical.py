@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.build.lint_record import kb_condition
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.surgical import (
@@ -68,10 +69,6 @@ _RESULT = re.compile(r"\b(?:positive|negative|detected|not detected)\b", re.I)
 _IF_RESULT = re.compile(r"\bif (?:the result is |it is |it's )?$", re.I)
 _ASKS_RECONSIDER = re.compile(r"\bwhat would make you reconsider\b", re.I)
 _FRAMED = re.compile(r"\b(?:would|I'd|if|reconsider|favour|suggest)\b", re.I)
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 def _shows_result(text: str) -> bool:

@@ -81,8 +81,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from behaviorsft.build.lint_common import KB_CODES
+from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.build.ward_turns import and_chain, exam_subject_missing, negation_scope
 from behaviorsft.sources import exam_normals
 from behaviorsft.sources.collateral import Reason, fluent_history, needed_for_record, said_of
@@ -158,7 +160,6 @@ TEXT_RULES: dict[str, tuple[str, str]] = {
     "spoken-citation": ("error", "a guideline citation said aloud in a turn ('(BTS 2017)')"),
 }
 
-KB_CODES = "behaviorsft-kb"
 
 # An operation only a surgeon decides on; a referral to one is in any consultant's scope.
 SURGICAL = re.compile(
@@ -196,10 +197,6 @@ _ENDS_WELL = re.compile(
 NEGATION_SCOPE = re.compile(r"\b(?:no|without)\s[^,;.]*?\sand\s(?!no\b|not\b|without\b)\w+")
 # The question whose answer is the past medical history.
 PMH_QUESTION = re.compile(r"\bmedical conditions\b|\bpast medical history\b", re.I)
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 @dataclass

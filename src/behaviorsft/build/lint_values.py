@@ -37,9 +37,13 @@ import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 from behaviorsft.build.event_time import FINAL_CULTURE_DAYS, culture_report, slow_result
+from behaviorsft.build.lint_common import LAY_ROLES as _LAY
+from behaviorsft.build.lint_common import Adds as _Adds
+from behaviorsft.build.lint_common import kb_code as _condition
+from behaviorsft.build.lint_common import num as _num
 from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.severity import ALTEPLASE_ONSET_HOURS
 
@@ -98,13 +102,6 @@ VALUE_RULES: dict[str, tuple[Any, str]] = {
         "the condition has, or the wrong metabolic acid-base direction",
     ),
 }
-
-
-_LAY = ("patient", "family member", "relative", "caregiver")
-
-
-class _Adds(Protocol):
-    def add(self, rule: str, message: str, turn: int | None = None) -> None: ...
 
 
 # --------------------------------------------------------------------------- physiology
@@ -399,13 +396,6 @@ _GIVEN_AFTER = re.compile(r"\bgiven (\d+) minutes? after arrival\b", re.I)
 # --------------------------------------------------------------------------- reading
 
 
-def _num(value: Any) -> float | None:
-    try:
-        return float(str(value).replace(",", ""))
-    except (TypeError, ValueError):
-        return None
-
-
 _LAB_IDS: dict[int, tuple[KnowledgeBase, dict[str, str]]] = {}
 
 
@@ -415,13 +405,6 @@ def _lab_ids(kb: KnowledgeBase) -> dict[str, str]:
     if hit is None or hit[0] is not kb:
         hit = _LAB_IDS[id(kb)] = (kb, {lab.name.lower(): lid for lid, lab in kb.labs.items()})
     return hit[1]
-
-
-def _condition(case: dict[str, Any]) -> str | None:
-    for c in case.get("conditions") or []:
-        if c.get("code_system") == "behaviorsft-kb" and c.get("code"):
-            return str(c["code"])
-    return None
 
 
 def _by_draw(kb: KnowledgeBase, case: dict[str, Any]) -> dict[Any, dict[str, dict[str, Any]]]:
