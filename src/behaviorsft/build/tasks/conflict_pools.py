@@ -190,7 +190,7 @@ def _note_value(option: str) -> str:
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 
 
-def record_numbers(f: Finding, text: str) -> list[str]:
+def record_numbers(f: Finding, text: str, kept: set[str] | None = None) -> list[str]:
     """Numbers the record shows that could be a reading of ``f``'s test, in its format.
 
     Same number of decimals as ``f``'s value and within the range a transcription slip
@@ -205,6 +205,8 @@ def record_numbers(f: Finding, text: str) -> list[str]:
     for m in _NUMBER.finditer(text):
         t = m.group()
         if (len(t.split(".")[1]) if "." in t else 0) != decimals or t == table:
+            continue
+        if kept is not None and t in kept:
             continue
         if 0.4 * abs(f.value) <= float(t) <= 2.5 * abs(f.value) and float(t) > 0:
             out.append(f"{t} {f.unit}" if f.unit else t)
@@ -336,7 +338,15 @@ def slip_values(
         return abs(x - value) >= max(0.1 * abs(value), 10.0**-decimals)
 
     record = words(text)
-    values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled) if plausible(v)]
+    # Not a number of another kind of field (a heart rate or a weight offered as a
+    # platelet count is a recycled value a reader rejects unread: round 14, 61-000531).
+    foreign = {
+        format_finding_value(g)
+        for g in ctx.case.findings
+        if g.value is not None and g.kind != f.kind and g.name != f.name
+    }
+    near = record_numbers(f, text, foreign)
+    values = [v for v in dict.fromkeys(others + near + scaled) if plausible(v)]
     values = [v for v in values if v != table]
     values = pressure_kept(ctx, f, values)
     values = panel_kept(ctx, f, values, k)
