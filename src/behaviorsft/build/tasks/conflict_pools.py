@@ -190,13 +190,14 @@ def _note_value(option: str) -> str:
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 
 
-def record_numbers(f: Finding, text: str, kept: set[str] | None = None) -> list[str]:
+def record_numbers(f: Finding, text: str, excluded: set[str] | None = None) -> list[str]:
     """Numbers the record shows that could be a reading of ``f``'s test, in its format.
 
     Same number of decimals as ``f``'s value and within the range a transcription slip
     reaches (0.4 to 2.5 times it); written with ``f``'s unit. Every token of such a
     value is in the record, so a flag or "agree" option quoting it is as quoted as one
-    quoting the table's value.
+    quoting the table's value. Numbers in ``excluded`` (another kind of field's values)
+    are left out.
     """
     assert f.value is not None
     table = format_finding_value(f)
@@ -206,7 +207,7 @@ def record_numbers(f: Finding, text: str, kept: set[str] | None = None) -> list[
         t = m.group()
         if (len(t.split(".")[1]) if "." in t else 0) != decimals or t == table:
             continue
-        if kept is not None and t in kept:
+        if excluded is not None and t in excluded:
             continue
         if 0.4 * abs(f.value) <= float(t) <= 2.5 * abs(f.value) and float(t) > 0:
             out.append(f"{t} {f.unit}" if f.unit else t)
