@@ -190,13 +190,14 @@ def _note_value(option: str) -> str:
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 
 
-def record_numbers(f: Finding, text: str) -> list[str]:
+def record_numbers(f: Finding, text: str, excluded: set[str] | None = None) -> list[str]:
     """Numbers the record shows that could be a reading of ``f``'s test, in its format.
 
     Same number of decimals as ``f``'s value and within the range a transcription slip
     reaches (0.4 to 2.5 times it); written with ``f``'s unit. Every token of such a
     value is in the record, so a flag or "agree" option quoting it is as quoted as one
-    quoting the table's value.
+    quoting the table's value. Numbers in ``excluded`` (another kind of field's values)
+    are left out.
     """
     assert f.value is not None
     table = format_finding_value(f)
@@ -205,6 +206,8 @@ def record_numbers(f: Finding, text: str) -> list[str]:
     for m in _NUMBER.finditer(text):
         t = m.group()
         if (len(t.split(".")[1]) if "." in t else 0) != decimals or t == table:
+            continue
+        if excluded is not None and t in excluded:
             continue
         if 0.4 * abs(f.value) <= float(t) <= 2.5 * abs(f.value) and float(t) > 0:
             out.append(f"{t} {f.unit}" if f.unit else t)
@@ -336,7 +339,15 @@ def slip_values(
         return abs(x - value) >= max(0.1 * abs(value), 10.0**-decimals)
 
     record = words(text)
-    values = [v for v in dict.fromkeys(others + record_numbers(f, text) + scaled) if plausible(v)]
+    # Not a number of another kind of field (a heart rate or a weight offered as a
+    # platelet count is a recycled value a reader rejects unread: round 14, 61-000531).
+    foreign = {
+        format_finding_value(g)
+        for g in ctx.case.findings
+        if g.value is not None and g.kind != f.kind and g.name != f.name
+    }
+    near = record_numbers(f, text, foreign)
+    values = [v for v in dict.fromkeys(others + near + scaled) if plausible(v)]
     values = [v for v in values if v != table]
     values = pressure_kept(ctx, f, values)
     values = panel_kept(ctx, f, values, k)
