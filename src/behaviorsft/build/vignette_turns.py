@@ -273,6 +273,11 @@ def _episodes(sentences: Sequence[str]) -> list[list[str]]:
     return out
 
 
+# A sentence whose time is the one before it ("At that time, her HbA1c was 8.8%", "At
+# the same visit, ..."): it stays after that sentence.
+BACK_REFERENCE = re.compile(r"^At (that|the same|this) (time|visit|point)\b")
+
+
 def clinical_order(sentences: Sequence[str]) -> list[str]:
     """The sentences with each diagnosis or decision told after the examination and the
     results of its episode that the note gives after it ("Diltiazem is administered." |
@@ -288,6 +293,7 @@ def clinical_order(sentences: Sequence[str]) -> list[str]:
             movable = (
                 i > 0
                 and kinds[i] == PLAN
+                and not BACK_REFERENCE.match(s)
                 and not unfinished(s)
                 and not unfinished(episode[i - 1])
                 and any(k in (EXAM, RESULTS) for k in kinds[i + 1 :])
@@ -407,7 +413,27 @@ def split_sentences(text: str) -> list[str]:
     """A vignette split into sentences at a full stop (or ?!) after a word, a number or a
     bracket and before a capital ("... 37.8 C (100 F). Her pulse ..."); decimals, "mm Hg"
     and "vs." inside a sentence stay."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    parts = [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    if '"' not in text and "\u201c" not in text:
+        return parts
+    out: list[str] = []  # a quotation's sentences stay together (when it closes)
+    i = 0
+    while i < len(parts):
+        current, j = parts[i], i + 1
+        if open_quote(current):
+            joined_, k = current, i + 1
+            while k < len(parts) and open_quote(joined_):
+                joined_, k = f"{joined_} {parts[k]}", k + 1
+            if not open_quote(joined_):
+                current, j = joined_, k
+        out.append(current)
+        i = j
+    return out
+
+
+def open_quote(text: str) -> bool:
+    """Whether ``text`` opens or closes a quotation it does not finish."""
+    return text.count("\u201c") != text.count("\u201d") or text.count('"') % 2 == 1
 
 
 # Sources whose presentation is a written vignette told this way (MEDEC carries its
