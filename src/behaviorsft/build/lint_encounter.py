@@ -16,7 +16,7 @@
   "[doctor]" line);
 * ``speaker-swap``: a transcript whose doctor and patient labels read swapped (the
   "patient" examines and refers, the "doctor" says "i'm having a lot of pain");
-* ``quote-split``: a turn that opens or closes a quotation the turn does not finish (a
+* ``quote-split``: a quotation opened in one turn and closed in the speaker's next (a
   vignette cut inside a relative's quoted words, so the teller seems to say them);
 * ``backref-moved``: a sentence opening "At that time" / "At the same visit" right after a
   decision of the visit (a past sentence moved after the plan, its "that time" lost).
@@ -56,7 +56,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "image-unshown": ("error", "a turn citing an image the record does not show"),
     "turn-empty": ("error", "a turn with nothing said and nothing attached"),
     "speaker-swap": ("error", "a transcript whose doctor and patient labels read swapped"),
-    "quote-split": ("error", "a turn opening or closing a quotation it does not finish"),
+    "quote-split": ("error", "a quotation opened in one turn and closed in the next"),
     "backref-moved": ("error", "'At that time' right after a decision of the visit"),
 }
 
@@ -179,6 +179,9 @@ def check_conversation(where: _Adds, conv: dict[str, Any]) -> None:
             )
 
 
+_TIMED = re.compile(r"\b(later|ago|after|then|when)\b", re.I)
+
+
 def _check_speech(where: _Adds, turns: list[Any], texts: list[str], roles: list[str]) -> None:
     """``speaker-swap``, ``quote-split`` and ``backref-moved`` over one conversation."""
     swapped = swapped_speakers(
@@ -194,11 +197,22 @@ def _check_speech(where: _Adds, turns: list[Any], texts: list[str], roles: list[
         if _lay(roles[i]):
             continue
         if ("\u201c" in text or "\u201d" in text or '"' in text) and open_quote(text):
-            where.add("quote-split", f"'{text[:40]}...' leaves a quotation open", t.get("index"))
+            nxt = next((j for j in range(i + 1, len(turns)) if roles[j] == roles[i]), None)
+            if nxt is not None and open_quote(texts[nxt]):  # one quotation over two turns
+                where.add(
+                    "quote-split",
+                    f"'...{text[-30:]}' | '{texts[nxt][:30]}...' split a quotation",
+                    t.get("index"),
+                )
         if "At th" in text:  # cheap filter before the sentences
             sentences = split_sentences(text)
             for j in range(1, len(sentences)):
-                if BACK_REFERENCE.match(sentences[j]) and kind(sentences[j - 1]) == PLAN:
+                before = sentences[j - 1]
+                if (
+                    BACK_REFERENCE.match(sentences[j])
+                    and kind(before) == PLAN
+                    and not _TIMED.search(before)  # "1 week later she ... At that point"
+                ):
                     where.add(
                         "backref-moved",
                         f"'{sentences[j][:40]}...' after '{sentences[j - 1][:40]}...'",

@@ -431,9 +431,13 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+# Quotation marks, a doubled one (a source's typo: '""bad kidneys”') counted once.
+_QUOTE_MARKS = re.compile('["\u201c\u201d]+')
+
+
 def open_quote(text: str) -> bool:
     """Whether ``text`` opens or closes a quotation it does not finish."""
-    return text.count("\u201c") != text.count("\u201d") or text.count('"') % 2 == 1
+    return len(_QUOTE_MARKS.findall(text)) % 2 == 1
 
 
 # Sources whose presentation is a written vignette told this way (MEDEC carries its
@@ -458,12 +462,25 @@ def source_sentences(case: Case) -> list[str]:
         return []
     for sec in case.sections:
         if sec.title == "Sentences":
-            return [
-                (line.split(" ", 1)[1] if " " in line else line).strip()
-                for line in sec.text.splitlines()
-                if line.strip() and (line.split(" ", 1)[1] if " " in line else line).strip()
-            ]
+            return _closed_quotes(
+                [
+                    (line.split(" ", 1)[1] if " " in line else line).strip()
+                    for line in sec.text.splitlines()
+                    if line.strip() and (line.split(" ", 1)[1] if " " in line else line).strip()
+                ]
+            )
     return split_sentences(case.presentation or "")
+
+
+def _closed_quotes(sentences: list[str]) -> list[str]:
+    """MEDEC's sentences with a closing quotation mark that opens the next sentence ('...
+    "as naturally as possible.' | '" Dilation and curettage ...') moved back to its own."""
+    out = sentences[:1]
+    for s in sentences[1:]:
+        if s[:2] in ('" ', "\u201d ") and open_quote(out[-1]):
+            out[-1], s = out[-1] + s[0], s[2:].strip()
+        out.append(s)
+    return out
 
 
 # Images the written source showed and a dialogue cannot: a citation inside a sentence
