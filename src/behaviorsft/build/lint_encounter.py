@@ -13,7 +13,13 @@
 * ``image-unshown``: a turn citing an image the record does not hold ("A photograph of
   the lesion is shown.", "... as seen in Figure A"), in a turn with no attachment;
 * ``turn-empty``: a turn with nothing said and nothing attached (a transcript's bare
-  "[doctor]" line).
+  "[doctor]" line);
+* ``speaker-swap``: a transcript whose doctor and patient labels read swapped (the
+  "patient" examines and refers, the "doctor" says "i'm having a lot of pain");
+* ``quote-split``: a quotation opened in one turn and closed in the speaker's next (a
+  vignette cut inside a relative's quoted words, so the teller seems to say them);
+* ``backref-moved``: a sentence opening "At that time" / "At the same visit" right after a
+  decision of the visit (a past sentence moved after the plan, its "that time" lost).
 
 Each finding names the turn; ``build/vignette_turns.py``, ``sources/_common.py`` and
 ``sources/fhir_tidy.py`` are the builder's and importers' side of each.
@@ -22,17 +28,26 @@ Each finding names the turn; ``build/vignette_turns.py``, ``sources/_common.py``
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any
 
 from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.build.lint_common import num as _num
-from behaviorsft.build.vignette_turns import cites_image, split_sentences
+from behaviorsft.build.vignette_turns import (
+    BACK_REFERENCE,
+    PLAN,
+    cites_image,
+    kind,
+    open_quote,
+    split_sentences,
+)
 from behaviorsft.sources._common import (
     MIN_SPO2,
     OPEN_END,
     PULSE_RANGE,
     bp_impossible,
     impossible_vitals,
+    swapped_speakers,
 )
 
 RULES: dict[str, tuple[Any, str]] = {
@@ -42,6 +57,9 @@ RULES: dict[str, tuple[Any, str]] = {
     "vital-impossible": ("error", "a vital sign no living patient at a visit shows"),
     "image-unshown": ("error", "a turn citing an image the record does not show"),
     "turn-empty": ("error", "a turn with nothing said and nothing attached"),
+    "speaker-swap": ("error", "a transcript whose doctor and patient labels read swapped"),
+    "quote-split": ("error", "a quotation opened in one turn and closed in the next"),
+    "backref-moved": ("error", "'At that time' right after a decision of the visit"),
 }
 
 
@@ -140,6 +158,7 @@ def check_conversation(where: _Adds, conv: dict[str, Any]) -> None:
             and _CARRIES_ON.match(texts[nxt])
         ):
             where.add("sentence-split", f"'...{text[-30:]}' | '{texts[nxt][:30]}...'", idx)
+    _check_speech(where, turns, texts, roles)
     for i in long_ones:
         mine = _norm(texts[i])
         inside = [j for j, other in repeated if j != i and other in mine]
@@ -149,3 +168,44 @@ def check_conversation(where: _Adds, conv: dict[str, Any]) -> None:
                 f"repeats turns {', '.join(map(str, inside[:5]))} word for word",
                 turns[i].get("index"),
             )
+
+
+_TIMED = re.compile(r"\b(later|ago|after|then|when)\b", re.I)
+
+
+def _check_speech(where: _Adds, turns: list[Any], texts: list[str], roles: list[str]) -> None:
+    """``speaker-swap``, ``quote-split`` and ``backref-moved`` over one conversation."""
+    swapped = swapped_speakers(
+        [
+            SimpleNamespace(role=roles[i], text=texts[i], index=t.get("index"), speaker=roles[i])
+            for i, t in enumerate(turns)
+        ]
+    )
+    if swapped is not None:
+        where.add("speaker-swap", swapped)
+    for i, t in enumerate(turns):
+        text = texts[i]
+        if _lay(roles[i]):
+            continue
+        if ("\u201c" in text or "\u201d" in text or '"' in text) and open_quote(text):
+            nxt = next((j for j in range(i + 1, len(turns)) if roles[j] == roles[i]), None)
+            if nxt is not None and open_quote(texts[nxt]):  # one quotation over two turns
+                where.add(
+                    "quote-split",
+                    f"'...{text[-30:]}' | '{texts[nxt][:30]}...' split a quotation",
+                    t.get("index"),
+                )
+        if "At th" in text:  # cheap filter before the sentences
+            sentences = split_sentences(text)
+            for j in range(1, len(sentences)):
+                before = sentences[j - 1]
+                if (
+                    BACK_REFERENCE.match(sentences[j])
+                    and kind(before) == PLAN
+                    and not _TIMED.search(before)  # "1 week later she ... At that point"
+                ):
+                    where.add(
+                        "backref-moved",
+                        f"'{sentences[j][:40]}...' after '{sentences[j - 1][:40]}...'",
+                        t.get("index"),
+                    )

@@ -273,6 +273,11 @@ def _episodes(sentences: Sequence[str]) -> list[list[str]]:
     return out
 
 
+# A sentence whose time is the one before it ("At that time, her HbA1c was 8.8%", "At
+# the same visit, ..."): it stays after that sentence.
+BACK_REFERENCE = re.compile(r"^At (that|the same|this) (time|visit|point)\b")
+
+
 def clinical_order(sentences: Sequence[str]) -> list[str]:
     """The sentences with each diagnosis or decision told after the examination and the
     results of its episode that the note gives after it ("Diltiazem is administered." |
@@ -288,6 +293,7 @@ def clinical_order(sentences: Sequence[str]) -> list[str]:
             movable = (
                 i > 0
                 and kinds[i] == PLAN
+                and not BACK_REFERENCE.match(s)
                 and not unfinished(s)
                 and not unfinished(episode[i - 1])
                 and any(k in (EXAM, RESULTS) for k in kinds[i + 1 :])
@@ -407,7 +413,31 @@ def split_sentences(text: str) -> list[str]:
     """A vignette split into sentences at a full stop (or ?!) after a word, a number or a
     bracket and before a capital ("... 37.8 C (100 F). Her pulse ..."); decimals, "mm Hg"
     and "vs." inside a sentence stay."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    parts = [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+    if '"' not in text and "\u201c" not in text:
+        return parts
+    out: list[str] = []  # a quotation's sentences stay together (when it closes)
+    i = 0
+    while i < len(parts):
+        current, j = parts[i], i + 1
+        if open_quote(current):
+            joined_, k = current, i + 1
+            while k < len(parts) and open_quote(joined_):
+                joined_, k = f"{joined_} {parts[k]}", k + 1
+            if not open_quote(joined_):
+                current, j = joined_, k
+        out.append(current)
+        i = j
+    return out
+
+
+# Quotation marks, a doubled one (a source's typo: '""bad kidneys”') counted once.
+_QUOTE_MARKS = re.compile('["\u201c\u201d]+')
+
+
+def open_quote(text: str) -> bool:
+    """Whether ``text`` opens or closes a quotation it does not finish."""
+    return len(_QUOTE_MARKS.findall(text)) % 2 == 1
 
 
 # Sources whose presentation is a written vignette told this way (MEDEC carries its
@@ -432,12 +462,25 @@ def source_sentences(case: Case) -> list[str]:
         return []
     for sec in case.sections:
         if sec.title == "Sentences":
-            return [
-                (line.split(" ", 1)[1] if " " in line else line).strip()
-                for line in sec.text.splitlines()
-                if line.strip() and (line.split(" ", 1)[1] if " " in line else line).strip()
-            ]
+            return _closed_quotes(
+                [
+                    (line.split(" ", 1)[1] if " " in line else line).strip()
+                    for line in sec.text.splitlines()
+                    if line.strip() and (line.split(" ", 1)[1] if " " in line else line).strip()
+                ]
+            )
     return split_sentences(case.presentation or "")
+
+
+def _closed_quotes(sentences: list[str]) -> list[str]:
+    """MEDEC's sentences with a closing quotation mark that opens the next sentence ('...
+    "as naturally as possible.' | '" Dilation and curettage ...') moved back to its own."""
+    out = sentences[:1]
+    for s in sentences[1:]:
+        if s[:2] in ('" ', "\u201d ") and open_quote(out[-1]):
+            out[-1], s = out[-1] + s[0], s[2:].strip()
+        out.append(s)
+    return out
 
 
 # Images the written source showed and a dialogue cannot: a citation inside a sentence

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -568,19 +568,38 @@ _CLINICIAN_CUES = re.compile(
     r"^(hi|hello|hey|good (morning|afternoon|evening))\b[^?.!]{0,40}\bhow are you\b|"
     r"\bwhat brings you (in|here|to)\b|\blet me (examine|take a look|listen)\b|"
     r"\bi('m| am) going to (prescribe|order|refer|examine)\b|\bon (physical )?exam(ination)?\b"
-    r"|\byour (x-ray|labs|blood work|lab results)\b",
+    r"|\byour (x-ray|labs|blood work|lab results)\b"
+    # ACI-Bench's spoken phrasing: "i'm gon na go ahead and do a quick physical exam",
+    # "i reviewed your vitals", "i'm going to refer you to physical therapy"
+    r"|\bi('m| am) (gon na|going to) (go ahead and )?(do|perform) (a |an |your )?(quick )?"
+    r"(physical )?exam|\blet me (go ahead and )?(do|perform) (a |an )?(quick )?physical exam"
+    r"|\bi reviewed (your|the)\b|\brefer you (to|for)\b|\bi('m| am) (gon na|going to) "
+    r"(prescribe|order|refer|start you)\b|\bon (my|the) (physical |neurovascular )?"
+    r"exam(ination)?\b|\bthanks? (you )?for coming in\b|\b(on|in) (my|your) chart\b",
     re.I,
 )
 _PATIENT_CUES = re.compile(
     r"\bmy (\w+ ){0,3}(hurts|hurt|aches|is (sore|swollen|killing me))\b|"
-    r"\bi('ve| have) been (having|feeling|getting)\b|\bit hurts (when|if) i\b",
+    r"\bi('ve| have) been (having|feeling|getting|doing|taking|using)\b|"
+    r"\bit hurts (when|if) i\b|\bi('m| am) having (a lot of |some )?(pain|trouble)\b",
     re.I,
 )
 # Evidence needed, and by how much it must outweigh the evidence of the right labels.
 SWAP_EVIDENCE = 2
 
 
-def swapped_speakers(turns: Sequence[Turn]) -> str | None:
+class _Said(Protocol):  # a Turn, or the linter's view of a turn of a built record
+    @property
+    def role(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def index(self) -> Any: ...
+    @property
+    def speaker(self) -> str: ...
+
+
+def swapped_speakers(turns: Sequence[_Said]) -> str | None:
     """Why a transcript's doctor and patient labels look swapped (the "patient" greets the
     clinician and asks what brings them in, the "doctor" says "my big toe hurts"), or None.
 
