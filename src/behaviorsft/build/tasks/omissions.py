@@ -701,7 +701,7 @@ def _omission_key_texts(ctx: object) -> tuple[list[str], int]:
 def all_done(checked: list[CheckedItem]) -> bool:
     """Whether the record shows every item that applies here done as a whole (and some
     item applies): only then is "nothing outstanding" / "meets the standard" right. An item
-    whose condition the record cannot settle leaves it open."""
+    whose condition the record cannot settle must be done too."""
     required = [c for c in checked if c.holds is not False]
     return bool(required) and all(c.complete for c in required)
 
