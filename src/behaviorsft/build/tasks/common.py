@@ -17,9 +17,13 @@ Behaviour score = ``BASE_SCORE[type]`` + adjustments (``score_for``):
 
 Restraint controls: each proactive type gets one control per ``CONTROL_EVERY``
 cases (deterministic in the case id), i.e. a 1:2 control-to-perturbed ratio
-for the types with one perturbed item per case.
+for the types with one perturbed item per case. omission_detection and
+standard_of_care emit one wherever the record shows every required item done
+(perturbed item or not) and keep it on a share of those cases
+(``Ctx.keeps_control``, ``key_rates.control_share``).
 """
 
+import hashlib
 import random
 import re
 from collections import Counter
@@ -119,6 +123,13 @@ class Ctx:
     def is_control(self, task_type: TaskType) -> bool:
         """Whether this case carries the restraint control of ``task_type``."""
         return is_control_case(self.case.id, task_type.value, CONTROL_EVERY)
+
+    def keeps_control(self, task_type: TaskType, share: float) -> bool:
+        """Whether this case keeps its (eligible) restraint control of ``task_type``: a
+        share ``share`` of the cases, drawn from the case id (no draw of ``rng``, so the
+        case's other tasks do not change with the share)."""
+        h = hashlib.sha1(f"{self.case.id}|{task_type.value}|keep".encode()).digest()
+        return int.from_bytes(h[:4], "big") < share * (1 << 32)
 
 
 @dataclass

@@ -26,7 +26,9 @@ functions and the Python version. A build whose fingerprint matches reads them b
 A generator may also register a ``RestraintFn`` that says how many perturbed items and
 restraint controls it emits for a probe: ``emitted`` gives these per condition, and
 ``restraint_offer_rate`` the share of items on which a "no issue" option must be offered
-for it to be the key about one time in the number of options.
+for it to be the key about one time in the number of options. A type keeps its controls
+on the share of eligible cases (``control_share``) that makes them at most
+``CONTROLS_PER_ITEM`` per perturbed item.
 """
 
 from __future__ import annotations
@@ -253,6 +255,13 @@ def key_rate(kb: KnowledgeBase, task_type: TaskType, text: str) -> float:
     return rates(kb, task_type).get(_norm(text), 0.0)
 
 
+# Restraint controls per perturbed item a type emits at most: a control is kept on the
+# share of the eligible cases (``control_share``) that brings them down to it. Above
+# 1 / (n_options - 1) the restraint option would be the key of more than one task in
+# n_options even offered on every item; at 0.2 it is offered on 80% of the items.
+CONTROLS_PER_ITEM = 0.2
+
+
 def restraint_offer_rate(kb: KnowledgeBase, task_type: TaskType, n_options: int) -> float:
     """The share of perturbed items that should offer the restraint option ("nothing
     outstanding"), so that it is the key in about one item in ``n_options`` of those
@@ -268,11 +277,39 @@ def restraint_offer_rate(kb: KnowledgeBase, task_type: TaskType, n_options: int)
     return min(1.0, (n_options - 1) * sum(r for _, r in per.values()) / items)
 
 
-def emitted(kb: KnowledgeBase, task_type: TaskType) -> dict[str, tuple[float, float]]:
-    """Condition id -> (perturbed items, restraint controls) per case of it, measured on
-    the probe cases (empty when ``task_type`` registers no ``RestraintFn``)."""
+def control_share(kb: KnowledgeBase, task_type: TaskType) -> float:
+    """The share of the cases eligible for a restraint control of ``task_type`` that carry
+    it: all of them while the eligible are at most ``CONTROLS_PER_ITEM`` per perturbed
+    item (measured on the probe cases), else that many."""
+    raw = _raw_emitted(kb, task_type)
+    items = sum(i for i, _ in raw.values())
+    controls = sum(r for _, r in raw.values())
+    return min(1.0, CONTROLS_PER_ITEM * items / controls) if controls > 0 else 1.0
+
+
+def _raw_emitted(kb: KnowledgeBase, task_type: TaskType) -> dict[str, tuple[float, float]]:
     rates(kb, task_type)  # measured with the rates
     return _EMITTED.get((id(kb), task_type), {})
+
+
+_SCALED: dict[tuple[int, TaskType], tuple[object, dict[str, tuple[float, float]]]] = {}
+
+
+def emitted(kb: KnowledgeBase, task_type: TaskType) -> dict[str, tuple[float, float]]:
+    """Condition id -> (perturbed items, restraint controls) per case of it, measured on
+    the probe cases (empty when ``task_type`` registers no ``RestraintFn``); the controls
+    are those kept (``control_share`` of the eligible ones a ``RestraintFn`` counts)."""
+    raw = _raw_emitted(kb, task_type)
+    hit = _SCALED.get((id(kb), task_type))
+    if hit is None or hit[0] is not raw:
+        if len(_SCALED) > 64:
+            _SCALED.clear()
+        keep = control_share(kb, task_type)
+        hit = _SCALED[(id(kb), task_type)] = (
+            raw,
+            {c: (i, r * keep) for c, (i, r) in raw.items()},
+        )
+    return hit[1]
 
 
 def weighted_sample(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 from behaviorsft.build.coherence import (
@@ -53,6 +53,7 @@ from behaviorsft.build.tasks.conflict_pools import (
     shown_words,
 )
 from behaviorsft.build.tasks.key_rates import (
+    control_share,
     emitted,
     key_rate,
     register,
@@ -697,6 +698,14 @@ def _omission_key_texts(ctx: object) -> tuple[list[str], int]:
     return [_cap(c.item.item) for c in offered_wrong_elsewhere(ctx, keys)], 1
 
 
+def all_done(checked: list[CheckedItem]) -> bool:
+    """Whether the record shows every item that applies here done as a whole (and some
+    item applies): only then is "nothing outstanding" / "meets the standard" right. An item
+    whose condition the record cannot settle must be done too."""
+    required = [c for c in checked if c.holds is not False]
+    return bool(required) and all(c.complete for c in required)
+
+
 def _omission_emitted(ctx: object) -> tuple[float, float]:
     """(perturbed items, restraint controls) ``gen_omission`` emits for this record."""
     assert isinstance(ctx, Ctx)
@@ -704,17 +713,16 @@ def _omission_emitted(ctx: object) -> tuple[float, float]:
     if got is None:
         return 0.0, 0.0
     checked = got[1]
+    # the control (eligible: ``control_share`` of these carry it) needs no perturbed item
+    control = float(ctx.is_control(T.OMISSION_DETECTION) and all_done(checked))
     verified, _ = _omission_keys(ctx, checked)
     if not verified:
-        return 0.0, 0.0
+        return 0.0, control
     keys = offered_wrong_elsewhere(ctx, verified)
     missing = (keys or verified)[0]
     if not [c for c in checked if c.listable and c.holds is not False and c is not missing]:
-        return 0.0, 0.0
-    control = ctx.is_control(T.OMISSION_DETECTION) and not any(
-        c.holds is not False and not c.complete for c in checked
-    )
-    return float(bool(keys)), float(control)
+        return 0.0, control
+    return float(bool(keys)), control
 
 
 register(T.OMISSION_DETECTION, _omission_key_texts)
@@ -787,12 +795,11 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     listable = [c for c in checked if c.listable and c.holds is not False]
     if not verified:
         ctx.drop(T.OMISSION_DETECTION, "no verified missing item")
-        return
     keys = offered_wrong_elsewhere(ctx, verified)
-    if not keys:
+    if verified and not keys:
         ctx.drop(T.OMISSION_DETECTION, "key never offered wrong elsewhere")
     question = "At handover, which item is still outstanding?"
-    missing = ctx.rng.choice(keys or verified)
+    missing = ctx.rng.choice(keys or verified) if verified else None
     # Other conditions' items plainly not required here (``foreign_care``), drawn with
     # weights (``foreign_weights``) under which, over the build, each text is offered in
     # proportion to how often it is the key, whatever it names.
@@ -800,10 +807,64 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     weight = foreign_weights(ctx.kb, T.OMISSION_DETECTION)
     foreign = {_cap(i.item): weight[i.item] for i in per[cond.id]}
     others = weighted_sample(ctx.rng, list(foreign), list(foreign.values()), 7)
+    if missing is not None:
+        # (less the item its checklist offers, which the control's pool leaves out too)
+        others = yield from _omission_item(
+            ctx, missing, keys, kinds, listable, foreign, others, end
+        )
+    if ctx.is_control(T.OMISSION_DETECTION):
+        if not all_done(checked):
+            ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
+            return
+        if not ctx.keeps_control(T.OMISSION_DETECTION, control_share(ctx.kb, T.OMISSION_DETECTION)):
+            return
+        all_done_texts = distinct_claims(c.done_text for c in checked if c.holds is not False)
+        alarm, not_applicable_c = _listed_option(
+            ctx, distinct_done([c for c in checked if c.holds is not False]), foreign, end
+        )
+        frame = Draft(
+            task_type=T.OMISSION_DETECTION,
+            key="o0",
+            question=question,
+            correct="",
+            pool=others,
+            rationale="",
+            turn_start=0,
+            turn_end=end,
+        )
+        yield control_of(
+            frame,
+            key="oc",
+            correct=NOTHING_MISSING,
+            fixed=alarm,  # false alarm: it is on the checklist
+            rationale=f"Every item the standard of care for {cond.name} requires is on the "
+            "checklist, and the tests it lists are in the record.",
+            excerpt="Handover checklist, done: "
+            + "; ".join(all_done_texts)
+            + "."
+            + not_applicable_c,
+            pool=[o for o in others if o not in alarm],
+        )
+
+
+def _omission_item(
+    ctx: Ctx,
+    missing: CheckedItem,
+    keys: list[CheckedItem],
+    kinds: tuple[str, ...],
+    listable: list[CheckedItem],
+    foreign: dict[str, float],
+    others: list[str],
+    end: int,
+) -> Generator[Draft, None, list[str]]:
+    """``gen_omission``'s perturbed item: the checklist without ``missing`` (emitted only
+    when ``missing`` is one of ``keys``, offered wrong elsewhere); returns ``others`` less
+    the option the checklist offers."""
+    cond = ctx.cond
+    assert cond is not None
     # "Nothing outstanding" is the key of every control; offered on every item it would
-    # be the key too seldom (controls need every item in the record, so they are rarer
-    # than one task in five), so it is offered on the share of items that makes it the
-    # key about one time in the number of options (``restraint_offer_rate``).
+    # be the key too seldom or too often, so it is offered on the share of items that
+    # makes it the key about one time in the number of options (``restraint_offer_rate``).
     offer_nothing = ctx.rng.random() < restraint_offer_rate(
         ctx.kb, T.OMISSION_DETECTION, DEFAULT_OPTIONS
     )
@@ -813,7 +874,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     listed = distinct_done(listed)
     if not listed:
         ctx.drop(T.OMISSION_DETECTION, "no verified done item to list")
-        return
+        return others
     done = list(dict.fromkeys(c.done_text for c in listed))
     # A listed item is offered (wrong: it is done), drawn the same way.
     on_list, not_applicable = _listed_option(ctx, listed, foreign, end)
@@ -821,7 +882,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     main = Draft(
         task_type=T.OMISSION_DETECTION,
         key="o0",
-        question=question,
+        question="At handover, which item is still outstanding?",
         correct=_cap(missing.item.item),
         pool=others,
         # the latter is on the list
@@ -842,26 +903,7 @@ def gen_omission(ctx: Ctx) -> Iterator[Draft]:
     )
     if keys:
         yield main
-    if ctx.is_control(T.OMISSION_DETECTION):
-        # Every item that applies here must be on the list for "nothing outstanding" to be
-        # right; an item whose condition the record cannot settle leaves it open.
-        if any(c.holds is not False and not c.complete for c in checked):
-            ctx.drop(T.OMISSION_DETECTION, "control: a required item is not in the record")
-            return
-        all_done = distinct_claims(c.done_text for c in checked if c.holds is not False)
-        alarm, not_applicable_c = _listed_option(
-            ctx, distinct_done([c for c in checked if c.holds is not False]), foreign, end
-        )
-        yield control_of(
-            main,
-            key="oc",
-            correct=NOTHING_MISSING,
-            fixed=alarm,  # false alarm: it is on the checklist
-            rationale=f"Every item the standard of care for {cond.name} requires is on the "
-            "checklist, and the tests it lists are in the record.",
-            excerpt="Handover checklist, done: " + "; ".join(all_done) + "." + not_applicable_c,
-            pool=[o for o in main.pool if o not in alarm],
-        )
+    return others
 
 
 MEETS_STANDARD = "Yes: this meets the standard of care"
@@ -956,14 +998,12 @@ def _soc_emitted(ctx: object) -> tuple[float, float]:
     if got is None:
         return 0.0, 0.0
     checked = got[1]
+    # the control (eligible: ``control_share`` of these carry it) needs no perturbed item
+    control = float(ctx.is_control(T.STANDARD_OF_CARE) and all_done(checked))
     verified = _soc_keys(ctx, checked)
     if not verified:
-        return 0.0, 0.0
-    required = [c for c in checked if c.holds is not False]
-    control = (
-        ctx.is_control(T.STANDARD_OF_CARE) and bool(required) and all(c.complete for c in required)
-    )
-    return float(bool(offered_wrong_elsewhere(ctx, verified, soc=True))), float(control)
+        return 0.0, control
+    return float(bool(offered_wrong_elsewhere(ctx, verified, soc=True))), control
 
 
 register(T.STANDARD_OF_CARE, _soc_key_texts)
@@ -1048,16 +1088,16 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             ctx.drop(T.STANDARD_OF_CARE, "candidate consultation took place")
     if not verified:
         ctx.drop(T.STANDARD_OF_CARE, "no verified declined item")
-        return
+        # a record showing every requirement done still carries its control
+        if not (ctx.is_control(T.STANDARD_OF_CARE) and all_done(checked)):
+            return
     keys = offered_wrong_elsewhere(ctx, verified, soc=True)
-    if not keys:
+    if verified and not keys:
         ctx.drop(T.STANDARD_OF_CARE, "key never offered wrong elsewhere")
     # one question for every item, whether or not it offers a "Yes" option (a yes/no question
     # with only "No: ..." options reads as asked the wrong way)
     question = "Which statement about the management in the note is right?"
-    declined = ctx.rng.choice(keys or verified)
-    item = declined.item
-    key = _required(item)
+    declined = ctx.rng.choice(keys or verified) if verified else None
     decoys = _decoys(ctx)
     own_decoys = {k: v for k, v in _clause_decoys(checked).items() if v[0] is not declined}
     # other conditions' requirements (``foreign_care``): wrong options only when the
@@ -1128,80 +1168,86 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
             )
         ).strip()
 
-    done = distinct_done(
-        [c for c in checked if c is not declined and c.listable and c.holds is not False]
-    )
-    # "Meets the standard" (citing a documented item, or the generic text) is offered on
-    # the share of items that makes each "Yes" text the key about one time in five
-    # (``yes_plans``); otherwise a fourth wrong "No" takes its place.
     plan = yes_plans(ctx.kb).get(cond.id, YesPlan(1.0, 0.0, 1.0))
-    offer = "cited" if ctx.rng.random() < plan.cited else None
-    if offer is None and ctx.rng.random() < plan.generic:
-        offer = "generic"
-    wrong, declined_decoys = wrong_no(done, 4 if offer is None else 3)
-    # the key's reason is one of this note's decoys' reasons. Drawn otherwise it named
-    # differentials decoys seldom name: the next decoy's in the same weighted order read
-    # 50.0 for the excerpt-context classifier (300 cases, chance 20), a differential
-    # drawn uniformly 63.7; copied, 34.1 (about the one in three declined items of a note)
-    beside = [decoys[p][1] for p in wrong if p in decoys]
-    why = key_reason(declined, ctx.rng, beside)
-    # The note leaves the requirement out instead of declining it with the probability
-    # that balances the two: the share of the wrong "No" options the note does not
-    # mention (other conditions' requirements). With q that share, a key declined
-    # (1 - q) is one of the K + 1 declined options as often as a key left out (q) is one
-    # of the A not mentioned: (1 - q) / (K + 1 - q) = q / (A + q) gives q = A / (A + K).
-    # Declined on every item, the key was always a declined option, and the options the
-    # note does not mention were ruled out by that alone (excerpt-context classifier 40.1
-    # on the 6,876-case build, chance 20; 36.7 with a fixed quarter left out, as notes
-    # with few declined items made each of them likelier the key). A key with no
-    # differential reason to borrow (no decoy declined: q = 1) is left out: a restriction
-    # of the form no decoy has ("only if not improving") marked it (round 13).
-    mentioned = set(decoys) | set(own_decoys) | {_required(c.as_done) for c in done}
-    unmentioned = [p for p in wrong if p not in mentioned]
-    share = len(unmentioned) / len(wrong) if wrong else 0.0
-    omitted = bool(done or declined_decoys) and (
-        ctx.rng.random() < share or (declined.clause is None and not beside)
-    )
-    note = note_of(
-        done, list(declined_decoys) if omitted else [decline_text(item.item, why), *declined_decoys]
-    )
-    meets: list[str] = []
-    if offer == "cited" and done:
-        score = score_in(shown_words(ctx, 0, end, note), question)
-        cite = [meets_standard(c.as_done) for c in done]
-        meets = [pick_at_even_rank(cite, [key, *wrong], ctx.rng, score)]
-    elif offer is not None:
-        meets = [MEETS_STANDARD]
-    main = Draft(
-        task_type=T.STANDARD_OF_CARE,
-        key="s0",
-        question=question,
-        correct=key,
-        pool=wrong,
-        fixed=meets,
-        rationale=f"{item.source} requires {item.item} in {cond.name}; the note "
-        f"{'leaves it out' if omitted else 'declines it'} and the record does not show it. "
-        "The other requirements offered are documented in "
-        "the note, or rightly declined for this patient (their condition is not met here, or "
-        "they belong to a differential diagnosis judged unlikely).",
-        turn_start=0,
-        turn_end=end,
-        excerpt=note,
-        perturbation=Perturbation(
-            kind=PerturbationKind.DEVIATION,
-            location="context.excerpt",
-            original=item.item,
-            modified=None if omitted else f"Not done, not felt necessary: {item.item}",
-            description=f"Deviation from {item.source}"
-            + (": left out of the note." if omitted else "."),
-        ),
-    )
-    if keys:
-        yield main
+    if declined is not None:
+        item = declined.item
+        key = _required(item)
+        done = distinct_done(
+            [c for c in checked if c is not declined and c.listable and c.holds is not False]
+        )
+        # "Meets the standard" (citing a documented item, or the generic text) is offered on
+        # the share of items that makes each "Yes" text the key about one time in five
+        # (``yes_plans``); otherwise a fourth wrong "No" takes its place.
+        offer = "cited" if ctx.rng.random() < plan.cited else None
+        if offer is None and ctx.rng.random() < plan.generic:
+            offer = "generic"
+        wrong, declined_decoys = wrong_no(done, 4 if offer is None else 3)
+        # the key's reason is one of this note's decoys' reasons. Drawn otherwise it named
+        # differentials decoys seldom name: the next decoy's in the same weighted order read
+        # 50.0 for the excerpt-context classifier (300 cases, chance 20), a differential
+        # drawn uniformly 63.7; copied, 34.1 (about the one in three declined items of a note)
+        beside = [decoys[p][1] for p in wrong if p in decoys]
+        why = key_reason(declined, ctx.rng, beside)
+        # The note leaves the requirement out instead of declining it with the probability
+        # that balances the two: the share of the wrong "No" options the note does not
+        # mention (other conditions' requirements). With q that share, a key declined
+        # (1 - q) is one of the K + 1 declined options as often as a key left out (q) is one
+        # of the A not mentioned: (1 - q) / (K + 1 - q) = q / (A + q) gives q = A / (A + K).
+        # Declined on every item, the key was always a declined option, and the options the
+        # note does not mention were ruled out by that alone (excerpt-context classifier 40.1
+        # on the 6,876-case build, chance 20; 36.7 with a fixed quarter left out, as notes
+        # with few declined items made each of them likelier the key). A key with no
+        # differential reason to borrow (no decoy declined: q = 1) is left out: a restriction
+        # of the form no decoy has ("only if not improving") marked it (round 13).
+        mentioned = set(decoys) | set(own_decoys) | {_required(c.as_done) for c in done}
+        unmentioned = [p for p in wrong if p not in mentioned]
+        share = len(unmentioned) / len(wrong) if wrong else 0.0
+        omitted = bool(done or declined_decoys) and (
+            ctx.rng.random() < share or (declined.clause is None and not beside)
+        )
+        note = note_of(
+            done,
+            list(declined_decoys) if omitted else [decline_text(item.item, why), *declined_decoys],
+        )
+        meets: list[str] = []
+        if offer == "cited" and done:
+            score = score_in(shown_words(ctx, 0, end, note), question)
+            cite = [meets_standard(c.as_done) for c in done]
+            meets = [pick_at_even_rank(cite, [key, *wrong], ctx.rng, score)]
+        elif offer is not None:
+            meets = [MEETS_STANDARD]
+        main = Draft(
+            task_type=T.STANDARD_OF_CARE,
+            key="s0",
+            question=question,
+            correct=key,
+            pool=wrong,
+            fixed=meets,
+            rationale=f"{item.source} requires {item.item} in {cond.name}; the note "
+            f"{'leaves it out' if omitted else 'declines it'} and the record does not show it. "
+            "The other requirements offered are documented in "
+            "the note, or rightly declined for this patient (their condition is not met here, or "
+            "they belong to a differential diagnosis judged unlikely).",
+            turn_start=0,
+            turn_end=end,
+            excerpt=note,
+            perturbation=Perturbation(
+                kind=PerturbationKind.DEVIATION,
+                location="context.excerpt",
+                original=item.item,
+                modified=None if omitted else f"Not done, not felt necessary: {item.item}",
+                description=f"Deviation from {item.source}"
+                + (": left out of the note." if omitted else "."),
+            ),
+        )
+        if keys:
+            yield main
     if ctx.is_control(T.STANDARD_OF_CARE):
         required = [c for c in checked if c.holds is not False]
-        if not required or any(not c.complete for c in required):
+        if not all_done(checked):
             ctx.drop(T.STANDARD_OF_CARE, "control: a required item is not in the record")
+            return
+        if not ctx.keeps_control(T.STANDARD_OF_CARE, control_share(ctx.kb, T.STANDARD_OF_CARE)):
             return
         # false alarms: requirements the note documents and ones it rightly declines; the
         # same templates as the item (four "No", one "Yes")
@@ -1211,8 +1257,18 @@ def gen_standard_of_care(ctx: Ctx) -> Iterator[Draft]:
         else:
             note_c = "Team note: " + "; ".join(distinct_claims(c.done_text for c in required)) + "."
         score_c = score_in(shown_words(ctx, 0, end, note_c), question)
+        frame = Draft(
+            task_type=T.STANDARD_OF_CARE,
+            key="s0",
+            question=question,
+            correct="",
+            pool=[],
+            rationale="",
+            turn_start=0,
+            turn_end=end,
+        )
         yield control_of(
-            main,
+            frame,
             key="sc",
             correct=pick_at_even_rank(
                 [meets_standard(c.as_done) for c in required], alarms, ctx.rng, score_c
