@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from behaviorsft.build.conversation import render
-from behaviorsft.build.tasks import case_tasks, integrity
+from behaviorsft.build.tasks import case_tasks
+from behaviorsft.build.tasks import integrity
 from behaviorsft.sources.kb import load_kb
 from behaviorsft.sources.synthetic import synthesize_case
 from behaviorsft.taxonomy import TaskType

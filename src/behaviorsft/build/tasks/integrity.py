@@ -305,38 +305,26 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
 
     def share_of(t: Turn, text: str) -> float:
         """``share(text, record around t's gap, t's question)``, cached."""
-        memo = shares.get((t.index, before))
-        if memo is None:
-            memo = shares[(t.index, before)] = {}
+        memo = shares.setdefault((t.index, before), {})
         got = memo.get(text)
         if got is None:
             got = memo[text] = share(text, record_of(t), question_words(t))
         return got
 
-    # (turn, window width) -> each candidate turn's distance in share from the turn's
-    distances: dict[tuple[int, int], dict[int, float]] = {}
-
     def _split(t: Turn, among: list[Turn]) -> tuple[list[str], list[tuple[float, int, str]]]:
         """``among``'s texts (distinct, not t's) the record around t's gap quotes as much as
         t, in order, and the others as (distance in share, position, text): the one pass of
         ``grounded`` over them, reading the turns' cached norms and shares."""
-        limit = _TOLERANCE + 1e-9
-        dist = distances.get((t.index, before))
-        if dist is None:
-            dist = distances[(t.index, before)] = {}
-        s_t = share_of(t, t.text)
+        s_t, limit = share_of(t, t.text), _TOLERANCE + 1e-9
         seen = {norms[t.index]}
         close: list[str] = []
         rest: list[tuple[float, int, str]] = []
         for i, x in enumerate(among):
-            xi = x.index
-            n = norms[xi]
+            n = norms[x.index]
             if not n or n in seen:
                 continue
             seen.add(n)
-            d = dist.get(xi)
-            if d is None:
-                d = dist[xi] = abs(share_of(t, x.text) - s_t)
+            d = abs(share_of(t, x.text) - s_t)
             if d <= limit:
                 close.append(x.text)
             else:
