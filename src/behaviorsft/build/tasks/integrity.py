@@ -34,8 +34,6 @@ T = TaskType
 
 # How far a wrong turn's share of words in the record may differ from the missing turn's.
 _TOLERANCE = 0.15
-# Tests set this to compute every pool the original way (``_pool_reference``).
-_REFERENCE_POOL = False
 
 
 def _lay(role: str) -> bool:
@@ -311,53 +309,7 @@ def gen_missing_turn(ctx: Ctx) -> Iterator[Draft]:
             got = memo[text] = share(text, record_of(t), question_words(t))
         return got
 
-    def _split(t: Turn, among: list[Turn]) -> tuple[list[str], list[tuple[float, int, str]]]:
-        """``among``'s texts (distinct, not t's) the record around t's gap quotes as much as
-        t, in order, and the others as (distance in share, position, text): the one pass of
-        ``grounded`` over them, reading the turns' cached norms and shares."""
-        s_t, limit = share_of(t, t.text), _TOLERANCE + 1e-9
-        seen = {norms[t.index]}
-        close: list[str] = []
-        rest: list[tuple[float, int, str]] = []
-        for i, x in enumerate(among):
-            n = norms[x.index]
-            if not n or n in seen:
-                continue
-            seen.add(n)
-            d = abs(share_of(t, x.text) - s_t)
-            if d <= limit:
-                close.append(x.text)
-            else:
-                rest.append((d, i, x.text))
-        return close, rest
-
     def _pool(t: Turn) -> list[str]:
-        """``_pool_reference(t)``, computed from the turns' cached norms and shares (this
-        runs for every turn on every pass of ``_fair``)."""
-        if _REFERENCE_POOL:
-            return _pool_reference(t)
-        by_role, same_kind = candidates(t)
-        close, rest = _split(t, by_role)
-        if len(close) >= k:
-            return close
-        rest.sort()
-        late = [c for _, _, c in rest]
-        extra, _ = _split(t, same_kind)
-        chosen = (close + extra[: k - len(close)] + late)[:k]
-        if len(chosen) < k_min:
-            more = [x.text for x in same_kind if x.text not in chosen]
-            chosen += grounded(
-                t.text,
-                more,
-                record_of(t),
-                question(t),
-                need=k_min - len(chosen),
-                tolerance=_TOLERANCE,
-                scores=shares.setdefault((t.index, before), {}),
-            )[: k_min - len(chosen)]
-        return chosen
-
-    def _pool_reference(t: Turn) -> list[str]:
         """Up to k wrong turns: the same role's quoted around the gap as much as the missing
         one, then the same kind's that are, then the same role's others (the same kind's
         others only to reach k_min)."""
