@@ -400,8 +400,7 @@ def render(case: Case, kb: KnowledgeBase, *, seed: int = 0) -> Rendered:
     rng = random.Random(f"behaviorsft-render:{seed}:{case.id}")
     cond_id = kb_condition_id(case)
     if cond_id is not None and cond_id in kb.conditions:
-        full = _render_kb(case, kb, cond_id, rng)
-        return _with_omission(case, kb, cond_id, seed, full)
+        return _with_omission(case, kb, cond_id, seed)
     return _render_generic(case, rng)
 
 
@@ -415,10 +414,8 @@ def is_control_case(case_id: str, task_type: str, every: int) -> bool:
     return h[0] % every == 0
 
 
-def _with_omission(
-    case: Case, kb: KnowledgeBase, cond_id: str, seed: int, full: Rendered
-) -> Rendered:
-    """``full``, or the same record with one standard-of-care item genuinely left out.
+def _with_omission(case: Case, kb: KnowledgeBase, cond_id: str, seed: int) -> Rendered:
+    """The full record, or the same record with one standard-of-care item genuinely left out.
 
     The item is drawn per case from (seed, case id) among all the condition's items, so
     that across cases every item that can be verified absent is the missing one in
@@ -429,10 +426,15 @@ def _with_omission(
     next one drawn is tried. A case that carries an omission or standard-of-care control
     leaves out only an item naming nothing the record could show (a score documented):
     its control lists such an item on the note's word, and needs every test shown.
+
+    The full record is rendered only when no item can be left out: what an item names
+    is the lexicon's reading of its text, not the record's, and each rendering draws
+    from its own generator seeded by (seed, case id), so the order does not change
+    either record (rendering it first cost a second rendering in seven cases in ten).
     """
     from behaviorsft.build.record_index import NEGATIVE, RecordIndex, lexicon
     from behaviorsft.build.tasks.common import CONTROL_EVERY
-    from behaviorsft.build.tasks.omissions import check_item, foreign_care
+    from behaviorsft.build.tasks.omissions import check_item, foreign_care, named_concepts
 
     control = any(is_control_case(case.id, t, CONTROL_EVERY) for t in CARE_TYPES)
     cond = kb.condition(cond_id)
@@ -451,9 +453,8 @@ def _with_omission(
         and prescribing.care_given(i.item, given)  # (no IV potassium rate without IV potassium)
     ]
     pick.shuffle(items)
-    full_idx = RecordIndex.build(case, full.conversation.turns, kb)
     for item in items:
-        named = check_item(item, full_idx).named
+        named = named_concepts(item, lex)
         if control and named:
             continue
         tests: set[str] = set()
@@ -473,7 +474,8 @@ def _with_omission(
         checked = check_item(item, out.index)
         if checked.absent and checked.required and not _names_lab(out, kb, item.ref, tests):
             return out
-    full.index = full_idx
+    full = _render_kb(case, kb, cond_id, random.Random(f"behaviorsft-render:{seed}:{case.id}"))
+    full.index = RecordIndex.build(case, full.conversation.turns, kb)
     return full
 
 

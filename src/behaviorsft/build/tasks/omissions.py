@@ -36,6 +36,7 @@ from behaviorsft.build.coherence import (
 from behaviorsft.build.record_index import (
     NEGATIVE,
     Concept,
+    Lexicon,
     RecordIndex,
     condition_holds,
     split_condition,
@@ -123,20 +124,32 @@ class CheckedItem:
         return self.item.model_copy(update={"item": self.done_text})
 
 
+def named_concepts(item: KBCareItem, lex: Lexicon) -> list[Concept]:
+    """The tests, groups and procedures (and, for a drug item, the drugs) ``item`` names,
+    in order, with its KB reference: the lexicon's reading of its text, whatever the
+    record shows."""
+    core, _ = split_condition(item.item)
+    kinds = {"test", "group", "procedure"}
+    if item.kind == "drug":
+        kinds |= {"drug", "family"}
+    named: list[Concept] = []
+    for cid in lex.find(core):
+        if (c := lex.concepts[cid]).kind in kinds and c not in named:
+            named.append(c)
+    if item.ref is not None:
+        for cid in (f"test:{item.ref}", f"drug:{item.ref}"):
+            r = lex.concepts.get(cid)
+            if r is not None and r.kind in kinds and r not in named:
+                named.append(r)
+    return named
+
+
 def check_item(
     item: KBCareItem, idx: RecordIndex, proves: Callable[[str], str | None] | None = None
 ) -> CheckedItem:
     """``item`` against the record ``idx`` indexes (``proves``: ``claim_checker`` of it)."""
     core, clause = split_condition(item.item)
-    kinds = {"test", "group", "procedure"}
-    if item.kind == "drug":
-        kinds |= {"drug", "family"}
-    named = [c for c in idx.entities(core) if c.kind in kinds]
-    if item.ref is not None:
-        for cid in (f"test:{item.ref}", f"drug:{item.ref}"):
-            c = idx.lexicon.concepts.get(cid)
-            if c is not None and c.kind in kinds and c not in named:
-                named.append(c)
+    named = named_concepts(item, idx.lexicon)
     drugs = [c for c in named if c.kind in ("drug", "family")]
     present = [c for c in named if idx.has(c)]
     shown = [c for c in named if (idx.takes(c) if c in drugs else idx.shows_done(c))]
