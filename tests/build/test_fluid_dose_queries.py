@@ -2,7 +2,7 @@
 
 The tenfold item on "Lactated Ringer's solution 10 L IV over 1 h" offered "the usual dose is
 25 g" and "0.25 mg/kg": units no fluid order has, rejected unread. Wrong usual doses of a
-fluid are now drawn from the plans' volumes and rates, and a drug's never is a volume.
+fluid are now drawn from the plans' volumes and rates.
 """
 
 from __future__ import annotations
@@ -35,11 +35,3 @@ def test_fluid_tenfold_item_queries_only_volumes(kb):
     units = [m["unit"] for o in item.options if (m := _DOSE.match(o.text))]
     assert len(units) >= 2
     assert all(_is_volume(u) for u in units), units
-
-
-def test_drug_control_queries_no_volume(kb):
-    _case, _rendered, tasks = build_item(kb, 101, 67)
-    [control] = [t for t in tasks if t.id.endswith("explicit_error_correction:xc")]
-    assert "Enoxaparin" in control.rationale
-    units = [m["unit"] for o in control.options if (m := _DOSE.match(o.text))]
-    assert units and not any(_is_volume(u) for u in units), units

@@ -294,7 +294,6 @@ def _allergy_item_doses(
         if m.dose_value is not None
         and m.dose_unit is not None
         and _canonical_dose(m.dose_value, m.dose_unit) not in ruled_out
-        and _is_volume(m.dose_unit) == _is_volume(dose.unit)  # no "1 L" of enoxaparin
     ]
     out = [ctx.rng.choice(own)] if own else []
     for u in _wrong_usuals(ctx, dose.amount, dose.unit, k + 1, bands):
@@ -352,16 +351,16 @@ def _wrong_usual(ctx: Ctx, amount: float, unit: str, bands: tuple[float, ...] = 
     by_condition = _plan_doses(ctx.kb)
     # A fluid's usual dose is a volume or a rate ("1 L", "500 mL/h", "30 mL/kg"), a drug's
     # never is: "the usual dose is 25 g" for Ringer's lactate is rejected unread
-    # (synthetic:67-000101).
-    volume = _is_volume(unit)
-    if volume:
+    # (synthetic:67-000101). (A drug's may still be drawn as a volume: "1 L" then stays a
+    # wrong option as often as it is a key, which an options-only reader would learn.)
+    if _is_volume(unit):
         fluids = [d for d in _volume_doses(ctx.kb) if _canonical_dose(*d) not in ruled_out]
         if fluids:
             a, u = ctx.rng.choice(fluids)
             return f"{a:g} {u}"
     for _ in range(20):
         a, u, _f = ctx.rng.choice(ctx.rng.choice(by_condition))
-        if _canonical_dose(a, u) not in ruled_out and _is_volume(u) == volume:
+        if _canonical_dose(a, u) not in ruled_out:
             return f"{a:g} {u}"
     return f"{amount * 2:g} {unit}"
 
