@@ -16,6 +16,10 @@ Rules (called from ``lint_record.lint_tasks``; see docs/building.md, "Reasons th
 ``slip-impossible``       a planted blood-pressure slip that the same reading's other pressure
                           rules out unread: a diastolic of 140 beside a systolic of 126, or
                           a pulse pressure under 15 mmHg
+``correction-frame-misfit`` a wrong explicit_error_correction option ("the sentence should
+                          read: ...") whose verb does not fit what it names: a drug
+                          "performed", a test or procedure "administered" or "started on"
+                          (``sources.medec.frame_misfit``): a reader rejects it unread
 
 Each reads one task and its conversation (the turns it shows, or every turn's tables for
 the original value); nothing is re-parsed per turn beyond what the rule needs.
@@ -28,12 +32,17 @@ from typing import Any
 
 from behaviorsft.build.lint_common import Adds as _Adds
 from behaviorsft.build.lint_plan import cited_reasons, split_clauses
+from behaviorsft.sources.medec import frame_misfit
 
 RULES: dict[str, tuple[str, str]] = {
     "reason-shared": ("error", "a reason asked about was cited against two options"),
     "rationale-turn-unseen": ("error", "a key rationale citing a turn the task does not show"),
     "original-unshown": ("error", "a planted conflict's original the record does not show"),
     "slip-impossible": ("error", "a planted pressure slip its reading's other pressure rules out"),
+    "correction-frame-misfit": (
+        "error",
+        "a wrong correction whose verb does not fit its drug/test",
+    ),
 }
 _PAIR = {
     "systolic blood pressure": ("diastolic blood pressure", 1),
@@ -46,6 +55,7 @@ _CITING = re.compile(r"^Which diagnosis did the attending judge less likely, cit
 _TURN_REF = re.compile(r"\bturns?\s+(\d+(?:(?:,\s*|\s+and\s+|\s+to\s+|-)\d+)*)", re.I)
 _NAMED = re.compile(r"\bturn\s+(\d+)\b|^\[(\d+)\]", re.I | re.M)
 _TRANSCRIBED = re.compile(r"^(?P<name>.+?) transcribed with a different value")
+_CORRECTION = re.compile(r'^In turn \d+, the sentence should read: "(?P<s>.*)"$')
 
 
 def clause_keys(reason: str) -> set[str]:
@@ -61,6 +71,8 @@ def lint_task(where: _Adds, task: dict[str, Any], conv: dict[str, Any] | None) -
         return
     start = start if isinstance(start, int) else 0
     _check_rationale(where, task, start, end, str(ctx.get("excerpt") or ""))
+    if task.get("task_type") == "explicit_error_correction":
+        _check_frames(where, task)
     if conv is None:
         return
     turns = conv.get("turns") or []
@@ -167,3 +179,13 @@ def _check_slip(where: _Adds, turns: list[dict[str, Any]], pert: dict[str, Any])
                         "of the same reading is impossible",
                     )
                 return
+
+
+def _check_frames(where: _Adds, task: dict[str, Any]) -> None:
+    for o in task.get("options") or []:
+        m = _CORRECTION.match(str(o.get("text", "")))
+        if m is None or o.get("label") == task.get("answer"):
+            continue
+        why = frame_misfit(m["s"])
+        if why is not None:
+            where.add("correction-frame-misfit", f"option {o.get('label')}: {why}")

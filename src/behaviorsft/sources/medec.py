@@ -613,3 +613,93 @@ def _case(
         sections=sections,
     )
     return Imported(case=case)
+
+
+# What a named intervention is, read from its words, for the verb frame a correction puts it
+# in: a drug is "administered", "prescribed", "given" or "started on"; a test or procedure
+# is "performed" or "underwent". A reader rejects "A metoprolol was performed" or
+# "Mammography was administered" unread (MEDEC ms-val-262, ms-val-402, ms-val-547).
+# Procedure and test words win over a drug's ("botulinum toxin injection" is neither:
+# injections, transfusions and infusions fit both frames).
+_PROCEDURE = re.compile(
+    r"\b(\w*(ectomy|otomy|ostomy|plasty|scopy|graphy|gram|centesis|pexy|rrhaphy)|biops(y|ies)|"
+    r"surgery|surgical|resection|repair|placement|version|delivery|section|cesarean|"
+    r"drainage|debridement|immersion|cooling|massage|enema|transplant\w*|dialysis|"
+    r"hemodialysis|plasmapheresis|phlebotomy|decompression|exploration|exploratory|"
+    r"ultrasound|MRI|CT|x-ray|scan|echocardiogram|culture|swab|cytology|serology|"
+    r"testing|test|screening|urinalysis|monitoring|observation|induction|cardioversion|"
+    r"intubation|catheter\w*|pacing|ablation|closure|irrigation|education|program|"
+    r"counseling|decortication|curettage|amniotomy|cerclage|embolization|stent\w*)\b",
+    re.I,
+)
+_NEITHER = re.compile(r"\b(injection|transfusion|infusion|therapy|block)\b", re.I)
+# Drug names by their stems (and administered products without one).
+_DRUG = re.compile(
+    r"\b(\w+(cillin|mycin|micin|floxacin|azole|sartan|pril|olol|statin|prazole|tidine|"
+    r"triptyline|dipine|azepam|zolam|olone|isone|asone|mab|tinib|ciclovir|clovir|parin|xaban|"
+    r"gatroban|trexate|cycline|profen|dronate|thiazide|phenytoin|osin|azine|amine|idine|"
+    r"oxetine|apine|idone|peridol|lukast|gliptin|atide|setron|pramide|afil|caine|dazole|"
+    r"penem|sporin|fungin|vudine|navir|tegravir|barbital|orphine|codone|adol|terol|tropium|"
+    r"arone|ainide|lamide|semide|actone|ulin|olol|ipine|etine)|"
+    r"[a-z]+ (sulfate|gluconate|bicarbonate|chloride|citrate)|immunoglob\w+|vaccine|"
+    r"concentrate|supplementation|naloxone|heparin|lithium|warfarin|insulin|oxytocin|"
+    r"epinephrine|norepinephrine|thiamine|niacin|aspirin|acetaminophen|magnesium|"
+    r"potassium|calcium|glucose|dextrose|saline|corticosteroids?|steroids?|"
+    r"antibiotics?|interferon[\w-]*|desmopressin|digoxin|methotrexate|prednisone|"
+    r"amiodarone|adenosine|atropine|labetalol|hydralazine|nitroglycerin|dalteparin|"
+    r"levothyroxine|cabergoline|levodopa|metformin|exenatide|suvorexant|zaleplon|"
+    r"zolpidem|buspirone|riluzole|phentolamine|tamsulosin|terazosin|flutamide|"
+    r"abiraterone|ondansetron|metoclopramide|omalizumab|argatroban|nystatin)\b",
+    re.I,
+)
+
+
+def intervention_kind(name: str) -> str | None:
+    """ "procedure" (a test or procedure), "drug", or None (both fit, or neither is named)."""
+    if _NEITHER.search(name):
+        return None
+    if _PROCEDURE.search(name):
+        return "procedure"
+    if _DRUG.search(name):
+        return "drug"
+    return None
+
+
+# A name before a verb ("Mammography was administered", "A metoprolol was performed") or
+# after one ("started on phlebotomy"), and the kind the verb takes.
+_STOP = r"(?:after|to|for|based|with|which|who|that|because|due|on|in|at|as|and then|but|,|;|\.|$)"
+_SUBJECT_FRAME = re.compile(
+    r"(?:^|[,;]\s*|\band\s+(?=\w+\s+\w+\s+(?:is|was|were|are)\b))"
+    r"(?P<name>(?:[\w/+-]+\s+){0,6}?[\w/+-]+)\s+(?:is|was|were|are)\s+"
+    r"(?P<verb>administered|prescribed|given|performed|done|conducted|undertaken)\b",
+    re.I,
+)
+_OBJECT_FRAME = re.compile(
+    rf"\b(?P<verb>started on|prescribed|administered|underwent)\s+(?:an?\s+|the\s+)?"
+    rf"(?P<name>(?:[\w/+-]+\s+){{0,5}}?[\w/+-]+?)\s*(?=\s{_STOP}|[,;.]|$)",
+    re.I,
+)
+_TAKES = {
+    "administered": "drug",
+    "prescribed": "drug",
+    "given": "drug",
+    "started on": "drug",
+    "performed": "procedure",
+    "done": "procedure",
+    "conducted": "procedure",
+    "undertaken": "procedure",
+    "underwent": "procedure",
+}
+
+
+def frame_misfit(sentence: str) -> str | None:
+    """Why ``sentence`` puts a drug in a procedure's verb frame or a test or procedure in a
+    drug's ("a drug 'metoprolol' performed"), or None where every frame fits."""
+    for pattern in (_SUBJECT_FRAME, _OBJECT_FRAME):
+        for m in pattern.finditer(sentence):
+            verb = m["verb"].lower()
+            kind = intervention_kind(m["name"])
+            if kind is not None and kind != _TAKES[verb]:
+                what = "a drug" if kind == "drug" else "a test or procedure"
+                return f"{what} '{m['name'].strip()}' {verb}"
+    return None

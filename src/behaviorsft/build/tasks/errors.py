@@ -349,11 +349,37 @@ def _wrong_usual(ctx: Ctx, amount: float, unit: str, bands: tuple[float, ...] = 
     ruled_out = {_canonical_dose(amount, unit), _canonical_dose(amount * 10, unit)}
     ruled_out |= {(a, dosing.BAND_UNIT) for a in bands}
     by_condition = _plan_doses(ctx.kb)
+    # A fluid's usual dose is a volume or a rate ("1 L", "500 mL/h", "30 mL/kg"), a drug's
+    # never is: "the usual dose is 25 g" for Ringer's lactate is rejected unread
+    # (synthetic:67-000101). (A drug's may still be drawn as a volume: "1 L" then stays a
+    # wrong option as often as it is a key, which an options-only reader would learn.)
+    if _is_volume(unit):
+        fluids = [d for d in _volume_doses(ctx.kb) if _canonical_dose(*d) not in ruled_out]
+        if fluids:
+            a, u = ctx.rng.choice(fluids)
+            return f"{a:g} {u}"
     for _ in range(20):
         a, u, _f = ctx.rng.choice(ctx.rng.choice(by_condition))
         if _canonical_dose(a, u) not in ruled_out:
             return f"{a:g} {u}"
     return f"{amount * 2:g} {unit}"
+
+
+def _is_volume(unit: str) -> bool:
+    """Whether a dose in ``unit`` is a volume or a volume rate (a fluid's: mL, L, mL/kg/h)."""
+    return unit.split("/", 1)[0].strip() in ("mL", "L")
+
+
+_VOLUME_DOSES: dict[int, list[tuple[float, str]]] = {}
+
+
+def _volume_doses(kb: KnowledgeBase) -> list[tuple[float, str]]:
+    """The plan doses (``_plan_doses``) given as a volume or a rate, once each (per KB)."""
+    hit = _VOLUME_DOSES.get(id(kb))
+    if hit is None:
+        found = {(a, u) for doses in _plan_doses(kb) for a, u, _f in doses if _is_volume(u)}
+        hit = _VOLUME_DOSES[id(kb)] = sorted(found)
+    return hit
 
 
 # Unit prefixes the KB doses use, to compare "1 g" with "1000 mg" (or "mg/kg" with "g/kg").

@@ -26,6 +26,7 @@ from behaviorsft.sources.kb import KnowledgeBase
 from behaviorsft.sources.medec import (
     MedecAnnotation,
     error_span,
+    frame_misfit,
     join_fragments,
     medec_annotation,
 )
@@ -42,6 +43,10 @@ NO_ERROR = "None of the sentences needs correcting"
 IMAGE_UNSHOWN = "image-unshown: the key may rest on an image never shown"
 NO_PATIENT = "MediQ: no patient (a laboratory or study question)"
 KEY_CONTRAINDICATED = "key gives a drug the KB contraindicates in the note's pregnancy"
+FEW_WRONG = "MEDEC: fewer than 3 wrong corrections"
+# ... where corrections putting a drug in a procedure's verb frame, or a test or procedure in
+# a drug's ("A metoprolol was performed", "Mammography was administered") were left out.
+FEW_OF_KIND = "MEDEC: fewer than 3 wrong corrections whose verb fits their drug or procedure"
 _MEDQA = re.compile(
     r"Question:\s*(?P<q>.+?)\nOptions:\n(?P<opts>(?:[A-F]\.\s.*\n?)+)Answer:\s*(?P<a>[A-F])", re.S
 )
@@ -148,14 +153,10 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
         index, text = err
         span = error_span(error_sentence, corrected_sentence)
         key = text.replace(error_sentence.strip(), corrected_sentence.strip())
-        pool = _grounded(
-            ctx,
-            correction(index, key),
-            index,
-            _alternatives(text, span.wrong, ann.alternatives, key),
-        )
+        fitting, misfits = _alternatives(text, span.wrong, ann.alternatives, key)
+        pool = _grounded(ctx, correction(index, key), index, fitting)
         if len(pool) < 3:
-            ctx.drop(T.EXPLICIT_ERROR_CORRECTION, "MEDEC: fewer than 3 wrong corrections")
+            ctx.drop(T.EXPLICIT_ERROR_CORRECTION, FEW_OF_KIND if misfits else FEW_WRONG)
             return
         yield Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
@@ -194,14 +195,10 @@ def gen_medec(ctx: Ctx) -> Iterator[Draft]:
         if twin_error is None:
             ctx.drop(T.EXPLICIT_ERROR_CORRECTION, "MEDEC: twin's sentence not found once")
             return
-        pool = _grounded(
-            ctx,
-            correction(index, twin_error),
-            index,
-            _alternatives(text, old, ann.alternatives, text, twin_error),
-        )
+        fitting, misfits = _alternatives(text, old, ann.alternatives, text, twin_error)
+        pool = _grounded(ctx, correction(index, twin_error), index, fitting)
         if len(pool) < 3:
-            ctx.drop(T.EXPLICIT_ERROR_CORRECTION, "MEDEC: fewer than 3 wrong corrections")
+            ctx.drop(T.EXPLICIT_ERROR_CORRECTION, FEW_OF_KIND if misfits else FEW_WRONG)
             return
         yield Draft(
             task_type=T.EXPLICIT_ERROR_CORRECTION,
@@ -278,17 +275,23 @@ def _note_sentences(ctx: Ctx) -> list[tuple[int, str]]:
     return out
 
 
-def _alternatives(sentence: str, old: str, parts: list[str], *taken: str) -> list[str]:
+def _alternatives(sentence: str, old: str, parts: list[str], *taken: str) -> tuple[list[str], int]:
     """``sentence`` with the words ``old`` swapped for each of ``parts``: whole sentences
-    that differ from ``taken`` (the key, or the note as written)."""
+    that differ from ``taken`` (the key, or the note as written), and how many more were
+    left out because their verb does not fit what they name (``frame_misfit``: a drug
+    "performed", a test "administered", which a reader rejects unread)."""
     out = []
+    misfits = 0
     seen = {_norm(t) for t in (sentence, *taken)}
     for part in parts:
         text = _swap(sentence, old, part)
         if text is not None and _whole(text) and _norm(text) not in seen:
             seen.add(_norm(text))
-            out.append(text)
-    return out
+            if frame_misfit(text) is None:
+                out.append(text)
+            else:
+                misfits += 1
+    return out, misfits
 
 
 def _grounded(ctx: Ctx, anchor: str, index: int, sentences: list[str]) -> list[str]:
