@@ -52,15 +52,15 @@ def built(kb):
 
 @pytest.mark.parametrize("ttype", TYPES)
 def test_controls_are_no_longer_rare(built, ttype):
-    """At least 10 controls per 100 perturbed items (old code: 3 per 100 here; 66 per
-    2,506 items on the 6,876-case build). 600 cases now: seed 7 51 and 34 controls beside
-    215 items each, seed 11 40 and 44 beside 211."""
+    """At least 6 controls per 100 perturbed items (old code: 3 per 100 here; 66 per
+    2,506 items on the 6,876-case build). They are kept at most ``CONTROLS_PER_ITEM``
+    (0.1) per item: 2,500 cases of seed 7 give 78 and 76 controls beside 871 items each."""
     tasks = [t for _, _, ts in built for t in ts if t.task_type is ttype]
     controls = sum(t.restraint_control for t in tasks)
     items = len(tasks) - controls
     print(ttype.value, f"{controls} controls, {items} items")
     assert items > 50
-    assert controls >= 0.10 * items, (controls, items)
+    assert controls >= 0.06 * items, (controls, items)
 
 
 def test_every_control_is_verified_against_the_record(kb, built):
@@ -98,7 +98,7 @@ def test_every_control_is_verified_against_the_record(kb, built):
                     assert done or idx.shows_done(concept), (t.id, c.item.item, concept.id)
             if t.task_type is T.OMISSION_DETECTION:
                 assert t.answer_text == NOTHING_MISSING
-    assert n >= 20, n  # enough controls to mean something
+    assert n >= 12, n  # enough controls to mean something (19 on these 240 cases)
 
 
 @pytest.mark.parametrize("ttype", TYPES)
@@ -118,9 +118,9 @@ def test_offer_rate_follows_the_kept_controls(kb, ttype):
 @pytest.mark.parametrize("ttype", TYPES)
 def test_restraint_option_key_rate_near_one_in_five(built, ttype):
     """The restraint option ("nothing outstanding", "meets the standard") is the key of
-    about one task in five of those offering it (600 cases: omission 23.7% seed 7 and
-    19.5% seed 11, standard of care 15.7% and 21.7%; before 31.8/33.3% and 23.5/32.1% over
-    fewer than 30 offers)."""
+    about one task in five of those offering it (here 10/48 and 9/51; with 0.2 controls
+    per item, 600 cases: omission 23.7% seed 7 and 19.5% seed 11, standard of care 15.7%
+    and 21.7%; before 31.8/33.3% and 23.5/32.1% over fewer than 30 offers)."""
     offered = right = 0
     for _, _, tasks in built:
         for t in tasks:
@@ -131,5 +131,5 @@ def test_restraint_option_key_rate_near_one_in_five(built, ttype):
                     offered += 1
                     right += o.label == t.answer
     print(ttype.value, f"restraint key rate {right}/{offered}")
-    assert offered >= 60
+    assert offered >= 40
     assert 0.10 <= right / offered <= 0.32, (right, offered)

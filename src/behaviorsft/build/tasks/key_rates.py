@@ -258,8 +258,12 @@ def key_rate(kb: KnowledgeBase, task_type: TaskType, text: str) -> float:
 # Restraint controls per perturbed item a type emits at most: a control is kept on the
 # share of the eligible cases (``control_share``) that brings them down to it. Above
 # 1 / (n_options - 1) the restraint option would be the key of more than one task in
-# n_options even offered on every item; at 0.2 it is offered on 80% of the items.
-CONTROLS_PER_ITEM = 0.2
+# n_options even offered on every item; at 0.1 it is offered on 40% of the items. (At
+# 0.2, standard_of_care's excerpt-context baseline read 29.1 on the 6,876-case build,
+# above its allowance: with "meets the standard" the key of one task in six, a note
+# whose other options it documents or declines marked it; 2,500 cases: 27.3 at 0.2,
+# 26.0 at 0.15, 24.9 at 0.1.)
+CONTROLS_PER_ITEM = 0.1
 
 
 def restraint_offer_rate(kb: KnowledgeBase, task_type: TaskType, n_options: int) -> float:
