@@ -1183,8 +1183,12 @@ def care_given(item: str, meds: Iterable[tuple[str, str]]) -> bool:
 
 # ----------------------------------------------------------------------------- allergy
 
-# What a first-line drug lost to an allergy covers, by class words: its stand-in keeps it.
-COVERS: dict[str, str] = {"glycopeptide": "MRSA cover"}
+# What a first-line drug lost to an allergy covers, by class words, and the classes of a
+# stand-in that keeps it: ampicillin in place of vancomycin keeps no MRSA cover (review
+# round 16, 71-000018), so it is not said to.
+COVERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "glycopeptide": ("MRSA cover", ("glycopeptide", "lipopeptide", "oxazolidinone")),
+}
 
 
 def stand_in(kb: KnowledgeBase, cond_id: str, plan: Sequence[str], substance: str) -> str | None:
@@ -1206,17 +1210,19 @@ def stand_in(kb: KnowledgeBase, cond_id: str, plan: Sequence[str], substance: st
     )
     if lost is None or lost.name.lower() in given:
         return None
+    cover = next((c for w, c in COVERS.items() if w in lost.drug_class.lower()), None)
     instead = next(
         (
-            kb.drug(td.drug)
+            d
             for td in cond.treatments.drugs
-            if td.role in ("alternative", "conditional") and kb.drug(td.drug).name.lower() in given
+            if td.role in ("alternative", "conditional")
+            and (d := kb.drug(td.drug)).name.lower() in given
+            and (cover is None or any(w in d.drug_class.lower() for w in cover[1]))
         ),
         None,
     )
     if instead is None:
         return None
-    keeps = next((c for w, c in COVERS.items() if w in lost.drug_class.lower()), None)
     return f"{short_name(instead.name)} in place of {short_name(lost.name)}" + (
-        f", keeping the {keeps}" if keeps else ""
+        f", keeping the {cover[0]}" if cover else ""
     )
