@@ -2,7 +2,7 @@
 
 A control (same question and record span, nothing outstanding) used to need a perturbed
 item in the same case, so a case whose record showed every required item done, the
-best control there is, carried none: 66 controls beside 2,506 items per type on the
+best control there is, carried none: 66 controls beside 2,440 items per type on the
 6,876-case build, 7 and 4 on 600 cases of seed 7. They are now emitted wherever the record
 shows every required item done, on the share of those cases (``control_share``) that
 keeps them at most ``CONTROLS_PER_ITEM`` per item. See docs/building.md, *Restraint
@@ -11,13 +11,10 @@ controls (session 12)*.
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from behaviorsft.build.conversation import render
 from behaviorsft.build.tasks import case_tasks
-from behaviorsft.build.tasks.common import GENERATOR_NAME, Ctx
 from behaviorsft.build.tasks.key_rates import (
     CONTROLS_PER_ITEM,
     control_share,
@@ -25,9 +22,9 @@ from behaviorsft.build.tasks.key_rates import (
     restraint_offer_rate,
 )
 from behaviorsft.build.tasks.omissions import NOTHING_MISSING, _care_checked
-from behaviorsft.records import Generator
+from behaviorsft.build.tasks.registry import case_ctx
 from behaviorsft.sources.kb import load_kb
-from behaviorsft.sources.synthetic import kb_condition_id, synthesize_cases
+from behaviorsft.sources.synthetic import synthesize_cases
 from behaviorsft.taxonomy import TaskType as T
 
 SEED = 7
@@ -53,7 +50,7 @@ def built(kb):
 @pytest.mark.parametrize("ttype", TYPES)
 def test_controls_are_no_longer_rare(built, ttype):
     """At least 6 controls per 100 perturbed items (old code: 3 per 100 here; 66 per
-    2,506 items on the 6,876-case build). They are kept at most ``CONTROLS_PER_ITEM``
+    2,440 items on the 6,876-case build). They are kept at most ``CONTROLS_PER_ITEM``
     (0.1) per item: 2,500 cases of seed 7 give 78 and 76 controls beside 871 items each."""
     tasks = [t for _, _, ts in built for t in ts if t.task_type is ttype]
     controls = sum(t.restraint_control for t in tasks)
@@ -72,15 +69,7 @@ def test_every_control_is_verified_against_the_record(kb, built):
         controls = [t for t in tasks if t.restraint_control]
         if not controls:
             continue
-        cond_id = kb_condition_id(case)
-        ctx = Ctx(
-            case=case,
-            rendered=rendered,
-            kb=kb,
-            cond=kb.conditions.get(cond_id) if cond_id else None,
-            rng=random.Random(0),
-            generator=Generator(name=GENERATOR_NAME, version="test", seed=SEED),
-        )
+        ctx = case_ctx(case, rendered, kb, seed=SEED)
         got = _care_checked(ctx)
         assert got is not None, case.id
         end, checked = got

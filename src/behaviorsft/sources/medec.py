@@ -640,7 +640,7 @@ _DRUG = re.compile(
     r"gatroban|trexate|cycline|profen|dronate|thiazide|phenytoin|osin|azine|amine|idine|"
     r"oxetine|apine|idone|peridol|lukast|gliptin|atide|setron|pramide|afil|caine|dazole|"
     r"penem|sporin|fungin|vudine|navir|tegravir|barbital|orphine|codone|adol|terol|tropium|"
-    r"arone|ainide|lamide|semide|actone|ulin|olol|ipine|etine)|"
+    r"arone|ainide|lamide|semide|actone|ulin|ipine|etine)|"
     r"[a-z]+ (sulfate|gluconate|bicarbonate|chloride|citrate)|immunoglob\w+|vaccine|"
     r"concentrate|supplementation|naloxone|heparin|lithium|warfarin|insulin|oxytocin|"
     r"epinephrine|norepinephrine|thiamine|niacin|aspirin|acetaminophen|magnesium|"

@@ -67,6 +67,22 @@ GENERATORS: dict[TaskType, tuple[Callable[[Ctx], Iterator[Draft]], ...]] = {
 SOURCE_GENERATORS: tuple[Callable[[Ctx], Iterator[Draft]], ...] = (gen_mediq,)
 
 
+def case_ctx(
+    case: Case, rendered: Rendered, kb: KnowledgeBase, *, seed: int = 0, split: Split | None = None
+) -> Ctx:
+    """The generators' context for ``case`` (its condition, and the task RNG of ``seed``)."""
+    cond_id = kb_condition_id(case)
+    return Ctx(
+        case=case,
+        rendered=rendered,
+        kb=kb,
+        cond=kb.conditions.get(cond_id) if cond_id else None,
+        rng=random.Random(f"behaviorsft-tasks:{seed}:{case.id}"),
+        generator=Generator(name=GENERATOR_NAME, version=__version__, seed=seed),
+        split=split,
+    )
+
+
 def case_tasks(
     case: Case,
     rendered: Rendered,
@@ -82,16 +98,7 @@ def case_tasks(
     ``dropped``, when given, is incremented with why items were left out unverified
     ("omission_detection: item present in record" -> n).
     """
-    cond_id = kb_condition_id(case)
-    ctx = Ctx(
-        case=case,
-        rendered=rendered,
-        kb=kb,
-        cond=kb.conditions.get(cond_id) if cond_id else None,
-        rng=random.Random(f"behaviorsft-tasks:{seed}:{case.id}"),
-        generator=Generator(name=GENERATOR_NAME, version=__version__, seed=seed),
-        split=split,
-    )
+    ctx = case_ctx(case, rendered, kb, seed=seed, split=split)
     out: list[Task] = []
     gens = [g for t, gs in GENERATORS.items() if types is None or t in types for g in gs]
     for gen in [*gens, *SOURCE_GENERATORS]:
